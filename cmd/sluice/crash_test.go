@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelogs/sluice/internal/nodelog"
+	"github.com/sluicelogs/sluice/schemas"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// sluiceBinary builds the real binary once per test run.
+func sluiceBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sluice-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "sluice")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// process is the shipper binary running as a child process.
+type process struct {
+	cmd  *exec.Cmd
+	logs *bytes.Buffer
+	done chan error
+}
+
+func startProcess(t *testing.T, env []string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(sluiceBinary(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	p := &process{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	cmd.Stdout = p.logs
+	cmd.Stderr = p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	return p
+}
+
+// TestShipperSurvivesKill9 runs the real binary, kills it with SIGKILL at
+// random moments while four containers write lines (some split into
+// partial lines) and rotate, restarts it each time, and finally checks that
+// every line is in Kafka and that every duplicate carries the id of its
+// first copy.
+func TestShipperSurvivesKill9(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "logs.raw.alpha", "logs.raw.beta"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+
+	root := t.TempDir()
+	node := &nodelog.Node{Root: root}
+	env := []string{
+		"SLUICE_KAFKA_BROKERS=" + strings.Join(brokers, ","),
+		"SLUICE_SHIPPER_PATHS=" + node.ContainersGlob(),
+		"SLUICE_SHIPPER_CHECKPOINT_DIR=" + filepath.Join(root, "checkpoints"),
+		"SLUICE_NODE_NAME=crash-node",
+		"SLUICE_SHIPPER_RESCAN_INTERVAL=200ms",
+		"SLUICE_SHIPPER_POLL_INTERVAL=20ms",
+		"SLUICE_SHIPPER_CHECKPOINT_INTERVAL=100ms",
+		"SLUICE_TELEMETRY_ADDR=",
+		"SLUICE_LOG_LEVEL=info",
+	}
+
+	var containers []*nodelog.Container
+	for i, ns := range []string{"alpha", "alpha", "beta", "beta"} {
+		c, err := node.AddContainer(ns, fmt.Sprintf("pod-%d", i), "app", nodelog.CRI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SplitAt = 150
+		containers = append(containers, c)
+	}
+
+	// Writers: each container writes numbered messages and rotates every
+	// 250 of them, until stopped.
+	var stopWriting atomic.Bool
+	written := make([]int, len(containers))
+	var wg sync.WaitGroup
+	for i, c := range containers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(i), 7))
+			for n := 0; !stopWriting.Load(); n++ {
+				size := 30 + rng.IntN(120)
+				if n%9 == 4 {
+					size = 400 // three partial lines
+				}
+				msg := c.Pod + "#" + strconv.Itoa(n) + " " + strings.Repeat("x", size)
+				if err := c.Write(time.Now(), "stdout", msg); err != nil {
+					t.Error(err)
+					return
+				}
+				written[i] = n + 1
+				if n%250 == 249 {
+					if _, err := c.Rotate(); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				time.Sleep(time.Duration(rng.IntN(1500)) * time.Microsecond)
+			}
+		})
+	}
+
+	rng := rand.New(rand.NewPCG(42, 42))
+	const kills = 6
+	for k := range kills {
+		p := startProcess(t, env, "shipper")
+		time.Sleep(time.Duration(300+rng.IntN(900)) * time.Millisecond)
+		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-p.done
+		t.Logf("kill %d/%d after %d log bytes", k+1, kills, p.logs.Len())
+	}
+	stopWriting.Store(true)
+	wg.Wait()
+	total := 0
+	for _, n := range written {
+		total += n
+	}
+
+	final := startProcess(t, env, "shipper")
+	defer func() {
+		if t.Failed() {
+			t.Logf("last shipper's output:\n%s", final.logs.String())
+		}
+	}()
+
+	// Read everything back; stop when every line was seen.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("logs.raw.alpha", "logs.raw.beta"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	dec := schemas.NewDecoder()
+	firstID := make(map[string]string) // "pod#n" -> id of the first copy
+	records, dups := 0, 0
+	deadline := time.Now().Add(60 * time.Second)
+	for len(firstID) < total && time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			rec, _, err := dec.Decode(context.Background(), r.Value)
+			if err != nil {
+				t.Errorf("decode: %v", err)
+				return
+			}
+			records++
+			head, _, _ := strings.Cut(rec.Log, " ")
+			if id, ok := firstID[head]; ok {
+				dups++
+				if id != rec.ID {
+					t.Errorf("duplicate of %s has id %s, first copy had %s", head, rec.ID, id)
+				}
+				return
+			}
+			firstID[head] = rec.ID
+		})
+	}
+
+	if err := final.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-final.done:
+		if err != nil {
+			t.Errorf("shipper exited with %v after SIGTERM, want 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("shipper did not exit within 30s of SIGTERM")
+		_ = final.cmd.Process.Kill()
+	}
+
+	missing := 0
+	for i, c := range containers {
+		for n := range written[i] {
+			if _, ok := firstID[c.Pod+"#"+strconv.Itoa(n)]; !ok {
+				if missing < 20 {
+					t.Errorf("%s#%d missing from Kafka", c.Pod, n)
+				}
+				missing++
+			}
+		}
+	}
+	t.Logf("%d lines written, %d records read, %d duplicates (same id), %d missing", total, records, dups, missing)
+	if missing > 0 {
+		t.Errorf("%d lines missing", missing)
+	}
+}

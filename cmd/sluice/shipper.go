@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/sluicelogs/sluice/internal/config"
+	"github.com/sluicelogs/sluice/shipper"
+)
+
+func runShipper(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("shipper", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	output := fs.String("output", "kafka", "where records go: kafka, or stdout (one JSON object per line, for debugging a node)")
+	once := fs.Bool("once", false, "read every matched file to its end, wait for every acknowledgement, save checkpoints and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: sluice shipper [--output kafka|stdout] [--once]\n\n")
+		fmt.Fprintf(stderr, "Tails container log files on this node and produces every line to <prefix>.raw.<tenant>.\n\nFlags:\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\nSettings (environment variables):\n")
+		config.WriteUsage(stderr, &shipper.Config{})
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("shipper: unexpected arguments %q", fs.Args())
+	}
+	var cfg shipper.Config
+	if err := config.Load(ctx, &cfg); err != nil {
+		return err
+	}
+	opts := shipper.Options{Once: *once, Version: version}
+	switch *output {
+	case "kafka":
+	case "stdout":
+		opts.Stdout = stdout
+	default:
+		return fmt.Errorf("shipper: --output must be kafka or stdout, got %q", *output)
+	}
+	return runStage(ctx, cfg.Telemetry, stderr, func(st stage) error {
+		opts.Logger, opts.Registerer, opts.Ready = st.log, st.reg, st.ready
+		s, err := shipper.New(cfg, opts)
+		if err != nil {
+			return err
+		}
+		return s.Run(ctx)
+	})
+}

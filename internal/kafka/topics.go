@@ -1,0 +1,137 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Kinds of per-tenant topics, the element after the prefix.
+const (
+	KindRaw    = "raw"    // <prefix>.raw.<tenant>: lines from shippers and external producers
+	KindParsed = "parsed" // <prefix>.parsed.<tenant>[.<stream>]: router output
+	KindDLQ    = "dlq"    // <prefix>.dlq.<tenant>: records that could not be processed or indexed
+)
+
+// ErrInvalidPrefix is returned (wrapped) by ValidatePrefix.
+var ErrInvalidPrefix = errors.New("invalid topic prefix")
+
+// ErrInvalidStream is returned (wrapped) by ValidateStream.
+var ErrInvalidStream = errors.New("invalid stream name")
+
+const (
+	// maxTopicLen is Kafka's limit on topic name length.
+	maxTopicLen = 249
+	// maxIDLen is the longest tenant id or stream name.
+	maxIDLen = 63
+	// MaxPrefixLen is the longest prefix with which every Sluice topic name,
+	// the longest being <prefix>.parsed.<tenant>.<stream>, stays within
+	// Kafka's 249 characters.
+	MaxPrefixLen = maxTopicLen - len(".parsed.") - maxIDLen - len(".") - maxIDLen
+)
+
+// prefixRE allows Kafka's topic characters in dot-separated, non-empty
+// elements: no leading, trailing or doubled dot.
+var prefixRE = regexp.MustCompile(`^[a-zA-Z0-9_-]+(\.[a-zA-Z0-9_-]+)*$`)
+
+// idPattern is the tenant id and stream name syntax (see tenantRE), without
+// anchors, for building topic regexps.
+const idPattern = `[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?`
+
+// ValidatePrefix reports whether p can be a topic prefix: 1 to MaxPrefixLen
+// characters of a-z, A-Z, 0-9, '.', '_' and '-', with no leading, trailing or
+// doubled dot.
+func ValidatePrefix(p string) error {
+	if len(p) > MaxPrefixLen {
+		return fmt.Errorf("%w %q: longer than %d characters", ErrInvalidPrefix, p, MaxPrefixLen)
+	}
+	if !prefixRE.MatchString(p) {
+		return fmt.Errorf("%w %q: must be dot-separated non-empty elements of a-z, A-Z, 0-9, '_' and '-'", ErrInvalidPrefix, p)
+	}
+	return nil
+}
+
+// ValidateStream reports whether s is a valid stream name (the route suffix of
+// a parsed topic). The rule is the tenant id rule, for the same reasons: no
+// dots, so that a topic name parses back unambiguously, and no underscores,
+// which Kafka treats as colliding with dots.
+func ValidateStream(s string) error {
+	if !tenantRE.MatchString(s) {
+		return fmt.Errorf("%w %q: must be 1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit", ErrInvalidStream, s)
+	}
+	return nil
+}
+
+// Topics names Sluice's topics under one prefix (DESIGN.md section 2). The
+// name methods do not validate their arguments: validate the prefix once with
+// ValidatePrefix (Config.Validate does) and tenant ids and stream names where
+// they enter the system.
+type Topics struct {
+	Prefix string
+}
+
+// Raw returns <prefix>.raw.<tenant>, where shippers and external producers
+// write.
+func (t Topics) Raw(tenant string) string { return t.Prefix + "." + KindRaw + "." + tenant }
+
+// Parsed returns <prefix>.parsed.<tenant>, the router's default output.
+func (t Topics) Parsed(tenant string) string { return t.Prefix + "." + KindParsed + "." + tenant }
+
+// ParsedStream returns <prefix>.parsed.<tenant>.<stream>, the output of a
+// tenant's route.
+func (t Topics) ParsedStream(tenant, stream string) string {
+	return t.Parsed(tenant) + "." + stream
+}
+
+// DLQ returns <prefix>.dlq.<tenant>, the tenant's dead-letter topic.
+func (t Topics) DLQ(tenant string) string { return t.Prefix + "." + KindDLQ + "." + tenant }
+
+// Config returns <prefix>.config, the compacted topic of tenant pipelines.
+func (t Topics) Config() string { return t.Prefix + ".config" }
+
+// TenantOf parses a per-tenant topic name under t.Prefix. kind is KindRaw,
+// KindParsed or KindDLQ; stream is set only for a parsed stream topic. ok is
+// false for any other topic, including Config() and names whose tenant id or
+// stream name is invalid.
+func (t Topics) TenantOf(topic string) (tenant, kind, stream string, ok bool) {
+	rest, ok := strings.CutPrefix(topic, t.Prefix+".")
+	if !ok || t.Prefix == "" {
+		return "", "", "", false
+	}
+	kind, rest, ok = strings.Cut(rest, ".")
+	if !ok {
+		return "", "", "", false
+	}
+	switch kind {
+	case KindRaw, KindDLQ:
+		tenant = rest
+	case KindParsed:
+		var hasStream bool
+		tenant, stream, hasStream = strings.Cut(rest, ".")
+		if hasStream && ValidateStream(stream) != nil {
+			return "", "", "", false
+		}
+	default:
+		return "", "", "", false
+	}
+	if ValidateTenant(tenant) != nil {
+		return "", "", "", false
+	}
+	return tenant, kind, stream, true
+}
+
+// Pattern returns an anchored regular expression matching every tenant's
+// topics of kind, for kgo.ConsumeRegex: KindParsed matches both
+// <prefix>.parsed.<tenant> and <prefix>.parsed.<tenant>.<stream>. It returns
+// "" for an unknown kind.
+func (t Topics) Pattern(kind string) string {
+	p := `^` + regexp.QuoteMeta(t.Prefix) + `\.`
+	switch kind {
+	case KindRaw, KindDLQ:
+		return p + kind + `\.` + idPattern + `$`
+	case KindParsed:
+		return p + kind + `\.` + idPattern + `(?:\.` + idPattern + `)?$`
+	}
+	return ""
+}

@@ -1,0 +1,169 @@
+package kafka
+
+import (
+	"errors"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestTopicNames(t *testing.T) {
+	tests := []struct {
+		prefix                              string
+		raw, parsed, stream, dlq, configTop string
+	}{
+		{"logs", "logs.raw.acme", "logs.parsed.acme", "logs.parsed.acme.audit", "logs.dlq.acme", "logs.config"},
+		{"prod.sluice", "prod.sluice.raw.acme", "prod.sluice.parsed.acme", "prod.sluice.parsed.acme.audit", "prod.sluice.dlq.acme", "prod.sluice.config"},
+	}
+	for _, tt := range tests {
+		tp := Topics{Prefix: tt.prefix}
+		for _, c := range []struct{ got, want string }{
+			{tp.Raw("acme"), tt.raw},
+			{tp.Parsed("acme"), tt.parsed},
+			{tp.ParsedStream("acme", "audit"), tt.stream},
+			{tp.DLQ("acme"), tt.dlq},
+			{tp.Config(), tt.configTop},
+		} {
+			if c.got != c.want {
+				t.Errorf("prefix %q: got %q, want %q", tt.prefix, c.got, c.want)
+			}
+		}
+	}
+}
+
+func TestTenantOf(t *testing.T) {
+	tp := Topics{Prefix: "logs"}
+	tests := []struct {
+		topic                string
+		tenant, kind, stream string
+		ok                   bool
+	}{
+		{"logs.raw.acme", "acme", KindRaw, "", true},
+		{"logs.parsed.acme", "acme", KindParsed, "", true},
+		{"logs.parsed.acme.audit", "acme", KindParsed, "audit", true},
+		{"logs.dlq.team-7", "team-7", KindDLQ, "", true},
+		{"logs.config", "", "", "", false},
+		{"logs.raw.", "", "", "", false},
+		{"logs.raw", "", "", "", false},
+		{"logs.raw.acme.x", "", "", "", false}, // raw topics have no stream
+		{"logs.dlq.acme.x", "", "", "", false},
+		{"logs.parsed.acme.", "", "", "", false},
+		{"logs.parsed.acme.a.b", "", "", "", false},
+		{"logs.parsed.Acme", "", "", "", false},
+		{"logs.raw.a_b", "", "", "", false},
+		{"logs.other.acme", "", "", "", false},
+		{"logsx.raw.acme", "", "", "", false},
+		{"other.raw.acme", "", "", "", false},
+		{"__consumer_offsets", "", "", "", false},
+		{"", "", "", "", false},
+	}
+	for _, tt := range tests {
+		tenant, kind, stream, ok := tp.TenantOf(tt.topic)
+		if tenant != tt.tenant || kind != tt.kind || stream != tt.stream || ok != tt.ok {
+			t.Errorf("TenantOf(%q) = %q, %q, %q, %v; want %q, %q, %q, %v",
+				tt.topic, tenant, kind, stream, ok, tt.tenant, tt.kind, tt.stream, tt.ok)
+		}
+	}
+	if _, _, _, ok := (Topics{}).TenantOf(".raw.acme"); ok {
+		t.Error("empty prefix parsed a topic")
+	}
+}
+
+func TestTenantOfRoundTrip(t *testing.T) {
+	for _, prefix := range []string{"logs", "a.b-c_d", strings.Repeat("p", MaxPrefixLen)} {
+		tp := Topics{Prefix: prefix}
+		for _, tenant := range []string{"a", "acme", "team-7", strings.Repeat("t", 63)} {
+			for _, c := range []struct{ topic, kind, stream string }{
+				{tp.Raw(tenant), KindRaw, ""},
+				{tp.Parsed(tenant), KindParsed, ""},
+				{tp.ParsedStream(tenant, "s-1"), KindParsed, "s-1"},
+				{tp.ParsedStream(tenant, strings.Repeat("s", 63)), KindParsed, strings.Repeat("s", 63)},
+				{tp.DLQ(tenant), KindDLQ, ""},
+			} {
+				if len(c.topic) > maxTopicLen {
+					t.Errorf("%q is longer than Kafka's %d", c.topic, maxTopicLen)
+				}
+				gotT, gotK, gotS, ok := tp.TenantOf(c.topic)
+				if !ok || gotT != tenant || gotK != c.kind || gotS != c.stream {
+					t.Errorf("TenantOf(%q) = %q, %q, %q, %v", c.topic, gotT, gotK, gotS, ok)
+				}
+				if !regexp.MustCompile(tp.Pattern(c.kind)).MatchString(c.topic) {
+					t.Errorf("Pattern(%s) = %q does not match %q", c.kind, tp.Pattern(c.kind), c.topic)
+				}
+			}
+		}
+	}
+}
+
+func TestPattern(t *testing.T) {
+	tp := Topics{Prefix: "a.b"}
+	tests := []struct {
+		kind  string
+		topic string
+		match bool
+	}{
+		{KindRaw, "a.b.raw.acme", true},
+		{KindRaw, "axb.raw.acme", false}, // the dot in the prefix is literal
+		{KindRaw, "a.b.raw.acme.x", false},
+		{KindRaw, "x.a.b.raw.acme", false},
+		{KindRaw, "a.b.parsed.acme", false},
+		{KindParsed, "a.b.parsed.acme", true},
+		{KindParsed, "a.b.parsed.acme.audit", true},
+		{KindParsed, "a.b.parsed.acme.audit.x", false},
+		{KindParsed, "a.b.parsed.-acme", false},
+		{KindDLQ, "a.b.dlq.acme", true},
+		{KindDLQ, "a.b.config", false},
+	}
+	for _, tt := range tests {
+		re := regexp.MustCompile(tp.Pattern(tt.kind))
+		if got := re.MatchString(tt.topic); got != tt.match {
+			t.Errorf("Pattern(%s) %q matching %q = %v, want %v", tt.kind, re, tt.topic, got, tt.match)
+		}
+	}
+	if p := tp.Pattern("config"); p != "" {
+		t.Errorf("Pattern(config) = %q, want empty", p)
+	}
+}
+
+func TestValidatePrefix(t *testing.T) {
+	tests := []struct {
+		prefix string
+		ok     bool
+	}{
+		{"logs", true},
+		{"prod.logs", true},
+		{"Team_A-logs.v2", true},
+		{strings.Repeat("x", MaxPrefixLen), true},
+		{strings.Repeat("x", MaxPrefixLen+1), false},
+		{"", false},
+		{".logs", false},
+		{"logs.", false},
+		{"a..b", false},
+		{".", false},
+		{"logs/raw", false},
+		{"logs raw", false},
+		{"lögs", false},
+	}
+	for _, tt := range tests {
+		err := ValidatePrefix(tt.prefix)
+		if (err == nil) != tt.ok {
+			t.Errorf("ValidatePrefix(%q) = %v, want ok %v", tt.prefix, err, tt.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidPrefix) {
+			t.Errorf("ValidatePrefix(%q) error %v is not ErrInvalidPrefix", tt.prefix, err)
+		}
+	}
+}
+
+func TestValidateStream(t *testing.T) {
+	for _, s := range []string{"audit", "a", "a-1", strings.Repeat("s", 63)} {
+		if err := ValidateStream(s); err != nil {
+			t.Errorf("ValidateStream(%q) = %v", s, err)
+		}
+	}
+	for _, s := range []string{"", "a.b", "a_b", "-a", "a-", "A", strings.Repeat("s", 64)} {
+		if err := ValidateStream(s); !errors.Is(err, ErrInvalidStream) {
+			t.Errorf("ValidateStream(%q) = %v, want ErrInvalidStream", s, err)
+		}
+	}
+}

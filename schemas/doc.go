@@ -1,0 +1,111 @@
+// Package schemas is the record contract of Sluice: the Record type every
+// stage exchanges, its Avro schema, and the codecs that put it on and take it
+// off Kafka.
+//
+// # Wire formats
+//
+// A Kafka value holds one Record in one of three formats, recognised by its
+// first bytes (Sniff, Decoder.Decode):
+//
+//   - Avro single-object encoding, the default (FormatSingleObject, "avro"):
+//     C3 01, the 8-byte little-endian Rabin fingerprint (CRC-64-AVRO) of the
+//     writer schema's Parsing Canonical Form, then the Avro binary body. No
+//     registry is needed; the fingerprint names an embedded schema version.
+//     Written by AppendSingleObject / SingleObjectEncoder.
+//   - Confluent wire format (FormatConfluent, "confluent"), when a schema
+//     registry is configured: 00, the 4-byte big-endian schema id, then the
+//     same Avro body. The schema is registered under "<topic>-value".
+//     Written by ConfluentEncoder; decoding needs a Decoder built
+//     WithRegistry.
+//   - JSON (FormatJSON, "json"): an object with the Record's json field
+//     names, as external producers may send. Written by AppendJSON /
+//     JSONEncoder; see json.go for the exact mapping.
+//
+// Anything else is ErrUnknownFormat, which the router treats as a plain-text
+// line.
+//
+// # Schema versions
+//
+// The Avro schema lives in avro/logrecord.vN.avsc, one file per version,
+// all embedded with go:embed. logrecord.avsc is a copy of the newest one at
+// the path DESIGN.md names, for tools and readers (a test keeps the two
+// identical). Encoders always write the newest version. Every version ever
+// released stays, unedited, because records written with it may still be in
+// Kafka and goavro cannot resolve a writer schema into a reader schema: the
+// decoders keep fingerprint -> codec for every version (and registry id ->
+// codec for the Confluent format), decode with the writer's exact schema,
+// then map the result onto Record by field name. A field the writer's version
+// lacks is left zero; a field Record lacks is ignored. A schema fetched from
+// the registry that matches an embedded version by canonical form uses that
+// version; any other Avro record schema (an external producer's) is decoded
+// as fetched and mapped by name the same way.
+//
+// To add a version N+1:
+//
+//  1. Add the field to Record; its json tag is the Avro field name.
+//  2. Write avro/logrecord.v(N+1).avsc, starting from a copy of vN. Never edit
+//     a released file (TestSchemaFingerprints pins their fingerprints). Give
+//     new fields a "default", so the registry's BACKWARD compatibility check
+//     accepts the new version and Avro readers that resolve schemas can
+//     still read old data.
+//  3. Copy it over logrecord.avsc.
+//  4. Update AppendAvro to write the new version and set fastEncoderVersion;
+//     the package refuses to initialise until they agree, and
+//     TestAppendAvroMatchesGoavro checks the output against goavro.
+//  5. Read the new field in recordFromNative, AppendJSON and jsonRecord.
+//  6. Pin the new fingerprint in pinnedFingerprints and write its golden
+//     file with go test ./schemas -run TestGolden -update.
+//  7. Roll out consumers (router, indexer) before producers (shipper): a
+//     decoder built before version N+1 existed rejects its single-object
+//     fingerprint with ErrUnknownSchema. (Confluent-framed records do not
+//     have this problem: older decoders fetch the new schema from the
+//     registry and ignore the new field.)
+//
+// # What survives a round trip
+//
+// Decoders return normalised records, and encoding then decoding any Record
+// gives its normalised form, in every format:
+//
+//   - Timestamps are int64 Unix nanoseconds on the wire, 0 meaning unset
+//     (JSON: null). The zero time.Time round-trips; an instant exactly at
+//     the Unix epoch reads back as the zero time; instants outside
+//     1677-09-21..2262-04-11 are clamped to that range; all come back in UTC.
+//   - Strings, bools and int64 values come back exactly, including the int64
+//     limits. float64 attributes come back bit for bit in Avro (NaN, ±Inf
+//     and -0 included); JSON has no NaN or infinity and refuses them with
+//     ErrInvalidRecord.
+//   - nil and empty maps both come back as nil: Avro cannot tell them apart,
+//     and JSON writes both as {}.
+//   - Attribute values of other Go integer and float types (int, uint32,
+//     float32, ...) come back as int64 or float64; other types are
+//     ErrInvalidRecord.
+//   - Encoders write strings as they are; decoders replace invalid UTF-8
+//     with U+FFFD (and set InvalidUTF8 when Log needed it), so a decoded
+//     Record is valid UTF-8 throughout.
+//
+// # Robustness
+//
+// Decoding never panics, whatever the bytes. goavro would: worse, a few
+// bytes claiming a map of 2^31 entries make it reserve tens of gigabytes
+// before reading any, so every Avro body is first walked against its schema
+// by checkAvro, which bounds lengths, counts and nesting by the input size;
+// see avrocheck.go. Each decoder has a fuzz test.
+//
+// # Errors
+//
+// Every error wraps one sentinel: ErrUnknownFormat, ErrUnknownSchema,
+// ErrMalformed (all permanent for the record), ErrNoRegistry (permanent for
+// the configuration), ErrRegistry (retryable) or ErrInvalidRecord (from
+// encoders). Reason maps an error to a bounded label for metrics; this
+// package exports no metrics of its own.
+//
+// # Concurrency, blocking and buffers
+//
+// Encoders and Decoder are safe for concurrent use. Only the Confluent
+// format blocks, on the registry, the first time a topic (encoder) or schema
+// id (decoder) is seen; both are then cached for the life of the value.
+// Append functions append to the caller's buffer and return it extended; on
+// error they return it unchanged. The Avro encoders allocate nothing in
+// steady state (AppendAvro is hand-written for the shipper's hot path and
+// pinned to goavro by tests). Decoded Records never alias the input.
+package schemas

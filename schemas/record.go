@@ -1,0 +1,66 @@
+package schemas
+
+import "time"
+
+// Record is one log line as it travels through Sluice: produced by the
+// shipper (or an external producer) to <prefix>.raw.<tenant>, rewritten by the
+// router to <prefix>.parsed.<tenant>, and indexed by the indexer.
+//
+// Field names (Go json tags and Avro field names are the same) follow the
+// fluent-bit kubernetes filter so existing dashboards keep working. The Avro
+// schema is logrecord.avsc (the current version; every version is in avro/);
+// every change to this type needs a new schema version, as the package doc
+// describes.
+type Record struct {
+	// ID is deterministic for a source line: a hash of (node, file identity,
+	// byte offset), so a line re-shipped after a crash gets the same id.
+	ID string `json:"id"`
+	// Timestamp is the event time, UTC.
+	Timestamp time.Time `json:"timestamp"`
+	// ObservedTimestamp is when the shipper read the line, UTC.
+	ObservedTimestamp time.Time `json:"observed_timestamp"`
+	// Tenant is decided by the topic a record arrived on, never by this field
+	// of a record read from Kafka; producers fill it in for convenience.
+	Tenant string `json:"tenant"`
+	// Stream is "stdout" or "stderr" (empty when unknown).
+	Stream string `json:"stream"`
+	// Log is the message, reassembled from partial lines, valid UTF-8.
+	Log string `json:"log"`
+	// Truncated is set when the line exceeded the size cap; OriginalSize is
+	// then its size in bytes before truncation (0 otherwise).
+	Truncated    bool  `json:"truncated"`
+	OriginalSize int64 `json:"original_size"`
+	// InvalidUTF8 is set when invalid UTF-8 in the line was replaced with
+	// U+FFFD.
+	InvalidUTF8 bool `json:"invalid_utf8"`
+
+	Kubernetes Kubernetes `json:"kubernetes"`
+	// Attributes are parsed fields: flattened dotted keys to typed scalar
+	// values. A value is one of nil, bool, int64, float64 or string.
+	Attributes map[string]any `json:"attributes"`
+	Source     Source         `json:"source"`
+}
+
+// Kubernetes is the metadata of the container that wrote a line.
+type Kubernetes struct {
+	NamespaceName string            `json:"namespace_name"`
+	PodName       string            `json:"pod_name"`
+	PodID         string            `json:"pod_id"`
+	ContainerName string            `json:"container_name"`
+	DockerID      string            `json:"docker_id"` // the container id
+	Host          string            `json:"host"`
+	Labels        map[string]string `json:"labels"`
+	Annotations   map[string]string `json:"annotations"`
+}
+
+// Source says where a record was read.
+type Source struct {
+	// Path is the file the line was read from.
+	Path string `json:"path"`
+	// Offset is the byte offset of the line's first byte in that file.
+	Offset int64 `json:"offset"`
+	// Format is the line format that was decoded: "cri", "docker" or "raw".
+	Format string `json:"format"`
+	// Shipper is the version of the shipper that read it.
+	Shipper string `json:"shipper"`
+}

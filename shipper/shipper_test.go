@@ -1,0 +1,592 @@
+package shipper
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/sethvargo/go-envconfig"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelogs/sluice/internal/config"
+	"github.com/sluicelogs/sluice/internal/nodelog"
+	"github.com/sluicelogs/sluice/schemas"
+)
+
+// newCluster starts an in-process Kafka with the given topics.
+func newCluster(t testing.TB, topics ...string) *kfake.Cluster {
+	t.Helper()
+	opts := []kfake.Opt{kfake.NumBrokers(1)}
+	if len(topics) > 0 {
+		opts = append(opts, kfake.SeedTopics(3, topics...))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// testConfig is the default configuration (as loaded from an empty
+// environment) pointed at a node tree and brokers, with fast timers.
+func testConfig(t testing.TB, node *nodelog.Node, brokers []string, env map[string]string) Config {
+	t.Helper()
+	vars := map[string]string{
+		"SLUICE_SHIPPER_PATHS":               node.ContainersGlob(),
+		"SLUICE_SHIPPER_CHECKPOINT_DIR":      filepath.Join(node.Root, "checkpoints"),
+		"SLUICE_NODE_NAME":                   "node-a",
+		"SLUICE_SHIPPER_RESCAN_INTERVAL":     "100ms",
+		"SLUICE_SHIPPER_POLL_INTERVAL":       "20ms",
+		"SLUICE_SHIPPER_CHECKPOINT_INTERVAL": "100ms",
+		"SLUICE_SHIPPER_SHUTDOWN_TIMEOUT":    "10s",
+		"SLUICE_SHIPPER_TENANT_RETRY_MAX":    "500ms",
+	}
+	if brokers != nil {
+		vars["SLUICE_KAFKA_BROKERS"] = strings.Join(brokers, ",")
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	var cfg Config
+	if err := config.LoadFrom(context.Background(), &cfg, envconfig.MapLookuper(vars)); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// running is a shipper running in the background of a test.
+type running struct {
+	sh     *Shipper
+	reg    *prometheus.Registry
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startShipper(t testing.TB, cfg Config, o Options) *running {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	o.Registerer = reg
+	ready := make(chan struct{})
+	var readyOnce sync.Once
+	o.Ready = func(ok bool) {
+		if ok {
+			readyOnce.Do(func() { close(ready) })
+		}
+	}
+	if o.Logger == nil && testing.Verbose() {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	sh, err := New(cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{sh: sh, reg: reg, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- sh.Run(ctx) }()
+	t.Cleanup(func() { r.stop(t) })
+	if !o.Once {
+		// Wait for the first scan, so that what a test writes next is new.
+		select {
+		case <-ready:
+		case <-time.After(10 * time.Second):
+			t.Fatal("shipper not ready within 10s")
+		}
+	}
+	return r
+}
+
+// stop cancels the shipper and waits for Run to return (once).
+func (r *running) stop(t testing.TB) {
+	t.Helper()
+	if r.cancel == nil {
+		return
+	}
+	r.cancel()
+	r.cancel = nil
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("shipper did not stop within 30s")
+	}
+}
+
+// line is one delivered record, as the tests check it.
+type line struct {
+	topic string
+	key   string
+	rec   schemas.Record
+}
+
+// consumer reads topics from the start and collects decoded records.
+type consumer struct {
+	t   testing.TB
+	cl  *kgo.Client
+	dec *schemas.Decoder
+
+	mu    sync.Mutex
+	lines []line
+}
+
+func newConsumer(t testing.TB, brokers []string, topics ...string) *consumer {
+	t.Helper()
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(brokers...),
+		kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(50*time.Millisecond),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return &consumer{t: t, cl: cl, dec: schemas.NewDecoder()}
+}
+
+// waitFor polls until cond holds for the lines collected so far.
+func (c *consumer) waitFor(timeout time.Duration, what string, cond func([]line) bool) []line {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		fs := c.cl.PollFetches(ctx)
+		cancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			rec, _, err := c.dec.Decode(context.Background(), r.Value)
+			if err != nil {
+				c.t.Errorf("decode record at %s/%d@%d: %v", r.Topic, r.Partition, r.Offset, err)
+				return
+			}
+			c.mu.Lock()
+			c.lines = append(c.lines, line{r.Topic, string(r.Key), rec})
+			c.mu.Unlock()
+		})
+		c.mu.Lock()
+		got := append([]line(nil), c.lines...)
+		c.mu.Unlock()
+		if cond(got) {
+			return got
+		}
+		if time.Now().After(deadline) {
+			c.t.Errorf("timed out after %s waiting for %s (have %d records)", timeout, what, len(got))
+			return got
+		}
+	}
+}
+
+func atLeast(n int) func([]line) bool { return func(l []line) bool { return len(l) >= n } }
+
+// seqOf extracts the sequence number the test writers put at the start of
+// every message: "<container>#<n> ...".
+func seqOf(msg string) (string, int, bool) {
+	head, _, _ := strings.Cut(msg, " ")
+	name, n, ok := strings.Cut(head, "#")
+	if !ok {
+		return "", 0, false
+	}
+	var i int
+	if _, err := fmt.Sscanf(n, "%d", &i); err != nil {
+		return "", 0, false
+	}
+	return name, i, true
+}
+
+func message(name string, seq, size int) string {
+	m := fmt.Sprintf("%s#%d ", name, seq)
+	if size > len(m) {
+		m += strings.Repeat(string(rune('a'+seq%26)), size-len(m))
+	}
+	return m
+}
+
+// TestShipsEveryLine writes many containers' logs with partial lines, long
+// lines and kubelet-style rotation while the shipper runs, and checks that
+// every message arrives once, whole, in its tenant's topic, with its
+// metadata.
+func TestShipsEveryLine(t *testing.T) {
+	cluster := newCluster(t, "logs.raw.shop", "logs.raw.pay", "logs.raw.web")
+	brokers := cluster.ListenAddrs()
+	node := &nodelog.Node{Root: t.TempDir()}
+	cfg := testConfig(t, node, brokers, map[string]string{
+		"SLUICE_SHIPPER_TENANT_MAP":         "payments-*=pay",
+		"SLUICE_SHIPPER_EXCLUDE":            "kube-system/*",
+		"SLUICE_SHIPPER_MAX_LINE_BYTES":     "4096",
+		"SLUICE_SHIPPER_MAX_BUFFERED_BYTES": "65536",
+	})
+
+	type spec struct {
+		ns, pod, name, tenant string
+		format                nodelog.Format
+	}
+	specs := []spec{
+		{"shop", "cart-1", "app", "shop", nodelog.CRI},
+		{"shop", "cart-2", "app", "shop", nodelog.CRI},
+		{"shop", "cart-2", "sidecar", "shop", nodelog.Docker},
+		{"payments-eu", "ledger-0", "ledger", "pay", nodelog.CRI},
+		{"payments-us", "ledger-0", "ledger", "pay", nodelog.Docker},
+		{"web", "front-1", "nginx", "web", nodelog.CRI},
+		{"kube-system", "coredns-1", "coredns", "", nodelog.CRI},
+	}
+	const perContainer = 400
+	containers := make([]*nodelog.Container, len(specs))
+	for i, s := range specs {
+		c, err := node.AddContainer(s.ns, s.pod, s.name, s.format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SplitAt = 300 // many messages become partial lines
+		containers[i] = c
+	}
+	startShipper(t, cfg, Options{})
+
+	var wg sync.WaitGroup
+	for i, c := range containers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(i), 1))
+			for n := range perContainer {
+				size := 20 + rng.IntN(200)
+				switch {
+				case n%50 == 7:
+					size = 5000 // over the 4096 cap: truncated
+				case n%10 == 3:
+					size = 700 + rng.IntN(600) // several partial lines
+				}
+				stream := "stdout"
+				if n%4 == 1 {
+					stream = "stderr"
+				}
+				if err := c.Write(time.Now(), stream, message(c.Pod+"/"+c.Name, n, size)); err != nil {
+					t.Error(err)
+					return
+				}
+				if n%97 == 96 {
+					if _, err := c.Rotate(); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				if n%20 == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	want := perContainer * (len(specs) - 1) // kube-system is excluded
+	cons := newConsumer(t, brokers, "logs.raw.shop", "logs.raw.pay", "logs.raw.web")
+	got := cons.waitFor(30*time.Second, "every message", atLeast(want))
+	time.Sleep(300 * time.Millisecond) // anything extra (a duplicate) would show up now
+	got = cons.waitFor(time.Second, "", func([]line) bool { return true })
+	if len(got) != want {
+		t.Errorf("got %d records, want exactly %d", len(got), want)
+	}
+
+	seen := make(map[string]map[int]bool)
+	for _, l := range got {
+		r := l.rec
+		name, n, ok := seqOf(r.Log)
+		if !ok {
+			t.Errorf("record without a sequence: %.80q", r.Log)
+			continue
+		}
+		var s spec
+		var c *nodelog.Container
+		for i, sp := range specs {
+			if sp.pod+"/"+sp.name == name && containers[i].Namespace == r.Kubernetes.NamespaceName {
+				s, c = sp, containers[i]
+			}
+		}
+		if c == nil {
+			t.Errorf("record from unknown container %q/%q", r.Kubernetes.NamespaceName, name)
+			continue
+		}
+		if l.topic != "logs.raw."+s.tenant || r.Tenant != s.tenant {
+			t.Errorf("%s#%d: topic %s tenant %s, want tenant %s", name, n, l.topic, r.Tenant, s.tenant)
+		}
+		if l.key != c.ID {
+			t.Errorf("%s#%d: key %q, want container id %q", name, n, l.key, c.ID)
+		}
+		k := r.Kubernetes
+		if k.PodName != c.Pod || k.ContainerName != c.Name || k.DockerID != c.ID || k.PodID != c.PodUID || k.Host != "node-a" {
+			t.Errorf("%s#%d: metadata %+v", name, n, k)
+		}
+		if wantStream := map[bool]string{true: "stderr", false: "stdout"}[n%4 == 1]; r.Stream != wantStream {
+			t.Errorf("%s#%d: stream %q, want %q", name, n, r.Stream, wantStream)
+		}
+		wantLen := len(message(name, n, 0))
+		switch {
+		case n%50 == 7:
+			if !r.Truncated || r.OriginalSize != 5000 || len(r.Log) != 4096 {
+				t.Errorf("%s#%d: truncated=%v original_size=%d len=%d, want true 5000 4096", name, n, r.Truncated, r.OriginalSize, len(r.Log))
+			}
+		default:
+			if r.Truncated || len(r.Log) < wantLen || strings.ContainsAny(r.Log[wantLen:], "\n ") {
+				t.Errorf("%s#%d: message not whole: truncated=%v %.60q", name, n, r.Truncated, r.Log)
+			}
+		}
+		if len(r.ID) != 32 {
+			t.Errorf("%s#%d: id %q", name, n, r.ID)
+		}
+		full := c.Namespace + "/" + name
+		if seen[full] == nil {
+			seen[full] = make(map[int]bool)
+		}
+		if seen[full][n] {
+			t.Errorf("%s#%d delivered twice", full, n)
+		}
+		seen[full][n] = true
+	}
+	for _, s := range specs[:len(specs)-1] {
+		name := s.ns + "/" + s.pod + "/" + s.name
+		for n := range perContainer {
+			if !seen[name][n] {
+				t.Errorf("%s#%d missing", name, n)
+			}
+		}
+	}
+}
+
+// TestOnceStdout ships the sample node tree to a buffer and checks what a
+// person debugging a node sees; a second run with the same checkpoints
+// prints nothing.
+func TestOnceStdout(t *testing.T) {
+	src, err := filepath.Abs("testdata/node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &nodelog.Node{Root: src}
+	env := map[string]string{
+		"SLUICE_SHIPPER_CHECKPOINT_DIR": t.TempDir(),
+		"SLUICE_SHIPPER_EXCLUDE":        "kube-system",
+	}
+	var out bytes.Buffer
+	r := startShipper(t, testConfig(t, node, nil, env), Options{Stdout: &out, Once: true})
+	select {
+	case err := <-r.done:
+		r.cancel = nil
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("once mode did not finish")
+	}
+
+	var recs []map[string]any
+	for _, l := range bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n")) {
+		var m map[string]any
+		if err := json.Unmarshal(l, &m); err != nil {
+			t.Fatalf("output line is not JSON: %v: %s", err, l)
+		}
+		recs = append(recs, m)
+	}
+	byLog := func(prefix string) map[string]any {
+		for _, m := range recs {
+			if strings.HasPrefix(m["log"].(string), prefix) {
+				return m
+			}
+		}
+		t.Errorf("no record starting with %q", prefix)
+		return map[string]any{}
+	}
+	if len(recs) != 14 {
+		t.Errorf("got %d records, want 14:\n%s", len(recs), out.String())
+	}
+	big := byLog(`{"level":"info","msg":"big payload"`)
+	if l, _ := big["log"].(string); len(l) != len(`{"level":"info","msg":"big payload","data":"`)+180+2 {
+		t.Errorf("CRI partial lines not joined: %q", l)
+	}
+	settle := byLog(`{"event":"settlement"`)
+	if l, _ := settle["log"].(string); !strings.HasSuffix(l, `bbb"}`) || len(l) != len(`{"event":"settlement","batch":"`)+16384+100+2 {
+		t.Errorf("docker split line not joined (len %d)", len(l))
+	}
+	if m := byLog("caf"); m["invalid_utf8"] != true || m["log"] != "caf\uFFFD au lait" {
+		t.Errorf("invalid UTF-8 not replaced and flagged: %v", m)
+	}
+	if m := byLog("plain text"); m["source"].(map[string]any)["format"] != "raw" {
+		t.Errorf("raw line: %v", m)
+	}
+	k := byLog(`{"level": "warn"`)["kubernetes"].(map[string]any)
+	if k["namespace_name"] != "shop" || k["pod_name"] != "checkout-7c9f8d6b5-x2x9k" || k["container_name"] != "checkout" ||
+		k["pod_id"] != "0b6f7f8e-2c1a-4f57-9d2e-5a3c1e2f4b6d" || k["host"] != "node-a" {
+		t.Errorf("kubernetes metadata: %v", k)
+	}
+	for _, m := range recs {
+		if m["kubernetes"].(map[string]any)["namespace_name"] == "kube-system" {
+			t.Errorf("excluded namespace shipped: %v", m["log"])
+		}
+	}
+
+	// Again, from the saved checkpoints: nothing new.
+	out.Reset()
+	r = startShipper(t, testConfig(t, node, nil, env), Options{Stdout: &out, Once: true})
+	if err := <-r.done; err != nil {
+		t.Fatal(err)
+	}
+	r.cancel = nil
+	if out.Len() != 0 {
+		t.Errorf("second run re-shipped:\n%s", out.String())
+	}
+}
+
+// TestTenantIsolation: one tenant's topic is missing. Its files pause; the
+// other tenants keep flowing; once the topic exists everything arrives.
+func TestTenantIsolation(t *testing.T) {
+	cluster := newCluster(t, "logs.raw.good")
+	brokers := cluster.ListenAddrs()
+	node := &nodelog.Node{Root: t.TempDir()}
+	good, _ := node.AddContainer("good", "p", "c", nodelog.CRI)
+	bad, _ := node.AddContainer("bad", "p", "c", nodelog.CRI)
+	r := startShipper(t, testConfig(t, node, brokers, nil), Options{})
+
+	cons := newConsumer(t, brokers, "logs.raw.good", "logs.raw.bad")
+	for n := range 50 {
+		_ = bad.Write(time.Now(), "stdout", message("bad", n, 50))
+		_ = good.Write(time.Now(), "stdout", message("good", n, 50))
+	}
+	cons.waitFor(20*time.Second, "the good tenant's lines", atLeast(50))
+	// While the bad tenant is paused, the good one still flows.
+	for n := 50; n < 100; n++ {
+		_ = good.Write(time.Now(), "stdout", message("good", n, 50))
+	}
+	cons.waitFor(20*time.Second, "more of the good tenant's lines", atLeast(100))
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if testutil.ToFloat64(r.sh.m.produceErrors.WithLabelValues("bad", reasonTopicMissing)) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no produce error counted for the missing topic")
+		}
+	}
+	if got := cons.waitFor(time.Second, "", func([]line) bool { return true }); len(got) != 100 {
+		t.Errorf("got %d records while the bad tenant's topic was missing, want the good tenant's 100", len(got))
+	}
+
+	adm := kadm.NewClient(cons.cl)
+	if _, err := adm.CreateTopic(context.Background(), 1, 1, nil, "logs.raw.bad"); err != nil {
+		t.Fatal(err)
+	}
+	got := cons.waitFor(30*time.Second, "the bad tenant's lines after its topic appeared", func(l []line) bool {
+		n := 0
+		for _, x := range l {
+			if x.topic == "logs.raw.bad" {
+				n++
+			}
+		}
+		return n >= 50
+	})
+	seen := map[string]bool{}
+	for _, l := range got {
+		seen[l.rec.Log[:strings.IndexByte(l.rec.Log, ' ')]] = true
+	}
+	for n := range 50 {
+		if !seen[fmt.Sprintf("bad#%d", n)] {
+			t.Errorf("bad#%d missing", n)
+		}
+	}
+}
+
+// TestRotationWhileStopped: the shipper stops, the file is rotated twice
+// and written to, and the shipper comes back: every line arrives, none
+// twice.
+func TestRotationWhileStopped(t *testing.T) {
+	cluster := newCluster(t, "logs.raw.shop")
+	brokers := cluster.ListenAddrs()
+	node := &nodelog.Node{Root: t.TempDir()}
+	c, _ := node.AddContainer("shop", "p", "c", nodelog.CRI)
+	cfg := testConfig(t, node, brokers, nil)
+	cons := newConsumer(t, brokers, "logs.raw.shop")
+
+	n := 0
+	write := func(k int) {
+		for range k {
+			_ = c.Write(time.Now(), "stdout", message("c", n, 80))
+			n++
+		}
+	}
+	write(30)
+	r := startShipper(t, cfg, Options{})
+	cons.waitFor(20*time.Second, "first lines", atLeast(30))
+	r.stop(t)
+
+	write(10)
+	if _, err := c.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	write(10)
+	if _, err := c.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	// A partial message across a rotation: P lines in the old file, the F
+	// line in the new one.
+	c.SplitAt = 60
+	enc := c.Encode(time.Now(), "stdout", message("c", n, 150))
+	n++
+	cut := bytes.LastIndexByte(enc[:len(enc)-1], '\n') + 1
+	_ = c.WriteRaw(enc[:cut])
+	if _, err := c.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.WriteRaw(enc[cut:])
+	write(10)
+
+	startShipper(t, cfg, Options{})
+	got := cons.waitFor(20*time.Second, "every line", atLeast(n))
+	time.Sleep(200 * time.Millisecond)
+	got = cons.waitFor(time.Second, "", func([]line) bool { return true })
+	seen := map[int]int{}
+	for _, l := range got {
+		_, k, _ := seqOf(l.rec.Log)
+		seen[k]++
+	}
+	for k := range n {
+		if seen[k] != 1 {
+			t.Errorf("c#%d delivered %d times", k, seen[k])
+		}
+	}
+}
+
+// TestCopyTruncate: a file truncated in place is read again from its start.
+func TestCopyTruncate(t *testing.T) {
+	cluster := newCluster(t, "logs.raw.shop")
+	brokers := cluster.ListenAddrs()
+	node := &nodelog.Node{Root: t.TempDir()}
+	c, _ := node.AddContainer("shop", "p", "c", nodelog.CRI)
+	startShipper(t, testConfig(t, node, brokers, nil), Options{})
+	cons := newConsumer(t, brokers, "logs.raw.shop")
+	for n := range 20 {
+		_ = c.Write(time.Now(), "stdout", message("c", n, 80))
+	}
+	cons.waitFor(20*time.Second, "lines before truncation", atLeast(20))
+	if err := os.Truncate(c.FilePath(), 0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	for n := 20; n < 25; n++ {
+		_ = c.Write(time.Now(), "stdout", message("c", n, 10))
+	}
+	got := cons.waitFor(20*time.Second, "lines after truncation", atLeast(25))
+	ids := map[string]bool{}
+	for _, l := range got {
+		if ids[l.rec.ID] {
+			t.Errorf("id %s reused after truncation", l.rec.ID)
+		}
+		ids[l.rec.ID] = true
+	}
+}
