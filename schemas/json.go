@@ -320,9 +320,11 @@ func (jt *jsonTime) UnmarshalJSON(b []byte) error {
 		jt.t = time.Time{}
 		return nil
 	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("timestamp: want an RFC 3339 string or null, got %.40s", b)
+	s, ok := unquotePlain(b)
+	if !ok {
+		if err := json.Unmarshal(b, &s); err != nil {
+			return fmt.Errorf("timestamp: want an RFC 3339 string or null, got %.40s", b)
+		}
 	}
 	if s == "" {
 		jt.t = time.Time{}
@@ -349,7 +351,27 @@ func (jl *jsonLog) UnmarshalJSON(b []byte) error {
 		jl.s = ""
 		return nil
 	}
+	if s, ok := unquotePlain(b); ok {
+		jl.s = s
+		return nil
+	}
 	return json.Unmarshal(b, &jl.s)
+}
+
+// unquotePlain decodes a JSON string token that is plain printable ASCII
+// without escapes, the common case, without a second pass of encoding/json
+// over it. It reports false for anything else.
+func unquotePlain(b []byte) (string, bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", false
+	}
+	inner := b[1 : len(b)-1]
+	for _, c := range inner {
+		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	return string(inner), true
 }
 
 // jsonValue reads one attribute value; see the top of json.go.
@@ -364,9 +386,11 @@ func (jv *jsonValue) UnmarshalJSON(b []byte) error {
 	case 'f':
 		jv.v = false
 	case '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
+		s, ok := unquotePlain(b)
+		if !ok {
+			if err := json.Unmarshal(b, &s); err != nil {
+				return err
+			}
 		}
 		jv.v = s
 	case '{', '[':

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -589,4 +590,146 @@ func TestCopyTruncate(t *testing.T) {
 		}
 		ids[l.rec.ID] = true
 	}
+}
+
+// freePort returns a loopback port nothing listens on right now.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestKafkaOutage: the broker goes away under load. The shipper stops
+// reading once its buffer budget is spent (memory stays under the bound),
+// and after the broker returns every line is delivered.
+func TestKafkaOutage(t *testing.T) {
+	port := freePort(t)
+	dataDir := t.TempDir()
+	startBroker := func() *kfake.Cluster {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dataDir),
+			kfake.SeedTopics(1, "logs.raw.shop"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	broker := startBroker()
+	brokers := broker.ListenAddrs()
+	node := &nodelog.Node{Root: t.TempDir()}
+	const budget = 64 << 10
+	cfg := testConfig(t, node, brokers, map[string]string{
+		"SLUICE_SHIPPER_MAX_LINE_BYTES":     "4096",
+		"SLUICE_SHIPPER_MAX_BUFFERED_BYTES": fmt.Sprint(budget),
+	})
+	var containers []*nodelog.Container
+	for i := range 3 {
+		c, err := node.AddContainer("shop", fmt.Sprintf("p%d", i), "app", nodelog.CRI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		containers = append(containers, c)
+	}
+	r := startShipper(t, cfg, Options{})
+
+	// Sample the buffered bytes the whole time.
+	var maxBuffered float64
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			maxBuffered = max(maxBuffered, testutil.ToFloat64(r.sh.m.bufferedBytes))
+		}
+	}()
+
+	written := 0
+	write := func(k int) {
+		for range k {
+			for i, c := range containers {
+				_ = c.Write(time.Now(), "stdout", message(fmt.Sprintf("p%d", i), written, 200))
+			}
+			written++
+		}
+	}
+	write(200)
+	cons := newConsumer(t, brokers, "logs.raw.shop")
+	cons.waitFor(20*time.Second, "lines before the outage", atLeast(3*200))
+	cons.cl.Close()
+
+	broker.Close()
+	write(2000) // ~1.4 MB while Kafka is down: far more than the budget
+	time.Sleep(2 * time.Second)
+	if u := testutil.ToFloat64(r.sh.m.unshippedBytes); u < 1<<20 {
+		t.Errorf("unshipped bytes %.0f during the outage; want the backlog to show (> 1 MiB)", u)
+	}
+
+	broker = startBroker()
+	defer broker.Close()
+	write(200)
+	cons = newConsumer(t, brokers, "logs.raw.shop")
+	got := cons.waitFor(60*time.Second, "every line after the outage", func(l []line) bool {
+		seen := map[string]bool{}
+		for _, x := range l {
+			seen[x.rec.Log[:strings.IndexByte(x.rec.Log, ' ')]] = true
+		}
+		return len(seen) == 3*written
+	})
+	close(stopSampling)
+	<-sampled
+	if maxBuffered > budget {
+		t.Errorf("buffered bytes reached %.0f, over the %d bound", maxBuffered, budget)
+	}
+	if maxBuffered < budget/2 {
+		t.Errorf("buffered bytes peaked at %.0f: the outage never filled the budget (test did not test)", maxBuffered)
+	}
+	t.Logf("%d lines written, %d records read, buffered bytes peaked at %.0f of %d", 3*written, len(got), maxBuffered, budget)
+}
+
+// TestChattyContainerDoesNotStarveOthers: one container has a huge backlog;
+// a quiet one's lines still go out while the backlog drains.
+func TestChattyContainerDoesNotStarveOthers(t *testing.T) {
+	cluster := newCluster(t, "logs.raw.shop")
+	brokers := cluster.ListenAddrs()
+	node := &nodelog.Node{Root: t.TempDir()}
+	chatty, _ := node.AddContainer("shop", "chatty", "app", nodelog.CRI)
+	quiet, _ := node.AddContainer("shop", "quiet", "app", nodelog.CRI)
+	const backlog = 100000
+	var buf []byte
+	for n := range backlog {
+		buf = append(buf, chatty.Encode(time.Now(), "stdout", message("chatty", n, 100))...)
+	}
+	if err := chatty.WriteRaw(buf); err != nil {
+		t.Fatal(err)
+	}
+	r := startShipper(t, testConfig(t, node, brokers, map[string]string{
+		"SLUICE_SHIPPER_MAX_LINE_BYTES":     "1024",
+		"SLUICE_SHIPPER_MAX_BUFFERED_BYTES": "16384",
+	}), Options{})
+	for n := range 20 {
+		_ = quiet.Write(time.Now(), "stdout", message("quiet", n, 100))
+	}
+	cons := newConsumer(t, brokers, "logs.raw.shop")
+	cons.waitFor(60*time.Second, "the quiet container's lines", func(l []line) bool {
+		n := 0
+		for _, x := range l {
+			if strings.HasPrefix(x.rec.Log, "quiet#") {
+				n++
+			}
+		}
+		return n == 20
+	})
+	produced := testutil.ToFloat64(r.sh.m.recordsProduced.WithLabelValues("shop"))
+	if produced >= backlog {
+		t.Errorf("the quiet container waited for the whole backlog (%v records produced first)", produced)
+	}
+	t.Logf("quiet container delivered after %v of %d backlog records", produced-20, backlog)
 }

@@ -77,6 +77,7 @@ func startProcess(t *testing.T, env []string, args ...string) *process {
 // every line is in Kafka and that every duplicate carries the id of its
 // first copy.
 func TestShipperSurvivesKill9(t *testing.T) {
+	sluiceBinary(t) // build before anything is written
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "logs.raw.alpha", "logs.raw.beta"))
 	if err != nil {
 		t.Fatal(err)
@@ -106,6 +107,20 @@ func TestShipperSurvivesKill9(t *testing.T) {
 		}
 		c.SplitAt = 150
 		containers = append(containers, c)
+	}
+
+	// The first shipper starts on a node it has never seen: it reads the
+	// current files from their start, so it must be up before the writers
+	// rotate anything.
+	first := startProcess(t, env, "shipper")
+	cpFile := filepath.Join(root, "checkpoints", "checkpoints.json")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(cpFile); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("first shipper did not start:\n%s", first.logs.String())
+		}
 	}
 
 	// Writers: each container writes numbered messages and rotates every
@@ -141,7 +156,10 @@ func TestShipperSurvivesKill9(t *testing.T) {
 	rng := rand.New(rand.NewPCG(42, 42))
 	const kills = 6
 	for k := range kills {
-		p := startProcess(t, env, "shipper")
+		p := first
+		if k > 0 {
+			p = startProcess(t, env, "shipper")
+		}
 		time.Sleep(time.Duration(300+rng.IntN(900)) * time.Millisecond)
 		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
