@@ -733,3 +733,7 @@ func TestChattyContainerDoesNotStarveOthers(t *testing.T) {
 	}
 	t.Logf("quiet container delivered after %v of %d backlog records", produced-20, backlog)
 }
+
+func testutilCounter(r *running, tenant string) float64 {
+	return testutil.ToFloat64(r.sh.m.recordsProduced.WithLabelValues(tenant))
+}

@@ -48,7 +48,7 @@ func newKafkaSink(cfg Config, log *slog.Logger) (*kafkaSink, error) {
 	opts = append(opts,
 		kgo.WithLogger(kafka.NewLogger(log)),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // the default with idempotence; stated because delivery depends on it
-		kgo.ProducerBatchCompression(kgo.ZstdCompression(), kgo.Lz4Compression(), kgo.NoCompression()),
+		kgo.ProducerBatchCompression(kgo.ZstdCompression(), kgo.NoCompression()), // zstd: Kafka >= 2.1
 		// The shipper's own byte budget bounds what is buffered; kgo's
 		// limits sit above it so they never decide.
 		kgo.MaxBufferedBytes(int(cfg.MaxBufferedBytes)*2),
@@ -66,14 +66,18 @@ func newKafkaSink(cfg Config, log *slog.Logger) (*kafkaSink, error) {
 
 func (k *kafkaSink) name() string { return "kafka" }
 
-func (k *kafkaSink) produce(ctx context.Context, topic string, key []byte, rec *schemas.Record, done func(error)) {
+// produce never blocks for long: the shipper's budget keeps kgo's buffer
+// limits out of reach. The record is not tied to ctx, because kgo fails
+// buffered records whose context ends, and on shutdown what was read must
+// still be delivered.
+func (k *kafkaSink) produce(_ context.Context, topic string, key []byte, rec *schemas.Record, done func(error)) {
 	v, err := schemas.AppendSingleObject(make([]byte, 0, len(rec.Log)+384), rec)
 	if err != nil { // only attributes of a type Avro cannot carry; the shipper sets none
 		done(fmt.Errorf("encode record: %w", err))
 		return
 	}
 	r := &kgo.Record{Topic: topic, Key: key, Value: v, Headers: []kgo.RecordHeader{contentType}}
-	k.cl.Produce(ctx, r, func(_ *kgo.Record, err error) { done(err) })
+	k.cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) { done(err) })
 }
 
 func (k *kafkaSink) sync() error { return nil }

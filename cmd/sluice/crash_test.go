@@ -30,7 +30,7 @@ var (
 )
 
 // sluiceBinary builds the real binary once per test run.
-func sluiceBinary(t *testing.T) string {
+func sluiceBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "sluice-bin-")
@@ -50,6 +50,8 @@ func sluiceBinary(t *testing.T) string {
 	return binPath
 }
 
+var execCommand = exec.Command
+
 // process is the shipper binary running as a child process.
 type process struct {
 	cmd  *exec.Cmd
@@ -57,9 +59,9 @@ type process struct {
 	done chan error
 }
 
-func startProcess(t *testing.T, env []string, args ...string) *process {
+func startProcess(t testing.TB, env []string, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(sluiceBinary(t), args...)
+	cmd := execCommand(sluiceBinary(t), args...)
 	cmd.Env = append(os.Environ(), env...)
 	p := &process{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
 	cmd.Stdout = p.logs

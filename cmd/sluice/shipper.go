@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
 
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/shipper"
@@ -32,6 +34,12 @@ func runShipper(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var cfg shipper.Config
 	if err := config.Load(ctx, &cfg); err != nil {
 		return err
+	}
+	// A node agent's footprint matters more than the little CPU the GC
+	// spends keeping it small; an explicit GOMEMLIMIT (for example from the
+	// pod's memory limit) wins.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(cfg.MemoryLimit())
 	}
 	opts := shipper.Options{Once: *once, Version: version}
 	switch *output {
