@@ -47,7 +47,7 @@ func newKafkaSink(cfg Config, log *slog.Logger) (*kafkaSink, error) {
 	}
 	opts = append(opts,
 		kgo.WithLogger(kafka.NewLogger(log)),
-		kgo.RequiredAcks(kgo.AllISRAcks()), // the default with idempotence; stated because delivery depends on it
+		kgo.RequiredAcks(kgo.AllISRAcks()),                                       // the default with idempotence; stated because delivery depends on it
 		kgo.ProducerBatchCompression(kgo.ZstdCompression(), kgo.NoCompression()), // zstd: Kafka >= 2.1
 		// The shipper's own byte budget bounds what is buffered; kgo's
 		// limits sit above it so they never decide.
