@@ -21,13 +21,16 @@ func BenchmarkShipInProcess(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		var buf []byte
+		buf := make([]byte, 0, 1<<20)
 		for n := i; n < b.N; n += 8 {
 			buf = append(buf, c.Encode(time.Now(), "stdout", fmt.Sprintf(`{"level":"info","msg":"request served","method":"GET","path":"/api/v1/orders/%d","status":200,"duration_ms":12.5,"bytes":5321,"user_agent":"Mozilla/5.0 (X11; Linux x86_64)","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","pod":"%s"}`, n, c.Pod))...)
-		}
-		total += int64(len(buf))
-		if err := c.WriteRaw(buf); err != nil {
-			b.Fatal(err)
+			if len(buf) > 1<<20-1024 || n+8 >= b.N {
+				total += int64(len(buf))
+				if err := c.WriteRaw(buf); err != nil {
+					b.Fatal(err)
+				}
+				buf = buf[:0]
+			}
 		}
 	}
 	cfg := testConfig(b, node, cluster.ListenAddrs(), nil)

@@ -18,10 +18,11 @@ import (
 // sink is where records go: Kafka, or stdout for people debugging a node.
 type sink interface {
 	name() string
-	// produce hands rec over; done is called exactly once, in produce order
-	// per key, when rec is delivered or failed. produce may block (bounded)
-	// and does not keep rec after it returns.
-	produce(ctx context.Context, topic string, key []byte, rec *schemas.Record, done func(error))
+	// produce hands rec over; t.done is called exactly once, in produce
+	// order per key, when rec is delivered or failed. produce does not
+	// block for long, and neither it nor the output keeps rec, or anything
+	// rec points to, after it returns: the caller reuses them.
+	produce(topic string, key []byte, rec *schemas.Record, t ticket)
 	// sync makes everything acknowledged so far durable.
 	sync() error
 	// flush waits until every record handed over is acknowledged or failed.
@@ -66,18 +67,50 @@ func newKafkaSink(cfg Config, log *slog.Logger) (*kafkaSink, error) {
 
 func (k *kafkaSink) name() string { return "kafka" }
 
+// kafkaItem is one record on its way to Kafka, pooled with its value
+// buffer. It is its kgo.Record's Context, which is how the one promise
+// function finds it again: kgo reads a record's Context only to see whether
+// it is done, and Background never is. That also keeps records independent
+// of the shipper's read context, because kgo fails buffered records whose
+// context ends, and on shutdown what was read must still be delivered.
+type kafkaItem struct {
+	context.Context
+	rec kgo.Record
+	t   ticket
+}
+
+var kafkaItems = sync.Pool{New: func() any { return &kafkaItem{Context: context.Background()} }}
+
+var contentTypeHeaders = []kgo.RecordHeader{contentType} // read-only, shared by every record
+
 // produce never blocks for long: the shipper's budget keeps kgo's buffer
-// limits out of reach. The record is not tied to ctx, because kgo fails
-// buffered records whose context ends, and on shutdown what was read must
-// still be delivered.
-func (k *kafkaSink) produce(_ context.Context, topic string, key []byte, rec *schemas.Record, done func(error)) {
-	v, err := schemas.AppendSingleObject(make([]byte, 0, len(rec.Log)+384), rec)
+// limits out of reach.
+func (k *kafkaSink) produce(topic string, key []byte, rec *schemas.Record, t ticket) {
+	it := kafkaItems.Get().(*kafkaItem)
+	v, err := schemas.AppendSingleObject(it.rec.Value[:0], rec)
 	if err != nil { // only attributes of a type Avro cannot carry; the shipper sets none
-		done(fmt.Errorf("encode record: %w", err))
+		kafkaItems.Put(it)
+		t.done(fmt.Errorf("encode record: %w", err))
 		return
 	}
-	r := &kgo.Record{Topic: topic, Key: key, Value: v, Headers: []kgo.RecordHeader{contentType}}
-	k.cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) { done(err) })
+	it.rec = kgo.Record{Topic: topic, Key: key, Value: v, Headers: contentTypeHeaders, Context: it}
+	it.t = t
+	k.cl.Produce(context.Background(), &it.rec, promise)
+}
+
+// promise is called by kgo once per record, in order per partition; after
+// it the record is ours again.
+func promise(r *kgo.Record, err error) {
+	it := r.Context.(*kafkaItem)
+	t := it.t
+	v := r.Value[:0]
+	if cap(v) > 64<<10 { // do not pool the buffers of rare huge messages
+		v = nil
+	}
+	it.rec = kgo.Record{Value: v}
+	it.t = ticket{}
+	kafkaItems.Put(it)
+	t.done(err)
 }
 
 func (k *kafkaSink) sync() error { return nil }
@@ -105,14 +138,14 @@ func newStdoutSink(w io.Writer) *stdoutSink {
 
 func (s *stdoutSink) name() string { return "stdout" }
 
-func (s *stdoutSink) produce(_ context.Context, _ string, _ []byte, rec *schemas.Record, done func(error)) {
+func (s *stdoutSink) produce(_ string, _ []byte, rec *schemas.Record, t ticket) {
 	s.mu.Lock()
 	if s.err == nil {
 		s.err = s.enc.Encode(rec)
 	}
 	err := s.err
 	s.mu.Unlock()
-	done(err)
+	t.done(err)
 }
 
 func (s *stdoutSink) sync() error {

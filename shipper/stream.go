@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/sluicelogs/sluice/schemas"
 )
@@ -55,6 +56,8 @@ type stream struct {
 	overlong *overlongLine
 	groups   [2]*group // partial messages being joined: stdout, stderr
 	lineCap  int
+	rec      schemas.Record // reused for every record
+	idBuf    [32]byte
 
 	mu        sync.Mutex // guards what follows; files is written by run only, under mu
 	files     []*tailFile
@@ -296,13 +299,15 @@ func (t *tailFile) is(id fileIdentity) (bool, error) {
 }
 
 // recordID is the deterministic id of the line starting at p: 128 bits of
-// SHA-256 over (node, inode, fingerprint, offset), hex.
-func recordID(p position) string {
+// SHA-256 over (node, inode, fingerprint, offset), hex. The string aliases
+// s.idBuf and is valid until the next call.
+func (s *stream) recordID(p position) string {
 	var buf [64]byte
 	in := append(append(buf[:0], p.f.idPrefix...), 0, 0, 0, 0, 0, 0, 0, 0)
 	binary.BigEndian.PutUint64(in[len(in)-8:], uint64(p.off))
 	sum := sha256.Sum256(in)
-	return hex.EncodeToString(sum[:16])
+	hex.Encode(s.idBuf[:], sum[:16])
+	return unsafe.String(&s.idBuf[0], len(s.idBuf))
 }
 
 // run reads the stream until ctx is done, the stream is gone and fully
@@ -670,8 +675,12 @@ func (s *stream) emit(ctx context.Context, start, end position, ts time.Time, st
 	if ts.IsZero() {
 		ts = now
 	}
-	rec := &schemas.Record{
-		ID:                recordID(start),
+	// The record, its id and (when it needed no repair) its text live only
+	// until produce returns: the output encodes them synchronously and keeps
+	// nothing (see sink.produce), so they reuse the stream's memory.
+	rec := &s.rec
+	*rec = schemas.Record{
+		ID:                s.recordID(start),
 		Timestamp:         ts,
 		ObservedTimestamp: now,
 		Tenant:            s.tenant,
@@ -709,9 +718,18 @@ func (s *stream) emit(ctx context.Context, start, end position, ts time.Time, st
 	s.q = append(s.q, ackEntry{end: end})
 	s.inflight++
 	s.mu.Unlock()
-	s.sh.sink.produce(ctx, s.topic, s.recKey, rec, func(err error) { s.ack(seq, cost, err) })
+	s.sh.sink.produce(s.topic, s.recKey, rec, ticket{s, seq, cost})
 	return nil
 }
+
+// ticket identifies a record in flight for its acknowledgement.
+type ticket struct {
+	s    *stream
+	seq  uint64
+	cost int64
+}
+
+func (t ticket) done(err error) { t.s.ack(t.seq, t.cost, err) }
 
 // ack is called by the output once per record, in produce order per stream
 // (one stream is one key, so one partition), from any goroutine.

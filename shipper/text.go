@@ -2,6 +2,7 @@ package shipper
 
 import (
 	"unicode/utf8"
+	"unsafe"
 )
 
 // appendCapped appends src to dst without letting dst grow past limit bytes.
@@ -41,12 +42,18 @@ func trimIncompleteRune(b []byte) []byte {
 // of invalid bytes replaced by U+FFFD. It reports whether anything was
 // replaced. truncated says b was cut at a byte limit, so a rune cut short at
 // its very end is dropped rather than replaced.
+//
+// When b needs no repair the string shares b's memory (no copy on the hot
+// path): it is valid only while b is unchanged.
 func cleanText(b []byte, truncated bool) (string, bool) {
 	if truncated {
 		b = trimIncompleteRune(b)
 	}
 	if utf8.Valid(b) {
-		return string(b), false
+		if len(b) == 0 {
+			return "", false
+		}
+		return unsafe.String(&b[0], len(b)), false
 	}
 	out := make([]byte, 0, len(b)+8)
 	for len(b) > 0 {
