@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,15 +40,7 @@ func benchEnv(b *testing.B, brokers []string) (*nodelog.Node, []*nodelog.Contain
 		}
 		cs = append(cs, c)
 	}
-	env := []string{
-		"SLUICE_KAFKA_BROKERS=" + strings.Join(brokers, ","),
-		"SLUICE_SHIPPER_PATHS=" + node.ContainersGlob(),
-		"SLUICE_SHIPPER_CHECKPOINT_DIR=" + filepath.Join(root, "checkpoints"),
-		"SLUICE_NODE_NAME=bench-node",
-		"SLUICE_TELEMETRY_ADDR=",
-		"SLUICE_LOG_LEVEL=warn",
-	}
-	return node, cs, env
+	return node, cs, shipperEnv(node, brokers, "warn")
 }
 
 // benchLine is a realistic ~300-byte JSON application log line.

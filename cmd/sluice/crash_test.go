@@ -52,6 +52,19 @@ func sluiceBinary(t testing.TB) string {
 
 var execCommand = exec.Command
 
+// shipperEnv is the environment of a shipper process tailing node and
+// producing to brokers, without a telemetry server.
+func shipperEnv(node *nodelog.Node, brokers []string, logLevel string) []string {
+	return []string{
+		"SLUICE_KAFKA_BROKERS=" + strings.Join(brokers, ","),
+		"SLUICE_SHIPPER_PATHS=" + node.ContainersGlob(),
+		"SLUICE_SHIPPER_CHECKPOINT_DIR=" + filepath.Join(node.Root, "checkpoints"),
+		"SLUICE_NODE_NAME=test-node",
+		"SLUICE_TELEMETRY_ADDR=",
+		"SLUICE_LOG_LEVEL=" + logLevel,
+	}
+}
+
 // process is the shipper binary running as a child process.
 type process struct {
 	cmd  *exec.Cmd
@@ -89,17 +102,11 @@ func TestShipperSurvivesKill9(t *testing.T) {
 
 	root := t.TempDir()
 	node := &nodelog.Node{Root: root}
-	env := []string{
-		"SLUICE_KAFKA_BROKERS=" + strings.Join(brokers, ","),
-		"SLUICE_SHIPPER_PATHS=" + node.ContainersGlob(),
-		"SLUICE_SHIPPER_CHECKPOINT_DIR=" + filepath.Join(root, "checkpoints"),
-		"SLUICE_NODE_NAME=crash-node",
+	env := append(shipperEnv(node, brokers, "info"),
 		"SLUICE_SHIPPER_RESCAN_INTERVAL=200ms",
 		"SLUICE_SHIPPER_POLL_INTERVAL=20ms",
 		"SLUICE_SHIPPER_CHECKPOINT_INTERVAL=100ms",
-		"SLUICE_TELEMETRY_ADDR=",
-		"SLUICE_LOG_LEVEL=info",
-	}
+	)
 
 	var containers []*nodelog.Container
 	for i, ns := range []string{"alpha", "alpha", "beta", "beta"} {

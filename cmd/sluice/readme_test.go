@@ -1,0 +1,54 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/sluicelogs/sluice/internal/config"
+	"github.com/sluicelogs/sluice/shipper"
+)
+
+// TestREADMESettings keeps the README's settings tables true: each must be
+// exactly what the configuration structs describe.
+func TestREADMESettings(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, cfg := range map[string]any{"shipper": &shipper.Config{}} {
+		var want bytes.Buffer
+		if err := config.WriteMarkdown(&want, cfg); err != nil {
+			t.Fatal(err)
+		}
+		begin, end := "<!-- settings:"+name+" -->\n", "<!-- end settings:"+name+" -->"
+		_, rest, ok := strings.Cut(string(readme), begin)
+		got, _, ok2 := strings.Cut(rest, end)
+		if !ok || !ok2 {
+			t.Fatalf("README.md has no %q ... %q section", begin, end)
+		}
+		if got != want.String() {
+			t.Errorf("README.md settings for %s are out of date; replace the section with:\n%s", name, want.String())
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"shipper", "--help"}, &out, &out); err == nil || !strings.Contains(err.Error(), "help") {
+		t.Fatalf("shipper --help: err = %v", err)
+	}
+	for _, s := range config.Describe(&shipper.Config{}) {
+		if !strings.Contains(out.String(), s.Name) {
+			t.Errorf("shipper --help does not explain %s", s.Name)
+		}
+	}
+	out.Reset()
+	if err := run(t.Context(), []string{"version"}, &out, &out); err != nil || !strings.HasPrefix(out.String(), "sluice ") {
+		t.Errorf("version = %q, %v", out.String(), err)
+	}
+	if err := run(t.Context(), []string{"nope"}, &out, &out); err == nil {
+		t.Error("unknown command accepted")
+	}
+}
