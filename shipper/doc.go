@@ -84,5 +84,7 @@
 //	checkpoint_saved_timestamp_seconds     time of the last successful checkpoint save
 //	tenants_paused                         tenants paused for a missing or denied topic
 //
-// The Kafka client's own metrics are not exported yet.
+// The Kafka client's own metrics (connections, bytes and errors per broker,
+// produce bytes per topic, buffered records) are exported as sluice_kafka_*
+// with a client_id label.
 package shipper

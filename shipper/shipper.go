@@ -43,6 +43,7 @@ type Options struct {
 type Shipper struct {
 	cfg     Config
 	log     *slog.Logger
+	reg     prometheus.Registerer
 	m       *metrics
 	mapper  *TenantMapper
 	topics  kafka.Topics
@@ -85,6 +86,7 @@ func New(cfg Config, o Options) (*Shipper, error) {
 	return &Shipper{
 		cfg:     cfg,
 		log:     o.Logger,
+		reg:     o.Registerer,
 		m:       newMetrics(o.Registerer),
 		mapper:  NewTenantMapper(rules, excludes),
 		topics:  kafka.Topics{Prefix: cfg.Kafka.TopicPrefix},
@@ -120,7 +122,7 @@ func (sh *Shipper) Run(ctx context.Context) error {
 	if sh.stdout != nil {
 		sh.sink = newStdoutSink(sh.stdout)
 	} else {
-		k, err := newKafkaSink(sh.cfg, sh.log)
+		k, err := newKafkaSink(sh.cfg, sh.log, sh.reg)
 		if err != nil {
 			return err
 		}

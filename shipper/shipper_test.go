@@ -737,3 +737,161 @@ func TestChattyContainerDoesNotStarveOthers(t *testing.T) {
 func testutilCounter(r *running, tenant string) float64 {
 	return testutil.ToFloat64(r.sh.m.recordsProduced.WithLabelValues(tenant))
 }
+
+// TestDeletedContainerIsDrained: a pod is deleted (its symlink and log
+// directory removed) while its tenant is paused with lines unshipped. The
+// shipper still holds the file open: once the tenant's topic exists, every
+// line is delivered and the stream is forgotten.
+func TestDeletedContainerIsDrained(t *testing.T) {
+	cluster := newCluster(t)
+	brokers := cluster.ListenAddrs()
+	node := &nodelog.Node{Root: t.TempDir()}
+	c, _ := node.AddContainer("gone", "p", "c", nodelog.CRI)
+	for n := range 100 {
+		_ = c.Write(time.Now(), "stdout", message("c", n, 60))
+	}
+	r := startShipper(t, testConfig(t, node, brokers, nil), Options{})
+	waitMetric(t, "a produce error for the missing topic", func() bool {
+		return testutil.ToFloat64(r.sh.m.produceErrors.WithLabelValues("gone", reasonTopicMissing)) > 0
+	})
+	if err := os.Remove(c.LinkPath()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Dir(filepath.Dir(c.FilePath()))); err != nil {
+		t.Fatal(err)
+	}
+	cons := newConsumer(t, brokers, "logs.raw.gone")
+	if _, err := kadm.NewClient(cons.cl).CreateTopic(context.Background(), 1, 1, nil, "logs.raw.gone"); err != nil {
+		t.Fatal(err)
+	}
+	got := cons.waitFor(30*time.Second, "the deleted container's lines", atLeast(100))
+	seen := map[int]bool{}
+	for _, l := range got {
+		_, n, _ := seqOf(l.rec.Log)
+		seen[n] = true
+	}
+	for n := range 100 {
+		if !seen[n] {
+			t.Errorf("c#%d missing", n)
+		}
+	}
+	waitMetric(t, "the deleted stream to be forgotten", func() bool {
+		return testutil.ToFloat64(r.sh.m.filesTracked) == 0
+	})
+}
+
+// TestInodeReuse: a checkpoint names an inode that now holds a different
+// file (same inode, other first line). The new file is read from its
+// start, not from the old offset.
+func TestInodeReuse(t *testing.T) {
+	node := &nodelog.Node{Root: t.TempDir()}
+	c, _ := node.AddContainer("shop", "p", "c", nodelog.CRI)
+	for n := range 10 {
+		_ = c.Write(time.Now(), "stdout", message("c", n, 60))
+	}
+	fi, err := os.Stat(c.FilePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ino, _ := statIdentity(fi)
+	cfg := testConfig(t, node, nil, nil)
+	// The saved position: same path and inode, another file's fingerprint,
+	// an offset in the middle.
+	store := checkpointStore{dir: cfg.CheckpointDir}
+	stale := streamPosition{Key: c.LinkPath(), Path: c.FilePath(), fileIdentity: fileIdentity{Inode: ino, FPLen: 20, FP: 12345}, Offset: fi.Size() / 2}
+	if err := store.save("node-a", []streamPosition{stale}); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	r := startShipper(t, cfg, Options{Stdout: &out, Once: true})
+	if err := <-r.done; err != nil {
+		t.Fatal(err)
+	}
+	r.cancel = nil
+	if n := bytes.Count(out.Bytes(), []byte("\n")); n != 10 {
+		t.Errorf("shipped %d lines, want all 10 from the start of the reused inode", n)
+	}
+	// The same position with the right fingerprint resumes mid-file.
+	fpLen, fp, err := readFingerprint(mustOpen(t, c.FilePath()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := int64(bytes.Index(mustRead(t, c.FilePath()), []byte("c#5 ")))
+	half = int64(bytes.LastIndexByte(mustRead(t, c.FilePath())[:half], '\n') + 1)
+	good := streamPosition{Key: c.LinkPath(), Path: c.FilePath(), fileIdentity: fileIdentity{Inode: ino, FPLen: fpLen, FP: fp}, Offset: half}
+	if err := store.save("node-a", []streamPosition{good}); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	r = startShipper(t, cfg, Options{Stdout: &out, Once: true})
+	if err := <-r.done; err != nil {
+		t.Fatal(err)
+	}
+	r.cancel = nil
+	if n := bytes.Count(out.Bytes(), []byte("\n")); n != 5 || !bytes.Contains(out.Bytes(), []byte(`"log":"c#5 `)) {
+		t.Errorf("resumed with %d lines, want c#5..c#9:\n%s", n, out.String())
+	}
+}
+
+// TestPartialAcrossLiveRotation: a message split into partial lines is
+// rotated in the middle while the shipper runs; it arrives whole, once.
+func TestPartialAcrossLiveRotation(t *testing.T) {
+	cluster := newCluster(t, "logs.raw.shop")
+	brokers := cluster.ListenAddrs()
+	node := &nodelog.Node{Root: t.TempDir()}
+	c, _ := node.AddContainer("shop", "p", "c", nodelog.CRI)
+	c.SplitAt = 50
+	startShipper(t, testConfig(t, node, brokers, nil), Options{})
+	cons := newConsumer(t, brokers, "logs.raw.shop")
+	for n := range 20 {
+		enc := c.Encode(time.Now(), "stdout", message("c", n, 180)) // four physical lines
+		cut := bytes.IndexByte(enc, '\n') + 1
+		_ = c.WriteRaw(enc[:cut])
+		if n%3 == 0 {
+			time.Sleep(30 * time.Millisecond) // let the shipper see the P line first
+			if _, err := c.Rotate(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = c.WriteRaw(enc[cut:])
+	}
+	got := cons.waitFor(20*time.Second, "every joined message", atLeast(20))
+	time.Sleep(200 * time.Millisecond)
+	got = cons.waitFor(time.Second, "", func([]line) bool { return true })
+	if len(got) != 20 {
+		t.Errorf("got %d records, want 20", len(got))
+	}
+	for _, l := range got {
+		if _, n, ok := seqOf(l.rec.Log); !ok || l.rec.Log != message("c", n, 180) {
+			t.Errorf("message not joined: %q", l.rec.Log)
+		}
+	}
+}
+
+func waitMetric(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func mustOpen(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

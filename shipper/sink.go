@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/kafka"
@@ -38,7 +39,7 @@ type kafkaSink struct {
 	cl *kgo.Client
 }
 
-func newKafkaSink(cfg Config, log *slog.Logger) (*kafkaSink, error) {
+func newKafkaSink(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*kafkaSink, error) {
 	opts, err := cfg.Kafka.Options()
 	if err != nil {
 		return nil, fmt.Errorf("kafka settings: %w", err)
@@ -48,6 +49,7 @@ func newKafkaSink(cfg Config, log *slog.Logger) (*kafkaSink, error) {
 	}
 	opts = append(opts,
 		kgo.WithLogger(kafka.NewLogger(log)),
+		kgo.WithHooks(kafka.NewMetrics(reg)),
 		kgo.RequiredAcks(kgo.AllISRAcks()),                                       // the default with idempotence; stated because delivery depends on it
 		kgo.ProducerBatchCompression(kgo.ZstdCompression(), kgo.NoCompression()), // zstd: Kafka >= 2.1
 		// The shipper's own byte budget bounds what is buffered; kgo's
