@@ -895,3 +895,60 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// TestCheckpointedFileGone: while the shipper was down its file was
+// rotated twice and the older rotation compressed away. The newer
+// rotation and the current file are still shipped in full.
+func TestCheckpointedFileGone(t *testing.T) {
+	node := &nodelog.Node{Root: t.TempDir()}
+	c, _ := node.AddContainer("shop", "p", "c", nodelog.CRI)
+	cfg := testConfig(t, node, nil, nil)
+	n := 0
+	write := func(k int) {
+		for range k {
+			_ = c.Write(time.Now(), "stdout", message("c", n, 60))
+			n++
+		}
+	}
+	runOnce := func() []string {
+		var out bytes.Buffer
+		r := startShipper(t, cfg, Options{Stdout: &out, Once: true})
+		if err := <-r.done; err != nil {
+			t.Fatal(err)
+		}
+		r.cancel = nil
+		var logs []string
+		for _, l := range bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n")) {
+			var rec schemas.Record
+			if len(l) > 0 && json.Unmarshal(l, &rec) == nil {
+				logs = append(logs, rec.Log[:strings.IndexByte(rec.Log, ' ')])
+			}
+		}
+		return logs
+	}
+	write(10)
+	if got := runOnce(); len(got) != 10 {
+		t.Fatalf("first run shipped %d lines, want 10", len(got))
+	}
+	write(5) // unshipped lines in the file that will disappear
+	first, err := c.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(10)
+	if _, err := c.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	write(10)
+	if err := os.Remove(first); err != nil { // kubelet compressed it
+		t.Fatal(err)
+	}
+	got := runOnce()
+	want := []string{}
+	for k := 15; k < 35; k++ {
+		want = append(want, fmt.Sprintf("c#%d", k))
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("shipped %v\nwant     %v", got, want)
+	}
+}

@@ -197,10 +197,14 @@ func (s *stream) open(cp *streamPosition, withRotated bool) error {
 		s.sh.log.Info("resuming rotated file", "stream", s.key, "file", p, "offset", cp.Offset, "rotations", len(files)-1)
 		return nil
 	}
+	// The checkpointed file is gone (compressed or deleted). Which
+	// rotations came after it cannot be told any more, so all uncompressed
+	// ones are read: a line read twice keeps its record id and is harmless
+	// downstream, a line skipped is lost.
 	s.sh.m.checkpointMisses.Inc()
-	s.sh.log.Warn("checkpointed file is gone (compressed or deleted); unread lines in it are lost", "stream", s.key, "file", cp.Path, "offset", cp.Offset)
-	s.setFiles([]*tailFile{cur}, 0)
-	return nil
+	s.sh.log.Warn("checkpointed file is gone (compressed or deleted); unread lines in it are lost, later rotations are read again", "stream", s.key, "file", cp.Path, "offset", cp.Offset)
+	cur.f.Close()
+	return s.open(nil, true)
 }
 
 func (s *stream) setFiles(files []*tailFile, off int64) {
