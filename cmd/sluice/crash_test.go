@@ -29,6 +29,14 @@ var (
 	buildErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // sluiceBinary builds the real binary once per test run.
 func sluiceBinary(t testing.TB) string {
 	t.Helper()
