@@ -52,3 +52,24 @@ func TestHelp(t *testing.T) {
 		t.Error("unknown command accepted")
 	}
 }
+
+func TestShipperValidate(t *testing.T) {
+	t.Setenv("SLUICE_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+	t.Setenv("SLUICE_KAFKA_SASL_USERNAME", "shipper")
+	t.Setenv("SLUICE_KAFKA_SASL_PASSWORD", "s3cret-value")
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"shipper", "--validate"}, &out, &out); err != nil {
+		t.Fatalf("valid settings: %v\n%s", err, out.String())
+	}
+	if strings.Contains(out.String(), "s3cret-value") || !strings.Contains(out.String(), "SLUICE_KAFKA_SASL_USERNAME=shipper") {
+		t.Errorf("--validate output leaks the password or misses settings:\n%s", out.String())
+	}
+	t.Setenv("SLUICE_SHIPPER_MAX_LINE_BYTES", "10")
+	t.Setenv("SLUICE_SHIPPER_TENANT_MAP", "x=Not_A_Tenant")
+	err := run(t.Context(), []string{"shipper", "--validate"}, &out, &out)
+	for _, v := range []string{"SLUICE_SHIPPER_MAX_LINE_BYTES", "SLUICE_SHIPPER_TENANT_MAP"} {
+		if err == nil || !strings.Contains(err.Error(), v) {
+			t.Errorf("invalid settings: error %v does not name %s", err, v)
+		}
+	}
+}

@@ -17,8 +17,9 @@ func runShipper(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	output := fs.String("output", "kafka", "where records go: kafka, or stdout (one JSON object per line, for debugging a node)")
 	once := fs.Bool("once", false, "read every matched file to its end, wait for every acknowledgement, save checkpoints and exit")
+	validate := fs.Bool("validate", false, "check the settings, print them (secrets redacted) and exit: 0 when they are valid")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: sluice shipper [--output kafka|stdout] [--once]\n\n")
+		fmt.Fprintf(stderr, "Usage: sluice shipper [--output kafka|stdout] [--once] [--validate]\n\n")
 		fmt.Fprintf(stderr, "Tails container log files on this node and produces every line to <prefix>.raw.<tenant>.\n\nFlags:\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(stderr, "\nSettings (environment variables):\n")
@@ -34,6 +35,16 @@ func runShipper(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var cfg shipper.Config
 	if err := config.Load(ctx, &cfg); err != nil {
 		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("shipper settings:\n%w", err)
+	}
+	if *validate {
+		fmt.Fprintf(stdout, "shipper settings are valid:\n")
+		for _, st := range config.Describe(&cfg) {
+			fmt.Fprintf(stdout, "  %s=%s\n", st.Name, st.Value)
+		}
+		return nil
 	}
 	// A node agent's footprint matters more than the little CPU the GC
 	// spends keeping it small; an explicit GOMEMLIMIT (for example from the
