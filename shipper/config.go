@@ -68,8 +68,8 @@ func (c *Config) Validate() error {
 	if c.MaxLineBytes < 1024 || c.MaxLineBytes > 900*1024 {
 		add("SHIPPER_MAX_LINE_BYTES", "must be between 1024 and 921600 (below Kafka's default 1 MiB message limit), got %d", c.MaxLineBytes)
 	}
-	if c.MaxBufferedBytes < 4*int64(c.MaxLineBytes) {
-		add("SHIPPER_MAX_BUFFERED_BYTES", "must be at least 4 x SLUICE_SHIPPER_MAX_LINE_BYTES (%d), got %d", 4*c.MaxLineBytes, c.MaxBufferedBytes)
+	if c.MaxBufferedBytes < 4*int64(c.MaxLineBytes) || c.MaxBufferedBytes > 1<<30 {
+		add("SHIPPER_MAX_BUFFERED_BYTES", "must be at least 4 x SLUICE_SHIPPER_MAX_LINE_BYTES (%d) and at most 1 GiB, got %d", 4*c.MaxLineBytes, c.MaxBufferedBytes)
 	}
 	for _, d := range []struct {
 		name string

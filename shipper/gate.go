@@ -4,48 +4,57 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// tenantGate pauses one tenant's streams after its topic was found missing
-// or access to it denied, so that one tenant's problem never stops the
-// others. The wait doubles from 1s up to max while failures repeat, and
-// resets with the first acknowledged record.
-type tenantGate struct {
-	max time.Duration
+// backoffGate holds back whoever waits on it after failures: one per
+// tenant, paused when the tenant's topic is missing or access to it denied,
+// so one tenant's problem never stops the others; and one per stream, for
+// failures of its own records. The wait doubles from 1s up to max while
+// failures repeat, and ends with the first acknowledged record.
+type backoffGate struct {
+	max     time.Duration
+	failing atomic.Bool // fast path for ok, called once per record
 
 	mu      sync.Mutex
 	until   time.Time
 	backoff time.Duration
 }
 
-func (g *tenantGate) pause() {
+func (g *backoffGate) pause() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.backoff = min(max(2*g.backoff, time.Second), g.max)
+	g.backoff = min(max(2*g.backoff, time.Second), max(g.max, time.Second))
 	g.until = time.Now().Add(g.backoff)
+	g.failing.Store(true)
 }
 
-func (g *tenantGate) ok() {
-	g.mu.Lock()
-	if g.backoff != 0 {
-		g.backoff, g.until = 0, time.Time{}
+func (g *backoffGate) ok() {
+	if !g.failing.Load() {
+		return
 	}
+	g.mu.Lock()
+	g.backoff, g.until = 0, time.Time{}
+	g.failing.Store(false)
 	g.mu.Unlock()
 }
 
-func (g *tenantGate) paused() bool {
+func (g *backoffGate) paused() bool {
+	if !g.failing.Load() {
+		return false
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return time.Now().Before(g.until)
 }
 
-// wait blocks while the tenant is paused.
-func (g *tenantGate) wait(ctx context.Context) error {
-	for {
+// wait blocks while the gate is paused.
+func (g *backoffGate) wait(ctx context.Context) error {
+	for g.failing.Load() {
 		g.mu.Lock()
 		d := time.Until(g.until)
 		g.mu.Unlock()
@@ -60,6 +69,7 @@ func (g *tenantGate) wait(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+	return nil
 }
 
 // Reasons a delivery failed, the bounded values of the reason label.

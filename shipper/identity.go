@@ -43,8 +43,9 @@ func statIdentity(fi os.FileInfo) (dev, inode uint64, ok bool) {
 
 // readFingerprint hashes the head of f: its first line (with the newline) or
 // its first fingerprintMax bytes. It returns fpLen 0 when the file has no
-// complete first line yet and is shorter than fingerprintMax.
-func readFingerprint(f io.ReaderAt) (fpLen int, fp uint64, err error) {
+// complete first line yet and is shorter than fingerprintMax, unless final
+// says the file will not grow: then what there is is the head.
+func readFingerprint(f io.ReaderAt, final bool) (fpLen int, fp uint64, err error) {
 	buf := make([]byte, fingerprintMax)
 	n, err := f.ReadAt(buf, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -53,7 +54,10 @@ func readFingerprint(f io.ReaderAt) (fpLen int, fp uint64, err error) {
 	buf = buf[:n]
 	if i := bytes.IndexByte(buf, '\n'); i >= 0 {
 		buf = buf[:i+1]
-	} else if n < fingerprintMax {
+	} else if n < fingerprintMax && !final {
+		return 0, 0, nil
+	}
+	if len(buf) == 0 {
 		return 0, 0, nil
 	}
 	return len(buf), hashHead(buf), nil

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,10 +59,16 @@ type Shipper struct {
 	budget *semaphore.Weighted
 	sink   sink
 
+	onceFailed atomic.Bool // once mode: a record failed and was not sent again
+
 	mu      sync.Mutex
 	streams map[string]*stream
-	gates   map[string]*tenantGate
+	gates   map[string]*backoffGate
 	skipped map[string]bool
+	// pending are saved positions of streams not started yet (their path
+	// did not resolve or open on the first try); they are kept, and saved
+	// again, until their stream starts or their path disappears.
+	pending map[string]streamPosition
 }
 
 // New checks cfg and prepares a shipper. It starts nothing and touches no
@@ -98,7 +106,7 @@ func New(cfg Config, o Options) (*Shipper, error) {
 		limiter: telemetry.NewLimiter(30 * time.Second),
 		budget:  semaphore.NewWeighted(cfg.MaxBufferedBytes),
 		streams: make(map[string]*stream),
-		gates:   make(map[string]*tenantGate),
+		gates:   make(map[string]*backoffGate),
 		skipped: make(map[string]bool),
 	}, nil
 }
@@ -110,8 +118,12 @@ func New(cfg Config, o Options) (*Shipper, error) {
 // cannot start.
 func (sh *Shipper) Run(ctx context.Context) error {
 	store := checkpointStore{dir: sh.cfg.CheckpointDir}
+	_, statErr := os.Stat(store.path())
+	_, prevErr := os.Stat(store.path() + ".prev")
+	firstRun := statErr != nil && prevErr != nil // no checkpoint was ever saved here
 	saved, err := store.load()
 	if err != nil {
+		firstRun = false
 		sh.m.checkpointErrors.WithLabelValues("corrupt").Inc()
 		sh.log.Error("checkpoint unusable; continuing without skipping unread data", "dir", sh.cfg.CheckpointDir, "err", err)
 	}
@@ -119,9 +131,11 @@ func (sh *Shipper) Run(ctx context.Context) error {
 		return fmt.Errorf("checkpoint dir %s is not writable: %w", sh.cfg.CheckpointDir, err)
 	}
 
-	if sh.stdout != nil {
+	switch {
+	case sh.sink != nil: // set by a test
+	case sh.stdout != nil:
 		sh.sink = newStdoutSink(sh.stdout)
-	} else {
+	default:
 		k, err := newKafkaSink(sh.cfg, sh.log, sh.reg)
 		if err != nil {
 			return err
@@ -142,14 +156,17 @@ func (sh *Shipper) Run(ctx context.Context) error {
 	// On a node's very first run only the current files are read; later,
 	// a container seen for the first time has all its data unread, so its
 	// uncompressed rotations are read too.
-	sh.scan(readCtx, saved, len(saved) > 0)
-	saved = nil // positions now live in the streams
+	sh.mu.Lock()
+	sh.pending = saved
+	sh.mu.Unlock()
+	sh.scan(readCtx, !firstRun)
 	sh.ready(true)
 	defer sh.ready(false)
 
 	var wg sync.WaitGroup
 	if !sh.once {
 		wg.Go(func() { sh.rescanLoop(readCtx) })
+		wg.Go(func() { sh.followLoop(readCtx) })
 	}
 	cpDone := make(chan struct{})
 	cpCtx, stopCheckpoints := context.WithCancel(context.Background())
@@ -158,9 +175,13 @@ func (sh *Shipper) Run(ctx context.Context) error {
 		sh.checkpointLoop(cpCtx, store)
 	}()
 
+	var runErr error
 	if sh.once {
 		sh.waitStreams()
 		stopReading()
+		if sh.onceFailed.Load() {
+			runErr = errors.New("some records could not be delivered (see the log); the checkpoints stop before them, run again")
+		}
 	} else {
 		<-readCtx.Done()
 		sh.log.Info("shipper stopping: reading stopped, delivering what was read", "timeout", sh.cfg.ShutdownTimeout)
@@ -181,7 +202,7 @@ func (sh *Shipper) Run(ctx context.Context) error {
 	}
 	sh.closeStreams()
 	sh.log.Info("shipper stopped")
-	return nil
+	return runErr
 }
 
 func mapValues(m map[string]streamPosition) []streamPosition {
@@ -200,17 +221,39 @@ func (sh *Shipper) rescanLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			sh.scan(ctx, nil, true)
+			sh.scan(ctx, true)
+		}
+	}
+}
+
+// followLoop opens new rotations of every stream as they appear, whether or
+// not its reader is busy (see stream.follow).
+func (sh *Shipper) followLoop(ctx context.Context) {
+	t := time.NewTicker(sh.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		sh.mu.Lock()
+		streams := make([]*stream, 0, len(sh.streams))
+		for _, st := range sh.streams {
+			streams = append(streams, st)
+		}
+		sh.mu.Unlock()
+		for _, st := range streams {
+			st.follow()
 		}
 	}
 }
 
 // scan matches the globs, starts a stream for every new file and marks
-// streams whose path disappeared. saved holds checkpoints of the previous
-// run (first scan only). withRotated says whether a stream without a
-// checkpoint starts at its oldest uncompressed rotation rather than at its
+// streams whose path disappeared. withRotated says whether a stream without
+// a checkpoint starts at its oldest uncompressed rotation rather than at its
 // current file.
-func (sh *Shipper) scan(ctx context.Context, saved map[string]streamPosition, withRotated bool) {
+func (sh *Shipper) scan(ctx context.Context, withRotated bool) {
 	seen := make(map[string]bool)
 	for _, pattern := range sh.cfg.Paths {
 		matches, _ := filepath.Glob(pattern) // patterns are checked by Validate
@@ -226,11 +269,7 @@ func (sh *Shipper) scan(ctx context.Context, saved map[string]streamPosition, wi
 			if running || skipped {
 				continue
 			}
-			var cp *streamPosition
-			if p, ok := saved[path]; ok {
-				cp = &p
-			}
-			sh.start(ctx, path, cp, withRotated)
+			sh.start(ctx, path, withRotated)
 		}
 	}
 	sh.mu.Lock()
@@ -245,10 +284,15 @@ func (sh *Shipper) scan(ctx context.Context, saved map[string]streamPosition, wi
 			delete(sh.skipped, path)
 		}
 	}
+	for path := range sh.pending {
+		if !seen[path] {
+			delete(sh.pending, path)
+		}
+	}
 }
 
 // start begins shipping one file, or records why it is skipped.
-func (sh *Shipper) start(ctx context.Context, path string, cp *streamPosition, withRotated bool) {
+func (sh *Shipper) start(ctx context.Context, path string, withRotated bool) {
 	skip := func(reason, msg string, args ...any) {
 		sh.mu.Lock()
 		sh.skipped[path] = true
@@ -280,17 +324,24 @@ func (sh *Shipper) start(ctx context.Context, path string, cp *streamPosition, w
 	if key == "" {
 		key = meta.PodUID + "/" + meta.Container
 	}
+	// What a record costs beyond its message: the metadata it carries
+	// (the source path twice over: link and target are of a size), the
+	// key, the fixed fields.
+	overhead := recordOverhead + 2*len(path) + len(key) + len(tenant) + len(sh.node) + len(sh.version) +
+		len(meta.Namespace) + len(meta.Pod) + len(meta.PodUID) + len(meta.Container) + len(meta.ContainerID)
 	st := &stream{
-		sh:      sh,
-		key:     path,
-		meta:    meta,
-		tenant:  tenant,
-		topic:   sh.topics.Raw(tenant),
-		gate:    sh.gate(tenant),
-		recKey:  []byte(key),
-		done:    make(chan struct{}),
-		lineCap: sh.cfg.MaxLineBytes,
-		c:       sh.counters(tenant),
+		sh:       sh,
+		key:      path,
+		meta:     meta,
+		tenant:   tenant,
+		topic:    sh.topics.Raw(tenant),
+		gate:     sh.gate(tenant),
+		recKey:   []byte(key),
+		done:     make(chan struct{}),
+		lineCap:  sh.cfg.MaxLineBytes,
+		c:        sh.counters(tenant),
+		overhead: int64(overhead),
+		retry:    backoffGate{max: sh.cfg.TenantRetryMax},
 		k8s: schemas.Kubernetes{
 			NamespaceName: meta.Namespace,
 			PodName:       meta.Pod,
@@ -300,11 +351,18 @@ func (sh *Shipper) start(ctx context.Context, path string, cp *streamPosition, w
 			Host:          sh.node,
 		},
 	}
+	sh.mu.Lock()
+	var cp *streamPosition
+	if p, ok := sh.pending[path]; ok {
+		cp = &p
+	}
+	sh.mu.Unlock()
 	if err := st.open(cp, withRotated); err != nil {
 		sh.logLimited("open:"+path, "cannot open log file; will retry", "path", path, "err", err)
 		return
 	}
 	sh.mu.Lock()
+	delete(sh.pending, path)
 	sh.streams[path] = st
 	sh.m.filesTracked.Set(float64(len(sh.streams)))
 	sh.mu.Unlock()
@@ -370,6 +428,10 @@ func (sh *Shipper) saveCheckpoints(store checkpointStore) error {
 	for _, st := range sh.streams {
 		streams = append(streams, st)
 	}
+	positions := make([]streamPosition, 0, len(streams)+len(sh.pending))
+	for _, p := range sh.pending {
+		positions = append(positions, p)
+	}
 	paused := 0
 	for _, g := range sh.gates {
 		if g.paused() {
@@ -379,7 +441,6 @@ func (sh *Shipper) saveCheckpoints(store checkpointStore) error {
 	sh.mu.Unlock()
 	sh.m.tenantsPaused.Set(float64(paused))
 
-	positions := make([]streamPosition, 0, len(streams))
 	var unshipped int64
 	for _, st := range streams {
 		p, u := st.position()
@@ -437,12 +498,12 @@ func (sh *Shipper) counters(tenant string) tenantCounters {
 	}
 }
 
-func (sh *Shipper) gate(tenant string) *tenantGate {
+func (sh *Shipper) gate(tenant string) *backoffGate {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	g, ok := sh.gates[tenant]
 	if !ok {
-		g = &tenantGate{max: sh.cfg.TenantRetryMax}
+		g = &backoffGate{max: sh.cfg.TenantRetryMax}
 		sh.gates[tenant] = g
 	}
 	return g

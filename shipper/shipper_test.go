@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -812,7 +813,7 @@ func TestInodeReuse(t *testing.T) {
 		t.Errorf("shipped %d lines, want all 10 from the start of the reused inode", n)
 	}
 	// The same position with the right fingerprint resumes mid-file.
-	fpLen, fp, err := readFingerprint(mustOpen(t, c.FilePath()))
+	fpLen, fp, err := readFingerprint(mustOpen(t, c.FilePath()), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -950,5 +951,150 @@ func TestCheckpointedFileGone(t *testing.T) {
 	}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("shipped %v\nwant     %v", got, want)
+	}
+}
+
+// TestRotationsFollowedUnderBackpressure: the reader is held back (its
+// tenant's topic is missing) while kubelet rotates three times and deletes
+// two of the rotations (as it does once they are compressed). The shipper
+// opened each rotation when it appeared, so nothing is lost.
+func TestRotationsFollowedUnderBackpressure(t *testing.T) {
+	cluster := newCluster(t)
+	brokers := cluster.ListenAddrs()
+	node := &nodelog.Node{Root: t.TempDir()}
+	c, _ := node.AddContainer("late", "p", "c", nodelog.CRI)
+	n := 0
+	write := func(k int) {
+		for range k {
+			_ = c.Write(time.Now(), "stdout", message("c", n, 60))
+			n++
+		}
+	}
+	write(20)
+	r := startShipper(t, testConfig(t, node, brokers, nil), Options{})
+	waitMetric(t, "the tenant to be paused", func() bool {
+		return testutil.ToFloat64(r.sh.m.produceErrors.WithLabelValues("late", reasonTopicMissing)) > 0
+	})
+	var rotated []string
+	for range 3 {
+		p, err := c.Rotate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rotated = append(rotated, p)
+		write(20)
+		time.Sleep(100 * time.Millisecond) // several poll intervals
+	}
+	for _, p := range rotated[1:] {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons := newConsumer(t, brokers, "logs.raw.late")
+	if _, err := kadm.NewClient(cons.cl).CreateTopic(context.Background(), 1, 1, nil, "logs.raw.late"); err != nil {
+		t.Fatal(err)
+	}
+	got := cons.waitFor(30*time.Second, "every line", func(l []line) bool {
+		seen := map[string]bool{}
+		for _, x := range l {
+			seen[x.rec.Log] = true
+		}
+		return len(seen) == n
+	})
+	t.Logf("%d lines in 4 files, %d records", n, len(got))
+}
+
+// scriptSink is an output whose first delivery of chosen messages fails.
+type scriptSink struct {
+	mu       sync.Mutex
+	failOnce map[string]bool
+	got      []string
+}
+
+func (s *scriptSink) name() string                    { return "script" }
+func (s *scriptSink) sync() error                     { return nil }
+func (s *scriptSink) flush(ctx context.Context) error { return nil }
+func (s *scriptSink) close()                          {}
+func (s *scriptSink) produce(_ string, _ []byte, rec *schemas.Record, t ticket) {
+	s.mu.Lock()
+	s.got = append(s.got, strings.Clone(rec.Log)) // rec is only ours during the call
+	fail := s.failOnce[rec.Log]
+	delete(s.failOnce, rec.Log)
+	s.mu.Unlock()
+	if fail {
+		t.done(errors.New("refused by the test"))
+		return
+	}
+	t.done(nil)
+}
+
+func (s *scriptSink) records() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.got...)
+}
+
+// TestJoinedMessageHoldsCheckpoint: a message split over partial stdout
+// lines is joined after a stderr line was delivered. Its delivery fails;
+// the rewind must go back to its first fragment, not to after the stderr
+// line, so the message is sent again whole (never as its tail alone).
+func TestJoinedMessageHoldsCheckpoint(t *testing.T) {
+	node := &nodelog.Node{Root: t.TempDir()}
+	c, _ := node.AddContainer("shop", "p", "c", nodelog.CRI)
+	ts := "2026-11-21T10:00:00.000000000Z"
+	if err := c.WriteRaw([]byte(ts + " stdout P head-\n" + ts + " stderr F err1\n" + ts + " stdout F tail\n")); err != nil {
+		t.Fatal(err)
+	}
+	sink := &scriptSink{failOnce: map[string]bool{"head-tail": true}}
+	cfg := testConfig(t, node, nil, nil)
+	sh, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh.sink = sink
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(ctx) }()
+	waitMetric(t, "the joined message delivered", func() bool {
+		return strings.Count(strings.Join(sink.records(), ","), "head-tail") == 2
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := sink.records()
+	if want := "err1,head-tail,err1,head-tail"; strings.Join(got, ",") != want {
+		t.Errorf("delivered %q, want %q", got, want)
+	}
+	saved, err := checkpointStore{dir: cfg.CheckpointDir}.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := saved[c.LinkPath()]; p.Offset != c.Size() {
+		t.Errorf("checkpoint at %d, want the end of the file (%d)", p.Offset, c.Size())
+	}
+}
+
+// TestOnceReportsUndelivered: --once against a topic that does not exist
+// ends with an error, not a silent success; the checkpoint stays put.
+func TestOnceReportsUndelivered(t *testing.T) {
+	cluster := newCluster(t)
+	node := &nodelog.Node{Root: t.TempDir()}
+	c, _ := node.AddContainer("nowhere", "p", "c", nodelog.CRI)
+	_ = c.Write(time.Now(), "stdout", "a line with no topic to go to")
+	cfg := testConfig(t, node, cluster.ListenAddrs(), nil)
+	r := startShipper(t, cfg, Options{Once: true})
+	select {
+	case err := <-r.done:
+		r.cancel = nil
+		if err == nil {
+			t.Fatal("once mode reported success although nothing was delivered")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("once mode did not end")
+	}
+	saved, _ := checkpointStore{dir: cfg.CheckpointDir}.load()
+	if p := saved[c.LinkPath()]; p.Offset != 0 {
+		t.Errorf("checkpoint moved to %d past an undelivered line", p.Offset)
 	}
 }

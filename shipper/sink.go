@@ -52,9 +52,10 @@ func newKafkaSink(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*kaf
 		kgo.WithHooks(kafka.NewMetrics(reg)),
 		kgo.RequiredAcks(kgo.AllISRAcks()),                                       // the default with idempotence; stated because delivery depends on it
 		kgo.ProducerBatchCompression(kgo.ZstdCompression(), kgo.NoCompression()), // zstd: Kafka >= 2.1
-		// The shipper's own byte budget bounds what is buffered; kgo's
-		// limits sit above it so they never decide.
-		kgo.MaxBufferedBytes(int(cfg.MaxBufferedBytes)*2),
+		// The shipper's byte budget bounds what is buffered, charging each
+		// record at least recordOverhead bytes: kgo's own limits (bytes
+		// unlimited by default, records set above any budget's reach)
+		// never decide, so Produce never blocks.
 		kgo.MaxBufferedRecords(1<<22),
 		// Retry delivery as long as it takes (the default RecordRetries is
 		// unlimited); a missing topic fails fast so its tenant can be paused.

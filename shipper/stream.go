@@ -40,12 +40,16 @@ type stream struct {
 	meta   PathMeta
 	tenant string
 	topic  string
-	gate   *tenantGate
+	gate   *backoffGate
 	k8s    schemas.Kubernetes
 	recKey []byte
 	gone   atomic.Bool // the matched path disappeared from the globs
 	done   chan struct{}
 	c      tenantCounters
+	// overhead is what a record of this stream costs beyond its message:
+	// its metadata, encoded, and the output's per-record memory.
+	overhead int64
+	retry    backoffGate // per-stream backoff after failures other than a missing or denied topic
 
 	// Read state, owned by run.
 	cur      int // index in files of the file being read
@@ -59,8 +63,11 @@ type stream struct {
 	rec      schemas.Record // reused for every record
 	idBuf    [32]byte
 
-	mu        sync.Mutex // guards what follows; files is written by run only, under mu
-	files     []*tailFile
+	openMu sync.Mutex // serializes opening files (follow, openNext) and close
+	closed bool       // guarded by openMu
+
+	mu        sync.Mutex  // guards what follows
+	files     []*tailFile // run reads and compacts them, follow appends
 	nextSeq   int
 	q         []ackEntry // records in flight, in produce order
 	qHead     int
@@ -76,6 +83,7 @@ type stream struct {
 type tailFile struct {
 	seq      int // order within the stream
 	path     string
+	opened   time.Time
 	f        *os.File
 	id       fileIdentity
 	idPrefix []byte // hash input shared by every record id of this file; nil until the fingerprint is known
@@ -95,8 +103,8 @@ func (p position) before(q position) bool {
 }
 
 type ackEntry struct {
-	end   position
-	state uint8 // 0 in flight, 1 delivered, 2 failed
+	start, end position
+	state      uint8 // 0 in flight, 1 delivered, 2 failed
 }
 
 // group is a message being joined from partial lines.
@@ -123,8 +131,9 @@ const (
 	readBufSize = 64 << 10
 	batchLines  = 4096 // lines read in one turn before yielding to checks
 	// recordOverhead approximates what a record costs in memory beyond its
-	// message: the Avro body's other fields, the kgo.Record, the queue entry.
-	recordOverhead = 512
+	// message and metadata strings: the encoded fixed fields, the pooled
+	// kgo.Record, the queue entry.
+	recordOverhead = 384
 )
 
 var readBufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
@@ -263,7 +272,7 @@ func (s *stream) openFile(path string) (*tailFile, error) {
 		return nil, fmt.Errorf("stat %s: %w", path, err)
 	}
 	dev, ino, _ := statIdentity(fi)
-	t := &tailFile{path: path, f: f, id: fileIdentity{Dev: dev, Inode: ino}}
+	t := &tailFile{path: path, f: f, opened: time.Now(), id: fileIdentity{Dev: dev, Inode: ino}}
 	s.fingerprint(t)
 	return t, nil
 }
@@ -275,10 +284,15 @@ func (s *stream) fingerprint(t *tailFile) bool {
 	if t.idPrefix != nil {
 		return true
 	}
-	n, fp, err := readFingerprint(t.f)
+	n, fp, err := readFingerprint(t.f, false)
 	if err != nil || n == 0 {
 		return false
 	}
+	return s.setFingerprint(t, n, fp)
+}
+
+// setFingerprint records t's fingerprint and the record-id prefix.
+func (s *stream) setFingerprint(t *tailFile, n int, fp uint64) bool {
 	// The record id hashes node, inode, fingerprint and offset; the prefix
 	// is fixed per file.
 	node := s.sh.node
@@ -306,7 +320,7 @@ func (t *tailFile) is(id fileIdentity) (bool, error) {
 // SHA-256 over (node, inode, fingerprint, offset), hex. The string aliases
 // s.idBuf and is valid until the next call.
 func (s *stream) recordID(p position) string {
-	var buf [64]byte
+	var buf [320]byte // node names are at most 253 bytes: no allocation
 	in := append(append(buf[:0], p.f.idPrefix...), 0, 0, 0, 0, 0, 0, 0, 0)
 	binary.BigEndian.PutUint64(in[len(in)-8:], uint64(p.off))
 	sum := sha256.Sum256(in)
@@ -331,14 +345,21 @@ func (s *stream) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			s.sh.logLimited("read", "read failed; retrying", "stream", s.key, "err", err)
+			s.sh.logLimited("read:"+s.key, "read failed; retrying", "stream", s.key, "err", err)
 			s.sleep(ctx, s.sh.cfg.PollInterval)
 			continue
 		}
 		if n > 0 {
 			continue
 		}
-		if s.cur < len(s.files)-1 { // a rotated file is drained: go on to the next
+		if next := s.fileAfterCur(); next != nil {
+			// A renamed file is read to its end and left. The runtime may
+			// still write to it for a moment after kubelet renamed it, so
+			// it is left only after a grace period.
+			if wait := s.rotateGrace() - time.Since(next.opened); wait > 0 {
+				s.sleep(ctx, wait)
+				continue
+			}
 			s.finishFile(ctx)
 			s.mu.Lock()
 			s.cur++
@@ -351,23 +372,31 @@ func (s *stream) run(ctx context.Context) {
 		s.releaseBuffer()
 		switch s.check() {
 		case fileRotated:
-			s.sh.m.rotations.WithLabelValues("rename").Inc()
-			// The runtime may still write to the old file for a moment after
-			// kubelet renamed it: wait, then drain it.
-			s.sleep(ctx, min(s.sh.cfg.PollInterval, 200*time.Millisecond))
-			if _, err := s.readSome(ctx, false); err != nil {
-				continue
-			}
-			s.openNext(true)
+			s.follow()
 			continue
 		case fileTruncated:
+			// Truncated in place (copytruncate), or replaced on the same
+			// inode: what was not read yet is gone; the new content is read
+			// from its start. The old handle shows the new content too, so
+			// nothing more is read through it.
 			s.sh.m.rotations.WithLabelValues("truncate").Inc()
-			s.finishFile(ctx)
-			s.flushGroups(ctx) // the rest of a partial message is gone with the truncation
-			s.openNext(false)
+			s.flushGroups(ctx)
+			s.rbStart, s.rbEnd, s.overlong = 0, 0, nil
+			s.openMu.Lock()
+			appended := s.openNext(false)
+			s.openMu.Unlock()
+			if appended {
+				s.mu.Lock()
+				s.cur = len(s.files) - 1
+				s.rbOff = 0
+				s.mu.Unlock()
+			}
 			continue
 		}
 		if s.sh.once {
+			if !s.waitDelivered(ctx) {
+				s.sh.onceFailed.Store(true)
+			}
 			return
 		}
 		if s.gone.Load() {
@@ -380,6 +409,19 @@ func (s *stream) run(ctx context.Context) {
 	}
 }
 
+// curFile is the file being read.
+func (s *stream) curFile() *tailFile {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.files[s.cur]
+}
+
+// rotateGrace is how long a renamed file is still read after the file that
+// replaced it appeared.
+func (s *stream) rotateGrace() time.Duration {
+	return min(s.sh.cfg.PollInterval, 200*time.Millisecond)
+}
+
 type fileState int
 
 const (
@@ -389,10 +431,50 @@ const (
 	fileMissing
 )
 
+// fileAfterCur is the file after the one being read, or nil.
+func (s *stream) fileAfterCur() *tailFile {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur < len(s.files)-1 {
+		return s.files[s.cur+1]
+	}
+	return nil
+}
+
+// newest is the newest open file. The follower may append files at any
+// time, so s.files is read under s.mu.
+func (s *stream) newest() *tailFile {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.files[len(s.files)-1]
+}
+
+// follow opens the files kubelet rotated to since the last look, as soon
+// as they appear: held open, they stay readable when kubelet later
+// compresses or deletes them, however long a backlog takes to read. The
+// shipper's follower calls it every SLUICE_SHIPPER_POLL_INTERVAL, while the
+// reader may be blocked on the buffer budget; the reader calls it at the
+// end of its newest file.
+func (s *stream) follow() {
+	s.openMu.Lock()
+	defer s.openMu.Unlock()
+	if s.closed {
+		return
+	}
+	fi, err := os.Stat(s.key)
+	if err != nil {
+		return
+	}
+	if _, ino, _ := statIdentity(fi); ino != s.newest().id.Inode {
+		s.sh.m.rotations.WithLabelValues("rename").Inc()
+		s.openNext(true)
+	}
+}
+
 // check looks at the stream's path after the newest file was read to its
-// end.
+// end. Only the reader calls it.
 func (s *stream) check() fileState {
-	cur := s.files[len(s.files)-1]
+	cur := s.newest()
 	fi, err := os.Stat(s.key)
 	if err != nil {
 		return fileMissing
@@ -414,18 +496,20 @@ func (s *stream) check() fileState {
 }
 
 // openNext appends the file the stream's path now points at. After a
-// rotation it first appends every rotation newer than the file that was
-// being read: kubelet may have rotated more than once since the last check.
-func (s *stream) openNext(rotated bool) {
+// rotation it first appends every rotation newer than the newest open file:
+// kubelet may have rotated more than once since the last look. It reports
+// whether the file the path points at was appended. s.openMu must be held.
+func (s *stream) openNext(rotated bool) bool {
 	target, err := filepath.EvalSymlinks(s.key)
 	if err != nil {
-		return // gone between check and open; the next check sees it
+		return false // gone between check and open; the next check sees it
 	}
 	var paths []string
 	if rotated {
-		paths = rotatedAfter(target, s.files[len(s.files)-1])
+		paths = rotatedAfter(target, s.newest())
 	}
 	paths = append(paths, target)
+	appended := false
 	for _, p := range paths {
 		f, err := s.openFile(p)
 		if err != nil {
@@ -448,8 +532,10 @@ func (s *stream) openNext(rotated bool) {
 			f.f.Close()
 			continue
 		}
+		appended = p == target
 		s.sh.log.Debug("following file", "stream", s.key, "file", p)
 	}
+	return appended
 }
 
 // rotatedAfter lists the rotations of target that are newer than last, in
@@ -464,6 +550,8 @@ func rotatedAfter(target string, last *tailFile) []string {
 			}
 		}
 	}
+	// last is not among the rotations any more (compressed or deleted):
+	// take the ones modified after it.
 	lfi, err := last.f.Stat()
 	if err != nil {
 		return sibs
@@ -492,6 +580,12 @@ func (s *stream) finishFile(ctx context.Context) {
 func (s *stream) finish(ctx context.Context) bool {
 	s.finishFile(ctx)
 	s.flushGroups(ctx)
+	return s.waitDelivered(ctx)
+}
+
+// waitDelivered waits until nothing is in flight. It reports false when a
+// record failed (or ctx ended first).
+func (s *stream) waitDelivered(ctx context.Context) bool {
 	for ctx.Err() == nil {
 		s.mu.Lock()
 		n, failed := s.inflight, s.failed
@@ -516,19 +610,25 @@ func (s *stream) sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
+// releaseBuffer gives an idle stream's read buffer back, so memory follows
+// the number of busy streams, not the number of files. A buffer grown for
+// a long line is dropped.
 func (s *stream) releaseBuffer() {
-	if s.rb != nil && s.rbStart == s.rbEnd && s.overlong == nil && cap(s.rb) == readBufSize {
+	if s.rb == nil || s.rbStart != s.rbEnd || s.overlong != nil {
+		return
+	}
+	if cap(s.rb) == readBufSize {
 		b := s.rb[:readBufSize]
 		readBufPool.Put(&b)
-		s.rb = nil
 	}
+	s.rb = nil
 }
 
 // readSome reads and ships up to batchLines lines of the current file. At
 // the end of the file it returns 0. final means the file will not grow: an
 // unterminated last line is shipped too.
 func (s *stream) readSome(ctx context.Context, final bool) (int, error) {
-	f := s.files[s.cur]
+	f := s.curFile()
 	if s.rb == nil {
 		s.rb = (*readBufPool.Get().(*[]byte))[:readBufSize]
 		s.rbStart, s.rbEnd = 0, 0
@@ -607,9 +707,13 @@ func (s *stream) line(ctx context.Context, f *tailFile, off, next int64, raw []b
 	s.c.lines.Inc()
 	s.c.bytes.Add(float64(next - off))
 	if !s.fingerprint(f) {
-		// Only possible when the file changed under us; the checks at the
-		// end of the file sort it out.
-		return fmt.Errorf("no fingerprint for %s", f.path)
+		// A line without a complete first line before it: the unterminated
+		// tail of a file that will not grow (a short file that was rotated
+		// or deleted). Its head is final, so it fingerprints as it is.
+		n, fp, err := readFingerprint(f.f, true)
+		if err != nil || n == 0 || !s.setFingerprint(f, n, fp) {
+			return fmt.Errorf("no fingerprint for %s: %v", f.path, err)
+		}
 	}
 	l := DecodeLine(raw)
 	start, end := position{f, off}, position{f, next}
@@ -647,21 +751,25 @@ func (s *stream) line(ctx context.Context, f *tailFile, off, next int64, raw []b
 	return s.emitGroup(ctx, slot, end)
 }
 
+// emitGroup ships a joined message. When that fails (the shipper is
+// stopping) the group and its hold on the checkpoint stay.
 func (s *stream) emitGroup(ctx context.Context, slot int, end position) error {
 	g := s.groups[slot]
+	if err := s.emit(ctx, g.start, end, g.time, g.stream, g.format, g.buf, g.size, g.truncated, g.parts); err != nil {
+		return err
+	}
 	s.groups[slot] = nil
-	err := s.emit(ctx, g.start, end, g.time, g.stream, g.format, g.buf, g.size, g.truncated, g.parts)
 	s.mu.Lock()
-	s.groupAt[slot] = nil
+	s.groupAt[slot] = nil // the queued record holds the checkpoint now
 	s.mu.Unlock()
-	return err
+	return nil
 }
 
 // flushGroups ships partial messages that can no longer be completed.
 func (s *stream) flushGroups(ctx context.Context) {
 	for slot, g := range s.groups {
 		if g != nil {
-			end := position{s.files[s.cur], s.rbOff}
+			end := position{s.curFile(), s.rbOff}
 			if end.before(g.start) {
 				end = g.start
 			}
@@ -712,14 +820,17 @@ func (s *stream) emit(ctx context.Context, start, end position, ts time.Time, st
 	if err := s.gate.wait(ctx); err != nil {
 		return err
 	}
-	cost := int64(len(text)) + recordOverhead
+	if err := s.retry.wait(ctx); err != nil {
+		return err
+	}
+	cost := int64(len(text)) + s.overhead
 	if err := s.sh.acquire(ctx, cost); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	seq := s.seq
 	s.seq++
-	s.q = append(s.q, ackEntry{end: end})
+	s.q = append(s.q, ackEntry{start: start, end: end})
 	s.inflight++
 	s.mu.Unlock()
 	s.sh.sink.produce(s.topic, s.recKey, rec, ticket{s, seq, cost})
@@ -770,6 +881,7 @@ func (s *stream) ack(seq uint64, cost int64, err error) {
 	}
 	s.c.produced.Inc()
 	s.gate.ok()
+	s.retry.ok()
 }
 
 func (s *stream) failure() error {
@@ -796,10 +908,12 @@ func (s *stream) recover(ctx context.Context, cause error) bool {
 	reason := errorReason(cause)
 	switch reason {
 	case reasonTopicMissing, reasonDenied:
-		s.gate.pause()
+		s.gate.pause() // the whole tenant waits
 	case reasonTooLarge:
 		s.lineCap = max(s.lineCap/4, 1024)
 		s.sh.log.Warn("Kafka rejected a record as too large; lowering this stream's message cap", "stream", s.key, "topic", s.topic, "max_line_bytes", s.lineCap)
+	default:
+		s.retry.pause() // no tight loop on a record Kafka keeps refusing
 	}
 	s.sh.logLimited("produce:"+s.tenant+":"+reason, "delivery failed; rewinding to the last acknowledged position", "tenant", s.tenant, "topic", s.topic, "reason", reason, "err", cause)
 
@@ -824,12 +938,21 @@ func (s *stream) recover(ctx context.Context, cause error) bool {
 	return true
 }
 
-// checkpointLocked is the first byte not yet delivered. s.mu must be held.
+// checkpointLocked is the first byte not yet delivered: the watermark, or
+// an earlier start of a record still in flight or of a partial message
+// still being joined. (A message joined from partial lines starts before
+// records of the other stream that were produced, and may be delivered,
+// ahead of it.) s.mu must be held.
 func (s *stream) checkpointLocked() position {
 	cp := s.watermark
 	for _, g := range s.groupAt {
 		if g != nil && g.before(cp) {
 			cp = *g
+		}
+	}
+	for _, e := range s.q[s.qHead:] {
+		if e.state != 1 && e.start.before(cp) {
+			cp = e.start
 		}
 	}
 	return cp
@@ -876,6 +999,9 @@ func (s *stream) position() (streamPosition, int64) {
 }
 
 func (s *stream) close() {
+	s.openMu.Lock()
+	defer s.openMu.Unlock()
+	s.closed = true
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, f := range s.files {
