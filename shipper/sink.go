@@ -51,7 +51,7 @@ func newKafkaSink(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*kaf
 	opts = append(opts,
 		kgo.WithLogger(kafka.NewLogger(log)),
 		kgo.WithHooks(kafka.NewMetrics(reg)),
-		kgo.RequiredAcks(kgo.AllISRAcks()),                                       // the default with idempotence; stated because delivery depends on it
+		kgo.RequiredAcks(kgo.AllISRAcks()), // the default with idempotence; stated because delivery depends on it
 		// zstd (Kafka >= 2.1) at its fastest level: on a node, CPU is worth
 		// more than the last few percent of compression ratio. It is a
 		// quarter of the shipper's CPU at the default level.
