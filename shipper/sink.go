@@ -3,7 +3,6 @@ package shipper
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -126,21 +125,20 @@ func (k *kafkaSink) flush(ctx context.Context) error { return k.cl.Flush(ctx) }
 
 func (k *kafkaSink) close() { k.cl.Close() }
 
-// stdoutSink writes each record as one JSON object per line, with the field
-// names of the Avro schema. A record counts as delivered once written to
-// the buffer; sync flushes the buffer before a checkpoint is saved.
+// stdoutSink writes each record as one JSON object per line, in the
+// schemas JSON form (the field names of the Avro schema; the same form the
+// router accepts from external producers). A record counts as delivered once
+// written to the buffer; sync flushes the buffer before a checkpoint is
+// saved.
 type stdoutSink struct {
 	mu  sync.Mutex
 	w   *bufio.Writer
-	enc *json.Encoder
+	buf []byte
 	err error
 }
 
 func newStdoutSink(w io.Writer) *stdoutSink {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	enc := json.NewEncoder(bw)
-	enc.SetEscapeHTML(false)
-	return &stdoutSink{w: bw, enc: enc}
+	return &stdoutSink{w: bufio.NewWriterSize(w, 64<<10)}
 }
 
 func (s *stdoutSink) name() string { return "stdout" }
@@ -148,7 +146,11 @@ func (s *stdoutSink) name() string { return "stdout" }
 func (s *stdoutSink) produce(_ string, _ []byte, rec *schemas.Record, t ticket) {
 	s.mu.Lock()
 	if s.err == nil {
-		s.err = s.enc.Encode(rec)
+		s.buf, s.err = schemas.AppendJSON(s.buf[:0], rec)
+		if s.err == nil {
+			s.buf = append(s.buf, '\n')
+			_, s.err = s.w.Write(s.buf)
+		}
 	}
 	err := s.err
 	s.mu.Unlock()
