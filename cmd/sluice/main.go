@@ -25,6 +25,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"shipper", "tail container logs on this node and produce them to per-tenant Kafka topics", runShipper},
+		{"pipeline", "validate, test, apply, get, list and delete per-tenant pipelines", runPipeline},
+		{"router", "apply each tenant's pipeline between its raw and parsed topics, in Kafka transactions", runRouter},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintf(stdout, "sluice %s\n", version)
 			return err

@@ -40,11 +40,7 @@ func runShipper(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("shipper settings:\n%w", err)
 	}
 	if *validate {
-		fmt.Fprintf(stdout, "shipper settings are valid:\n")
-		for _, st := range config.Describe(&cfg) {
-			fmt.Fprintf(stdout, "  %s=%s\n", st.Name, st.Value)
-		}
-		return nil
+		return printSettings(stdout, "shipper", &cfg)
 	}
 	// A node agent's footprint matters more than the little CPU the GC
 	// spends keeping it small; an explicit GOMEMLIMIT (for example from the

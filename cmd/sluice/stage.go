@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/telemetry"
 )
 
@@ -41,4 +42,14 @@ func runStage(ctx context.Context, cfg telemetry.Config, stderr io.Writer, fn fu
 		err = fmt.Errorf("telemetry server: %w", serr)
 	}
 	return err
+}
+
+// printSettings prints a stage's valid settings for --validate, secrets
+// redacted.
+func printSettings(w io.Writer, name string, cfg any) error {
+	fmt.Fprintf(w, "%s settings are valid:\n", name)
+	for _, st := range config.Describe(cfg) {
+		fmt.Fprintf(w, "  %s=%s\n", st.Name, st.Value)
+	}
+	return nil
 }

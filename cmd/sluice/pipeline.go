@@ -1,0 +1,485 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelogs/sluice/internal/config"
+	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/router"
+	"github.com/sluicelogs/sluice/schemas"
+)
+
+// stdin is where `sluice pipeline test` reads records; tests replace it.
+var stdin io.Reader = os.Stdin
+
+// maxTestLine bounds one input line of `sluice pipeline test`.
+const maxTestLine = 16 << 20
+
+// pipelineConfig is the settings of `sluice pipeline`: the Kafka connection
+// and the topic prefix.
+type pipelineConfig struct {
+	Kafka kafka.Config
+}
+
+type pipelineCommand struct {
+	name, args, summary string
+	run                 func(ctx context.Context, fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error
+}
+
+func pipelineCommands() []pipelineCommand {
+	return []pipelineCommand{
+		{"validate", "-f FILE", "decode and compile the pipeline and run its tests: offline, exit 0 when valid", pipelineValidate},
+		{"test", "-f FILE", "run JSON lines from stdin through the pipeline and print each outcome as a JSON line: offline", pipelineTest},
+		{"apply", "-f FILE", "validate, then store the pipeline in the config topic; its version must be greater than the stored one", pipelineApply},
+		{"get", "TENANT", "print the stored pipeline, its version and what each router applies (as YAML comments)", pipelineGet},
+		{"list", "", "list tenants with their stored version, the versions routers apply and errors", pipelineList},
+		{"delete", "TENANT", "delete the tenant's pipeline: routers put it back on pass-through", pipelineDelete},
+	}
+}
+
+func pipelineUsage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: sluice pipeline <subcommand> [flags]\n\n")
+	fmt.Fprintf(w, "Manages per-tenant pipelines, stored in the compacted topic <prefix>.config (key = tenant).\n\nSubcommands:\n")
+	for _, c := range pipelineCommands() {
+		fmt.Fprintf(w, "  %-24s %s\n", c.name+" "+c.args, c.summary)
+	}
+	fmt.Fprintf(w, "\nvalidate and test need no Kafka; test prints {\"topic\": ..., \"record\": ...}, {\"dropped\": true}\n")
+	fmt.Fprintf(w, "or {\"dlq\": {...}} per input line. Input lines are records in JSON form, partial ones\n")
+	fmt.Fprintf(w, "such as {\"log\": \"...\"}, or plain text (which becomes log).\n")
+	fmt.Fprintf(w, "\nRun 'sluice pipeline <subcommand> --help' for its flags.\n")
+	fmt.Fprintf(w, "\nSettings (environment variables):\n")
+	config.WriteUsage(w, &pipelineConfig{})
+}
+
+func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		pipelineUsage(stderr)
+		if len(args) == 0 {
+			return errors.New("pipeline: no subcommand given")
+		}
+		return flag.ErrHelp
+	}
+	for _, c := range pipelineCommands() {
+		if c.name != args[0] {
+			continue
+		}
+		fs := flag.NewFlagSet("pipeline "+c.name, flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		fs.Usage = func() {
+			fmt.Fprintf(stderr, "Usage: sluice pipeline %s [flags] %s\n\n%s.\n", c.name, c.args, upperFirst(c.summary))
+			if hasFlags(fs) {
+				fmt.Fprintf(stderr, "\nFlags:\n")
+				fs.PrintDefaults()
+			}
+			fmt.Fprintf(stderr, "\nSettings (environment variables): see 'sluice pipeline --help'.\n")
+		}
+		return c.run(ctx, fs, args[1:], stdout, stderr)
+	}
+	pipelineUsage(stderr)
+	return fmt.Errorf("pipeline: unknown subcommand %q", args[0])
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
+}
+
+// parseFileFlag parses a subcommand taking -f FILE and no arguments, and
+// returns the file's content.
+func parseFileFlag(fs *flag.FlagSet, args []string) (string, []byte, error) {
+	file := fs.String("f", "", "pipeline YAML file (- for stdin)")
+	if err := fs.Parse(args); err != nil {
+		return "", nil, err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return "", nil, fmt.Errorf("pipeline %s: unexpected arguments %q", fs.Name(), fs.Args())
+	}
+	if *file == "" {
+		fs.Usage()
+		return "", nil, fmt.Errorf("%s: -f FILE is required", fs.Name())
+	}
+	var src []byte
+	var err error
+	if *file == "-" {
+		src, err = io.ReadAll(io.LimitReader(stdin, router.MaxSpecBytes+1))
+	} else {
+		src, err = os.ReadFile(*file)
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: read pipeline: %w", fs.Name(), err)
+	}
+	return *file, src, nil
+}
+
+// parseTenantArg parses a subcommand taking one TENANT argument.
+func parseTenantArg(fs *flag.FlagSet, args []string) (string, error) {
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return "", fmt.Errorf("%s: want one TENANT argument, got %d", fs.Name(), fs.NArg())
+	}
+	tenant := fs.Arg(0)
+	if err := kafka.ValidateTenant(tenant); err != nil {
+		return "", fmt.Errorf("%s: %w", fs.Name(), err)
+	}
+	return tenant, nil
+}
+
+// specProblems formats a Load or Parse error as one problem per line,
+// prefixed with file (SpecErrors already name their line and column). The
+// result wraps err, so errors.Is and errors.As see the SpecErrors.
+func specProblems(file string, err error) error {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d problem(s):", len(errs))
+	for _, e := range errs {
+		first, rest, _ := strings.Cut(e.Error(), "\n")
+		fmt.Fprintf(&b, "\n  %s: %s", file, first)
+		for _, l := range strings.Split(rest, "\n") {
+			if l != "" {
+				fmt.Fprintf(&b, "\n    %s", l)
+			}
+		}
+	}
+	return &problemsError{msg: b.String(), err: err}
+}
+
+type problemsError struct {
+	msg string
+	err error
+}
+
+func (e *problemsError) Error() string { return e.msg }
+func (e *problemsError) Unwrap() error { return e.err }
+
+func pipelineValidate(_ context.Context, fs *flag.FlagSet, args []string, stdout, _ io.Writer) error {
+	file, src, err := parseFileFlag(fs, args)
+	if err != nil {
+		return err
+	}
+	p, err := router.Load(src)
+	if err != nil {
+		return fmt.Errorf("validate %s: %w", file, specProblems(file, err))
+	}
+	_, err = fmt.Fprintf(stdout, "valid: tenant %s version %d, %d tests passed\n", p.Tenant, p.Version, len(p.Spec().Tests))
+	return err
+}
+
+// testOutcome is one output line of `sluice pipeline test`.
+type testOutcome struct {
+	Topic   string          `json:"topic,omitempty"`
+	Record  json.RawMessage `json:"record,omitempty"`
+	Dropped bool            `json:"dropped,omitempty"`
+	DLQ     *testDLQ        `json:"dlq,omitempty"`
+}
+
+type testDLQ struct {
+	Reason   string `json:"reason"`
+	Step     int    `json:"step"`
+	StepType string `json:"step_type,omitempty"`
+	Error    string `json:"error"`
+}
+
+func pipelineTest(ctx context.Context, fs *flag.FlagSet, args []string, stdout, _ io.Writer) error {
+	file, src, err := parseFileFlag(fs, args)
+	if err != nil {
+		return err
+	}
+	if file == "-" {
+		return errors.New("test: stdin carries the records; give the pipeline as a file")
+	}
+	var cfg pipelineConfig
+	if err := config.Load(ctx, &cfg); err != nil {
+		return err
+	}
+	if err := kafka.ValidatePrefix(cfg.Kafka.TopicPrefix); err != nil {
+		return fmt.Errorf("test: %s: %w", config.Var("TOPIC_PREFIX"), err)
+	}
+	topics := cfg.Kafka.Topics()
+	spec, err := router.Parse(src)
+	if err != nil {
+		return fmt.Errorf("test %s: %w", file, specProblems(file, err))
+	}
+	p, err := router.Compile(spec)
+	if err != nil {
+		return fmt.Errorf("test %s: %w", file, specProblems(file, err))
+	}
+
+	out := bufio.NewWriter(stdout)
+	sc := bufio.NewScanner(stdin)
+	sc.Buffer(make([]byte, 64<<10), maxTestLine)
+	var line []byte
+	for n := 1; sc.Scan(); n++ {
+		in := sc.Bytes()
+		if len(strings.TrimSpace(string(in))) == 0 {
+			continue
+		}
+		var o testOutcome
+		rec, err := schemas.DecodeJSON(in)
+		switch {
+		case errors.Is(err, schemas.ErrUnknownFormat):
+			rec = schemas.Record{Log: string(in)}
+		case err != nil:
+			// The router dead-letters such an object too.
+			o.DLQ = &testDLQ{Reason: schemas.Reason(err), Step: -1, Error: err.Error()}
+		}
+		if o.DLQ == nil {
+			rec.Tenant = p.Tenant // the tenant comes from the topic, never the payload
+			res := p.Process(&rec)
+			switch {
+			case res.DLQ != nil:
+				o.DLQ = &testDLQ{Reason: res.DLQ.Reason, Step: res.DLQ.Step, StepType: res.DLQ.StepType, Error: errString(res.DLQ.Err)}
+			case res.Dropped:
+				o.Dropped = true
+			default:
+				o.Topic = topics.Parsed(p.Tenant)
+				if res.Stream != "" {
+					o.Topic = topics.ParsedStream(p.Tenant, res.Stream)
+				}
+				b, err := schemas.AppendJSON(nil, &rec)
+				if err != nil {
+					// The router could not encode it either.
+					o = testOutcome{DLQ: &testDLQ{Reason: schemas.Reason(err), Step: -1, Error: err.Error()}}
+				} else {
+					o.Record = b
+				}
+			}
+		}
+		line, err = json.Marshal(o)
+		if err != nil {
+			return fmt.Errorf("test: input line %d: %w", n, err)
+		}
+		out.Write(line)
+		if err := out.WriteByte('\n'); err != nil {
+			return fmt.Errorf("test: write: %w", err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		out.Flush()
+		return fmt.Errorf("test: read stdin: %w", err)
+	}
+	if err := out.Flush(); err != nil {
+		return fmt.Errorf("test: write: %w", err)
+	}
+	return nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// kafkaFlags adds the flags shared by the subcommands that talk to Kafka.
+func kafkaFlags(fs *flag.FlagSet) *time.Duration {
+	return fs.Duration("timeout", 30*time.Second, "give up talking to Kafka after this long")
+}
+
+// withKafka loads the Kafka settings, connects, and calls fn with the client,
+// an admin client on it and the config topic name.
+func withKafka(ctx context.Context, timeout time.Duration, fn func(ctx context.Context, cl *kgo.Client, topic string) error) error {
+	var cfg pipelineConfig
+	if err := config.Load(ctx, &cfg); err != nil {
+		return err
+	}
+	if cfg.Kafka.ClientID == "" {
+		cfg.Kafka.ClientID = "sluice-pipeline"
+	}
+	opts, err := cfg.Kafka.Options()
+	if err != nil {
+		return fmt.Errorf("kafka settings:\n%w", err)
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	return fn(ctx, cl, cfg.Kafka.Topics().Config())
+}
+
+func pipelineApply(ctx context.Context, fs *flag.FlagSet, args []string, stdout, _ io.Writer) error {
+	timeout := kafkaFlags(fs)
+	file, src, err := parseFileFlag(fs, args)
+	if err != nil {
+		return err
+	}
+	// Validate before connecting, so that a broken file is reported the same
+	// way with or without Kafka.
+	if _, err := router.Load(src); err != nil {
+		return fmt.Errorf("apply %s: %w", file, specProblems(file, err))
+	}
+	return withKafka(ctx, *timeout, func(ctx context.Context, cl *kgo.Client, topic string) error {
+		if err := router.EnsureConfigTopic(ctx, kadm.NewClient(cl), topic); err != nil {
+			return err
+		}
+		p, err := router.ApplyPipeline(ctx, cl, topic, src)
+		if err != nil {
+			return fmt.Errorf("apply %s: %w", file, err)
+		}
+		_, err = fmt.Fprintf(stdout, "applied: tenant %s version %d to %s\n", p.Tenant, p.Version, topic)
+		return err
+	})
+}
+
+func pipelineGet(ctx context.Context, fs *flag.FlagSet, args []string, stdout, _ io.Writer) error {
+	timeout := kafkaFlags(fs)
+	tenant, err := parseTenantArg(fs, args)
+	if err != nil {
+		return err
+	}
+	return withKafka(ctx, *timeout, func(ctx context.Context, cl *kgo.Client, topic string) error {
+		snap, err := router.ReadConfig(ctx, cl, topic)
+		if err != nil {
+			return err
+		}
+		sp, stored := snap.Pipelines[tenant]
+		statuses := snap.Statuses[tenant]
+		if !stored && len(statuses) == 0 {
+			return fmt.Errorf("get %s: %w in %s", tenant, router.ErrNoPipeline, topic)
+		}
+		// Everything but the document is a YAML comment, so the output can
+		// be edited and applied again.
+		w := bufio.NewWriter(stdout)
+		fmt.Fprintf(w, "# tenant: %s\n", tenant)
+		switch {
+		case !stored:
+			fmt.Fprintf(w, "# stored: none (pass-through)\n")
+		case sp.Err != nil:
+			fmt.Fprintf(w, "# stored: offset %d, written %s; does not parse:\n", sp.Offset, sp.Timestamp.UTC().Format(time.RFC3339))
+			for _, l := range strings.Split(sp.Err.Error(), "\n") {
+				fmt.Fprintf(w, "#   %s\n", l)
+			}
+		default:
+			fmt.Fprintf(w, "# stored: version %d, offset %d, written %s\n", sp.Version, sp.Offset, sp.Timestamp.UTC().Format(time.RFC3339))
+		}
+		if len(statuses) == 0 {
+			fmt.Fprintf(w, "# routers: none reported\n")
+		}
+		for _, st := range statuses {
+			fmt.Fprintf(w, "# router %s: %s\n", st.Router, statusLine(st))
+		}
+		if stored {
+			w.Write(sp.Source)
+			if len(sp.Source) > 0 && sp.Source[len(sp.Source)-1] != '\n' {
+				w.WriteByte('\n')
+			}
+		}
+		return w.Flush()
+	})
+}
+
+// statusLine describes one router's status in one line.
+func statusLine(st router.RouterStatus) string {
+	var b strings.Builder
+	if st.Applied == 0 {
+		b.WriteString("applies pass-through")
+	} else {
+		fmt.Fprintf(&b, "applies version %d", st.Applied)
+	}
+	fmt.Fprintf(&b, ", has seen version %d", st.Stored)
+	if !st.Since.IsZero() {
+		fmt.Fprintf(&b, ", since %s", st.Since.UTC().Format(time.RFC3339))
+	}
+	if st.Error != "" {
+		fmt.Fprintf(&b, ", error: %s", oneLine(st.Error))
+	}
+	return b.String()
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
+
+func pipelineList(ctx context.Context, fs *flag.FlagSet, args []string, stdout, _ io.Writer) error {
+	timeout := kafkaFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("list: unexpected arguments %q", fs.Args())
+	}
+	return withKafka(ctx, *timeout, func(ctx context.Context, cl *kgo.Client, topic string) error {
+		snap, err := router.ReadConfig(ctx, cl, topic)
+		if err != nil {
+			return err
+		}
+		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(w, "TENANT\tVERSION\tROUTERS\tERRORS\n")
+		for _, tenant := range snap.Tenants() {
+			version := "-"
+			var errs []string
+			if sp, ok := snap.Pipelines[tenant]; ok {
+				if sp.Err != nil {
+					version = "invalid"
+					errs = append(errs, "stored: "+oneLine(sp.Err.Error()))
+				} else {
+					version = fmt.Sprint(sp.Version)
+				}
+			}
+			var routers []string
+			for _, st := range snap.Statuses[tenant] {
+				routers = append(routers, fmt.Sprintf("%s=%d", st.Router, st.Applied))
+				if st.Error != "" {
+					errs = append(errs, st.Router+": "+oneLine(st.Error))
+				}
+			}
+			if len(routers) == 0 {
+				routers = []string{"-"}
+			}
+			if len(errs) == 0 {
+				errs = []string{"-"}
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", tenant, version, strings.Join(routers, ","), strings.Join(errs, "; "))
+		}
+		return w.Flush()
+	})
+}
+
+func pipelineDelete(ctx context.Context, fs *flag.FlagSet, args []string, stdout, _ io.Writer) error {
+	timeout := kafkaFlags(fs)
+	tenant, err := parseTenantArg(fs, args)
+	if err != nil {
+		return err
+	}
+	return withKafka(ctx, *timeout, func(ctx context.Context, cl *kgo.Client, topic string) error {
+		if err := router.DeletePipeline(ctx, cl, topic, tenant); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintf(stdout, "deleted: tenant %s now passes through\n", tenant)
+		return err
+	})
+}

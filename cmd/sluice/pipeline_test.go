@@ -1,0 +1,319 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelogs/sluice/internal/config"
+	"github.com/sluicelogs/sluice/router"
+	"github.com/sluicelogs/sluice/schemas"
+)
+
+const goodPipeline = `tenant: acme
+version: 3
+steps:
+  - json:
+      field: log
+  - route:
+      if: 'attributes.level == "error"'
+      stream: errors
+  - drop:
+      if: 'attributes.level == "debug"'
+tests:
+  - name: routes errors
+    line: '{"level":"error","msg":"x"}'
+    expect:
+      stream: errors
+  - name: drops debug
+    line: '{"level":"debug"}'
+    expect:
+      dropped: true
+`
+
+// writePipeline writes doc to a temporary file and returns its path.
+func writePipeline(t *testing.T, doc string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "pipeline.yaml")
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// runPipelineCmd runs `sluice pipeline args...` and returns stdout, stderr
+// and the error.
+func runPipelineCmd(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, append([]string{"pipeline"}, args...), &stdout, &stderr)
+	return stdout.String(), stderr.String(), err
+}
+
+// setStdin makes s the stdin of `sluice pipeline test` for the test.
+func setStdin(t *testing.T, s string) {
+	t.Helper()
+	old := stdin
+	stdin = strings.NewReader(s)
+	t.Cleanup(func() { stdin = old })
+}
+
+func TestPipelineHelp(t *testing.T) {
+	_, stderr, err := runPipelineCmd(t, "--help")
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("pipeline --help: %v", err)
+	}
+	for _, want := range []string{"validate", "test", "apply", "get", "list", "delete", "SLUICE_KAFKA_BROKERS", "SLUICE_TOPIC_PREFIX"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("pipeline --help does not mention %s", want)
+		}
+	}
+	for _, args := range [][]string{nil, {"nope"}, {"validate"}, {"validate", "-f", "x", "extra"}, {"get"}, {"get", "Not_A_Tenant"}, {"list", "extra"}} {
+		if _, _, err := runPipelineCmd(t, args...); err == nil {
+			t.Errorf("pipeline %q succeeded", args)
+		}
+	}
+}
+
+func TestPipelineValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		doc     string
+		wantOut string
+		wantErr []string // substrings of the error
+	}{
+		{"good", goodPipeline, "valid: tenant acme version 3, 2 tests passed\n", nil},
+		{"unknown step", "tenant: acme\nversion: 1\nsteps:\n  - nope: {}\n", "", []string{"1 problem(s)", "line 4, column 5", `unknown step type "nope"`}},
+		{"bad expression and regex", "tenant: acme\nversion: 1\nsteps:\n  - drop:\n      if: 'attributes.x ==='\n  - regex:\n      field: log\n      pattern: '(?P<a'\n", "", []string{"2 problem(s)", "line 4", "line 6"}},
+		{"failing test", strings.Replace(goodPipeline, "stream: errors\n  - name", "stream: other\n  - name", 1), "", []string{"line 12", `test "routes errors"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writePipeline(t, tt.doc)
+			out, _, err := runPipelineCmd(t, "validate", "-f", path)
+			if tt.wantErr == nil {
+				if err != nil || out != tt.wantOut {
+					t.Fatalf("validate = %q, %v; want %q", out, err, tt.wantOut)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("validate succeeded: %q", out)
+			}
+			if !errors.Is(err, router.ErrInvalidSpec) && !errors.Is(err, router.ErrTestFailed) {
+				t.Errorf("error %v wraps neither ErrInvalidSpec nor ErrTestFailed", err)
+			}
+			for _, want := range append(tt.wantErr, path+": line") {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error does not contain %q:\n%v", want, err)
+				}
+			}
+		})
+	}
+	if _, _, err := runPipelineCmd(t, "validate", "-f", filepath.Join(t.TempDir(), "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestPipelineTest(t *testing.T) {
+	t.Setenv("SLUICE_TOPIC_PREFIX", "acme-logs")
+	path := writePipeline(t, goodPipeline)
+	setStdin(t, strings.Join([]string{
+		`{"log": "{\"level\":\"error\",\"msg\":\"boom\"}", "tenant": "someone-else", "kubernetes": {"pod_name": "web-1"}}`,
+		`{"log": "{\"level\":\"debug\"}"}`,
+		`{"log": "{\"level\":\"info\"}"}`,
+		``,
+		`plain text, not json`,
+		`{"log": 5}`,
+	}, "\n")+"\n")
+	out, _, err := runPipelineCmd(t, "test", "-f", path)
+	if err != nil {
+		t.Fatalf("test: %v", err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("got %d output lines, want 5 (blank input skipped):\n%s", len(lines), out)
+	}
+	type dlq struct {
+		Reason   string `json:"reason"`
+		Step     int    `json:"step"`
+		StepType string `json:"step_type"`
+		Error    string `json:"error"`
+	}
+	type outcome struct {
+		Topic   string          `json:"topic"`
+		Record  json.RawMessage `json:"record"`
+		Dropped bool            `json:"dropped"`
+		DLQ     *dlq            `json:"dlq"`
+	}
+	var got []outcome
+	for _, l := range lines {
+		var o outcome
+		if err := json.Unmarshal([]byte(l), &o); err != nil {
+			t.Fatalf("output line %q: %v", l, err)
+		}
+		got = append(got, o)
+	}
+
+	// Routed, with the tenant from the pipeline, not the payload.
+	if got[0].Topic != "acme-logs.parsed.acme.errors" {
+		t.Errorf("line 1 topic = %q", got[0].Topic)
+	}
+	rec, err := schemas.DecodeJSON(got[0].Record)
+	if err != nil {
+		t.Fatalf("line 1 record: %v", err)
+	}
+	if rec.Tenant != "acme" || rec.Kubernetes.PodName != "web-1" || rec.Attributes["msg"] != "boom" {
+		t.Errorf("line 1 record = %+v", rec)
+	}
+	if !got[1].Dropped || got[1].Topic != "" || got[1].DLQ != nil {
+		t.Errorf("line 2 = %s, want dropped", lines[1])
+	}
+	if got[2].Topic != "acme-logs.parsed.acme" || got[2].Record == nil {
+		t.Errorf("line 3 = %s, want the main parsed topic", lines[2])
+	}
+	// Plain text becomes log, which the json step cannot parse.
+	if d := got[3].DLQ; d == nil || d.Reason != router.ReasonParse || d.Step != 0 || d.StepType != "json" || d.Error == "" {
+		t.Errorf("line 5 = %s, want a json parse failure at step 0", lines[3])
+	}
+	if d := got[4].DLQ; d == nil || d.Step != -1 || d.Reason == "" {
+		t.Errorf("line 6 = %s, want a decode failure", lines[4])
+	}
+
+	// A pipeline that does not compile runs nothing.
+	setStdin(t, "x\n")
+	out, _, err = runPipelineCmd(t, "test", "-f", writePipeline(t, "tenant: acme\nversion: 1\nsteps:\n  - nope: {}\n"))
+	if err == nil || out != "" {
+		t.Errorf("test with a broken pipeline = %q, %v", out, err)
+	}
+}
+
+// startKafka starts a kfake cluster and points SLUICE_KAFKA_BROKERS at it.
+func startKafka(t *testing.T) *kgo.Client {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatalf("start kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	t.Setenv(config.Var("KAFKA_BROKERS"), strings.Join(c.ListenAddrs(), ","))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func TestPipelineApplyGetListDelete(t *testing.T) {
+	cl := startKafka(t)
+	const topic = "logs.config"
+
+	// Nothing stored yet: list is empty, get and delete fail.
+	out, _, err := runPipelineCmd(t, "list")
+	if err != nil || strings.TrimSpace(out) != "TENANT  VERSION  ROUTERS  ERRORS" {
+		t.Errorf("list on no topic = %q, %v", out, err)
+	}
+	if _, _, err := runPipelineCmd(t, "get", "acme"); !errors.Is(err, router.ErrNoPipeline) {
+		t.Errorf("get before apply: %v", err)
+	}
+
+	good := writePipeline(t, goodPipeline)
+	out, _, err = runPipelineCmd(t, "apply", "-f", good)
+	if err != nil || out != "applied: tenant acme version 3 to logs.config\n" {
+		t.Fatalf("apply = %q, %v", out, err)
+	}
+	// Same version again: refused.
+	if _, _, err := runPipelineCmd(t, "apply", "-f", good); !errors.Is(err, router.ErrVersionNotIncreasing) {
+		t.Errorf("re-apply: %v", err)
+	}
+	// Invalid: refused before Kafka is touched.
+	if _, _, err := runPipelineCmd(t, "apply", "-f", writePipeline(t, "tenant: beta\nversion: 1\nsteps:\n  - nope: {}\n")); err == nil || !strings.Contains(err.Error(), "line 4") {
+		t.Errorf("apply invalid: %v", err)
+	}
+	beta := strings.NewReplacer("tenant: acme", "tenant: beta", "version: 3", "version: 1").Replace(goodPipeline)
+	if _, _, err := runPipelineCmd(t, "apply", "-f", writePipeline(t, beta)); err != nil {
+		t.Fatalf("apply beta: %v", err)
+	}
+
+	ctx := t.Context()
+	for _, st := range []router.RouterStatus{
+		{Router: "router-a", Tenant: "acme", Stored: 3, Applied: 3, Since: time.Now()},
+		{Router: "router-b", Tenant: "acme", Stored: 3, Applied: 0, Error: "load version 3: line 5: boom\nsecond line", Since: time.Now()},
+	} {
+		if err := router.PublishStatus(ctx, cl, topic, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	out, _, err = runPipelineCmd(t, "get", "acme")
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	for _, want := range []string{
+		"# stored: version 3",
+		"# router router-a: applies version 3, has seen version 3",
+		"# router router-b: applies pass-through, has seen version 3",
+		"error: load version 3: line 5: boom; second line",
+		goodPipeline,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("get output lacks %q:\n%s", want, out)
+		}
+	}
+	// The output of get validates as it is.
+	if _, _, err := runPipelineCmd(t, "validate", "-f", writePipeline(t, out)); err != nil {
+		t.Errorf("get output does not validate: %v", err)
+	}
+
+	out, _, err = runPipelineCmd(t, "list")
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("list = %q, want a header and two tenants", out)
+	}
+	for i, want := range [][]string{
+		{"acme", "3", "router-a=3,router-b=0", "router-b: load version 3"},
+		{"beta", "1", "-"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(lines[i+1], w) {
+				t.Errorf("list line %q lacks %q", lines[i+1], w)
+			}
+		}
+	}
+
+	out, _, err = runPipelineCmd(t, "delete", "acme")
+	if err != nil || !strings.Contains(out, "deleted: tenant acme") {
+		t.Fatalf("delete = %q, %v", out, err)
+	}
+	if _, _, err := runPipelineCmd(t, "delete", "acme"); !errors.Is(err, router.ErrNoPipeline) {
+		t.Errorf("delete again: %v", err)
+	}
+	out, _, err = runPipelineCmd(t, "get", "acme")
+	if err != nil || !strings.Contains(out, "# stored: none (pass-through)") || strings.Contains(out, "steps:") {
+		t.Errorf("get after delete (statuses remain) = %q, %v", out, err)
+	}
+}
+
+func TestPipelineKafkaSettingsErrors(t *testing.T) {
+	t.Setenv(config.Var("KAFKA_BROKERS"), "not-a-broker")
+	_, _, err := runPipelineCmd(t, "list")
+	if err == nil || !strings.Contains(err.Error(), "SLUICE_KAFKA_BROKERS") {
+		t.Errorf("list with bad brokers: %v, want the variable named", err)
+	}
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelogs/sluice/router"
+	"github.com/sluicelogs/sluice/schemas"
+)
+
+// TestRouterSurvivesKill9 runs the real binary as the router, kills it with
+// SIGKILL at random moments while records stream into two tenants' raw
+// topics, restarts it each time, and checks that a read_committed consumer
+// of the parsed topics sees every input record exactly once.
+func TestRouterSurvivesKill9(t *testing.T) {
+	sluiceBinary(t)
+	tenants := []string{"alpha", "beta"}
+	var topics []string
+	for _, tn := range tenants {
+		topics = append(topics, "logs.raw."+tn, "logs.parsed."+tn, "logs.dlq."+tn)
+	}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topics...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := router.EnsureConfigTopic(context.Background(), kadm.NewClient(cl), "logs.config"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := router.ApplyPipeline(context.Background(), cl, "logs.config",
+		[]byte("tenant: alpha\nversion: 1\nsteps:\n  - json: {field: log}\n  - set: {field: routed, value: yes}\n")); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{
+		"SLUICE_KAFKA_BROKERS=" + strings.Join(brokers, ","),
+		"SLUICE_ROUTER_ID=crash-router",
+		"SLUICE_ROUTER_BATCH_RECORDS=200",
+		"SLUICE_ROUTER_RESCAN_INTERVAL=500ms",
+		"SLUICE_TELEMETRY_ADDR=",
+		"SLUICE_LOG_LEVEL=warn",
+	}
+
+	// A producer streams numbered records into both raw topics.
+	var stop atomic.Bool
+	var produced atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for n := 0; !stop.Load(); n++ {
+			tn := tenants[n%2]
+			v := fmt.Sprintf(`{"seq":%d,"msg":"record %d"}`, n, n)
+			key := fmt.Sprintf("c%d", n%7)
+			if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.raw." + tn, Key: []byte(key), Value: []byte(v)}).FirstErr(); err != nil {
+				t.Error(err)
+				return
+			}
+			produced.Store(int64(n + 1))
+			if n%50 == 0 {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	})
+
+	rng := rand.New(rand.NewPCG(3, 9))
+	for k := range 6 {
+		p := startProcess(t, env, "router")
+		time.Sleep(time.Duration(700+rng.IntN(1500)) * time.Millisecond)
+		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-p.done
+		t.Logf("kill %d", k+1)
+	}
+	stop.Store(true)
+	wg.Wait()
+	total := int(produced.Load())
+
+	final := startProcess(t, env, "router")
+	defer func() {
+		if t.Failed() {
+			t.Logf("last router's output:\n%s", final.logs.String())
+		}
+	}()
+	cons, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("logs.parsed.alpha", "logs.parsed.beta", "logs.dlq.alpha", "logs.dlq.beta"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	dec := schemas.NewDecoder()
+	seen := make(map[int64]int)
+	dlq := 0
+	deadline := time.Now().Add(90 * time.Second)
+	for len(seen) < total && time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		fs := cons.PollFetches(ctx)
+		cancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			if strings.Contains(r.Topic, ".dlq.") {
+				dlq++
+				return
+			}
+			rec, _, err := dec.Decode(context.Background(), r.Value)
+			if err != nil {
+				t.Errorf("decode: %v", err)
+				return
+			}
+			var seq int64
+			if r.Topic == "logs.parsed.alpha" {
+				seq, _ = rec.Attributes["seq"].(int64)
+				if rec.Attributes["routed"] != "yes" {
+					t.Errorf("alpha record not processed by its pipeline: %v", rec.Attributes)
+				}
+			} else if _, err := fmt.Sscanf(rec.Log, `{"seq":%d`, &seq); err != nil {
+				t.Errorf("beta record %q: %v", rec.Log, err)
+			}
+			seen[seq]++
+		})
+	}
+	// Anything committed twice would be visible by now.
+	time.Sleep(time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) { t.Errorf("late record on %s at %d", r.Topic, r.Offset) })
+	cancel()
+
+	if err := final.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-final.done:
+		if err != nil {
+			t.Errorf("router exited with %v after SIGTERM, want 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("router did not exit within 30s of SIGTERM")
+		_ = final.cmd.Process.Kill()
+	}
+
+	missing, dups := 0, 0
+	for n := range total {
+		switch c := seen[int64(n)]; {
+		case c == 0:
+			missing++
+			if missing <= 10 {
+				t.Errorf("record %d missing from the parsed topics", n)
+			}
+		case c > 1:
+			dups++
+			if dups <= 10 {
+				t.Errorf("record %d seen %d times", n, c)
+			}
+		}
+	}
+	t.Logf("%d records produced, %d seen, %d missing, %d duplicated, %d dead letters", total, len(seen), missing, dups, dlq)
+	if dlq != 0 {
+		t.Errorf("%d records dead-lettered, want none", dlq)
+	}
+}

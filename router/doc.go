@@ -1,0 +1,125 @@
+// Package router is the per-tenant pipeline engine of the router stage
+// (DESIGN.md section 5): it decodes, validates and compiles a tenant's
+// pipeline document and applies it to records. It is a pure library: the
+// Kafka consume/transform/produce loop, the config topic and the CLI call
+// it and live elsewhere.
+//
+// # Pipeline documents
+//
+// One YAML document per tenant:
+//
+//	tenant: shop             # a tenant id (kafka.ValidateTenant)
+//	version: 3               # integer >= 1, increases with every apply
+//	steps:                   # applied in order, at most MaxSteps
+//	  - json: {field: log, depth: 5}
+//	  - rename: {from: msg, to: message}
+//	  - drop: {if: 'attributes["level"] == "debug"'}
+//	  - route: {if: 'attributes["audit"] == true', stream: audit}
+//	tests:                   # run by Load; at most MaxTests
+//	  - name: parses json
+//	    input: {log: '{"level":"info","msg":"hi"}', stream: stdout}
+//	    expect: {stream: "", attributes: {level: info, message: hi}}
+//
+// Decoding is strict: unknown keys and step types are errors, and so are
+// YAML anchors and aliases and more than one document. Parse reports every
+// problem at once as *SpecError values (line, column, message) joined with
+// errors.Join. Lines of YAML syntax errors are those yaml.v3 reports, which
+// can be one line early.
+//
+// # Field references
+//
+// Keys named field, from, to and fields take a field reference:
+//
+//   - log, stream and timestamp are the record's fields;
+//   - attributes.K is the attribute with key K (for keys such as "log");
+//   - any other name is the attribute with exactly that key; keys are
+//     flattened and dotted, so user.id is the attribute "user.id".
+//
+// Reading a missing attribute, or an empty log or stream or a zero
+// timestamp, finds nothing. Writing log or stream stores the value's
+// string form; writing timestamp needs a time or an RFC 3339 string.
+// Removing a record field empties it. Parse steps always write
+// attributes, under the keys they produce.
+//
+// # Steps
+//
+// Parse steps take field (default log) and on_error: dlq (default: the
+// record goes to the dead-letter topic) or skip (the step leaves the
+// record unchanged). A parse step changes nothing unless it succeeds.
+//
+//   - json {field, depth, prefix}: the field holds one JSON object; its
+//     leaves become attributes with dotted keys (prefixed with prefix).
+//     Objects deeper than depth (default DefaultJSONDepth, at most
+//     MaxJSONDepth) and all arrays are kept as their JSON text. Integral
+//     numbers that fit are int64, others float64. With duplicate keys, the
+//     later value of a flattened key wins.
+//   - logfmt {field, prefix}: key=value pairs, values as strings, quoted
+//     values unquoted, a bare key is true. A line without any key=value
+//     pair is an error.
+//   - regex {field, pattern}: an RE2 pattern (linear time) of at most
+//     MaxPatternLen bytes with at least one named group; each named group
+//     that matched becomes a string attribute. No match is an error.
+//   - klog {field}: the klog/glog header "Lmmdd hh:mm:ss.uuuuuu pid
+//     file:line] msg" sets attributes severity (info, warning, error,
+//     fatal), pid, file, line and message, and the record's timestamp (UTC;
+//     the year is taken from the record's timestamp, else its observed
+//     timestamp, else now, one year back if that puts it more than 7 days
+//     ahead).
+//   - timestamp {field, layout}: sets the record's timestamp from the field
+//     with a Go layout, a Go layout name (RFC3339, RFC3339Nano, DateTime,
+//     ...) or an epoch: unix, unix_ms, unix_us, unix_ns (numbers or
+//     numeric strings).
+//
+// Rewrite steps:
+//
+//   - set {field, value | expr}: a scalar value, or an expression's result
+//     (ints become int64, times RFC 3339 strings, lists and maps JSON).
+//   - rename {from, to} and copy {from, to}: nothing happens when from is
+//     missing.
+//   - remove {fields}.
+//   - lift {field}: moves attributes "field.x" to "x", overwriting.
+//
+// Filters and routes:
+//
+//   - drop {if} and keep {if}: drop the record when the condition is true
+//     (drop) or false (keep).
+//   - sample {one_in}: keeps 1 record in one_in, deterministically by a
+//     hash of the record id (of log when the id is empty).
+//   - route {if, stream}: the first route whose condition is true sends
+//     the record to <prefix>.parsed.<tenant>.<stream>; later routes are not
+//     evaluated but other steps still run; with no match the record goes
+//     to the main parsed topic. Stream names follow kafka.ValidateStream.
+//
+// multiline (joining continuation lines) is not yet supported: it needs
+// per-container state and timing that belong to the router loop. grok is
+// not supported; use regex.
+//
+// # Expressions
+//
+// if and expr use github.com/expr-lang/expr, compiled once per pipeline
+// version against this environment: tenant, id, stream, log, namespace,
+// pod, container (strings), timestamp (time.Time) and attributes
+// (map[string]any; attributes.level or attributes["user.id"]). A condition
+// must be boolean (checked at compile time where types are known, and at
+// run time). Cost is bounded: at most MaxExprLen bytes and MaxExprNodes
+// syntax nodes, no nested loops (a predicate inside a predicate), and a
+// VM memory budget of ExprMemoryBudget per evaluation; exceeding it sends
+// the record to the DLQ with ReasonExpr.
+//
+// # Processing
+//
+// Compile, Load and PassThrough return an immutable *Pipeline, safe for
+// concurrent use. Process mutates the record in place and returns a
+// Result: the stream ("" = main topic), dropped, or a DLQ *Failure with a
+// bounded Reason (ReasonParse, ReasonTimestamp, ReasonExpr, ReasonField,
+// ReasonPanic). Process never panics. After the steps, attributes beyond
+// MaxAttributes (sorted by key, the first MaxAttributes-1 are kept) move
+// into OverflowKey as one JSON object string (DESIGN.md section 10).
+//
+// # Tests
+//
+// A test gives input (a partial record with schemas.Record's JSON field
+// names) or line (the log text), and expect: stream, dropped, dlq, log,
+// timestamp, attributes (a subset; numbers compare by value) and absent
+// (attribute keys that must not exist). Its id defaults to the test name.
+package router

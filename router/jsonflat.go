@@ -1,0 +1,399 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// maxJSONNesting bounds the nesting of skipped JSON values (kept as text);
+// encoding/json uses the same limit.
+const maxJSONNesting = 10000
+
+// flattenJSON parses s, which must hold one JSON object, and calls set for
+// every leaf with its flattened dotted key (prefix + path). Objects nested
+// deeper than depth levels, and all arrays, are passed as their JSON text
+// as written (invalid UTF-8 replaced). Integral numbers that fit are int64,
+// other numbers float64, and numbers out of float64 range their text.
+// Strings with invalid UTF-8 get U+FFFD per bad byte, like encoding/json.
+// On error set may have been called for some keys; callers buffer.
+//
+// It is a single-pass scanner rather than encoding/json into a
+// map[string]any: it allocates only for keys under a prefix, escaped
+// strings and boxed values, which makes the json step several times faster.
+func flattenJSON(s, prefix string, depth int, set func(k string, v any)) error {
+	sc := jsonScanner{s: s, set: set, depth: depth}
+	sc.ws()
+	if sc.i >= len(s) || s[sc.i] != '{' {
+		return errors.New("decode json: not an object")
+	}
+	if err := sc.object(prefix, 1); err != nil {
+		return err
+	}
+	sc.ws()
+	if sc.i != len(s) {
+		return errors.New("decode json: data after the object")
+	}
+	return nil
+}
+
+type jsonScanner struct {
+	s     string
+	i     int
+	set   func(string, any)
+	depth int
+}
+
+func (sc *jsonScanner) errorf(format string, args ...any) error {
+	return fmt.Errorf("decode json: offset %d: %s", sc.i, fmt.Sprintf(format, args...))
+}
+
+func (sc *jsonScanner) ws() {
+	for sc.i < len(sc.s) {
+		switch sc.s[sc.i] {
+		case ' ', '\t', '\n', '\r':
+			sc.i++
+		default:
+			return
+		}
+	}
+}
+
+// object flattens the object at sc.i (which is '{') at nesting level.
+func (sc *jsonScanner) object(prefix string, level int) error {
+	sc.i++ // '{'
+	sc.ws()
+	if sc.i < len(sc.s) && sc.s[sc.i] == '}' {
+		sc.i++
+		return nil
+	}
+	for {
+		sc.ws()
+		if sc.i >= len(sc.s) || sc.s[sc.i] != '"' {
+			return sc.errorf("want an object key")
+		}
+		k, err := sc.str()
+		if err != nil {
+			return err
+		}
+		if prefix != "" {
+			k = prefix + k
+		}
+		sc.ws()
+		if sc.i >= len(sc.s) || sc.s[sc.i] != ':' {
+			return sc.errorf("want ':'")
+		}
+		sc.i++
+		sc.ws()
+		if sc.i >= len(sc.s) {
+			return sc.errorf("unexpected end")
+		}
+		switch c := sc.s[sc.i]; {
+		case c == '{' && level < sc.depth:
+			if err := sc.object(k+".", level+1); err != nil {
+				return err
+			}
+		case c == '{' || c == '[':
+			start := sc.i
+			if err := sc.skip(0); err != nil {
+				return err
+			}
+			raw := sc.s[start:sc.i]
+			if !utf8.ValidString(raw) {
+				raw = strings.ToValidUTF8(raw, "\uFFFD")
+			}
+			sc.set(k, raw)
+		default:
+			v, err := sc.scalar()
+			if err != nil {
+				return err
+			}
+			sc.set(k, v)
+		}
+		sc.ws()
+		if sc.i >= len(sc.s) {
+			return sc.errorf("unexpected end in object")
+		}
+		switch sc.s[sc.i] {
+		case ',':
+			sc.i++
+		case '}':
+			sc.i++
+			return nil
+		default:
+			return sc.errorf("want ',' or '}'")
+		}
+	}
+}
+
+// scalar reads a string, number, true, false or null.
+func (sc *jsonScanner) scalar() (any, error) {
+	switch c := sc.s[sc.i]; {
+	case c == '"':
+		return sc.str()
+	case c == 't':
+		return true, sc.lit("true")
+	case c == 'f':
+		return false, sc.lit("false")
+	case c == 'n':
+		return nil, sc.lit("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return sc.num()
+	}
+	return nil, sc.errorf("unexpected %q", sc.s[sc.i])
+}
+
+func (sc *jsonScanner) lit(w string) error {
+	if !strings.HasPrefix(sc.s[sc.i:], w) {
+		return sc.errorf("bad literal")
+	}
+	sc.i += len(w)
+	return nil
+}
+
+func (sc *jsonScanner) digits() int {
+	n := 0
+	for sc.i < len(sc.s) && sc.s[sc.i] >= '0' && sc.s[sc.i] <= '9' {
+		sc.i++
+		n++
+	}
+	return n
+}
+
+// num reads a JSON number (strict grammar).
+func (sc *jsonScanner) num() (any, error) {
+	start := sc.i
+	if sc.s[sc.i] == '-' {
+		sc.i++
+	}
+	if sc.i < len(sc.s) && sc.s[sc.i] == '0' {
+		sc.i++
+	} else if sc.digits() == 0 {
+		return nil, sc.errorf("bad number")
+	}
+	integral := true
+	if sc.i < len(sc.s) && sc.s[sc.i] == '.' {
+		integral = false
+		sc.i++
+		if sc.digits() == 0 {
+			return nil, sc.errorf("bad number")
+		}
+	}
+	if sc.i < len(sc.s) && (sc.s[sc.i] == 'e' || sc.s[sc.i] == 'E') {
+		integral = false
+		sc.i++
+		if sc.i < len(sc.s) && (sc.s[sc.i] == '+' || sc.s[sc.i] == '-') {
+			sc.i++
+		}
+		if sc.digits() == 0 {
+			return nil, sc.errorf("bad number")
+		}
+	}
+	text := sc.s[start:sc.i]
+	if integral {
+		if n, err := strconv.ParseInt(text, 10, 64); err == nil {
+			return n, nil
+		}
+	}
+	if f, err := strconv.ParseFloat(text, 64); err == nil {
+		return f, nil
+	}
+	return text, nil
+}
+
+// str reads a string at sc.i (which is '"'). Without escapes or invalid
+// UTF-8 it returns a substring of the input, without allocating.
+func (sc *jsonScanner) str() (string, error) {
+	sc.i++
+	start := sc.i
+	ascii := true
+	for sc.i < len(sc.s) {
+		c := sc.s[sc.i]
+		switch {
+		case c == '"':
+			out := sc.s[start:sc.i]
+			sc.i++
+			if !ascii && !utf8.ValidString(out) {
+				return replaceInvalid(out), nil
+			}
+			return out, nil
+		case c == '\\':
+			return sc.strSlow(start)
+		case c < 0x20:
+			return "", sc.errorf("control character in string")
+		case c >= 0x80:
+			ascii = false
+		}
+		sc.i++
+	}
+	return "", sc.errorf("unterminated string")
+}
+
+// strSlow decodes a string with escapes, from start (after the quote).
+func (sc *jsonScanner) strSlow(start int) (string, error) {
+	var b strings.Builder
+	b.WriteString(replaceInvalid(sc.s[start:sc.i]))
+	for sc.i < len(sc.s) {
+		c := sc.s[sc.i]
+		switch {
+		case c == '"':
+			sc.i++
+			return b.String(), nil
+		case c < 0x20:
+			return "", sc.errorf("control character in string")
+		case c == '\\':
+			if sc.i+1 >= len(sc.s) {
+				return "", sc.errorf("unterminated string")
+			}
+			e := sc.s[sc.i+1]
+			sc.i += 2
+			switch e {
+			case '"', '\\', '/':
+				b.WriteByte(e)
+			case 'b':
+				b.WriteByte('\b')
+			case 'f':
+				b.WriteByte('\f')
+			case 'n':
+				b.WriteByte('\n')
+			case 'r':
+				b.WriteByte('\r')
+			case 't':
+				b.WriteByte('\t')
+			case 'u':
+				r, ok := sc.hex4()
+				if !ok {
+					return "", sc.errorf("bad \\u escape")
+				}
+				if utf16.IsSurrogate(r) {
+					r = sc.lowSurrogate(r)
+				}
+				b.WriteRune(r)
+			default:
+				return "", sc.errorf("bad escape \\%c", e)
+			}
+		case c < utf8.RuneSelf:
+			b.WriteByte(c)
+			sc.i++
+		default:
+			r, size := utf8.DecodeRuneInString(sc.s[sc.i:])
+			b.WriteRune(r) // RuneError for a bad byte, like encoding/json
+			sc.i += size
+		}
+	}
+	return "", sc.errorf("unterminated string")
+}
+
+// lowSurrogate combines high surrogate r with a following \uXXXX low
+// surrogate, consuming it; otherwise (a lone surrogate) it returns
+// U+FFFD and consumes nothing, like encoding/json.
+func (sc *jsonScanner) lowSurrogate(r rune) rune {
+	if !strings.HasPrefix(sc.s[sc.i:], `\u`) {
+		return utf8.RuneError
+	}
+	save := sc.i
+	sc.i += 2
+	if r2, ok := sc.hex4(); ok {
+		if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+			return d
+		}
+	}
+	sc.i = save
+	return utf8.RuneError
+}
+
+func (sc *jsonScanner) hex4() (rune, bool) {
+	if sc.i+4 > len(sc.s) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range []byte(sc.s[sc.i : sc.i+4]) {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	sc.i += 4
+	return r, true
+}
+
+// replaceInvalid replaces each invalid UTF-8 byte with U+FFFD.
+func replaceInvalid(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		b.WriteRune(r)
+		i += size
+	}
+	return b.String()
+}
+
+// skip validates and skips any value at sc.i.
+func (sc *jsonScanner) skip(nest int) error {
+	if nest > maxJSONNesting {
+		return sc.errorf("nesting deeper than %d", maxJSONNesting)
+	}
+	switch sc.s[sc.i] {
+	case '{', '[':
+		open, close := sc.s[sc.i], byte('}')
+		if open == '[' {
+			close = ']'
+		}
+		sc.i++
+		sc.ws()
+		if sc.i < len(sc.s) && sc.s[sc.i] == close {
+			sc.i++
+			return nil
+		}
+		for {
+			sc.ws()
+			if open == '{' {
+				if sc.i >= len(sc.s) || sc.s[sc.i] != '"' {
+					return sc.errorf("want an object key")
+				}
+				if _, err := sc.str(); err != nil {
+					return err
+				}
+				sc.ws()
+				if sc.i >= len(sc.s) || sc.s[sc.i] != ':' {
+					return sc.errorf("want ':'")
+				}
+				sc.i++
+				sc.ws()
+			}
+			if sc.i >= len(sc.s) {
+				return sc.errorf("unexpected end")
+			}
+			if err := sc.skip(nest + 1); err != nil {
+				return err
+			}
+			sc.ws()
+			if sc.i >= len(sc.s) {
+				return sc.errorf("unexpected end")
+			}
+			if sc.s[sc.i] == close {
+				sc.i++
+				return nil
+			}
+			if sc.s[sc.i] != ',' {
+				return sc.errorf("want ',' or %q", close)
+			}
+			sc.i++
+		}
+	}
+	_, err := sc.scalar()
+	return err
+}

@@ -1,0 +1,50 @@
+package router
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the router's Prometheus metrics (namespace sluice, subsystem
+// router); labels are bounded by the number of tenants.
+type metrics struct {
+	recordsIn     *prometheus.CounterVec
+	recordsOut    *prometheus.CounterVec
+	dropped       *prometheus.CounterVec
+	dlq           *prometheus.CounterVec
+	stepErrors    *prometheus.CounterVec
+	loadErrors    *prometheus.CounterVec
+	fallbacks     *prometheus.CounterVec
+	version       *prometheus.GaugeVec
+	transactions  *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	tenantsPaused prometheus.Gauge
+	batchDuration prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	const ns, sub = "sluice", "router"
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help}, labels)
+		reg.MustRegister(c)
+		return c
+	}
+	m := &metrics{
+		recordsIn:    counter("records_in_total", "Records consumed from raw topics.", "tenant"),
+		recordsOut:   counter("records_out_total", "Records produced to parsed topics (committed or not).", "tenant"),
+		dropped:      counter("records_dropped_total", "Records dropped on purpose by a pipeline, by reason (drop, keep, sample).", "tenant", "reason"),
+		dlq:          counter("dlq_total", "Records sent to the tenant's dead-letter topic, by reason.", "tenant", "reason"),
+		stepErrors:   counter("step_errors_total", "Step failures, by step type.", "tenant", "step_type"),
+		loadErrors:   counter("pipeline_load_errors_total", "Pipeline versions that failed to load (validation, compile or their tests); the previous version stays in force.", "tenant"),
+		fallbacks:    counter("pipeline_fallbacks_total", "Pipeline versions taken out of service after failing at run time (panic or expression error).", "tenant"),
+		transactions: counter("transactions_total", "Kafka transactions ended, by result (commit, abort).", "result"),
+		version: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "pipeline_version",
+			Help: "Pipeline version in force per tenant (0: pass-through)."}, []string{"tenant"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "latency_seconds",
+			Help:    "Time from a record's append to its raw topic to its transformation.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"tenant"}),
+		tenantsPaused: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "tenants_paused",
+			Help: "Tenants whose raw topics are paused because an output topic is missing or denied."}),
+		batchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "transaction_seconds",
+			Help: "Duration of one consume-transform-produce transaction.", Buckets: prometheus.ExponentialBuckets(0.001, 3, 10)}),
+	}
+	reg.MustRegister(m.version, m.latency, m.tenantsPaused, m.batchDuration)
+	return m
+}

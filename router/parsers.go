@@ -1,0 +1,230 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// parseLogfmt calls set for every key=value pair of a logfmt line. Values
+// are strings; a quoted value is unquoted with Go escapes; a bare key gets
+// the value true. A line with no key=value pair at all is an error, so that
+// free text is not taken for a list of bare keys.
+func parseLogfmt(s, prefix string, set func(k string, v any)) error {
+	pairs := 0
+	i := 0
+	for i < len(s) {
+		for i < len(s) && s[i] <= ' ' {
+			i++
+		}
+		if i >= len(s) {
+			break
+		}
+		start := i
+		for i < len(s) && s[i] > ' ' && s[i] != '=' && s[i] != '"' {
+			i++
+		}
+		key := s[start:i]
+		if key == "" {
+			return fmt.Errorf("logfmt: unexpected %q at offset %d", s[i], i)
+		}
+		if i >= len(s) || s[i] != '=' {
+			if i < len(s) && s[i] == '"' {
+				return fmt.Errorf("logfmt: unexpected '\"' at offset %d", i)
+			}
+			set(prefix+key, true)
+			continue
+		}
+		i++ // '='
+		var val string
+		if i < len(s) && s[i] == '"' {
+			j := i + 1
+			escaped := false
+			for ; j < len(s); j++ {
+				if s[j] == '\\' {
+					j++
+					escaped = true
+					continue
+				}
+				if s[j] == '"' {
+					break
+				}
+			}
+			if j >= len(s) {
+				return fmt.Errorf("logfmt: unterminated quoted value at offset %d", i)
+			}
+			if escaped {
+				u, err := strconv.Unquote(s[i : j+1])
+				if err != nil {
+					return fmt.Errorf("logfmt: bad quoted value at offset %d: %w", i, err)
+				}
+				val = u
+			} else {
+				val = s[i+1 : j]
+			}
+			i = j + 1
+		} else {
+			start := i
+			for i < len(s) && s[i] > ' ' {
+				i++
+			}
+			val = s[start:i]
+		}
+		set(prefix+key, val)
+		pairs++
+	}
+	if pairs == 0 {
+		return errors.New("logfmt: no key=value pair")
+	}
+	return nil
+}
+
+// klogRE matches the klog/glog header:
+// Lmmdd hh:mm:ss.uuuuuu threadid file:line] msg
+var klogRE = regexp.MustCompile(`^([IWEF])(\d\d)(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{6}) +(\d+) ([^:\] ]+):(\d+)\] ?`)
+
+var klogSeverity = map[byte]string{'I': "info", 'W': "warning", 'E': "error", 'F': "fatal"}
+
+// klogLine is a parsed klog header.
+type klogLine struct {
+	severity string
+	time     time.Time
+	pid      int64
+	file     string
+	line     int64
+	message  string
+}
+
+// parseKlog parses a klog header. klog does not print the year: it is taken
+// from ref, and a time more than 7 days after ref is moved one year back
+// (a December line read in January).
+func parseKlog(s string, ref time.Time) (klogLine, error) {
+	m := klogRE.FindStringSubmatchIndex(s)
+	if m == nil {
+		return klogLine{}, errors.New("klog: no klog header")
+	}
+	num := func(g int) int {
+		n, _ := strconv.Atoi(s[m[2*g]:m[2*g+1]])
+		return n
+	}
+	month, day, hh, mm, ss, us := num(2), num(3), num(4), num(5), num(6), num(7)
+	if month < 1 || month > 12 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 {
+		return klogLine{}, fmt.Errorf("klog: bad date or time %q", s[m[4]:m[15]])
+	}
+	t := time.Date(ref.Year(), time.Month(month), day, hh, mm, ss, us*1000, time.UTC)
+	if t.Day() != day {
+		return klogLine{}, fmt.Errorf("klog: bad date %q", s[m[4]:m[7]])
+	}
+	if t.After(ref.Add(7 * 24 * time.Hour)) {
+		t = t.AddDate(-1, 0, 0)
+	}
+	pid, err := strconv.ParseInt(s[m[16]:m[17]], 10, 64)
+	if err != nil {
+		return klogLine{}, fmt.Errorf("klog: bad thread id: %w", err)
+	}
+	line, err := strconv.ParseInt(s[m[20]:m[21]], 10, 64)
+	if err != nil {
+		return klogLine{}, fmt.Errorf("klog: bad line number: %w", err)
+	}
+	return klogLine{
+		severity: klogSeverity[s[m[2]]],
+		time:     t,
+		pid:      pid,
+		file:     s[m[18]:m[19]],
+		line:     line,
+		message:  s[m[1]:],
+	}, nil
+}
+
+// namedLayouts are the layout names a timestamp step accepts besides a Go
+// reference-time layout.
+var namedLayouts = map[string]string{
+	"ANSIC":       time.ANSIC,
+	"UnixDate":    time.UnixDate,
+	"RubyDate":    time.RubyDate,
+	"RFC822":      time.RFC822,
+	"RFC822Z":     time.RFC822Z,
+	"RFC850":      time.RFC850,
+	"RFC1123":     time.RFC1123,
+	"RFC1123Z":    time.RFC1123Z,
+	"RFC3339":     time.RFC3339,
+	"RFC3339Nano": time.RFC3339Nano,
+	"Kitchen":     time.Kitchen,
+	"Stamp":       time.Stamp,
+	"StampMilli":  time.StampMilli,
+	"StampMicro":  time.StampMicro,
+	"StampNano":   time.StampNano,
+	"DateTime":    time.DateTime,
+	"DateOnly":    time.DateOnly,
+}
+
+// unixScales are the epoch layouts and their unit in nanoseconds.
+var unixScales = map[string]float64{
+	"unix":    1e9,
+	"unix_ms": 1e6,
+	"unix_us": 1e3,
+	"unix_ns": 1,
+}
+
+// parseTime converts v with a resolved layout (a Go layout, or a unixScales
+// name when scale != 0) to UTC.
+func parseTime(v any, layout string, scale float64) (time.Time, error) {
+	if scale != 0 {
+		var f float64
+		switch x := v.(type) {
+		case int64:
+			if scale == 1 {
+				return time.Unix(0, x).UTC(), nil
+			}
+			f = float64(x)
+		case float64:
+			f = x
+		case string:
+			if i, err := strconv.ParseInt(x, 10, 64); err == nil && scale == 1 {
+				return time.Unix(0, i).UTC(), nil
+			}
+			p, err := strconv.ParseFloat(x, 64)
+			if err != nil {
+				return time.Time{}, fmt.Errorf("parse epoch %q: %w", x, err)
+			}
+			f = p
+		default:
+			return time.Time{}, fmt.Errorf("parse epoch: want a number, got %T", v)
+		}
+		ns := f * scale
+		if ns != ns || ns > 9.2e18 || ns < -9.2e18 {
+			return time.Time{}, fmt.Errorf("parse epoch: %v out of range", v)
+		}
+		return time.Unix(0, int64(ns)).UTC(), nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return time.Time{}, fmt.Errorf("parse time: want a string, got %T", v)
+	}
+	t, err := time.Parse(layout, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("parse time: %w", err)
+	}
+	return t.UTC(), nil
+}
+
+// resolveLayout turns a spec layout into a Go layout or an epoch scale. A Go
+// layout must contain at least one reference-time element.
+func resolveLayout(l string) (layout string, scale float64, err error) {
+	if s, ok := unixScales[l]; ok {
+		return "", s, nil
+	}
+	if g, ok := namedLayouts[l]; ok {
+		return g, 0, nil
+	}
+	// A layout must at least tell days or minutes apart: that rejects
+	// names like "rfc3339", whose "3" alone is the hour element.
+	ref := time.Date(2001, 3, 4, 1, 7, 8, 9, time.UTC)
+	f := ref.Format(l)
+	if l == "" || (f == ref.AddDate(0, 0, 1).Format(l) && f == ref.Add(time.Minute).Format(l)) {
+		return "", 0, fmt.Errorf("layout %q is neither a known name nor a Go reference-time layout with a day or minute", l)
+	}
+	return l, 0, nil
+}

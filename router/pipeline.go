@@ -1,0 +1,152 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/sluicelogs/sluice/schemas"
+)
+
+// Pipeline is a compiled pipeline version for one tenant. It is immutable
+// after Compile and safe for concurrent use by any number of goroutines.
+type Pipeline struct {
+	Tenant  string
+	Version int64 // 0 for PassThrough
+
+	steps []step
+	types []string // step types, for Failure
+	spec  *Spec    // nil for PassThrough
+	// evals pools evaluators (a VM and an env map) when any step uses an
+	// expression; nil otherwise.
+	evals *sync.Pool
+}
+
+// Result is the outcome of processing one record.
+type Result struct {
+	// Stream is the route chosen: "" for the tenant's main parsed topic,
+	// else the stream of <prefix>.parsed.<tenant>.<stream>.
+	Stream string
+	// Dropped is set when a drop, keep or sample step filtered the record
+	// out; the record must not be written anywhere.
+	Dropped bool
+	// DLQ is set when a step failed: the record goes to the tenant's
+	// dead-letter topic. Stream and Dropped are then meaningless.
+	DLQ *Failure
+}
+
+// Compile validates spec and compiles it: regexes, layouts and expressions
+// are compiled once here. Errors are *SpecError values joined with
+// errors.Join, located at the step at fault.
+func Compile(spec *Spec) (*Pipeline, error) {
+	if spec == nil {
+		return nil, &SpecError{Line: 1, Column: 1, Msg: "nil spec", Err: ErrInvalidSpec}
+	}
+	p, errs := compile(spec, true)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return p, nil
+}
+
+// compile does Compile's work and returns every problem; names says
+// whether to check tenant and version.
+func compile(spec *Spec, names bool) (*Pipeline, []error) {
+	var errs []error
+	if names {
+		errs = validateNames(spec)
+	}
+	if len(spec.Steps) > MaxSteps {
+		errs = append(errs, &SpecError{Line: 1, Column: 1, Msg: fmt.Sprintf("%d steps, more than %d", len(spec.Steps), MaxSteps), Err: ErrInvalidSpec})
+	}
+	p := &Pipeline{Tenant: spec.Tenant, Version: spec.Version, spec: spec}
+	usesExpr := false
+	for i := range spec.Steps {
+		ss := &spec.Steps[i]
+		s, ex, err := compileStep(ss)
+		if err != nil {
+			errs = append(errs, &SpecError{
+				Line: max(ss.Line, 1), Column: max(ss.Column, 1),
+				Msg: err.Error(),
+				Err: fmt.Errorf("%w: %w", ErrInvalidSpec, err),
+			})
+			continue
+		}
+		usesExpr = usesExpr || ex
+		p.steps = append(p.steps, s)
+		p.types = append(p.types, ss.Type)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	if usesExpr {
+		p.evals = &sync.Pool{New: func() any { return newEvaluator() }}
+	}
+	return p, nil
+}
+
+// Load parses, compiles and runs the tests of a pipeline document: what a
+// router does with a new version from the config topic and what `sluice
+// pipeline validate` does. Any problem, including a failed test, is an
+// error, and the version must not be used.
+func Load(src []byte) (*Pipeline, error) {
+	spec, err := Parse(src)
+	if err != nil {
+		return nil, err
+	}
+	p, err := Compile(spec)
+	if err != nil {
+		return nil, err
+	}
+	if errs := p.RunTests(); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return p, nil
+}
+
+// PassThrough returns the pipeline of a tenant without one: records go
+// unchanged to the main parsed topic (apart from the MaxAttributes bound).
+// tenant is not validated: the caller took it from a topic name.
+func PassThrough(tenant string) *Pipeline {
+	return &Pipeline{Tenant: tenant}
+}
+
+// Spec returns the spec the pipeline was compiled from (nil for
+// PassThrough). The caller must not modify it.
+func (p *Pipeline) Spec() *Spec { return p.spec }
+
+// Process runs the pipeline on r, mutating r in place. It never panics: a
+// panicking step is recovered and reported as a DLQ Failure with reason
+// ReasonPanic. On a DLQ result r may be partly rewritten; the caller keeps
+// the original payload for the dead-letter document. Attributes beyond
+// MaxAttributes are moved to OverflowKey before Process returns.
+func (p *Pipeline) Process(r *schemas.Record) (res Result) {
+	st := state{tenant: p.Tenant}
+	i := -1
+	defer func() {
+		if v := recover(); v != nil {
+			f := &Failure{Step: i, Reason: ReasonPanic, Err: fmt.Errorf("%w: panic: %v", ErrStep, v)}
+			if i >= 0 && i < len(p.types) {
+				f.StepType = p.types[i]
+			}
+			res = Result{DLQ: f}
+		}
+		if st.ev != nil {
+			p.evals.Put(st.ev)
+		}
+	}()
+	if p.evals != nil {
+		st.ev = p.evals.Get().(*evaluator)
+	}
+	for i = 0; i < len(p.steps); i++ {
+		if err := p.steps[i].apply(r, &st); err != nil {
+			return Result{DLQ: &Failure{Step: i, StepType: p.types[i], Reason: err.reason, Err: fmt.Errorf("%w: %w", ErrStep, err.err)}}
+		}
+		if st.dropped {
+			return Result{Dropped: true}
+		}
+	}
+	i = -1
+	boundAttributes(r)
+	return Result{Stream: st.stream}
+}

@@ -1,0 +1,574 @@
+package router
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/telemetry"
+	"github.com/sluicelogs/sluice/schemas"
+)
+
+// Options are the router's collaborators, set by the command.
+type Options struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Ready, when set, is called with true once the pipelines are loaded
+	// and the router consumes, and with false when it stops.
+	Ready func(bool)
+}
+
+// Router consumes <prefix>.raw.<tenant> topics in a consumer group, applies
+// each tenant's pipeline and produces to the tenant's parsed topics or its
+// dead-letter topic, inside Kafka transactions.
+type Router struct {
+	cfg     Config
+	log     *slog.Logger
+	reg     prometheus.Registerer
+	m       *metrics
+	topics  kafka.Topics
+	id      string
+	ready   func(bool)
+	limiter *telemetry.Limiter
+	dec     *schemas.Decoder
+
+	pipes *registry
+}
+
+// New checks cfg and prepares a router. It starts nothing.
+func New(cfg Config, o Options) (*Router, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("router config: %w", err)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	if o.Ready == nil {
+		o.Ready = func(bool) {}
+	}
+	m := newMetrics(o.Registerer)
+	return &Router{
+		cfg:     cfg,
+		log:     o.Logger,
+		reg:     o.Registerer,
+		m:       m,
+		topics:  kafka.Topics{Prefix: cfg.Kafka.TopicPrefix},
+		id:      cfg.id(),
+		ready:   o.Ready,
+		limiter: telemetry.NewLimiter(30 * time.Second),
+		dec:     schemas.NewDecoder(),
+		pipes:   newRegistry(m),
+	}, nil
+}
+
+// Run loads every tenant's pipeline from the config topic, then consumes,
+// transforms and produces until ctx is cancelled. On cancellation it ends
+// the transaction in progress (committing it if it can) within
+// SLUICE_ROUTER_SHUTDOWN_TIMEOUT and returns nil. It returns an error when it
+// cannot start, or when the transactional producer fails beyond recovery
+// (the process should restart; nothing is lost or duplicated).
+func (rt *Router) Run(ctx context.Context) error {
+	base, err := rt.cfg.Kafka.Options()
+	if err != nil {
+		return fmt.Errorf("kafka settings: %w", err)
+	}
+	clientID := rt.cfg.Kafka.ClientID
+	if clientID == "" {
+		clientID = "sluice-router"
+	}
+	base = append(base, kgo.WithLogger(kafka.NewLogger(rt.log)))
+
+	// A plain client for the config topic and status records: the
+	// transactional client can only produce inside transactions.
+	admin, err := kgo.NewClient(append(base, kgo.ClientID(clientID+"-config"))...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer admin.Close()
+	adm := kadm.NewClient(admin)
+	configTopic := rt.topics.Config()
+	if err := EnsureConfigTopic(ctx, adm, configTopic); err != nil {
+		return fmt.Errorf("config topic %s: %w", configTopic, err)
+	}
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	followCtx, stopFollowing := context.WithCancel(ctx)
+	defer stopFollowing()
+	caughtUp := make(chan struct{})
+	var once sync.Once
+	wg.Go(func() {
+		err := FollowConfig(followCtx, append(base, kgo.ClientID(clientID+"-config-follower")), configTopic,
+			rt.pipes.apply, func() { once.Do(func() { close(caughtUp) }) })
+		if err != nil && followCtx.Err() == nil {
+			rt.log.Error("following the config topic failed", "topic", configTopic, "err", err)
+		}
+	})
+	select {
+	case <-caughtUp:
+	case <-ctx.Done():
+		return nil
+	}
+	rt.log.Info("pipelines loaded", "tenants", rt.pipes.count(), "router", rt.id)
+	wg.Go(func() { rt.publishStatus(followCtx, admin, configTopic) })
+
+	sess, err := kgo.NewGroupTransactSession(append(base,
+		kgo.ClientID(clientID),
+		kgo.WithHooks(kafka.NewMetrics(rt.reg)),
+		kgo.ConsumerGroup(rt.cfg.Group),
+		// Static membership: a router restarted under the same id (a pod
+		// keeps its name) takes its own place back without a rebalance.
+		kgo.InstanceID(rt.id),
+		kgo.ConsumeRegex(),
+		kgo.ConsumeTopics("^"+regexp.QuoteMeta(rt.topics.Prefix)+`\.raw\.`),
+		kgo.MetadataMaxAge(rt.cfg.RescanInterval),
+		kgo.MetadataMinAge(min(rt.cfg.RescanInterval, 5*time.Second)),
+		kgo.TransactionalID(rt.cfg.Group+"-"+rt.id),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		kgo.ProducerBatchCompression(kgo.ZstdCompression().WithLevel(int(zstd.SpeedFastest)), kgo.NoCompression()),
+		kgo.UnknownTopicRetries(2), // a missing output topic pauses its tenant quickly
+	)...)
+	if err != nil {
+		return fmt.Errorf("kafka transactional client: %w", err)
+	}
+	defer sess.Close()
+	rt.ready(true)
+	defer rt.ready(false)
+	rt.log.Info("router consuming", "group", rt.cfg.Group, "transactional_id", rt.cfg.Group+"-"+rt.id, "pattern", "^"+rt.topics.Prefix+`\.raw\.`)
+
+	// A transaction under way when ctx ends may still finish, within
+	// SLUICE_ROUTER_SHUTDOWN_TIMEOUT; after that it is abandoned (and
+	// aborted by the broker): nothing is lost, it is consumed again.
+	txnCtx, cancelTxn := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelTxn()
+	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(rt.cfg.ShutdownTimeout, cancelTxn) })
+	defer stopAfter()
+
+	p := &pauser{sess: sess, max: rt.cfg.TenantRetryMax, m: rt.m}
+	for {
+		p.resumeDue()
+		fetches := sess.PollRecords(ctx, rt.cfg.BatchRecords)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			break
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			rt.logLimited("fetch:"+topic, "fetch failed", "topic", topic, "partition", partition, "err", err)
+		})
+		if fetches.NumRecords() == 0 {
+			continue
+		}
+		if err := rt.transact(txnCtx, sess, fetches, p); err != nil {
+			if txnCtx.Err() != nil {
+				break
+			}
+			return err
+		}
+	}
+	rt.log.Info("router stopped")
+	return nil
+}
+
+// transact processes one batch in one transaction. Records of a tenant
+// whose output topic turns out missing or denied abort the transaction
+// (everything is consumed again) and pause that tenant, so the next
+// transaction goes through without it.
+func (rt *Router) transact(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches, p *pauser) error {
+	start := time.Now()
+	if err := sess.Begin(); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	var mu sync.Mutex
+	failed := map[string]error{} // tenant -> produce error
+	promise := func(r *kgo.Record, err error) {
+		if err == nil {
+			return
+		}
+		tenant, _, _, _ := rt.topics.TenantOf(r.Topic)
+		mu.Lock()
+		failed[tenant] = err
+		mu.Unlock()
+	}
+	fetches.EachRecord(func(r *kgo.Record) {
+		for _, out := range rt.process(ctx, r) {
+			sess.Produce(ctx, out, promise)
+		}
+	})
+	// The produce errors are only all known once everything is flushed;
+	// End flushes first, so: flush, look, then end.
+	if err := sess.Client().Flush(ctx); err != nil {
+		return err // ctx ended: the transaction is abandoned and aborted
+	}
+	mu.Lock()
+	commit := kgo.TransactionEndTry(len(failed) == 0)
+	for tenant, err := range failed {
+		p.pause(rt.topics.Raw(tenant), err)
+		rt.logLimited("produce:"+tenant, "output topic of a tenant is missing or denied; pausing the tenant and retrying without it",
+			"tenant", tenant, "err", err)
+	}
+	mu.Unlock()
+	committed, err := sess.End(ctx, commit)
+	rt.m.batchDuration.Observe(time.Since(start).Seconds())
+	if committed {
+		rt.m.transactions.WithLabelValues("commit").Inc()
+	} else {
+		rt.m.transactions.WithLabelValues("abort").Inc()
+	}
+	if err != nil {
+		return fmt.Errorf("end transaction: %w", err)
+	}
+	return nil
+}
+
+// process turns one raw record into the records to produce: the
+// transformed record, or a dead-letter record, or nothing (dropped).
+func (rt *Router) process(ctx context.Context, r *kgo.Record) []*kgo.Record {
+	tenant, kind, _, ok := rt.topics.TenantOf(r.Topic)
+	if !ok || kind != kafka.KindRaw {
+		return nil // the pattern only matches raw topics; nothing else is ours
+	}
+	rt.m.recordsIn.WithLabelValues(tenant).Inc()
+	rt.m.latency.WithLabelValues(tenant).Observe(time.Since(r.Timestamp).Seconds())
+
+	var res Result
+	var pipe *Pipeline
+	var rec schemas.Record
+	// A pipeline that fails at run time (panic, expression error) is taken
+	// out of service and the record is processed again by the previous
+	// good version (at most twice: then pass-through is in force).
+	for range 3 {
+		var failure *Failure
+		rec, failure = rt.decode(ctx, tenant, r)
+		if failure != nil {
+			return []*kgo.Record{rt.dlq(tenant, 0, r, failure)}
+		}
+		pipe = rt.pipes.get(tenant)
+		res = pipe.Process(&rec)
+		if res.DLQ == nil || (res.DLQ.Reason != ReasonPanic && res.DLQ.Reason != ReasonExpr) || pipe.Version == 0 {
+			break
+		}
+		rt.pipes.fail(tenant, pipe, res.DLQ)
+	}
+	switch {
+	case res.Dropped:
+		rt.m.dropped.WithLabelValues(tenant, "filter").Inc()
+		return nil
+	case res.DLQ != nil:
+		rt.m.stepErrors.WithLabelValues(tenant, res.DLQ.StepType).Inc()
+		return []*kgo.Record{rt.dlq(tenant, pipe.Version, r, res.DLQ)}
+	}
+	topic := rt.topics.Parsed(tenant)
+	if res.Stream != "" {
+		topic = rt.topics.ParsedStream(tenant, res.Stream)
+	}
+	v, err := schemas.AppendSingleObject(make([]byte, 0, len(rec.Log)+512), &rec)
+	if err != nil {
+		return []*kgo.Record{rt.dlq(tenant, pipe.Version, r, &Failure{Step: -1, Reason: "encode", Err: err})}
+	}
+	rt.m.recordsOut.WithLabelValues(tenant).Inc()
+	return []*kgo.Record{{Topic: topic, Key: r.Key, Value: v, Headers: avroHeaders}}
+}
+
+var avroHeaders = []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/vnd.sluice.record+avro")}}
+
+// decode reads a raw record: Avro in either wire format, a JSON object, or
+// a plain line of text. The tenant is the topic's, whatever the payload
+// says; a missing id is derived from the record's place in the topic.
+func (rt *Router) decode(ctx context.Context, tenant string, r *kgo.Record) (schemas.Record, *Failure) {
+	rec, format, err := rt.dec.Decode(ctx, r.Value)
+	if err == nil && format == schemas.FormatJSON && rec.Log == "" && !hasLogKey(r.Value) {
+		// A JSON object without a "log" key is an application's log line,
+		// not a record: it becomes the log text whole, so nothing in it is
+		// lost, and a json step parses it like any other line.
+		err = schemas.ErrUnknownFormat
+	}
+	switch {
+	case errors.Is(err, schemas.ErrUnknownFormat):
+		line := strings.TrimRight(string(r.Value), "\r\n")
+		rec = schemas.Record{Log: line}
+		if !utf8.ValidString(line) {
+			rec.Log, rec.InvalidUTF8 = strings.ToValidUTF8(line, "\uFFFD"), true
+		}
+	case err != nil:
+		return rec, &Failure{Step: -1, Reason: "decode", Err: err}
+	}
+	rec.Tenant = tenant
+	if rec.ID == "" {
+		var b [8 + 4 + 8]byte
+		binary.BigEndian.PutUint32(b[8:], uint32(r.Partition))
+		binary.BigEndian.PutUint64(b[12:], uint64(r.Offset))
+		sum := sha256.Sum256(append([]byte(r.Topic), b[:]...))
+		rec.ID = hex.EncodeToString(sum[:16])
+	}
+	if rec.ObservedTimestamp.IsZero() {
+		rec.ObservedTimestamp = r.Timestamp.UTC()
+	}
+	if rec.Timestamp.IsZero() {
+		rec.Timestamp = rec.ObservedTimestamp
+	}
+	return rec, nil
+}
+
+// hasLogKey reports whether a JSON object has a top-level "log" key.
+func hasLogKey(b []byte) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return false
+	}
+	_, ok := m["log"]
+	return ok
+}
+
+// DeadLetter is the JSON document written to <prefix>.dlq.<tenant> for a
+// record that could not be processed.
+type DeadLetter struct {
+	Reason          string    `json:"reason"`
+	Error           string    `json:"error"`
+	Step            int       `json:"step"`
+	StepType        string    `json:"step_type,omitempty"`
+	PipelineVersion int64     `json:"pipeline_version"`
+	Router          string    `json:"router"`
+	Topic           string    `json:"topic"`
+	Partition       int32     `json:"partition"`
+	Offset          int64     `json:"offset"`
+	Timestamp       time.Time `json:"timestamp"`
+	// Payload is the original value: as text when it is UTF-8, else base64
+	// (PayloadEncoding says which).
+	Payload         string `json:"payload"`
+	PayloadEncoding string `json:"payload_encoding"`
+}
+
+func (rt *Router) dlq(tenant string, version int64, r *kgo.Record, f *Failure) *kgo.Record {
+	rt.m.dlq.WithLabelValues(tenant, f.Reason).Inc()
+	d := DeadLetter{
+		Reason: f.Reason, Error: f.Error(), Step: f.Step, StepType: f.StepType,
+		PipelineVersion: version, Router: rt.id,
+		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UTC(),
+		Payload: string(r.Value), PayloadEncoding: "utf-8",
+	}
+	if !utf8.Valid(r.Value) {
+		d.Payload, d.PayloadEncoding = base64.StdEncoding.EncodeToString(r.Value), "base64"
+	}
+	v, _ := json.Marshal(d) // only strings, numbers and a time: cannot fail
+	return &kgo.Record{Topic: rt.topics.DLQ(tenant), Key: r.Key, Value: v,
+		Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/json")}}}
+}
+
+func (rt *Router) logLimited(key, msg string, args ...any) {
+	if suppressed, ok := rt.limiter.Allow(key); ok {
+		if suppressed > 0 {
+			args = append(args, "suppressed", suppressed)
+		}
+		rt.log.Warn(msg, args...)
+	}
+}
+
+// publishStatus writes, per tenant, which pipeline version this router
+// applies and its last error: at every change and every
+// SLUICE_ROUTER_STATUS_INTERVAL.
+func (rt *Router) publishStatus(ctx context.Context, cl *kgo.Client, topic string) {
+	t := time.NewTicker(rt.cfg.StatusInterval)
+	defer t.Stop()
+	for {
+		for _, st := range rt.pipes.statuses(rt.id) {
+			if err := PublishStatus(ctx, cl, topic, st); err != nil && ctx.Err() == nil {
+				rt.logLimited("status", "publishing pipeline status failed", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-rt.pipes.changed:
+		}
+	}
+}
+
+// pauser pauses the raw topics of tenants whose output failed, with
+// doubling waits, and resumes them when the wait is over.
+type pauser struct {
+	sess   *kgo.GroupTransactSession
+	max    time.Duration
+	m      *metrics
+	paused map[string]pausedTopic
+}
+
+type pausedTopic struct {
+	until   time.Time
+	backoff time.Duration
+}
+
+func (p *pauser) pause(topic string, _ error) {
+	if p.paused == nil {
+		p.paused = map[string]pausedTopic{}
+	}
+	pt := p.paused[topic]
+	pt.backoff = min(max(2*pt.backoff, time.Second), p.max)
+	pt.until = time.Now().Add(pt.backoff)
+	p.paused[topic] = pt
+	p.sess.Client().PauseFetchTopics(topic)
+	p.m.tenantsPaused.Set(float64(len(p.paused)))
+}
+
+// resumeDue resumes topics whose wait is over. A resumed topic that fails
+// again is paused for twice as long; its backoff is forgotten after a
+// quiet period of the longest wait.
+func (p *pauser) resumeDue() {
+	now := time.Now()
+	for topic, pt := range p.paused {
+		if now.After(pt.until) {
+			p.sess.Client().ResumeFetchTopics(topic)
+		}
+		if now.After(pt.until.Add(p.max)) {
+			delete(p.paused, topic)
+		}
+	}
+	n := 0
+	for _, pt := range p.paused {
+		if now.Before(pt.until) {
+			n++
+		}
+	}
+	p.m.tenantsPaused.Set(float64(n))
+}
+
+// registry holds each tenant's pipelines: the version in force, the last
+// good one before it (the fallback), and what the config topic says.
+type registry struct {
+	m       *metrics
+	changed chan struct{} // signalled (without blocking) at every change
+
+	mu      sync.RWMutex
+	tenants map[string]*tenantPipes
+}
+
+type tenantPipes struct {
+	current  *Pipeline // in force; PassThrough when there is none
+	previous *Pipeline // fallback when current fails at run time; nil: pass-through
+	stored   int64     // version last seen in the config topic (0: none or unreadable)
+	err      string    // last load or run-time error
+	since    time.Time
+}
+
+func newRegistry(m *metrics) *registry {
+	return &registry{m: m, changed: make(chan struct{}, 1), tenants: map[string]*tenantPipes{}}
+}
+
+func (r *registry) count() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.tenants)
+}
+
+// get returns the pipeline in force for tenant (pass-through without one).
+func (r *registry) get(tenant string) *Pipeline {
+	r.mu.RLock()
+	t, ok := r.tenants[tenant]
+	r.mu.RUnlock()
+	if ok {
+		return t.current
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t, ok := r.tenants[tenant]; ok {
+		return t.current
+	}
+	t = &tenantPipes{current: PassThrough(tenant), since: time.Now()}
+	r.tenants[tenant] = t
+	return t.current
+}
+
+// apply takes a pipeline document from the config topic (nil: deleted). A
+// document that does not load leaves the version in force alone.
+func (r *registry) apply(tenant string, src []byte) {
+	defer r.signal()
+	var p *Pipeline
+	var err error
+	if src != nil {
+		p, err = Load(src)
+		if err == nil && p.Tenant != tenant {
+			err = fmt.Errorf("pipeline names tenant %q but is stored under %q", p.Tenant, tenant)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.tenants[tenant]
+	if !ok {
+		t = &tenantPipes{current: PassThrough(tenant)}
+		r.tenants[tenant] = t
+	}
+	t.since = time.Now()
+	switch {
+	case src == nil:
+		t.current, t.previous, t.stored, t.err = PassThrough(tenant), nil, 0, ""
+	case err != nil:
+		r.m.loadErrors.WithLabelValues(tenant).Inc()
+		t.stored, t.err = 0, fmt.Sprintf("stored pipeline not applied: %v", err)
+		if spec, perr := Parse(src); perr == nil {
+			t.stored = spec.Version
+		}
+	default:
+		if t.current.Version != 0 {
+			t.previous = t.current
+		}
+		t.current, t.stored, t.err = p, p.Version, ""
+	}
+	r.m.version.WithLabelValues(tenant).Set(float64(t.current.Version))
+}
+
+// fail takes a pipeline that failed at run time out of service for its
+// tenant: the previous good version (or pass-through) takes over.
+func (r *registry) fail(tenant string, p *Pipeline, f *Failure) {
+	defer r.signal()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.tenants[tenant]
+	if t == nil || t.current != p {
+		return // already replaced
+	}
+	r.m.fallbacks.WithLabelValues(tenant).Inc()
+	t.current, t.previous = t.previous, nil
+	if t.current == nil {
+		t.current = PassThrough(tenant)
+	}
+	t.err = fmt.Sprintf("version %d failed at run time and was taken out of service: %v", p.Version, f)
+	t.since = time.Now()
+	r.m.version.WithLabelValues(tenant).Set(float64(t.current.Version))
+}
+
+func (r *registry) signal() {
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (r *registry) statuses(router string) []RouterStatus {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]RouterStatus, 0, len(r.tenants))
+	for tenant, t := range r.tenants {
+		out = append(out, RouterStatus{Router: router, Tenant: tenant, Stored: t.stored, Applied: t.current.Version, Error: t.err, Since: t.since})
+	}
+	return out
+}

@@ -1,0 +1,299 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/sethvargo/go-envconfig"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelogs/sluice/internal/config"
+	"github.com/sluicelogs/sluice/schemas"
+)
+
+// routerCluster starts an in-process Kafka with the raw, parsed and dead-
+// letter topics of the given tenants.
+func routerCluster(t testing.TB, tenants ...string) *kfake.Cluster {
+	t.Helper()
+	var topics []string
+	for _, tn := range tenants {
+		topics = append(topics, "logs.raw."+tn, "logs.parsed."+tn, "logs.dlq."+tn)
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, topics...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func routerConfig(t testing.TB, brokers []string, env map[string]string) Config {
+	t.Helper()
+	vars := map[string]string{
+		"SLUICE_KAFKA_BROKERS":           strings.Join(brokers, ","),
+		"SLUICE_ROUTER_ID":               "r1",
+		"SLUICE_ROUTER_RESCAN_INTERVAL":  "200ms",
+		"SLUICE_ROUTER_STATUS_INTERVAL":  "200ms",
+		"SLUICE_ROUTER_TENANT_RETRY_MAX": "1s",
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	var cfg Config
+	if err := config.LoadFrom(context.Background(), &cfg, envconfig.MapLookuper(vars)); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// startRouter runs a router in the background until the test ends.
+func startRouter(t testing.TB, cfg Config) *Router {
+	t.Helper()
+	rt, err := New(cfg, Options{Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("router did not stop within 30s")
+		}
+	})
+	return rt
+}
+
+func newClient(t testing.TB, brokers []string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func apply(t testing.TB, cl *kgo.Client, doc string) {
+	t.Helper()
+	if _, err := ApplyPipeline(context.Background(), cl, "logs.config", []byte(doc)); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+}
+
+// output is what a read_committed consumer saw on parsed and dead-letter
+// topics.
+type output struct {
+	mu      sync.Mutex
+	parsed  map[string][]schemas.Record // by topic
+	dlq     map[string][]DeadLetter
+	records int
+}
+
+func consumeOutputs(t testing.TB, brokers []string, tenants ...string) (*output, func(time.Duration, string, func(*output) bool)) {
+	var topics []string
+	for _, tn := range tenants {
+		topics = append(topics, "logs.parsed."+tn, "logs.dlq."+tn)
+	}
+	cl := newClient(t, brokers, kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(50*time.Millisecond))
+	out := &output{parsed: map[string][]schemas.Record{}, dlq: map[string][]DeadLetter{}}
+	dec := schemas.NewDecoder()
+	wait := func(timeout time.Duration, what string, cond func(*output) bool) {
+		t.Helper()
+		deadline := time.Now().Add(timeout)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			fs := cl.PollFetches(ctx)
+			cancel()
+			fs.EachRecord(func(r *kgo.Record) {
+				out.mu.Lock()
+				defer out.mu.Unlock()
+				out.records++
+				if strings.Contains(r.Topic, ".dlq.") {
+					var d DeadLetter
+					if err := json.Unmarshal(r.Value, &d); err != nil {
+						t.Errorf("dead letter is not JSON: %v", err)
+					}
+					out.dlq[r.Topic] = append(out.dlq[r.Topic], d)
+					return
+				}
+				rec, _, err := dec.Decode(context.Background(), r.Value)
+				if err != nil {
+					t.Errorf("decode parsed record: %v", err)
+				}
+				out.parsed[r.Topic] = append(out.parsed[r.Topic], rec)
+			})
+			out.mu.Lock()
+			ok := cond(out)
+			out.mu.Unlock()
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out after %s waiting for %s (%d records so far)", timeout, what, out.records)
+			}
+		}
+	}
+	return out, wait
+}
+
+func produceLines(t testing.TB, cl *kgo.Client, tenant string, from, n int) {
+	t.Helper()
+	var rs []*kgo.Record
+	for i := from; i < from+n; i++ {
+		line := fmt.Sprintf(`{"seq":%d,"level":"info","msg":"hello from %s"}`, i, tenant)
+		rs = append(rs, &kgo.Record{Topic: "logs.raw." + tenant, Key: []byte("c1"), Value: []byte(line)})
+	}
+	if err := cl.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const jsonPipeline = `tenant: %s
+version: %d
+steps:
+  - json: {field: log}
+  - set: {field: parsed_by, value: v%d}
+`
+
+// TestTenantIsolation: three tenants; one applies a pipeline that fails
+// validation, then one that fails at run time. The other two keep flowing
+// and the broken tenant keeps being served by its last good version.
+func TestTenantIsolation(t *testing.T) {
+	cluster := routerCluster(t, "alpha", "beta", "gamma")
+	brokers := cluster.ListenAddrs()
+	cl := newClient(t, brokers)
+	rt := startRouter(t, routerConfig(t, brokers, nil))
+	for _, tn := range []string{"alpha", "beta", "gamma"} {
+		apply(t, cl, fmt.Sprintf(jsonPipeline, tn, 1, 1))
+	}
+	out, wait := consumeOutputs(t, brokers, "alpha", "beta", "gamma")
+	count := func(tn string) int { return len(out.parsed["logs.parsed."+tn]) }
+
+	// Wait until every router applies version 1 before counting on it.
+	waitVersion := func(tenant string, v float64) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); testutil.ToFloat64(rt.m.version.WithLabelValues(tenant)) != v; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: version %v never in force", tenant, v)
+			}
+		}
+	}
+	for _, tn := range []string{"alpha", "beta", "gamma"} {
+		waitVersion(tn, 1)
+	}
+	for _, tn := range []string{"alpha", "beta", "gamma"} {
+		produceLines(t, cl, tn, 0, 100)
+	}
+	wait(30*time.Second, "the first 100 records of each tenant", func(o *output) bool {
+		return count("alpha") >= 100 && count("beta") >= 100 && count("gamma") >= 100
+	})
+
+	// gamma stores a pipeline that does not validate: refused by apply, so
+	// write it to the config topic directly, as a buggy tool would.
+	broken := "tenant: gamma\nversion: 2\nsteps:\n  - regex: {field: log, pattern: '(unclosed'}\n"
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.config", Key: []byte("gamma"), Value: []byte(broken)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); testutil.ToFloat64(rt.m.loadErrors.WithLabelValues("gamma")) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the broken pipeline was never reported")
+		}
+	}
+	for _, tn := range []string{"alpha", "beta", "gamma"} {
+		produceLines(t, cl, tn, 100, 100)
+	}
+	wait(30*time.Second, "records after gamma's broken pipeline", func(o *output) bool {
+		return count("alpha") >= 200 && count("beta") >= 200 && count("gamma") >= 200
+	})
+
+	// gamma applies a pipeline that fails at run time on every record.
+	apply(t, cl, "tenant: gamma\nversion: 3\nsteps:\n  - json: {field: log}\n  - set: {field: x, expr: 'attributes[\"missing\"] + 1'}\n")
+	waitVersion("gamma", 3)
+	for _, tn := range []string{"alpha", "beta", "gamma"} {
+		produceLines(t, cl, tn, 200, 100)
+	}
+	wait(30*time.Second, "records after gamma's failing pipeline", func(o *output) bool {
+		return count("alpha") >= 300 && count("beta") >= 300 && count("gamma") >= 300
+	})
+	if v := testutil.ToFloat64(rt.m.version.WithLabelValues("gamma")); v != 1 {
+		t.Errorf("gamma's version in force is %v, want the last good one, 1", v)
+	}
+	if v := testutil.ToFloat64(rt.m.fallbacks.WithLabelValues("gamma")); v != 1 {
+		t.Errorf("gamma fallbacks = %v, want 1", v)
+	}
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	for _, tn := range []string{"alpha", "beta", "gamma"} {
+		recs := out.parsed["logs.parsed."+tn]
+		if len(recs) != 300 {
+			t.Errorf("%s: %d parsed records, want exactly 300", tn, len(recs))
+		}
+		seen := map[int64]bool{}
+		for _, r := range recs {
+			if r.Tenant != tn || r.Attributes["parsed_by"] != "v1" || r.Attributes["level"] != "info" {
+				t.Errorf("%s: record not processed by version 1: tenant %q attributes %v", tn, r.Tenant, r.Attributes)
+				break
+			}
+			seq, _ := r.Attributes["seq"].(int64)
+			seen[seq] = true
+		}
+		if len(seen) != 300 {
+			t.Errorf("%s: %d distinct sequence numbers, want 300", tn, len(seen))
+		}
+	}
+}
+
+// TestDeadLetters: records a pipeline cannot process go to the tenant's
+// dead-letter topic with the reason and the original payload, and never
+// block the partition.
+func TestDeadLetters(t *testing.T) {
+	cluster := routerCluster(t, "shop")
+	brokers := cluster.ListenAddrs()
+	cl := newClient(t, brokers)
+	rt := startRouter(t, routerConfig(t, brokers, nil))
+	apply(t, cl, fmt.Sprintf(jsonPipeline, "shop", 1, 1))
+	for deadline := time.Now().Add(20 * time.Second); testutil.ToFloat64(rt.m.version.WithLabelValues("shop")) != 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("pipeline never in force")
+		}
+	}
+	rs := []*kgo.Record{
+		{Topic: "logs.raw.shop", Value: []byte(`{"seq":1}`)},
+		{Topic: "logs.raw.shop", Value: []byte("not json at all")},
+		{Topic: "logs.raw.shop", Value: []byte{0xff, 0xfe, 'x'}},
+		{Topic: "logs.raw.shop", Value: []byte(`{"seq":2}`)},
+	}
+	if err := cl.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	out, wait := consumeOutputs(t, brokers, "shop")
+	wait(30*time.Second, "2 parsed and 2 dead letters", func(o *output) bool {
+		return len(o.parsed["logs.parsed.shop"]) == 2 && len(o.dlq["logs.dlq.shop"]) == 2
+	})
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	for _, d := range out.dlq["logs.dlq.shop"] {
+		if d.Reason != ReasonParse || d.PipelineVersion != 1 || d.Topic != "logs.raw.shop" || d.StepType != "json" {
+			t.Errorf("dead letter %+v", d)
+		}
+	}
+	if d := out.dlq["logs.dlq.shop"][1]; d.PayloadEncoding != "base64" {
+		t.Errorf("non-UTF-8 payload encoded as %q", d.PayloadEncoding)
+	}
+}

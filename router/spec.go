@@ -1,0 +1,553 @@
+package router
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strconv"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/schemas"
+)
+
+// Limits on a pipeline document. They keep one tenant's configuration from
+// costing the router more than a bounded amount of memory and time.
+const (
+	// MaxSpecBytes is the largest pipeline document accepted.
+	MaxSpecBytes = 256 << 10
+	// MaxSteps is the most steps a pipeline may have.
+	MaxSteps = 100
+	// MaxTests is the most entries a tests: section may have.
+	MaxTests = 100
+	// MaxPatternLen is the longest regex pattern, in bytes.
+	MaxPatternLen = 4096
+	// MaxExprLen is the longest expression, in bytes.
+	MaxExprLen = 4096
+	// MaxExprNodes bounds an expression's syntax tree (expr.MaxNodes).
+	MaxExprNodes = 500
+	// ExprMemoryBudget is the VM memory budget of one evaluation
+	// (vm.VM.MemoryBudget, in expr's units: roughly elements allocated by
+	// ranges, arrays, maps and builtins). Exceeding it fails the record.
+	ExprMemoryBudget = 100_000
+	// MaxJSONDepth is the largest depth a json step may ask for;
+	// DefaultJSONDepth applies when it gives none.
+	MaxJSONDepth     = 16
+	DefaultJSONDepth = 5
+	// MaxAttributes bounds a processed record's attributes (DESIGN.md
+	// section 10); the rest go to OverflowKey as one JSON object string.
+	MaxAttributes = 256
+	// OverflowKey is the attribute holding attributes beyond MaxAttributes.
+	OverflowKey = "_overflow"
+	// MaxSampleOneIn bounds a sample step's one_in.
+	MaxSampleOneIn = 1_000_000_000
+)
+
+// Spec is a decoded pipeline document. Parse returns it validated; Compile
+// validates again, so a Spec built by hand is safe to compile.
+type Spec struct {
+	Tenant  string
+	Version int64
+	Steps   []StepSpec
+	Tests   []TestSpec
+
+	// positions of tenant and version, for Compile's messages.
+	tenantLine, tenantCol, versionLine, versionCol int
+}
+
+// StepSpec is one step as written. Type selects which fields apply; see
+// the package doc for each step's keys. Line and Column locate the step.
+type StepSpec struct {
+	Type         string
+	Line, Column int
+
+	Field   string   // json, logfmt, regex, klog, timestamp, set, lift
+	From    string   // rename, copy
+	To      string   // rename, copy
+	Fields  []string // remove
+	Depth   int      // json
+	Prefix  string   // json, logfmt
+	Pattern string   // regex
+	Layout  string   // timestamp
+	Value   any      // set (normalised scalar); HasValue says it was given
+	// HasValue reports that Value was given (it may be nil: value: null).
+	HasValue bool
+	Expr     string // set
+	If       string // drop, keep, route
+	OneIn    int64  // sample
+	Stream   string // route
+	// OnError is "dlq" (default: the record goes to the DLQ) or "skip"
+	// (the step leaves the record unchanged) for parse steps.
+	OnError string
+}
+
+// TestSpec is one entry of a pipeline's tests: section.
+type TestSpec struct {
+	Name         string
+	Line, Column int
+	// Input is the record fed to the pipeline (from input: or line:).
+	Input schemas.Record
+	// Expect is what the outcome must match.
+	Expect TestExpect
+}
+
+// TestExpect is the expected outcome of a test. Nil pointers are not
+// checked; Attributes is a subset check; Absent lists attribute keys that
+// must not exist.
+type TestExpect struct {
+	Stream     *string
+	Dropped    bool
+	DLQ        bool
+	Log        *string
+	Timestamp  *string
+	Attributes map[string]any
+	Absent     []string
+}
+
+// stepKeys lists the keys each step type accepts.
+var stepKeys = map[string][]string{
+	"json":      {"field", "depth", "prefix", "on_error"},
+	"logfmt":    {"field", "prefix", "on_error"},
+	"regex":     {"field", "pattern", "on_error"},
+	"klog":      {"field", "on_error"},
+	"timestamp": {"field", "layout", "on_error"},
+	"set":       {"field", "value", "expr"},
+	"rename":    {"from", "to"},
+	"remove":    {"fields"},
+	"copy":      {"from", "to"},
+	"lift":      {"field"},
+	"drop":      {"if"},
+	"keep":      {"if"},
+	"sample":    {"one_in"},
+	"route":     {"if", "stream"},
+}
+
+// unsupportedSteps are step types that are planned but not implemented.
+var unsupportedSteps = map[string]string{
+	"multiline": "multiline is not yet supported: joining continuation lines needs per-container state in the router loop",
+	"grok":      "grok is not supported: use regex with named groups",
+}
+
+// decoder collects problems while walking the YAML tree.
+type decoder struct {
+	errs     []error
+	badSteps map[int]bool // steps with a decoding problem
+	badNames bool         // tenant or version with a decoding problem
+}
+
+func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
+	line, col := 1, 1
+	if n != nil && n.Line > 0 {
+		line, col = n.Line, n.Column
+	}
+	d.errs = append(d.errs, &SpecError{Line: line, Column: col, Msg: fmt.Sprintf(format, args...), Err: ErrInvalidSpec})
+}
+
+var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+
+// yamlError turns a yaml.v3 syntax error into a SpecError; yaml.v3 only
+// gives the line in its message.
+func yamlError(err error) error {
+	line := 1
+	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+		if n, e := strconv.Atoi(m[1]); e == nil && n > 0 {
+			line = n
+		}
+	}
+	return &SpecError{Line: line, Column: 1, Msg: err.Error(), Err: ErrInvalidSpec}
+}
+
+// Parse decodes and validates one pipeline document: structure (strict:
+// unknown keys are errors), tenant and stream names, limits, and that every
+// regex, layout and expression compiles. It returns every problem at once,
+// joined with errors.Join, each a *SpecError with a line and column.
+// YAML anchors and aliases are rejected. Parse does not run the tests.
+func Parse(src []byte) (*Spec, error) {
+	if len(src) > MaxSpecBytes {
+		return nil, &SpecError{Line: 1, Column: 1, Msg: fmt.Sprintf("document is %d bytes, more than %d", len(src), MaxSpecBytes), Err: ErrSpecTooLarge}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &SpecError{Line: 1, Column: 1, Msg: "empty document", Err: ErrInvalidSpec}
+		}
+		return nil, yamlError(err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, &SpecError{Line: max(extra.Line, 1), Column: max(extra.Column, 1), Msg: "more than one document: one pipeline per document", Err: ErrInvalidSpec}
+	} else if !errors.Is(err, io.EOF) {
+		return nil, yamlError(err)
+	}
+	var d decoder
+	if hasAlias(&doc) {
+		d.errorf(&doc, "yaml anchors and aliases are not allowed")
+		return nil, errors.Join(d.errs...)
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	spec := d.spec(root)
+	// Check what decoded cleanly with Compile's rules too, so that every
+	// problem is reported at once; skip what the decoder already flagged.
+	check := *spec
+	check.Steps = nil
+	for i, st := range spec.Steps {
+		if !d.badSteps[i] {
+			check.Steps = append(check.Steps, st)
+		}
+	}
+	_, errs := compile(&check, !d.badNames)
+	errs = append(d.errs, errs...)
+	if len(errs) > 0 {
+		sortErrors(errs)
+		return nil, errors.Join(errs...)
+	}
+	return spec, nil
+}
+
+func hasAlias(n *yaml.Node) bool {
+	if n.Kind == yaml.AliasNode || n.Anchor != "" {
+		return true
+	}
+	for _, c := range n.Content {
+		if hasAlias(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// mapping calls fn for each key of a mapping node, reporting keys not in
+// allowed and duplicates.
+func (d *decoder) mapping(n *yaml.Node, what string, allowed []string, fn func(key string, k, v *yaml.Node)) bool {
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, "%s must be a mapping", what)
+		return false
+	}
+	seen := make(map[string]bool, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			d.errorf(k, "%s: keys must be strings", what)
+			continue
+		}
+		ok := false
+		for _, a := range allowed {
+			if a == k.Value {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			d.errorf(k, "%s: unknown key %q", what, k.Value)
+			continue
+		}
+		if seen[k.Value] {
+			d.errorf(k, "%s: duplicate key %q", what, k.Value)
+			continue
+		}
+		seen[k.Value] = true
+		fn(k.Value, k, v)
+	}
+	return true
+}
+
+func (d *decoder) str(n *yaml.Node, what string) string {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
+		d.errorf(n, "%s must be a string", what)
+		return ""
+	}
+	return n.Value
+}
+
+func (d *decoder) int(n *yaml.Node, what string) int64 {
+	var v int64
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&v) != nil {
+		d.errorf(n, "%s must be an integer", what)
+		return 0
+	}
+	return v
+}
+
+func (d *decoder) bool(n *yaml.Node, what string) bool {
+	var v bool
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || n.Decode(&v) != nil {
+		d.errorf(n, "%s must be true or false", what)
+		return false
+	}
+	return v
+}
+
+// scalar decodes a scalar into an attribute value.
+func (d *decoder) scalar(n *yaml.Node, what string) any {
+	if n.Kind != yaml.ScalarNode {
+		d.errorf(n, "%s must be a scalar (null, bool, number or string)", what)
+		return nil
+	}
+	var v any
+	if err := n.Decode(&v); err != nil {
+		d.errorf(n, "%s: %v", what, err)
+		return nil
+	}
+	return normalize(v)
+}
+
+func (d *decoder) spec(n *yaml.Node) *Spec {
+	s := &Spec{}
+	var hasTenant, hasVersion bool
+	d.badSteps = make(map[int]bool)
+	ok := d.mapping(n, "pipeline", []string{"tenant", "version", "steps", "tests"}, func(key string, k, v *yaml.Node) {
+		switch key {
+		case "tenant":
+			hasTenant = true
+			s.tenantLine, s.tenantCol = v.Line, v.Column
+			n := len(d.errs)
+			s.Tenant = d.str(v, "tenant")
+			d.badNames = d.badNames || len(d.errs) > n
+		case "version":
+			hasVersion = true
+			s.versionLine, s.versionCol = v.Line, v.Column
+			n := len(d.errs)
+			s.Version = d.int(v, "version")
+			d.badNames = d.badNames || len(d.errs) > n
+		case "steps":
+			if v.Kind != yaml.SequenceNode {
+				d.errorf(v, "steps must be a list")
+				return
+			}
+			if len(v.Content) > MaxSteps {
+				d.errorf(v, "%d steps, more than %d", len(v.Content), MaxSteps)
+				return
+			}
+			for i, sn := range v.Content {
+				n := len(d.errs)
+				s.Steps = append(s.Steps, d.step(sn))
+				d.badSteps[i] = len(d.errs) > n
+			}
+		case "tests":
+			if v.Kind != yaml.SequenceNode {
+				d.errorf(v, "tests must be a list")
+				return
+			}
+			if len(v.Content) > MaxTests {
+				d.errorf(v, "%d tests, more than %d", len(v.Content), MaxTests)
+				return
+			}
+			for _, tn := range v.Content {
+				s.Tests = append(s.Tests, d.test(tn))
+			}
+		}
+	})
+	if ok && !hasTenant {
+		d.errorf(n, "missing tenant")
+	}
+	if ok && !hasVersion {
+		d.errorf(n, "missing version")
+	}
+	d.badNames = d.badNames || !ok || !hasTenant || !hasVersion
+	return s
+}
+
+func (d *decoder) step(n *yaml.Node) StepSpec {
+	st := StepSpec{Line: n.Line, Column: n.Column}
+	if n.Kind != yaml.MappingNode || len(n.Content) != 2 {
+		d.errorf(n, "a step must be a mapping with exactly one key, the step type")
+		return st
+	}
+	k, v := n.Content[0], n.Content[1]
+	st.Type = k.Value
+	if msg, ok := unsupportedSteps[st.Type]; ok {
+		d.errorf(k, "%s", msg)
+		return st
+	}
+	allowed, ok := stepKeys[st.Type]
+	if !ok {
+		d.errorf(k, "unknown step type %q", st.Type)
+		return st
+	}
+	d.mapping(v, st.Type+" step", allowed, func(key string, k, v *yaml.Node) {
+		what := st.Type + "." + key
+		switch key {
+		case "field":
+			st.Field = d.str(v, what)
+		case "from":
+			st.From = d.str(v, what)
+		case "to":
+			st.To = d.str(v, what)
+		case "fields":
+			if v.Kind != yaml.SequenceNode {
+				d.errorf(v, "%s must be a list of strings", what)
+				return
+			}
+			for _, f := range v.Content {
+				st.Fields = append(st.Fields, d.str(f, what))
+			}
+		case "depth":
+			st.Depth = int(d.int(v, what))
+		case "prefix":
+			st.Prefix = d.str(v, what)
+		case "pattern":
+			st.Pattern = d.str(v, what)
+		case "layout":
+			st.Layout = d.str(v, what)
+		case "value":
+			st.HasValue = true
+			st.Value = d.scalar(v, what)
+		case "expr":
+			st.Expr = d.str(v, what)
+		case "if":
+			st.If = d.str(v, what)
+		case "one_in":
+			st.OneIn = d.int(v, what)
+		case "stream":
+			st.Stream = d.str(v, what)
+		case "on_error":
+			st.OnError = d.str(v, what)
+		}
+	})
+	return st
+}
+
+func (d *decoder) test(n *yaml.Node) TestSpec {
+	t := TestSpec{Line: n.Line, Column: n.Column}
+	var hasInput bool
+	ok := d.mapping(n, "test", []string{"name", "input", "line", "expect"}, func(key string, k, v *yaml.Node) {
+		switch key {
+		case "name":
+			t.Name = d.str(v, "test name")
+		case "line":
+			if hasInput {
+				d.errorf(k, "test: give input or line, not both")
+			}
+			hasInput = true
+			t.Input.Log = d.str(v, "test line")
+		case "input":
+			if hasInput {
+				d.errorf(k, "test: give input or line, not both")
+			}
+			hasInput = true
+			t.Input = d.record(v)
+		case "expect":
+			t.Expect = d.expect(v)
+		}
+	})
+	if ok && t.Name == "" {
+		d.errorf(n, "test: missing name")
+	}
+	if ok && !hasInput {
+		d.errorf(n, "test %q: missing input or line", t.Name)
+	}
+	return t
+}
+
+// record decodes a (partial) record given in YAML, with the JSON field
+// names of schemas.Record.
+func (d *decoder) record(n *yaml.Node) schemas.Record {
+	var r schemas.Record
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, "test input must be a mapping of record fields")
+		return r
+	}
+	var m map[string]any
+	if err := n.Decode(&m); err != nil {
+		d.errorf(n, "test input: %v", err)
+		return r
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		d.errorf(n, "test input: %v", err)
+		return r
+	}
+	jd := json.NewDecoder(bytes.NewReader(b))
+	jd.DisallowUnknownFields()
+	jd.UseNumber()
+	if err := jd.Decode(&r); err != nil {
+		d.errorf(n, "test input: %v", err)
+		return r
+	}
+	for k, v := range r.Attributes {
+		r.Attributes[k] = normalize(v)
+	}
+	return r
+}
+
+func (d *decoder) expect(n *yaml.Node) TestExpect {
+	var e TestExpect
+	d.mapping(n, "expect", []string{"stream", "dropped", "dlq", "log", "timestamp", "attributes", "absent"}, func(key string, k, v *yaml.Node) {
+		switch key {
+		case "stream":
+			s := d.str(v, "expect.stream")
+			e.Stream = &s
+		case "dropped":
+			e.Dropped = d.bool(v, "expect.dropped")
+		case "dlq":
+			e.DLQ = d.bool(v, "expect.dlq")
+		case "log":
+			s := d.str(v, "expect.log")
+			e.Log = &s
+		case "timestamp":
+			s := d.str(v, "expect.timestamp")
+			e.Timestamp = &s
+		case "attributes":
+			if v.Kind != yaml.MappingNode {
+				d.errorf(v, "expect.attributes must be a mapping")
+				return
+			}
+			e.Attributes = make(map[string]any, len(v.Content)/2)
+			for i := 0; i+1 < len(v.Content); i += 2 {
+				e.Attributes[v.Content[i].Value] = d.scalar(v.Content[i+1], "expect.attributes."+v.Content[i].Value)
+			}
+		case "absent":
+			if v.Kind != yaml.SequenceNode {
+				d.errorf(v, "expect.absent must be a list of attribute keys")
+				return
+			}
+			for _, a := range v.Content {
+				e.Absent = append(e.Absent, d.str(a, "expect.absent"))
+			}
+		}
+	})
+	if e.Dropped && e.DLQ {
+		d.errorf(n, "expect: dropped and dlq are exclusive")
+	}
+	return e
+}
+
+// sortErrors orders SpecErrors by position (stable for others).
+func sortErrors(errs []error) {
+	pos := func(e error) (int, int) {
+		var se *SpecError
+		if errors.As(e, &se) {
+			return se.Line, se.Column
+		}
+		return 0, 0
+	}
+	slices.SortStableFunc(errs, func(a, b error) int {
+		la, ca := pos(a)
+		lb, cb := pos(b)
+		if la != lb {
+			return la - lb
+		}
+		return ca - cb
+	})
+}
+
+// validateNames checks tenant and version; used by Compile.
+func validateNames(s *Spec) []error {
+	var errs []error
+	if err := kafka.ValidateTenant(s.Tenant); err != nil {
+		errs = append(errs, &SpecError{Line: max(s.tenantLine, 1), Column: max(s.tenantCol, 1), Msg: fmt.Sprintf("tenant: %v", err), Err: ErrInvalidSpec})
+	}
+	if s.Version < 1 {
+		errs = append(errs, &SpecError{Line: max(s.versionLine, 1), Column: max(s.versionCol, 1), Msg: fmt.Sprintf("version must be at least 1, got %d", s.Version), Err: ErrInvalidSpec})
+	}
+	return errs
+}

@@ -1,0 +1,472 @@
+package router
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/schemas"
+)
+
+// state is the per-record state of one Process call.
+type state struct {
+	tenant  string
+	ev      *evaluator // nil when the pipeline has no expressions
+	stream  string
+	routed  bool
+	dropped bool
+}
+
+// step is one compiled step. apply mutates r; a non-nil error sends the
+// record to the DLQ.
+type step interface {
+	apply(r *schemas.Record, st *state) *stepError
+}
+
+// parseInput fetches a parse step's input string.
+func parseInput(f fieldRef, r *schemas.Record) (string, *stepError) {
+	s, ok := f.getString(r)
+	if !ok {
+		return "", failf(ReasonParse, "field %s is missing or not a string", f.name)
+	}
+	return s, nil
+}
+
+type jsonStep struct {
+	field  fieldRef
+	depth  int
+	prefix string
+	skip   bool
+}
+
+func (s *jsonStep) apply(r *schemas.Record, _ *state) *stepError {
+	in, serr := parseInput(s.field, r)
+	if serr != nil {
+		return skipOr(s.skip, serr)
+	}
+	// Parse into a scratch map first so that a bad line leaves r unchanged.
+	var kv []kvPair
+	err := flattenJSON(in, s.prefix, s.depth, func(k string, v any) { kv = append(kv, kvPair{k, v}) })
+	if err != nil {
+		return skipOr(s.skip, &stepError{reason: ReasonParse, err: err})
+	}
+	for _, p := range kv {
+		setAttr(r, p.k, p.v)
+	}
+	return nil
+}
+
+type kvPair struct {
+	k string
+	v any
+}
+
+func skipOr(skip bool, e *stepError) *stepError {
+	if skip {
+		return nil
+	}
+	return e
+}
+
+type logfmtStep struct {
+	field  fieldRef
+	prefix string
+	skip   bool
+}
+
+func (s *logfmtStep) apply(r *schemas.Record, _ *state) *stepError {
+	in, serr := parseInput(s.field, r)
+	if serr != nil {
+		return skipOr(s.skip, serr)
+	}
+	var kv []kvPair
+	if err := parseLogfmt(in, s.prefix, func(k string, v any) { kv = append(kv, kvPair{k, v}) }); err != nil {
+		return skipOr(s.skip, &stepError{reason: ReasonParse, err: err})
+	}
+	for _, p := range kv {
+		setAttr(r, p.k, p.v)
+	}
+	return nil
+}
+
+type regexStep struct {
+	field fieldRef
+	re    *regexp.Regexp
+	names []string
+	skip  bool
+}
+
+func (s *regexStep) apply(r *schemas.Record, _ *state) *stepError {
+	in, serr := parseInput(s.field, r)
+	if serr != nil {
+		return skipOr(s.skip, serr)
+	}
+	m := s.re.FindStringSubmatchIndex(in)
+	if m == nil {
+		return skipOr(s.skip, failf(ReasonParse, "regex: %s does not match", s.field.name))
+	}
+	for i, name := range s.names {
+		if name == "" || m[2*i] < 0 {
+			continue
+		}
+		setAttr(r, name, in[m[2*i]:m[2*i+1]])
+	}
+	return nil
+}
+
+type klogStep struct {
+	field fieldRef
+	skip  bool
+}
+
+func (s *klogStep) apply(r *schemas.Record, _ *state) *stepError {
+	in, serr := parseInput(s.field, r)
+	if serr != nil {
+		return skipOr(s.skip, serr)
+	}
+	ref := r.Timestamp
+	if ref.IsZero() {
+		ref = r.ObservedTimestamp
+	}
+	if ref.IsZero() {
+		ref = time.Now().UTC()
+	}
+	k, err := parseKlog(in, ref)
+	if err != nil {
+		return skipOr(s.skip, &stepError{reason: ReasonParse, err: err})
+	}
+	r.Timestamp = k.time
+	setAttr(r, "severity", k.severity)
+	setAttr(r, "pid", k.pid)
+	setAttr(r, "file", k.file)
+	setAttr(r, "line", k.line)
+	setAttr(r, "message", k.message)
+	return nil
+}
+
+type timestampStep struct {
+	field  fieldRef
+	layout string
+	scale  float64
+	skip   bool
+}
+
+func (s *timestampStep) apply(r *schemas.Record, _ *state) *stepError {
+	v, ok := s.field.get(r)
+	if !ok {
+		return skipOr(s.skip, failf(ReasonTimestamp, "field %s is missing", s.field.name))
+	}
+	t, err := parseTime(v, s.layout, s.scale)
+	if err != nil {
+		return skipOr(s.skip, &stepError{reason: ReasonTimestamp, err: err})
+	}
+	r.Timestamp = t
+	return nil
+}
+
+type setStep struct {
+	field fieldRef
+	value any
+	prog  *vm.Program // nil: value
+}
+
+func (s *setStep) apply(r *schemas.Record, st *state) *stepError {
+	v := s.value
+	if s.prog != nil {
+		out, err := st.ev.run(s.prog, st.tenant, r)
+		if err != nil {
+			return &stepError{reason: ReasonExpr, err: err}
+		}
+		v = out
+	}
+	if err := s.field.set(r, v); err != nil {
+		return &stepError{reason: ReasonField, err: err}
+	}
+	return nil
+}
+
+type moveStep struct {
+	from, to fieldRef
+	keep     bool // copy rather than rename
+}
+
+func (s *moveStep) apply(r *schemas.Record, _ *state) *stepError {
+	v, ok := s.from.get(r)
+	if !ok {
+		return nil
+	}
+	if err := s.to.set(r, v); err != nil {
+		return &stepError{reason: ReasonField, err: err}
+	}
+	if !s.keep {
+		s.from.del(r)
+	}
+	return nil
+}
+
+type removeStep struct{ fields []fieldRef }
+
+func (s *removeStep) apply(r *schemas.Record, _ *state) *stepError {
+	for _, f := range s.fields {
+		f.del(r)
+	}
+	return nil
+}
+
+type liftStep struct{ prefix string } // "payload."
+
+func (s *liftStep) apply(r *schemas.Record, _ *state) *stepError {
+	var moved []kvPair
+	for k, v := range r.Attributes {
+		if strings.HasPrefix(k, s.prefix) && len(k) > len(s.prefix) {
+			moved = append(moved, kvPair{k, v})
+		}
+	}
+	for _, p := range moved {
+		delete(r.Attributes, p.k)
+	}
+	for _, p := range moved {
+		r.Attributes[p.k[len(s.prefix):]] = p.v
+	}
+	return nil
+}
+
+type filterStep struct {
+	prog *vm.Program
+	keep bool // keep: drop when false; drop: drop when true
+}
+
+func (s *filterStep) apply(r *schemas.Record, st *state) *stepError {
+	b, err := st.ev.cond(s.prog, st.tenant, r)
+	if err != nil {
+		return &stepError{reason: ReasonExpr, err: err}
+	}
+	if b != s.keep {
+		st.dropped = true
+	}
+	return nil
+}
+
+type sampleStep struct{ oneIn uint64 }
+
+func (s *sampleStep) apply(r *schemas.Record, st *state) *stepError {
+	key := r.ID
+	if key == "" {
+		key = r.Log
+	}
+	if fnv64a(key)%s.oneIn != 0 {
+		st.dropped = true
+	}
+	return nil
+}
+
+func fnv64a(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+type routeStep struct {
+	prog   *vm.Program
+	stream string
+}
+
+func (s *routeStep) apply(r *schemas.Record, st *state) *stepError {
+	if st.routed {
+		return nil
+	}
+	b, err := st.ev.cond(s.prog, st.tenant, r)
+	if err != nil {
+		return &stepError{reason: ReasonExpr, err: err}
+	}
+	if b {
+		st.routed = true
+		st.stream = s.stream
+	}
+	return nil
+}
+
+// compileStep validates and compiles one step spec.
+func compileStep(ss *StepSpec) (step, bool, error) {
+	field := func(name, v string) (fieldRef, error) {
+		if v == "" {
+			return fieldRef{}, fmt.Errorf("%s: missing %s", ss.Type, name)
+		}
+		f, err := parseFieldRef(v)
+		if err != nil {
+			return fieldRef{}, fmt.Errorf("%s.%s: %w", ss.Type, name, err)
+		}
+		return f, nil
+	}
+	defField := func() (fieldRef, error) {
+		if ss.Field == "" {
+			return fieldRef{kind: fieldLog, name: "log"}, nil
+		}
+		return field("field", ss.Field)
+	}
+	skip := false
+	switch ss.OnError {
+	case "", "dlq":
+	case "skip":
+		skip = true
+	default:
+		return nil, false, fmt.Errorf("%s.on_error must be dlq or skip, got %q", ss.Type, ss.OnError)
+	}
+	cond := func() (*vm.Program, error) {
+		if ss.If == "" {
+			return nil, fmt.Errorf("%s: missing if", ss.Type)
+		}
+		p, err := compileExpr(ss.If, true)
+		if err != nil {
+			return nil, fmt.Errorf("%s.if: %w", ss.Type, err)
+		}
+		return p, nil
+	}
+	switch ss.Type {
+	case "json":
+		f, err := defField()
+		if err != nil {
+			return nil, false, err
+		}
+		depth := ss.Depth
+		if depth == 0 {
+			depth = DefaultJSONDepth
+		}
+		if depth < 1 || depth > MaxJSONDepth {
+			return nil, false, fmt.Errorf("json.depth must be between 1 and %d", MaxJSONDepth)
+		}
+		return &jsonStep{field: f, depth: depth, prefix: ss.Prefix, skip: skip}, false, nil
+	case "logfmt":
+		f, err := defField()
+		if err != nil {
+			return nil, false, err
+		}
+		return &logfmtStep{field: f, prefix: ss.Prefix, skip: skip}, false, nil
+	case "regex":
+		f, err := defField()
+		if err != nil {
+			return nil, false, err
+		}
+		if ss.Pattern == "" {
+			return nil, false, fmt.Errorf("regex: missing pattern")
+		}
+		if len(ss.Pattern) > MaxPatternLen {
+			return nil, false, fmt.Errorf("regex.pattern: longer than %d bytes", MaxPatternLen)
+		}
+		re, err := regexp.Compile(ss.Pattern)
+		if err != nil {
+			return nil, false, fmt.Errorf("regex.pattern: %w", err)
+		}
+		named := false
+		for _, n := range re.SubexpNames() {
+			named = named || n != ""
+		}
+		if !named {
+			return nil, false, fmt.Errorf("regex.pattern: no named group (?P<name>...)")
+		}
+		return &regexStep{field: f, re: re, names: re.SubexpNames(), skip: skip}, false, nil
+	case "klog":
+		f, err := defField()
+		if err != nil {
+			return nil, false, err
+		}
+		return &klogStep{field: f, skip: skip}, false, nil
+	case "timestamp":
+		f, err := field("field", ss.Field)
+		if err != nil {
+			return nil, false, err
+		}
+		layout, scale, err := resolveLayout(ss.Layout)
+		if err != nil {
+			return nil, false, fmt.Errorf("timestamp.layout: %w", err)
+		}
+		return &timestampStep{field: f, layout: layout, scale: scale, skip: skip}, false, nil
+	case "set":
+		f, err := field("field", ss.Field)
+		if err != nil {
+			return nil, false, err
+		}
+		if ss.HasValue == (ss.Expr != "") {
+			return nil, false, fmt.Errorf("set: give exactly one of value and expr")
+		}
+		if f.kind == fieldTimestamp && ss.HasValue {
+			if err := f.set(&schemas.Record{}, ss.Value); err != nil {
+				return nil, false, fmt.Errorf("set.value: %w", err)
+			}
+		}
+		if ss.Expr == "" {
+			return &setStep{field: f, value: normalize(ss.Value)}, false, nil
+		}
+		p, err := compileExpr(ss.Expr, false)
+		if err != nil {
+			return nil, false, fmt.Errorf("set.expr: %w", err)
+		}
+		return &setStep{field: f, prog: p}, true, nil
+	case "rename", "copy":
+		from, err := field("from", ss.From)
+		if err != nil {
+			return nil, false, err
+		}
+		to, err := field("to", ss.To)
+		if err != nil {
+			return nil, false, err
+		}
+		if from == to {
+			return nil, false, fmt.Errorf("%s: from and to are the same field", ss.Type)
+		}
+		return &moveStep{from: from, to: to, keep: ss.Type == "copy"}, false, nil
+	case "remove":
+		if len(ss.Fields) == 0 {
+			return nil, false, fmt.Errorf("remove: missing fields")
+		}
+		s := &removeStep{}
+		for _, name := range ss.Fields {
+			f, err := field("fields", name)
+			if err != nil {
+				return nil, false, err
+			}
+			s.fields = append(s.fields, f)
+		}
+		return s, false, nil
+	case "lift":
+		f, err := field("field", ss.Field)
+		if err != nil {
+			return nil, false, err
+		}
+		if f.kind != fieldAttr {
+			return nil, false, fmt.Errorf("lift.field: %s is not an attribute", f.name)
+		}
+		return &liftStep{prefix: f.key + "."}, false, nil
+	case "drop", "keep":
+		p, err := cond()
+		if err != nil {
+			return nil, false, err
+		}
+		return &filterStep{prog: p, keep: ss.Type == "keep"}, true, nil
+	case "sample":
+		if ss.OneIn < 1 || ss.OneIn > MaxSampleOneIn {
+			return nil, false, fmt.Errorf("sample.one_in must be between 1 and %d", MaxSampleOneIn)
+		}
+		return &sampleStep{oneIn: uint64(ss.OneIn)}, false, nil
+	case "route":
+		if err := kafka.ValidateStream(ss.Stream); err != nil {
+			return nil, false, fmt.Errorf("route.stream: %w", err)
+		}
+		p, err := cond()
+		if err != nil {
+			return nil, false, err
+		}
+		return &routeStep{prog: p, stream: ss.Stream}, true, nil
+	}
+	if msg, ok := unsupportedSteps[ss.Type]; ok {
+		return nil, false, fmt.Errorf("%s", msg)
+	}
+	return nil, false, fmt.Errorf("unknown step type %q", ss.Type)
+}

@@ -1,0 +1,222 @@
+package router
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicelogs/sluice/schemas"
+)
+
+// mustPipeline compiles a pipeline of the given steps for tenant "t".
+func mustPipeline(t testing.TB, steps ...StepSpec) *Pipeline {
+	t.Helper()
+	p, err := Compile(&Spec{Tenant: "t", Version: 1, Steps: steps})
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	return p
+}
+
+func TestSteps(t *testing.T) {
+	ts := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name    string
+		steps   []StepSpec
+		in      schemas.Record
+		want    map[string]any // attributes subset
+		absent  []string
+		log     *string
+		ts      time.Time
+		stream  string
+		dropped bool
+		reason  string // DLQ reason, "" for none
+	}{
+		{name: "json flat", steps: []StepSpec{{Type: "json"}}, in: schemas.Record{Log: `{"a":"x","n":3,"f":1.5,"b":true,"z":null}`},
+			want: map[string]any{"a": "x", "n": int64(3), "f": 1.5, "b": true, "z": nil}},
+		{name: "json nested and depth", steps: []StepSpec{{Type: "json", Depth: 2}}, in: schemas.Record{Log: `{"a":{"b":{"c":1}},"l":[1,"x"]}`},
+			want: map[string]any{"a.b": `{"c":1}`, "l": `[1,"x"]`}},
+		{name: "json prefix and attribute field", steps: []StepSpec{{Type: "json", Field: "raw", Prefix: "p."}}, in: schemas.Record{Attributes: map[string]any{"raw": `{"k":"v"}`}},
+			want: map[string]any{"p.k": "v"}},
+		{name: "json huge numbers", steps: []StepSpec{{Type: "json"}}, in: schemas.Record{Log: `{"n":1e400,"m":18446744073709551616}`},
+			want: map[string]any{"n": "1e400", "m": 18446744073709551616.0}},
+		{name: "json not object", steps: []StepSpec{{Type: "json"}}, in: schemas.Record{Log: `[1]`}, reason: ReasonParse},
+		{name: "json trailing data", steps: []StepSpec{{Type: "json"}}, in: schemas.Record{Log: `{} {}`}, reason: ReasonParse},
+		{name: "json skip", steps: []StepSpec{{Type: "json", OnError: "skip"}}, in: schemas.Record{Log: `nope`}, want: map[string]any{}},
+		{name: "json missing field", steps: []StepSpec{{Type: "json", Field: "nope"}}, in: schemas.Record{Log: `{}`}, reason: ReasonParse},
+		{name: "logfmt", steps: []StepSpec{{Type: "logfmt"}}, in: schemas.Record{Log: `level=info msg="hello \"you\"" empty= flag dur=3ms`},
+			want: map[string]any{"level": "info", "msg": `hello "you"`, "empty": "", "flag": true, "dur": "3ms"}},
+		{name: "logfmt free text", steps: []StepSpec{{Type: "logfmt"}}, in: schemas.Record{Log: `just words`}, reason: ReasonParse},
+		{name: "logfmt unterminated", steps: []StepSpec{{Type: "logfmt"}}, in: schemas.Record{Log: `a="b`}, reason: ReasonParse},
+		{name: "regex", steps: []StepSpec{{Type: "regex", Pattern: `^(?P<method>\S+) (?P<path>\S+)(?: (?P<opt>x))?`}}, in: schemas.Record{Log: "GET /a"},
+			want: map[string]any{"method": "GET", "path": "/a"}, absent: []string{"opt"}},
+		{name: "regex no match", steps: []StepSpec{{Type: "regex", Pattern: `^(?P<d>\d+)$`}}, in: schemas.Record{Log: "x"}, reason: ReasonParse},
+		{name: "klog", steps: []StepSpec{{Type: "klog"}}, in: schemas.Record{Log: "I0102 03:04:05.000006 12 a.go:7] hi\nthere", Timestamp: ts},
+			want: map[string]any{"severity": "info", "pid": int64(12), "file": "a.go", "line": int64(7), "message": "hi\nthere"},
+			ts:   time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)},
+		{name: "klog bad date", steps: []StepSpec{{Type: "klog"}}, in: schemas.Record{Log: "I0231 03:04:05.000006 12 a.go:7] x", Timestamp: ts}, reason: ReasonParse},
+		{name: "timestamp rfc3339", steps: []StepSpec{{Type: "timestamp", Field: "ts", Layout: "RFC3339"}}, in: schemas.Record{Attributes: map[string]any{"ts": "2026-11-21T11:00:00+01:00"}}, ts: ts},
+		{name: "timestamp unix_ms", steps: []StepSpec{{Type: "timestamp", Field: "ts", Layout: "unix_ms"}}, in: schemas.Record{Attributes: map[string]any{"ts": int64(1795255200000)}}, ts: time.UnixMilli(1795255200000).UTC()},
+		{name: "timestamp unix float", steps: []StepSpec{{Type: "timestamp", Field: "ts", Layout: "unix"}}, in: schemas.Record{Attributes: map[string]any{"ts": 1.5}}, ts: time.Unix(1, 5e8).UTC()},
+		{name: "timestamp go layout", steps: []StepSpec{{Type: "timestamp", Field: "ts", Layout: "2006-01-02 15:04:05"}}, in: schemas.Record{Attributes: map[string]any{"ts": "2026-11-21 10:00:00"}}, ts: ts},
+		{name: "timestamp bad", steps: []StepSpec{{Type: "timestamp", Field: "ts", Layout: "RFC3339"}}, in: schemas.Record{Attributes: map[string]any{"ts": "x"}}, reason: ReasonTimestamp},
+		{name: "set value", steps: []StepSpec{{Type: "set", Field: "env", Value: "prod", HasValue: true}}, want: map[string]any{"env": "prod"}},
+		{name: "set expr int", steps: []StepSpec{{Type: "set", Field: "n", Expr: `len(log) * 2`}}, in: schemas.Record{Log: "abc"}, want: map[string]any{"n": int64(6)}},
+		{name: "set log", steps: []StepSpec{{Type: "set", Field: "log", Expr: `upper(log)`}}, in: schemas.Record{Log: "abc"}, log: ptr("ABC")},
+		{name: "set expr runtime error", steps: []StepSpec{{Type: "set", Field: "n", Expr: `int(attributes.x)`}}, in: schemas.Record{Attributes: map[string]any{"x": "nan"}}, reason: ReasonExpr},
+		{name: "set timestamp from non-time", steps: []StepSpec{{Type: "set", Field: "timestamp", Expr: `1`}}, reason: ReasonField},
+		{name: "rename", steps: []StepSpec{{Type: "rename", From: "msg", To: "log"}}, in: schemas.Record{Attributes: map[string]any{"msg": "m"}}, log: ptr("m"), absent: []string{"msg"}},
+		{name: "rename missing is no-op", steps: []StepSpec{{Type: "rename", From: "a", To: "b"}}, absent: []string{"a", "b"}},
+		{name: "rename attribute named log", steps: []StepSpec{{Type: "rename", From: "attributes.log", To: "l"}}, in: schemas.Record{Log: "keep", Attributes: map[string]any{"log": "x"}}, log: ptr("keep"), want: map[string]any{"l": "x"}},
+		{name: "copy", steps: []StepSpec{{Type: "copy", From: "log", To: "orig"}}, in: schemas.Record{Log: "x"}, log: ptr("x"), want: map[string]any{"orig": "x"}},
+		{name: "remove", steps: []StepSpec{{Type: "remove", Fields: []string{"password", "log"}}}, in: schemas.Record{Log: "x", Attributes: map[string]any{"password": "p", "k": 1}}, log: ptr(""), absent: []string{"password"}},
+		{name: "lift", steps: []StepSpec{{Type: "lift", Field: "payload"}}, in: schemas.Record{Attributes: map[string]any{"payload.a": int64(1), "payload.b.c": "x", "payload": "raw", "a": "old"}},
+			want: map[string]any{"a": int64(1), "b.c": "x", "payload": "raw"}, absent: []string{"payload.a"}},
+		{name: "drop true", steps: []StepSpec{{Type: "drop", If: `attributes.level == "debug"`}}, in: schemas.Record{Attributes: map[string]any{"level": "debug"}}, dropped: true},
+		{name: "drop false", steps: []StepSpec{{Type: "drop", If: `attributes.level == "debug"`}}, in: schemas.Record{Attributes: map[string]any{"level": "info"}}},
+		{name: "keep", steps: []StepSpec{{Type: "keep", If: `stream == "stderr"`}}, in: schemas.Record{Stream: "stdout"}, dropped: true},
+		{name: "condition non-bool at run time", steps: []StepSpec{{Type: "drop", If: `attributes.flag`}}, in: schemas.Record{Attributes: map[string]any{"flag": "yes"}}, reason: ReasonExpr},
+		{name: "sample one_in 1 keeps", steps: []StepSpec{{Type: "sample", OneIn: 1}}, in: schemas.Record{ID: "x"}},
+		{name: "route first wins", steps: []StepSpec{{Type: "route", If: `true`, Stream: "a"}, {Type: "route", If: `true`, Stream: "b"}}, stream: "a"},
+		{name: "route none", steps: []StepSpec{{Type: "route", If: `false`, Stream: "a"}}, stream: ""},
+		{name: "route then drop", steps: []StepSpec{{Type: "route", If: `true`, Stream: "a"}, {Type: "drop", If: `true`}}, dropped: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustPipeline(t, tt.steps...)
+			r := tt.in
+			res := p.Process(&r)
+			if tt.reason != "" {
+				if res.DLQ == nil || res.DLQ.Reason != tt.reason {
+					t.Fatalf("got %+v, want dlq reason %q", res, tt.reason)
+				}
+				if !errors.Is(res.DLQ, ErrStep) {
+					t.Errorf("failure does not wrap ErrStep: %v", res.DLQ)
+				}
+				return
+			}
+			if res.DLQ != nil {
+				t.Fatalf("unexpected dlq: %v", res.DLQ)
+			}
+			if res.Dropped != tt.dropped {
+				t.Fatalf("dropped = %v, want %v", res.Dropped, tt.dropped)
+			}
+			if res.Stream != tt.stream {
+				t.Errorf("stream = %q, want %q", res.Stream, tt.stream)
+			}
+			for k, v := range tt.want {
+				got, ok := r.Attributes[k]
+				if !ok || !sameValue(got, v) {
+					t.Errorf("attribute %q = %#v (present %v), want %#v; all: %v", k, got, ok, v, r.Attributes)
+				}
+			}
+			for _, k := range tt.absent {
+				if _, ok := r.Attributes[k]; ok {
+					t.Errorf("attribute %q present, want absent", k)
+				}
+			}
+			if tt.log != nil && r.Log != *tt.log {
+				t.Errorf("log = %q, want %q", r.Log, *tt.log)
+			}
+			if !tt.ts.IsZero() && !r.Timestamp.Equal(tt.ts) {
+				t.Errorf("timestamp = %v, want %v", r.Timestamp, tt.ts)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestSampleDeterministic(t *testing.T) {
+	p := mustPipeline(t, StepSpec{Type: "sample", OneIn: 10})
+	kept := 0
+	for i := range 10000 {
+		id := "id-" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + itoa(i)
+		r1, r2 := schemas.Record{ID: id}, schemas.Record{ID: id}
+		a, b := p.Process(&r1), p.Process(&r2)
+		if a.Dropped != b.Dropped {
+			t.Fatalf("sample not deterministic for %q", id)
+		}
+		if !a.Dropped {
+			kept++
+		}
+	}
+	if kept < 800 || kept > 1200 {
+		t.Errorf("kept %d of 10000 with one_in 10", kept)
+	}
+}
+
+func itoa(i int) string {
+	return strings.TrimSpace(strings.Repeat(" ", 0)) + string(rune('0'+i%10)) + string(rune('0'+i/10%10)) + string(rune('0'+i/100%10)) + string(rune('0'+i/1000%10))
+}
+
+func TestOverflow(t *testing.T) {
+	p := PassThrough("t")
+	r := schemas.Record{Attributes: map[string]any{}}
+	for i := range 300 {
+		r.Attributes["k"+itoa(i)] = int64(i)
+	}
+	if res := p.Process(&r); res.DLQ != nil || res.Dropped {
+		t.Fatalf("unexpected %+v", res)
+	}
+	if len(r.Attributes) != MaxAttributes {
+		t.Fatalf("%d attributes, want %d", len(r.Attributes), MaxAttributes)
+	}
+	s, ok := r.Attributes[OverflowKey].(string)
+	if !ok || !strings.HasPrefix(s, "{") || strings.Count(s, ":") != 300-(MaxAttributes-1) {
+		t.Errorf("overflow = %q", s)
+	}
+}
+
+func TestPanicRecovered(t *testing.T) {
+	p := mustPipeline(t, StepSpec{Type: "set", Field: "x", Value: "y", HasValue: true})
+	p.steps = append(p.steps, panicStep{})
+	p.types = append(p.types, "boom")
+	r := schemas.Record{}
+	res := p.Process(&r)
+	if res.DLQ == nil || res.DLQ.Reason != ReasonPanic || res.DLQ.Step != 1 || res.DLQ.StepType != "boom" {
+		t.Fatalf("got %+v", res.DLQ)
+	}
+}
+
+type panicStep struct{}
+
+func (panicStep) apply(*schemas.Record, *state) *stepError { panic("boom") }
+
+func TestPassThroughUnchanged(t *testing.T) {
+	p := PassThrough("t")
+	r := schemas.Record{Log: "x", Stream: "stdout", Attributes: map[string]any{"a": int64(1)}}
+	if res := p.Process(&r); res != (Result{}) {
+		t.Fatalf("got %+v", res)
+	}
+	if r.Log != "x" || r.Attributes["a"] != int64(1) {
+		t.Errorf("record changed: %+v", r)
+	}
+}
+
+// TestConcurrentProcess exercises the evaluator pool under -race.
+func TestConcurrentProcess(t *testing.T) {
+	p := mustPipeline(t, StepSpec{Type: "json"}, StepSpec{Type: "set", Field: "x", Expr: `attributes.a + "-" + tenant`}, StepSpec{Type: "route", If: `attributes.a == "r"`, Stream: "r"})
+	done := make(chan bool)
+	for g := range 8 {
+		go func() {
+			ok := true
+			for i := range 500 {
+				a := "r"
+				if (g+i)%2 == 0 {
+					a = "m"
+				}
+				r := schemas.Record{Log: `{"a":"` + a + `"}`}
+				res := p.Process(&r)
+				ok = ok && r.Attributes["x"] == a+"-t" && (res.Stream == "r") == (a == "r")
+			}
+			done <- ok
+		}()
+	}
+	for range 8 {
+		if !<-done {
+			t.Error("wrong result under concurrency")
+		}
+	}
+}
