@@ -131,6 +131,7 @@ func (rt *Router) Run(ctx context.Context) error {
 	}
 	rt.log.Info("pipelines loaded", "tenants", rt.pipes.count(), "router", rt.id)
 	wg.Go(func() { rt.publishStatus(followCtx, admin, configTopic) })
+	outputs := &topicCache{adm: adm, maxAge: rt.cfg.RescanInterval}
 
 	sess, err := kgo.NewGroupTransactSession(append(base,
 		kgo.ClientID(clientID),
@@ -168,17 +169,27 @@ func (rt *Router) Run(ctx context.Context) error {
 	p := &pauser{sess: sess, max: rt.cfg.TenantRetryMax, m: rt.m}
 	for {
 		p.resumeDue()
-		fetches := sess.PollRecords(ctx, rt.cfg.BatchRecords)
+		// While tenants are paused the poll wakes up in time to resume
+		// them, even if nothing else arrives.
+		pollCtx, cancelPoll := ctx, context.CancelFunc(func() {})
+		if next, ok := p.nextResume(); ok {
+			pollCtx, cancelPoll = context.WithDeadline(ctx, next)
+		}
+		fetches := sess.PollRecords(pollCtx, rt.cfg.BatchRecords)
+		cancelPoll()
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			break
 		}
 		fetches.EachError(func(topic string, partition int32, err error) {
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				return // the poll's own deadline
+			}
 			rt.logLimited("fetch:"+topic, "fetch failed", "topic", topic, "partition", partition, "err", err)
 		})
 		if fetches.NumRecords() == 0 {
 			continue
 		}
-		if err := rt.transact(txnCtx, sess, fetches, p); err != nil {
+		if err := rt.transact(txnCtx, sess, fetches, p, outputs); err != nil {
 			if txnCtx.Err() != nil {
 				break
 			}
@@ -193,7 +204,7 @@ func (rt *Router) Run(ctx context.Context) error {
 // whose output topic turns out missing or denied abort the transaction
 // (everything is consumed again) and pause that tenant, so the next
 // transaction goes through without it.
-func (rt *Router) transact(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches, p *pauser) error {
+func (rt *Router) transact(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches, p *pauser, outputs *topicCache) error {
 	start := time.Now()
 	if err := sess.Begin(); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
@@ -211,6 +222,13 @@ func (rt *Router) transact(ctx context.Context, sess *kgo.GroupTransactSession, 
 	}
 	fetches.EachRecord(func(r *kgo.Record) {
 		for _, out := range rt.process(ctx, r) {
+			// The client would wait for a missing topic to appear rather
+			// than fail the record: a tenant without its output topics is
+			// found here, before producing.
+			if !outputs.exists(ctx, out.Topic) {
+				promise(out, fmt.Errorf("%w: %s", errTopicMissing, out.Topic))
+				continue
+			}
 			sess.Produce(ctx, out, promise)
 		}
 	})
@@ -404,6 +422,34 @@ func (rt *Router) publishStatus(ctx context.Context, cl *kgo.Client, topic strin
 	}
 }
 
+var errTopicMissing = errors.New("output topic does not exist")
+
+// topicCache knows which topics exist, from metadata at most maxAge old
+// (refreshed at once when a topic is not found, at most once a second).
+type topicCache struct {
+	adm    *kadm.Client
+	maxAge time.Duration
+
+	topics  map[string]bool
+	fetched time.Time
+}
+
+func (c *topicCache) exists(ctx context.Context, topic string) bool {
+	age := time.Since(c.fetched)
+	if age > c.maxAge || (!c.topics[topic] && age > time.Second) {
+		if details, err := c.adm.ListTopics(ctx); err == nil {
+			c.topics = make(map[string]bool, len(details))
+			for name, d := range details {
+				c.topics[name] = d.Err == nil
+			}
+			c.fetched = time.Now()
+		} else if c.topics == nil {
+			return true // no metadata at all: let the producer find out
+		}
+	}
+	return c.topics[topic]
+}
+
 // pauser pauses the raw topics of tenants whose output failed, with
 // doubling waits, and resumes them when the wait is over.
 type pauser struct {
@@ -416,6 +462,17 @@ type pauser struct {
 type pausedTopic struct {
 	until   time.Time
 	backoff time.Duration
+}
+
+// nextResume is when the next paused topic is due to resume.
+func (p *pauser) nextResume() (time.Time, bool) {
+	var next time.Time
+	for _, pt := range p.paused {
+		if pt.until.After(time.Now()) && (next.IsZero() || pt.until.Before(next)) {
+			next = pt.until
+		}
+	}
+	return next, !next.IsZero()
 }
 
 func (p *pauser) pause(topic string, _ error) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sethvargo/go-envconfig"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -57,7 +60,11 @@ func routerConfig(t testing.TB, brokers []string, env map[string]string) Config 
 // startRouter runs a router in the background until the test ends.
 func startRouter(t testing.TB, cfg Config) *Router {
 	t.Helper()
-	rt, err := New(cfg, Options{Registerer: prometheus.NewRegistry()})
+	o := Options{Registerer: prometheus.NewRegistry()}
+	if testing.Verbose() {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	rt, err := New(cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,5 +302,48 @@ func TestDeadLetters(t *testing.T) {
 	}
 	if d := out.dlq["logs.dlq.shop"][1]; d.PayloadEncoding != "base64" {
 		t.Errorf("non-UTF-8 payload encoded as %q", d.PayloadEncoding)
+	}
+}
+
+// TestMissingOutputTopic: one tenant's parsed topic does not exist. Its
+// records cannot be written, so it is paused; the other tenant's records
+// flow meanwhile; once the topic exists, the paused tenant's records all
+// arrive, each once.
+func TestMissingOutputTopic(t *testing.T) {
+	cluster := routerCluster(t, "ok")
+	brokers := cluster.ListenAddrs()
+	cl := newClient(t, brokers)
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopics(context.Background(), 2, 1, nil, "logs.raw.lost", "logs.dlq.lost"); err != nil {
+		t.Fatal(err)
+	}
+	rt := startRouter(t, routerConfig(t, brokers, nil))
+	out, wait := consumeOutputs(t, brokers, "ok", "lost")
+	produceLines(t, cl, "lost", 0, 50)
+	produceLines(t, cl, "ok", 0, 50)
+	wait(30*time.Second, "the healthy tenant's records", func(o *output) bool {
+		return len(o.parsed["logs.parsed.ok"]) >= 50
+	})
+	for deadline := time.Now().Add(20 * time.Second); testutil.ToFloat64(rt.m.transactions.WithLabelValues("abort")) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no transaction was aborted for the missing topic")
+		}
+	}
+	produceLines(t, cl, "ok", 50, 50)
+	wait(30*time.Second, "the healthy tenant's records while the other is paused", func(o *output) bool {
+		return len(o.parsed["logs.parsed.ok"]) >= 100
+	})
+	if _, err := adm.CreateTopics(context.Background(), 2, 1, nil, "logs.parsed.lost"); err != nil {
+		t.Fatal(err)
+	}
+	wait(60*time.Second, "the paused tenant's records", func(o *output) bool {
+		return len(o.parsed["logs.parsed.lost"]) >= 50
+	})
+	time.Sleep(500 * time.Millisecond)
+	wait(time.Second, "", func(*output) bool { return true })
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	if n, m := len(out.parsed["logs.parsed.ok"]), len(out.parsed["logs.parsed.lost"]); n != 100 || m != 50 {
+		t.Errorf("parsed records: ok %d (want 100), lost %d (want 50)", n, m)
 	}
 }

@@ -2,6 +2,7 @@ package router
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -71,16 +72,12 @@ func TestParseErrors(t *testing.T) {
 			}
 			for i, w := range tt.want {
 				line, sub, _ := strings.Cut(w, ":")
-				if itoaLine(got[i].Line) != line || !strings.Contains(got[i].Error(), sub) {
+				if strconv.Itoa(got[i].Line) != line || !strings.Contains(got[i].Error(), sub) {
 					t.Errorf("error %d = %v, want line %s containing %q", i, got[i], line, sub)
 				}
 			}
 		})
 	}
-}
-
-func itoaLine(n int) string {
-	return strings.TrimLeft(strings.Map(func(r rune) rune { return r }, string(rune('0'+n/10%10))+string(rune('0'+n%10))), "0")
 }
 
 func TestParseTooLarge(t *testing.T) {

@@ -2,6 +2,8 @@ package router
 
 import (
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +77,7 @@ func TestSteps(t *testing.T) {
 			want: map[string]any{"a": int64(1), "b.c": "x", "payload": "raw"}, absent: []string{"payload.a"}},
 		{name: "drop true", steps: []StepSpec{{Type: "drop", If: `attributes.level == "debug"`}}, in: schemas.Record{Attributes: map[string]any{"level": "debug"}}, dropped: true},
 		{name: "drop false", steps: []StepSpec{{Type: "drop", If: `attributes.level == "debug"`}}, in: schemas.Record{Attributes: map[string]any{"level": "info"}}},
+		{name: "condition without attributes", steps: []StepSpec{{Type: "drop", If: `attributes.level == "debug" || attributes["a.b"] != nil`}}, in: schemas.Record{}},
 		{name: "keep", steps: []StepSpec{{Type: "keep", If: `stream == "stderr"`}}, in: schemas.Record{Stream: "stdout"}, dropped: true},
 		{name: "condition non-bool at run time", steps: []StepSpec{{Type: "drop", If: `attributes.flag`}}, in: schemas.Record{Attributes: map[string]any{"flag": "yes"}}, reason: ReasonExpr},
 		{name: "sample one_in 1 keeps", steps: []StepSpec{{Type: "sample", OneIn: 1}}, in: schemas.Record{ID: "x"}},
@@ -132,7 +135,7 @@ func TestSampleDeterministic(t *testing.T) {
 	p := mustPipeline(t, StepSpec{Type: "sample", OneIn: 10})
 	kept := 0
 	for i := range 10000 {
-		id := "id-" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + itoa(i)
+		id := "id-" + strconv.Itoa(i)
 		r1, r2 := schemas.Record{ID: id}, schemas.Record{ID: id}
 		a, b := p.Process(&r1), p.Process(&r2)
 		if a.Dropped != b.Dropped {
@@ -155,7 +158,7 @@ func TestOverflow(t *testing.T) {
 	p := PassThrough("t")
 	r := schemas.Record{Attributes: map[string]any{}}
 	for i := range 300 {
-		r.Attributes["k"+itoa(i)] = int64(i)
+		r.Attributes[fmt.Sprintf("k%03d", i)] = int64(i)
 	}
 	if res := p.Process(&r); res.DLQ != nil || res.Dropped {
 		t.Fatalf("unexpected %+v", res)

@@ -30,9 +30,19 @@ func DecodeSingleObject(b []byte) (Record, error) {
 	return r, nil
 }
 
-// decodeAvroBody decodes one Avro binary body written with s. Errors wrap
+// decodeAvroBody decodes one Avro binary body written with s: by hand when s
+// is the version decodeFastBody reads, else through goavro. Errors wrap
 // ErrMalformed.
 func decodeAvroBody(s *avroSchema, body []byte) (Record, error) {
+	if s.info.Fingerprint == fastDecoderFingerprint {
+		return decodeFastBody(body)
+	}
+	return decodeGoavroBody(s, body)
+}
+
+// decodeGoavroBody decodes one Avro binary body written with s through
+// goavro. Errors wrap ErrMalformed.
+func decodeGoavroBody(s *avroSchema, body []byte) (Record, error) {
 	if err := checkAvro(s.tree, body); err != nil {
 		return Record{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}

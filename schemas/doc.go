@@ -52,6 +52,9 @@
 //  4. Update AppendAvro to write the new version and set fastEncoderVersion;
 //     the package refuses to initialise until they agree, and
 //     TestAppendAvroMatchesGoavro checks the output against goavro.
+//     Likewise update decodeFastBody (avro_fastdecode.go) to read it and set
+//     fastDecoderVersion and fastDecoderFingerprint; until then the new
+//     version decodes through goavro, and TestFastDecoderVersion fails.
 //  5. Read the new field in recordFromNative, AppendJSON and jsonRecord.
 //  6. Pin the new fingerprint in pinnedFingerprints and write its golden
 //     file with go test ./schemas -run TestGolden -update.

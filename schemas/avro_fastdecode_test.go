@@ -1,0 +1,338 @@
+package schemas
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+)
+
+// The hand-written decoder is pinned to the goavro path: for any body, both
+// must return DeepEqual Records or both an ErrMalformed.
+
+func TestFastDecoderVersion(t *testing.T) {
+	cur := CurrentSchema()
+	if cur.Version != fastDecoderVersion {
+		t.Fatalf("current schema is v%d but decodeFastBody reads v%d: write its decoder in avro_fastdecode.go", cur.Version, fastDecoderVersion)
+	}
+	if got := versions[fastDecoderVersion-1].info.Fingerprint; got != fastDecoderFingerprint {
+		t.Fatalf("v%d fingerprint is %#016x, fastDecoderFingerprint %#016x", fastDecoderVersion, got, uint64(fastDecoderFingerprint))
+	}
+}
+
+// floatBits stands for a float64 attribute in comparableRecord, so that
+// DeepEqual compares floats bit for bit (NaN equals NaN, -0 differs from 0).
+type floatBits uint64
+
+func comparableRecord(r Record) Record {
+	if r.Attributes == nil {
+		return r
+	}
+	attrs := make(map[string]any, len(r.Attributes))
+	for k, v := range r.Attributes {
+		if f, ok := v.(float64); ok {
+			v = floatBits(math.Float64bits(f))
+		}
+		attrs[k] = v
+	}
+	r.Attributes = attrs
+	return r
+}
+
+// sameAsGoavro decodes body both ways and fails unless the results agree.
+// It reports whether the body decoded.
+func sameAsGoavro(t testing.TB, body []byte) bool {
+	t.Helper()
+	got, gotErr := decodeFastBody(body)
+	want, wantErr := decodeGoavroBody(currentSchema(), body)
+	if (gotErr != nil) != (wantErr != nil) {
+		t.Fatalf("body % x:\nfast error:   %v\ngoavro error: %v", head(body), gotErr, wantErr)
+	}
+	if gotErr != nil {
+		if !errors.Is(gotErr, ErrMalformed) || !errors.Is(wantErr, ErrMalformed) {
+			t.Fatalf("errors wrap different sentinels: fast %v, goavro %v", gotErr, wantErr)
+		}
+		return false
+	}
+	if !reflect.DeepEqual(comparableRecord(got), comparableRecord(want)) {
+		t.Fatalf("body % x: records differ:\n%s\nfast:   %#v\ngoavro: %#v", head(body), diffRecords(got, want), got, want)
+	}
+	return true
+}
+
+func mustAppendAvro(t testing.TB, r *Record) []byte {
+	t.Helper()
+	b, err := AppendAvro(nil, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// reblockAvroMaps rewrites one datum of type t at the start of b with each
+// map's entries shuffled and split into random blocks, some with a negative
+// count and a byte size (sometimes a wrong one, which readers ignore), as
+// other writers may send them. It returns the datum and the bytes after it.
+func reblockAvroMaps(rng *rand.Rand, t *avroType, b []byte) (out, rest []byte, err error) {
+	switch t.kind {
+	case avroRecord:
+		for _, f := range t.fields {
+			var o []byte
+			if o, b, err = reblockAvroMaps(rng, f, b); err != nil {
+				return nil, nil, err
+			}
+			out = append(out, o...)
+		}
+		return out, b, nil
+	case avroUnion:
+		c := avroChecker{b: b}
+		i, err := c.index(len(t.branches), "union")
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, b[:len(b)-len(c.b)]...)
+		o, rest, err := reblockAvroMaps(rng, t.branches[i], c.b)
+		return append(out, o...), rest, err
+	case avroMap:
+		var entries [][]byte // key and value, encoded
+		c := avroChecker{b: b}
+		for {
+			n, err := c.varint()
+			if err != nil {
+				return nil, nil, err
+			}
+			if n == 0 {
+				break
+			}
+			if n < 0 {
+				n = -n
+				if _, err := c.varint(); err != nil {
+					return nil, nil, err
+				}
+			}
+			for ; n > 0; n-- {
+				start := c.b
+				kl, err := c.varint()
+				if err != nil || kl < 0 || kl > int64(len(c.b)) {
+					return nil, nil, fmt.Errorf("bad map key (%v)", err)
+				}
+				c.b = c.b[kl:]
+				v, rest, err := reblockAvroMaps(rng, t.items, c.b)
+				if err != nil {
+					return nil, nil, err
+				}
+				enc := append([]byte(nil), start[:len(start)-len(c.b)]...)
+				entries = append(entries, append(enc, v...))
+				c.b = rest
+			}
+		}
+		rng.Shuffle(len(entries), func(i, j int) { entries[i], entries[j] = entries[j], entries[i] })
+		for len(entries) > 0 {
+			n := 1 + rng.IntN(len(entries))
+			var block []byte
+			for _, e := range entries[:n] {
+				block = append(block, e...)
+			}
+			entries = entries[n:]
+			if rng.IntN(2) == 0 {
+				out = appendAvroLong(out, int64(n))
+			} else {
+				size := int64(len(block))
+				if rng.IntN(4) == 0 {
+					size = rng.Int64N(1000) - 500
+				}
+				out = appendAvroLong(appendAvroLong(out, -int64(n)), size)
+			}
+			out = append(out, block...)
+		}
+		return append(out, 0), c.b, nil
+	default:
+		c := avroChecker{b: b, budget: len(b)}
+		if err := c.check(t, 0); err != nil {
+			return nil, nil, err
+		}
+		return append(out, b[:len(b)-len(c.b)]...), c.b, nil
+	}
+}
+
+func reblocked(t testing.TB, rng *rand.Rand, body []byte) []byte {
+	t.Helper()
+	out, rest, err := reblockAvroMaps(rng, currentSchema().tree, body)
+	if err != nil || len(rest) != 0 {
+		t.Fatalf("reblock: %v (%d bytes left)", err, len(rest))
+	}
+	return out
+}
+
+// overlong rewrites a one-byte varint as an equivalent non-minimal two-byte
+// one, which Avro readers accept.
+func overlong(v byte) []byte { return []byte{v | 0x80, 0} }
+
+func TestFastDecodeMatchesGoavro(t *testing.T) {
+	for _, tt := range avroCases() {
+		t.Run(tt.name, func(t *testing.T) {
+			body := mustAppendAvro(t, &tt.r)
+			if !sameAsGoavro(t, body) {
+				t.Fatal("does not decode")
+			}
+			got, _ := decodeFastBody(body)
+			mustEqualRecords(t, got, normalized(tt.r))
+		})
+	}
+	t.Run("random", func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(5, 6))
+		for range 3000 {
+			r := randomRecord(rng, rng.IntN(4) != 0)
+			body := mustAppendAvro(t, &r)
+			if !sameAsGoavro(t, body) {
+				t.Fatal("does not decode")
+			}
+			if !sameAsGoavro(t, reblocked(t, rng, body)) {
+				t.Fatal("reblocked body does not decode")
+			}
+		}
+	})
+	t.Run("mutated", func(t *testing.T) {
+		// Random byte edits of valid bodies: mostly errors, some valid
+		// bodies with other values.
+		rng := rand.New(rand.NewPCG(7, 8))
+		var decoded int
+		for range 20000 {
+			r := randomRecord(rng, rng.IntN(2) == 0)
+			body := mustAppendAvro(t, &r)
+			for range 1 + rng.IntN(3) {
+				i := rng.IntN(len(body))
+				switch rng.IntN(3) {
+				case 0:
+					body[i] = byte(rng.Uint32())
+				case 1:
+					body[i] ^= 1 << rng.IntN(8)
+				default:
+					body = append(body[:i], body[i+1:]...)
+				}
+			}
+			if sameAsGoavro(t, body) {
+				decoded++
+			}
+		}
+		t.Logf("%d of 20000 mutated bodies decoded", decoded)
+	})
+
+	// Hand-made bodies, from the zero record's 22 zero bytes (see bodyWith).
+	maxInt31 := appendAvroLong(nil, math.MaxInt32)
+	bodies := []struct {
+		name string
+		body []byte
+		ok   bool
+	}{
+		{"zero", bodyWith(0, 0), true},
+		{"labels in two blocks", bodyWith(fieldLabels, 2, 2, 'a', 2, 'x', 2, 2, 'b', 0, 0), true},
+		{"labels in a negative block", bodyWith(fieldLabels, 3, 6, 2, 'a', 2, 'x', 2, 'b', 0, 0), true},
+		{"negative block with a wrong byte size", bodyWith(fieldLabels, 1, 0x7f, 2, 'a', 2, 'x', 0), true},
+		{"negative block with a negative byte size", bodyWith(fieldLabels, 1, 3, 2, 'a', 2, 'x', 0), true},
+		{"empty negative block count", bodyWith(fieldLabels, 1, 0, 0), false}, // -1 entries of 0 bytes, then missing data
+		{"attributes in blocks of each kind", bodyWith(fieldAttributes,
+			3, 20, 2, 'n', 0, 2, 'b', 2, 1, // -2 entries, 10 bytes: null, true
+			4, 2, 'l', 4, 0x80, 0x04, 2, 'd', 6, 0, 0, 0, 0, 0, 0, 0xf8, 0x7f, // 2 entries: 256, NaN
+			2, 2, 's', 8, 4, 0xff, 'x', // 1 entry: "\xffx"
+			0), true},
+		{"non-minimal varints", append(append(overlong(2), 'a'), bodyWith(1, overlong(4)...)[1:]...), true},
+		{"invalid UTF-8 log", bodyWith(fieldLog, 8, 'a', 0xff, 0xfe, 'b'), true},
+		{"invalid UTF-8 log with the flag set", append(bodyWith(fieldLog, 2, 0xff)[:fieldLog+2], append([]byte{0, 0, 1}, make([]byte, zeroBodyLen-fieldLog-4)...)...), true},
+		{"colliding repaired label keys", bodyWith(fieldLabels, 6, 2, 0xff, 2, 'a', 2, 0xfe, 2, 'b', 6, 0xef, 0xbf, 0xbd, 2, 'c', 0), true},
+		{"colliding repaired keys, no valid one", bodyWith(fieldLabels, 4, 2, 0xfe, 2, 'b', 2, 0xff, 2, 'a', 0), true},
+		{"colliding repaired attribute keys", bodyWith(fieldAttributes, 4, 2, 0xff, 8, 2, 'a', 2, 0xfe, 8, 2, 'b', 0), true},
+		{"duplicate key", bodyWith(fieldLabels, 4, 2, 'k', 0, 2, 'k', 0, 0), false},
+		{"duplicate key across blocks", bodyWith(fieldLabels, 2, 2, 'k', 0, 2, 2, 'k', 0, 0), false},
+		{"duplicate invalid key", bodyWith(fieldAttributes, 4, 2, 0xff, 0, 2, 0xff, 0, 0), false},
+		{"map count 2^31-1", bodyWith(fieldLabels, maxInt31...), false},
+		{"attribute count 2^31-1", bodyWith(fieldAttributes, maxInt31...), false},
+		{"negative block count 2^31-1", bodyWith(fieldLabels, appendAvroLong(appendAvroLong(nil, -math.MaxInt32), 2)...), false},
+		{"negative block count min int64", bodyWith(fieldLabels, appendAvroLong(nil, math.MinInt64)...), false},
+		{"string length beyond data", bodyWith(fieldLog, appendAvroLong(nil, 1<<40)...), false},
+		{"negative string length", bodyWith(fieldLog, appendAvroLong(nil, -3)...), false},
+		{"negative key length", bodyWith(fieldLabels, 2, 1, 0, 0), false},
+		{"overlong varint", bodyWith(fieldOriginalSize, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00), false},
+		{"varint overflow", bodyWith(fieldOriginalSize, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f), false},
+		{"largest 10-byte varint", bodyWith(fieldOriginalSize, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01), true},
+		{"boolean 2", bodyWith(fieldTruncated, 2), false},
+		{"union index 5", bodyWith(fieldAttributes, 2, 2, 'k', 10, 0), false},
+		{"union index 257", bodyWith(fieldAttributes, 2, 2, 'k', 0x82, 0x04, 0), false},
+		{"union index -1", bodyWith(fieldAttributes, 2, 2, 'k', 1, 0), false},
+		{"short double", bodyWith(fieldAttributes, 2, 2, 'k', 6, 0, 0, 0, 0, 0, 0, 0), false},
+		{"empty", nil, false},
+		{"trailing byte", make([]byte, zeroBodyLen+1), false},
+	}
+	for _, tt := range bodies {
+		t.Run(tt.name, func(t *testing.T) {
+			if ok := sameAsGoavro(t, tt.body); ok != tt.ok {
+				t.Fatalf("decoded = %v, want %v", ok, tt.ok)
+			}
+		})
+	}
+}
+
+func TestFastDecodeTruncated(t *testing.T) {
+	var rs []Record
+	for _, c := range avroCases() {
+		if c.name != "long strings" {
+			rs = append(rs, c.r)
+		}
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	for range 20 {
+		rs = append(rs, randomRecord(rng, false))
+	}
+	for _, r := range rs {
+		body := mustAppendAvro(t, &r)
+		for _, b := range [][]byte{body, reblocked(t, rng, body)} {
+			for n := range len(b) {
+				_, err := decodeFastBody(b[:n])
+				if !errors.Is(err, ErrMalformed) {
+					t.Fatalf("prefix of %d/%d bytes: err = %v, want ErrMalformed", n, len(b), err)
+				}
+			}
+		}
+	}
+}
+
+// TestFastDecodeAllocs pins what decoding sampleRecord allocates: one copy of
+// the body that every string is cut from, two allocations for each of the
+// three maps (header and one group of slots), and the boxing of the
+// attribute values "info", "POST" and 12.7 (int64(201) and other values below
+// 256 are not boxed on the heap).
+func TestFastDecodeAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under the race detector")
+	}
+	r := sampleRecord()
+	b, _ := AppendSingleObject(nil, &r)
+	const want = 1 + 3*2 + 3
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, err := DecodeSingleObject(b); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("DecodeSingleObject(sampleRecord): %v allocs per record", allocs)
+	if allocs > want {
+		t.Fatalf("DecodeSingleObject: %v allocs per record, want at most %d", allocs, want)
+	}
+}
+
+func FuzzFastDecodeMatchesGoavro(f *testing.F) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, r := range fuzzRecords() {
+		body, _ := AppendAvro(nil, &r)
+		f.Add(body)
+		f.Add(reblocked(f, rng, body))
+	}
+	f.Add(bodyWith(fieldLabels, 3, 6, 2, 'a', 2, 'x', 2, 'b', 0, 0))
+	f.Add(bodyWith(fieldLabels, 6, 2, 0xff, 2, 'a', 2, 0xfe, 2, 'b', 6, 0xef, 0xbf, 0xbd, 2, 'c', 0))
+	f.Add(bodyWith(fieldAttributes, 4, 2, 0xff, 8, 2, 'a', 2, 0xfe, 8, 2, 'b', 0))
+	f.Add(bodyWith(fieldLog, 8, 'a', 0xff, 0xfe, 'b'))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		sameAsGoavro(t, body)
+	})
+}
