@@ -1,8 +1,9 @@
-// Package router is the per-tenant pipeline engine of the router stage
-// (DESIGN.md section 5): it decodes, validates and compiles a tenant's
-// pipeline document and applies it to records. It is a pure library: the
-// Kafka consume/transform/produce loop, the config topic and the CLI call
-// it and live elsewhere.
+// Package router is Sluice's router stage (DESIGN.md section 5): it
+// consumes every <prefix>.raw.<tenant> topic in a consumer group, applies
+// each tenant's pipeline and produces to <prefix>.parsed.<tenant>[.<stream>]
+// or <prefix>.dlq.<tenant>, inside Kafka transactions. The pipeline engine
+// (pipeline documents, steps, expressions) is described first; the stage
+// (Router, the config topic) after it.
 //
 // # Pipeline documents
 //
@@ -122,4 +123,51 @@
 // names) or line (the log text), and expect: stream, dropped, dlq, log,
 // timestamp, attributes (a subset; numbers compare by value) and absent
 // (attribute keys that must not exist). Its id defaults to the test name.
+//
+// # The stage
+//
+// New checks the configuration and starts nothing; Run blocks. Run reads
+// <prefix>.config (compacted; key = tenant, value = the pipeline document;
+// keys status/<tenant>/<router> hold routers' status) from its start and
+// keeps following it, then consumes with a GroupTransactSession (static
+// membership with SLUICE_ROUTER_ID, so a restarted router takes its place
+// back without a rebalance). Each poll of up to SLUICE_ROUTER_BATCH_RECORDS
+// records is one transaction: produce everything, commit the consumed
+// offsets with it, or abort and consume it all again. A router killed at
+// any moment, or a rebalance, neither loses nor duplicates records for
+// read_committed consumers.
+//
+// Input. The tenant is the topic's, never the payload's. A value is Avro
+// (single-object or Confluent), a JSON object, or a line of text. A JSON
+// object with a "log" key fills the record's fields; any other JSON object
+// is an application's log line and becomes log as a whole (nothing in it is
+// lost; a json step parses it). Text becomes log, invalid UTF-8 replaced and
+// flagged. A record without an id gets one from its topic, partition and
+// offset; without times, the Kafka timestamp.
+//
+// Isolation. A pipeline version that fails to load (validation, compile,
+// its own tests) leaves the version in force alone. A version that fails at
+// run time (a panic, an expression error) is taken out of service on the
+// spot: the previous good version, or pass-through, takes over and the
+// record is processed again. Either way the error is counted and published
+// as the tenant's status (sluice pipeline get shows it). A tenant whose
+// output topic is missing is paused (its raw topics are not fetched, with
+// doubling waits up to SLUICE_ROUTER_TENANT_RETRY_MAX); the transaction that
+// found out is aborted and replayed without it, so other tenants wait for
+// one transaction at most. Data errors (a line a parse step cannot parse,
+// a timestamp that does not parse) send that record to the dead-letter
+// topic as a JSON DeadLetter: reason, error, step, pipeline version, source
+// topic/partition/offset and the payload (base64 when not UTF-8).
+//
+// Not yet supported: the multiline step (rejected at validation with a
+// clear message), grok.
+//
+// # Metrics
+//
+// Namespace sluice, subsystem router: records_in_total, records_out_total,
+// records_dropped_total{reason}, dlq_total{reason}, step_errors_total
+// {step_type}, pipeline_load_errors_total, pipeline_fallbacks_total and the
+// pipeline_version gauge (all per tenant), latency_seconds{tenant} (from
+// the raw record's append), transactions_total{result}, transaction_seconds,
+// tenants_paused; and the Kafka client's sluice_kafka_*.
 package router

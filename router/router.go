@@ -309,32 +309,19 @@ func (rt *Router) process(ctx context.Context, r *kgo.Record) []*kgo.Record {
 
 var avroHeaders = []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/vnd.sluice.record+avro")}}
 
-// decode reads a raw record: Avro in either wire format, a JSON object, or
-// a plain line of text. The tenant is the topic's, whatever the payload
-// says; a missing id is derived from the record's place in the topic.
+// decode reads a raw record (see DecodeInput). The tenant is the topic's,
+// whatever the payload says; a missing id is derived from the record's
+// place in the topic, missing times from its Kafka timestamp.
 func (rt *Router) decode(ctx context.Context, tenant string, r *kgo.Record) (schemas.Record, *Failure) {
-	rec, format, err := rt.dec.Decode(ctx, r.Value)
-	if err == nil && format == schemas.FormatJSON && rec.Log == "" && !hasLogKey(r.Value) {
-		// A JSON object without a "log" key is an application's log line,
-		// not a record: it becomes the log text whole, so nothing in it is
-		// lost, and a json step parses it like any other line.
-		err = schemas.ErrUnknownFormat
-	}
-	switch {
-	case errors.Is(err, schemas.ErrUnknownFormat):
-		line := strings.TrimRight(string(r.Value), "\r\n")
-		rec = schemas.Record{Log: line}
-		if !utf8.ValidString(line) {
-			rec.Log, rec.InvalidUTF8 = strings.ToValidUTF8(line, "\uFFFD"), true
-		}
-	case err != nil:
-		return rec, &Failure{Step: -1, Reason: "decode", Err: err}
+	rec, f := DecodeInput(ctx, rt.dec, r.Value)
+	if f != nil {
+		return rec, f
 	}
 	rec.Tenant = tenant
 	if rec.ID == "" {
-		var b [8 + 4 + 8]byte
-		binary.BigEndian.PutUint32(b[8:], uint32(r.Partition))
-		binary.BigEndian.PutUint64(b[12:], uint64(r.Offset))
+		var b [4 + 8]byte
+		binary.BigEndian.PutUint32(b[:], uint32(r.Partition))
+		binary.BigEndian.PutUint64(b[4:], uint64(r.Offset))
 		sum := sha256.Sum256(append([]byte(r.Topic), b[:]...))
 		rec.ID = hex.EncodeToString(sum[:16])
 	}
@@ -343,6 +330,31 @@ func (rt *Router) decode(ctx context.Context, tenant string, r *kgo.Record) (sch
 	}
 	if rec.Timestamp.IsZero() {
 		rec.Timestamp = rec.ObservedTimestamp
+	}
+	return rec, nil
+}
+
+// DecodeInput turns a raw topic's value into a record, as the router does
+// (and sluice pipeline test): Avro in either wire format; a JSON object
+// with a "log" key fills the record's fields; any other JSON object is an
+// application's log line and becomes log whole, so nothing in it is lost
+// and a json step parses it like any other line; anything else is a line of
+// text (invalid UTF-8 replaced and flagged). A value that claims to be
+// Avro or a record but is malformed is a Failure (reason "decode").
+func DecodeInput(ctx context.Context, dec *schemas.Decoder, value []byte) (schemas.Record, *Failure) {
+	rec, format, err := dec.Decode(ctx, value)
+	if err == nil && format == schemas.FormatJSON && rec.Log == "" && !hasLogKey(value) {
+		err = schemas.ErrUnknownFormat
+	}
+	switch {
+	case errors.Is(err, schemas.ErrUnknownFormat):
+		line := strings.TrimRight(string(value), "\r\n")
+		rec = schemas.Record{Log: line}
+		if !utf8.ValidString(line) {
+			rec.Log, rec.InvalidUTF8 = strings.ToValidUTF8(line, "\uFFFD"), true
+		}
+	case err != nil:
+		return rec, &Failure{Step: -1, Reason: "decode", Err: err}
 	}
 	return rec, nil
 }

@@ -234,6 +234,7 @@ func pipelineTest(ctx context.Context, fs *flag.FlagSet, args []string, stdout, 
 		return fmt.Errorf("test %s: %w", file, specProblems(file, err))
 	}
 
+	dec := schemas.NewDecoder()
 	out := bufio.NewWriter(stdout)
 	sc := bufio.NewScanner(stdin)
 	sc.Buffer(make([]byte, 64<<10), maxTestLine)
@@ -244,13 +245,10 @@ func pipelineTest(ctx context.Context, fs *flag.FlagSet, args []string, stdout, 
 			continue
 		}
 		var o testOutcome
-		rec, err := schemas.DecodeJSON(in)
-		switch {
-		case errors.Is(err, schemas.ErrUnknownFormat):
-			rec = schemas.Record{Log: string(in)}
-		case err != nil:
-			// The router dead-letters such an object too.
-			o.DLQ = &testDLQ{Reason: schemas.Reason(err), Step: -1, Error: err.Error()}
+		rec, f := router.DecodeInput(ctx, dec, in)
+		if f != nil {
+			// The router dead-letters such a value too.
+			o.DLQ = &testDLQ{Reason: f.Reason, Step: -1, Error: errString(f.Err)}
 		}
 		if o.DLQ == nil {
 			rec.Tenant = p.Tenant // the tenant comes from the topic, never the payload

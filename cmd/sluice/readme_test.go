@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sluicelogs/sluice/internal/config"
+	"github.com/sluicelogs/sluice/router"
 	"github.com/sluicelogs/sluice/shipper"
 )
 
@@ -17,7 +18,7 @@ func TestREADMESettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, cfg := range map[string]any{"shipper": &shipper.Config{}} {
+	for name, cfg := range map[string]any{"shipper": &shipper.Config{}, "router": &router.Config{}} {
 		var want bytes.Buffer
 		if err := config.WriteMarkdown(&want, cfg); err != nil {
 			t.Fatal(err)
