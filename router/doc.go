@@ -91,9 +91,22 @@
 //     evaluated but other steps still run; with no match the record goes
 //     to the main parsed topic. Stream names follow kafka.ValidateStream.
 //
-// multiline (joining continuation lines) is not yet supported: it needs
-// per-container state and timing that belong to the router loop. grok is
-// not supported; use regex.
+// Joining lines:
+//
+//   - multiline {continuation, max_lines, max_bytes, max_wait}: must be the
+//     first step. A record whose log matches the continuation regex (for
+//     example '^(\s+at |Caused by: )') is appended, after a newline, to
+//     the record before it from the same container (partition and record
+//     key), up to max_lines lines (default DefaultMultilineLines) and
+//     max_bytes bytes (default DefaultMultilineBytes); the joined record
+//     keeps the first line's id and metadata. The router does the joining
+//     before the other steps and waits up to max_wait (default 1s, at most
+//     MaxMultilineWait) for more lines, within the transaction that read
+//     the first one: joined records never span transactions, so a crash
+//     replays them whole. Process, and so a pipeline's tests: and
+//     sluice pipeline test, see single lines.
+//
+// grok is not supported; use regex.
 //
 // # Expressions
 //
@@ -159,8 +172,7 @@
 // topic as a JSON DeadLetter: reason, error, step, pipeline version, source
 // topic/partition/offset and the payload (base64 when not UTF-8).
 //
-// Not yet supported: the multiline step (rejected at validation with a
-// clear message), grok.
+// Not supported: grok (use regex).
 //
 // # Metrics
 //

@@ -20,6 +20,8 @@ type Pipeline struct {
 	// evals pools evaluators (a VM and an env map) when any step uses an
 	// expression; nil otherwise.
 	evals *sync.Pool
+	// multiline is the first step when it is a multiline step.
+	multiline *Multiline
 }
 
 // Result is the outcome of processing one record.
@@ -73,6 +75,14 @@ func compile(spec *Spec, names bool) (*Pipeline, []error) {
 			continue
 		}
 		usesExpr = usesExpr || ex
+		if ml, ok := s.(*Multiline); ok {
+			if i != 0 {
+				errs = append(errs, &SpecError{Line: max(ss.Line, 1), Column: max(ss.Column, 1),
+					Msg: "multiline must be the first step (it joins raw lines before anything else)", Err: ErrInvalidSpec})
+				continue
+			}
+			p.multiline = ml
+		}
 		p.steps = append(p.steps, s)
 		p.types = append(p.types, ss.Type)
 	}
@@ -110,6 +120,10 @@ func Load(src []byte) (*Pipeline, error) {
 func PassThrough(tenant string) *Pipeline {
 	return &Pipeline{Tenant: tenant}
 }
+
+// Multiline returns the pipeline's multiline step, or nil. The router
+// joins continuation lines with it before Process (which skips the step).
+func (p *Pipeline) Multiline() *Multiline { return p.multiline }
 
 // Spec returns the spec the pipeline was compiled from (nil for
 // PassThrough). The caller must not modify it.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
 	"strings"
 	"sync"
@@ -220,8 +221,8 @@ func (rt *Router) transact(ctx context.Context, sess *kgo.GroupTransactSession, 
 		failed[tenant] = err
 		mu.Unlock()
 	}
-	fetches.EachRecord(func(r *kgo.Record) {
-		for _, out := range rt.process(ctx, r) {
+	produce := func(outs []*kgo.Record) {
+		for _, out := range outs {
 			// The client would wait for a missing topic to appear rather
 			// than fail the record: a tenant without its output topics is
 			// found here, before producing.
@@ -231,7 +232,32 @@ func (rt *Router) transact(ctx context.Context, sess *kgo.GroupTransactSession, 
 			}
 			sess.Produce(ctx, out, promise)
 		}
-	})
+	}
+	var j joiner
+	handle := func(r *kgo.Record) { produce(rt.handle(ctx, r, &j)) }
+	fetches.EachRecord(handle)
+	// Records being joined from continuation lines wait for more lines in
+	// this transaction (never across transactions): poll on until each has
+	// waited its max_wait, at most MaxMultilineWait in all.
+	for limit := time.Now().Add(MaxMultilineWait); ctx.Err() == nil; {
+		for _, g := range j.expired(time.Now()) {
+			produce(rt.run(g.tenant, g.raw, g.rec))
+		}
+		next, ok := j.next()
+		if !ok || time.Now().After(limit) {
+			break
+		}
+		if limit.Before(next) {
+			next = limit
+		}
+		pollCtx, cancel := context.WithDeadline(ctx, next)
+		more := sess.PollRecords(pollCtx, rt.cfg.BatchRecords)
+		cancel()
+		more.EachRecord(handle)
+	}
+	for _, g := range j.all() {
+		produce(rt.run(g.tenant, g.raw, g.rec))
+	}
 	// The produce errors are only all known once everything is flushed;
 	// End flushes first, so: flush, look, then end.
 	if err := sess.Client().Flush(ctx); err != nil {
@@ -258,30 +284,56 @@ func (rt *Router) transact(ctx context.Context, sess *kgo.GroupTransactSession, 
 	return nil
 }
 
-// process turns one raw record into the records to produce: the
-// transformed record, or a dead-letter record, or nothing (dropped).
+// process turns one raw record into the records to produce, outside any
+// joining of lines (benchmarks and simple callers).
 func (rt *Router) process(ctx context.Context, r *kgo.Record) []*kgo.Record {
+	var j joiner
+	out := rt.handle(ctx, r, &j)
+	for _, g := range j.all() {
+		out = append(out, rt.run(g.tenant, g.raw, g.rec)...)
+	}
+	return out
+}
+
+// handle takes one raw record: decodes it, and either joins it with the
+// records before it (when the tenant's pipeline starts with multiline),
+// returning what that finished, or runs the pipeline on it.
+func (rt *Router) handle(ctx context.Context, r *kgo.Record, j *joiner) []*kgo.Record {
 	tenant, kind, _, ok := rt.topics.TenantOf(r.Topic)
 	if !ok || kind != kafka.KindRaw {
 		return nil // the pattern only matches raw topics; nothing else is ours
 	}
 	rt.m.recordsIn.WithLabelValues(tenant).Inc()
 	rt.m.latency.WithLabelValues(tenant).Observe(time.Since(r.Timestamp).Seconds())
+	rec, failure := rt.decode(ctx, tenant, r)
+	if failure != nil {
+		return []*kgo.Record{rt.dlq(tenant, 0, r, failure)}
+	}
+	if ml := rt.pipes.get(tenant).Multiline(); ml != nil {
+		if g := j.add(tenant, r, rec, ml, time.Now()); g != nil {
+			return rt.run(g.tenant, g.raw, g.rec)
+		}
+		return nil
+	}
+	return rt.run(tenant, r, rec)
+}
 
+// run applies the tenant's pipeline to a decoded record and returns what
+// to produce: the transformed record, a dead-letter record, or nothing
+// (dropped). raw is the record it came from (the first line's, for joined
+// lines).
+func (rt *Router) run(tenant string, raw *kgo.Record, rec schemas.Record) []*kgo.Record {
 	var res Result
 	var pipe *Pipeline
-	var rec schemas.Record
 	// A pipeline that fails at run time (panic, expression error) is taken
-	// out of service and the record is processed again by the previous
-	// good version (at most twice: then pass-through is in force).
+	// out of service and the record is processed again, from a copy, by the
+	// previous good version (at most twice: then pass-through is in force).
+	work := rec
 	for range 3 {
-		var failure *Failure
-		rec, failure = rt.decode(ctx, tenant, r)
-		if failure != nil {
-			return []*kgo.Record{rt.dlq(tenant, 0, r, failure)}
-		}
+		work = rec
+		work.Attributes = maps.Clone(rec.Attributes)
 		pipe = rt.pipes.get(tenant)
-		res = pipe.Process(&rec)
+		res = pipe.Process(&work)
 		if res.DLQ == nil || (res.DLQ.Reason != ReasonPanic && res.DLQ.Reason != ReasonExpr) || pipe.Version == 0 {
 			break
 		}
@@ -293,18 +345,18 @@ func (rt *Router) process(ctx context.Context, r *kgo.Record) []*kgo.Record {
 		return nil
 	case res.DLQ != nil:
 		rt.m.stepErrors.WithLabelValues(tenant, res.DLQ.StepType).Inc()
-		return []*kgo.Record{rt.dlq(tenant, pipe.Version, r, res.DLQ)}
+		return []*kgo.Record{rt.dlq(tenant, pipe.Version, raw, res.DLQ)}
 	}
 	topic := rt.topics.Parsed(tenant)
 	if res.Stream != "" {
 		topic = rt.topics.ParsedStream(tenant, res.Stream)
 	}
-	v, err := schemas.AppendSingleObject(make([]byte, 0, len(rec.Log)+512), &rec)
+	v, err := schemas.AppendSingleObject(make([]byte, 0, len(work.Log)+512), &work)
 	if err != nil {
-		return []*kgo.Record{rt.dlq(tenant, pipe.Version, r, &Failure{Step: -1, Reason: "encode", Err: err})}
+		return []*kgo.Record{rt.dlq(tenant, pipe.Version, raw, &Failure{Step: -1, Reason: "encode", Err: err})}
 	}
 	rt.m.recordsOut.WithLabelValues(tenant).Inc()
-	return []*kgo.Record{{Topic: topic, Key: r.Key, Value: v, Headers: avroHeaders}}
+	return []*kgo.Record{{Topic: topic, Key: raw.Key, Value: v, Headers: avroHeaders}}
 }
 
 var avroHeaders = []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/vnd.sluice.record+avro")}}

@@ -347,3 +347,61 @@ func TestMissingOutputTopic(t *testing.T) {
 		t.Errorf("parsed records: ok %d (want 100), lost %d (want 50)", n, m)
 	}
 }
+
+// TestMultiline: continuation lines of one container (a stack trace) join
+// the line before them, also when they arrive a little later, in another
+// poll; another container's lines in between stay apart; bounds hold.
+func TestMultiline(t *testing.T) {
+	cluster := routerCluster(t, "java")
+	brokers := cluster.ListenAddrs()
+	cl := newClient(t, brokers)
+	rt := startRouter(t, routerConfig(t, brokers, nil))
+	apply(t, cl, "tenant: java\nversion: 1\nsteps:\n  - multiline: {continuation: '^(\\s+at |Caused by: |\\s+\\.\\.\\. )', max_lines: 4, max_wait: 2s}\n  - set: {field: joined, value: true}\n")
+	for deadline := time.Now().Add(20 * time.Second); testutil.ToFloat64(rt.m.version.WithLabelValues("java")) != 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("pipeline never in force")
+		}
+	}
+	send := func(key string, lines ...string) {
+		t.Helper()
+		var rs []*kgo.Record
+		for _, l := range lines {
+			rs = append(rs, &kgo.Record{Topic: "logs.raw.java", Key: []byte(key), Value: []byte(l)})
+		}
+		if err := cl.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("c1", "Exception in thread \"main\" java.lang.IllegalStateException: boom")
+	send("c2", "an unrelated line from another container")
+	time.Sleep(300 * time.Millisecond) // the rest comes in a later poll
+	send("c1", "\tat com.shop.Cart.add(Cart.java:42)", "\tat com.shop.Main.main(Main.java:7)", "Caused by: java.io.IOException: disk")
+	send("c1", "\tat com.shop.Disk.write(Disk.java:9)", "second message") // over max_lines: a new record; then a new message
+	out, wait := consumeOutputs(t, brokers, "java")
+	wait(30*time.Second, "the joined records", func(o *output) bool { return len(o.parsed["logs.parsed.java"]) >= 4 })
+	time.Sleep(300 * time.Millisecond)
+	wait(time.Second, "", func(*output) bool { return true })
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	var got []string
+	for _, r := range out.parsed["logs.parsed.java"] {
+		got = append(got, r.Log)
+		if r.Attributes["joined"] != true {
+			t.Errorf("record not processed by the rest of the pipeline: %v", r.Attributes)
+		}
+	}
+	want := map[string]bool{
+		"Exception in thread \"main\" java.lang.IllegalStateException: boom\n\tat com.shop.Cart.add(Cart.java:42)\n\tat com.shop.Main.main(Main.java:7)\nCaused by: java.io.IOException: disk": true,
+		"\tat com.shop.Disk.write(Disk.java:9)":    true,
+		"second message":                           true,
+		"an unrelated line from another container": true,
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d records, want %d: %q", len(got), len(want), got)
+	}
+	for _, g := range got {
+		if !want[g] {
+			t.Errorf("unexpected record %q", g)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -84,6 +85,13 @@ type StepSpec struct {
 	// OnError is "dlq" (default: the record goes to the DLQ) or "skip"
 	// (the step leaves the record unchanged) for parse steps.
 	OnError string
+	// multiline: a line matching Continuation joins the record before it,
+	// up to MaxLines lines and MaxBytes bytes, waiting at most MaxWait for
+	// more (zero values take the defaults).
+	Continuation string
+	MaxLines     int
+	MaxBytes     int
+	MaxWait      time.Duration
 }
 
 // TestSpec is one entry of a pipeline's tests: section.
@@ -125,12 +133,12 @@ var stepKeys = map[string][]string{
 	"keep":      {"if"},
 	"sample":    {"one_in"},
 	"route":     {"if", "stream"},
+	"multiline": {"continuation", "max_lines", "max_bytes", "max_wait"},
 }
 
 // unsupportedSteps are step types that are planned but not implemented.
 var unsupportedSteps = map[string]string{
-	"multiline": "multiline is not yet supported: joining continuation lines needs per-container state in the router loop",
-	"grok":      "grok is not supported: use regex with named groups",
+	"grok": "grok is not supported: use regex with named groups",
 }
 
 // decoder collects problems while walking the YAML tree.
@@ -411,6 +419,20 @@ func (d *decoder) step(n *yaml.Node) StepSpec {
 			st.Stream = d.str(v, what)
 		case "on_error":
 			st.OnError = d.str(v, what)
+		case "continuation":
+			st.Continuation = d.str(v, what)
+		case "max_lines":
+			st.MaxLines = int(d.int(v, what))
+		case "max_bytes":
+			st.MaxBytes = int(d.int(v, what))
+		case "max_wait":
+			s := d.str(v, what)
+			w, err := time.ParseDuration(s)
+			if err != nil {
+				d.errorf(v, "%s: %v", what, err)
+				return
+			}
+			st.MaxWait = w
 		}
 	})
 	return st

@@ -450,6 +450,12 @@ func compileStep(ss *StepSpec) (step, bool, error) {
 			return nil, false, err
 		}
 		return &filterStep{prog: p, keep: ss.Type == "keep"}, true, nil
+	case "multiline":
+		ml, err := compileMultiline(ss)
+		if err != nil {
+			return nil, false, err
+		}
+		return ml, false, nil
 	case "sample":
 		if ss.OneIn < 1 || ss.OneIn > MaxSampleOneIn {
 			return nil, false, fmt.Errorf("sample.one_in must be between 1 and %d", MaxSampleOneIn)

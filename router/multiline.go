@@ -1,0 +1,155 @@
+package router
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelogs/sluice/schemas"
+)
+
+// Bounds of a multiline step.
+const (
+	DefaultMultilineLines = 500
+	MaxMultilineLines     = 10_000
+	DefaultMultilineBytes = 64 << 10
+	MaxMultilineBytes     = 512 << 10 // below Kafka's default 1 MiB message limit
+	DefaultMultilineWait  = time.Second
+	// MaxMultilineWait keeps a transaction well inside Kafka's transaction
+	// timeout: a record waits in the transaction that read it.
+	MaxMultilineWait = 10 * time.Second
+)
+
+// Multiline is a compiled multiline step: a record whose log matches
+// Continuation is appended (after a newline) to the record before it from
+// the same container, until the joined record has MaxLines lines or would
+// pass MaxBytes. The router does the joining, per partition and record key
+// (one container), before the rest of the pipeline runs; a joined record
+// that saw no continuation for MaxWait is finished. Joining never reaches
+// across transactions: every record still open when a transaction ends is
+// finished in it. Process skips the step, so a pipeline's tests: see single
+// lines.
+type Multiline struct {
+	Continuation *regexp.Regexp
+	MaxLines     int
+	MaxBytes     int
+	MaxWait      time.Duration
+}
+
+func compileMultiline(ss *StepSpec) (*Multiline, error) {
+	if ss.Continuation == "" {
+		return nil, fmt.Errorf("multiline: missing continuation (a regex matching continuation lines, for example '^\\s+at ')")
+	}
+	if len(ss.Continuation) > MaxPatternLen {
+		return nil, fmt.Errorf("multiline.continuation: longer than %d bytes", MaxPatternLen)
+	}
+	re, err := regexp.Compile(ss.Continuation)
+	if err != nil {
+		return nil, fmt.Errorf("multiline.continuation: %w", err)
+	}
+	ml := &Multiline{Continuation: re, MaxLines: ss.MaxLines, MaxBytes: ss.MaxBytes, MaxWait: ss.MaxWait}
+	switch {
+	case ml.MaxLines == 0:
+		ml.MaxLines = DefaultMultilineLines
+	case ml.MaxLines < 2 || ml.MaxLines > MaxMultilineLines:
+		return nil, fmt.Errorf("multiline.max_lines must be between 2 and %d, got %d", MaxMultilineLines, ml.MaxLines)
+	}
+	switch {
+	case ml.MaxBytes == 0:
+		ml.MaxBytes = DefaultMultilineBytes
+	case ml.MaxBytes < 1024 || ml.MaxBytes > MaxMultilineBytes:
+		return nil, fmt.Errorf("multiline.max_bytes must be between 1024 and %d, got %d", MaxMultilineBytes, ml.MaxBytes)
+	}
+	switch {
+	case ml.MaxWait == 0:
+		ml.MaxWait = DefaultMultilineWait
+	case ml.MaxWait < 0 || ml.MaxWait > MaxMultilineWait:
+		return nil, fmt.Errorf("multiline.max_wait must be between 0 and %s, got %s", MaxMultilineWait, ml.MaxWait)
+	}
+	return ml, nil
+}
+
+// apply does nothing: the router joins lines before Process.
+func (*Multiline) apply(*schemas.Record, *state) *stepError { return nil }
+
+// joins returns whether a record continues a joined record of lines lines
+// and n bytes.
+func (ml *Multiline) joins(log string, lines, n int) bool {
+	return lines < ml.MaxLines && n+1+len(log) <= ml.MaxBytes && ml.Continuation.MatchString(log)
+}
+
+// joiner holds the records being joined in one transaction, per
+// container (topic, partition, key).
+type joiner struct {
+	open map[joinKey]*joined
+}
+
+type joinKey struct {
+	topic     string
+	partition int32
+	key       string
+}
+
+type joined struct {
+	tenant string
+	raw    *kgo.Record // the first line's record: its position and payload name the joined record
+	rec    schemas.Record
+	lines  int
+	ml     *Multiline
+	since  time.Time // when the last line was added
+}
+
+// add takes a decoded record of a tenant whose pipeline joins lines. It
+// returns the joined record it finished, if any (nil otherwise).
+func (j *joiner) add(tenant string, raw *kgo.Record, rec schemas.Record, ml *Multiline, now time.Time) *joined {
+	if j.open == nil {
+		j.open = map[joinKey]*joined{}
+	}
+	k := joinKey{raw.Topic, raw.Partition, string(raw.Key)}
+	g := j.open[k]
+	if g != nil && g.ml == ml && ml.joins(rec.Log, g.lines, len(g.rec.Log)) {
+		g.rec.Log += "\n" + rec.Log
+		g.rec.InvalidUTF8 = g.rec.InvalidUTF8 || rec.InvalidUTF8
+		g.lines++
+		g.since = now
+		return nil
+	}
+	j.open[k] = &joined{tenant: tenant, raw: raw, rec: rec, lines: 1, ml: ml, since: now}
+	return g
+}
+
+// expired removes and returns the joined records that waited their
+// MaxWait at now.
+func (j *joiner) expired(now time.Time) []*joined {
+	var out []*joined
+	for k, g := range j.open {
+		if !now.Before(g.since.Add(g.ml.MaxWait)) {
+			out = append(out, g)
+			delete(j.open, k)
+		}
+	}
+	return out
+}
+
+// next is when the next joined record expires.
+func (j *joiner) next() (time.Time, bool) {
+	var t time.Time
+	for _, g := range j.open {
+		if e := g.since.Add(g.ml.MaxWait); t.IsZero() || e.Before(t) {
+			t = e
+		}
+	}
+	return t, !t.IsZero()
+}
+
+// all removes and returns every joined record still open.
+func (j *joiner) all() []*joined {
+	out := make([]*joined, 0, len(j.open))
+	for k, g := range j.open {
+		out = append(out, g)
+		delete(j.open, k)
+	}
+	return out
+}
