@@ -405,3 +405,29 @@ func TestMultiline(t *testing.T) {
 		}
 	}
 }
+
+// TestNewTopicPickedUp: a tenant whose raw topic is created after the
+// router started is consumed within the rescan interval.
+func TestNewTopicPickedUp(t *testing.T) {
+	cluster := routerCluster(t, "early")
+	brokers := cluster.ListenAddrs()
+	cl := newClient(t, brokers)
+	rt := startRouter(t, routerConfig(t, brokers, nil))
+	produceLines(t, cl, "early", 0, 5)
+	out, wait := consumeOutputs(t, brokers, "early", "late")
+	wait(20*time.Second, "the first tenant's records", func(o *output) bool { return len(o.parsed["logs.parsed.early"]) == 5 })
+	if _, err := kadm.NewClient(cl).CreateTopics(context.Background(), 2, 1, nil, "logs.raw.late", "logs.parsed.late", "logs.dlq.late"); err != nil {
+		t.Fatal(err)
+	}
+	produceLines(t, cl, "late", 0, 5)
+	start := time.Now()
+	for testutil.ToFloat64(rt.m.recordsOut.WithLabelValues("late")) < 5 {
+		if time.Since(start) > 20*time.Second {
+			t.Fatal("the new tenant's records were not routed within 20s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("new topic routed after %s", time.Since(start).Round(10*time.Millisecond))
+	wait(20*time.Second, "the new tenant's records", func(o *output) bool { return len(o.parsed["logs.parsed.late"]) == 5 })
+	_ = out
+}
