@@ -1,11 +1,10 @@
 package router
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"time"
 
+	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/internal/telemetry"
 )
@@ -28,36 +27,23 @@ type Config struct {
 
 // Validate reports every problem, each naming the variable at fault.
 func (c *Config) Validate() error {
-	var errs []error
-	add := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("SLUICE_%s: %s", name, fmt.Sprintf(format, args...)))
-	}
-	if err := c.Kafka.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.Telemetry.Validate(); err != nil {
-		errs = append(errs, err)
-	}
+	var p config.Problems
+	add := func(name, format string, args ...any) { p.Add(config.Var(name), format, args...) }
+	p.Merge(c.Kafka.Validate())
+	p.Merge(c.Telemetry.Validate())
 	if c.Group == "" {
 		add("ROUTER_GROUP", "must not be empty")
 	}
 	if c.BatchRecords < 1 || c.BatchRecords > 1_000_000 {
 		add("ROUTER_BATCH_RECORDS", "must be between 1 and 1000000, got %d", c.BatchRecords)
 	}
-	for _, d := range []struct {
-		name string
-		d    time.Duration
-	}{
-		{"ROUTER_RESCAN_INTERVAL", c.RescanInterval},
-		{"ROUTER_STATUS_INTERVAL", c.StatusInterval},
-		{"ROUTER_SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
-		{"ROUTER_TENANT_RETRY_MAX", c.TenantRetryMax},
-	} {
-		if d.d <= 0 {
-			add(d.name, "must be positive, got %s", d.d)
-		}
-	}
-	return errors.Join(errs...)
+	p.Positive(map[string]time.Duration{
+		"ROUTER_RESCAN_INTERVAL":  c.RescanInterval,
+		"ROUTER_STATUS_INTERVAL":  c.StatusInterval,
+		"ROUTER_SHUTDOWN_TIMEOUT": c.ShutdownTimeout,
+		"ROUTER_TENANT_RETRY_MAX": c.TenantRetryMax,
+	})
+	return p.Err()
 }
 
 func (c *Config) id() string {

@@ -1,12 +1,11 @@
 package shipper
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/internal/telemetry"
 )
@@ -38,16 +37,10 @@ type Config struct {
 // Validate reports every problem with the configuration, each naming the
 // variable at fault.
 func (c *Config) Validate() error {
-	var errs []error
-	add := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("SLUICE_%s: %s", name, fmt.Sprintf(format, args...)))
-	}
-	if err := c.Kafka.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.Telemetry.Validate(); err != nil {
-		errs = append(errs, err)
-	}
+	var p config.Problems
+	add := func(name, format string, args ...any) { p.Add(config.Var(name), format, args...) }
+	p.Merge(c.Kafka.Validate())
+	p.Merge(c.Telemetry.Validate())
 	if len(c.Paths) == 0 {
 		add("SHIPPER_PATHS", "must name at least one glob")
 	}
@@ -71,21 +64,14 @@ func (c *Config) Validate() error {
 	if c.MaxBufferedBytes < 4*int64(c.MaxLineBytes) || c.MaxBufferedBytes > 1<<30 {
 		add("SHIPPER_MAX_BUFFERED_BYTES", "must be at least 4 x SLUICE_SHIPPER_MAX_LINE_BYTES (%d) and at most 1 GiB, got %d", 4*c.MaxLineBytes, c.MaxBufferedBytes)
 	}
-	for _, d := range []struct {
-		name string
-		d    time.Duration
-	}{
-		{"SHIPPER_RESCAN_INTERVAL", c.RescanInterval},
-		{"SHIPPER_POLL_INTERVAL", c.PollInterval},
-		{"SHIPPER_CHECKPOINT_INTERVAL", c.CheckpointInterval},
-		{"SHIPPER_SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
-		{"SHIPPER_TENANT_RETRY_MAX", c.TenantRetryMax},
-	} {
-		if d.d <= 0 {
-			add(d.name, "must be positive, got %s", d.d)
-		}
-	}
-	return errors.Join(errs...)
+	p.Positive(map[string]time.Duration{
+		"SHIPPER_RESCAN_INTERVAL":     c.RescanInterval,
+		"SHIPPER_POLL_INTERVAL":       c.PollInterval,
+		"SHIPPER_CHECKPOINT_INTERVAL": c.CheckpointInterval,
+		"SHIPPER_SHUTDOWN_TIMEOUT":    c.ShutdownTimeout,
+		"SHIPPER_TENANT_RETRY_MAX":    c.TenantRetryMax,
+	})
+	return p.Err()
 }
 
 // MemoryLimit is the Go soft memory limit the shipper command sets when

@@ -94,6 +94,23 @@ func startProcess(t testing.TB, env []string, args ...string) *process {
 	return p
 }
 
+// terminate sends SIGTERM and expects a clean exit (status 0) within 30s.
+func (p *process) terminate(t testing.TB) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Errorf("%s exited with %v after SIGTERM, want 0", p.cmd.Args[1], err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("%s did not exit within 30s of SIGTERM", p.cmd.Args[1])
+		_ = p.cmd.Process.Kill()
+	}
+}
+
 // TestShipperSurvivesKill9 runs the real binary, kills it with SIGKILL at
 // random moments while four containers write lines (some split into
 // partial lines) and rotate, restarts it each time, and finally checks that
@@ -232,18 +249,7 @@ func TestShipperSurvivesKill9(t *testing.T) {
 		})
 	}
 
-	if err := final.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-final.done:
-		if err != nil {
-			t.Errorf("shipper exited with %v after SIGTERM, want 0", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Error("shipper did not exit within 30s of SIGTERM")
-		_ = final.cmd.Process.Kill()
-	}
+	final.terminate(t)
 
 	missing := 0
 	for i, c := range containers {

@@ -139,18 +139,7 @@ func TestRouterSurvivesKill9(t *testing.T) {
 	cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) { t.Errorf("late record on %s at %d", r.Topic, r.Offset) })
 	cancel()
 
-	if err := final.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-final.done:
-		if err != nil {
-			t.Errorf("router exited with %v after SIGTERM, want 0", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Error("router did not exit within 30s of SIGTERM")
-		_ = final.cmd.Process.Kill()
-	}
+	final.terminate(t)
 
 	missing, dups := 0, 0
 	for n := range total {

@@ -21,8 +21,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/sethvargo/go-envconfig"
 )
@@ -179,6 +182,17 @@ func (p *Problems) Merge(err error) {
 		return
 	}
 	p.errs = append(p.errs, err)
+}
+
+// Positive records a problem for each duration that is not positive;
+// durations maps the variable names (without the SLUICE_ prefix) to values.
+// Names are checked in sorted order, so messages come in a stable order.
+func (p *Problems) Positive(durations map[string]time.Duration) {
+	for _, name := range slices.Sorted(maps.Keys(durations)) {
+		if d := durations[name]; d <= 0 {
+			p.Add(Var(name), "must be positive, got %s", d)
+		}
+	}
 }
 
 // Err returns nil if no problem was recorded, else errors.Join of all of
