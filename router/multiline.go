@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 	"time"
@@ -17,9 +18,9 @@ const (
 	DefaultMultilineBytes = 64 << 10
 	MaxMultilineBytes     = 512 << 10 // below Kafka's default 1 MiB message limit
 	DefaultMultilineWait  = time.Second
-	// MaxMultilineWait keeps a transaction well inside Kafka's transaction
-	// timeout: a record waits in the transaction that read it.
-	MaxMultilineWait = 10 * time.Second
+	// MaxMultilineWait keeps a transaction short: a record waits for its
+	// continuation lines in the transaction that read it.
+	MaxMultilineWait = 5 * time.Second
 )
 
 // Multiline is a compiled multiline step: a record whose log matches
@@ -93,12 +94,26 @@ type joinKey struct {
 }
 
 type joined struct {
-	tenant string
-	raw    *kgo.Record // the first line's record: its position and payload name the joined record
-	rec    schemas.Record
-	lines  int
-	ml     *Multiline
-	since  time.Time // when the last line was added
+	tenant  string
+	raw     *kgo.Record // the first line's record: its position names the joined record
+	payload []byte      // every line's payload, newline-separated, for a dead letter
+	last    int64       // offset of the last line
+	rec     schemas.Record
+	lines   int
+	ml      *Multiline
+	since   time.Time // when the last line was added
+}
+
+// run finishes a joined record through the tenant's pipeline; a dead
+// letter carries every line's payload.
+func (g *joined) run(rt *Router) []*kgo.Record {
+	raw := g.raw
+	if g.lines > 1 {
+		cp := *g.raw
+		cp.Value = g.payload
+		raw = &cp
+	}
+	return rt.run(g.tenant, raw, g.rec, g.last)
 }
 
 // add takes a decoded record of a tenant whose pipeline joins lines. It
@@ -112,11 +127,13 @@ func (j *joiner) add(tenant string, raw *kgo.Record, rec schemas.Record, ml *Mul
 	if g != nil && g.ml == ml && ml.joins(rec.Log, g.lines, len(g.rec.Log)) {
 		g.rec.Log += "\n" + rec.Log
 		g.rec.InvalidUTF8 = g.rec.InvalidUTF8 || rec.InvalidUTF8
+		g.payload = append(append(g.payload, '\n'), raw.Value...)
+		g.last = raw.Offset
 		g.lines++
 		g.since = now
 		return nil
 	}
-	j.open[k] = &joined{tenant: tenant, raw: raw, rec: rec, lines: 1, ml: ml, since: now}
+	j.open[k] = &joined{tenant: tenant, raw: raw, payload: bytes.Clone(raw.Value), last: raw.Offset, rec: rec, lines: 1, ml: ml, since: now}
 	return g
 }
 
@@ -138,6 +155,17 @@ func (j *joiner) next() (time.Time, bool) {
 	var t time.Time
 	for _, g := range j.open {
 		if e := g.since.Add(g.ml.MaxWait); t.IsZero() || e.Before(t) {
+			t = e
+		}
+	}
+	return t, !t.IsZero()
+}
+
+// latest is when the last of the joined records open now expires.
+func (j *joiner) latest() (time.Time, bool) {
+	var t time.Time
+	for _, g := range j.open {
+		if e := g.since.Add(g.ml.MaxWait); e.After(t) {
 			t = e
 		}
 	}

@@ -11,9 +11,9 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -117,16 +117,22 @@ func (rt *Router) Run(ctx context.Context) error {
 	followCtx, stopFollowing := context.WithCancel(ctx)
 	defer stopFollowing()
 	caughtUp := make(chan struct{})
+	followErr := make(chan error, 1)
 	var once sync.Once
 	wg.Go(func() {
 		err := FollowConfig(followCtx, append(base, kgo.ClientID(clientID+"-config-follower")), configTopic,
 			rt.pipes.apply, func() { once.Do(func() { close(caughtUp) }) })
-		if err != nil && followCtx.Err() == nil {
-			rt.log.Error("following the config topic failed", "topic", configTopic, "err", err)
+		if followCtx.Err() == nil {
+			// Without the config topic the router cannot serve pipelines:
+			// end, so the process restarts.
+			followErr <- fmt.Errorf("following config topic %s stopped: %v", configTopic, err)
+			stopFollowing()
 		}
 	})
 	select {
 	case <-caughtUp:
+	case err := <-followErr:
+		return err
 	case <-ctx.Done():
 		return nil
 	}
@@ -134,15 +140,22 @@ func (rt *Router) Run(ctx context.Context) error {
 	wg.Go(func() { rt.publishStatus(followCtx, admin, configTopic) })
 	outputs := &topicCache{adm: adm, maxAge: rt.cfg.RescanInterval}
 
-	sess, err := kgo.NewGroupTransactSession(append(base,
+	var membership []kgo.Opt
+	if rt.cfg.ID != "" {
+		// Static membership, with a stable name (a StatefulSet's pod name):
+		// a router restarted under its id takes its place back without a
+		// rebalance. Deployment pods get new names every time, so without
+		// an explicit id the membership is dynamic.
+		membership = append(membership, kgo.InstanceID(rt.cfg.ID))
+	}
+	sess, err := kgo.NewGroupTransactSession(append(append(base, membership...),
 		kgo.ClientID(clientID),
 		kgo.WithHooks(kafka.NewMetrics(rt.reg)),
 		kgo.ConsumerGroup(rt.cfg.Group),
-		// Static membership: a router restarted under the same id (a pod
-		// keeps its name) takes its own place back without a rebalance.
-		kgo.InstanceID(rt.id),
 		kgo.ConsumeRegex(),
-		kgo.ConsumeTopics("^"+regexp.QuoteMeta(rt.topics.Prefix)+`\.raw\.`),
+		// Only names a tenant can have: anything else under the prefix is
+		// not a tenant's raw topic and is left alone.
+		kgo.ConsumeTopics(rt.topics.Pattern(kafka.KindRaw)),
 		kgo.MetadataMaxAge(rt.cfg.RescanInterval),
 		kgo.MetadataMinAge(min(rt.cfg.RescanInterval, 5*time.Second)),
 		kgo.TransactionalID(rt.cfg.Group+"-"+rt.id),
@@ -197,6 +210,15 @@ func (rt *Router) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	// A router that leaves cleanly takes its status records with it, so
+	// sluice pipeline get does not list routers long gone.
+	stopFollowing()
+	wg.Wait()
+	tombCtx, cancelTomb := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancelTomb()
+	for _, st := range rt.pipes.statuses(rt.id) {
+		_ = admin.ProduceSync(tombCtx, &kgo.Record{Topic: configTopic, Key: []byte(StatusKey(st.Tenant, rt.id))}).FirstErr()
+	}
 	rt.log.Info("router stopped")
 	return nil
 }
@@ -237,14 +259,17 @@ func (rt *Router) transact(ctx context.Context, sess *kgo.GroupTransactSession, 
 	handle := func(r *kgo.Record) { produce(rt.handle(ctx, r, &j)) }
 	fetches.EachRecord(handle)
 	// Records being joined from continuation lines wait for more lines in
-	// this transaction (never across transactions): poll on until each has
-	// waited its max_wait, at most MaxMultilineWait in all.
-	for limit := time.Now().Add(MaxMultilineWait); ctx.Err() == nil; {
+	// this transaction (never across transactions): poll on until those
+	// open after the batch have waited their max_wait. Records opened
+	// meanwhile are finished at the end, so a busy multiline tenant cannot
+	// keep the transaction open.
+	limit, waiting := j.latest()
+	for waiting && ctx.Err() == nil {
 		for _, g := range j.expired(time.Now()) {
-			produce(rt.run(g.tenant, g.raw, g.rec))
+			produce(g.run(rt))
 		}
 		next, ok := j.next()
-		if !ok || time.Now().After(limit) {
+		if !ok || !time.Now().Before(limit) {
 			break
 		}
 		if limit.Before(next) {
@@ -256,7 +281,7 @@ func (rt *Router) transact(ctx context.Context, sess *kgo.GroupTransactSession, 
 		more.EachRecord(handle)
 	}
 	for _, g := range j.all() {
-		produce(rt.run(g.tenant, g.raw, g.rec))
+		produce(g.run(rt))
 	}
 	// The produce errors are only all known once everything is flushed;
 	// End flushes first, so: flush, look, then end.
@@ -290,7 +315,7 @@ func (rt *Router) process(ctx context.Context, r *kgo.Record) []*kgo.Record {
 	var j joiner
 	out := rt.handle(ctx, r, &j)
 	for _, g := range j.all() {
-		out = append(out, rt.run(g.tenant, g.raw, g.rec)...)
+		out = append(out, g.run(rt)...)
 	}
 	return out
 }
@@ -307,25 +332,26 @@ func (rt *Router) handle(ctx context.Context, r *kgo.Record, j *joiner) []*kgo.R
 	rt.m.latency.WithLabelValues(tenant).Observe(time.Since(r.Timestamp).Seconds())
 	rec, failure := rt.decode(ctx, tenant, r)
 	if failure != nil {
-		return []*kgo.Record{rt.dlq(tenant, 0, r, failure)}
+		return []*kgo.Record{rt.dlq(tenant, 0, r, 0, failure)}
 	}
 	if ml := rt.pipes.get(tenant).Multiline(); ml != nil {
 		if g := j.add(tenant, r, rec, ml, time.Now()); g != nil {
-			return rt.run(g.tenant, g.raw, g.rec)
+			return g.run(rt)
 		}
 		return nil
 	}
-	return rt.run(tenant, r, rec)
+	return rt.run(tenant, r, rec, 0)
 }
 
 // run applies the tenant's pipeline to a decoded record and returns what
 // to produce: the transformed record, a dead-letter record, or nothing
-// (dropped). raw is the record it came from (the first line's, for joined
-// lines).
-func (rt *Router) run(tenant string, raw *kgo.Record, rec schemas.Record) []*kgo.Record {
+// (dropped). raw is the record it came from; for lines joined by
+// multiline, a copy of the first line's record holding every line's
+// payload, and last is the offset of the last line (0 otherwise).
+func (rt *Router) run(tenant string, raw *kgo.Record, rec schemas.Record, last int64) []*kgo.Record {
 	var res Result
 	var pipe *Pipeline
-	// A pipeline that fails at run time (panic, expression error) is taken
+	// A version that is broken at run time (see registry.broken) is taken
 	// out of service and the record is processed again, from a copy, by the
 	// previous good version (at most twice: then pass-through is in force).
 	work := rec
@@ -334,7 +360,7 @@ func (rt *Router) run(tenant string, raw *kgo.Record, rec schemas.Record) []*kgo
 		work.Attributes = maps.Clone(rec.Attributes)
 		pipe = rt.pipes.get(tenant)
 		res = pipe.Process(&work)
-		if res.DLQ == nil || (res.DLQ.Reason != ReasonPanic && res.DLQ.Reason != ReasonExpr) || pipe.Version == 0 {
+		if pipe.Version == 0 || !rt.pipes.broken(tenant, res.DLQ) {
 			break
 		}
 		rt.pipes.fail(tenant, pipe, res.DLQ)
@@ -345,7 +371,7 @@ func (rt *Router) run(tenant string, raw *kgo.Record, rec schemas.Record) []*kgo
 		return nil
 	case res.DLQ != nil:
 		rt.m.stepErrors.WithLabelValues(tenant, res.DLQ.StepType).Inc()
-		return []*kgo.Record{rt.dlq(tenant, pipe.Version, raw, res.DLQ)}
+		return []*kgo.Record{rt.dlq(tenant, pipe.Version, raw, last, res.DLQ)}
 	}
 	topic := rt.topics.Parsed(tenant)
 	if res.Stream != "" {
@@ -353,11 +379,20 @@ func (rt *Router) run(tenant string, raw *kgo.Record, rec schemas.Record) []*kgo
 	}
 	v, err := schemas.AppendSingleObject(make([]byte, 0, len(work.Log)+512), &work)
 	if err != nil {
-		return []*kgo.Record{rt.dlq(tenant, pipe.Version, raw, &Failure{Step: -1, Reason: "encode", Err: err})}
+		return []*kgo.Record{rt.dlq(tenant, pipe.Version, raw, last, &Failure{Step: -1, Reason: "encode", Err: err})}
+	}
+	if len(v) > maxOutputBytes {
+		// Kafka would refuse it, and the transaction with it, every time.
+		return []*kgo.Record{rt.dlq(tenant, pipe.Version, raw, last, &Failure{Step: -1, Reason: "too_large",
+			Err: fmt.Errorf("processed record is %d bytes encoded, more than %d", len(v), maxOutputBytes)})}
 	}
 	rt.m.recordsOut.WithLabelValues(tenant).Inc()
 	return []*kgo.Record{{Topic: topic, Key: raw.Key, Value: v, Headers: avroHeaders}}
 }
+
+// maxOutputBytes bounds what the router produces, below the producer's
+// default batch limit (and Kafka's default 1 MiB message limit).
+const maxOutputBytes = 900 << 10
 
 var avroHeaders = []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/vnd.sluice.record+avro")}}
 
@@ -434,22 +469,43 @@ type DeadLetter struct {
 	Partition       int32     `json:"partition"`
 	Offset          int64     `json:"offset"`
 	Timestamp       time.Time `json:"timestamp"`
+	// LastOffset is set for a record joined from several lines (multiline):
+	// the offset of its last line; Payload then holds every line's payload,
+	// newline-separated.
+	LastOffset int64 `json:"last_offset,omitempty"`
 	// Payload is the original value: as text when it is UTF-8, else base64
-	// (PayloadEncoding says which).
-	Payload         string `json:"payload"`
-	PayloadEncoding string `json:"payload_encoding"`
+	// (PayloadEncoding says which); cut to maxDLQPayload bytes, with
+	// PayloadTruncated and the full PayloadSize, when longer.
+	Payload          string `json:"payload"`
+	PayloadEncoding  string `json:"payload_encoding"`
+	PayloadTruncated bool   `json:"payload_truncated,omitempty"`
+	PayloadSize      int    `json:"payload_size,omitempty"`
 }
 
-func (rt *Router) dlq(tenant string, version int64, r *kgo.Record, f *Failure) *kgo.Record {
+// maxDLQPayload keeps a dead letter (payload, base64 and JSON escaping
+// included) under maxOutputBytes.
+const maxDLQPayload = 512 << 10
+
+func (rt *Router) dlq(tenant string, version int64, r *kgo.Record, last int64, f *Failure) *kgo.Record {
 	rt.m.dlq.WithLabelValues(tenant, f.Reason).Inc()
 	d := DeadLetter{
 		Reason: f.Reason, Error: f.Error(), Step: f.Step, StepType: f.StepType,
 		PipelineVersion: version, Router: rt.id,
 		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UTC(),
-		Payload: string(r.Value), PayloadEncoding: "utf-8",
+		PayloadEncoding: "utf-8",
 	}
-	if !utf8.Valid(r.Value) {
-		d.Payload, d.PayloadEncoding = base64.StdEncoding.EncodeToString(r.Value), "base64"
+	if last > r.Offset {
+		d.LastOffset = last
+	}
+	payload := r.Value
+	if len(payload) > maxDLQPayload {
+		// The dead letter itself must fit in Kafka: keep the head.
+		d.PayloadSize, d.PayloadTruncated = len(payload), true
+		payload = payload[:maxDLQPayload]
+	}
+	d.Payload = string(payload)
+	if !utf8.Valid(payload) {
+		d.Payload, d.PayloadEncoding = base64.StdEncoding.EncodeToString(payload), "base64"
 	}
 	v, _ := json.Marshal(d) // only strings, numbers and a time: cannot fail
 	return &kgo.Record{Topic: rt.topics.DLQ(tenant), Key: r.Key, Value: v,
@@ -501,12 +557,13 @@ type topicCache struct {
 func (c *topicCache) exists(ctx context.Context, topic string) bool {
 	age := time.Since(c.fetched)
 	if age > c.maxAge || (!c.topics[topic] && age > time.Second) {
-		if details, err := c.adm.ListTopics(ctx); err == nil {
+		details, err := c.adm.ListTopics(ctx)
+		c.fetched = time.Now() // also on failure: at most one attempt a second
+		if err == nil {
 			c.topics = make(map[string]bool, len(details))
 			for name, d := range details {
 				c.topics[name] = d.Err == nil
 			}
-			c.fetched = time.Now()
 		} else if c.topics == nil {
 			return true // no metadata at all: let the producer find out
 		}
@@ -584,6 +641,8 @@ type registry struct {
 }
 
 type tenantPipes struct {
+	exprStreak atomic.Int64 // expression failures in a row of the version in force
+
 	current  *Pipeline // in force; PassThrough when there is none
 	previous *Pipeline // fallback when current fails at run time; nil: pass-through
 	stored   int64     // version last seen in the config topic (0: none or unreadable)
@@ -605,9 +664,13 @@ func (r *registry) count() int {
 func (r *registry) get(tenant string) *Pipeline {
 	r.mu.RLock()
 	t, ok := r.tenants[tenant]
+	var p *Pipeline
+	if ok {
+		p = t.current
+	}
 	r.mu.RUnlock()
 	if ok {
-		return t.current
+		return p
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -626,7 +689,7 @@ func (r *registry) apply(tenant string, src []byte) {
 	var p *Pipeline
 	var err error
 	if src != nil {
-		p, err = Load(src)
+		p, err = safeLoad(src)
 		if err == nil && p.Tenant != tenant {
 			err = fmt.Errorf("pipeline names tenant %q but is stored under %q", p.Tenant, tenant)
 		}
@@ -653,8 +716,46 @@ func (r *registry) apply(tenant string, src []byte) {
 			t.previous = t.current
 		}
 		t.current, t.stored, t.err = p, p.Version, ""
+		t.exprStreak.Store(0)
 	}
 	r.m.version.WithLabelValues(tenant).Set(float64(t.current.Version))
+}
+
+// exprFallbackStreak is how many records in a row must fail with an
+// expression error before a version counts as broken: one record with an
+// unexpected value goes to the dead-letter topic, a version whose
+// expression fails on everything is taken out of service.
+const exprFallbackStreak = 10
+
+// broken reports whether a record's outcome shows the tenant's version in
+// force to be broken: it panicked, or its expressions failed on
+// exprFallbackStreak records in a row.
+func (r *registry) broken(tenant string, f *Failure) bool {
+	r.mu.RLock()
+	t := r.tenants[tenant]
+	r.mu.RUnlock()
+	switch {
+	case t == nil:
+		return false
+	case f == nil || f.Reason != ReasonExpr:
+		if t.exprStreak.Load() != 0 {
+			t.exprStreak.Store(0)
+		}
+		return f != nil && f.Reason == ReasonPanic
+	default:
+		return t.exprStreak.Add(1) >= exprFallbackStreak
+	}
+}
+
+// safeLoad is Load that turns a panic into an error: one tenant's document
+// must never take the router down (and it would again at every start).
+func safeLoad(src []byte) (p *Pipeline, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			p, err = nil, fmt.Errorf("loading the pipeline panicked: %v", v)
+		}
+	}()
+	return Load(src)
 }
 
 // fail takes a pipeline that failed at run time out of service for its
@@ -668,6 +769,7 @@ func (r *registry) fail(tenant string, p *Pipeline, f *Failure) {
 		return // already replaced
 	}
 	r.m.fallbacks.WithLabelValues(tenant).Inc()
+	t.exprStreak.Store(0)
 	t.current, t.previous = t.previous, nil
 	if t.current == nil {
 		t.current = PassThrough(tenant)

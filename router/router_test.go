@@ -235,8 +235,11 @@ func TestTenantIsolation(t *testing.T) {
 	for _, tn := range []string{"alpha", "beta", "gamma"} {
 		produceLines(t, cl, tn, 200, 100)
 	}
+	// A version whose expressions fail on every record dead-letters
+	// exprFallbackStreak-1 of them; the next takes it out of service and
+	// version 1 processes the rest.
 	wait(30*time.Second, "records after gamma's failing pipeline", func(o *output) bool {
-		return count("alpha") >= 300 && count("beta") >= 300 && count("gamma") >= 300
+		return count("alpha") >= 300 && count("beta") >= 300 && count("gamma")+len(o.dlq["logs.dlq.gamma"]) >= 300
 	})
 	if v := testutil.ToFloat64(rt.m.version.WithLabelValues("gamma")); v != 1 {
 		t.Errorf("gamma's version in force is %v, want the last good one, 1", v)
@@ -246,10 +249,23 @@ func TestTenantIsolation(t *testing.T) {
 	}
 	out.mu.Lock()
 	defer out.mu.Unlock()
+	dlq := out.dlq["logs.dlq.gamma"]
+	if len(dlq) != exprFallbackStreak-1 {
+		t.Errorf("gamma: %d dead letters, want %d", len(dlq), exprFallbackStreak-1)
+	}
+	for _, d := range dlq {
+		if d.Reason != ReasonExpr || d.PipelineVersion != 3 {
+			t.Errorf("gamma dead letter: %+v", d)
+		}
+	}
 	for _, tn := range []string{"alpha", "beta", "gamma"} {
 		recs := out.parsed["logs.parsed."+tn]
-		if len(recs) != 300 {
-			t.Errorf("%s: %d parsed records, want exactly 300", tn, len(recs))
+		want := 300
+		if tn == "gamma" {
+			want -= len(dlq)
+		}
+		if len(recs) != want {
+			t.Errorf("%s: %d parsed records, want exactly %d", tn, len(recs), want)
 		}
 		seen := map[int64]bool{}
 		for _, r := range recs {
@@ -260,8 +276,8 @@ func TestTenantIsolation(t *testing.T) {
 			seq, _ := r.Attributes["seq"].(int64)
 			seen[seq] = true
 		}
-		if len(seen) != 300 {
-			t.Errorf("%s: %d distinct sequence numbers, want 300", tn, len(seen))
+		if len(seen) != want {
+			t.Errorf("%s: %d distinct sequence numbers, want %d", tn, len(seen), want)
 		}
 	}
 }
@@ -430,4 +446,29 @@ func TestNewTopicPickedUp(t *testing.T) {
 	t.Logf("new topic routed after %s", time.Since(start).Round(10*time.Millisecond))
 	wait(20*time.Second, "the new tenant's records", func(o *output) bool { return len(o.parsed["logs.parsed.late"]) == 5 })
 	_ = out
+}
+
+// TestOversizedRecord: a record too large to produce once processed goes
+// to the dead-letter topic (its payload cut to fit), and the tenant's next
+// records flow; before, it stalled the tenant for good.
+func TestOversizedRecord(t *testing.T) {
+	cluster := routerCluster(t, "big")
+	brokers := cluster.ListenAddrs()
+	cl := newClient(t, brokers, kgo.ProducerBatchMaxBytes(2<<20))
+	startRouter(t, routerConfig(t, brokers, nil))
+	huge := strings.Repeat("x", 950<<10)
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.raw.big", Key: []byte("c"), Value: []byte(huge)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	produceLines(t, cl, "big", 0, 3)
+	out, wait := consumeOutputs(t, brokers, "big")
+	wait(30*time.Second, "3 parsed records and a dead letter", func(o *output) bool {
+		return len(o.parsed["logs.parsed.big"]) == 3 && len(o.dlq["logs.dlq.big"]) == 1
+	})
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	d := out.dlq["logs.dlq.big"][0]
+	if d.Reason != "too_large" || !d.PayloadTruncated || d.PayloadSize != len(huge) || len(d.Payload) != maxDLQPayload {
+		t.Errorf("dead letter: reason %q truncated %v size %d payload %d bytes", d.Reason, d.PayloadTruncated, d.PayloadSize, len(d.Payload))
+	}
 }
