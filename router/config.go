@@ -16,7 +16,7 @@ type Config struct {
 	Telemetry telemetry.Config
 
 	Group string `env:"ROUTER_GROUP, default=sluice-router" help:"Consumer group of the routers; every replica uses the same one."`
-	ID    string `env:"ROUTER_ID" help:"This router's name, unique among the replicas (default: the host name, i.e. the pod name). It makes the transactional id <group>-<id> and names the router in pipeline status."`
+	ID    string `env:"ROUTER_ID" help:"This router's name, unique among the replicas (default: the host name, i.e. the pod name). It makes the transactional id <group>-<id> and names the router in pipeline status. Set explicitly (for example to a StatefulSet pod name), it also makes the group membership static: a restarted router takes its partitions back without a rebalance."`
 
 	BatchRecords    int           `env:"ROUTER_BATCH_RECORDS, default=5000" help:"Most records consumed, transformed and produced in one Kafka transaction."`
 	RescanInterval  time.Duration `env:"ROUTER_RESCAN_INTERVAL, default=5s" help:"How often topic metadata is refreshed: new <prefix>.raw.* topics are picked up, missing output topics noticed."`

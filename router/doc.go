@@ -141,10 +141,11 @@
 //
 // New checks the configuration and starts nothing; Run blocks. Run reads
 // <prefix>.config (compacted; key = tenant, value = the pipeline document;
-// keys status/<tenant>/<router> hold routers' status) from its start and
-// keeps following it, then consumes with a GroupTransactSession (static
-// membership with SLUICE_ROUTER_ID, so a restarted router takes its place
-// back without a rebalance). Each poll of up to SLUICE_ROUTER_BATCH_RECORDS
+// keys status/<tenant>/<router> hold routers' status, removed when a router
+// stops cleanly) from its start and keeps following it; if following stops,
+// Run returns an error so the process restarts. It then consumes with a
+// GroupTransactSession (static membership when SLUICE_ROUTER_ID is set, so
+// a restarted router takes its place back without a rebalance). Each poll of up to SLUICE_ROUTER_BATCH_RECORDS
 // records is one transaction: produce everything, commit the consumed
 // offsets with it, or abort and consume it all again. A router killed at
 // any moment, or a rebalance, neither loses nor duplicates records for
@@ -159,15 +160,20 @@
 // offset; without times, the Kafka timestamp.
 //
 // Isolation. A pipeline version that fails to load (validation, compile,
-// its own tests) leaves the version in force alone. A version that fails at
-// run time (a panic, an expression error) is taken out of service on the
-// spot: the previous good version, or pass-through, takes over and the
-// record is processed again. Either way the error is counted and published
+// its own tests, even a panic) leaves the version in force alone. A version
+// that is broken at run time is taken out of service: at once when it
+// panics, and when its expressions fail on 10 records in a row (one record
+// with an unexpected value is just dead-lettered). The previous good
+// version, or pass-through, takes over and the record is processed again.
+// This is per router process and lasts until the tenant's next apply or the
+// router's restart. Either way the error is counted and published
 // as the tenant's status (sluice pipeline get shows it). A tenant whose
 // output topic is missing is paused (its raw topics are not fetched, with
 // doubling waits up to SLUICE_ROUTER_TENANT_RETRY_MAX); the transaction that
-// found out is aborted and replayed without it, so other tenants wait for
-// one transaction at most. Data errors (a line a parse step cannot parse,
+// found out is aborted and replayed without it: for exactly-once, the other
+// tenants' records in that batch are replayed too, so they wait one
+// transaction. A record too large to produce once processed goes to the
+// dead-letter topic, its payload cut to fit. Data errors (a line a parse step cannot parse,
 // a timestamp that does not parse) send that record to the dead-letter
 // topic as a JSON DeadLetter: reason, error, step, pipeline version, source
 // topic/partition/offset and the payload (base64 when not UTF-8).
