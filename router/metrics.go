@@ -1,6 +1,10 @@
 package router
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics are the router's Prometheus metrics (namespace sluice, subsystem
 // router); labels are bounded by the number of tenants.
@@ -17,6 +21,28 @@ type metrics struct {
 	latency       *prometheus.HistogramVec
 	tenantsPaused prometheus.Gauge
 	batchDuration prometheus.Histogram
+
+	tenants sync.Map // tenant -> *tenantMetrics, looked up once per tenant
+}
+
+// tenantMetrics are one tenant's per-record metrics.
+type tenantMetrics struct {
+	in, out prometheus.Counter
+	latency prometheus.Observer
+}
+
+// tenant returns a tenant's per-record metrics without a label lookup per
+// record.
+func (m *metrics) tenant(tenant string) *tenantMetrics {
+	if tm, ok := m.tenants.Load(tenant); ok {
+		return tm.(*tenantMetrics)
+	}
+	tm, _ := m.tenants.LoadOrStore(tenant, &tenantMetrics{
+		in:      m.recordsIn.WithLabelValues(tenant),
+		out:     m.recordsOut.WithLabelValues(tenant),
+		latency: m.latency.WithLabelValues(tenant),
+	})
+	return tm.(*tenantMetrics)
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {

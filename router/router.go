@@ -328,8 +328,9 @@ func (rt *Router) handle(ctx context.Context, r *kgo.Record, j *joiner) []*kgo.R
 	if !ok || kind != kafka.KindRaw {
 		return nil // the pattern only matches raw topics; nothing else is ours
 	}
-	rt.m.recordsIn.WithLabelValues(tenant).Inc()
-	rt.m.latency.WithLabelValues(tenant).Observe(time.Since(r.Timestamp).Seconds())
+	tm := rt.m.tenant(tenant)
+	tm.in.Inc()
+	tm.latency.Observe(time.Since(r.Timestamp).Seconds())
 	rec, failure := rt.decode(ctx, tenant, r)
 	if failure != nil {
 		return []*kgo.Record{rt.dlq(tenant, 0, r, 0, failure)}
@@ -377,7 +378,7 @@ func (rt *Router) run(tenant string, raw *kgo.Record, rec schemas.Record, last i
 	if res.Stream != "" {
 		topic = rt.topics.ParsedStream(tenant, res.Stream)
 	}
-	v, err := schemas.AppendSingleObject(make([]byte, 0, len(work.Log)+512), &work)
+	v, err := schemas.AppendSingleObject(make([]byte, 0, 2*len(work.Log)+512), &work) // room for parsed attributes
 	if err != nil {
 		return []*kgo.Record{rt.dlq(tenant, pipe.Version, raw, last, &Failure{Step: -1, Reason: "encode", Err: err})}
 	}
@@ -386,7 +387,7 @@ func (rt *Router) run(tenant string, raw *kgo.Record, rec schemas.Record, last i
 		return []*kgo.Record{rt.dlq(tenant, pipe.Version, raw, last, &Failure{Step: -1, Reason: "too_large",
 			Err: fmt.Errorf("processed record is %d bytes encoded, more than %d", len(v), maxOutputBytes)})}
 	}
-	rt.m.recordsOut.WithLabelValues(tenant).Inc()
+	rt.m.tenant(tenant).out.Inc()
 	return []*kgo.Record{{Topic: topic, Key: raw.Key, Value: v, Headers: avroHeaders}}
 }
 
