@@ -228,53 +228,29 @@ func (c *fastCursor) mapHeader() int {
 // when it has no entries, keys and values repaired to valid UTF-8 (see
 // addRepairedKeys). A key appearing twice as read is an error, as it is for
 // goavro.
-func (c *fastCursor) stringMap() map[string]string {
-	var (
-		m   map[string]string
-		bad []keyValue[string] // entries whose key is invalid UTF-8, as read
-	)
-	for n := c.mapHeader(); n > 0; n = c.mapHeader() {
-		if m == nil {
-			m = make(map[string]string, min(n, maxMapHint))
-		}
-		for range n {
-			k, v := c.raw(), c.str()
-			if c.err != nil {
-				return nil
-			}
-			if !utf8.ValidString(k) {
-				bad = append(bad, keyValue[string]{k, v})
-				continue
-			}
-			size := len(m)
-			if m[k] = v; len(m) == size {
-				c.fail(fmt.Errorf("duplicate map key %q", k))
-			}
-		}
-	}
-	if c.err == nil && bad != nil {
-		addRepairedKeys(c, m, bad)
-	}
-	return m
-}
+func (c *fastCursor) stringMap() map[string]string { return readMap(c, c.str) }
 
 // attributes reads the attribute map, like stringMap.
-func (c *fastCursor) attributes() map[string]any {
+func (c *fastCursor) attributes() map[string]any { return readMap(c, c.attribute) }
+
+// readMap reads an Avro map whose values value reads: blocks, duplicate
+// keys rejected, keys that are not valid UTF-8 repaired (addRepairedKeys).
+func readMap[V any](c *fastCursor, value func() V) map[string]V {
 	var (
-		m   map[string]any
-		bad []keyValue[any]
+		m   map[string]V
+		bad []keyValue[V] // entries whose key is invalid UTF-8, as read
 	)
 	for n := c.mapHeader(); n > 0; n = c.mapHeader() {
 		if m == nil {
-			m = make(map[string]any, min(n, maxMapHint))
+			m = make(map[string]V, min(n, maxMapHint))
 		}
 		for range n {
-			k, v := c.raw(), c.attribute()
+			k, v := c.raw(), value()
 			if c.err != nil {
 				return nil
 			}
 			if !utf8.ValidString(k) {
-				bad = append(bad, keyValue[any]{k, v})
+				bad = append(bad, keyValue[V]{k, v})
 				continue
 			}
 			size := len(m)

@@ -213,30 +213,28 @@ func mapValues(m map[string]streamPosition) []streamPosition {
 	return out
 }
 
-func (sh *Shipper) rescanLoop(ctx context.Context) {
-	t := time.NewTicker(sh.cfg.RescanInterval)
+// every calls fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			sh.scan(ctx, true)
+			fn()
 		}
 	}
+}
+
+func (sh *Shipper) rescanLoop(ctx context.Context) {
+	every(ctx, sh.cfg.RescanInterval, func() { sh.scan(ctx, true) })
 }
 
 // followLoop opens new rotations of every stream as they appear, whether or
 // not its reader is busy (see stream.follow).
 func (sh *Shipper) followLoop(ctx context.Context) {
-	t := time.NewTicker(sh.cfg.PollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, sh.cfg.PollInterval, func() {
 		sh.mu.Lock()
 		streams := make([]*stream, 0, len(sh.streams))
 		for _, st := range sh.streams {
@@ -246,7 +244,7 @@ func (sh *Shipper) followLoop(ctx context.Context) {
 		for _, st := range streams {
 			st.follow()
 		}
-	}
+	})
 }
 
 // scan matches the globs, starts a stream for every new file and marks
