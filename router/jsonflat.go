@@ -63,6 +63,17 @@ func (sc *jsonScanner) ws() {
 }
 
 // object flattens the object at sc.i (which is '{') at nesting level.
+// colon consumes the ':' after an object key, with white space around it.
+func (sc *jsonScanner) colon() error {
+	sc.ws()
+	if sc.i >= len(sc.s) || sc.s[sc.i] != ':' {
+		return sc.errorf("want ':'")
+	}
+	sc.i++
+	sc.ws()
+	return nil
+}
+
 func (sc *jsonScanner) object(prefix string, level int) error {
 	sc.i++ // '{'
 	sc.ws()
@@ -82,12 +93,9 @@ func (sc *jsonScanner) object(prefix string, level int) error {
 		if prefix != "" {
 			k = prefix + k
 		}
-		sc.ws()
-		if sc.i >= len(sc.s) || sc.s[sc.i] != ':' {
-			return sc.errorf("want ':'")
+		if err := sc.colon(); err != nil {
+			return err
 		}
-		sc.i++
-		sc.ws()
 		if sc.i >= len(sc.s) {
 			return sc.errorf("unexpected end")
 		}
@@ -367,12 +375,9 @@ func (sc *jsonScanner) skip(nest int) error {
 				if _, err := sc.str(); err != nil {
 					return err
 				}
-				sc.ws()
-				if sc.i >= len(sc.s) || sc.s[sc.i] != ':' {
-					return sc.errorf("want ':'")
+				if err := sc.colon(); err != nil {
+					return err
 				}
-				sc.i++
-				sc.ws()
 			}
 			if sc.i >= len(sc.s) {
 				return sc.errorf("unexpected end")

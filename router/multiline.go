@@ -113,7 +113,7 @@ func (g *joined) run(rt *Router) []*kgo.Record {
 		cp.Value = g.payload
 		raw = &cp
 	}
-	return rt.run(g.tenant, raw, g.rec, g.last)
+	return rt.run(g.tenant, nil, raw, g.rec, g.last)
 }
 
 // add takes a decoded record of a tenant whose pipeline joins lines. It

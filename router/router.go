@@ -309,17 +309,6 @@ func (rt *Router) transact(ctx context.Context, sess *kgo.GroupTransactSession, 
 	return nil
 }
 
-// process turns one raw record into the records to produce, outside any
-// joining of lines (benchmarks and simple callers).
-func (rt *Router) process(ctx context.Context, r *kgo.Record) []*kgo.Record {
-	var j joiner
-	out := rt.handle(ctx, r, &j)
-	for _, g := range j.all() {
-		out = append(out, g.run(rt)...)
-	}
-	return out
-}
-
 // handle takes one raw record: decodes it, and either joins it with the
 // records before it (when the tenant's pipeline starts with multiline),
 // returning what that finished, or runs the pipeline on it.
@@ -335,31 +324,34 @@ func (rt *Router) handle(ctx context.Context, r *kgo.Record, j *joiner) []*kgo.R
 	if failure != nil {
 		return []*kgo.Record{rt.dlq(tenant, 0, r, 0, failure)}
 	}
-	if ml := rt.pipes.get(tenant).Multiline(); ml != nil {
+	pipe := rt.pipes.get(tenant)
+	if ml := pipe.Multiline(); ml != nil {
 		if g := j.add(tenant, r, rec, ml, time.Now()); g != nil {
 			return g.run(rt)
 		}
 		return nil
 	}
-	return rt.run(tenant, r, rec, 0)
+	return rt.run(tenant, pipe, r, rec, 0)
 }
 
 // run applies the tenant's pipeline to a decoded record and returns what
 // to produce: the transformed record, a dead-letter record, or nothing
 // (dropped). raw is the record it came from; for lines joined by
 // multiline, a copy of the first line's record holding every line's
-// payload, and last is the offset of the last line (0 otherwise).
-func (rt *Router) run(tenant string, raw *kgo.Record, rec schemas.Record, last int64) []*kgo.Record {
+// payload, and last is the offset of the last line (0 otherwise). pipe is
+// the tenant's pipeline in force, if the caller has it (nil: look it up).
+func (rt *Router) run(tenant string, pipe *Pipeline, raw *kgo.Record, rec schemas.Record, last int64) []*kgo.Record {
 	var res Result
-	var pipe *Pipeline
+	var work schemas.Record
 	// A version that is broken at run time (see registry.broken) is taken
 	// out of service and the record is processed again, from a copy, by the
 	// previous good version (at most twice: then pass-through is in force).
-	work := rec
-	for range 3 {
+	for attempt := range 3 {
 		work = rec
-		work.Attributes = maps.Clone(rec.Attributes)
-		pipe = rt.pipes.get(tenant)
+		work.Attributes = maps.Clone(rec.Attributes) // Process rewrites the map; a retry needs the original
+		if pipe == nil || attempt > 0 {
+			pipe = rt.pipes.get(tenant)
+		}
 		res = pipe.Process(&work)
 		if pipe.Version == 0 || !rt.pipes.broken(tenant, res.DLQ) {
 			break
@@ -708,10 +700,8 @@ func (r *registry) apply(tenant string, src []byte) {
 		t.current, t.previous, t.stored, t.err = PassThrough(tenant), nil, 0, ""
 	case err != nil:
 		r.m.loadErrors.WithLabelValues(tenant).Inc()
-		t.stored, t.err = 0, fmt.Sprintf("stored pipeline not applied: %v", err)
-		if spec, perr := Parse(src); perr == nil {
-			t.stored = spec.Version
-		}
+		t.stored, _ = storedVersion(tenant, src)
+		t.err = fmt.Sprintf("stored pipeline not applied: %v", err)
 	default:
 		if t.current.Version != 0 {
 			t.previous = t.current

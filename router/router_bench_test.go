@@ -11,6 +11,17 @@ import (
 	"github.com/sluicelogs/sluice/schemas"
 )
 
+// process turns one raw record into the records to produce, outside any
+// joining of lines (for the benchmark).
+func (rt *Router) process(ctx context.Context, r *kgo.Record) []*kgo.Record {
+	var j joiner
+	out := rt.handle(ctx, r, &j)
+	for _, g := range j.all() {
+		out = append(out, g.run(rt)...)
+	}
+	return out
+}
+
 // BenchmarkRouterRecord measures the router's whole per-record work, as a
 // records/s figure for one core: decode the raw record (Avro single-object,
 // as the shipper writes it), run the tenant's pipeline, encode the result

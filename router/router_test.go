@@ -60,6 +60,15 @@ func routerConfig(t testing.TB, brokers []string, env map[string]string) Config 
 // startRouter runs a router in the background until the test ends.
 func startRouter(t testing.TB, cfg Config) *Router {
 	t.Helper()
+	rt, stop := runRouter(t, cfg)
+	t.Cleanup(stop)
+	return rt
+}
+
+// runRouter runs a router in the background; stop ends it and checks that
+// Run returned nil (it may be called more than once).
+func runRouter(t testing.TB, cfg Config) (*Router, func()) {
+	t.Helper()
 	o := Options{Registerer: prometheus.NewRegistry()}
 	if testing.Verbose() {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -71,18 +80,20 @@ func startRouter(t testing.TB, cfg Config) *Router {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rt.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
+	var once sync.Once
+	return rt, func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("router did not stop within 30s")
 			}
-		case <-time.After(30 * time.Second):
-			t.Error("router did not stop within 30s")
-		}
-	})
-	return rt
+		})
+	}
 }
 
 func newClient(t testing.TB, brokers []string, opts ...kgo.Opt) *kgo.Client {
@@ -470,5 +481,41 @@ func TestOversizedRecord(t *testing.T) {
 	d := out.dlq["logs.dlq.big"][0]
 	if d.Reason != "too_large" || !d.PayloadTruncated || d.PayloadSize != len(huge) || len(d.Payload) != maxDLQPayload {
 		t.Errorf("dead letter: reason %q truncated %v size %d payload %d bytes", d.Reason, d.PayloadTruncated, d.PayloadSize, len(d.Payload))
+	}
+}
+
+// TestStatus: a router publishes, per tenant, the version it applies and
+// the last error, for sluice pipeline get; a router that stops cleanly
+// removes its status records.
+func TestStatus(t *testing.T) {
+	cluster := routerCluster(t, "shop")
+	brokers := cluster.ListenAddrs()
+	cl := newClient(t, brokers)
+	_, stop := runRouter(t, routerConfig(t, brokers, nil))
+	t.Cleanup(stop)
+	apply(t, cl, fmt.Sprintf(jsonPipeline, "shop", 1, 1))
+	broken := "tenant: shop\nversion: 2\nsteps:\n  - regex: {field: log, pattern: '(unclosed'}\n"
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.config", Key: []byte("shop"), Value: []byte(broken)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	statuses := func() []RouterStatus {
+		snap, err := ReadConfig(context.Background(), newClient(t, brokers), "logs.config")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snap.Statuses["shop"]
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		st := statuses()
+		if len(st) == 1 && st[0].Router == "r1" && st[0].Applied == 1 && st[0].Stored == 2 && strings.Contains(st[0].Error, "not applied") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status never showed version 1 applied and version 2 refused: %+v", st)
+		}
+	}
+	stop()
+	if st := statuses(); len(st) != 0 {
+		t.Errorf("status records left after a clean stop: %+v", st)
 	}
 }

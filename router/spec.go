@@ -136,7 +136,8 @@ var stepKeys = map[string][]string{
 	"multiline": {"continuation", "max_lines", "max_bytes", "max_wait"},
 }
 
-// unsupportedSteps are step types that are planned but not implemented.
+// unsupportedSteps are step types users know from other tools; they are
+// rejected with a pointer to what to use instead.
 var unsupportedSteps = map[string]string{
 	"grok": "grok is not supported: use regex with named groups",
 }

@@ -284,26 +284,6 @@ func TestAppendInvalidAttributes(t *testing.T) {
 	}
 }
 
-func TestAppendAvroAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("sync.Pool drops items at random under the race detector")
-	}
-	r := sampleRecord()
-	buf := make([]byte, 0, 4096)
-	allocs := testing.AllocsPerRun(1000, func() {
-		buf, _ = AppendSingleObject(buf[:0], &r)
-	})
-	if allocs != 0 {
-		t.Fatalf("AppendSingleObject: %v allocs per record, want 0", allocs)
-	}
-	allocs = testing.AllocsPerRun(1000, func() {
-		buf, _ = AppendJSON(buf[:0], &r)
-	})
-	if allocs != 0 {
-		t.Fatalf("AppendJSON: %v allocs per record, want 0", allocs)
-	}
-}
-
 // TestSingleObjectRoundTrip documents what survives encode+decode, for every
 // Avro format (single-object and Confluent share the body):
 //   - every string, bool and int64 exactly, including math.MinInt64/MaxInt64;

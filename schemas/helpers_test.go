@@ -276,11 +276,34 @@ func goavroBody(t testing.TB, r *Record) []byte {
 // entries sorted by key in a single block, and returns it with the bytes
 // after the datum. Everything else is copied unchanged.
 func sortAvroMaps(t *avroType, b []byte) (out, rest []byte, err error) {
+	return rewriteAvroMaps(t, b, func(entries []avroEntry) []byte {
+		slices.SortFunc(entries, func(a, b avroEntry) int { return cmp.Compare(a.key, b.key) })
+		var blocks []byte
+		if len(entries) > 0 {
+			blocks = appendAvroLong(blocks, int64(len(entries)))
+			for _, e := range entries {
+				blocks = append(blocks, e.enc...)
+			}
+		}
+		return blocks
+	})
+}
+
+// avroEntry is one map entry as encoded: key and value.
+type avroEntry struct {
+	key string
+	enc []byte
+}
+
+// rewriteAvroMaps copies one datum of type t at the start of b, writing
+// each map (nested ones first) as blocks returns for its entries, and
+// returns it with the bytes after the datum.
+func rewriteAvroMaps(t *avroType, b []byte, blocks func([]avroEntry) []byte) (out, rest []byte, err error) {
 	switch t.kind {
 	case avroRecord:
 		for _, f := range t.fields {
 			var o []byte
-			if o, b, err = sortAvroMaps(f, b); err != nil {
+			if o, b, err = rewriteAvroMaps(f, b, blocks); err != nil {
 				return nil, nil, err
 			}
 			out = append(out, o...)
@@ -293,14 +316,10 @@ func sortAvroMaps(t *avroType, b []byte) (out, rest []byte, err error) {
 			return nil, nil, err
 		}
 		out = append(out, b[:len(b)-len(c.b)]...)
-		o, rest, err := sortAvroMaps(t.branches[i], c.b)
+		o, rest, err := rewriteAvroMaps(t.branches[i], c.b, blocks)
 		return append(out, o...), rest, err
 	case avroMap:
-		type entry struct {
-			key string
-			enc []byte // key and value
-		}
-		var entries []entry
+		var entries []avroEntry
 		c := avroChecker{b: b}
 		for {
 			n, err := c.varint()
@@ -319,28 +338,21 @@ func sortAvroMaps(t *avroType, b []byte) (out, rest []byte, err error) {
 			for ; n > 0; n-- {
 				start := c.b
 				kl, err := c.varint()
-				if err != nil {
-					return nil, nil, err
+				if err != nil || kl < 0 || kl > int64(len(c.b)) {
+					return nil, nil, fmt.Errorf("bad map key (%v)", err)
 				}
 				key := string(c.b[:kl])
 				c.b = c.b[kl:]
-				v, rest, err := sortAvroMaps(t.items, c.b)
+				v, rest, err := rewriteAvroMaps(t.items, c.b, blocks)
 				if err != nil {
 					return nil, nil, err
 				}
 				enc := append([]byte(nil), start[:len(start)-len(c.b)]...)
-				entries = append(entries, entry{key, append(enc, v...)})
+				entries = append(entries, avroEntry{key, append(enc, v...)})
 				c.b = rest
 			}
 		}
-		slices.SortFunc(entries, func(a, b entry) int { return cmp.Compare(a.key, b.key) })
-		if len(entries) > 0 {
-			out = appendAvroLong(out, int64(len(entries)))
-			for _, e := range entries {
-				out = append(out, e.enc...)
-			}
-		}
-		return append(out, 0), c.b, nil
+		return append(append(out, blocks(entries)...), 0), c.b, nil
 	case avroArray:
 		return nil, nil, fmt.Errorf("arrays not needed by LogRecord")
 	default:

@@ -48,6 +48,12 @@ func TestRouterSurvivesKill9(t *testing.T) {
 		[]byte("tenant: alpha\nversion: 1\nsteps:\n  - json: {field: log}\n  - set: {field: routed, value: yes}\n")); err != nil {
 		t.Fatal(err)
 	}
+	// beta joins continuation lines: joined records must survive the kills
+	// whole, and exactly once.
+	if _, err := router.ApplyPipeline(context.Background(), cl, "logs.config",
+		[]byte("tenant: beta\nversion: 1\nsteps:\n  - multiline: {continuation: '^\\tat ', max_wait: 500ms}\n")); err != nil {
+		t.Fatal(err)
+	}
 	env := []string{
 		"SLUICE_KAFKA_BROKERS=" + strings.Join(brokers, ","),
 		"SLUICE_ROUTER_ID=crash-router",
@@ -57,7 +63,8 @@ func TestRouterSurvivesKill9(t *testing.T) {
 		"SLUICE_LOG_LEVEL=warn",
 	}
 
-	// A producer streams numbered records into both raw topics.
+	// A producer streams numbered records into both raw topics; each of
+	// beta's is followed by a continuation line.
 	var stop atomic.Bool
 	var produced atomic.Int64
 	var wg sync.WaitGroup
@@ -66,7 +73,11 @@ func TestRouterSurvivesKill9(t *testing.T) {
 			tn := tenants[n%2]
 			v := fmt.Sprintf(`{"seq":%d,"msg":"record %d"}`, n, n)
 			key := fmt.Sprintf("c%d", n%7)
-			if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.raw." + tn, Key: []byte(key), Value: []byte(v)}).FirstErr(); err != nil {
+			rs := []*kgo.Record{{Topic: "logs.raw." + tn, Key: []byte(key), Value: []byte(v)}}
+			if tn == "beta" {
+				rs = append(rs, &kgo.Record{Topic: "logs.raw.beta", Key: []byte(key), Value: []byte(fmt.Sprintf("\tat frame %d", n))})
+			}
+			if err := cl.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
 				t.Error(err)
 				return
 			}
@@ -129,6 +140,8 @@ func TestRouterSurvivesKill9(t *testing.T) {
 				}
 			} else if _, err := fmt.Sscanf(rec.Log, `{"seq":%d`, &seq); err != nil {
 				t.Errorf("beta record %q: %v", rec.Log, err)
+			} else if want := fmt.Sprintf(`{"seq":%d,"msg":"record %d"}`+"\n\tat frame %d", seq, seq, seq); rec.Log != want {
+				t.Errorf("beta record not joined whole: %q, want %q", rec.Log, want)
 			}
 			seen[seq]++
 		})
