@@ -175,7 +175,7 @@
 // transaction. A record too large to produce once processed goes to the
 // dead-letter topic, its payload cut to fit. Data errors (a line a parse step cannot parse,
 // a timestamp that does not parse) send that record to the dead-letter
-// topic as a JSON DeadLetter: reason, error, step, pipeline version, source
+// topic as a JSON schemas.DeadLetter: reason, error, step, pipeline version, source
 // topic/partition/offset and the payload (base64 when not UTF-8).
 //
 // Not supported: grok (use regex).

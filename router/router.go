@@ -3,7 +3,6 @@ package router
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -449,61 +448,21 @@ func hasLogKey(b []byte) bool {
 	return ok
 }
 
-// DeadLetter is the JSON document written to <prefix>.dlq.<tenant> for a
-// record that could not be processed.
-type DeadLetter struct {
-	Reason          string    `json:"reason"`
-	Error           string    `json:"error"`
-	Step            int       `json:"step"`
-	StepType        string    `json:"step_type,omitempty"`
-	PipelineVersion int64     `json:"pipeline_version"`
-	Router          string    `json:"router"`
-	Topic           string    `json:"topic"`
-	Partition       int32     `json:"partition"`
-	Offset          int64     `json:"offset"`
-	Timestamp       time.Time `json:"timestamp"`
-	// LastOffset is set for a record joined from several lines (multiline):
-	// the offset of its last line; Payload then holds every line's payload,
-	// newline-separated.
-	LastOffset int64 `json:"last_offset,omitempty"`
-	// Payload is the original value: as text when it is UTF-8, else base64
-	// (PayloadEncoding says which); cut to maxDLQPayload bytes, with
-	// PayloadTruncated and the full PayloadSize, when longer.
-	Payload          string `json:"payload"`
-	PayloadEncoding  string `json:"payload_encoding"`
-	PayloadTruncated bool   `json:"payload_truncated,omitempty"`
-	PayloadSize      int    `json:"payload_size,omitempty"`
-}
-
-// maxDLQPayload keeps a dead letter (payload, base64 and JSON escaping
-// included) under maxOutputBytes.
-const maxDLQPayload = 512 << 10
-
 func (rt *Router) dlq(tenant string, version int64, r *kgo.Record, last int64, f *Failure) *kgo.Record {
 	rt.m.dlq.WithLabelValues(tenant, f.Reason).Inc()
-	d := DeadLetter{
-		Reason: f.Reason, Error: f.Error(), Step: f.Step, StepType: f.StepType,
-		PipelineVersion: version, Router: rt.id,
+	d := schemas.DeadLetter{
+		Reason: f.Reason, Error: f.Error(), Stage: "router", Instance: rt.id,
+		Step: f.Step, StepType: f.StepType, PipelineVersion: version,
 		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UTC(),
-		PayloadEncoding: "utf-8",
 	}
 	if last > r.Offset {
 		d.LastOffset = last
 	}
-	payload := r.Value
-	if len(payload) > maxDLQPayload {
-		// The dead letter itself must fit in Kafka: keep the head.
-		d.PayloadSize, d.PayloadTruncated = len(payload), true
-		payload = payload[:maxDLQPayload]
-	}
-	d.Payload = string(payload)
-	if !utf8.Valid(payload) {
-		d.Payload, d.PayloadEncoding = base64.StdEncoding.EncodeToString(payload), "base64"
-	}
-	v, _ := json.Marshal(d) // only strings, numbers and a time: cannot fail
-	return &kgo.Record{Topic: rt.topics.DLQ(tenant), Key: r.Key, Value: v,
-		Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/json")}}}
+	d.SetPayload(r.Value)
+	return &kgo.Record{Topic: rt.topics.DLQ(tenant), Key: r.Key, Value: d.Marshal(), Headers: jsonHeaders}
 }
+
+var jsonHeaders = []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/json")}}
 
 func (rt *Router) logLimited(key, msg string, args ...any) {
 	if suppressed, ok := rt.limiter.Allow(key); ok {

@@ -118,7 +118,7 @@ func apply(t testing.TB, cl *kgo.Client, doc string) {
 type output struct {
 	mu      sync.Mutex
 	parsed  map[string][]schemas.Record // by topic
-	dlq     map[string][]DeadLetter
+	dlq     map[string][]schemas.DeadLetter
 	records int
 }
 
@@ -129,7 +129,7 @@ func consumeOutputs(t testing.TB, brokers []string, tenants ...string) (*output,
 	}
 	cl := newClient(t, brokers, kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(50*time.Millisecond))
-	out := &output{parsed: map[string][]schemas.Record{}, dlq: map[string][]DeadLetter{}}
+	out := &output{parsed: map[string][]schemas.Record{}, dlq: map[string][]schemas.DeadLetter{}}
 	dec := schemas.NewDecoder()
 	wait := func(timeout time.Duration, what string, cond func(*output) bool) {
 		t.Helper()
@@ -143,7 +143,7 @@ func consumeOutputs(t testing.TB, brokers []string, tenants ...string) (*output,
 				defer out.mu.Unlock()
 				out.records++
 				if strings.Contains(r.Topic, ".dlq.") {
-					var d DeadLetter
+					var d schemas.DeadLetter
 					if err := json.Unmarshal(r.Value, &d); err != nil {
 						t.Errorf("dead letter is not JSON: %v", err)
 					}
@@ -479,7 +479,7 @@ func TestOversizedRecord(t *testing.T) {
 	out.mu.Lock()
 	defer out.mu.Unlock()
 	d := out.dlq["logs.dlq.big"][0]
-	if d.Reason != "too_large" || !d.PayloadTruncated || d.PayloadSize != len(huge) || len(d.Payload) != maxDLQPayload {
+	if d.Reason != "too_large" || !d.PayloadTruncated || d.PayloadSize != len(huge) || len(d.Payload) != schemas.MaxDeadLetterPayload {
 		t.Errorf("dead letter: reason %q truncated %v size %d payload %d bytes", d.Reason, d.PayloadTruncated, d.PayloadSize, len(d.Payload))
 	}
 }

@@ -427,3 +427,11 @@ func compactJSON(b []byte) string {
 	out, _ := validString(buf.String())
 	return out
 }
+
+// AppendJSONString appends s to b as a JSON string, escaped as AppendJSON
+// escapes strings (invalid UTF-8 bytes become \ufffd). For stages that write
+// their own JSON documents (the indexer).
+func AppendJSONString(b []byte, s string) []byte { return appendJSONString(b, s) }
+
+// AppendJSONFloat appends f as AppendJSON writes a double. f must be finite.
+func AppendJSONFloat(b []byte, f float64) []byte { return appendJSONFloat(b, f) }

@@ -1,0 +1,95 @@
+package schemas
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"time"
+	"unicode/utf8"
+)
+
+// DeadLetter is the JSON document written to <prefix>.dlq.<tenant> for a
+// record that a stage could not process (router) or store (indexer). Tenants
+// read their dead letters to see their own errors; every dead letter names
+// the stage, the reason, the error and where the record came from, and
+// carries the record itself so it can be replayed.
+type DeadLetter struct {
+	// Reason is a short, bounded cause (also the metrics label): decode,
+	// parse, expr, too_large, rejected, ...
+	Reason string `json:"reason"`
+	// Error is the full error text.
+	Error string `json:"error"`
+	// Stage is "router" or "indexer"; Instance names the replica.
+	Stage    string `json:"stage"`
+	Instance string `json:"instance"`
+
+	// Step, StepType and PipelineVersion are set by the router: the index of
+	// the pipeline step that failed (-1: not a step, e.g. decoding) and its
+	// type, and the version of the tenant's pipeline that was in force.
+	Step            int    `json:"step"`
+	StepType        string `json:"step_type,omitempty"`
+	PipelineVersion int64  `json:"pipeline_version,omitempty"`
+
+	// Index and Status are set by the indexer: the Elasticsearch index the
+	// document was meant for and the status Elasticsearch answered.
+	Index  string `json:"index,omitempty"`
+	Status int    `json:"status,omitempty"`
+	// Document is the document Elasticsearch rejected (indexer), when it is
+	// at most MaxDeadLetterDocument bytes.
+	Document json.RawMessage `json:"document,omitempty"`
+
+	// Topic, Partition, Offset and Timestamp say where the record was read.
+	Topic     string    `json:"topic"`
+	Partition int32     `json:"partition"`
+	Offset    int64     `json:"offset"`
+	Timestamp time.Time `json:"timestamp"`
+	// LastOffset is set for a record joined from several lines (router
+	// multiline): the offset of its last line; Payload then holds every
+	// line's payload, newline-separated.
+	LastOffset int64 `json:"last_offset,omitempty"`
+	// Payload is the original value: as text when it is UTF-8, else base64
+	// (PayloadEncoding says which); cut to MaxDeadLetterPayload bytes, with
+	// PayloadTruncated and the full PayloadSize, when longer. SetPayload
+	// fills these.
+	Payload          string `json:"payload"`
+	PayloadEncoding  string `json:"payload_encoding"`
+	PayloadTruncated bool   `json:"payload_truncated,omitempty"`
+	PayloadSize      int    `json:"payload_size,omitempty"`
+}
+
+// Dead letters must fit in one Kafka record (the default limit is 1 MiB):
+// a payload is cut to MaxDeadLetterPayload bytes (base64 makes that at most
+// 683 KiB), and a rejected document is kept only up to
+// MaxDeadLetterDocument bytes.
+const (
+	MaxDeadLetterPayload  = 512 << 10
+	MaxDeadLetterDocument = 128 << 10
+)
+
+// SetPayload stores value in d as described at Payload.
+func (d *DeadLetter) SetPayload(value []byte) {
+	d.PayloadEncoding, d.PayloadTruncated, d.PayloadSize = "utf-8", false, 0
+	if len(value) > MaxDeadLetterPayload {
+		// The dead letter itself must fit in Kafka: keep the head.
+		d.PayloadSize, d.PayloadTruncated = len(value), true
+		value = value[:MaxDeadLetterPayload]
+	}
+	d.Payload = string(value)
+	if !utf8.Valid(value) {
+		d.Payload, d.PayloadEncoding = base64.StdEncoding.EncodeToString(value), "base64"
+	}
+}
+
+// SetDocument stores doc (a JSON document) in d when it is valid JSON of at
+// most MaxDeadLetterDocument bytes.
+func (d *DeadLetter) SetDocument(doc []byte) {
+	d.Document = nil
+	if len(doc) <= MaxDeadLetterDocument && json.Valid(doc) {
+		d.Document = json.RawMessage(doc)
+	}
+}
+
+// Marshal returns d's JSON form.
+func (d *DeadLetter) Marshal() []byte {
+	v, _ := json.Marshal(d) // strings, numbers, a time and valid raw JSON: cannot fail
+	return v
+}
