@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // SLUICE_INDEXER_TIMEZONE works in images without a zoneinfo database
 )
 
 // version is stamped at build time: -ldflags "-X main.version=v1.2.3".
@@ -27,6 +28,7 @@ func commands() []command {
 		{"shipper", "tail container logs on this node and produce them to per-tenant Kafka topics", runShipper},
 		{"pipeline", "validate, test, apply, get, list and delete per-tenant pipelines", runPipeline},
 		{"router", "apply each tenant's pipeline between its raw and parsed topics, in Kafka transactions", runRouter},
+		{"indexer", "bulk-write parsed topics to Elasticsearch daily indices (scale by adding replicas)", runIndexer},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintf(stdout, "sluice %s\n", version)
 			return err

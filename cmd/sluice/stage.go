@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -52,4 +53,44 @@ func printSettings(w io.Writer, name string, cfg any) error {
 		fmt.Fprintf(w, "  %s=%s\n", st.Name, st.Value)
 	}
 	return nil
+}
+
+// settings is a stage's configuration struct, by pointer.
+type settings[C any] interface {
+	*C
+	Validate() error
+}
+
+// runService is the command of a long-running stage whose only flag is
+// --validate (router, indexer): it loads and checks the settings, then runs
+// the stage built by start with telemetry until ctx ends.
+func runService[C any, P settings[C]](ctx context.Context, args []string, stdout, stderr io.Writer,
+	name, about string, telemetryOf func(*C) telemetry.Config, start func(ctx context.Context, cfg C, st stage) error) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	validate := fs.Bool("validate", false, "check the settings, print them (secrets redacted) and exit: 0 when they are valid")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: sluice %s [--validate]\n\n%s\n\nFlags:\n", name, about)
+		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\nSettings (environment variables):\n")
+		config.WriteUsage(stderr, P(new(C)))
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("%s: unexpected arguments %q", name, fs.Args())
+	}
+	cfg := P(new(C))
+	if err := config.Load(ctx, cfg); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%s settings:\n%w", name, err)
+	}
+	if *validate {
+		return printSettings(stdout, name, cfg)
+	}
+	return runStage(ctx, telemetryOf(cfg), stderr, func(st stage) error { return start(ctx, *cfg, st) })
 }

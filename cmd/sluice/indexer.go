@@ -1,0 +1,24 @@
+package main
+
+import (
+	"context"
+	"io"
+
+	"github.com/sluicelogs/sluice/indexer"
+	"github.com/sluicelogs/sluice/internal/telemetry"
+)
+
+func runIndexer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runService(ctx, args, stdout, stderr, "indexer",
+		"Consumes <prefix>.parsed.<tenant>[.<stream>] in a consumer group and bulk-writes the records to\n"+
+			"Elasticsearch daily indices <index prefix>-<tenant>[.<stream>]-YYYY.MM.DD; documents Elasticsearch\n"+
+			"rejects go to <prefix>.dlq.<tenant>. Scale by adding replicas.",
+		func(c *indexer.Config) telemetry.Config { return c.Telemetry },
+		func(ctx context.Context, cfg indexer.Config, st stage) error {
+			ix, err := indexer.New(cfg, indexer.Options{Logger: st.log, Registerer: st.reg, Ready: st.ready})
+			if err != nil {
+				return err
+			}
+			return ix.Run(ctx)
+		})
+}

@@ -1,0 +1,140 @@
+package indexer
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluicelogs/sluice/internal/config"
+	"github.com/sluicelogs/sluice/internal/elastic"
+	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/telemetry"
+)
+
+// Config is the indexer's configuration, read from SLUICE_* environment
+// variables (see internal/config).
+type Config struct {
+	Kafka         kafka.Config
+	Elasticsearch elastic.Config
+	Telemetry     telemetry.Config
+
+	Group string `env:"INDEXER_GROUP, default=sluice-indexer" help:"Consumer group of the indexers; every replica uses the same one. A second, independent group (another cluster, say) gets every record too."`
+	ID    string `env:"INDEXER_ID" help:"This indexer's name, unique among the replicas (default: the host name, i.e. the pod name), used in logs, client ids and dead letters."`
+
+	IndexPrefix string        `env:"INDEXER_INDEX_PREFIX, default=sluice" help:"First element of every index name: <prefix>-<tenant>[.<stream>]-YYYY.MM.DD. Also the name of the index template. Must not make names that Elastic's built-in logs-*-* template would capture."`
+	Timezone    string        `env:"INDEXER_TIMEZONE, default=UTC" help:"IANA time zone that decides the day of an index (e.g. Europe/Paris)."`
+	WindowPast  time.Duration `env:"INDEXER_WINDOW_PAST, default=168h" help:"An event time older than this before the moment of ingest does not pick the index: the ingest time does (the document keeps its @timestamp)."`
+	WindowAhead time.Duration `env:"INDEXER_WINDOW_AHEAD, default=24h" help:"Likewise for an event time this far after the moment of ingest."`
+
+	FlushBytes    int           `env:"INDEXER_FLUSH_BYTES, default=5242880" help:"A bulk request is sent when its body reaches this many bytes."`
+	FlushInterval time.Duration `env:"INDEXER_FLUSH_INTERVAL, default=1s" help:"A bulk request is sent at the latest this long after its first document."`
+	Workers       int           `env:"INDEXER_WORKERS, default=4" help:"Bulk requests in flight at once. Memory is bounded by about (workers + 1) x SLUICE_INDEXER_FLUSH_BYTES plus Kafka fetch buffers."`
+	RetryMax      time.Duration `env:"INDEXER_RETRY_MAX, default=30s" help:"Longest wait between retries of documents Elasticsearch refused with 429 or 5xx, or of a request that failed (the wait doubles from 100ms, with jitter)."`
+
+	RescanInterval  time.Duration `env:"INDEXER_RESCAN_INTERVAL, default=5s" help:"How often topic metadata is refreshed: new <prefix>.parsed.* topics are picked up."`
+	CommitInterval  time.Duration `env:"INDEXER_COMMIT_INTERVAL, default=1s" help:"How often the offsets of stored documents are committed."`
+	RevokeTimeout   time.Duration `env:"INDEXER_REVOKE_TIMEOUT, default=20s" help:"When partitions move to another indexer, how long to wait for their documents in flight before committing and letting go (what is not stored by then is indexed again by the new owner, as duplicates Elasticsearch recognises)."`
+	ShutdownTimeout time.Duration `env:"INDEXER_SHUTDOWN_TIMEOUT, default=20s" help:"On SIGTERM, how long to wait for bulk requests in flight before committing and exiting."`
+
+	Shards           int `env:"INDEXER_SHARDS, default=1" help:"Primary shards of each daily index (index template)."`
+	Replicas         int `env:"INDEXER_REPLICAS, default=1" help:"Replicas of each daily index (index template)."`
+	TotalFieldsLimit int `env:"INDEXER_TOTAL_FIELDS_LIMIT, default=2000" help:"index.mapping.total_fields.limit of each daily index: a bound on mapping growth from parsed attributes."`
+	IgnoreAbove      int `env:"INDEXER_IGNORE_ABOVE, default=1024" help:"Strings longer than this many characters are kept in _source but not indexed (keyword ignore_above)."`
+
+	RetentionDays      int           `env:"INDEXER_RETENTION_DAYS, default=7" help:"Daily indices older than this many days are deleted (0: never). The day of today counts as day 0."`
+	RetentionOverrides []string      `env:"INDEXER_RETENTION_OVERRIDES" help:"Per-tenant retention, comma-separated tenant=days (0: keep forever). Example: audit=365,scratch=1"`
+	RetentionInterval  time.Duration `env:"INDEXER_RETENTION_INTERVAL, default=1h" help:"How often old indices are looked for. Any replica may delete them; deleting twice is harmless."`
+}
+
+// Validate reports every problem, each naming the variable at fault.
+func (c *Config) Validate() error {
+	var p config.Problems
+	add := func(name, format string, args ...any) { p.Add(config.Var(name), format, args...) }
+	p.Merge(c.Kafka.Validate())
+	p.Merge(c.Elasticsearch.Validate())
+	p.Merge(c.Telemetry.Validate())
+	if c.Group == "" {
+		add("INDEXER_GROUP", "must not be empty")
+	}
+	p.AddErr(config.Var("INDEXER_INDEX_PREFIX"), ValidateIndexPrefix(c.IndexPrefix))
+	if _, err := time.LoadLocation(c.Timezone); err != nil || c.Timezone == "" {
+		add("INDEXER_TIMEZONE", "%q is not an IANA time zone name", c.Timezone)
+	}
+	if c.FlushBytes < 1024 || c.FlushBytes > 100<<20 {
+		add("INDEXER_FLUSH_BYTES", "must be between 1024 and 104857600 (Elasticsearch's default http.max_content_length), got %d", c.FlushBytes)
+	}
+	if c.Workers < 1 || c.Workers > 256 {
+		add("INDEXER_WORKERS", "must be between 1 and 256, got %d", c.Workers)
+	}
+	if c.Shards < 1 || c.Shards > 1024 {
+		add("INDEXER_SHARDS", "must be between 1 and 1024, got %d", c.Shards)
+	}
+	if c.Replicas < 0 || c.Replicas > 16 {
+		add("INDEXER_REPLICAS", "must be between 0 and 16, got %d", c.Replicas)
+	}
+	if c.TotalFieldsLimit < 100 {
+		add("INDEXER_TOTAL_FIELDS_LIMIT", "must be at least 100 (the fields Sluice itself maps), got %d", c.TotalFieldsLimit)
+	}
+	if c.IgnoreAbove < 1 || c.IgnoreAbove > 8191 {
+		// 32766 bytes is Lucene's term limit; 8191 characters of up to 4
+		// bytes stay within it.
+		add("INDEXER_IGNORE_ABOVE", "must be between 1 and 8191, got %d", c.IgnoreAbove)
+	}
+	if c.RetentionDays < 0 {
+		add("INDEXER_RETENTION_DAYS", "must not be negative, got %d", c.RetentionDays)
+	}
+	if _, err := ParseRetentionOverrides(c.RetentionOverrides); err != nil {
+		add("INDEXER_RETENTION_OVERRIDES", "%v", err)
+	}
+	if c.WindowPast < 0 {
+		add("INDEXER_WINDOW_PAST", "must not be negative")
+	}
+	if c.WindowAhead < 0 {
+		add("INDEXER_WINDOW_AHEAD", "must not be negative")
+	}
+	p.Positive(map[string]time.Duration{
+		"INDEXER_FLUSH_INTERVAL":     c.FlushInterval,
+		"INDEXER_RETRY_MAX":          c.RetryMax,
+		"INDEXER_COMMIT_INTERVAL":    c.CommitInterval,
+		"INDEXER_RESCAN_INTERVAL":    c.RescanInterval,
+		"INDEXER_REVOKE_TIMEOUT":     c.RevokeTimeout,
+		"INDEXER_SHUTDOWN_TIMEOUT":   c.ShutdownTimeout,
+		"INDEXER_RETENTION_INTERVAL": c.RetentionInterval,
+	})
+	return p.Err()
+}
+
+// ParseRetentionOverrides reads tenant=days rules.
+func ParseRetentionOverrides(rules []string) (map[string]int, error) {
+	out := make(map[string]int, len(rules))
+	for _, r := range rules {
+		tenant, days, ok := strings.Cut(strings.TrimSpace(r), "=")
+		if !ok {
+			return nil, fmt.Errorf("%q is not tenant=days", r)
+		}
+		if err := kafka.ValidateTenant(tenant); err != nil {
+			return nil, err
+		}
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%q: days must be a whole number, 0 or more", r)
+		}
+		if _, dup := out[tenant]; dup {
+			return nil, fmt.Errorf("tenant %q appears twice", tenant)
+		}
+		out[tenant] = n
+	}
+	return out, nil
+}
+
+func (c *Config) id() string {
+	if c.ID != "" {
+		return c.ID
+	}
+	if h, err := os.Hostname(); err == nil {
+		return h
+	}
+	return "indexer"
+}

@@ -1,0 +1,112 @@
+// Package indexer consumes the parsed topics of every tenant and bulk-writes
+// their records to Elasticsearch daily indices. It depends on nothing but
+// Kafka and Elasticsearch; replicas in one consumer group share the
+// partitions, so it scales by adding replicas, and a second group (another
+// cluster) gets every record independently.
+//
+// # Lifecycle
+//
+// New checks the configuration and starts nothing. Run installs the index
+// template (retrying until Elasticsearch answers), joins the group
+// SLUICE_INDEXER_GROUP reading <prefix>.parsed.<tenant>[.<stream>]
+// (read_committed, so aborted router transactions are never indexed), and
+// indexes until its context ends; then it stops consuming, sends what it has
+// batched, waits up to SLUICE_INDEXER_SHUTDOWN_TIMEOUT for requests in
+// flight, commits and leaves the group.
+//
+// # Delivery: exactly once in effect
+//
+// Every document is sent with the bulk create action and _id = the record
+// id, which the shipper derives from the line's place in its file: a record
+// indexed twice (after a crash, a rebalance, a re-shipped line) is answered
+// 409, which counts as stored. Per item:
+//   - 200/201 stored; 409 a duplicate, stored;
+//   - 429, 5xx, and statuses that are not the document's fault (401, 403,
+//     404, 408): sent again, only those items, after a jittered exponential
+//     backoff (100ms doubling up to SLUICE_INDEXER_RETRY_MAX), forever;
+//   - 400 and other client errors (a mapping conflict, say): sent once more
+//     with the fields the error names (or, when it names none of the
+//     document's attributes, every attribute) moved into sluice.rescued, a
+//     text field holding them as one JSON object; if Elasticsearch still
+//     refuses it, the record goes to <prefix>.dlq.<tenant> as a
+//     schemas.DeadLetter with reason "rejected", the status, the
+//     Elasticsearch error, the index, the rejected document and the
+//     original record.
+//
+// A record that is not a record (it does not decode) goes to the dead-letter
+// topic with reason "decode". A whole request that fails (unreachable
+// cluster, 429, 503, a timeout) is retried the same way; meanwhile the
+// worker holding it is busy, and when every worker is, the poll loop blocks
+// handing over its next batch: consumption pauses and memory stays bounded
+// at about (SLUICE_INDEXER_WORKERS + 1) x SLUICE_INDEXER_FLUSH_BYTES plus the
+// Kafka fetch buffers.
+//
+// Offsets are committed per partition, every SLUICE_INDEXER_COMMIT_INTERVAL,
+// up to the first record that is neither stored nor dead-lettered: a crash
+// at any moment loses nothing, and what is indexed again is recognised as
+// duplicates. When partitions move to another replica, the indexer waits up
+// to SLUICE_INDEXER_REVOKE_TIMEOUT for their records in flight, commits and
+// lets go; records of a partition it no longer owns are not retried.
+//
+// # Documents
+//
+// The document keeps the shape of the fluent-bit kubernetes filter, so
+// existing Kibana views keep working:
+//
+//	@timestamp       event time (date)
+//	tenant           the tenant of the topic the record came from (never a field of the record)
+//	stream           stdout or stderr
+//	log              the message (text)
+//	kubernetes       pod_name, namespace_name, pod_id, labels.*, annotations.*,
+//	                 host, container_name, docker_id (keyword)
+//	<attribute>      each parsed attribute at its dotted path, at the top level
+//	sluice           observed_timestamp, truncated, original_size, invalid_utf8,
+//	                 source {path, offset, format, shipper}, rescued
+//
+// An attribute whose first path element is one of the top-level names above
+// or an Elasticsearch metadata field (_id, _source, ...) is written under
+// attributes. (attributes.log, attributes._id). Label and annotation keys are
+// de-dotted: every '.' becomes '_' (app.kubernetes.io/name is
+// app_kubernetes_io/name), so that app and app.kubernetes.io/name can never
+// collide as a value versus an object. What cannot be written where it
+// belongs goes into sluice.rescued, never away: a key with an empty path
+// element, a value at a path other attributes nest under (a beside a.b), a
+// label whose de-dotted key another label already has (the key that had no
+// dots keeps the name).
+//
+// # Indices
+//
+// Documents go to <prefix>-<tenant>-YYYY.MM.DD, or <prefix>-<tenant>.<stream>-YYYY.MM.DD
+// for a route's stream topic; see index.go for why a dot separates the
+// stream. The day is the event time's in SLUICE_INDEXER_TIMEZONE, unless the
+// event time lies outside [ingest - SLUICE_INDEXER_WINDOW_PAST, ingest +
+// SLUICE_INDEXER_WINDOW_AHEAD]; then the ingest time (when the line was
+// read) picks the day, and @timestamp keeps the event time. At start the
+// indexer installs the composable index template <prefix> for <prefix>-*
+// (see templateBody); retention deletes indices older than
+// SLUICE_INDEXER_RETENTION_DAYS (per tenant: SLUICE_INDEXER_RETENTION_OVERRIDES)
+// every SLUICE_INDEXER_RETENTION_INTERVAL; any replica may, deleting twice
+// is harmless.
+//
+// # Metrics
+//
+// Namespace sluice, subsystem indexer:
+//
+//	records_received_total{tenant}              records consumed
+//	docs_stored_total{tenant}                   201s
+//	docs_duplicate_total{tenant}                409s: indexed before
+//	docs_retried_total{tenant,reason}           sends retried: too_many_requests, server_error, request, auth, not_found, other
+//	docs_rescued_total{tenant}                  400s sent again with fields moved to sluice.rescued
+//	dead_lettered_total{tenant,reason}          records written to the dead-letter topic: decode, rejected
+//	fields_moved_total{tenant,reason}           fields placed in sluice.rescued before sending: name, collision
+//	index_time_clamped_total{tenant}            documents indexed by ingest time (event time out of the window)
+//	bulk_requests_total{result}                 ok, partial, failed
+//	bulk_duration_seconds, bulk_size_bytes, bulk_docs   per bulk request
+//	commits_total{result}                       offset commits: ok, error
+//	consumer_lag_records{tenant}                records not yet consumed
+//	commit_watermark_age_seconds{tenant}        age of the oldest record not yet stored
+//	pending_records{tenant}                     records consumed, not yet stored
+//	retention_deleted_indices_total, retention_errors_total
+//
+// plus the Kafka client's sluice_kafka_* metrics.
+package indexer

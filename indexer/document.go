@@ -1,0 +1,425 @@
+package indexer
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/sluicelogs/sluice/schemas"
+)
+
+// The document shape (see doc.go for the whole contract):
+//
+//	{"@timestamp": event time, "tenant", "stream", "log",
+//	 "kubernetes": {"pod_name", "namespace_name", "pod_id", "labels": {...},
+//	                "annotations": {...}, "host", "container_name", "docker_id"},
+//	 <each attribute at its dotted path>,
+//	 "sluice": {"observed_timestamp", "truncated", "original_size",
+//	            "invalid_utf8", "source": {...}, "rescued": "<JSON object>"}}
+//
+// Empty strings, empty maps and false flags are left out.
+
+// reserved are the top-level names Sluice writes, and Elasticsearch's
+// metadata fields: an attribute whose first path element is one of them is
+// written under attributes. (attributes.kubernetes.x, attributes._id).
+var reserved = map[string]bool{
+	"@timestamp": true, "tenant": true, "stream": true, "log": true,
+	"kubernetes": true, "attributes": true, "sluice": true,
+	"_id": true, "_index": true, "_source": true, "_routing": true, "_ignored": true,
+	"_ignored_source": true, "_seq_no": true, "_version": true, "_primary_term": true,
+	"_doc_count": true, "_tier": true, "_field_names": true, "_data_stream_timestamp": true,
+	"_feature": true, "_nested_path": true, "_tsid": true, "_meta": true, "_type": true,
+	"_routing_path": true,
+}
+
+// moveAll, as the only element of a moved list, moves every attribute into
+// sluice.rescued.
+const moveAll = "*"
+
+// timeLayout writes event and observed times: UTC with nanoseconds, fixed
+// width (Elasticsearch's date parser takes up to nine fraction digits).
+const timeLayout = "2006-01-02T15:04:05.000000000Z"
+
+// docWriter builds bulk actions and documents. Not safe for concurrent use:
+// it holds scratch space.
+type docWriter struct {
+	stats   docStats
+	attrs   []attr
+	pairs   []pair
+	dedot   map[string]string // label key -> de-dotted key, cached across documents
+	rescued map[string]any    // fields placed in sluice.rescued, per document
+}
+
+type attr struct {
+	path  string // where it is written
+	key   string // the attribute's own key
+	value any
+}
+
+type pair struct{ k, v string }
+
+// docStats says which fields appendDoc placed in sluice.rescued rather
+// than where they belong.
+type docStats struct {
+	names      int // keys that cannot be field names
+	collisions int // a value where other attributes nest; labels that de-dot to one name
+	moved      int // attributes the moved list named
+}
+
+// appendDoc appends rec's document to dst. tenant is the one of the topic
+// it came from. moved lists written paths (as in the Elasticsearch error
+// that rejected a previous attempt) whose attributes go into sluice.rescued
+// instead: an attribute at a listed path, under it, or above it; moveAll
+// moves every attribute.
+func (w *docWriter) appendDoc(dst []byte, rec *schemas.Record, tenant string, moved []string) ([]byte, docStats) {
+	clear(w.rescued)
+	w.stats = docStats{}
+	dst = append(dst, `{"@timestamp":"`...)
+	dst = rec.Timestamp.UTC().AppendFormat(dst, timeLayout)
+	dst = append(dst, `","tenant":`...)
+	dst = schemas.AppendJSONString(dst, tenant)
+	if rec.Stream != "" {
+		dst = append(dst, `,"stream":`...)
+		dst = schemas.AppendJSONString(dst, rec.Stream)
+	}
+	dst = append(dst, `,"log":`...)
+	dst = schemas.AppendJSONString(dst, rec.Log)
+	dst = w.appendKubernetes(dst, &rec.Kubernetes)
+	dst = w.appendAttributes(dst, rec.Attributes, moved)
+
+	opened := false // the sluice object, written only when it has a field
+	field := func(name string) {
+		if opened {
+			dst = append(dst, ',')
+		} else {
+			dst = append(dst, `,"sluice":{`...)
+		}
+		opened = true
+		dst = append(dst, '"')
+		dst = append(dst, name...)
+		dst = append(dst, `":`...)
+	}
+	if !rec.ObservedTimestamp.IsZero() {
+		field("observed_timestamp")
+		dst = append(dst, '"')
+		dst = rec.ObservedTimestamp.UTC().AppendFormat(dst, timeLayout)
+		dst = append(dst, '"')
+	}
+	if rec.Truncated {
+		field("truncated")
+		dst = append(dst, "true"...)
+		field("original_size")
+		dst = strconv.AppendInt(dst, rec.OriginalSize, 10)
+	}
+	if rec.InvalidUTF8 {
+		field("invalid_utf8")
+		dst = append(dst, "true"...)
+	}
+	if s := &rec.Source; s.Path != "" || s.Format != "" || s.Shipper != "" {
+		field("source")
+		dst = append(dst, `{"path":`...)
+		dst = schemas.AppendJSONString(dst, s.Path)
+		dst = append(dst, `,"offset":`...)
+		dst = strconv.AppendInt(dst, s.Offset, 10)
+		dst = append(dst, `,"format":`...)
+		dst = schemas.AppendJSONString(dst, s.Format)
+		dst = append(dst, `,"shipper":`...)
+		dst = schemas.AppendJSONString(dst, s.Shipper)
+		dst = append(dst, '}')
+	}
+	if len(w.rescued) > 0 {
+		field("rescued")
+		dst = schemas.AppendJSONString(dst, string(appendObject(nil, w.rescued)))
+	}
+	if opened {
+		dst = append(dst, '}')
+	}
+	return append(dst, '}'), w.stats
+}
+
+func (w *docWriter) appendKubernetes(dst []byte, k *schemas.Kubernetes) []byte {
+	if k.PodName == "" && k.NamespaceName == "" && k.PodID == "" && k.Host == "" && k.ContainerName == "" &&
+		k.DockerID == "" && len(k.Labels) == 0 && len(k.Annotations) == 0 {
+		return dst
+	}
+	dst = append(dst, `,"kubernetes":{`...)
+	start := len(dst)
+	str := func(name, v string) {
+		if v == "" {
+			return
+		}
+		if len(dst) > start {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, '"')
+		dst = append(dst, name...)
+		dst = append(dst, `":`...)
+		dst = schemas.AppendJSONString(dst, v)
+	}
+	str("pod_name", k.PodName)
+	str("namespace_name", k.NamespaceName)
+	str("pod_id", k.PodID)
+	for _, m := range []struct {
+		name string
+		m    map[string]string
+	}{{"labels", k.Labels}, {"annotations", k.Annotations}} {
+		if len(m.m) == 0 {
+			continue
+		}
+		if len(dst) > start {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, '"')
+		dst = append(dst, m.name...)
+		dst = append(dst, `":`...)
+		dst = w.appendDedotted(dst, "kubernetes."+m.name+".", m.m)
+	}
+	str("host", k.Host)
+	str("container_name", k.ContainerName)
+	str("docker_id", k.DockerID)
+	return append(dst, '}')
+}
+
+// appendDedotted writes a label or annotation map as an object of keyword
+// values whose keys have every '.' replaced by '_' (the de-dot rule of the
+// fluent-bit Elasticsearch output's Replace_Dots and of Beats): label keys
+// such as app and app.kubernetes.io/name then never collide as a value
+// versus an object. Keys are written in order; when two keys become the
+// same (app.kubernetes and app_kubernetes), the key that had no dots keeps
+// the name, else the first in order, and the other is placed in
+// sluice.rescued under its full original path. An empty key is placed there
+// too.
+func (w *docWriter) appendDedotted(dst []byte, path string, m map[string]string) []byte {
+	w.pairs = w.pairs[:0]
+	dotted := false
+	for k, v := range m {
+		w.pairs = append(w.pairs, pair{k, v})
+		dotted = dotted || strings.IndexByte(k, '.') >= 0
+	}
+	slices.SortFunc(w.pairs, func(a, b pair) int { return strings.Compare(a.k, b.k) })
+	dst = append(dst, '{')
+	n := 0
+	emit := func(name, v string) {
+		if n > 0 {
+			dst = append(dst, ',')
+		}
+		n++
+		dst = schemas.AppendJSONString(dst, name)
+		dst = append(dst, ':')
+		dst = schemas.AppendJSONString(dst, v)
+	}
+	if !dotted {
+		for _, p := range w.pairs {
+			if p.k == "" {
+				w.stats.names++
+				w.rescue(path, p.v)
+				continue
+			}
+			emit(p.k, p.v)
+		}
+		return append(dst, '}')
+	}
+	// Slow path: names are claimed first by keys without dots, then by
+	// dotted keys in order.
+	claimed := make(map[string]bool, len(w.pairs))
+	for _, p := range w.pairs {
+		if strings.IndexByte(p.k, '.') < 0 && p.k != "" {
+			claimed[p.k] = true
+		}
+	}
+	for _, p := range w.pairs {
+		switch {
+		case p.k == "":
+			w.stats.names++
+			w.rescue(path, p.v)
+		case strings.IndexByte(p.k, '.') < 0:
+			emit(p.k, p.v)
+		default:
+			name := w.dedotted(p.k)
+			if claimed[name] {
+				w.stats.collisions++
+				w.rescue(path+p.k, p.v)
+				continue
+			}
+			claimed[name] = true
+			emit(name, p.v)
+		}
+	}
+	return append(dst, '}')
+}
+
+func (w *docWriter) dedotted(k string) string {
+	if d, ok := w.dedot[k]; ok {
+		return d
+	}
+	if w.dedot == nil || len(w.dedot) > 4096 {
+		w.dedot = make(map[string]string)
+	}
+	d := strings.ReplaceAll(k, ".", "_")
+	w.dedot[k] = d
+	return d
+}
+
+func (w *docWriter) rescue(path string, v any) {
+	if w.rescued == nil {
+		w.rescued = make(map[string]any)
+	}
+	w.rescued[path] = v
+}
+
+// appendAttributes writes the attributes at their dotted paths (which
+// Elasticsearch reads as object paths), sorted. An attribute is placed in
+// sluice.rescued instead when its key cannot be a field name (empty, or an
+// empty element: "a..b", ".a", "a."), when it is a value at a path other
+// attributes are under (a beside a.b: a cannot be both), or when moved says
+// so.
+func (w *docWriter) appendAttributes(dst []byte, attrs map[string]any, moved []string) []byte {
+	if len(attrs) == 0 {
+		return dst
+	}
+	w.attrs = w.attrs[:0]
+	dotted := false
+	for k, v := range attrs {
+		if !validPath(k) {
+			w.stats.names++
+			w.rescue(k, v)
+			continue
+		}
+		path := k
+		first, _, hasDot := strings.Cut(k, ".")
+		if reserved[first] {
+			path = "attributes." + k
+		}
+		dotted = dotted || hasDot || path != k
+		w.attrs = append(w.attrs, attr{path: path, key: k, value: v})
+	}
+	slices.SortFunc(w.attrs, func(a, b attr) int { return strings.Compare(a.path, b.path) })
+	for i := range w.attrs {
+		a := &w.attrs[i]
+		switch {
+		case isMoved(moved, a.path):
+			w.stats.moved++
+		case dotted && hasChildren(w.attrs[i+1:], a.path):
+			w.stats.collisions++
+		default:
+			dst = append(dst, ',')
+			dst = schemas.AppendJSONString(dst, a.path)
+			dst = append(dst, ':')
+			dst = appendValue(dst, a.value)
+			continue
+		}
+		w.rescue(a.key, a.value)
+	}
+	return dst
+}
+
+// validPath reports whether Elasticsearch accepts k as a dotted field path:
+// no empty element.
+func validPath(k string) bool {
+	return k != "" && k[0] != '.' && k[len(k)-1] != '.' && !strings.Contains(k, "..")
+}
+
+// hasChildren reports whether a path in sorted (all sorting after p) starts
+// with p + ".".
+func hasChildren(sorted []attr, p string) bool {
+	// Paths starting with p+"." sort after p+"." and before p+"/" ('/' follows '.').
+	i, _ := slices.BinarySearchFunc(sorted, p+".", func(a attr, t string) int { return strings.Compare(a.path, t) })
+	return i < len(sorted) && strings.HasPrefix(sorted[i].path, p) && len(sorted[i].path) > len(p) && sorted[i].path[len(p)] == '.'
+}
+
+// isMoved reports whether the attribute at path p is to be moved: moved
+// lists p, a path above it or a path under it, or is moveAll.
+func isMoved(moved []string, p string) bool {
+	for _, m := range moved {
+		if m == moveAll || m == p || under(p, m) || under(m, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// under reports whether path a lies under path b (b.x...).
+func under(a, b string) bool {
+	return len(a) > len(b) && a[len(b)] == '.' && strings.HasPrefix(a, b)
+}
+
+// appendValue writes an attribute value: nil, bool, int64, float64 or
+// string (the Record contract). A float that JSON cannot hold (NaN, ±Inf)
+// is written as a string, anything else unexpected as its %v text.
+func appendValue(dst []byte, v any) []byte {
+	switch v := v.(type) {
+	case nil:
+		return append(dst, "null"...)
+	case bool:
+		return strconv.AppendBool(dst, v)
+	case int64:
+		return strconv.AppendInt(dst, v, 10)
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return schemas.AppendJSONString(dst, strconv.FormatFloat(v, 'g', -1, 64))
+		}
+		return schemas.AppendJSONFloat(dst, v)
+	case string:
+		return schemas.AppendJSONString(dst, v)
+	case int:
+		return strconv.AppendInt(dst, int64(v), 10)
+	default:
+		return schemas.AppendJSONString(dst, fmt.Sprint(v))
+	}
+}
+
+// appendObject writes m as a JSON object with sorted keys.
+func appendObject(dst []byte, m map[string]any) []byte {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = schemas.AppendJSONString(dst, k)
+		dst = append(dst, ':')
+		dst = appendValue(dst, m[k])
+	}
+	return append(dst, '}')
+}
+
+// maxIDBytes is Elasticsearch's limit on _id.
+const maxIDBytes = 512
+
+// docID returns the _id of a record: its id, or, when the id is missing or
+// longer than Elasticsearch allows, a hash derived deterministically from
+// the id or from the record's place in its topic, so that indexing it again
+// gives the same _id.
+func docID(id, topic string, partition int32, offset int64) string {
+	switch {
+	case id == "":
+		var b [4 + 8]byte
+		binary.BigEndian.PutUint32(b[:], uint32(partition))
+		binary.BigEndian.PutUint64(b[4:], uint64(offset))
+		sum := sha256.Sum256(append([]byte(topic), b[:]...))
+		return hex.EncodeToString(sum[:16])
+	case len(id) > maxIDBytes:
+		sum := sha256.Sum256([]byte(id))
+		return hex.EncodeToString(sum[:])
+	}
+	return id
+}
+
+// appendAction appends the bulk action line that creates document id in
+// index, with its newline.
+func appendAction(dst, index []byte, id string) []byte {
+	dst = append(dst, `{"create":{"_index":"`...)
+	dst = append(dst, index...) // index names need no escaping
+	dst = append(dst, `","_id":`...)
+	dst = schemas.AppendJSONString(dst, id)
+	return append(dst, "}}\n"...)
+}

@@ -1,0 +1,243 @@
+package indexer
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicelogs/sluice/schemas"
+)
+
+var update = flag.Bool("update-indexer", false, "rewrite indexer/testdata golden files")
+
+var t0 = time.Date(2026, 11, 21, 10, 30, 0, 123456789, time.UTC)
+
+// goldenRecords are the records of the document golden tests, by name.
+func goldenRecords() map[string]schemas.Record {
+	return map[string]schemas.Record{
+		// A shipper record a pipeline parsed: the fluent-bit kubernetes
+		// filter's shape, labels de-dotted, attributes at the top level.
+		"kubernetes": {
+			ID: "5f1d7c0e9a8b4c3d", Timestamp: t0, ObservedTimestamp: t0.Add(40 * time.Millisecond),
+			Tenant: "ignored-the-topic-decides", Stream: "stdout",
+			Log: `{"level":"info","msg":"GET /cart 200","http":{"status":200,"method":"GET"},"duration":0.0123}`,
+			Kubernetes: schemas.Kubernetes{
+				NamespaceName: "shop", PodName: "cart-7d9f8b-x2x9z", PodID: "8a4c0f5e-1111-2222-3333-444455556666",
+				ContainerName: "cart", DockerID: "3b2a1c0d9e8f", Host: "node-1",
+				Labels:      map[string]string{"app": "cart", "app.kubernetes.io/name": "cart", "pod-template-hash": "7d9f8b"},
+				Annotations: map[string]string{"prometheus.io/scrape": "true"},
+			},
+			Attributes: map[string]any{"level": "info", "msg": "GET /cart 200", "http.status": int64(200),
+				"http.method": "GET", "duration": 0.0123, "cached": false, "user": nil},
+			Source: schemas.Source{Path: "/var/log/containers/cart-7d9f8b-x2x9z_shop_cart-3b2a1c0d9e8f.log", Offset: 4096, Format: "cri", Shipper: "v0.3.0"},
+		},
+		// A line an external producer sent: no Kubernetes metadata, no
+		// source.
+		"external": {ID: "ext-1", Timestamp: t0, Log: "plain text line"},
+		// Attributes named like Sluice's own fields or Elasticsearch
+		// metadata go under attributes.
+		"reserved": {
+			ID: "r1", Timestamp: t0, Log: "x",
+			Attributes: map[string]any{"log": "shadow", "kubernetes.pod_name": "fake", "_id": "nope",
+				"attributes": int64(1), "tenant": "other", "sluice.rescued": "no", "@timestamp": "2020-01-01"},
+		},
+		// What Elasticsearch could not take goes to sluice.rescued: names
+		// with empty elements, a value where other attributes nest, two
+		// labels that de-dot to one name, an empty label key.
+		"rescued": {
+			ID: "c1", Timestamp: t0, Log: "x",
+			Kubernetes: schemas.Kubernetes{Labels: map[string]string{"app.kubernetes": "dotted", "app_kubernetes": "plain", "": "empty"}},
+			Attributes: map[string]any{"a": int64(1), "a.b": int64(2), "a-c": "sorts between", "": "empty",
+				".lead": "x", "trail.": "x", "dou..ble": "x", "nan": math.NaN(), "inf": math.Inf(-1)},
+		},
+		// Truncated and repaired lines keep their flags.
+		"flags": {
+			ID: "f1", Timestamp: t0, Stream: "stderr", Log: "head of a long line \ufffd", Truncated: true, OriginalSize: 300000,
+			InvalidUTF8: true, Attributes: map[string]any{"quote\"key": "tab\there"},
+		},
+	}
+}
+
+func TestDocumentGolden(t *testing.T) {
+	for name, rec := range goldenRecords() {
+		t.Run(name, func(t *testing.T) {
+			var w docWriter
+			doc, _ := w.appendDoc(nil, &rec, "shop", nil)
+			if !json.Valid(doc) {
+				t.Fatalf("invalid JSON: %s", doc)
+			}
+			checkNoDuplicateKeys(t, doc)
+			golden(t, filepath.Join("testdata", "documents", name+".json"), append(doc, '\n'))
+			// The same record always gives the same bytes (map order).
+			for range 5 {
+				again, _ := w.appendDoc(nil, &rec, "shop", nil)
+				if !bytes.Equal(again, doc) {
+					t.Fatalf("not deterministic:\n%s\n%s", doc, again)
+				}
+			}
+		})
+	}
+}
+
+// TestDocumentStats checks what appendDoc reports it moved.
+func TestDocumentStats(t *testing.T) {
+	rec := goldenRecords()["rescued"]
+	var w docWriter
+	doc, st := w.appendDoc(nil, &rec, "shop", nil)
+	// names: "", ".lead", "trail.", "dou..ble", the empty label key;
+	// collisions: a (beside a.b), app.kubernetes (beside app_kubernetes).
+	if st != (docStats{names: 5, collisions: 2}) {
+		t.Fatalf("stats %+v", st)
+	}
+	var d struct {
+		Sluice struct {
+			Rescued string `json:"rescued"`
+		} `json:"sluice"`
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		t.Fatal(err)
+	}
+	var moved map[string]any
+	if err := json.Unmarshal([]byte(d.Sluice.Rescued), &moved); err != nil {
+		t.Fatalf("rescued is not a JSON object: %q", d.Sluice.Rescued)
+	}
+	for _, k := range []string{"", ".lead", "trail.", "dou..ble", "a", "kubernetes.labels.app.kubernetes", "kubernetes.labels."} {
+		if _, ok := moved[k]; !ok {
+			t.Errorf("%q not in sluice.rescued %v", k, moved)
+		}
+	}
+}
+
+func TestDocumentMoved(t *testing.T) {
+	rec := goldenRecords()["kubernetes"]
+	for _, tc := range []struct {
+		moved []string
+		want  []string // attributes expected in sluice.rescued
+	}{
+		{[]string{"http.status"}, []string{"http.status"}},
+		{[]string{"http"}, []string{"http.method", "http.status"}}, // the object path above them
+		{[]string{"duration.ms"}, []string{"duration"}},            // a path under a value
+		{[]string{"nope", "level"}, []string{"level"}},             // names that match nothing are ignored
+		{[]string{moveAll}, []string{"cached", "duration", "http.method", "http.status", "level", "msg", "user"}},
+	} {
+		var w docWriter
+		doc, st := w.appendDoc(nil, &rec, "shop", tc.moved)
+		if st.moved != len(tc.want) {
+			t.Errorf("%v: moved %d, want %d", tc.moved, st.moved, len(tc.want))
+		}
+		var d map[string]any
+		if err := json.Unmarshal(doc, &d); err != nil {
+			t.Fatal(err)
+		}
+		var rescued map[string]any
+		if err := json.Unmarshal([]byte(d["sluice"].(map[string]any)["rescued"].(string)), &rescued); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range tc.want {
+			if _, ok := rescued[k]; !ok {
+				t.Errorf("%v: %s not rescued (%v)", tc.moved, k, rescued)
+			}
+			if _, ok := d[k]; ok {
+				t.Errorf("%v: %s still at the top level", tc.moved, k)
+			}
+		}
+	}
+}
+
+func TestDocID(t *testing.T) {
+	if got := docID("abc", "t", 0, 1); got != "abc" {
+		t.Errorf("id kept: %q", got)
+	}
+	a, b := docID("", "logs.parsed.shop", 1, 42), docID("", "logs.parsed.shop", 1, 43)
+	if a == b || len(a) != 32 || a != docID("", "logs.parsed.shop", 1, 42) {
+		t.Errorf("derived ids %q %q", a, b)
+	}
+	long := strings.Repeat("x", maxIDBytes+1)
+	if got := docID(long, "t", 0, 0); len(got) != 64 || got != docID(long, "t", 9, 9) {
+		t.Errorf("long id %q", got)
+	}
+}
+
+func TestAppendAction(t *testing.T) {
+	got := appendAction(nil, []byte("sluice-shop-2026.11.21"), `id"1`)
+	want := `{"create":{"_index":"sluice-shop-2026.11.21","_id":"id\"1"}}` + "\n"
+	if string(got) != want {
+		t.Fatalf("got %s", got)
+	}
+	if actionIndex(got) != "sluice-shop-2026.11.21" {
+		t.Fatalf("actionIndex %q", actionIndex(got))
+	}
+}
+
+// checkNoDuplicateKeys fails when an object in doc repeats a key
+// (Elasticsearch rejects such documents).
+func checkNoDuplicateKeys(t *testing.T, doc []byte) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	var walk func() error
+	walk = func() error {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				k, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				if seen[k.(string)] {
+					t.Errorf("duplicate key %q in %s", k, doc)
+				}
+				seen[k.(string)] = true
+				if err := walk(); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+			return err
+		case json.Delim('['):
+			for dec.More() {
+				if err := walk(); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+			return err
+		}
+		return nil
+	}
+	if err := walk(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// golden compares got with the file at path, or rewrites it with
+// -update-indexer.
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./indexer -update-indexer to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs:\n got: %s\nwant: %s", path, got, want)
+	}
+}

@@ -1,0 +1,139 @@
+package indexer
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/sluicelogs/sluice/internal/kafka"
+)
+
+// Index names are <prefix>-<tenant>[.<stream>]-YYYY.MM.DD.
+//
+// The issue that asked for the indexer wrote <prefix>-<tenant>[-<stream>]-...;
+// with a dash, tenant "shop" with stream "web" and tenant "shop-web" would
+// write to the same index, and a role granting tenant shop the pattern
+// sluice-shop-* would also grant it every index of tenant shop-web. Tenant
+// ids and stream names never contain a dot, so a dot between them keeps
+// every tenant's indices apart, like the topic names
+// (<prefix>.parsed.<tenant>.<stream>) do. A tenant's indices are exactly
+// those matched by <prefix>-<tenant>-* and <prefix>-<tenant>.*, and no other
+// tenant's are (see the README for the role patterns).
+
+// ErrInvalidIndexPrefix is returned (wrapped) by ValidateIndexPrefix.
+var ErrInvalidIndexPrefix = errors.New("invalid index prefix")
+
+// maxIndexPrefix keeps the longest index name, with a 63-character tenant
+// and stream, within Elasticsearch's 255 bytes.
+const maxIndexPrefix = 255 - len("-") - 63 - len(".") - 63 - len("-2006.01.02")
+
+var indexPrefixRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// builtinPrefixes are the names of Elastic's built-in index templates for
+// data streams (logs-*-*, metrics-*-*, ...): an index prefix that made names
+// they match would have its indices captured by them.
+var builtinPrefixes = []string{"logs", "metrics", "traces", "synthetics", "profiling"}
+
+// ValidateIndexPrefix reports whether p can prefix index names: lower-case
+// letters, digits, '_' and '-', starting with a letter or digit, at most
+// maxIndexPrefix characters, and not one of the prefixes of Elastic's
+// built-in data stream templates (logs, metrics, ...), alone or followed by
+// a dash.
+func ValidateIndexPrefix(p string) error {
+	if len(p) > maxIndexPrefix {
+		return fmt.Errorf("%w %q: longer than %d characters", ErrInvalidIndexPrefix, p, maxIndexPrefix)
+	}
+	if !indexPrefixRE.MatchString(p) {
+		return fmt.Errorf("%w %q: must be lower-case letters, digits, '_' and '-', starting with a letter or digit", ErrInvalidIndexPrefix, p)
+	}
+	for _, b := range builtinPrefixes {
+		if p == b || strings.HasPrefix(p, b+"-") {
+			return fmt.Errorf("%w %q: Elastic's built-in %s-*-* template would capture its indices", ErrInvalidIndexPrefix, p, b)
+		}
+	}
+	return nil
+}
+
+// dayLayout is the date part of an index name.
+const dayLayout = "2006.01.02"
+
+// namer picks the index of a document. Safe for concurrent use.
+type namer struct {
+	prefix string
+	loc    *time.Location
+	past   time.Duration // how far before the ingest time an event time may be
+	ahead  time.Duration // and after
+}
+
+// indexTime returns the time whose day (in n.loc) names the index of a
+// document with event time event, read by the shipper (or router) at
+// observed and produced to its parsed topic at produced (the Kafka record
+// timestamp).
+//
+// The ingest time is observed, or produced when observed is missing or
+// itself outside the window around produced. The event time picks the day
+// when it lies within [ingest-past, ingest+ahead]; otherwise the ingest time
+// does, and clamped is true. Measuring the window from the record's own
+// ingest time rather than from the clock means that a record indexed again
+// (a replay, a restart) always lands in the same index, so Elasticsearch
+// recognises it as a duplicate.
+func (n *namer) indexTime(event, observed, produced time.Time) (t time.Time, clamped bool) {
+	ingest := observed
+	if ingest.IsZero() || !within(ingest, produced, n.past, n.ahead) {
+		ingest = produced
+	}
+	if event.IsZero() || !within(event, ingest, n.past, n.ahead) {
+		return ingest, true
+	}
+	return event, false
+}
+
+func within(t, ref time.Time, past, ahead time.Duration) bool {
+	return !t.Before(ref.Add(-past)) && !t.After(ref.Add(ahead))
+}
+
+// appendIndex appends the name of the index for tenant (and route stream,
+// "" for the main parsed topic) on the day of t.
+func (n *namer) appendIndex(dst []byte, tenant, stream string, t time.Time) []byte {
+	dst = append(dst, n.prefix...)
+	dst = append(dst, '-')
+	dst = append(dst, tenant...)
+	if stream != "" {
+		dst = append(dst, '.')
+		dst = append(dst, stream...)
+	}
+	dst = append(dst, '-')
+	return t.In(n.loc).AppendFormat(dst, dayLayout)
+}
+
+// IndexName returns the index name for tenant and stream ("" for none) on
+// the day of t in loc.
+func IndexName(prefix, tenant, stream string, t time.Time, loc *time.Location) string {
+	n := namer{prefix: prefix, loc: loc}
+	return string(n.appendIndex(nil, tenant, stream, t))
+}
+
+// ParseIndexName reads an index name made by IndexName under prefix. ok is
+// false for any other name, so that retention never touches an index
+// Sluice did not make.
+func ParseIndexName(prefix, name string) (tenant, stream string, day time.Time, ok bool) {
+	rest, ok := strings.CutPrefix(name, prefix+"-")
+	if !ok || len(rest) < len("-"+dayLayout)+1 {
+		return "", "", time.Time{}, false
+	}
+	cut := len(rest) - len(dayLayout)
+	if rest[cut-1] != '-' {
+		return "", "", time.Time{}, false
+	}
+	day, err := time.Parse(dayLayout, rest[cut:])
+	if err != nil {
+		return "", "", time.Time{}, false
+	}
+	tenant, stream, hasStream := strings.Cut(rest[:cut-1], ".")
+	if kafka.ValidateTenant(tenant) != nil || (hasStream && kafka.ValidateStream(stream) != nil) {
+		return "", "", time.Time{}, false
+	}
+	return tenant, stream, day, true
+}

@@ -1,0 +1,179 @@
+package indexer
+
+import (
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func mustLoc(t *testing.T, name string) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+func TestIndexName(t *testing.T) {
+	late := time.Date(2026, 11, 21, 23, 30, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		tenant, stream, tz string
+		at                 time.Time
+		want               string
+	}{
+		{"shop", "", "UTC", late, "sluice-shop-2026.11.21"},
+		{"shop", "audit", "UTC", late, "sluice-shop.audit-2026.11.21"},
+		{"shop-web", "", "UTC", late, "sluice-shop-web-2026.11.21"},
+		// 23:30 UTC is the next day in Paris (UTC+1 in November) and
+		// still the same day in New York (UTC-5).
+		{"shop", "", "Europe/Paris", late, "sluice-shop-2026.11.22"},
+		{"shop", "", "America/New_York", late, "sluice-shop-2026.11.21"},
+		{"shop", "", "America/New_York", time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC), "sluice-shop-2026.11.21"},
+		// A time given in another zone is converted, not read as local.
+		{"shop", "", "UTC", time.Date(2026, 11, 22, 0, 30, 0, 0, time.FixedZone("+01", 3600)), "sluice-shop-2026.11.21"},
+	} {
+		got := IndexName("sluice", tc.tenant, tc.stream, tc.at, mustLoc(t, tc.tz))
+		if got != tc.want {
+			t.Errorf("%s/%s in %s at %s: %s, want %s", tc.tenant, tc.stream, tc.tz, tc.at, got, tc.want)
+		}
+		tenant, stream, day, ok := ParseIndexName("sluice", got)
+		if !ok || tenant != tc.tenant || stream != tc.stream || day.Format(dayLayout) != got[len(got)-10:] {
+			t.Errorf("ParseIndexName(%s) = %q %q %v %v", got, tenant, stream, day, ok)
+		}
+	}
+}
+
+// TestIndexNamesKeepTenantsApart: tenant shop with stream web and tenant
+// shop-web never share an index, and a tenant's index patterns never match
+// another tenant's indices.
+func TestIndexNamesKeepTenantsApart(t *testing.T) {
+	at := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	a := IndexName("sluice", "shop", "web", at, time.UTC)
+	b := IndexName("sluice", "shop-web", "", at, time.UTC)
+	if a == b {
+		t.Fatalf("same index %s", a)
+	}
+	// The patterns the README gives tenant shop.
+	for _, pattern := range []string{"sluice-shop-2*", "sluice-shop.*"} {
+		if ok, _ := filepath.Match(pattern, b); ok {
+			t.Errorf("pattern %s of tenant shop matches %s of tenant shop-web", pattern, b)
+		}
+	}
+	if ok, _ := filepath.Match("sluice-shop.*", a); !ok {
+		t.Errorf("sluice-shop.* does not match %s", a)
+	}
+}
+
+func TestParseIndexNameRejects(t *testing.T) {
+	for _, name := range []string{
+		"sluice-shop-2026.13.01", "sluice-shop-2026.11.21x", "sluice-2026.11.21", "other-shop-2026.11.21",
+		"sluice-Shop-2026.11.21", "sluice-shop..web-2026.11.21", "sluice-shop.web.x-2026.11.21",
+		"sluice-shop_2026.11.21", "sluice-", ".sluice-shop-2026.11.21", "sluice-shop-2026-11-21",
+	} {
+		if tenant, stream, _, ok := ParseIndexName("sluice", name); ok {
+			t.Errorf("ParseIndexName(%q) accepted: %q %q", name, tenant, stream)
+		}
+	}
+}
+
+func TestIndexTime(t *testing.T) {
+	n := namer{prefix: "sluice", loc: time.UTC, past: 7 * 24 * time.Hour, ahead: 24 * time.Hour}
+	produced := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	observed := produced.Add(-2 * time.Second)
+	for _, tc := range []struct {
+		name                      string
+		event, observed, produced time.Time
+		want                      time.Time
+		clamped                   bool
+	}{
+		{"in window", produced.Add(-time.Hour), observed, produced, produced.Add(-time.Hour), false},
+		{"six days old", produced.Add(-6 * 24 * time.Hour), observed, produced, produced.Add(-6 * 24 * time.Hour), false},
+		{"eight days old", produced.Add(-8 * 24 * time.Hour), observed, produced, observed, true},
+		{"two days ahead", produced.Add(48 * time.Hour), observed, produced, observed, true},
+		{"year 1970", time.Unix(0, 0), observed, produced, observed, true},
+		{"no event time", time.Time{}, observed, produced, observed, true},
+		// An observed time that is itself junk gives way to the Kafka
+		// timestamp.
+		{"junk observed", produced.Add(-time.Hour), time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC), produced, produced.Add(-time.Hour), false},
+		{"no observed", produced.Add(-time.Hour), time.Time{}, produced, produced.Add(-time.Hour), false},
+		// A backlog: the record is indexed days after it was produced; its
+		// window is around its own ingest time, not the clock, so a replay
+		// picks the same day.
+		{"backlog", time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC), time.Date(2026, 10, 1, 8, 0, 1, 0, time.UTC), time.Date(2026, 10, 1, 8, 0, 2, 0, time.UTC), time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC), false},
+	} {
+		got, clamped := n.indexTime(tc.event, tc.observed, tc.produced)
+		if !got.Equal(tc.want) || clamped != tc.clamped {
+			t.Errorf("%s: %v clamped=%v, want %v clamped=%v", tc.name, got, clamped, tc.want, tc.clamped)
+		}
+	}
+}
+
+func TestValidateIndexPrefix(t *testing.T) {
+	for _, ok := range []string{"sluice", "k8s-logs", "team_a", "a"} {
+		if err := ValidateIndexPrefix(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "Sluice", "-x", "_x", "a.b", "a*", "logs", "logs-k8s", "metrics", strings.Repeat("a", maxIndexPrefix+1)} {
+		if err := ValidateIndexPrefix(bad); !errors.Is(err, ErrInvalidIndexPrefix) {
+			t.Errorf("%q accepted (%v)", bad, err)
+		}
+	}
+}
+
+func TestTemplateGolden(t *testing.T) {
+	body := templateBody(templateSettings{prefix: "sluice", shards: 1, replicas: 1, totalFields: 2000, ignoreAbove: 1024})
+	golden(t, filepath.Join("testdata", "template.json"), append(body, '\n'))
+	var tmpl struct {
+		IndexPatterns []string `json:"index_patterns"`
+		Priority      int      `json:"priority"`
+	}
+	if err := json.Unmarshal(body, &tmpl); err != nil {
+		t.Fatal(err)
+	}
+	// Elastic's built-in templates use priority 100 (logs-*-*, ...).
+	if tmpl.Priority <= 200 || len(tmpl.IndexPatterns) != 1 || tmpl.IndexPatterns[0] != "sluice-*" {
+		t.Fatalf("template %+v", tmpl)
+	}
+}
+
+func TestRetentionExpired(t *testing.T) {
+	now := time.Date(2026, 11, 21, 0, 30, 0, 0, time.UTC)
+	r := retention{prefix: "sluice", loc: time.UTC, days: 7, overrides: map[string]int{"audit": 0, "scratch": 1}}
+	indices := []string{
+		"sluice-shop-2026.11.21", "sluice-shop-2026.11.14", "sluice-shop-2026.11.13", "sluice-shop.web-2026.11.01",
+		"sluice-audit-2020.01.01", "sluice-scratch-2026.11.20", "sluice-scratch-2026.11.19",
+		"sluice-shop-web-2026.11.13", "other-shop-2020.01.01", "sluice-custom", "sluice-shop-2026.11.13-restored",
+	}
+	got := r.expired(indices, now)
+	want := []string{"sluice-scratch-2026.11.19", "sluice-shop-2026.11.13", "sluice-shop-web-2026.11.13", "sluice-shop.web-2026.11.01"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("expired %v, want %v", got, want)
+	}
+	// In a zone ahead of UTC it is already the 21st at 23:30 UTC on the
+	// 20th.
+	r.loc = mustLoc(t, "Asia/Tokyo")
+	got = r.expired([]string{"sluice-shop-2026.11.13"}, time.Date(2026, 11, 20, 23, 30, 0, 0, time.UTC))
+	if len(got) != 1 {
+		t.Fatalf("tokyo: %v", got)
+	}
+	if !(retention{days: 0, overrides: map[string]int{"a": 3}}).enabled() || (retention{overrides: map[string]int{"a": 0}}).enabled() {
+		t.Fatal("enabled")
+	}
+}
+
+func TestParseRetentionOverrides(t *testing.T) {
+	got, err := ParseRetentionOverrides([]string{"audit=365", " scratch=0"})
+	if err != nil || got["audit"] != 365 || got["scratch"] != 0 || len(got) != 2 {
+		t.Fatalf("%v %v", got, err)
+	}
+	for _, bad := range [][]string{{"audit"}, {"audit=x"}, {"audit=-1"}, {"Bad=1"}, {"a=1", "a=2"}} {
+		if _, err := ParseRetentionOverrides(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

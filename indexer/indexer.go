@@ -1,0 +1,435 @@
+package indexer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/telemetry"
+	"github.com/sluicelogs/sluice/schemas"
+)
+
+// Options are the indexer's collaborators, set by the command.
+type Options struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Ready, when set, is called with true once the index template is in
+	// place and the indexer consumes, and with false when it stops.
+	Ready func(bool)
+}
+
+// Indexer consumes <prefix>.parsed.<tenant>[.<stream>] topics in a consumer
+// group and bulk-writes the records to Elasticsearch daily indices.
+type Indexer struct {
+	cfg       Config
+	log       *slog.Logger
+	reg       prometheus.Registerer
+	m         *metrics
+	topics    kafka.Topics
+	id        string
+	ready     func(bool)
+	limiter   *telemetry.Limiter
+	dec       *schemas.Decoder
+	namer     namer
+	retention retention
+	tracker   *tracker
+}
+
+// New checks cfg and prepares an indexer. It starts nothing.
+func New(cfg Config, o Options) (*Indexer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("indexer config: %w", err)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	if o.Ready == nil {
+		o.Ready = func(bool) {}
+	}
+	loc, _ := time.LoadLocation(cfg.Timezone) // checked by Validate
+	overrides, _ := ParseRetentionOverrides(cfg.RetentionOverrides)
+	t := newTracker()
+	o.Registerer.MustRegister(newTrackerCollector(t))
+	return &Indexer{
+		cfg:       cfg,
+		log:       o.Logger,
+		reg:       o.Registerer,
+		m:         newMetrics(o.Registerer),
+		topics:    kafka.Topics{Prefix: cfg.Kafka.TopicPrefix},
+		id:        cfg.id(),
+		ready:     o.Ready,
+		limiter:   telemetry.NewLimiter(30 * time.Second),
+		dec:       schemas.NewDecoder(),
+		namer:     namer{prefix: cfg.IndexPrefix, loc: loc, past: cfg.WindowPast, ahead: cfg.WindowAhead},
+		retention: retention{prefix: cfg.IndexPrefix, loc: loc, days: cfg.RetentionDays, overrides: overrides},
+		tracker:   t,
+	}, nil
+}
+
+// Run installs the index template, then consumes and indexes until ctx is
+// cancelled. Elasticsearch being unreachable is not an error: the indexer
+// waits, retrying with backoff, and consumption pauses meanwhile.
+//
+// On cancellation it stops consuming, sends what it has batched, waits up
+// to SLUICE_INDEXER_SHUTDOWN_TIMEOUT for bulk requests in flight, commits
+// the offsets of everything stored, leaves the group and returns nil.
+// Records not stored by then are consumed again by the next owner of their
+// partition (Elasticsearch answers 409 for those it already holds).
+func (ix *Indexer) Run(ctx context.Context) error {
+	es, err := ix.cfg.Elasticsearch.NewClient()
+	if err != nil {
+		return fmt.Errorf("elasticsearch settings: %w", err)
+	}
+	defer func() { _ = es.Close(context.WithoutCancel(ctx)) }() // idle connections
+	tmpl := templateBody(templateSettings{prefix: ix.cfg.IndexPrefix, shards: ix.cfg.Shards, replicas: ix.cfg.Replicas,
+		totalFields: ix.cfg.TotalFieldsLimit, ignoreAbove: ix.cfg.IgnoreAbove})
+	bo := newBackoff(ix.cfg.RetryMax)
+	for {
+		installed, err := installTemplate(ctx, es, ix.cfg.IndexPrefix, tmpl)
+		if err == nil {
+			ix.log.Info("index template in place", "template", ix.cfg.IndexPrefix, "version", templateVersion, "installed", installed)
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		ix.logLimited("template", "installing the index template failed; retrying", "err", err)
+		if !sleep(ctx, bo.NextBackOff()) {
+			return nil
+		}
+	}
+
+	base, err := ix.cfg.Kafka.Options()
+	if err != nil {
+		return fmt.Errorf("kafka settings: %w", err)
+	}
+	clientID := ix.cfg.Kafka.ClientID
+	if clientID == "" {
+		clientID = "sluice-indexer"
+	}
+	// When the consumer leaves the group (at shutdown), kgo calls
+	// OnPartitionsRevoked with everything; closed tells it not to wait for
+	// workers that are gone.
+	var closed sync.WaitGroup
+	closed.Add(1)
+	stopped := make(chan struct{})
+	cl, err := kgo.NewClient(append(base,
+		kgo.ClientID(clientID),
+		kgo.WithLogger(kafka.NewLogger(ix.log)),
+		kgo.WithHooks(kafka.NewMetrics(ix.reg)),
+		kgo.ConsumerGroup(ix.cfg.Group),
+		kgo.ConsumeRegex(),
+		kgo.ConsumeTopics(ix.topics.Pattern(kafka.KindParsed)),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.RebalanceTimeout(ix.cfg.RevokeTimeout+40*time.Second),
+		kgo.FetchMaxBytes(int32(min(max(4*ix.cfg.FlushBytes, 4<<20), 64<<20))),
+		kgo.MetadataMaxAge(ix.cfg.RescanInterval),
+		kgo.MetadataMinAge(min(ix.cfg.RescanInterval, 5*time.Second)),
+		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+			ix.revoked(ctx, cl, revoked, stopped)
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+			ix.log.Warn("partitions lost (the group moved on without this indexer); their records in flight will be indexed again by their new owner", "partitions", countPartitions(lost))
+			ix.tracker.drop(lost)
+		}),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+			if n := countPartitions(assigned); n > 0 {
+				ix.log.Info("partitions assigned", "partitions", n)
+			}
+		}),
+		// Dead letters.
+		kgo.ProducerBatchCompression(kgo.ZstdCompression().WithLevel(int(zstd.SpeedFastest)), kgo.NoCompression()),
+		kgo.UnknownTopicRetries(2),
+	)...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+
+	// Workers run on their own context: on shutdown they get
+	// SLUICE_INDEXER_SHUTDOWN_TIMEOUT to finish what is in flight.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(ix.cfg.ShutdownTimeout, cancelWork) })
+	defer stopAfter()
+
+	batches := make(chan *batch)
+	free := make(chan *batch, ix.cfg.Workers+1)
+	for range ix.cfg.Workers + 1 {
+		free <- &batch{}
+	}
+	var workers sync.WaitGroup
+	for range ix.cfg.Workers {
+		w := &worker{ix: ix, es: es, cl: cl}
+		workers.Go(func() {
+			for b := range batches {
+				w.process(workCtx, b)
+				b.reset()
+				free <- b
+			}
+		})
+	}
+	var background sync.WaitGroup
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	background.Go(func() { ix.commitLoop(bgCtx, cl) })
+	if ix.retention.enabled() {
+		background.Go(func() { ix.retentionLoop(bgCtx, es) })
+	}
+
+	ix.ready(true)
+	defer ix.ready(false)
+	ix.log.Info("indexer consuming", "group", ix.cfg.Group, "id", ix.id, "pattern", ix.topics.Pattern(kafka.KindParsed),
+		"workers", ix.cfg.Workers, "flush_bytes", ix.cfg.FlushBytes)
+
+	ix.pollLoop(ctx, cl, batches, free)
+
+	close(batches)
+	workers.Wait()
+	close(stopped)
+	stopBackground()
+	background.Wait()
+	commitCtx, cancelCommit := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancelCommit()
+	ix.commit(commitCtx, cl, nil)
+	ix.log.Info("indexer stopped")
+	return nil
+}
+
+// pollLoop consumes, shapes documents into batches and hands full (or
+// old enough) batches to the workers, until ctx ends. Handing a batch over
+// blocks while every worker is busy: consumption pauses, memory stays
+// bounded.
+func (ix *Indexer) pollLoop(ctx context.Context, cl *kgo.Client, batches chan<- *batch, free <-chan *batch) {
+	var (
+		w       docWriter
+		tickets []ticket
+		infos   = map[string]topicInfo{}
+		cur     = <-free
+	)
+	send := func(sendCtx context.Context) bool {
+		select {
+		case batches <- cur:
+		case <-sendCtx.Done():
+			return false
+		}
+		select {
+		case cur = <-free:
+			return true
+		case <-sendCtx.Done():
+			cur = nil
+			return false
+		}
+	}
+	tenantOf := func(topic string) string { return ix.topicInfo(infos, topic).tenant }
+	for {
+		pollCtx, cancel := ctx, context.CancelFunc(func() {})
+		if len(cur.items) > 0 {
+			pollCtx, cancel = context.WithDeadline(ctx, cur.first.Add(ix.cfg.FlushInterval))
+		}
+		fetches := cl.PollRecords(pollCtx, 10_000)
+		cancel()
+		if fetches.IsClientClosed() {
+			return
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				return
+			}
+			ix.logLimited("fetch:"+topic, "fetch failed", "topic", topic, "partition", partition, "err", err)
+		})
+		now := time.Now()
+		tickets = ix.tracker.register(fetches, tickets, tenantOf, now)
+		// Every polled record is registered: rebalances may run now (a
+		// revocation waits for the registered records in flight).
+		cl.AllowRebalance()
+		i := 0
+		fetches.EachRecord(func(r *kgo.Record) {
+			if cur == nil {
+				return // shutting down: left uncommitted, consumed again later
+			}
+			if len(cur.items) == 0 {
+				cur.first = now
+			}
+			ix.add(ctx, cur, &w, r, tickets[i], ix.topicInfo(infos, r.Topic))
+			i++
+			if len(cur.buf) >= ix.cfg.FlushBytes {
+				send(ctx)
+			}
+		})
+		if ctx.Err() != nil {
+			break
+		}
+		if cur != nil && len(cur.items) > 0 && time.Since(cur.first) >= ix.cfg.FlushInterval {
+			send(ctx)
+		}
+	}
+	// Shutting down: what is batched still goes out, if a worker frees up
+	// within the shutdown timeout.
+	if cur != nil && len(cur.items) > 0 {
+		sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ix.cfg.ShutdownTimeout)
+		defer cancel()
+		send(sendCtx)
+	}
+}
+
+// topicInfo is what a topic name says: the tenant and route stream.
+type topicInfo struct {
+	tenant, stream string
+	ok             bool
+}
+
+func (ix *Indexer) topicInfo(cache map[string]topicInfo, topic string) topicInfo {
+	if ti, ok := cache[topic]; ok {
+		return ti
+	}
+	tenant, kind, stream, ok := ix.topics.TenantOf(topic)
+	ti := topicInfo{tenant: tenant, stream: stream, ok: ok && kind == kafka.KindParsed}
+	if len(cache) > 100_000 {
+		clear(cache)
+	}
+	cache[topic] = ti
+	return ti
+}
+
+// add shapes one record into b: its bulk action and document, or, for a
+// record that does not decode, a dead letter to be.
+func (ix *Indexer) add(ctx context.Context, b *batch, w *docWriter, r *kgo.Record, tk ticket, ti topicInfo) {
+	tm := ix.m.tenant(ti.tenant)
+	tm.received.Inc()
+	it := item{rec: r, tk: tk}
+	rec, _, err := ix.dec.Decode(ctx, r.Value)
+	if err != nil || !ti.ok {
+		if err == nil {
+			err = fmt.Errorf("topic %s is not a parsed topic", r.Topic)
+		}
+		it.fail = &failure{reason: "decode", err: err.Error()}
+		b.items = append(b.items, it)
+		return
+	}
+	t, clamped := ix.namer.indexTime(rec.Timestamp, rec.ObservedTimestamp, r.Timestamp)
+	if clamped {
+		tm.clamped.Inc()
+	}
+	if rec.Timestamp.IsZero() {
+		rec.Timestamp = t
+	}
+	it.start = len(b.buf)
+	b.buf = append(b.buf, `{"create":{"_index":"`...)
+	b.buf = ix.namer.appendIndex(b.buf, ti.tenant, ti.stream, t)
+	b.buf = append(b.buf, `","_id":`...)
+	b.buf = schemas.AppendJSONString(b.buf, docID(rec.ID, r.Topic, r.Partition, r.Offset))
+	b.buf = append(b.buf, "}}\n"...)
+	it.mid = len(b.buf)
+	var st docStats
+	b.buf, st = w.appendDoc(b.buf, &rec, ti.tenant, nil)
+	b.buf = append(b.buf, '\n')
+	it.end = len(b.buf)
+	b.items = append(b.items, it)
+	if st.names > 0 {
+		ix.m.fieldsMoved.WithLabelValues(ti.tenant, "name").Add(float64(st.names))
+	}
+	if st.collisions > 0 {
+		ix.m.fieldsMoved.WithLabelValues(ti.tenant, "collision").Add(float64(st.collisions))
+	}
+}
+
+// revoked runs when partitions move to another indexer (or at shutdown,
+// when this one leaves the group): it waits, up to
+// SLUICE_INDEXER_REVOKE_TIMEOUT, for their records in flight, commits what
+// is stored and lets them go.
+func (ix *Indexer) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32, stopped <-chan struct{}) {
+	deadline := time.Now().Add(ix.cfg.RevokeTimeout)
+	for ix.tracker.pending(revoked) > 0 && time.Now().Before(deadline) {
+		select {
+		case <-stopped:
+			deadline = time.Now() // nobody is left to finish them
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	left := ix.tracker.pending(revoked)
+	commitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ix.commit(commitCtx, cl, revoked)
+	ix.tracker.drop(revoked)
+	ix.log.Info("partitions revoked", "partitions", countPartitions(revoked), "left_in_flight", left)
+}
+
+// commitLoop commits the offsets of stored records every
+// SLUICE_INDEXER_COMMIT_INTERVAL.
+func (ix *Indexer) commitLoop(ctx context.Context, cl *kgo.Client) {
+	t := time.NewTicker(ix.cfg.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			ix.commit(ctx, cl, nil)
+		}
+	}
+}
+
+// commit commits the commit points that moved, of the given partitions
+// (nil: every partition). A commit point only ever covers records that are
+// stored or dead-lettered (see tracker).
+func (ix *Indexer) commit(ctx context.Context, cl *kgo.Client, only map[string][]int32) {
+	offsets := ix.tracker.commitPoints(only)
+	if len(offsets) == 0 {
+		return
+	}
+	var failed error
+	cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			failed = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+					failed = err
+					delete(offsets[t.Topic], p.Partition)
+				}
+			}
+		}
+	})
+	if failed != nil {
+		ix.m.commits.WithLabelValues("error").Inc()
+		ix.logLimited("commit", "committing offsets failed; they are committed at the next attempt", "err", failed)
+		return
+	}
+	ix.m.commits.WithLabelValues("ok").Inc()
+	ix.tracker.committed(offsets)
+}
+
+func (ix *Indexer) logLimited(key, msg string, args ...any) {
+	if suppressed, ok := ix.limiter.Allow(key); ok {
+		if suppressed > 0 {
+			args = append(args, "suppressed", suppressed)
+		}
+		ix.log.Warn(msg, args...)
+	}
+}
+
+func countPartitions(m map[string][]int32) int {
+	n := 0
+	for _, ps := range m {
+		n += len(ps)
+	}
+	return n
+}

@@ -1,0 +1,124 @@
+package indexer
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the indexer's Prometheus metrics (namespace sluice, subsystem
+// indexer); labels are bounded by the number of tenants and fixed reason
+// sets. doc.go lists them.
+type metrics struct {
+	received    *prometheus.CounterVec
+	stored      *prometheus.CounterVec
+	duplicates  *prometheus.CounterVec
+	retried     *prometheus.CounterVec
+	rescued     *prometheus.CounterVec
+	deadLetters *prometheus.CounterVec
+	fieldsMoved *prometheus.CounterVec
+	clamped     *prometheus.CounterVec
+
+	requests      *prometheus.CounterVec
+	bulkDuration  prometheus.Histogram
+	bulkBytes     prometheus.Histogram
+	bulkDocs      prometheus.Histogram
+	commits       *prometheus.CounterVec
+	retentionDels prometheus.Counter
+	retentionErrs prometheus.Counter
+
+	tenants sync.Map // tenant -> *tenantMetrics
+}
+
+// tenantMetrics are one tenant's per-document counters, looked up once.
+type tenantMetrics struct {
+	received, stored, duplicates, clamped prometheus.Counter
+}
+
+func (m *metrics) tenant(tenant string) *tenantMetrics {
+	if tm, ok := m.tenants.Load(tenant); ok {
+		return tm.(*tenantMetrics)
+	}
+	tm, _ := m.tenants.LoadOrStore(tenant, &tenantMetrics{
+		received:   m.received.WithLabelValues(tenant),
+		stored:     m.stored.WithLabelValues(tenant),
+		duplicates: m.duplicates.WithLabelValues(tenant),
+		clamped:    m.clamped.WithLabelValues(tenant),
+	})
+	return tm.(*tenantMetrics)
+}
+
+const namespace, subsystem = "sluice", "indexer"
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: subsystem, Name: name, Help: help}, labels)
+		reg.MustRegister(c)
+		return c
+	}
+	histogram := func(name, help string, buckets []float64) prometheus.Histogram {
+		h := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Subsystem: subsystem, Name: name, Help: help, Buckets: buckets})
+		reg.MustRegister(h)
+		return h
+	}
+	m := &metrics{
+		received:    counter("records_received_total", "Records consumed from parsed topics.", "tenant"),
+		stored:      counter("docs_stored_total", "Documents Elasticsearch created (201).", "tenant"),
+		duplicates:  counter("docs_duplicate_total", "Documents Elasticsearch already held (409 on create): records indexed again after a restart or rebalance.", "tenant"),
+		retried:     counter("docs_retried_total", "Document sends retried, by reason: too_many_requests (429), server_error (5xx), request (the whole request failed), auth, not_found, other.", "tenant", "reason"),
+		rescued:     counter("docs_rescued_total", "Documents Elasticsearch rejected (400, e.g. a mapping conflict) and that were sent again with the offending fields moved into sluice.rescued.", "tenant"),
+		deadLetters: counter("dead_lettered_total", "Records written to the tenant's dead-letter topic, by reason: decode (not a record), rejected (refused by Elasticsearch even after the rescue).", "tenant", "reason"),
+		fieldsMoved: counter("fields_moved_total", "Fields written into sluice.rescued before sending, by reason: name (not a valid field name), collision (a value where other fields nest, or two labels that de-dot to one name).", "tenant", "reason"),
+		clamped:     counter("index_time_clamped_total", "Documents whose event time was outside the window around their ingest time, indexed by ingest time.", "tenant"),
+		requests:    counter("bulk_requests_total", "Bulk requests, by result: ok, partial (some items failed), failed (the request failed).", "result"),
+		commits:     counter("commits_total", "Offset commits, by result (ok, error).", "result"),
+		bulkDuration: histogram("bulk_duration_seconds", "Duration of one bulk request, from send to parsed response.",
+			prometheus.ExponentialBuckets(0.005, 2, 12)),
+		bulkBytes: histogram("bulk_size_bytes", "Body size of one bulk request.",
+			prometheus.ExponentialBuckets(4096, 4, 9)),
+		bulkDocs: histogram("bulk_docs", "Documents in one bulk request.",
+			prometheus.ExponentialBuckets(1, 4, 9)),
+		retentionDels: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: subsystem,
+			Name: "retention_deleted_indices_total", Help: "Indices deleted by retention."}),
+		retentionErrs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: subsystem,
+			Name: "retention_errors_total", Help: "Retention passes that failed (listing or deleting)."}),
+	}
+	reg.MustRegister(m.retentionDels, m.retentionErrs)
+	return m
+}
+
+// trackerCollector exports, at scrape time, what the offset tracker knows
+// per tenant: consumer lag and the age of the oldest record not yet stored.
+type trackerCollector struct {
+	t    *tracker
+	lag  *prometheus.Desc
+	age  *prometheus.Desc
+	pend *prometheus.Desc
+}
+
+func newTrackerCollector(t *tracker) *trackerCollector {
+	desc := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(namespace, subsystem, name), help, []string{"tenant"}, nil)
+	}
+	return &trackerCollector{
+		t:    t,
+		lag:  desc("consumer_lag_records", "Records in the tenant's assigned partitions not yet consumed (high watermark minus position, as of the last fetch)."),
+		age:  desc("commit_watermark_age_seconds", "Age of the oldest consumed record of the tenant that is not yet stored or dead-lettered, which holds its partition's commit back (0: none)."),
+		pend: desc("pending_records", "Records of the tenant consumed but not yet stored or dead-lettered."),
+	}
+}
+
+func (c *trackerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.lag
+	ch <- c.age
+	ch <- c.pend
+}
+
+func (c *trackerCollector) Collect(ch chan<- prometheus.Metric) {
+	for tenant, s := range c.t.tenantStats(time.Now()) {
+		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(s.lag), tenant)
+		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, s.age.Seconds(), tenant)
+		ch <- prometheus.MustNewConstMetric(c.pend, prometheus.GaugeValue, float64(s.pending), tenant)
+	}
+}

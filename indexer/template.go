@@ -1,0 +1,148 @@
+package indexer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/elastic/go-elasticsearch/v8"
+)
+
+// templateVersion is the version of the index template this indexer
+// installs. Raise it with every change to templateBody: an indexer never
+// replaces a template of a higher version (a newer indexer's, during a
+// rolling upgrade).
+const templateVersion = 1
+
+// templatePriority puts the template above Elastic's built-in templates
+// (priority 100) and Fleet's integration templates (200), so that the
+// Sluice mappings win for <prefix>-* indices.
+const templatePriority = 500
+
+type templateSettings struct {
+	prefix           string
+	shards, replicas int
+	totalFields      int
+	ignoreAbove      int
+}
+
+// templateBody returns the composable index template for <prefix>-*
+// indices:
+//   - @timestamp and sluice.observed_timestamp are dates; log is text;
+//     tenant, stream and every kubernetes.* field are keyword;
+//     kubernetes.labels.* and kubernetes.annotations.* are keyword (their
+//     keys are de-dotted, see appendDedotted);
+//   - any other string (parsed attributes) is keyword with ignore_above:
+//     exact matches and aggregations, no analysis cost, long values kept in
+//     _source only; date and numeric detection are off, so a string never
+//     becomes a date or a number by the look of its first value;
+//   - any other fraction is double (not Elasticsearch's default float);
+//   - sluice.rescued (fields moved out of a document Elasticsearch
+//     rejected, as one JSON string) and the router's _overflow attribute
+//     are text: searchable, and never in type conflict;
+//   - the total-fields limit, shards and replicas come from the settings.
+func templateBody(s templateSettings) []byte {
+	keyword := map[string]any{"type": "keyword", "ignore_above": s.ignoreAbove}
+	kw := map[string]any{"type": "keyword"}
+	t := map[string]any{
+		"index_patterns": []string{s.prefix + "-*"},
+		"priority":       templatePriority,
+		"version":        templateVersion,
+		"_meta":          map[string]any{"description": "Sluice daily log indices", "managed_by": "sluice"},
+		"template": map[string]any{
+			"settings": map[string]any{"index": map[string]any{
+				"number_of_shards":   s.shards,
+				"number_of_replicas": s.replicas,
+				"mapping":            map[string]any{"total_fields": map[string]any{"limit": s.totalFields}},
+			}},
+			"mappings": map[string]any{
+				"dynamic":           true,
+				"date_detection":    false,
+				"numeric_detection": false,
+				"dynamic_templates": []any{
+					map[string]any{"kubernetes_labels": map[string]any{"path_match": "kubernetes.labels.*", "mapping": keyword}},
+					map[string]any{"kubernetes_annotations": map[string]any{"path_match": "kubernetes.annotations.*", "mapping": keyword}},
+					map[string]any{"doubles": map[string]any{"match_mapping_type": "double", "mapping": map[string]any{"type": "double"}}},
+					map[string]any{"strings": map[string]any{"match_mapping_type": "string", "mapping": keyword}},
+				},
+				"properties": map[string]any{
+					"@timestamp": map[string]any{"type": "date"},
+					"tenant":     kw,
+					"stream":     kw,
+					"log":        map[string]any{"type": "text"},
+					"_overflow":  map[string]any{"type": "text"},
+					"kubernetes": map[string]any{"properties": map[string]any{
+						"pod_name": kw, "namespace_name": kw, "pod_id": kw, "host": kw,
+						"container_name": kw, "docker_id": kw,
+						"labels":      map[string]any{"type": "object"},
+						"annotations": map[string]any{"type": "object"},
+					}},
+					"sluice": map[string]any{"properties": map[string]any{
+						"observed_timestamp": map[string]any{"type": "date"},
+						"truncated":          map[string]any{"type": "boolean"},
+						"original_size":      map[string]any{"type": "long"},
+						"invalid_utf8":       map[string]any{"type": "boolean"},
+						"rescued":            map[string]any{"type": "text"},
+						"source": map[string]any{"properties": map[string]any{
+							"path": kw, "offset": map[string]any{"type": "long"}, "format": kw, "shipper": kw,
+						}},
+					}},
+				},
+			},
+		},
+	}
+	b, _ := json.MarshalIndent(t, "", "  ") // maps of strings and numbers: cannot fail
+	return b
+}
+
+// installTemplate puts the index template named after the prefix, unless
+// the cluster holds one of a higher version. It is idempotent: every
+// replica does it at start.
+func installTemplate(ctx context.Context, es *elasticsearch.Client, name string, body []byte) (installed bool, err error) {
+	res, err := es.Indices.GetIndexTemplate(es.Indices.GetIndexTemplate.WithContext(ctx), es.Indices.GetIndexTemplate.WithName(name))
+	if err != nil {
+		return false, fmt.Errorf("get index template %s: %w", name, err)
+	}
+	data, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	switch res.StatusCode {
+	case http.StatusOK:
+		var got struct {
+			IndexTemplates []struct {
+				IndexTemplate struct {
+					Version int `json:"version"`
+				} `json:"index_template"`
+			} `json:"index_templates"`
+		}
+		if json.Unmarshal(data, &got) == nil && len(got.IndexTemplates) == 1 && got.IndexTemplates[0].IndexTemplate.Version > templateVersion {
+			return false, nil
+		}
+	case http.StatusNotFound:
+	default:
+		return false, fmt.Errorf("get index template %s: %s: %s", name, res.Status(), errorText(data))
+	}
+	res, err = es.Indices.PutIndexTemplate(name, bytes.NewReader(body), es.Indices.PutIndexTemplate.WithContext(ctx))
+	if err != nil {
+		return false, fmt.Errorf("put index template %s: %w", name, err)
+	}
+	data, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.IsError() {
+		return false, fmt.Errorf("put index template %s: %s: %s", name, res.Status(), errorText(data))
+	}
+	return true, nil
+}
+
+// errorText is the Elasticsearch error of a response body, or the body.
+func errorText(body []byte) string {
+	if e := parseErrorBody(body); e != nil {
+		return e.Error()
+	}
+	if len(body) > 512 {
+		body = body[:512]
+	}
+	return string(body)
+}

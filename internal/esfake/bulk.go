@@ -1,0 +1,200 @@
+package esfake
+
+import (
+	"bytes"
+	"strconv"
+)
+
+// BulkItem is one operation of a bulk request.
+type BulkItem struct {
+	Action string // "create", "index", "update" or "delete"
+	Index  string // from the action's _index, else the request path's index
+	ID     string // the action's _id; "" when the caller must generate one
+	// Source is the document line (update: the update body), with a
+	// trailing '\r' removed; nil for delete. It aliases the request body.
+	Source []byte
+	Line   int // 1-based line number of the action line
+}
+
+var bulkParams = map[string]bool{
+	"_index": true, "_id": true, "routing": true, "op_type": true, "version": true, "version_type": true,
+	"if_seq_no": true, "if_primary_term": true, "retry_on_conflict": true, "pipeline": true,
+	"require_alias": true, "require_data_stream": true, "list_executed_pipelines": true, "_source": true,
+	"dynamic_templates": true,
+}
+
+// maxIDBytes is Elasticsearch's limit on the length of an _id.
+const maxIDBytes = 512
+
+// ParseBulk parses an NDJSON bulk request body the way Elasticsearch 8's
+// bulk parser does. defaultIndex is the {index} of /{index}/_bulk, or "".
+//
+// Whole-request errors come back as *Error, worded as Elasticsearch words
+// them: illegal_argument_exception for a malformed action line, an unknown
+// action or parameter, or a body not terminated by a newline;
+// x_content_parse_exception for an action line that is not JSON; and
+// action_request_validation_exception for a body with no operations, an
+// operation without an index, or an _id over 512 bytes.
+//
+// Like Elasticsearch (REST API version 8), it accepts an action line with
+// trailing content after the action object, skips blank lines between
+// operations, and drops a final action whose document line is missing.
+// Document lines are not parsed: see ParseDocument. The returned items alias
+// body.
+func ParseBulk(body []byte, defaultIndex string) ([]BulkItem, *Error) {
+	items := make([]BulkItem, 0, bytes.Count(body, []byte{'\n'})/2+1)
+	line := 0
+	from := 0
+	var pending *BulkItem // an action waiting for its document line
+	for from < len(body) {
+		nl := bytes.IndexByte(body[from:], '\n')
+		if nl < 0 {
+			return nil, illegalArgument(`The bulk request must be terminated by a newline [\n]`)
+		}
+		text := body[from : from+nl]
+		from += nl + 1
+		line++
+		if pending != nil {
+			text = bytes.TrimSuffix(text, []byte{'\r'})
+			pending.Source = text
+			items = append(items, *pending)
+			pending = nil
+			continue
+		}
+		item, skip, err := parseAction(text, line, defaultIndex)
+		if err != nil {
+			return nil, err
+		}
+		if skip {
+			continue
+		}
+		if item.Action == "delete" {
+			items = append(items, item)
+			continue
+		}
+		pending = &item
+	}
+	var problems []string
+	for _, it := range items {
+		if it.Index == "" {
+			problems = append(problems, "index is missing")
+		}
+		if len(it.ID) > maxIDBytes {
+			problems = append(problems, "id ["+it.ID+"] is too long, must be no longer than 512 bytes but was: "+strconv.Itoa(len(it.ID)))
+		}
+		if (it.Action == "delete" || it.Action == "update") && it.ID == "" {
+			problems = append(problems, "id is missing")
+		}
+	}
+	if len(items) == 0 {
+		problems = append(problems, "no requests added")
+	}
+	if len(problems) > 0 {
+		return nil, validationFailed(problems)
+	}
+	return items, nil
+}
+
+// parseAction parses one action/metadata line. skip is true for a blank
+// line.
+func parseAction(text []byte, line int, defaultIndex string) (item BulkItem, skip bool, _ *Error) {
+	malformed := func(format string, args ...any) *Error {
+		return illegalArgument("Malformed action/metadata line [%d], "+format, append([]any{line}, args...)...)
+	}
+	p := &jsonParser{src: text}
+	p.skipSpace()
+	if p.pos == len(text) {
+		return item, true, nil
+	}
+	if text[p.pos] != '{' {
+		v, serr := p.value()
+		if serr != nil {
+			return item, false, serr.xcontent(text)
+		}
+		return item, false, malformed("expected START_OBJECT but found [%s]", v.tokenName())
+	}
+	p.pos++
+	p.skipSpace()
+	if p.pos >= len(text) {
+		return item, false, (&syntaxError{off: p.pos, msg: "Unexpected end-of-input: expected close marker for Object"}).xcontent(text)
+	}
+	switch text[p.pos] {
+	case '}':
+		return item, false, malformed("expected FIELD_NAME but found [END_OBJECT]")
+	case '"':
+	default:
+		return item, false, (&syntaxError{off: p.pos, msg: "Unexpected character " + describeChar(text[p.pos]) + ": was expecting double-quote to start field name"}).xcontent(text)
+	}
+	action, serr := p.str()
+	if serr != nil {
+		return item, false, serr.xcontent(text)
+	}
+	switch action {
+	case "create", "index", "update", "delete":
+	default:
+		return item, false, malformed("expected field [create], [delete], [index] or [update] but found [%s]", action)
+	}
+	p.skipSpace()
+	if p.pos >= len(text) || text[p.pos] != ':' {
+		if p.pos >= len(text) {
+			return item, false, (&syntaxError{off: p.pos, msg: "Unexpected end-of-input: expected close marker for Object"}).xcontent(text)
+		}
+		return item, false, (&syntaxError{off: p.pos, msg: "Unexpected character " + describeChar(text[p.pos]) + ": was expecting a colon to separate field name and value"}).xcontent(text)
+	}
+	p.pos++
+	meta, serr := p.value()
+	if serr != nil {
+		return item, false, serr.xcontent(text)
+	}
+	item = BulkItem{Action: action, Index: defaultIndex, Line: line}
+	if meta.kind != kindObject {
+		return item, false, malformed("expected START_OBJECT or END_OBJECT but found [%s]", meta.tokenName())
+	}
+	opType := ""
+	for i, k := range meta.keys {
+		v := meta.vals[i]
+		switch v.kind {
+		case kindNull:
+			continue
+		case kindArray:
+			return item, false, malformed("expected a simple value for field [%s] but found [START_ARRAY]", k)
+		case kindObject:
+			if k == "_source" || k == "dynamic_templates" {
+				continue
+			}
+			return item, false, malformed("expected a simple value for field [%s] but found [START_OBJECT]", k)
+		}
+		if !bulkParams[k] {
+			return item, false, illegalArgument("Action/metadata line [%d] contains an unknown parameter [%s]", line, k)
+		}
+		switch k {
+		case "_index":
+			item.Index = scalarText(v)
+		case "_id":
+			item.ID = scalarText(v)
+		case "op_type":
+			opType = scalarText(v)
+		case "version", "if_seq_no", "if_primary_term", "retry_on_conflict":
+			if v.kind == kindBool || (v.kind == kindNumber && !isIntegerLiteral(v.text)) {
+				return item, false, illegalArgument("Action/metadata line [%d]: [%s] must be a number", line, k)
+			}
+			if v.kind == kindString {
+				if _, err := strconv.ParseInt(v.text, 10, 64); err != nil {
+					return item, false, illegalArgument(`For input string: "%s"`, v.text)
+				}
+			}
+		}
+	}
+	if action == "index" && opType != "" {
+		switch opType {
+		case "create":
+			item.Action = "create"
+		case "index":
+		default:
+			return item, false, illegalArgument("opType must be 'create' or 'index', found: [%s]", opType)
+		}
+	}
+	// Anything after the action object is ignored, with a deprecation
+	// warning in Elasticsearch 8.
+	return item, false, nil
+}
