@@ -1,0 +1,101 @@
+package indexer
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelogs/sluice/internal/esfake"
+)
+
+// TestIndexerRebalance: two indexers in one group while records stream in;
+// the second joins mid-stream, the first leaves mid-stream. Nothing is lost,
+// and a record indexed twice is only ever a 409 (each id is held once).
+func TestIndexerRebalance(t *testing.T) {
+	topics := []string{"logs.parsed.shop", "logs.parsed.pay", "logs.dlq.shop", "logs.dlq.pay"}
+	c := testCluster(t, topics...)
+	es := esfake.Start(t, esfake.Seed(2), esfake.WithFaults(esfake.Faults{ItemFraction: 0.05, Latency: 2 * time.Millisecond}))
+	cl := newClient(t, c.ListenAddrs())
+	adm := kadm.NewClient(cl)
+	var s sent
+	s.watchCommits(t, adm, es, "sluice-indexer")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var producing sync.WaitGroup
+	producing.Go(func() {
+		for i := 0; ctx.Err() == nil && i < 60; i++ {
+			s.produce(t, cl, "logs.parsed.shop", 100, 0, nil)
+			s.produce(t, cl, "logs.parsed.pay", 50, 0, nil)
+			time.Sleep(40 * time.Millisecond)
+		}
+	})
+	defer func() { cancel(); producing.Wait() }()
+
+	_, _, stopA := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), map[string]string{"SLUICE_INDEXER_ID": "a"}))
+	waitFor(t, 20*time.Second, "the first documents", func() bool { return es.Stats().Created > 500 })
+	_, regB, _ := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), map[string]string{"SLUICE_INDEXER_ID": "b"}))
+	waitFor(t, 20*time.Second, "the second indexer to store documents", func() bool {
+		return metricValue(t, regB, "sluice_indexer_docs_stored_total", map[string]string{"tenant": "shop"}) > 0
+	})
+	stopA()
+	producing.Wait()
+	waitFor(t, 60*time.Second, "every offset committed", func() bool { return committedAll(t, adm, "sluice-indexer", topics[:2]...) })
+
+	stored, dlq := s.accountFor(t, es, nil)
+	if stored != s.total || dlq != 0 {
+		t.Errorf("%d of %d records stored, %d dead-lettered", stored, s.total, dlq)
+	}
+	t.Logf("%d records, %d duplicates answered 409", s.total, es.Stats().Conflicts)
+}
+
+// TestIndexerPausesWhileElasticsearchIsDown: with the cluster down nothing
+// is committed and consumption pauses (the batches in flight stay bounded);
+// when it is back, everything is stored.
+func TestIndexerPausesWhileElasticsearchIsDown(t *testing.T) {
+	topics := []string{"logs.parsed.shop", "logs.dlq.shop"}
+	c := testCluster(t, topics...)
+	es := esfake.Start(t, esfake.Seed(3))
+	cl := newClient(t, c.ListenAddrs(), kgo.DefaultProduceTopic("logs.parsed.shop"))
+	adm := kadm.NewClient(cl)
+	_, reg, stop := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), map[string]string{"SLUICE_INDEXER_WORKERS": "2"}))
+	waitFor(t, 10*time.Second, "the index template", func() bool { _, ok := es.Template("sluice"); return ok })
+
+	es.SetFaults(esfake.Faults{Down: true})
+	var s sent
+	for range 20 {
+		s.produce(t, cl, "logs.parsed.shop", 500, 0, nil) // ~3.5 MiB of documents, far more than 3 batches of 16 KiB
+	}
+	time.Sleep(1500 * time.Millisecond)
+	committed, err := adm.FetchOffsets(context.Background(), "sluice-indexer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed.Each(func(o kadm.OffsetResponse) {
+		if o.At > 0 {
+			t.Errorf("offset %d of %s/%d committed while Elasticsearch is down", o.At, o.Topic, o.Partition)
+		}
+	})
+	// Registered but not stored: at most what 2 workers and the poll loop
+	// hold, plus one poll.
+	pending := metricValue(t, reg, "sluice_indexer_pending_records", map[string]string{"tenant": "shop"})
+	if pending == 0 || pending > 10_000+3*100 {
+		t.Errorf("%v records pending while Elasticsearch is down", pending)
+	}
+	if got := metricValue(t, reg, "sluice_indexer_docs_retried_total", map[string]string{"tenant": "shop", "reason": "server_error"}); got == 0 {
+		t.Errorf("no retries counted")
+	}
+	if len(es.IDs()) != 0 {
+		t.Errorf("documents stored while down")
+	}
+
+	es.SetFaults(esfake.Faults{})
+	waitFor(t, 60*time.Second, "every offset committed", func() bool { return committedAll(t, adm, "sluice-indexer", "logs.parsed.shop") })
+	stop()
+	if stored, _ := s.accountFor(t, es, nil); stored != s.total {
+		t.Errorf("%d of %d stored", stored, s.total)
+	}
+}
