@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sluicelogs/sluice/schemas"
 )
@@ -41,9 +42,43 @@ var reserved = map[string]bool{
 // sluice.rescued.
 const moveAll = "*"
 
-// timeLayout writes event and observed times: UTC with nanoseconds, fixed
-// width (Elasticsearch's date parser takes up to nine fraction digits).
-const timeLayout = "2006-01-02T15:04:05.000000000Z"
+// appendTime writes t in UTC as 2006-01-02T15:04:05.000000000Z: fixed
+// width, nanoseconds (Elasticsearch's date parser takes up to nine fraction
+// digits). It is time.AppendFormat for this one layout, several times
+// faster; years outside 0-9999 are written by AppendFormat.
+func appendTime(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(dst, "2006-01-02T15:04:05.000000000Z")
+	}
+	hour, minute, sec := t.Clock()
+	dst = appendDigits(dst, year, 4)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, int(month), 2)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, day, 2)
+	dst = append(dst, 'T')
+	dst = appendDigits(dst, hour, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, minute, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, sec, 2)
+	dst = append(dst, '.')
+	dst = appendDigits(dst, t.Nanosecond(), 9)
+	return append(dst, 'Z')
+}
+
+// appendDigits writes v (>= 0) zero-padded to width digits.
+func appendDigits(dst []byte, v, width int) []byte {
+	n := len(dst) + width
+	dst = append(dst, "000000000"[:width]...)
+	for i := n - 1; i >= n-width && v > 0; i-- {
+		dst[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return dst
+}
 
 // docWriter builds bulk actions and documents. Not safe for concurrent use:
 // it holds scratch space.
@@ -61,7 +96,7 @@ type attr struct {
 	value any
 }
 
-type pair struct{ k, v string }
+type pair struct{ name, k, v string }
 
 // docStats says which fields appendDoc placed in sluice.rescued rather
 // than where they belong.
@@ -80,7 +115,7 @@ func (w *docWriter) appendDoc(dst []byte, rec *schemas.Record, tenant string, mo
 	clear(w.rescued)
 	w.stats = docStats{}
 	dst = append(dst, `{"@timestamp":"`...)
-	dst = rec.Timestamp.UTC().AppendFormat(dst, timeLayout)
+	dst = appendTime(dst, rec.Timestamp)
 	dst = append(dst, `","tenant":`...)
 	dst = schemas.AppendJSONString(dst, tenant)
 	if rec.Stream != "" {
@@ -107,7 +142,7 @@ func (w *docWriter) appendDoc(dst []byte, rec *schemas.Record, tenant string, mo
 	if !rec.ObservedTimestamp.IsZero() {
 		field("observed_timestamp")
 		dst = append(dst, '"')
-		dst = rec.ObservedTimestamp.UTC().AppendFormat(dst, timeLayout)
+		dst = appendTime(dst, rec.ObservedTimestamp)
 		dst = append(dst, '"')
 	}
 	if rec.Truncated {
@@ -164,10 +199,10 @@ func (w *docWriter) appendKubernetes(dst []byte, k *schemas.Kubernetes) []byte {
 	str("pod_name", k.PodName)
 	str("namespace_name", k.NamespaceName)
 	str("pod_id", k.PodID)
-	for _, m := range []struct {
-		name string
-		m    map[string]string
-	}{{"labels", k.Labels}, {"annotations", k.Annotations}} {
+	for _, m := range [...]struct {
+		name, path string
+		m          map[string]string
+	}{{"labels", "kubernetes.labels.", k.Labels}, {"annotations", "kubernetes.annotations.", k.Annotations}} {
 		if len(m.m) == 0 {
 			continue
 		}
@@ -177,7 +212,7 @@ func (w *docWriter) appendKubernetes(dst []byte, k *schemas.Kubernetes) []byte {
 		dst = append(dst, '"')
 		dst = append(dst, m.name...)
 		dst = append(dst, `":`...)
-		dst = w.appendDedotted(dst, "kubernetes."+m.name+".", m.m)
+		dst = w.appendDedotted(dst, m.path, m.m)
 	}
 	str("host", k.Host)
 	str("container_name", k.ContainerName)
@@ -189,66 +224,51 @@ func (w *docWriter) appendKubernetes(dst []byte, k *schemas.Kubernetes) []byte {
 // values whose keys have every '.' replaced by '_' (the de-dot rule of the
 // fluent-bit Elasticsearch output's Replace_Dots and of Beats): label keys
 // such as app and app.kubernetes.io/name then never collide as a value
-// versus an object. Keys are written in order; when two keys become the
-// same (app.kubernetes and app_kubernetes), the key that had no dots keeps
-// the name, else the first in order, and the other is placed in
-// sluice.rescued under its full original path. An empty key is placed there
-// too.
+// versus an object. Keys are written sorted; when two keys become the same
+// (app.kubernetes and app_kubernetes), the key that had no dots keeps the
+// name, else the first in order, and the other is placed in sluice.rescued
+// under its full original path. An empty key is placed there too.
 func (w *docWriter) appendDedotted(dst []byte, path string, m map[string]string) []byte {
 	w.pairs = w.pairs[:0]
-	dotted := false
 	for k, v := range m {
-		w.pairs = append(w.pairs, pair{k, v})
-		dotted = dotted || strings.IndexByte(k, '.') >= 0
+		if k == "" {
+			w.stats.names++
+			w.rescue(path, v)
+			continue
+		}
+		name := k
+		if strings.IndexByte(k, '.') >= 0 {
+			name = w.dedotted(k)
+		}
+		w.pairs = append(w.pairs, pair{name: name, k: k, v: v})
 	}
-	slices.SortFunc(w.pairs, func(a, b pair) int { return strings.Compare(a.k, b.k) })
+	// By name; among equal names the key without dots (name == k) first,
+	// then by key.
+	slices.SortFunc(w.pairs, func(a, b pair) int {
+		if c := strings.Compare(a.name, b.name); c != 0 {
+			return c
+		}
+		if (a.name == a.k) != (b.name == b.k) {
+			if a.name == a.k {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.k, b.k)
+	})
 	dst = append(dst, '{')
-	n := 0
-	emit := func(name, v string) {
-		if n > 0 {
+	for i, p := range w.pairs {
+		if i > 0 && p.name == w.pairs[i-1].name {
+			w.stats.collisions++
+			w.rescue(path+p.k, p.v)
+			continue
+		}
+		if i > 0 {
 			dst = append(dst, ',')
 		}
-		n++
-		dst = schemas.AppendJSONString(dst, name)
+		dst = schemas.AppendJSONString(dst, p.name)
 		dst = append(dst, ':')
-		dst = schemas.AppendJSONString(dst, v)
-	}
-	if !dotted {
-		for _, p := range w.pairs {
-			if p.k == "" {
-				w.stats.names++
-				w.rescue(path, p.v)
-				continue
-			}
-			emit(p.k, p.v)
-		}
-		return append(dst, '}')
-	}
-	// Slow path: names are claimed first by keys without dots, then by
-	// dotted keys in order.
-	claimed := make(map[string]bool, len(w.pairs))
-	for _, p := range w.pairs {
-		if strings.IndexByte(p.k, '.') < 0 && p.k != "" {
-			claimed[p.k] = true
-		}
-	}
-	for _, p := range w.pairs {
-		switch {
-		case p.k == "":
-			w.stats.names++
-			w.rescue(path, p.v)
-		case strings.IndexByte(p.k, '.') < 0:
-			emit(p.k, p.v)
-		default:
-			name := w.dedotted(p.k)
-			if claimed[name] {
-				w.stats.collisions++
-				w.rescue(path+p.k, p.v)
-				continue
-			}
-			claimed[name] = true
-			emit(name, p.v)
-		}
+		dst = schemas.AppendJSONString(dst, p.v)
 	}
 	return append(dst, '}')
 }
@@ -324,12 +344,18 @@ func validPath(k string) bool {
 	return k != "" && k[0] != '.' && k[len(k)-1] != '.' && !strings.Contains(k, "..")
 }
 
-// hasChildren reports whether a path in sorted (all sorting after p) starts
-// with p + ".".
+// hasChildren reports whether a path in sorted (the paths sorting after p)
+// starts with p + ".". Paths starting with p come right after it.
 func hasChildren(sorted []attr, p string) bool {
-	// Paths starting with p+"." sort after p+"." and before p+"/" ('/' follows '.').
-	i, _ := slices.BinarySearchFunc(sorted, p+".", func(a attr, t string) int { return strings.Compare(a.path, t) })
-	return i < len(sorted) && strings.HasPrefix(sorted[i].path, p) && len(sorted[i].path) > len(p) && sorted[i].path[len(p)] == '.'
+	for _, a := range sorted {
+		if !strings.HasPrefix(a.path, p) {
+			return false
+		}
+		if a.path[len(p)] == '.' { // a.path != p: paths are unique
+			return true
+		}
+	}
+	return false
 }
 
 // isMoved reports whether the attribute at path p is to be moved: moved

@@ -241,3 +241,25 @@ func golden(t *testing.T, path string, got []byte) {
 		t.Errorf("%s differs:\n got: %s\nwant: %s", path, got, want)
 	}
 }
+
+// TestAppendTime pins the fast time writer to time.AppendFormat.
+func TestAppendTime(t *testing.T) {
+	times := []time.Time{
+		{}, time.Unix(0, 0), t0, time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 3, 29, 1, 30, 0, 5, mustLoc(t, "Europe/Paris")),
+	}
+	for i := range 1000 {
+		times = append(times, time.Unix(int64(i)*7_919_993_111, int64(i)*999_983).In(time.FixedZone("x", (i%25-12)*3600)))
+	}
+	for _, at := range times {
+		want := at.UTC().AppendFormat(nil, "2006-01-02T15:04:05.000000000Z")
+		if got := appendTime(nil, at); string(got) != string(want) {
+			t.Fatalf("appendTime(%v) = %s, want %s", at, got, want)
+		}
+		n := namer{prefix: "p", loc: time.UTC}
+		if got, want := n.appendIndex(nil, "t", "", at), "p-t-"+at.UTC().Format(dayLayout); string(got) != want {
+			t.Fatalf("appendIndex(%v) = %s, want %s", at, got, want)
+		}
+	}
+}

@@ -105,7 +105,15 @@ func (n *namer) appendIndex(dst []byte, tenant, stream string, t time.Time) []by
 		dst = append(dst, stream...)
 	}
 	dst = append(dst, '-')
-	return t.In(n.loc).AppendFormat(dst, dayLayout)
+	year, month, day := t.In(n.loc).Date()
+	if year < 0 || year > 9999 {
+		return t.In(n.loc).AppendFormat(dst, dayLayout)
+	}
+	dst = appendDigits(dst, year, 4)
+	dst = append(dst, '.')
+	dst = appendDigits(dst, int(month), 2)
+	dst = append(dst, '.')
+	return appendDigits(dst, day, 2)
 }
 
 // IndexName returns the index name for tenant and stream ("" for none) on
