@@ -125,4 +125,3 @@ func BenchmarkEndToEnd(b *testing.B) {
 	b.ReportMetric(float64(n)/cpu.Seconds(), "docs/cpu-s")
 	b.ReportMetric(0, "ns/op")
 }
-
