@@ -1,16 +1,13 @@
 package elastic
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8"
@@ -171,20 +168,14 @@ func readSecret(fileVar, value, file string, check func(string) error) (string, 
 	if file == "" {
 		return value, nil // checked by Validate
 	}
-	b, err := os.ReadFile(file)
+	secret, err := config.ReadSecret(fileVar, file)
 	if err != nil {
-		// os errors carry the path, never the content.
-		return "", &config.Problem{Var: fileVar, Err: fmt.Errorf("read secret: %w", err)}
+		return "", err
 	}
-	b = bytes.TrimSuffix(b, []byte("\n"))
-	b = bytes.TrimSuffix(b, []byte("\r"))
-	if len(b) == 0 {
-		return "", &config.Problem{Var: fileVar, Err: fmt.Errorf("%s is empty", file)}
-	}
-	if err := check(string(b)); err != nil {
+	if err := check(secret); err != nil {
 		return "", &config.Problem{Var: fileVar, Err: fmt.Errorf("content of %s %w", file, err)}
 	}
-	return string(b), nil
+	return secret, nil
 }
 
 // tlsConfig returns the TLS settings for https URLs. They are set on the
@@ -197,13 +188,9 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 		InsecureSkipVerify: c.TLSInsecureSkipVerify, // the operator's explicit choice
 	}
 	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
+		pool, err := config.ReadCertPool(varCAFile, c.CAFile)
 		if err != nil {
-			return nil, &config.Problem{Var: varCAFile, Err: fmt.Errorf("read CA file: %w", err)}
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, &config.Problem{Var: varCAFile, Err: fmt.Errorf("no PEM certificate in %s", c.CAFile)}
+			return nil, err
 		}
 		tc.RootCAs = pool
 	}

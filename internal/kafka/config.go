@@ -16,13 +16,10 @@
 package kafka
 
 import (
-	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 
@@ -228,13 +225,9 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 		InsecureSkipVerify: c.TLSInsecureSkipVerify, // the operator's explicit choice
 	}
 	if c.TLSCAFile != "" {
-		pem, err := os.ReadFile(c.TLSCAFile)
+		pool, err := config.ReadCertPool(varTLSCAFile, c.TLSCAFile)
 		if err != nil {
-			return nil, &config.Problem{Var: varTLSCAFile, Err: fmt.Errorf("read CA file: %w", err)}
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, &config.Problem{Var: varTLSCAFile, Err: fmt.Errorf("no PEM certificate in %s", c.TLSCAFile)}
+			return nil, err
 		}
 		tc.RootCAs = pool
 	}
@@ -251,17 +244,10 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 func (c Config) sasl(mechanism string) (sasl.Mechanism, error) {
 	pass := c.SASLPassword
 	if c.SASLPasswordFile != "" {
-		b, err := os.ReadFile(c.SASLPasswordFile)
-		if err != nil {
-			// os errors carry the path, never the content.
-			return nil, &config.Problem{Var: varSASLPasswordFile, Err: fmt.Errorf("read password: %w", err)}
+		var err error
+		if pass, err = config.ReadSecret(varSASLPasswordFile, c.SASLPasswordFile); err != nil {
+			return nil, err
 		}
-		b = bytes.TrimSuffix(b, []byte("\n"))
-		b = bytes.TrimSuffix(b, []byte("\r"))
-		if len(b) == 0 {
-			return nil, &config.Problem{Var: varSASLPasswordFile, Err: fmt.Errorf("%s is empty", c.SASLPasswordFile)}
-		}
-		pass = string(b)
 	}
 	user := c.SASLUsername
 	switch mechanism {
