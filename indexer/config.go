@@ -21,7 +21,7 @@ type Config struct {
 	Telemetry     telemetry.Config
 
 	Group string `env:"INDEXER_GROUP, default=sluice-indexer" help:"Consumer group of the indexers; every replica uses the same one. A second, independent group (another cluster, say) gets every record too."`
-	ID    string `env:"INDEXER_ID" help:"This indexer's name, unique among the replicas (default: the host name, i.e. the pod name), used in logs, client ids and dead letters."`
+	ID    string `env:"INDEXER_ID" help:"This indexer's name, unique among the replicas (default: the host name, i.e. the pod name), used in logs and dead letters. Set explicitly (for example to a StatefulSet pod name), it also makes the group membership static: an indexer restarted under its id (after a crash, say) takes its partitions back at once instead of after the session timeout, without a rebalance."`
 
 	IndexPrefix string        `env:"INDEXER_INDEX_PREFIX, default=sluice" help:"First element of every index name: <prefix>-<tenant>[.<stream>]-YYYY.MM.DD. Also the name of the index template. Must not make names that Elastic's built-in logs-*-* template would capture."`
 	Timezone    string        `env:"INDEXER_TIMEZONE, default=UTC" help:"IANA time zone that decides the day of an index (e.g. Europe/Paris)."`

@@ -34,7 +34,9 @@
 //     original record.
 //
 // A record that is not a record (it does not decode) goes to the dead-letter
-// topic with reason "decode". A whole request that fails (unreachable
+// topic with reason "decode". Dead letters are at least once: Kafka cannot
+// recognise a copy the way Elasticsearch does, so one written just before a
+// crash may be written again after the restart. A whole request that fails (unreachable
 // cluster, 429, 503, a timeout) is retried the same way; meanwhile the
 // worker holding it is busy, and when every worker is, the poll loop blocks
 // handing over its next batch: consumption pauses and memory stays bounded

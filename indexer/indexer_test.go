@@ -43,7 +43,6 @@ func testConfig(t testing.TB, brokers []string, esURL string, env map[string]str
 	vars := map[string]string{
 		"SLUICE_KAFKA_BROKERS":                 strings.Join(brokers, ","),
 		"SLUICE_ELASTICSEARCH_URLS":            esURL,
-		"SLUICE_INDEXER_ID":                    "ix1",
 		"SLUICE_INDEXER_FLUSH_BYTES":           "16384",
 		"SLUICE_INDEXER_FLUSH_INTERVAL":        "50ms",
 		"SLUICE_INDEXER_COMMIT_INTERVAL":       "50ms",

@@ -12,8 +12,9 @@ import (
 	"github.com/sluicelogs/sluice/internal/esfake"
 )
 
-// TestIndexerRebalance: two indexers in one group while records stream in;
-// the second joins mid-stream, the first leaves mid-stream. Nothing is lost,
+// TestIndexerRebalance: two indexers in one group (dynamic membership: no
+// SLUICE_INDEXER_ID) while records stream in; the second joins mid-stream,
+// the first leaves mid-stream. Nothing is lost,
 // and a record indexed twice is only ever a 409 (each id is held once).
 func TestIndexerRebalance(t *testing.T) {
 	topics := []string{"logs.parsed.shop", "logs.parsed.pay", "logs.dlq.shop", "logs.dlq.pay"}
@@ -35,9 +36,9 @@ func TestIndexerRebalance(t *testing.T) {
 	})
 	defer func() { cancel(); producing.Wait() }()
 
-	_, _, stopA := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), map[string]string{"SLUICE_INDEXER_ID": "a"}))
+	_, _, stopA := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), nil))
 	waitFor(t, 20*time.Second, "the first documents", func() bool { return es.Stats().Created > 500 })
-	_, regB, _ := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), map[string]string{"SLUICE_INDEXER_ID": "b"}))
+	_, regB, _ := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), nil))
 	waitFor(t, 20*time.Second, "the second indexer to store documents", func() bool {
 		return metricValue(t, regB, "sluice_indexer_docs_stored_total", map[string]string{"tenant": "shop"}) > 0
 	})

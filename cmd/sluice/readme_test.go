@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluicelogs/sluice/indexer"
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/router"
 	"github.com/sluicelogs/sluice/shipper"
@@ -18,7 +19,7 @@ func TestREADMESettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, cfg := range map[string]any{"shipper": &shipper.Config{}, "router": &router.Config{}} {
+	for name, cfg := range map[string]any{"shipper": &shipper.Config{}, "router": &router.Config{}, "indexer": &indexer.Config{}} {
 		var want bytes.Buffer
 		if err := config.WriteMarkdown(&want, cfg); err != nil {
 			t.Fatal(err)

@@ -1,0 +1,359 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelogs/sluice/indexer"
+	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/schemas"
+)
+
+// TestIndexerSurvivesKill9 runs the real binary as the indexer against an
+// Elasticsearch fake that rejects some requests and items, kills it with
+// SIGKILL at random moments while records stream into three parsed topics,
+// restarts it each time, and lets a last instance catch up and stop on
+// SIGTERM. Then every record is stored exactly once, in the index of its
+// topic, and every record that is not a record is in its tenant's
+// dead-letter topic.
+func TestIndexerSurvivesKill9(t *testing.T) {
+	sluiceBinary(t)
+	const (
+		group        = "sluice-indexer"
+		kills        = 6
+		maxRecords   = 24_000
+		garbageEvery = 1500 // one record in this many is not a record
+	)
+	// The event time is noon yesterday: the index day never changes
+	// during the test.
+	eventTime := time.Now().UTC().Truncate(24 * time.Hour).Add(-12 * time.Hour)
+	type target struct{ topic, tenant, stream, dlq, index string }
+	var targets []target
+	for _, tg := range []target{{"logs.parsed.alpha", "alpha", "", "logs.dlq.alpha", ""},
+		{"logs.parsed.alpha.audit", "alpha", "audit", "logs.dlq.alpha", ""},
+		{"logs.parsed.beta", "beta", "", "logs.dlq.beta", ""}} {
+		tg.index = indexer.IndexName("sluice", tg.tenant, tg.stream, eventTime, time.UTC)
+		targets = append(targets, tg)
+	}
+	parsed := []string{targets[0].topic, targets[1].topic, targets[2].topic}
+	dlqTopics := []string{"logs.dlq.alpha", "logs.dlq.beta"}
+
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, append(parsed, dlqTopics...)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	brokers := cluster.ListenAddrs()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+
+	// Faults keep retries in flight when the kills land.
+	es := esfake.Start(t, esfake.Seed(5))
+	es.SetFaults(esfake.Faults{RequestStatus: 429, RequestFraction: 0.05, ItemFraction: 0.1, Latency: 2 * time.Millisecond})
+
+	// Every process runs under the same SLUICE_INDEXER_ID, as a
+	// StatefulSet pod does: static membership, so a restarted indexer
+	// takes its partitions back at once rather than after the session
+	// timeout of the member that was killed.
+	env := func() []string {
+		return []string{
+			"SLUICE_KAFKA_BROKERS=" + strings.Join(brokers, ","),
+			"SLUICE_ELASTICSEARCH_URLS=" + es.URL(),
+			"SLUICE_INDEXER_ID=crash-indexer",
+			"SLUICE_INDEXER_GROUP=" + group,
+			"SLUICE_INDEXER_FLUSH_BYTES=32768",
+			"SLUICE_INDEXER_FLUSH_INTERVAL=50ms",
+			"SLUICE_INDEXER_COMMIT_INTERVAL=100ms",
+			"SLUICE_INDEXER_RETRY_MAX=200ms",
+			"SLUICE_INDEXER_RESCAN_INTERVAL=1s",
+			"SLUICE_INDEXER_SHUTDOWN_TIMEOUT=10s",
+			"SLUICE_INDEXER_RETENTION_DAYS=0",
+			"SLUICE_TELEMETRY_ADDR=",
+			"SLUICE_LOG_LEVEL=info",
+		}
+	}
+
+	// What the producer sent: the target of every record id, and the place
+	// (topic/partition/offset) of every record that is not a record.
+	var (
+		mu       sync.Mutex
+		sentIDs  = map[string]target{}
+		garbage  = map[string]target{}
+		stop     atomic.Bool
+		producer sync.WaitGroup
+	)
+	producer.Go(func() {
+		for n := 0; n < maxRecords && !stop.Load(); {
+			recs := make([]*kgo.Record, 0, 60)
+			ids := make(map[*kgo.Record]string, 60) // results come in completion order
+			for range 60 {
+				tg := targets[n%len(targets)]
+				id := fmt.Sprintf("crash-%06d", n)
+				var v []byte
+				if n%garbageEvery == garbageEvery-1 {
+					v, id = []byte{0xc3, 0x01, 0xde, 0xad}, "" // a single-object header of no known schema
+				} else {
+					rec := schemas.Record{ID: id, Timestamp: eventTime, ObservedTimestamp: eventTime, Stream: "stdout",
+						Log:        fmt.Sprintf("line %d of %s", n, tg.topic),
+						Kubernetes: schemas.Kubernetes{PodName: fmt.Sprintf("pod-%d", n%5), NamespaceName: tg.tenant},
+						Attributes: map[string]any{"seq": int64(n), "level": "info"}}
+					var err error
+					if v, err = schemas.AppendSingleObject(nil, &rec); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				r := &kgo.Record{Topic: tg.topic, Key: fmt.Appendf(nil, "k%d", n%11), Value: v}
+				recs = append(recs, r)
+				ids[r] = id
+				n++
+			}
+			res := cl.ProduceSync(context.Background(), recs...)
+			if err := res.FirstErr(); err != nil {
+				t.Errorf("produce: %v", err)
+				return
+			}
+			mu.Lock()
+			for _, r := range res {
+				tg := targets[0]
+				for _, x := range targets {
+					if x.topic == r.Record.Topic {
+						tg = x
+					}
+				}
+				if id := ids[r.Record]; id != "" {
+					sentIDs[id] = tg
+				} else {
+					garbage[recordPlace(r.Record.Topic, r.Record.Partition, r.Record.Offset)] = tg
+				}
+			}
+			mu.Unlock()
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	stopProducer := func() {
+		stop.Store(true)
+		producer.Wait()
+	}
+	t.Cleanup(stopProducer)
+
+	// A process still running when the test ends is killed.
+	var running *process
+	t.Cleanup(func() {
+		if running != nil {
+			_ = running.cmd.Process.Kill()
+			<-running.done
+		}
+	})
+	var killedLogs []string
+	defer func() {
+		if t.Failed() {
+			for k, l := range killedLogs {
+				t.Logf("output of indexer %d (killed):\n%s", k, l)
+			}
+		}
+	}()
+
+	rng := rand.New(rand.NewPCG(9, 21))
+	for k := range kills {
+		id := fmt.Sprintf("indexer %d", k)
+		p := startProcess(t, env(), "indexer")
+		running = p
+		select {
+		case err := <-p.done:
+			running = nil
+			t.Fatalf("%s exited before it was killed: %v\n%s", id, err, p.logs.String())
+		case <-time.After(time.Duration(200+rng.IntN(700)) * time.Millisecond):
+		}
+		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		err := <-p.done
+		running = nil
+		killedLogs = append(killedLogs, p.logs.String())
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("%s: %v, want killed by SIGKILL\n%s", id, err, p.logs.String())
+		}
+		t.Logf("kill %d/%d: %d ids stored, %d conflicts so far", k+1, kills, len(es.IDs()), es.Stats().Conflicts)
+	}
+	stopProducer()
+	mu.Lock()
+	produced, undecodable := len(sentIDs), len(garbage)
+	mu.Unlock()
+
+	final := startProcess(t, env(), "indexer")
+	running = final
+	defer func() {
+		if t.Failed() {
+			t.Logf("output of the last indexer:\n%s", final.logs.String())
+		}
+	}()
+	for deadline := time.Now().Add(45 * time.Second); !committedToEnd(adm, group, parsed); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			_ = final.cmd.Process.Signal(syscall.SIGQUIT) // its goroutines, in the output
+			<-final.done
+			running = nil
+			t.Fatalf("the last indexer did not commit every offset within 45s; %d of %d ids stored", len(es.IDs()), produced)
+		}
+	}
+	final.terminate(t)
+	running = nil
+
+	// Every record is stored once, in the index of its topic; nothing else
+	// is stored.
+	held := es.IDs()
+	missing, doubled, misplaced := 0, 0, 0
+	for id, tg := range sentIDs {
+		switch indices := held[id]; {
+		case len(indices) == 0:
+			if missing++; missing <= 10 {
+				t.Errorf("%s (%s) is not stored", id, tg.topic)
+			}
+		case len(indices) > 1:
+			if doubled++; doubled <= 10 {
+				t.Errorf("%s (%s) is stored in %v", id, tg.topic, indices)
+			}
+		case indices[0] != tg.index:
+			if misplaced++; misplaced <= 10 {
+				t.Errorf("%s (%s) is stored in %s, want %s", id, tg.topic, indices[0], tg.index)
+			}
+		}
+	}
+	for id, indices := range held {
+		if _, ok := sentIDs[id]; !ok {
+			t.Errorf("%s is stored in %v, but was never produced", id, indices)
+		}
+	}
+
+	// Every record that is not a record is dead-lettered to its tenant's
+	// topic. Dead letters are at least once: an indexer killed after
+	// writing one and before committing past its record writes it again
+	// after the restart, so each kill may add a copy of the dead letters
+	// in flight, and no more.
+	dead := readIndexerDeadLetters(t, brokers, dlqTopics...)
+	copies := 0
+	for p, tg := range garbage {
+		letters := dead[p]
+		if len(letters) == 0 {
+			t.Errorf("record %s is not a record but was not dead-lettered", p)
+			continue
+		}
+		copies += len(letters) - 1
+		if len(letters) > 1+kills {
+			t.Errorf("record %s dead-lettered %d times in %d kills", p, len(letters), kills)
+		}
+		for _, d := range letters {
+			if d.topic != tg.dlq || d.Reason != "decode" || d.Stage != "indexer" || d.Instance != "crash-indexer" {
+				t.Errorf("dead letter of %s in %s: reason %q, stage %q, instance %q; want %s, decode, indexer, crash-indexer",
+					p, d.topic, d.Reason, d.Stage, d.Instance, tg.dlq)
+			}
+		}
+	}
+	for p, letters := range dead {
+		if _, ok := garbage[p]; !ok {
+			t.Errorf("record %s dead-lettered (%s: %s) but it is a record", p, letters[0].Reason, letters[0].Error)
+		}
+	}
+
+	st := es.Stats()
+	t.Logf("%d records produced (+%d not records), %d kills, %d stored, %d missing, %d doubled, %d misplaced; "+
+		"%d duplicates answered 409, %d items rejected 429, %d requests faulted; %d dead letters (%d repeated after a kill)",
+		produced, undecodable, kills, len(held), missing, doubled, misplaced,
+		st.Conflicts, st.ItemRejected, st.RequestsFaulted, undecodable+copies, copies)
+	if st.Conflicts == 0 {
+		t.Error("no document was answered 409: no kill landed while stored records were not yet committed, and the test proved nothing")
+	}
+	if st.ItemRejected == 0 || st.RequestsFaulted == 0 {
+		t.Errorf("the faults were not exercised: %+v", st)
+	}
+}
+
+func recordPlace(topic string, partition int32, offset int64) string {
+	return fmt.Sprintf("%s/%d/%d", topic, partition, offset)
+}
+
+// committedToEnd reports whether group's committed offsets reached the end
+// of every non-empty partition of topics.
+func committedToEnd(adm *kadm.Client, group string, topics []string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return false
+	}
+	committed, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return false
+	}
+	all := true
+	ends.Each(func(o kadm.ListedOffset) {
+		c, ok := committed.Lookup(o.Topic, o.Partition)
+		if o.Offset > 0 && (!ok || c.At < o.Offset) {
+			all = false
+		}
+	})
+	return all
+}
+
+// indexerDeadLetter is a dead letter and the topic it was read from.
+type indexerDeadLetter struct {
+	schemas.DeadLetter
+	topic string
+}
+
+// readIndexerDeadLetters reads every record of the dead-letter topics, to their
+// end, by the place of the record each carries.
+func readIndexerDeadLetters(t testing.TB, brokers []string, topics ...string) map[string][]indexerDeadLetter {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cons, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	ends, err := kadm.NewClient(cons).ListEndOffsets(ctx, topics...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := int64(0)
+	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
+	out := map[string][]indexerDeadLetter{}
+	for got := int64(0); got < want; {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d dead letters", got, want)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			got++
+			d := indexerDeadLetter{topic: r.Topic}
+			if err := json.Unmarshal(r.Value, &d.DeadLetter); err != nil {
+				t.Errorf("dead letter at %s/%d/%d is not JSON: %v", r.Topic, r.Partition, r.Offset, err)
+				return
+			}
+			p := recordPlace(d.Topic, d.Partition, d.Offset)
+			out[p] = append(out[p], d)
+		})
+	}
+	return out
+}
