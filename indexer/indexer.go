@@ -43,6 +43,7 @@ type Indexer struct {
 	namer     namer
 	retention retention
 	tracker   *tracker
+	commitMu  sync.Mutex
 }
 
 // New checks cfg and prepares an indexer. It starts nothing.
@@ -183,9 +184,12 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	for range ix.cfg.Workers + 1 {
 		free <- &batch{}
 	}
+	dead := newDeadLetters(ix, cl)
+	var deadDone sync.WaitGroup
+	deadDone.Go(func() { dead.run(workCtx) })
 	var workers sync.WaitGroup
 	for range ix.cfg.Workers {
-		w := &worker{ix: ix, es: es, cl: cl}
+		w := &worker{ix: ix, es: es, dead: dead}
 		workers.Go(func() {
 			for b := range batches {
 				w.process(workCtx, b)
@@ -211,6 +215,9 @@ func (ix *Indexer) Run(ctx context.Context) error {
 
 	close(batches)
 	workers.Wait()
+	dead.wait(workCtx)
+	cancelWork()
+	deadDone.Wait()
 	close(stopped)
 	stopBackground()
 	background.Wait()
@@ -233,6 +240,7 @@ func (ix *Indexer) pollLoop(ctx context.Context, cl *kgo.Client, batches chan<- 
 		cur     = <-free
 	)
 	send := func(sendCtx context.Context) bool {
+		ix.tracker.dispatched(cur.items)
 		select {
 		case batches <- cur:
 		case <-sendCtx.Done():
@@ -361,18 +369,21 @@ func (ix *Indexer) add(ctx context.Context, b *batch, w *docWriter, r *kgo.Recor
 
 // revoked runs when partitions move to another indexer (or at shutdown,
 // when this one leaves the group): it waits, up to
-// SLUICE_INDEXER_REVOKE_TIMEOUT, for their records in flight, commits what
-// is stored and lets them go.
+// SLUICE_INDEXER_REVOKE_TIMEOUT, for their records the workers hold,
+// commits what is stored and lets them go. Records still in the batch
+// being filled are not waited for (the poll loop cannot send it while the
+// rebalance blocks its poll): the new owner indexes them, as duplicates if
+// this indexer sends them too.
 func (ix *Indexer) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32, stopped <-chan struct{}) {
 	deadline := time.Now().Add(ix.cfg.RevokeTimeout)
-	for ix.tracker.pending(revoked) > 0 && time.Now().Before(deadline) {
+	for ix.tracker.inFlight(revoked) > 0 && time.Now().Before(deadline) {
 		select {
 		case <-stopped:
 			deadline = time.Now() // nobody is left to finish them
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	left := ix.tracker.pending(revoked)
+	left := ix.tracker.inFlight(revoked)
 	commitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	ix.commit(commitCtx, cl, revoked)
@@ -399,6 +410,10 @@ func (ix *Indexer) commitLoop(ctx context.Context, cl *kgo.Client) {
 // (nil: every partition). A commit point only ever covers records that are
 // stored or dead-lettered (see tracker).
 func (ix *Indexer) commit(ctx context.Context, cl *kgo.Client, only map[string][]int32) {
+	// One commit at a time, its commit points taken inside: a commit
+	// loop's older snapshot must not land after a revocation's newer one.
+	ix.commitMu.Lock()
+	defer ix.commitMu.Unlock()
 	offsets := ix.tracker.commitPoints(only)
 	if len(offsets) == 0 {
 		return

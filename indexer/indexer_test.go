@@ -173,9 +173,9 @@ func (s *sent) produce(t testing.TB, cl *kgo.Client, topic string, n, garbageEve
 	s.total += n
 }
 
-// deadLetters reads every dead letter of topics (read_committed, to the
+// readDeadLetters reads every dead letter of topics (read_committed, to the
 // end), by the place of the record they carry.
-func deadLetters(t testing.TB, brokers []string, topics ...string) map[string]schemas.DeadLetter {
+func readDeadLetters(t testing.TB, brokers []string, topics ...string) map[string]schemas.DeadLetter {
 	t.Helper()
 	cl := newClient(t, brokers, kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	adm := kadm.NewClient(cl)
@@ -339,7 +339,7 @@ func TestIndexerFaults(t *testing.T) {
 
 	waitFor(t, 60*time.Second, "every offset committed", func() bool { return committedAll(t, adm, "sluice-indexer", topics[:3]...) })
 	stop()
-	dead := deadLetters(t, c.ListenAddrs(), "logs.dlq.shop", "logs.dlq.pay")
+	dead := readDeadLetters(t, c.ListenAddrs(), "logs.dlq.shop", "logs.dlq.pay")
 	stored, dlq := s.accountFor(t, es, dead)
 	if want := 1500 + 300 + 500 - 3; stored != want {
 		t.Errorf("%d stored, want %d", stored, want)

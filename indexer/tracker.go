@@ -42,6 +42,7 @@ type partition struct {
 	hw        int64           // high watermark as of the last fetch
 	polled    int64           // offset of the last record registered
 	open      int             // records registered and not done
+	held      int             // of those, records not yet handed to a worker
 	gone      bool
 }
 
@@ -92,6 +93,7 @@ func (t *tracker) register(fetches kgo.Fetches, tickets []ticket, tenantOf func(
 			tickets = append(tickets, ticket{p: p, seq: p.base + int64(len(p.slots)-p.start-1)})
 			p.polled = r.Offset
 			p.open++
+			p.held++
 		}
 	})
 	return tickets
@@ -168,15 +170,27 @@ func (t *tracker) committed(offsets map[string]map[int32]kgo.EpochOffset) {
 	}
 }
 
-// pending returns how many records of the given partitions are in flight.
-func (t *tracker) pending(parts map[string][]int32) int {
+// dispatched records that the records of tickets were handed to a worker.
+func (t *tracker) dispatched(items []item) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range items {
+		if p := items[i].tk.p; p != nil && p.held > 0 {
+			p.held--
+		}
+	}
+}
+
+// inFlight returns how many records of the given partitions were handed to
+// workers and are not done yet.
+func (t *tracker) inFlight(parts map[string][]int32) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
 	for topic, ps := range parts {
 		for _, i := range ps {
 			if p := t.parts[topicPartition{topic, i}]; p != nil {
-				n += p.open
+				n += p.open - p.held
 			}
 		}
 	}

@@ -27,6 +27,12 @@ func TestTrackerCommitPoint(t *testing.T) {
 	if len(tk) != 4 {
 		t.Fatalf("%d tickets", len(tk))
 	}
+	parts := map[string][]int32{"logs.parsed.shop": {0}}
+	// Only records handed to a worker count as in flight.
+	if n := tr.inFlight(parts); n != 0 {
+		t.Fatalf("in flight %d before dispatch", n)
+	}
+	tr.dispatched([]item{{tk: tk[0]}, {tk: tk[1]}, {tk: tk[2]}, {tk: tk[3]}})
 	point := func() int64 {
 		cp := tr.commitPoints(nil)
 		if eo, ok := cp["logs.parsed.shop"][0]; ok {
@@ -44,6 +50,7 @@ func TestTrackerCommitPoint(t *testing.T) {
 	}
 	// More records while some are in flight.
 	tk2 := tr.register(fetchOf("logs.parsed.shop", 0, 20, 15, 16), nil, tenantOfTest, now)
+	tr.dispatched([]item{{tk: tk2[0]}, {tk: tk2[1]}})
 	stats := tr.tenantStats(now.Add(time.Second))
 	if s := stats["shop"]; s.pending != 3 || s.lag != 3 || s.age != time.Second {
 		t.Fatalf("stats %+v", s)
@@ -61,16 +68,15 @@ func TestTrackerCommitPoint(t *testing.T) {
 		t.Fatal("committed point offered again")
 	}
 	// Revoked: later marks change nothing, the partition is forgotten.
-	parts := map[string][]int32{"logs.parsed.shop": {0}}
-	if n := tr.pending(parts); n != 1 {
-		t.Fatalf("pending %d", n)
+	if n := tr.inFlight(parts); n != 1 {
+		t.Fatalf("in flight %d", n)
 	}
 	tr.drop(parts)
 	if !tr.isGone(tk2[1]) {
 		t.Fatal("not gone")
 	}
 	tr.done([]ticket{tk2[1]})
-	if len(tr.commitPoints(nil)) != 0 || tr.pending(parts) != 0 {
+	if len(tr.commitPoints(nil)) != 0 || tr.inFlight(parts) != 0 {
 		t.Fatal("a dropped partition is still tracked")
 	}
 	// A new assignment starts a new state.

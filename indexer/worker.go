@@ -11,8 +11,6 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/sluicelogs/sluice/schemas"
 )
 
 // batch is one bulk request in the making: the NDJSON body and its items.
@@ -71,124 +69,166 @@ func (it *item) bytes(b *batch) []byte {
 }
 
 // worker sends batches to Elasticsearch until every item is stored,
-// recognised as a duplicate, or dead-lettered, then marks them done.
+// recognised as a duplicate, or handed over as a dead letter, and marks
+// them done as they are.
 type worker struct {
-	ix *Indexer
-	es *elasticsearch.Client
-	cl *kgo.Client
+	ix   *Indexer
+	es   *elasticsearch.Client
+	dead *deadLetters
 
 	w       docWriter
 	body    []byte
 	resp    bytes.Buffer
 	todo    []*item
-	dead    []*item
+	next    []*item
+	failed  []*item
 	tickets []ticket
+
+	rescuedAny bool // in the current round
 }
 
 // process handles a batch. It returns early only when ctx ends (shutdown
 // timeout): the items not finished stay uncommitted.
 func (wk *worker) process(ctx context.Context, b *batch) {
 	ix := wk.ix
-	wk.todo, wk.dead, wk.tickets = wk.todo[:0], wk.dead[:0], wk.tickets[:0]
-	contiguous := true // b.buf holds exactly the items of todo, in order
+	wk.todo, wk.failed, wk.tickets = wk.todo[:0], wk.failed[:0], wk.tickets[:0]
 	for i := range b.items {
 		it := &b.items[i]
 		if it.fail != nil {
-			wk.dead = append(wk.dead, it)
+			wk.failed = append(wk.failed, it)
 			continue
 		}
 		wk.todo = append(wk.todo, it)
 	}
+	// b.buf holds exactly the items of todo, in order, until one leaves
+	// or is rescued.
+	contiguous := true
+	// Requests carry at most limit items: a request Elasticsearch refuses
+	// whole as too large or malformed (413, 400) is split, down to the one
+	// document at fault, which is dead-lettered.
+	limit := len(wk.todo)
 	bo := newBackoff(ix.cfg.RetryMax)
 	for attempt := 0; len(wk.todo) > 0; attempt++ {
 		if attempt > 0 {
 			if !sleep(ctx, bo.NextBackOff()) {
-				return
+				break
 			}
-			wk.todo = wk.dropGone(wk.todo)
-			contiguous = false
-			if len(wk.todo) == 0 {
+			kept := wk.dropGone(wk.todo)
+			if len(kept) != len(wk.todo) {
+				contiguous = false
+			}
+			wk.todo = kept
+		}
+		wk.next, wk.rescuedAny = wk.next[:0], false
+		progress, throttled := false, false
+		for start := 0; start < len(wk.todo); start += limit {
+			chunk := wk.todo[start:min(start+limit, len(wk.todo))]
+			p, t := wk.send(ctx, b, chunk, contiguous && len(chunk) == len(wk.todo), &limit)
+			progress, throttled = progress || p, throttled || t
+			if ctx.Err() != nil {
 				break
 			}
 		}
-		body := b.buf
-		if !contiguous {
-			wk.body = wk.body[:0]
-			for _, it := range wk.todo {
-				wk.body = append(wk.body, it.bytes(b)...)
-			}
-			body = wk.body
+		if len(wk.next) != len(wk.todo) || wk.rescuedAny {
+			contiguous = false
 		}
-		allOK, results, reason, err := wk.send(ctx, body, len(wk.todo))
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			for _, it := range wk.todo {
+		wk.todo, wk.next = wk.next, wk.todo
+		ix.tracker.done(wk.tickets)
+		wk.tickets = wk.tickets[:0]
+		// The wait starts over only once Elasticsearch takes documents
+		// without pushing back; while it answers 429s and 5xx, it grows.
+		if progress && !throttled {
+			bo.Reset()
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if len(wk.failed) > 0 {
+		wk.dead.add(wk.failed)
+	}
+}
+
+// send posts the items of chunk (whole is true when they are exactly the
+// batch's buffer) and sorts them: done (wk.tickets), to send again
+// (wk.next) or dead (wk.failed). It reports whether any item was stored and
+// whether Elasticsearch pushed back (429, 5xx, a failed request); it halves
+// *limit when Elasticsearch refuses the request whole as too large or
+// malformed.
+func (wk *worker) send(ctx context.Context, b *batch, chunk []*item, whole bool, limit *int) (progress, throttled bool) {
+	ix := wk.ix
+	body := b.buf
+	if !whole {
+		wk.body = wk.body[:0]
+		for _, it := range chunk {
+			wk.body = append(wk.body, it.bytes(b)...)
+		}
+		body = wk.body
+	}
+	allOK, results, status, reason, err := wk.post(ctx, body, len(chunk))
+	switch {
+	case err != nil && (status == 413 || status == 400) && len(chunk) == 1:
+		it := chunk[0]
+		it.fail = &failure{reason: "rejected", err: err.Error(), status: status, index: actionIndex(it.action(b)), doc: it.doc(b)}
+		wk.failed = append(wk.failed, it)
+		return false, false
+	case err != nil && (status == 413 || status == 400):
+		*limit = max(1, len(chunk)/2)
+		ix.logLimited("bulk:split", "Elasticsearch refused a bulk request whole; sending it in smaller requests",
+			"status", status, "docs", len(chunk), "err", err)
+		wk.next = append(wk.next, chunk...)
+		return false, false
+	case err != nil:
+		if ctx.Err() == nil {
+			for _, it := range chunk {
 				ix.m.retried.WithLabelValues(it.tk.p.tenant, reason).Inc()
 			}
 			ix.logLimited("bulk:"+reason, "bulk request failed; retrying with backoff (consumption pauses while every worker waits)",
-				"reason", reason, "docs", len(wk.todo), "attempt", attempt+1, "err", err)
-			continue
+				"reason", reason, "docs", len(chunk), "err", err)
 		}
-		if allOK {
-			for _, it := range wk.todo {
-				ix.m.tenant(it.tk.p.tenant).stored.Inc()
-				wk.tickets = append(wk.tickets, it.tk)
-			}
-			ix.m.requests.WithLabelValues("ok").Inc()
-			wk.todo = wk.todo[:0]
-			break
+		wk.next = append(wk.next, chunk...)
+		return false, true
+	case allOK:
+		for _, it := range chunk {
+			ix.m.tenant(it.tk.p.tenant).stored.Inc()
+			wk.tickets = append(wk.tickets, it.tk)
 		}
-		ix.m.requests.WithLabelValues("partial").Inc()
-		next := wk.todo[:0]
-		progress := false
-		for i, it := range wk.todo {
-			res := results[i]
-			tenant := it.tk.p.tenant
-			outcome, reason := classify(res.Status)
-			switch outcome {
-			case outcomeStored:
-				ix.m.tenant(tenant).stored.Inc()
-				wk.tickets = append(wk.tickets, it.tk)
-				progress = true
-			case outcomeDuplicate:
-				ix.m.tenant(tenant).duplicates.Inc()
-				wk.tickets = append(wk.tickets, it.tk)
-				progress = true
-			case outcomeRetry:
-				ix.m.retried.WithLabelValues(tenant, reason).Inc()
-				if reason != "too_many_requests" && reason != "server_error" {
-					ix.logLimited("item:"+reason, "Elasticsearch refused documents for a reason that is not theirs; retrying",
-						"reason", reason, "status", res.Status, "err", res.Error.Error())
-				}
-				next = append(next, it)
-			case outcomeRejected:
-				if !it.rescued && wk.rescue(ctx, b, it, res.Error) {
-					ix.m.rescued.WithLabelValues(tenant).Inc()
-					next = append(next, it)
-					continue
-				}
-				it.fail = &failure{reason: "rejected", err: res.Error.Error(), status: res.Status,
-					index: actionIndex(it.action(b)), doc: it.doc(b)}
-				wk.dead = append(wk.dead, it)
-			}
-		}
-		wk.todo = next
-		contiguous = false
-		// The wait grows while nothing goes through, and starts over once
-		// something does.
-		if progress {
-			bo.Reset()
-		}
-		ix.tracker.done(wk.tickets)
-		wk.tickets = wk.tickets[:0]
+		return true, false
 	}
-	if len(wk.dead) > 0 && !wk.deadLetter(ctx, b) {
-		ix.tracker.done(wk.tickets)
-		return
+	for i, it := range chunk {
+		res := results[i]
+		tenant := it.tk.p.tenant
+		outcome, reason := classify(res.Status)
+		switch outcome {
+		case outcomeStored:
+			ix.m.tenant(tenant).stored.Inc()
+			wk.tickets = append(wk.tickets, it.tk)
+			progress = true
+		case outcomeDuplicate:
+			ix.m.tenant(tenant).duplicates.Inc()
+			wk.tickets = append(wk.tickets, it.tk)
+			progress = true
+		case outcomeRetry:
+			ix.m.retried.WithLabelValues(tenant, reason).Inc()
+			throttled = true
+			if reason != "too_many_requests" && reason != "server_error" {
+				ix.logLimited("item:"+reason, "Elasticsearch refused documents for a reason that is not theirs; retrying",
+					"reason", reason, "status", res.Status, "err", res.Error.Error())
+			}
+			wk.next = append(wk.next, it)
+		case outcomeRejected:
+			if !it.rescued && wk.rescue(ctx, b, it, res.Error) {
+				wk.rescuedAny = true
+				ix.m.rescued.WithLabelValues(tenant).Inc()
+				wk.next = append(wk.next, it)
+				continue
+			}
+			it.fail = &failure{reason: "rejected", err: res.Error.Error(), status: res.Status,
+				index: actionIndex(it.action(b)), doc: it.doc(b)}
+			wk.failed = append(wk.failed, it)
+		}
 	}
-	ix.tracker.done(wk.tickets)
+	return progress, throttled
 }
 
 // dropGone removes items whose partition was revoked or lost: its new
@@ -203,9 +243,9 @@ func (wk *worker) dropGone(items []*item) []*item {
 	return out
 }
 
-// send posts one bulk request of n items. On failure reason is the
-// retried{reason} label.
-func (wk *worker) send(ctx context.Context, body []byte, n int) (allOK bool, results []itemResult, reason string, err error) {
+// post sends one bulk request of n items. On failure, status is the HTTP
+// status (0: no response) and reason the retried{reason} label.
+func (wk *worker) post(ctx context.Context, body []byte, n int) (allOK bool, results []itemResult, status int, reason string, err error) {
 	m := wk.ix.m
 	start := time.Now()
 	m.bulkBytes.Observe(float64(len(body)))
@@ -213,7 +253,7 @@ func (wk *worker) send(ctx context.Context, body []byte, n int) (allOK bool, res
 	res, err := wk.es.Bulk(bytes.NewReader(body), wk.es.Bulk.WithContext(ctx), wk.es.Bulk.WithFilterPath(bulkFilter...))
 	if err != nil {
 		m.requests.WithLabelValues("failed").Inc()
-		return false, nil, "request", err
+		return false, nil, 0, "request", err
 	}
 	wk.resp.Reset()
 	_, err = io.Copy(&wk.resp, res.Body)
@@ -221,7 +261,7 @@ func (wk *worker) send(ctx context.Context, body []byte, n int) (allOK bool, res
 	m.bulkDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
 		m.requests.WithLabelValues("failed").Inc()
-		return false, nil, "request", fmt.Errorf("read bulk response: %w", err)
+		return false, nil, 0, "request", fmt.Errorf("read bulk response: %w", err)
 	}
 	if res.StatusCode != http.StatusOK {
 		m.requests.WithLabelValues("failed").Inc()
@@ -229,14 +269,19 @@ func (wk *worker) send(ctx context.Context, body []byte, n int) (allOK bool, res
 		if reason == "" {
 			reason = "request"
 		}
-		return false, nil, reason, fmt.Errorf("bulk request: %s: %s", res.Status(), errorText(wk.resp.Bytes()))
+		return false, nil, res.StatusCode, reason, fmt.Errorf("bulk request: %s: %s", res.Status(), errorText(wk.resp.Bytes()))
 	}
 	allOK, results, err = parseBulkResponse(wk.resp.Bytes(), n)
 	if err != nil {
 		m.requests.WithLabelValues("failed").Inc()
-		return false, nil, "request", err
+		return false, nil, res.StatusCode, "request", err
 	}
-	return allOK, results, "", nil
+	if allOK {
+		m.requests.WithLabelValues("ok").Inc()
+	} else {
+		m.requests.WithLabelValues("partial").Inc()
+	}
+	return allOK, results, res.StatusCode, "", nil
 }
 
 // rescue rebuilds a rejected item's document with the fields the error
@@ -264,49 +309,6 @@ func (wk *worker) rescue(ctx context.Context, b *batch, it *item, e *esError) bo
 		return false
 	}
 	it.own, it.ownMid, it.rescued = append(out, '\n'), len(action), true
-	return true
-}
-
-// deadLetter writes the dead items' records to their tenants' dead-letter
-// topics, retrying until Kafka has them all or ctx ends (false). The items
-// written are added to wk.tickets.
-func (wk *worker) deadLetter(ctx context.Context, b *batch) bool {
-	ix := wk.ix
-	recs := make([]*kgo.Record, 0, len(wk.dead))
-	for _, it := range wk.dead {
-		r := it.rec
-		d := schemas.DeadLetter{
-			Reason: it.fail.reason, Error: it.fail.err, Stage: "indexer", Instance: ix.id, Step: -1,
-			Index: it.fail.index, Status: it.fail.status,
-			Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UTC(),
-		}
-		d.SetPayload(r.Value)
-		if it.fail.doc != nil {
-			d.SetDocument(it.fail.doc)
-		}
-		recs = append(recs, &kgo.Record{Topic: ix.topics.DLQ(it.tk.p.tenant), Key: r.Key, Value: d.Marshal(), Headers: jsonHeaders})
-	}
-	items := wk.dead
-	bo := newBackoff(ix.cfg.RetryMax)
-	for len(recs) > 0 {
-		results := wk.cl.ProduceSync(ctx, recs...)
-		nextRecs, nextItems := recs[:0], items[:0]
-		for i, res := range results {
-			it := items[i]
-			if res.Err == nil {
-				ix.m.deadLetters.WithLabelValues(it.tk.p.tenant, it.fail.reason).Inc()
-				wk.tickets = append(wk.tickets, it.tk)
-				continue
-			}
-			ix.logLimited("dlq:"+it.tk.p.tenant, "writing a dead letter failed; retrying (the partition's commit waits for it)",
-				"topic", res.Record.Topic, "err", res.Err)
-			nextRecs, nextItems = append(nextRecs, recs[i]), append(nextItems, it)
-		}
-		recs, items = nextRecs, nextItems
-		if len(recs) > 0 && !sleep(ctx, bo.NextBackOff()) {
-			return false
-		}
-	}
 	return true
 }
 

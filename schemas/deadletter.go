@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"time"
@@ -54,24 +55,39 @@ type DeadLetter struct {
 	PayloadEncoding  string `json:"payload_encoding"`
 	PayloadTruncated bool   `json:"payload_truncated,omitempty"`
 	PayloadSize      int    `json:"payload_size,omitempty"`
+
+	raw []byte // the payload given to SetPayload, for Marshal to cut further
 }
 
 // Dead letters must fit in one Kafka record (the default limit is 1 MiB):
-// a payload is cut to MaxDeadLetterPayload bytes (base64 makes that at most
-// 683 KiB), and a rejected document is kept only up to
-// MaxDeadLetterDocument bytes.
+// a payload is cut to MaxDeadLetterPayload bytes, a rejected document is
+// kept only up to MaxDeadLetterDocument bytes, and Marshal keeps the whole
+// dead letter within MaxDeadLetterBytes (escaping can make JSON several
+// times longer than its content).
 const (
 	MaxDeadLetterPayload  = 512 << 10
 	MaxDeadLetterDocument = 128 << 10
+	MaxDeadLetterBytes    = 900 << 10
 )
 
 // SetPayload stores value in d as described at Payload.
 func (d *DeadLetter) SetPayload(value []byte) {
+	d.setPayload(value, len(value), MaxDeadLetterPayload)
+}
+
+func (d *DeadLetter) setPayload(value []byte, size, limit int) {
+	d.raw = value
 	d.PayloadEncoding, d.PayloadTruncated, d.PayloadSize = "utf-8", false, 0
-	if len(value) > MaxDeadLetterPayload {
+	if size > len(value) {
+		d.PayloadSize, d.PayloadTruncated = size, true
+	}
+	if len(value) > limit {
 		// The dead letter itself must fit in Kafka: keep the head.
-		d.PayloadSize, d.PayloadTruncated = len(value), true
-		value = value[:MaxDeadLetterPayload]
+		d.PayloadSize, d.PayloadTruncated = size, true
+		value = value[:limit]
+		for !utf8.Valid(value) && utf8.Valid(d.raw) && len(value) > 0 {
+			value = value[:len(value)-1] // cut text on a character boundary
+		}
 	}
 	d.Payload = string(value)
 	if !utf8.Valid(value) {
@@ -88,8 +104,32 @@ func (d *DeadLetter) SetDocument(doc []byte) {
 	}
 }
 
-// Marshal returns d's JSON form.
+// Marshal returns d's JSON form, at most MaxDeadLetterBytes long: when it
+// would be longer, the document is left out, then the payload cut further
+// (PayloadTruncated and PayloadSize say so).
 func (d *DeadLetter) Marshal() []byte {
-	v, _ := json.Marshal(d) // strings, numbers, a time and valid raw JSON: cannot fail
+	v := d.marshal()
+	limit := min(len(d.raw), MaxDeadLetterPayload)
+	for len(v) > MaxDeadLetterBytes {
+		switch {
+		case d.Document != nil:
+			d.Document = nil
+		case limit > 0:
+			limit /= 2
+			d.setPayload(d.raw, len(d.raw), limit)
+		default:
+			// Only the error text can be this long.
+			d.Error = d.Error[:len(d.Error)/2]
+		}
+		v = d.marshal()
+	}
 	return v
+}
+
+func (d *DeadLetter) marshal() []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(d) // strings, numbers, a time and valid raw JSON: cannot fail
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }

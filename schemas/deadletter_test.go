@@ -63,3 +63,35 @@ func TestDeadLetterDocument(t *testing.T) {
 		t.Fatal("invalid JSON")
 	}
 }
+
+// TestDeadLetterFits: whatever goes in, the JSON stays within
+// MaxDeadLetterBytes, cutting the document first, then the payload.
+func TestDeadLetterFits(t *testing.T) {
+	controls := bytes.Repeat([]byte{0x01}, MaxDeadLetterPayload) // valid UTF-8, 6 bytes each in JSON
+	doc := append(append([]byte(`"`), bytes.Repeat([]byte(`<`), MaxDeadLetterDocument-2)...), '"')
+	var d DeadLetter
+	d.SetPayload(controls)
+	d.SetDocument(doc)
+	if d.Document == nil {
+		t.Fatal("document not kept")
+	}
+	v := d.Marshal()
+	if len(v) > MaxDeadLetterBytes || !json.Valid(v) {
+		t.Fatalf("%d bytes", len(v))
+	}
+	var back DeadLetter
+	if err := json.Unmarshal(v, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Document != nil || !back.PayloadTruncated || back.PayloadSize != len(controls) || len(back.Payload) == 0 ||
+		!bytes.HasPrefix(controls, []byte(back.Payload)) {
+		t.Fatalf("truncated %v size %d payload %d document %d", back.PayloadTruncated, back.PayloadSize, len(back.Payload), len(back.Document))
+	}
+	// A document that fits is kept, unescaped.
+	d = DeadLetter{}
+	d.SetPayload([]byte("x"))
+	d.SetDocument([]byte(`{"a":"<b>"}`))
+	if v := d.Marshal(); !bytes.Contains(v, []byte(`{"a":"<b>"}`)) {
+		t.Fatalf("%s", v)
+	}
+}
