@@ -2,9 +2,12 @@ package indexer
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/schemas"
@@ -117,16 +120,25 @@ func (d *deadLetters) write(ctx context.Context, batch []deadLetter) (failed []d
 		d.resume(nil)
 		return nil
 	}
-	recs := make([]*kgo.Record, len(live))
-	for i, dl := range live {
-		recs[i] = dl.rec
+	// A consumer of topics by pattern cannot tell a missing topic from
+	// one its metadata has not caught up with, and would wait for it:
+	// missing topics are looked up first and fail at once.
+	missing := d.missingTopics(ctx, live)
+	recs := make([]*kgo.Record, 0, len(live))
+	byRec := make(map[*kgo.Record]error, len(live))
+	for _, dl := range live {
+		if err := missing[dl.rec.Topic]; err != nil {
+			byRec[dl.rec] = err
+			continue
+		}
+		recs = append(recs, dl.rec)
 	}
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	results := d.cl.ProduceSync(pctx, recs...)
-	cancel()
-	byRec := make(map[*kgo.Record]error, len(results))
-	for _, r := range results {
-		byRec[r.Record] = r.Err
+	if len(recs) > 0 {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		for _, r := range d.cl.ProduceSync(pctx, recs...) {
+			byRec[r.Record] = r.Err
+		}
+		cancel()
 	}
 	var done []ticket
 	stuck := map[topicPartition]bool{}
@@ -137,6 +149,7 @@ func (d *deadLetters) write(ctx context.Context, batch []deadLetter) (failed []d
 			}
 			failed = append(failed, dl)
 			stuck[dl.tk.p.tp] = true
+			ix.m.dlqErrors.WithLabelValues(dl.tk.p.tenant).Inc()
 			ix.logLimited("dlq:"+dl.tk.p.tenant, "writing a dead letter failed; retrying, with its partition paused",
 				"topic", dl.rec.Topic, "source", dl.tk.p.tp.topic, "partition", dl.tk.p.tp.partition, "err", err)
 			continue
@@ -149,6 +162,34 @@ func (d *deadLetters) write(ctx context.Context, batch []deadLetter) (failed []d
 	d.pause(stuck)
 	d.resume(stuck)
 	return failed
+}
+
+// missingTopics returns the dead-letter topics of batch that do not exist
+// (or cannot be described), with the reason.
+func (d *deadLetters) missingTopics(ctx context.Context, batch []deadLetter) map[string]error {
+	var topics []string
+	seen := map[string]bool{}
+	for _, dl := range batch {
+		if !seen[dl.rec.Topic] {
+			seen[dl.rec.Topic] = true
+			topics = append(topics, dl.rec.Topic)
+		}
+	}
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	details, err := kadm.NewClient(d.cl).ListTopics(lctx, topics...)
+	missing := map[string]error{}
+	for _, topic := range topics {
+		switch td, ok := details[topic]; {
+		case err != nil:
+			missing[topic] = err
+		case !ok:
+			missing[topic] = fmt.Errorf("dead-letter topic %s: %w", topic, kerr.UnknownTopicOrPartition)
+		case td.Err != nil:
+			missing[topic] = fmt.Errorf("dead-letter topic %s: %w", topic, td.Err)
+		}
+	}
+	return missing
 }
 
 // pause stops fetching the partitions whose dead letters cannot be written,

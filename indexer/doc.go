@@ -19,22 +19,32 @@
 // Every document is sent with the bulk create action and _id = the record
 // id, which the shipper derives from the line's place in its file: a record
 // indexed twice (after a crash, a rebalance, a re-shipped line) is answered
-// 409, which counts as stored. Per item:
+// 409, which counts as stored. Two cases escape this: a line re-shipped by
+// the shipper whose event time was outside the window (its index day comes
+// from its read time, which differs between the copies), and a record
+// without an id (its _id comes from its place in the parsed topic, which a
+// re-shipped copy does not share). Per item:
 //   - 200/201 stored; 409 a duplicate, stored;
 //   - 429, 5xx, and statuses that are not the document's fault (401, 403,
 //     404, 408): sent again, only those items, after a jittered exponential
 //     backoff (100ms doubling up to SLUICE_INDEXER_RETRY_MAX), forever;
 //   - 400 and other client errors (a mapping conflict, say): sent once more
 //     with the fields the error names (or, when it names none of the
-//     document's attributes, every attribute) moved into sluice.rescued, a
+//     document's attributes and labels, every attribute, label and
+//     annotation) moved into sluice.rescued, a
 //     text field holding them as one JSON object; if Elasticsearch still
 //     refuses it, the record goes to <prefix>.dlq.<tenant> as a
 //     schemas.DeadLetter with reason "rejected", the status, the
 //     Elasticsearch error, the index, the rejected document and the
 //     original record.
 //
-// A record that is not a record (it does not decode) goes to the dead-letter
-// topic with reason "decode". Dead letters are at least once: Kafka cannot
+// A request refused whole as too large or malformed (413, 400) is split, down
+// to the one document at fault, which is dead-lettered. A record that is not
+// a record (it does not decode) goes to the dead-letter topic with reason
+// "decode". Dead letters are written in the background: one that Kafka does
+// not take (the tenant's dead-letter topic is missing or denied) pauses the
+// fetching of its source partition until it is written, and holds back no
+// worker and no other partition. Dead letters are at least once: Kafka cannot
 // recognise a copy the way Elasticsearch does, so one written just before a
 // crash may be written again after the restart. A whole request that fails (unreachable
 // cluster, 429, 503, a timeout) is retried the same way; meanwhile the
@@ -100,6 +110,7 @@
 //	docs_retried_total{tenant,reason}           sends retried: too_many_requests, server_error, request, auth, not_found, other
 //	docs_rescued_total{tenant}                  400s sent again with fields moved to sluice.rescued
 //	dead_lettered_total{tenant,reason}          records written to the dead-letter topic: decode, rejected
+//	dead_letter_errors_total{tenant}            dead letters Kafka refused (retried; their partition pauses)
 //	fields_moved_total{tenant,reason}           fields placed in sluice.rescued before sending: name, collision
 //	index_time_clamped_total{tenant}            documents indexed by ingest time (event time out of the window)
 //	bulk_requests_total{result}                 ok, partial, failed

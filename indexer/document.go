@@ -124,7 +124,7 @@ func (w *docWriter) appendDoc(dst []byte, rec *schemas.Record, tenant string, mo
 	}
 	dst = append(dst, `,"log":`...)
 	dst = schemas.AppendJSONString(dst, rec.Log)
-	dst = w.appendKubernetes(dst, &rec.Kubernetes)
+	dst = w.appendKubernetes(dst, &rec.Kubernetes, moved)
 	dst = w.appendAttributes(dst, rec.Attributes, moved)
 
 	opened := false // the sluice object, written only when it has a field
@@ -177,7 +177,7 @@ func (w *docWriter) appendDoc(dst []byte, rec *schemas.Record, tenant string, mo
 	return append(dst, '}'), w.stats
 }
 
-func (w *docWriter) appendKubernetes(dst []byte, k *schemas.Kubernetes) []byte {
+func (w *docWriter) appendKubernetes(dst []byte, k *schemas.Kubernetes, moved []string) []byte {
 	if k.PodName == "" && k.NamespaceName == "" && k.PodID == "" && k.Host == "" && k.ContainerName == "" &&
 		k.DockerID == "" && len(k.Labels) == 0 && len(k.Annotations) == 0 {
 		return dst
@@ -212,7 +212,7 @@ func (w *docWriter) appendKubernetes(dst []byte, k *schemas.Kubernetes) []byte {
 		dst = append(dst, '"')
 		dst = append(dst, m.name...)
 		dst = append(dst, `":`...)
-		dst = w.appendDedotted(dst, m.path, m.m)
+		dst = w.appendDedotted(dst, m.path, m.m, moved)
 	}
 	str("host", k.Host)
 	str("container_name", k.ContainerName)
@@ -227,8 +227,11 @@ func (w *docWriter) appendKubernetes(dst []byte, k *schemas.Kubernetes) []byte {
 // versus an object. Keys are written sorted; when two keys become the same
 // (app.kubernetes and app_kubernetes), the key that had no dots keeps the
 // name, else the first in order, and the other is placed in sluice.rescued
-// under its full original path. An empty key is placed there too.
-func (w *docWriter) appendDedotted(dst []byte, path string, m map[string]string) []byte {
+// under its full original path. An empty key is placed there too, and so
+// is a key whose path (path + de-dotted key) the moved list names (moveAll
+// included: a total-fields limit is reached by labels as much as by
+// attributes).
+func (w *docWriter) appendDedotted(dst []byte, path string, m map[string]string, moved []string) []byte {
 	w.pairs = w.pairs[:0]
 	for k, v := range m {
 		if k == "" {
@@ -257,15 +260,22 @@ func (w *docWriter) appendDedotted(dst []byte, path string, m map[string]string)
 		return strings.Compare(a.k, b.k)
 	})
 	dst = append(dst, '{')
+	n := 0
 	for i, p := range w.pairs {
 		if i > 0 && p.name == w.pairs[i-1].name {
 			w.stats.collisions++
 			w.rescue(path+p.k, p.v)
 			continue
 		}
-		if i > 0 {
+		if len(moved) > 0 && isMoved(moved, path+p.name) {
+			w.stats.moved++
+			w.rescue(path+p.k, p.v)
+			continue
+		}
+		if n > 0 {
 			dst = append(dst, ',')
 		}
+		n++
 		dst = schemas.AppendJSONString(dst, p.name)
 		dst = append(dst, ':')
 		dst = schemas.AppendJSONString(dst, p.v)

@@ -124,7 +124,11 @@ func TestDocumentMoved(t *testing.T) {
 		{[]string{"http"}, []string{"http.method", "http.status"}}, // the object path above them
 		{[]string{"duration.ms"}, []string{"duration"}},            // a path under a value
 		{[]string{"nope", "level"}, []string{"level"}},             // names that match nothing are ignored
-		{[]string{moveAll}, []string{"cached", "duration", "http.method", "http.status", "level", "msg", "user"}},
+		{[]string{moveAll}, []string{"cached", "duration", "http.method", "http.status", "level", "msg", "user",
+			"kubernetes.labels.app", "kubernetes.labels.app.kubernetes.io/name", "kubernetes.labels.pod-template-hash",
+			"kubernetes.annotations.prometheus.io/scrape"}},
+		// A label named by its de-dotted path.
+		{[]string{"kubernetes.labels.app_kubernetes_io/name"}, []string{"kubernetes.labels.app.kubernetes.io/name"}},
 	} {
 		var w docWriter
 		doc, st := w.appendDoc(nil, &rec, "shop", tc.moved)

@@ -14,13 +14,14 @@ import (
 //
 // The issue that asked for the indexer wrote <prefix>-<tenant>[-<stream>]-...;
 // with a dash, tenant "shop" with stream "web" and tenant "shop-web" would
-// write to the same index, and a role granting tenant shop the pattern
-// sluice-shop-* would also grant it every index of tenant shop-web. Tenant
-// ids and stream names never contain a dot, so a dot between them keeps
-// every tenant's indices apart, like the topic names
-// (<prefix>.parsed.<tenant>.<stream>) do. A tenant's indices are exactly
-// those matched by <prefix>-<tenant>-* and <prefix>-<tenant>.*, and no other
-// tenant's are (see the README for the role patterns).
+// write to the same index. Tenant ids and stream names never contain a
+// dot, so a dot between them keeps every tenant's indices apart, like the
+// topic names (<prefix>.parsed.<tenant>.<stream>) do.
+//
+// Wildcard patterns cannot grant one tenant its indices alone (sluice-shop-*
+// also matches tenant shop-web's, sluice-shop-2* tenant shop-2fa's): an
+// Elasticsearch role for tenant shop uses the regular expression
+// /sluice-shop(\.[a-z0-9-]+)?-[0-9]{4}\.[0-9]{2}\.[0-9]{2}/ (see the README).
 
 // ErrInvalidIndexPrefix is returned (wrapped) by ValidateIndexPrefix.
 var ErrInvalidIndexPrefix = errors.New("invalid index prefix")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -57,14 +58,17 @@ func TestIndexNamesKeepTenantsApart(t *testing.T) {
 	if a == b {
 		t.Fatalf("same index %s", a)
 	}
-	// The patterns the README gives tenant shop.
-	for _, pattern := range []string{"sluice-shop-2*", "sluice-shop.*"} {
-		if ok, _ := filepath.Match(pattern, b); ok {
-			t.Errorf("pattern %s of tenant shop matches %s of tenant shop-web", pattern, b)
+	// The role pattern the README gives tenant shop matches its indices
+	// and no other tenant's.
+	re := regexp.MustCompile(`^(?:sluice-shop(\.[a-z0-9-]+)?-[0-9]{4}\.[0-9]{2}\.[0-9]{2})$`)
+	for name, want := range map[string]bool{
+		a: true, IndexName("sluice", "shop", "", at, time.UTC): true,
+		b: false, IndexName("sluice", "shop-2fa", "", at, time.UTC): false, IndexName("sluice", "shop-2fa", "x", at, time.UTC): false,
+		IndexName("sluice", "shopping", "", at, time.UTC): false,
+	} {
+		if got := re.MatchString(name); got != want {
+			t.Errorf("role pattern of tenant shop matches %s: %v, want %v", name, got, want)
 		}
-	}
-	if ok, _ := filepath.Match("sluice-shop.*", a); !ok {
-		t.Errorf("sluice-shop.* does not match %s", a)
 	}
 }
 

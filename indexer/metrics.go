@@ -17,6 +17,7 @@ type metrics struct {
 	retried     *prometheus.CounterVec
 	rescued     *prometheus.CounterVec
 	deadLetters *prometheus.CounterVec
+	dlqErrors   *prometheus.CounterVec
 	fieldsMoved *prometheus.CounterVec
 	clamped     *prometheus.CounterVec
 
@@ -69,6 +70,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		retried:     counter("docs_retried_total", "Document sends retried, by reason: too_many_requests (429), server_error (5xx), request (the whole request failed), auth, not_found, other.", "tenant", "reason"),
 		rescued:     counter("docs_rescued_total", "Documents Elasticsearch rejected (400, e.g. a mapping conflict) and that were sent again with the offending fields moved into sluice.rescued.", "tenant"),
 		deadLetters: counter("dead_lettered_total", "Records written to the tenant's dead-letter topic, by reason: decode (not a record), rejected (refused by Elasticsearch even after the rescue).", "tenant", "reason"),
+		dlqErrors:   counter("dead_letter_errors_total", "Attempts to write a dead letter that Kafka refused (missing or denied dead-letter topic); the source partition pauses until it is written.", "tenant"),
 		fieldsMoved: counter("fields_moved_total", "Fields written into sluice.rescued before sending, by reason: name (not a valid field name), collision (a value where other fields nest, or two labels that de-dot to one name).", "tenant", "reason"),
 		clamped:     counter("index_time_clamped_total", "Documents whose event time was outside the window around their ingest time, indexed by ingest time.", "tenant"),
 		requests:    counter("bulk_requests_total", "Bulk requests, by result: ok, partial (some items failed), failed (the request failed).", "result"),
@@ -103,7 +105,7 @@ func newTrackerCollector(t *tracker) *trackerCollector {
 	}
 	return &trackerCollector{
 		t:    t,
-		lag:  desc("consumer_lag_records", "Records in the tenant's assigned partitions not yet consumed (high watermark minus position, as of the last fetch)."),
+		lag:  desc("consumer_lag_records", "Records in the tenant's assigned partitions not yet consumed (last stable offset minus position, as of the last fetch; on a transactional topic the final commit marker counts as 1)."),
 		age:  desc("commit_watermark_age_seconds", "Age of the oldest consumed record of the tenant that is not yet stored or dead-lettered, which holds its partition's commit back (0: none)."),
 		pend: desc("pending_records", "Records of the tenant consumed but not yet stored or dead-lettered."),
 	}

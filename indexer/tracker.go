@@ -39,7 +39,7 @@ type partition struct {
 	base      int64           // sequence number of slots[start]
 	commit    kgo.EpochOffset // commit point: every record below Offset is done (Offset -1: nothing yet)
 	committed int64           // last commit point known committed
-	hw        int64           // high watermark as of the last fetch
+	hw        int64           // last stable offset as of the last fetch
 	polled    int64           // offset of the last record registered
 	open      int             // records registered and not done
 	held      int             // of those, records not yet handed to a worker
@@ -71,9 +71,16 @@ func (t *tracker) register(fetches kgo.Fetches, tickets []ticket, tenantOf func(
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		// Reading read_committed, the end a consumer can reach is the last
+		// stable offset (the high watermark counts a transaction marker
+		// that is never returned).
+		end := fp.LastStableOffset
+		if end <= 0 {
+			end = fp.HighWatermark
+		}
 		if len(fp.Records) == 0 {
-			if p := t.parts[topicPartition{fp.Topic, fp.Partition}]; p != nil && fp.HighWatermark > 0 {
-				p.hw = fp.HighWatermark
+			if p := t.parts[topicPartition{fp.Topic, fp.Partition}]; p != nil && end > 0 {
+				p.hw = end
 			}
 			return
 		}
@@ -83,7 +90,7 @@ func (t *tracker) register(fetches kgo.Fetches, tickets []ticket, tenantOf func(
 			p = &partition{tp: tp, tenant: tenantOf(tp.topic), commit: kgo.EpochOffset{Epoch: -1, Offset: -1}, committed: -1}
 			t.parts[tp] = p
 		}
-		p.hw = fp.HighWatermark
+		p.hw = end
 		for _, r := range fp.Records {
 			if len(p.slots) == cap(p.slots) && p.start > len(p.slots)/2 {
 				n := copy(p.slots, p.slots[p.start:])

@@ -121,8 +121,9 @@ func (wk *worker) process(ctx context.Context, b *batch) {
 		}
 		wk.next, wk.rescuedAny = wk.next[:0], false
 		progress, throttled := false, false
-		for start := 0; start < len(wk.todo); start += limit {
-			chunk := wk.todo[start:min(start+limit, len(wk.todo))]
+		size := limit // send may lower limit for the next round
+		for start := 0; start < len(wk.todo); start += size {
+			chunk := wk.todo[start:min(start+size, len(wk.todo))]
 			p, t := wk.send(ctx, b, chunk, contiguous && len(chunk) == len(wk.todo), &limit)
 			progress, throttled = progress || p, throttled || t
 			if ctx.Err() != nil {

@@ -1,0 +1,99 @@
+package indexer
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/sluicelogs/sluice/internal/esfake"
+)
+
+// TestIndexerMissingDeadLetterTopic: a tenant whose dead-letter topic is
+// missing holds back only its own partitions (they pause, nothing is
+// committed past a record whose dead letter is not written); the other
+// tenant goes on. Once the topic exists, everything is written.
+func TestIndexerMissingDeadLetterTopic(t *testing.T) {
+	c := testCluster(t, "logs.parsed.shop", "logs.parsed.pay", "logs.dlq.pay")
+	es := esfake.Start(t)
+	cl := newClient(t, c.ListenAddrs())
+	adm := kadm.NewClient(cl)
+	var s sent
+	s.produce(t, cl, "logs.parsed.shop", 600, 100, nil) // 6 records that are not records
+	_, reg, stop := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), nil))
+	s.produce(t, cl, "logs.parsed.pay", 600, 0, nil)
+	waitFor(t, 30*time.Second, "tenant pay committed", func() bool { return committedAll(t, adm, "sluice-indexer", "logs.parsed.pay") })
+	waitFor(t, 20*time.Second, "dead letters refused twice", func() bool {
+		return metricValue(t, reg, "sluice_indexer_dead_letter_errors_total", map[string]string{"tenant": "shop"}) >= 2
+	})
+	if committedAll(t, adm, "sluice-indexer", "logs.parsed.shop") {
+		t.Fatal("shop committed although its dead letters could not be written")
+	}
+	if got := metricValue(t, reg, "sluice_indexer_pending_records", map[string]string{"tenant": "shop"}); got == 0 {
+		t.Fatal("nothing pending for shop")
+	}
+
+	if res, err := adm.CreateTopic(context.Background(), 3, 1, nil, "logs.dlq.shop"); err != nil || res.Err != nil {
+		t.Fatal(err, res.Err)
+	}
+	waitFor(t, 60*time.Second, "tenant shop committed", func() bool { return committedAll(t, adm, "sluice-indexer", "logs.parsed.shop") })
+	stop()
+	dead := readDeadLetters(t, c.ListenAddrs(), "logs.dlq.shop", "logs.dlq.pay")
+	stored, dlq := s.accountFor(t, es, dead)
+	if stored != 1200-6 || dlq != 6 {
+		t.Errorf("%d stored, %d dead-lettered", stored, dlq)
+	}
+}
+
+// TestIndexerSplitsRefusedRequests: an Elasticsearch (or a proxy before
+// it) that refuses requests over a size with 413 gets smaller requests;
+// the one document that is too large on its own is dead-lettered with the
+// status.
+func TestIndexerSplitsRefusedRequests(t *testing.T) {
+	c := testCluster(t, "logs.parsed.shop", "logs.dlq.shop")
+	fake := esfake.New()
+	const limit = 6000
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/_bulk") {
+			body, _ := io.ReadAll(r.Body)
+			if len(body) > limit {
+				w.Header().Set("X-Elastic-Product", "Elasticsearch")
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusRequestEntityTooLarge)
+				_, _ = w.Write([]byte(`{"error":{"type":"content_too_long_exception","reason":"request body is too large"},"status":413}`))
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		fake.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	cl := newClient(t, c.ListenAddrs())
+	adm := kadm.NewClient(cl)
+	var s sent
+	s.produce(t, cl, "logs.parsed.shop", 200, 0, func(i int) map[string]any {
+		if i == 77 {
+			return map[string]any{"blob": strings.Repeat("x", 2*limit)}
+		}
+		return nil
+	})
+	_, _, stop := runIndexer(t, testConfig(t, c.ListenAddrs(), srv.URL, nil))
+	waitFor(t, 30*time.Second, "every offset committed", func() bool { return committedAll(t, adm, "sluice-indexer", "logs.parsed.shop") })
+	stop()
+	dead := readDeadLetters(t, c.ListenAddrs(), "logs.dlq.shop")
+	stored, dlq := s.accountFor(t, fake, dead)
+	if stored != 199 || dlq != 1 {
+		t.Fatalf("%d stored, %d dead-lettered", stored, dlq)
+	}
+	for _, d := range dead {
+		if d.Status != 413 || d.Reason != "rejected" {
+			t.Errorf("dead letter %+v", d)
+		}
+	}
+}
