@@ -114,7 +114,9 @@
 //	fields_moved_total{tenant,reason}           fields placed in sluice.rescued before sending: name, collision
 //	index_time_clamped_total{tenant}            documents indexed by ingest time (event time out of the window)
 //	bulk_requests_total{result}                 ok, partial, failed
-//	bulk_duration_seconds, bulk_size_bytes, bulk_docs   per bulk request
+//	bulk_duration_seconds{tenant}               bulk requests carrying the tenant's documents
+//	bulk_size_bytes{tenant}                     the tenant's bytes in one bulk request
+//	bulk_docs                                   documents in one bulk request
 //	commits_total{result}                       offset commits: ok, error
 //	consumer_lag_records{tenant}                records not yet consumed
 //	commit_watermark_age_seconds{tenant}        age of the oldest record not yet stored

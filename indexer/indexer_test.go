@@ -388,6 +388,13 @@ func TestIndexerFaults(t *testing.T) {
 	if _, ok := es.Template("sluice"); !ok {
 		t.Error("index template not installed")
 	}
+	for _, tenant := range []string{"shop", "pay"} {
+		for _, name := range []string{"sluice_indexer_bulk_duration_seconds", "sluice_indexer_bulk_size_bytes"} {
+			if metricValue(t, reg, name, map[string]string{"tenant": tenant}) == 0 {
+				t.Errorf("%s{tenant=%s} not observed", name, tenant)
+			}
+		}
+	}
 	for _, idx := range es.Indices() {
 		if !strings.HasPrefix(idx, "sluice-shop-") && !strings.HasPrefix(idx, "sluice-shop.audit-") && !strings.HasPrefix(idx, "sluice-pay-") {
 			t.Errorf("unexpected index %s", idx)
@@ -429,7 +436,7 @@ func esRequest(t testing.TB, method, url, contentType, body string) string {
 	return string(out)
 }
 
-// metricValue returns the counter or gauge of name with the given label values from reg.
+// metricValue returns the counter, gauge or histogram sample count of name with the given label values from reg.
 func metricValue(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
 	families, err := reg.Gather()
@@ -452,6 +459,8 @@ func metricValue(t testing.TB, reg *prometheus.Registry, name string, labels map
 				return m.GetCounter().GetValue()
 			case m.GetGauge() != nil:
 				return m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				return float64(m.GetHistogram().GetSampleCount())
 			}
 		}
 	}

@@ -22,8 +22,8 @@ type metrics struct {
 	clamped     *prometheus.CounterVec
 
 	requests      *prometheus.CounterVec
-	bulkDuration  prometheus.Histogram
-	bulkBytes     prometheus.Histogram
+	bulkDuration  *prometheus.HistogramVec
+	bulkBytes     *prometheus.HistogramVec
 	bulkDocs      prometheus.Histogram
 	commits       *prometheus.CounterVec
 	retentionDels prometheus.Counter
@@ -63,6 +63,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(h)
 		return h
 	}
+	histogramVec := func(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+		h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Subsystem: subsystem, Name: name, Help: help, Buckets: buckets}, labels)
+		reg.MustRegister(h)
+		return h
+	}
 	m := &metrics{
 		received:    counter("records_received_total", "Records consumed from parsed topics.", "tenant"),
 		stored:      counter("docs_stored_total", "Documents Elasticsearch created (201).", "tenant"),
@@ -75,10 +80,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		clamped:     counter("index_time_clamped_total", "Documents whose event time was outside the window around their ingest time, indexed by ingest time.", "tenant"),
 		requests:    counter("bulk_requests_total", "Bulk requests, by result: ok, partial (some items failed), failed (the request failed).", "result"),
 		commits:     counter("commits_total", "Offset commits, by result (ok, error).", "result"),
-		bulkDuration: histogram("bulk_duration_seconds", "Duration of one bulk request, from send to parsed response.",
-			prometheus.ExponentialBuckets(0.005, 2, 12)),
-		bulkBytes: histogram("bulk_size_bytes", "Body size of one bulk request.",
-			prometheus.ExponentialBuckets(4096, 4, 9)),
+		bulkDuration: histogramVec("bulk_duration_seconds", "Duration of the bulk requests carrying the tenant's documents, from send to parsed response (observed once per tenant per request).",
+			prometheus.ExponentialBuckets(0.005, 2, 12), "tenant"),
+		bulkBytes: histogramVec("bulk_size_bytes", "Bytes of the tenant's documents (actions included) in one bulk request.",
+			prometheus.ExponentialBuckets(1024, 4, 10), "tenant"),
 		bulkDocs: histogram("bulk_docs", "Documents in one bulk request.",
 			prometheus.ExponentialBuckets(1, 4, 9)),
 		retentionDels: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: subsystem,

@@ -84,7 +84,24 @@ type worker struct {
 	failed  []*item
 	tickets []ticket
 
-	rescuedAny bool // in the current round
+	rescuedAny bool           // in the current round
+	elapsed    time.Duration  // of the last request
+	perTenant  map[string]int // scratch: bytes per tenant of a request
+}
+
+// observe records the last request's duration and size per tenant.
+func (wk *worker) observe(b *batch, chunk []*item) {
+	if wk.perTenant == nil {
+		wk.perTenant = map[string]int{}
+	}
+	for _, it := range chunk {
+		wk.perTenant[it.tk.p.tenant] += len(it.bytes(b))
+	}
+	for tenant, n := range wk.perTenant {
+		wk.ix.m.bulkDuration.WithLabelValues(tenant).Observe(wk.elapsed.Seconds())
+		wk.ix.m.bulkBytes.WithLabelValues(tenant).Observe(float64(n))
+	}
+	clear(wk.perTenant)
 }
 
 // process handles a batch. It returns early only when ctx ends (shutdown
@@ -167,6 +184,7 @@ func (wk *worker) send(ctx context.Context, b *batch, chunk []*item, whole bool,
 		body = wk.body
 	}
 	allOK, results, status, reason, err := wk.post(ctx, body, len(chunk))
+	wk.observe(b, chunk)
 	switch {
 	case err != nil && (status == 413 || status == 400) && len(chunk) == 1:
 		it := chunk[0]
@@ -249,7 +267,6 @@ func (wk *worker) dropGone(items []*item) []*item {
 func (wk *worker) post(ctx context.Context, body []byte, n int) (allOK bool, results []itemResult, status int, reason string, err error) {
 	m := wk.ix.m
 	start := time.Now()
-	m.bulkBytes.Observe(float64(len(body)))
 	m.bulkDocs.Observe(float64(n))
 	res, err := wk.es.Bulk(bytes.NewReader(body), wk.es.Bulk.WithContext(ctx), wk.es.Bulk.WithFilterPath(bulkFilter...))
 	if err != nil {
@@ -259,7 +276,7 @@ func (wk *worker) post(ctx context.Context, body []byte, n int) (allOK bool, res
 	wk.resp.Reset()
 	_, err = io.Copy(&wk.resp, res.Body)
 	res.Body.Close()
-	m.bulkDuration.Observe(time.Since(start).Seconds())
+	wk.elapsed = time.Since(start)
 	if err != nil {
 		m.requests.WithLabelValues("failed").Inc()
 		return false, nil, 0, "request", fmt.Errorf("read bulk response: %w", err)
