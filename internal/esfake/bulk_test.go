@@ -6,103 +6,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/sluicelogs/sluice/internal/esfake"
 )
 
-func TestParseBulk(t *testing.T) {
-	type item struct{ action, index, id, source string }
-	cases := []struct {
-		name, body, defaultIndex string
-		want                     []item
-	}{
-		{
-			name: "create index delete", defaultIndex: "d",
-			body: "{\"create\":{\"_id\":\"1\"}}\n{\"a\":1}\n{\"index\":{\"_index\":\"x\"}}\n{}\n{\"delete\":{\"_id\":\"2\"}}\n",
-			want: []item{{"create", "d", "1", `{"a":1}`}, {"index", "x", "", `{}`}, {"delete", "d", "2", ""}},
-		},
-		{
-			name: "crlf and blank lines",
-			body: "\n{\"create\":{\"_index\":\"x\",\"_id\":\"1\"}}\r\n{\"a\":1}\r\n\n",
-			want: []item{{"create", "x", "1", `{"a":1}`}},
-		},
-		{
-			name: "empty action object uses the defaults", defaultIndex: "d",
-			body: "{\"index\":{}}\n{}\n",
-			want: []item{{"index", "d", "", `{}`}},
-		},
-		{
-			name: "op_type create", body: "{\"index\":{\"_index\":\"x\",\"op_type\":\"create\"}}\n{}\n",
-			want: []item{{"create", "x", "", `{}`}},
-		},
-		{
-			name: "numeric id and ignored parameters",
-			body: "{\"index\":{\"_index\":\"x\",\"_id\":7,\"routing\":\"r\",\"pipeline\":null,\"_source\":{\"includes\":[\"a\"]}}}\n{}\n",
-			want: []item{{"index", "x", "7", `{}`}},
-		},
-		{
-			name: "trailing content after the action is ignored",
-			body: "{\"create\":{\"_index\":\"x\"},\"extra\":1}\n{}\n",
-			want: []item{{"create", "x", "", `{}`}},
-		},
-		{
-			name: "final action without a document is dropped",
-			body: "{\"create\":{\"_index\":\"x\"}}\n{}\n{\"create\":{\"_index\":\"x\"}}\n",
-			want: []item{{"create", "x", "", `{}`}},
-		},
-		{
-			name: "document lines are not parsed",
-			body: "{\"create\":{\"_index\":\"x\"}}\nnot json at all\n",
-			want: []item{{"create", "x", "", `not json at all`}},
-		},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			items, err := esfake.ParseBulk([]byte(tc.body), tc.defaultIndex)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []item
-			for _, it := range items {
-				got = append(got, item{it.Action, it.Index, it.ID, string(it.Source)})
-			}
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("got %v\nwant %v", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestParseBulkErrors(t *testing.T) {
-	cases := []struct{ body, typ, reason string }{
-		{"{\"delete\":{\"_index\":\"x\"}}\n", "action_request_validation_exception", "Validation Failed: 1: id is missing;"},
-		{"{\"create\":{\"_index\":\"x\",\"_id\":\"" + strings.Repeat("i", 513) + "\"}}\n{}\n", "action_request_validation_exception",
-			"Validation Failed: 1: id [" + strings.Repeat("i", 513) + "] is too long, must be no longer than 512 bytes but was: 513;"},
-		{"{\"create\":{}}\n{}\n{\"index\":{}}\n{}\n", "action_request_validation_exception",
-			"Validation Failed: 1: index is missing;2: index is missing;"},
-		{"{\"index\":{\"_index\":\"x\",\"op_type\":\"upsert\"}}\n{}\n", "illegal_argument_exception",
-			"opType must be 'create' or 'index', found: [upsert]"},
-		{"{\"index\":{\"_index\":\"x\",\"_type\":\"_doc\"}}\n{}\n", "illegal_argument_exception",
-			"Action/metadata line [1] contains an unknown parameter [_type]"},
-		{"{}\n", "illegal_argument_exception", "Malformed action/metadata line [1], expected FIELD_NAME but found [END_OBJECT]"},
-		{"{\"create\"}\n", "x_content_parse_exception",
-			"[1:10] Unexpected character ('}' (code 125)): was expecting a colon to separate field name and value"},
-		{"{\"create\":{\"_index\":\"x\",\"version\":\"v\"}}\n{}\n", "illegal_argument_exception", `For input string: "v"`},
-	}
-	for _, tc := range cases {
-		_, err := esfake.ParseBulk([]byte(tc.body), "")
-		if err == nil || err.Type != tc.typ || err.Reason != tc.reason || err.Status != 400 {
-			t.Errorf("%.60q: got %v, want %s %q", tc.body, err, tc.typ, tc.reason)
-		}
-	}
-}
-
-// FuzzBulk feeds arbitrary bodies to the bulk parser, the document parser and
-// the whole bulk endpoint: none may panic, and every answer must be JSON of
-// the documented shapes.
+// FuzzBulk feeds arbitrary bodies to the whole bulk endpoint (the parsers
+// are fuzzed in escompat): it must not panic, and every answer must be JSON
+// of the documented shapes.
 func FuzzBulk(f *testing.F) {
 	seeds := []string{
 		"{\"create\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{\"x\":1,\"y.z\":\"s\",\"o\":{\"p\":[1,2,{\"q\":null}]}}\n",
@@ -120,26 +31,6 @@ func FuzzBulk(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		if items, err := esfake.ParseBulk(body, "fuzz"); err == nil {
-			for _, it := range items {
-				if it.Action != "delete" {
-					if d, derr := esfake.ParseDocument(it.Source); derr == nil {
-						m, merr := esfake.NewMapping(nil, json.RawMessage(`{"properties":{"n":{"type":"long"},"t":{"type":"date"}}}`))
-						if merr != nil {
-							t.Fatal(merr)
-						}
-						if u, cerr := m.Check(it.ID, d); cerr == nil {
-							m.Apply(u)
-						} else if cerr.Status != 400 || cerr.Reason == "" {
-							t.Fatalf("check error %+v", cerr)
-						}
-					}
-				}
-			}
-		} else if err.Status != 400 || err.Type == "" {
-			t.Fatalf("parse error %+v", err)
-		}
-
 		es := esfake.New(esfake.WithFaults(esfake.Faults{ItemFraction: 0.1}))
 		es.CreateIndex("fuzz")
 		rec := httptest.NewRecorder()

@@ -43,8 +43,8 @@
 // An index is created on its first write, or by PUT /{index} or CreateIndex,
 // with its mapping seeded from the highest-priority matching template. Every
 // document is checked against the index mapping with Elasticsearch's rules
-// and error wording (see Mapping): a document that fails is answered with a
-// per-item 400 and changes nothing. create of an existing _id is answered 409
+// and error wording (see escompat.Mapping): a document that fails is
+// answered with a per-item 400 and changes nothing. create of an existing _id is answered 409
 // version_conflict_engine_exception; index overwrites.
 //
 // # Faults
@@ -53,13 +53,11 @@
 // rejections, latency, or a cluster that is down. Random decisions come from
 // a generator seeded by the Seed option (default 1).
 //
-// # Reuse
+// # Shared code
 //
-// The bulk parser (ParseBulk, BulkItem), the document parser
-// (ParseDocument), the mapping engine (NewMapping, Mapping.Check,
-// Mapping.Apply) and index templates (ParseIndexTemplate, SelectTemplate)
-// have no dependency on the HTTP server, so another Elasticsearch stand-in
-// can reuse them; their errors are *Error values ready to be answered.
+// The parsers, the mapping engine, index templates and response shapes are
+// package escompat's, shared with the bleve-backed store of internal/devstack;
+// errors are *escompat.Error values.
 //
 // The Server, its accessors and SetFaults are safe for concurrent use; bulk
 // requests run in parallel up to one mutex that serialises index changes.

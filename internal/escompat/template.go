@@ -1,4 +1,4 @@
-package esfake
+package escompat
 
 import (
 	"encoding/json"
@@ -94,10 +94,10 @@ func ParseIndexTemplate(name string, body []byte) (*IndexTemplate, *Error) {
 				}
 			}
 			if s := v.member("settings"); s != nil && s.kind == kindObject {
-				t.Settings = json.RawMessage(encode(s, nil))
+				t.Settings = json.RawMessage(Encode(s, nil))
 			}
 			if m := v.member("mappings"); m != nil && m.kind == kindObject {
-				t.Mappings = json.RawMessage(encode(m, nil))
+				t.Mappings = json.RawMessage(Encode(m, nil))
 			}
 		}
 	}
@@ -139,7 +139,7 @@ func stringList(n *node) ([]string, bool) {
 // Matches reports whether the template applies to a new index of this name.
 func (t *IndexTemplate) Matches(index string) bool {
 	for _, p := range t.IndexPatterns {
-		if globMatch(p, index) {
+		if GlobMatch(p, index) {
 			return true
 		}
 	}
@@ -162,8 +162,8 @@ func SelectTemplate(templates []*IndexTemplate, index string) *IndexTemplate {
 	return best
 }
 
-// overlapping returns the names of the templates among others that share
-// t's priority and could match a common index name.
+// overlapping returns the templates among others that share t's priority
+// and could match a common index name.
 func (t *IndexTemplate) overlapping(others []*IndexTemplate) []*IndexTemplate {
 	var out []*IndexTemplate
 	for _, o := range others {
@@ -182,6 +182,84 @@ func (t *IndexTemplate) overlapping(others []*IndexTemplate) []*IndexTemplate {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// CheckOverlap returns the illegal_argument_exception Elasticsearch answers
+// when t, about to be stored, has the priority of an existing template among
+// others whose patterns could match the same index; nil when there is none.
+// A template of the same name in others is the one t replaces.
+func (t *IndexTemplate) CheckOverlap(others []*IndexTemplate) *Error {
+	clash := t.overlapping(others)
+	if len(clash) == 0 {
+		return nil
+	}
+	var names, pats []string
+	for _, o := range clash {
+		names = append(names, o.Name)
+		pats = append(pats, o.Name+" => ["+strings.Join(o.IndexPatterns, ", ")+"]")
+	}
+	return IllegalArgument("index template [%s] has index patterns [%s] matching patterns from existing templates [%s] with patterns (%s) that have the same priority [%d], multiple index templates may not match during index creation, please use a different priority",
+		t.Name, strings.Join(t.IndexPatterns, ", "), strings.Join(names, ","), strings.Join(pats, ","), t.Priority)
+}
+
+// MatchTemplates returns the templates whose names match a comma-separated
+// list of names with '*' wildcards, sorted by name.
+func MatchTemplates(templates []*IndexTemplate, expr string) []*IndexTemplate {
+	var out []*IndexTemplate
+	for _, t := range templates {
+		for _, p := range strings.Split(expr, ",") {
+			if GlobMatch(p, t.Name) {
+				out = append(out, t)
+				break
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// TemplatesResponse is the body of GET /_index_template[/{name}] listing ts.
+func TemplatesResponse(ts []*IndexTemplate) Ordered {
+	list := make([]any, 0, len(ts))
+	for _, t := range ts {
+		list = append(list, obj{{"name", t.Name}, {"index_template", t.json()}})
+	}
+	return obj{{"index_templates", list}}
+}
+
+// json renders a stored template as GET /_index_template shows it.
+func (t *IndexTemplate) json() obj {
+	o := obj{{"index_patterns", t.IndexPatterns}}
+	doc, err := ParseDocument(t.Body)
+	if err != nil {
+		return o
+	}
+	composed := false
+	for i, k := range doc.root.keys {
+		switch k {
+		case "index_patterns":
+			continue
+		case "composed_of":
+			composed = true
+		}
+		o = append(o, kv{k, doc.root.vals[i]})
+	}
+	if !composed {
+		o = append(o, kv{"composed_of", []string{}})
+	}
+	return o
+}
+
+// TemplateNotFound is the 404 of GET /_index_template/{name} matching
+// nothing.
+func TemplateNotFound(expr string) *Error {
+	return NewError(http.StatusNotFound, "resource_not_found_exception", "index template matching [%s] not found", expr)
+}
+
+// TemplateMissing is the 404 of DELETE /_index_template/{name} matching
+// nothing.
+func TemplateMissing(expr string) *Error {
+	return NewError(http.StatusNotFound, "resource_not_found_exception", "index_template [%s] missing", expr)
 }
 
 // globsIntersect reports whether some string matches both '*'-patterns.
@@ -210,12 +288,12 @@ func globsIntersect(p, q string) bool {
 	return rec(0, 0)
 }
 
-// flattenSettings flattens index settings into dotted keys with the
+// FlattenSettings flattens index settings into dotted keys with the
 // "index." prefix removed, so {"index":{"mapping.total_fields.limit":5}},
 // {"index.mapping.total_fields.limit":"5"} and
 // {"mapping":{"total_fields":{"limit":5}}} all read
 // "mapping.total_fields.limit" = "5".
-func flattenSettings(raw json.RawMessage) map[string]string {
+func FlattenSettings(raw json.RawMessage) map[string]string {
 	out := make(map[string]string)
 	if len(raw) == 0 {
 		return out

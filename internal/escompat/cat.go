@@ -1,11 +1,23 @@
-package esfake
+package escompat
 
 import (
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
+
+// CatIndex is one row of GET /_cat/indices: an open, green index of one
+// primary shard and no replica.
+type CatIndex struct {
+	Name, UUID  string
+	DocsCount   int64
+	DocsDeleted int64
+	Created     time.Time
+	StoreBytes  int64 // store.size, pri.store.size and dataset.size
+}
 
 // catColumn is one column of GET /_cat/indices.
 type catColumn struct {
@@ -13,25 +25,25 @@ type catColumn struct {
 	aliases []string
 	numeric bool // right-aligned in text output, compared as numbers by s=
 	dflt    bool // shown without h=
-	value   func(idx *index, bytes string) string
+	value   func(x *CatIndex, bytes string) string
 }
 
 var catIndexColumns = []catColumn{
-	{name: "health", aliases: []string{"h"}, dflt: true, value: func(*index, string) string { return "green" }},
-	{name: "status", aliases: []string{"s"}, dflt: true, value: func(*index, string) string { return "open" }},
-	{name: "index", aliases: []string{"i", "idx"}, dflt: true, value: func(x *index, _ string) string { return x.name }},
-	{name: "uuid", aliases: []string{"id"}, dflt: true, value: func(x *index, _ string) string { return x.uuid }},
-	{name: "pri", aliases: []string{"p", "shards.primary", "shardsPrimary"}, numeric: true, dflt: true, value: func(*index, string) string { return "1" }},
-	{name: "rep", aliases: []string{"r", "shards.replica", "shardsReplica"}, numeric: true, dflt: true, value: func(*index, string) string { return "0" }},
-	{name: "docs.count", aliases: []string{"dc", "docsCount"}, numeric: true, dflt: true, value: func(x *index, _ string) string { return strconv.Itoa(len(x.docs)) }},
-	{name: "docs.deleted", aliases: []string{"dd", "docsDeleted"}, numeric: true, dflt: true, value: func(*index, string) string { return "0" }},
-	{name: "creation.date", aliases: []string{"cd"}, numeric: true, value: func(x *index, _ string) string { return itoa64(x.created.UnixMilli()) }},
-	{name: "creation.date.string", aliases: []string{"cds"}, value: func(x *index, _ string) string {
-		return x.created.UTC().Format("2006-01-02T15:04:05.000Z")
+	{name: "health", aliases: []string{"h"}, dflt: true, value: func(*CatIndex, string) string { return "green" }},
+	{name: "status", aliases: []string{"s"}, dflt: true, value: func(*CatIndex, string) string { return "open" }},
+	{name: "index", aliases: []string{"i", "idx"}, dflt: true, value: func(x *CatIndex, _ string) string { return x.Name }},
+	{name: "uuid", aliases: []string{"id"}, dflt: true, value: func(x *CatIndex, _ string) string { return x.UUID }},
+	{name: "pri", aliases: []string{"p", "shards.primary", "shardsPrimary"}, numeric: true, dflt: true, value: func(*CatIndex, string) string { return "1" }},
+	{name: "rep", aliases: []string{"r", "shards.replica", "shardsReplica"}, numeric: true, dflt: true, value: func(*CatIndex, string) string { return "0" }},
+	{name: "docs.count", aliases: []string{"dc", "docsCount"}, numeric: true, dflt: true, value: func(x *CatIndex, _ string) string { return itoa64(x.DocsCount) }},
+	{name: "docs.deleted", aliases: []string{"dd", "docsDeleted"}, numeric: true, dflt: true, value: func(x *CatIndex, _ string) string { return itoa64(x.DocsDeleted) }},
+	{name: "creation.date", aliases: []string{"cd"}, numeric: true, value: func(x *CatIndex, _ string) string { return itoa64(x.Created.UnixMilli()) }},
+	{name: "creation.date.string", aliases: []string{"cds"}, value: func(x *CatIndex, _ string) string {
+		return x.Created.UTC().Format("2006-01-02T15:04:05.000Z")
 	}},
-	{name: "store.size", aliases: []string{"ss", "storeSize"}, numeric: true, dflt: true, value: func(x *index, unit string) string { return byteSize(x.bytes, unit) }},
-	{name: "pri.store.size", numeric: true, dflt: true, value: func(x *index, unit string) string { return byteSize(x.bytes, unit) }},
-	{name: "dataset.size", numeric: true, dflt: true, value: func(x *index, unit string) string { return byteSize(x.bytes, unit) }},
+	{name: "store.size", aliases: []string{"ss", "storeSize"}, numeric: true, dflt: true, value: func(x *CatIndex, unit string) string { return byteSize(x.StoreBytes, unit) }},
+	{name: "pri.store.size", numeric: true, dflt: true, value: func(x *CatIndex, unit string) string { return byteSize(x.StoreBytes, unit) }},
+	{name: "dataset.size", numeric: true, dflt: true, value: func(x *CatIndex, unit string) string { return byteSize(x.StoreBytes, unit) }},
 }
 
 // byteSize renders a size as Elasticsearch's ByteSizeValue does ("225b",
@@ -58,7 +70,7 @@ func byteSize(n int64, unit string) string {
 }
 
 func (c *catColumn) matches(pattern string) bool {
-	if globMatch(pattern, c.name) {
+	if GlobMatch(pattern, c.name) {
 		return true
 	}
 	for _, a := range c.aliases {
@@ -69,11 +81,10 @@ func (c *catColumn) matches(pattern string) bool {
 	return false
 }
 
-// catIndices answers GET /_cat/indices and /_cat/indices/{pattern}, in text
-// (optionally with a header, v) or format=json, with h= column selection,
-// s= sorting and bytes= units.
-func (s *Server) catIndices(rs *responder, r *http.Request, pattern string) {
-	q := r.URL.Query()
+// CatIndices answers GET /_cat/indices over rows (in any order), in text
+// (with a header when v is set) or format=json, with h= column selection,
+// s= sorting (by index name without it) and bytes= units.
+func CatIndices(rs *Responder, q url.Values, indices []CatIndex) {
 	var cols []*catColumn
 	if h := q.Get("h"); h != "" {
 		for _, p := range strings.Split(h, ",") {
@@ -85,7 +96,7 @@ func (s *Server) catIndices(rs *responder, r *http.Request, pattern string) {
 				}
 			}
 			if !matched {
-				rs.error(illegalArgument("header [%s] is not valid", p))
+				rs.Error(IllegalArgument("header [%s] is not valid", p))
 				return
 			}
 		}
@@ -96,31 +107,19 @@ func (s *Server) catIndices(rs *responder, r *http.Request, pattern string) {
 			}
 		}
 	}
-	if pattern == "" {
-		pattern = "*"
-	}
+	sort.Slice(indices, func(i, j int) bool { return indices[i].Name < indices[j].Name })
 	unit := q.Get("bytes")
-	s.mu.Lock()
-	names, err := s.resolveLocked(pattern, false)
-	var rows [][]string
-	if err == nil {
-		for _, n := range names {
-			idx := s.indices[n]
-			row := make([]string, len(catIndexColumns))
-			for i := range catIndexColumns {
-				row[i] = catIndexColumns[i].value(idx, unit)
-			}
-			rows = append(rows, row)
+	rows := make([][]string, 0, len(indices))
+	for i := range indices {
+		row := make([]string, len(catIndexColumns))
+		for c := range catIndexColumns {
+			row[c] = catIndexColumns[c].value(&indices[i], unit)
 		}
-	}
-	s.mu.Unlock()
-	if err != nil {
-		rs.error(err)
-		return
+		rows = append(rows, row)
 	}
 	if sortBy := q.Get("s"); sortBy != "" {
 		if err := sortCatRows(rows, sortBy); err != nil {
-			rs.error(err)
+			rs.Error(err)
 			return
 		}
 	}
@@ -141,7 +140,7 @@ func (s *Server) catIndices(rs *responder, r *http.Request, pattern string) {
 			}
 			list = append(list, o)
 		}
-		rs.json(http.StatusOK, list)
+		rs.JSON(http.StatusOK, list)
 		return
 	}
 	table := [][]string{}
@@ -179,7 +178,7 @@ func (s *Server) catIndices(rs *responder, r *http.Request, pattern string) {
 		b.WriteString(strings.TrimRight(strings.Join(cells, " "), " "))
 		b.WriteByte('\n')
 	}
-	rs.text(http.StatusOK, b.String())
+	rs.Text(http.StatusOK, b.String())
 }
 
 // sortCatRows sorts rows by the s= parameter: columns with optional :asc or
@@ -199,7 +198,7 @@ func sortCatRows(rows [][]string, spec string) *Error {
 			}
 		}
 		if col < 0 {
-			return illegalArgument("Unable to sort by unknown sort key `%s`", name)
+			return IllegalArgument("Unable to sort by unknown sort key `%s`", name)
 		}
 		keys = append(keys, key{col, dir == "desc"})
 	}

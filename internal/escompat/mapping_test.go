@@ -1,4 +1,4 @@
-package esfake_test
+package escompat_test
 
 import (
 	"encoding/json"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/escompat"
 )
 
 // typed is a mapping with one field of each checked type.
@@ -29,7 +29,7 @@ const typed = `{"properties":{
   "opaque": {"type":"keyword","enabled":false}
 }}`
 
-func mustMapping(t *testing.T, settings, mappings string) *esfake.Mapping {
+func mustMapping(t *testing.T, settings, mappings string) *escompat.Mapping {
 	t.Helper()
 	var s, m json.RawMessage
 	if settings != "" {
@@ -38,7 +38,7 @@ func mustMapping(t *testing.T, settings, mappings string) *esfake.Mapping {
 	if mappings != "" {
 		m = json.RawMessage(mappings)
 	}
-	mp, err := esfake.NewMapping(s, m)
+	mp, err := escompat.NewMapping(s, m)
 	if err != nil {
 		t.Fatalf("NewMapping: %v", err)
 	}
@@ -47,9 +47,9 @@ func mustMapping(t *testing.T, settings, mappings string) *esfake.Mapping {
 
 // check parses and checks doc; it returns the error reason ("" when the
 // document is accepted) and applies accepted documents.
-func check(t *testing.T, m *esfake.Mapping, id, doc string) (*esfake.Error, *esfake.Update) {
+func check(t *testing.T, m *escompat.Mapping, id, doc string) (*escompat.Error, *escompat.Update) {
 	t.Helper()
-	d, err := esfake.ParseDocument([]byte(doc))
+	d, err := escompat.ParseDocument([]byte(doc))
 	if err != nil {
 		return err, nil
 	}
@@ -401,7 +401,7 @@ func TestNewMappingErrors(t *testing.T) {
 		if tc.mappings != "" {
 			m = json.RawMessage(tc.mappings)
 		}
-		_, err := esfake.NewMapping(s, m)
+		_, err := escompat.NewMapping(s, m)
 		if err == nil || err.Type != tc.typ || err.Reason != tc.reason {
 			t.Errorf("%s %s: got %v, want %s %q", tc.settings, tc.mappings, err, tc.typ, tc.reason)
 		}
@@ -426,7 +426,7 @@ func TestParseDocument(t *testing.T) {
 			"[1:1005] failed to parse: Document nesting depth (1001) exceeds the maximum allowed (1000, from `StreamReadConstraints.getMaxNestingDepth()`)"},
 	}
 	for _, tc := range cases {
-		d, err := esfake.ParseDocument([]byte(tc.src))
+		d, err := escompat.ParseDocument([]byte(tc.src))
 		got := ""
 		if err != nil {
 			got = err.Reason

@@ -1,4 +1,4 @@
-package esfake
+package escompat
 
 import (
 	"encoding/json"
@@ -59,7 +59,7 @@ func (d *Document) Source() []byte { return d.src }
 
 // MarshalJSON returns the document source, compacted.
 func (d *Document) MarshalJSON() ([]byte, error) {
-	return encode(d.root, nil), nil
+	return Encode(d.root, nil), nil
 }
 
 // Keys returns the top-level keys of the document in source order.

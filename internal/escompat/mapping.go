@@ -1,4 +1,4 @@
-package esfake
+package escompat
 
 import (
 	"encoding/json"
@@ -53,6 +53,9 @@ type fieldDef struct {
 	coerce          bool
 	ignoreMalformed bool
 	runtime         bool // a runtime field: not indexed, not checked
+	noIndex         bool // "index": false
+	ignoreAbove     int  // "ignore_above", 0 when unset
+	format          string
 	dates           dateFormats
 	multi           []string // paths of multi-fields ("fields")
 	multiOf         string   // for a multi-field: the path of its parent
@@ -101,7 +104,7 @@ var rootMappingKeys = map[string]bool{
 }
 
 func mapperParsing(format string, args ...any) *Error {
-	return newError(http.StatusBadRequest, "mapper_parsing_exception", format, args...)
+	return NewError(http.StatusBadRequest, "mapper_parsing_exception", format, args...)
 }
 
 // NewMapping builds the mapping of a new index from its settings and one or
@@ -118,12 +121,12 @@ func NewMapping(settings json.RawMessage, mappings ...json.RawMessage) (*Mapping
 		totalLimit:    1000,
 		depthLimit:    20,
 	}
-	s := flattenSettings(settings)
+	s := FlattenSettings(settings)
 	for key, dst := range map[string]*int{"mapping.total_fields.limit": &m.totalLimit, "mapping.depth.limit": &m.depthLimit} {
 		if v, ok := s[key]; ok {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
-				return nil, illegalArgument("Failed to parse value [%s] for setting [index.%s] must be >= 0", v, key)
+				return nil, IllegalArgument("Failed to parse value [%s] for setting [index.%s] must be >= 0", v, key)
 			}
 			*dst = n
 		}
@@ -144,7 +147,7 @@ func NewMapping(settings json.RawMessage, mappings ...json.RawMessage) (*Mapping
 		}
 	}
 	if len(m.fields) > m.totalLimit {
-		return nil, illegalArgument("Limit of total fields [%d] has been exceeded", m.totalLimit)
+		return nil, IllegalArgument("Limit of total fields [%d] has been exceeded", m.totalLimit)
 	}
 	return m, nil
 }
@@ -236,7 +239,7 @@ func (m *Mapping) parseProperties(prefix string, props *node, lookup func(string
 		parts := strings.Split(name, ".")
 		for _, p := range parts {
 			if strings.TrimSpace(p) == "" {
-				return illegalArgument("field name cannot contain only dots")
+				return IllegalArgument("field name cannot contain only dots")
 			}
 		}
 		path := prefix
@@ -284,6 +287,14 @@ func (m *Mapping) parseField(path, name string, def *node, lookup func(string) *
 			fd.coerce = scalarText(v) != "false"
 		case "ignore_malformed":
 			fd.ignoreMalformed = scalarText(v) == "true"
+		case "index":
+			fd.noIndex = scalarText(v) == "false"
+		case "ignore_above":
+			n, err := strconv.Atoi(scalarText(v))
+			if err == nil && n < 0 {
+				return nil, mapperParsing("Failed to parse mapping: [ignore_above] must be positive, got [%d]", n)
+			}
+			fd.ignoreAbove = n
 		}
 		fd.params = append(fd.params, kv{k, v})
 	}
@@ -296,6 +307,7 @@ func (m *Mapping) parseField(path, name string, def *node, lookup func(string) *
 			format = scalarText(f)
 		}
 		fd.dates = parseDateFormats(format)
+		fd.format = format
 	}
 	if props != nil && !fd.isObject() {
 		return nil, mapperParsing("unknown parameter [properties] on mapper [%s] of type [%s]", name, fd.typ)
@@ -434,7 +446,7 @@ func (t *dynamicTemplate) patternMatch(patterns []string, s string) bool {
 			if t.res[p].MatchString(s) {
 				return true
 			}
-		} else if globMatch(p, s) {
+		} else if GlobMatch(p, s) {
 			return true
 		}
 	}
@@ -555,12 +567,12 @@ func (m *Mapping) Check(id string, doc *Document) (*Update, *Error) {
 	}
 	for _, p := range c.order {
 		if fd := c.added[p]; fd.isObject() && strings.Count(p, ".")+2 > m.depthLimit {
-			return nil, illegalArgument("Limit of mapping depth [%d] has been exceeded due to object field [%s]", m.depthLimit, p)
+			return nil, IllegalArgument("Limit of mapping depth [%d] has been exceeded due to object field [%s]", m.depthLimit, p)
 		}
 	}
 	if n := len(m.fields) + len(c.order); n > m.totalLimit {
 		if !m.ignoreBeyond {
-			return nil, illegalArgument("Limit of total fields [%d] has been exceeded while adding new fields [%d]", m.totalLimit, len(c.order))
+			return nil, IllegalArgument("Limit of total fields [%d] has been exceeded while adding new fields [%d]", m.totalLimit, len(c.order))
 		}
 		keep := max(m.totalLimit-len(m.fields), 0)
 		c.order = c.order[:keep]
@@ -592,8 +604,45 @@ func (m *Mapping) Fields() map[string]string {
 // Len is the number of fields counted against the total fields limit.
 func (m *Mapping) Len() int { return len(m.fields) }
 
+// FieldInfo says how one mapped field or object is indexed.
+type FieldInfo struct {
+	Type        string // "keyword", "text", "long", "date", "object", ...
+	IgnoreAbove int    // keyword: longer strings are kept in _source only; 0 when unset
+	Format      string // date: the format as mapped, "" for the default
+	Index       bool   // false for "index": false and for runtime fields
+	Enabled     bool   // false for "enabled": false: nothing at or below the path is indexed
+	MultiOf     string // for a multi-field (e.g. "message.raw"): its parent's path
+}
+
+func (fd *fieldDef) info() FieldInfo {
+	return FieldInfo{
+		Type: fd.typ, IgnoreAbove: fd.ignoreAbove, Format: fd.format,
+		Index: !fd.noIndex && !fd.runtime, Enabled: fd.enabled, MultiOf: fd.multiOf,
+	}
+}
+
+// Field returns how the field or object at path (dotted, multi-fields by
+// their full path) is mapped.
+func (m *Mapping) Field(path string) (FieldInfo, bool) {
+	fd := m.fields[path]
+	if fd == nil {
+		return FieldInfo{}, false
+	}
+	return fd.info(), true
+}
+
+// FieldInfos returns every mapped field and object by path, in a new map
+// the caller owns: a snapshot that stays valid while the mapping changes.
+func (m *Mapping) FieldInfos() map[string]FieldInfo {
+	out := make(map[string]FieldInfo, len(m.fields))
+	for p, fd := range m.fields {
+		out[p] = fd.info()
+	}
+	return out
+}
+
 // MarshalJSON renders the mapping as GET /{index}/_mapping shows it.
-func (m *Mapping) MarshalJSON() ([]byte, error) { return encode(m.toJSON(), nil), nil }
+func (m *Mapping) MarshalJSON() ([]byte, error) { return Encode(m.toJSON(), nil), nil }
 
 func (m *Mapping) toJSON() obj {
 	var out obj

@@ -1,7 +1,8 @@
-package esfake
+package escompat
 
 import (
 	"bytes"
+	"net/http"
 	"strconv"
 )
 
@@ -49,7 +50,7 @@ func ParseBulk(body []byte, defaultIndex string) ([]BulkItem, *Error) {
 	for from < len(body) {
 		nl := bytes.IndexByte(body[from:], '\n')
 		if nl < 0 {
-			return nil, illegalArgument(`The bulk request must be terminated by a newline [\n]`)
+			return nil, IllegalArgument(`The bulk request must be terminated by a newline [\n]`)
 		}
 		text := body[from : from+nl]
 		from += nl + 1
@@ -99,7 +100,7 @@ func ParseBulk(body []byte, defaultIndex string) ([]BulkItem, *Error) {
 // line.
 func parseAction(text []byte, line int, defaultIndex string) (item BulkItem, skip bool, _ *Error) {
 	malformed := func(format string, args ...any) *Error {
-		return illegalArgument("Malformed action/metadata line [%d], "+format, append([]any{line}, args...)...)
+		return IllegalArgument("Malformed action/metadata line [%d], "+format, append([]any{line}, args...)...)
 	}
 	p := &jsonParser{src: text}
 	p.skipSpace()
@@ -165,7 +166,7 @@ func parseAction(text []byte, line int, defaultIndex string) (item BulkItem, ski
 			return item, false, malformed("expected a simple value for field [%s] but found [START_OBJECT]", k)
 		}
 		if !bulkParams[k] {
-			return item, false, illegalArgument("Action/metadata line [%d] contains an unknown parameter [%s]", line, k)
+			return item, false, IllegalArgument("Action/metadata line [%d] contains an unknown parameter [%s]", line, k)
 		}
 		switch k {
 		case "_index":
@@ -176,11 +177,11 @@ func parseAction(text []byte, line int, defaultIndex string) (item BulkItem, ski
 			opType = scalarText(v)
 		case "version", "if_seq_no", "if_primary_term", "retry_on_conflict":
 			if v.kind == kindBool || (v.kind == kindNumber && !isIntegerLiteral(v.text)) {
-				return item, false, illegalArgument("Action/metadata line [%d]: [%s] must be a number", line, k)
+				return item, false, IllegalArgument("Action/metadata line [%d]: [%s] must be a number", line, k)
 			}
 			if v.kind == kindString {
 				if _, err := strconv.ParseInt(v.text, 10, 64); err != nil {
-					return item, false, illegalArgument(`For input string: "%s"`, v.text)
+					return item, false, IllegalArgument(`For input string: "%s"`, v.text)
 				}
 			}
 		}
@@ -191,10 +192,40 @@ func parseAction(text []byte, line int, defaultIndex string) (item BulkItem, ski
 			item.Action = "create"
 		case "index":
 		default:
-			return item, false, illegalArgument("opType must be 'create' or 'index', found: [%s]", opType)
+			return item, false, IllegalArgument("opType must be 'create' or 'index', found: [%s]", opType)
 		}
 	}
 	// Anything after the action object is ignored, with a deprecation
 	// warning in Elasticsearch 8.
 	return item, false, nil
+}
+
+// shardsOK is the _shards of a write: one primary, one unassigned replica.
+var shardsOK = obj{{"total", 2}, {"successful", 1}, {"failed", 0}}
+
+// OKItem is the response entry of a bulk operation that succeeded: result
+// is "created", "updated", "deleted" or "not_found", status its HTTP status.
+func OKItem(it BulkItem, version, seqNo int64, result string, status int) Ordered {
+	return obj{{it.Action, obj{
+		{"_index", it.Index}, {"_id", it.ID}, {"_version", version}, {"result", result},
+		{"_shards", shardsOK}, {"_seq_no", seqNo}, {"_primary_term", 1}, {"status", status},
+	}}}
+}
+
+// ErrorItem is the response entry of a bulk operation that failed with e.
+func ErrorItem(it BulkItem, e *Error) Ordered {
+	return obj{{it.Action, obj{{"_index", it.Index}, {"_id", it.ID}, {"status", e.Status}, {"error", e.body(true)}}}}
+}
+
+// VersionConflict is the 409 of a create whose _id exists in the index.
+func VersionConflict(index, indexUUID, id string, version int64) *Error {
+	return &Error{Status: http.StatusConflict, Type: "version_conflict_engine_exception",
+		Reason:    "[" + id + "]: version conflict, document already exists (current version [" + strconv.FormatInt(version, 10) + "])",
+		IndexUUID: indexUUID, Shard: "0", Index: index}
+}
+
+// BulkResponse is the body of a bulk request: took (milliseconds), the
+// errors flag and the item entries in request order.
+func BulkResponse(took int64, errors bool, items []any) Ordered {
+	return obj{{"took", took}, {"errors", errors}, {"items", items}}
 }

@@ -1,4 +1,4 @@
-package esfake
+package escompat
 
 import (
 	"bytes"
@@ -9,8 +9,21 @@ import (
 	"unicode/utf8"
 )
 
-// obj is a JSON object that keeps its members in order, the way
-// Elasticsearch orders the fields of its responses.
+// Ordered is a JSON object that keeps its members in order, the way
+// Elasticsearch orders the fields of its responses. Packages serving the API
+// declare their own small slice type implementing it, so that responses read
+// as literals:
+//
+//	type obj []kv
+//	type kv struct{ k string; v any }
+//	func (o obj) Len() int                  { return len(o) }
+//	func (o obj) Member(i int) (string, any) { return o[i].k, o[i].v }
+type Ordered interface {
+	Len() int
+	Member(i int) (key string, value any)
+}
+
+// obj is this package's Ordered.
 type obj []kv
 
 type kv struct {
@@ -18,16 +31,21 @@ type kv struct {
 	v any
 }
 
-// Values the writer understands: nil, bool, int, int64, float64, string,
-// obj, []any, []string, json.RawMessage and *node.
+func (o obj) Len() int                   { return len(o) }
+func (o obj) Member(i int) (string, any) { return o[i].k, o[i].v }
 
-// filterPath is a parsed filter_path parameter: a list of dotted patterns,
+// Values Encode understands: nil, bool, int, int64, float64, string,
+// Ordered, []any, []string, json.RawMessage, *Document and *node; anything
+// else goes through encoding/json.
+
+// FilterPath is a parsed filter_path parameter: a list of dotted patterns,
 // each split into segments. A segment may hold '*' wildcards; a segment "**"
-// matches any number of levels.
-type filterPath [][]string
+// matches any number of levels. A nil FilterPath filters nothing.
+type FilterPath [][]string
 
-func parseFilterPath(param string) filterPath {
-	var fp filterPath
+// ParseFilterPath parses the filter_path query parameter; "" gives nil.
+func ParseFilterPath(param string) FilterPath {
+	var fp FilterPath
 	for _, p := range strings.Split(param, ",") {
 		p = strings.TrimSpace(p)
 		if p == "" {
@@ -40,21 +58,21 @@ func parseFilterPath(param string) filterPath {
 
 // descend returns the filters that apply below key, and whether key is
 // included whole.
-func (fp filterPath) descend(key string) (next filterPath, whole bool) {
+func (fp FilterPath) descend(key string) (next FilterPath, whole bool) {
 	for _, f := range fp {
 		if f[0] == "**" {
 			next = append(next, f)
 			if len(f) == 1 {
 				return nil, true
 			}
-			sub, w := filterPath{f[1:]}.descend(key)
+			sub, w := FilterPath{f[1:]}.descend(key)
 			if w {
 				return nil, true
 			}
 			next = append(next, sub...)
 			continue
 		}
-		if globMatch(f[0], key) {
+		if GlobMatch(f[0], key) {
 			if len(f) == 1 {
 				return nil, true
 			}
@@ -64,10 +82,11 @@ func (fp filterPath) descend(key string) (next filterPath, whole bool) {
 	return next, false
 }
 
-// encode appends v as JSON. With a non-nil filter only the matching parts are
-// written, the way Elasticsearch applies filter_path: objects and array
-// elements left empty by the filter are dropped.
-func encode(v any, fp filterPath) []byte {
+// Encode renders v as compact JSON. With a non-nil filter only the matching
+// parts are written, the way Elasticsearch applies filter_path: objects and
+// array elements left empty by the filter are dropped, and a response left
+// empty is {}.
+func Encode(v any, fp FilterPath) []byte {
 	var buf bytes.Buffer
 	if fp == nil {
 		writeValue(&buf, v)
@@ -79,14 +98,15 @@ func encode(v any, fp filterPath) []byte {
 	return buf.Bytes()
 }
 
-func writeFiltered(buf *bytes.Buffer, v any, fp filterPath) bool {
+func writeFiltered(buf *bytes.Buffer, v any, fp FilterPath) bool {
 	switch t := v.(type) {
-	case obj:
+	case Ordered:
 		start := buf.Len()
 		buf.WriteByte('{')
 		n := 0
-		for _, m := range t {
-			next, whole := fp.descend(m.k)
+		for i := 0; i < t.Len(); i++ {
+			k, v := t.Member(i)
+			next, whole := fp.descend(k)
 			if !whole && len(next) == 0 {
 				continue
 			}
@@ -94,11 +114,11 @@ func writeFiltered(buf *bytes.Buffer, v any, fp filterPath) bool {
 			if n > 0 {
 				buf.WriteByte(',')
 			}
-			writeString(buf, m.k)
+			writeString(buf, k)
 			buf.WriteByte(':')
 			if whole {
-				writeValue(buf, m.v)
-			} else if !writeFiltered(buf, m.v, next) {
+				writeValue(buf, v)
+			} else if !writeFiltered(buf, v, next) {
 				buf.Truncate(mark)
 				continue
 			}
@@ -118,6 +138,8 @@ func writeFiltered(buf *bytes.Buffer, v any, fp filterPath) bool {
 			return false
 		}
 		return writeFiltered(buf, doc.root, fp)
+	case *Document:
+		return writeFiltered(buf, t.root, fp)
 	case *node:
 		switch t.kind {
 		case kindObject:
@@ -133,7 +155,7 @@ func writeFiltered(buf *bytes.Buffer, v any, fp filterPath) bool {
 	return false // a scalar where the filter wants to go deeper
 }
 
-func writeFilteredArray(buf *bytes.Buffer, n int, at func(int) any, fp filterPath) bool {
+func writeFilteredArray(buf *bytes.Buffer, n int, at func(int) any, fp FilterPath) bool {
 	start := buf.Len()
 	buf.WriteByte('[')
 	written := 0
@@ -189,6 +211,18 @@ func writeValue(buf *bytes.Buffer, v any) {
 			writeValue(buf, m.v)
 		}
 		buf.WriteByte('}')
+	case Ordered:
+		buf.WriteByte('{')
+		for i := 0; i < t.Len(); i++ {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			k, v := t.Member(i)
+			writeString(buf, k)
+			buf.WriteByte(':')
+			writeValue(buf, v)
+		}
+		buf.WriteByte('}')
 	case []any:
 		buf.WriteByte('[')
 		for i, e := range t {
@@ -211,6 +245,8 @@ func writeValue(buf *bytes.Buffer, v any) {
 		if err := json.Compact(buf, t); err != nil {
 			buf.WriteString("null")
 		}
+	case *Document:
+		writeNode(buf, t.root)
 	case *node:
 		writeNode(buf, t)
 	default:
@@ -304,9 +340,9 @@ func writeString(buf *bytes.Buffer, s string) {
 	buf.WriteByte('"')
 }
 
-// globMatch reports whether s matches pattern, where '*' matches any run of
+// GlobMatch reports whether s matches pattern, where '*' matches any run of
 // characters (Elasticsearch's "simple match").
-func globMatch(pattern, s string) bool {
+func GlobMatch(pattern, s string) bool {
 	if !strings.Contains(pattern, "*") {
 		return pattern == s
 	}
@@ -328,4 +364,3 @@ func globMatch(pattern, s string) bool {
 
 func itoa(i int) string     { return strconv.Itoa(i) }
 func itoa64(i int64) string { return strconv.FormatInt(i, 10) }
-func jsonRaw(b []byte) any  { return json.RawMessage(b) }

@@ -1,4 +1,4 @@
-package esfake
+package escompat
 
 import (
 	"fmt"
@@ -25,7 +25,9 @@ type Error struct {
 	IndexUUID string
 	Shard     string
 
-	extra obj // further fields, e.g. "resource.id" or "header"
+	// Extra holds further fields of the error object, written after the
+	// ones above, e.g. "resource.id" or "header"; nil when there are none.
+	Extra Ordered
 }
 
 // Error implements error.
@@ -36,7 +38,10 @@ func (e *Error) Error() string {
 	return e.Type + ": " + e.Reason
 }
 
-// body renders the error object (type, reason, metadata, caused_by).
+// Body renders the error object (type, reason, metadata, caused_by), as it
+// appears in a bulk item or under "error" of a response.
+func (e *Error) Body(withCause bool) Ordered { return e.body(withCause) }
+
 func (e *Error) body(withCause bool) obj {
 	o := obj{{"type", e.Type}, {"reason", e.Reason}}
 	if e.IndexUUID != "" {
@@ -48,26 +53,35 @@ func (e *Error) body(withCause bool) obj {
 	if e.Index != "" {
 		o = append(o, kv{"index", e.Index})
 	}
-	o = append(o, e.extra...)
+	if e.Extra != nil {
+		for i := 0; i < e.Extra.Len(); i++ {
+			k, v := e.Extra.Member(i)
+			o = append(o, kv{k, v})
+		}
+	}
 	if withCause && e.CausedBy != nil {
 		o = append(o, kv{"caused_by", e.CausedBy.body(true)})
 	}
 	return o
 }
 
-// response renders a whole-request error body: {"error":{...},"status":N}.
-func (e *Error) response() obj {
+// Response renders a whole-request error body:
+// {"error":{"root_cause":[...],...},"status":N}.
+func (e *Error) Response() Ordered {
 	root := e.body(false)
 	full := append(obj{{"root_cause", []any{root}}}, e.body(true)...)
 	return obj{{"error", full}, {"status", e.Status}}
 }
 
-func newError(status int, typ, format string, args ...any) *Error {
+// NewError returns an error of the given status and type, its reason
+// formatted with fmt.Sprintf.
+func NewError(status int, typ, format string, args ...any) *Error {
 	return &Error{Status: status, Type: typ, Reason: fmt.Sprintf(format, args...)}
 }
 
-func illegalArgument(format string, args ...any) *Error {
-	return newError(http.StatusBadRequest, "illegal_argument_exception", format, args...)
+// IllegalArgument returns a 400 illegal_argument_exception.
+func IllegalArgument(format string, args ...any) *Error {
+	return NewError(http.StatusBadRequest, "illegal_argument_exception", format, args...)
 }
 
 func validationFailed(problems []string) *Error {
@@ -79,11 +93,13 @@ func validationFailed(problems []string) *Error {
 	return &Error{Status: http.StatusBadRequest, Type: "action_request_validation_exception", Reason: b.String()}
 }
 
-func indexNotFound(name string) *Error {
+// IndexNotFound is the 404 index_not_found_exception for an index name or
+// expression that names no index.
+func IndexNotFound(name string) *Error {
 	return &Error{
 		Status: http.StatusNotFound, Type: "index_not_found_exception",
 		Reason: "no such index [" + name + "]", IndexUUID: "_na_", Index: name,
-		extra: obj{{"resource.type", "index_or_alias"}, {"resource.id", name}},
+		Extra: obj{{"resource.type", "index_or_alias"}, {"resource.id", name}},
 	}
 }
 

@@ -1,4 +1,4 @@
-package esfake
+package escompat
 
 import (
 	"math"

@@ -1,4 +1,4 @@
-package esfake
+package escompat
 
 import "testing"
 
@@ -18,8 +18,8 @@ func TestGlobs(t *testing.T) {
 		{"exact", "exactly", false},
 	}
 	for _, tc := range match {
-		if got := globMatch(tc.pattern, tc.s); got != tc.want {
-			t.Errorf("globMatch(%q, %q) = %v", tc.pattern, tc.s, got)
+		if got := GlobMatch(tc.pattern, tc.s); got != tc.want {
+			t.Errorf("GlobMatch(%q, %q) = %v", tc.pattern, tc.s, got)
 		}
 	}
 	intersect := []struct {
@@ -127,11 +127,11 @@ func TestFilterPathEncode(t *testing.T) {
 		"nothing":                             `{}`,
 		"took.deeper":                         `{}`,
 	} {
-		if got := string(encode(v, parseFilterPath(fp))); got != want {
+		if got := string(Encode(v, ParseFilterPath(fp))); got != want {
 			t.Errorf("filter_path=%s:\n got  %s\n want %s", fp, got, want)
 		}
 	}
-	if got := string(encode(obj{{"s", "a\"<>&\n\x01\xff"}}, nil)); got != `{"s":"a\"<>&\n\u0001\ufffd"}` {
+	if got := string(Encode(obj{{"s", "a\"<>&\n\x01\xff"}}, nil)); got != `{"s":"a\"<>&\n\u0001\ufffd"}` {
 		t.Errorf("string escaping: %s", got)
 	}
 }

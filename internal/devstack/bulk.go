@@ -1,0 +1,421 @@
+package devstack
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/blevesearch/bleve/v2/document"
+	index_api "github.com/blevesearch/bleve_index_api"
+
+	"github.com/sluicelogs/sluice/internal/escompat"
+)
+
+// op is one write operation (a bulk item, or a single-document request)
+// on its way to an index.
+type op struct {
+	it       escompat.BulkItem
+	rejected bool // by an injected item fault
+	doc      *escompat.Document
+	derr     *escompat.Error
+
+	// The bleve document, built before the index is locked with the field
+	// set it was built with; rebuilt under the lock if the mapping changed
+	// meanwhile.
+	bdoc      *document.Document
+	berr      error
+	builtWith *fieldSet
+
+	out outcome
+}
+
+// outcome is the result of one op.
+type outcome struct {
+	err            *escompat.Error
+	version, seqNo int64
+	result         string // created, updated, deleted, not_found
+	status         int
+}
+
+func (o *op) fail(err *escompat.Error) { o.out = outcome{err: err} }
+
+func (o *op) writes() bool {
+	return !o.rejected && (o.it.Action == "create" || o.it.Action == "index")
+}
+
+// item renders the op's entry of a bulk response.
+func (o *op) item() escompat.Ordered {
+	if o.out.err != nil {
+		return escompat.ErrorItem(o.it, o.out.err)
+	}
+	return escompat.OKItem(o.it, o.out.version, o.out.seqNo, o.out.result, o.out.status)
+}
+
+// bulk answers POST|PUT /_bulk and /{index}/_bulk. Each index's operations
+// are applied as one bleve batch, in request order, and are searchable when
+// the response is sent, whatever refresh says.
+func (s *Store) bulk(rs *escompat.Responder, r *http.Request, defaultIndex string) {
+	start := time.Now()
+	if _, err := escompat.ParseRefresh(r.URL.Query()); err != nil {
+		rs.Error(err)
+		return
+	}
+	body, err := escompat.ReadBody(r)
+	if err != nil {
+		rs.Error(err)
+		return
+	}
+	items, err := escompat.ParseBulk(body, defaultIndex)
+	if err != nil {
+		rs.Error(err)
+		return
+	}
+	itemFraction := s.faults.Load().ItemFraction
+	ops := make([]op, len(items))
+	for i, it := range items {
+		if it.ID == "" && (it.Action == "create" || it.Action == "index") {
+			it.ID = s.generateID()
+		}
+		ops[i] = op{it: it, rejected: s.chance(itemFraction)}
+	}
+	var order []string
+	groups := make(map[string][]*op)
+	for i := range ops {
+		o := &ops[i]
+		if groups[o.it.Index] == nil {
+			order = append(order, o.it.Index)
+		}
+		groups[o.it.Index] = append(groups[o.it.Index], o)
+	}
+	for _, name := range order {
+		s.write(name, groups[name])
+	}
+	out := make([]any, len(ops))
+	hasErrors := false
+	for i := range ops {
+		out[i] = ops[i].item()
+		hasErrors = hasErrors || ops[i].out.err != nil
+	}
+	rs.JSON(http.StatusOK, escompat.BulkResponse(time.Since(start).Milliseconds(), hasErrors, out))
+}
+
+// indexDoc answers the single-document APIs: PUT|POST /{index}/_doc[/{id}]
+// (action index, or create with op_type=create), PUT|POST
+// /{index}/_create/{id} and DELETE /{index}/_doc/{id}, as a bulk of one.
+func (s *Store) indexDoc(rs *escompat.Responder, r *http.Request, name, id, action string) {
+	q := r.URL.Query()
+	if _, err := escompat.ParseRefresh(q); err != nil {
+		rs.Error(err)
+		return
+	}
+	switch opType := q.Get("op_type"); {
+	case action == "index" && opType == "create":
+		action = "create"
+	case opType != "" && opType != "index" && opType != "create":
+		rs.Error(escompat.IllegalArgument("opType must be 'create' or 'index', found: [%s]", opType))
+		return
+	}
+	it := escompat.BulkItem{Action: action, Index: name, ID: id, Line: 1}
+	if action != "delete" {
+		body, err := escompat.ReadBody(r)
+		if err != nil {
+			rs.Error(err)
+			return
+		}
+		it.Source = body
+		if it.ID == "" {
+			it.ID = s.generateID()
+		}
+	}
+	o := &op{it: it}
+	s.write(name, []*op{o})
+	if o.out.err != nil {
+		rs.Error(o.out.err)
+		return
+	}
+	rs.JSON(o.out.status, obj{
+		{"_index", name}, {"_id", it.ID}, {"_version", o.out.version}, {"result", o.out.result},
+		{"_shards", obj{{"total", 2}, {"successful", 1}, {"failed", 0}}},
+		{"_seq_no", o.out.seqNo}, {"_primary_term", 1},
+	})
+}
+
+// write applies the ops of one index, creating the index (from its
+// template) when an op writes a document to an index that does not exist.
+func (s *Store) write(name string, ops []*op) {
+	for _, o := range ops {
+		if o.rejected {
+			o.fail(escompat.ItemRejected(o.it))
+		}
+	}
+	if err := escompat.ValidateIndexName(name); err != nil {
+		for _, o := range ops {
+			if !o.rejected {
+				o.fail(err)
+			}
+		}
+		return
+	}
+	creates := false
+	for _, o := range ops {
+		creates = creates || o.writes()
+	}
+	var idx *esIndex
+	for {
+		idx = s.lookup(name)
+		if idx == nil && creates {
+			var err *escompat.Error
+			if idx, err = s.createIndex(name, nil, nil, true); err != nil {
+				for _, o := range ops {
+					if !o.rejected {
+						o.fail(err)
+					}
+				}
+				return
+			}
+		}
+		if idx == nil {
+			for _, o := range ops {
+				if !o.rejected {
+					o.fail(escompat.IndexNotFound(name))
+				}
+			}
+			return
+		}
+		if idx.acquire() {
+			break
+		}
+		// Deleted meanwhile: look again.
+	}
+	defer idx.release()
+	idx.write(ops)
+}
+
+// write applies ops to the index in order as one bleve batch; the index is
+// acquired. Documents are parsed and built before the index is locked;
+// under the lock, each is checked against the mapping (which it may
+// extend), its _id against the ids, and added to the batch. A mapping that
+// changed is persisted before the batch is applied. The batch is applied
+// without the lock, so the batches of concurrent requests are built on
+// several cores. If applying fails, the ids are restored and the ops it
+// carried fail with 500.
+func (idx *esIndex) write(ops []*op) {
+	build := make([]*op, 0, len(ops))
+	for _, o := range ops {
+		if o.writes() {
+			o.doc, o.derr = escompat.ParseDocument(o.it.Source)
+			if o.derr == nil {
+				build = append(build, o)
+			}
+		}
+	}
+	buildAll(build, idx.fields.Load())
+
+	idx.mu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			idx.mu.Unlock()
+		}
+	}()
+	fs := idx.fields.Load()
+	batch := idx.bi.NewBatch()
+	type prior struct {
+		version int64 // before this call
+		existed bool
+		set     int64 // by this call; 0 for a delete
+	}
+	priors := make(map[string]*prior) // each touched _id
+	touch := func(id string) *prior {
+		p := priors[id]
+		if p == nil {
+			v, ok := idx.ids[id]
+			p = &prior{version: v, existed: ok}
+			priors[id] = p
+		}
+		return p
+	}
+	var applied []*op
+	mappingChanged := false
+	for _, o := range ops {
+		if o.rejected {
+			continue
+		}
+		id := o.it.ID
+		switch o.it.Action {
+		case "update":
+			o.fail(escompat.IllegalArgument("devstack does not support the bulk action [update]"))
+		case "delete":
+			v, ok := idx.ids[id]
+			seq := idx.seqNo
+			idx.seqNo++
+			if !ok {
+				o.out = outcome{version: 1, seqNo: seq, result: "not_found", status: http.StatusNotFound}
+				continue
+			}
+			if v == 0 {
+				v = idx.storedVersion(id)
+			}
+			touch(id).set = 0
+			delete(idx.ids, id)
+			batch.Delete(id)
+			o.out = outcome{version: v + 1, seqNo: seq, result: "deleted", status: http.StatusOK}
+			applied = append(applied, o)
+		default:
+			if o.derr != nil {
+				o.fail(o.derr)
+				continue
+			}
+			upd, err := idx.mapping.Check(id, o.doc)
+			if err != nil {
+				o.fail(err)
+				continue
+			}
+			v, exists := idx.ids[id]
+			if exists && v == 0 {
+				v = idx.storedVersion(id)
+				idx.ids[id] = v
+			}
+			if upd.Len() > 0 {
+				idx.mapping.Apply(upd)
+				mappingChanged = true
+				fs = newFieldSet(idx.mapping)
+				idx.fields.Store(fs)
+			}
+			if exists && o.it.Action == "create" {
+				o.fail(escompat.VersionConflict(idx.name, idx.uuid, id, v))
+				continue
+			}
+			if o.builtWith != fs {
+				o.bdoc, o.berr = buildDocument(id, o.it.Source, fs.field)
+				o.builtWith = fs
+			}
+			if o.berr != nil {
+				o.fail(buildError(o.berr))
+				continue
+			}
+			out := outcome{version: 1, seqNo: idx.seqNo, result: "created", status: http.StatusCreated}
+			if exists {
+				out.version, out.result, out.status = v+1, "updated", http.StatusOK
+			}
+			idx.seqNo++
+			o.bdoc.AddField(document.NewNumericFieldWithIndexingOptions(versionField, nil, float64(out.version), index_api.StoreField))
+			o.bdoc.AddField(document.NewNumericFieldWithIndexingOptions(seqNoField, nil, float64(out.seqNo), index_api.StoreField))
+			if err := batch.IndexAdvanced(o.bdoc); err != nil {
+				o.fail(internalError(err))
+				continue
+			}
+			touch(id).set = out.version
+			idx.ids[id] = out.version
+			o.out = out
+			applied = append(applied, o)
+		}
+	}
+	var err error
+	if mappingChanged {
+		if err = idx.saveMeta(); err != nil {
+			err = fmt.Errorf("persist the mapping of [%s]: %w", idx.name, err)
+		}
+	}
+	if err == nil && len(applied) > 0 {
+		// Batches of concurrent requests are built in parallel; one that
+		// touches an _id an earlier batch still carries waits for it, so
+		// that the last write of an _id wins.
+		t := &ticket{done: make(chan struct{})}
+		var waits []*ticket
+		for id := range priors {
+			if prev := idx.inflight[id]; prev != nil && !slices.Contains(waits, prev) {
+				waits = append(waits, prev)
+			}
+			idx.inflight[id] = t
+		}
+		batch.SetInternal(seqNoKey, []byte(strconv.FormatInt(idx.seqNo, 10)))
+		idx.mu.Unlock()
+		locked = false
+		for _, w := range waits {
+			<-w.done
+		}
+		if err = idx.bi.Batch(batch); err != nil {
+			err = fmt.Errorf("index into [%s]: %w", idx.name, err)
+		}
+		idx.mu.Lock()
+		locked = true
+		for id := range priors {
+			if idx.inflight[id] == t {
+				delete(idx.inflight, id)
+			}
+		}
+		close(t.done)
+	}
+	if err != nil {
+		idx.log.Error("devstack: write failed", "index", idx.name, "err", err)
+		for id, p := range priors {
+			if v, ok := idx.ids[id]; v != p.set || ok != (p.set != 0) {
+				continue // written again since, by a later request
+			}
+			if p.existed {
+				idx.ids[id] = p.version
+			} else {
+				delete(idx.ids, id)
+			}
+		}
+		for _, o := range applied {
+			o.fail(internalError(err))
+		}
+	}
+}
+
+// ticket marks a batch being applied to an index.
+type ticket struct{ done chan struct{} }
+
+// buildAll builds the bleve documents of ops with fs, on up to GOMAXPROCS
+// goroutines.
+func buildAll(ops []*op, fs *fieldSet) {
+	const perWorker = 64
+	workers := min(runtime.GOMAXPROCS(0), (len(ops)+perWorker-1)/perWorker)
+	buildOne := func(o *op) {
+		o.bdoc, o.berr = buildDocument(o.it.ID, o.it.Source, fs.field)
+		o.builtWith = fs
+	}
+	if workers <= 1 {
+		for _, o := range ops {
+			buildOne(o)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(ops); i += workers {
+				buildOne(ops[i])
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// buildError answers a document buildDocument refused though the mapping
+// accepted it (e.g. a date in a custom format it does not parse).
+func buildError(err error) *escompat.Error {
+	e := &escompat.Error{Status: http.StatusBadRequest, Type: "document_parsing_exception", Reason: err.Error()}
+	var fe *fieldValueError
+	if errors.As(err, &fe) && fe.Err != nil {
+		e.CausedBy = &escompat.Error{Type: "illegal_argument_exception", Reason: fe.Err.Error()}
+	}
+	return e
+}
+
+// storedVersion reads the _version of a document indexed before the store
+// was opened; idx.mu is held.
+func (idx *esIndex) storedVersion(id string) int64 {
+	_, v, _, found, err := idx.document(id)
+	if err != nil || !found {
+		return 1
+	}
+	return v
+}
