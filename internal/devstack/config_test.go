@@ -47,4 +47,3 @@ func TestConfigFaults(t *testing.T) {
 		}
 	}
 }
-
