@@ -1,0 +1,213 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// TenantSpec says how a tenant's topics, credentials and limits are made
+// by ProvisionTenant.
+type TenantSpec struct {
+	// Partitions and ReplicationFactor of the tenant's topics; -1 takes
+	// the broker's default.
+	Partitions        int32
+	ReplicationFactor int16
+	// Retention of the tenant's topics (retention.ms); 0 takes the
+	// broker's default.
+	Retention time.Duration
+	// Password, when set, is given to the tenant's SCRAM-SHA-512 user
+	// (created or changed). Empty leaves an existing user alone; a tenant
+	// without a user then gets none.
+	Password string
+	// ProducerByteRate and ConsumerByteRate are the tenant user's quotas in
+	// bytes per second; 0 removes the quota.
+	ProducerByteRate, ConsumerByteRate float64
+}
+
+// TenantPrincipal is the Kafka principal of a tenant's user.
+func TenantPrincipal(tenant string) string { return "User:" + tenant }
+
+// scramIterations is what kfake accepts and what Kafka defaults to.
+const scramIterations = 4096
+
+// TenantACLs returns the ACLs of a tenant's principal, as builders for
+// kadm: write its raw topic; read and describe its parsed topic, its
+// route streams (<prefix>.parsed.<tenant>.*, a prefix ending at the dot,
+// so that no other tenant's topic matches) and its dead-letter topic; read
+// and describe consumer groups named <tenant>.*.
+func TenantACLs(t Topics, tenant string) []*kadm.ACLBuilder {
+	p := TenantPrincipal(tenant)
+	return []*kadm.ACLBuilder{
+		kadm.NewACLs().Allow(p).Topics(t.Raw(tenant)).ResourcePatternType(kadm.ACLPatternLiteral).
+			Operations(kadm.OpWrite, kadm.OpDescribe),
+		kadm.NewACLs().Allow(p).Topics(t.Parsed(tenant), t.DLQ(tenant)).ResourcePatternType(kadm.ACLPatternLiteral).
+			Operations(kadm.OpRead, kadm.OpDescribe),
+		kadm.NewACLs().Allow(p).Topics(t.Parsed(tenant)+".").ResourcePatternType(kadm.ACLPatternPrefixed).
+			Operations(kadm.OpRead, kadm.OpDescribe),
+		kadm.NewACLs().Allow(p).Groups(tenant+".").ResourcePatternType(kadm.ACLPatternPrefixed).
+			Operations(kadm.OpRead, kadm.OpDescribe),
+	}
+}
+
+// TenantTopics returns a tenant's topics made by ProvisionTenant: raw,
+// parsed and dead-letter. Route streams (<prefix>.parsed.<tenant>.<stream>)
+// are made when a pipeline routes to them.
+func TenantTopics(t Topics, tenant string) []string {
+	return []string{t.Raw(tenant), t.Parsed(tenant), t.DLQ(tenant)}
+}
+
+// ProvisionResult says what ProvisionTenant changed.
+type ProvisionResult struct {
+	TopicsCreated []string // topics that did not exist
+	UserSet       bool     // the SCRAM user was created or its password changed
+}
+
+// ProvisionTenant makes a tenant: its topics, SCRAM-SHA-512 user, ACLs and
+// quotas. It is idempotent: what exists already is left (topics keep
+// their partitions), ACLs and quotas are set again. Errors name the step.
+func ProvisionTenant(ctx context.Context, adm *kadm.Client, t Topics, tenant string, spec TenantSpec) (ProvisionResult, error) {
+	var res ProvisionResult
+	if err := ValidateTenant(tenant); err != nil {
+		return res, err
+	}
+	var configs map[string]*string
+	if spec.Retention > 0 {
+		ms := strconv.FormatInt(spec.Retention.Milliseconds(), 10)
+		configs = map[string]*string{"retention.ms": &ms}
+	}
+	created, err := adm.CreateTopics(ctx, spec.Partitions, spec.ReplicationFactor, configs, TenantTopics(t, tenant)...)
+	if err != nil {
+		return res, fmt.Errorf("create topics: %w", err)
+	}
+	for _, c := range created.Sorted() {
+		switch {
+		case c.Err == nil:
+			res.TopicsCreated = append(res.TopicsCreated, c.Topic)
+		case errors.Is(c.Err, kerr.TopicAlreadyExists):
+		default:
+			return res, fmt.Errorf("create topic %s: %w", c.Topic, c.Err)
+		}
+	}
+	if spec.Password != "" {
+		altered, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{
+			User: tenant, Mechanism: kadm.ScramSha512, Iterations: scramIterations, Password: spec.Password,
+		}})
+		if err == nil {
+			err = altered.Error()
+		}
+		if err != nil {
+			return res, fmt.Errorf("set SCRAM user %s: %w", tenant, err)
+		}
+		res.UserSet = true
+	}
+	for _, b := range TenantACLs(t, tenant) {
+		results, err := adm.CreateACLs(ctx, b)
+		if err != nil {
+			return res, fmt.Errorf("create ACLs: %w", err)
+		}
+		for _, r := range results {
+			if r.Err != nil {
+				return res, fmt.Errorf("create ACL %s on %s %s: %w", r.Operation, r.Type, r.Name, r.Err)
+			}
+		}
+	}
+	if err := setQuotas(ctx, adm, tenant, spec.ProducerByteRate, spec.ConsumerByteRate); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func setQuotas(ctx context.Context, adm *kadm.Client, tenant string, produce, consume float64) error {
+	op := func(key string, v float64) kadm.AlterClientQuotaOp {
+		return kadm.AlterClientQuotaOp{Key: key, Value: v, Remove: v <= 0}
+	}
+	name := tenant
+	altered, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{{
+		Entity: kadm.ClientQuotaEntity{{Type: "user", Name: &name}},
+		Ops:    []kadm.AlterClientQuotaOp{op("producer_byte_rate", produce), op("consumer_byte_rate", consume)},
+	}})
+	if err != nil {
+		return fmt.Errorf("set quotas: %w", err)
+	}
+	for _, a := range altered {
+		if a.Err != nil {
+			return fmt.Errorf("set quotas of %s: %w", tenant, a.Err)
+		}
+	}
+	return nil
+}
+
+// DeleteTenant removes a tenant: its topics (route streams included), user,
+// ACLs and quotas. What is already gone is skipped. The tenant's indices
+// in Elasticsearch are not touched (retention removes them).
+func DeleteTenant(ctx context.Context, adm *kadm.Client, t Topics, tenant string) error {
+	if err := ValidateTenant(tenant); err != nil {
+		return err
+	}
+	all, err := adm.ListTopics(ctx)
+	if err != nil {
+		return fmt.Errorf("list topics: %w", err)
+	}
+	var topics []string
+	for _, name := range all.Names() {
+		if tn, _, _, ok := t.TenantOf(name); ok && tn == tenant {
+			topics = append(topics, name)
+		}
+	}
+	slices.Sort(topics)
+	if len(topics) > 0 {
+		deleted, err := adm.DeleteTopics(ctx, topics...)
+		if err != nil {
+			return fmt.Errorf("delete topics: %w", err)
+		}
+		for _, d := range deleted.Sorted() {
+			if d.Err != nil && !errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+				return fmt.Errorf("delete topic %s: %w", d.Topic, d.Err)
+			}
+		}
+	}
+	for _, b := range TenantACLs(t, tenant) {
+		results, err := adm.DeleteACLs(ctx, b.AllowHosts()) // any host
+		if err != nil {
+			return fmt.Errorf("delete ACLs: %w", err)
+		}
+		for _, r := range results {
+			if r.Err != nil {
+				return fmt.Errorf("delete ACLs: %w", r.Err)
+			}
+		}
+	}
+	altered, err := adm.AlterUserSCRAMs(ctx, []kadm.DeleteSCRAM{{User: tenant, Mechanism: kadm.ScramSha512}}, nil)
+	if err == nil {
+		if e := altered.Error(); e != nil && !errors.Is(e, kerr.ResourceNotFound) {
+			err = e
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("delete SCRAM user %s: %w", tenant, err)
+	}
+	return setQuotas(ctx, adm, tenant, 0, 0)
+}
+
+// ListTenants returns the tenants that have a raw topic, sorted.
+func ListTenants(ctx context.Context, adm *kadm.Client, t Topics) ([]string, error) {
+	all, err := adm.ListTopics(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list topics: %w", err)
+	}
+	var out []string
+	for _, name := range all.Names() {
+		if tn, kind, _, ok := t.TenantOf(name); ok && kind == KindRaw {
+			out = append(out, tn)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
