@@ -29,6 +29,7 @@ func commands() []command {
 		{"pipeline", "validate, test, apply, get, list and delete per-tenant pipelines", runPipeline},
 		{"router", "apply each tenant's pipeline between its raw and parsed topics, in Kafka transactions", runRouter},
 		{"indexer", "bulk-write parsed topics to Elasticsearch daily indices (scale by adding replicas)", runIndexer},
+		{"tenant", "create, list and delete tenants: topics, Kafka user, ACLs, quotas", runTenant},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintf(stdout, "sluice %s\n", version)
 			return err

@@ -303,15 +303,24 @@ func kafkaFlags(fs *flag.FlagSet) *time.Duration {
 	return fs.Duration("timeout", 30*time.Second, "give up talking to Kafka after this long")
 }
 
-// withKafka loads the Kafka settings, connects, and calls fn with the client,
-// an admin client on it and the config topic name.
+// withKafka loads the Kafka settings, connects, and calls fn with the client
+// and the config topic name.
 func withKafka(ctx context.Context, timeout time.Duration, fn func(ctx context.Context, cl *kgo.Client, topic string) error) error {
+	return connectKafka(ctx, timeout, "sluice-pipeline", func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
+		return fn(ctx, cl, topics.Config())
+	})
+}
+
+// connectKafka loads the Kafka settings (SLUICE_KAFKA_*, SLUICE_TOPIC_PREFIX),
+// connects as clientID (unless the settings name one), and calls fn with the
+// client and the topic names, within timeout (0: none).
+func connectKafka(ctx context.Context, timeout time.Duration, clientID string, fn func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error) error {
 	var cfg pipelineConfig
 	if err := config.Load(ctx, &cfg); err != nil {
 		return err
 	}
 	if cfg.Kafka.ClientID == "" {
-		cfg.Kafka.ClientID = "sluice-pipeline"
+		cfg.Kafka.ClientID = clientID
 	}
 	opts, err := cfg.Kafka.Options()
 	if err != nil {
@@ -327,7 +336,7 @@ func withKafka(ctx context.Context, timeout time.Duration, fn func(ctx context.C
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	return fn(ctx, cl, cfg.Kafka.Topics().Config())
+	return fn(ctx, cl, cfg.Kafka.Topics())
 }
 
 func pipelineApply(ctx context.Context, fs *flag.FlagSet, args []string, stdout, _ io.Writer) error {

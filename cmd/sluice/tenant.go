@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelogs/sluice/internal/config"
+	"github.com/sluicelogs/sluice/internal/kafka"
+)
+
+func tenantUsage(w io.Writer) {
+	fmt.Fprintf(w, `Usage: sluice tenant <subcommand> [flags]
+
+Makes and removes tenants: their topics (<prefix>.raw, .parsed and .dlq.<tenant>), a SCRAM-SHA-512
+Kafka user named after the tenant, its ACLs and quotas. Run with administrator Kafka credentials.
+
+Subcommands:
+  create [flags] NAME    create (or update) a tenant; prints the settings it needs, its password once,
+                         and an Elasticsearch role for its indices
+  list                   list tenants (those with a raw topic)
+  delete --yes NAME      delete a tenant's topics, user, ACLs and quotas
+
+Run 'sluice tenant <subcommand> --help' for its flags.
+
+Settings (environment variables):
+`)
+	config.WriteUsage(w, &pipelineConfig{})
+}
+
+func runTenant(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		tenantUsage(stderr)
+		if len(args) == 0 {
+			return errors.New("tenant: no subcommand given")
+		}
+		return flag.ErrHelp
+	}
+	fs := flag.NewFlagSet("tenant "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	timeout := kafkaFlags(fs)
+	switch args[0] {
+	case "create":
+		return tenantCreate(ctx, fs, timeout, args[1:], stdout)
+	case "list":
+		if err := parseNoArgs(fs, args[1:]); err != nil {
+			return err
+		}
+		return connectKafka(ctx, *timeout, "sluice-tenant", func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
+			tenants, err := kafka.ListTenants(ctx, kadm.NewClient(cl), topics)
+			for _, t := range tenants {
+				fmt.Fprintln(stdout, t)
+			}
+			return err
+		})
+	case "delete":
+		yes := fs.Bool("yes", false, "really delete (the tenant's topics and their records are gone)")
+		tenant, err := parseTenantName(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if !*yes {
+			return fmt.Errorf("tenant delete %s: add --yes to delete its topics, user, ACLs and quotas", tenant)
+		}
+		return connectKafka(ctx, *timeout, "sluice-tenant", func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
+			if err := kafka.DeleteTenant(ctx, kadm.NewClient(cl), topics, tenant); err != nil {
+				return fmt.Errorf("tenant delete %s: %w", tenant, err)
+			}
+			fmt.Fprintf(stdout, "tenant %s deleted\n", tenant)
+			return nil
+		})
+	}
+	tenantUsage(stderr)
+	return fmt.Errorf("tenant: unknown subcommand %q", args[0])
+}
+
+func tenantCreate(ctx context.Context, fs *flag.FlagSet, timeout *time.Duration, args []string, stdout io.Writer) error {
+	partitions := fs.Int("partitions", 3, "partitions of each new topic (existing topics are left alone)")
+	replication := fs.Int("replication-factor", -1, "replication factor of each new topic; -1: the broker's default")
+	retention := fs.Duration("retention", 7*24*time.Hour, "retention of each new topic; 0: the broker's default")
+	producerRate := fs.Float64("producer-byte-rate", 0, "produce quota of the tenant's user, bytes/s; 0: none")
+	consumerRate := fs.Float64("consumer-byte-rate", 0, "fetch quota of the tenant's user, bytes/s; 0: none")
+	passwordStdin := fs.Bool("password-stdin", false, "read the user's password from the first line of stdin instead of generating one")
+	noUser := fs.Bool("no-user", false, "make no user and set no password (for clusters without SASL, or to keep an existing password)")
+	indexPrefix := fs.String("index-prefix", "sluice", "index prefix of the indexers, for the Elasticsearch role")
+	tenant, err := parseTenantName(fs, args)
+	if err != nil {
+		return err
+	}
+	if *partitions < 1 || *partitions > 10_000 || *replication < -1 || *replication == 0 || *replication > 32 {
+		return fmt.Errorf("tenant create: --partitions must be 1 to 10000 and --replication-factor -1 or 1 to 32")
+	}
+	spec := kafka.TenantSpec{
+		Partitions: int32(*partitions), ReplicationFactor: int16(*replication), Retention: *retention,
+		ProducerByteRate: *producerRate, ConsumerByteRate: *consumerRate,
+	}
+	generated := false
+	switch {
+	case *noUser && *passwordStdin:
+		return errors.New("tenant create: --no-user and --password-stdin exclude each other")
+	case *passwordStdin:
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("tenant create: read password: %w", err)
+		}
+		if spec.Password = strings.TrimRight(line, "\r\n"); len(spec.Password) < 12 {
+			return errors.New("tenant create: the password read from stdin must be at least 12 characters")
+		}
+	case !*noUser:
+		spec.Password, generated = newPassword(), true
+	}
+	return connectKafka(ctx, *timeout, "sluice-tenant", func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
+		res, err := kafka.ProvisionTenant(ctx, kadm.NewClient(cl), topics, tenant, spec)
+		if err != nil {
+			return fmt.Errorf("tenant create %s: %w", tenant, err)
+		}
+		w := stdout
+		fmt.Fprintf(w, "tenant %s ready", tenant)
+		if len(res.TopicsCreated) > 0 {
+			fmt.Fprintf(w, "; topics created: %s", strings.Join(res.TopicsCreated, ", "))
+		}
+		fmt.Fprintf(w, "\n\n# Kafka settings for the tenant's producers and consumers (sluice produce, sluice tail, any Kafka client):\n")
+		fmt.Fprintf(w, "SLUICE_TOPIC_PREFIX=%s\n", topics.Prefix)
+		if !*noUser {
+			fmt.Fprintf(w, "SLUICE_KAFKA_SASL_MECHANISM=SCRAM-SHA-512\nSLUICE_KAFKA_SASL_USERNAME=%s\n", tenant)
+			if generated {
+				fmt.Fprintf(w, "SLUICE_KAFKA_SASL_PASSWORD=%s   # shown once: keep it in a secret store\n", spec.Password)
+			} else {
+				fmt.Fprintf(w, "# SLUICE_KAFKA_SASL_PASSWORD: the password given on stdin\n")
+			}
+		}
+		fmt.Fprintf(w, "# writes %s; reads %s, %s.* and %s; consumer groups %s.*\n",
+			topics.Raw(tenant), topics.Parsed(tenant), topics.Parsed(tenant), topics.DLQ(tenant), tenant)
+		role, _ := json.MarshalIndent(ElasticsearchRole(*indexPrefix, tenant), "", "  ")
+		fmt.Fprintf(w, "\n# Elasticsearch role for the tenant's indices (PUT /_security/role/sluice-%s):\n%s\n", tenant, role)
+		return nil
+	})
+}
+
+// ElasticsearchRole is the Elasticsearch role granting read on a tenant's
+// indices and no other tenant's: a regular expression, because a wildcard
+// such as sluice-shop-* would also match tenant shop-web's indices.
+func ElasticsearchRole(indexPrefix, tenant string) map[string]any {
+	re := "/" + regexp.QuoteMeta(indexPrefix) + "-" + tenant + `(\.[a-z0-9-]+)?-[0-9]{4}\.[0-9]{2}\.[0-9]{2}/`
+	return map[string]any{
+		"indices": []any{map[string]any{
+			"names":      []string{re},
+			"privileges": []string{"read", "view_index_metadata"},
+		}},
+	}
+}
+
+// newPassword returns a random password of 32 URL-safe characters.
+func newPassword() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// parseTenantName parses flags and exactly one tenant id.
+func parseTenantName(fs *flag.FlagSet, args []string) (string, error) {
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return "", fmt.Errorf("%s: want one tenant name, got %d arguments", fs.Name(), fs.NArg())
+	}
+	tenant := fs.Arg(0)
+	if err := kafka.ValidateTenant(tenant); err != nil {
+		return "", fmt.Errorf("%s: %w", fs.Name(), err)
+	}
+	return tenant, nil
+}
+
+// parseNoArgs parses flags and no arguments.
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return fmt.Errorf("%s: unexpected arguments %q", fs.Name(), fs.Args())
+	}
+	return nil
+}
