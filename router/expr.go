@@ -132,3 +132,26 @@ func (e *evaluator) cond(p *vm.Program, tenant string, r *schemas.Record) (bool,
 	}
 	return b, nil
 }
+
+// Filter is a condition in the pipelines' expression language (the names of
+// the package doc: log, stream, pod, attributes, ...), for tools that select
+// records the way a pipeline's drop and keep steps do (sluice tail
+// --filter). Not safe for concurrent use.
+type Filter struct {
+	p *vm.Program
+	e *evaluator
+}
+
+// CompileFilter compiles a condition, with the bounds pipelines have.
+func CompileFilter(src string) (*Filter, error) {
+	p, err := compileExpr(src, true)
+	if err != nil {
+		return nil, err
+	}
+	return &Filter{p: p, e: newEvaluator()}, nil
+}
+
+// Match reports whether r, of tenant, satisfies the condition.
+func (f *Filter) Match(tenant string, r *schemas.Record) (bool, error) {
+	return f.e.cond(f.p, tenant, r)
+}

@@ -30,6 +30,8 @@ func commands() []command {
 		{"router", "apply each tenant's pipeline between its raw and parsed topics, in Kafka transactions", runRouter},
 		{"indexer", "bulk-write parsed topics to Elasticsearch daily indices (scale by adding replicas)", runIndexer},
 		{"tenant", "create, list and delete tenants: topics, Kafka user, ACLs, quotas", runTenant},
+		{"produce", "send lines or JSON objects from stdin to a tenant's raw topic", runProduce},
+		{"tail", "follow a tenant's parsed topic (or its errors) like kubectl logs -f", runTail},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintf(stdout, "sluice %s\n", version)
 			return err

@@ -306,15 +306,16 @@ func kafkaFlags(fs *flag.FlagSet) *time.Duration {
 // withKafka loads the Kafka settings, connects, and calls fn with the client
 // and the config topic name.
 func withKafka(ctx context.Context, timeout time.Duration, fn func(ctx context.Context, cl *kgo.Client, topic string) error) error {
-	return connectKafka(ctx, timeout, "sluice-pipeline", func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
+	return connectKafka(ctx, timeout, "sluice-pipeline", nil, func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
 		return fn(ctx, cl, topics.Config())
 	})
 }
 
 // connectKafka loads the Kafka settings (SLUICE_KAFKA_*, SLUICE_TOPIC_PREFIX),
-// connects as clientID (unless the settings name one), and calls fn with the
-// client and the topic names, within timeout (0: none).
-func connectKafka(ctx context.Context, timeout time.Duration, clientID string, fn func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error) error {
+// connects as clientID (unless the settings name one) with the extra client
+// options, and calls fn with the client and the topic names, within timeout
+// (0: none).
+func connectKafka(ctx context.Context, timeout time.Duration, clientID string, extra []kgo.Opt, fn func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error) error {
 	var cfg pipelineConfig
 	if err := config.Load(ctx, &cfg); err != nil {
 		return err
@@ -326,7 +327,7 @@ func connectKafka(ctx context.Context, timeout time.Duration, clientID string, f
 	if err != nil {
 		return fmt.Errorf("kafka settings:\n%w", err)
 	}
-	cl, err := kgo.NewClient(opts...)
+	cl, err := kgo.NewClient(append(opts, extra...)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}

@@ -58,7 +58,7 @@ func runTenant(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err := parseNoArgs(fs, args[1:]); err != nil {
 			return err
 		}
-		return connectKafka(ctx, *timeout, "sluice-tenant", func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
+		return connectKafka(ctx, *timeout, "sluice-tenant", nil, func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
 			tenants, err := kafka.ListTenants(ctx, kadm.NewClient(cl), topics)
 			for _, t := range tenants {
 				fmt.Fprintln(stdout, t)
@@ -74,7 +74,7 @@ func runTenant(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if !*yes {
 			return fmt.Errorf("tenant delete %s: add --yes to delete its topics, user, ACLs and quotas", tenant)
 		}
-		return connectKafka(ctx, *timeout, "sluice-tenant", func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
+		return connectKafka(ctx, *timeout, "sluice-tenant", nil, func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
 			if err := kafka.DeleteTenant(ctx, kadm.NewClient(cl), topics, tenant); err != nil {
 				return fmt.Errorf("tenant delete %s: %w", tenant, err)
 			}
@@ -121,7 +121,7 @@ func tenantCreate(ctx context.Context, fs *flag.FlagSet, timeout *time.Duration,
 	case !*noUser:
 		spec.Password, generated = newPassword(), true
 	}
-	return connectKafka(ctx, *timeout, "sluice-tenant", func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
+	return connectKafka(ctx, *timeout, "sluice-tenant", nil, func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
 		res, err := kafka.ProvisionTenant(ctx, kadm.NewClient(cl), topics, tenant, spec)
 		if err != nil {
 			return fmt.Errorf("tenant create %s: %w", tenant, err)
