@@ -32,6 +32,7 @@ func commands() []command {
 		{"tenant", "create, list and delete tenants: topics, Kafka user, ACLs, quotas", runTenant},
 		{"produce", "send lines or JSON objects from stdin to a tenant's raw topic", runProduce},
 		{"tail", "follow a tenant's parsed topic (or its errors) like kubectl logs -f", runTail},
+		{"search", "search a tenant's indices with a Lucene query string, newest first", runSearch},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintf(stdout, "sluice %s\n", version)
 			return err
