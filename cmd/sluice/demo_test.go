@@ -1,0 +1,23 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/sluicelogs/sluice/internal/devstack"
+	"github.com/sluicelogs/sluice/router"
+)
+
+// TestDemoPipelines: every pipeline of the dev stack's demo loads and
+// passes its own tests.
+func TestDemoPipelines(t *testing.T) {
+	for tenant, src := range devstack.DemoPipelines {
+		p, err := router.Load([]byte(src))
+		if err != nil {
+			t.Errorf("%s: %v", tenant, err)
+			continue
+		}
+		if p.Tenant != tenant {
+			t.Errorf("pipeline of %s names tenant %s", tenant, p.Tenant)
+		}
+	}
+}
