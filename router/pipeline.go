@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/sluicelogs/sluice/schemas"
@@ -163,4 +164,19 @@ func (p *Pipeline) Process(r *schemas.Record) (res Result) {
 	i = -1
 	boundAttributes(r)
 	return Result{Stream: st.stream}
+}
+
+// Streams returns the route streams the pipeline sends records to, in step
+// order, each once: the topics <prefix>.parsed.<tenant>.<stream> it needs.
+func (p *Pipeline) Streams() []string {
+	if p.spec == nil {
+		return nil
+	}
+	var out []string
+	for _, s := range p.spec.Steps {
+		if s.Type == "route" && !slices.Contains(out, s.Stream) {
+			out = append(out, s.Stream)
+		}
+	}
+	return out
 }

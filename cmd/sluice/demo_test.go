@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/sluicelogs/sluice/internal/devstack"
@@ -18,6 +19,9 @@ func TestDemoPipelines(t *testing.T) {
 		}
 		if p.Tenant != tenant {
 			t.Errorf("pipeline of %s names tenant %s", tenant, p.Tenant)
+		}
+		if want := map[string]string{"payments": "audit"}[tenant]; strings.Join(p.Streams(), ",") != want {
+			t.Errorf("%s routes to %v, want %q", tenant, p.Streams(), want)
 		}
 	}
 }

@@ -25,6 +25,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"dev", "run the whole pipeline in one process with embedded Kafka and Elasticsearch (make run)", runDev},
 		{"shipper", "tail container logs on this node and produce them to per-tenant Kafka topics", runShipper},
 		{"pipeline", "validate, test, apply, get, list and delete per-tenant pipelines", runPipeline},
 		{"router", "apply each tenant's pipeline between its raw and parsed topics, in Kafka transactions", runRouter},

@@ -1,0 +1,456 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sethvargo/go-envconfig"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelogs/sluice/indexer"
+	"github.com/sluicelogs/sluice/internal/config"
+	"github.com/sluicelogs/sluice/internal/devstack"
+	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/nodelog"
+	"github.com/sluicelogs/sluice/internal/telemetry"
+	"github.com/sluicelogs/sluice/router"
+	"github.com/sluicelogs/sluice/shipper"
+)
+
+// devConfig is the settings of `sluice dev` itself; the stages read their
+// own (SLUICE_SHIPPER_*, ...) with dev defaults underneath.
+type devConfig struct {
+	Dir       string `env:"DEV_DIR, default=.sluice" help:"Directory of the dev stack: the node log tree (node/var/log/...), Kafka's and the store's data, checkpoints. Kept across runs."`
+	KafkaAddr string `env:"DEV_KAFKA_ADDR, default=127.0.0.1:9092" help:"Address of the embedded Kafka (ignored when SLUICE_KAFKA_BROKERS is set)."`
+	ESAddr    string `env:"DEV_ES_ADDR, default=127.0.0.1:9200" help:"Address of the embedded Elasticsearch-compatible store (ignored when SLUICE_ELASTICSEARCH_URLS is set)."`
+	Store     devstack.Config
+	Telemetry telemetry.Config
+}
+
+// devOptions are what the command line and tests choose.
+type devOptions struct {
+	demo       bool
+	demoRate   int
+	statusEach time.Duration
+	started    func(devEndpoints) // tests learn the addresses; nil in the command
+}
+
+// devEndpoints say where the dev stack serves.
+type devEndpoints struct {
+	Brokers []string
+	ESURL   string
+	Metrics string
+	NodeDir string // the node tree root: <dir>/node
+}
+
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	noDemo := fs.Bool("no-demo", false, "run no demo workload: only the log files put in the node tree flow")
+	rate := fs.Int("demo-rate", 20, "demo log lines per second")
+	kafkaAddr := fs.String("kafka-addr", "", "address of the embedded Kafka (default SLUICE_DEV_KAFKA_ADDR, 127.0.0.1:9092)")
+	esAddr := fs.String("es-addr", "", "address of the embedded Elasticsearch-compatible store (default SLUICE_DEV_ES_ADDR, 127.0.0.1:9200)")
+	dir := fs.String("dir", "", "dev directory (default SLUICE_DEV_DIR, .sluice)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `Usage: sluice dev [flags]
+
+Runs the whole pipeline in one process for development and demos: an embedded Kafka and an embedded
+Elasticsearch-compatible store (both keeping their data under the dev directory), the shipper
+tailing <dir>/node/var/log/containers/*.log, the router and the indexer, and unless --no-demo a demo
+workload of a few tenants. A namespace seen for the first time becomes a tenant with its topics (in
+dev mode only). With SLUICE_KAFKA_BROKERS or SLUICE_ELASTICSEARCH_URLS set, those servers are used
+instead of the embedded ones. Never for production.
+
+Flags:
+`)
+		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\nSettings (environment variables), besides every stage's (see their --help):\n")
+		config.WriteUsage(stderr, &devConfig{})
+	}
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	var cfg devConfig
+	if err := config.Load(ctx, &cfg); err != nil {
+		return err
+	}
+	for _, o := range []struct{ flag, v string }{{*kafkaAddr, "kafka"}, {*esAddr, "es"}, {*dir, "dir"}} {
+		if o.flag == "" {
+			continue
+		}
+		switch o.v {
+		case "kafka":
+			cfg.KafkaAddr = o.flag
+		case "es":
+			cfg.ESAddr = o.flag
+		case "dir":
+			cfg.Dir = o.flag
+		}
+	}
+	if err := cfg.Store.Validate(); err != nil {
+		return fmt.Errorf("dev settings:\n%w", err)
+	}
+	return runDevStack(ctx, cfg, devOptions{demo: !*noDemo, demoRate: *rate, statusEach: 5 * time.Second}, envconfig.OsLookuper(), stdout, stderr)
+}
+
+// runDevStack runs the dev stack until ctx ends. env holds the variables
+// the user set; dev defaults go underneath them.
+func runDevStack(ctx context.Context, cfg devConfig, opts devOptions, env envconfig.Lookuper, stdout, stderr io.Writer) error {
+	log, err := cfg.Telemetry.Logger(stderr)
+	if err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return err
+	}
+	node := &nodelog.Node{Root: filepath.Join(dir, "node")}
+	if err := os.MkdirAll(filepath.Dir(node.ContainersGlob()), 0o755); err != nil {
+		return fmt.Errorf("dev directory: %w", err)
+	}
+
+	// Kafka: the user's, or kfake keeping its log under the dev directory.
+	defaults := map[string]string{}
+	brokers := lookup(env, "SLUICE_KAFKA_BROKERS")
+	if brokers == "" {
+		if err := portFree(cfg.KafkaAddr, "--kafka-addr or SLUICE_DEV_KAFKA_ADDR"); err != nil {
+			return err
+		}
+		_, port, _ := net.SplitHostPort(cfg.KafkaAddr)
+		p, _ := strconv.Atoi(port)
+		cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(p), kfake.DataDir(filepath.Join(dir, "kafka")),
+			kfake.DefaultNumPartitions(3))
+		if err != nil {
+			return fmt.Errorf("embedded kafka on %s: %w", cfg.KafkaAddr, err)
+		}
+		defer cluster.Close()
+		brokers = strings.Join(cluster.ListenAddrs(), ",")
+		defaults["SLUICE_KAFKA_BROKERS"] = brokers
+	}
+	// Elasticsearch: the user's, or the embedded store.
+	esURL := lookup(env, "SLUICE_ELASTICSEARCH_URLS")
+	if esURL == "" {
+		ln, err := net.Listen("tcp", cfg.ESAddr)
+		if err != nil {
+			return fmt.Errorf("embedded Elasticsearch-compatible store: %s is not free (change it with --es-addr or SLUICE_DEV_ES_ADDR): %w", cfg.ESAddr, err)
+		}
+		store, err := devstack.Open(filepath.Join(dir, "elasticsearch"), devstack.WithLogger(log.With("component", "store")),
+			devstack.WithFaults(cfg.Store.Faults()))
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("embedded Elasticsearch-compatible store: %w", err)
+		}
+		defer store.Close()
+		srv := &http.Server{Handler: store.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		esURL = "http://" + ln.Addr().String()
+		defaults["SLUICE_ELASTICSEARCH_URLS"] = esURL
+	}
+	for k, v := range map[string]string{
+		"SLUICE_SHIPPER_PATHS":          node.ContainersGlob(),
+		"SLUICE_SHIPPER_CHECKPOINT_DIR": filepath.Join(dir, "shipper"),
+		"SLUICE_NODE_NAME":              "dev-node",
+		"SLUICE_ROUTER_ID":              "dev",
+		"SLUICE_INDEXER_ID":             "dev",
+		"SLUICE_INDEXER_REPLICAS":       "0",
+	} {
+		defaults[k] = v
+	}
+	lookuper := envconfig.MultiLookuper(env, envconfig.MapLookuper(defaults))
+	var (
+		shipCfg shipper.Config
+		rtCfg   router.Config
+		ixCfg   indexer.Config
+	)
+	for _, c := range []any{&shipCfg, &rtCfg, &ixCfg} {
+		if err := config.LoadFrom(ctx, c, lookuper); err != nil {
+			return err
+		}
+	}
+	topics := rtCfg.Kafka.Topics()
+
+	// One /metrics for all stages: each registers under its own stage label.
+	reg := telemetry.NewRegistry()
+	srv := telemetry.NewServer(cfg.Telemetry.Addr, reg, log)
+	if cfg.Telemetry.Addr != "" {
+		if err := srv.Listen(); err != nil {
+			return fmt.Errorf("telemetry server (SLUICE_TELEMETRY_ADDR=%s): %w", cfg.Telemetry.Addr, err)
+		}
+		srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
+		defer stopServer()
+		go func() { _ = srv.Run(srvCtx) }()
+	}
+	stageReg := func(name string) prometheus.Registerer {
+		return prometheus.WrapRegistererWith(prometheus.Labels{"stage": name}, reg)
+	}
+
+	// Tenants: the demo's pipelines, and a tenant for every namespace seen.
+	kopts, err := rtCfg.Kafka.Options()
+	if err != nil {
+		return fmt.Errorf("kafka settings:\n%w", err)
+	}
+	admin, err := kgo.NewClient(append(kopts, kgo.ClientID("sluice-dev"))...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer admin.Close()
+	tenants := &devTenants{adm: kadm.NewClient(admin), topics: topics, log: log, known: map[string]bool{}}
+	if opts.demo {
+		if err := tenants.applyDemo(ctx, admin); err != nil {
+			return err
+		}
+	}
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	errs := make(chan error, 4)
+	ready := &devReady{set: srv.SetReady, n: 3}
+	goRun := func(name string, run func(context.Context) error) {
+		wg.Go(func() {
+			if err := run(runCtx); err != nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+				stop()
+			}
+		})
+	}
+	sh, err := shipper.New(shipCfg, shipper.Options{Logger: log.With("stage", "shipper"), Registerer: stageReg("shipper"), Version: version, Ready: ready.stage("shipper")})
+	if err != nil {
+		return err
+	}
+	rt, err := router.New(rtCfg, router.Options{Logger: log.With("stage", "router"), Registerer: stageReg("router"), Ready: ready.stage("router")})
+	if err != nil {
+		return err
+	}
+	ix, err := indexer.New(ixCfg, indexer.Options{Logger: log.With("stage", "indexer"), Registerer: stageReg("indexer"), Ready: ready.stage("indexer")})
+	if err != nil {
+		return err
+	}
+	goRun("tenants", func(ctx context.Context) error { return tenants.watch(ctx, node) })
+	goRun("shipper", sh.Run)
+	goRun("router", rt.Run)
+	goRun("indexer", ix.Run)
+	if opts.demo {
+		goRun("demo", (&devstack.Demo{Node: node, Rate: opts.demoRate}).Run)
+	}
+
+	ep := devEndpoints{Brokers: strings.Split(brokers, ","), ESURL: esURL, Metrics: srv.Addr(), NodeDir: node.Root}
+	devBanner(stdout, ep, dir, opts.demo)
+	if opts.started != nil {
+		opts.started(ep)
+	}
+	status := &devStatus{reg: reg, w: stdout, start: time.Now()}
+	tick := time.NewTicker(max(opts.statusEach, 100*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-runCtx.Done():
+			stop()
+			wg.Wait()
+			close(errs)
+			var all []error
+			for err := range errs {
+				all = append(all, err)
+			}
+			log.Info("dev stack stopped")
+			return errors.Join(all...)
+		case <-tick.C:
+			if opts.statusEach > 0 {
+				status.print()
+			}
+		}
+	}
+}
+
+// lookup returns a variable's value from env, "" when unset.
+func lookup(env envconfig.Lookuper, name string) string {
+	v, _ := env.Lookup(name)
+	return v
+}
+
+// portFree reports a clear error when addr cannot be listened on.
+func portFree(addr, how string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("embedded kafka: %s is not free (change it with %s): %w", addr, how, err)
+	}
+	return ln.Close()
+}
+
+func devBanner(w io.Writer, ep devEndpoints, dir string, demo bool) {
+	fmt.Fprintf(w, "\nSluice dev stack (one process; for development only)\n")
+	fmt.Fprintf(w, "  Kafka          %s\n", strings.Join(ep.Brokers, ","))
+	fmt.Fprintf(w, "  Elasticsearch  %s   (embedded store unless SLUICE_ELASTICSEARCH_URLS is set)\n", ep.ESURL)
+	if ep.Metrics != "" {
+		fmt.Fprintf(w, "  Metrics        http://%s/metrics\n", ep.Metrics)
+	}
+	fmt.Fprintf(w, "  Node log tree  %s   (drop CRI or docker log files under var/log/containers/)\n", ep.NodeDir)
+	fmt.Fprintf(w, "  Data           %s\n", dir)
+	if demo {
+		fmt.Fprintf(w, "  Demo tenants   shop (JSON, stack traces), payments (regex, audit stream), web (access logs, a failing line)\n")
+	}
+	fmt.Fprintf(w, "\nTry, in another terminal:\n")
+	fmt.Fprintf(w, "  bin/sluice tail --tenant shop\n")
+	fmt.Fprintf(w, "  bin/sluice search --tenant shop 'level:error'\n")
+	fmt.Fprintf(w, "  bin/sluice tail --tenant web --errors --from-beginning\n")
+	fmt.Fprintf(w, "  curl '%s/_cat/indices?v'\n\nCtrl-C stops everything.\n\n", ep.ESURL)
+}
+
+// devReady reports the stack ready when every stage is.
+type devReady struct {
+	set func(bool)
+	n   int
+
+	mu    sync.Mutex
+	ready map[string]bool
+}
+
+func (r *devReady) stage(name string) func(bool) {
+	return func(ok bool) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.ready == nil {
+			r.ready = map[string]bool{}
+		}
+		r.ready[name] = ok
+		n := 0
+		for _, v := range r.ready {
+			if v {
+				n++
+			}
+		}
+		r.set(n == r.n)
+	}
+}
+
+// devTenants makes a tenant (topics only: dev runs without ACLs) for every
+// namespace that appears in the node tree, and applies the demo pipelines.
+type devTenants struct {
+	adm    *kadm.Client
+	topics kafka.Topics
+	log    *slog.Logger
+	known  map[string]bool
+}
+
+func (d *devTenants) ensure(ctx context.Context, tenant string) error {
+	if d.known[tenant] {
+		return nil
+	}
+	res, err := kafka.ProvisionTenant(ctx, d.adm, d.topics, tenant, kafka.TenantSpec{Partitions: 3, ReplicationFactor: -1})
+	if err != nil {
+		return fmt.Errorf("tenant %s: %w", tenant, err)
+	}
+	if len(res.TopicsCreated) > 0 {
+		d.log.Info("tenant created for a new namespace", "tenant", tenant, "topics", res.TopicsCreated)
+	}
+	d.known[tenant] = true
+	return nil
+}
+
+// applyDemo makes the demo tenants, their route streams and pipelines.
+func (d *devTenants) applyDemo(ctx context.Context, cl *kgo.Client) error {
+	if err := router.EnsureConfigTopic(ctx, d.adm, d.topics.Config()); err != nil {
+		return fmt.Errorf("config topic: %w", err)
+	}
+	for tenant, src := range devstack.DemoPipelines {
+		if err := d.ensure(ctx, tenant); err != nil {
+			return err
+		}
+		p, err := router.Load([]byte(src))
+		if err != nil {
+			return fmt.Errorf("demo pipeline %s: %w", tenant, err)
+		}
+		for _, stream := range p.Streams() {
+			if _, err := d.adm.CreateTopic(ctx, 3, -1, nil, d.topics.ParsedStream(tenant, stream)); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+				return fmt.Errorf("demo stream %s of %s: %w", stream, tenant, err)
+			}
+		}
+		if _, err := router.ApplyPipeline(ctx, cl, d.topics.Config(), []byte(src)); err != nil && !errors.Is(err, router.ErrVersionNotIncreasing) {
+			return fmt.Errorf("demo pipeline %s: %w", tenant, err)
+		}
+	}
+	return nil
+}
+
+// watch looks for new namespaces in the node tree every second.
+func (d *devTenants) watch(ctx context.Context, node *nodelog.Node) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		links, _ := filepath.Glob(node.ContainersGlob())
+		for _, l := range links {
+			// <pod>_<namespace>_<container>-<id>.log
+			parts := strings.Split(strings.TrimSuffix(filepath.Base(l), ".log"), "_")
+			if len(parts) != 3 || kafka.ValidateTenant(parts[1]) != nil {
+				continue
+			}
+			if err := d.ensure(ctx, parts[1]); err != nil && ctx.Err() == nil {
+				d.log.Warn("making a tenant for a new namespace failed; retrying", "namespace", parts[1], "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// devStatus prints what flowed since the start.
+type devStatus struct {
+	reg   prometheus.Gatherer
+	w     io.Writer
+	start time.Time
+	last  [4]float64
+	at    time.Time
+}
+
+func (s *devStatus) print() {
+	families, err := s.reg.Gather()
+	if err != nil {
+		return
+	}
+	sum := func(name string) float64 {
+		total := 0.0
+		for _, f := range families {
+			if f.GetName() == name {
+				for _, m := range f.GetMetric() {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+		return total
+	}
+	now := [4]float64{
+		sum("sluice_shipper_lines_read_total"),
+		sum("sluice_router_records_out_total"),
+		sum("sluice_indexer_docs_stored_total"),
+		sum("sluice_router_dlq_total") + sum("sluice_indexer_dead_lettered_total"),
+	}
+	elapsed := time.Since(s.at).Seconds()
+	if s.at.IsZero() {
+		elapsed = time.Since(s.start).Seconds()
+	}
+	rate := func(i int) float64 { return (now[i] - s.last[i]) / max(elapsed, 0.001) }
+	fmt.Fprintf(s.w, "%s  lines read %.0f (%.0f/s)  routed %.0f (%.0f/s)  indexed %.0f (%.0f/s)  dead letters %.0f\n",
+		time.Now().Format("15:04:05"), now[0], rate(0), now[1], rate(1), now[2], rate(2), now[3])
+	s.last, s.at = now, time.Now()
+}
