@@ -4,7 +4,6 @@ GO       ?= go
 BIN      := bin/sluice
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
-DEMO_DIR := shipper/testdata/node
 
 .DEFAULT_GOAL := help
 .PHONY: help build run test bench lint fmt fuzz
@@ -15,14 +14,8 @@ help: ## list the targets
 build: ## build bin/sluice
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sluice
 
-run: build ## ship the sample node log tree to stdout, once (no Kafka needed)
-	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
-	SLUICE_SHIPPER_PATHS="$(CURDIR)/$(DEMO_DIR)/var/log/containers/*.log" \
-	SLUICE_SHIPPER_CHECKPOINT_DIR="$$dir" \
-	SLUICE_SHIPPER_EXCLUDE="kube-system/*" \
-	SLUICE_NODE_NAME=demo-node \
-	SLUICE_TELEMETRY_ADDR= \
-	./$(BIN) shipper --output stdout --once
+run: build ## run the whole pipeline in one process (sluice dev): embedded Kafka and Elasticsearch, a demo workload
+	./$(BIN) dev
 
 test: ## vet, run every test with the race detector, and the allocation tests without it
 	$(GO) vet ./...
