@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sethvargo/go-envconfig"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelogs/sluice/indexer"
+	"github.com/sluicelogs/sluice/internal/devstack"
+	"github.com/sluicelogs/sluice/internal/nodelog"
+	"github.com/sluicelogs/sluice/internal/telemetry"
+	"github.com/sluicelogs/sluice/router"
+)
+
+// TestDevStackEndToEnd starts the dev stack on free ports, writes CRI logs
+// for two namespaces into its node tree (a message long enough to be split
+// into partial lines, a rotation), and checks that every message becomes
+// exactly one document in its tenant's daily index, that a keyword query on
+// a pod name matches exactly, and that a record its pipeline cannot parse
+// is visible through sluice tail --errors.
+func TestDevStackEndToEnd(t *testing.T) {
+	cfg := devConfig{Dir: t.TempDir(), KafkaAddr: "127.0.0.1:0", ESAddr: "127.0.0.1:0",
+		Store: devstack.Config{FaultStatus: 503}, Telemetry: telemetry.Config{LogFormat: "text", LogLevel: "warn"}}
+	started := make(chan devEndpoints, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var out, logs syncWriter
+	go func() {
+		done <- runDevStack(ctx, cfg, devOptions{statusEach: time.Second, started: func(ep devEndpoints) { started <- ep }},
+			envconfig.MapLookuper(map[string]string{}), &out, &logs)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("dev stack: %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Error("dev stack did not stop")
+		}
+		if t.Failed() {
+			t.Logf("output:\n%s\nlogs:\n%s", out.String(), logs.String())
+		}
+	}()
+	var ep devEndpoints
+	select {
+	case ep = <-started:
+	case err := <-done:
+		t.Fatalf("dev stack: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("dev stack did not start")
+	}
+	t.Setenv("SLUICE_KAFKA_BROKERS", strings.Join(ep.Brokers, ","))
+
+	// beta parses its lines with a regex: a line that does not match goes
+	// to its dead-letter topic.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(ep.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := router.EnsureConfigTopic(ctx, kadm.NewClient(cl), "logs.config"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := router.ApplyPipeline(ctx, cl, "logs.config", []byte("tenant: beta\nversion: 1\nsteps:\n  - regex: {pattern: '^beta (?P<n>[0-9]+)'}\n")); err != nil {
+		t.Fatal(err)
+	}
+
+	node := &nodelog.Node{Root: ep.NodeDir}
+	now := time.Now().UTC()
+	write := func(ns, pod string, n int, rotateAt int, msg func(i int) string) {
+		c, err := node.AddContainer(ns, pod, "app", nodelog.CRI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		for i := range n {
+			if i == rotateAt {
+				if _, err := c.Rotate(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := c.Write(now.Add(time.Duration(i)*time.Millisecond), "stdout", msg(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write("alpha", "api-1", 60, 30, func(i int) string {
+		if i == 10 {
+			return "alpha long " + strings.Repeat("x", 40_000) // three partial lines
+		}
+		return fmt.Sprintf("alpha line %d", i)
+	})
+	write("alpha", "api-10", 20, -1, func(i int) string { return fmt.Sprintf("alpha other %d", i) })
+	write("beta", "worker-1", 30, 15, func(i int) string { return fmt.Sprintf("beta %d done", i) })
+
+	index := func(tenant string) string { return indexer.IndexName("sluice", tenant, "", now, time.UTC) }
+	count := func(target, query string) int {
+		res, err := http.Post(ep.ESURL+"/"+target+"/_count", "application/json", strings.NewReader(query))
+		if err != nil {
+			return -1
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		var c struct {
+			Count int `json:"count"`
+		}
+		if res.StatusCode != 200 || json.Unmarshal(body, &c) != nil {
+			return -1
+		}
+		return c.Count
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for count(index("alpha"), `{}`) != 80 || count(index("beta"), `{}`) != 30 {
+		if time.Now().After(deadline) {
+			t.Fatalf("documents: alpha %d of 80, beta %d of 30", count(index("alpha"), `{}`), count(index("beta"), `{}`))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// The failing record, written once the pipeline has surely been loaded.
+	write("beta", "worker-2", 1, -1, func(int) string { return "not a beta line" })
+
+	for query, want := range map[string]int{
+		`{"query":{"term":{"kubernetes.pod_name":"api-1"}}}`:       60,
+		`{"query":{"term":{"kubernetes.pod_name":"api-10"}}}`:      20,
+		`{"query":{"match_phrase":{"log":"alpha line 7"}}}`:        1,
+		`{"query":{"prefix":{"log":"alpha"}}}`:                     80,
+		`{"query":{"query_string":{"query":"n:[0 TO 9999]"}}}`:     30,
+		`{"query":{"bool":{"must":{"match":{"log":"long"}}}}}`:     1,
+		`{"query":{"term":{"kubernetes.namespace_name":"alpha"}}}`: 80,
+	} {
+		target := index("alpha")
+		if strings.Contains(query, `"n:`) {
+			target = index("beta")
+		}
+		if got := count(target, query); got != want {
+			t.Errorf("%s: %d documents, want %d", query, got, want)
+		}
+	}
+	// The long message is one document, whole.
+	res, err := http.Post(ep.ESURL+"/"+index("alpha")+"/_search", "application/json", strings.NewReader(`{"query":{"match":{"log":"long"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !bytes.Contains(body, []byte(strings.Repeat("x", 40_000))) {
+		t.Error("the long message is not one whole document")
+	}
+
+	var tail bytes.Buffer
+	tctx, tcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer tcancel()
+	if err := run(tctx, []string{"tail", "--tenant", "beta", "--errors", "--from-beginning", "-n", "1"}, &tail, &tail); err != nil {
+		t.Fatalf("tail --errors: %v\n%s", err, tail.String())
+	}
+	if !strings.Contains(tail.String(), "not a beta line") || !strings.Contains(tail.String(), "regex") {
+		t.Errorf("tail --errors: %q", tail.String())
+	}
+	if !strings.Contains(out.String(), "Sluice dev stack") {
+		t.Errorf("no banner:\n%s", out.String())
+	}
+}
+
+// syncWriter is a buffer written by several goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
