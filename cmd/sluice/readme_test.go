@@ -19,7 +19,7 @@ func TestREADMESettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, cfg := range map[string]any{"shipper": &shipper.Config{}, "router": &router.Config{}, "indexer": &indexer.Config{}} {
+	for name, cfg := range map[string]any{"shipper": &shipper.Config{}, "router": &router.Config{}, "indexer": &indexer.Config{}, "dev": &devConfig{}} {
 		var want bytes.Buffer
 		if err := config.WriteMarkdown(&want, cfg); err != nil {
 			t.Fatal(err)

@@ -67,6 +67,26 @@ func TestTenantCommands(t *testing.T) {
 		t.Fatalf("writing another tenant's topic: %v", err)
 	}
 
+	// The tenant reads its parsed topic with sluice tail and its own
+	// credentials, and is refused another tenant's, with a clear error.
+	for _, topic := range []string{"logs.parsed.shop", "logs.parsed.pay"} {
+		if err := admin(t, c).ProduceSync(pctx, &kgo.Record{Topic: topic, Value: []byte(`{"log":"parsed line"}`)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("SLUICE_KAFKA_SASL_USERNAME", "shop")
+	t.Setenv("SLUICE_KAFKA_SASL_PASSWORD", password)
+	out.Reset()
+	if err := run(pctx, []string{"tail", "--tenant", "shop", "--from-beginning", "-n", "1"}, &out, &errOut); err != nil || !strings.Contains(out.String(), "parsed line") {
+		t.Fatalf("the tenant tails its parsed topic: %v %q", err, out.String())
+	}
+	if err := run(pctx, []string{"tail", "--tenant", "pay", "--from-beginning", "-n", "1"}, &out, &errOut); err == nil ||
+		!strings.Contains(err.Error(), "TOPIC_AUTHORIZATION_FAILED") {
+		t.Fatalf("tailing another tenant's topic: %v", err)
+	}
+	t.Setenv("SLUICE_KAFKA_SASL_USERNAME", "admin")
+	t.Setenv("SLUICE_KAFKA_SASL_PASSWORD", "admin-secret")
+
 	out.Reset()
 	if err := run(ctx, []string{"tenant", "list"}, &out, &errOut); err != nil || out.String() != "pay\nshop\n" {
 		t.Fatalf("list: %q %v", out.String(), err)
@@ -80,6 +100,17 @@ func TestTenantCommands(t *testing.T) {
 	if err := run(ctx, []string{"tenant", "create", "Bad_Name"}, &out, &errOut); err == nil {
 		t.Fatal("an invalid tenant id was accepted")
 	}
+}
+
+// admin is a superuser client of c.
+func admin(t *testing.T, c *kfake.Cluster) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.SASL(scram.Auth{User: "admin", Pass: "admin-secret"}.AsSha512Mechanism()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
 }
 
 // TestElasticsearchRole: the role's pattern matches the tenant's indices
