@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/document"
 	index_api "github.com/blevesearch/bleve_index_api"
 
@@ -25,11 +26,12 @@ type op struct {
 	derr     *escompat.Error
 
 	// The bleve document, built before the index is locked with the field
-	// set it was built with; rebuilt under the lock if the mapping changed
-	// meanwhile.
+	// set it was built with; rebuilt under the lock if the mapping gained
+	// paths it has values at meanwhile.
 	bdoc      *document.Document
 	berr      error
 	builtWith *fieldSet
+	unmapped  bool // the source has values at paths builtWith does not map
 
 	out outcome
 }
@@ -57,7 +59,7 @@ func (o *op) item() escompat.Ordered {
 }
 
 // bulk answers POST|PUT /_bulk and /{index}/_bulk. Each index's operations
-// are applied as one bleve batch, in request order, and are searchable when
+// are applied in request order (see esIndex.write), and are searchable when
 // the response is sent, whatever refresh says.
 func (s *Store) bulk(rs *escompat.Responder, r *http.Request, defaultIndex string) {
 	start := time.Now()
@@ -196,22 +198,21 @@ func (s *Store) write(name string, ops []*op) {
 	idx.write(ops)
 }
 
-// write applies ops to the index in order as one bleve batch; the index is
-// acquired. Documents are parsed and built before the index is locked;
-// under the lock, each is checked against the mapping (which it may
-// extend), its _id against the ids, and added to the batch. A mapping that
-// changed is persisted before the batch is applied. The batch is applied
-// without the lock, so the batches of concurrent requests are built on
-// several cores. If applying fails, the ids are restored and the ops it
-// carried fail with 500.
+// write applies ops to the index in order as one bleve batch, or, when
+// there are many, as one batch per core, each _id's ops in one of them; the
+// index is acquired. Documents are parsed and built before the index is
+// locked, on every core; under the lock, each is checked against the
+// mapping (which it may extend), its _id against the ids, and added to its
+// batch. A mapping that changed is persisted before the batches are
+// applied. They are applied without the lock, in parallel, so that the
+// segments of a request and of concurrent requests are built on several
+// cores. If applying a batch fails, the ids of its ops are restored and
+// they fail with 500.
 func (idx *esIndex) write(ops []*op) {
 	build := make([]*op, 0, len(ops))
 	for _, o := range ops {
 		if o.writes() {
-			o.doc, o.derr = escompat.ParseDocument(o.it.Source)
-			if o.derr == nil {
-				build = append(build, o)
-			}
+			build = append(build, o)
 		}
 	}
 	buildAll(build, idx.fields.Load())
@@ -224,7 +225,22 @@ func (idx *esIndex) write(ops []*op) {
 		}
 	}()
 	fs := idx.fields.Load()
-	batch := idx.bi.NewBatch()
+	// Large batches are applied as several, one per core, each building its segment: all
+	// operations on one _id go to the same part, in order.
+	parts := make([]*bleve.Batch, batchParts(len(ops)))
+	for i := range parts {
+		parts[i] = idx.bi.NewBatch()
+	}
+	partOf := func(id string) int {
+		if len(parts) == 1 {
+			return 0
+		}
+		h := uint32(2166136261) // FNV-1a
+		for i := 0; i < len(id); i++ {
+			h = (h ^ uint32(id[i])) * 16777619
+		}
+		return int(h % uint32(len(parts)))
+	}
 	type prior struct {
 		version int64 // before this call
 		existed bool
@@ -263,7 +279,7 @@ func (idx *esIndex) write(ops []*op) {
 			}
 			touch(id).set = 0
 			delete(idx.ids, id)
-			batch.Delete(id)
+			parts[partOf(id)].Delete(id)
 			o.out = outcome{version: v + 1, seqNo: seq, result: "deleted", status: http.StatusOK}
 			applied = append(applied, o)
 		default:
@@ -291,9 +307,10 @@ func (idx *esIndex) write(ops []*op) {
 				o.fail(escompat.VersionConflict(idx.name, idx.uuid, id, v))
 				continue
 			}
-			if o.builtWith != fs {
-				o.bdoc, o.berr = buildDocument(id, o.it.Source, fs.field)
-				o.builtWith = fs
+			if o.builtWith != fs && o.unmapped {
+				a := &docArena{}
+				o.bdoc, o.berr = buildValidDocument(id, o.it.Source, fs, a)
+				o.builtWith, o.unmapped = fs, a.unmapped
 			}
 			if o.berr != nil {
 				o.fail(buildError(o.berr))
@@ -306,7 +323,7 @@ func (idx *esIndex) write(ops []*op) {
 			idx.seqNo++
 			o.bdoc.AddField(document.NewNumericFieldWithIndexingOptions(versionField, nil, float64(out.version), index_api.StoreField))
 			o.bdoc.AddField(document.NewNumericFieldWithIndexingOptions(seqNoField, nil, float64(out.seqNo), index_api.StoreField))
-			if err := batch.IndexAdvanced(o.bdoc); err != nil {
+			if err := parts[partOf(id)].IndexAdvanced(o.bdoc); err != nil {
 				o.fail(internalError(err))
 				continue
 			}
@@ -322,6 +339,7 @@ func (idx *esIndex) write(ops []*op) {
 			err = fmt.Errorf("persist the mapping of [%s]: %w", idx.name, err)
 		}
 	}
+	errs := make([]error, len(parts)) // of each part
 	if err == nil && len(applied) > 0 {
 		// Batches of concurrent requests are built in parallel; one that
 		// touches an _id an earlier batch still carries waits for it, so
@@ -334,15 +352,30 @@ func (idx *esIndex) write(ops []*op) {
 			}
 			idx.inflight[id] = t
 		}
-		batch.SetInternal(seqNoKey, []byte(strconv.FormatInt(idx.seqNo, 10)))
+		seqNo := []byte(strconv.FormatInt(idx.seqNo, 10))
+		for _, b := range parts {
+			if b.Size() > 0 {
+				b.SetInternal(seqNoKey, seqNo)
+				break
+			}
+		}
 		idx.mu.Unlock()
 		locked = false
 		for _, w := range waits {
 			<-w.done
 		}
-		if err = idx.bi.Batch(batch); err != nil {
-			err = fmt.Errorf("index into [%s]: %w", idx.name, err)
+		var wg sync.WaitGroup
+		for i, b := range parts {
+			if b.Size() == 0 {
+				continue
+			}
+			wg.Go(func() {
+				if err := idx.bi.Batch(b); err != nil {
+					errs[i] = fmt.Errorf("index into [%s]: %w", idx.name, err)
+				}
+			})
 		}
+		wg.Wait()
 		idx.mu.Lock()
 		locked = true
 		for id := range priors {
@@ -353,8 +386,18 @@ func (idx *esIndex) write(ops []*op) {
 		close(t.done)
 	}
 	if err != nil {
+		for i := range errs {
+			errs[i] = err // nothing was applied
+		}
+	} else {
+		err = errors.Join(errs...)
+	}
+	if err != nil {
 		idx.log.Error("devstack: write failed", "index", idx.name, "err", err)
 		for id, p := range priors {
+			if errs[partOf(id)] == nil {
+				continue
+			}
 			if v, ok := idx.ids[id]; v != p.set || ok != (p.set != 0) {
 				continue // written again since, by a later request
 			}
@@ -365,34 +408,50 @@ func (idx *esIndex) write(ops []*op) {
 			}
 		}
 		for _, o := range applied {
-			o.fail(internalError(err))
+			if err := errs[partOf(o.it.ID)]; err != nil {
+				o.fail(internalError(err))
+			}
 		}
 	}
+}
+
+// minBatchPart is the fewest operations worth a batch (a segment) of their own.
+const minBatchPart = 1000
+
+// batchParts is how many batches n operations are applied as: one per core, each of at least
+// minBatchPart operations.
+func batchParts(n int) int {
+	return max(1, min(runtime.GOMAXPROCS(0), n/minBatchPart))
 }
 
 // ticket marks a batch being applied to an index.
 type ticket struct{ done chan struct{} }
 
-// buildAll builds the bleve documents of ops with fs, on up to GOMAXPROCS
-// goroutines.
+// buildAll parses the sources of ops for the mapping check and builds their
+// bleve documents with fs, on up to GOMAXPROCS goroutines.
 func buildAll(ops []*op, fs *fieldSet) {
 	const perWorker = 64
 	workers := min(runtime.GOMAXPROCS(0), (len(ops)+perWorker-1)/perWorker)
-	buildOne := func(o *op) {
-		o.bdoc, o.berr = buildDocument(o.it.ID, o.it.Source, fs.field)
-		o.builtWith = fs
+	buildOne := func(o *op, a *docArena) {
+		if o.doc, o.derr = escompat.ParseDocument(o.it.Source); o.derr != nil {
+			return
+		}
+		o.bdoc, o.berr = buildValidDocument(o.it.ID, o.it.Source, fs, a)
+		o.builtWith, o.unmapped = fs, a.unmapped
 	}
 	if workers <= 1 {
+		a := &docArena{}
 		for _, o := range ops {
-			buildOne(o)
+			buildOne(o, a)
 		}
 		return
 	}
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
+			a := &docArena{}
 			for i := w; i < len(ops); i += workers {
-				buildOne(ops[i])
+				buildOne(ops[i], a)
 			}
 		})
 	}

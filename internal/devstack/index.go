@@ -73,13 +73,17 @@ type esIndex struct {
 // fieldSet is an immutable snapshot of an index's mapping: replaced, never
 // modified, when the mapping gains fields.
 type fieldSet struct {
-	infos  map[string]fieldInfo
-	leaves []string // indexed leaf paths, sorted
+	infos   map[string]fieldInfo
+	entries map[string]*fieldEntry // infos as buildDocument reads them
+	leaves  []string               // indexed leaf paths, sorted
+
+	names  *sharedTerms // the shared maps of _field_names (see shared.go)
+	budget atomic.Int64 // of shared maps
 }
 
 func newFieldSet(m *escompat.Mapping) *fieldSet {
 	all := m.FieldInfos()
-	fs := &fieldSet{infos: make(map[string]fieldInfo, len(all))}
+	infos := make(map[string]fieldInfo, len(all))
 	for path, fi := range all {
 		if !fi.Enabled || !fi.Index || fi.MultiOf != "" || !indexableDateFormat(fi) {
 			// Not indexed: disabled, "index": false, runtime fields,
@@ -87,13 +91,37 @@ func newFieldSet(m *escompat.Mapping) *fieldSet {
 			// formats it does not parse. Their values stay in _source.
 			continue
 		}
-		fs.infos[path] = fieldInfo{Type: fi.Type, IgnoreAbove: fi.IgnoreAbove}
+		infos[path] = fieldInfo{Type: fi.Type, IgnoreAbove: fi.IgnoreAbove}
+	}
+	return fieldSetOf(infos)
+}
+
+// fieldSetOf is the field set of the indexed fields infos.
+func fieldSetOf(infos map[string]fieldInfo) *fieldSet {
+	fs := &fieldSet{infos: infos, entries: make(map[string]*fieldEntry, len(infos))}
+	fs.budget.Store(maxSharedPerSet)
+	fs.names = newSharedTerms(&fs.budget)
+	for path, fi := range infos {
+		e := newFieldEntry(path, fi)
+		switch e.kind {
+		case kindKeyword, kindBoolean:
+			e.shared = newSharedTerms(&fs.budget)
+		}
+		fs.entries[path] = e
 		if kindOf(fi.Type) != kindObject {
 			fs.leaves = append(fs.leaves, path)
 		}
 	}
 	sort.Strings(fs.leaves)
 	return fs
+}
+
+func (fs *fieldSet) sharedNames() *sharedTerms { return fs.names }
+
+// lookup is the fieldLookup buildDocument uses; it allocates nothing.
+func (fs *fieldSet) lookup(path []byte) (*fieldEntry, bool) {
+	e, ok := fs.entries[string(path)]
+	return e, ok
 }
 
 // isoDateFormats are the date formats whose values buildDocument parses:

@@ -14,6 +14,8 @@ import (
 	"github.com/blevesearch/bleve/v2/document"
 	"github.com/blevesearch/bleve/v2/numeric"
 	index "github.com/blevesearch/bleve_index_api"
+
+	"github.com/sluicelogs/sluice/internal/escompat"
 )
 
 // indexerFields types the fields of the Sluice indexer's test documents as its index template
@@ -58,6 +60,16 @@ func docFields(d *document.Document) (map[string][]string, map[string]index.Fiel
 		case *document.BooleanField:
 			b, _ := f.Boolean()
 			v = map[bool]string{true: "true", false: "false"}[b]
+		case *termsField:
+			v = termsFieldValue(f)
+			if f.name == fieldNamesField {
+				for term := range f.freqs {
+					vals[f.name] = append(vals[f.name], term)
+				}
+				sort.Strings(vals[f.name])
+				opts[f.name] = f.opts
+				continue
+			}
 		}
 		if strings.HasPrefix(f.Name(), "_dv:") {
 			// The sort value companion: show the decoded integer it holds.
@@ -72,6 +84,24 @@ func docFields(d *document.Document) (map[string][]string, map[string]index.Fiel
 		opts[f.Name()] = f.Options()
 	}
 	return vals, opts
+}
+
+// termsFieldValue renders the value of a field buildDocument built as the test expects it.
+func termsFieldValue(f *termsField) string {
+	switch f.kind {
+	case kindInteger, kindFloat, kindDate:
+		i, err := numeric.PrefixCoded(f.value).Int64()
+		if err != nil {
+			return "invalid"
+		}
+		if f.kind == kindDate {
+			return time.Unix(0, i).UTC().Format(time.RFC3339Nano)
+		}
+		return strings.TrimRight(strings.TrimRight(strconvF(numeric.Int64ToFloat64(i)), "0"), ".")
+	case kindBoolean:
+		return map[string]string{"T": "true", "F": "false"}[string(f.value)]
+	}
+	return string(f.value)
 }
 
 func strconvF(f float64) string {
@@ -139,13 +169,16 @@ func TestBuildDocumentIndexerDocuments(t *testing.T) {
 		t.Errorf("options: log %v pod_name %v _source %v", opts["log"], opts["kubernetes.pod_name"], opts[sourceField])
 	}
 	names := vals[fieldNamesField]
-	for _, want := range []string{"http", "http.status", "kubernetes", "kubernetes.labels", "kubernetes.labels.app", "sluice.source.path"} {
+	for _, want := range []string{"http.method", "kubernetes.labels.app", "sluice.source.path", "log", "cached"} {
 		if !contains(names, want) {
 			t.Errorf("_field_names lacks %q: %v", want, names)
 		}
 	}
-	if contains(names, "user") {
-		t.Errorf("_field_names has the null field")
+	// Objects, numbers and dates are found otherwise (see existsQuery); null values are absent.
+	for _, unwanted := range []string{"user", "http", "kubernetes", "http.status", "@timestamp"} {
+		if contains(names, unwanted) {
+			t.Errorf("_field_names has %q: %v", unwanted, names)
+		}
 	}
 }
 
@@ -208,15 +241,15 @@ func TestBuildDocumentModel(t *testing.T) {
 			}
 		})
 	}
-	// _field_names lists leaf and parent paths once.
-	d, err := buildDocument("x", []byte(`{"a":{"b":[1,2]},"k":"toolongvalue","t":"x"}`), field)
+	// _field_names lists the keyword, text and boolean leaves with an indexed value, once.
+	d, err := buildDocument("x", []byte(`{"a":{"b":[1,2]},"k":"toolongvalue","t":["x","y"],"b":[true,false]}`), field)
 	if err != nil {
 		t.Fatal(err)
 	}
 	vals, _ := docFields(d)
 	names := vals[fieldNamesField]
 	sort.Strings(names)
-	if !reflect.DeepEqual(names, []string{"a", "a.b", "t"}) {
+	if !reflect.DeepEqual(names, []string{"b", "t"}) {
 		t.Errorf("_field_names = %v", names)
 	}
 }
@@ -292,15 +325,57 @@ func TestIndexMapping(t *testing.T) {
 	}
 }
 
-// BenchmarkBuildDocument: turning one ~600-byte log document into a bleve document.
+// BenchmarkBuildDocument: turning one ~600-byte log document into a bleve document, with an
+// arena per 1,000 documents as a bulk request shares one.
 func BenchmarkBuildDocument(b *testing.B) {
-	fields := benchFields()
+	fields := fieldSetOf(benchFieldInfos())
 	_, src := benchDocument(42)
 	b.SetBytes(int64(len(src)))
 	b.ReportAllocs()
+	var a *docArena
 	for i := 0; i < b.N; i++ {
-		if _, err := buildDocument("id", src, fields); err != nil {
+		if i%1000 == 0 {
+			a = &docArena{}
+		}
+		if _, err := buildDocumentWith("id", src, fields, a); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzBuildDocument: the bulk path builds the documents escompat.ParseDocument accepts without
+// validating them again (buildValidDocument); they must build as buildDocumentWith builds them,
+// and never panic.
+func FuzzBuildDocument(f *testing.F) {
+	for _, seed := range []string{
+		`{"k":"x","n":1,"d":"2026-11-21T10:00:00Z","t":"Hello World","b":true}`,
+		`{"a":{"k":["x",{"y":"z"}],"n":[1,"2",null]},"a.k":"\u00e9\"\\"}`,
+		`{"":{"":""},"t":[["deep"]],"n":-1.5e3,"d":1795255200000}`,
+		`{"k":"` + strings.Repeat("é", 40) + `","b":"false"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	set := fieldSetOf(map[string]fieldInfo{
+		"k": {Type: "keyword", IgnoreAbove: 20}, "n": {Type: "long"}, "d": {Type: "date"}, "t": {Type: "text"},
+		"b": {Type: "boolean"}, "a": {Type: "object"}, "a.k": {Type: "keyword"}, "a.n": {Type: "double"},
+		"a.k.y": {Type: "keyword"}, "": {Type: "object"}, ".": {Type: "keyword"},
+	})
+	f.Fuzz(func(t *testing.T, src []byte) {
+		if _, err := escompat.ParseDocument(src); err != nil {
+			return
+		}
+		got, gerr := buildValidDocument("id", src, set, nil)
+		want, werr := buildDocumentWith("id", src, set, nil)
+		if (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error() {
+			t.Fatalf("errors differ: %v and %v", gerr, werr)
+		}
+		if gerr != nil {
+			return
+		}
+		gv, _ := docFields(got)
+		wv, _ := docFields(want)
+		if !reflect.DeepEqual(gv, wv) {
+			t.Fatalf("fields differ:\n%v\n%v", gv, wv)
+		}
+	})
 }

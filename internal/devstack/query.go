@@ -262,10 +262,25 @@ func (c *queryCompiler) compileBool(body any) (query.Query, *searchError) {
 			minShould = 1
 		}
 	}
+	// Filter clauses are required and score 0: they join the must clauses, so that the
+	// conjunction leaps from match to match. (bleve's own BooleanQuery.Filter checks every match
+	// of the rest against them, every document of the index when the rest is empty.)
+	var filterQ query.Query
+	switch len(filter) {
+	case 0:
+	case 1:
+		filterQ = &constScoreQuery{q: filter[0]}
+	default:
+		filterQ = &constScoreQuery{q: query.NewConjunctionQuery(filter)}
+	}
 	bq := &query.BooleanQuery{}
 	switch {
+	case len(must) > 0 && filterQ != nil:
+		bq.Must = query.NewConjunctionQuery(append(must, filterQ))
 	case len(must) > 0:
 		bq.Must = query.NewConjunctionQuery(must)
+	case filterQ != nil:
+		bq.Must = filterQ
 	case len(should) > 0 && minShould == 0:
 		// Optional should clauses need a required part to hang on to.
 		bq.Must = query.NewConjunctionQuery([]query.Query{query.NewMatchAllQuery()})
@@ -280,13 +295,6 @@ func (c *queryCompiler) compileBool(body any) (query.Query, *searchError) {
 	}
 	if len(mustNot) > 0 {
 		bq.MustNot = query.NewDisjunctionQuery(mustNot)
-	}
-	if len(filter) > 0 {
-		if len(filter) == 1 {
-			bq.Filter = filter[0]
-		} else {
-			bq.Filter = query.NewConjunctionQuery(filter)
-		}
 	}
 	setBoost(bq, boost)
 	return bq, nil
@@ -341,10 +349,7 @@ func (c *queryCompiler) termValueQuery(field string, fi fieldInfo, v any, lenien
 			}
 			return nil, newQueryShardError("failed to create query: For input string: \"%s\"", scalarText(v))
 		}
-		t := true
-		q := query.NewNumericRangeInclusiveQuery(&f, &f, &t, &t)
-		q.SetField(field)
-		return q, nil
+		return numberRange(field, &f, &f, true, true), nil
 	case kindDate:
 		start, err := c.dateBound(scalarText(v), "", nil, false)
 		if err != nil {
@@ -357,10 +362,7 @@ func (c *queryCompiler) termValueQuery(field string, fi fieldInfo, v any, lenien
 		if err != nil {
 			return nil, err
 		}
-		t := true
-		q := query.NewDateRangeInclusiveQuery(start, end, &t, &t)
-		q.SetField(field)
-		return q, nil
+		return dateRange(field, start, end, true, true), nil
 	case kindBoolean:
 		b, err := boolValue(v)
 		if err != nil {
@@ -758,25 +760,52 @@ func (c *queryCompiler) compileExists(body any) (query.Query, *searchError) {
 	return q, setBoostFrom(q, body, "exists")
 }
 
-// existsQuery matches documents with a value at field (a leaf or an object path; patterns allowed).
+// existsQuery matches documents with a value at field (a leaf or an object path; patterns allowed),
+// every hit scored 1 as Elasticsearch scores them.
 func (c *queryCompiler) existsQuery(field string) query.Query {
-	if !strings.ContainsAny(field, "*?") {
-		q := query.NewTermQuery(field)
-		q.SetField(fieldNamesField)
-		return q
-	}
 	var qs []query.Query
-	for _, f := range c.leaves() {
-		if globMatch(field, f) {
-			q := query.NewTermQuery(f)
-			q.SetField(fieldNamesField)
-			qs = append(qs, q)
+	if !strings.ContainsAny(field, "*?") {
+		if fi, ok := c.mapped(field); ok && kindOf(fi.Type) != kindObject {
+			qs = c.leafExists(qs, field, fi)
+		} else {
+			// An object: any of its leaves.
+			leaves := c.leaves()
+			prefix := field + "."
+			for i := sort.SearchStrings(leaves, prefix); i < len(leaves) && strings.HasPrefix(leaves[i], prefix); i++ {
+				fi, _ := c.mapped(leaves[i])
+				qs = c.leafExists(qs, leaves[i], fi)
+			}
+		}
+	} else {
+		for _, f := range c.leaves() {
+			if globMatch(field, f) {
+				fi, _ := c.mapped(f)
+				qs = c.leafExists(qs, f, fi)
+			}
 		}
 	}
-	if len(qs) == 0 {
+	switch len(qs) {
+	case 0:
 		return query.NewMatchNoneQuery()
+	case 1:
+		return &constScoreQuery{q: qs[0], boost: 1}
 	}
-	return query.NewDisjunctionQuery(qs)
+	return &constScoreQuery{q: query.NewDisjunctionQuery(qs), boost: 1}
+}
+
+// leafExists appends the queries of documents with a value at the leaf path: its term in
+// _field_names, where buildDocument lists keyword, text and boolean fields (and where indices
+// written by the previous model list every field), and for numbers and dates their coarsest
+// terms (see model.go).
+func (c *queryCompiler) leafExists(qs []query.Query, path string, fi fieldInfo) []query.Query {
+	q := query.NewTermQuery(path)
+	q.SetField(fieldNamesField)
+	qs = append(qs, q)
+	switch kindOf(fi.Type) {
+	case kindInteger, kindFloat, kindDate:
+		qs = append(qs, numberRange(path, nil, nil, true, true))
+	}
+	return qs
 }
 
 func (c *queryCompiler) compileIDs(body any) (query.Query, *searchError) {
@@ -913,8 +942,8 @@ func (c *queryCompiler) compileConstantScore(body any) (query.Query, *searchErro
 	if err != nil {
 		return nil, err
 	}
-	bq := &query.BooleanQuery{Must: query.NewMatchAllQuery(), Filter: inner}
-	return bq, setBoostFrom(bq, body, "constant_score")
+	q := &constScoreQuery{q: inner, boost: 1}
+	return q, setBoostFrom(q, body, "constant_score")
 }
 
 func (c *queryCompiler) compileRange(body any) (query.Query, *searchError) {
@@ -1022,9 +1051,7 @@ func (c *queryCompiler) rangeQuery(field string, fi fieldInfo, r rangeSpec, leni
 				hi = &f
 			}
 		}
-		q := query.NewNumericRangeInclusiveQuery(lo, hi, &li, &ui)
-		q.SetField(field)
-		return q, nil
+		return numberRange(field, lo, hi, li, ui), nil
 	case kindDate:
 		var lo, hi time.Time
 		if r.lower != nil {
@@ -1049,9 +1076,7 @@ func (c *queryCompiler) rangeQuery(field string, fi fieldInfo, r rangeSpec, leni
 			}
 			hi = t
 		}
-		q := query.NewDateRangeInclusiveQuery(lo, hi, &li, &ui)
-		q.SetField(field)
-		return q, nil
+		return dateRange(field, lo, hi, li, ui), nil
 	case kindKeyword, kindText:
 		lo, hi := "", ""
 		if r.lower != nil {

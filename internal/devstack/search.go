@@ -11,7 +11,9 @@ package devstack
 // track_scores, rest_total_hits_as_int, typed_keys; they win over the body as in Elasticsearch.
 //
 // Scores are bleve's tf-idf, not BM25: the order of hits by relevance is close to
-// Elasticsearch's, the numbers are not.
+// Elasticsearch's, the numbers are not. Queries Elasticsearch scores with a constant score as
+// well here: range and exact-value queries on numbers and dates, exists and constant_score (the
+// boost), bool filter clauses (0).
 
 import (
 	"bytes"
@@ -22,6 +24,7 @@ import (
 	"math"
 	"net/url"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -976,6 +979,9 @@ func executeSearch(ctx context.Context, t searchTarget, body []byte, params url.
 		if r.size == 0 {
 			sr.Hits = nil
 		}
+		if len(t.Names) > 1 {
+			orderTies(req.Sort, sr.Hits)
+		}
 		for i, hit := range sr.Hits {
 			h := searchHit{Index: t.indexName(hit.Index), ID: hit.ID}
 			if scoring {
@@ -1039,6 +1045,23 @@ func executeSearch(ctx context.Context, t searchTarget, body []byte, params url.
 		return nil, &searchError{Status: 500, Type: "exception", Reason: fmt.Sprintf("encode search response: %v", err)}
 	}
 	return out, nil
+}
+
+// orderTies orders the hits that hits' sort order ranks alike by index name, then by their
+// order in their index: bleve merges the hits of several indices in the order their searches
+// end, and constant scores (filters, ranges, exists) make ties common.
+func orderTies(order search.SortOrder, hits search.DocumentMatchCollection) {
+	scoring, desc := order.CacheIsScore(), order.CacheDescending()
+	sort.SliceStable(hits, func(i, j int) bool {
+		a, b := hits[i], hits[j]
+		if c := order.Compare(scoring, desc, a, b); c != 0 {
+			return c < 0
+		}
+		if a.Index != b.Index {
+			return a.Index < b.Index
+		}
+		return a.HitNumber < b.HitNumber
+	})
 }
 
 // executeCount runs a _count request and returns the JSON response body.

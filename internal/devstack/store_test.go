@@ -466,3 +466,77 @@ func TestClosedStore(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLargeBulk sends bulk requests large enough to be applied as several batches at once (one
+// per core): the operations on one _id keep their order (the last write wins, a delete after an
+// index removes), versions count every write, and all of it survives a restart.
+func TestLargeBulk(t *testing.T) {
+	dir := t.TempDir()
+	ts := openStore(t, dir)
+	const n = 5000
+	var lines []string
+	for i := range n {
+		lines = append(lines, fmt.Sprintf(`{"index":{"_id":"d%d"}}`, i), fmt.Sprintf(`{"n":%d,"v":"first"}`, i))
+	}
+	for i := 0; i < n; i += 10 {
+		lines = append(lines, fmt.Sprintf(`{"index":{"_id":"d%d"}}`, i), fmt.Sprintf(`{"n":%d,"v":"second"}`, i))
+	}
+	for i := 5; i < n; i += 10 {
+		lines = append(lines, fmt.Sprintf(`{"delete":{"_id":"d%d"}}`, i))
+	}
+	r := do(t, ts.c, esapi.BulkRequest{Index: "large", Body: ndjson(lines...)})
+	wantStatus(t, r, http.StatusOK)
+	wantValue(t, r, "errors", false)
+	items := at(r.body, "items").([]any)
+	if len(items) != n+n/10+n/10 {
+		t.Fatalf("%d items", len(items))
+	}
+	wantValue(t, r, fmt.Sprintf("items.%d.index._version", n), 2.0)
+	wantValue(t, r, fmt.Sprintf("items.%d.index.result", n), "updated")
+	wantValue(t, r, fmt.Sprintf("items.%d.delete.result", n+n/10), "deleted")
+	check := func(ts *testStore) {
+		t.Helper()
+		for q, want := range map[string]float64{
+			`{"query":{"match_all":{}}}`:                       n - n/10,
+			`{"query":{"term":{"v":"second"}}}`:                n / 10,
+			`{"query":{"range":{"n":{"gte":1000,"lt":2000}}}}`: 900,
+		} {
+			r := do(t, ts.c, esapi.CountRequest{Index: []string{"large"}, Body: strings.NewReader(q)})
+			wantValue(t, r, "count", want)
+		}
+		r := do(t, ts.c, esapi.GetRequest{Index: "large", DocumentID: "d20"})
+		wantValue(t, r, "_version", 2.0)
+		wantValue(t, r, "_source.v", "second")
+		r = do(t, ts.c, esapi.GetRequest{Index: "large", DocumentID: "d25"})
+		wantStatus(t, r, http.StatusNotFound)
+	}
+	check(ts)
+	ts.close()
+	check(openStore(t, dir))
+}
+
+// TestMappingGrowsWithinRequest: documents are built before the index is locked, with the
+// mapping of then; those with values at paths a document before them in the request added to
+// the mapping are built again, the others kept.
+func TestMappingGrowsWithinRequest(t *testing.T) {
+	ts := openStore(t, "")
+	for _, lines := range [][]string{
+		{`{"index":{"_id":"1"}}`, `{"a":"x"}`, `{"index":{"_id":"2"}}`, `{"b":"y","a":"z"}`, `{"index":{"_id":"3"}}`, `{"a":"w"}`},
+		{`{"index":{"_id":"4"}}`, `{"a":"q"}`, `{"index":{"_id":"5"}}`, `{"c":7}`, `{"index":{"_id":"6"}}`, `{"a":"r","c":8,"b":"y"}`, `{"index":{"_id":"7"}}`, `{"a":"s"}`},
+	} {
+		r := do(t, ts.c, esapi.BulkRequest{Index: "grow", Body: ndjson(lines...)})
+		wantValue(t, r, "errors", false)
+	}
+	for q, want := range map[string]float64{
+		`{"query":{"term":{"b":"y"}}}`:                                        2,
+		`{"query":{"term":{"a":"w"}}}`:                                        1,
+		`{"query":{"term":{"a":"s"}}}`:                                        1,
+		`{"query":{"range":{"c":{"gte":8}}}}`:                                 1,
+		`{"query":{"exists":{"field":"c"}}}`:                                  2,
+		`{"query":{"exists":{"field":"a"}}}`:                                  6,
+		`{"query":{"bool":{"filter":[{"term":{"a":"r"}},{"term":{"c":8}}]}}}`: 1,
+	} {
+		r := do(t, ts.c, esapi.CountRequest{Index: []string{"grow"}, Body: strings.NewReader(q)})
+		wantValue(t, r, "count", want)
+	}
+}
