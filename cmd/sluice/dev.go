@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,6 +106,12 @@ Flags:
 	}
 	if err := cfg.Store.Validate(); err != nil {
 		return fmt.Errorf("dev settings:\n%w", err)
+	}
+	// The embedded store's indexing is garbage-heavy; on a development
+	// machine memory is the cheaper resource (about 20% faster indexing
+	// at GOGC=400). An explicit GOGC wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
 	}
 	return runDevStack(ctx, cfg, devOptions{demo: !*noDemo, demoRate: *rate, statusEach: 5 * time.Second}, envconfig.OsLookuper(), stdout, stderr)
 }
