@@ -219,6 +219,9 @@ func runDevStack(ctx context.Context, cfg devConfig, opts devOptions, env envcon
 	}
 	defer admin.Close()
 	tenants := &devTenants{adm: kadm.NewClient(admin), topics: topics, log: log, known: map[string]bool{}}
+	if err := router.EnsureConfigTopic(ctx, tenants.adm, topics.Config()); err != nil {
+		return fmt.Errorf("config topic: %w", err)
+	}
 	if opts.demo {
 		if err := tenants.applyDemo(ctx, admin); err != nil {
 			return err
@@ -252,6 +255,9 @@ func runDevStack(ctx context.Context, cfg devConfig, opts devOptions, env envcon
 		return err
 	}
 	goRun("tenants", func(ctx context.Context) error { return tenants.watch(ctx, node) })
+	goRun("routes", func(ctx context.Context) error {
+		return tenants.followRoutes(ctx, append(kopts, kgo.ClientID("sluice-dev-routes")))
+	})
 	goRun("shipper", sh.Run)
 	goRun("router", rt.Run)
 	goRun("indexer", ix.Run)
@@ -354,10 +360,14 @@ type devTenants struct {
 	adm    *kadm.Client
 	topics kafka.Topics
 	log    *slog.Logger
-	known  map[string]bool
+
+	mu    sync.Mutex // ensure runs from the watcher and the route follower
+	known map[string]bool
 }
 
 func (d *devTenants) ensure(ctx context.Context, tenant string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.known[tenant] {
 		return nil
 	}
@@ -372,29 +382,46 @@ func (d *devTenants) ensure(ctx context.Context, tenant string) error {
 	return nil
 }
 
-// applyDemo makes the demo tenants, their route streams and pipelines.
+// applyDemo makes the demo tenants and applies their pipelines (their route
+// streams are made by followRoutes).
 func (d *devTenants) applyDemo(ctx context.Context, cl *kgo.Client) error {
-	if err := router.EnsureConfigTopic(ctx, d.adm, d.topics.Config()); err != nil {
-		return fmt.Errorf("config topic: %w", err)
-	}
 	for tenant, src := range devstack.DemoPipelines {
 		if err := d.ensure(ctx, tenant); err != nil {
 			return err
-		}
-		p, err := router.Load([]byte(src))
-		if err != nil {
-			return fmt.Errorf("demo pipeline %s: %w", tenant, err)
-		}
-		for _, stream := range p.Streams() {
-			if _, err := d.adm.CreateTopic(ctx, 3, -1, nil, d.topics.ParsedStream(tenant, stream)); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-				return fmt.Errorf("demo stream %s of %s: %w", stream, tenant, err)
-			}
 		}
 		if _, err := router.ApplyPipeline(ctx, cl, d.topics.Config(), []byte(src)); err != nil && !errors.Is(err, router.ErrVersionNotIncreasing) {
 			return fmt.Errorf("demo pipeline %s: %w", tenant, err)
 		}
 	}
 	return nil
+}
+
+// followRoutes creates the route stream topics of every pipeline applied
+// (the demo's and the user's), so that routing works in dev without an
+// administrator.
+func (d *devTenants) followRoutes(ctx context.Context, opts []kgo.Opt) error {
+	err := router.FollowConfig(ctx, opts, d.topics.Config(), func(tenant string, src []byte) {
+		p, err := router.Load(src)
+		if err != nil || src == nil {
+			return // the router reports a pipeline that does not load
+		}
+		if err := d.ensure(ctx, tenant); err != nil {
+			d.log.Warn("making a tenant for a pipeline failed", "tenant", tenant, "err", err)
+			return
+		}
+		for _, stream := range p.Streams() {
+			topic := d.topics.ParsedStream(tenant, stream)
+			if _, err := d.adm.CreateTopic(ctx, 3, -1, nil, topic); err == nil {
+				d.log.Info("route stream topic created", "tenant", tenant, "topic", topic)
+			} else if !errors.Is(err, kerr.TopicAlreadyExists) && ctx.Err() == nil {
+				d.log.Warn("creating a route stream topic failed", "topic", topic, "err", err)
+			}
+		}
+	}, func() {})
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // watch looks for new namespaces in the node tree every second.

@@ -64,8 +64,9 @@ func TestDevStackEndToEnd(t *testing.T) {
 	}
 	t.Setenv("SLUICE_KAFKA_BROKERS", strings.Join(ep.Brokers, ","))
 
-	// beta parses its lines with a regex: a line that does not match goes
-	// to its dead-letter topic.
+	// beta parses its lines with a regex (a line that does not match goes
+	// to its dead-letter topic) and routes some to a stream, whose topic
+	// the dev stack creates.
 	cl, err := kgo.NewClient(kgo.SeedBrokers(ep.Brokers...))
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +75,8 @@ func TestDevStackEndToEnd(t *testing.T) {
 	if err := router.EnsureConfigTopic(ctx, kadm.NewClient(cl), "logs.config"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := router.ApplyPipeline(ctx, cl, "logs.config", []byte("tenant: beta\nversion: 1\nsteps:\n  - regex: {pattern: '^beta (?P<n>[0-9]+)'}\n")); err != nil {
+	if _, err := router.ApplyPipeline(ctx, cl, "logs.config", []byte("tenant: beta\nversion: 1\nsteps:\n  - regex: {pattern: '^beta (?P<n>[0-9]+)'}\n"+
+		"  - route: {if: 'int(attributes[\"n\"]) >= 25', stream: late}\n")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -107,6 +109,7 @@ func TestDevStackEndToEnd(t *testing.T) {
 	write("beta", "worker-1", 30, 15, func(i int) string { return fmt.Sprintf("beta %d done", i) })
 
 	index := func(tenant string) string { return indexer.IndexName("sluice", tenant, "", now, time.UTC) }
+	late := indexer.IndexName("sluice", "beta", "late", now, time.UTC)
 	count := func(target, query string) int {
 		res, err := http.Post(ep.ESURL+"/"+target+"/_count", "application/json", strings.NewReader(query))
 		if err != nil {
@@ -123,9 +126,9 @@ func TestDevStackEndToEnd(t *testing.T) {
 		return c.Count
 	}
 	deadline := time.Now().Add(90 * time.Second)
-	for count(index("alpha"), `{}`) != 80 || count(index("beta"), `{}`) != 30 {
+	for count(index("alpha"), `{}`) != 80 || count(index("beta"), `{}`) != 25 || count(late, `{}`) != 5 {
 		if time.Now().After(deadline) {
-			t.Fatalf("documents: alpha %d of 80, beta %d of 30", count(index("alpha"), `{}`), count(index("beta"), `{}`))
+			t.Fatalf("documents: alpha %d of 80, beta %d of 25, beta.late %d of 5", count(index("alpha"), `{}`), count(index("beta"), `{}`), count(late, `{}`))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -137,7 +140,7 @@ func TestDevStackEndToEnd(t *testing.T) {
 		`{"query":{"term":{"kubernetes.pod_name":"api-10"}}}`:      20,
 		`{"query":{"match_phrase":{"log":"alpha line 7"}}}`:        1,
 		`{"query":{"prefix":{"log":"alpha"}}}`:                     80,
-		`{"query":{"query_string":{"query":"n:[0 TO 9999]"}}}`:     30,
+		`{"query":{"query_string":{"query":"n:[0 TO 9999]"}}}`:     25,
 		`{"query":{"bool":{"must":{"match":{"log":"long"}}}}}`:     1,
 		`{"query":{"term":{"kubernetes.namespace_name":"alpha"}}}`: 80,
 	} {
