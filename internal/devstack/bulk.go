@@ -20,10 +20,9 @@ import (
 // op is one write operation (a bulk item, or a single-document request)
 // on its way to an index.
 type op struct {
-	it       escompat.BulkItem
-	rejected bool // by an injected item fault
-	doc      *escompat.Document
-	derr     *escompat.Error
+	*escompat.BulkOp
+	doc  *escompat.Document
+	derr *escompat.Error
 
 	// The bleve document, built before the index is locked with the field
 	// set it was built with; rebuilt under the lock if the mapping gained
@@ -32,30 +31,6 @@ type op struct {
 	berr      error
 	builtWith *fieldSet
 	unmapped  bool // the source has values at paths builtWith does not map
-
-	out outcome
-}
-
-// outcome is the result of one op.
-type outcome struct {
-	err            *escompat.Error
-	version, seqNo int64
-	result         string // created, updated, deleted, not_found
-	status         int
-}
-
-func (o *op) fail(err *escompat.Error) { o.out = outcome{err: err} }
-
-func (o *op) writes() bool {
-	return !o.rejected && (o.it.Action == "create" || o.it.Action == "index")
-}
-
-// item renders the op's entry of a bulk response.
-func (o *op) item() escompat.Ordered {
-	if o.out.err != nil {
-		return escompat.ErrorItem(o.it, o.out.err)
-	}
-	return escompat.OKItem(o.it, o.out.version, o.out.seqNo, o.out.result, o.out.status)
 }
 
 // bulk answers POST|PUT /_bulk and /{index}/_bulk. Each index's operations
@@ -63,47 +38,27 @@ func (o *op) item() escompat.Ordered {
 // the response is sent, whatever refresh says.
 func (s *Store) bulk(rs *escompat.Responder, r *http.Request, defaultIndex string) {
 	start := time.Now()
-	if _, err := escompat.ParseRefresh(r.URL.Query()); err != nil {
-		rs.Error(err)
-		return
-	}
-	body, err := escompat.ReadBody(r)
+	items, err := escompat.ReadBulk(r, defaultIndex)
 	if err != nil {
 		rs.Error(err)
 		return
 	}
-	items, err := escompat.ParseBulk(body, defaultIndex)
-	if err != nil {
-		rs.Error(err)
-		return
-	}
-	itemFraction := s.faults.Load().ItemFraction
-	ops := make([]op, len(items))
-	for i, it := range items {
-		if it.ID == "" && (it.Action == "create" || it.Action == "index") {
-			it.ID = s.generateID()
-		}
-		ops[i] = op{it: it, rejected: s.chance(itemFraction)}
-	}
+	bops := escompat.NewBulkOps(items, s.gate.Faults().ItemFraction, s.rng, s.generateID)
+	ops := make([]op, len(bops))
 	var order []string
 	groups := make(map[string][]*op)
 	for i := range ops {
 		o := &ops[i]
-		if groups[o.it.Index] == nil {
-			order = append(order, o.it.Index)
+		o.BulkOp = &bops[i]
+		if groups[o.Item.Index] == nil {
+			order = append(order, o.Item.Index)
 		}
-		groups[o.it.Index] = append(groups[o.it.Index], o)
+		groups[o.Item.Index] = append(groups[o.Item.Index], o)
 	}
 	for _, name := range order {
 		s.write(name, groups[name])
 	}
-	out := make([]any, len(ops))
-	hasErrors := false
-	for i := range ops {
-		out[i] = ops[i].item()
-		hasErrors = hasErrors || ops[i].out.err != nil
-	}
-	rs.JSON(http.StatusOK, escompat.BulkResponse(time.Since(start).Milliseconds(), hasErrors, out))
+	rs.JSON(http.StatusOK, escompat.BulkResponse(time.Since(start), bops))
 }
 
 // indexDoc answers the single-document APIs: PUT|POST /{index}/_doc[/{id}]
@@ -134,38 +89,34 @@ func (s *Store) indexDoc(rs *escompat.Responder, r *http.Request, name, id, acti
 			it.ID = s.generateID()
 		}
 	}
-	o := &op{it: it}
+	o := &op{BulkOp: &escompat.BulkOp{Item: it}}
 	s.write(name, []*op{o})
-	if o.out.err != nil {
-		rs.Error(o.out.err)
+	res := o.Result
+	if res.Err != nil {
+		rs.Error(res.Err)
 		return
 	}
-	rs.JSON(o.out.status, obj{
-		{"_index", name}, {"_id", it.ID}, {"_version", o.out.version}, {"result", o.out.result},
+	rs.JSON(res.Status, obj{
+		{"_index", name}, {"_id", it.ID}, {"_version", res.Version}, {"result", res.Result},
 		{"_shards", obj{{"total", 2}, {"successful", 1}, {"failed", 0}}},
-		{"_seq_no", o.out.seqNo}, {"_primary_term", 1},
+		{"_seq_no", res.SeqNo}, {"_primary_term", 1},
 	})
 }
 
 // write applies the ops of one index, creating the index (from its
 // template) when an op writes a document to an index that does not exist.
 func (s *Store) write(name string, ops []*op) {
-	for _, o := range ops {
-		if o.rejected {
-			o.fail(escompat.ItemRejected(o.it))
-		}
-	}
 	if err := escompat.ValidateIndexName(name); err != nil {
 		for _, o := range ops {
-			if !o.rejected {
-				o.fail(err)
+			if !o.Rejected {
+				o.Fail(err)
 			}
 		}
 		return
 	}
 	creates := false
 	for _, o := range ops {
-		creates = creates || o.writes()
+		creates = creates || o.Writes()
 	}
 	var idx *esIndex
 	for {
@@ -174,8 +125,8 @@ func (s *Store) write(name string, ops []*op) {
 			var err *escompat.Error
 			if idx, err = s.createIndex(name, nil, nil, true); err != nil {
 				for _, o := range ops {
-					if !o.rejected {
-						o.fail(err)
+					if !o.Rejected {
+						o.Fail(err)
 					}
 				}
 				return
@@ -183,8 +134,8 @@ func (s *Store) write(name string, ops []*op) {
 		}
 		if idx == nil {
 			for _, o := range ops {
-				if !o.rejected {
-					o.fail(escompat.IndexNotFound(name))
+				if !o.Rejected {
+					o.Fail(escompat.IndexNotFound(name))
 				}
 			}
 			return
@@ -211,7 +162,7 @@ func (s *Store) write(name string, ops []*op) {
 func (idx *esIndex) write(ops []*op) {
 	build := make([]*op, 0, len(ops))
 	for _, o := range ops {
-		if o.writes() {
+		if o.Writes() {
 			build = append(build, o)
 		}
 	}
@@ -259,19 +210,19 @@ func (idx *esIndex) write(ops []*op) {
 	var applied []*op
 	mappingChanged := false
 	for _, o := range ops {
-		if o.rejected {
+		if o.Rejected {
 			continue
 		}
-		id := o.it.ID
-		switch o.it.Action {
+		id := o.Item.ID
+		switch o.Item.Action {
 		case "update":
-			o.fail(escompat.IllegalArgument("devstack does not support the bulk action [update]"))
+			o.Fail(escompat.IllegalArgument("devstack does not support the bulk action [update]"))
 		case "delete":
 			v, ok := idx.ids[id]
 			seq := idx.seqNo
 			idx.seqNo++
 			if !ok {
-				o.out = outcome{version: 1, seqNo: seq, result: "not_found", status: http.StatusNotFound}
+				o.Result = escompat.ItemResult{Version: 1, SeqNo: seq, Result: "not_found", Status: http.StatusNotFound}
 				continue
 			}
 			if v == 0 {
@@ -280,16 +231,16 @@ func (idx *esIndex) write(ops []*op) {
 			touch(id).set = 0
 			delete(idx.ids, id)
 			parts[partOf(id)].Delete(id)
-			o.out = outcome{version: v + 1, seqNo: seq, result: "deleted", status: http.StatusOK}
+			o.Result = escompat.ItemResult{Version: v + 1, SeqNo: seq, Result: "deleted", Status: http.StatusOK}
 			applied = append(applied, o)
 		default:
 			if o.derr != nil {
-				o.fail(o.derr)
+				o.Fail(o.derr)
 				continue
 			}
 			upd, err := idx.mapping.Check(id, o.doc)
 			if err != nil {
-				o.fail(err)
+				o.Fail(err)
 				continue
 			}
 			v, exists := idx.ids[id]
@@ -303,33 +254,33 @@ func (idx *esIndex) write(ops []*op) {
 				fs = newFieldSet(idx.mapping)
 				idx.fields.Store(fs)
 			}
-			if exists && o.it.Action == "create" {
-				o.fail(escompat.VersionConflict(idx.name, idx.uuid, id, v))
+			if exists && o.Item.Action == "create" {
+				o.Fail(escompat.VersionConflict(idx.name, idx.uuid, id, v))
 				continue
 			}
 			if o.builtWith != fs && o.unmapped {
 				a := &docArena{}
-				o.bdoc, o.berr = buildValidDocument(id, o.it.Source, fs, a)
+				o.bdoc, o.berr = buildValidDocument(id, o.Item.Source, fs, a)
 				o.builtWith, o.unmapped = fs, a.unmapped
 			}
 			if o.berr != nil {
-				o.fail(buildError(o.berr))
+				o.Fail(buildError(o.berr))
 				continue
 			}
-			out := outcome{version: 1, seqNo: idx.seqNo, result: "created", status: http.StatusCreated}
+			out := escompat.ItemResult{Version: 1, SeqNo: idx.seqNo, Result: "created", Status: http.StatusCreated}
 			if exists {
-				out.version, out.result, out.status = v+1, "updated", http.StatusOK
+				out.Version, out.Result, out.Status = v+1, "updated", http.StatusOK
 			}
 			idx.seqNo++
-			o.bdoc.AddField(document.NewNumericFieldWithIndexingOptions(versionField, nil, float64(out.version), index_api.StoreField))
-			o.bdoc.AddField(document.NewNumericFieldWithIndexingOptions(seqNoField, nil, float64(out.seqNo), index_api.StoreField))
+			o.bdoc.AddField(document.NewNumericFieldWithIndexingOptions(versionField, nil, float64(out.Version), index_api.StoreField))
+			o.bdoc.AddField(document.NewNumericFieldWithIndexingOptions(seqNoField, nil, float64(out.SeqNo), index_api.StoreField))
 			if err := parts[partOf(id)].IndexAdvanced(o.bdoc); err != nil {
-				o.fail(internalError(err))
+				o.Fail(escompat.InternalError(err))
 				continue
 			}
-			touch(id).set = out.version
-			idx.ids[id] = out.version
-			o.out = out
+			touch(id).set = out.Version
+			idx.ids[id] = out.Version
+			o.Result = out
 			applied = append(applied, o)
 		}
 	}
@@ -408,8 +359,8 @@ func (idx *esIndex) write(ops []*op) {
 			}
 		}
 		for _, o := range applied {
-			if err := errs[partOf(o.it.ID)]; err != nil {
-				o.fail(internalError(err))
+			if err := errs[partOf(o.Item.ID)]; err != nil {
+				o.Fail(escompat.InternalError(err))
 			}
 		}
 	}
@@ -433,10 +384,10 @@ func buildAll(ops []*op, fs *fieldSet) {
 	const perWorker = 64
 	workers := min(runtime.GOMAXPROCS(0), (len(ops)+perWorker-1)/perWorker)
 	buildOne := func(o *op, a *docArena) {
-		if o.doc, o.derr = escompat.ParseDocument(o.it.Source); o.derr != nil {
+		if o.doc, o.derr = escompat.ParseDocument(o.Item.Source); o.derr != nil {
 			return
 		}
-		o.bdoc, o.berr = buildValidDocument(o.it.ID, o.it.Source, fs, a)
+		o.bdoc, o.berr = buildValidDocument(o.Item.ID, o.Item.Source, fs, a)
 		o.builtWith, o.unmapped = fs, a.unmapped
 	}
 	if workers <= 1 {

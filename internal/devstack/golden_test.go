@@ -114,22 +114,22 @@ func TestGolden(t *testing.T) {
 				}
 				r := ts.raw(t, ex.method, ex.path, ctype, ex.body)
 				where := fmt.Sprintf("%s:%d %s %s", file, ex.line, ex.method, ex.path)
-				if r.header.Get("X-Elastic-Product") != "Elasticsearch" {
+				if r.Header.Get("X-Elastic-Product") != "Elasticsearch" {
 					t.Errorf("%s: no X-Elastic-Product header", where)
 				}
-				if r.status != ex.status {
-					t.Errorf("%s: status %d, want %d: %s", where, r.status, ex.status, r.raw)
+				if r.Status != ex.status {
+					t.Errorf("%s: status %d, want %d: %s", where, r.Status, ex.status, r.Raw)
 					continue
 				}
 				if strings.TrimSpace(ex.want) == "" {
-					if ex.method != "HEAD" && r.raw != "" && !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
-						t.Errorf("%s: unexpected body %s", where, r.raw)
+					if ex.method != "HEAD" && r.Raw != "" && !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+						t.Errorf("%s: unexpected body %s", where, r.Raw)
 					}
 					continue
 				}
-				if strings.HasPrefix(r.header.Get("Content-Type"), "text/plain") {
-					if r.raw != ex.want {
-						t.Errorf("%s: body\n%s\nwant\n%s", where, r.raw, ex.want)
+				if strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain") {
+					if r.Raw != ex.want {
+						t.Errorf("%s: body\n%s\nwant\n%s", where, r.Raw, ex.want)
 					}
 					continue
 				}
@@ -140,13 +140,13 @@ func TestGolden(t *testing.T) {
 					t.Fatalf("%s: expected body is not JSON: %v", where, err)
 				}
 				var got any
-				dec = json.NewDecoder(bytes.NewReader([]byte(r.raw)))
+				dec = json.NewDecoder(bytes.NewReader([]byte(r.Raw)))
 				dec.UseNumber()
 				if err := dec.Decode(&got); err != nil {
-					t.Fatalf("%s: response is not JSON: %v: %s", where, err, r.raw)
+					t.Fatalf("%s: response is not JSON: %v: %s", where, err, r.Raw)
 				}
 				if diff := matchJSON("", want, got); diff != "" {
-					t.Errorf("%s: %s\nbody: %s", where, diff, r.raw)
+					t.Errorf("%s: %s\nbody: %s", where, diff, r.Raw)
 				}
 			}
 		})

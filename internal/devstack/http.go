@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/sluicelogs/sluice/internal/escompat"
 )
@@ -30,30 +29,8 @@ const (
 func (s *Store) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 func (s *Store) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	f := *s.faults.Load()
-	if f.Latency > 0 {
-		t := time.NewTimer(f.Latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-s.closing:
-			t.Stop()
-		}
-	}
-	rs := escompat.NewResponder(w, r)
-	if f.Down {
-		rs.Error(escompat.ClusterDown())
-		return
-	}
-	segs, ok := escompat.SplitPath(r.URL)
+	rs, path, ok := s.gate.Admit(w, r)
 	if !ok {
-		rs.Error(escompat.InvalidEscape(r))
-		return
-	}
-	if len(segs) > 0 && s.chance(f.RequestFraction) {
-		rs.Error(escompat.RequestFault(f.RequestStatus, r))
 		return
 	}
 	s.mu.RLock()
@@ -63,33 +40,22 @@ func (s *Store) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		rs.Error(storeClosed())
 		return
 	}
-	s.route(rs, r, segs)
+	s.route(rs, r, path)
 }
 
 // route dispatches a request to its endpoint; requests no endpoint serves
 // are answered with unsupported.
-func (s *Store) route(rs *escompat.Responder, r *http.Request, segs []string) {
+func (s *Store) route(rs *escompat.Responder, r *http.Request, path escompat.Path) {
 	var rt escompat.Router
-	n := len(segs)
-	seg := func(i int) string {
-		if i < n {
-			return segs[i]
-		}
-		return ""
-	}
+	n, seg := len(path), path.At
 	get, head, put, post, del := http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete
 	switch {
 	case n == 0:
 		rt.Handle(func() { s.info(rs) }, get, head)
 	case n == 1 && seg(0) == "_bulk":
 		rt.Handle(func() { s.bulk(rs, r, "") }, post, put)
-	case n == 1 && seg(0) == "_index_template":
-		rt.Handle(func() { s.getTemplates(rs, "*", false) }, get)
-	case n == 2 && seg(0) == "_index_template":
-		rt.Handle(func() { s.getTemplates(rs, seg(1), true) }, get)
-		rt.Handle(func() { s.headTemplate(rs, seg(1)) }, head)
-		rt.Handle(func() { s.putTemplate(rs, r, seg(1)) }, put, post)
-		rt.Handle(func() { s.deleteTemplate(rs, seg(1)) }, del)
+	case seg(0) == "_index_template" && n <= 2:
+		s.templates.Register(&rt, rs, r, seg(1))
 	case seg(0) == "_cluster" && seg(1) == "health" && n <= 3:
 		rt.Handle(func() { s.health(rs, seg(2)) }, get)
 	case seg(0) == "_cat" && seg(1) == "indices" && n <= 3:
@@ -125,7 +91,7 @@ func (s *Store) route(rs *escompat.Responder, r *http.Request, segs []string) {
 		rt.Handle(func() { s.indexDoc(rs, r, seg(0), seg(2), "create") }, put, post)
 	}
 	if rt.Empty() {
-		rs.Error(unsupported(r, segs))
+		rs.Error(unsupported(r, path))
 		return
 	}
 	rt.Serve(rs, r)
@@ -157,15 +123,6 @@ func storeClosed() *escompat.Error {
 	return escompat.NewError(http.StatusServiceUnavailable, "node_closed_exception", "devstack store is closed")
 }
 
-// internalError answers a failure of the store itself, e.g. of the disk.
-func internalError(err error) *escompat.Error {
-	return escompat.NewError(http.StatusInternalServerError, "exception", "%v", err)
-}
-
-// defaultIndices resolves an expression as most APIs do by default: a
-// missing concrete name fails, wildcards may match nothing.
-var defaultIndices = escompat.IndicesOptions{AllowNoIndices: true}
-
 // indicesOptions reads ignore_unavailable and allow_no_indices over the
 // defaults.
 func indicesOptions(r *http.Request, dflt escompat.IndicesOptions) (escompat.IndicesOptions, *escompat.Error) {
@@ -178,6 +135,16 @@ func indicesOptions(r *http.Request, dflt escompat.IndicesOptions) (escompat.Ind
 		return dflt, err
 	}
 	return dflt, nil
+}
+
+// resolveRequest resolves expr as resolve does, with the indices options
+// of r over escompat.DefaultIndices.
+func (s *Store) resolveRequest(r *http.Request, expr string) ([]*esIndex, *escompat.Error) {
+	opts, err := indicesOptions(r, escompat.DefaultIndices)
+	if err != nil {
+		return nil, err
+	}
+	return s.resolve(expr, opts)
 }
 
 // resolve expands an index expression into the open indices it names,
@@ -201,10 +168,7 @@ func (s *Store) info(rs *escompat.Responder) {
 }
 
 func (s *Store) health(rs *escompat.Responder, expr string) {
-	if expr == "" {
-		expr = "_all"
-	}
-	idxs, err := s.resolve(expr, defaultIndices)
+	idxs, err := s.resolve(expr, escompat.DefaultIndices)
 	if err != nil {
 		rs.Error(err)
 		return
@@ -213,10 +177,7 @@ func (s *Store) health(rs *escompat.Responder, expr string) {
 }
 
 func (s *Store) catIndices(rs *escompat.Responder, r *http.Request, pattern string) {
-	if pattern == "" {
-		pattern = "_all"
-	}
-	idxs, err := s.resolve(pattern, defaultIndices)
+	idxs, err := s.resolve(pattern, escompat.DefaultIndices)
 	if err != nil {
 		rs.Error(err)
 		return
@@ -234,16 +195,7 @@ func (s *Store) catIndices(rs *escompat.Responder, r *http.Request, pattern stri
 }
 
 func (s *Store) putIndex(rs *escompat.Responder, r *http.Request, name string) {
-	if err := escompat.ValidateIndexName(name); err != nil {
-		rs.Error(err)
-		return
-	}
-	body, err := escompat.ReadBody(r)
-	if err != nil {
-		rs.Error(err)
-		return
-	}
-	settings, mappings, err := escompat.ParseCreateIndex(body)
+	settings, mappings, err := escompat.ReadCreateIndex(r, name)
 	if err != nil {
 		rs.Error(err)
 		return
@@ -256,7 +208,7 @@ func (s *Store) putIndex(rs *escompat.Responder, r *http.Request, name string) {
 }
 
 func (s *Store) headIndex(rs *escompat.Responder, r *http.Request, expr string) {
-	opts, err := indicesOptions(r, defaultIndices)
+	opts, err := indicesOptions(r, escompat.DefaultIndices)
 	if err != nil {
 		rs.Status(http.StatusBadRequest)
 		return
@@ -270,12 +222,7 @@ func (s *Store) headIndex(rs *escompat.Responder, r *http.Request, expr string) 
 }
 
 func (s *Store) deleteIndex(rs *escompat.Responder, r *http.Request, expr string) {
-	opts, err := indicesOptions(r, defaultIndices)
-	if err != nil {
-		rs.Error(err)
-		return
-	}
-	idxs, err := s.resolve(expr, opts)
+	idxs, err := s.resolveRequest(r, expr)
 	if err != nil {
 		rs.Error(err)
 		return
@@ -285,51 +232,40 @@ func (s *Store) deleteIndex(rs *escompat.Responder, r *http.Request, expr string
 		names[i] = idx.name
 	}
 	if derr := s.deleteIndices(names); derr != nil {
-		rs.Error(internalError(derr))
+		rs.Error(escompat.InternalError(derr))
 		return
 	}
 	rs.JSON(http.StatusOK, escompat.Acknowledged())
 }
 
 func (s *Store) getIndex(rs *escompat.Responder, r *http.Request, expr string) {
-	opts, err := indicesOptions(r, defaultIndices)
-	if err != nil {
-		rs.Error(err)
-		return
-	}
-	idxs, err := s.resolve(expr, opts)
-	if err != nil {
-		rs.Error(err)
-		return
-	}
-	out := obj{}
-	for _, idx := range idxs {
-		idx.mu.Lock()
-		d := escompat.IndexDescription(idx.name, idx.uuid, idx.created, idx.settings, idx.mapping)
-		idx.mu.Unlock()
-		out = append(out, kv{idx.name, d})
-	}
-	rs.JSON(http.StatusOK, out)
+	s.perIndex(rs, r, expr, func(idx *esIndex) any {
+		return escompat.IndexDescription(idx.name, idx.uuid, idx.created, idx.settings, idx.mapping)
+	})
 }
 
 func (s *Store) getMapping(rs *escompat.Responder, r *http.Request, expr string) {
-	opts, err := indicesOptions(r, defaultIndices)
+	s.perIndex(rs, r, expr, func(idx *esIndex) any {
+		// Render now: the mapping may change once the lock is released.
+		return obj{{"mappings", json.RawMessage(escompat.Encode(idx.mapping.Describe(), nil))}}
+	})
+}
+
+// perIndex answers a GET over an index expression with an object of one
+// member per index, by name: what describe says of it, with the index's
+// lock held.
+func (s *Store) perIndex(rs *escompat.Responder, r *http.Request, expr string, describe func(*esIndex) any) {
+	idxs, err := s.resolveRequest(r, expr)
 	if err != nil {
 		rs.Error(err)
 		return
 	}
-	idxs, err := s.resolve(expr, opts)
-	if err != nil {
-		rs.Error(err)
-		return
-	}
-	out := obj{}
+	out := make(obj, 0, len(idxs))
 	for _, idx := range idxs {
 		idx.mu.Lock()
-		// Render now: the mapping may change once the lock is released.
-		m := escompat.Encode(idx.mapping.Describe(), nil)
+		d := describe(idx)
 		idx.mu.Unlock()
-		out = append(out, kv{idx.name, obj{{"mappings", json.RawMessage(m)}}})
+		out = append(out, kv{idx.name, d})
 	}
 	rs.JSON(http.StatusOK, out)
 }
@@ -338,12 +274,7 @@ func (s *Store) getMapping(rs *escompat.Responder, r *http.Request, expr string)
 // its response is sent (see the package documentation), so there is
 // nothing to do but check the expression.
 func (s *Store) refresh(rs *escompat.Responder, r *http.Request, expr string) {
-	opts, err := indicesOptions(r, defaultIndices)
-	if err != nil {
-		rs.Error(err)
-		return
-	}
-	idxs, err := s.resolve(expr, opts)
+	idxs, err := s.resolveRequest(r, expr)
 	if err != nil {
 		rs.Error(err)
 		return
@@ -361,96 +292,10 @@ func (s *Store) getDoc(rs *escompat.Responder, name, id string) {
 	idx.release()
 	switch {
 	case err != nil:
-		rs.Error(internalError(err))
+		rs.Error(escompat.InternalError(err))
 	case !found:
-		rs.JSON(http.StatusNotFound, obj{{"_index", name}, {"_id", id}, {"found", false}})
+		rs.JSON(http.StatusNotFound, escompat.DocNotFound(name, id))
 	default:
-		rs.JSON(http.StatusOK, obj{
-			{"_index", name}, {"_id", id}, {"_version", version}, {"_seq_no", seqNo},
-			{"_primary_term", 1}, {"found", true}, {"_source", json.RawMessage(source)},
-		})
+		rs.JSON(http.StatusOK, escompat.DocFound(name, id, version, seqNo, source))
 	}
-}
-
-func (s *Store) putTemplate(rs *escompat.Responder, r *http.Request, name string) {
-	body, err := escompat.ReadBody(r)
-	if err != nil {
-		rs.Error(err)
-		return
-	}
-	t, err := escompat.ParseIndexTemplate(name, body)
-	if err != nil {
-		rs.Error(err)
-		return
-	}
-	create, err := escompat.ParseBool(r.URL.Query(), "create", false)
-	if err != nil {
-		rs.Error(err)
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	prev := s.templates[name]
-	if create && prev != nil {
-		rs.Error(escompat.IllegalArgument("index template [%s] already exists", name))
-		return
-	}
-	if err := t.CheckOverlap(s.templateListLocked()); err != nil {
-		rs.Error(err)
-		return
-	}
-	s.templates[name] = t
-	if serr := s.saveTemplatesLocked(); serr != nil {
-		if prev != nil {
-			s.templates[name] = prev
-		} else {
-			delete(s.templates, name)
-		}
-		rs.Error(internalError(serr))
-		return
-	}
-	rs.JSON(http.StatusOK, escompat.Acknowledged())
-}
-
-func (s *Store) getTemplates(rs *escompat.Responder, expr string, named bool) {
-	s.mu.RLock()
-	ts := escompat.MatchTemplates(s.templateListLocked(), expr)
-	s.mu.RUnlock()
-	if named && len(ts) == 0 {
-		rs.Error(escompat.TemplateNotFound(expr))
-		return
-	}
-	rs.JSON(http.StatusOK, escompat.TemplatesResponse(ts))
-}
-
-func (s *Store) headTemplate(rs *escompat.Responder, expr string) {
-	s.mu.RLock()
-	n := len(escompat.MatchTemplates(s.templateListLocked(), expr))
-	s.mu.RUnlock()
-	if n == 0 {
-		rs.Status(http.StatusNotFound)
-		return
-	}
-	rs.Status(http.StatusOK)
-}
-
-func (s *Store) deleteTemplate(rs *escompat.Responder, expr string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ts := escompat.MatchTemplates(s.templateListLocked(), expr)
-	if len(ts) == 0 {
-		rs.Error(escompat.TemplateMissing(expr))
-		return
-	}
-	for _, t := range ts {
-		delete(s.templates, t.Name)
-	}
-	if err := s.saveTemplatesLocked(); err != nil {
-		for _, t := range ts {
-			s.templates[t.Name] = t
-		}
-		rs.Error(internalError(err))
-		return
-	}
-	rs.JSON(http.StatusOK, escompat.Acknowledged())
 }

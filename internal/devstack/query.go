@@ -125,11 +125,20 @@ func (c *queryCompiler) compileType(typ string, body any) (query.Query, *searchE
 	return nil, newParsingError("unknown query [%s]", typ)
 }
 
-// fieldBody splits the {"<field>": <value or options>} shape of term, match, range, prefix...
-func fieldBody(typ string, body any) (string, any, *searchError) {
+// queryObject is the body of a query of type typ, which must be an object.
+func queryObject(typ string, body any) (map[string]any, *searchError) {
 	obj, ok := body.(map[string]any)
 	if !ok {
-		return "", nil, newParsingError("[%s] query malformed, no start_object after query name", typ)
+		return nil, newParsingError("[%s] query malformed, no start_object after query name", typ)
+	}
+	return obj, nil
+}
+
+// fieldBody splits the {"<field>": <value or options>} shape of term, match, range, prefix...
+func fieldBody(typ string, body any) (string, any, *searchError) {
+	obj, err := queryObject(typ, body)
+	if err != nil {
+		return "", nil, err
 	}
 	var field string
 	var value any
@@ -172,9 +181,9 @@ func setBoost(q query.Query, b float64) {
 }
 
 func setBoostFrom(q query.Query, body any, typ string) *searchError {
-	obj, ok := body.(map[string]any)
-	if !ok {
-		return newParsingError("[%s] query malformed, no start_object after query name", typ)
+	obj, err := queryObject(typ, body)
+	if err != nil {
+		return err
 	}
 	if b, ok := obj["boost"]; ok {
 		f, err := numberValue(b)
@@ -211,9 +220,9 @@ func (c *queryCompiler) clauses(v any) ([]query.Query, *searchError) {
 }
 
 func (c *queryCompiler) compileBool(body any) (query.Query, *searchError) {
-	obj, ok := body.(map[string]any)
-	if !ok {
-		return nil, newParsingError("[bool] query malformed, no start_object after query name")
+	obj, err := queryObject("bool", body)
+	if err != nil {
+		return nil, err
 	}
 	var must, filter, should, mustNot []query.Query
 	msm := ""
@@ -436,9 +445,9 @@ func floatOption(typ, key string, v any) (float64, *searchError) {
 }
 
 func (c *queryCompiler) compileTerms(body any) (query.Query, *searchError) {
-	obj, ok := body.(map[string]any)
-	if !ok {
-		return nil, newParsingError("[terms] query malformed, no start_object after query name")
+	obj, err := queryObject("terms", body)
+	if err != nil {
+		return nil, err
 	}
 	boost := 1.0
 	var field string
@@ -605,11 +614,19 @@ func (c *queryCompiler) compileMatch(body any, phrase bool) (query.Query, *searc
 	if _, isArr := value.([]any); isArr {
 		return nil, newParsingError("[%s] unknown token [START_ARRAY] after [query]", typ)
 	}
+	return c.onField(field, boost, func(fi fieldInfo) (query.Query, *searchError) {
+		return c.fieldTextQuery(field, fi, scalarText(value), o)
+	})
+}
+
+// onField builds with build the query of one field, boosted; none when the
+// field is not mapped or build made no query.
+func (c *queryCompiler) onField(field string, boost float64, build func(fieldInfo) (query.Query, *searchError)) (query.Query, *searchError) {
 	fi, ok := c.mapped(field)
 	if !ok {
 		return query.NewMatchNoneQuery(), nil
 	}
-	q, err := c.fieldTextQuery(field, fi, scalarText(value), o)
+	q, err := build(fi)
 	if err != nil {
 		return nil, err
 	}
@@ -621,9 +638,9 @@ func (c *queryCompiler) compileMatch(body any, phrase bool) (query.Query, *searc
 }
 
 func (c *queryCompiler) compileMultiMatch(body any) (query.Query, *searchError) {
-	opts, ok := body.(map[string]any)
-	if !ok {
-		return nil, newParsingError("[multi_match] query malformed, no start_object after query name")
+	opts, err := queryObject("multi_match", body)
+	if err != nil {
+		return nil, err
 	}
 	value, ok := opts["query"]
 	if !ok || value == nil {
@@ -743,9 +760,9 @@ func searchableKind(typ string) bool {
 }
 
 func (c *queryCompiler) compileExists(body any) (query.Query, *searchError) {
-	obj, ok := body.(map[string]any)
-	if !ok {
-		return nil, newParsingError("[exists] query malformed, no start_object after query name")
+	obj, err := queryObject("exists", body)
+	if err != nil {
+		return nil, err
 	}
 	fv, ok := obj["field"]
 	if !ok {
@@ -809,9 +826,9 @@ func (c *queryCompiler) leafExists(qs []query.Query, path string, fi fieldInfo) 
 }
 
 func (c *queryCompiler) compileIDs(body any) (query.Query, *searchError) {
-	obj, ok := body.(map[string]any)
-	if !ok {
-		return nil, newParsingError("[ids] query malformed, no start_object after query name")
+	obj, err := queryObject("ids", body)
+	if err != nil {
+		return nil, err
 	}
 	var ids []string
 	for k, v := range obj {
@@ -930,9 +947,9 @@ func wildcardRegexp(pattern string, escapes bool) string {
 }
 
 func (c *queryCompiler) compileConstantScore(body any) (query.Query, *searchError) {
-	obj, ok := body.(map[string]any)
-	if !ok {
-		return nil, newParsingError("[constant_score] query malformed, no start_object after query name")
+	obj, err := queryObject("constant_score", body)
+	if err != nil {
+		return nil, err
 	}
 	f, ok := obj["filter"]
 	if !ok {
@@ -1000,19 +1017,9 @@ func (c *queryCompiler) compileRange(body any) (query.Query, *searchError) {
 	if to != nil && r.upper == nil {
 		r.upper, r.upperInclusive = to, includeUpper
 	}
-	fi, ok := c.mapped(field)
-	if !ok {
-		return query.NewMatchNoneQuery(), nil
-	}
-	q, err := c.rangeQuery(field, fi, r, false)
-	if err != nil {
-		return nil, err
-	}
-	if q == nil {
-		return query.NewMatchNoneQuery(), nil
-	}
-	setBoost(q, boost)
-	return q, nil
+	return c.onField(field, boost, func(fi fieldInfo) (query.Query, *searchError) {
+		return c.rangeQuery(field, fi, r, false)
+	})
 }
 
 // rangeSpec is a range over one field; nil bounds are open.

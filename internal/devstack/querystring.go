@@ -392,9 +392,9 @@ type qsOptions struct {
 }
 
 func (c *queryCompiler) compileQueryString(body any) (query.Query, *searchError) {
-	opts, ok := body.(map[string]any)
-	if !ok {
-		return nil, newParsingError("[query_string] query malformed, no start_object after query name")
+	opts, err := queryObject("query_string", body)
+	if err != nil {
+		return nil, err
 	}
 	qv, ok := opts["query"]
 	if !ok {
@@ -764,30 +764,13 @@ func (t *qsTranslator) leaf(field string, tok qsToken, boost float64, fuzzy int)
 		setBoost(q, boost)
 		return q, nil
 	}
-	fields, explicit := t.targets(field)
-	lenient := t.lenient(explicit, fields)
-	var qs []query.Query
-	for _, f := range fields {
+	return t.onTargets(field, boost, func(f mappedField, lenient bool) (query.Query, *searchError) {
 		q, err := t.fieldLeaf(f, tok, fuzzy, lenient)
-		if err != nil {
-			return nil, err
-		}
 		if q != nil {
 			setBoost(q, f.boost)
-			qs = append(qs, q)
 		}
-	}
-	var q query.Query
-	switch len(qs) {
-	case 0:
-		q = query.NewMatchNoneQuery()
-	case 1:
-		q = qs[0]
-	default:
-		q = query.NewDisjunctionQuery(qs)
-	}
-	setBoost(q, boost)
-	return q, nil
+		return q, err
+	})
 }
 
 func (t *qsTranslator) fieldLeaf(f mappedField, tok qsToken, fuzzy int, lenient bool) (query.Query, *searchError) {
@@ -836,11 +819,22 @@ func (t *qsTranslator) fieldLeaf(f mappedField, tok qsToken, fuzzy int, lenient 
 
 // rangeOn builds a range from query string syntax on one field (or a pattern).
 func (t *qsTranslator) rangeOn(field string, r rangeSpec, boost float64) (query.Query, *searchError) {
+	return t.onTargets(field, boost, func(f mappedField, lenient bool) (query.Query, *searchError) {
+		return t.c.rangeQuery(f.path, f.info, r, lenient)
+	})
+}
+
+// onTargets builds with build the query of each field that field (a name,
+// a pattern, or "" for the default fields) targets, and returns the query
+// matching what any of them matches, boosted; none when build made no
+// query. build's lenient says whether a field refusing the query is
+// skipped rather than an error.
+func (t *qsTranslator) onTargets(field string, boost float64, build func(f mappedField, lenient bool) (query.Query, *searchError)) (query.Query, *searchError) {
 	fields, explicit := t.targets(field)
 	lenient := t.lenient(explicit, fields)
 	var qs []query.Query
 	for _, f := range fields {
-		q, err := t.c.rangeQuery(f.path, f.info, r, lenient)
+		q, err := build(f, lenient)
 		if err != nil {
 			return nil, err
 		}

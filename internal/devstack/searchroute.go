@@ -11,15 +11,11 @@ import (
 	"github.com/sluicelogs/sluice/internal/escompat"
 )
 
-// searchIndices resolves the index expression of a search as Elasticsearch
-// defaults it: a missing concrete name fails, wildcards may match nothing.
-var searchIndices = escompat.IndicesOptions{AllowNoIndices: true}
-
 // search answers GET|POST /{index}/_search and /{index}/_count over an
 // index expression (comma-separated names, wildcards, _all). The indices
 // are held open for the duration: a concurrent delete waits for it.
 func (s *Store) search(rs *escompat.Responder, r *http.Request, expr string, count bool) {
-	opts, err := indicesOptions(r, searchIndices)
+	opts, err := indicesOptions(r, escompat.DefaultIndices)
 	if err != nil {
 		rs.Error(err)
 		return
@@ -47,7 +43,7 @@ func (s *Store) search(rs *escompat.Responder, r *http.Request, expr string, cou
 	}
 	t, terr := s.searchTarget(held)
 	if terr != nil {
-		rs.Error(internalError(terr))
+		rs.Error(escompat.InternalError(terr))
 		return
 	}
 	run := executeSearch

@@ -41,17 +41,17 @@ type Store struct {
 	clusterUUID string
 	unlock      func() error
 
-	faults atomic.Pointer[escompat.Faults]
-	rngMu  sync.Mutex
-	rng    *rand.Rand // fault decisions
-	idSeq  atomic.Uint64
+	gate  escompat.Gate  // injects the faults
+	rng   *escompat.Rand // fault decisions
+	idSeq atomic.Uint64
 
 	closing chan struct{} // closed by Close: cuts injected latency short
 
-	mu        sync.RWMutex // guards indices, templates and closed
-	indices   map[string]*esIndex
-	templates map[string]*escompat.IndexTemplate
-	closed    bool
+	templates *escompat.Templates // kept in templates.json
+
+	mu      sync.RWMutex // guards indices and closed
+	indices map[string]*esIndex
+	closed  bool
 
 	emptyOnce sync.Once
 	empty     bleve.Index // searched when an expression resolves to no index
@@ -74,31 +74,26 @@ func Version(v string) Option { return func(s *Store) { s.version = v } }
 func Seed(seed int64) Option { return func(s *Store) { s.seed = uint64(seed) } }
 
 // WithFaults sets the initial injected faults (see SetFaults).
-func WithFaults(f escompat.Faults) Option {
-	return func(s *Store) {
-		f = f.Normalized()
-		s.faults.Store(&f)
-	}
-}
+func WithFaults(f escompat.Faults) Option { return func(s *Store) { s.gate.SetFaults(f) } }
 
 // Open opens the store in dir, creating dir if needed, and loads the
 // templates and indices a previous Open left there. Only one Store may have
 // a directory open at a time: Open fails if another process holds it.
 func Open(dir string, opts ...Option) (*Store, error) {
 	s := &Store{
-		dir:       dir,
-		log:       slog.New(slog.DiscardHandler),
-		version:   "8.15.0",
-		seed:      1,
-		closing:   make(chan struct{}),
-		indices:   make(map[string]*esIndex),
-		templates: make(map[string]*escompat.IndexTemplate),
+		dir:     dir,
+		log:     slog.New(slog.DiscardHandler),
+		version: "8.15.0",
+		seed:    1,
+		closing: make(chan struct{}),
+		indices: make(map[string]*esIndex),
 	}
-	s.faults.Store(&escompat.Faults{})
 	for _, o := range opts {
 		o(s)
 	}
-	s.rng = rand.New(rand.NewPCG(s.seed, s.seed^0x9e3779b97f4a7c15))
+	s.rng = escompat.NewRand(s.seed)
+	s.gate.Rand = s.rng
+	s.gate.Closing = s.closing
 	if err := os.MkdirAll(filepath.Join(dir, indicesDir), 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -113,7 +108,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	s.clusterUUID = s.loadClusterUUID()
-	s.log.Info("devstack store opened", "dir", dir, "indices", len(s.indices), "templates", len(s.templates))
+	s.log.Info("devstack store opened", "dir", dir, "indices", len(s.indices), "templates", s.templates.Len())
 	return s, nil
 }
 
@@ -124,7 +119,7 @@ func (s *Store) loadClusterUUID() string {
 	if b, err := os.ReadFile(p); err == nil && len(strings.TrimSpace(string(b))) > 0 {
 		return strings.TrimSpace(string(b))
 	}
-	id := s.randomID(22)
+	id := escompat.RandomID(22)
 	if err := writeFileAtomic(p, []byte(id+"\n")); err != nil {
 		s.log.Warn("devstack: cannot keep the cluster UUID", "err", err)
 	}
@@ -133,10 +128,7 @@ func (s *Store) loadClusterUUID() string {
 
 // SetFaults replaces the injected faults; safe at any time. Requests
 // already past their fault decision are not affected.
-func (s *Store) SetFaults(f escompat.Faults) {
-	f = f.Normalized()
-	s.faults.Store(&f)
-}
+func (s *Store) SetFaults(f escompat.Faults) { s.gate.SetFaults(f) }
 
 // Close closes every index, once the requests using it are done, and
 // releases the directory. Requests served after Close are answered 503.
@@ -181,9 +173,7 @@ func (s *Store) load() error {
 	if err != nil {
 		return err
 	}
-	for _, t := range ts {
-		s.templates[t.Name] = t
-	}
+	s.templates = escompat.NewTemplates(ts, escompat.TemplatesOptions{Save: s.saveTemplates})
 	entries, err := os.ReadDir(filepath.Join(s.dir, indicesDir))
 	if err != nil {
 		return fmt.Errorf("read indices: %w", err)
@@ -244,10 +234,10 @@ func readTemplates(path string) ([]*escompat.IndexTemplate, error) {
 	return out, nil
 }
 
-// saveTemplatesLocked rewrites templates.json; s.mu is held for writing.
-func (s *Store) saveTemplatesLocked() error {
-	recs := make([]templateRecord, 0, len(s.templates))
-	for _, t := range s.templates {
+// saveTemplates rewrites templates.json with all the templates.
+func (s *Store) saveTemplates(all []*escompat.IndexTemplate) error {
+	recs := make([]templateRecord, 0, len(all))
+	for _, t := range all {
 		recs = append(recs, templateRecord{Name: t.Name, Body: t.Body})
 	}
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Name < recs[j].Name })
@@ -256,14 +246,6 @@ func (s *Store) saveTemplatesLocked() error {
 		return err
 	}
 	return writeFileAtomic(filepath.Join(s.dir, templatesFile), b)
-}
-
-func (s *Store) templateListLocked() []*escompat.IndexTemplate {
-	all := make([]*escompat.IndexTemplate, 0, len(s.templates))
-	for _, t := range s.templates {
-		all = append(all, t)
-	}
-	return all
 }
 
 // lookup returns the open index name, or nil.
@@ -292,20 +274,15 @@ func (s *Store) createIndex(name string, settings, mappings json.RawMessage, exi
 		}
 		return nil, escompat.IndexExists(name, idx.uuid)
 	}
-	var tSettings, tMappings json.RawMessage
-	if t := escompat.SelectTemplate(s.templateListLocked(), name); t != nil {
-		tSettings, tMappings = t.Settings, t.Mappings
-	}
-	merged := escompat.MergeSettings(tSettings, settings)
-	m, err := escompat.NewMapping(merged, tMappings, mappings)
+	merged, m, err := s.templates.NewIndex(name, settings, mappings)
 	if err != nil {
 		return nil, err
 	}
-	meta := indexMeta{UUID: s.randomID(22), Created: time.Now().UnixMilli(), Settings: merged}
+	meta := indexMeta{UUID: escompat.RandomID(22), Created: time.Now().UnixMilli(), Settings: merged}
 	idx, cerr := createIndexDir(filepath.Join(s.dir, indicesDir, name), name, meta, m, s.log)
 	if cerr != nil {
 		s.log.Error("devstack: create index", "index", name, "err", cerr)
-		return nil, internalError(fmt.Errorf("create index [%s]: %w", name, cerr))
+		return nil, escompat.InternalError(fmt.Errorf("create index [%s]: %w", name, cerr))
 	}
 	s.indices[name] = idx
 	s.log.Info("devstack index created", "index", name)
@@ -348,29 +325,6 @@ func (s *Store) deleteIndices(names []string) error {
 func (s *Store) emptyIndex() (bleve.Index, error) {
 	s.emptyOnce.Do(func() { s.empty, s.emptyErr = bleve.NewMemOnly(newIndexMapping()) })
 	return s.empty, s.emptyErr
-}
-
-// chance draws a fault decision.
-func (s *Store) chance(p float64) bool {
-	if p <= 0 {
-		return false
-	}
-	if p >= 1 {
-		return true
-	}
-	s.rngMu.Lock()
-	defer s.rngMu.Unlock()
-	return s.rng.Float64() < p
-}
-
-const idAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-
-func (s *Store) randomID(n int) string {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = idAlphabet[rand.IntN(len(idAlphabet))]
-	}
-	return string(b)
 }
 
 // generateID makes a 20-character URL-safe _id, like Elasticsearch's

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sluicelogs/sluice/internal/devstack"
 	"github.com/sluicelogs/sluice/internal/escompat"
+	"github.com/sluicelogs/sluice/internal/escompat/estest"
 )
 
 const sluiceIndex = "sluice-shop-2026.11.21"
@@ -30,30 +31,30 @@ func TestClientAPIs(t *testing.T) {
 	ts := openStore(t, "")
 	c := ts.c
 
-	r := do(t, c, esapi.InfoRequest{})
-	wantStatus(t, r, http.StatusOK)
-	if v, _ := at(r.body, "version.number").(string); !strings.HasPrefix(v, "8.") {
+	r := estest.Do(t, c, esapi.InfoRequest{})
+	estest.WantStatus(t, r, http.StatusOK)
+	if v, _ := estest.At(r.Body, "version.number").(string); !strings.HasPrefix(v, "8.") {
 		t.Errorf("version.number = %q, want 8.x", v)
 	}
-	if r.header.Get("X-Elastic-Product") != "Elasticsearch" {
-		t.Errorf("X-Elastic-Product = %q", r.header.Get("X-Elastic-Product"))
+	if r.Header.Get("X-Elastic-Product") != "Elasticsearch" {
+		t.Errorf("X-Elastic-Product = %q", r.Header.Get("X-Elastic-Product"))
 	}
 
 	putTemplate(t, c, "sluice", readFile(t, "../../indexer/testdata/template.json"))
-	r = do(t, c, esapi.IndicesExistsIndexTemplateRequest{Name: "sluice"})
-	wantStatus(t, r, http.StatusOK)
-	r = do(t, c, esapi.IndicesGetIndexTemplateRequest{Name: "sluice"})
-	wantValue(t, r, "index_templates.0.index_template.priority", float64(500))
+	r = estest.Do(t, c, esapi.IndicesExistsIndexTemplateRequest{Name: "sluice"})
+	estest.WantStatus(t, r, http.StatusOK)
+	r = estest.Do(t, c, esapi.IndicesGetIndexTemplateRequest{Name: "sluice"})
+	estest.WantValue(t, r, "index_templates.0.index_template.priority", float64(500))
 
 	// The indexer's document: created, with the template's mapping and the
 	// dynamic templates for what it does not name.
 	doc := readFile(t, "../../indexer/testdata/documents/kubernetes.json")
 	r = bulk(t, c, sluiceIndex, "", `{"create":{"_id":"k1"}}`, string(bytes.TrimSpace(doc)))
-	wantValue(t, r, "errors", false)
-	wantValue(t, r, "items.0.create.status", float64(201))
+	estest.WantValue(t, r, "errors", false)
+	estest.WantValue(t, r, "items.0.create.status", float64(201))
 
-	r = do(t, c, esapi.IndicesGetMappingRequest{Index: []string{sluiceIndex}})
-	props := atKeys(r.body, sluiceIndex, "mappings", "properties")
+	r = estest.Do(t, c, esapi.IndicesGetMappingRequest{Index: []string{sluiceIndex}})
+	props := estest.AtKeys(r.Body, sluiceIndex, "mappings", "properties")
 	for _, tc := range []struct {
 		path []string
 		typ  string
@@ -66,17 +67,17 @@ func TestClientAPIs(t *testing.T) {
 		{[]string{"http", "properties", "method"}, "keyword"}, // a dotted key is an object path
 		{[]string{"sluice", "properties", "source", "properties", "offset"}, "long"},
 	} {
-		if got := atKeys(props, append(tc.path, "type")...); got != tc.typ {
+		if got := estest.AtKeys(props, append(tc.path, "type")...); got != tc.typ {
 			t.Errorf("type of %v = %v, want %s", tc.path, got, tc.typ)
 		}
 	}
-	if got := atKeys(props, "kubernetes", "properties", "labels", "properties", "app", "ignore_above"); got != float64(1024) {
+	if got := estest.AtKeys(props, "kubernetes", "properties", "labels", "properties", "app", "ignore_above"); got != float64(1024) {
 		t.Errorf("ignore_above of kubernetes.labels.app = %v", got)
 	}
 
-	r = do(t, c, esapi.GetRequest{Index: sluiceIndex, DocumentID: "k1"})
-	wantValue(t, r, "found", true)
-	wantValue(t, r, "_source.kubernetes.pod_name", "cart-7d9f8b-x2x9z")
+	r = estest.Do(t, c, esapi.GetRequest{Index: sluiceIndex, DocumentID: "k1"})
+	estest.WantValue(t, r, "found", true)
+	estest.WantValue(t, r, "_source.kubernetes.pod_name", "cart-7d9f8b-x2x9z")
 
 	// Searches see the document at once; keyword fields match exactly,
 	// text fields are analysed.
@@ -86,62 +87,62 @@ func TestClientAPIs(t *testing.T) {
 		`{"query":{"query_string":{"query":"tenant:shop AND kubernetes.labels.app:cart"}}}`,
 		`{"query":{"range":{"@timestamp":{"gte":"2026-11-21T10:00:00Z","lt":"2026-11-21T11:00:00Z"}}}}`,
 	} {
-		r = do(t, c, esapi.SearchRequest{Index: []string{"sluice-shop-*"}, Body: strings.NewReader(q)})
-		wantStatus(t, r, http.StatusOK)
-		wantValue(t, r, "hits.total.value", float64(1))
-		wantValue(t, r, "hits.hits.0._id", "k1")
+		r = estest.Do(t, c, esapi.SearchRequest{Index: []string{"sluice-shop-*"}, Body: strings.NewReader(q)})
+		estest.WantStatus(t, r, http.StatusOK)
+		estest.WantValue(t, r, "hits.total.value", float64(1))
+		estest.WantValue(t, r, "hits.hits.0._id", "k1")
 	}
-	r = do(t, c, esapi.SearchRequest{Index: []string{"sluice-shop-*"}, Body: strings.NewReader(`{"query":{"term":{"kubernetes.pod_name":"cart"}}}`)})
-	wantValue(t, r, "hits.total.value", float64(0))
-	r = do(t, c, esapi.CountRequest{Index: []string{sluiceIndex}, Query: "stream:stdout"})
-	wantValue(t, r, "count", float64(1))
-	r = do(t, c, esapi.SearchRequest{Index: []string{"sluice-other"}})
-	wantError(t, r, http.StatusNotFound, "index_not_found_exception", "no such index [sluice-other]")
-	r = do(t, c, esapi.SearchRequest{Index: []string{"sluice-other"}, IgnoreUnavailable: esapi.BoolPtr(true)})
-	wantValue(t, r, "hits.total.value", float64(0))
+	r = estest.Do(t, c, esapi.SearchRequest{Index: []string{"sluice-shop-*"}, Body: strings.NewReader(`{"query":{"term":{"kubernetes.pod_name":"cart"}}}`)})
+	estest.WantValue(t, r, "hits.total.value", float64(0))
+	r = estest.Do(t, c, esapi.CountRequest{Index: []string{sluiceIndex}, Query: "stream:stdout"})
+	estest.WantValue(t, r, "count", float64(1))
+	r = estest.Do(t, c, esapi.SearchRequest{Index: []string{"sluice-other"}})
+	estest.WantError(t, r, http.StatusNotFound, "index_not_found_exception", "no such index [sluice-other]")
+	r = estest.Do(t, c, esapi.SearchRequest{Index: []string{"sluice-other"}, IgnoreUnavailable: esapi.BoolPtr(true)})
+	estest.WantValue(t, r, "hits.total.value", float64(0))
 
 	// A type conflict is a per-item error; the rest of the bulk is indexed.
 	r = bulk(t, c, sluiceIndex, "wait_for",
 		`{"create":{"_id":"bad"}}`, `{"@timestamp":"not a date","tenant":"shop"}`,
 		`{"create":{"_id":"k2"}}`, `{"@timestamp":"2026-11-21T10:31:00Z","tenant":"shop"}`,
 		`{"create":{"_id":"k1"}}`, `{"tenant":"shop"}`)
-	wantValue(t, r, "errors", true)
-	wantValue(t, r, "items.0.create.status", float64(400))
-	wantValue(t, r, "items.0.create.error.type", "document_parsing_exception")
-	wantValue(t, r, "items.1.create.status", float64(201))
-	wantValue(t, r, "items.2.create.status", float64(409))
-	wantValue(t, r, "items.2.create.error.type", "version_conflict_engine_exception")
+	estest.WantValue(t, r, "errors", true)
+	estest.WantValue(t, r, "items.0.create.status", float64(400))
+	estest.WantValue(t, r, "items.0.create.error.type", "document_parsing_exception")
+	estest.WantValue(t, r, "items.1.create.status", float64(201))
+	estest.WantValue(t, r, "items.2.create.status", float64(409))
+	estest.WantValue(t, r, "items.2.create.error.type", "version_conflict_engine_exception")
 
-	r = do(t, c, esapi.IndicesRefreshRequest{Index: []string{"sluice-*"}})
-	wantValue(t, r, "_shards.successful", float64(1))
-	r = do(t, c, esapi.CatIndicesRequest{Format: "json", H: []string{"index", "docs.count", "health"}})
-	wantValue(t, r, "0.index", sluiceIndex)
-	if got := atKeys(r.body, "0", "docs.count"); got != "2" {
-		t.Errorf("docs.count = %v (%s)", got, r.raw)
+	r = estest.Do(t, c, esapi.IndicesRefreshRequest{Index: []string{"sluice-*"}})
+	estest.WantValue(t, r, "_shards.successful", float64(1))
+	r = estest.Do(t, c, esapi.CatIndicesRequest{Format: "json", H: []string{"index", "docs.count", "health"}})
+	estest.WantValue(t, r, "0.index", sluiceIndex)
+	if got := estest.AtKeys(r.Body, "0", "docs.count"); got != "2" {
+		t.Errorf("docs.count = %v (%s)", got, r.Raw)
 	}
-	r = do(t, c, esapi.CatIndicesRequest{V: esapi.BoolPtr(true), H: []string{"index", "docs.count"}})
-	if want := "index                  docs.count\n" + sluiceIndex + "          2\n"; r.raw != want {
-		t.Errorf("cat indices:\n%s\nwant\n%s", r.raw, want)
+	r = estest.Do(t, c, esapi.CatIndicesRequest{V: esapi.BoolPtr(true), H: []string{"index", "docs.count"}})
+	if want := "index                  docs.count\n" + sluiceIndex + "          2\n"; r.Raw != want {
+		t.Errorf("cat indices:\n%s\nwant\n%s", r.Raw, want)
 	}
-	r = do(t, c, esapi.ClusterHealthRequest{})
-	wantValue(t, r, "status", "green")
+	r = estest.Do(t, c, esapi.ClusterHealthRequest{})
+	estest.WantValue(t, r, "status", "green")
 
-	r = do(t, c, esapi.IndicesCreateRequest{Index: "manual", Body: strings.NewReader(`{"mappings":{"properties":{"n":{"type":"long"}}}}`)})
-	wantValue(t, r, "acknowledged", true)
-	r = do(t, c, esapi.IndicesExistsRequest{Index: []string{"manual"}})
-	wantStatus(t, r, http.StatusOK)
-	r = do(t, c, esapi.IndicesGetRequest{Index: []string{"manual"}})
-	wantValue(t, r, "manual.mappings.properties.n.type", "long")
-	r = do(t, c, esapi.IndicesDeleteRequest{Index: []string{"manual", "sluice-*"}})
-	wantValue(t, r, "acknowledged", true)
-	r = do(t, c, esapi.IndicesExistsRequest{Index: []string{sluiceIndex}})
-	wantStatus(t, r, http.StatusNotFound)
+	r = estest.Do(t, c, esapi.IndicesCreateRequest{Index: "manual", Body: strings.NewReader(`{"mappings":{"properties":{"n":{"type":"long"}}}}`)})
+	estest.WantValue(t, r, "acknowledged", true)
+	r = estest.Do(t, c, esapi.IndicesExistsRequest{Index: []string{"manual"}})
+	estest.WantStatus(t, r, http.StatusOK)
+	r = estest.Do(t, c, esapi.IndicesGetRequest{Index: []string{"manual"}})
+	estest.WantValue(t, r, "manual.mappings.properties.n.type", "long")
+	r = estest.Do(t, c, esapi.IndicesDeleteRequest{Index: []string{"manual", "sluice-*"}})
+	estest.WantValue(t, r, "acknowledged", true)
+	r = estest.Do(t, c, esapi.IndicesExistsRequest{Index: []string{sluiceIndex}})
+	estest.WantStatus(t, r, http.StatusNotFound)
 	if entries, err := os.ReadDir(filepath.Join(ts.dir, "indices")); err != nil || len(entries) != 0 {
 		t.Errorf("indices left on disk after delete: %v %v", entries, err)
 	}
 
-	r = do(t, c, esapi.IndicesDeleteIndexTemplateRequest{Name: "sluice"})
-	wantValue(t, r, "acknowledged", true)
+	r = estest.Do(t, c, esapi.IndicesDeleteIndexTemplateRequest{Name: "sluice"})
+	estest.WantValue(t, r, "acknowledged", true)
 }
 
 // TestCompatibilityMode checks go-elasticsearch's compatibility mode, which
@@ -152,17 +153,17 @@ func TestCompatibilityMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := do(t, c, esapi.BulkRequest{Index: "compat", Body: ndjson(`{"index":{"_id":"1"}}`, `{"a":"b"}`)})
-	wantStatus(t, r, http.StatusOK)
-	if ct := r.header.Get("Content-Type"); ct != escompat.CompatMediaType {
+	r := estest.Do(t, c, esapi.BulkRequest{Index: "compat", Body: estest.NDJSON(`{"index":{"_id":"1"}}`, `{"a":"b"}`)})
+	estest.WantStatus(t, r, http.StatusOK)
+	if ct := r.Header.Get("Content-Type"); ct != escompat.CompatMediaType {
 		t.Errorf("Content-Type = %q, want %q", ct, escompat.CompatMediaType)
 	}
-	r = do(t, c, esapi.SearchRequest{Index: []string{"compat"}})
-	wantValue(t, r, "hits.total.value", float64(1))
+	r = estest.Do(t, c, esapi.SearchRequest{Index: []string{"compat"}})
+	estest.WantValue(t, r, "hits.total.value", float64(1))
 	r = ts.raw(t, http.MethodPost, "/compat/_bulk?pretty", "application/x-ndjson", `{"index":{"_id":"2"}}`+"\n"+`{"a":"c"}`+"\n")
-	wantStatus(t, r, http.StatusOK)
-	if !strings.Contains(r.raw, "\n  \"errors\" : false") && !strings.Contains(r.raw, "\n  \"errors\": false") {
-		t.Errorf("pretty output not indented: %s", r.raw)
+	estest.WantStatus(t, r, http.StatusOK)
+	if !strings.Contains(r.Raw, "\n  \"errors\" : false") && !strings.Contains(r.Raw, "\n  \"errors\": false") {
+		t.Errorf("pretty output not indented: %s", r.Raw)
 	}
 }
 
@@ -205,15 +206,15 @@ func TestBulkIndexer(t *testing.T) {
 	}
 	// Document i and i-540 go to the same index with the same id: the
 	// later one is a conflict.
-	r := do(t, ts.c, esapi.CountRequest{Index: []string{"sluice-shop-*"}})
-	wantValue(t, r, "count", float64(n-60))
+	r := estest.Do(t, ts.c, esapi.CountRequest{Index: []string{"sluice-shop-*"}})
+	estest.WantValue(t, r, "count", float64(n-60))
 	if created.Load() != n-60 || failed.Load() != 60 {
 		t.Errorf("created %d, failed %d", created.Load(), failed.Load())
 	}
 	seen := 0
 	for _, day := range []string{"20", "21", "22"} {
-		r := do(t, ts.c, esapi.CountRequest{Index: []string{"sluice-shop-2026.11." + day}})
-		seen += int(at(r.body, "count").(float64))
+		r := estest.Do(t, ts.c, esapi.CountRequest{Index: []string{"sluice-shop-2026.11." + day}})
+		seen += int(estest.At(r.Body, "count").(float64))
 	}
 	if seen != int(created.Load()) {
 		t.Errorf("per-index counts add to %d, want %d", seen, created.Load())
@@ -231,15 +232,15 @@ func TestRestart(t *testing.T) {
 		lines = append(lines, fmt.Sprintf(`{"create":{"_id":"d%d"}}`, i), string(logDocument(i)))
 	}
 	r := bulk(t, ts.c, sluiceIndex, "", lines...)
-	wantValue(t, r, "errors", false)
+	estest.WantValue(t, r, "errors", false)
 	r = bulk(t, ts.c, sluiceIndex, "", `{"index":{"_id":"d0"}}`, string(logDocument(1000)))
-	wantValue(t, r, "items.0.index._version", float64(2))
+	estest.WantValue(t, r, "items.0.index._version", float64(2))
 	r = bulk(t, ts.c, "", "", `{"index":{"_index":"other","_id":"x"}}`, `{"n":1}`, `{"delete":{"_index":"other","_id":"x"}}`)
-	wantValue(t, r, "items.1.delete.result", "deleted")
-	r = do(t, ts.c, esapi.IndicesGetMappingRequest{Index: []string{sluiceIndex}})
-	mappingBefore := r.raw
-	info := do(t, ts.c, esapi.InfoRequest{})
-	catBefore := do(t, ts.c, esapi.CatIndicesRequest{H: []string{"index", "uuid", "docs.count", "creation.date"}, S: []string{"index"}})
+	estest.WantValue(t, r, "items.1.delete.result", "deleted")
+	r = estest.Do(t, ts.c, esapi.IndicesGetMappingRequest{Index: []string{sluiceIndex}})
+	mappingBefore := r.Raw
+	info := estest.Do(t, ts.c, esapi.InfoRequest{})
+	catBefore := estest.Do(t, ts.c, esapi.CatIndicesRequest{H: []string{"index", "uuid", "docs.count", "creation.date"}, S: []string{"index"}})
 	ts.close()
 
 	// A second store may not share the directory while one has it open.
@@ -247,23 +248,23 @@ func TestRestart(t *testing.T) {
 	if _, err := devstack.Open(dir); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("second Open of a directory in use: %v", err)
 	}
-	r = do(t, ts2.c, esapi.IndicesGetIndexTemplateRequest{Name: "sluice"})
-	wantValue(t, r, "index_templates.0.name", "sluice")
-	r = do(t, ts2.c, esapi.IndicesGetMappingRequest{Index: []string{sluiceIndex}})
-	if r.raw != mappingBefore {
-		t.Errorf("mapping after restart:\n%s\nbefore:\n%s", r.raw, mappingBefore)
+	r = estest.Do(t, ts2.c, esapi.IndicesGetIndexTemplateRequest{Name: "sluice"})
+	estest.WantValue(t, r, "index_templates.0.name", "sluice")
+	r = estest.Do(t, ts2.c, esapi.IndicesGetMappingRequest{Index: []string{sluiceIndex}})
+	if r.Raw != mappingBefore {
+		t.Errorf("mapping after restart:\n%s\nbefore:\n%s", r.Raw, mappingBefore)
 	}
-	if got := do(t, ts2.c, esapi.InfoRequest{}); at(got.body, "cluster_uuid") != at(info.body, "cluster_uuid") {
+	if got := estest.Do(t, ts2.c, esapi.InfoRequest{}); estest.At(got.Body, "cluster_uuid") != estest.At(info.Body, "cluster_uuid") {
 		t.Errorf("cluster_uuid changed across restarts")
 	}
-	if got := do(t, ts2.c, esapi.CatIndicesRequest{H: []string{"index", "uuid", "docs.count", "creation.date"}, S: []string{"index"}}); got.raw != catBefore.raw {
-		t.Errorf("cat indices after restart:\n%s\nbefore:\n%s", got.raw, catBefore.raw)
+	if got := estest.Do(t, ts2.c, esapi.CatIndicesRequest{H: []string{"index", "uuid", "docs.count", "creation.date"}, S: []string{"index"}}); got.Raw != catBefore.Raw {
+		t.Errorf("cat indices after restart:\n%s\nbefore:\n%s", got.Raw, catBefore.Raw)
 	}
-	r = do(t, ts2.c, esapi.CountRequest{Index: []string{sluiceIndex}, Query: "tenant:shop"})
-	wantValue(t, r, "count", float64(50))
-	r = do(t, ts2.c, esapi.GetRequest{Index: sluiceIndex, DocumentID: "d0"})
-	wantValue(t, r, "_version", float64(2))
-	wantValue(t, r, "_source.sluice.source.offset", float64(4096+1000*512))
+	r = estest.Do(t, ts2.c, esapi.CountRequest{Index: []string{sluiceIndex}, Query: "tenant:shop"})
+	estest.WantValue(t, r, "count", float64(50))
+	r = estest.Do(t, ts2.c, esapi.GetRequest{Index: sluiceIndex, DocumentID: "d0"})
+	estest.WantValue(t, r, "_version", float64(2))
+	estest.WantValue(t, r, "_source.sluice.source.offset", float64(4096+1000*512))
 
 	// A re-sent id is still a conflict; an overwrite continues the versions
 	// and the sequence numbers.
@@ -271,18 +272,18 @@ func TestRestart(t *testing.T) {
 		`{"create":{"_id":"d7"}}`, string(logDocument(7)),
 		`{"index":{"_id":"d0"}}`, string(logDocument(0)),
 		`{"create":{"_id":"new"}}`, string(logDocument(51)))
-	wantValue(t, r, "items.0.create.status", float64(409))
-	wantValue(t, r, "items.0.create.error.type", "version_conflict_engine_exception")
-	wantValue(t, r, "items.0.create.error.reason", "[d7]: version conflict, document already exists (current version [1])")
-	wantValue(t, r, "items.1.index._version", float64(3))
-	wantValue(t, r, "items.1.index._seq_no", float64(51))
-	wantValue(t, r, "items.2.create.status", float64(201))
-	r = do(t, ts2.c, esapi.GetRequest{Index: "other", DocumentID: "x"})
-	wantValue(t, r, "found", false)
+	estest.WantValue(t, r, "items.0.create.status", float64(409))
+	estest.WantValue(t, r, "items.0.create.error.type", "version_conflict_engine_exception")
+	estest.WantValue(t, r, "items.0.create.error.reason", "[d7]: version conflict, document already exists (current version [1])")
+	estest.WantValue(t, r, "items.1.index._version", float64(3))
+	estest.WantValue(t, r, "items.1.index._seq_no", float64(51))
+	estest.WantValue(t, r, "items.2.create.status", float64(201))
+	r = estest.Do(t, ts2.c, esapi.GetRequest{Index: "other", DocumentID: "x"})
+	estest.WantValue(t, r, "found", false)
 
 	// Deleting is kept too; so is a template deletion.
-	wantStatus(t, do(t, ts2.c, esapi.IndicesDeleteRequest{Index: []string{"other"}}), http.StatusOK)
-	wantStatus(t, do(t, ts2.c, esapi.IndicesDeleteIndexTemplateRequest{Name: "sluice"}), http.StatusOK)
+	estest.WantStatus(t, estest.Do(t, ts2.c, esapi.IndicesDeleteRequest{Index: []string{"other"}}), http.StatusOK)
+	estest.WantStatus(t, estest.Do(t, ts2.c, esapi.IndicesDeleteIndexTemplateRequest{Name: "sluice"}), http.StatusOK)
 	ts2.close()
 
 	// What an interrupted creation or deletion left is discarded.
@@ -293,11 +294,11 @@ func TestRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts3 := openStore(t, dir)
-	r = do(t, ts3.c, esapi.CatIndicesRequest{H: []string{"index"}})
-	if r.raw != sluiceIndex+"\n" {
-		t.Errorf("indices after restart: %q", r.raw)
+	r = estest.Do(t, ts3.c, esapi.CatIndicesRequest{H: []string{"index"}})
+	if r.Raw != sluiceIndex+"\n" {
+		t.Errorf("indices after restart: %q", r.Raw)
 	}
-	wantStatus(t, do(t, ts3.c, esapi.IndicesGetIndexTemplateRequest{Name: "sluice"}), http.StatusNotFound)
+	estest.WantStatus(t, estest.Do(t, ts3.c, esapi.IndicesGetIndexTemplateRequest{Name: "sluice"}), http.StatusNotFound)
 	entries, _ := os.ReadDir(filepath.Join(dir, "indices"))
 	if len(entries) != 1 {
 		t.Errorf("leftovers not removed: %v", entries)
@@ -307,24 +308,24 @@ func TestRestart(t *testing.T) {
 // TestFaults injects whole-request and per-item failures and latency.
 func TestFaults(t *testing.T) {
 	ts := openStore(t, "", devstack.Seed(7), devstack.WithFaults(escompat.Faults{RequestFraction: 1, RequestStatus: http.StatusTooManyRequests}))
-	r := do(t, ts.c, esapi.BulkRequest{Index: "f", Body: ndjson(`{"index":{}}`, `{}`)})
-	wantError(t, r, http.StatusTooManyRequests, "es_rejected_execution_exception", "")
-	wantStatus(t, do(t, ts.c, esapi.InfoRequest{}), http.StatusOK) // GET / is never faulted
+	r := estest.Do(t, ts.c, esapi.BulkRequest{Index: "f", Body: estest.NDJSON(`{"index":{}}`, `{}`)})
+	estest.WantError(t, r, http.StatusTooManyRequests, "es_rejected_execution_exception", "")
+	estest.WantStatus(t, estest.Do(t, ts.c, esapi.InfoRequest{}), http.StatusOK) // GET / is never faulted
 
 	ts.SetFaults(escompat.Faults{RequestFraction: 1})
-	r = do(t, ts.c, esapi.SearchRequest{})
-	wantError(t, r, http.StatusServiceUnavailable, "unavailable_shards_exception", "")
+	r = estest.Do(t, ts.c, esapi.SearchRequest{})
+	estest.WantError(t, r, http.StatusServiceUnavailable, "unavailable_shards_exception", "")
 
 	ts.SetFaults(escompat.Faults{Down: true})
-	r = do(t, ts.c, esapi.InfoRequest{})
-	wantError(t, r, http.StatusServiceUnavailable, "cluster_block_exception", "blocked by: [SERVICE_UNAVAILABLE/2/no master];")
+	r = estest.Do(t, ts.c, esapi.InfoRequest{})
+	estest.WantError(t, r, http.StatusServiceUnavailable, "cluster_block_exception", "blocked by: [SERVICE_UNAVAILABLE/2/no master];")
 
 	ts.SetFaults(escompat.Faults{ItemFraction: 1})
 	r = bulk(t, ts.c, "f", "", `{"create":{"_id":"1"}}`, `{"a":1}`)
-	wantValue(t, r, "errors", true)
-	wantValue(t, r, "items.0.create.status", float64(429))
-	wantValue(t, r, "items.0.create.error.type", "es_rejected_execution_exception")
-	wantStatus(t, do(t, ts.c, esapi.IndicesExistsRequest{Index: []string{"f"}}), http.StatusNotFound) // nothing written
+	estest.WantValue(t, r, "errors", true)
+	estest.WantValue(t, r, "items.0.create.status", float64(429))
+	estest.WantValue(t, r, "items.0.create.error.type", "es_rejected_execution_exception")
+	estest.WantStatus(t, estest.Do(t, ts.c, esapi.IndicesExistsRequest{Index: []string{"f"}}), http.StatusNotFound) // nothing written
 
 	// Half the items, reproducibly for a seed: the rejected ones are not
 	// stored and succeed when sent again.
@@ -336,7 +337,7 @@ func TestFaults(t *testing.T) {
 	r = bulk(t, ts.c, "f", "", lines...)
 	rejected := 0
 	for i := range 40 {
-		if at(r.body, fmt.Sprintf("items.%d.create.status", i)) == float64(429) {
+		if estest.At(r.Body, fmt.Sprintf("items.%d.create.status", i)) == float64(429) {
 			rejected++
 		}
 	}
@@ -345,10 +346,10 @@ func TestFaults(t *testing.T) {
 	}
 	ts.SetFaults(escompat.Faults{})
 	r = bulk(t, ts.c, "f", "", lines...)
-	wantValue(t, r, "errors", true)
+	estest.WantValue(t, r, "errors", true)
 	created := 0
 	for i := range 40 {
-		if at(r.body, fmt.Sprintf("items.%d.create.status", i)) == float64(201) {
+		if estest.At(r.Body, fmt.Sprintf("items.%d.create.status", i)) == float64(201) {
 			created++
 		}
 	}
@@ -358,7 +359,7 @@ func TestFaults(t *testing.T) {
 
 	ts.SetFaults(escompat.Faults{Latency: 50 * time.Millisecond})
 	start := time.Now()
-	wantStatus(t, do(t, ts.c, esapi.InfoRequest{}), http.StatusOK)
+	estest.WantStatus(t, estest.Do(t, ts.c, esapi.InfoRequest{}), http.StatusOK)
 	if d := time.Since(start); d < 50*time.Millisecond {
 		t.Errorf("answered in %v despite 50ms latency", d)
 	}
@@ -372,41 +373,41 @@ func TestConcurrentWritesAndDeletes(t *testing.T) {
 	for w := range 3 {
 		wg.Go(func() {
 			for i := range 10 {
-				r := do(t, ts.c, esapi.BulkRequest{Index: "race", Body: ndjson(
+				r := estest.Do(t, ts.c, esapi.BulkRequest{Index: "race", Body: estest.NDJSON(
 					fmt.Sprintf(`{"index":{"_id":"%d"}}`, i), fmt.Sprintf(`{"w":%d,"msg":"m%d"}`, w, i),
 					fmt.Sprintf(`{"create":{"_id":"w%d-%d"}}`, w, i), `{"msg":"x"}`)})
-				if r.status != http.StatusOK {
-					t.Errorf("bulk: %d %s", r.status, r.raw)
+				if r.Status != http.StatusOK {
+					t.Errorf("bulk: %d %s", r.Status, r.Raw)
 				}
 			}
 		})
 	}
 	wg.Go(func() {
 		for range 10 {
-			r := do(t, ts.c, esapi.SearchRequest{Index: []string{"race*"}, Body: strings.NewReader(`{"query":{"match_all":{}}}`)})
-			if r.status != http.StatusOK {
-				t.Errorf("search: %d %s", r.status, r.raw)
+			r := estest.Do(t, ts.c, esapi.SearchRequest{Index: []string{"race*"}, Body: strings.NewReader(`{"query":{"match_all":{}}}`)})
+			if r.Status != http.StatusOK {
+				t.Errorf("search: %d %s", r.Status, r.Raw)
 			}
 		}
 	})
 	wg.Go(func() {
 		for range 3 {
 			time.Sleep(5 * time.Millisecond)
-			r := do(t, ts.c, esapi.IndicesDeleteRequest{Index: []string{"race"}, IgnoreUnavailable: esapi.BoolPtr(true)})
-			if r.status != http.StatusOK {
-				t.Errorf("delete: %d %s", r.status, r.raw)
+			r := estest.Do(t, ts.c, esapi.IndicesDeleteRequest{Index: []string{"race"}, IgnoreUnavailable: esapi.BoolPtr(true)})
+			if r.Status != http.StatusOK {
+				t.Errorf("delete: %d %s", r.Status, r.Raw)
 			}
 		}
 	})
 	wg.Wait()
 	// Whatever survived the deletions is consistent: each id once, and the
 	// last index of each overwritten id is the stored one.
-	r := do(t, ts.c, esapi.SearchRequest{Index: []string{"race"}, Size: esapi.IntPtr(100), IgnoreUnavailable: esapi.BoolPtr(true)})
-	wantStatus(t, r, http.StatusOK)
+	r := estest.Do(t, ts.c, esapi.SearchRequest{Index: []string{"race"}, Size: esapi.IntPtr(100), IgnoreUnavailable: esapi.BoolPtr(true)})
+	estest.WantStatus(t, r, http.StatusOK)
 	var ids []string
-	hits, _ := at(r.body, "hits.hits").([]any)
+	hits, _ := estest.At(r.Body, "hits.hits").([]any)
 	for _, h := range hits {
-		ids = append(ids, at(h, "_id").(string))
+		ids = append(ids, estest.At(h, "_id").(string))
 	}
 	slices.Sort(ids)
 	if len(slices.Compact(slices.Clone(ids))) != len(ids) {
@@ -418,31 +419,31 @@ func TestConcurrentWritesAndDeletes(t *testing.T) {
 // and their errors.
 func TestSingleDocumentAPIs(t *testing.T) {
 	ts := openStore(t, "")
-	r := do(t, ts.c, esapi.IndexRequest{Index: "one", DocumentID: "1", Body: strings.NewReader(`{"a":"x"}`), Refresh: "true"})
-	wantStatus(t, r, http.StatusCreated)
-	wantValue(t, r, "result", "created")
-	r = do(t, ts.c, esapi.IndexRequest{Index: "one", DocumentID: "1", Body: strings.NewReader(`{"a":"y"}`)})
-	wantStatus(t, r, http.StatusOK)
-	wantValue(t, r, "result", "updated")
-	wantValue(t, r, "_version", float64(2))
-	r = do(t, ts.c, esapi.IndexRequest{Index: "one", DocumentID: "1", OpType: "create", Body: strings.NewReader(`{"a":"z"}`)})
-	wantError(t, r, http.StatusConflict, "version_conflict_engine_exception", "[1]: version conflict, document already exists (current version [2])")
-	r = do(t, ts.c, esapi.CreateRequest{Index: "one", DocumentID: "2", Body: strings.NewReader(`{"a":1}`)})
-	wantStatus(t, r, http.StatusCreated)
-	r = do(t, ts.c, esapi.IndexRequest{Index: "one", Body: strings.NewReader(`{"a":{"b":1}}`)})
-	wantError(t, r, http.StatusBadRequest, "document_parsing_exception", "")
-	r = do(t, ts.c, esapi.IndexRequest{Index: "one", Body: strings.NewReader(`not json`)})
-	wantError(t, r, http.StatusBadRequest, "document_parsing_exception", "")
-	r = do(t, ts.c, esapi.DeleteRequest{Index: "one", DocumentID: "1"})
-	wantStatus(t, r, http.StatusOK)
-	wantValue(t, r, "result", "deleted")
-	r = do(t, ts.c, esapi.DeleteRequest{Index: "one", DocumentID: "1"})
-	wantStatus(t, r, http.StatusNotFound)
-	wantValue(t, r, "result", "not_found")
-	r = do(t, ts.c, esapi.DeleteRequest{Index: "none", DocumentID: "1"})
-	wantError(t, r, http.StatusNotFound, "index_not_found_exception", "no such index [none]")
-	r = do(t, ts.c, esapi.CountRequest{Index: []string{"one"}})
-	wantValue(t, r, "count", float64(1))
+	r := estest.Do(t, ts.c, esapi.IndexRequest{Index: "one", DocumentID: "1", Body: strings.NewReader(`{"a":"x"}`), Refresh: "true"})
+	estest.WantStatus(t, r, http.StatusCreated)
+	estest.WantValue(t, r, "result", "created")
+	r = estest.Do(t, ts.c, esapi.IndexRequest{Index: "one", DocumentID: "1", Body: strings.NewReader(`{"a":"y"}`)})
+	estest.WantStatus(t, r, http.StatusOK)
+	estest.WantValue(t, r, "result", "updated")
+	estest.WantValue(t, r, "_version", float64(2))
+	r = estest.Do(t, ts.c, esapi.IndexRequest{Index: "one", DocumentID: "1", OpType: "create", Body: strings.NewReader(`{"a":"z"}`)})
+	estest.WantError(t, r, http.StatusConflict, "version_conflict_engine_exception", "[1]: version conflict, document already exists (current version [2])")
+	r = estest.Do(t, ts.c, esapi.CreateRequest{Index: "one", DocumentID: "2", Body: strings.NewReader(`{"a":1}`)})
+	estest.WantStatus(t, r, http.StatusCreated)
+	r = estest.Do(t, ts.c, esapi.IndexRequest{Index: "one", Body: strings.NewReader(`{"a":{"b":1}}`)})
+	estest.WantError(t, r, http.StatusBadRequest, "document_parsing_exception", "")
+	r = estest.Do(t, ts.c, esapi.IndexRequest{Index: "one", Body: strings.NewReader(`not json`)})
+	estest.WantError(t, r, http.StatusBadRequest, "document_parsing_exception", "")
+	r = estest.Do(t, ts.c, esapi.DeleteRequest{Index: "one", DocumentID: "1"})
+	estest.WantStatus(t, r, http.StatusOK)
+	estest.WantValue(t, r, "result", "deleted")
+	r = estest.Do(t, ts.c, esapi.DeleteRequest{Index: "one", DocumentID: "1"})
+	estest.WantStatus(t, r, http.StatusNotFound)
+	estest.WantValue(t, r, "result", "not_found")
+	r = estest.Do(t, ts.c, esapi.DeleteRequest{Index: "none", DocumentID: "1"})
+	estest.WantError(t, r, http.StatusNotFound, "index_not_found_exception", "no such index [none]")
+	r = estest.Do(t, ts.c, esapi.CountRequest{Index: []string{"one"}})
+	estest.WantValue(t, r, "count", float64(1))
 }
 
 // TestClosedStore checks that requests after Close are refused, not
@@ -456,8 +457,8 @@ func TestClosedStore(t *testing.T) {
 	if err := ts.Store.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	r := do(t, ts.c, esapi.SearchRequest{Index: []string{"x"}})
-	wantError(t, r, http.StatusServiceUnavailable, "node_closed_exception", "")
+	r := estest.Do(t, ts.c, esapi.SearchRequest{Index: []string{"x"}})
+	estest.WantError(t, r, http.StatusServiceUnavailable, "node_closed_exception", "")
 	st, err := devstack.Open(ts.dir)
 	if err != nil {
 		t.Fatal(err)
@@ -484,16 +485,16 @@ func TestLargeBulk(t *testing.T) {
 	for i := 5; i < n; i += 10 {
 		lines = append(lines, fmt.Sprintf(`{"delete":{"_id":"d%d"}}`, i))
 	}
-	r := do(t, ts.c, esapi.BulkRequest{Index: "large", Body: ndjson(lines...)})
-	wantStatus(t, r, http.StatusOK)
-	wantValue(t, r, "errors", false)
-	items := at(r.body, "items").([]any)
+	r := estest.Do(t, ts.c, esapi.BulkRequest{Index: "large", Body: estest.NDJSON(lines...)})
+	estest.WantStatus(t, r, http.StatusOK)
+	estest.WantValue(t, r, "errors", false)
+	items := estest.At(r.Body, "items").([]any)
 	if len(items) != n+n/10+n/10 {
 		t.Fatalf("%d items", len(items))
 	}
-	wantValue(t, r, fmt.Sprintf("items.%d.index._version", n), 2.0)
-	wantValue(t, r, fmt.Sprintf("items.%d.index.result", n), "updated")
-	wantValue(t, r, fmt.Sprintf("items.%d.delete.result", n+n/10), "deleted")
+	estest.WantValue(t, r, fmt.Sprintf("items.%d.index._version", n), 2.0)
+	estest.WantValue(t, r, fmt.Sprintf("items.%d.index.result", n), "updated")
+	estest.WantValue(t, r, fmt.Sprintf("items.%d.delete.result", n+n/10), "deleted")
 	check := func(ts *testStore) {
 		t.Helper()
 		for q, want := range map[string]float64{
@@ -501,14 +502,14 @@ func TestLargeBulk(t *testing.T) {
 			`{"query":{"term":{"v":"second"}}}`:                n / 10,
 			`{"query":{"range":{"n":{"gte":1000,"lt":2000}}}}`: 900,
 		} {
-			r := do(t, ts.c, esapi.CountRequest{Index: []string{"large"}, Body: strings.NewReader(q)})
-			wantValue(t, r, "count", want)
+			r := estest.Do(t, ts.c, esapi.CountRequest{Index: []string{"large"}, Body: strings.NewReader(q)})
+			estest.WantValue(t, r, "count", want)
 		}
-		r := do(t, ts.c, esapi.GetRequest{Index: "large", DocumentID: "d20"})
-		wantValue(t, r, "_version", 2.0)
-		wantValue(t, r, "_source.v", "second")
-		r = do(t, ts.c, esapi.GetRequest{Index: "large", DocumentID: "d25"})
-		wantStatus(t, r, http.StatusNotFound)
+		r := estest.Do(t, ts.c, esapi.GetRequest{Index: "large", DocumentID: "d20"})
+		estest.WantValue(t, r, "_version", 2.0)
+		estest.WantValue(t, r, "_source.v", "second")
+		r = estest.Do(t, ts.c, esapi.GetRequest{Index: "large", DocumentID: "d25"})
+		estest.WantStatus(t, r, http.StatusNotFound)
 	}
 	check(ts)
 	ts.close()
@@ -524,8 +525,8 @@ func TestMappingGrowsWithinRequest(t *testing.T) {
 		{`{"index":{"_id":"1"}}`, `{"a":"x"}`, `{"index":{"_id":"2"}}`, `{"b":"y","a":"z"}`, `{"index":{"_id":"3"}}`, `{"a":"w"}`},
 		{`{"index":{"_id":"4"}}`, `{"a":"q"}`, `{"index":{"_id":"5"}}`, `{"c":7}`, `{"index":{"_id":"6"}}`, `{"a":"r","c":8,"b":"y"}`, `{"index":{"_id":"7"}}`, `{"a":"s"}`},
 	} {
-		r := do(t, ts.c, esapi.BulkRequest{Index: "grow", Body: ndjson(lines...)})
-		wantValue(t, r, "errors", false)
+		r := estest.Do(t, ts.c, esapi.BulkRequest{Index: "grow", Body: estest.NDJSON(lines...)})
+		estest.WantValue(t, r, "errors", false)
 	}
 	for q, want := range map[string]float64{
 		`{"query":{"term":{"b":"y"}}}`:                                        2,
@@ -536,7 +537,7 @@ func TestMappingGrowsWithinRequest(t *testing.T) {
 		`{"query":{"exists":{"field":"a"}}}`:                                  6,
 		`{"query":{"bool":{"filter":[{"term":{"a":"r"}},{"term":{"c":8}}]}}}`: 1,
 	} {
-		r := do(t, ts.c, esapi.CountRequest{Index: []string{"grow"}, Body: strings.NewReader(q)})
-		wantValue(t, r, "count", want)
+		r := estest.Do(t, ts.c, esapi.CountRequest{Index: []string{"grow"}, Body: strings.NewReader(q)})
+		estest.WantValue(t, r, "count", want)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 // BulkItem is one operation of a bulk request.
@@ -224,8 +225,85 @@ func VersionConflict(index, indexUUID, id string, version int64) *Error {
 		IndexUUID: indexUUID, Shard: "0", Index: index}
 }
 
-// BulkResponse is the body of a bulk request: took (milliseconds), the
-// errors flag and the item entries in request order.
-func BulkResponse(took int64, errors bool, items []any) Ordered {
-	return obj{{"took", took}, {"errors", errors}, {"items", items}}
+// ReadBulk reads a request to /_bulk or /{index}/_bulk (defaultIndex is
+// its {index}, or ""): its refresh parameter, then its body, parsed with
+// ParseBulk.
+func ReadBulk(r *http.Request, defaultIndex string) ([]BulkItem, *Error) {
+	if _, err := ParseRefresh(r.URL.Query()); err != nil {
+		return nil, err
+	}
+	body, err := ReadBody(r)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBulk(body, defaultIndex)
+}
+
+// ItemResult is the outcome of one bulk operation: Err, or the version,
+// sequence number, result ("created", "updated", "deleted", "not_found")
+// and status of a success.
+type ItemResult struct {
+	Err            *Error
+	Version, SeqNo int64
+	Result         string
+	Status         int
+}
+
+// Entry renders the outcome of it as an entry of a bulk response (see
+// OKItem and ErrorItem).
+func (res ItemResult) Entry(it BulkItem) Ordered {
+	if res.Err != nil {
+		return ErrorItem(it, res.Err)
+	}
+	return OKItem(it, res.Version, res.SeqNo, res.Result, res.Status)
+}
+
+// BulkOp is one operation of a bulk request on its way through a stand-in:
+// its item, whether an injected item fault rejected it, and its outcome.
+type BulkOp struct {
+	Item     BulkItem
+	Rejected bool
+	Result   ItemResult
+}
+
+// Fail sets the outcome of the operation to err.
+func (o *BulkOp) Fail(err *Error) { o.Result = ItemResult{Err: err} }
+
+// Writes reports whether the operation writes a document: a create or an
+// index that was not rejected.
+func (o *BulkOp) Writes() bool {
+	return !o.Rejected && (o.Item.Action == "create" || o.Item.Action == "index")
+}
+
+// NewBulkOps makes the operations of a bulk request's items. First each is
+// rejected, in request order, with probability itemFraction drawn from
+// rnd; a rejected one fails with ItemRejected. Then each create and index
+// without an _id is given one by newID.
+func NewBulkOps(items []BulkItem, itemFraction float64, rnd *Rand, newID func() string) []BulkOp {
+	ops := make([]BulkOp, len(items))
+	for i, it := range items {
+		ops[i] = BulkOp{Item: it, Rejected: rnd.Chance(itemFraction)}
+	}
+	for i := range ops {
+		o := &ops[i]
+		if o.Item.ID == "" && (o.Item.Action == "create" || o.Item.Action == "index") {
+			o.Item.ID = newID()
+		}
+		if o.Rejected {
+			o.Fail(ItemRejected(o.Item))
+		}
+	}
+	return ops
+}
+
+// BulkResponse is the body of a bulk request that took took: the errors
+// flag and the entries of ops, in request order.
+func BulkResponse(took time.Duration, ops []BulkOp) Ordered {
+	items := make([]any, len(ops))
+	errors := false
+	for i := range ops {
+		items[i] = ops[i].Result.Entry(ops[i].Item)
+		errors = errors || ops[i].Result.Err != nil
+	}
+	return obj{{"took", took.Milliseconds()}, {"errors", errors}, {"items", items}}
 }

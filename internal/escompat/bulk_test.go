@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/sluicelogs/sluice/internal/escompat"
+	"github.com/sluicelogs/sluice/internal/escompat/estest"
 )
 
 func TestParseBulk(t *testing.T) {
@@ -101,19 +103,7 @@ func TestParseBulkErrors(t *testing.T) {
 // document lines to the document parser and a mapping: none may panic, and
 // every error must be a 400 with a type and a reason.
 func FuzzParseBulk(f *testing.F) {
-	seeds := []string{
-		"{\"create\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{\"x\":1,\"y.z\":\"s\",\"o\":{\"p\":[1,2,{\"q\":null}]}}\n",
-		"{\"index\":{\"_index\":\"a\"}}\n{\"x\":\"text\"}\n{\"create\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{\"x\":{\"y\":1}}\n",
-		"{\"delete\":{\"_index\":\"a\",\"_id\":\"1\"}}\n",
-		"{\"create\":{\"_index\":\"logs-x\"}}\n{\"@timestamp\":\"2024-05-01T00:00:00Z\",\"http\":{\"status\":\"oops\"}}\n",
-		"{\"create\":{\"_index\":\"A\"}}\n{}\n",
-		"{\"index\":{}}\n{\"a\":\"\\ud83d\\ude00\",\"b\":-0.5e-7}\n",
-		"\r\n{\"create\":{\"_index\":\"a\"}}\r\n{\"\":1}\r\n",
-		"{\"create\":{\"_index\":\"a\"}}\n{\"a..b\":1,\".\":2}\n",
-		"[]\n",
-		"{\"create\":{\"_index\":\"a\"}",
-	}
-	for _, s := range seeds {
+	for _, s := range estest.BulkBodies {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -161,4 +151,34 @@ func FuzzParseBulk(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestNewBulkOps: item faults are drawn first, in request order, then _ids
+// generated for creates and indexes without one; the response carries
+// every outcome in request order.
+func TestNewBulkOps(t *testing.T) {
+	items, err := escompat.ParseBulk([]byte("{\"create\":{\"_index\":\"a\"}}\n{}\n{\"index\":{\"_index\":\"a\",\"_id\":\"x\"}}\n{}\n{\"delete\":{\"_index\":\"a\",\"_id\":\"y\"}}\n"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	newID := func() string { n++; return "gen" + strconv.Itoa(n) }
+	ops := escompat.NewBulkOps(items, 1, escompat.NewRand(1), newID)
+	for i, o := range ops {
+		if !o.Rejected || o.Result.Err == nil || o.Result.Err.Status != 429 || o.Writes() {
+			t.Errorf("op %d: %+v, want rejected with a 429", i, o)
+		}
+	}
+	ops = escompat.NewBulkOps(items, 0, escompat.NewRand(1), newID)
+	if ids := []string{ops[0].Item.ID, ops[1].Item.ID, ops[2].Item.ID}; !reflect.DeepEqual(ids, []string{"gen2", "x", "y"}) {
+		t.Errorf("ids %q", ids)
+	}
+	ops[0].Result = escompat.ItemResult{Version: 1, Result: "created", Status: 201}
+	ops[1].Fail(escompat.IllegalArgument("no"))
+	ops[2].Result = escompat.ItemResult{Version: 1, SeqNo: 1, Result: "not_found", Status: 404}
+	got := string(escompat.Encode(escompat.BulkResponse(0, ops), escompat.ParseFilterPath("errors,items.*.status,items.*._id")))
+	want := `{"errors":true,"items":[{"create":{"_id":"gen2","status":201}},{"index":{"_id":"x","status":400}},{"delete":{"_id":"y","status":404}}]}`
+	if got != want {
+		t.Errorf("response\n%s\nwant\n%s", got, want)
+	}
 }

@@ -132,3 +132,9 @@ func locate(src []byte, off int) location {
 	}
 	return location{line, off - start + 1}
 }
+
+// InternalError is the 500 of a failure of the stand-in itself, e.g. of
+// its disk.
+func InternalError(err error) *Error {
+	return NewError(http.StatusInternalServerError, "exception", "%v", err)
+}

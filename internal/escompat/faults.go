@@ -2,6 +2,7 @@ package escompat
 
 import (
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -62,4 +63,92 @@ func ItemRejected(it BulkItem) *Error {
 	return &Error{Status: http.StatusTooManyRequests, Type: "es_rejected_execution_exception",
 		Reason: "rejected execution of primary operation [coordinating_and_primary_bytes=0, replica_bytes=0, all_bytes=0, primary_operation_bytes=" +
 			itoa(len(it.Source)) + ", max_coordinating_and_primary_bytes=107374182]"}
+}
+
+// Gate is what every request to a stand-in passes before it is routed: the
+// injected Faults (latency, a cluster that is down, whole-request faults),
+// an optional check of the stand-in's own, and the request path. Set its
+// exported fields before serving; SetFaults and Admit are safe for
+// concurrent use. A Gate must not be copied once used.
+type Gate struct {
+	// Rand draws the fault decisions.
+	Rand *Rand
+	// Closing, once closed, cuts injected latency short: the stand-in is
+	// closing and answers at once.
+	Closing <-chan struct{}
+	// Check, when set, runs after the Down fault and before the path is
+	// read; a non-nil error it returns answers the request. It may set
+	// headers through rs.
+	Check func(rs *Responder, r *http.Request) *Error
+	// Faulted, when set, is called for each request an injected fault (or
+	// Down) answers.
+	Faulted func()
+
+	faults atomic.Pointer[Faults]
+}
+
+// SetFaults replaces the injected faults (normalized). Requests already
+// past their fault decision are not affected.
+func (g *Gate) SetFaults(f Faults) {
+	f = f.Normalized()
+	g.faults.Store(&f)
+}
+
+// Faults returns the faults in force; the zero Faults before any
+// SetFaults.
+func (g *Gate) Faults() Faults {
+	if f := g.faults.Load(); f != nil {
+		return *f
+	}
+	return Faults{}
+}
+
+// Admit waits out the injected latency, then answers the request itself
+// when the cluster is Down, Check refuses it, its path holds a malformed
+// escape, or a whole-request fault is drawn for it (never for GET / and
+// HEAD /). Otherwise it returns the Responder and the path to route with,
+// and ok. ok is false when the request was answered, or when the client
+// went away during the latency: that request is not answered at all.
+func (g *Gate) Admit(w http.ResponseWriter, r *http.Request) (rs *Responder, path Path, ok bool) {
+	f := g.Faults()
+	if f.Latency > 0 {
+		t := time.NewTimer(f.Latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return nil, nil, false
+		case <-g.Closing:
+			t.Stop()
+		}
+	}
+	rs = NewResponder(w, r)
+	if f.Down {
+		g.faulted()
+		rs.Error(ClusterDown())
+		return nil, nil, false
+	}
+	if g.Check != nil {
+		if err := g.Check(rs, r); err != nil {
+			rs.Error(err)
+			return nil, nil, false
+		}
+	}
+	segs, ok := SplitPath(r.URL)
+	if !ok {
+		rs.Error(InvalidEscape(r))
+		return nil, nil, false
+	}
+	if len(segs) > 0 && g.Rand.Chance(f.RequestFraction) {
+		g.faulted()
+		rs.Error(RequestFault(f.RequestStatus, r))
+		return nil, nil, false
+	}
+	return rs, segs, true
+}
+
+func (g *Gate) faulted() {
+	if g.Faulted != nil {
+		g.Faulted()
+	}
 }

@@ -162,6 +162,18 @@ func SplitPath(u *url.URL) (segs []string, ok bool) {
 	return segs, true
 }
 
+// Path is the unescaped segments of a request path, as SplitPath splits
+// it.
+type Path []string
+
+// At returns segment i, or "" past the last one.
+func (p Path) At(i int) string {
+	if i < len(p) {
+		return p[i]
+	}
+	return ""
+}
+
 // InvalidEscape is the error for a request URI SplitPath refuses.
 func InvalidEscape(r *http.Request) *Error {
 	return IllegalArgument("invalid escape sequence in URI [%s]", r.URL.RequestURI())
@@ -227,6 +239,21 @@ func IndexCreated(name string) Ordered {
 // primary shard and one unassigned replica each.
 func Refreshed(n int) Ordered {
 	return obj{{"_shards", obj{{"total", 2 * n}, {"successful", n}, {"failed", 0}}}}
+}
+
+// DocFound is the body of GET /{index}/_doc/{id} finding the document,
+// answered 200.
+func DocFound(index, id string, version, seqNo int64, source []byte) Ordered {
+	return obj{
+		{"_index", index}, {"_id", id}, {"_version", version}, {"_seq_no", seqNo},
+		{"_primary_term", 1}, {"found", true}, {"_source", json.RawMessage(source)},
+	}
+}
+
+// DocNotFound is the body of GET /{index}/_doc/{id} for an _id the index
+// does not hold, answered 404.
+func DocNotFound(index, id string) Ordered {
+	return obj{{"_index", index}, {"_id", id}, {"found", false}}
 }
 
 // ParseRefresh checks the refresh parameter of a write: "", "true",

@@ -61,6 +61,10 @@ type IndicesOptions struct {
 	AllowNoIndices bool
 }
 
+// DefaultIndices is how most APIs resolve an expression by default: a
+// missing concrete name fails, wildcards may match nothing.
+var DefaultIndices = IndicesOptions{AllowNoIndices: true}
+
 // ResolveIndices expands a comma-separated index expression over the
 // existing indices: concrete names, '*' wildcards, _all (also "" and "*"),
 // and "-pattern" exclusions, which remove what the parts before them
@@ -148,6 +152,20 @@ func ParseCreateIndex(body []byte) (settings, mappings json.RawMessage, _ *Error
 		}
 	}
 	return settings, mappings, nil
+}
+
+// ReadCreateIndex reads a request to PUT /{index} for the index name: the
+// name is checked (ValidateIndexName), then the body read and parsed with
+// ParseCreateIndex.
+func ReadCreateIndex(r *http.Request, name string) (settings, mappings json.RawMessage, _ *Error) {
+	if err := ValidateIndexName(name); err != nil {
+		return nil, nil, err
+	}
+	body, err := ReadBody(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ParseCreateIndex(body)
 }
 
 // MergeSettings overlays b's flattened settings on a's; either may be nil.

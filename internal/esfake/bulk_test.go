@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/sluicelogs/sluice/internal/escompat/estest"
 	"github.com/sluicelogs/sluice/internal/esfake"
 )
 
@@ -15,19 +16,7 @@ import (
 // are fuzzed in escompat): it must not panic, and every answer must be JSON
 // of the documented shapes.
 func FuzzBulk(f *testing.F) {
-	seeds := []string{
-		"{\"create\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{\"x\":1,\"y.z\":\"s\",\"o\":{\"p\":[1,2,{\"q\":null}]}}\n",
-		"{\"index\":{\"_index\":\"a\"}}\n{\"x\":\"text\"}\n{\"create\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{\"x\":{\"y\":1}}\n",
-		"{\"delete\":{\"_index\":\"a\",\"_id\":\"1\"}}\n",
-		"{\"create\":{\"_index\":\"logs-x\"}}\n{\"@timestamp\":\"2024-05-01T00:00:00Z\",\"http\":{\"status\":\"oops\"}}\n",
-		"{\"create\":{\"_index\":\"A\"}}\n{}\n",
-		"{\"index\":{}}\n{\"a\":\"\\ud83d\\ude00\",\"b\":-0.5e-7}\n",
-		"\r\n{\"create\":{\"_index\":\"a\"}}\r\n{\"\":1}\r\n",
-		"{\"create\":{\"_index\":\"a\"}}\n{\"a..b\":1,\".\":2}\n",
-		"[]\n",
-		"{\"create\":{\"_index\":\"a\"}",
-	}
-	for _, s := range seeds {
+	for _, s := range estest.BulkBodies {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {

@@ -55,8 +55,9 @@
 //
 // # Shared code
 //
-// The parsers, the mapping engine, index templates and response shapes are
-// package escompat's, shared with the bleve-backed store of internal/devstack;
+// The parsers, the mapping engine, index templates and their endpoints,
+// fault injection, bulk responses and response shapes are package
+// escompat's, shared with the bleve-backed store of internal/devstack;
 // errors are *escompat.Error values.
 //
 // The Server, its accessors and SetFaults are safe for concurrent use; bulk

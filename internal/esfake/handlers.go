@@ -1,7 +1,6 @@
 package esfake
 
 import (
-	"encoding/json"
 	"net/http"
 	"time"
 
@@ -24,10 +23,6 @@ const (
 	clusterName = "esfake"
 )
 
-// allIndices resolves an expression as most APIs do by default: a missing
-// concrete name fails, wildcards may match nothing.
-var allIndices = escompat.IndicesOptions{AllowNoIndices: true}
-
 // info answers GET / and HEAD /.
 func (s *Server) info(rs *escompat.Responder) {
 	rs.JSON(http.StatusOK, escompat.ClusterInfo(nodeName, clusterName, s.clusterUUID, s.version))
@@ -37,7 +32,7 @@ func (s *Server) health(rs *escompat.Responder, indexExpr string) {
 	s.mu.Lock()
 	shards := len(s.indices)
 	if indexExpr != "" {
-		names, err := escompat.ResolveIndices(indexExpr, s.indices, allIndices)
+		names, err := escompat.ResolveIndices(indexExpr, s.indices, escompat.DefaultIndices)
 		if err != nil {
 			s.mu.Unlock()
 			rs.Error(err)
@@ -50,16 +45,7 @@ func (s *Server) health(rs *escompat.Responder, indexExpr string) {
 }
 
 func (s *Server) createIndex(rs *escompat.Responder, r *http.Request, name string) {
-	if err := escompat.ValidateIndexName(name); err != nil {
-		rs.Error(err)
-		return
-	}
-	body, rerr := escompat.ReadBody(r)
-	if rerr != nil {
-		rs.Error(rerr)
-		return
-	}
-	settings, mappings, perr := escompat.ParseCreateIndex(body)
+	settings, mappings, perr := escompat.ReadCreateIndex(r, name)
 	if perr != nil {
 		rs.Error(perr)
 		return
@@ -82,7 +68,7 @@ func (s *Server) createIndex(rs *escompat.Responder, r *http.Request, name strin
 
 func (s *Server) headIndex(rs *escompat.Responder, expr string) {
 	s.mu.Lock()
-	names, err := escompat.ResolveIndices(expr, s.indices, allIndices)
+	names, err := escompat.ResolveIndices(expr, s.indices, escompat.DefaultIndices)
 	s.mu.Unlock()
 	if err != nil || len(names) == 0 {
 		rs.Status(http.StatusNotFound)
@@ -92,7 +78,7 @@ func (s *Server) headIndex(rs *escompat.Responder, expr string) {
 }
 
 func (s *Server) deleteIndex(rs *escompat.Responder, r *http.Request, expr string) {
-	opts := allIndices
+	opts := escompat.DefaultIndices
 	opts.IgnoreUnavailable = r.URL.Query().Get("ignore_unavailable") == "true"
 	s.mu.Lock()
 	names, err := escompat.ResolveIndices(expr, s.indices, opts)
@@ -110,39 +96,35 @@ func (s *Server) deleteIndex(rs *escompat.Responder, r *http.Request, expr strin
 }
 
 func (s *Server) getIndex(rs *escompat.Responder, expr string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	names, err := escompat.ResolveIndices(expr, s.indices, allIndices)
-	if err != nil {
-		rs.Error(err)
-		return
-	}
-	out := obj{}
-	for _, n := range names {
-		idx := s.indices[n]
-		out = append(out, kv{n, escompat.IndexDescription(n, idx.uuid, idx.created, idx.settings, idx.mapping)})
-	}
-	rs.JSON(http.StatusOK, out)
+	s.perIndex(rs, expr, func(idx *index) any {
+		return escompat.IndexDescription(idx.name, idx.uuid, idx.created, idx.settings, idx.mapping)
+	})
 }
 
 func (s *Server) getMapping(rs *escompat.Responder, expr string) {
+	s.perIndex(rs, expr, func(idx *index) any { return obj{{"mappings", idx.mapping.Describe()}} })
+}
+
+// perIndex answers a GET over an index expression with an object of one
+// member per index, by name: what describe says of it, with s.mu held.
+func (s *Server) perIndex(rs *escompat.Responder, expr string, describe func(*index) any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	names, err := escompat.ResolveIndices(expr, s.indices, allIndices)
+	names, err := escompat.ResolveIndices(expr, s.indices, escompat.DefaultIndices)
 	if err != nil {
 		rs.Error(err)
 		return
 	}
-	out := obj{}
+	out := make(obj, 0, len(names))
 	for _, n := range names {
-		out = append(out, kv{n, obj{{"mappings", s.indices[n].mapping.Describe()}}})
+		out = append(out, kv{n, describe(s.indices[n])})
 	}
 	rs.JSON(http.StatusOK, out)
 }
 
 func (s *Server) refresh(rs *escompat.Responder, expr string) {
 	s.mu.Lock()
-	names, err := escompat.ResolveIndices(expr, s.indices, allIndices)
+	names, err := escompat.ResolveIndices(expr, s.indices, escompat.DefaultIndices)
 	s.mu.Unlock()
 	if err != nil {
 		rs.Error(err)
@@ -163,19 +145,16 @@ func (s *Server) getDoc(rs *escompat.Responder, name, id string) {
 	case idx == nil:
 		rs.Error(escompat.IndexNotFound(name))
 	case d == nil:
-		rs.JSON(http.StatusNotFound, obj{{"_index", name}, {"_id", id}, {"found", false}})
+		rs.JSON(http.StatusNotFound, escompat.DocNotFound(name, id))
 	default:
-		rs.JSON(http.StatusOK, obj{
-			{"_index", name}, {"_id", id}, {"_version", d.version}, {"_seq_no", d.seqNo},
-			{"_primary_term", 1}, {"found", true}, {"_source", json.RawMessage(d.source)},
-		})
+		rs.JSON(http.StatusOK, escompat.DocFound(name, id, d.version, d.seqNo, d.source))
 	}
 }
 
 // catIndices answers GET /_cat/indices[/{pattern}].
 func (s *Server) catIndices(rs *escompat.Responder, r *http.Request, pattern string) {
 	s.mu.Lock()
-	names, err := escompat.ResolveIndices(pattern, s.indices, allIndices)
+	names, err := escompat.ResolveIndices(pattern, s.indices, escompat.DefaultIndices)
 	rows := make([]escompat.CatIndex, 0, len(names))
 	for _, n := range names {
 		idx := s.indices[n]
@@ -190,152 +169,54 @@ func (s *Server) catIndices(rs *escompat.Responder, r *http.Request, pattern str
 	escompat.CatIndices(rs, r.URL.Query(), rows)
 }
 
-func (s *Server) putTemplate(rs *escompat.Responder, r *http.Request, name string) {
-	body, rerr := escompat.ReadBody(r)
-	if rerr != nil {
-		rs.Error(rerr)
-		return
-	}
-	t, err := escompat.ParseIndexTemplate(name, body)
+// bulk answers POST|PUT /_bulk and /{index}/_bulk.
+func (s *Server) bulk(rs *escompat.Responder, r *http.Request, defaultIndex string) {
+	start := time.Now()
+	items, err := escompat.ReadBulk(r, defaultIndex)
 	if err != nil {
 		rs.Error(err)
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if r.URL.Query().Get("create") == "true" && s.templates[name] != nil {
-		rs.Error(escompat.IllegalArgument("index template [%s] already exists", name))
-		return
-	}
-	if err := t.CheckOverlap(s.templateListLocked()); err != nil {
-		rs.Error(err)
-		return
-	}
-	s.templates[name] = t
-	rs.JSON(http.StatusOK, escompat.Acknowledged())
-}
-
-func (s *Server) templateListLocked() []*escompat.IndexTemplate {
-	all := make([]*escompat.IndexTemplate, 0, len(s.templates))
-	for _, t := range s.templates {
-		all = append(all, t)
-	}
-	return all
-}
-
-func (s *Server) getTemplates(rs *escompat.Responder, expr string, named bool) {
-	s.mu.Lock()
-	ts := escompat.MatchTemplates(s.templateListLocked(), expr)
-	s.mu.Unlock()
-	if named && len(ts) == 0 {
-		rs.Error(escompat.TemplateNotFound(expr))
-		return
-	}
-	rs.JSON(http.StatusOK, escompat.TemplatesResponse(ts))
-}
-
-func (s *Server) headTemplate(rs *escompat.Responder, expr string) {
-	s.mu.Lock()
-	n := len(escompat.MatchTemplates(s.templateListLocked(), expr))
-	s.mu.Unlock()
-	if n == 0 {
-		rs.Status(http.StatusNotFound)
-		return
-	}
-	rs.Status(http.StatusOK)
-}
-
-func (s *Server) deleteTemplate(rs *escompat.Responder, expr string) {
-	s.mu.Lock()
-	ts := escompat.MatchTemplates(s.templateListLocked(), expr)
-	for _, t := range ts {
-		delete(s.templates, t.Name)
-	}
-	s.mu.Unlock()
-	if len(ts) == 0 {
-		rs.Error(escompat.TemplateMissing(expr))
-		return
-	}
-	rs.JSON(http.StatusOK, escompat.Acknowledged())
-}
-
-// bulk answers POST|PUT /_bulk and /{index}/_bulk.
-func (s *Server) bulk(rs *escompat.Responder, r *http.Request, defaultIndex string) {
-	start := time.Now()
-	if _, err := escompat.ParseRefresh(r.URL.Query()); err != nil {
-		rs.Error(err)
-		return
-	}
-	body, rerr := escompat.ReadBody(r)
-	if rerr != nil {
-		rs.Error(rerr)
-		return
-	}
-	items, perr := escompat.ParseBulk(body, defaultIndex)
-	if perr != nil {
-		rs.Error(perr)
-		return
-	}
 	s.stats.bulkRequests.Add(1)
 	s.stats.items.Add(int64(len(items)))
-	itemFraction := s.faults.Load().ItemFraction
-	rejected := make([]bool, len(items))
-	for i := range items {
-		rejected[i] = s.chance(itemFraction)
+	ops := escompat.NewBulkOps(items, s.gate.Faults().ItemFraction, s.rng, s.generateID)
+	for i := range ops {
+		if ops[i].Rejected {
+			s.stats.itemRejected.Add(1)
+		}
 	}
-	out := make([]any, len(items))
-	hasErrors := false
 	if s.discard {
-		for i, it := range items {
-			if it.ID == "" {
-				it.ID = s.generateID()
+		for i := range ops {
+			if !ops[i].Rejected {
+				ops[i].Result = escompat.ItemResult{Version: 1, Result: "created", Status: http.StatusCreated}
+				s.stats.created.Add(1)
 			}
-			if rejected[i] {
-				out[i] = s.rejectedItem(it)
-				hasErrors = true
-				continue
-			}
-			out[i] = escompat.OKItem(it, 1, 0, "created", http.StatusCreated)
-			s.stats.created.Add(1)
 		}
 	} else {
 		// Parse documents outside the lock; apply them in order under it.
-		docs := make([]*escompat.Document, len(items))
-		derrs := make([]*escompat.Error, len(items))
-		for i, it := range items {
-			if it.ID == "" && (it.Action == "create" || it.Action == "index") {
-				items[i].ID = s.generateID()
-			}
-			if !rejected[i] && (it.Action == "create" || it.Action == "index") {
-				docs[i], derrs[i] = escompat.ParseDocument(it.Source)
+		docs := make([]*escompat.Document, len(ops))
+		derrs := make([]*escompat.Error, len(ops))
+		for i := range ops {
+			if ops[i].Writes() {
+				docs[i], derrs[i] = escompat.ParseDocument(ops[i].Item.Source)
 			}
 		}
 		s.mu.Lock()
-		for i, it := range items {
-			var failed bool
-			if rejected[i] {
-				out[i], failed = s.rejectedItem(it), true
-			} else {
-				out[i], failed = s.applyItemLocked(it, docs[i], derrs[i])
+		for i := range ops {
+			if !ops[i].Rejected {
+				ops[i].Result = s.applyItemLocked(ops[i].Item, docs[i], derrs[i])
 			}
-			hasErrors = hasErrors || failed
 		}
 		s.mu.Unlock()
 	}
-	rs.JSON(http.StatusOK, escompat.BulkResponse(time.Since(start).Milliseconds(), hasErrors, out))
+	rs.JSON(http.StatusOK, escompat.BulkResponse(time.Since(start), ops))
 }
 
-func (s *Server) rejectedItem(it escompat.BulkItem) escompat.Ordered {
-	s.stats.itemRejected.Add(1)
-	return escompat.ErrorItem(it, escompat.ItemRejected(it))
-}
-
-// applyItemLocked performs one bulk operation; s.mu is held. failed reports
-// an item carrying an error.
-func (s *Server) applyItemLocked(it escompat.BulkItem, doc *escompat.Document, derr *escompat.Error) (item escompat.Ordered, failed bool) {
-	invalid := func(e *escompat.Error) (escompat.Ordered, bool) {
+// applyItemLocked performs one bulk operation; s.mu is held.
+func (s *Server) applyItemLocked(it escompat.BulkItem, doc *escompat.Document, derr *escompat.Error) escompat.ItemResult {
+	invalid := func(e *escompat.Error) escompat.ItemResult {
 		s.stats.itemInvalid.Add(1)
-		return escompat.ErrorItem(it, e), true
+		return escompat.ItemResult{Err: e}
 	}
 	if err := escompat.ValidateIndexName(it.Index); err != nil {
 		return invalid(err)
@@ -346,16 +227,16 @@ func (s *Server) applyItemLocked(it escompat.BulkItem, doc *escompat.Document, d
 		return invalid(escompat.IllegalArgument("esfake does not support the bulk action [update]"))
 	case "delete":
 		if idx == nil {
-			return escompat.ErrorItem(it, escompat.IndexNotFound(it.Index)), true
+			return escompat.ItemResult{Err: escompat.IndexNotFound(it.Index)}
 		}
 		d := idx.docs[it.ID]
 		idx.seqNo++
 		if d == nil {
-			return escompat.OKItem(it, 1, idx.seqNo-1, "not_found", http.StatusNotFound), false
+			return escompat.ItemResult{Version: 1, SeqNo: idx.seqNo - 1, Result: "not_found", Status: http.StatusNotFound}
 		}
 		delete(idx.docs, it.ID)
 		idx.bytes -= int64(len(d.source))
-		return escompat.OKItem(it, d.version+1, idx.seqNo-1, "deleted", http.StatusOK), false
+		return escompat.ItemResult{Version: d.version + 1, SeqNo: idx.seqNo - 1, Result: "deleted", Status: http.StatusOK}
 	}
 	if idx == nil {
 		var err *escompat.Error
@@ -374,17 +255,18 @@ func (s *Server) applyItemLocked(it escompat.BulkItem, doc *escompat.Document, d
 	prev := idx.docs[it.ID]
 	if prev != nil && it.Action == "create" {
 		s.stats.conflicts.Add(1)
-		return escompat.ErrorItem(it, escompat.VersionConflict(idx.name, idx.uuid, it.ID, prev.version)), true
+		return escompat.ItemResult{Err: escompat.VersionConflict(idx.name, idx.uuid, it.ID, prev.version)}
 	}
-	version, result, status := int64(1), "created", http.StatusCreated
+	res := escompat.ItemResult{Version: 1, Result: "created", Status: http.StatusCreated}
 	if prev != nil {
-		version, result, status = prev.version+1, "updated", http.StatusOK
+		res.Version, res.Result, res.Status = prev.version+1, "updated", http.StatusOK
 		idx.bytes -= int64(len(prev.source))
 	} else {
 		s.stats.created.Add(1)
 	}
+	res.SeqNo = idx.seqNo
 	idx.seqNo++
-	idx.docs[it.ID] = &storedDoc{source: append([]byte(nil), it.Source...), version: version, seqNo: idx.seqNo - 1}
+	idx.docs[it.ID] = &storedDoc{source: append([]byte(nil), it.Source...), version: res.Version, seqNo: res.SeqNo}
 	idx.bytes += int64(len(it.Source))
-	return escompat.OKItem(it, version, idx.seqNo-1, result, status), false
+	return res
 }

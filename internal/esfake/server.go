@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -31,15 +30,14 @@ type Server struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 
-	faults atomic.Pointer[Faults]
-
-	rngMu sync.Mutex
-	rng   *rand.Rand
+	gate  escompat.Gate // injects the faults
+	rng   *escompat.Rand
 	idSeq atomic.Uint64
 
-	mu        sync.Mutex // guards indices and templates
-	indices   map[string]*index
-	templates map[string]*escompat.IndexTemplate
+	templates *escompat.Templates
+
+	mu      sync.Mutex // guards indices
+	indices map[string]*index
 
 	stats struct {
 		requests, bulkRequests, items, created, conflicts, itemRejected, itemInvalid, requestsFaulted atomic.Int64
@@ -111,14 +109,17 @@ func New(opts ...Option) *Server {
 		seed:      1,
 		closed:    make(chan struct{}),
 		indices:   make(map[string]*index),
-		templates: make(map[string]*escompat.IndexTemplate),
+		templates: escompat.NewTemplates(nil, escompat.TemplatesOptions{LenientCreate: true}),
 	}
-	s.faults.Store(&Faults{})
 	for _, o := range opts {
 		o(s)
 	}
-	s.rng = rand.New(rand.NewPCG(s.seed, s.seed^0x9e3779b97f4a7c15))
-	s.clusterUUID = s.randomID(22)
+	s.rng = escompat.NewRand(s.seed)
+	s.gate.Rand = s.rng
+	s.gate.Closing = s.closed
+	s.gate.Check = s.checkAuth
+	s.gate.Faulted = func() { s.stats.requestsFaulted.Add(1) }
+	s.clusterUUID = s.rng.ID(22)
 	return s
 }
 
@@ -157,10 +158,7 @@ func (s *Server) Close() {
 
 // SetFaults replaces the injected faults. It is safe at any time, from any
 // goroutine; requests already past their fault decision are not affected.
-func (s *Server) SetFaults(f Faults) {
-	f = f.Normalized()
-	s.faults.Store(&f)
-}
+func (s *Server) SetFaults(f Faults) { s.gate.SetFaults(f) }
 
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {
@@ -224,9 +222,7 @@ func (s *Server) IDs() map[string][]string {
 // Template returns the body of the stored index template name as it was
 // given to PUT /_index_template/{name}.
 func (s *Server) Template(name string) (json.RawMessage, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t := s.templates[name]
+	t := s.templates.Get(name)
 	if t == nil {
 		return nil, false
 	}
@@ -264,22 +260,13 @@ func (s *Server) Mapping(index string) map[string]string {
 // createIndexLocked creates an index from the matching template and the
 // optional settings and mappings of a create-index request. s.mu is held.
 func (s *Server) createIndexLocked(name string, settings, mappings json.RawMessage) (*index, *escompat.Error) {
-	all := make([]*escompat.IndexTemplate, 0, len(s.templates))
-	for _, t := range s.templates {
-		all = append(all, t)
-	}
-	var tSettings, tMappings json.RawMessage
-	if t := escompat.SelectTemplate(all, name); t != nil {
-		tSettings, tMappings = t.Settings, t.Mappings
-	}
-	merged := escompat.MergeSettings(tSettings, settings)
-	m, err := escompat.NewMapping(merged, tMappings, mappings)
+	merged, m, err := s.templates.NewIndex(name, settings, mappings)
 	if err != nil {
 		return nil, err
 	}
 	idx := &index{
 		name:     name,
-		uuid:     s.randomID(22),
+		uuid:     s.rng.ID(22),
 		created:  time.Now(),
 		mapping:  m,
 		settings: merged,
@@ -289,83 +276,30 @@ func (s *Server) createIndexLocked(name string, settings, mappings json.RawMessa
 	return idx, nil
 }
 
-// chance draws a fault decision.
-func (s *Server) chance(p float64) bool {
-	if p <= 0 {
-		return false
-	}
-	if p >= 1 {
-		return true
-	}
-	s.rngMu.Lock()
-	defer s.rngMu.Unlock()
-	return s.rng.Float64() < p
-}
-
-const idAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-
-func (s *Server) randomID(n int) string {
-	s.rngMu.Lock()
-	defer s.rngMu.Unlock()
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = idAlphabet[s.rng.IntN(len(idAlphabet))]
-	}
-	return string(b)
-}
-
 // generateID makes a 20-character URL-safe _id, unique per server, like
 // Elasticsearch's auto-generated ids.
 func (s *Server) generateID() string {
 	var b [15]byte
 	// 7 bytes of sequence number, then 8 random bytes.
 	binary.BigEndian.PutUint64(b[:8], s.idSeq.Add(1)<<8)
-	s.rngMu.Lock()
-	r := s.rng.Uint64()
-	s.rngMu.Unlock()
-	binary.BigEndian.PutUint64(b[7:], r)
+	binary.BigEndian.PutUint64(b[7:], s.rng.Uint64())
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.stats.requests.Add(1)
-	f := *s.faults.Load()
-	if f.Latency > 0 {
-		t := time.NewTimer(f.Latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-s.closed:
-			t.Stop()
-		}
+	if rs, path, ok := s.gate.Admit(w, r); ok {
+		s.route(rs, r, path)
 	}
-	rs := escompat.NewResponder(w, r)
-	if f.Down {
-		s.stats.requestsFaulted.Add(1)
-		rs.Error(escompat.ClusterDown())
-		return
-	}
-	if s.auth != "" && r.Header.Get("Authorization") != s.auth {
-		rs.Header().Set("WWW-Authenticate", `Basic realm="security", charset="UTF-8"`)
-		rs.Error(s.authError(r))
-		return
-	}
-	segs, ok := escompat.SplitPath(r.URL)
-	if !ok {
-		rs.Error(escompat.InvalidEscape(r))
-		return
-	}
-	if len(segs) > 0 && s.chance(f.RequestFraction) {
-		s.stats.requestsFaulted.Add(1)
-		rs.Error(escompat.RequestFault(f.RequestStatus, r))
-		return
-	}
-	s.route(rs, r, segs)
 }
 
-func (s *Server) authError(r *http.Request) *escompat.Error {
+// checkAuth answers 401 security_exception, as Elasticsearch does, a
+// request without the Authorization RequireAuth asks for.
+func (s *Server) checkAuth(rs *escompat.Responder, r *http.Request) *escompat.Error {
+	if s.auth == "" || r.Header.Get("Authorization") == s.auth {
+		return nil
+	}
+	rs.Header().Set("WWW-Authenticate", `Basic realm="security", charset="UTF-8"`)
 	header := obj{{"header", obj{{"WWW-Authenticate", []string{`Basic realm="security", charset="UTF-8"`, `ApiKey`}}}}}
 	path := r.URL.Path
 	got := r.Header.Get("Authorization")
@@ -382,27 +316,16 @@ func (s *Server) authError(r *http.Request) *escompat.Error {
 }
 
 // route dispatches a request to its endpoint.
-func (s *Server) route(rs *escompat.Responder, r *http.Request, segs []string) {
+func (s *Server) route(rs *escompat.Responder, r *http.Request, path escompat.Path) {
 	var rt escompat.Router
-	n := len(segs)
-	seg := func(i int) string {
-		if i < n {
-			return segs[i]
-		}
-		return ""
-	}
+	n, seg := len(path), path.At
 	switch {
 	case n == 0:
 		rt.Handle(func() { s.info(rs) }, http.MethodGet, http.MethodHead)
 	case n == 1 && seg(0) == "_bulk":
 		rt.Handle(func() { s.bulk(rs, r, "") }, http.MethodPost, http.MethodPut)
-	case seg(0) == "_index_template" && n == 1:
-		rt.Handle(func() { s.getTemplates(rs, "*", false) }, http.MethodGet)
-	case seg(0) == "_index_template" && n == 2:
-		rt.Handle(func() { s.getTemplates(rs, seg(1), true) }, http.MethodGet)
-		rt.Handle(func() { s.headTemplate(rs, seg(1)) }, http.MethodHead)
-		rt.Handle(func() { s.putTemplate(rs, r, seg(1)) }, http.MethodPut, http.MethodPost)
-		rt.Handle(func() { s.deleteTemplate(rs, seg(1)) }, http.MethodDelete)
+	case seg(0) == "_index_template" && n <= 2:
+		s.templates.Register(&rt, rs, r, seg(1))
 	case seg(0) == "_cluster" && seg(1) == "health" && n <= 3:
 		rt.Handle(func() { s.health(rs, seg(2)) }, http.MethodGet)
 	case seg(0) == "_cat" && seg(1) == "indices" && n <= 3:

@@ -19,6 +19,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 	"github.com/elastic/go-elasticsearch/v8/esutil"
 
+	"github.com/sluicelogs/sluice/internal/escompat/estest"
 	"github.com/sluicelogs/sluice/internal/esfake"
 )
 
@@ -26,135 +27,54 @@ import (
 // call is exactly one request.
 func client(t *testing.T, es *esfake.Server, edit ...func(*elasticsearch.Config)) *elasticsearch.Client {
 	t.Helper()
-	cfg := elasticsearch.Config{Addresses: []string{es.URL()}, DisableRetry: true}
-	for _, e := range edit {
-		e(&cfg)
-	}
-	c, err := elasticsearch.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// result is a decoded response.
-type result struct {
-	status int
-	header http.Header
-	raw    string
-	body   any
-}
-
-// do runs an esapi request and decodes its JSON body.
-func do(t *testing.T, c *elasticsearch.Client, req esapi.Request) result {
-	t.Helper()
-	res, err := req.Do(context.Background(), c)
-	if err != nil {
-		t.Fatalf("request: %v", err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := result{status: res.StatusCode, header: res.Header, raw: string(b)}
-	if len(b) > 0 && strings.Contains(res.Header.Get("Content-Type"), "json") {
-		if err := json.Unmarshal(b, &r.body); err != nil {
-			t.Fatalf("decode %s: %v", b, err)
-		}
-	}
-	return r
-}
-
-// at walks a decoded body by dotted path (array elements by index).
-func at(v any, path string) any {
-	for _, p := range strings.Split(path, ".") {
-		switch t := v.(type) {
-		case map[string]any:
-			v = t[p]
-		case []any:
-			var i int
-			if _, err := fmt.Sscan(p, &i); err != nil || i >= len(t) {
-				return nil
-			}
-			v = t[i]
-		default:
-			return nil
-		}
-	}
-	return v
-}
-
-func wantValue(t *testing.T, r result, path string, want any) {
-	t.Helper()
-	if got := at(r.body, path); !reflect.DeepEqual(got, want) {
-		t.Errorf("%s = %#v, want %#v (body %s)", path, got, want, r.raw)
-	}
-}
-
-// wantError checks a whole-request Elasticsearch error response.
-func wantError(t *testing.T, r result, status int, typ, reason string) {
-	t.Helper()
-	if r.status != status {
-		t.Errorf("status = %d, want %d (body %s)", r.status, status, r.raw)
-	}
-	wantValue(t, r, "status", float64(status))
-	wantValue(t, r, "error.type", typ)
-	wantValue(t, r, "error.root_cause.0.type", typ)
-	if reason != "" {
-		wantValue(t, r, "error.reason", reason)
-	}
-}
-
-func ndjson(lines ...string) *strings.Reader {
-	return strings.NewReader(strings.Join(lines, "\n") + "\n")
+	return estest.Client(t, es.URL(), edit...)
 }
 
 func TestInfo(t *testing.T) {
 	es := esfake.Start(t)
 	c := client(t, es)
-	r := do(t, c, esapi.InfoRequest{})
-	if r.status != 200 {
-		t.Fatalf("status %d", r.status)
+	r := estest.Do(t, c, esapi.InfoRequest{})
+	if r.Status != 200 {
+		t.Fatalf("status %d", r.Status)
 	}
-	if got := r.header.Get("X-Elastic-Product"); got != "Elasticsearch" {
+	if got := r.Header.Get("X-Elastic-Product"); got != "Elasticsearch" {
 		t.Errorf("X-Elastic-Product = %q", got)
 	}
-	if got := r.header.Get("Content-Type"); got != "application/json" {
+	if got := r.Header.Get("Content-Type"); got != "application/json" {
 		t.Errorf("Content-Type = %q", got)
 	}
-	wantValue(t, r, "version.number", "8.15.0")
-	wantValue(t, r, "version.build_flavor", "default")
-	wantValue(t, r, "version.lucene_version", "9.11.1")
-	wantValue(t, r, "version.minimum_wire_compatibility_version", "7.17.0")
-	wantValue(t, r, "version.minimum_index_compatibility_version", "7.0.0")
-	wantValue(t, r, "tagline", "You Know, for Search")
+	estest.WantValue(t, r, "version.number", "8.15.0")
+	estest.WantValue(t, r, "version.build_flavor", "default")
+	estest.WantValue(t, r, "version.lucene_version", "9.11.1")
+	estest.WantValue(t, r, "version.minimum_wire_compatibility_version", "7.17.0")
+	estest.WantValue(t, r, "version.minimum_index_compatibility_version", "7.0.0")
+	estest.WantValue(t, r, "tagline", "You Know, for Search")
 	for _, k := range []string{"name", "cluster_name", "cluster_uuid"} {
-		if s, _ := at(r.body, k).(string); s == "" {
+		if s, _ := estest.At(r.Body, k).(string); s == "" {
 			t.Errorf("%s missing", k)
 		}
 	}
 
-	ping := do(t, c, esapi.PingRequest{})
-	if ping.status != 200 || ping.raw != "" {
-		t.Errorf("HEAD / = %d %q", ping.status, ping.raw)
+	ping := estest.Do(t, c, esapi.PingRequest{})
+	if ping.Status != 200 || ping.Raw != "" {
+		t.Errorf("HEAD / = %d %q", ping.Status, ping.Raw)
 	}
 
 	es2 := esfake.Start(t, esfake.Version("8.19.2"))
-	wantValue(t, do(t, client(t, es2), esapi.InfoRequest{}), "version.number", "8.19.2")
+	estest.WantValue(t, estest.Do(t, client(t, es2), esapi.InfoRequest{}), "version.number", "8.19.2")
 }
 
 func TestCompatibilityMode(t *testing.T) {
 	es := esfake.Start(t)
 	c := client(t, es, func(cfg *elasticsearch.Config) { cfg.EnableCompatibilityMode = true })
-	r := do(t, c, esapi.BulkRequest{Body: ndjson(`{"create":{"_index":"a","_id":"1"}}`, `{"x":1}`)})
-	if r.status != 200 {
-		t.Fatalf("status %d: %s", r.status, r.raw)
+	r := estest.Do(t, c, esapi.BulkRequest{Body: estest.NDJSON(`{"create":{"_index":"a","_id":"1"}}`, `{"x":1}`)})
+	if r.Status != 200 {
+		t.Fatalf("status %d: %s", r.Status, r.Raw)
 	}
-	if got := r.header.Get("Content-Type"); got != "application/vnd.elasticsearch+json;compatible-with=8" {
+	if got := r.Header.Get("Content-Type"); got != "application/vnd.elasticsearch+json;compatible-with=8" {
 		t.Errorf("Content-Type = %q", got)
 	}
-	wantValue(t, r, "errors", false)
+	estest.WantValue(t, r, "errors", false)
 }
 
 const logsTemplate = `{
@@ -181,66 +101,66 @@ func TestIndexTemplateLifecycle(t *testing.T) {
 	es := esfake.Start(t)
 	c := client(t, es)
 
-	r := do(t, c, esapi.IndicesPutIndexTemplateRequest{Name: "logs", Body: strings.NewReader(logsTemplate)})
-	if r.status != 200 {
-		t.Fatalf("put: %d %s", r.status, r.raw)
+	r := estest.Do(t, c, esapi.IndicesPutIndexTemplateRequest{Name: "logs", Body: strings.NewReader(logsTemplate)})
+	if r.Status != 200 {
+		t.Fatalf("put: %d %s", r.Status, r.Raw)
 	}
-	wantValue(t, r, "acknowledged", true)
+	estest.WantValue(t, r, "acknowledged", true)
 	if body, ok := es.Template("logs"); !ok || !bytes.Equal(body, []byte(logsTemplate)) {
 		t.Errorf("Template(logs) = %s, %v", body, ok)
 	}
 
-	r = do(t, c, esapi.IndicesGetIndexTemplateRequest{Name: "logs"})
-	wantValue(t, r, "index_templates.0.name", "logs")
-	wantValue(t, r, "index_templates.0.index_template.index_patterns", []any{"logs-*"})
-	wantValue(t, r, "index_templates.0.index_template.priority", float64(200))
-	wantValue(t, r, "index_templates.0.index_template.composed_of", []any{})
-	wantValue(t, r, "index_templates.0.index_template.template.mappings.properties.http.properties.status.type", "long")
+	r = estest.Do(t, c, esapi.IndicesGetIndexTemplateRequest{Name: "logs"})
+	estest.WantValue(t, r, "index_templates.0.name", "logs")
+	estest.WantValue(t, r, "index_templates.0.index_template.index_patterns", []any{"logs-*"})
+	estest.WantValue(t, r, "index_templates.0.index_template.priority", float64(200))
+	estest.WantValue(t, r, "index_templates.0.index_template.composed_of", []any{})
+	estest.WantValue(t, r, "index_templates.0.index_template.template.mappings.properties.http.properties.status.type", "long")
 
-	if r := do(t, c, esapi.IndicesExistsIndexTemplateRequest{Name: "logs"}); r.status != 200 {
-		t.Errorf("exists = %d", r.status)
+	if r := estest.Do(t, c, esapi.IndicesExistsIndexTemplateRequest{Name: "logs"}); r.Status != 200 {
+		t.Errorf("exists = %d", r.Status)
 	}
-	wantValue(t, do(t, c, esapi.IndicesDeleteIndexTemplateRequest{Name: "logs"}), "acknowledged", true)
+	estest.WantValue(t, estest.Do(t, c, esapi.IndicesDeleteIndexTemplateRequest{Name: "logs"}), "acknowledged", true)
 	if _, ok := es.Template("logs"); ok {
 		t.Error("template still stored after delete")
 	}
-	wantError(t, do(t, c, esapi.IndicesGetIndexTemplateRequest{Name: "logs"}), 404,
+	estest.WantError(t, estest.Do(t, c, esapi.IndicesGetIndexTemplateRequest{Name: "logs"}), 404,
 		"resource_not_found_exception", "index template matching [logs] not found")
-	wantError(t, do(t, c, esapi.IndicesDeleteIndexTemplateRequest{Name: "logs"}), 404,
+	estest.WantError(t, estest.Do(t, c, esapi.IndicesDeleteIndexTemplateRequest{Name: "logs"}), 404,
 		"resource_not_found_exception", "index_template [logs] missing")
-	if r := do(t, c, esapi.IndicesExistsIndexTemplateRequest{Name: "logs"}); r.status != 404 {
-		t.Errorf("exists after delete = %d", r.status)
+	if r := estest.Do(t, c, esapi.IndicesExistsIndexTemplateRequest{Name: "logs"}); r.Status != 404 {
+		t.Errorf("exists after delete = %d", r.Status)
 	}
 }
 
 func TestIndexTemplateValidation(t *testing.T) {
 	es := esfake.Start(t)
 	c := client(t, es)
-	put := func(name, body string) result {
-		return do(t, c, esapi.IndicesPutIndexTemplateRequest{Name: name, Body: strings.NewReader(body)})
+	put := func(name, body string) estest.Result {
+		return estest.Do(t, c, esapi.IndicesPutIndexTemplateRequest{Name: name, Body: strings.NewReader(body)})
 	}
-	wantError(t, put("a", `{"template":{}}`), 400, "action_request_validation_exception",
+	estest.WantError(t, put("a", `{"template":{}}`), 400, "action_request_validation_exception",
 		"Validation Failed: 1: index patterns are missing;")
-	wantError(t, put("a", `{"index_patterns":["x-*"],"bogus":1}`), 400, "x_content_parse_exception",
+	estest.WantError(t, put("a", `{"index_patterns":["x-*"],"bogus":1}`), 400, "x_content_parse_exception",
 		"[1:27] [index_template] unknown field [bogus]")
-	wantError(t, put("a", `{"index_patterns":["x-*"],"template":{"mappings":{"properties":{"f":{"type":"strang"}}}}}`),
+	estest.WantError(t, put("a", `{"index_patterns":["x-*"],"template":{"mappings":{"properties":{"f":{"type":"strang"}}}}}`),
 		400, "mapper_parsing_exception", "No handler for type [strang] declared on field [f]")
-	wantError(t, put("a", `{"index_patterns":`), 400, "x_content_parse_exception", "")
+	estest.WantError(t, put("a", `{"index_patterns":`), 400, "x_content_parse_exception", "")
 
-	if r := put("a", `{"index_patterns":["logs-*"]}`); r.status != 200 {
-		t.Fatalf("put a: %s", r.raw)
+	if r := put("a", `{"index_patterns":["logs-*"]}`); r.Status != 200 {
+		t.Fatalf("put a: %s", r.Raw)
 	}
-	wantError(t, put("b", `{"index_patterns":["logs-acme-*"]}`), 400, "illegal_argument_exception",
+	estest.WantError(t, put("b", `{"index_patterns":["logs-acme-*"]}`), 400, "illegal_argument_exception",
 		"index template [b] has index patterns [logs-acme-*] matching patterns from existing templates [a] with patterns (a => [logs-*]) that have the same priority [0], multiple index templates may not match during index creation, please use a different priority")
-	if r := put("b", `{"index_patterns":["logs-acme-*"],"priority":5}`); r.status != 200 {
-		t.Errorf("put b with priority: %s", r.raw)
+	if r := put("b", `{"index_patterns":["logs-acme-*"],"priority":5}`); r.Status != 200 {
+		t.Errorf("put b with priority: %s", r.Raw)
 	}
-	if r := put("c", `{"index_patterns":["metrics-*"]}`); r.status != 200 {
-		t.Errorf("put c with disjoint patterns: %s", r.raw)
+	if r := put("c", `{"index_patterns":["metrics-*"]}`); r.Status != 200 {
+		t.Errorf("put c with disjoint patterns: %s", r.Raw)
 	}
-	r := do(t, c, esapi.IndicesGetIndexTemplateRequest{})
+	r := estest.Do(t, c, esapi.IndicesGetIndexTemplateRequest{})
 	var names []string
-	for _, it := range at(r.body, "index_templates").([]any) {
+	for _, it := range estest.At(r.Body, "index_templates").([]any) {
 		names = append(names, it.(map[string]any)["name"].(string))
 	}
 	if !reflect.DeepEqual(names, []string{"a", "b", "c"}) {
@@ -252,24 +172,24 @@ func TestIndexLifecycle(t *testing.T) {
 	es := esfake.Start(t)
 	c := client(t, es)
 
-	r := do(t, c, esapi.IndicesCreateRequest{Index: "logs-a"})
-	wantValue(t, r, "acknowledged", true)
-	wantValue(t, r, "index", "logs-a")
-	r = do(t, c, esapi.IndicesCreateRequest{Index: "logs-a"})
-	wantError(t, r, 400, "resource_already_exists_exception", "")
-	if reason, _ := at(r.body, "error.reason").(string); !strings.HasPrefix(reason, "index [logs-a/") || !strings.HasSuffix(reason, "] already exists") {
+	r := estest.Do(t, c, esapi.IndicesCreateRequest{Index: "logs-a"})
+	estest.WantValue(t, r, "acknowledged", true)
+	estest.WantValue(t, r, "index", "logs-a")
+	r = estest.Do(t, c, esapi.IndicesCreateRequest{Index: "logs-a"})
+	estest.WantError(t, r, 400, "resource_already_exists_exception", "")
+	if reason, _ := estest.At(r.Body, "error.reason").(string); !strings.HasPrefix(reason, "index [logs-a/") || !strings.HasSuffix(reason, "] already exists") {
 		t.Errorf("reason = %q", reason)
 	}
-	wantValue(t, r, "error.index", "logs-a")
+	estest.WantValue(t, r, "error.index", "logs-a")
 
-	wantError(t, do(t, c, esapi.IndicesCreateRequest{Index: "Logs"}), 400, "invalid_index_name_exception",
+	estest.WantError(t, estest.Do(t, c, esapi.IndicesCreateRequest{Index: "Logs"}), 400, "invalid_index_name_exception",
 		"Invalid index name [Logs], must be lowercase")
-	wantError(t, do(t, c, esapi.IndicesCreateRequest{Index: "_x"}), 400, "invalid_index_name_exception",
+	estest.WantError(t, estest.Do(t, c, esapi.IndicesCreateRequest{Index: "_x"}), 400, "invalid_index_name_exception",
 		"Invalid index name [_x], must not start with '_', '-', or '+'")
 
 	for name, want := range map[string]int{"logs-a": 200, "logs-b": 404} {
-		if r := do(t, c, esapi.IndicesExistsRequest{Index: []string{name}}); r.status != want {
-			t.Errorf("exists %s = %d, want %d", name, r.status, want)
+		if r := estest.Do(t, c, esapi.IndicesExistsRequest{Index: []string{name}}); r.Status != want {
+			t.Errorf("exists %s = %d, want %d", name, r.Status, want)
 		}
 	}
 
@@ -280,31 +200,31 @@ func TestIndexLifecycle(t *testing.T) {
 		t.Fatalf("Indices = %v", got)
 	}
 
-	wantError(t, do(t, c, esapi.IndicesDeleteRequest{Index: []string{"logs-a", "nope"}}), 404,
+	estest.WantError(t, estest.Do(t, c, esapi.IndicesDeleteRequest{Index: []string{"logs-a", "nope"}}), 404,
 		"index_not_found_exception", "no such index [nope]")
 	if got := es.Indices(); len(got) != 3 {
 		t.Fatalf("a failed delete removed indices: %v", got)
 	}
 	yes := true
-	r = do(t, c, esapi.IndicesDeleteRequest{Index: []string{"logs-a", "nope"}, IgnoreUnavailable: &yes})
-	wantValue(t, r, "acknowledged", true)
-	wantValue(t, do(t, c, esapi.IndicesDeleteRequest{Index: []string{"logs-*"}}), "acknowledged", true)
-	wantValue(t, do(t, c, esapi.IndicesDeleteRequest{Index: []string{"nothing-*"}}), "acknowledged", true)
+	r = estest.Do(t, c, esapi.IndicesDeleteRequest{Index: []string{"logs-a", "nope"}, IgnoreUnavailable: &yes})
+	estest.WantValue(t, r, "acknowledged", true)
+	estest.WantValue(t, estest.Do(t, c, esapi.IndicesDeleteRequest{Index: []string{"logs-*"}}), "acknowledged", true)
+	estest.WantValue(t, estest.Do(t, c, esapi.IndicesDeleteRequest{Index: []string{"nothing-*"}}), "acknowledged", true)
 	if got := es.Indices(); !reflect.DeepEqual(got, []string{"other"}) {
 		t.Errorf("Indices after deletes = %v", got)
 	}
 
-	r = do(t, c, esapi.IndicesCreateRequest{Index: "typed", Body: strings.NewReader(
+	r = estest.Do(t, c, esapi.IndicesCreateRequest{Index: "typed", Body: strings.NewReader(
 		`{"settings":{"index.mapping.total_fields.limit":2},"mappings":{"properties":{"n":{"type":"integer"}}}}`)})
-	wantValue(t, r, "acknowledged", true)
+	estest.WantValue(t, r, "acknowledged", true)
 	if got := es.Mapping("typed"); !reflect.DeepEqual(got, map[string]string{"n": "integer"}) {
 		t.Errorf("Mapping(typed) = %v", got)
 	}
-	r = do(t, c, esapi.IndicesGetMappingRequest{Index: []string{"typed"}})
-	wantValue(t, r, "typed.mappings.properties.n.type", "integer")
-	r = do(t, c, esapi.IndicesGetRequest{Index: []string{"typed"}})
-	wantValue(t, r, "typed.settings.index.mapping.total_fields.limit", "2")
-	wantValue(t, r, "typed.settings.index.provided_name", "typed")
+	r = estest.Do(t, c, esapi.IndicesGetMappingRequest{Index: []string{"typed"}})
+	estest.WantValue(t, r, "typed.mappings.properties.n.type", "integer")
+	r = estest.Do(t, c, esapi.IndicesGetRequest{Index: []string{"typed"}})
+	estest.WantValue(t, r, "typed.settings.index.mapping.total_fields.limit", "2")
+	estest.WantValue(t, r, "typed.settings.index.provided_name", "typed")
 	if es.Mapping("missing") != nil || es.Docs("missing") != nil {
 		t.Error("accessors of a missing index should return nil")
 	}
@@ -314,50 +234,50 @@ func TestBulkCreateConflictAndOverwrite(t *testing.T) {
 	es := esfake.Start(t)
 	c := client(t, es)
 
-	r := do(t, c, esapi.BulkRequest{Index: "logs-a", Body: ndjson(
+	r := estest.Do(t, c, esapi.BulkRequest{Index: "logs-a", Body: estest.NDJSON(
 		`{"create":{"_id":"1"}}`, `{"msg":"one"}`,
 		`{"create":{"_index":"logs-b","_id":"2"}}`, `{"msg":"two"}`,
 		`{"index":{}}`, `{"msg":"generated"}`,
 	)})
-	if r.status != 200 {
-		t.Fatalf("bulk: %d %s", r.status, r.raw)
+	if r.Status != 200 {
+		t.Fatalf("bulk: %d %s", r.Status, r.Raw)
 	}
-	wantValue(t, r, "errors", false)
-	wantValue(t, r, "items.0.create", map[string]any{
+	estest.WantValue(t, r, "errors", false)
+	estest.WantValue(t, r, "items.0.create", map[string]any{
 		"_index": "logs-a", "_id": "1", "_version": float64(1), "result": "created",
 		"_shards": map[string]any{"total": float64(2), "successful": float64(1), "failed": float64(0)},
 		"_seq_no": float64(0), "_primary_term": float64(1), "status": float64(201),
 	})
-	wantValue(t, r, "items.1.create._index", "logs-b")
-	wantValue(t, r, "items.2.index.status", float64(201))
-	wantValue(t, r, "items.2.index._seq_no", float64(1))
-	genID, _ := at(r.body, "items.2.index._id").(string)
+	estest.WantValue(t, r, "items.1.create._index", "logs-b")
+	estest.WantValue(t, r, "items.2.index.status", float64(201))
+	estest.WantValue(t, r, "items.2.index._seq_no", float64(1))
+	genID, _ := estest.At(r.Body, "items.2.index._id").(string)
 	if len(genID) != 20 {
 		t.Errorf("generated _id %q, want 20 characters", genID)
 	}
-	if _, ok := at(r.body, "took").(float64); !ok {
-		t.Errorf("took missing: %s", r.raw)
+	if _, ok := estest.At(r.Body, "took").(float64); !ok {
+		t.Errorf("took missing: %s", r.Raw)
 	}
 
-	r = do(t, c, esapi.BulkRequest{Body: ndjson(
+	r = estest.Do(t, c, esapi.BulkRequest{Body: estest.NDJSON(
 		`{"create":{"_index":"logs-a","_id":"1"}}`, `{"msg":"again"}`,
 		`{"index":{"_index":"logs-b","_id":"2"}}`, `{"msg":"two v2"}`,
 		`{"delete":{"_index":"logs-a","_id":"nope"}}`,
 	)})
-	wantValue(t, r, "errors", true)
-	wantValue(t, r, "items.0.create.status", float64(409))
-	wantValue(t, r, "items.0.create.error.type", "version_conflict_engine_exception")
-	wantValue(t, r, "items.0.create.error.reason", "[1]: version conflict, document already exists (current version [1])")
-	wantValue(t, r, "items.0.create.error.index", "logs-a")
-	wantValue(t, r, "items.0.create.error.shard", "0")
-	if uuid, _ := at(r.body, "items.0.create.error.index_uuid").(string); uuid == "" {
+	estest.WantValue(t, r, "errors", true)
+	estest.WantValue(t, r, "items.0.create.status", float64(409))
+	estest.WantValue(t, r, "items.0.create.error.type", "version_conflict_engine_exception")
+	estest.WantValue(t, r, "items.0.create.error.reason", "[1]: version conflict, document already exists (current version [1])")
+	estest.WantValue(t, r, "items.0.create.error.index", "logs-a")
+	estest.WantValue(t, r, "items.0.create.error.shard", "0")
+	if uuid, _ := estest.At(r.Body, "items.0.create.error.index_uuid").(string); uuid == "" {
 		t.Error("conflict error lacks index_uuid")
 	}
-	wantValue(t, r, "items.1.index.result", "updated")
-	wantValue(t, r, "items.1.index.status", float64(200))
-	wantValue(t, r, "items.1.index._version", float64(2))
-	wantValue(t, r, "items.2.delete.result", "not_found")
-	wantValue(t, r, "items.2.delete.status", float64(404))
+	estest.WantValue(t, r, "items.1.index.result", "updated")
+	estest.WantValue(t, r, "items.1.index.status", float64(200))
+	estest.WantValue(t, r, "items.1.index._version", float64(2))
+	estest.WantValue(t, r, "items.2.delete.result", "not_found")
+	estest.WantValue(t, r, "items.2.delete.status", float64(404))
 
 	docs := es.Docs("logs-a")
 	if string(docs["1"]) != `{"msg":"one"}` || string(docs[genID]) != `{"msg":"generated"}` || len(docs) != 2 {
@@ -375,35 +295,35 @@ func TestBulkCreateConflictAndOverwrite(t *testing.T) {
 		t.Errorf("Stats = %+v", st)
 	}
 
-	r = do(t, c, esapi.GetRequest{Index: "logs-b", DocumentID: "2"})
-	wantValue(t, r, "found", true)
-	wantValue(t, r, "_version", float64(2))
-	wantValue(t, r, "_source", map[string]any{"msg": "two v2"})
-	r = do(t, c, esapi.GetRequest{Index: "logs-b", DocumentID: "9"})
-	if r.status != 404 {
-		t.Errorf("missing doc status %d", r.status)
+	r = estest.Do(t, c, esapi.GetRequest{Index: "logs-b", DocumentID: "2"})
+	estest.WantValue(t, r, "found", true)
+	estest.WantValue(t, r, "_version", float64(2))
+	estest.WantValue(t, r, "_source", map[string]any{"msg": "two v2"})
+	r = estest.Do(t, c, esapi.GetRequest{Index: "logs-b", DocumentID: "9"})
+	if r.Status != 404 {
+		t.Errorf("missing doc status %d", r.Status)
 	}
-	wantValue(t, r, "found", false)
-	wantError(t, do(t, c, esapi.GetRequest{Index: "nope", DocumentID: "1"}), 404, "index_not_found_exception", "no such index [nope]")
+	estest.WantValue(t, r, "found", false)
+	estest.WantError(t, estest.Do(t, c, esapi.GetRequest{Index: "nope", DocumentID: "1"}), 404, "index_not_found_exception", "no such index [nope]")
 
-	r = do(t, c, esapi.IndicesRefreshRequest{Index: []string{"logs-a"}})
-	wantValue(t, r, "_shards.successful", float64(1))
-	wantError(t, do(t, c, esapi.IndicesRefreshRequest{Index: []string{"nope"}}), 404, "index_not_found_exception", "")
+	r = estest.Do(t, c, esapi.IndicesRefreshRequest{Index: []string{"logs-a"}})
+	estest.WantValue(t, r, "_shards.successful", float64(1))
+	estest.WantError(t, estest.Do(t, c, esapi.IndicesRefreshRequest{Index: []string{"nope"}}), 404, "index_not_found_exception", "")
 
-	r = do(t, c, esapi.BulkRequest{Refresh: "bogus", Body: ndjson(`{"create":{"_index":"a"}}`, `{}`)})
-	wantError(t, r, 400, "illegal_argument_exception", "Unknown value for refresh: [bogus].")
-	if r := do(t, c, esapi.BulkRequest{Refresh: "wait_for", Body: ndjson(`{"create":{"_index":"a"}}`, `{}`)}); r.status != 200 {
-		t.Errorf("refresh=wait_for: %d", r.status)
+	r = estest.Do(t, c, esapi.BulkRequest{Refresh: "bogus", Body: estest.NDJSON(`{"create":{"_index":"a"}}`, `{}`)})
+	estest.WantError(t, r, 400, "illegal_argument_exception", "Unknown value for refresh: [bogus].")
+	if r := estest.Do(t, c, esapi.BulkRequest{Refresh: "wait_for", Body: estest.NDJSON(`{"create":{"_index":"a"}}`, `{}`)}); r.Status != 200 {
+		t.Errorf("refresh=wait_for: %d", r.Status)
 	}
 }
 
 func TestBulkItemErrors(t *testing.T) {
 	es := esfake.Start(t)
 	c := client(t, es)
-	if r := do(t, c, esapi.IndicesPutIndexTemplateRequest{Name: "logs", Body: strings.NewReader(logsTemplate)}); r.status != 200 {
-		t.Fatal(r.raw)
+	if r := estest.Do(t, c, esapi.IndicesPutIndexTemplateRequest{Name: "logs", Body: strings.NewReader(logsTemplate)}); r.Status != 200 {
+		t.Fatal(r.Raw)
 	}
-	r := do(t, c, esapi.BulkRequest{Index: "logs-acme", Body: ndjson(
+	r := estest.Do(t, c, esapi.BulkRequest{Index: "logs-acme", Body: estest.NDJSON(
 		`{"create":{"_id":"ok"}}`, `{"@timestamp":"2024-05-01T10:00:00.123456789+02:00","http.status":200,"labels":{"team":7},"user":"ann","raw":{"a":[1,{"b":2}]}}`,
 		`{"create":{"_id":"bad-long"}}`, `{"http":{"status":"oops"}}`,
 		`{"create":{"_id":"bad-obj"}}`, `{"http":5}`,
@@ -411,17 +331,17 @@ func TestBulkItemErrors(t *testing.T) {
 		`{"create":{"_index":"Logs-Upper","_id":"x"}}`, `{}`,
 		`{"update":{"_id":"ok"}}`, `{"doc":{}}`,
 	)})
-	wantValue(t, r, "errors", true)
-	wantValue(t, r, "items.0.create.status", float64(201))
-	wantValue(t, r, "items.1.create.status", float64(400))
-	wantValue(t, r, "items.1.create.error.type", "document_parsing_exception")
-	wantValue(t, r, "items.1.create.error.reason", "[1:19] failed to parse field [http.status] of type [long] in document with id 'bad-long'. Preview of field's value: 'oops'")
-	wantValue(t, r, "items.1.create.error.caused_by.reason", `For input string: "oops"`)
-	wantValue(t, r, "items.2.create.error.reason", "[1:9] object mapping for [http] tried to parse field [http] as object, but found a concrete value")
-	wantValue(t, r, "items.3.create.error.type", "document_parsing_exception")
-	wantValue(t, r, "items.4.create.error.type", "invalid_index_name_exception")
-	wantValue(t, r, "items.4.create.error.reason", "Invalid index name [Logs-Upper], must be lowercase")
-	wantValue(t, r, "items.5.update.status", float64(400))
+	estest.WantValue(t, r, "errors", true)
+	estest.WantValue(t, r, "items.0.create.status", float64(201))
+	estest.WantValue(t, r, "items.1.create.status", float64(400))
+	estest.WantValue(t, r, "items.1.create.error.type", "document_parsing_exception")
+	estest.WantValue(t, r, "items.1.create.error.reason", "[1:19] failed to parse field [http.status] of type [long] in document with id 'bad-long'. Preview of field's value: 'oops'")
+	estest.WantValue(t, r, "items.1.create.error.caused_by.reason", `For input string: "oops"`)
+	estest.WantValue(t, r, "items.2.create.error.reason", "[1:9] object mapping for [http] tried to parse field [http] as object, but found a concrete value")
+	estest.WantValue(t, r, "items.3.create.error.type", "document_parsing_exception")
+	estest.WantValue(t, r, "items.4.create.error.type", "invalid_index_name_exception")
+	estest.WantValue(t, r, "items.4.create.error.reason", "Invalid index name [Logs-Upper], must be lowercase")
+	estest.WantValue(t, r, "items.5.update.status", float64(400))
 
 	want := map[string]string{
 		"@timestamp": "date", "message": "text", "http": "object", "http.status": "long", "raw": "object",
@@ -445,9 +365,9 @@ func TestBulkItemErrors(t *testing.T) {
 	for i := range 13 {
 		fmt.Fprintf(&b, `,"f%d":1`, i)
 	}
-	r = do(t, c, esapi.BulkRequest{Body: ndjson(`{"index":{"_index":"logs-acme","_id":"wide"}}`, `{"x":0`+b.String()+`}`)})
-	wantValue(t, r, "items.0.index.error.type", "illegal_argument_exception")
-	wantValue(t, r, "items.0.index.error.reason", "Limit of total fields [20] has been exceeded while adding new fields [14]")
+	r = estest.Do(t, c, esapi.BulkRequest{Body: estest.NDJSON(`{"index":{"_index":"logs-acme","_id":"wide"}}`, `{"x":0`+b.String()+`}`)})
+	estest.WantValue(t, r, "items.0.index.error.type", "illegal_argument_exception")
+	estest.WantValue(t, r, "items.0.index.error.reason", "Limit of total fields [20] has been exceeded while adding new fields [14]")
 	if got := len(es.Mapping("logs-acme")); got != 8 {
 		t.Errorf("a refused document changed the mapping: %d fields", got)
 	}
@@ -481,8 +401,8 @@ func TestBulkMalformed(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := do(t, c, esapi.BulkRequest{Body: strings.NewReader(tc.body)})
-			wantError(t, r, 400, tc.typ, tc.reason)
+			r := estest.Do(t, c, esapi.BulkRequest{Body: strings.NewReader(tc.body)})
+			estest.WantError(t, r, 400, tc.typ, tc.reason)
 		})
 	}
 	if got := es.Indices(); len(got) != 0 {
@@ -546,59 +466,59 @@ func TestFilterPath(t *testing.T) {
 	es := esfake.Start(t)
 	c := client(t, es)
 	fp := []string{"errors", "items.*.status", "items.*.error"}
-	r := do(t, c, esapi.BulkRequest{FilterPath: fp, Body: ndjson(
+	r := estest.Do(t, c, esapi.BulkRequest{FilterPath: fp, Body: estest.NDJSON(
 		`{"create":{"_index":"a","_id":"1"}}`, `{"x":1}`,
 		`{"index":{"_index":"a","_id":"2"}}`, `{"x":2}`,
 	)})
-	if r.raw != `{"errors":false,"items":[{"create":{"status":201}},{"index":{"status":201}}]}` {
-		t.Errorf("success body = %s", r.raw)
+	if r.Raw != `{"errors":false,"items":[{"create":{"status":201}},{"index":{"status":201}}]}` {
+		t.Errorf("success body = %s", r.Raw)
 	}
-	r = do(t, c, esapi.BulkRequest{FilterPath: fp, Body: ndjson(`{"create":{"_index":"a","_id":"1"}}`, `{"x":1}`)})
-	wantValue(t, r, "items.0.create.status", float64(409))
-	wantValue(t, r, "items.0.create.error.type", "version_conflict_engine_exception")
-	if _, ok := at(r.body, "items.0.create").(map[string]any)["_id"]; ok {
-		t.Errorf("filtered body kept _id: %s", r.raw)
+	r = estest.Do(t, c, esapi.BulkRequest{FilterPath: fp, Body: estest.NDJSON(`{"create":{"_index":"a","_id":"1"}}`, `{"x":1}`)})
+	estest.WantValue(t, r, "items.0.create.status", float64(409))
+	estest.WantValue(t, r, "items.0.create.error.type", "version_conflict_engine_exception")
+	if _, ok := estest.At(r.Body, "items.0.create").(map[string]any)["_id"]; ok {
+		t.Errorf("filtered body kept _id: %s", r.Raw)
 	}
 
-	r = do(t, c, esapi.BulkRequest{FilterPath: []string{"items.*.error"}, Body: ndjson(`{"create":{"_index":"a","_id":"3"}}`, `{"x":1}`)})
-	if r.raw != `{}` {
-		t.Errorf("nothing matched: body = %s", r.raw)
+	r = estest.Do(t, c, esapi.BulkRequest{FilterPath: []string{"items.*.error"}, Body: estest.NDJSON(`{"create":{"_index":"a","_id":"3"}}`, `{"x":1}`)})
+	if r.Raw != `{}` {
+		t.Errorf("nothing matched: body = %s", r.Raw)
 	}
-	r = do(t, c, esapi.InfoRequest{FilterPath: []string{"version.number", "tag*"}})
-	if r.raw != `{"version":{"number":"8.15.0"},"tagline":"You Know, for Search"}` {
-		t.Errorf("info body = %s", r.raw)
+	r = estest.Do(t, c, esapi.InfoRequest{FilterPath: []string{"version.number", "tag*"}})
+	if r.Raw != `{"version":{"number":"8.15.0"},"tagline":"You Know, for Search"}` {
+		t.Errorf("info body = %s", r.Raw)
 	}
-	r = do(t, c, esapi.GetRequest{Index: "a", DocumentID: "1", FilterPath: []string{"_source.x", "**.found"}})
-	if r.raw != `{"found":true,"_source":{"x":1}}` {
-		t.Errorf("doc body = %s", r.raw)
+	r = estest.Do(t, c, esapi.GetRequest{Index: "a", DocumentID: "1", FilterPath: []string{"_source.x", "**.found"}})
+	if r.Raw != `{"found":true,"_source":{"x":1}}` {
+		t.Errorf("doc body = %s", r.Raw)
 	}
 	// Errors are not filtered.
-	r = do(t, c, esapi.GetRequest{Index: "nope", DocumentID: "1", FilterPath: []string{"found"}})
-	wantError(t, r, 404, "index_not_found_exception", "no such index [nope]")
+	r = estest.Do(t, c, esapi.GetRequest{Index: "nope", DocumentID: "1", FilterPath: []string{"found"}})
+	estest.WantError(t, r, 404, "index_not_found_exception", "no such index [nope]")
 }
 
 func TestRequireAuth(t *testing.T) {
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("elastic:s3cret"))
 	es := esfake.Start(t, esfake.RequireAuth(auth))
 
-	r := do(t, client(t, es), esapi.InfoRequest{})
-	wantError(t, r, 401, "security_exception", "missing authentication credentials for REST request [/]")
-	if got := r.header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Basic") {
+	r := estest.Do(t, client(t, es), esapi.InfoRequest{})
+	estest.WantError(t, r, 401, "security_exception", "missing authentication credentials for REST request [/]")
+	if got := r.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Basic") {
 		t.Errorf("WWW-Authenticate = %q", got)
 	}
 	wrong := client(t, es, func(c *elasticsearch.Config) { c.Username, c.Password = "elastic", "nope" })
-	wantError(t, do(t, wrong, esapi.IndicesCreateRequest{Index: "a"}), 401, "security_exception",
+	estest.WantError(t, estest.Do(t, wrong, esapi.IndicesCreateRequest{Index: "a"}), 401, "security_exception",
 		"unable to authenticate user [elastic] for REST request [/a]")
 	if len(es.Indices()) != 0 {
 		t.Error("an unauthenticated request created an index")
 	}
 
 	right := client(t, es, func(c *elasticsearch.Config) { c.Username, c.Password = "elastic", "s3cret" })
-	if r := do(t, right, esapi.InfoRequest{}); r.status != 200 {
-		t.Errorf("authenticated info = %d %s", r.status, r.raw)
+	if r := estest.Do(t, right, esapi.InfoRequest{}); r.Status != 200 {
+		t.Errorf("authenticated info = %d %s", r.Status, r.Raw)
 	}
-	if r := do(t, right, esapi.BulkRequest{Body: ndjson(`{"create":{"_index":"a"}}`, `{}`)}); r.status != 200 {
-		t.Errorf("authenticated bulk = %d %s", r.status, r.raw)
+	if r := estest.Do(t, right, esapi.BulkRequest{Body: estest.NDJSON(`{"create":{"_index":"a"}}`, `{}`)}); r.Status != 200 {
+		t.Errorf("authenticated bulk = %d %s", r.Status, r.Raw)
 	}
 	if st := es.Stats(); st.Requests != 4 || st.Created != 1 {
 		t.Errorf("Stats = %+v", st)
@@ -606,18 +526,18 @@ func TestRequireAuth(t *testing.T) {
 }
 
 func TestFaults(t *testing.T) {
-	body := func() io.Reader { return ndjson(`{"create":{"_index":"a"}}`, `{"x":1}`) }
+	body := func() io.Reader { return estest.NDJSON(`{"create":{"_index":"a"}}`, `{"x":1}`) }
 
 	t.Run("whole request 429", func(t *testing.T) {
 		es := esfake.Start(t, esfake.WithFaults(esfake.Faults{RequestStatus: 429, RequestFraction: 1}))
 		c := client(t, es)
-		r := do(t, c, esapi.BulkRequest{Body: body()})
-		wantError(t, r, 429, "es_rejected_execution_exception", "")
-		if reason, _ := at(r.body, "error.reason").(string); !strings.HasPrefix(reason, "rejected execution of coordinating operation") {
+		r := estest.Do(t, c, esapi.BulkRequest{Body: body()})
+		estest.WantError(t, r, 429, "es_rejected_execution_exception", "")
+		if reason, _ := estest.At(r.Body, "error.reason").(string); !strings.HasPrefix(reason, "rejected execution of coordinating operation") {
 			t.Errorf("reason = %q", reason)
 		}
-		if r := do(t, c, esapi.InfoRequest{}); r.status != 200 {
-			t.Errorf("GET / faulted: %d", r.status)
+		if r := estest.Do(t, c, esapi.InfoRequest{}); r.Status != 200 {
+			t.Errorf("GET / faulted: %d", r.Status)
 		}
 		if st := es.Stats(); st.RequestsFaulted != 1 || st.BulkRequests != 0 || len(es.Indices()) != 0 {
 			t.Errorf("Stats = %+v, indices %v", st, es.Indices())
@@ -628,26 +548,26 @@ func TestFaults(t *testing.T) {
 		es := esfake.Start(t)
 		es.SetFaults(esfake.Faults{RequestFraction: 1})
 		c := client(t, es)
-		wantError(t, do(t, c, esapi.BulkRequest{Body: body()}), 503, "unavailable_shards_exception", "")
-		wantError(t, do(t, c, esapi.IndicesCreateRequest{Index: "x"}), 503, "unavailable_shards_exception", "")
+		estest.WantError(t, estest.Do(t, c, esapi.BulkRequest{Body: body()}), 503, "unavailable_shards_exception", "")
+		estest.WantError(t, estest.Do(t, c, esapi.IndicesCreateRequest{Index: "x"}), 503, "unavailable_shards_exception", "")
 		es.SetFaults(esfake.Faults{})
-		if r := do(t, c, esapi.BulkRequest{Body: body()}); r.status != 200 {
-			t.Errorf("after clearing faults: %d", r.status)
+		if r := estest.Do(t, c, esapi.BulkRequest{Body: body()}); r.Status != 200 {
+			t.Errorf("after clearing faults: %d", r.Status)
 		}
 	})
 
 	t.Run("items", func(t *testing.T) {
 		es := esfake.Start(t, esfake.WithFaults(esfake.Faults{ItemFraction: 1}))
-		r := do(t, client(t, es), esapi.BulkRequest{Body: ndjson(
+		r := estest.Do(t, client(t, es), esapi.BulkRequest{Body: estest.NDJSON(
 			`{"create":{"_index":"a","_id":"1"}}`, `{}`, `{"index":{"_index":"a","_id":"2"}}`, `{}`)})
-		if r.status != 200 {
-			t.Fatalf("status %d", r.status)
+		if r.Status != 200 {
+			t.Fatalf("status %d", r.Status)
 		}
-		wantValue(t, r, "errors", true)
+		estest.WantValue(t, r, "errors", true)
 		for i, action := range []string{"create", "index"} {
 			p := fmt.Sprintf("items.%d.%s.", i, action)
-			wantValue(t, r, p+"status", float64(429))
-			wantValue(t, r, p+"error.type", "es_rejected_execution_exception")
+			estest.WantValue(t, r, p+"status", float64(429))
+			estest.WantValue(t, r, p+"error.type", "es_rejected_execution_exception")
 		}
 		if st := es.Stats(); st.ItemRejected != 2 || st.Created != 0 || len(es.IDs()) != 0 {
 			t.Errorf("Stats = %+v", st)
@@ -657,8 +577,8 @@ func TestFaults(t *testing.T) {
 	t.Run("down", func(t *testing.T) {
 		es := esfake.Start(t, esfake.WithFaults(esfake.Faults{Down: true}))
 		c := client(t, es)
-		wantError(t, do(t, c, esapi.InfoRequest{}), 503, "cluster_block_exception", "blocked by: [SERVICE_UNAVAILABLE/2/no master];")
-		wantError(t, do(t, c, esapi.BulkRequest{Body: body()}), 503, "cluster_block_exception", "")
+		estest.WantError(t, estest.Do(t, c, esapi.InfoRequest{}), 503, "cluster_block_exception", "blocked by: [SERVICE_UNAVAILABLE/2/no master];")
+		estest.WantError(t, estest.Do(t, c, esapi.BulkRequest{Body: body()}), 503, "cluster_block_exception", "")
 		if st := es.Stats(); st.RequestsFaulted != 2 {
 			t.Errorf("Stats = %+v", st)
 		}
@@ -667,8 +587,8 @@ func TestFaults(t *testing.T) {
 	t.Run("latency", func(t *testing.T) {
 		es := esfake.Start(t, esfake.WithFaults(esfake.Faults{Latency: 100 * time.Millisecond}))
 		start := time.Now()
-		if r := do(t, client(t, es), esapi.InfoRequest{}); r.status != 200 {
-			t.Fatal(r.raw)
+		if r := estest.Do(t, client(t, es), esapi.InfoRequest{}); r.Status != 200 {
+			t.Fatal(r.Raw)
 		}
 		if d := time.Since(start); d < 100*time.Millisecond {
 			t.Errorf("answered after %v", d)
@@ -681,8 +601,8 @@ func TestFaults(t *testing.T) {
 			c := client(t, es)
 			var b strings.Builder
 			for range 40 {
-				r := do(t, c, esapi.ClusterHealthRequest{})
-				b.WriteString(map[int]string{200: "o", 429: "x"}[r.status])
+				r := estest.Do(t, c, esapi.ClusterHealthRequest{})
+				b.WriteString(map[int]string{200: "o", 429: "x"}[r.Status])
 			}
 			return b.String()
 		}
@@ -702,10 +622,10 @@ func TestDiscard(t *testing.T) {
 	for i := range 500 {
 		lines = append(lines, fmt.Sprintf(`{"create":{"_index":"bench","_id":"%d"}}`, i%7), `{"x":"anything","y":{"z":1}}`)
 	}
-	r := do(t, client(t, es), esapi.BulkRequest{Body: ndjson(lines...)})
-	wantValue(t, r, "errors", false)
-	wantValue(t, r, "items.499.create.status", float64(201))
-	wantValue(t, r, "items.499.create._id", "2")
+	r := estest.Do(t, client(t, es), esapi.BulkRequest{Body: estest.NDJSON(lines...)})
+	estest.WantValue(t, r, "errors", false)
+	estest.WantValue(t, r, "items.499.create.status", float64(201))
+	estest.WantValue(t, r, "items.499.create._id", "2")
 	if st := es.Stats(); st.Items != 500 || st.Created != 500 || st.Conflicts != 0 {
 		t.Errorf("Stats = %+v", st)
 	}
@@ -717,17 +637,17 @@ func TestDiscard(t *testing.T) {
 func TestCatIndicesAndHealth(t *testing.T) {
 	es := esfake.Start(t)
 	c := client(t, es)
-	do(t, c, esapi.BulkRequest{Body: ndjson(
+	estest.Do(t, c, esapi.BulkRequest{Body: estest.NDJSON(
 		`{"create":{"_index":"logs-b"}}`, `{"m":"1"}`,
 		`{"create":{"_index":"logs-b"}}`, `{"m":"2"}`,
 		`{"create":{"_index":"logs-a"}}`, `{"m":"3"}`,
 	)})
 	es.CreateIndex("other")
 
-	r := do(t, c, esapi.CatIndicesRequest{Format: "json", H: []string{"index", "docs.count", "health", "status"}})
+	r := estest.Do(t, c, esapi.CatIndicesRequest{Format: "json", H: []string{"index", "docs.count", "health", "status"}})
 	var rows []map[string]string
-	if err := json.Unmarshal([]byte(r.raw), &rows); err != nil {
-		t.Fatalf("%v: %s", err, r.raw)
+	if err := json.Unmarshal([]byte(r.Raw), &rows); err != nil {
+		t.Fatalf("%v: %s", err, r.Raw)
 	}
 	want := []map[string]string{
 		{"index": "logs-a", "docs.count": "1", "health": "green", "status": "open"},
@@ -739,24 +659,24 @@ func TestCatIndicesAndHealth(t *testing.T) {
 	}
 
 	yes := true
-	r = do(t, c, esapi.CatIndicesRequest{Index: []string{"logs-*"}, H: []string{"i", "dc"}, V: &yes, S: []string{"docs.count:desc"}})
-	if want := "index  docs.count\nlogs-b          2\nlogs-a          1\n"; r.raw != want {
-		t.Errorf("cat text = %q, want %q", r.raw, want)
+	r = estest.Do(t, c, esapi.CatIndicesRequest{Index: []string{"logs-*"}, H: []string{"i", "dc"}, V: &yes, S: []string{"docs.count:desc"}})
+	if want := "index  docs.count\nlogs-b          2\nlogs-a          1\n"; r.Raw != want {
+		t.Errorf("cat text = %q, want %q", r.Raw, want)
 	}
-	if got := r.header.Get("X-Elastic-Product"); got != "Elasticsearch" {
+	if got := r.Header.Get("X-Elastic-Product"); got != "Elasticsearch" {
 		t.Errorf("text response lacks X-Elastic-Product")
 	}
-	r = do(t, c, esapi.CatIndicesRequest{Index: []string{"nomatch-*"}, Format: "json"})
-	if r.raw != "[]" {
-		t.Errorf("no match = %s", r.raw)
+	r = estest.Do(t, c, esapi.CatIndicesRequest{Index: []string{"nomatch-*"}, Format: "json"})
+	if r.Raw != "[]" {
+		t.Errorf("no match = %s", r.Raw)
 	}
-	wantError(t, do(t, c, esapi.CatIndicesRequest{Index: []string{"nope"}}), 404, "index_not_found_exception", "no such index [nope]")
+	estest.WantError(t, estest.Do(t, c, esapi.CatIndicesRequest{Index: []string{"nope"}}), 404, "index_not_found_exception", "no such index [nope]")
 
-	r = do(t, c, esapi.CatIndicesRequest{Format: "json"})
+	r = estest.Do(t, c, esapi.CatIndicesRequest{Format: "json"})
 	var all []map[string]string
-	_ = json.Unmarshal([]byte(r.raw), &all)
+	_ = json.Unmarshal([]byte(r.Raw), &all)
 	if len(all) != 3 {
-		t.Fatalf("default columns: %s", r.raw)
+		t.Fatalf("default columns: %s", r.Raw)
 	}
 	var cols []string
 	for k := range all[0] {
@@ -767,10 +687,10 @@ func TestCatIndicesAndHealth(t *testing.T) {
 		t.Errorf("default columns %v", cols)
 	}
 
-	r = do(t, c, esapi.ClusterHealthRequest{})
-	wantValue(t, r, "status", "green")
-	wantValue(t, r, "timed_out", false)
-	wantValue(t, r, "active_primary_shards", float64(3))
+	r = estest.Do(t, c, esapi.ClusterHealthRequest{})
+	estest.WantValue(t, r, "status", "green")
+	estest.WantValue(t, r, "timed_out", false)
+	estest.WantValue(t, r, "active_primary_shards", float64(3))
 }
 
 func TestUnknownEndpointAndMethod(t *testing.T) {
@@ -802,8 +722,8 @@ func TestUnknownEndpointAndMethod(t *testing.T) {
 func TestGzipRequestBody(t *testing.T) {
 	es := esfake.Start(t)
 	c := client(t, es, func(cfg *elasticsearch.Config) { cfg.CompressRequestBody = true })
-	r := do(t, c, esapi.BulkRequest{Body: ndjson(`{"create":{"_index":"z","_id":"1"}}`, `{"k":"v"}`)})
-	wantValue(t, r, "items.0.create.status", float64(201))
+	r := estest.Do(t, c, esapi.BulkRequest{Body: estest.NDJSON(`{"create":{"_index":"z","_id":"1"}}`, `{"k":"v"}`)})
+	estest.WantValue(t, r, "items.0.create.status", float64(201))
 	if got := string(es.Docs("z")["1"]); got != `{"k":"v"}` {
 		t.Errorf("stored %s", got)
 	}
@@ -843,18 +763,18 @@ func TestTemplatePriority(t *testing.T) {
 		"low":  `{"index_patterns":["logs-*"],"priority":1,"template":{"mappings":{"properties":{"f":{"type":"long"}}}}}`,
 		"high": `{"index_patterns":["logs-acme-*"],"priority":2,"template":{"mappings":{"properties":{"f":{"type":"keyword"}}}}}`,
 	} {
-		if r := do(t, c, esapi.IndicesPutIndexTemplateRequest{Name: name, Body: strings.NewReader(body)}); r.status != 200 {
-			t.Fatalf("%s: %s", name, r.raw)
+		if r := estest.Do(t, c, esapi.IndicesPutIndexTemplateRequest{Name: name, Body: strings.NewReader(body)}); r.Status != 200 {
+			t.Fatalf("%s: %s", name, r.Raw)
 		}
 	}
-	r := do(t, c, esapi.BulkRequest{Body: ndjson(
+	r := estest.Do(t, c, esapi.BulkRequest{Body: estest.NDJSON(
 		`{"create":{"_index":"logs-acme-1"}}`, `{"f":"x"}`,
 		`{"create":{"_index":"logs-other"}}`, `{"f":"x"}`,
 		`{"create":{"_index":"unmatched"}}`, `{"f":"x"}`,
 	)})
-	wantValue(t, r, "items.0.create.status", float64(201))
-	wantValue(t, r, "items.1.create.status", float64(400))
-	wantValue(t, r, "items.2.create.status", float64(201))
+	estest.WantValue(t, r, "items.0.create.status", float64(201))
+	estest.WantValue(t, r, "items.1.create.status", float64(400))
+	estest.WantValue(t, r, "items.2.create.status", float64(201))
 	for index, want := range map[string]string{"logs-acme-1": "keyword", "logs-other": "long", "unmatched": "keyword"} {
 		if got := es.Mapping(index)["f"]; got != want {
 			t.Errorf("%s: f is %q, want %q", index, got, want)
