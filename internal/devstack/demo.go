@@ -56,9 +56,11 @@ tests:
 // and a malformed line, with kubelet-style rotation.
 type Demo struct {
 	Node *nodelog.Node
-	// Rate is the number of log lines per second, over all pods (default
-	// 50).
+	// Rate is the number of messages per second, over all pods (default
+	// 50; negative: as fast as possible, for tests).
 	Rate int
+	// Limit stops the demo after that many messages (0: when ctx ends).
+	Limit int
 	// RotateBytes rotates a container's file when it grows past it (default
 	// 1 MiB).
 	RotateBytes int64
@@ -73,7 +75,7 @@ type demoPod struct {
 // be written.
 func (d *Demo) Run(ctx context.Context) error {
 	rate, rotate := d.Rate, d.RotateBytes
-	if rate <= 0 {
+	if rate == 0 {
 		rate = 50
 	}
 	if rotate <= 0 {
@@ -98,15 +100,25 @@ func (d *Demo) Run(ctx context.Context) error {
 		all = append(all, demoPod{c: c, line: p.line})
 	}
 	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-	tick := time.NewTicker(time.Second / time.Duration(rate))
-	defer tick.Stop()
-	for n := 0; ; n++ {
-		select {
-		case <-ctx.Done():
+	var tick <-chan time.Time
+	if d.Rate >= 0 {
+		t := time.NewTicker(time.Second / time.Duration(rate))
+		defer t.Stop()
+		tick = t.C
+	}
+	for n := 0; d.Limit == 0 || n < d.Limit; n++ {
+		if tick != nil {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick:
+			}
+		} else if ctx.Err() != nil {
 			return nil
-		case <-tick.C:
 		}
-		p := all[r.IntN(len(all))]
+		// Pods take turns: the n-th message of the workload decides what
+		// it is (a stack trace, a long line), so every kind shows up.
+		p := all[n%len(all)]
 		stream := "stdout"
 		for _, msg := range p.line(r, n) {
 			if strings.HasPrefix(msg, "ERROR") || strings.HasPrefix(msg, "\tat ") || strings.HasPrefix(msg, "java.") {
@@ -122,6 +134,7 @@ func (d *Demo) Run(ctx context.Context) error {
 			}
 		}
 	}
+	return nil
 }
 
 var demoPaths = []string{"/api/cart", "/api/cart/items", "/api/checkout", "/api/products/42", "/healthz"}
