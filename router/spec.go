@@ -328,29 +328,13 @@ func (d *decoder) spec(n *yaml.Node) *Spec {
 			s.Version = d.int(v, "version")
 			d.badNames = d.badNames || len(d.errs) > n
 		case "steps":
-			if v.Kind != yaml.SequenceNode {
-				d.errorf(v, "steps must be a list")
-				return
-			}
-			if len(v.Content) > MaxSteps {
-				d.errorf(v, "%d steps, more than %d", len(v.Content), MaxSteps)
-				return
-			}
-			for i, sn := range v.Content {
+			for i, sn := range d.list(v, "steps", MaxSteps) {
 				n := len(d.errs)
 				s.Steps = append(s.Steps, d.step(sn))
 				d.badSteps[i] = len(d.errs) > n
 			}
 		case "tests":
-			if v.Kind != yaml.SequenceNode {
-				d.errorf(v, "tests must be a list")
-				return
-			}
-			if len(v.Content) > MaxTests {
-				d.errorf(v, "%d tests, more than %d", len(v.Content), MaxTests)
-				return
-			}
-			for _, tn := range v.Content {
+			for _, tn := range d.list(v, "tests", MaxTests) {
 				s.Tests = append(s.Tests, d.test(tn))
 			}
 		}
@@ -363,6 +347,20 @@ func (d *decoder) spec(n *yaml.Node) *Spec {
 	}
 	d.badNames = d.badNames || !ok || !hasTenant || !hasVersion
 	return s
+}
+
+// list returns the items of a YAML list of at most max items, or nil after
+// reporting why it is not one.
+func (d *decoder) list(v *yaml.Node, what string, max int) []*yaml.Node {
+	if v.Kind != yaml.SequenceNode {
+		d.errorf(v, "%s must be a list", what)
+		return nil
+	}
+	if len(v.Content) > max {
+		d.errorf(v, "%d %s, more than %d", len(v.Content), what, max)
+		return nil
+	}
+	return v.Content
 }
 
 func (d *decoder) step(n *yaml.Node) StepSpec {
