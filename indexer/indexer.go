@@ -122,22 +122,10 @@ func (ix *Indexer) Run(ctx context.Context) error {
 		clientID = "sluice-indexer"
 	}
 	// When the consumer leaves the group (at shutdown), kgo calls
-	// OnPartitionsRevoked with everything; closed tells it not to wait for
+	// OnPartitionsRevoked with everything; stopped tells it not to wait for
 	// workers that are gone.
-	var closed sync.WaitGroup
-	closed.Add(1)
 	stopped := make(chan struct{})
-	var membership []kgo.Opt
-	if ix.cfg.ID != "" {
-		// Static membership, with a stable name (a StatefulSet's pod
-		// name): an indexer restarted under its id takes its partitions
-		// back at once, without a rebalance. Without it, a crashed
-		// member's partitions wait for the session timeout. Deployment
-		// pods get new names every time, so without an explicit id the
-		// membership is dynamic.
-		membership = append(membership, kgo.InstanceID(ix.cfg.ID))
-	}
-	cl, err := kgo.NewClient(append(append(base, membership...),
+	cl, err := kgo.NewClient(append(append(base, kafka.Membership(ix.cfg.ID)...),
 		kgo.ClientID(clientID),
 		kgo.WithLogger(kafka.NewLogger(ix.log)),
 		kgo.WithHooks(kafka.NewMetrics(ix.reg)),

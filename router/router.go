@@ -139,15 +139,7 @@ func (rt *Router) Run(ctx context.Context) error {
 	wg.Go(func() { rt.publishStatus(followCtx, admin, configTopic) })
 	outputs := &topicCache{adm: adm, maxAge: rt.cfg.RescanInterval}
 
-	var membership []kgo.Opt
-	if rt.cfg.ID != "" {
-		// Static membership, with a stable name (a StatefulSet's pod name):
-		// a router restarted under its id takes its place back without a
-		// rebalance. Deployment pods get new names every time, so without
-		// an explicit id the membership is dynamic.
-		membership = append(membership, kgo.InstanceID(rt.cfg.ID))
-	}
-	sess, err := kgo.NewGroupTransactSession(append(append(base, membership...),
+	sess, err := kgo.NewGroupTransactSession(append(append(base, kafka.Membership(rt.cfg.ID)...),
 		kgo.ClientID(clientID),
 		kgo.WithHooks(kafka.NewMetrics(rt.reg)),
 		kgo.ConsumerGroup(rt.cfg.Group),

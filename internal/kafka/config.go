@@ -261,3 +261,16 @@ func (c Config) sasl(mechanism string) (sasl.Mechanism, error) {
 	// Unreachable after Validate.
 	return nil, &config.Problem{Var: varSASLMechanism, Err: fmt.Errorf("unsupported mechanism %q", c.SASLMechanism)}
 }
+
+// Membership returns the consumer group options for a member named id: with
+// an explicit id (a StatefulSet's pod name), static membership, so that a
+// member restarted under its id takes its partitions back at once, without
+// a rebalance and without waiting for the session timeout of the member it
+// replaces; with none, dynamic membership (Deployment pods get new names
+// every time). A static member does not leave the group when it stops.
+func Membership(id string) []kgo.Opt {
+	if id == "" {
+		return nil
+	}
+	return []kgo.Opt{kgo.InstanceID(id)}
+}

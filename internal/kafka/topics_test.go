@@ -167,3 +167,12 @@ func TestValidateStream(t *testing.T) {
 		}
 	}
 }
+
+func TestMembership(t *testing.T) {
+	if Membership("") != nil {
+		t.Error("no id should mean dynamic membership")
+	}
+	if len(Membership("indexer-0")) != 1 {
+		t.Error("an id should mean static membership")
+	}
+}
