@@ -23,6 +23,7 @@ import (
 
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
@@ -249,23 +250,8 @@ func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) 
 // committedAll reports whether group's committed offsets reached the end
 // of every partition of topics.
 func committedAll(t testing.TB, adm *kadm.Client, group string, topics ...string) bool {
-	ctx := context.Background()
-	ends, err := adm.ListEndOffsets(ctx, topics...)
-	if err != nil {
-		return false
-	}
-	committed, err := adm.FetchOffsets(ctx, group)
-	if err != nil {
-		return false
-	}
-	all := true
-	ends.Each(func(o kadm.ListedOffset) {
-		c, ok := committed.Lookup(o.Topic, o.Partition)
-		if o.Offset > 0 && (!ok || c.At < o.Offset) {
-			all = false
-		}
-	})
-	return all
+	ok, _ := kafka.CaughtUp(context.Background(), adm, group, topics...)
+	return ok
 }
 
 // watchCommits checks, until the test ends, that no committed offset ever

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sluicelogs/sluice/indexer"
 	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
@@ -296,22 +297,8 @@ func recordPlace(topic string, partition int32, offset int64) string {
 func committedToEnd(adm *kadm.Client, group string, topics []string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ends, err := adm.ListEndOffsets(ctx, topics...)
-	if err != nil {
-		return false
-	}
-	committed, err := adm.FetchOffsets(ctx, group)
-	if err != nil {
-		return false
-	}
-	all := true
-	ends.Each(func(o kadm.ListedOffset) {
-		c, ok := committed.Lookup(o.Topic, o.Partition)
-		if o.Offset > 0 && (!ok || c.At < o.Offset) {
-			all = false
-		}
-	})
-	return all
+	ok, _ := kafka.CaughtUp(ctx, adm, group, topics...)
+	return ok
 }
 
 // indexerDeadLetter is a dead letter and the topic it was read from.

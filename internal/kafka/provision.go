@@ -211,3 +211,28 @@ func ListTenants(ctx context.Context, adm *kadm.Client, t Topics) ([]string, err
 	slices.Sort(out)
 	return out, nil
 }
+
+// CaughtUp reports whether group's committed offsets reached the end of
+// every non-empty partition of topics: everything written to them so far
+// is processed (for tests, load tests and tools that wait for a stage).
+func CaughtUp(ctx context.Context, adm *kadm.Client, group string, topics ...string) (bool, error) {
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return false, fmt.Errorf("list end offsets: %w", err)
+	}
+	committed, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return false, fmt.Errorf("fetch offsets of %s: %w", group, err)
+	}
+	all := true
+	ends.Each(func(o kadm.ListedOffset) {
+		c, ok := committed.Lookup(o.Topic, o.Partition)
+		if o.Offset > 0 && (!ok || c.At < o.Offset) {
+			all = false
+		}
+	})
+	return all, nil
+}
