@@ -37,23 +37,14 @@ func TenantPrincipal(tenant string) string { return "User:" + tenant }
 // scramIterations is what kfake accepts and what Kafka defaults to.
 const scramIterations = 4096
 
-// TenantACLs returns the ACLs of a tenant's principal, as builders for
-// kadm: write its raw topic; read and describe its parsed topic, its
-// route streams (<prefix>.parsed.<tenant>.*, a prefix ending at the dot,
-// so that no other tenant's topic matches) and its dead-letter topic; read
-// and describe consumer groups named <tenant>.*.
+// TenantACLs returns the ACLs of a tenant's principal (TenantACLRules), as
+// builders for kadm.
 func TenantACLs(t Topics, tenant string) []*kadm.ACLBuilder {
-	p := TenantPrincipal(tenant)
-	return []*kadm.ACLBuilder{
-		kadm.NewACLs().Allow(p).Topics(t.Raw(tenant)).ResourcePatternType(kadm.ACLPatternLiteral).
-			Operations(kadm.OpWrite, kadm.OpDescribe),
-		kadm.NewACLs().Allow(p).Topics(t.Parsed(tenant), t.DLQ(tenant)).ResourcePatternType(kadm.ACLPatternLiteral).
-			Operations(kadm.OpRead, kadm.OpDescribe),
-		kadm.NewACLs().Allow(p).Topics(t.Parsed(tenant)+".").ResourcePatternType(kadm.ACLPatternPrefixed).
-			Operations(kadm.OpRead, kadm.OpDescribe),
-		kadm.NewACLs().Allow(p).Groups(tenant+".").ResourcePatternType(kadm.ACLPatternPrefixed).
-			Operations(kadm.OpRead, kadm.OpDescribe),
+	var bs []*kadm.ACLBuilder
+	for _, r := range TenantACLRules(t, tenant) {
+		bs = append(bs, r.builder(TenantPrincipal(tenant)))
 	}
+	return bs
 }
 
 // TenantTopics returns a tenant's topics made by ProvisionTenant: raw,
@@ -67,11 +58,19 @@ func TenantTopics(t Topics, tenant string) []string {
 type ProvisionResult struct {
 	TopicsCreated []string // topics that did not exist
 	UserSet       bool     // the SCRAM user was created or its password changed
+	// ACLsSkipped: the cluster has no authorizer (it answered
+	// SECURITY_DISABLED), so no ACL was set and nothing keeps other
+	// clients off the tenant's topics. Callers should say so.
+	ACLsSkipped bool
 }
 
 // ProvisionTenant makes a tenant: its topics, SCRAM-SHA-512 user, ACLs and
 // quotas. It is idempotent: what exists already is left (topics keep
 // their partitions), ACLs and quotas are set again. Errors name the step.
+//
+// On a cluster without an authorizer (a development broker, say) ACLs
+// cannot be set: that is not an error, it is reported in
+// ProvisionResult.ACLsSkipped.
 func ProvisionTenant(ctx context.Context, adm *kadm.Client, t Topics, tenant string, spec TenantSpec) (ProvisionResult, error) {
 	var res ProvisionResult
 	if err := ValidateTenant(tenant); err != nil {
@@ -107,13 +106,24 @@ func ProvisionTenant(ctx context.Context, adm *kadm.Client, t Topics, tenant str
 		}
 		res.UserSet = true
 	}
+acls:
 	for _, b := range TenantACLs(t, tenant) {
 		results, err := adm.CreateACLs(ctx, b)
+		if errors.Is(err, kerr.SecurityDisabled) {
+			res.ACLsSkipped = true
+			break
+		}
 		if err != nil {
 			return res, fmt.Errorf("create ACLs: %w", err)
 		}
 		for _, r := range results {
-			if r.Err != nil {
+			switch {
+			case errors.Is(r.Err, kerr.SecurityDisabled):
+				// Kafka answers every creation of the request so: the
+				// other builders would be refused the same way.
+				res.ACLsSkipped = true
+				break acls
+			case r.Err != nil:
 				return res, fmt.Errorf("create ACL %s on %s %s: %w", r.Operation, r.Type, r.Name, r.Err)
 			}
 		}
@@ -145,8 +155,9 @@ func setQuotas(ctx context.Context, adm *kadm.Client, tenant string, produce, co
 }
 
 // DeleteTenant removes a tenant: its topics (route streams included), user,
-// ACLs and quotas. What is already gone is skipped. The tenant's indices
-// in Elasticsearch are not touched (retention removes them).
+// ACLs and quotas. What is already gone is skipped, and so are the ACLs on
+// a cluster without an authorizer (none can exist there). The tenant's
+// indices in Elasticsearch are not touched (retention removes them).
 func DeleteTenant(ctx context.Context, adm *kadm.Client, t Topics, tenant string) error {
 	if err := ValidateTenant(tenant); err != nil {
 		return err
@@ -173,13 +184,20 @@ func DeleteTenant(ctx context.Context, adm *kadm.Client, t Topics, tenant string
 			}
 		}
 	}
+acls:
 	for _, b := range TenantACLs(t, tenant) {
 		results, err := adm.DeleteACLs(ctx, b.AllowHosts()) // any host
+		if errors.Is(err, kerr.SecurityDisabled) {
+			break
+		}
 		if err != nil {
 			return fmt.Errorf("delete ACLs: %w", err)
 		}
 		for _, r := range results {
-			if r.Err != nil {
+			switch {
+			case errors.Is(r.Err, kerr.SecurityDisabled):
+				break acls
+			case r.Err != nil:
 				return fmt.Errorf("delete ACLs: %w", r.Err)
 			}
 		}

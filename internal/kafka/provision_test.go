@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
@@ -114,5 +115,65 @@ func TestProvisionTenant(t *testing.T) {
 	}
 	if err := DeleteTenant(ctx, adm, topics, "shop"); err != nil {
 		t.Fatalf("deleting twice: %v", err)
+	}
+}
+
+// TestProvisionTenantWithoutAuthorizer: a cluster without an authorizer
+// answers every ACL creation and deletion with SECURITY_DISABLED, as Kafka
+// does when no authorizer.class.name is set. Provisioning still makes the
+// topics and reports that no ACL was set; deleting still removes the
+// tenant. Any other ACL error still fails.
+func TestProvisionTenantWithoutAuthorizer(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	noAuthorizer := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.CreateACLs, kmsg.DeleteACLs}, Err: kerr.SecurityDisabled, Count: -1})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.MetadataMinAge(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	topics := Topics{Prefix: "logs"}
+	spec := TenantSpec{Partitions: 1, ReplicationFactor: -1}
+
+	res, err := ProvisionTenant(ctx, adm, topics, "shop", spec)
+	if err != nil {
+		t.Fatalf("provision without an authorizer: %v", err)
+	}
+	if !res.ACLsSkipped || len(res.TopicsCreated) != 3 {
+		t.Fatalf("provision without an authorizer: %+v, want ACLsSkipped and 3 topics", res)
+	}
+	if res, err := ProvisionTenant(ctx, adm, topics, "shop", spec); err != nil || !res.ACLsSkipped || len(res.TopicsCreated) != 0 {
+		t.Fatalf("second provision: %+v %v", res, err)
+	}
+	// The first refusal stops the ACL step: one request per provision.
+	if hits := noAuthorizer.Hits(); hits != 2 {
+		t.Errorf("ACL requests answered SECURITY_DISABLED: %d, want 2", hits)
+	}
+	if err := DeleteTenant(ctx, adm, topics, "shop"); err != nil {
+		t.Fatalf("delete without an authorizer: %v", err)
+	}
+	if hits := noAuthorizer.Hits(); hits != 3 {
+		t.Errorf("ACL requests answered SECURITY_DISABLED after delete: %d, want 3", hits)
+	}
+	noAuthorizer.Remove()
+
+	// With an authorizer, ACLs are set and reported so.
+	if res, err := ProvisionTenant(ctx, adm, topics, "web", spec); err != nil || res.ACLsSkipped {
+		t.Fatalf("provision with ACLs: %+v %v", res, err)
+	}
+	// Other ACL errors are errors.
+	c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.CreateACLs}, Err: kerr.ClusterAuthorizationFailed})
+	if _, err := ProvisionTenant(ctx, adm, topics, "web", spec); !errors.Is(err, kerr.ClusterAuthorizationFailed) {
+		t.Fatalf("provision refused by the authorizer: %v, want CLUSTER_AUTHORIZATION_FAILED", err)
+	}
+	c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.DeleteACLs}, Err: kerr.ClusterAuthorizationFailed})
+	if err := DeleteTenant(ctx, adm, topics, "web"); !errors.Is(err, kerr.ClusterAuthorizationFailed) {
+		t.Fatalf("delete refused by the authorizer: %v, want CLUSTER_AUTHORIZATION_FAILED", err)
 	}
 }
