@@ -3,16 +3,21 @@
 GO       ?= go
 BIN      := bin/sluice
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X main.version=$(VERSION)
+COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+IMAGE    ?= sluice
+LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test bench lint fmt fuzz
+.PHONY: help build run test bench lint fmt fuzz image
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
 build: ## build bin/sluice
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sluice
+
+image: ## docker build the image sluice:<version> (IMAGE= renames it); needs a Docker engine, which the development machines lack
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE):$(VERSION) .
 
 run: build ## run the whole pipeline in one process (sluice dev): embedded Kafka and Elasticsearch, a demo workload
 	./$(BIN) dev

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -218,14 +220,9 @@ func runDevStack(ctx context.Context, cfg devConfig, opts devOptions, env envcon
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	defer admin.Close()
-	tenants := &devTenants{adm: kadm.NewClient(admin), topics: topics, log: log, known: map[string]bool{}}
-	if err := router.EnsureConfigTopic(ctx, tenants.adm, topics.Config()); err != nil {
-		return fmt.Errorf("config topic: %w", err)
-	}
-	if opts.demo {
-		if err := tenants.applyDemo(ctx, admin); err != nil {
-			return err
-		}
+	tenants := newTenantMaker(kadm.NewClient(admin), topics, log)
+	if err := tenants.setup(ctx, admin, opts.demo); err != nil {
+		return err
 	}
 
 	var wg sync.WaitGroup
@@ -354,18 +351,25 @@ func (r *devReady) stage(name string) func(bool) {
 	}
 }
 
-// devTenants makes a tenant (topics only: dev runs without ACLs) for every
-// namespace that appears in the node tree, and applies the demo pipelines.
-type devTenants struct {
+// tenantMaker makes tenants for the dev stack and `sluice demo`: topics
+// only (no user), with ACLs where the cluster has an authorizer. It makes
+// the demo's tenants, and in dev a tenant for every namespace that appears
+// in the node tree and every tenant a pipeline is applied for.
+type tenantMaker struct {
 	adm    *kadm.Client
 	topics kafka.Topics
 	log    *slog.Logger
 
-	mu    sync.Mutex // ensure runs from the watcher and the route follower
-	known map[string]bool
+	mu     sync.Mutex // ensure runs from the watcher and the route follower
+	known  map[string]bool
+	warned bool // about a cluster without an authorizer
 }
 
-func (d *devTenants) ensure(ctx context.Context, tenant string) error {
+func newTenantMaker(adm *kadm.Client, topics kafka.Topics, log *slog.Logger) *tenantMaker {
+	return &tenantMaker{adm: adm, topics: topics, log: log, known: map[string]bool{}}
+}
+
+func (d *tenantMaker) ensure(ctx context.Context, tenant string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.known[tenant] {
@@ -376,30 +380,63 @@ func (d *devTenants) ensure(ctx context.Context, tenant string) error {
 		return fmt.Errorf("tenant %s: %w", tenant, err)
 	}
 	if len(res.TopicsCreated) > 0 {
-		d.log.Info("tenant created for a new namespace", "tenant", tenant, "topics", res.TopicsCreated)
+		d.log.Info("tenant created", "tenant", tenant, "topics", res.TopicsCreated)
+	}
+	if res.ACLsSkipped && !d.warned {
+		d.log.Warn("the Kafka cluster has no authorizer (SECURITY_DISABLED): no ACLs were set, so tenants' topics are not protected from other clients")
+		d.warned = true
 	}
 	d.known[tenant] = true
 	return nil
 }
 
-// applyDemo makes the demo tenants and applies their pipelines (their route
-// streams are made by followRoutes).
-func (d *devTenants) applyDemo(ctx context.Context, cl *kgo.Client) error {
-	for tenant, src := range devstack.DemoPipelines {
+// setup makes the config topic and, with demo, the demo tenants, their
+// pipelines (a stored version as high is left alone) and their route
+// stream topics.
+func (d *tenantMaker) setup(ctx context.Context, cl *kgo.Client, demo bool) error {
+	if err := router.EnsureConfigTopic(ctx, d.adm, d.topics.Config()); err != nil {
+		return fmt.Errorf("config topic: %w", err)
+	}
+	if !demo {
+		return nil
+	}
+	for _, tenant := range slices.Sorted(maps.Keys(devstack.DemoPipelines)) {
+		src := []byte(devstack.DemoPipelines[tenant])
 		if err := d.ensure(ctx, tenant); err != nil {
 			return err
 		}
-		if _, err := router.ApplyPipeline(ctx, cl, d.topics.Config(), []byte(src)); err != nil && !errors.Is(err, router.ErrVersionNotIncreasing) {
+		p, err := router.ApplyPipeline(ctx, cl, d.topics.Config(), src)
+		if errors.Is(err, router.ErrVersionNotIncreasing) {
+			p, err = router.Load(src)
+		}
+		if err != nil {
+			return fmt.Errorf("demo pipeline %s: %w", tenant, err)
+		}
+		if err := d.ensureStreams(ctx, tenant, p); err != nil {
 			return fmt.Errorf("demo pipeline %s: %w", tenant, err)
 		}
 	}
 	return nil
 }
 
+// ensureStreams creates the route stream topics of a tenant's pipeline.
+func (d *tenantMaker) ensureStreams(ctx context.Context, tenant string, p *router.Pipeline) error {
+	var errs []error
+	for _, stream := range p.Streams() {
+		topic := d.topics.ParsedStream(tenant, stream)
+		if _, err := d.adm.CreateTopic(ctx, 3, -1, nil, topic); err == nil {
+			d.log.Info("route stream topic created", "tenant", tenant, "topic", topic)
+		} else if !errors.Is(err, kerr.TopicAlreadyExists) {
+			errs = append(errs, fmt.Errorf("create route stream topic %s: %w", topic, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // followRoutes creates the route stream topics of every pipeline applied
 // (the demo's and the user's), so that routing works in dev without an
 // administrator.
-func (d *devTenants) followRoutes(ctx context.Context, opts []kgo.Opt) error {
+func (d *tenantMaker) followRoutes(ctx context.Context, opts []kgo.Opt) error {
 	err := router.FollowConfig(ctx, opts, d.topics.Config(), func(tenant string, src []byte) {
 		p, err := router.Load(src)
 		if err != nil || src == nil {
@@ -409,13 +446,8 @@ func (d *devTenants) followRoutes(ctx context.Context, opts []kgo.Opt) error {
 			d.log.Warn("making a tenant for a pipeline failed", "tenant", tenant, "err", err)
 			return
 		}
-		for _, stream := range p.Streams() {
-			topic := d.topics.ParsedStream(tenant, stream)
-			if _, err := d.adm.CreateTopic(ctx, 3, -1, nil, topic); err == nil {
-				d.log.Info("route stream topic created", "tenant", tenant, "topic", topic)
-			} else if !errors.Is(err, kerr.TopicAlreadyExists) && ctx.Err() == nil {
-				d.log.Warn("creating a route stream topic failed", "topic", topic, "err", err)
-			}
+		if err := d.ensureStreams(ctx, tenant, p); err != nil && ctx.Err() == nil {
+			d.log.Warn("creating a route stream topic failed", "tenant", tenant, "err", err)
 		}
 	}, func() {})
 	if ctx.Err() != nil {
@@ -425,7 +457,7 @@ func (d *devTenants) followRoutes(ctx context.Context, opts []kgo.Opt) error {
 }
 
 // watch looks for new namespaces in the node tree every second.
-func (d *devTenants) watch(ctx context.Context, node *nodelog.Node) error {
+func (d *tenantMaker) watch(ctx context.Context, node *nodelog.Node) error {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {

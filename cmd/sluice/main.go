@@ -11,12 +11,46 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	_ "time/tzdata" // SLUICE_INDEXER_TIMEZONE works in images without a zoneinfo database
 )
 
-// version is stamped at build time: -ldflags "-X main.version=v1.2.3".
-var version = "dev"
+// version and commit are stamped at build time:
+// -ldflags "-X main.version=v1.2.3 -X main.commit=1a2b3c4" (make build and
+// the Dockerfile do).
+var (
+	version = "dev"
+	commit  = ""
+)
+
+// buildCommit is the commit stamped with -X main.commit, else the one the
+// go command recorded from the repository (vcs.revision, shortened, with
+// "-dirty" for uncommitted changes), else "unknown".
+func buildCommit() string {
+	if commit != "" {
+		return commit
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
+			}
+		}
+	}
+	if rev == "" {
+		return "unknown"
+	}
+	return rev[:min(len(rev), 7)] + dirty
+}
 
 type command struct {
 	name, summary string
@@ -26,6 +60,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"dev", "run the whole pipeline in one process with embedded Kafka and Elasticsearch (make run)", runDev},
+		{"demo", "write the demo workload's container logs for a shipper, after making its tenants (docker compose)", runDemo},
 		{"shipper", "tail container logs on this node and produce them to per-tenant Kafka topics", runShipper},
 		{"pipeline", "validate, test, apply, get, list and delete per-tenant pipelines", runPipeline},
 		{"router", "apply each tenant's pipeline between its raw and parsed topics, in Kafka transactions", runRouter},
@@ -34,8 +69,9 @@ func commands() []command {
 		{"produce", "send lines or JSON objects from stdin to a tenant's raw topic", runProduce},
 		{"tail", "follow a tenant's parsed topic (or its errors) like kubectl logs -f", runTail},
 		{"search", "search a tenant's indices with a Lucene query string, newest first", runSearch},
-		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
-			_, err := fmt.Fprintf(stdout, "sluice %s\n", version)
+		{"probe", "exit 0 when a stage's /readyz answers 2xx (health checks in images without a shell)", runProbe},
+		{"version", "print the version and commit", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
+			_, err := fmt.Fprintf(stdout, "sluice %s (commit %s)\n", version, buildCommit())
 			return err
 		}},
 	}

@@ -53,7 +53,7 @@ func runTenant(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	timeout := kafkaFlags(fs)
 	switch args[0] {
 	case "create":
-		return tenantCreate(ctx, fs, timeout, args[1:], stdout)
+		return tenantCreate(ctx, fs, timeout, args[1:], stdout, stderr)
 	case "list":
 		if err := parseNoArgs(fs, args[1:]); err != nil {
 			return err
@@ -86,7 +86,7 @@ func runTenant(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return fmt.Errorf("tenant: unknown subcommand %q", args[0])
 }
 
-func tenantCreate(ctx context.Context, fs *flag.FlagSet, timeout *time.Duration, args []string, stdout io.Writer) error {
+func tenantCreate(ctx context.Context, fs *flag.FlagSet, timeout *time.Duration, args []string, stdout, stderr io.Writer) error {
 	partitions := fs.Int("partitions", 3, "partitions of each new topic (existing topics are left alone)")
 	replication := fs.Int("replication-factor", -1, "replication factor of each new topic; -1: the broker's default")
 	retention := fs.Duration("retention", 7*24*time.Hour, "retention of each new topic; 0: the broker's default")
@@ -126,6 +126,9 @@ func tenantCreate(ctx context.Context, fs *flag.FlagSet, timeout *time.Duration,
 		if err != nil {
 			return fmt.Errorf("tenant create %s: %w", tenant, err)
 		}
+		if res.ACLsSkipped {
+			fmt.Fprintln(stderr, noAuthorizerWarning(tenant))
+		}
 		w := stdout
 		fmt.Fprintf(w, "tenant %s ready", tenant)
 		if len(res.TopicsCreated) > 0 {
@@ -147,6 +150,12 @@ func tenantCreate(ctx context.Context, fs *flag.FlagSet, timeout *time.Duration,
 		fmt.Fprintf(w, "\n# Elasticsearch role for the tenant's indices (PUT /_security/role/sluice-%s):\n%s\n", tenant, role)
 		return nil
 	})
+}
+
+// noAuthorizerWarning is the one line `sluice tenant create` (and the demo)
+// print when Kafka has no authorizer, so that ACLs could not be set.
+func noAuthorizerWarning(tenant string) string {
+	return fmt.Sprintf("warning: the Kafka cluster has no authorizer (SECURITY_DISABLED): no ACLs were set, so tenant %s's topics are not protected from other clients", tenant)
 }
 
 // ElasticsearchRole is the Elasticsearch role granting read on a tenant's
