@@ -8,10 +8,10 @@ IMAGE    ?= sluice
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test bench lint fmt fuzz image
+.PHONY: help build run test bench lint fmt fuzz image manifests
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 build: ## build bin/sluice
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sluice
@@ -22,10 +22,17 @@ image: ## docker build the image sluice:<version> (IMAGE= renames it); needs a D
 run: build ## run the whole pipeline in one process (sluice dev): embedded Kafka and Elasticsearch, a demo workload
 	./$(BIN) dev
 
-test: ## vet, run every test with the race detector, and the allocation tests without it
+test: ## vet, run every test with the race detector, the allocation tests without it, and the deployment tests
 	$(GO) vet ./...
 	$(GO) test -race -timeout 10m ./...
 	$(GO) test -run 'Allocs$$' ./...
+	@# deploy/ is its own module (Helm, Kubernetes and Prometheus libraries stay out of the
+	@# pipeline's). Its tests render and decode files and run no goroutines of their own, so
+	@# they run without the race detector, which would add minutes of compiling those libraries.
+	cd deploy && $(GO) vet ./... && $(GO) test -timeout 5m ./...
+
+manifests: ## render deploy/kubernetes/sluice.yaml from the Helm chart's defaults (a test fails when it is stale)
+	cd deploy && $(GO) test -count=1 -run '^TestManifestsUpToDate$$' -update .
 
 bench: ## run the benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
@@ -37,10 +44,12 @@ fuzz: ## run each fuzz test for FUZZTIME (default 10s)
 	  done; \
 	done
 
-lint: ## gofmt, vet, and check that go.mod/go.sum are tidy
+lint: ## gofmt, vet, and check that both modules' go.mod/go.sum are tidy
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd deploy && $(GO) vet ./...
 	$(GO) mod tidy && git diff --exit-code go.mod go.sum
+	cd deploy && $(GO) mod tidy && git diff --exit-code go.mod go.sum
 
 fmt: ## format the code
 	gofmt -w .

@@ -1,0 +1,297 @@
+package deploy
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"helm.sh/helm/v4/pkg/chart/common"
+	"helm.sh/helm/v4/pkg/chart/common/util"
+	"helm.sh/helm/v4/pkg/chart/loader"
+	"helm.sh/helm/v4/pkg/cli/values"
+	"helm.sh/helm/v4/pkg/engine"
+	"helm.sh/helm/v4/pkg/getter"
+	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
+	sigsyaml "sigs.k8s.io/yaml"
+)
+
+var update = flag.Bool("update", false, "rewrite kubernetes/sluice.yaml from the chart's defaults (make manifests)")
+
+const (
+	chartDir      = "helm/sluice"
+	manifestsFile = "kubernetes/sluice.yaml"
+	// The release of the plain manifests: names sluice-shipper, sluice-router, ...
+	releaseName      = "sluice"
+	releaseNamespace = "sluice"
+)
+
+// render renders the chart as `helm template` does, with the values files
+// merged in order (later files win), and returns the manifests in Helm's
+// install order.
+func render(valueFiles ...string) ([]releaseutil.Manifest, error) {
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		return nil, fmt.Errorf("load chart: %w", err)
+	}
+	vals, err := (&values.Options{ValueFiles: valueFiles}).MergeValues(getter.Providers{})
+	if err != nil {
+		return nil, fmt.Errorf("values: %w", err)
+	}
+	top, err := util.ToRenderValues(ch, vals, common.ReleaseOptions{
+		Name: releaseName, Namespace: releaseNamespace, IsInstall: true, Revision: 1,
+	}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("values: %w", err)
+	}
+	files, err := engine.Render(ch, top)
+	if err != nil {
+		return nil, err
+	}
+	hooks, manifests, err := releaseutil.SortManifests(files, nil, releaseutil.InstallOrder)
+	if err != nil {
+		return nil, fmt.Errorf("sort manifests: %w", err)
+	}
+	if len(hooks) > 0 {
+		return nil, fmt.Errorf("the chart has %d hooks; kubectl apply of the plain manifests would run them as plain objects", len(hooks))
+	}
+	return manifests, nil
+}
+
+// manifestsText is the text of deploy/kubernetes/sluice.yaml.
+func manifestsText(ms []releaseutil.Manifest) []byte {
+	var b bytes.Buffer
+	b.WriteString("# Sluice: the Helm chart deploy/helm/sluice rendered with its default values (release\n")
+	b.WriteString("# \"sluice\", namespace \"sluice\") by `make manifests`. Do not edit: change the chart and run\n")
+	b.WriteString("# `make manifests`; a test fails when this file is stale. Before applying, make the Secrets\n")
+	b.WriteString("# the stages read (README, \"Kubernetes\"), then:\n")
+	b.WriteString("#   kubectl create namespace sluice && kubectl apply -f deploy/kubernetes/sluice.yaml\n")
+	for _, m := range ms {
+		fmt.Fprintf(&b, "---\n# Source: %s\n%s\n", m.Name, strings.TrimSpace(m.Content))
+	}
+	return b.Bytes()
+}
+
+func TestManifestsUpToDate(t *testing.T) {
+	ms, err := render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := manifestsText(ms)
+	if *update {
+		if err := os.WriteFile(manifestsFile, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	got, err := os.ReadFile(manifestsFile)
+	if err != nil {
+		t.Fatalf("%v (run make manifests)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s is stale: run make manifests", filepath.Join("deploy", manifestsFile))
+	}
+	// The file is what the chart renders, so it must pass the same checks.
+	objs := decodeAll(t, splitDocuments(got))
+	checkObjects(t, objs, chartValues(t))
+}
+
+// splitDocuments splits a multi-document YAML file.
+func splitDocuments(b []byte) []string {
+	var docs []string
+	for _, d := range strings.Split("\n"+string(b), "\n---\n") {
+		if strings.TrimSpace(stripComments(d)) != "" {
+			docs = append(docs, d)
+		}
+	}
+	return docs
+}
+
+func stripComments(doc string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(doc, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
+
+// valuesFiles are the values files the chart is tested with.
+var valuesFiles = map[string][]string{
+	"defaults": nil,
+	"all":      {"testdata/values-all.yaml"},
+	"strimzi":  {"testdata/values-strimzi.yaml"},
+	// Files merge as with helm -f a -f b.
+	"all+strimzi": {"testdata/values-all.yaml", "testdata/values-strimzi.yaml"},
+}
+
+func TestChartRenders(t *testing.T) {
+	for name, files := range valuesFiles {
+		t.Run(name, func(t *testing.T) {
+			ms, err := render(files...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			docs := make([]string, len(ms))
+			for i, m := range ms {
+				docs[i] = m.Content
+			}
+			objs := decodeAll(t, docs)
+			checkObjects(t, objs, chartValues(t, files...))
+		})
+	}
+}
+
+// chartValues returns the chart's values merged with files, for the checks.
+func chartValues(t *testing.T, files ...string) chartConfig {
+	t.Helper()
+	var cfg chartConfig
+	for _, f := range append([]string{filepath.Join(chartDir, "values.yaml")}, files...) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sigsyaml.Unmarshal(b, &cfg); err != nil { // later files overwrite the fields they set
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	return cfg
+}
+
+// chartConfig is the part of the values the checks compare objects with.
+type chartConfig struct {
+	Kafka struct {
+		TopicPrefix string `json:"topicPrefix"`
+	} `json:"kafka"`
+	Shipper stageValues `json:"shipper"`
+	Router  stageValues `json:"router"`
+	Indexer stageValues `json:"indexer"`
+	Strimzi struct {
+		Enabled bool `json:"enabled"`
+		Tenants []struct {
+			Name             string   `json:"name"`
+			Partitions       int32    `json:"partitions"`
+			Streams          []string `json:"streams"`
+			ProducerByteRate int64    `json:"producerByteRate"`
+			ConsumerByteRate int64    `json:"consumerByteRate"`
+		} `json:"tenants"`
+		TopicDefaults struct {
+			Partitions int32 `json:"partitions"`
+		} `json:"topicDefaults"`
+	} `json:"strimzi"`
+}
+
+type stageValues struct {
+	Enabled   bool   `json:"enabled"`
+	KafkaUser string `json:"kafkaUser"`
+	Group     string `json:"group"`
+}
+
+func TestChartRejects(t *testing.T) {
+	dir := t.TempDir()
+	for name, tc := range map[string]struct{ values, want string }{
+		"bad tenant id":          {"strimzi: {enabled: true, tenants: [{name: Shop_1}]}", `"Shop_1" is not a tenant id`},
+		"tenant named as a user": {"strimzi: {enabled: true, tenants: [{name: sluice-router}]}", "has the name of the router's Kafka user"},
+		"bad stream":             {"strimzi: {enabled: true, tenants: [{name: shop, streams: [a.b]}]}", `stream "a.b" of tenant shop`},
+		"unknown es auth":        {"elasticsearch: {auth: {type: oauth}}", `elasticsearch.auth.type "oauth"`},
+		"basic without user":     {"elasticsearch: {auth: {type: basic, secretName: s, secretKey: k}}", "elasticsearch.auth.username is required"},
+		"api key without secret": {"elasticsearch: {auth: {type: apiKey}}", "elasticsearch.auth.secretName is required"},
+		"strimzi with plain":     {"kafka: {sasl: {mechanism: PLAIN}}\nstrimzi: {enabled: true}", "Strimzi users log in with SCRAM-SHA-512"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".yaml")
+			if err := os.WriteFile(f, []byte(tc.values), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := render(f)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("render error = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestChartFilesAreIncludedVerbatim(t *testing.T) {
+	ms, err := render("testdata/values-all.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := decodeAll(t, contents(ms))
+	rule := only[*monitoringPrometheusRule](t, objs)
+	var file struct {
+		Groups []struct {
+			Name  string           `json:"name"`
+			Rules []map[string]any `json:"rules"`
+		} `json:"groups"`
+	}
+	readYAML(t, filepath.Join(chartDir, "files/alerts.yaml"), &file)
+	if len(rule.Spec.Groups) != len(file.Groups) || len(rule.Spec.Groups) == 0 {
+		t.Fatalf("PrometheusRule has %d groups, files/alerts.yaml %d", len(rule.Spec.Groups), len(file.Groups))
+	}
+	for i, g := range file.Groups {
+		if rule.Spec.Groups[i].Name != g.Name || len(rule.Spec.Groups[i].Rules) != len(g.Rules) {
+			t.Errorf("group %d: rendered %s with %d rules, file %s with %d", i, rule.Spec.Groups[i].Name, len(rule.Spec.Groups[i].Rules), g.Name, len(g.Rules))
+		}
+	}
+	dash, err := os.ReadFile(filepath.Join(chartDir, "files/dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := only[*corev1ConfigMap](t, objs)
+	if got := cm.Data["sluice.json"]; got != strings.TrimRight(string(dash), "\n") {
+		t.Errorf("the dashboard ConfigMap differs from files/dashboard.json")
+	}
+	if cm.Labels["grafana_dashboard"] != "1" {
+		t.Errorf("dashboard ConfigMap labels = %v, want grafana_dashboard=1 for the Grafana sidecar", cm.Labels)
+	}
+}
+
+func contents(ms []releaseutil.Manifest) []string {
+	docs := make([]string, len(ms))
+	for i, m := range ms {
+		docs[i] = m.Content
+	}
+	return docs
+}
+
+func readYAML(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sigsyaml.UnmarshalStrict(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// only returns the one object of type T.
+func only[T any](t *testing.T, objs []object) T {
+	t.Helper()
+	var found []T
+	for _, o := range objs {
+		if v, ok := o.value.(T); ok {
+			found = append(found, v)
+		}
+	}
+	if len(found) != 1 {
+		var zero T
+		t.Fatalf("%d objects of type %T, want 1", len(found), zero)
+	}
+	return found[0]
+}
+
+// all returns the objects of type T.
+func all[T any](objs []object) []T {
+	var found []T
+	for _, o := range objs {
+		if v, ok := o.value.(T); ok {
+			found = append(found, v)
+		}
+	}
+	return found
+}

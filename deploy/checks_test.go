@@ -1,0 +1,456 @@
+package deploy
+
+import (
+	"fmt"
+	"maps"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/sluicelogs/sluice/internal/kafka"
+)
+
+// checkObjects checks what must hold of every rendering of the chart.
+func checkObjects(t *testing.T, objs []object, cfg chartConfig) {
+	t.Helper()
+	serviceAccounts := map[string]*corev1.ServiceAccount{}
+	for _, sa := range all[*corev1.ServiceAccount](objs) {
+		serviceAccounts[sa.Name] = sa
+		if sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
+			t.Errorf("ServiceAccount %s mounts its token: no stage calls the Kubernetes API", sa.Name)
+		}
+	}
+	pods := map[string]corev1.PodTemplateSpec{} // by stage
+	deployments := map[string]*appsv1.Deployment{}
+	for _, ds := range all[*appsv1.DaemonSet](objs) {
+		checkSelector(t, "DaemonSet "+ds.Name, ds.Spec.Selector, ds.Spec.Template.Labels)
+		pods[stageOf(t, ds.Spec.Template)] = ds.Spec.Template
+		checkShipper(t, ds, objs)
+	}
+	for _, d := range all[*appsv1.Deployment](objs) {
+		checkSelector(t, "Deployment "+d.Name, d.Spec.Selector, d.Spec.Template.Labels)
+		stage := stageOf(t, d.Spec.Template)
+		pods[stage] = d.Spec.Template
+		deployments[d.Name] = d
+		if s := d.Spec.Strategy; s.RollingUpdate == nil || s.RollingUpdate.MaxUnavailable == nil || s.RollingUpdate.MaxUnavailable.IntValue() != 0 {
+			t.Errorf("Deployment %s: a rolling update must add a replica before it removes one (maxUnavailable 0)", d.Name)
+		}
+	}
+	for _, stage := range stageNames {
+		values := map[string]stageValues{"shipper": cfg.Shipper, "router": cfg.Router, "indexer": cfg.Indexer}[stage]
+		pod, ok := pods[stage]
+		if ok != values.Enabled {
+			t.Errorf("stage %s: rendered %v, enabled %v", stage, ok, values.Enabled)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if sa := serviceAccounts[pod.Spec.ServiceAccountName]; sa == nil {
+			t.Errorf("stage %s: ServiceAccount %q is not rendered", stage, pod.Spec.ServiceAccountName)
+		}
+		checkPod(t, stage, pod, values)
+	}
+	for _, pdb := range all[*policyv1.PodDisruptionBudget](objs) {
+		d := deployments[pdb.Name]
+		if d == nil {
+			t.Errorf("PodDisruptionBudget %s: no Deployment of that name", pdb.Name)
+			continue
+		}
+		checkSelector(t, "PodDisruptionBudget "+pdb.Name, pdb.Spec.Selector, d.Spec.Template.Labels)
+	}
+	for _, hpa := range all[*autoscalingv2.HorizontalPodAutoscaler](objs) {
+		ref := hpa.Spec.ScaleTargetRef
+		if d := deployments[ref.Name]; d == nil || ref.Kind != "Deployment" || ref.APIVersion != "apps/v1" {
+			t.Errorf("HorizontalPodAutoscaler %s scales %s %s, not a rendered Deployment", hpa.Name, ref.Kind, ref.Name)
+		} else if d.Spec.Replicas != nil {
+			t.Errorf("Deployment %s sets replicas although an autoscaler scales it: every upgrade would reset them", d.Name)
+		}
+	}
+	for _, pm := range all[*monitoringv1.PodMonitor](objs) {
+		checkPodMonitor(t, pm, pods)
+	}
+	checkStrimzi(t, objs, cfg)
+}
+
+func stageOf(t *testing.T, pod corev1.PodTemplateSpec) string {
+	t.Helper()
+	stage := pod.Labels["app.kubernetes.io/component"]
+	if !slices.Contains(stageNames, stage) {
+		t.Fatalf("pod template labels %v: no app.kubernetes.io/component naming a stage", pod.Labels)
+	}
+	if len(pod.Spec.Containers) != 1 || !slices.Equal(pod.Spec.Containers[0].Args, []string{stage}) {
+		t.Fatalf("stage %s: want one container running `sluice %s`", stage, stage)
+	}
+	return stage
+}
+
+// checkSelector checks that a selector selects the pods it is meant for and
+// is not empty (an empty selector selects every pod of the namespace).
+func checkSelector(t *testing.T, what string, sel *metav1.LabelSelector, podLabels map[string]string) {
+	t.Helper()
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil || s.Empty() || !s.Matches(labels.Set(podLabels)) {
+		t.Errorf("%s: selector %v does not select its pods %v (%v)", what, sel, podLabels, err)
+	}
+}
+
+// checkPod checks a stage's pod: settings, secrets, probes, security.
+func checkPod(t *testing.T, stage string, pod corev1.PodTemplateSpec, values stageValues) {
+	t.Helper()
+	spec := pod.Spec
+	c := spec.Containers[0]
+	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+		t.Errorf("%s: the pod mounts a service account token", stage)
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			env[e.Name] = e.Value
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "spec.nodeName":
+			env[e.Name] = "node-a"
+		case e.ValueFrom.ResourceFieldRef != nil && e.Name == "GOMEMLIMIT":
+			if e.ValueFrom.ResourceFieldRef.Resource != "limits.memory" || c.Resources.Limits.Memory().IsZero() {
+				t.Errorf("%s: GOMEMLIMIT must come from a memory limit", stage)
+			}
+		default:
+			t.Errorf("%s: env %s: unexpected valueFrom %+v", stage, e.Name, e.ValueFrom)
+		}
+	}
+	st, err := loadStage(stage, env)
+	if err != nil {
+		t.Errorf("%s: the container's settings do not load: %v", stage, err)
+		return
+	}
+	for name, value := range env {
+		if st.secretValue(name) {
+			t.Errorf("%s: %s is set inline (%d characters): secrets are mounted from Secrets as files", stage, name, len(value))
+		}
+	}
+	// Every file a setting names is in a volume mounted read-only from a Secret.
+	mounts := map[string]corev1.VolumeMount{}
+	for _, m := range c.VolumeMounts {
+		mounts[m.MountPath] = m
+	}
+	volumes := map[string]corev1.Volume{}
+	for _, v := range spec.Volumes {
+		volumes[v.Name] = v
+		if v.Secret != nil && v.Secret.SecretName == "" {
+			t.Errorf("%s: volume %s names no Secret", stage, v.Name)
+		}
+	}
+	for name, file := range st.fileSettings() {
+		m, ok := mounts[path.Dir(file)]
+		if !ok || !m.ReadOnly {
+			t.Errorf("%s: %s=%s is not in a read-only mount", stage, name, file)
+			continue
+		}
+		v := volumes[m.Name].Secret
+		if v == nil || !slices.ContainsFunc(v.Items, func(k corev1.KeyToPath) bool { return k.Path == path.Base(file) }) {
+			t.Errorf("%s: %s=%s: volume %s does not put a Secret key at %s", stage, name, file, m.Name, path.Base(file))
+		}
+	}
+	for _, m := range c.VolumeMounts {
+		if _, ok := volumes[m.Name]; !ok {
+			t.Errorf("%s: mount %s of a volume %s that is not declared", stage, m.MountPath, m.Name)
+		}
+	}
+	// Grace period: the stage flushes for up to its shutdown timeout.
+	if spec.TerminationGracePeriodSeconds == nil || time.Duration(*spec.TerminationGracePeriodSeconds)*time.Second < st.shutdown+5*time.Second {
+		t.Errorf("%s: terminationGracePeriodSeconds %v leaves less than 5s beyond the %s shutdown timeout", stage, spec.TerminationGracePeriodSeconds, st.shutdown)
+	}
+	// Probes on the telemetry server.
+	_, port, _ := strings.Cut(st.telemetryAddr, ":")
+	portNum, _ := strconv.Atoi(port)
+	if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "telemetry" && int(p.ContainerPort) == portNum }) {
+		t.Errorf("%s: no container port telemetry = %d (SLUICE_TELEMETRY_ADDR %q)", stage, portNum, st.telemetryAddr)
+	}
+	for name, probe := range map[string]*corev1.Probe{"/healthz": c.LivenessProbe, "/readyz": c.ReadinessProbe} {
+		if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != name || probe.HTTPGet.Port.String() != "telemetry" {
+			t.Errorf("%s: want a probe GET %s on the telemetry port, got %+v", stage, name, probe)
+		}
+	}
+	// Resources and least privilege.
+	r := c.Resources
+	if r.Requests.Cpu().IsZero() || r.Requests.Memory().IsZero() || r.Limits.Memory().IsZero() {
+		t.Errorf("%s: resources %v: want CPU and memory requests and a memory limit", stage, r)
+	}
+	sc := c.SecurityContext
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+		sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		sc.Privileged != nil && *sc.Privileged ||
+		sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) > 0 {
+		t.Errorf("%s: security context %+v: want a read-only root, no privilege escalation and no capabilities", stage, sc)
+	}
+	if stage != "shipper" && (sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot) {
+		t.Errorf("%s: runs as root; only the shipper needs to (to read node log files)", stage)
+	}
+	if values.Group != "" {
+		if group := env["SLUICE_"+strings.ToUpper(stage)+"_GROUP"]; group != values.Group {
+			t.Errorf("%s: consumer group %q, values say %q", stage, group, values.Group)
+		}
+	}
+}
+
+// checkShipper checks the DaemonSet: one shipper per node at any time, the
+// node's log directories read-only and its checkpoint directory writable.
+func checkShipper(t *testing.T, ds *appsv1.DaemonSet, objs []object) {
+	t.Helper()
+	u := ds.Spec.UpdateStrategy
+	if u.Type != appsv1.RollingUpdateDaemonSetStrategyType || u.RollingUpdate == nil ||
+		u.RollingUpdate.MaxSurge == nil || u.RollingUpdate.MaxSurge.IntValue() != 0 ||
+		u.RollingUpdate.MaxUnavailable == nil || u.RollingUpdate.MaxUnavailable.IntValue() < 1 {
+		t.Errorf("DaemonSet %s: update strategy %+v: a surge would run two shippers on one node, sharing a checkpoint", ds.Name, u)
+	}
+	spec := ds.Spec.Template.Spec
+	c := spec.Containers[0]
+	hostPaths := map[string]*corev1.HostPathVolumeSource{}
+	for _, v := range spec.Volumes {
+		if v.HostPath != nil {
+			hostPaths[v.Name] = v.HostPath
+		}
+	}
+	mounted := map[string]corev1.VolumeMount{} // by host path
+	for _, m := range c.VolumeMounts {
+		if hp := hostPaths[m.Name]; hp != nil {
+			mounted[hp.Path] = m
+		}
+	}
+	for _, dir := range []string{"/var/log", "/var/lib/docker/containers"} {
+		m, ok := mounted[dir]
+		if !ok || !m.ReadOnly || m.MountPath != dir {
+			t.Errorf("DaemonSet %s: want host %s mounted read-only at the same path (symlinks point there), got %+v", ds.Name, dir, m)
+		}
+	}
+	var env = map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		env[e.Name] = e
+	}
+	checkpoint := env["SLUICE_SHIPPER_CHECKPOINT_DIR"].Value
+	var cp *corev1.VolumeMount
+	for hp, m := range mounted {
+		if m.MountPath == checkpoint {
+			cp = &m
+			if !strings.HasSuffix(hp, "/"+releaseName) || m.ReadOnly || *hostPaths[m.Name].Type != corev1.HostPathDirectoryOrCreate {
+				t.Errorf("DaemonSet %s: checkpoint mount %+v from %s: want a writable per-release host directory", ds.Name, m, hp)
+			}
+		}
+	}
+	if cp == nil {
+		t.Errorf("DaemonSet %s: SLUICE_SHIPPER_CHECKPOINT_DIR %q is not a host directory", ds.Name, checkpoint)
+	}
+	if ref := env["SLUICE_NODE_NAME"].ValueFrom; ref == nil || ref.FieldRef == nil || ref.FieldRef.FieldPath != "spec.nodeName" {
+		t.Errorf("DaemonSet %s: SLUICE_NODE_NAME must come from the downward API (spec.nodeName)", ds.Name)
+	}
+	if !slices.ContainsFunc(spec.Tolerations, func(t corev1.Toleration) bool { return t.Operator == corev1.TolerationOpExists && t.Key == "" }) {
+		t.Errorf("DaemonSet %s: tolerations %v do not run it on tainted nodes", ds.Name, spec.Tolerations)
+	}
+	if spec.PriorityClassName == "" {
+		t.Errorf("DaemonSet %s: no priority class", ds.Name)
+	}
+	classes := all[*schedulingv1.PriorityClass](objs)
+	for _, pc := range classes {
+		if pc.Name != spec.PriorityClassName {
+			t.Errorf("PriorityClass %s is rendered but the shipper uses %s", pc.Name, spec.PriorityClassName)
+		}
+	}
+	if len(classes) == 0 && !strings.HasPrefix(spec.PriorityClassName, "system-") {
+		t.Logf("DaemonSet %s uses priority class %s made outside the chart", ds.Name, spec.PriorityClassName)
+	}
+}
+
+func checkPodMonitor(t *testing.T, pm *monitoringv1.PodMonitor, pods map[string]corev1.PodTemplateSpec) {
+	t.Helper()
+	sel := labels.SelectorFromSet(pm.Spec.Selector.MatchLabels)
+	for stage, pod := range pods {
+		if !sel.Matches(labels.Set(pod.Labels)) {
+			t.Errorf("PodMonitor %s does not select the %s pods", pm.Name, stage)
+		}
+	}
+	if len(pm.Spec.PodMetricsEndpoints) != 1 {
+		t.Fatalf("PodMonitor %s: want one endpoint", pm.Name)
+	}
+	ep := pm.Spec.PodMetricsEndpoints[0]
+	if ep.Port == nil || *ep.Port != "telemetry" {
+		t.Errorf("PodMonitor %s scrapes port %v, want telemetry", pm.Name, ep.Port)
+	}
+	targets := map[string]string{}
+	for _, r := range ep.RelabelConfigs {
+		if r.TargetLabel != "" && len(r.SourceLabels) == 1 {
+			targets[r.TargetLabel] = string(r.SourceLabels[0])
+		}
+	}
+	want := map[string]string{
+		"stage": "__meta_kubernetes_pod_label_app_kubernetes_io_component",
+		"node":  "__meta_kubernetes_pod_node_name",
+	}
+	if !maps.Equal(targets, want) {
+		t.Errorf("PodMonitor %s relabels %v, want %v (the alerts and dashboard use these labels)", pm.Name, targets, want)
+	}
+}
+
+// checkStrimzi checks the Strimzi topics and users against the values: every
+// tenant's topics, and its user's ACLs and quotas as `sluice tenant create`
+// sets them.
+func checkStrimzi(t *testing.T, objs []object, cfg chartConfig) {
+	t.Helper()
+	topics := map[string]*kafkaTopic{}
+	for _, kt := range all[*kafkaTopic](objs) {
+		topics[kt.Spec.TopicName] = kt
+		if kt.Labels["strimzi.io/cluster"] == "" || kt.Spec.Partitions < 1 || kt.Spec.Replicas < 1 {
+			t.Errorf("KafkaTopic %s: want a strimzi.io/cluster label, partitions and replicas", kt.Name)
+		}
+	}
+	users := map[string]*kafkaUser{}
+	for _, u := range all[*kafkaUser](objs) {
+		users[u.Name] = u
+		checkKafkaUser(t, u)
+	}
+	if !cfg.Strimzi.Enabled {
+		if len(topics)+len(users) > 0 {
+			t.Errorf("Strimzi objects rendered although strimzi.enabled is false")
+		}
+		return
+	}
+	prefix := cfg.Kafka.TopicPrefix
+	kt := topics[prefix+".config"]
+	if kt == nil || kt.Spec.Partitions != 1 || kt.Spec.Config["cleanup.policy"] != "compact" {
+		t.Errorf("config topic %s.config: want one compacted partition, got %+v", prefix, kt)
+	}
+	tp := kafkaTopics{Prefix: prefix}
+	for _, tenant := range cfg.Strimzi.Tenants {
+		want := []string{tp.Raw(tenant.Name), tp.Parsed(tenant.Name), tp.DLQ(tenant.Name)}
+		for _, s := range tenant.Streams {
+			want = append(want, tp.ParsedStream(tenant.Name, s))
+		}
+		partitions := cmpOr(tenant.Partitions, cfg.Strimzi.TopicDefaults.Partitions)
+		for _, name := range want {
+			if kt := topics[name]; kt == nil || kt.Spec.Partitions != partitions {
+				t.Errorf("tenant %s: want topic %s with %d partitions, got %+v", tenant.Name, name, partitions, kt)
+			}
+		}
+		u := users[tenant.Name]
+		if u == nil {
+			t.Errorf("tenant %s: no KafkaUser", tenant.Name)
+			continue
+		}
+		if got, want := aclStrings(u.Spec.Authorization.ACLs), tenantACLStrings(tp, tenant.Name); !slices.Equal(got, want) {
+			t.Errorf("KafkaUser %s ACLs:\n%s\nwant those of sluice tenant create:\n%s", u.Name, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		q := u.Spec.Quotas
+		if tenant.ProducerByteRate+tenant.ConsumerByteRate > 0 && (q == nil || q.ProducerByteRate != tenant.ProducerByteRate || q.ConsumerByteRate != tenant.ConsumerByteRate) {
+			t.Errorf("KafkaUser %s quotas %+v, want producer %d consumer %d", u.Name, q, tenant.ProducerByteRate, tenant.ConsumerByteRate)
+		}
+	}
+	// The stages' users: only the rights each stage needs.
+	for stage, v := range map[string]stageValues{"shipper": cfg.Shipper, "router": cfg.Router, "indexer": cfg.Indexer} {
+		u := users[v.KafkaUser]
+		if u == nil {
+			t.Errorf("%s: no KafkaUser %s", stage, v.KafkaUser)
+			continue
+		}
+		got := aclStrings(u.Spec.Authorization.ACLs)
+		var want []string
+		switch stage {
+		case "shipper":
+			want = []string{"topic prefix " + prefix + ".raw. Describe,Write"}
+		case "router":
+			want = []string{
+				"group literal " + v.Group + " Describe,Read",
+				"topic literal " + prefix + ".config Describe,Read,Write",
+				"topic prefix " + prefix + ".dlq. Describe,Write",
+				"topic prefix " + prefix + ".parsed. Describe,Write",
+				"topic prefix " + prefix + ".raw. Describe,Read",
+				"transactionalId prefix " + v.Group + "- Describe,Write",
+			}
+		case "indexer":
+			want = []string{
+				"group literal " + v.Group + " Describe,Read",
+				"topic prefix " + prefix + ".dlq. Describe,Write",
+				"topic prefix " + prefix + ".parsed. Describe,Read",
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("KafkaUser %s ACLs:\n%s\nwant:\n%s", u.Name, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+}
+
+func cmpOr[T comparable](a, b T) T {
+	var zero T
+	if a != zero {
+		return a
+	}
+	return b
+}
+
+// checkKafkaUser checks the enumerations of the KafkaUser schema.
+func checkKafkaUser(t *testing.T, u *kafkaUser) {
+	t.Helper()
+	oneOf := func(field, v string, allowed ...string) {
+		if !slices.Contains(allowed, v) {
+			t.Errorf("KafkaUser %s: %s %q is not one of %v", u.Name, field, v, allowed)
+		}
+	}
+	oneOf("authentication.type", u.Spec.Authentication.Type, "tls", "tls-external", "scram-sha-512")
+	oneOf("authorization.type", u.Spec.Authorization.Type, "simple")
+	for _, a := range u.Spec.Authorization.ACLs {
+		oneOf("resource.type", a.Resource.Type, "topic", "group", "cluster", "transactionalId")
+		oneOf("resource.patternType", a.Resource.PatternType, "literal", "prefix")
+		for _, op := range a.Operations {
+			oneOf("operation", op, "Read", "Write", "Create", "Delete", "Alter", "Describe", "ClusterAction",
+				"AlterConfigs", "DescribeConfigs", "IdempotentWrite", "All")
+		}
+		if a.Host != "*" {
+			t.Errorf("KafkaUser %s: ACL host %q, want *", u.Name, a.Host)
+		}
+	}
+	if u.Labels["strimzi.io/cluster"] == "" {
+		t.Errorf("KafkaUser %s has no strimzi.io/cluster label", u.Name)
+	}
+}
+
+// aclStrings returns Strimzi ACLs as sorted "type pattern name ops" lines.
+func aclStrings(acls []strimziACL) []string {
+	var out []string
+	for _, a := range acls {
+		ops := slices.Sorted(slices.Values(a.Operations))
+		out = append(out, fmt.Sprintf("%s %s %s %s", a.Resource.Type, a.Resource.PatternType, a.Resource.Name, strings.Join(ops, ",")))
+	}
+	slices.Sort(out)
+	return out
+}
+
+type kafkaTopics = kafka.Topics
+
+// tenantACLStrings returns kafka.TenantACLRules in aclStrings' form.
+func tenantACLStrings(tp kafka.Topics, tenant string) []string {
+	var acls []strimziACL
+	for _, r := range kafka.TenantACLRules(tp, tenant) {
+		var a strimziACL
+		a.Resource.Type, a.Resource.Name, a.Resource.PatternType = r.Resource, r.Name, "literal"
+		if r.Prefixed {
+			a.Resource.PatternType = "prefix"
+		}
+		for _, op := range r.Operations {
+			// kadm names operations READ, WRITE, ...; Strimzi Read, Write.
+			s := strings.ToLower(op.String())
+			a.Operations = append(a.Operations, strings.ToUpper(s[:1])+s[1:])
+		}
+		acls = append(acls, a)
+	}
+	return aclStrings(acls)
+}

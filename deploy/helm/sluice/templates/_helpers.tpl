@@ -1,0 +1,175 @@
+{{/* Names and labels. */}}
+{{- define "sluice.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "sluice.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains (include "sluice.name" .) .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "sluice.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "sluice.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "sluice.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: sluice
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Selector labels of one stage: (dict "root" $ "stage" "shipper"). */}}
+{{- define "sluice.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sluice.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .stage }}
+{{- end -}}
+
+{{- define "sluice.stageLabels" -}}
+{{ include "sluice.labels" .root }}
+app.kubernetes.io/component: {{ .stage }}
+{{- end -}}
+
+{{- define "sluice.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* The Secret holding a stage's Kafka password: (dict "root" $ "stage" "shipper"). */}}
+{{- define "sluice.kafkaPasswordSecret" -}}
+{{- $s := index .root.Values .stage -}}
+{{- default $s.kafkaUser $s.kafkaPasswordSecret.name -}}
+{{- end -}}
+
+{{- define "sluice.saslEnabled" -}}
+{{- if ne (lower .Values.kafka.sasl.mechanism) "none" }}true{{ end -}}
+{{- end -}}
+
+{{/*
+Environment of one stage: Kafka, logging, telemetry and the stage's own env map.
+Credentials are files (volumes below), never values.
+*/}}
+{{- define "sluice.env" -}}
+{{- $root := .root -}}
+{{- $s := index $root.Values .stage -}}
+{{- $k := $root.Values.kafka -}}
+- name: SLUICE_KAFKA_BROKERS
+  value: {{ join "," $k.brokers | quote }}
+- name: SLUICE_KAFKA_CLIENT_ID
+  value: {{ printf "%s-%s" (include "sluice.fullname" $root) .stage | quote }}
+- name: SLUICE_TOPIC_PREFIX
+  value: {{ $k.topicPrefix | quote }}
+{{- if $k.tls.enabled }}
+- name: SLUICE_KAFKA_TLS_ENABLED
+  value: "true"
+{{- if $k.tls.caSecret.name }}
+- name: SLUICE_KAFKA_TLS_CA_FILE
+  value: /etc/sluice/kafka-ca/ca.crt
+{{- end }}
+{{- with $k.tls.serverName }}
+- name: SLUICE_KAFKA_TLS_SERVER_NAME
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- if include "sluice.saslEnabled" $root }}
+- name: SLUICE_KAFKA_SASL_MECHANISM
+  value: {{ $k.sasl.mechanism | quote }}
+- name: SLUICE_KAFKA_SASL_USERNAME
+  value: {{ $s.kafkaUser | quote }}
+- name: SLUICE_KAFKA_SASL_PASSWORD_FILE
+  value: /etc/sluice/kafka-sasl/password
+{{- end }}
+- name: SLUICE_TELEMETRY_ADDR
+  value: {{ printf ":%d" (int $root.Values.telemetryPort) | quote }}
+- name: SLUICE_LOG_FORMAT
+  value: {{ $root.Values.log.format | quote }}
+- name: SLUICE_LOG_LEVEL
+  value: {{ $root.Values.log.level | quote }}
+- name: GOMEMLIMIT
+  valueFrom:
+    resourceFieldRef:
+      resource: limits.memory
+{{- range $name, $value := $s.env }}
+- name: {{ $name }}
+  {{- /* YAML numbers arrive as float64: 8388608 would print as 8.388608e+06. */}}
+  {{- if and (kindIs "float64" $value) (eq $value (floor $value)) }}
+  value: {{ int64 $value | toString | quote }}
+  {{- else }}
+  value: {{ $value | toString | quote }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Kafka credential volumes of one stage, and their mounts. */}}
+{{- define "sluice.kafkaVolumes" -}}
+{{- $root := .root -}}
+{{- $k := $root.Values.kafka -}}
+{{- if and $k.tls.enabled $k.tls.caSecret.name }}
+- name: kafka-ca
+  secret:
+    secretName: {{ $k.tls.caSecret.name }}
+    items:
+      - key: {{ $k.tls.caSecret.key }}
+        path: ca.crt
+{{- end }}
+{{- if include "sluice.saslEnabled" $root }}
+- name: kafka-sasl
+  secret:
+    secretName: {{ include "sluice.kafkaPasswordSecret" . }}
+    items:
+      - key: {{ (index $root.Values .stage).kafkaPasswordSecret.key }}
+        path: password
+{{- end }}
+{{- end -}}
+
+{{- define "sluice.kafkaVolumeMounts" -}}
+{{- $k := .root.Values.kafka -}}
+{{- if and $k.tls.enabled $k.tls.caSecret.name }}
+- name: kafka-ca
+  mountPath: /etc/sluice/kafka-ca
+  readOnly: true
+{{- end }}
+{{- if include "sluice.saslEnabled" .root }}
+- name: kafka-sasl
+  mountPath: /etc/sluice/kafka-sasl
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* Telemetry port and probes, shared by every stage. */}}
+{{- define "sluice.telemetry" -}}
+ports:
+  - name: telemetry
+    containerPort: {{ .Values.telemetryPort }}
+    protocol: TCP
+livenessProbe:
+  httpGet:
+    path: /healthz
+    port: telemetry
+  periodSeconds: 10
+  timeoutSeconds: 5
+  failureThreshold: 6
+readinessProbe:
+  httpGet:
+    path: /readyz
+    port: telemetry
+  periodSeconds: 5
+  timeoutSeconds: 5
+  failureThreshold: 3
+{{- end -}}
+
+{{/* The pod-level settings of every stage. */}}
+{{- define "sluice.podSecurity" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+automountServiceAccountToken: false
+enableServiceLinks: false
+{{- end -}}
