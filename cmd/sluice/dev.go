@@ -9,12 +9,10 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,7 +21,6 @@ import (
 	"github.com/sethvargo/go-envconfig"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/indexer"
@@ -138,15 +135,9 @@ func runDevStack(ctx context.Context, cfg devConfig, opts devOptions, env envcon
 	defaults := map[string]string{}
 	brokers := lookup(env, "SLUICE_KAFKA_BROKERS")
 	if brokers == "" {
-		if err := portFree(cfg.KafkaAddr, "--kafka-addr or SLUICE_DEV_KAFKA_ADDR"); err != nil {
-			return err
-		}
-		_, port, _ := net.SplitHostPort(cfg.KafkaAddr)
-		p, _ := strconv.Atoi(port)
-		cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(p), kfake.DataDir(filepath.Join(dir, "kafka")),
-			kfake.DefaultNumPartitions(3))
+		cluster, err := devstack.StartKafka(cfg.KafkaAddr, filepath.Join(dir, "kafka"))
 		if err != nil {
-			return fmt.Errorf("embedded kafka on %s: %w", cfg.KafkaAddr, err)
+			return fmt.Errorf("%w (change it with --kafka-addr or SLUICE_DEV_KAFKA_ADDR)", err)
 		}
 		defer cluster.Close()
 		brokers = strings.Join(cluster.ListenAddrs(), ",")
@@ -166,9 +157,7 @@ func runDevStack(ctx context.Context, cfg devConfig, opts devOptions, env envcon
 			return fmt.Errorf("embedded Elasticsearch-compatible store: %w", err)
 		}
 		defer store.Close()
-		srv := &http.Server{Handler: store.Handler(), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
-		defer srv.Close()
+		defer store.Serve(ln).Close()
 		esURL = "http://" + ln.Addr().String()
 		defaults["SLUICE_ELASTICSEARCH_URLS"] = esURL
 	}
@@ -297,14 +286,6 @@ func lookup(env envconfig.Lookuper, name string) string {
 }
 
 // portFree reports a clear error when addr cannot be listened on.
-func portFree(addr, how string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("embedded kafka: %s is not free (change it with %s): %w", addr, how, err)
-	}
-	return ln.Close()
-}
-
 func devBanner(w io.Writer, ep devEndpoints, dir string, demo bool) {
 	fmt.Fprintf(w, "\nSluice dev stack (one process; for development only)\n")
 	fmt.Fprintf(w, "  Kafka          %s\n", strings.Join(ep.Brokers, ","))
