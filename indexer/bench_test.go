@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/esfake"
@@ -97,7 +96,6 @@ func BenchmarkEndToEnd(b *testing.B) {
 	if err := cl.Flush(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	adm := kadm.NewClient(cl)
 	cfg := testConfig(b, c.ListenAddrs(), es.URL(), map[string]string{
 		"SLUICE_INDEXER_FLUSH_BYTES": "5242880", "SLUICE_INDEXER_FLUSH_INTERVAL": "200ms", "SLUICE_INDEXER_WORKERS": "4",
 	})
@@ -107,7 +105,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	start := time.Now()
 	_, _, stop := runIndexer(b, cfg)
 	deadline := time.Now().Add(5 * time.Minute)
-	for !committedAll(b, adm, "sluice-indexer", "logs.parsed.shop") {
+	for !committedAll(b, cl, "sluice-indexer", "logs.parsed.shop") {
 		if time.Now().After(deadline) {
 			b.Fatal("not every offset committed within 5 minutes")
 		}

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/devstack"
@@ -30,7 +29,6 @@ func TestIndexerIntoDevstack(t *testing.T) {
 	srv := httptest.NewServer(st.Handler())
 	t.Cleanup(func() { srv.Close(); _ = st.Close() })
 	cl := newClient(t, c.ListenAddrs())
-	adm := kadm.NewClient(cl)
 
 	// Pods cart-1 and cart-10: a keyword field matches one, not both.
 	var recs []*kgo.Record
@@ -50,7 +48,7 @@ func TestIndexerIntoDevstack(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, stop := runIndexer(t, testConfig(t, c.ListenAddrs(), srv.URL, nil))
-	waitFor(t, 60*time.Second, "every offset committed", func() bool { return committedAll(t, adm, "sluice-indexer", "logs.parsed.shop") })
+	waitFor(t, 60*time.Second, "every offset committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.shop") })
 	stop()
 
 	index := IndexName("sluice", "shop", "", eventDay, time.UTC)

@@ -28,11 +28,11 @@ func TestIndexerMissingDeadLetterTopic(t *testing.T) {
 	s.produce(t, cl, "logs.parsed.shop", 600, 100, nil) // 6 records that are not records
 	_, reg, stop := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), nil))
 	s.produce(t, cl, "logs.parsed.pay", 600, 0, nil)
-	waitFor(t, 30*time.Second, "tenant pay committed", func() bool { return committedAll(t, adm, "sluice-indexer", "logs.parsed.pay") })
+	waitFor(t, 30*time.Second, "tenant pay committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.pay") })
 	waitFor(t, 20*time.Second, "dead letters refused twice", func() bool {
 		return metricValue(t, reg, "sluice_indexer_dead_letter_errors_total", map[string]string{"tenant": "shop"}) >= 2
 	})
-	if committedAll(t, adm, "sluice-indexer", "logs.parsed.shop") {
+	if committedAll(t, cl, "sluice-indexer", "logs.parsed.shop") {
 		t.Fatal("shop committed although its dead letters could not be written")
 	}
 	if got := metricValue(t, reg, "sluice_indexer_pending_records", map[string]string{"tenant": "shop"}); got == 0 {
@@ -42,7 +42,7 @@ func TestIndexerMissingDeadLetterTopic(t *testing.T) {
 	if res, err := adm.CreateTopic(context.Background(), 3, 1, nil, "logs.dlq.shop"); err != nil || res.Err != nil {
 		t.Fatal(err, res.Err)
 	}
-	waitFor(t, 60*time.Second, "tenant shop committed", func() bool { return committedAll(t, adm, "sluice-indexer", "logs.parsed.shop") })
+	waitFor(t, 60*time.Second, "tenant shop committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.shop") })
 	stop()
 	dead := readDeadLetters(t, c.ListenAddrs(), "logs.dlq.shop", "logs.dlq.pay")
 	stored, dlq := s.accountFor(t, es, dead)
@@ -75,7 +75,6 @@ func TestIndexerSplitsRefusedRequests(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	cl := newClient(t, c.ListenAddrs())
-	adm := kadm.NewClient(cl)
 	var s sent
 	s.produce(t, cl, "logs.parsed.shop", 200, 0, func(i int) map[string]any {
 		if i == 77 {
@@ -84,7 +83,7 @@ func TestIndexerSplitsRefusedRequests(t *testing.T) {
 		return nil
 	})
 	_, _, stop := runIndexer(t, testConfig(t, c.ListenAddrs(), srv.URL, nil))
-	waitFor(t, 30*time.Second, "every offset committed", func() bool { return committedAll(t, adm, "sluice-indexer", "logs.parsed.shop") })
+	waitFor(t, 30*time.Second, "every offset committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.shop") })
 	stop()
 	dead := readDeadLetters(t, c.ListenAddrs(), "logs.dlq.shop")
 	stored, dlq := s.accountFor(t, fake, dead)

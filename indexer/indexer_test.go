@@ -249,8 +249,8 @@ func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) 
 
 // committedAll reports whether group's committed offsets reached the end
 // of every partition of topics.
-func committedAll(t testing.TB, adm *kadm.Client, group string, topics ...string) bool {
-	ok, _ := kafka.CaughtUp(context.Background(), adm, group, topics...)
+func committedAll(t testing.TB, cl *kgo.Client, group string, topics ...string) bool {
+	ok, _ := kafka.CaughtUp(context.Background(), cl, group, topics...)
 	return ok
 }
 
@@ -323,7 +323,7 @@ func TestIndexerFaults(t *testing.T) {
 	es.SetFaults(esfake.Faults{RequestStatus: 503, RequestFraction: 0.15, ItemFraction: 0.15, Latency: 5 * time.Millisecond})
 	s.produce(t, cl, "logs.parsed.shop", 500, 0, code)
 
-	waitFor(t, 60*time.Second, "every offset committed", func() bool { return committedAll(t, adm, "sluice-indexer", topics[:3]...) })
+	waitFor(t, 60*time.Second, "every offset committed", func() bool { return committedAll(t, cl, "sluice-indexer", topics[:3]...) })
 	stop()
 	dead := readDeadLetters(t, c.ListenAddrs(), "logs.dlq.shop", "logs.dlq.pay")
 	stored, dlq := s.accountFor(t, es, dead)

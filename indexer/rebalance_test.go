@@ -44,7 +44,7 @@ func TestIndexerRebalance(t *testing.T) {
 	})
 	stopA()
 	producing.Wait()
-	waitFor(t, 60*time.Second, "every offset committed", func() bool { return committedAll(t, adm, "sluice-indexer", topics[:2]...) })
+	waitFor(t, 60*time.Second, "every offset committed", func() bool { return committedAll(t, cl, "sluice-indexer", topics[:2]...) })
 
 	stored, dlq := s.accountFor(t, es, nil)
 	if stored != s.total || dlq != 0 {
@@ -94,7 +94,7 @@ func TestIndexerPausesWhileElasticsearchIsDown(t *testing.T) {
 	}
 
 	es.SetFaults(esfake.Faults{})
-	waitFor(t, 60*time.Second, "every offset committed", func() bool { return committedAll(t, adm, "sluice-indexer", "logs.parsed.shop") })
+	waitFor(t, 60*time.Second, "every offset committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.shop") })
 	stop()
 	if stored, _ := s.accountFor(t, es, nil); stored != s.total {
 		t.Errorf("%d of %d stored", stored, s.total)

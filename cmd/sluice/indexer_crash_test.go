@@ -64,7 +64,6 @@ func TestIndexerSurvivesKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	adm := kadm.NewClient(cl)
 
 	// Faults keep retries in flight when the kills land.
 	es := esfake.Start(t, esfake.Seed(5))
@@ -208,7 +207,7 @@ func TestIndexerSurvivesKill9(t *testing.T) {
 			t.Logf("output of the last indexer:\n%s", final.logs.String())
 		}
 	}()
-	for deadline := time.Now().Add(45 * time.Second); !committedToEnd(adm, group, parsed); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(45 * time.Second); !committedToEnd(cl, group, parsed); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			_ = final.cmd.Process.Signal(syscall.SIGQUIT) // its goroutines, in the output
 			<-final.done
@@ -294,10 +293,10 @@ func recordPlace(topic string, partition int32, offset int64) string {
 
 // committedToEnd reports whether group's committed offsets reached the end
 // of every non-empty partition of topics.
-func committedToEnd(adm *kadm.Client, group string, topics []string) bool {
+func committedToEnd(cl *kgo.Client, group string, topics []string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ok, _ := kafka.CaughtUp(ctx, adm, group, topics...)
+	ok, _ := kafka.CaughtUp(ctx, cl, group, topics...)
 	return ok
 }
 

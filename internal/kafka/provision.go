@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TenantSpec says how a tenant's topics, credentials and limits are made
@@ -233,7 +234,16 @@ func ListTenants(ctx context.Context, adm *kadm.Client, t Topics) ([]string, err
 // CaughtUp reports whether group's committed offsets reached the end of
 // every non-empty partition of topics: everything written to them so far
 // is processed (for tests, load tests and tools that wait for a stage).
-func CaughtUp(ctx context.Context, adm *kadm.Client, group string, topics ...string) (bool, error) {
+//
+// On a transactional topic a partition ends with a commit or abort marker,
+// or with records of aborted transactions, none of which a read_committed
+// consumer ever sees or commits past. So where a committed offset is short
+// of the end, CaughtUp reads the partition from there with read_committed
+// and counts it caught up when no visible record lies in between. cl is a
+// plain client (not consuming, without metrics hooks): the reader is made
+// with its options.
+func CaughtUp(ctx context.Context, cl *kgo.Client, group string, topics ...string) (bool, error) {
+	adm := kadm.NewClient(cl)
 	ends, err := adm.ListEndOffsets(ctx, topics...)
 	if err == nil {
 		err = ends.Error()
@@ -245,12 +255,55 @@ func CaughtUp(ctx context.Context, adm *kadm.Client, group string, topics ...str
 	if err != nil {
 		return false, fmt.Errorf("fetch offsets of %s: %w", group, err)
 	}
-	all := true
+	short := map[string]map[int32]kgo.Offset{}
+	end := map[string]map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) {
-		c, ok := committed.Lookup(o.Topic, o.Partition)
-		if o.Offset > 0 && (!ok || c.At < o.Offset) {
-			all = false
+		if o.Offset <= 0 {
+			return
 		}
+		from := int64(0)
+		if c, ok := committed.Lookup(o.Topic, o.Partition); ok {
+			from = c.At
+		}
+		if from >= o.Offset {
+			return
+		}
+		if short[o.Topic] == nil {
+			short[o.Topic], end[o.Topic] = map[int32]kgo.Offset{}, map[int32]int64{}
+		}
+		short[o.Topic][o.Partition] = kgo.NewOffset().At(from)
+		end[o.Topic][o.Partition] = o.Offset
 	})
-	return all, nil
+	if len(short) == 0 {
+		return true, nil
+	}
+	return noVisibleRecords(ctx, cl, short, end)
+}
+
+// noVisibleRecords reads the partitions from the given offsets with
+// read_committed and reports whether no record before end shows up within
+// a second and a half.
+func noVisibleRecords(ctx context.Context, cl *kgo.Client, from map[string]map[int32]kgo.Offset, end map[string]map[int32]int64) (bool, error) {
+	reader, err := kgo.NewClient(append(cl.Opts(), kgo.ConsumePartitions(from), kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
+	if err != nil {
+		return false, err
+	}
+	defer reader.Close()
+	ctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer cancel()
+	for {
+		fetches := reader.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return true, nil
+		}
+		visible := false
+		fetches.EachRecord(func(r *kgo.Record) {
+			if r.Offset < end[r.Topic][r.Partition] {
+				visible = true
+			}
+		})
+		if visible {
+			return false, nil
+		}
+	}
 }
