@@ -8,7 +8,7 @@ IMAGE    ?= sluice
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test bench lint fmt fuzz image manifests
+.PHONY: help build run test bench lint fmt fuzz image manifests loadtest
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,11 @@ test: ## vet, run every test with the race detector, the allocation tests withou
 
 manifests: ## render deploy/kubernetes/sluice.yaml from the Helm chart's defaults (a test fails when it is stale)
 	cd deploy && $(GO) test -count=1 -run '^TestManifestsUpToDate$$' -update .
+
+loadtest: build ## run the long load test scenarios (loadtest/scenarios; about 3-6 minutes each); SCENARIOS= picks some
+	@set -e; for s in $${SCENARIOS:-steady-20k three-nodes chaos-kill9 es-429-storm kafka-outage}; do \
+	  ./$(BIN) loadtest loadtest/scenarios/$$s.yaml; \
+	done
 
 bench: ## run the benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...

@@ -69,6 +69,7 @@ func commands() []command {
 		{"produce", "send lines or JSON objects from stdin to a tenant's raw topic", runProduce},
 		{"tail", "follow a tenant's parsed topic (or its errors) like kubectl logs -f", runTail},
 		{"search", "search a tenant's indices with a Lucene query string, newest first", runSearch},
+		{"loadtest", "run a load test scenario end to end with loss accounting (loadtest/scenarios)", runLoadtest},
 		{"probe", "exit 0 when a stage's /readyz answers 2xx (health checks in images without a shell)", runProbe},
 		{"version", "print the version and commit", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintf(stdout, "sluice %s (commit %s)\n", version, buildCommit())

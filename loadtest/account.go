@@ -1,0 +1,231 @@
+package loadtest
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelogs/sluice/schemas"
+)
+
+// Accounting is where every line written ended up.
+type Accounting struct {
+	Written      int `json:"written"`
+	Indexed      int `json:"indexed"`       // found once in Elasticsearch, as expected
+	DeadLettered int `json:"dead_lettered"` // found once in a dead-letter topic, as expected
+	// Missing lines were found nowhere; Duplicated more than once;
+	// Misplaced once, but not where expected (a line that should have been
+	// indexed is in a dead-letter topic, or the other way round). Each
+	// lists up to maxListed markers.
+	Missing           int                          `json:"missing"`
+	MissingList       []string                     `json:"missing_list,omitempty"`
+	Duplicated        int                          `json:"duplicated"`
+	DuplicatedList    []string                     `json:"duplicated_list,omitempty"`
+	Misplaced         int                          `json:"misplaced"`
+	MisplacedList     []string                     `json:"misplaced_list,omitempty"`
+	Unknown           int                          `json:"unknown"` // markers found that were never written
+	DeadLetterReasons map[string]int               `json:"dead_letter_reasons"`
+	Documents         int                          `json:"documents"` // documents scanned
+	PerTenant         map[string]*TenantAccounting `json:"per_tenant"`
+}
+
+// TenantAccounting is a tenant's part of Accounting.
+type TenantAccounting struct {
+	Written      int `json:"written"`
+	Indexed      int `json:"indexed"`
+	DeadLettered int `json:"dead_lettered"`
+	Missing      int `json:"missing"`
+	Duplicated   int `json:"duplicated"`
+	Misplaced    int `json:"misplaced"`
+}
+
+// OK reports whether every line is where it should be, exactly once.
+func (a *Accounting) OK() bool {
+	return a.Missing == 0 && a.Duplicated == 0 && a.Misplaced == 0 && a.Unknown == 0 &&
+		a.Indexed+a.DeadLettered == a.Written
+}
+
+const maxListed = 100
+
+// tally counts where each line of each node was found.
+type tally struct {
+	es, dlq [][]uint8 // by node, then seq; saturating at 255
+	unknown int
+}
+
+func (t *tally) add(counts [][]uint8, node, seq int) {
+	if node >= len(counts) || seq >= len(counts[node]) {
+		t.unknown++
+		return
+	}
+	if counts[node][seq] < 255 {
+		counts[node][seq]++
+	}
+}
+
+// account scans every document of the run's indices and every dead letter,
+// and compares them with what was written.
+func (r *run) account(ctx context.Context) (*Accounting, error) {
+	t := &tally{}
+	for _, w := range r.writers {
+		t.es = append(t.es, make([]uint8, w.Lines()))
+		t.dlq = append(t.dlq, make([]uint8, w.Lines()))
+	}
+	// A document may hold a marker twice (a JSON line's seq is parsed into
+	// an attribute and stays in log): each counts once per document.
+	seen := map[[2]int]bool{}
+	docs, err := r.scanIndices(ctx, func(source []byte) {
+		clear(seen)
+		FindMarkers(source, func(node, seq int) {
+			if !seen[[2]int{node, seq}] {
+				seen[[2]int{node, seq}] = true
+				t.add(t.es, node, seq)
+			}
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	reasons := map[string]int{}
+	err = r.readDeadLetters(ctx, func(dl *schemas.DeadLetter, payload []byte) {
+		FindMarkers(payload, func(node, seq int) {
+			t.add(t.dlq, node, seq)
+			reasons[dl.Stage+": "+dl.Reason]++
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	a := &Accounting{Documents: docs, Unknown: t.unknown, DeadLetterReasons: reasons, PerTenant: map[string]*TenantAccounting{}}
+	for _, tenant := range r.s.Tenants {
+		a.PerTenant[tenant] = &TenantAccounting{}
+	}
+	list := func(l *[]string, m string) {
+		if len(*l) < maxListed {
+			*l = append(*l, m)
+		}
+	}
+	for node, w := range r.writers {
+		for seq := range w.Lines() {
+			pt := a.PerTenant[w.Tenant(seq)]
+			a.Written++
+			pt.Written++
+			es, dlq := int(t.es[node][seq]), int(t.dlq[node][seq])
+			m := Marker(node, seq)
+			switch want := w.Expect(seq); {
+			case es+dlq == 0:
+				a.Missing++
+				pt.Missing++
+				list(&a.MissingList, m)
+			case es+dlq > 1:
+				a.Duplicated++
+				pt.Duplicated++
+				list(&a.DuplicatedList, m)
+			case want == Indexed && es == 1:
+				a.Indexed++
+				pt.Indexed++
+			case want == DeadLettered && dlq == 1:
+				a.DeadLettered++
+				pt.DeadLettered++
+			default:
+				a.Misplaced++
+				pt.Misplaced++
+				list(&a.MisplacedList, m)
+			}
+		}
+	}
+	return a, nil
+}
+
+// scanIndices calls fn with the _source of every document in the run's
+// indices, index by index, in _id order (search_after).
+func (r *run) scanIndices(ctx context.Context, fn func(source []byte)) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.esURL+"/_cat/indices/"+indexPrefix+"-*?format=json&h=index", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	var indices []struct {
+		Index string `json:"index"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&indices)
+	resp.Body.Close()
+	if err != nil {
+		return 0, fmt.Errorf("list indices: %w", err)
+	}
+	docs := 0
+	for _, ix := range indices {
+		var after []any
+		for {
+			q := map[string]any{"size": 5000, "sort": []any{map[string]any{"_id": "asc"}}, "query": map[string]any{"match_all": map[string]any{}}}
+			if after != nil {
+				q["search_after"] = after
+			}
+			body, _ := json.Marshal(q)
+			hits, err := search(ctx, r.esURL+"/"+ix.Index+"/_search", body)
+			if err != nil {
+				return docs, err
+			}
+			for _, h := range hits {
+				fn(h.Source)
+			}
+			docs += len(hits)
+			if len(hits) < 5000 {
+				break
+			}
+			after = []any{hits[len(hits)-1].ID}
+		}
+	}
+	return docs, nil
+}
+
+// readDeadLetters reads every tenant's dead-letter topic from its start to
+// its end and calls fn with each dead letter and its original payload.
+func (r *run) readDeadLetters(ctx context.Context, fn func(dl *schemas.DeadLetter, payload []byte)) error {
+	var topics []string
+	for _, t := range r.s.Tenants {
+		topics = append(topics, r.topics.DLQ(t))
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokers), kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	// Nothing writes any more: the topics are read until a fetch finds
+	// nothing new for a few seconds. (A read_committed consumer cannot tell
+	// its position from the end offset: a transactional partition ends with
+	// a commit marker, never a record.)
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		pollCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		fetches := cl.PollFetches(pollCtx)
+		cancel()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if fetches.NumRecords() == 0 {
+			return nil
+		}
+		fetches.EachRecord(func(rec *kgo.Record) {
+			var dl schemas.DeadLetter
+			if err := json.Unmarshal(rec.Value, &dl); err != nil {
+				return
+			}
+			payload := []byte(dl.Payload)
+			if dl.PayloadEncoding == "base64" {
+				payload, _ = base64.StdEncoding.DecodeString(dl.Payload)
+			}
+			fn(&dl, payload)
+		})
+	}
+	return fmt.Errorf("dead-letter topics still had records after 5 minutes")
+}

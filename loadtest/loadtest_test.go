@@ -1,0 +1,86 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// sluiceBinary builds the sluice binary the stages run as.
+func sluiceBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "sluice")
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/sluice").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestShortScenario runs loadtest/scenarios/short.yaml: two nodes, two
+// indexers, a router killed with SIGKILL every 4 seconds, every kind of
+// line. Every line must be accounted for, and the report must hold what it
+// promises.
+func TestShortScenario(t *testing.T) {
+	s, err := ReadScenario("scenarios/short.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var progress bytes.Buffer
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, s, Options{Bin: sluiceBinary(t), Dir: dir, Progress: &progress, ProgressEvery: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	rep.Print(&table)
+	t.Logf("progress:\n%s\nreport:\n%s", progress.String(), table.String())
+	a := rep.Accounting
+	if !rep.OK || !a.OK() || !rep.Drained {
+		t.Fatalf("the run failed its accounting")
+	}
+	if a.Written < 2000 || a.DeadLettered == 0 || a.Indexed+a.DeadLettered != a.Written {
+		t.Errorf("accounting %+v: want over 2000 lines written, some dead-lettered, every one placed", a)
+	}
+	if a.DeadLetterReasons["router: parse_error"] != a.DeadLettered {
+		t.Errorf("dead-letter reasons %v, want every dead letter a router parse_error", a.DeadLetterReasons)
+	}
+	for _, st := range rep.Stages {
+		if st.Stage == "writer" {
+			continue
+		}
+		if st.CPUSeconds <= 0 || st.PeakRSSBytes <= 0 || st.Records <= 0 {
+			t.Errorf("stage %s: %+v: want CPU time, peak RSS and records measured", st.Stage, st)
+		}
+		if st.Stage == "router" && st.Restarts < 1 {
+			t.Errorf("the router was never killed: %+v", st)
+		}
+	}
+	if rep.Latency.Samples == 0 || rep.Latency.P50 <= 0 || rep.Latency.P99 < rep.Latency.P50 || rep.Latency.Max < rep.Latency.P99 {
+		t.Errorf("latency %+v", rep.Latency)
+	}
+	// The machine-readable summary and the charts are written.
+	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(b, &back); err != nil || back.Accounting.Written != a.Written || !back.OK {
+		t.Errorf("summary.json: %v, written %d", err, back.Accounting.Written)
+	}
+	for _, chart := range []string{"throughput.svg", "latency.svg", "lag.svg"} {
+		if fi, err := os.Stat(filepath.Join(dir, chart)); err != nil || fi.Size() < 1000 {
+			t.Errorf("chart %s: %v", chart, err)
+		}
+	}
+	if !bytes.Contains(table.Bytes(), []byte("PASS")) {
+		t.Errorf("the table does not say PASS")
+	}
+}
