@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -74,9 +75,13 @@ type run struct {
 
 	start   time.Time
 	metrics *timeline
-	latency *latencySampler
-	events  []Mark
-	eventMu sync.Mutex
+	// harnessCPU and harnessRSS are this process's: the writers, the
+	// embedded Kafka and store, the measuring.
+	harnessCPU time.Duration
+	harnessRSS int64
+	latency    *latencySampler
+	events     []Mark
+	eventMu    sync.Mutex
 }
 
 // Run runs a scenario and returns its report. The report says whether every
@@ -100,6 +105,7 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 		return nil, err
 	}
 	r.start = time.Now()
+	cpu0, _ := selfUsage()
 	r.metrics = newTimeline(r)
 	r.latency = newLatencySampler(r.esURL)
 	for _, w := range r.writers {
@@ -131,6 +137,8 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 
 	drained, drainErr := r.drain(ctx)
 	drainEnd := time.Since(r.start)
+	cpu1, rss := selfUsage()
+	r.harnessCPU, r.harnessRSS = cpu1-cpu0, rss
 	stopMeasuring()
 	wg.Wait()
 	for _, p := range r.all() {
@@ -472,4 +480,14 @@ func (r *run) close() {
 		r.kafka.Close()
 	}
 	r.kafkaMu.Unlock()
+}
+
+// selfUsage is this process's CPU time so far and its peak RSS.
+func selfUsage() (time.Duration, int64) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, 0
+	}
+	tv := func(t syscall.Timeval) time.Duration { return time.Duration(t.Nano()) }
+	return tv(ru.Utime) + tv(ru.Stime), ru.Maxrss * 1024
 }

@@ -53,7 +53,7 @@ func TestShortScenario(t *testing.T) {
 		t.Errorf("dead-letter reasons %v, want every dead letter a router parse_error", a.DeadLetterReasons)
 	}
 	for _, st := range rep.Stages {
-		if st.Stage == "writer" {
+		if st.Stage == "harness" {
 			continue
 		}
 		if st.CPUSeconds <= 0 || st.PeakRSSBytes <= 0 || st.Records <= 0 {

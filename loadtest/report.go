@@ -36,11 +36,13 @@ type Report struct {
 
 // StageReport is one stage over all its processes.
 type StageReport struct {
+	// Stage is shipper, router, indexer, or harness: this process, which
+	// writes the lines and runs the embedded Kafka and store.
 	Stage     string  `json:"stage"`
 	Processes int     `json:"processes"`
 	Records   float64 `json:"records"` // lines written, records produced / routed, documents stored
-	// PerSecond is Records over the drain time; PeakPerSecond the highest
-	// one-second rate.
+	// PerSecond is Records over the time until the stage's last busy
+	// second; PeakPerSecond the highest one-second rate.
 	PerSecond     float64 `json:"per_second"`
 	PeakPerSecond float64 `json:"peak_per_second"`
 	CPUSeconds    float64 `json:"cpu_seconds"`
@@ -87,11 +89,20 @@ func (r *run) report(acc *Accounting, writeEnd, drainEnd time.Duration, drained 
 		return m
 	}
 	written := float64(acc.Written)
-	stage := func(name, series string, records float64, procs []*process) StageReport {
-		sr := StageReport{Stage: name, Processes: len(procs), Records: records, PeakPerSecond: peak(series)}
-		if drainEnd > 0 {
-			sr.PerSecond = records / drainEnd.Seconds()
+	// A stage's rate is over the time it was busy: until its last
+	// second with records.
+	busy := func(series string) float64 {
+		var until time.Duration
+		for _, p := range t.series[series] {
+			if p.V > 0 {
+				until = p.T
+			}
 		}
+		return max(until.Seconds(), 1)
+	}
+	stage := func(name, series string, records float64, procs []*process) StageReport {
+		sr := StageReport{Stage: name, Processes: len(procs), Records: records, PeakPerSecond: peak(series),
+			PerSecond: records / busy(series)}
 		for _, p := range procs {
 			cpu, rss, starts, _ := p.usage()
 			sr.CPUSeconds += cpu.Seconds()
@@ -103,8 +114,13 @@ func (r *run) report(acc *Accounting, writeEnd, drainEnd time.Duration, drained 
 		}
 		return sr
 	}
+	harness := StageReport{Stage: "harness", Records: written, PerSecond: written / max(writeEnd.Seconds(), 1e-9), PeakPerSecond: peak("written"),
+		CPUSeconds: r.harnessCPU.Seconds(), PeakRSSBytes: r.harnessRSS}
+	if written > 0 {
+		harness.CPUPerMillion = harness.CPUSeconds / written * 1e6
+	}
 	rep.Stages = []StageReport{
-		{Stage: "writer", Records: written, PerSecond: written / max(writeEnd.Seconds(), 1e-9), PeakPerSecond: peak("written")},
+		harness,
 		stage("shipper", "shipped", t.c.sum(mShipped), r.shippers),
 		stage("router", "routed", t.c.sum(mRouted), r.routers),
 		stage("indexer", "indexed", t.c.sum(mIndexed), r.indexers),

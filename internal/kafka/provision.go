@@ -281,29 +281,44 @@ func CaughtUp(ctx context.Context, cl *kgo.Client, group string, topics ...strin
 }
 
 // noVisibleRecords reads the partitions from the given offsets with
-// read_committed and reports whether no record before end shows up within
-// a second and a half.
+// read_committed, control records included, until each reaches its end: a
+// partition is caught up when nothing but commit and abort markers (and
+// the aborted records a read_committed reader never gets) lies between.
+// When the partitions cannot be read to their ends within ten seconds, it
+// answers false: not known to be caught up.
 func noVisibleRecords(ctx context.Context, cl *kgo.Client, from map[string]map[int32]kgo.Offset, end map[string]map[int32]int64) (bool, error) {
-	reader, err := kgo.NewClient(append(cl.Opts(), kgo.ConsumePartitions(from), kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
+	reader, err := kgo.NewClient(append(cl.Opts(), kgo.ConsumePartitions(from),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())...)
 	if err != nil {
 		return false, err
 	}
 	defer reader.Close()
-	ctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	for {
+	remaining := 0
+	for _, parts := range end {
+		remaining += len(parts)
+	}
+	for remaining > 0 {
 		fetches := reader.PollFetches(ctx)
 		if ctx.Err() != nil {
-			return true, nil
+			return false, nil
 		}
 		visible := false
 		fetches.EachRecord(func(r *kgo.Record) {
-			if r.Offset < end[r.Topic][r.Partition] {
+			e, ok := end[r.Topic][r.Partition]
+			switch {
+			case !ok:
+			case !r.Attrs.IsControl() && r.Offset < e:
 				visible = true
+			case r.Offset >= e-1:
+				delete(end[r.Topic], r.Partition)
+				remaining--
 			}
 		})
 		if visible {
 			return false, nil
 		}
 	}
+	return true, nil
 }
