@@ -65,7 +65,7 @@ func TestCaughtUpTransactional(t *testing.T) {
 	commitAt(2)
 	check(false) // record 2 not processed
 	commitAt(3)
-	check(true) // only the marker lies beyond
+	check(true)          // only the marker lies beyond
 	txn(2, kgo.TryAbort) // aborted records 4-5, abort marker 6
 	check(true)
 	txn(1, kgo.TryCommit) // record 7, marker 8
