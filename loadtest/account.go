@@ -143,34 +143,31 @@ func (r *run) account(ctx context.Context) (*Accounting, error) {
 }
 
 // scanIndices calls fn with the _source of every document in the run's
-// indices, index by index, in _id order (search_after).
+// indices, index by index, sorted by where the shipper read the line
+// (sluice.source.path and offset, unique per line; Elasticsearch does not
+// sort on _id) and paged with search_after.
 func (r *run) scanIndices(ctx context.Context, fn func(source []byte)) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.esURL+"/_cat/indices/"+indexPrefix+"-*?format=json&h=index", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
 	var indices []struct {
 		Index string `json:"index"`
 	}
-	err = json.NewDecoder(resp.Body).Decode(&indices)
-	resp.Body.Close()
-	if err != nil {
+	if err := esDo(ctx, r.es, http.MethodGet, "/_cat/indices/"+indexPrefix+"-*?format=json&h=index", nil, &indices); err != nil {
 		return 0, fmt.Errorf("list indices: %w", err)
 	}
+	const page = 5000
 	docs := 0
 	for _, ix := range indices {
 		var after []any
 		for {
-			q := map[string]any{"size": 5000, "sort": []any{map[string]any{"_id": "asc"}}, "query": map[string]any{"match_all": map[string]any{}}}
+			q := map[string]any{
+				"size":  page,
+				"sort":  []any{map[string]any{"sluice.source.path": "asc"}, map[string]any{"sluice.source.offset": "asc"}},
+				"query": map[string]any{"match_all": map[string]any{}},
+			}
 			if after != nil {
 				q["search_after"] = after
 			}
 			body, _ := json.Marshal(q)
-			hits, err := search(ctx, r.esURL+"/"+ix.Index+"/_search", body)
+			hits, err := search(ctx, r.es, "/"+ix.Index+"/_search", body)
 			if err != nil {
 				return docs, err
 			}
@@ -178,10 +175,10 @@ func (r *run) scanIndices(ctx context.Context, fn func(source []byte)) (int, err
 				fn(h.Source)
 			}
 			docs += len(hits)
-			if len(hits) < 5000 {
+			if len(hits) < page {
 				break
 			}
-			after = []any{hits[len(hits)-1].ID}
+			after = hits[len(hits)-1].Sort
 		}
 	}
 	return docs, nil
@@ -194,7 +191,7 @@ func (r *run) readDeadLetters(ctx context.Context, fn func(dl *schemas.DeadLette
 	for _, t := range r.s.Tenants {
 		topics = append(topics, r.topics.DLQ(t))
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokers), kgo.ConsumeTopics(topics...),
+	cl, err := r.client(kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		return err

@@ -15,11 +15,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/devstack"
+	"github.com/sluicelogs/sluice/internal/elastic"
 	"github.com/sluicelogs/sluice/internal/escompat"
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/router"
@@ -35,6 +37,13 @@ type Options struct {
 	// Progress receives a progress line every ProgressEvery; nil: none.
 	Progress      io.Writer
 	ProgressEvery time.Duration
+	// Kafka, when set, is the Kafka to use instead of the embedded one,
+	// and Elasticsearch likewise (the SLUICE_KAFKA_* and
+	// SLUICE_ELASTICSEARCH_* settings: the stages read them from the
+	// environment too). Kafka outages and store faults need the embedded
+	// servers.
+	Kafka         *kafka.Config
+	Elasticsearch *elastic.Config
 }
 
 // topicPrefix and indexPrefix are the stages' defaults.
@@ -61,12 +70,14 @@ type run struct {
 	topics kafka.Topics
 
 	kafkaMu  sync.Mutex
-	kafka    *kfake.Cluster
+	kafka    *kfake.Cluster // the embedded Kafka, nil with o.Kafka
 	brokers  string
 	kafkaDir string
-	store    *devstack.Store
+	kopts    []kgo.Opt       // the harness's own clients
+	store    *devstack.Store // the embedded store, nil with o.Elasticsearch
 	esServer *http.Server
 	esURL    string
+	es       *elasticsearch.Client
 
 	writers  []*NodeWriter
 	shippers []*process
@@ -90,6 +101,12 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 	if o.ProgressEvery <= 0 {
 		o.ProgressEvery = 2 * time.Second
 	}
+	if o.Kafka != nil && s.Faults.KafkaOutage != nil {
+		return nil, errors.New("faults.kafka_outage needs the embedded Kafka (unset SLUICE_KAFKA_BROKERS)")
+	}
+	if o.Elasticsearch != nil && s.Faults.Elasticsearch != nil {
+		return nil, errors.New("faults.elasticsearch needs the embedded store (unset SLUICE_ELASTICSEARCH_URLS)")
+	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -107,7 +124,7 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 	r.start = time.Now()
 	cpu0, _ := selfUsage()
 	r.metrics = newTimeline(r)
-	r.latency = newLatencySampler(r.esURL)
+	r.latency = newLatencySampler(r.es)
 	for _, w := range r.writers {
 		// Dead-lettered lines are never searchable: only the others are
 		// sampled.
@@ -155,36 +172,60 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 	return rep, rep.write(o.Dir, r)
 }
 
-// startServers starts the embedded Kafka and Elasticsearch-compatible store.
+// startServers starts the embedded Kafka and Elasticsearch-compatible
+// store, unless real ones are given.
 func (r *run) startServers() error {
-	r.kafkaDir = filepath.Join(r.o.Dir, "kafka")
-	c, err := devstack.StartKafka("127.0.0.1:0", r.kafkaDir)
+	if r.o.Kafka != nil {
+		opts, err := r.o.Kafka.Options()
+		if err != nil {
+			return err
+		}
+		r.kopts, r.brokers = opts, strings.Join(r.o.Kafka.Brokers, ",")
+	} else {
+		r.kafkaDir = filepath.Join(r.o.Dir, "kafka")
+		c, err := devstack.StartKafka("127.0.0.1:0", r.kafkaDir)
+		if err != nil {
+			return err
+		}
+		r.kafka, r.brokers = c, strings.Join(c.ListenAddrs(), ",")
+		r.kopts = []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	}
+	esCfg := r.o.Elasticsearch
+	if esCfg == nil {
+		var faults escompat.Faults
+		if f := r.s.Faults.Elasticsearch; f != nil {
+			faults = escompat.Faults{RequestStatus: f.Status, RequestFraction: f.Requests, ItemFraction: f.Items}.Normalized()
+		}
+		st, err := devstack.Open(filepath.Join(r.o.Dir, "elasticsearch"), devstack.WithFaults(faults))
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			st.Close()
+			return err
+		}
+		r.store, r.esServer = st, st.Serve(ln)
+		r.esURL = "http://" + ln.Addr().String()
+		esCfg = &elastic.Config{URLs: []string{r.esURL}, RequestTimeout: time.Minute}
+	}
+	es, err := esCfg.NewClient()
 	if err != nil {
 		return err
 	}
-	r.kafka, r.brokers = c, strings.Join(c.ListenAddrs(), ",")
-	var faults escompat.Faults
-	if f := r.s.Faults.Elasticsearch; f != nil {
-		faults = escompat.Faults{RequestStatus: f.Status, RequestFraction: f.Requests, ItemFraction: f.Items}.Normalized()
-	}
-	st, err := devstack.Open(filepath.Join(r.o.Dir, "elasticsearch"), devstack.WithFaults(faults))
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		st.Close()
-		return err
-	}
-	r.store, r.esServer = st, st.Serve(ln)
-	r.esURL = "http://" + ln.Addr().String()
+	r.es = es
 	return nil
+}
+
+// client is a new Kafka client of the harness's own.
+func (r *run) client(opts ...kgo.Opt) (*kgo.Client, error) {
+	return kgo.NewClient(append(append([]kgo.Opt{}, r.kopts...), opts...)...)
 }
 
 // setup makes the tenants (topics with enough partitions for every
 // replica), the config topic and the tenants' pipelines, and the nodes.
 func (r *run) setup(ctx context.Context) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokers))
+	cl, err := r.client()
 	if err != nil {
 		return err
 	}
@@ -221,6 +262,8 @@ func (r *run) startStages(ctx context.Context) error {
 	if err := os.MkdirAll(logs, 0o755); err != nil {
 		return err
 	}
+	// Settings given in the environment (credentials of real servers)
+	// reach the stages as they are; these come after them and win.
 	common := []string{"SLUICE_KAFKA_BROKERS=" + r.brokers, "SLUICE_TOPIC_PREFIX=" + topicPrefix}
 	add := func(list *[]*process, stage string, i int, env ...string) error {
 		name := fmt.Sprintf("%s-%d", stage, i)
@@ -237,8 +280,11 @@ func (r *run) startStages(ctx context.Context) error {
 		}
 	}
 	for i := range r.s.IndexerReplicas {
-		if err := add(&r.indexers, "indexer", i, "SLUICE_INDEXER_ID=indexer-"+strconv.Itoa(i),
-			"SLUICE_ELASTICSEARCH_URLS="+r.esURL, "SLUICE_INDEXER_REPLICAS=0", "SLUICE_INDEXER_INDEX_PREFIX="+indexPrefix); err != nil {
+		env := []string{"SLUICE_INDEXER_ID=indexer-" + strconv.Itoa(i), "SLUICE_INDEXER_INDEX_PREFIX=" + indexPrefix}
+		if r.store != nil {
+			env = append(env, "SLUICE_ELASTICSEARCH_URLS="+r.esURL, "SLUICE_INDEXER_REPLICAS=0")
+		}
+		if err := add(&r.indexers, "indexer", i, env...); err != nil {
 			return err
 		}
 	}
@@ -365,7 +411,7 @@ func (r *run) startFaults(ctx context.Context, wg *sync.WaitGroup) {
 func (r *run) restartKafka() error {
 	r.kafkaMu.Lock()
 	defer r.kafkaMu.Unlock()
-	if r.kafka != nil {
+	if r.kafka != nil || r.kafkaDir == "" {
 		return nil
 	}
 	var err error
@@ -384,14 +430,16 @@ func (r *run) endFaults() {
 	if err := r.restartKafka(); err != nil {
 		r.metrics.fail(err)
 	}
-	r.store.SetFaults(escompat.Faults{})
+	if r.store != nil {
+		r.store.SetFaults(escompat.Faults{})
+	}
 }
 
 // drain waits until every line written is through: every shipper has
 // shipped its files, and the routers' and indexers' groups have committed
 // to the end of their topics, twice in a row a second apart.
 func (r *run) drain(ctx context.Context) (bool, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokers), kgo.MetadataMinAge(time.Second))
+	cl, err := r.client(kgo.MetadataMinAge(time.Second))
 	if err != nil {
 		return false, err
 	}

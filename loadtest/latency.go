@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/elastic/go-elasticsearch/v8"
 	"sync"
 	"time"
 )
@@ -17,7 +19,7 @@ import (
 // markers twice a second, so a latency is known to within about half a
 // second (plus the search's own time).
 type latencySampler struct {
-	esURL string
+	es *elasticsearch.Client
 
 	mu      sync.Mutex
 	pending map[string]time.Time // marker → written at
@@ -34,8 +36,8 @@ const (
 	latencyBatch = 500
 )
 
-func newLatencySampler(esURL string) *latencySampler {
-	return &latencySampler{esURL: esURL, pending: map[string]time.Time{}}
+func newLatencySampler(es *elasticsearch.Client) *latencySampler {
+	return &latencySampler{es: es, pending: map[string]time.Time{}}
 }
 
 func (l *latencySampler) add(marker string, written time.Time) {
@@ -75,7 +77,7 @@ func (l *latencySampler) poll(ctx context.Context) {
 		"_source": []string{"log"},
 		"query":   map[string]any{"match": map[string]any{"log": strings.Join(markers, " ")}},
 	})
-	hits, err := search(ctx, l.esURL+"/"+indexPrefix+"-*/_search", body)
+	hits, err := search(ctx, l.es, "/"+indexPrefix+"-*/_search", body)
 	now := time.Now()
 	if err != nil {
 		return // the store refused (faults) or is busy: next time
@@ -97,32 +99,41 @@ type hit struct {
 	Index  string          `json:"_index"`
 	ID     string          `json:"_id"`
 	Source json.RawMessage `json:"_source"`
+	Sort   []any           `json:"sort"`
 }
 
-// search posts a search body and returns its hits.
-func search(ctx context.Context, url string, body []byte) ([]hit, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("search %s: %s", url, resp.Status)
-	}
+// search posts a search body to path and returns its hits.
+func search(ctx context.Context, es *elasticsearch.Client, path string, body []byte) ([]hit, error) {
 	var r struct {
 		Hits struct {
 			Hits []hit `json:"hits"`
 		} `json:"hits"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return nil, fmt.Errorf("search %s: %w", url, err)
+	return r.Hits.Hits, esDo(ctx, es, http.MethodPost, path, body, &r)
+}
+
+// esDo sends a request through the Elasticsearch client (its nodes,
+// credentials and TLS) and decodes a 200 answer into out.
+func esDo(ctx context.Context, es *elasticsearch.Client, method, path string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, path, bytes.NewReader(body))
+	if err != nil {
+		return err
 	}
-	return r.Hits.Hits, nil
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := es.Perform(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	return nil
 }
 
 // latencies returns what was measured, in the order lines were written.

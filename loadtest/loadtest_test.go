@@ -4,11 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicelogs/sluice/internal/config"
+	"github.com/sluicelogs/sluice/internal/devstack"
+	"github.com/sluicelogs/sluice/internal/elastic"
+	"github.com/sluicelogs/sluice/internal/kafka"
 )
 
 // sluiceBinary builds the sluice binary the stages run as.
@@ -82,5 +89,68 @@ func TestShortScenario(t *testing.T) {
 	}
 	if !bytes.Contains(table.Bytes(), []byte("PASS")) {
 		t.Errorf("the table does not say PASS")
+	}
+}
+
+// TestExternalServers runs a small scenario against servers given as
+// settings, as with real Kafka and Elasticsearch: here an in-process kfake
+// and the embedded store that the harness does not start itself.
+func TestExternalServers(t *testing.T) {
+	s, err := ParseScenario([]byte(`name: external
+duration: 3s
+rate: 200
+containers: 2
+tenants: [ext]
+mix: {json: 0.5, malformed: 0.05}
+drain_timeout: 1m
+latency_sample_every: 10
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := devstack.StartKafka("127.0.0.1:0", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	st, err := devstack.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Serve(ln).Close()
+	// The servers are named by settings, as the command's users name them;
+	// the stages read the same environment.
+	t.Setenv("SLUICE_KAFKA_BROKERS", strings.Join(c.ListenAddrs(), ","))
+	t.Setenv("SLUICE_ELASTICSEARCH_URLS", "http://"+ln.Addr().String())
+	t.Setenv("SLUICE_INDEXER_REPLICAS", "0")
+	var kc kafka.Config
+	var ec elastic.Config
+	for _, cfg := range []any{&kc, &ec} {
+		if err := config.Load(t.Context(), cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	rep, err := Run(t.Context(), s, Options{Bin: sluiceBinary(t), Dir: dir, Kafka: &kc, Elasticsearch: &ec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	rep.Print(&table)
+	if !rep.OK || rep.Accounting.Written < 500 || rep.Accounting.DeadLettered == 0 {
+		t.Fatalf("run against given servers:\n%s", table.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "kafka")); err == nil {
+		t.Errorf("the harness started a Kafka of its own")
+	}
+	// Faults that need the embedded servers are refused.
+	s.Faults.KafkaOutage = &Window{At: Duration(time.Second), For: Duration(time.Second)}
+	if _, err := Run(t.Context(), s, Options{Bin: "unused", Dir: t.TempDir(), Kafka: &kc, Elasticsearch: &ec}); err == nil || !strings.Contains(err.Error(), "kafka_outage needs the embedded Kafka") {
+		t.Errorf("a Kafka outage against given servers: %v", err)
 	}
 }

@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sluicelogs/sluice/internal/config"
+	"github.com/sluicelogs/sluice/internal/elastic"
+	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/loadtest"
 )
 
@@ -22,8 +25,9 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stderr, `Usage: sluice loadtest [flags] SCENARIO.yaml
 
 Runs a load test scenario (loadtest/scenarios/*.yaml) against the real pipeline: an embedded Kafka and
-Elasticsearch-compatible store, a shipper process per simulated node, and router and indexer processes
-(this binary, as separate processes), with the scenario's faults. At the end every line written must be
+Elasticsearch-compatible store (or the servers SLUICE_KAFKA_* and SLUICE_ELASTICSEARCH_* name), a shipper
+process per simulated node, and router and indexer processes (this binary, as separate processes), with
+the scenario's faults. At the end every line written must be
 found exactly once in Elasticsearch or in a dead-letter topic; it prints a summary table and writes
 summary.json and charts (SVG) into the run directory. It exits 1 when the accounting fails.
 
@@ -51,6 +55,24 @@ Flags:
 		dir = filepath.Join("loadtest", "results", s.Name+"-"+time.Now().Format("20060102-150405"))
 	}
 	o := loadtest.Options{Bin: bin, Dir: dir}
+	// Real servers, when the usual settings name them.
+	if os.Getenv("SLUICE_KAFKA_BROKERS") != "" {
+		var kc kafka.Config
+		if err := config.Load(ctx, &kc); err != nil {
+			return err
+		}
+		if err := kc.Validate(); err != nil {
+			return fmt.Errorf("loadtest: Kafka settings:\n%w", err)
+		}
+		o.Kafka = &kc
+	}
+	if os.Getenv("SLUICE_ELASTICSEARCH_URLS") != "" {
+		var ec elastic.Config
+		if err := config.Load(ctx, &ec); err != nil {
+			return err
+		}
+		o.Elasticsearch = &ec
+	}
 	if !*quiet {
 		o.Progress = stderr
 	}
