@@ -27,7 +27,9 @@
 //   - 200/201 stored; 409 a duplicate, stored;
 //   - 429, 5xx, and statuses that are not the document's fault (401, 403,
 //     404, 408): sent again, only those items, after a jittered exponential
-//     backoff (100ms doubling up to SLUICE_INDEXER_RETRY_MAX), forever;
+//     backoff (100ms doubling up to SLUICE_INDEXER_RETRY_MAX while no
+//     document of the batch is stored, back to 100ms once some are),
+//     forever;
 //   - 400 and other client errors (a mapping conflict, say): sent once more
 //     with the fields the error names (or, when it names none of the
 //     document's attributes and labels, every attribute, label and
