@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -22,14 +23,18 @@ type Accounting struct {
 	// Misplaced once, but not where expected (a line that should have been
 	// indexed is in a dead-letter topic, or the other way round). Each
 	// lists up to maxListed markers.
-	Missing           int                          `json:"missing"`
-	MissingList       []string                     `json:"missing_list,omitempty"`
-	Duplicated        int                          `json:"duplicated"`
-	DuplicatedList    []string                     `json:"duplicated_list,omitempty"`
-	Misplaced         int                          `json:"misplaced"`
-	MisplacedList     []string                     `json:"misplaced_list,omitempty"`
-	Unknown           int                          `json:"unknown"` // markers found that were never written
-	DeadLetterReasons map[string]int               `json:"dead_letter_reasons"`
+	Missing           int            `json:"missing"`
+	MissingList       []string       `json:"missing_list,omitempty"`
+	Duplicated        int            `json:"duplicated"`
+	DuplicatedList    []string       `json:"duplicated_list,omitempty"`
+	Misplaced         int            `json:"misplaced"`
+	MisplacedList     []string       `json:"misplaced_list,omitempty"`
+	Unknown           int            `json:"unknown"` // markers found that were never written
+	DeadLetterReasons map[string]int `json:"dead_letter_reasons"`
+	// DeadLetterRepeats are dead letters of a line already dead-lettered
+	// under the same record id (the shipper sent the line again after a
+	// crash): at least once, like a document answered 409.
+	DeadLetterRepeats int                          `json:"dead_letter_repeats"`
 	Documents         int                          `json:"documents"` // documents scanned
 	PerTenant         map[string]*TenantAccounting `json:"per_tenant"`
 }
@@ -91,9 +96,26 @@ func (r *run) account(ctx context.Context) (*Accounting, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Dead letters are at least once: a line the shipper sent again after
+	// a crash is dead-lettered again, under the same record id, as
+	// Elasticsearch would answer 409 for a document. Such repeats are
+	// counted apart; the same line under another record id is a duplicate.
 	reasons := map[string]int{}
+	dlqID := map[[2]int]string{}
+	repeats := 0
+	dec := schemas.NewDecoder()
 	err = r.readDeadLetters(ctx, func(dl *schemas.DeadLetter, payload []byte) {
+		id := fmt.Sprintf("%s/%d/%d", dl.Topic, dl.Partition, dl.Offset)
+		if rec, _, err := dec.Decode(ctx, payload); err == nil && rec.ID != "" {
+			id = rec.ID
+		}
 		FindMarkers(payload, func(node, seq int) {
+			key := [2]int{node, seq}
+			if first, ok := dlqID[key]; ok && first == id {
+				repeats++
+				return
+			}
+			dlqID[key] = id
 			t.add(t.dlq, node, seq)
 			reasons[dl.Stage+": "+dl.Reason]++
 		})
@@ -101,7 +123,8 @@ func (r *run) account(ctx context.Context) (*Accounting, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Accounting{Documents: docs, Unknown: t.unknown, DeadLetterReasons: reasons, PerTenant: map[string]*TenantAccounting{}}
+	a := &Accounting{Documents: docs, Unknown: t.unknown, DeadLetterReasons: reasons, DeadLetterRepeats: repeats,
+		PerTenant: map[string]*TenantAccounting{}}
 	for _, tenant := range r.s.Tenants {
 		a.PerTenant[tenant] = &TenantAccounting{}
 	}
@@ -143,24 +166,32 @@ func (r *run) account(ctx context.Context) (*Accounting, error) {
 }
 
 // scanIndices calls fn with the _source of every document in the run's
-// indices, index by index, sorted by where the shipper read the line
-// (sluice.source.path and offset, unique per line; Elasticsearch does not
-// sort on _id) and paged with search_after.
+// indices, index by index, paged with search_after. Elasticsearch does not
+// sort on _id, so the sort is where the shipper read the line:
+// sluice.source.path and offset, which repeat across a file's rotations,
+// then @timestamp, which tells the generations apart. Each index's count
+// of documents is checked against what the scan saw, so that a tie in the
+// sort cannot hide a document.
 func (r *run) scanIndices(ctx context.Context, fn func(source []byte)) (int, error) {
 	var indices []struct {
 		Index string `json:"index"`
+		Docs  string `json:"docs.count"`
 	}
-	if err := esDo(ctx, r.es, http.MethodGet, "/_cat/indices/"+indexPrefix+"-*?format=json&h=index", nil, &indices); err != nil {
+	if err := esDo(ctx, r.es, http.MethodGet, "/_cat/indices/"+indexPrefix+"-*?format=json&h=index,docs.count", nil, &indices); err != nil {
 		return 0, fmt.Errorf("list indices: %w", err)
 	}
 	const page = 5000
 	docs := 0
 	for _, ix := range indices {
 		var after []any
+		seen := 0
 		for {
 			q := map[string]any{
-				"size":  page,
-				"sort":  []any{map[string]any{"sluice.source.path": "asc"}, map[string]any{"sluice.source.offset": "asc"}},
+				"size": page,
+				"sort": []any{
+					map[string]any{"sluice.source.path": "asc"}, map[string]any{"sluice.source.offset": "asc"},
+					map[string]any{"@timestamp": "asc"},
+				},
 				"query": map[string]any{"match_all": map[string]any{}},
 			}
 			if after != nil {
@@ -174,11 +205,15 @@ func (r *run) scanIndices(ctx context.Context, fn func(source []byte)) (int, err
 			for _, h := range hits {
 				fn(h.Source)
 			}
-			docs += len(hits)
+			seen += len(hits)
 			if len(hits) < page {
 				break
 			}
 			after = hits[len(hits)-1].Sort
+		}
+		docs += seen
+		if want, err := strconv.Atoi(ix.Docs); err == nil && want != seen {
+			return docs, fmt.Errorf("index %s holds %d documents but the scan saw %d (documents with equal sort keys)", ix.Index, want, seen)
 		}
 	}
 	return docs, nil

@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -23,14 +25,18 @@ type process struct {
 	logPath string
 	metrics string // host:port of its telemetry server
 
-	mu       sync.Mutex
-	cmd      *exec.Cmd
-	exited   chan struct{}
-	starts   int
-	kills    int
-	cpu      time.Duration // user + system, of ended lives
-	maxRSS   int64         // bytes, the largest of any life
-	unexpect []error       // exits nobody asked for
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+	starts int
+	kills  int
+	cpu    time.Duration // user + system, of ended lives
+	// maxRSS is the largest VmHWM (peak resident set) read from
+	// /proc/<pid>/status over all lives. Not the rusage's ru_maxrss: Linux
+	// folds the parent's resident set at fork into a child's ru_maxrss, so
+	// a child of a big harness would report the harness's memory.
+	maxRSS   int64
+	unexpect []error // exits nobody asked for
 }
 
 func newProcess(name, stage, bin, logPath string, env []string) (*process, error) {
@@ -78,9 +84,6 @@ func (p *process) start() error {
 		defer p.mu.Unlock()
 		if st := cmd.ProcessState; st != nil {
 			p.cpu += st.UserTime() + st.SystemTime()
-			if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
-				p.maxRSS = max(p.maxRSS, ru.Maxrss*1024) // kilobytes on Linux
-			}
 		}
 		if p.cmd == cmd && err != nil { // not killed or stopped by us
 			p.unexpect = append(p.unexpect, fmt.Errorf("%s exited: %w (see %s)", p.name, err, p.logPath))
@@ -100,6 +103,7 @@ func (p *process) kill() error {
 	if cmd == nil {
 		return errors.New(p.name + " is not running")
 	}
+	p.notePeak(cmd.Process.Pid)
 	_ = cmd.Process.Kill()
 	<-exited
 	return p.start()
@@ -115,6 +119,7 @@ func (p *process) stop(timeout time.Duration) {
 	if cmd == nil {
 		return
 	}
+	p.notePeak(cmd.Process.Pid)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-exited:
@@ -152,4 +157,36 @@ func (p *process) waitReady(ctx context.Context, timeout time.Duration) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// samplePeak reads the running life's peak resident set.
+func (p *process) samplePeak() {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd != nil {
+		p.notePeak(cmd.Process.Pid)
+	}
+}
+
+func (p *process) notePeak(pid int) {
+	hwm := readHWM(pid)
+	p.mu.Lock()
+	p.maxRSS = max(p.maxRSS, hwm)
+	p.mu.Unlock()
+}
+
+// readHWM returns VmHWM of /proc/<pid>/status in bytes, 0 when unknown.
+func readHWM(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
 }

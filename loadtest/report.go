@@ -257,6 +257,9 @@ func (rep *Report) Print(w io.Writer) {
 	if len(reasons) > 0 {
 		fmt.Fprintf(w, "dead-letter reasons: %s\n", strings.Join(reasons, "; "))
 	}
+	if a.DeadLetterRepeats > 0 {
+		fmt.Fprintf(w, "dead letters repeated under the same record id (lines shipped again after a crash): %d\n", a.DeadLetterRepeats)
+	}
 	for _, l := range []struct {
 		name string
 		list []string

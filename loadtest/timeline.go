@@ -80,6 +80,7 @@ func (t *timeline) sample(ctx context.Context) {
 	}
 	var got []scraped
 	for _, p := range t.r.all() {
+		p.samplePeak()
 		if s, err := scrape(ctx, p.metrics); err == nil {
 			got = append(got, scraped{p, s})
 		}
