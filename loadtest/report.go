@@ -25,6 +25,7 @@ type Report struct {
 	DrainError   string  `json:"drain_error,omitempty"`
 
 	Stages     []StageReport           `json:"stages"`
+	Processes  []ProcessReport         `json:"processes"`
 	Tenants    map[string]TenantReport `json:"tenants"`
 	Latency    LatencyReport           `json:"latency"`
 	Accounting *Accounting             `json:"accounting"`
@@ -49,6 +50,15 @@ type StageReport struct {
 	CPUPerMillion float64 `json:"cpu_seconds_per_million_lines"`
 	PeakRSSBytes  int64   `json:"peak_rss_bytes"`
 	Restarts      int     `json:"restarts"`
+}
+
+// ProcessReport is one stage process over all its lives.
+type ProcessReport struct {
+	Name         string  `json:"name"`
+	CPUSeconds   float64 `json:"cpu_seconds"`
+	PeakRSSBytes int64   `json:"peak_rss_bytes"`
+	Starts       int     `json:"starts"`
+	Kills        int     `json:"kills"`
 }
 
 // TenantReport is one tenant's counts from the stages' metrics.
@@ -124,6 +134,10 @@ func (r *run) report(acc *Accounting, writeEnd, drainEnd time.Duration, drained 
 		stage("shipper", "shipped", t.c.sum(mShipped), r.shippers),
 		stage("router", "routed", t.c.sum(mRouted), r.routers),
 		stage("indexer", "indexed", t.c.sum(mIndexed), r.indexers),
+	}
+	for _, p := range r.all() {
+		cpu, rss, starts, kills := p.usage()
+		rep.Processes = append(rep.Processes, ProcessReport{Name: p.name, CPUSeconds: cpu.Seconds(), PeakRSSBytes: rss, Starts: starts, Kills: kills})
 	}
 	for _, tenant := range r.s.Tenants {
 		tr := TenantReport{
