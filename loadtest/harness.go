@@ -384,6 +384,9 @@ func (r *run) startFaults(ctx context.Context, wg *sync.WaitGroup) {
 			}
 		})
 	}
+	if b := r.s.Faults.Burst; b != nil {
+		r.mark(fmt.Sprintf("burst %d/s", b.Rate), b.At.D(), b.For.D())
+	}
 	if w := r.s.Faults.KafkaOutage; w != nil {
 		wg.Go(func() {
 			select {
