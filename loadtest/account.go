@@ -180,7 +180,7 @@ func (r *run) scanIndices(ctx context.Context, fn func(source []byte)) (int, err
 	if err := esDo(ctx, r.es, http.MethodGet, "/_cat/indices/"+indexPrefix+"-*?format=json&h=index,docs.count", nil, &indices); err != nil {
 		return 0, fmt.Errorf("list indices: %w", err)
 	}
-	const page = 5000
+	const page = 10000 // index.max_result_window
 	docs := 0
 	for _, ix := range indices {
 		var after []any
