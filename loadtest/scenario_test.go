@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,4 +57,24 @@ func TestParseScenario(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzParseScenario: any input gives a scenario or an error, never a
+// panic, and a scenario that parses validates.
+func FuzzParseScenario(f *testing.F) {
+	for _, name := range []string{"short", "kafka-outage", "chaos-kill9"} {
+		if b, err := os.ReadFile(filepath.Join("scenarios", name+".yaml")); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("name: x\nduration: 1s\nrate: 1\ntenants: [a]\nfaults: {burst: {at: 0s, for: 1s, rate: 5}}\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ParseScenario(b)
+		if err == nil {
+			if verr := s.Validate(); verr != nil {
+				t.Fatalf("parsed but invalid: %v", verr)
+			}
+			_ = s.RateAt(s.Duration.D() / 2)
+		}
+	})
 }
