@@ -96,3 +96,36 @@ func TestIndexerSplitsRefusedRequests(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexerKeepsPaceUnderItemRefusals: Elasticsearch refuses 40% of the
+// items of every bulk request with 429. The wait before the refused items
+// go again must start over whenever some documents were stored: had it
+// grown with every partial refusal (as it once did), a batch of 10000
+// would wait 0.1+0.2+...+51.2 s before its last items went in, and the deadline
+// below would pass. With one worker the requests and the
+// refusals (seeded) come in the same order every run.
+func TestIndexerKeepsPaceUnderItemRefusals(t *testing.T) {
+	c := testCluster(t, "logs.parsed.shop", "logs.dlq.shop")
+	es := esfake.Start(t, esfake.Seed(11), esfake.WithFaults(esfake.Faults{ItemFraction: 0.4}))
+	cl := newClient(t, c.ListenAddrs())
+	var s sent
+	s.produce(t, cl, "logs.parsed.shop", 10000, 0, nil)
+	start := time.Now()
+	_, reg, stop := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), map[string]string{
+		"SLUICE_INDEXER_WORKERS": "1", "SLUICE_INDEXER_RETRY_MAX": "1m",
+		// One batch of all 10000 records (produced before the indexer starts).
+		"SLUICE_INDEXER_FLUSH_BYTES": "16777216", "SLUICE_INDEXER_FLUSH_INTERVAL": "3s",
+	}))
+	waitFor(t, 30*time.Second, "every offset committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.shop") })
+	took := time.Since(start)
+	stop()
+	stored, dlq := s.accountFor(t, es, nil)
+	if stored != 10000 || dlq != 0 {
+		t.Fatalf("%d stored, %d dead-lettered", stored, dlq)
+	}
+	retried := metricValue(t, reg, "sluice_indexer_docs_retried_total", map[string]string{"tenant": "shop", "reason": "too_many_requests"})
+	if retried < 4000 {
+		t.Fatalf("%v items retried: the faults did not take", retried)
+	}
+	t.Logf("10000 documents with 40%% of items refused: %v items retried, all stored in %s", retried, took.Round(time.Millisecond))
+}
