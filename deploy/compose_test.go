@@ -118,20 +118,18 @@ func checkComposeStage(t *testing.T, p *types.Project, name, stage string, s typ
 			t.Errorf("service %s uses %s (%s) without depending on it", name, host, setting)
 		}
 	}
-	brokers := env["SLUICE_KAFKA_BROKERS"]
-	if brokers == "" {
-		t.Errorf("service %s: SLUICE_KAFKA_BROKERS unset: the default 127.0.0.1 is the container itself", name)
-	}
-	for _, b := range strings.Split(brokers, ",") {
-		hostIsService("SLUICE_KAFKA_BROKERS", b)
-	}
+	// The servers must be named (the defaults, 127.0.0.1, are the container
+	// itself) and be services this one depends on.
+	servers := []string{"SLUICE_KAFKA_BROKERS"}
 	if stage == "indexer" {
-		urls := env["SLUICE_ELASTICSEARCH_URLS"]
-		if urls == "" {
-			t.Errorf("service %s: SLUICE_ELASTICSEARCH_URLS unset", name)
+		servers = append(servers, "SLUICE_ELASTICSEARCH_URLS")
+	}
+	for _, setting := range servers {
+		if env[setting] == "" {
+			t.Errorf("service %s: %s unset: the default 127.0.0.1 is the container itself", name, setting)
 		}
-		for _, u := range strings.Split(urls, ",") {
-			hostIsService("SLUICE_ELASTICSEARCH_URLS", u)
+		for _, addr := range strings.Split(env[setting], ",") {
+			hostIsService(setting, addr)
 		}
 	}
 	if stage == "shipper" {

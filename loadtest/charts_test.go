@@ -115,9 +115,6 @@ func writeChart(t *testing.T, c Chart, want ...string) []byte {
 			t.Errorf("SVG has no text %q", w)
 		}
 	}
-	if entries, _ := filepath.Glob(filepath.Join(dir, ".*")); len(entries) != 0 {
-		t.Errorf("temporary files left behind: %v", entries)
-	}
 	return da
 }
 

@@ -574,36 +574,24 @@ var (
 // with its marker, on stderr, and returns its number of lines.
 func (w *NodeWriter) stackTrace(gc *genContainer, now time.Time) int {
 	r := w.r
-	seq := w.newLine(gc, kindStack)
-	w.msg = append(w.msg[:0], "ERROR request failed: "...)
-	w.msg = append(w.msg, exceptions[r.IntN(len(exceptions))]...)
-	w.msg = append(w.msg, ' ')
-	w.msg = appendMarker(w.msg, w.node, seq)
-	w.emit(gc, now, "stderr")
-	lines := 1
-	frame := func() {
+	lines := 0
+	line := func(prefix, text string) {
 		seq := w.newLine(gc, kindStack)
-		w.msg = append(w.msg[:0], "\tat "...)
-		w.msg = append(w.msg, frames[r.IntN(len(frames))]...)
-		w.msg = append(w.msg, ' ')
+		w.msg = append(append(append(w.msg[:0], prefix...), text...), ' ')
 		w.msg = appendMarker(w.msg, w.node, seq)
 		w.emit(gc, now, "stderr")
 		lines++
 	}
-	for range stackFramesMin + r.IntN(stackFramesMax-stackFramesMin+1) {
-		frame()
-	}
-	if r.IntN(causeOneIn) == 0 {
-		seq := w.newLine(gc, kindStack)
-		w.msg = append(w.msg[:0], "Caused by: "...)
-		w.msg = append(w.msg, causes[r.IntN(len(causes))]...)
-		w.msg = append(w.msg, ' ')
-		w.msg = appendMarker(w.msg, w.node, seq)
-		w.emit(gc, now, "stderr")
-		lines++
-		for range causeFramesMin + r.IntN(causeFramesMax-causeFramesMin+1) {
-			frame()
+	atFrames := func(n int) {
+		for range n {
+			line("\tat ", frames[r.IntN(len(frames))])
 		}
+	}
+	line("ERROR request failed: ", exceptions[r.IntN(len(exceptions))])
+	atFrames(stackFramesMin + r.IntN(stackFramesMax-stackFramesMin+1))
+	if r.IntN(causeOneIn) == 0 {
+		line("Caused by: ", causes[r.IntN(len(causes))])
+		atFrames(causeFramesMin + r.IntN(causeFramesMax-causeFramesMin+1))
 	}
 	return lines
 }

@@ -66,6 +66,11 @@ func TestShortScenario(t *testing.T) {
 		if st.CPUSeconds <= 0 || st.PeakRSSBytes <= 0 || st.Records <= 0 {
 			t.Errorf("stage %s: %+v: want CPU time, peak RSS and records measured", st.Stage, st)
 		}
+		// The shipper's memory is bounded by its settings (4 MiB in flight
+		// by default), never by load: far below this.
+		if st.Stage == "shipper" && st.PeakRSSBytes > 256<<20 {
+			t.Errorf("shipper peak RSS %d MiB", st.PeakRSSBytes>>20)
+		}
 		if st.Stage == "router" && st.Restarts < 1 {
 			t.Errorf("the router was never killed: %+v", st)
 		}

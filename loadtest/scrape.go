@@ -114,10 +114,4 @@ func (c *counters) add(proc string, s sample, names ...string) {
 }
 
 // sum is a counter's total over tenants.
-func (c *counters) sum(name string) float64 {
-	var t float64
-	for _, v := range c.total[name] {
-		t += v
-	}
-	return t
-}
+func (c *counters) sum(name string) float64 { return sum(c.total[name]) }
