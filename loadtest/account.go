@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/schemas"
@@ -226,28 +227,49 @@ func (r *run) readDeadLetters(ctx context.Context, fn func(dl *schemas.DeadLette
 	for _, t := range r.s.Tenants {
 		topics = append(topics, r.topics.DLQ(t))
 	}
-	cl, err := r.client(kgo.ConsumeTopics(topics...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	// Control records are kept so that the reader sees each partition's
+	// end: a transactional partition ends with a commit or abort marker,
+	// never a record a read_committed reader would get. (Reading until a
+	// fetch finds nothing for a while took a slow first fetch for the end.)
+	cl, err := r.client(kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	// Nothing writes any more: the topics are read until a fetch finds
-	// nothing new for a few seconds. (A read_committed consumer cannot tell
-	// its position from the end offset: a transactional partition ends with
-	// a commit marker, never a record.)
-	deadline := time.Now().Add(5 * time.Minute)
-	for time.Now().Before(deadline) {
-		pollCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		fetches := cl.PollFetches(pollCtx)
-		cancel()
-		if err := ctx.Err(); err != nil {
-			return err
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topics...)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("dead-letter topics: %w", err)
+	}
+	remaining := map[string]map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			if remaining[o.Topic] == nil {
+				remaining[o.Topic] = map[int32]int64{}
+			}
+			remaining[o.Topic][o.Partition] = o.Offset
 		}
-		if fetches.NumRecords() == 0 {
-			return nil
+	})
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	for len(remaining) > 0 {
+		fetches := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("dead-letter topics not read to their ends: %w", err)
 		}
 		fetches.EachRecord(func(rec *kgo.Record) {
+			if end, ok := remaining[rec.Topic][rec.Partition]; ok && rec.Offset >= end-1 {
+				delete(remaining[rec.Topic], rec.Partition)
+				if len(remaining[rec.Topic]) == 0 {
+					delete(remaining, rec.Topic)
+				}
+			}
+			if rec.Attrs.IsControl() {
+				return
+			}
 			var dl schemas.DeadLetter
 			if err := json.Unmarshal(rec.Value, &dl); err != nil {
 				return
@@ -259,5 +281,5 @@ func (r *run) readDeadLetters(ctx context.Context, fn func(dl *schemas.DeadLette
 			fn(&dl, payload)
 		})
 	}
-	return fmt.Errorf("dead-letter topics still had records after 5 minutes")
+	return nil
 }
