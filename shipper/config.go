@@ -17,19 +17,29 @@ type Config struct {
 	Kafka     kafka.Config
 	Telemetry telemetry.Config
 
-	NodeName string `env:"NODE_NAME" help:"Name of this node, part of every record id and kubernetes.host (default: the host name). Set it from the downward API (spec.nodeName)."`
+	NodeName string `env:"NODE_NAME" help:"Name of this node, part of every record id and kubernetes.host. Set it from the downward API (spec.nodeName); required inside Kubernetes (where the host name is the pod's name, which changes on every restart). Elsewhere it defaults to the host name."`
 
 	Paths         []string `env:"SHIPPER_PATHS, default=/var/log/containers/*.log" help:"Comma-separated globs of container log files to tail. Symlinks into /var/log/pods are followed."`
 	CheckpointDir string   `env:"SHIPPER_CHECKPOINT_DIR, default=/var/lib/sluice/shipper" help:"Directory for the checkpoint file (read-write, node-local, kept across restarts)."`
 	TenantMap     []string `env:"SHIPPER_TENANT_MAP" help:"Ordered namespace-glob=tenant rules, comma-separated; the first match wins, else tenant = namespace. Example: team-a-*=team-a,payments=pay"`
 	Exclude       []string `env:"SHIPPER_EXCLUDE" help:"Comma-separated namespace-glob/pod-glob rules of containers to skip. Example: kube-system/*,monitoring/prometheus-*"`
 
-	MaxLineBytes     int   `env:"SHIPPER_MAX_LINE_BYTES, default=262144" help:"Longest message kept, in bytes, after joining partial lines; longer ones are truncated on a UTF-8 boundary and flagged."`
-	MaxBufferedBytes int64 `env:"SHIPPER_MAX_BUFFERED_BYTES, default=4194304" help:"Bound on bytes read but not yet acknowledged by Kafka (message bytes plus a fixed per-record overhead); when reached, reading pauses (backpressure). At least 4 x SLUICE_SHIPPER_MAX_LINE_BYTES."`
+	MaxLineBytes           int   `env:"SHIPPER_MAX_LINE_BYTES, default=262144" help:"Longest message kept, in bytes, after joining partial lines; longer ones are truncated on a UTF-8 boundary and flagged."`
+	MaxBufferedBytes       int64 `env:"SHIPPER_MAX_BUFFERED_BYTES, default=4194304" help:"Bound on bytes read but not yet acknowledged by Kafka (message bytes plus a fixed per-record overhead), partial messages being joined included; when reached, reading pauses (backpressure). At least 4 x SLUICE_SHIPPER_MAX_LINE_BYTES."`
+	TenantMaxBufferedBytes int64 `env:"SHIPPER_TENANT_MAX_BUFFERED_BYTES" help:"What one tenant may hold of SLUICE_SHIPPER_MAX_BUFFERED_BYTES, so a tenant whose records Kafka does not acknowledge cannot take the budget from the others. Default: a quarter of SLUICE_SHIPPER_MAX_BUFFERED_BYTES (then three tenants can be stuck at once without slowing a fourth). At least SLUICE_SHIPPER_MAX_LINE_BYTES + 16 KiB."`
 
-	RescanInterval     time.Duration `env:"SHIPPER_RESCAN_INTERVAL, default=5s" help:"How often the globs are re-evaluated to find new and removed files."`
-	PollInterval       time.Duration `env:"SHIPPER_POLL_INTERVAL, default=250ms" help:"How often a file at its end is checked for new data, rotation and truncation."`
-	CheckpointInterval time.Duration `env:"SHIPPER_CHECKPOINT_INTERVAL, default=2s" help:"How often acknowledged positions are saved."`
+	ReadFrom    string        `env:"SHIPPER_READ_FROM, default=head" help:"Where files found on the shipper's very first start on a node (no checkpoint yet) are read from: head (all their lines) or tail (only lines written from now on). Files that appear later are always read from their start, and a file with a checkpoint from its checkpoint."`
+	IgnoreOlder time.Duration `env:"SHIPPER_IGNORE_OLDER" help:"When set, a file without a checkpoint not written for longer than this is read from its end (its old lines are skipped, new ones shipped); 0 reads every file."`
+
+	PartialFlushTimeout time.Duration `env:"SHIPPER_PARTIAL_FLUSH_TIMEOUT, default=5s" help:"How long a message whose end has not come (a CRI P line without its F, a docker log without its newline, an unterminated last line) waits for it; then it is shipped as it is, flagged partial, and the checkpoint moves past it."`
+	DeliveryTimeout     time.Duration `env:"SHIPPER_DELIVERY_TIMEOUT, default=30s" help:"How long a record may wait for Kafka's acknowledgement; after it the record is read again and resent with backoff, one at a time until the partition answers."`
+	HeldFilesMaxBytes   int64         `env:"SHIPPER_HELD_FILES_MAX_BYTES, default=268435456" help:"Bound on the disk space held by log files deleted (by kubelet's rotation) before they were read to their end. Past it the oldest are given up (a compressed copy is read instead when there is one; otherwise their unread lines are counted lost)."`
+	HeldFilesMaxAge     time.Duration `env:"SHIPPER_HELD_FILES_MAX_AGE, default=1h" help:"How long a deleted log file is held open at most, as SLUICE_SHIPPER_HELD_FILES_MAX_BYTES."`
+	CloseInactive       time.Duration `env:"SHIPPER_CLOSE_INACTIVE, default=5m" help:"An idle file is closed after this long without new data (and reopened, by identity, when it changes); idle files are also closed early when file descriptors run short."`
+
+	RescanInterval     time.Duration `env:"SHIPPER_RESCAN_INTERVAL, default=5s" help:"How often the globs are re-evaluated to find new and removed files (new files in watched directories are found at once)."`
+	PollInterval       time.Duration `env:"SHIPPER_POLL_INTERVAL, default=250ms" help:"How often a file whose directory cannot be watched (inotify) is checked for new data, rotation and truncation (backing off to 8x while idle). Watched files are read when written, in batches at most this often."`
+	CheckpointInterval time.Duration `env:"SHIPPER_CHECKPOINT_INTERVAL, default=2s" help:"How often acknowledged positions are saved (only when they changed)."`
 	ShutdownTimeout    time.Duration `env:"SHIPPER_SHUTDOWN_TIMEOUT, default=20s" help:"On SIGTERM, how long to wait for Kafka to acknowledge what was read before saving checkpoints and exiting."`
 	TenantRetryMax     time.Duration `env:"SHIPPER_TENANT_RETRY_MAX, default=30s" help:"Longest wait between retries for a tenant whose topic is missing or denied (the wait doubles from 1s)."`
 }
@@ -64,14 +74,41 @@ func (c *Config) Validate() error {
 	if c.MaxBufferedBytes < 4*int64(c.MaxLineBytes) || c.MaxBufferedBytes > 1<<30 {
 		add("SHIPPER_MAX_BUFFERED_BYTES", "must be at least 4 x SLUICE_SHIPPER_MAX_LINE_BYTES (%d) and at most 1 GiB, got %d", 4*c.MaxLineBytes, c.MaxBufferedBytes)
 	}
+	if n, least := c.tenantMaxBuffered(), int64(c.MaxLineBytes)+16<<10; c.TenantMaxBufferedBytes != 0 && (n < least || n > c.MaxBufferedBytes) {
+		add("SHIPPER_TENANT_MAX_BUFFERED_BYTES", "must be 0 (a quarter of the budget), or between %d (room for the longest line) and SLUICE_SHIPPER_MAX_BUFFERED_BYTES (%d), got %d", least, c.MaxBufferedBytes, n)
+	}
+	if c.ReadFrom != "head" && c.ReadFrom != "tail" {
+		add("SHIPPER_READ_FROM", "must be head or tail, got %q", c.ReadFrom)
+	}
+	if c.IgnoreOlder < 0 {
+		add("SHIPPER_IGNORE_OLDER", "must not be negative, got %s", c.IgnoreOlder)
+	}
+	if c.HeldFilesMaxBytes < 0 {
+		add("SHIPPER_HELD_FILES_MAX_BYTES", "must not be negative, got %d", c.HeldFilesMaxBytes)
+	}
+	if c.NodeName == "" && os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
+		add("NODE_NAME", "must be set inside Kubernetes (from the downward API: fieldRef spec.nodeName); the host name is the pod's name there, so record ids would change on every restart")
+	}
 	p.Positive(map[string]time.Duration{
-		"SHIPPER_RESCAN_INTERVAL":     c.RescanInterval,
-		"SHIPPER_POLL_INTERVAL":       c.PollInterval,
-		"SHIPPER_CHECKPOINT_INTERVAL": c.CheckpointInterval,
-		"SHIPPER_SHUTDOWN_TIMEOUT":    c.ShutdownTimeout,
-		"SHIPPER_TENANT_RETRY_MAX":    c.TenantRetryMax,
+		"SHIPPER_RESCAN_INTERVAL":       c.RescanInterval,
+		"SHIPPER_POLL_INTERVAL":         c.PollInterval,
+		"SHIPPER_CHECKPOINT_INTERVAL":   c.CheckpointInterval,
+		"SHIPPER_SHUTDOWN_TIMEOUT":      c.ShutdownTimeout,
+		"SHIPPER_TENANT_RETRY_MAX":      c.TenantRetryMax,
+		"SHIPPER_PARTIAL_FLUSH_TIMEOUT": c.PartialFlushTimeout,
+		"SHIPPER_DELIVERY_TIMEOUT":      c.DeliveryTimeout,
+		"SHIPPER_HELD_FILES_MAX_AGE":    c.HeldFilesMaxAge,
+		"SHIPPER_CLOSE_INACTIVE":        c.CloseInactive,
 	})
 	return p.Err()
+}
+
+// tenantMaxBuffered is a tenant's share of the byte budget.
+func (c *Config) tenantMaxBuffered() int64 {
+	if c.TenantMaxBufferedBytes > 0 {
+		return c.TenantMaxBufferedBytes
+	}
+	return min(max(c.MaxBufferedBytes/4, int64(c.MaxLineBytes)+16<<10), c.MaxBufferedBytes)
 }
 
 // MemoryLimit is the Go soft memory limit the shipper command sets when

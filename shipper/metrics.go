@@ -11,17 +11,29 @@ type metrics struct {
 	bytesRead        *prometheus.CounterVec
 	recordsProduced  *prometheus.CounterVec
 	produceErrors    *prometheus.CounterVec
+	lostLines        *prometheus.CounterVec
+	lostBytes        *prometheus.CounterVec
+	deadLetters      *prometheus.CounterVec
+	deadLetterErrors *prometheus.CounterVec
+	partialFlushes   *prometheus.CounterVec
+	capReductions    *prometheus.CounterVec
 	partialJoins     prometheus.Counter
 	truncations      prometheus.Counter
 	invalidUTF8      prometheus.Counter
 	rotations        *prometheus.CounterVec
 	filesSkipped     *prometheus.CounterVec
+	openErrors       *prometheus.CounterVec
 	checkpointErrors *prometheus.CounterVec
-	checkpointMisses prometheus.Counter
+	checkpointMisses *prometheus.CounterVec
 
 	filesTracked     prometheus.Gauge
-	unshippedBytes   prometheus.Gauge
-	bufferedBytes    prometheus.Gauge
+	filesOpen        prometheus.Gauge
+	filesPolled      prometheus.Gauge
+	heldFiles        prometheus.Gauge
+	heldBytes        prometheus.Gauge
+	unshippedBytes   *prometheus.GaugeVec
+	unshippedAge     *prometheus.GaugeVec
+	bufferedBytes    *prometheus.GaugeVec
 	checkpointAge    prometheus.Gauge
 	tenantsPaused    prometheus.Gauge
 	checkpointSaveAt prometheus.Gauge
@@ -39,22 +51,39 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(g)
 		return g
 	}
+	gaugeVec := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help}, labels)
+		reg.MustRegister(g)
+		return g
+	}
 	return &metrics{
 		linesRead:        counter("lines_read_total", "Physical lines read from container log files.", "tenant"),
 		bytesRead:        counter("read_bytes_total", "Bytes read from container log files.", "tenant"),
 		recordsProduced:  counter("records_produced_total", "Records acknowledged by the output (Kafka, or written to stdout).", "tenant"),
-		produceErrors:    counter("produce_errors_total", "Records the output failed to deliver (they are re-read and sent again), by reason.", "tenant", "reason"),
+		produceErrors:    counter("produce_errors_total", "Records the output failed to deliver, by reason (topic_missing, denied, message_too_large, timeout, rejected, shutdown, other). All but rejected are read and sent again.", "tenant", "reason"),
+		lostLines:        counter("lost_lines_total", "Lines that could not be shipped, by reason: released (a deleted file held past SLUICE_SHIPPER_HELD_FILES_MAX_AGE/_MAX_BYTES), rejected (Kafka refused the record for good; it is dead-lettered), unreadable (a compressed rotation that cannot be decompressed).", "tenant", "reason"),
+		lostBytes:        counter("lost_bytes_total", "Bytes of the lines counted in lost_lines_total, by reason.", "tenant", "reason"),
+		deadLetters:      counter("dead_letters_total", "Records written to the tenant's dead-letter topic, by reason.", "tenant", "reason"),
+		deadLetterErrors: counter("dead_letter_errors_total", "Dead letters that could not be written.", "tenant"),
+		partialFlushes:   counter("partial_flushes_total", "Messages whose end never came (CRI P without F, docker log without newline, unterminated last line), shipped flagged partial after SLUICE_SHIPPER_PARTIAL_FLUSH_TIMEOUT.", "tenant"),
+		capReductions:    counter("record_cap_reductions_total", "Times Kafka refused a record as too large and the tenant's records were cut shorter.", "tenant"),
 		partialJoins:     counter("partial_joins_total", "Messages reassembled from more than one partial line (CRI P/F, docker 16 KiB splits).").WithLabelValues(),
-		truncations:      counter("truncations_total", "Messages truncated at SLUICE_SHIPPER_MAX_LINE_BYTES.").WithLabelValues(),
+		truncations:      counter("truncations_total", "Messages truncated at SLUICE_SHIPPER_MAX_LINE_BYTES or the topic's record limit.").WithLabelValues(),
 		invalidUTF8:      counter("invalid_utf8_total", "Messages whose invalid UTF-8 was replaced with U+FFFD.").WithLabelValues(),
 		rotations:        counter("rotations_total", "Rotations and truncations detected, by kind (rename, truncate).", "kind"),
-		filesSkipped:     counter("files_skipped_total", "Matched files not shipped, by reason (layout, tenant).", "reason"),
+		filesSkipped:     counter("files_skipped_total", "Matched files not shipped (or, for older, shipped from their end), by reason (layout, tenant, excluded, older).", "reason"),
+		openErrors:       counter("open_errors_total", "Failed opens of log files, retried with backoff, by reason (fd_limit, not_found, permission, other).", "reason"),
 		checkpointErrors: counter("checkpoint_errors_total", "Checkpoint load or save failures, by reason (corrupt, save).", "reason"),
-		checkpointMisses: counter("checkpoint_misses_total", "Checkpointed files that were gone (compressed or deleted) when the shipper came back; lines after the checkpoint in them could not be shipped.").WithLabelValues(),
-		filesTracked:     gauge("files_tracked", "Container log files currently open."),
-		unshippedBytes:   gauge("unshipped_bytes", "Bytes in tracked files after their checkpoint: file size minus acknowledged position. Growing means inflow is faster than outflow."),
-		bufferedBytes:    gauge("buffered_bytes", "Bytes read and handed to the output but not yet acknowledged (bounded by SLUICE_SHIPPER_MAX_BUFFERED_BYTES)."),
-		checkpointAge:    gauge("checkpoint_age_seconds", "Seconds since the checkpoint file was last saved successfully."),
+		checkpointMisses: counter("checkpoint_misses_total", "Checkpointed files deleted before they were read to their end (found neither plain nor compressed when the stream was reopened); their unread lines could not be shipped.", "tenant"),
+		filesTracked:     gauge("files_tracked", "Container log streams being tailed."),
+		filesOpen:        gauge("files_open", "Log files held open (each one a file descriptor)."),
+		filesPolled:      gauge("files_polled", "Streams whose directory could not be watched and are polled every SLUICE_SHIPPER_POLL_INTERVAL instead."),
+		heldFiles:        gauge("held_deleted_files", "Deleted files held open because they are not read to their end yet."),
+		heldBytes:        gauge("held_deleted_bytes", "Disk bytes held by deleted files still open (bounded by SLUICE_SHIPPER_HELD_FILES_MAX_BYTES)."),
+		unshippedBytes:   gaugeVec("unshipped_bytes", "Bytes in tracked files after their checkpoint, per tenant. Growing means inflow is faster than outflow.", "tenant"),
+		unshippedAge:     gaugeVec("oldest_unshipped_age_seconds", "Per tenant, how long its longest-waiting stream has had bytes not yet acknowledged by Kafka.", "tenant"),
+		bufferedBytes:    gaugeVec("buffered_bytes", "Per tenant, bytes read and not yet acknowledged (bounded by SLUICE_SHIPPER_TENANT_MAX_BUFFERED_BYTES; all tenants by SLUICE_SHIPPER_MAX_BUFFERED_BYTES).", "tenant"),
+		checkpointAge:    gauge("checkpoint_age_seconds", "Seconds since the checkpoints were last known saved (saved, or unchanged since the last save)."),
 		tenantsPaused:    gauge("tenants_paused", "Tenants whose shipping is paused because their topic is missing or access is denied."),
 		checkpointSaveAt: gauge("checkpoint_saved_timestamp_seconds", "Unix time of the last successful checkpoint save."),
 	}

@@ -3,6 +3,7 @@ package shipper
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 )
@@ -91,9 +92,11 @@ func ParsePodLogPath(p string) (PathMeta, error) {
 // The names on both sides are merged: ContainerID from a containers-layout
 // name of p, PodUID from a pods-layout target. When both parse, they must
 // agree on namespace, pod and container. When only one parses, its metadata
-// is returned: a pods-layout file that is no symlink has no ContainerID; a
+// is returned: a pods-layout file that is no symlink has no ContainerID. A
 // containers symlink whose target is elsewhere (docker's
-// /var/lib/docker/containers) has no PodUID. When neither parses, or they
+// /var/lib/docker/containers) takes PodUID from a pods-layout link on the
+// way there (cri-dockerd links /var/log/pods/.../<n>.log into docker's
+// directory), else has none. When neither parses, or they
 // disagree, the error wraps ErrUnknownLayout. An error from EvalSymlinks (for
 // example a dangling symlink of a deleted pod, errors.Is fs.ErrNotExist) is
 // returned wrapped. On error meta and target are zero.
@@ -104,6 +107,12 @@ func ResolveLogPath(p string) (meta PathMeta, target string, err error) {
 	}
 	cm, cerr := ParseContainerLogName(filepath.Base(p))
 	pm, perr := ParsePodLogPath(target)
+	if perr != nil {
+		// On cri-dockerd nodes the pods entry is itself a symlink, into
+		// /var/lib/docker/containers: the pod uid is on the way, not at the
+		// end.
+		pm, perr = podLogOnTheWay(p, pm, perr)
+	}
 	switch {
 	case cerr == nil && perr == nil:
 		if cm.Namespace != pm.Namespace || cm.Pod != pm.Pod || cm.Container != pm.Container {
@@ -117,6 +126,26 @@ func ResolveLogPath(p string) (meta PathMeta, target string, err error) {
 		return pm, target, nil
 	}
 	return PathMeta{}, "", fmt.Errorf("resolve log path %s (target %s): neither <pod>_<namespace>_<container>-<id>.log nor <namespace>_<pod>_<uid>/<container>/<n>.log: %w", p, target, ErrUnknownLayout)
+}
+
+// podLogOnTheWay follows the symlinks from p one at a time and parses the
+// first one in the pods layout; without one it returns pm and perr as given.
+func podLogOnTheWay(p string, pm PathMeta, perr error) (PathMeta, error) {
+	hop := p
+	for range 8 {
+		next, err := os.Readlink(hop)
+		if err != nil {
+			break
+		}
+		if !filepath.IsAbs(next) {
+			next = filepath.Join(filepath.Dir(hop), next)
+		}
+		if m, err := ParsePodLogPath(next); err == nil {
+			return m, nil
+		}
+		hop = next
+	}
+	return pm, perr
 }
 
 // splitUnderscore3 splits s at its two '_' into three non-empty parts.

@@ -234,6 +234,43 @@ func TestResolveLogPath(t *testing.T) {
 		}
 	})
 
+	t.Run("cri-dockerd: containers link to a pods link to a docker file", func(t *testing.T) {
+		// cri-dockerd: /var/log/containers/x.log -> /var/log/pods/<ns>_<pod>_<uid>/<c>/0.log
+		// -> /var/lib/docker/containers/<id>/<id>-json.log. The pod uid is
+		// on the way, not at the end.
+		const cid = "bbbb" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab"
+		dockerFile := filepath.Join(root, "docker", cid, cid+"-json.log")
+		if err := os.MkdirAll(filepath.Dir(dockerFile), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dockerFile, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		podsLink := filepath.Join(root, "pods", "shop_db-0_5e2b1c3a-0000-4000-8000-000000000001", "db", "0.log")
+		if err := os.MkdirAll(filepath.Dir(podsLink), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(dockerFile, podsLink); err != nil {
+			t.Fatal(err)
+		}
+		rel, err := filepath.Rel(filepath.Join(root, "containers"), podsLink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		link := filepath.Join(root, "containers", "db-0_shop_db-"+cid+".log")
+		if err := os.Symlink(rel, link); err != nil {
+			t.Fatal(err)
+		}
+		meta, target, err := ResolveLogPath(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := PathMeta{Namespace: "shop", Pod: "db-0", PodUID: "5e2b1c3a-0000-4000-8000-000000000001", Container: "db", ContainerID: cid}
+		if meta != want || target != dockerFile {
+			t.Errorf("ResolveLogPath(%s) = %+v, %s; want %+v, %s", link, meta, target, want, dockerFile)
+		}
+	})
+
 	t.Run("symlink to another container", func(t *testing.T) {
 		link4 := filepath.Join(root, "containers", "other-0_shop_nginx-"+testCID+".log")
 		if err := os.Symlink(file, link4); err != nil {

@@ -1,16 +1,21 @@
 package shipper
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,21 +60,45 @@ type Shipper struct {
 	stdout  io.Writer
 	ready   func(bool)
 	limiter *telemetry.Limiter
+	linger  time.Duration
 
-	budget *semaphore.Weighted
-	sink   sink
+	budget   *budget
+	slots    *semaphore.Weighted // reader slots: each holds one read buffer
+	sink     sink
+	batchMax sync.Map // topic -> int32: producer batch size
+	watch    *watcher
+	readCtx  context.Context
 
-	onceFailed atomic.Bool // once mode: a record failed and was not sent again
+	// Streams at work: a run goroutine each. stopping refuses new ones.
+	runMu    sync.Mutex
+	runs     sync.WaitGroup
+	stopping bool
+
+	// Descriptors: files held open, and the bound on them.
+	fdsOpen  atomic.Int64
+	fdLimit  int64
+	idleMu   sync.Mutex
+	idleList list.List // streams idle with files open, least recently active first
+
+	onceMu   sync.Mutex
+	onceErrs []error
+
+	rescanNow chan struct{}
 
 	mu      sync.Mutex
 	streams map[string]*stream
-	gates   map[string]*backoffGate
+	tenants map[string]*tenant
 	skipped map[string]bool
-	// pending are saved positions of streams not started yet (their path
-	// did not resolve or open on the first try); they are kept, and saved
-	// again, until their stream starts or their path disappears.
+	// pending are saved positions of streams not started yet; they are
+	// kept, and saved again, until their stream starts or their path is
+	// confirmed gone.
 	pending map[string]streamPosition
+	// lastSaved is what the checkpoint file holds, to save only changes.
+	lastSaved map[string]streamPosition
 }
+
+// idleEntry is a stream's place in the idle list.
+type idleEntry struct{ e *list.Element }
 
 // New checks cfg and prepares a shipper. It starts nothing and touches no
 // file or network.
@@ -92,30 +121,45 @@ func New(cfg Config, o Options) (*Shipper, error) {
 		o.Ready = func(bool) {}
 	}
 	return &Shipper{
-		cfg:     cfg,
-		log:     o.Logger,
-		reg:     o.Registerer,
-		m:       newMetrics(o.Registerer),
-		mapper:  NewTenantMapper(rules, excludes),
-		topics:  kafka.Topics{Prefix: cfg.Kafka.TopicPrefix},
-		node:    cfg.nodeName(),
-		version: o.Version,
-		once:    o.Once,
-		stdout:  o.Stdout,
-		ready:   o.Ready,
-		limiter: telemetry.NewLimiter(30 * time.Second),
-		budget:  semaphore.NewWeighted(cfg.MaxBufferedBytes),
-		streams: make(map[string]*stream),
-		gates:   make(map[string]*backoffGate),
-		skipped: make(map[string]bool),
+		cfg:       cfg,
+		log:       o.Logger,
+		reg:       o.Registerer,
+		m:         newMetrics(o.Registerer),
+		mapper:    NewTenantMapper(rules, excludes),
+		topics:    kafka.Topics{Prefix: cfg.Kafka.TopicPrefix},
+		node:      cfg.nodeName(),
+		version:   o.Version,
+		once:      o.Once,
+		stdout:    o.Stdout,
+		ready:     o.Ready,
+		limiter:   telemetry.NewLimiter(30 * time.Second),
+		linger:    min(cfg.PollInterval, 100*time.Millisecond),
+		budget:    newBudget(cfg.MaxBufferedBytes),
+		slots:     semaphore.NewWeighted(int64(max(4, 2*runtime.GOMAXPROCS(0)))),
+		fdLimit:   fileLimit(),
+		rescanNow: make(chan struct{}, 1),
+		streams:   make(map[string]*stream),
+		tenants:   make(map[string]*tenant),
+		skipped:   make(map[string]bool),
 	}, nil
+}
+
+// fileLimit is how many log files may be open at once: the process's
+// descriptor limit less room for sockets, the watcher and checkpoints.
+func fileLimit() int64 {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
+		return 1 << 20
+	}
+	n := int64(rl.Cur)
+	return max(n-min(64, n/4), 8)
 }
 
 // Run ships until ctx is cancelled (or, in once mode, until every file is
 // read and delivered). On cancellation it stops reading, waits up to
 // SLUICE_SHIPPER_SHUTDOWN_TIMEOUT for the output to acknowledge what was
-// read, saves checkpoints and returns nil. It returns an error only when it
-// cannot start.
+// read, saves checkpoints and returns nil. It returns an error when it
+// cannot start, or, in once mode, when something could not be delivered.
 func (sh *Shipper) Run(ctx context.Context) error {
 	store := checkpointStore{dir: sh.cfg.CheckpointDir}
 	_, statErr := os.Stat(store.path())
@@ -130,13 +174,14 @@ func (sh *Shipper) Run(ctx context.Context) error {
 	if err := store.save(sh.node, mapValues(saved)); err != nil {
 		return fmt.Errorf("checkpoint dir %s is not writable: %w", sh.cfg.CheckpointDir, err)
 	}
+	sh.lastSaved = saved
 
 	switch {
 	case sh.sink != nil: // set by a test
 	case sh.stdout != nil:
 		sh.sink = newStdoutSink(sh.stdout)
 	default:
-		k, err := newKafkaSink(sh.cfg, sh.log, sh.reg)
+		k, err := newKafkaSink(sh.cfg, sh.log, sh.reg, sh.m, sh.node, &sh.batchMax)
 		if err != nil {
 			return err
 		}
@@ -150,23 +195,45 @@ func (sh *Shipper) Run(ctx context.Context) error {
 	defer stopReading()
 	stop := context.AfterFunc(ctx, stopReading)
 	defer stop()
+	sh.readCtx = readCtx
+
+	if !sh.once {
+		w, err := newWatcher(sh)
+		if err != nil {
+			sh.log.Warn("cannot watch files (inotify); polling every SLUICE_SHIPPER_POLL_INTERVAL instead", "err", err)
+		} else {
+			sh.watch = w
+			defer w.close()
+		}
+	}
 
 	sh.log.Info("shipper starting", "node", sh.node, "paths", sh.cfg.Paths, "output", sh.sink.name(),
-		"checkpoints", len(saved), "once", sh.once, "version", sh.version)
-	// On a node's very first run only the current files are read; later,
+		"checkpoints", len(saved), "once", sh.once, "watch", sh.watch != nil, "max_open_files", sh.fdLimit, "version", sh.version)
+	// On a node's very first run the current files are read (from their
+	// start, or with SLUICE_SHIPPER_READ_FROM=tail from their end); later,
 	// a container seen for the first time has all its data unread, so its
-	// uncompressed rotations are read too.
+	// rotations are read too.
+	start := startRotations
+	if firstRun {
+		start = startHead
+		if sh.cfg.ReadFrom == "tail" {
+			start = startTail
+		}
+	}
 	sh.mu.Lock()
 	sh.pending = saved
 	sh.mu.Unlock()
-	sh.scan(readCtx, !firstRun)
+	sh.scan(start)
 	sh.ready(true)
 	defer sh.ready(false)
 
 	var wg sync.WaitGroup
 	if !sh.once {
 		wg.Go(func() { sh.rescanLoop(readCtx) })
-		wg.Go(func() { sh.followLoop(readCtx) })
+		wg.Go(func() { sh.pollLoop(readCtx) })
+		if sh.watch != nil {
+			wg.Go(func() { sh.watch.run(readCtx) })
+		}
 	}
 	cpDone := make(chan struct{})
 	cpCtx, stopCheckpoints := context.WithCancel(context.Background())
@@ -177,17 +244,17 @@ func (sh *Shipper) Run(ctx context.Context) error {
 
 	var runErr error
 	if sh.once {
-		sh.waitStreams()
+		sh.waitStreams(readCtx)
 		stopReading()
-		if sh.onceFailed.Load() {
-			runErr = errors.New("some records could not be delivered (see the log); the checkpoints stop before them, run again")
+		if err := sh.onceErr(); err != nil {
+			runErr = fmt.Errorf("some records could not be delivered; the checkpoints stop before them, run again: %w", err)
 		}
 	} else {
 		<-readCtx.Done()
 		sh.log.Info("shipper stopping: reading stopped, delivering what was read", "timeout", sh.cfg.ShutdownTimeout)
 	}
 	wg.Wait()
-	sh.waitStreams()
+	sh.stopRuns()
 
 	flushCtx, cancel := context.WithTimeout(context.Background(), sh.cfg.ShutdownTimeout)
 	ferr := sh.sink.flush(flushCtx)
@@ -197,7 +264,7 @@ func (sh *Shipper) Run(ctx context.Context) error {
 	}
 	stopCheckpoints()
 	<-cpDone
-	if err := sh.saveCheckpoints(store); err != nil {
+	if err := sh.saveCheckpoints(store, true); err != nil {
 		sh.log.Error("final checkpoint failed", "err", err)
 	}
 	sh.closeStreams()
@@ -211,6 +278,29 @@ func mapValues(m map[string]streamPosition) []streamPosition {
 		out = append(out, v)
 	}
 	return out
+}
+
+// startRun accounts for a run goroutine about to start; it refuses once the
+// shipper is stopping.
+func (sh *Shipper) startRun(*stream) bool {
+	sh.runMu.Lock()
+	defer sh.runMu.Unlock()
+	if sh.stopping {
+		return false
+	}
+	sh.runs.Add(1)
+	return true
+}
+
+func (sh *Shipper) runDone() { sh.runs.Done() }
+
+// stopRuns refuses new run goroutines and waits for the running ones (they
+// see the read context ended).
+func (sh *Shipper) stopRuns() {
+	sh.runMu.Lock()
+	sh.stopping = true
+	sh.runMu.Unlock()
+	sh.runs.Wait()
 }
 
 // every calls fn every d until ctx ends.
@@ -227,34 +317,78 @@ func every(ctx context.Context, d time.Duration, fn func()) {
 	}
 }
 
+// rescanLoop matches the globs every SLUICE_SHIPPER_RESCAN_INTERVAL, and at
+// once when the watcher saw a file come or go in a glob's directory.
 func (sh *Shipper) rescanLoop(ctx context.Context) {
-	every(ctx, sh.cfg.RescanInterval, func() { sh.scan(ctx, true) })
+	t := time.NewTicker(sh.cfg.RescanInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-sh.rescanNow:
+		}
+		sh.scan(startRotations)
+	}
 }
 
-// followLoop opens new rotations of every stream as they appear, whether or
-// not its reader is busy (see stream.follow).
-func (sh *Shipper) followLoop(ctx context.Context) {
+func (sh *Shipper) requestRescan() {
+	select {
+	case sh.rescanNow <- struct{}{}:
+	default:
+	}
+}
+
+// pollLoop wakes streams that are due for a poll: every stream now and then
+// (a safety net beside the watcher), and streams whose directory is not
+// watched every SLUICE_SHIPPER_POLL_INTERVAL, backing off while idle.
+func (sh *Shipper) pollLoop(ctx context.Context) {
 	every(ctx, sh.cfg.PollInterval, func() {
-		sh.mu.Lock()
-		streams := make([]*stream, 0, len(sh.streams))
-		for _, st := range sh.streams {
-			streams = append(streams, st)
+		now := time.Now().UnixNano()
+		polled := 0
+		for _, s := range sh.streamList() {
+			if !s.watched.Load() {
+				polled++
+			}
+			if next := s.nextPoll.Load(); next != 0 && now < next {
+				continue
+			}
+			if !s.watched.Load() {
+				s.follow()
+				s.pollGap = min(2*max(s.pollGap, sh.cfg.PollInterval/2), 8*sh.cfg.PollInterval)
+			}
+			s.nextPoll.Store(0)
+			s.wake()
 		}
-		sh.mu.Unlock()
-		for _, st := range streams {
-			st.follow()
-		}
+		sh.m.filesPolled.Set(float64(polled))
 	})
 }
 
-// scan matches the globs, starts a stream for every new file and marks
-// streams whose path disappeared. withRotated says whether a stream without
-// a checkpoint starts at its oldest uncompressed rotation rather than at its
-// current file.
-func (sh *Shipper) scan(ctx context.Context, withRotated bool) {
+func (sh *Shipper) streamList() []*stream {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	out := make([]*stream, 0, len(sh.streams))
+	for _, s := range sh.streams {
+		out = append(out, s)
+	}
+	return out
+}
+
+// scan matches the globs and starts a stream for every new file. A stream
+// whose path is no longer matched is marked gone only once its path is
+// confirmed missing: a failed directory read (out of descriptors, say)
+// proves nothing. start says where a stream without a checkpoint starts.
+func (sh *Shipper) scan(start startMode) {
 	seen := make(map[string]bool)
+	complete := true
 	for _, pattern := range sh.cfg.Paths {
-		matches, _ := filepath.Glob(pattern) // patterns are checked by Validate
+		matches, err := globStrict(pattern)
+		if err != nil {
+			complete = false
+			sh.m.openErrors.WithLabelValues(openErrorReason(err)).Inc()
+			sh.logLimited("glob:"+pattern, "cannot list log files; will retry", "pattern", pattern, "err", err)
+		}
 		for _, path := range matches {
 			if strings.HasSuffix(path, ".gz") {
 				continue
@@ -267,30 +401,70 @@ func (sh *Shipper) scan(ctx context.Context, withRotated bool) {
 			if running || skipped {
 				continue
 			}
-			sh.start(ctx, path, withRotated)
+			sh.start(path, start)
+		}
+	}
+	for _, s := range sh.streamList() {
+		if !seen[s.key] && !s.gone.Load() && confirmedGone(s.key) {
+			s.gone.Store(true)
+			s.wake()
 		}
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	for path, st := range sh.streams {
-		if !seen[path] {
-			st.gone.Store(true)
-		}
-	}
 	for path := range sh.skipped {
-		if !seen[path] {
+		if !seen[path] && (complete || confirmedGone(path)) {
 			delete(sh.skipped, path)
 		}
 	}
 	for path := range sh.pending {
-		if !seen[path] {
+		if !seen[path] && confirmedGone(path) {
 			delete(sh.pending, path)
 		}
 	}
 }
 
+// confirmedGone reports whether path certainly does not exist.
+func confirmedGone(path string) bool {
+	_, err := os.Lstat(path)
+	return errors.Is(err, fs.ErrNotExist)
+}
+
+// globStrict is filepath.Glob that reports the errors Glob ignores: a
+// directory that cannot be read must not look like an empty one.
+func globStrict(pattern string) ([]string, error) {
+	dir, file := filepath.Split(pattern)
+	dir = filepath.Clean(dir)
+	dirs := []string{dir}
+	if hasMeta(dir) {
+		var err error
+		if dirs, err = filepath.Glob(dir); err != nil {
+			return nil, err
+		}
+	}
+	var out []string
+	var errs []error
+	for _, d := range dirs {
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		for _, e := range entries {
+			if ok, _ := filepath.Match(file, e.Name()); ok {
+				out = append(out, filepath.Join(d, e.Name()))
+			}
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+func hasMeta(path string) bool { return strings.ContainsAny(path, `*?[\`) }
+
 // start begins shipping one file, or records why it is skipped.
-func (sh *Shipper) start(ctx context.Context, path string, withRotated bool) {
+func (sh *Shipper) start(path string, start startMode) {
 	skip := func(reason, msg string, args ...any) {
 		sh.mu.Lock()
 		sh.skipped[path] = true
@@ -309,7 +483,7 @@ func (sh *Shipper) start(ctx context.Context, path string, withRotated bool) {
 		}
 		return
 	}
-	tenant, ok, err := sh.mapper.Tenant(meta.Namespace, meta.Pod)
+	tenantName, ok, err := sh.mapper.Tenant(meta.Namespace, meta.Pod)
 	if err != nil {
 		skip("tenant", "no valid tenant for this namespace; not shipped (add a SLUICE_SHIPPER_TENANT_MAP rule)", "namespace", meta.Namespace, "err", err)
 		return
@@ -325,21 +499,21 @@ func (sh *Shipper) start(ctx context.Context, path string, withRotated bool) {
 	// What a record costs beyond its message: the metadata it carries
 	// (the source path twice over: link and target are of a size), the
 	// key, the fixed fields.
-	overhead := recordOverhead + 2*len(path) + len(key) + len(tenant) + len(sh.node) + len(sh.version) +
+	overhead := recordOverhead + 2*len(path) + len(key) + len(tenantName) + len(sh.node) + len(sh.version) +
 		len(meta.Namespace) + len(meta.Pod) + len(meta.PodUID) + len(meta.Container) + len(meta.ContainerID)
-	st := &stream{
+	t := sh.tenant(tenantName)
+	s := &stream{
 		sh:       sh,
 		key:      path,
 		meta:     meta,
-		tenant:   tenant,
-		topic:    sh.topics.Raw(tenant),
-		gate:     sh.gate(tenant),
+		t:        t,
 		recKey:   []byte(key),
 		done:     make(chan struct{}),
 		lineCap:  sh.cfg.MaxLineBytes,
-		c:        sh.counters(tenant),
 		overhead: int64(overhead),
 		retry:    backoffGate{max: sh.cfg.TenantRetryMax},
+		start:    start,
+		pollGap:  sh.cfg.PollInterval,
 		k8s: schemas.Kubernetes{
 			NamespaceName: meta.Namespace,
 			PodName:       meta.Pod,
@@ -350,53 +524,189 @@ func (sh *Shipper) start(ctx context.Context, path string, withRotated bool) {
 		},
 	}
 	sh.mu.Lock()
-	var cp *streamPosition
 	if p, ok := sh.pending[path]; ok {
-		cp = &p
+		s.parked = &p
+		delete(sh.pending, path)
 	}
-	sh.mu.Unlock()
-	if err := st.open(cp, withRotated); err != nil {
-		sh.logLimited("open:"+path, "cannot open log file; will retry", "path", path, "err", err)
-		return
-	}
-	sh.mu.Lock()
-	delete(sh.pending, path)
-	sh.streams[path] = st
+	sh.streams[path] = s
 	sh.m.filesTracked.Set(float64(len(sh.streams)))
 	sh.mu.Unlock()
-	sh.log.Debug("tailing", "path", path, "tenant", tenant, "topic", st.topic)
-	go func() {
-		st.run(ctx)
-		if st.gone.Load() && ctx.Err() == nil {
-			// Fully delivered and gone: forget it.
-			st.close()
-			sh.mu.Lock()
-			delete(sh.streams, path)
-			sh.m.filesTracked.Set(float64(len(sh.streams)))
-			sh.mu.Unlock()
-		}
-	}()
+	sh.log.Debug("tailing", "path", path, "tenant", tenantName, "topic", t.topic)
+	s.wake()
 }
 
-// waitStreams waits until every stream's reader has returned.
-func (sh *Shipper) waitStreams() {
+// streamEnded forgets a stream that ended.
+func (sh *Shipper) streamEnded(s *stream) {
+	if sh.once && !s.gone.Load() {
+		return // kept for the final checkpoint
+	}
+	sh.closeStream(s)
+}
+
+// closeStream forgets a stream that is gone and delivered.
+func (sh *Shipper) closeStream(s *stream) {
 	sh.mu.Lock()
-	dones := make([]chan struct{}, 0, len(sh.streams))
-	for _, st := range sh.streams {
-		dones = append(dones, st.done)
+	if sh.streams[s.key] != s {
+		sh.mu.Unlock()
+		return
 	}
+	delete(sh.streams, s.key)
+	sh.m.filesTracked.Set(float64(len(sh.streams)))
 	sh.mu.Unlock()
-	for _, d := range dones {
-		<-d
+	sh.notIdle(s)
+	if sh.watch != nil {
+		sh.watch.forget(s)
 	}
+	s.close()
+}
+
+// waitStreams waits until every stream ended (once mode).
+func (sh *Shipper) waitStreams(ctx context.Context) {
+	for _, s := range sh.streamList() {
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// onceGiveUp records why a once-mode run cannot deliver everything.
+func (sh *Shipper) onceGiveUp(err error) {
+	sh.onceMu.Lock()
+	defer sh.onceMu.Unlock()
+	for _, e := range sh.onceErrs {
+		if e.Error() == err.Error() {
+			return
+		}
+	}
+	sh.log.Error("giving up", "err", err)
+	sh.onceErrs = append(sh.onceErrs, err)
+}
+
+func (sh *Shipper) onceErr() error {
+	sh.onceMu.Lock()
+	defer sh.onceMu.Unlock()
+	return errors.Join(sh.onceErrs...)
 }
 
 func (sh *Shipper) closeStreams() {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	for _, st := range sh.streams {
-		st.close()
+	for _, s := range sh.streamList() {
+		s.close()
 	}
+}
+
+// openFile opens a log file within the descriptor bound.
+func (sh *Shipper) openFile(path string) (*tailFile, error) {
+	if sh.fdsOpen.Add(1) > sh.fdLimit {
+		sh.fdsOpen.Add(-1)
+		return nil, fmt.Errorf("open %s: %w (%d open)", path, errNoFD, sh.fdLimit)
+	}
+	f, err := openTailFile(path)
+	if err != nil {
+		sh.fdsOpen.Add(-1)
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	sh.m.filesOpen.Set(float64(sh.fdsOpen.Load()))
+	return f, nil
+}
+
+func (sh *Shipper) closeFiles(files ...*tailFile) {
+	for _, f := range files {
+		if f != nil && f.f != nil {
+			f.close()
+			f.f = nil
+			sh.fileClosed()
+		}
+	}
+}
+
+func (sh *Shipper) fileClosed() {
+	sh.m.filesOpen.Set(float64(sh.fdsOpen.Add(-1)))
+}
+
+// idle records a stream that went idle with its files open; notIdle
+// removes it. The list is in order of going idle, so its front is the
+// stream idle the longest.
+func (sh *Shipper) idle(s *stream) {
+	sh.idleMu.Lock()
+	defer sh.idleMu.Unlock()
+	if s.idleElem.e != nil {
+		sh.idleList.MoveToBack(s.idleElem.e)
+		return
+	}
+	s.idleElem.e = sh.idleList.PushBack(idleStream{s, time.Now()})
+}
+
+type idleStream struct {
+	s     *stream
+	since time.Time
+}
+
+func (sh *Shipper) notIdle(s *stream) {
+	sh.idleMu.Lock()
+	defer sh.idleMu.Unlock()
+	if s.idleElem.e != nil {
+		sh.idleList.Remove(s.idleElem.e)
+		s.idleElem.e = nil
+	}
+}
+
+// evictIdle asks the n streams idle the longest to close their files.
+func (sh *Shipper) evictIdle(n int) {
+	sh.evictWhere(func(int, time.Time) bool { return n > 0 }, &n)
+}
+
+// evictInactive asks streams idle for longer than SLUICE_SHIPPER_CLOSE_INACTIVE
+// to close their files.
+func (sh *Shipper) evictInactive() {
+	cutoff := time.Now().Add(-sh.cfg.CloseInactive)
+	n := 0
+	sh.evictWhere(func(_ int, since time.Time) bool { return since.Before(cutoff) }, &n)
+}
+
+func (sh *Shipper) evictWhere(want func(int, time.Time) bool, n *int) {
+	var evict []*stream
+	sh.idleMu.Lock()
+	for e := sh.idleList.Front(); e != nil; {
+		is := e.Value.(idleStream)
+		if !want(*n, is.since) {
+			break
+		}
+		next := e.Next()
+		sh.idleList.Remove(e)
+		is.s.idleElem.e = nil
+		evict = append(evict, is.s)
+		*n--
+		e = next
+	}
+	sh.idleMu.Unlock()
+	for _, s := range evict {
+		s.evict.Store(true)
+		s.wake()
+	}
+}
+
+// watchDir watches dir for s (the directory of its log file).
+func (sh *Shipper) watchDir(dir string, s *stream) {
+	if sh.watch == nil {
+		return
+	}
+	s.watched.Store(sh.watch.add(dir, s))
+}
+
+func (sh *Shipper) setBatchMax(topic string, n int32) { sh.batchMax.Store(topic, n) }
+
+// lost counts lines that could not be shipped.
+func (sh *Shipper) lost(t *tenant, reason string, lines, bytes int64) {
+	sh.m.lostLines.WithLabelValues(t.name, reason).Add(float64(lines))
+	sh.m.lostBytes.WithLabelValues(t.name, reason).Add(float64(bytes))
+}
+
+// fileUnreadable reports a compressed rotation that ended early.
+func (sh *Shipper) fileUnreadable(s *stream, f *tailFile, err error) {
+	sh.m.lostLines.WithLabelValues(s.t.name, "unreadable").Add(0) // the lines past the damage cannot be counted
+	sh.log.Warn("compressed rotation cannot be read to its end; the rest of it is lost", "stream", s.key, "file", f.path, "err", err)
 }
 
 func (sh *Shipper) checkpointLoop(ctx context.Context, store checkpointStore) {
@@ -409,69 +719,146 @@ func (sh *Shipper) checkpointLoop(ctx context.Context, store checkpointStore) {
 			return
 		case <-t.C:
 		}
-		if err := sh.saveCheckpoints(store); err != nil {
+		if err := sh.saveCheckpoints(store, false); err != nil {
 			sh.m.checkpointErrors.WithLabelValues("save").Inc()
 			sh.logLimited("checkpoint", "saving checkpoints failed; will retry", "err", err)
 		} else {
 			last = time.Now()
 		}
 		sh.m.checkpointAge.Set(time.Since(last).Seconds())
+		sh.enforceHeldFiles()
+		sh.evictInactive()
 	}
 }
 
-// saveCheckpoints writes the acknowledged position of every stream.
-func (sh *Shipper) saveCheckpoints(store checkpointStore) error {
+// saveCheckpoints writes the acknowledged position of every stream, when
+// one changed (or always, with force), and updates the per-tenant gauges.
+func (sh *Shipper) saveCheckpoints(store checkpointStore, force bool) error {
 	sh.mu.Lock()
 	streams := make([]*stream, 0, len(sh.streams))
 	for _, st := range sh.streams {
 		streams = append(streams, st)
 	}
-	positions := make([]streamPosition, 0, len(streams)+len(sh.pending))
-	for _, p := range sh.pending {
-		positions = append(positions, p)
+	positions := make(map[string]streamPosition, len(streams)+len(sh.pending))
+	for k, p := range sh.pending {
+		positions[k] = p
 	}
+	tenants := make([]*tenant, 0, len(sh.tenants))
 	paused := 0
-	for _, g := range sh.gates {
-		if g.paused() {
+	for _, t := range sh.tenants {
+		tenants = append(tenants, t)
+		if t.gate.paused() {
 			paused++
 		}
 	}
 	sh.mu.Unlock()
 	sh.m.tenantsPaused.Set(float64(paused))
 
-	var unshipped int64
-	for _, st := range streams {
-		p, u := st.position()
-		positions = append(positions, p)
-		unshipped += u
+	type usage struct {
+		unshipped int64
+		since     time.Time
 	}
-	sh.m.unshippedBytes.Set(float64(unshipped))
+	use := make(map[*tenant]*usage, len(tenants))
+	for _, t := range tenants {
+		use[t] = &usage{}
+	}
+	now := time.Now()
+	for _, st := range streams {
+		p, unshipped, since, ok := st.position()
+		if !ok {
+			continue
+		}
+		positions[p.Key] = p
+		u := use[st.t]
+		if u == nil {
+			u = &usage{}
+			use[st.t] = u
+		}
+		u.unshipped += unshipped
+		if !since.IsZero() && (u.since.IsZero() || since.Before(u.since)) {
+			u.since = since
+		}
+	}
+	for t, u := range use {
+		sh.m.unshippedBytes.WithLabelValues(t.name).Set(float64(u.unshipped))
+		age := 0.0
+		if !u.since.IsZero() {
+			age = now.Sub(u.since).Seconds()
+		}
+		sh.m.unshippedAge.WithLabelValues(t.name).Set(age)
+		sh.m.bufferedBytes.WithLabelValues(t.name).Set(float64(t.share.used.Load()))
+	}
+	if !force && maps_equal(positions, sh.lastSaved) {
+		return nil
+	}
 	// What was acknowledged must be durable in the output before the
 	// checkpoint says so (stdout is buffered; Kafka acknowledged already).
 	if err := sh.sink.sync(); err != nil {
 		return err
 	}
-	if err := store.save(sh.node, positions); err != nil {
+	if err := store.save(sh.node, mapValues(positions)); err != nil {
 		return err
 	}
+	sh.lastSaved = positions
 	sh.m.checkpointSaveAt.SetToCurrentTime()
 	sh.m.checkpointAge.Set(0)
 	return nil
 }
 
-// acquire takes cost bytes of the buffer budget, blocking (in FIFO order,
-// so a chatty container cannot starve the others) until they are free.
-func (sh *Shipper) acquire(ctx context.Context, cost int64) error {
-	if err := sh.budget.Acquire(ctx, cost); err != nil {
-		return err
+func maps_equal(a, b map[string]streamPosition) bool {
+	if len(a) != len(b) {
+		return false
 	}
-	sh.m.bufferedBytes.Add(float64(cost))
-	return nil
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
 }
 
-func (sh *Shipper) release(cost int64) {
-	sh.budget.Release(cost)
-	sh.m.bufferedBytes.Sub(float64(cost))
+// heldFile is a deleted file a stream still holds open.
+type heldFile struct {
+	s     *stream
+	f     *tailFile
+	bytes int64
+	since time.Time
+}
+
+// enforceHeldFiles applies SLUICE_SHIPPER_HELD_FILES_MAX_AGE and _MAX_BYTES
+// to deleted files held open (rotations kubelet removed before they were
+// read to their end, typically while a tenant is held back): the oldest are
+// released first.
+func (sh *Shipper) enforceHeldFiles() {
+	now := time.Now()
+	var held []heldFile
+	var total int64
+	for _, s := range sh.streamList() {
+		for _, h := range s.heldFiles(now) {
+			held = append(held, h)
+			total += h.bytes
+		}
+	}
+	slices.SortFunc(held, func(a, b heldFile) int { return a.since.Compare(b.since) })
+	for _, h := range held {
+		if now.Sub(h.since) <= sh.cfg.HeldFilesMaxAge && total <= sh.cfg.HeldFilesMaxBytes {
+			break
+		}
+		h.s.mu.Lock()
+		h.f.released = true
+		h.s.mu.Unlock()
+		total -= h.bytes
+		h.s.release.Store(true)
+		h.s.wake()
+	}
+	n := 0
+	for _, h := range held {
+		if !h.f.released {
+			n++
+		}
+	}
+	sh.m.heldFiles.Set(float64(n))
+	sh.m.heldBytes.Set(float64(max(total, 0)))
 }
 
 func (sh *Shipper) logLimited(key, msg string, args ...any) {
@@ -483,26 +870,23 @@ func (sh *Shipper) logLimited(key, msg string, args ...any) {
 	}
 }
 
-// tenantCounters are one tenant's counters, looked up once per stream.
-type tenantCounters struct {
-	lines, bytes, produced prometheus.Counter
+// deleted reports whether an open file's last name was removed.
+func deleted(fi os.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Nlink == 0
 }
 
-func (sh *Shipper) counters(tenant string) tenantCounters {
-	return tenantCounters{
-		lines:    sh.m.linesRead.WithLabelValues(tenant),
-		bytes:    sh.m.bytesRead.WithLabelValues(tenant),
-		produced: sh.m.recordsProduced.WithLabelValues(tenant),
+// isErrno reports whether err is the named errno.
+func isErrno(err error, name string) bool {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return false
 	}
-}
-
-func (sh *Shipper) gate(tenant string) *backoffGate {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	g, ok := sh.gates[tenant]
-	if !ok {
-		g = &backoffGate{max: sh.cfg.TenantRetryMax}
-		sh.gates[tenant] = g
+	switch name {
+	case "EMFILE":
+		return errno == syscall.EMFILE
+	case "ENFILE":
+		return errno == syscall.ENFILE
 	}
-	return g
+	return false
 }

@@ -3,13 +3,18 @@ package shipper
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/kafka"
@@ -24,6 +29,10 @@ type sink interface {
 	// block for long, and neither it nor the output keeps rec, or anything
 	// rec points to, after it returns: the caller reuses them.
 	produce(topic string, key []byte, rec *schemas.Record, t ticket)
+	// topicMaxMessage returns the largest record batch the topic takes
+	// (max.message.bytes), 0 for no limit, or an error wrapping
+	// errTopicMissing.
+	topicMaxMessage(ctx context.Context, topic string) (int, error)
 	// sync makes everything acknowledged so far durable.
 	sync() error
 	// flush waits until every record handed over is acknowledged or failed.
@@ -35,11 +44,19 @@ type sink interface {
 // single-object encoding, whose fingerprint names the schema version.
 var contentType = kgo.RecordHeader{Key: "content-type", Value: []byte("application/vnd.sluice.record+avro")}
 
+// errTopicMissing says a topic does not exist (yet).
+var errTopicMissing = errors.New("topic does not exist")
+
 type kafkaSink struct {
-	cl *kgo.Client
+	cl       *kgo.Client
+	adm      *kadm.Client
+	batchMax *sync.Map // topic -> int32, read by the producer when it first sees a topic's partitions
+	log      *slog.Logger
+	m        *metrics
+	instance string
 }
 
-func newKafkaSink(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*kafkaSink, error) {
+func newKafkaSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, m *metrics, node string, batchMax *sync.Map) (*kafkaSink, error) {
 	opts, err := cfg.Kafka.Options()
 	if err != nil {
 		return nil, fmt.Errorf("kafka settings: %w", err)
@@ -60,15 +77,59 @@ func newKafkaSink(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*kaf
 		// unlimited by default, records set above any budget's reach)
 		// never decide, so Produce never blocks.
 		kgo.MaxBufferedRecords(1<<22),
-		// Retry delivery as long as it takes (the default RecordRetries is
-		// unlimited); a missing topic fails fast so its tenant can be paused.
+		// A missing topic fails fast so its tenant can be held back.
 		kgo.UnknownTopicRetries(3),
+		// A record Kafka has not acknowledged within the delivery timeout
+		// (a partition without enough replicas, an offline leader) fails;
+		// its stream rewinds and retries with backoff, sending one record
+		// at a time until the partition answers. Without it the producer
+		// retries for ever and the tenant's share of the budget stays full.
+		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
+		// Batches follow each topic's max.message.bytes, read before the
+		// first record goes to it (see tenant.lookUpLimits).
+		kgo.ProducerBatchMaxBytesFn(func(topic string) int32 {
+			if v, ok := batchMax.Load(topic); ok {
+				return v.(int32)
+			}
+			return defaultBatchMax
+		}),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
-	return &kafkaSink{cl: cl}, nil
+	return &kafkaSink{cl: cl, adm: kadm.NewClient(cl), batchMax: batchMax, log: log, m: m, instance: node}, nil
+}
+
+// defaultBatchMax is the producer's batch size for a topic whose
+// max.message.bytes is not known: the producer's default, below Kafka's.
+const defaultBatchMax = 1000012
+
+func (k *kafkaSink) topicMaxMessage(ctx context.Context, topic string) (int, error) {
+	rcs, err := k.adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	rc, err := rcs.On(topic, nil)
+	if err != nil {
+		return 0, err
+	}
+	if rc.Err != nil {
+		if errors.Is(rc.Err, kerr.UnknownTopicOrPartition) {
+			return 0, fmt.Errorf("%s: %w", topic, errTopicMissing)
+		}
+		return 0, rc.Err
+	}
+	for _, c := range rc.Configs {
+		if c.Key == "max.message.bytes" && c.Value != nil {
+			n, err := strconv.Atoi(*c.Value)
+			if err != nil {
+				return 0, fmt.Errorf("%s: max.message.bytes %q: %w", topic, *c.Value, err)
+			}
+			return n, nil
+		}
+	}
+	return defaultMaxMessage, nil
 }
 
 func (k *kafkaSink) name() string { return "kafka" }
@@ -101,14 +162,17 @@ func (k *kafkaSink) produce(topic string, key []byte, rec *schemas.Record, t tic
 	}
 	it.rec = kgo.Record{Topic: topic, Key: key, Value: v, Headers: contentTypeHeaders, Context: it}
 	it.t = t
-	k.cl.Produce(context.Background(), &it.rec, promise)
+	k.cl.Produce(context.Background(), &it.rec, k.promise)
 }
 
 // promise is called by kgo once per record, in order per partition; after
 // it the record is ours again.
-func promise(r *kgo.Record, err error) {
+func (k *kafkaSink) promise(r *kgo.Record, err error) {
 	it := r.Context.(*kafkaItem)
 	t := it.t
+	if t.done(err) {
+		k.deadLetter(t.s.t, r, err)
+	}
 	v := r.Value[:0]
 	if cap(v) > 64<<10 { // do not pool the buffers of rare huge messages
 		v = nil
@@ -116,8 +180,35 @@ func promise(r *kgo.Record, err error) {
 	it.rec = kgo.Record{Value: v}
 	it.t = ticket{}
 	kafkaItems.Put(it)
-	t.done(err)
 }
+
+// deadLetter writes a record Kafka refused for good to the tenant's
+// dead-letter topic, with the reason, so the tenant sees what it lost.
+func (k *kafkaSink) deadLetter(t *tenant, r *kgo.Record, cause error) {
+	d := schemas.DeadLetter{
+		Reason:    reasonRejected,
+		Error:     cause.Error(),
+		Stage:     "shipper",
+		Instance:  k.instance,
+		Step:      -1,
+		Topic:     r.Topic,
+		Partition: -1,
+		Offset:    -1,
+		Timestamp: time.Now().UTC(),
+	}
+	d.SetPayload(r.Value)
+	b := d.Marshal()
+	k.cl.Produce(context.Background(), &kgo.Record{Topic: t.dlq, Key: r.Key, Value: b, Headers: deadLetterHeaders}, func(_ *kgo.Record, err error) {
+		if err != nil {
+			k.m.deadLetterErrors.WithLabelValues(t.name).Inc()
+			k.log.Warn("dead letter not written", "tenant", t.name, "topic", t.dlq, "err", err)
+			return
+		}
+		k.m.deadLetters.WithLabelValues(t.name, reasonRejected).Inc()
+	})
+}
+
+var deadLetterHeaders = []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/json")}}
 
 func (k *kafkaSink) sync() error { return nil }
 
@@ -143,6 +234,8 @@ func newStdoutSink(w io.Writer) *stdoutSink {
 
 func (s *stdoutSink) name() string { return "stdout" }
 
+func (s *stdoutSink) topicMaxMessage(context.Context, string) (int, error) { return 0, nil }
+
 func (s *stdoutSink) produce(_ string, _ []byte, rec *schemas.Record, t ticket) {
 	s.mu.Lock()
 	if s.err == nil {
@@ -154,7 +247,7 @@ func (s *stdoutSink) produce(_ string, _ []byte, rec *schemas.Record, t ticket) 
 	}
 	err := s.err
 	s.mu.Unlock()
-	t.done(err)
+	t.done(err) // a write error is retried (never dead-lettered)
 }
 
 func (s *stdoutSink) sync() error {

@@ -11,63 +11,87 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/sluicelogs/sluice/schemas"
 )
 
 // A stream is the log of one container: the file a /var/log/containers
-// entry points at, and the files it was rotated to. One goroutine (run)
-// reads it in order; the output acknowledges records from other goroutines
-// (ack).
+// entry points at, and the files it was rotated to.
+//
+// Scheduling. A stream has no goroutine of its own while it has nothing to
+// do: wake starts one (run), which reads what there is and returns when the
+// stream is idle again. Wakes come from the file watcher (a write, create or
+// rename in the file's directory), from the poller (a slow safety check, or
+// the only check where the directory cannot be watched), from timers the
+// stream sets for itself (a partial message's quiet period, a backoff), and
+// from acknowledgements it waits for. So an idle container costs no
+// goroutine, no timer and no read buffer.
 //
 // Positions and acknowledgement. Every record is queued with the position
 // just after its last byte. Acknowledgements advance the watermark over the
 // longest acknowledged prefix of the queue, so the watermark is the first
-// byte not yet delivered. The checkpoint is the watermark, or the start of
-// a partial message still being joined if that is earlier. When a record
+// byte not yet delivered. The checkpoint is the watermark, or the start of a
+// partial message still being joined if that is earlier. When a record
 // fails, the stream waits for everything in flight, rewinds to its
 // checkpoint and reads again: lines may be sent twice (with the same record
 // id) but never skipped.
 type stream struct {
-	sh     *Shipper
-	key    string // the matched path
-	meta   PathMeta
-	tenant string
-	topic  string
-	gate   *backoffGate
-	k8s    schemas.Kubernetes
-	recKey []byte
-	gone   atomic.Bool // the matched path disappeared from the globs
-	done   chan struct{}
-	c      tenantCounters
-	// overhead is what a record of this stream costs beyond its message:
-	// its metadata, encoded, and the output's per-record memory.
-	overhead int64
-	retry    backoffGate // per-stream backoff after failures other than a missing or denied topic
+	sh       *Shipper
+	key      string // the matched path
+	meta     PathMeta
+	t        *tenant
+	k8s      schemas.Kubernetes
+	recKey   []byte
+	overhead int64       // what a record costs beyond its message: its metadata, encoded, and the output's per-record memory
+	retry    backoffGate // this stream's own delivery failures (timeouts, unexpected errors)
+	start    startMode   // where a stream without a checkpoint starts
+	done     chan struct{}
 
-	// Read state, owned by run.
-	cur      int // index in files of the file being read
-	rb       []byte
-	rbStart  int
-	rbEnd    int
-	rbOff    int64 // file offset of rb[rbStart]
-	overlong *overlongLine
-	groups   [2]*group // partial messages being joined: stdout, stderr
-	lineCap  int
-	rec      schemas.Record // reused for every record
-	idBuf    [32]byte
+	state       atomic.Int32 // runIdle, runRunning, runWoken, runEnded
+	gone        atomic.Bool  // the matched path was removed
+	evict       atomic.Bool  // asked to close its files (descriptor pressure, inactivity)
+	release     atomic.Bool  // the held-files policy released one of its files
+	lingerUntil atomic.Int64 // unix ns: watcher wakes before it wait for it
+	lingerArmed atomic.Bool
+	nextPoll    atomic.Int64 // unix ns of the next poll
+	watched     atomic.Bool  // its directory is watched
+	idleElem    idleEntry    // place in the shipper's idle list, guarded by sh.idleMu
 
-	openMu sync.Mutex // serializes opening files (follow, openNext) and close
+	timerMu sync.Mutex
+	timer   *time.Timer
+	timerAt time.Time
+
+	// Reader state, owned by run.
+	cur         int // index in files of the file being read
+	rb          []byte
+	rbStart     int
+	rbEnd       int
+	rbOff       int64 // file offset of rb[rbStart]
+	overlong    *overlongLine
+	groups      [2]*group // partial messages being joined: stdout, stderr
+	credit      int64     // budget bytes held for the next line
+	needCredit  int64     // budget the next line waits for
+	probing     bool      // sending a probe: one record, then wait for its result
+	probeSent   bool
+	lastData    time.Time // when a read last found data
+	tailPending bool      // the newest file ends in a line without its newline
+	pollGap     time.Duration
+	openFails   int
+	lineCap     int
+	rec         schemas.Record // reused for every record
+	idBuf       [32]byte
+
+	openMu sync.Mutex // serializes opening files (follow, open) and close
 	closed bool       // guarded by openMu
 
-	mu        sync.Mutex  // guards what follows
-	files     []*tailFile // run reads and compacts them, follow appends
+	mu        sync.Mutex // guards what follows
+	files     []*tailFile
+	parked    *streamPosition // where to resume while files is nil
 	nextSeq   int
 	q         []ackEntry // records in flight, in produce order
 	qHead     int
@@ -77,17 +101,25 @@ type stream struct {
 	watermark position
 	groupAt   [2]*position // start of each pending partial message
 	failed    error
+	wantAck   bool      // woken when nothing is in flight any more
+	behind    time.Time // since when the stream has had unshipped bytes (zero: none)
 }
 
-// tailFile is one open file of a stream.
-type tailFile struct {
-	seq      int // order within the stream
-	path     string
-	opened   time.Time
-	f        *os.File
-	id       fileIdentity
-	idPrefix []byte // hash input shared by every record id of this file; nil until the fingerprint is known
-}
+const (
+	runIdle int32 = iota
+	runRunning
+	runWoken // woken while running: run again
+	runEnded
+)
+
+// startMode says where a stream without a checkpoint starts.
+type startMode int
+
+const (
+	startHead      startMode = iota // the current file from its start
+	startRotations                  // the oldest rotation, plain or compressed, then the rest
+	startTail                       // the end of the current file
+)
 
 // position is a byte offset in one of a stream's files.
 type position struct {
@@ -104,7 +136,7 @@ func (p position) before(q position) bool {
 
 type ackEntry struct {
 	start, end position
-	state      uint8 // 0 in flight, 1 delivered, 2 failed
+	state      uint8 // 0 in flight, 1 delivered (or given up), 2 failed
 }
 
 // group is a message being joined from partial lines.
@@ -117,10 +149,11 @@ type group struct {
 	size      int64
 	parts     int
 	truncated bool
+	charge    int64 // budget held for buf
 }
 
-// overlongLine is a physical line longer than the read buffer: its head is
-// kept, the rest is counted and skipped.
+// overlongLine is a physical line longer than the read buffer can grow to:
+// its head is kept, the rest is counted and skipped.
 type overlongLine struct {
 	off   int64
 	head  []byte
@@ -129,238 +162,245 @@ type overlongLine struct {
 
 const (
 	readBufSize = 64 << 10
-	batchLines  = 4096 // lines read in one turn before yielding to checks
+	batchLines  = 4096 // lines read in one turn before other streams get theirs
 	// recordOverhead approximates what a record costs in memory beyond its
 	// message and metadata strings: the encoded fixed fields, the pooled
 	// kgo.Record, the queue entry.
 	recordOverhead = 384
+	// safetyPoll is how often a watched, idle file is checked anyway.
+	safetyPoll = 10 * time.Second
+	// rotateGrace is how long a renamed file is still read after the file
+	// that replaced it appeared: the runtime may write to it for a moment.
+	rotateGrace = 200 * time.Millisecond
 )
 
 var readBufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
 
+// errNoFD says a file could not be opened for want of a descriptor.
+var errNoFD = errors.New("no file descriptor available")
+
 // maxPhysLine is the longest physical line kept in the buffer; docker
 // json-file escaping can make a line several times longer than its message.
-func (s *stream) maxPhysLine() int {
-	return max(2*s.sh.cfg.MaxLineBytes, readBufSize) + 4096
-}
+func (s *stream) maxPhysLine() int { return maxPhysLine(s.sh.cfg.MaxLineBytes) }
 
-// open positions the stream at its checkpoint. A stream never seen before
-// starts at the beginning of its current file, or, with withRotated, of its
-// oldest uncompressed rotation.
-func (s *stream) open(cp *streamPosition, withRotated bool) error {
-	target, err := filepath.EvalSymlinks(s.key)
-	if err != nil {
-		return fmt.Errorf("resolve %s: %w", s.key, err)
-	}
-	cur, err := s.openFile(target)
-	if err != nil {
-		return err
-	}
-	if cp == nil {
-		var files []*tailFile
-		if withRotated {
-			for _, p := range rotatedSiblings(target) {
-				if f, err := s.openFile(p); err == nil {
-					files = append(files, f)
-				}
+func maxPhysLine(maxLine int) int { return max(2*maxLine, readBufSize) + 4096 }
+
+// wake makes the stream look at its files: it starts run unless it is
+// running, in which case run goes round once more.
+func (s *stream) wake() {
+	for {
+		switch st := s.state.Load(); st {
+		case runIdle:
+			if !s.sh.startRun(s) {
+				return
 			}
-		}
-		files = append(files, cur)
-		for i, f := range files {
-			f.seq = i
-		}
-		s.setFiles(files, 0)
-		return nil
-	}
-	if ok, _ := cur.is(cp.fileIdentity); ok {
-		off := cp.Offset
-		if fi, err := cur.f.Stat(); err == nil && fi.Size() < off {
-			off = 0 // truncated while we were away
-		}
-		s.setFiles([]*tailFile{cur}, off)
-		return nil
-	}
-	// Rotated while we were away: drain the checkpointed file and the
-	// rotations after it before the current file.
-	sibs := rotatedSiblings(target)
-	for i, p := range sibs {
-		f, err := s.openFile(p)
-		if err != nil {
-			continue
-		}
-		if ok, _ := f.is(cp.fileIdentity); !ok {
-			f.f.Close()
-			continue
-		}
-		files := []*tailFile{f}
-		for _, q := range sibs[i+1:] {
-			if g, err := s.openFile(q); err == nil {
-				files = append(files, g)
+			if s.state.CompareAndSwap(runIdle, runRunning) {
+				go s.run()
+				return
 			}
+			s.sh.runDone()
+		case runRunning:
+			if s.state.CompareAndSwap(runRunning, runWoken) {
+				return
+			}
+		default: // woken already, or ended
+			return
 		}
-		files = append(files, cur)
-		for i, f := range files {
-			f.seq = i
-		}
-		s.setFiles(files, cp.Offset)
-		s.sh.log.Info("resuming rotated file", "stream", s.key, "file", p, "offset", cp.Offset, "rotations", len(files)-1)
-		return nil
 	}
-	// The checkpointed file is gone (compressed or deleted). Which
-	// rotations came after it cannot be told any more, so all uncompressed
-	// ones are read: a line read twice keeps its record id and is harmless
-	// downstream, a line skipped is lost.
-	s.sh.m.checkpointMisses.Inc()
-	s.sh.log.Warn("checkpointed file is gone (compressed or deleted); unread lines in it are lost, later rotations are read again", "stream", s.key, "file", cp.Path, "offset", cp.Offset)
-	cur.f.Close()
-	return s.open(nil, true)
 }
 
-func (s *stream) setFiles(files []*tailFile, off int64) {
+// notify is the watcher's wake: right after a read that found data, wakes
+// wait for the linger period, so that a busy file is read in batches rather
+// than once per write.
+func (s *stream) notify() {
+	if until := s.lingerUntil.Load(); until != 0 {
+		if d := time.Duration(until - time.Now().UnixNano()); d > 0 {
+			if s.lingerArmed.CompareAndSwap(false, true) {
+				time.AfterFunc(d, func() {
+					s.lingerArmed.Store(false)
+					s.wake()
+				})
+			}
+			return
+		}
+	}
+	s.wake()
+}
+
+// wakeAt wakes the stream at t (or earlier, if already due sooner).
+func (s *stream) wakeAt(t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	d := time.Until(t)
+	if d <= 0 {
+		s.wake()
+		return
+	}
+	s.timerMu.Lock()
+	defer s.timerMu.Unlock()
+	if s.timer != nil && !s.timerAt.IsZero() && !t.Before(s.timerAt) {
+		return // an earlier wake is set
+	}
+	s.timerAt = t
+	if s.timer == nil {
+		s.timer = time.AfterFunc(d, s.timerFired)
+		return
+	}
+	s.timer.Reset(d)
+}
+
+func (s *stream) timerFired() {
+	s.timerMu.Lock()
+	s.timerAt = time.Time{}
+	s.timerMu.Unlock()
+	s.wake()
+}
+
+// run works until the stream is idle, then returns; a wake during the work
+// makes it go round again.
+func (s *stream) run() {
+	defer s.sh.runDone()
+	s.sh.notIdle(s)
+	for {
+		ended := s.step(s.sh.readCtx)
+		if ended {
+			s.end()
+			return
+		}
+		if s.state.CompareAndSwap(runRunning, runIdle) {
+			s.wentIdle()
+			return
+		}
+		s.state.Store(runRunning) // woken meanwhile
+	}
+}
+
+// end marks the stream finished: gone and delivered, or, in once mode, read
+// to its end and delivered.
+func (s *stream) end() {
+	s.state.Store(runEnded)
+	s.t.gate.drop(s)
+	s.releaseCredit(0)
+	s.sh.streamEnded(s)
+	close(s.done)
+}
+
+// wentIdle records an idle stream: its next poll, its place among idle
+// streams whose descriptors may be taken back, and its unused budget.
+func (s *stream) wentIdle() {
+	keep := int64(0)
+	if s.overlong != nil {
+		keep = int64(len(s.overlong.head)) + s.overhead
+	}
+	s.releaseCredit(keep)
+	now := time.Now()
+	if s.watched.Load() {
+		s.nextPoll.Store(now.Add(safetyPoll).UnixNano())
+	} else {
+		s.nextPoll.Store(now.Add(s.pollGap).UnixNano())
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.files = files
-	s.nextSeq = len(files)
-	s.cur = 0
-	s.rbOff = off
-	s.watermark = position{files[0], off}
-}
-
-// rotatedSiblings lists the uncompressed rotations of a kubelet log file
-// (<n>.log.<timestamp>), oldest first.
-func rotatedSiblings(target string) []string {
-	dir, base := filepath.Dir(target), filepath.Base(target)
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil
-	}
-	type sib struct {
-		path string
-		mod  time.Time
-	}
-	var sibs []sib
-	for _, e := range entries {
-		n := e.Name()
-		if !strings.HasPrefix(n, base+".") || strings.HasSuffix(n, ".gz") || strings.Contains(n, ".tmp") {
-			continue
-		}
-		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
-			sibs = append(sibs, sib{filepath.Join(dir, n), fi.ModTime()})
-		}
-	}
-	sort.Slice(sibs, func(i, j int) bool {
-		if !sibs[i].mod.Equal(sibs[j].mod) {
-			return sibs[i].mod.Before(sibs[j].mod)
-		}
-		return sibs[i].path < sibs[j].path // kubelet's timestamps sort by name
-	})
-	out := make([]string, len(sibs))
-	for i, s := range sibs {
-		out[i] = s.path
-	}
-	return out
-}
-
-func (s *stream) openFile(path string) (*tailFile, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("stat %s: %w", path, err)
-	}
-	dev, ino, _ := statIdentity(fi)
-	t := &tailFile{path: path, f: f, opened: time.Now(), id: fileIdentity{Dev: dev, Inode: ino}}
-	s.fingerprint(t)
-	return t, nil
-}
-
-// fingerprint computes t's fingerprint once its first line is complete. It
-// reports whether the fingerprint is known. Only run calls it; it updates
-// t.id under s.mu because checkpoints read it.
-func (s *stream) fingerprint(t *tailFile) bool {
-	if t.idPrefix != nil {
-		return true
-	}
-	n, fp, err := readFingerprint(t.f, false)
-	if err != nil || n == 0 {
-		return false
-	}
-	return s.setFingerprint(t, n, fp)
-}
-
-// setFingerprint records t's fingerprint and the record-id prefix.
-func (s *stream) setFingerprint(t *tailFile, n int, fp uint64) bool {
-	// The record id hashes node, inode, fingerprint and offset; the prefix
-	// is fixed per file.
-	node := s.sh.node
-	p := make([]byte, 0, len(node)+1+16)
-	p = append(p, node...)
-	p = append(p, 0)
-	p = binary.BigEndian.AppendUint64(p, t.id.Inode)
-	p = binary.BigEndian.AppendUint64(p, fp)
-	s.mu.Lock()
-	t.id.FPLen, t.id.FP = n, fp
-	t.idPrefix = p
+	open := s.files != nil
 	s.mu.Unlock()
-	return true
-}
-
-// is reports whether t is the file id names.
-func (t *tailFile) is(id fileIdentity) (bool, error) {
-	if t.id.Inode != id.Inode {
-		return false, nil
+	if open {
+		s.sh.idle(s)
 	}
-	return fingerprintMatches(t.f, id)
 }
 
-// recordID is the deterministic id of the line starting at p: 128 bits of
-// SHA-256 over (node, inode, fingerprint, offset), hex. The string aliases
-// s.idBuf and is valid until the next call.
-func (s *stream) recordID(p position) string {
-	var buf [320]byte // node names are at most 253 bytes: no allocation
-	in := append(append(buf[:0], p.f.idPrefix...), 0, 0, 0, 0, 0, 0, 0, 0)
-	binary.BigEndian.PutUint64(in[len(in)-8:], uint64(p.off))
-	sum := sha256.Sum256(in)
-	hex.Encode(s.idBuf[:], sum[:16])
-	return unsafe.String(&s.idBuf[0], len(s.idBuf))
+func (s *stream) releaseCredit(keep int64) {
+	if s.credit > keep {
+		s.t.share.release(s.credit - keep)
+		s.credit = keep
+	}
 }
 
-// run reads the stream until ctx is done, the stream is gone and fully
-// delivered, or (in once mode) the newest file is read to its end.
-func (s *stream) run(ctx context.Context) {
-	defer close(s.done)
-	defer s.releaseBuffer()
+// step does what there is to do. It reports true when the stream ended.
+func (s *stream) step(ctx context.Context) bool {
 	for ctx.Err() == nil {
 		if err := s.failure(); err != nil {
-			if !s.recover(ctx, err) {
-				return
+			if !s.idleForAcks() {
+				return false // the last acknowledgement wakes the stream
+			}
+			s.recover(err)
+			continue
+		}
+		if s.probing {
+			if !s.idleForAcks() {
+				return false
+			}
+			s.probing, s.probeSent = false, false
+			continue // the probe's result is known: look at the gates again
+		}
+		if s.release.Swap(false) {
+			s.releaseFiles()
+		}
+		if s.evict.Swap(false) && s.park() {
+			return false
+		}
+		if !s.isOpen() {
+			if s.gone.Load() {
+				s.sh.log.Info("log file removed before it could be opened; nothing of it was read", "stream", s.key)
+				return true
+			}
+			if err := s.open(); err != nil {
+				if s.sh.once {
+					s.sh.onceGiveUp(fmt.Errorf("stream %s: %w", s.key, err))
+					return true
+				}
+				s.openFailed(err)
+				return false
+			}
+			s.openFails = 0
+		}
+		if !s.t.isReady() {
+			s.t.whenReady(s)
+			return false
+		}
+		if s.needCredit > 0 {
+			if err := s.t.share.acquire(ctx, s.needCredit-s.credit); err != nil {
+				return false
+			}
+			s.credit, s.needCredit = s.needCredit, 0
+		}
+		if s.atNewestEnd() && !s.gone.Load() && s.quietCheck() {
+			// Nothing new since the last read, and no rotation: no reader
+			// slot or buffer was needed to find out.
+			if ended, idle := s.atEnd(ctx, 0); ended || idle {
+				return ended
 			}
 			continue
 		}
-		n, err := s.readSome(ctx, false)
+		if err := s.sh.slots.Acquire(ctx, 1); err != nil {
+			return false
+		}
+		n, stop, err := s.readSome(false)
+		s.dropBuffer()
+		s.sh.slots.Release(1)
 		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
 			s.sh.logLimited("read:"+s.key, "read failed; retrying", "stream", s.key, "err", err)
-			s.sleep(ctx, s.sh.cfg.PollInterval)
-			continue
+			s.wakeAt(time.Now().Add(s.sh.cfg.PollInterval))
+			return false
 		}
 		if n > 0 {
-			continue
+			s.lastData = time.Now()
+			s.pollGap = s.sh.cfg.PollInterval
 		}
+		switch stop {
+		case stopBatch, stopBudget, stopProbe:
+			continue
+		case stopGate:
+			return s.heldBack()
+		}
+		// The end of the file being read.
 		if next := s.fileAfterCur(); next != nil {
-			// A renamed file is read to its end and left. The runtime may
-			// still write to it for a moment after kubelet renamed it, so
-			// it is left only after a grace period.
-			if wait := s.rotateGrace() - time.Since(next.opened); wait > 0 {
-				s.sleep(ctx, wait)
-				continue
+			if wait := rotateGrace - time.Since(next.opened); wait > 0 {
+				s.wakeAt(time.Now().Add(wait))
+				return false
 			}
-			s.finishFile(ctx)
+			if !s.finishFile() {
+				continue // waiting for budget or the gate
+			}
 			s.mu.Lock()
 			s.cur++
 			s.rbOff = 0
@@ -369,7 +409,6 @@ func (s *stream) run(ctx context.Context) {
 			continue
 		}
 		s.compact()
-		s.releaseBuffer()
 		switch s.check() {
 		case fileRotated:
 			s.follow()
@@ -377,11 +416,12 @@ func (s *stream) run(ctx context.Context) {
 		case fileTruncated:
 			// Truncated in place (copytruncate), or replaced on the same
 			// inode: what was not read yet is gone; the new content is read
-			// from its start. The old handle shows the new content too, so
-			// nothing more is read through it.
+			// from its start. The old handle shows the new content too.
 			s.sh.m.rotations.WithLabelValues("truncate").Inc()
-			s.flushGroups(ctx)
-			s.rbStart, s.rbEnd, s.overlong = 0, 0, nil
+			if !s.flushGroups(ctx) {
+				return false
+			}
+			s.overlong, s.tailPending = nil, false
 			s.openMu.Lock()
 			appended := s.openNext(false)
 			s.openMu.Unlock()
@@ -393,20 +433,340 @@ func (s *stream) run(ctx context.Context) {
 			}
 			continue
 		}
-		if s.sh.once {
-			if !s.waitDelivered(ctx) {
-				s.sh.onceFailed.Store(true)
-			}
-			return
+		if ended, idle := s.atEnd(ctx, n); ended || idle {
+			return ended
 		}
-		if s.gone.Load() {
-			if s.finish(ctx) {
-				return
-			}
+	}
+	return false
+}
+
+// atEnd handles the end of the newest file; n is how many lines the last
+// read found. It reports whether the stream ended, or is idle (woken by an
+// event, a timer or an acknowledgement); neither means more to do now.
+func (s *stream) atEnd(ctx context.Context, n int) (ended, idle bool) {
+	if s.gone.Load() {
+		// The container is gone: ship what is left, wait for delivery.
+		if !s.finishFile() || !s.flushGroups(ctx) {
+			return false, s.failure() == nil && ctx.Err() == nil
+		}
+		if !s.idleForAcks() {
+			return false, true
+		}
+		return s.failure() == nil, false
+	}
+	if s.sh.once {
+		// Read to the end: done once everything is delivered. A message
+		// whose end has not come stays for the next run.
+		if !s.idleForAcks() {
+			return false, true
+		}
+		return s.failure() == nil, false
+	}
+	if s.tailPending || s.groups[0] != nil || s.groups[1] != nil || s.overlong != nil {
+		// A message whose end has not come: shipped as it is, flagged
+		// partial, once the file has been quiet for the flush timeout.
+		due := s.lastData.Add(s.sh.cfg.PartialFlushTimeout)
+		if time.Now().Before(due) {
+			s.wakeAt(due)
+			return false, true
+		}
+		s.sh.m.partialFlushes.WithLabelValues(s.t.name).Inc()
+		s.finishFile()
+		s.flushGroups(ctx)
+		return false, false // look again: the flush moved the position
+	}
+	if n > 0 {
+		// A busy file: let writes gather before the next read.
+		s.lingerUntil.Store(time.Now().Add(s.sh.linger).UnixNano())
+	}
+	return false, true
+}
+
+// heldBack is called when the tenant's or the stream's gate held a line
+// back; the gate wakes the stream. In once mode, a tenant whose topic stays
+// missing or denied ends the run with an error. It reports whether the
+// stream ended.
+func (s *stream) heldBack() bool {
+	if s.sh.once {
+		if d := s.t.gate.failingFor(); d > s.sh.cfg.TenantRetryMax {
+			s.sh.onceGiveUp(fmt.Errorf("topic %s: %w", s.t.topic, s.t.lastErr()))
+			return true
+		}
+		s.wakeAt(time.Now().Add(s.sh.cfg.TenantRetryMax / 4))
+	}
+	return false
+}
+
+// idleForAcks reports whether nothing is in flight; when something is, the
+// last acknowledgement wakes the stream.
+func (s *stream) idleForAcks() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight == 0 {
+		s.wantAck = false
+		return true
+	}
+	s.wantAck = true
+	return false
+}
+
+func (s *stream) openFailed(err error) {
+	s.openFails++
+	reason := openErrorReason(err)
+	s.sh.m.openErrors.WithLabelValues(reason).Inc()
+	if reason == "fd_limit" {
+		s.sh.evictIdle(1)
+	}
+	// 100ms doubling to 10s: a rotation racing the open resolves at once,
+	// a missing permission or descriptor takes longer.
+	d := min(100*time.Millisecond<<min(s.openFails-1, 7), 10*time.Second)
+	s.sh.logLimited("open:"+s.key, "cannot open log file; will retry", "stream", s.key, "reason", reason, "retry_in", d, "err", err)
+	s.wakeAt(time.Now().Add(d))
+}
+
+func openErrorReason(err error) string {
+	switch {
+	case errors.Is(err, errNoFD), isErrno(err, "EMFILE"), isErrno(err, "ENFILE"):
+		return "fd_limit"
+	case errors.Is(err, os.ErrNotExist):
+		return "not_found"
+	case errors.Is(err, os.ErrPermission):
+		return "permission"
+	default:
+		return "other"
+	}
+}
+
+func (s *stream) isOpen() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.files != nil
+}
+
+// open opens the stream's files from its parked position (or, without one,
+// as its start mode says).
+func (s *stream) open() error {
+	s.openMu.Lock()
+	defer s.openMu.Unlock()
+	s.mu.Lock()
+	cp := s.parked
+	s.mu.Unlock()
+	files, off, err := s.locate(cp)
+	if err != nil {
+		return err
+	}
+	for i, f := range files {
+		f.seq = i
+		s.fingerprint(f)
+	}
+	s.mu.Lock()
+	s.files = files
+	s.nextSeq = len(files)
+	s.cur = 0
+	s.rbOff = off
+	s.watermark = position{files[0], off}
+	s.parked = nil
+	s.mu.Unlock()
+	s.tailPending = false
+	return nil
+}
+
+// locate finds the files to read from position cp on: the file cp names,
+// found by identity among the current file and its rotations (plain or
+// compressed), then every rotation after it and the current file.
+func (s *stream) locate(cp *streamPosition) ([]*tailFile, int64, error) {
+	target, err := filepath.EvalSymlinks(s.key)
+	if err != nil {
+		return nil, 0, fmt.Errorf("resolve %s: %w", s.key, err)
+	}
+	s.sh.watchDir(filepath.Dir(target), s)
+	cur, err := s.sh.openFile(target)
+	if err != nil {
+		return nil, 0, err
+	}
+	if cp == nil {
+		return s.locateNew(target, cur)
+	}
+	if cur.matches(cp.fileIdentity) {
+		off := cp.Offset
+		if cur.size.Load() < off {
+			off = 0 // truncated while we were away
+		}
+		return []*tailFile{cur}, off, nil
+	}
+	rots, err := listRotations(target)
+	if err != nil {
+		cur.close()
+		s.sh.fileClosed()
+		return nil, 0, fmt.Errorf("list rotations of %s: %w", target, err)
+	}
+	for i, r := range rots {
+		if !r.gz && r.inode != cp.Inode {
 			continue
 		}
-		s.sleep(ctx, s.sh.cfg.PollInterval)
+		f, err := s.sh.openFile(r.path)
+		if err != nil {
+			s.sh.closeFiles(cur)
+			return nil, 0, err
+		}
+		if !f.matches(cp.fileIdentity) {
+			s.sh.closeFiles(f)
+			continue
+		}
+		files, err := s.openAll(rots[i+1:], f)
+		if err != nil {
+			s.sh.closeFiles(cur)
+			return nil, 0, err
+		}
+		files = append(files, cur)
+		s.sh.log.Info("resuming a rotated file", "stream", s.key, "file", r.path, "offset", cp.Offset, "files", len(files))
+		return files, cp.Offset, nil
 	}
+	// The checkpointed file is gone: deleted (beyond the rotations kubelet
+	// keeps) before it could be read. Which rotations came after it cannot
+	// be told, so all of them are read: a line read twice keeps its record
+	// id and is harmless downstream, a line skipped is lost.
+	s.sh.m.checkpointMisses.WithLabelValues(s.t.name).Inc()
+	s.sh.log.Warn("checkpointed file is gone (deleted before it was read to its end); its unread lines are lost, the remaining rotations are read again",
+		"stream", s.key, "file", cp.Path, "offset", cp.Offset)
+	files, err := s.openAll(rots, nil)
+	if err != nil {
+		s.sh.closeFiles(cur)
+		return nil, 0, err
+	}
+	return append(files, cur), 0, nil
+}
+
+// locateNew opens the files of a stream seen for the first time.
+func (s *stream) locateNew(target string, cur *tailFile) ([]*tailFile, int64, error) {
+	start := s.start
+	if older := s.sh.cfg.IgnoreOlder; older > 0 {
+		if fi, err := cur.f.Stat(); err == nil && time.Since(fi.ModTime()) > older {
+			s.sh.m.filesSkipped.WithLabelValues("older").Inc()
+			start = startTail
+		}
+	}
+	switch start {
+	case startTail:
+		return []*tailFile{cur}, cur.size.Load(), nil
+	case startRotations:
+		rots, err := listRotations(target)
+		if err != nil {
+			s.sh.closeFiles(cur)
+			return nil, 0, fmt.Errorf("list rotations of %s: %w", target, err)
+		}
+		files, err := s.openAll(rots, nil)
+		if err != nil {
+			s.sh.closeFiles(cur)
+			return nil, 0, err
+		}
+		return append(files, cur), 0, nil
+	}
+	return []*tailFile{cur}, 0, nil
+}
+
+// openAll opens rotations after first (which is already open, or nil). A
+// failure closes everything: the caller retries rather than skip a file.
+func (s *stream) openAll(rots []rotation, first *tailFile) ([]*tailFile, error) {
+	var files []*tailFile
+	if first != nil {
+		files = append(files, first)
+	}
+	for _, r := range rots {
+		f, err := s.sh.openFile(r.path)
+		if err != nil {
+			s.sh.closeFiles(files...)
+			return nil, err
+		}
+		files = append(files, f)
+	}
+	return files, nil
+}
+
+// park closes the files of an idle stream and keeps its position; the next
+// wake opens them again. It reports whether it did.
+func (s *stream) park() bool {
+	if s.overlong != nil || s.groups[0] != nil || s.groups[1] != nil || s.tailPending || s.gone.Load() {
+		return false
+	}
+	s.openMu.Lock()
+	defer s.openMu.Unlock()
+	s.mu.Lock()
+	if s.files == nil || s.inflight > 0 || s.failed != nil || s.cur != len(s.files)-1 {
+		s.mu.Unlock()
+		return false
+	}
+	cp := s.checkpointLocked()
+	if cp.f.idPrefix == nil {
+		s.mu.Unlock()
+		return false // nothing identifies the file yet
+	}
+	pos := streamPosition{Key: s.key, Path: cp.f.path, fileIdentity: cp.f.id, Offset: cp.off}
+	files := s.files
+	s.files, s.parked = nil, &pos
+	s.watermark = position{}
+	s.mu.Unlock()
+	s.sh.closeFiles(files...)
+	return true
+}
+
+// setFiles is for tests that build a stream by hand.
+func (s *stream) setFiles(files []*tailFile, off int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, f := range files {
+		f.seq = i
+	}
+	s.files = files
+	s.nextSeq = len(files)
+	s.cur = 0
+	s.rbOff = off
+	s.watermark = position{files[0], off}
+}
+
+// fingerprint computes t's fingerprint once its first line is complete. It
+// reports whether the fingerprint is known. It updates t.id under s.mu
+// because checkpoints read it.
+func (s *stream) fingerprint(t *tailFile) bool {
+	if t.idPrefix != nil {
+		return true
+	}
+	n, fp, err := readFingerprint(t, t.final())
+	if err != nil || n == 0 {
+		return false
+	}
+	s.setFingerprint(t, n, fp)
+	return true
+}
+
+// setFingerprint records t's fingerprint and the record-id prefix. The id
+// hashes node, container, fingerprint and offset; not the inode, so that a
+// line read from a rotation after kubelet compressed it keeps the id it had
+// when read from the plain file.
+func (s *stream) setFingerprint(t *tailFile, n int, fp uint64) {
+	node := s.sh.node
+	p := make([]byte, 0, len(node)+1+len(s.recKey)+1+8)
+	p = append(p, node...)
+	p = append(p, 0)
+	p = append(p, s.recKey...)
+	p = append(p, 0)
+	p = binary.BigEndian.AppendUint64(p, fp)
+	s.mu.Lock()
+	t.id.FPLen, t.id.FP = n, fp
+	t.idPrefix = p
+	s.mu.Unlock()
+}
+
+// recordID is the deterministic id of the line starting at p: 128 bits of
+// SHA-256 over (node, container, fingerprint, offset), hex. The string
+// aliases s.idBuf and is valid until the next call.
+func (s *stream) recordID(p position) string {
+	var buf [512]byte // node names are at most 253 bytes, keys ~100: no allocation
+	in := append(append(buf[:0], p.f.idPrefix...), 0, 0, 0, 0, 0, 0, 0, 0)
+	binary.BigEndian.PutUint64(in[len(in)-8:], uint64(p.off))
+	sum := sha256.Sum256(in)
+	hex.Encode(s.idBuf[:], sum[:16])
+	return unsafe.String(&s.idBuf[0], len(s.idBuf))
 }
 
 // curFile is the file being read.
@@ -414,12 +774,6 @@ func (s *stream) curFile() *tailFile {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.files[s.cur]
-}
-
-// rotateGrace is how long a renamed file is still read after the file that
-// replaced it appeared.
-func (s *stream) rotateGrace() time.Duration {
-	return min(s.sh.cfg.PollInterval, 200*time.Millisecond)
 }
 
 type fileState int
@@ -449,23 +803,64 @@ func (s *stream) newest() *tailFile {
 	return s.files[len(s.files)-1]
 }
 
-// follow opens the files kubelet rotated to since the last look, as soon
-// as they appear: held open, they stay readable when kubelet later
-// compresses or deletes them, however long a backlog takes to read. The
-// shipper's follower calls it every SLUICE_SHIPPER_POLL_INTERVAL, while the
-// reader may be blocked on the buffer budget; the reader calls it at the
-// end of its newest file.
+// atNewestEnd reports whether the reader is at the last known size of the
+// newest file with nothing pending in between.
+func (s *stream) atNewestEnd() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	size := s.files[s.cur].size.Load()
+	return s.cur == len(s.files)-1 && s.rbOff >= size && size >= 0
+}
+
+// quietCheck looks at the newest file without reading it. It reports true
+// when nothing changed (the stream is at the end), false when there is
+// something to read or a rotation or truncation to handle.
+func (s *stream) quietCheck() bool {
+	f := s.curFile()
+	fi, err := f.f.Stat()
+	if err != nil {
+		return false
+	}
+	if fi.Size() != f.size.Load() || fi.Size() != s.rbOff {
+		s.setSize(f, fi.Size())
+		return false
+	}
+	pfi, err := os.Stat(s.key)
+	if err != nil {
+		return true // gone or racing a rotation: the scan or the next event decides
+	}
+	if _, ino, _ := statIdentity(pfi); ino != f.id.Inode {
+		return false
+	}
+	return true
+}
+
+func (s *stream) setSize(f *tailFile, n int64) { f.size.Store(n) }
+
+// follow opens the files kubelet rotated to since the last look, as soon as
+// they appear: held open, they stay readable when kubelet later compresses
+// or deletes them, however long a backlog takes to read. The watcher calls
+// it when a file is created or renamed in the stream's directory, also
+// while the reader is held back; the reader calls it at the end of its
+// newest file.
 func (s *stream) follow() {
 	s.openMu.Lock()
 	defer s.openMu.Unlock()
 	if s.closed {
 		return
 	}
+	s.mu.Lock()
+	if s.files == nil {
+		s.mu.Unlock()
+		return
+	}
+	newest := s.files[len(s.files)-1]
+	s.mu.Unlock()
 	fi, err := os.Stat(s.key)
 	if err != nil {
 		return
 	}
-	if _, ino, _ := statIdentity(fi); ino != s.newest().id.Inode {
+	if _, ino, _ := statIdentity(fi); ino != newest.id.Inode {
 		s.sh.m.rotations.WithLabelValues("rename").Inc()
 		s.openNext(true)
 	}
@@ -483,13 +878,13 @@ func (s *stream) check() fileState {
 	if ino != cur.id.Inode {
 		return fileRotated
 	}
-	if fi.Size() < s.rbOff+int64(s.rbEnd-s.rbStart) {
+	if fi.Size() < s.rbOff {
 		return fileTruncated
 	}
 	if !s.fingerprint(cur) {
 		return fileUnchanged
 	}
-	if ok, err := fingerprintMatches(cur.f, cur.id); err == nil && !ok {
+	if ok, err := fingerprintMatches(cur, cur.id); err == nil && !ok {
 		return fileTruncated
 	}
 	return fileUnchanged
@@ -497,8 +892,10 @@ func (s *stream) check() fileState {
 
 // openNext appends the file the stream's path now points at. After a
 // rotation it first appends every rotation newer than the newest open file:
-// kubelet may have rotated more than once since the last look. It reports
-// whether the file the path points at was appended. s.openMu must be held.
+// kubelet may have rotated more than once since the last look. A file that
+// cannot be opened stops the appending, so no file is skipped: the next look
+// tries again. It reports whether the file the path points at was appended.
+// s.openMu must be held.
 func (s *stream) openNext(rotated bool) bool {
 	target, err := filepath.EvalSymlinks(s.key)
 	if err != nil {
@@ -506,21 +903,26 @@ func (s *stream) openNext(rotated bool) bool {
 	}
 	var paths []string
 	if rotated {
-		paths = rotatedAfter(target, s.newest())
+		paths = s.rotatedAfter(target, s.newest())
 	}
 	paths = append(paths, target)
 	appended := false
 	for _, p := range paths {
-		f, err := s.openFile(p)
+		f, err := s.sh.openFile(p)
 		if err != nil {
-			s.sh.logLimited("open:"+p, "cannot open rotated file; its lines are lost", "stream", s.key, "file", p, "err", err)
-			continue
+			s.sh.m.openErrors.WithLabelValues(openErrorReason(err)).Inc()
+			s.sh.logLimited("open:"+p, "cannot open a rotation yet; will retry", "stream", s.key, "file", p, "err", err)
+			if openErrorReason(err) == "fd_limit" {
+				s.sh.evictIdle(1)
+			}
+			s.wakeAt(time.Now().Add(time.Second))
+			return appended
 		}
 		s.mu.Lock()
 		known := false
 		for _, g := range s.files {
 			// After a truncation the same inode is a new file.
-			known = known || (rotated && g.id.Inode == f.id.Inode)
+			known = known || (rotated && f.gz == nil && g.gz == nil && g.id.Inode == f.id.Inode)
 		}
 		if !known {
 			f.seq = s.nextSeq
@@ -529,9 +931,10 @@ func (s *stream) openNext(rotated bool) bool {
 		}
 		s.mu.Unlock()
 		if known {
-			f.f.Close()
+			s.sh.closeFiles(f)
 			continue
 		}
+		s.fingerprint(f)
 		appended = p == target
 		s.sh.log.Debug("following file", "stream", s.key, "file", p)
 	}
@@ -539,95 +942,101 @@ func (s *stream) openNext(rotated bool) bool {
 }
 
 // rotatedAfter lists the rotations of target that are newer than last, in
-// order: those after last's own rotated name, or, when last was compressed
-// or deleted already, those modified after it.
-func rotatedAfter(target string, last *tailFile) []string {
-	sibs := rotatedSiblings(target)
-	for i, p := range sibs {
-		if fi, err := os.Stat(p); err == nil {
-			if _, ino, _ := statIdentity(fi); ino == last.id.Inode {
-				return sibs[i+1:]
+// order: those after last itself (found by inode while plain, by
+// fingerprint once compressed), or, when last is gone, those modified after
+// it.
+func (s *stream) rotatedAfter(target string, last *tailFile) []string {
+	rots, err := listRotations(target)
+	if err != nil {
+		return nil
+	}
+	paths := func(rs []rotation) []string {
+		out := make([]string, len(rs))
+		for i, r := range rs {
+			out[i] = r.path
+		}
+		return out
+	}
+	for i, r := range rots {
+		if !r.gz && last.gz == nil && r.inode == last.id.Inode {
+			return paths(rots[i+1:])
+		}
+	}
+	if last.id.FPLen > 0 {
+		for i, r := range rots {
+			if !r.gz {
+				continue
+			}
+			if f, err := openTailFile(r.path); err == nil {
+				ok := f.matches(last.id)
+				f.close()
+				if ok {
+					return paths(rots[i+1:])
+				}
 			}
 		}
 	}
-	// last is not among the rotations any more (compressed or deleted):
-	// take the ones modified after it.
 	lfi, err := last.f.Stat()
 	if err != nil {
-		return sibs
+		return paths(rots)
 	}
 	var out []string
-	for _, p := range sibs {
-		if fi, err := os.Stat(p); err == nil && fi.ModTime().After(lfi.ModTime()) {
-			out = append(out, p)
+	for _, r := range rots {
+		if fi, err := os.Stat(r.path); err == nil && !r.gz && fi.ModTime().After(lfi.ModTime()) {
+			out = append(out, r.path)
 		}
 	}
 	return out
 }
 
-// finishFile handles what is left in the buffer at the end of a file that
-// will not grow any more: an unterminated last line is shipped as is.
-func (s *stream) finishFile(ctx context.Context) {
-	if s.rbEnd > s.rbStart || s.overlong != nil {
-		_, _ = s.readSome(ctx, true)
+// finishFile handles what is left at the end of a file that will not grow
+// any more: an unterminated last line is shipped as it is, flagged partial.
+// It reports false when the line waits for budget or the gate.
+func (s *stream) finishFile() bool {
+	if !s.tailPending && s.overlong == nil {
+		return true
 	}
-	s.rb, s.rbStart, s.rbEnd = s.rb[:cap(s.rb)], 0, 0
-	s.overlong = nil
-}
-
-// finish ends a stream whose path is gone: ship what is left and wait until
-// everything is delivered. It reports false when a failure needs a retry.
-func (s *stream) finish(ctx context.Context) bool {
-	s.finishFile(ctx)
-	s.flushGroups(ctx)
-	return s.waitDelivered(ctx)
-}
-
-// waitDelivered waits until nothing is in flight. It reports false when a
-// record failed (or ctx ended first).
-func (s *stream) waitDelivered(ctx context.Context) bool {
-	for ctx.Err() == nil {
-		s.mu.Lock()
-		n, failed := s.inflight, s.failed
-		s.mu.Unlock()
-		if failed != nil {
-			return false
-		}
-		if n == 0 {
-			return true
-		}
-		s.sleep(ctx, 10*time.Millisecond)
+	if err := s.sh.slots.Acquire(s.sh.readCtx, 1); err != nil {
+		return false
 	}
-	return false
-}
-
-func (s *stream) sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
+	_, stop, err := s.readSome(true)
+	s.dropBuffer()
+	s.sh.slots.Release(1)
+	if err != nil || (stop != stopEOF && stop != stopBatch) {
+		return false
 	}
+	s.tailPending, s.overlong = false, nil
+	return true
 }
 
-// releaseBuffer gives an idle stream's read buffer back, so memory follows
-// the number of busy streams, not the number of files. A buffer grown for
-// a long line is dropped.
-func (s *stream) releaseBuffer() {
-	if s.rb == nil || s.rbStart != s.rbEnd || s.overlong != nil {
+// dropBuffer gives the read buffer back. Bytes read but not consumed (the
+// start of a line whose end has not been read) are read again next time.
+// A buffer grown for a long line is dropped.
+func (s *stream) dropBuffer() {
+	if s.rb == nil {
 		return
 	}
 	if cap(s.rb) == readBufSize {
 		b := s.rb[:readBufSize]
 		readBufPool.Put(&b)
 	}
-	s.rb = nil
+	s.rb, s.rbStart, s.rbEnd = nil, 0, 0
 }
 
+type stopReason int
+
+const (
+	stopEOF    stopReason = iota // the end of the file
+	stopBatch                    // batchLines read: give the slot to others
+	stopBudget                   // the next line waits for budget
+	stopGate                     // the tenant or the stream is held back
+	stopProbe                    // the probe record was sent
+)
+
 // readSome reads and ships up to batchLines lines of the current file. At
-// the end of the file it returns 0. final means the file will not grow: an
-// unterminated last line is shipped too.
-func (s *stream) readSome(ctx context.Context, final bool) (int, error) {
+// the end of the file it returns stopEOF. final means the file will not
+// grow: an unterminated last line is shipped too (flagged partial).
+func (s *stream) readSome(final bool) (int, stopReason, error) {
 	f := s.curFile()
 	if s.rb == nil {
 		s.rb = (*readBufPool.Get().(*[]byte))[:readBufSize]
@@ -636,6 +1045,7 @@ func (s *stream) readSome(ctx context.Context, final bool) (int, error) {
 	lines := 0
 	for lines < batchLines {
 		i := bytes.IndexByte(s.rb[s.rbStart:s.rbEnd], '\n')
+		partial := false
 		if i < 0 {
 			buffered := s.rbEnd - s.rbStart
 			if s.overlong != nil {
@@ -643,21 +1053,36 @@ func (s *stream) readSome(ctx context.Context, final bool) (int, error) {
 				s.rbOff += int64(buffered)
 				s.rbStart = s.rbEnd
 			} else if buffered >= s.maxPhysLine() {
-				s.overlong = &overlongLine{off: s.rbOff, head: bytes.Clone(s.rb[s.rbStart:s.rbEnd])}
+				// Only what a message can keep of the line is kept (with
+				// room for a CRI prefix); the rest is counted.
+				keep := min(buffered, s.lineCap+4096)
+				if stop, ok := s.take(int64(keep) + s.overhead); !ok {
+					return lines, stop, nil
+				}
+				s.overlong = &overlongLine{off: s.rbOff, head: bytes.Clone(s.rb[s.rbStart : s.rbStart+keep]), extra: int64(buffered - keep)}
 				s.rbOff += int64(buffered)
 				s.rbStart = s.rbEnd
 			}
 			n, err := s.fill(f)
 			if err != nil {
-				return lines, err
+				return lines, stopEOF, err
 			}
 			if n > 0 {
 				continue
 			}
+			s.tailPending = s.rbEnd > s.rbStart
 			if !final || (s.rbEnd == s.rbStart && s.overlong == nil) {
-				return lines, nil
+				return lines, stopEOF, nil
 			}
-			i = s.rbEnd - s.rbStart // ship the unterminated tail as a line
+			i, partial = s.rbEnd-s.rbStart, true // ship the unterminated tail as a line
+		}
+		// A record keeps at most lineCap bytes of its line.
+		need := int64(min(i, s.lineCap)) + s.overhead
+		if s.overlong != nil {
+			need = int64(len(s.overlong.head)) + s.overhead
+		}
+		if stop, ok := s.take(need); !ok {
+			return lines, stop, nil
 		}
 		off, raw, extra := s.rbOff, s.rb[s.rbStart:s.rbStart+i], int64(0)
 		if s.overlong != nil {
@@ -667,14 +1092,50 @@ func (s *stream) readSome(ctx context.Context, final bool) (int, error) {
 		}
 		consumed := min(i+1, s.rbEnd-s.rbStart)
 		next := s.rbOff + int64(consumed)
-		if err := s.line(ctx, f, off, next, raw, extra); err != nil {
-			return lines, err
+		if err := s.line(f, off, next, raw, extra, partial); err != nil {
+			return lines, stopEOF, err
 		}
 		s.rbStart += consumed
 		s.rbOff = next
 		lines++
+		if partial {
+			s.tailPending = false
+		}
+		if s.probeSent {
+			return lines, stopProbe, nil
+		}
 	}
-	return lines, nil
+	return lines, stopBatch, nil
+}
+
+// take makes sure the stream may handle a line costing need bytes: its
+// tenant and the stream itself are not held back, and the budget has the
+// bytes. Otherwise it says why not, and the line is left unread.
+func (s *stream) take(need int64) (stopReason, bool) {
+	if !s.probing {
+		ok, probe, retryAt := s.t.gate.admit(s)
+		if ok && !probe {
+			ok, probe, retryAt = s.retry.admit(s)
+		}
+		if !ok {
+			if !retryAt.IsZero() {
+				s.wakeAt(retryAt)
+			}
+			return stopGate, false
+		}
+		if probe {
+			s.probing = true
+		}
+	}
+	if s.credit >= need {
+		return 0, true
+	}
+	if !s.t.share.tryAcquire(need - s.credit) {
+		s.needCredit = need
+		return stopBudget, false
+	}
+	s.credit = need
+	return 0, true
 }
 
 // fill reads more of f into the buffer, growing it for long lines up to
@@ -692,28 +1153,39 @@ func (s *stream) fill(f *tailFile) (int, error) {
 		copy(nb, s.rb[:s.rbEnd])
 		s.rb = nb
 	}
-	n, err := f.f.ReadAt(s.rb[s.rbEnd:], s.rbOff+int64(s.rbEnd))
+	n, err := f.ReadAt(s.rb[s.rbEnd:], s.rbOff+int64(s.rbEnd))
 	s.rbEnd += n
+	if end := s.rbOff + int64(s.rbEnd); n > 0 && end > f.size.Load() && f.size.Load() >= 0 {
+		s.setSize(f, end)
+	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return n, fmt.Errorf("read %s: %w", f.path, err)
+	}
+	if n == 0 && f.gz != nil && f.size.Load() < 0 {
+		s.setSize(f, s.rbOff+int64(s.rbEnd))
+		if gerr := f.gz.Err(); gerr != nil {
+			s.sh.fileUnreadable(s, f, gerr)
+		}
 	}
 	return n, nil
 }
 
 // line handles one physical line: raw is the line without its newline (it
 // aliases the read buffer), starting at off, with the next line at next;
-// extra counts bytes of an overlong line that were skipped.
-func (s *stream) line(ctx context.Context, f *tailFile, off, next int64, raw []byte, extra int64) error {
-	s.c.lines.Inc()
-	s.c.bytes.Add(float64(next - off))
+// extra counts bytes of an overlong line that were skipped. partial says the
+// line's newline never came. The line's budget is in s.credit.
+func (s *stream) line(f *tailFile, off, next int64, raw []byte, extra int64, partial bool) error {
+	s.t.c.lines.Inc()
+	s.t.c.bytes.Add(float64(next - off))
 	if !s.fingerprint(f) {
 		// A line without a complete first line before it: the unterminated
 		// tail of a file that will not grow (a short file that was rotated
 		// or deleted). Its head is final, so it fingerprints as it is.
-		n, fp, err := readFingerprint(f.f, true)
-		if err != nil || n == 0 || !s.setFingerprint(f, n, fp) {
+		n, fp, err := readFingerprint(f, true)
+		if err != nil || n == 0 {
 			return fmt.Errorf("no fingerprint for %s: %v", f.path, err)
 		}
+		s.setFingerprint(f, n, fp)
 	}
 	l := DecodeLine(raw)
 	start, end := position{f, off}, position{f, next}
@@ -730,7 +1202,10 @@ func (s *stream) line(ctx context.Context, f *tailFile, off, next int64, raw []b
 		if len(content) > s.lineCap {
 			content, cut = content[:s.lineCap], true
 		}
-		return s.emit(ctx, start, end, l.Time, l.Stream, l.Format, content, int64(len(l.Content))+extra, cut, 1)
+		cost := s.credit
+		s.credit = 0
+		s.emit(start, end, l.Time, l.Stream, l.Format, content, int64(len(l.Content))+extra, cut, partial, 1, cost)
+		return nil
 	}
 	g := s.groups[slot]
 	if g == nil {
@@ -741,48 +1216,65 @@ func (s *stream) line(ctx context.Context, f *tailFile, off, next int64, raw []b
 		s.mu.Unlock()
 	}
 	var cut bool
+	before := len(g.buf)
 	g.buf, cut = appendCapped(g.buf, l.Content, s.lineCap)
 	g.truncated = g.truncated || cut || extra > 0
 	g.size += int64(len(l.Content)) + extra
 	g.parts++
-	if l.Partial {
+	if l.Partial && !partial {
+		// The group keeps what its content costs; the rest of the line's
+		// budget stays with the stream for the next line.
+		charge := min(int64(len(g.buf)-before), s.credit)
+		g.charge += charge
+		s.credit -= charge
 		return nil
 	}
-	return s.emitGroup(ctx, slot, end)
+	cost := g.charge + s.credit
+	g.charge, s.credit = 0, 0
+	s.emitGroup(slot, end, partial || l.Partial, cost)
+	return nil
 }
 
-// emitGroup ships a joined message. When that fails (the shipper is
-// stopping) the group and its hold on the checkpoint stay.
-func (s *stream) emitGroup(ctx context.Context, slot int, end position) error {
+// emitGroup ships a joined message.
+func (s *stream) emitGroup(slot int, end position, partial bool, cost int64) {
 	g := s.groups[slot]
-	if err := s.emit(ctx, g.start, end, g.time, g.stream, g.format, g.buf, g.size, g.truncated, g.parts); err != nil {
-		return err
-	}
+	s.emit(g.start, end, g.time, g.stream, g.format, g.buf, g.size, g.truncated, partial, g.parts, cost)
 	s.groups[slot] = nil
 	s.mu.Lock()
 	s.groupAt[slot] = nil // the queued record holds the checkpoint now
 	s.mu.Unlock()
-	return nil
 }
 
-// flushGroups ships partial messages that can no longer be completed.
-func (s *stream) flushGroups(ctx context.Context) {
+// flushGroups ships partial messages that will not be completed, flagged
+// partial. It reports false when the budget for a record's overhead could
+// not be had (the shipper is stopping).
+func (s *stream) flushGroups(ctx context.Context) bool {
 	for slot, g := range s.groups {
-		if g != nil {
-			end := position{s.curFile(), s.rbOff}
-			if end.before(g.start) {
-				end = g.start
-			}
-			_ = s.emitGroup(ctx, slot, end)
+		if g == nil {
+			continue
 		}
+		if err := s.t.share.acquire(ctx, s.overhead); err != nil {
+			return false
+		}
+		end := position{s.curFile(), s.rbOff}
+		if end.before(g.start) {
+			end = g.start
+		}
+		cost := g.charge + s.overhead
+		g.charge = 0
+		s.emitGroup(slot, end, true, cost)
 	}
+	return true
 }
 
 // emit builds the record for one message and hands it to the output. It
-// blocks while the tenant is paused or the buffer budget is spent.
-func (s *stream) emit(ctx context.Context, start, end position, ts time.Time, streamName, format string, content []byte, size int64, truncated bool, parts int) error {
+// never blocks: the budget (cost) was taken before the line was read.
+func (s *stream) emit(start, end position, ts time.Time, streamName, format string, content []byte, size int64, truncated, partial bool, parts int, cost int64) {
 	m := s.sh.m
 	text, invalid := cleanText(content, truncated)
+	if limit := s.t.maxContent(s.overhead); len(text) > limit {
+		text, truncated = cutText(text, limit), true
+	}
 	now := time.Now().UTC()
 	if ts.IsZero() {
 		ts = now
@@ -795,11 +1287,12 @@ func (s *stream) emit(ctx context.Context, start, end position, ts time.Time, st
 		ID:                s.recordID(start),
 		Timestamp:         ts,
 		ObservedTimestamp: now,
-		Tenant:            s.tenant,
+		Tenant:            s.t.name,
 		Stream:            streamName,
 		Log:               text,
 		InvalidUTF8:       invalid,
-		Kubernetes:        s.k8s,
+		// PARTIAL Partial:           partial,
+		Kubernetes: s.k8s,
 		Source: schemas.Source{
 			Path:    start.f.path,
 			Offset:  start.off,
@@ -817,24 +1310,30 @@ func (s *stream) emit(ctx context.Context, start, end position, ts time.Time, st
 	if parts > 1 {
 		m.partialJoins.Inc()
 	}
-	if err := s.gate.wait(ctx); err != nil {
-		return err
-	}
-	if err := s.retry.wait(ctx); err != nil {
-		return err
-	}
-	cost := int64(len(text)) + s.overhead
-	if err := s.sh.acquire(ctx, cost); err != nil {
-		return err
-	}
 	s.mu.Lock()
 	seq := s.seq
 	s.seq++
 	s.q = append(s.q, ackEntry{start: start, end: end})
 	s.inflight++
+	if s.behind.IsZero() {
+		s.behind = now
+	}
 	s.mu.Unlock()
-	s.sh.sink.produce(s.topic, s.recKey, rec, ticket{s, seq, cost})
-	return nil
+	s.sh.sink.produce(s.t.topic, s.recKey, rec, ticket{s, seq, cost})
+	if s.probing {
+		s.probeSent = true
+	}
+}
+
+// cutText cuts s to at most n bytes on a rune boundary.
+func cutText(s string, n int) string {
+	if n >= len(s) {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // ticket identifies a record in flight for its acknowledgement.
@@ -844,21 +1343,33 @@ type ticket struct {
 	cost int64
 }
 
-func (t ticket) done(err error) { t.s.ack(t.seq, t.cost, err) }
+// done reports the record's fate; it returns true when the output should
+// write the record to the tenant's dead-letter topic (Kafka refused it for
+// good).
+func (t ticket) done(err error) (deadLetter bool) { return t.s.ack(t.seq, t.cost, err) }
 
 // ack is called by the output once per record, in produce order per stream
 // (one stream is one key, so one partition), from any goroutine.
-func (s *stream) ack(seq uint64, cost int64, err error) {
-	s.sh.release(cost)
+func (s *stream) ack(seq uint64, cost int64, err error) (deadLetter bool) {
+	s.t.share.release(cost)
+	reason := ""
+	if err != nil {
+		reason = errorReason(err)
+		if reason == reasonTooLarge && s.t.atFloor() {
+			reason = reasonRejected // as small as records get: it cannot fit
+		}
+	}
 	s.mu.Lock()
 	e := &s.q[seq-s.qBase]
-	if err != nil {
+	first := false
+	switch {
+	case err == nil || reason == reasonRejected:
+		e.state = 1 // delivered, or given up (counted and dead-lettered below)
+	default:
 		e.state = 2
 		if s.failed == nil {
-			s.failed = err
+			s.failed, first = err, true
 		}
-	} else {
-		e.state = 1
 	}
 	for s.qHead < len(s.q) && s.q[s.qHead].state == 1 {
 		s.watermark = s.q[s.qHead].end
@@ -874,14 +1385,24 @@ func (s *stream) ack(seq uint64, cost int64, err error) {
 		s.q, s.qHead = s.q[:n], 0
 	}
 	s.inflight--
+	wake := first || (s.wantAck && s.inflight == 0)
 	s.mu.Unlock()
-	if err != nil {
-		s.sh.m.produceErrors.WithLabelValues(s.tenant, errorReason(err)).Inc()
-		return
+	switch {
+	case err == nil:
+		s.t.c.produced.Inc()
+		s.t.gate.ok()
+		s.retry.ok()
+	case reason == reasonRejected:
+		s.sh.m.produceErrors.WithLabelValues(s.t.name, reason).Inc()
+		s.sh.lost(s.t, reasonRejected, 1, 0)
+		s.sh.logLimited("rejected:"+s.t.name, "Kafka refused a record for good; it is counted as lost and dead-lettered", "tenant", s.t.name, "topic", s.t.topic, "err", err)
+	default:
+		s.sh.m.produceErrors.WithLabelValues(s.t.name, reason).Inc()
 	}
-	s.c.produced.Inc()
-	s.gate.ok()
-	s.retry.ok()
+	if wake {
+		s.wake()
+	}
+	return reason == reasonRejected
 }
 
 func (s *stream) failure() error {
@@ -890,32 +1411,23 @@ func (s *stream) failure() error {
 	return s.failed
 }
 
-// recover handles a failed delivery: wait for every record in flight, then
-// rewind to the checkpoint. It returns false when ctx ended first.
-func (s *stream) recover(ctx context.Context, cause error) bool {
-	for {
-		s.mu.Lock()
-		n := s.inflight
-		s.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		s.sleep(ctx, 10*time.Millisecond)
-	}
+// recover handles a failed delivery once nothing is in flight: hold back
+// the tenant or the stream as the cause says, then rewind to the
+// checkpoint.
+func (s *stream) recover(cause error) {
 	reason := errorReason(cause)
 	switch reason {
 	case reasonTopicMissing, reasonDenied:
-		s.gate.pause() // the whole tenant waits
+		s.t.failed(cause)
+		s.t.gate.pause() // the whole tenant waits
 	case reasonTooLarge:
-		s.lineCap = max(s.lineCap/4, 1024)
-		s.sh.log.Warn("Kafka rejected a record as too large; lowering this stream's message cap", "stream", s.key, "topic", s.topic, "max_line_bytes", s.lineCap)
+		s.t.tooLarge(cause)
+	case reasonShutdown:
 	default:
 		s.retry.pause() // no tight loop on a record Kafka keeps refusing
 	}
-	s.sh.logLimited("produce:"+s.tenant+":"+reason, "delivery failed; rewinding to the last acknowledged position", "tenant", s.tenant, "topic", s.topic, "reason", reason, "err", cause)
+	s.probing, s.probeSent = false, false
+	s.sh.logLimited("produce:"+s.t.name+":"+reason, "delivery failed; rewinding to the last acknowledged position", "tenant", s.t.name, "topic", s.t.topic, "reason", reason, "err", cause)
 
 	s.mu.Lock()
 	cp := s.checkpointLocked()
@@ -930,19 +1442,20 @@ func (s *stream) recover(ctx context.Context, cause error) bool {
 	}
 	s.rbOff = cp.off
 	s.mu.Unlock()
-	s.groups = [2]*group{}
-	s.overlong = nil
-	if s.rb != nil {
-		s.rbStart, s.rbEnd = 0, 0
+	for i, g := range s.groups {
+		if g != nil {
+			s.t.share.release(g.charge)
+			s.groups[i] = nil
+		}
 	}
-	return true
+	s.overlong, s.tailPending = nil, false
 }
 
 // checkpointLocked is the first byte not yet delivered: the watermark, or
 // an earlier start of a record still in flight or of a partial message
 // still being joined. (A message joined from partial lines starts before
 // records of the other stream that were produced, and may be delivered,
-// ahead of it.) s.mu must be held.
+// ahead of it.) s.mu must be held and s.files set.
 func (s *stream) checkpointLocked() position {
 	cp := s.watermark
 	for _, g := range s.groupAt {
@@ -961,25 +1474,41 @@ func (s *stream) checkpointLocked() position {
 // compact closes files wholly before the checkpoint.
 func (s *stream) compact() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	cp := s.checkpointLocked()
 	drop := 0
 	for drop < s.cur && s.files[drop] != cp.f {
-		s.files[drop].f.Close()
 		drop++
 	}
+	var closed []*tailFile
 	if drop > 0 {
+		closed = append(closed, s.files[:drop]...)
 		s.files = append(s.files[:0], s.files[drop:]...)
 		s.cur -= drop
 	}
+	s.mu.Unlock()
+	s.sh.closeFiles(closed...)
 }
 
-// position returns the checkpoint entry and the bytes not yet delivered.
-func (s *stream) position() (streamPosition, int64) {
+// position returns the checkpoint entry, the bytes not yet delivered (from
+// the sizes last seen: no file is touched), and since when the stream has
+// had them.
+func (s *stream) position() (p streamPosition, unshipped int64, since time.Time, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.files == nil {
+		if s.parked == nil {
+			return streamPosition{}, 0, time.Time{}, false
+		}
+		return *s.parked, 0, time.Time{}, true
+	}
 	cp := s.checkpointLocked()
-	var unshipped int64
+	if newest := s.files[len(s.files)-1]; (!s.behind.IsZero() || s.inflight > 0) && newest.gz == nil {
+		// Behind: the reader may be held back and not see the file grow.
+		// (A caught-up stream is woken by every write and knows its size.)
+		if fi, err := newest.f.Stat(); err == nil {
+			newest.size.Store(fi.Size())
+		}
+	}
 	seen := false
 	for _, f := range s.files {
 		if f == cp.f {
@@ -988,14 +1517,150 @@ func (s *stream) position() (streamPosition, int64) {
 		if !seen {
 			continue
 		}
-		if fi, err := f.f.Stat(); err == nil {
-			unshipped += fi.Size()
+		if n := f.size.Load(); n > 0 {
+			unshipped += n
 		}
 		if f == cp.f {
 			unshipped -= cp.off
 		}
 	}
-	return streamPosition{Key: s.key, Path: cp.f.path, fileIdentity: cp.f.id, Offset: cp.off}, max(unshipped, 0)
+	unshipped = max(unshipped, 0)
+	if unshipped == 0 && s.inflight == 0 {
+		s.behind = time.Time{}
+	} else if s.behind.IsZero() {
+		s.behind = time.Now()
+	}
+	return streamPosition{Key: s.key, Path: cp.f.path, fileIdentity: cp.f.id, Offset: cp.off}, unshipped, s.behind, true
+}
+
+// heldFiles lists the stream's open files that were deleted from disk,
+// except the newest (whose deletion means the container is gone), with
+// the bytes each holds.
+func (s *stream) heldFiles(now time.Time) []heldFile {
+	s.mu.Lock()
+	files := append([]*tailFile(nil), s.files...)
+	s.mu.Unlock()
+	var out []heldFile
+	for i, f := range files {
+		if i == len(files)-1 || f.released {
+			continue
+		}
+		fi, err := f.f.Stat()
+		if err != nil {
+			continue
+		}
+		if !deleted(fi) {
+			continue
+		}
+		s.mu.Lock()
+		if f.deletedAt.IsZero() {
+			f.deletedAt = now
+		}
+		at := f.deletedAt
+		s.mu.Unlock()
+		out = append(out, heldFile{s: s, f: f, bytes: fi.Size(), since: at})
+	}
+	return out
+}
+
+// releaseFiles gives up files the held-files policy released: unread lines
+// in them are counted as lost, unless kubelet's compressed copy of the file
+// is still there to be read instead.
+func (s *stream) releaseFiles() {
+	s.mu.Lock()
+	files := append([]*tailFile(nil), s.files...)
+	released := make([]bool, len(files))
+	for i, f := range files {
+		released[i] = f.released
+	}
+	cur := s.cur
+	s.mu.Unlock()
+	for i, f := range files {
+		if !released[i] || i < cur || f.gz != nil {
+			continue
+		}
+		if g := s.compressedCopy(f); g != nil {
+			s.mu.Lock()
+			g.seq, g.id, g.idPrefix, g.opened = f.seq, f.id, f.idPrefix, f.opened
+			files[i] = g
+			for j, h := range s.files {
+				if h == f {
+					s.files[j] = g
+				}
+			}
+			s.mu.Unlock()
+			s.sh.log.Info("held file released; reading its compressed copy instead", "stream", s.key, "file", f.path, "copy", g.path)
+			s.sh.closeFiles(f)
+			continue
+		}
+		from := int64(0)
+		if i == cur {
+			from = s.rbOff
+		}
+		lines, n := countLines(f, from)
+		s.sh.lost(s.t, "released", lines, n)
+		s.sh.log.Warn("deleted file held too long released (SLUICE_SHIPPER_HELD_FILES_MAX_AGE/_MAX_BYTES); its unread lines are lost",
+			"stream", s.key, "file", f.path, "lines", lines, "bytes", n)
+		if i == cur {
+			// Move on to the next file as if this one had ended.
+			s.groups = [2]*group{}
+			s.mu.Lock()
+			s.groupAt = [2]*position{}
+			s.mu.Unlock()
+			s.overlong, s.tailPending = nil, false
+			s.mu.Lock()
+			s.rbOff = f.size.Load()
+			if s.cur < len(s.files)-1 {
+				s.cur++
+				s.rbOff = 0
+			}
+			s.watermark = position{s.files[s.cur], s.rbOff}
+			s.mu.Unlock()
+		}
+	}
+	s.compact()
+}
+
+// compressedCopy opens the compressed rotation holding f's data, if there
+// is one.
+func (s *stream) compressedCopy(f *tailFile) *tailFile {
+	target, err := filepath.EvalSymlinks(s.key)
+	if err != nil {
+		return nil
+	}
+	rots, err := listRotations(target)
+	if err != nil {
+		return nil
+	}
+	for _, r := range rots {
+		if !r.gz {
+			continue
+		}
+		g, err := s.sh.openFile(r.path)
+		if err != nil {
+			continue
+		}
+		if g.matches(f.id) {
+			return g
+		}
+		s.sh.closeFiles(g)
+	}
+	return nil
+}
+
+// countLines counts the lines and bytes of f from off to its end.
+func countLines(f *tailFile, off int64) (lines, n int64) {
+	buf := make([]byte, 64<<10)
+	for {
+		k, err := f.ReadAt(buf, off)
+		lines += int64(bytes.Count(buf[:k], []byte{'\n'}))
+		n += int64(k)
+		off += int64(k)
+		if err != nil || k == 0 {
+			break
+		}
+	}
+	return lines, n
 }
 
 func (s *stream) close() {
@@ -1003,8 +1668,12 @@ func (s *stream) close() {
 	defer s.openMu.Unlock()
 	s.closed = true
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, f := range s.files {
-		f.f.Close()
+	files := s.files
+	s.mu.Unlock()
+	s.sh.closeFiles(files...)
+	s.timerMu.Lock()
+	if s.timer != nil {
+		s.timer.Stop()
 	}
+	s.timerMu.Unlock()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"os"
 	"strings"
 	"testing"
@@ -12,8 +13,11 @@ import (
 	"github.com/sluicelogs/sluice/shipper"
 )
 
+var updateREADME = flag.Bool("update-readme", false, "rewrite the README's settings tables from the configuration structs")
+
 // TestREADMESettings keeps the README's settings tables true: each must be
-// exactly what the configuration structs describe.
+// exactly what the configuration structs describe. With -update-readme it
+// rewrites them.
 func TestREADMESettings(t *testing.T) {
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
@@ -31,7 +35,16 @@ func TestREADMESettings(t *testing.T) {
 			t.Fatalf("README.md has no %q ... %q section", begin, end)
 		}
 		if got != want.String() {
-			t.Errorf("README.md settings for %s are out of date; replace the section with:\n%s", name, want.String())
+			if *updateREADME {
+				readme = []byte(strings.Replace(string(readme), begin+got+end, begin+want.String()+end, 1))
+				continue
+			}
+			t.Errorf("README.md settings for %s are out of date (go test ./cmd/sluice -run TestREADMESettings -update-readme); replace the section with:\n%s", name, want.String())
+		}
+	}
+	if *updateREADME {
+		if err := os.WriteFile("../../README.md", readme, 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

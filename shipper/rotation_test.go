@@ -1,0 +1,206 @@
+package shipper
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicelogs/sluice/internal/nodelog"
+	"github.com/sluicelogs/sluice/schemas"
+)
+
+// gzipRotation compresses a rotated file as kubelet does: write
+// <path>.gz.tmp, rename it to <path>.gz, remove the plain file.
+func gzipRotation(t *testing.T, path string) {
+	t.Helper()
+	plain, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(plain); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".gz.tmp", buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".gz.tmp", path+".gz"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runOnceStdout runs the shipper in once mode with stdout output and
+// returns the records.
+func runOnceStdout(t *testing.T, cfg Config) []schemas.Record {
+	t.Helper()
+	var out bytes.Buffer
+	r := startShipper(t, cfg, Options{Stdout: &out, Once: true})
+	if err := <-r.done; err != nil {
+		t.Fatal(err)
+	}
+	r.cancel = nil
+	var recs []schemas.Record
+	for _, l := range bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n")) {
+		if len(l) == 0 {
+			continue
+		}
+		var rec schemas.Record
+		if err := json.Unmarshal(l, &rec); err != nil {
+			t.Fatalf("bad output line %q: %v", l, err)
+		}
+		recs = append(recs, rec)
+	}
+	return recs
+}
+
+// notFirstRun saves an empty checkpoint, so the shipper does not take its
+// run for the node's very first one (which reads current files only).
+func notFirstRun(t *testing.T, cfg Config) {
+	t.Helper()
+	if err := (checkpointStore{dir: cfg.CheckpointDir}).save(cfg.nodeName(), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func heads(recs []schemas.Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i], _, _ = strings.Cut(r.Log, " ")
+	}
+	return out
+}
+
+func seqNames(name string, from, to int) []string {
+	var out []string
+	for k := from; k < to; k++ {
+		out = append(out, fmt.Sprintf("%s#%d", name, k))
+	}
+	return out
+}
+
+// TestCompressedRotationsAreRead: while the shipper was down its file was
+// rotated three times and kubelet compressed the older rotations (the
+// plain files are gone). The unread lines are read from the compressed
+// copies, in order, none twice.
+func TestCompressedRotationsAreRead(t *testing.T) {
+	node := &nodelog.Node{Root: t.TempDir()}
+	c, _ := node.AddContainer("shop", "p", "c", nodelog.CRI)
+	cfg := testConfig(t, node, nil, nil)
+	n := 0
+	write := func(k int) {
+		for range k {
+			_ = c.Write(time.Now(), "stdout", message("c", n, 60))
+			n++
+		}
+	}
+	write(10)
+	first := runOnceStdout(t, cfg)
+	if got := heads(first); strings.Join(got, ",") != strings.Join(seqNames("c", 0, 10), ",") {
+		t.Fatalf("first run shipped %v", got)
+	}
+	firstIDs := map[string]string{}
+	for _, r := range first {
+		firstIDs[r.Log] = r.ID
+	}
+
+	write(5) // unread when the file is rotated and compressed
+	a, err := c.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(10)
+	b, err := c.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gzipRotation(t, a)
+	write(10)
+	if _, err := c.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	gzipRotation(t, b)
+	write(10)
+
+	got := runOnceStdout(t, cfg)
+	if want := seqNames("c", 10, n); strings.Join(heads(got), ",") != strings.Join(want, ",") {
+		t.Errorf("shipped %v\nwant     %v", heads(got), want)
+	}
+	fromGz := 0
+	for _, r := range got {
+		if strings.HasSuffix(r.Source.Path, ".gz") {
+			fromGz++
+		}
+	}
+	if fromGz != 15 {
+		t.Errorf("%d records read from compressed rotations, want 15 (5 unread of the first file, 10 of the second)", fromGz)
+	}
+	// A third run finds nothing new.
+	if again := runOnceStdout(t, cfg); len(again) != 0 {
+		t.Errorf("third run shipped %d records again: %v", len(again), heads(again))
+	}
+}
+
+// TestCompressedRotationKeepsRecordIDs: lines read from a plain rotation
+// and, after a crash, again from its compressed copy carry the same ids, so
+// the copies are harmless downstream.
+func TestCompressedRotationKeepsRecordIDs(t *testing.T) {
+	node := &nodelog.Node{Root: t.TempDir()}
+	c, _ := node.AddContainer("shop", "p", "c", nodelog.CRI)
+	cfg := testConfig(t, node, nil, nil)
+	for k := range 20 {
+		_ = c.Write(time.Now(), "stdout", message("c", k, 60))
+	}
+	a, err := c.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := 20; k < 25; k++ {
+		_ = c.Write(time.Now(), "stdout", message("c", k, 60))
+	}
+	// A run that reads the rotation as a plain file, without saving its
+	// checkpoint afterwards (as a crash would).
+	cfgA := cfg
+	cfgA.CheckpointDir = t.TempDir()
+	notFirstRun(t, cfgA)
+	plainRun := runOnceStdout(t, cfgA)
+	ids := map[string]string{}
+	for _, r := range plainRun {
+		ids[r.Log] = r.ID
+	}
+	if len(ids) != 25 {
+		t.Fatalf("plain run shipped %d distinct lines, want 25", len(ids))
+	}
+	gzipRotation(t, a)
+	cfgB := cfg
+	cfgB.CheckpointDir = t.TempDir()
+	if first := runOnceStdout(t, cfgB); len(first) != 5 {
+		// A node's very first run reads current files only.
+		t.Errorf("first run on a new node shipped %d records, want the current file's 5", len(first))
+	}
+	// Read the compressed copy for real: a stream without a checkpoint on a
+	// node that has run before reads every rotation.
+	cfgC := cfg
+	cfgC.CheckpointDir = t.TempDir()
+	notFirstRun(t, cfgC)
+	all := runOnceStdout(t, cfgC)
+	if len(all) != 25 {
+		t.Fatalf("compressed run shipped %d records, want 25: %v", len(all), heads(all))
+	}
+	for _, r := range all {
+		if ids[r.Log] != r.ID {
+			t.Errorf("%s: id %s from %s, %s when read plain", heads([]schemas.Record{r})[0], r.ID, r.Source.Path, ids[r.Log])
+		}
+	}
+}

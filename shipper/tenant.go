@@ -1,0 +1,183 @@
+package shipper
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// tenant is what the streams of one tenant on this node share: the topic
+// and what Kafka allows on it, a share of the byte budget, a gate that holds
+// them all back while the topic is missing or denied, and the metrics.
+type tenant struct {
+	sh    *Shipper
+	name  string
+	topic string
+	dlq   string
+	share *share
+	gate  backoffGate
+	c     tenantCounters
+
+	ready   chan struct{} // closed once the topic's limits are known (or given up on)
+	readyOK atomic.Bool
+
+	// maxRecord is the largest record value the topic takes, from its
+	// max.message.bytes; it halves when Kafka refuses a record as too
+	// large anyway (down to minRecord).
+	maxRecord atomic.Int64
+
+	mu      sync.Mutex
+	lastE   error
+	refresh bool // a background look-up of the topic's limits is running
+}
+
+// tenantCounters are one tenant's counters, looked up once.
+type tenantCounters struct {
+	lines, bytes, produced prometheus.Counter
+}
+
+const (
+	// defaultMaxMessage is what a topic takes when its max.message.bytes
+	// cannot be read: Kafka's default (1 MiB and 12 bytes of batch
+	// overhead).
+	defaultMaxMessage = 1048588
+	// recordMargin is left of max.message.bytes for the batch and record
+	// framing, key and headers.
+	recordMargin = 1024
+	// minRecord is the smallest record cap a too-large refusal can push a
+	// tenant to; a refusal at that size is permanent.
+	minRecord = 4096
+	// maxBatch bounds a producer batch whatever the topic allows.
+	maxBatch = 1 << 20
+)
+
+// tenant returns the tenant named name, creating it (and starting the
+// look-up of its topic's limits) on first use.
+func (sh *Shipper) tenant(name string) *tenant {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if t, ok := sh.tenants[name]; ok {
+		return t
+	}
+	t := &tenant{
+		sh:    sh,
+		name:  name,
+		topic: sh.topics.Raw(name),
+		dlq:   sh.topics.DLQ(name),
+		share: sh.budget.share(sh.cfg.tenantMaxBuffered()),
+		gate:  backoffGate{max: sh.cfg.TenantRetryMax},
+		c: tenantCounters{
+			lines:    sh.m.linesRead.WithLabelValues(name),
+			bytes:    sh.m.bytesRead.WithLabelValues(name),
+			produced: sh.m.recordsProduced.WithLabelValues(name),
+		},
+		ready: make(chan struct{}),
+	}
+	t.maxRecord.Store(defaultMaxMessage - recordMargin)
+	sh.tenants[name] = t
+	go t.lookUpLimits(sh.readCtx)
+	return t
+}
+
+// lookUpLimits reads the topic's max.message.bytes before anything is
+// produced to it: the producer sizes its batches for a topic when it first
+// sees the topic's partitions. When the topic does not exist yet it keeps
+// looking (every backoff of the gate) until it does.
+func (t *tenant) lookUpLimits(ctx context.Context) {
+	defer t.markReady()
+	for {
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		n, err := t.sh.sink.topicMaxMessage(lctx, t.topic)
+		cancel()
+		switch {
+		case err == nil:
+			t.setLimit(n)
+			return
+		case errors.Is(err, errTopicMissing):
+			// Produce finds out too and holds the tenant back; the limits
+			// are looked up again until the topic exists.
+			t.markReady()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(max(t.sh.cfg.TenantRetryMax/4, time.Second)):
+			}
+		default:
+			t.sh.logLimited("limits:"+t.name, "cannot read the topic's max.message.bytes; assuming Kafka's default", "topic", t.topic, "err", err)
+			return
+		}
+	}
+}
+
+func (t *tenant) setLimit(maxMessage int) {
+	if maxMessage <= 0 { // no limit (stdout)
+		maxMessage = defaultMaxMessage * 64
+	}
+	t.maxRecord.Store(max(int64(maxMessage-recordMargin), minRecord))
+	t.sh.setBatchMax(t.topic, int32(min(maxMessage, maxBatch)))
+}
+
+func (t *tenant) markReady() {
+	if t.readyOK.CompareAndSwap(false, true) {
+		close(t.ready)
+	}
+}
+
+func (t *tenant) isReady() bool { return t.readyOK.Load() }
+
+// whenReady wakes s once the tenant is ready.
+func (t *tenant) whenReady(s *stream) {
+	go func() {
+		select {
+		case <-t.ready:
+			s.wake()
+		case <-t.sh.readCtx.Done():
+		}
+	}()
+}
+
+// maxContent is the longest message text a record of a stream with the
+// given metadata overhead may carry on this tenant's topic.
+func (t *tenant) maxContent(overhead int64) int {
+	return int(max(t.maxRecord.Load()-overhead, 1024))
+}
+
+// tooLarge handles a record Kafka refused as too large although it was
+// within the topic's limit as read (the limit could not be read, or
+// changed): records of this tenant are cut to half the size from now on.
+func (t *tenant) tooLarge(err error) {
+	for {
+		cur := t.maxRecord.Load()
+		next := max(cur/2, minRecord)
+		if next == cur || t.maxRecord.CompareAndSwap(cur, next) {
+			if next != cur {
+				t.sh.m.capReductions.WithLabelValues(t.name).Inc()
+				t.sh.log.Warn("Kafka refused a record as too large; this tenant's records are cut shorter", "tenant", t.name, "topic", t.topic, "max_record_bytes", next, "err", err)
+			}
+			return
+		}
+	}
+}
+
+// atFloor reports whether records cannot be cut any shorter.
+func (t *tenant) atFloor() bool { return t.maxRecord.Load() <= minRecord }
+
+// failed records the error that tripped the gate, for the once-mode report.
+func (t *tenant) failed(err error) {
+	t.mu.Lock()
+	t.lastE = err
+	t.mu.Unlock()
+}
+
+func (t *tenant) lastErr() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.lastE == nil {
+		return errors.New("not delivered")
+	}
+	return t.lastE
+}
