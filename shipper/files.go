@@ -31,8 +31,8 @@ type tailFile struct {
 
 	// Owned by the stream's reader.
 	size      atomic.Int64 // size last seen (uncompressed; -1 for a compressed file not read to its end)
-	deletedAt time.Time // when the file was first seen deleted while held open
-	released  bool      // given up by the held-files policy
+	deletedAt time.Time    // when the file was first seen deleted while held open
+	released  bool         // given up by the held-files policy
 }
 
 // ReadAt reads the file's (uncompressed) bytes at off.
