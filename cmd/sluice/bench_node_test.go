@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/sluicelogs/sluice/internal/nodelog"
+)
+
+// BenchmarkShipperBusyNode runs the real shipper binary on a node with
+// 5,000 containers in 50 namespaces (each its own tenant and topic), most of
+// them idle, and reports what the node pays for it: resident memory (peak
+// and at the end), CPU while every container is idle, CPU while 50 of them
+// write 1,000 lines/s in all, open descriptors and goroutines. It runs once
+// whatever b.N; use -benchtime 1x. Kafka runs in the benchmark process, so
+// its work is not counted.
+func BenchmarkShipperBusyNode(b *testing.B) {
+	const (
+		namespaces = 50
+		perNS      = 100
+		busy       = 50
+		busyRate   = 1000 // lines/s over the busy containers
+		phase      = 20 * time.Second
+	)
+	sluiceBinary(b)
+	var topics []string
+	for i := range namespaces {
+		topics = append(topics, fmt.Sprintf("logs.raw.ns-%02d", i))
+	}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics...))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+
+	node := &nodelog.Node{Root: b.TempDir()}
+	var containers []*nodelog.Container
+	for i := range namespaces * perNS {
+		c, err := node.AddContainer(fmt.Sprintf("ns-%02d", i%namespaces), fmt.Sprintf("pod-%04d", i), "app", nodelog.CRI)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for k := range 3 {
+			if err := c.Write(time.Now(), "stdout", fmt.Sprintf("%s#%d starting up", c.Pod, k)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		containers = append(containers, c)
+	}
+	port := freeTCPPort(b)
+	env := append(shipperEnv(node, brokers, "warn"), fmt.Sprintf("SLUICE_TELEMETRY_ADDR=127.0.0.1:%d", port))
+	b.ResetTimer()
+	p := startProcess(b, env, "shipper")
+	defer p.terminate(b)
+	pid := p.cmd.Process.Pid
+	stopPeak := make(chan struct{})
+	peak := peakRSS(pid, stopPeak)
+
+	started := time.Now()
+	want := int64(len(containers) * 3)
+	for producedAll(b, brokers, topics) < want {
+		if time.Since(started) > 3*time.Minute {
+			b.Fatalf("only %d of %d startup lines shipped after 3m:\n%s", producedAll(b, brokers, topics), want, p.logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	startup := time.Since(started)
+	time.Sleep(5 * time.Second) // let the first checkpoints and the startup work settle
+
+	idleCPU := cpuOver(b, pid, phase, nil)
+
+	var wg sync.WaitGroup
+	stopWriting := make(chan struct{})
+	written := 0
+	busyCPU := cpuOver(b, pid, phase, func() {
+		wg.Go(func() {
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			for n := 0; ; n++ {
+				select {
+				case <-stopWriting:
+					written = n * busyRate / 100
+					return
+				case <-tick.C:
+				}
+				for k := range busyRate / 100 {
+					c := containers[(n*busyRate/100+k)%busy]
+					_ = c.Write(time.Now(), "stdout", `{"level":"info","msg":"request served","path":"/api/v1/orders/`+strconv.Itoa(n)+`","status":200}`)
+				}
+			}
+		})
+	})
+	close(stopWriting)
+	wg.Wait()
+	for producedAll(b, brokers, topics) < want+int64(written) {
+		if time.Since(started) > 6*time.Minute {
+			b.Fatalf("busy lines not all shipped")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	m := scrape(b, port)
+	close(stopPeak)
+	b.StopTimer()
+
+	b.ReportMetric(startup.Seconds(), "startup-s")
+	b.ReportMetric(idleCPU*100, "idle-cpu-%core")
+	b.ReportMetric(busyCPU*100, "busy-cpu-%core")
+	b.ReportMetric(float64(<-peak)/1024, "peak-rss-MiB")
+	b.ReportMetric(m["process_resident_memory_bytes"]/(1<<20), "rss-MiB")
+	b.ReportMetric(m["process_open_fds"], "fds")
+	b.ReportMetric(m["go_goroutines"], "goroutines")
+	b.ReportMetric(m["sluice_shipper_files_polled"], "polled")
+}
+
+// producedAll sums the end offsets of topics.
+func producedAll(b *testing.B, brokers []string, topics []string) int64 {
+	var n int64
+	for _, t := range topics {
+		n += producedCount(b, brokers, t)
+	}
+	return n
+}
+
+// cpuOver measures a process's CPU over d, as a fraction of one core;
+// during (when not nil) runs at the start.
+func cpuOver(b *testing.B, pid int, d time.Duration, during func()) float64 {
+	c0 := procCPU(b, pid)
+	t0 := time.Now()
+	if during != nil {
+		during()
+	}
+	time.Sleep(d)
+	return (procCPU(b, pid) - c0).Seconds() / time.Since(t0).Seconds()
+}
+
+// procCPU is a running process's user plus system time, from /proc.
+func procCPU(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command name (which may hold spaces) in parentheses.
+	rest := string(raw[strings.LastIndexByte(string(raw), ')')+2:])
+	f := strings.Fields(rest)
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	const ticks = 100 // USER_HZ
+	return time.Duration(utime+stime) * time.Second / ticks
+}
+
+// scrape reads the shipper's metrics without labels.
+func scrape(b *testing.B, port int) map[string]float64 {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(val, 64); err == nil {
+			out[name] = v
+		}
+	}
+	return out
+}
+
+// freeTCPPort returns a loopback port that was free a moment ago.
+func freeTCPPort(b *testing.B) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
