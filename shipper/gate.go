@@ -79,10 +79,10 @@ func (g *backoffGate) pause() {
 	}
 	g.failing.Store(true)
 	g.prober = nil
-	waiters := g.takeWaiters()
+	waiters, until := g.takeWaiters(), g.until
 	g.mu.Unlock()
 	for _, s := range waiters {
-		s.wakeAt(g.until)
+		s.wakeAt(until)
 	}
 }
 
