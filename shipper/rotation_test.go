@@ -3,8 +3,11 @@ package shipper
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"os"
 	"strings"
 	"testing"
@@ -202,5 +205,104 @@ func TestCompressedRotationKeepsRecordIDs(t *testing.T) {
 		if ids[r.Log] != r.ID {
 			t.Errorf("%s: id %s from %s, %s when read plain", heads([]schemas.Record{r})[0], r.ID, r.Source.Path, ids[r.Log])
 		}
+	}
+}
+
+// TestHeldFilesPolicy: a tenant's topic is missing, so its reader is held
+// back while kubelet rotates three times. With a compressed copy of each
+// rotation on disk, releasing the held plain files loses nothing; without
+// one, the lines of the released files are counted lost (by reason
+// released) and everything else is delivered once the topic exists.
+func TestHeldFilesPolicy(t *testing.T) {
+	for _, compressed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("compressed=%v", compressed), func(t *testing.T) {
+			cluster := newCluster(t)
+			brokers := cluster.ListenAddrs()
+			node := &nodelog.Node{Root: t.TempDir()}
+			c, _ := node.AddContainer("late", "p", "c", nodelog.CRI)
+			n := 0
+			write := func(k int) {
+				for range k {
+					_ = c.Write(time.Now(), "stdout", message("c", n, 60))
+					n++
+				}
+			}
+			write(20)
+			r := startShipper(t, testConfig(t, node, brokers, map[string]string{
+				"SLUICE_SHIPPER_HELD_FILES_MAX_BYTES": "1",
+			}), Options{})
+			waitMetric(t, "the tenant to be held back", func() bool {
+				return testutil.ToFloat64(r.sh.m.produceErrors.WithLabelValues("late", reasonTopicMissing)) > 0
+			})
+			var rotated []string
+			for range 3 {
+				p, err := c.Rotate()
+				if err != nil {
+					t.Fatal(err)
+				}
+				rotated = append(rotated, p)
+				write(20)
+				time.Sleep(100 * time.Millisecond) // the watcher opens each rotation
+			}
+			// Kubelet compresses (or, past its file limit, deletes) the
+			// first two rotations; the reader is still at the first.
+			for _, p := range rotated[:2] {
+				if compressed {
+					gzipRotation(t, p)
+				} else if err := os.Remove(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			lostLines := r.sh.m.lostLines.WithLabelValues("late", "released")
+			if compressed {
+				waitMetric(t, "the held files to be swapped for their compressed copies", func() bool {
+					gz := 0
+					for _, st := range r.sh.streamList() {
+						st.mu.Lock()
+						for _, f := range st.files {
+							if f.gz != nil {
+								gz++
+							}
+						}
+						st.mu.Unlock()
+					}
+					return gz == 2
+				})
+			} else {
+				waitMetric(t, "the released lines to be counted", func() bool { return testutil.ToFloat64(lostLines) >= 40 })
+			}
+			cons := newConsumer(t, brokers, "logs.raw.late")
+			if _, err := kadm.NewClient(cons.cl).CreateTopic(context.Background(), 1, 1, nil, "logs.raw.late"); err != nil {
+				t.Fatal(err)
+			}
+			// The first file and the two rotations after it hold 60 lines;
+			// 20 of them are in the file the reader had open (held too).
+			want := n
+			if !compressed {
+				want = n - int(testutil.ToFloat64(lostLines))
+			}
+			got := cons.waitFor(30*time.Second, "the lines not lost", func(l []line) bool {
+				seen := map[string]bool{}
+				for _, x := range l {
+					seen[x.rec.Log] = true
+				}
+				return len(seen) >= want
+			})
+			seen := map[string]bool{}
+			for _, x := range got {
+				seen[x.rec.Log] = true
+			}
+			lost := int(testutil.ToFloat64(lostLines))
+			if len(seen)+lost != n {
+				t.Errorf("%d lines written, %d delivered, %d counted lost: some went unaccounted", n, len(seen), lost)
+			}
+			if compressed && lost != 0 {
+				t.Errorf("%d lines counted lost although every rotation had a compressed copy", lost)
+			}
+			if !compressed && lost < 40 {
+				t.Errorf("%d lines counted lost; the two deleted rotations held 40", lost)
+			}
+			t.Logf("%d lines written, %d delivered, %d lost (released)", n, len(seen), lost)
+		})
 	}
 }

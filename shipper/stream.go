@@ -1565,58 +1565,78 @@ func (s *stream) heldFiles(now time.Time) []heldFile {
 
 // releaseFiles gives up files the held-files policy released: unread lines
 // in them are counted as lost, unless kubelet's compressed copy of the file
-// is still there to be read instead.
+// is still there to be read instead. It waits until nothing is in flight
+// (the usual case: the stream is held back), so no position points into a
+// file it drops.
 func (s *stream) releaseFiles() {
-	s.mu.Lock()
-	files := append([]*tailFile(nil), s.files...)
-	released := make([]bool, len(files))
-	for i, f := range files {
-		released[i] = f.released
+	if !s.idleForAcks() {
+		s.release.Store(true) // again after the last acknowledgement
+		return
 	}
-	cur := s.cur
-	s.mu.Unlock()
-	for i, f := range files {
-		if !released[i] || i < cur || f.gz != nil {
-			continue
+	for {
+		s.mu.Lock()
+		idx := -1
+		for i, f := range s.files {
+			if f.released && f.gz == nil && i >= s.cur && i < len(s.files)-1 {
+				idx = i
+				break
+			}
 		}
+		if idx < 0 {
+			s.mu.Unlock()
+			break
+		}
+		f, atCur, from := s.files[idx], idx == s.cur, int64(0)
+		if atCur {
+			from = s.rbOff
+		}
+		s.mu.Unlock()
+
 		if g := s.compressedCopy(f); g != nil {
 			s.mu.Lock()
 			g.seq, g.id, g.idPrefix, g.opened = f.seq, f.id, f.idPrefix, f.opened
-			files[i] = g
-			for j, h := range s.files {
-				if h == f {
-					s.files[j] = g
+			s.files[idx] = g
+			if s.watermark.f == f {
+				s.watermark.f = g
+			}
+			for k, p := range s.groupAt {
+				if p != nil && p.f == f {
+					s.groupAt[k].f = g
 				}
 			}
 			s.mu.Unlock()
+			for _, gr := range s.groups {
+				if gr != nil && gr.start.f == f {
+					gr.start.f = g
+				}
+			}
 			s.sh.log.Info("held file released; reading its compressed copy instead", "stream", s.key, "file", f.path, "copy", g.path)
 			s.sh.closeFiles(f)
 			continue
-		}
-		from := int64(0)
-		if i == cur {
-			from = s.rbOff
 		}
 		lines, n := countLines(f, from)
 		s.sh.lost(s.t, "released", lines, n)
 		s.sh.log.Warn("deleted file held too long released (SLUICE_SHIPPER_HELD_FILES_MAX_AGE/_MAX_BYTES); its unread lines are lost",
 			"stream", s.key, "file", f.path, "lines", lines, "bytes", n)
-		if i == cur {
-			// Move on to the next file as if this one had ended.
-			s.groups = [2]*group{}
-			s.mu.Lock()
-			s.groupAt = [2]*position{}
-			s.mu.Unlock()
-			s.overlong, s.tailPending = nil, false
-			s.mu.Lock()
-			s.rbOff = f.size.Load()
-			if s.cur < len(s.files)-1 {
-				s.cur++
-				s.rbOff = 0
+		if atCur {
+			// A message begun in the file cannot be finished.
+			for k, g := range s.groups {
+				if g != nil {
+					s.t.share.release(g.charge)
+					s.groups[k] = nil
+				}
 			}
-			s.watermark = position{s.files[s.cur], s.rbOff}
-			s.mu.Unlock()
+			s.overlong, s.tailPending = nil, false
 		}
+		s.mu.Lock()
+		s.files = append(s.files[:idx], s.files[idx+1:]...)
+		if atCur {
+			s.groupAt = [2]*position{}
+			s.rbOff = 0
+			s.watermark = position{s.files[s.cur], 0}
+		}
+		s.mu.Unlock()
+		s.sh.closeFiles(f)
 	}
 	s.compact()
 }
