@@ -75,7 +75,7 @@
 //	                 host, container_name, docker_id (keyword)
 //	<attribute>      each parsed attribute at its dotted path, at the top level
 //	sluice           observed_timestamp, truncated, original_size, invalid_utf8,
-//	                 source {path, offset, format, shipper}, rescued
+//	                 partial, source {path, offset, format, shipper}, rescued
 //
 // An attribute whose first path element is one of the top-level names above
 // or an Elasticsearch metadata field (_id, _source, ...) is written under

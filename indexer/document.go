@@ -21,7 +21,8 @@ import (
 //	                "annotations": {...}, "host", "container_name", "docker_id"},
 //	 <each attribute at its dotted path>,
 //	 "sluice": {"observed_timestamp", "truncated", "original_size",
-//	            "invalid_utf8", "source": {...}, "rescued": "<JSON object>"}}
+//	            "invalid_utf8", "partial", "source": {...},
+//	            "rescued": "<JSON object>"}}
 //
 // Empty strings, empty maps and false flags are left out.
 
@@ -153,6 +154,10 @@ func (w *docWriter) appendDoc(dst []byte, rec *schemas.Record, tenant string, mo
 	}
 	if rec.InvalidUTF8 {
 		field("invalid_utf8")
+		dst = append(dst, "true"...)
+	}
+	if rec.Partial {
+		field("partial")
 		dst = append(dst, "true"...)
 	}
 	if s := &rec.Source; s.Path != "" || s.Format != "" || s.Shipper != "" {

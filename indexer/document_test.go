@@ -56,10 +56,10 @@ func goldenRecords() map[string]schemas.Record {
 			Attributes: map[string]any{"a": int64(1), "a.b": int64(2), "a-c": "sorts between", "": "empty",
 				".lead": "x", "trail.": "x", "dou..ble": "x", "nan": math.NaN(), "inf": math.Inf(-1)},
 		},
-		// Truncated and repaired lines keep their flags.
+		// Truncated, repaired and partial lines keep their flags.
 		"flags": {
 			ID: "f1", Timestamp: t0, Stream: "stderr", Log: "head of a long line \ufffd", Truncated: true, OriginalSize: 300000,
-			InvalidUTF8: true, Attributes: map[string]any{"quote\"key": "tab\there"},
+			InvalidUTF8: true, Partial: true, Attributes: map[string]any{"quote\"key": "tab\there"},
 		},
 	}
 }

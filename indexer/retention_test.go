@@ -3,6 +3,7 @@ package indexer
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -74,7 +75,10 @@ func TestInstallTemplate(t *testing.T) {
 	if err := json.Unmarshal(got, &tmpl); err != nil || tmpl["priority"] != float64(templatePriority) {
 		t.Fatalf("stored template %s: %v", got, err)
 	}
-	newer := strings.Replace(string(body), `"version": 1`, `"version": 99`, 1)
+	newer := strings.Replace(string(body), fmt.Sprintf(`"version": %d`, templateVersion), `"version": 99`, 1)
+	if newer == string(body) {
+		t.Fatal("template body has no version to raise")
+	}
 	putTemplate(t, es.URL(), "sluice", newer)
 	if installed, err := installTemplate(context.Background(), client, "sluice", body); err != nil || installed {
 		t.Fatalf("replaced a newer template: %v %v", installed, err)

@@ -15,7 +15,7 @@ import (
 // installs. Raise it with every change to templateBody: an indexer never
 // replaces a template of a higher version (a newer indexer's, during a
 // rolling upgrade).
-const templateVersion = 1
+const templateVersion = 2
 
 // templatePriority puts the template above Elastic's built-in templates
 // (priority 100) and Fleet's integration templates (200), so that the
@@ -85,6 +85,7 @@ func templateBody(s templateSettings) []byte {
 						"truncated":          map[string]any{"type": "boolean"},
 						"original_size":      map[string]any{"type": "long"},
 						"invalid_utf8":       map[string]any{"type": "boolean"},
+						"partial":            map[string]any{"type": "boolean"},
 						"rescued":            map[string]any{"type": "text"},
 						"source": map[string]any{"properties": map[string]any{
 							"path": kw, "offset": map[string]any{"type": "long"}, "format": kw, "shipper": kw,

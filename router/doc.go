@@ -99,7 +99,8 @@
 //     the record before it from the same container (partition and record
 //     key), up to max_lines lines (default DefaultMultilineLines) and
 //     max_bytes bytes (default DefaultMultilineBytes); the joined record
-//     keeps the first line's id and metadata. The router does the joining
+//     keeps the first line's id and metadata, and is flagged invalid_utf8
+//     or partial when any of its lines is. The router does the joining
 //     before the other steps and waits up to max_wait (default 1s, at most
 //     MaxMultilineWait) for more lines, within the transaction that read
 //     the first one: joined records never span transactions, so a crash

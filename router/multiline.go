@@ -127,6 +127,7 @@ func (j *joiner) add(tenant string, raw *kgo.Record, rec schemas.Record, ml *Mul
 	if g != nil && g.ml == ml && ml.joins(rec.Log, g.lines, len(g.rec.Log)) {
 		g.rec.Log += "\n" + rec.Log
 		g.rec.InvalidUTF8 = g.rec.InvalidUTF8 || rec.InvalidUTF8
+		g.rec.Partial = g.rec.Partial || rec.Partial
 		g.payload = append(append(g.payload, '\n'), raw.Value...)
 		g.last = raw.Offset
 		g.lines++

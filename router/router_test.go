@@ -433,6 +433,36 @@ func TestMultiline(t *testing.T) {
 	}
 }
 
+// TestJoinFlags: a joined record is flagged invalid_utf8 or partial when any
+// of its lines is (a partial line is one whose end never came, so the
+// joined message is incomplete too); the next record keeps its own flags.
+func TestJoinFlags(t *testing.T) {
+	ml, err := compileMultiline(&StepSpec{Continuation: `^\s+at `})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j joiner
+	now := time.Now()
+	add := func(off int64, rec schemas.Record) *joined {
+		return j.add("java", &kgo.Record{Topic: "logs.raw.java", Key: []byte("c1"), Offset: off}, rec, ml, now)
+	}
+	add(0, schemas.Record{Log: "java.lang.IllegalStateException: boom"})
+	add(1, schemas.Record{Log: "\tat com.shop.Cart.add(Cart.java:42)", InvalidUTF8: true})
+	add(2, schemas.Record{Log: "\tat com.shop.Main.main(Main.ja", Partial: true})
+	add(3, schemas.Record{Log: "\tat com.shop.Next.run(Next.java:1)"})
+	g := add(4, schemas.Record{Log: "next message"})
+	if g == nil || g.lines != 4 {
+		t.Fatalf("joined %v, want 4 lines", g)
+	}
+	if !g.rec.InvalidUTF8 || !g.rec.Partial || g.rec.Truncated {
+		t.Errorf("joined record flags: invalid_utf8 %v partial %v truncated %v; want true, true, false", g.rec.InvalidUTF8, g.rec.Partial, g.rec.Truncated)
+	}
+	rest := j.all()
+	if len(rest) != 1 || rest[0].rec.Log != "next message" || rest[0].rec.Partial || rest[0].rec.InvalidUTF8 {
+		t.Errorf("next record: %+v", rest)
+	}
+}
+
 // TestNewTopicPickedUp: a tenant whose raw topic is created after the
 // router started is consumed within the rescan interval.
 func TestNewTopicPickedUp(t *testing.T) {

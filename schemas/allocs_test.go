@@ -44,4 +44,15 @@ func TestFastDecodeAllocs(t *testing.T) {
 	if allocs > want {
 		t.Fatalf("DecodeSingleObject: %v allocs per record, want at most %d", allocs, want)
 	}
+	// v1, which shippers older than v2 write, takes the same fast path.
+	b = v1SingleObject(t, &r)
+	allocs = testing.AllocsPerRun(1000, func() {
+		if _, err := DecodeSingleObject(b); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("DecodeSingleObject(sampleRecord written with v1): %v allocs per record", allocs)
+	if allocs > want {
+		t.Fatalf("DecodeSingleObject of v1: %v allocs per record, want at most %d", allocs, want)
+	}
 }

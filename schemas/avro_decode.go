@@ -31,11 +31,14 @@ func DecodeSingleObject(b []byte) (Record, error) {
 }
 
 // decodeAvroBody decodes one Avro binary body written with s: by hand when s
-// is the version decodeFastBody reads, else through goavro. Errors wrap
+// is a version decodeFastBody reads, else through goavro. Errors wrap
 // ErrMalformed.
 func decodeAvroBody(s *avroSchema, body []byte) (Record, error) {
-	if s.info.Fingerprint == fastDecoderFingerprint {
-		return decodeFastBody(body)
+	switch s.info.Fingerprint {
+	case fastDecoderFingerprint:
+		return decodeFastBody(body, fastDecoderVersion)
+	case fastDecoderV1Fingerprint:
+		return decodeFastBody(body, 1)
 	}
 	return decodeGoavroBody(s, body)
 }
@@ -104,6 +107,7 @@ func recordFromNative(m map[string]any) (Record, error) {
 		Truncated:         nr.boolean(m, "truncated"),
 		OriginalSize:      nr.long(m, "original_size"),
 		InvalidUTF8:       nr.boolean(m, "invalid_utf8"),
+		Partial:           nr.boolean(m, "partial"),
 	}
 	if v, ok := m["log"]; ok {
 		log, repaired := nr.asString("log", v)
@@ -331,7 +335,7 @@ func (nr *nativeReader) attributes(m map[string]any, field string) map[string]an
 	return attrs
 }
 
-// attribute converts one attribute value. The v1 union gives nil, bool,
+// attribute converts one attribute value. LogRecord's union gives nil, bool,
 // int64, float64 and string; the widening cases serve foreign schemas with
 // int, float or bytes members.
 func (nr *nativeReader) attribute(key string, v any) any {

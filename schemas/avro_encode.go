@@ -26,7 +26,7 @@ import (
 // fastEncoderVersion is the schema version AppendAvro writes. Adding a schema
 // version means updating AppendAvro and this constant; init refuses to start
 // otherwise.
-const fastEncoderVersion = 1
+const fastEncoderVersion = 2
 
 // singleObjectMagic starts every single-object encoded value.
 var singleObjectMagic = [2]byte{0xC3, 0x01}
@@ -81,6 +81,7 @@ func AppendAvro(dst []byte, r *Record) ([]byte, error) {
 	b = appendAvroBool(b, r.Truncated)
 	b = appendAvroLong(b, r.OriginalSize)
 	b = appendAvroBool(b, r.InvalidUTF8)
+	b = appendAvroBool(b, r.Partial)
 
 	k := &r.Kubernetes
 	b = appendAvroString(b, k.NamespaceName)

@@ -15,9 +15,10 @@ import (
 // typical record (BenchmarkDecode/avro-goavro-reference), most of the
 // router's budget of ~3.3µs per record (300k records/s per core, decode and
 // encode). decodeFastBody reads bodies written with schema version
-// fastDecoderVersion straight into a Record. Every other schema, older
-// versions and foreign schemas from the registry, stays with goavro
-// (decodeGoavroBody).
+// fastDecoderVersion, or with v1 (v2 without partial: what shippers older
+// than v2 write, and what Kafka holds from before), straight into a Record.
+// Every other schema, foreign schemas from the registry included, stays
+// with goavro (decodeGoavroBody).
 //
 // It must be indistinguishable from the goavro path: the same Record for
 // every body that path accepts, and an ErrMalformed for every body it
@@ -41,20 +42,24 @@ import (
 
 // fastDecoderVersion is the schema version decodeFastBody reads, and
 // fastDecoderFingerprint that version's fingerprint: a body is decoded here
-// only when its writer schema is exactly that one (TestFastDecoderVersion
-// checks the pair, and that it is the current version). Adding a schema
-// version means writing its decoder here too; until then it decodes, slowly,
-// through goavro.
+// only when its writer schema is exactly that one or v1, whose fingerprint
+// is fastDecoderV1Fingerprint (TestFastDecoderVersion checks both pairs, and
+// that fastDecoderVersion is the current version). Adding a schema version
+// means writing its decoder here too; until then it decodes, slowly,
+// through goavro. Keep the previous version fast as well while shippers
+// that write it may still run: consumers are rolled out first, so for a
+// while nearly everything they read is the previous version.
 const (
-	fastDecoderVersion     = 1
-	fastDecoderFingerprint = 0x30cd06490410055e
+	fastDecoderVersion       = 2
+	fastDecoderFingerprint   = 0xbe67eaa056871a2e
+	fastDecoderV1Fingerprint = 0x30cd06490410055e
 )
 
 // decodeFastBody decodes one Avro binary body written with schema version
-// fastDecoderVersion. Errors wrap ErrMalformed.
-func decodeFastBody(body []byte) (Record, error) {
+// (1 or fastDecoderVersion). Errors wrap ErrMalformed.
+func decodeFastBody(body []byte, version int) (Record, error) {
 	c := fastCursor{s: string(body)}
-	r := c.record()
+	r := c.record(version)
 	if c.err == nil && len(c.s) != 0 {
 		c.fail(fmt.Errorf("%d trailing bytes after the record", len(c.s)))
 	}
@@ -79,9 +84,10 @@ func (c *fastCursor) fail(err error) {
 	c.s = ""
 }
 
-// record reads a LogRecord in the field order of the schema (and of
-// AppendAvro).
-func (c *fastCursor) record() Record {
+// record reads a LogRecord of the given schema version in the field order
+// of the schema (and, for the current version, of AppendAvro). v1 lacks
+// partial.
+func (c *fastCursor) record(version int) Record {
 	var r Record
 	r.ID = c.str()
 	r.Timestamp = nanosToTime(c.long())
@@ -93,6 +99,9 @@ func (c *fastCursor) record() Record {
 	r.Truncated = c.boolean()
 	r.OriginalSize = c.long()
 	r.InvalidUTF8 = c.boolean() || repaired
+	if version >= 2 {
+		r.Partial = c.boolean()
+	}
 
 	k := &r.Kubernetes
 	k.NamespaceName = c.str()

@@ -19,6 +19,9 @@ func TestFastDecoderVersion(t *testing.T) {
 	if got := versions[fastDecoderVersion-1].info.Fingerprint; got != fastDecoderFingerprint {
 		t.Fatalf("v%d fingerprint is %#016x, fastDecoderFingerprint %#016x", fastDecoderVersion, got, uint64(fastDecoderFingerprint))
 	}
+	if got := versions[0].info.Fingerprint; got != fastDecoderV1Fingerprint {
+		t.Fatalf("v1 fingerprint is %#016x, fastDecoderV1Fingerprint %#016x", got, uint64(fastDecoderV1Fingerprint))
+	}
 }
 
 // floatBits stands for a float64 attribute in comparableRecord, so that
@@ -40,12 +43,18 @@ func comparableRecord(r Record) Record {
 	return r
 }
 
-// sameAsGoavro decodes body both ways and fails unless the results agree.
-// It reports whether the body decoded.
+// sameAsGoavro decodes a current-version body both ways and fails unless the
+// results agree. It reports whether the body decoded.
 func sameAsGoavro(t testing.TB, body []byte) bool {
 	t.Helper()
-	got, gotErr := decodeFastBody(body)
-	want, wantErr := decodeGoavroBody(currentSchema(), body)
+	return sameAsGoavroVersion(t, fastDecoderVersion, body)
+}
+
+// sameAsGoavroVersion is sameAsGoavro for a body written with version.
+func sameAsGoavroVersion(t testing.TB, version int, body []byte) bool {
+	t.Helper()
+	got, gotErr := decodeFastBody(body, version)
+	want, wantErr := decodeGoavroBody(versions[version-1], body)
 	if (gotErr != nil) != (wantErr != nil) {
 		t.Fatalf("body % x:\nfast error:   %v\ngoavro error: %v", head(body), gotErr, wantErr)
 	}
@@ -120,7 +129,7 @@ func TestFastDecodeMatchesGoavro(t *testing.T) {
 			if !sameAsGoavro(t, body) {
 				t.Fatal("does not decode")
 			}
-			got, _ := decodeFastBody(body)
+			got, _ := decodeFastBody(body, fastDecoderVersion)
 			mustEqualRecords(t, got, normalized(tt.r))
 		})
 	}
@@ -201,6 +210,10 @@ func TestFastDecodeMatchesGoavro(t *testing.T) {
 		{"varint overflow", bodyWith(fieldOriginalSize, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f), false},
 		{"largest 10-byte varint", bodyWith(fieldOriginalSize, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01), true},
 		{"boolean 2", bodyWith(fieldTruncated, 2), false},
+		{"partial", bodyWith(fieldPartial, 1), true},
+		{"partial 2", bodyWith(fieldPartial, 2), false},
+		{"invalid UTF-8 log, partial", append(bodyWith(fieldLog, 2, 0xff)[:fieldLog+2], append([]byte{0, 0, 0, 1}, make([]byte, zeroBodyLen-fieldLog-5)...)...), true},
+		{"v1 zero body", make([]byte, zeroBodyLen-1), false},
 		{"union index 5", bodyWith(fieldAttributes, 2, 2, 'k', 10, 0), false},
 		{"union index 257", bodyWith(fieldAttributes, 2, 2, 'k', 0x82, 0x04, 0), false},
 		{"union index -1", bodyWith(fieldAttributes, 2, 2, 'k', 1, 0), false},
@@ -232,7 +245,7 @@ func TestFastDecodeTruncated(t *testing.T) {
 		body := mustAppendAvro(t, &r)
 		for _, b := range [][]byte{body, reblocked(t, rng, body)} {
 			for n := range len(b) {
-				_, err := decodeFastBody(b[:n])
+				_, err := decodeFastBody(b[:n], fastDecoderVersion)
 				if !errors.Is(err, ErrMalformed) {
 					t.Fatalf("prefix of %d/%d bytes: err = %v, want ErrMalformed", n, len(b), err)
 				}
@@ -254,5 +267,86 @@ func FuzzFastDecodeMatchesGoavro(f *testing.F) {
 	f.Add(bodyWith(fieldLog, 8, 'a', 0xff, 0xfe, 'b'))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		sameAsGoavro(t, body)
+	})
+}
+
+// TestFastDecodeV1MatchesGoavro: v1 bodies, which lack partial, take the
+// fast path too and decode as goavro decodes them, Partial false.
+func TestFastDecodeV1MatchesGoavro(t *testing.T) {
+	for _, tt := range avroCases() {
+		t.Run(tt.name, func(t *testing.T) {
+			body := v1Body(t, &tt.r)
+			if !sameAsGoavroVersion(t, 1, body) {
+				t.Fatal("does not decode")
+			}
+			got, _ := decodeFastBody(body, 1)
+			want := normalized(tt.r)
+			want.Partial = false
+			mustEqualRecords(t, got, want)
+		})
+	}
+	rng := rand.New(rand.NewPCG(17, 18))
+	t.Run("random", func(t *testing.T) {
+		for range 2000 {
+			r := randomRecord(rng, rng.IntN(4) != 0)
+			body := v1Body(t, &r)
+			if !sameAsGoavroVersion(t, 1, body) {
+				t.Fatal("does not decode")
+			}
+			if b, rest, err := reblockAvroMaps(rng, versions[0].tree, body); err != nil || len(rest) != 0 {
+				t.Fatalf("reblock: %v", err)
+			} else if !sameAsGoavroVersion(t, 1, b) {
+				t.Fatal("reblocked body does not decode")
+			}
+		}
+	})
+	t.Run("mutated", func(t *testing.T) {
+		for range 5000 {
+			r := randomRecord(rng, rng.IntN(2) == 0)
+			body := v1Body(t, &r)
+			for range 1 + rng.IntN(3) {
+				i := rng.IntN(len(body))
+				switch rng.IntN(3) {
+				case 0:
+					body[i] = byte(rng.Uint32())
+				case 1:
+					body[i] ^= 1 << rng.IntN(8)
+				default:
+					body = append(body[:i], body[i+1:]...)
+				}
+			}
+			sameAsGoavroVersion(t, 1, body)
+		}
+	})
+	for _, tt := range []struct {
+		name string
+		body []byte
+		ok   bool
+	}{
+		{"zero", make([]byte, zeroBodyLen-1), true},
+		{"invalid_utf8 set", bodyWith(fieldInvalidUTF8, 1)[:zeroBodyLen-1], true},
+		{"v2 zero body", make([]byte, zeroBodyLen), false},
+		{"boolean 2", bodyWith(fieldInvalidUTF8, 2)[:zeroBodyLen-1], false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if ok := sameAsGoavroVersion(t, 1, tt.body); ok != tt.ok {
+				t.Fatalf("decoded = %v, want %v", ok, tt.ok)
+			}
+		})
+	}
+}
+
+func FuzzFastDecodeV1MatchesGoavro(f *testing.F) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	for _, r := range fuzzRecords() {
+		body := v1Body(f, &r)
+		f.Add(body)
+		if b, _, err := reblockAvroMaps(rng, versions[0].tree, body); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add(make([]byte, zeroBodyLen-1))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		sameAsGoavroVersion(t, 1, body)
 	})
 }

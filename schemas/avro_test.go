@@ -2,6 +2,9 @@ package schemas
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"flag"
 	"math"
@@ -13,6 +16,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/sr"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
@@ -23,6 +28,7 @@ var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 // version instead.
 var pinnedFingerprints = map[int]uint64{
 	1: 0x30cd06490410055e,
+	2: 0xbe67eaa056871a2e,
 }
 
 // v1Canonical is the Parsing Canonical Form of v1, written out by hand from
@@ -38,6 +44,11 @@ const v1Canonical = `{"name":"sluice.LogRecord","type":"record","fields":[` +
 	`{"name":"attributes","type":{"type":"map","values":["null","boolean","long","double","string"]}},` +
 	`{"name":"source","type":{"name":"sluice.Source","type":"record","fields":[` +
 	`{"name":"path","type":"string"},{"name":"offset","type":"long"},{"name":"format","type":"string"},{"name":"shipper","type":"string"}]}}]}`
+
+// v2Canonical is v1Canonical with partial after invalid_utf8; its default
+// is not part of the canonical form.
+var v2Canonical = strings.Replace(v1Canonical, `{"name":"invalid_utf8","type":"boolean"},`,
+	`{"name":"invalid_utf8","type":"boolean"},{"name":"partial","type":"boolean"},`, 1)
 
 // rabin is CRC-64-AVRO as given in the Avro specification, independent of
 // goavro's implementation.
@@ -75,8 +86,10 @@ func TestSchemaFingerprints(t *testing.T) {
 			t.Errorf("v%d: goavro Rabin %016x, specification Rabin %016x", v.Version, v.Fingerprint, got)
 		}
 	}
-	if got := versions[0].codec.CanonicalSchema(); got != v1Canonical {
-		t.Errorf("v1 canonical form:\n got %s\nwant %s", got, v1Canonical)
+	for i, want := range []string{v1Canonical, v2Canonical} {
+		if got := versions[i].codec.CanonicalSchema(); got != want {
+			t.Errorf("v%d canonical form:\n got %s\nwant %s", i+1, got, want)
+		}
 	}
 	if cur := CurrentSchema(); cur != vs[len(vs)-1] {
 		t.Errorf("CurrentSchema() = v%d, want the last version v%d", cur.Version, vs[len(vs)-1].Version)
@@ -92,6 +105,47 @@ func TestLogrecordAvscIsCurrent(t *testing.T) {
 	}
 	if cur := CurrentSchema(); string(b) != cur.Text {
 		t.Fatalf("logrecord.avsc differs from avro/logrecord.v%d.avsc: copy the current version over it", cur.Version)
+	}
+}
+
+// TestNewFieldsHaveDefaults: a field a version adds to the one before it has
+// a default, so the registry's BACKWARD check accepts the new version and
+// resolving readers can read old data with it.
+func TestNewFieldsHaveDefaults(t *testing.T) {
+	type field struct {
+		Name    string          `json:"name"`
+		Type    json.RawMessage `json:"type"`
+		Default json.RawMessage `json:"default"`
+	}
+	// fields lists a schema's record fields by dotted path, nested records
+	// included.
+	var fields func(prefix string, raw json.RawMessage, out map[string]field)
+	fields = func(prefix string, raw json.RawMessage, out map[string]field) {
+		var rec struct {
+			Type   string  `json:"type"`
+			Fields []field `json:"fields"`
+		}
+		if json.Unmarshal(raw, &rec) != nil || rec.Type != "record" {
+			return
+		}
+		for _, f := range rec.Fields {
+			out[prefix+f.Name] = f
+			fields(prefix+f.Name+".", f.Type, out)
+		}
+	}
+	vs := SchemaVersions()
+	for i := 1; i < len(vs); i++ {
+		prev, cur := map[string]field{}, map[string]field{}
+		fields("", json.RawMessage(vs[i-1].Text), prev)
+		fields("", json.RawMessage(vs[i].Text), cur)
+		if len(cur) == 0 {
+			t.Fatalf("v%d: no fields found", vs[i].Version)
+		}
+		for name, f := range cur {
+			if _, old := prev[name]; !old && f.Default == nil {
+				t.Errorf("v%d adds field %s without a default", vs[i].Version, name)
+			}
+		}
 	}
 }
 
@@ -203,7 +257,8 @@ func avroCases() []struct {
 			"uint": uint(7), "uint8": uint8(8), "uint16": uint16(16), "uint32": uint32(math.MaxUint32),
 			"uint64": uint64(math.MaxInt64), "float32": float32(1.5),
 		}}},
-		{"flags", Record{Truncated: true, InvalidUTF8: true, OriginalSize: 1 << 20}},
+		{"flags", Record{Truncated: true, InvalidUTF8: true, Partial: true, OriginalSize: 1 << 20}},
+		{"partial", Record{Log: "a line whose end never came", Partial: true}},
 		{"long strings", Record{Log: long, ID: strings.Repeat("é", 64), Kubernetes: Kubernetes{Labels: map[string]string{long[:128]: long[:200]}}}},
 	}
 }
@@ -215,7 +270,7 @@ func TestAppendAvroZeroRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := make([]byte, 22); !bytes.Equal(got, want) {
+	if want := make([]byte, zeroBodyLen); !bytes.Equal(got, want) {
 		t.Fatalf("got % x, want % x", got, want)
 	}
 }
@@ -343,16 +398,19 @@ func TestSingleObjectRoundTrip(t *testing.T) {
 	})
 }
 
-// zeroBody is the v1 body of Record{}: 22 zero bytes. bodyWith replaces the
-// byte of one field with other bytes, to build malformed bodies.
+// zeroBody is the current (v2) body of Record{}: 23 zero bytes. bodyWith
+// replaces the byte of one field with other bytes, to build malformed
+// bodies. (v1's has 22: no partial.)
 const (
 	fieldLog          = 5
 	fieldTruncated    = 6
 	fieldOriginalSize = 7
-	fieldLabels       = 15
-	fieldAttributes   = 17
-	fieldShipper      = 21
-	zeroBodyLen       = 22
+	fieldInvalidUTF8  = 8
+	fieldPartial      = 9
+	fieldLabels       = 16
+	fieldAttributes   = 18
+	fieldShipper      = 22
+	zeroBodyLen       = 23
 )
 
 func bodyWith(field int, repl ...byte) []byte {
@@ -389,6 +447,8 @@ func TestDecodeSingleObjectErrors(t *testing.T) {
 		{"overlong varint", singleObject(bodyWith(fieldOriginalSize, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00)), ErrMalformed},
 		{"varint overflow", singleObject(bodyWith(fieldOriginalSize, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f)), ErrMalformed},
 		{"boolean 2", singleObject(bodyWith(fieldTruncated, 2)), ErrMalformed},
+		{"partial 2", singleObject(bodyWith(fieldPartial, 2)), ErrMalformed},
+		{"v1 body under the v2 fingerprint", singleObject(make([]byte, zeroBodyLen-1)), ErrMalformed},
 		{"union index 5", singleObject(bodyWith(fieldAttributes, 2, 2, 'k', 10, 0)), ErrMalformed},
 		{"union index -1", singleObject(bodyWith(fieldAttributes, 2, 2, 'k', 1, 0)), ErrMalformed},
 		{"duplicate map key", singleObject(bodyWith(fieldLabels, 4, 2, 'k', 0, 2, 'k', 0, 0)), ErrMalformed},
@@ -514,4 +574,41 @@ func TestCheckAvroZeroWidthArrays(t *testing.T) {
 	if _, err := decodeAvroBody(s, b); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("err = %v, want ErrMalformed", err)
 	}
+}
+
+// TestDecodeV1: records written with v1, before partial existed (by
+// shippers not yet upgraded, or still in Kafka), decode in both Avro
+// formats, with Partial false.
+func TestDecodeV1(t *testing.T) {
+	reg, cl := testRegistry(t)
+	reg.SeedSchema("v1-value", 1, 70, sr.Schema{Schema: versions[0].info.Text})
+	dec := NewDecoder(WithRegistry(cl))
+	ctx := context.Background()
+	check := func(t *testing.T, r *Record) {
+		t.Helper()
+		want := normalized(*r)
+		want.Partial = false
+		so := v1SingleObject(t, r)
+		if [2]byte(so[:2]) != singleObjectMagic || binary.LittleEndian.Uint64(so[2:10]) != pinnedFingerprints[1] {
+			t.Fatalf("not a v1 single object: % x", head(so))
+		}
+		confluent := append([]byte{0, 0, 0, 0, 70}, so[singleObjectHeaderLen:]...)
+		for _, b := range [][]byte{so, confluent} {
+			got, _, err := dec.Decode(ctx, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustEqualRecords(t, got, want)
+		}
+	}
+	for _, tt := range avroCases() {
+		t.Run(tt.name, func(t *testing.T) { check(t, &tt.r) })
+	}
+	t.Run("random", func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(15, 16))
+		for range 500 {
+			r := randomRecord(rng, true)
+			check(t, &r)
+		}
+	})
 }

@@ -55,11 +55,15 @@
 //     Likewise update decodeFastBody (avro_fastdecode.go) to read it and set
 //     fastDecoderVersion and fastDecoderFingerprint; until then the new
 //     version decodes through goavro, and TestFastDecoderVersion fails.
+//     Keep the previous version on the fast path too: consumers are rolled
+//     out first (step 7), so for a while most of what they read is still
+//     written with it.
 //  5. Read the new field in recordFromNative, AppendJSON and jsonRecord.
 //  6. Pin the new fingerprint in pinnedFingerprints and write its golden
 //     file with go test ./schemas -run TestGolden -update.
-//  7. Roll out consumers (router, indexer) before producers (shipper): a
-//     decoder built before version N+1 existed rejects its single-object
+//  7. Roll out consumers before producers: indexers, then routers (which
+//     write the parsed topics indexers read), then shippers. A decoder
+//     built before version N+1 existed rejects its single-object
 //     fingerprint with ErrUnknownSchema. (Confluent-framed records do not
 //     have this problem: older decoders fetch the new schema from the
 //     registry and ignore the new field.)

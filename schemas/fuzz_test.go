@@ -131,6 +131,9 @@ func FuzzDecodeSingleObject(f *testing.F) {
 	f.Add(singleObject(bodyWith(fieldLabels, appendAvroLong(nil, math.MaxInt32)...)))
 	f.Add(singleObject(bodyWith(fieldLog, 8, 'a', 0xff, 0xfe, 'b')))
 	f.Add([]byte{0xC3, 0x01})
+	for _, r := range fuzzRecords()[:4] {
+		f.Add(v1SingleObject(f, &r))
+	}
 	dec := NewDecoder()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := DecodeSingleObject(b)
@@ -259,11 +262,11 @@ func FuzzDispatch(f *testing.F) {
 // FuzzAppendAvroMatchesGoavro extends TestAppendAvroMatchesGoavro to
 // fuzzer-chosen values.
 func FuzzAppendAvroMatchesGoavro(f *testing.F) {
-	f.Add("id", "log line", int64(1_700_000_000_000_000_000), int64(0), true, "app", "web", "tier", "front", "k", uint8(2), int64(42), 1.5, "s")
-	f.Add("", "", int64(0), int64(math.MinInt64), false, "", "", "", "", "", uint8(0), int64(math.MaxInt64), math.NaN(), "\xff")
-	f.Fuzz(func(t *testing.T, id, log string, ts, size int64, truncated bool, k1, v1, k2, v2, attrKey string, attrKind uint8, attrInt int64, attrFloat float64, attrStr string) {
+	f.Add("id", "log line", int64(1_700_000_000_000_000_000), int64(0), true, false, "app", "web", "tier", "front", "k", uint8(2), int64(42), 1.5, "s")
+	f.Add("", "", int64(0), int64(math.MinInt64), false, true, "", "", "", "", "", uint8(0), int64(math.MaxInt64), math.NaN(), "\xff")
+	f.Fuzz(func(t *testing.T, id, log string, ts, size int64, truncated, partial bool, k1, v1, k2, v2, attrKey string, attrKind uint8, attrInt int64, attrFloat float64, attrStr string) {
 		r := Record{
-			ID: id, Log: log, Timestamp: time.Unix(0, ts), OriginalSize: size, Truncated: truncated,
+			ID: id, Log: log, Timestamp: time.Unix(0, ts), OriginalSize: size, Truncated: truncated, Partial: partial,
 			Kubernetes: Kubernetes{Labels: map[string]string{k1: v1, k2: v2}, Annotations: map[string]string{v1: k1}},
 			Source:     Source{Offset: size, Path: attrStr},
 		}

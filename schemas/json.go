@@ -66,6 +66,8 @@ func AppendJSON(dst []byte, r *Record) ([]byte, error) {
 	b = strconv.AppendInt(b, r.OriginalSize, 10)
 	b = append(b, `,"invalid_utf8":`...)
 	b = strconv.AppendBool(b, r.InvalidUTF8)
+	b = append(b, `,"partial":`...)
+	b = strconv.AppendBool(b, r.Partial)
 
 	k := &r.Kubernetes
 	b = append(b, `,"kubernetes":{"namespace_name":`...)
@@ -269,6 +271,7 @@ func DecodeJSON(b []byte) (Record, error) {
 		Truncated:         jr.Truncated,
 		OriginalSize:      jr.OriginalSize,
 		InvalidUTF8:       jr.InvalidUTF8 || jr.Log.invalid,
+		Partial:           jr.Partial,
 		Kubernetes:        jr.Kubernetes,
 		Source:            jr.Source,
 	}
@@ -307,6 +310,7 @@ type jsonRecord struct {
 	Truncated         bool                 `json:"truncated"`
 	OriginalSize      int64                `json:"original_size"`
 	InvalidUTF8       bool                 `json:"invalid_utf8"`
+	Partial           bool                 `json:"partial"`
 	Kubernetes        Kubernetes           `json:"kubernetes"`
 	Attributes        map[string]jsonValue `json:"attributes"`
 	Source            Source               `json:"source"`

@@ -32,7 +32,7 @@ func TestAppendJSONShape(t *testing.T) {
 	}
 	want := `{"id":"id-1","timestamp":"2025-03-14T09:26:53.000000005Z","observed_timestamp":null,` +
 		`"tenant":"","stream":"stderr","log":"a \"quoted\"\n line\u0001 \u2028 é",` +
-		`"truncated":false,"original_size":0,"invalid_utf8":false,` +
+		`"truncated":false,"original_size":0,"invalid_utf8":false,"partial":false,` +
 		`"kubernetes":{"namespace_name":"","pod_name":"web-0","pod_id":"","container_name":"","docker_id":"","host":"",` +
 		`"labels":{"a":"1","b":"2"},"annotations":{}},` +
 		`"attributes":{"big":1e+21,"bool":true,"float":1.0,"int":1,"negzero":-0.0,"null":null,"str":"<&>","tiny":1e-7},` +
@@ -108,6 +108,9 @@ func TestDecodeJSONPartial(t *testing.T) {
 		{"field names match case-insensitively", `{"LOG":"x"}`, Record{Log: "x"}},
 		{"invalid utf-8 in log", "{\"log\":\"a\xffb\"}", Record{Log: "a\ufffdb", InvalidUTF8: true}},
 		{"invalid utf-8 elsewhere", "{\"id\":\"a\xffb\"}", Record{ID: "a\ufffdb"}},
+		{"flags", `{"log":"x","truncated":true,"original_size":9,"invalid_utf8":true,"partial":true}`,
+			Record{Log: "x", Truncated: true, OriginalSize: 9, InvalidUTF8: true, Partial: true}},
+		{"written before partial existed", `{"log":"x","invalid_utf8":true}`, Record{Log: "x", InvalidUTF8: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -173,6 +176,7 @@ func TestDecodeJSONErrors(t *testing.T) {
 		{`{not json at all}`, ErrUnknownFormat},
 		{strings.Repeat(`{"a":`, 20000), ErrUnknownFormat},
 		{`{"truncated":"yes"}`, ErrMalformed},
+		{`{"partial":1}`, ErrMalformed},
 		{`{"original_size":1.5}`, ErrMalformed},
 		{`{"original_size":9223372036854775808}`, ErrMalformed},
 		{`{"timestamp":123}`, ErrMalformed},

@@ -33,6 +33,13 @@ type Record struct {
 	// InvalidUTF8 is set when invalid UTF-8 in the line was replaced with
 	// U+FFFD.
 	InvalidUTF8 bool `json:"invalid_utf8"`
+	// Partial is set by the shipper when a message's end never arrived (a
+	// CRI partial line never followed by its final one, a docker json-file
+	// entry without its trailing newline, an unterminated last line of a
+	// file) and it was flushed after SLUICE_SHIPPER_PARTIAL_FLUSH_TIMEOUT;
+	// Log is then whatever had arrived. Records written with schema v1 read
+	// back with Partial false.
+	Partial bool `json:"partial"`
 
 	Kubernetes Kubernetes `json:"kubernetes"`
 	// Attributes are parsed fields: flattened dotted keys to typed scalar

@@ -27,7 +27,7 @@ func indexerFields(path string) (fieldInfo, bool) {
 		return fieldInfo{Type: "date"}, true
 	case "log", "_overflow", "sluice.rescued":
 		return fieldInfo{Type: "text"}, true
-	case "sluice.invalid_utf8", "sluice.truncated", "cached":
+	case "sluice.invalid_utf8", "sluice.truncated", "sluice.partial", "cached":
 		return fieldInfo{Type: "boolean"}, true
 	case "sluice.original_size", "sluice.source.offset", "http.status":
 		return fieldInfo{Type: "long"}, true
