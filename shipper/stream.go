@@ -1291,7 +1291,7 @@ func (s *stream) emit(start, end position, ts time.Time, streamName, format stri
 		Stream:            streamName,
 		Log:               text,
 		InvalidUTF8:       invalid,
-		// PARTIAL Partial:           partial,
+		Partial:           partial,
 		Kubernetes: s.k8s,
 		Source: schemas.Source{
 			Path:    start.f.path,
