@@ -1292,7 +1292,7 @@ func (s *stream) emit(start, end position, ts time.Time, streamName, format stri
 		Log:               text,
 		InvalidUTF8:       invalid,
 		Partial:           partial,
-		Kubernetes: s.k8s,
+		Kubernetes:        s.k8s,
 		Source: schemas.Source{
 			Path:    start.f.path,
 			Offset:  start.off,
