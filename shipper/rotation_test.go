@@ -306,3 +306,96 @@ func TestHeldFilesPolicy(t *testing.T) {
 		})
 	}
 }
+
+// TestUnterminatedMessagesFlushed: messages whose end never comes (a CRI
+// writer that crashed after a P line, a CRI progress bar, a docker prompt
+// without its newline, a docker progress bar, a file whose last line has no
+// newline) are shipped, flagged partial, once their file has been quiet for
+// the flush timeout; the checkpoint moves past them, so a restart ships
+// none of them again and loses nothing after them.
+func TestUnterminatedMessagesFlushed(t *testing.T) {
+	cluster := newCluster(t, "logs.raw.shop")
+	brokers := cluster.ListenAddrs()
+	node := &nodelog.Node{Root: t.TempDir()}
+	cfg := testConfig(t, node, brokers, map[string]string{"SLUICE_SHIPPER_PARTIAL_FLUSH_TIMEOUT": "500ms"})
+	ts := "2026-11-21T10:00:00.000000000Z"
+	add := func(pod string, f nodelog.Format) *nodelog.Container {
+		c, err := node.AddContainer("shop", pod, "c", f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	crashed, bar, prompt, dbar, raw := add("crashed", nodelog.CRI), add("bar", nodelog.CRI), add("prompt", nodelog.Docker), add("dbar", nodelog.Docker), add("raw", nodelog.CRI)
+	write := func(c *nodelog.Container, s string) {
+		if err := c.WriteRaw([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(crashed, ts+" stdout F crashed#0 before\n"+ts+" stdout P crashed#1 half a message\n")
+	write(bar, ts+" stdout F bar#0 start\n"+ts+" stdout P bar#1 10%"+"\n"+ts+" stdout P  20%\n"+ts+" stdout P  30%\n")
+	write(prompt, `{"log":"prompt#0 hello\n","stream":"stdout","time":"`+ts+`"}`+"\n"+`{"log":"prompt#1 password: ","stream":"stdout","time":"`+ts+`"}`+"\n")
+	write(dbar, `{"log":"dbar#1 [===","stream":"stderr","time":"`+ts+`"}`+"\n"+`{"log":"===","stream":"stderr","time":"`+ts+`"}`+"\n")
+	write(raw, ts+" stdout F raw#0 whole\n"+ts+" stdout F raw#1 no newline yet")
+
+	r := startShipper(t, cfg, Options{})
+	cons := newConsumer(t, brokers, "logs.raw.shop")
+	want := map[string]bool{ // message head -> partial
+		"crashed#0": false, "crashed#1": true, "bar#0": false, "bar#1": true,
+		"prompt#0": false, "prompt#1": true, "dbar#1": true, "raw#0": false, "raw#1": true,
+	}
+	count := func(l []line) map[string]int {
+		n := map[string]int{}
+		for _, x := range l {
+			head, _, _ := strings.Cut(x.rec.Log, " ")
+			n[head]++
+		}
+		return n
+	}
+	got := cons.waitFor(15*time.Second, "every message, the unterminated ones flushed", func(l []line) bool { return len(count(l)) >= len(want) })
+	for _, x := range got {
+		head, _, _ := strings.Cut(x.rec.Log, " ")
+		partial, ok := want[head]
+		if !ok {
+			t.Errorf("unexpected record %q", x.rec.Log)
+			continue
+		}
+		if x.rec.Partial != partial {
+			t.Errorf("%q: partial=%v, want %v", x.rec.Log, x.rec.Partial, partial)
+		}
+	}
+	for _, x := range got {
+		switch head, _, _ := strings.Cut(x.rec.Log, " "); head {
+		case "bar#1":
+			if x.rec.Log != "bar#1 10% 20% 30%" {
+				t.Errorf("progress bar shipped as %q, want its parts joined", x.rec.Log)
+			}
+		case "dbar#1":
+			if x.rec.Log != "dbar#1 [======" || x.rec.Stream != "stderr" {
+				t.Errorf("docker progress bar shipped as %q on %s", x.rec.Log, x.rec.Stream)
+			}
+		}
+	}
+	if f := testutil.ToFloat64(r.sh.m.partialFlushes.WithLabelValues("shop")); f < 4 {
+		t.Errorf("partial_flushes_total = %v, want at least 4", f)
+	}
+
+	// Restart: nothing shipped again; the ends that come now are messages
+	// of their own.
+	r.stop(t)
+	write(crashed, ts+" stdout F crashed#2 after the restart\n")
+	write(bar, ts+" stdout F bar#2 done\n")
+	write(prompt, `{"log":"prompt#2 ok\n","stream":"stdout","time":"`+ts+`"}`+"\n")
+	write(raw, "\n"+ts+" stdout F raw#2 next\n")
+	r2 := startShipper(t, cfg, Options{})
+	defer r2.stop(t)
+	for _, h := range []string{"crashed#2", "bar#2", "prompt#2", "raw#2"} {
+		want[h] = false
+	}
+	got = cons.waitFor(15*time.Second, "the lines written after the restart", func(l []line) bool { return len(count(l)) >= len(want) })
+	for head, n := range count(got) {
+		if n != 1 {
+			t.Errorf("%s shipped %d times, want once", head, n)
+		}
+	}
+}
