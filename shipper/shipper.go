@@ -134,7 +134,7 @@ func New(cfg Config, o Options) (*Shipper, error) {
 		ready:     o.Ready,
 		limiter:   telemetry.NewLimiter(30 * time.Second),
 		linger:    min(cfg.PollInterval, 100*time.Millisecond),
-		budget:    newBudget(cfg.MaxBufferedBytes),
+		budget:    newBudget(cfg.MaxBufferedBytes, cfg.tenantMaxBuffered()),
 		slots:     semaphore.NewWeighted(int64(max(4, 2*runtime.GOMAXPROCS(0)))),
 		fdLimit:   fileLimit(),
 		rescanNow: make(chan struct{}, 1),
@@ -786,7 +786,7 @@ func (sh *Shipper) saveCheckpoints(store checkpointStore, force bool) error {
 			age = now.Sub(u.since).Seconds()
 		}
 		sh.m.unshippedAge.WithLabelValues(t.name).Set(age)
-		sh.m.bufferedBytes.WithLabelValues(t.name).Set(float64(t.share.used.Load()))
+		sh.m.bufferedBytes.WithLabelValues(t.name).Set(float64(t.share.usedSeen.Load()))
 	}
 	if !force && maps_equal(positions, sh.lastSaved) {
 		return nil

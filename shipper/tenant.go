@@ -68,7 +68,7 @@ func (sh *Shipper) tenant(name string) *tenant {
 		name:  name,
 		topic: sh.topics.Raw(name),
 		dlq:   sh.topics.DLQ(name),
-		share: sh.budget.share(sh.cfg.tenantMaxBuffered()),
+		share: sh.budget.newShare(),
 		gate:  backoffGate{max: sh.cfg.TenantRetryMax},
 		c: tenantCounters{
 			lines:    sh.m.linesRead.WithLabelValues(name),
