@@ -75,6 +75,7 @@ func shipperEnv(node *nodelog.Node, brokers []string, logLevel string) []string 
 
 // process is the shipper binary running as a child process.
 type process struct {
+	name string // the stage, for messages
 	cmd  *exec.Cmd
 	logs *bytes.Buffer
 	done chan error
@@ -84,7 +85,7 @@ func startProcess(t testing.TB, env []string, args ...string) *process {
 	t.Helper()
 	cmd := execCommand(sluiceBinary(t), args...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &process{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	p := &process{name: args[0], cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
 	cmd.Stdout = p.logs
 	cmd.Stderr = p.logs
 	if err := cmd.Start(); err != nil {
@@ -103,10 +104,10 @@ func (p *process) terminate(t testing.TB) {
 	select {
 	case err := <-p.done:
 		if err != nil {
-			t.Errorf("%s exited with %v after SIGTERM, want 0", p.cmd.Args[1], err)
+			t.Errorf("%s exited with %v after SIGTERM, want 0", p.name, err)
 		}
 	case <-time.After(30 * time.Second):
-		t.Errorf("%s did not exit within 30s of SIGTERM", p.cmd.Args[1])
+		t.Errorf("%s did not exit within 30s of SIGTERM", p.name)
 		_ = p.cmd.Process.Kill()
 	}
 }
