@@ -75,10 +75,12 @@ type Shipper struct {
 	stopping bool
 
 	// Descriptors: files held open, and the bound on them.
-	fdsOpen  atomic.Int64
-	fdLimit  int64
-	idleMu   sync.Mutex
-	idleList list.List // streams idle with files open, least recently active first
+	fdsOpen   atomic.Int64
+	fdLimit   int64
+	fdMu      sync.Mutex
+	fdWaiters []*stream // streams waiting for a descriptor, first come first served
+	idleMu    sync.Mutex
+	idleList  list.List // streams idle with files open, least recently active first
 
 	onceMu   sync.Mutex
 	onceErrs []error
@@ -623,6 +625,35 @@ func (sh *Shipper) closeFiles(files ...*tailFile) {
 
 func (sh *Shipper) fileClosed() {
 	sh.m.filesOpen.Set(float64(sh.fdsOpen.Add(-1)))
+	sh.fdMu.Lock()
+	var next *stream
+	if len(sh.fdWaiters) > 0 {
+		next = sh.fdWaiters[0]
+		sh.fdWaiters = sh.fdWaiters[1:]
+	}
+	sh.fdMu.Unlock()
+	if next != nil {
+		next.wake()
+	}
+}
+
+// waitForFD queues s to be woken when a descriptor is freed.
+func (sh *Shipper) waitForFD(s *stream) {
+	sh.fdMu.Lock()
+	defer sh.fdMu.Unlock()
+	if !slices.Contains(sh.fdWaiters, s) {
+		sh.fdWaiters = append(sh.fdWaiters, s)
+	}
+}
+
+// fdsShort reports whether descriptors are running short: streams waiting
+// for one, or three quarters in use. Idle streams then close their files
+// as soon as they are idle.
+func (sh *Shipper) fdsShort() bool {
+	sh.fdMu.Lock()
+	waiting := len(sh.fdWaiters) > 0
+	sh.fdMu.Unlock()
+	return waiting || sh.fdsOpen.Load() > sh.fdLimit*3/4
 }
 
 // idle records a stream that went idle with its files open; notIdle

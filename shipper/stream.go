@@ -303,9 +303,13 @@ func (s *stream) wentIdle() {
 	s.mu.Lock()
 	open := s.files != nil
 	s.mu.Unlock()
-	if open {
-		s.sh.idle(s)
+	if !open {
+		return
 	}
+	if s.sh.fdsShort() && s.park() {
+		return // descriptors are short: an idle file gives its back at once
+	}
+	s.sh.idle(s)
 }
 
 func (s *stream) releaseCredit(keep int64) {
@@ -515,10 +519,17 @@ func (s *stream) openFailed(err error) {
 	reason := openErrorReason(err)
 	s.sh.m.openErrors.WithLabelValues(reason).Inc()
 	if reason == "fd_limit" {
+		// Out of descriptors: wait in line for one, and ask the stream
+		// idle the longest to give its back. The timer is a safety net.
+		s.sh.logLimited("open:fd_limit", "out of file descriptors; idle files are closed to make room, waiting streams are served in turn",
+			"open", s.sh.fdsOpen.Load(), "limit", s.sh.fdLimit, "err", err)
+		s.sh.waitForFD(s)
 		s.sh.evictIdle(1)
+		s.wakeAt(time.Now().Add(time.Second))
+		return
 	}
 	// 100ms doubling to 10s: a rotation racing the open resolves at once,
-	// a missing permission or descriptor takes longer.
+	// a missing permission takes longer.
 	d := min(100*time.Millisecond<<min(s.openFails-1, 7), 10*time.Second)
 	s.sh.logLimited("open:"+s.key, "cannot open log file; will retry", "stream", s.key, "reason", reason, "retry_in", d, "err", err)
 	s.wakeAt(time.Now().Add(d))

@@ -166,9 +166,12 @@ func testDescriptorLimit(t *testing.T, early int) {
 	for r := 1; r < rounds; r++ {
 		time.Sleep(roundEvery)
 		if r == 2 {
+			// The late containers start with the lines the others
+			// wrote so far.
 			for i := early; i < containers; i++ {
 				add(i)
 				write(i, 0)
+				write(i, 1)
 			}
 		}
 		for i, c := range cs {
