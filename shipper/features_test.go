@@ -779,3 +779,57 @@ func TestCloseInactive(t *testing.T) {
 		t.Errorf("%d distinct lines delivered, want %d", len(got), n)
 	}
 }
+
+
+// TestBatchesShrinkWhenTopicLimitUnreadable: the shipper may not read the
+// topic's max.message.bytes (DescribeConfigs refused), and the topic takes
+// less than the producer's default batch. Kafka then refuses whole batches
+// as too large; the shipper halves its batches (and records) until they
+// fit, and every line is delivered, none counted lost.
+func TestBatchesShrinkWhenTopicLimitUnreadable(t *testing.T) {
+	const topic, limit = "logs.raw.tight", 20000
+	cluster := newCluster(t)
+	brokers := cluster.ListenAddrs()
+	adm := kadm.NewClient(rawConsumer(t, brokers, topic))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	resp, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": kadm.StringPtr(fmt.Sprint(limit))}, topic)
+	cancel()
+	if err != nil || resp.Err != nil {
+		t.Fatalf("create topic: %v %v", err, resp.Err)
+	}
+	cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.DescribeConfigs}, Err: kerr.TopicAuthorizationFailed, Count: -1})
+
+	node := &nodelog.Node{Root: t.TempDir()}
+	c, _ := node.AddContainer("tight", "p", "c", nodelog.CRI)
+	rng := rand.New(rand.NewPCG(3, 4))
+	const lines = 600
+	for n := range lines {
+		_ = c.Write(time.Now(), "stdout", fmt.Sprintf("small#%d %s", n, randomText(rng, 200)))
+	}
+	r := startShipper(t, testConfig(t, node, brokers, nil), Options{})
+	cl := rawConsumer(t, brokers, topic)
+	dec := schemas.NewDecoder()
+	seen := map[string]bool{}
+	records := 0
+	for deadline := time.Now().Add(30 * time.Second); len(seen) < lines && time.Now().Before(deadline); {
+		for _, kr := range pollRaw(t, cl, time.Second, 1<<30) {
+			rec, _, err := dec.Decode(context.Background(), kr.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			head, _, _ := strings.Cut(rec.Log, " ")
+			seen[head] = true
+			records++
+		}
+	}
+	if len(seen) != lines {
+		t.Errorf("%d of %d lines delivered", len(seen), lines)
+	}
+	t.Logf("%d lines delivered in %d records, %v record and batch cuts", len(seen), records, testutil.ToFloat64(r.sh.m.capReductions.WithLabelValues("tight")))
+	if n := testutil.ToFloat64(r.sh.m.lostLines.WithLabelValues("tight", reasonRejected)); n != 0 {
+		t.Errorf("%v lines counted lost: batches too large for the topic were taken for records that cannot fit", n)
+	}
+	if n := testutil.ToFloat64(r.sh.m.capReductions.WithLabelValues("tight")); n == 0 {
+		t.Error("record_cap_reductions_total = 0: the refusals were not seen (test did not test)")
+	}
+}

@@ -85,7 +85,8 @@ type Shipper struct {
 	onceMu   sync.Mutex
 	onceErrs []error
 
-	rescanNow chan struct{}
+	rescanNow   chan struct{}
+	rescanTimer atomic.Bool
 
 	mu      sync.Mutex
 	streams map[string]*stream
@@ -335,6 +336,17 @@ func (sh *Shipper) rescanLoop(ctx context.Context) {
 	}
 }
 
+// rescanSoon asks for a scan in half a second (once, however often it is
+// asked meanwhile).
+func (sh *Shipper) rescanSoon() {
+	if sh.rescanTimer.CompareAndSwap(false, true) {
+		time.AfterFunc(500*time.Millisecond, func() {
+			sh.rescanTimer.Store(false)
+			sh.requestRescan()
+		})
+	}
+}
+
 func (sh *Shipper) requestRescan() {
 	select {
 	case sh.rescanNow <- struct{}{}:
@@ -476,13 +488,18 @@ func (sh *Shipper) start(path string, start startMode) {
 			sh.log.Warn(msg, append([]any{"path", path}, args...)...)
 		}
 	}
-	meta, _, err := ResolveLogPath(path)
+	meta, target, err := ResolveLogPath(path)
 	if err != nil {
 		if errors.Is(err, ErrUnknownLayout) {
 			skip("layout", "file does not follow the kubelet log layout; not shipped", "err", err)
-		} else {
-			sh.logLimited("resolve:"+path, "cannot resolve log file; will retry", "path", path, "err", err)
+			return
 		}
+		// A link whose target is not there yet (or cannot be reached):
+		// counted, and looked at again soon rather than at the next
+		// rescan.
+		sh.m.openErrors.WithLabelValues(openErrorReason(err)).Inc()
+		sh.logLimited("resolve:"+path, "cannot resolve log file; will retry", "path", path, "err", err)
+		sh.rescanSoon()
 		return
 	}
 	tenantName, ok, err := sh.mapper.Tenant(meta.Namespace, meta.Pod)
@@ -529,6 +546,9 @@ func (sh *Shipper) start(path string, start startMode) {
 	if p, ok := sh.pending[path]; ok {
 		s.parked = &p
 		delete(sh.pending, path)
+	}
+	if s.parked == nil {
+		s.markTail(target)
 	}
 	sh.streams[path] = s
 	sh.m.filesTracked.Set(float64(len(sh.streams)))

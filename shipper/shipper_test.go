@@ -1020,6 +1020,7 @@ func (s *scriptSink) close()                          {}
 func (s *scriptSink) topicMaxMessage(context.Context, string) (int, error) {
 	return 0, nil
 }
+func (s *scriptSink) resetTopic(string) {}
 func (s *scriptSink) produce(_ string, _ []byte, rec *schemas.Record, t ticket) {
 	s.mu.Lock()
 	s.got = append(s.got, strings.Clone(rec.Log)) // rec is only ours during the call

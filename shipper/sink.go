@@ -33,6 +33,10 @@ type sink interface {
 	// (max.message.bytes), 0 for no limit, or an error wrapping
 	// errTopicMissing.
 	topicMaxMessage(ctx context.Context, topic string) (int, error)
+	// resetTopic makes the output forget what it knows of a topic's
+	// partitions (their batch size): records of the topic in flight fail
+	// and are sent again.
+	resetTopic(topic string)
 	// sync makes everything acknowledged so far durable.
 	sync() error
 	// flush waits until every record handed over is acknowledged or failed.
@@ -104,6 +108,8 @@ func newKafkaSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, m *me
 // defaultBatchMax is the producer's batch size for a topic whose
 // max.message.bytes is not known: the producer's default, below Kafka's.
 const defaultBatchMax = 1000012
+
+func (k *kafkaSink) resetTopic(topic string) { k.cl.PurgeTopicsFromProducing(topic) }
 
 func (k *kafkaSink) topicMaxMessage(ctx context.Context, topic string) (int, error) {
 	rcs, err := k.adm.DescribeTopicConfigs(ctx, topic)
@@ -235,6 +241,8 @@ func newStdoutSink(w io.Writer) *stdoutSink {
 func (s *stdoutSink) name() string { return "stdout" }
 
 func (s *stdoutSink) topicMaxMessage(context.Context, string) (int, error) { return 0, nil }
+
+func (s *stdoutSink) resetTopic(string) {}
 
 func (s *stdoutSink) produce(_ string, _ []byte, rec *schemas.Record, t ticket) {
 	s.mu.Lock()

@@ -41,16 +41,18 @@ import (
 // checkpoint and reads again: lines may be sent twice (with the same record
 // id) but never skipped.
 type stream struct {
-	sh       *Shipper
-	key      string // the matched path
-	meta     PathMeta
-	t        *tenant
-	k8s      schemas.Kubernetes
-	recKey   []byte
-	overhead int64       // what a record costs beyond its message: its metadata, encoded, and the output's per-record memory
-	retry    backoffGate // this stream's own delivery failures (timeouts, unexpected errors)
-	start    startMode   // where a stream without a checkpoint starts
-	done     chan struct{}
+	sh        *Shipper
+	key       string // the matched path
+	meta      PathMeta
+	t         *tenant
+	k8s       schemas.Kubernetes
+	recKey    []byte
+	overhead  int64       // what a record costs beyond its message: its metadata, encoded, and the output's per-record memory
+	retry     backoffGate // this stream's own delivery failures (timeouts, unexpected errors)
+	start     startMode   // where a stream without a checkpoint starts
+	tailInode uint64      // with startTail: the file and its end when the stream was found
+	tailAt    int64
+	done      chan struct{}
 
 	state       atomic.Int32 // runIdle, runRunning, runWoken, runEnded
 	gone        atomic.Bool  // the matched path was removed
@@ -648,18 +650,38 @@ func (s *stream) locate(cp *streamPosition) ([]*tailFile, int64, error) {
 	return append(files, cur), 0, nil
 }
 
+// markTail fixes where a stream without a checkpoint starts when it starts
+// at the end of its file (SLUICE_SHIPPER_READ_FROM=tail, or a file older
+// than SLUICE_SHIPPER_IGNORE_OLDER): the end as the scan finds it, so that
+// lines written between the scan and the open are not skipped.
+func (s *stream) markTail(target string) {
+	fi, err := os.Stat(target)
+	if err != nil {
+		return
+	}
+	older := s.sh.cfg.IgnoreOlder > 0 && time.Since(fi.ModTime()) > s.sh.cfg.IgnoreOlder
+	if s.start != startTail && !older {
+		return
+	}
+	if older {
+		s.sh.m.filesSkipped.WithLabelValues("older").Inc()
+	}
+	_, ino, _ := statIdentity(fi)
+	s.start, s.tailInode, s.tailAt = startTail, ino, fi.Size()
+}
+
 // locateNew opens the files of a stream seen for the first time.
 func (s *stream) locateNew(target string, cur *tailFile) ([]*tailFile, int64, error) {
-	start := s.start
-	if older := s.sh.cfg.IgnoreOlder; older > 0 {
-		if fi, err := cur.f.Stat(); err == nil && time.Since(fi.ModTime()) > older {
-			s.sh.m.filesSkipped.WithLabelValues("older").Inc()
-			start = startTail
-		}
-	}
-	switch start {
+	switch s.start {
 	case startTail:
-		return []*tailFile{cur}, cur.size.Load(), nil
+		off := int64(0) // rotated since the scan: the new file is all new lines
+		if cur.id.Inode == s.tailInode {
+			off = s.tailAt
+			if cur.size.Load() < off {
+				off = 0 // truncated since
+			}
+		}
+		return []*tailFile{cur}, off, nil
 	case startRotations:
 		rots, err := listRotations(target)
 		if err != nil {

@@ -30,9 +30,10 @@ type tenant struct {
 	// large anyway (down to minRecord).
 	maxRecord atomic.Int64
 
-	mu      sync.Mutex
-	lastE   error
-	refresh bool // a background look-up of the topic's limits is running
+	mu       sync.Mutex
+	lastE    error
+	batchMax int64     // the producer's batch size for the topic
+	lastCut  time.Time // last halving by tooLarge
 }
 
 // tenantCounters are one tenant's counters, looked up once.
@@ -51,8 +52,10 @@ const (
 	// minRecord is the smallest record cap a too-large refusal can push a
 	// tenant to; a refusal at that size is permanent.
 	minRecord = 4096
-	// maxBatch bounds a producer batch whatever the topic allows.
+	// maxBatch bounds a producer batch whatever the topic allows;
+	// minBatch is the smallest a too-large refusal can push it to.
 	maxBatch = 1 << 20
+	minBatch = 16 << 10
 )
 
 // tenant returns the tenant named name, creating it (and starting the
@@ -78,6 +81,7 @@ func (sh *Shipper) tenant(name string) *tenant {
 		ready: make(chan struct{}),
 	}
 	t.maxRecord.Store(defaultMaxMessage - recordMargin)
+	t.batchMax = defaultBatchMax
 	sh.tenants[name] = t
 	go t.lookUpLimits(sh.readCtx)
 	return t
@@ -118,6 +122,9 @@ func (t *tenant) setLimit(maxMessage int) {
 		maxMessage = defaultMaxMessage * 64
 	}
 	t.maxRecord.Store(max(int64(maxMessage-recordMargin), minRecord))
+	t.mu.Lock()
+	t.batchMax = int64(min(maxMessage, maxBatch))
+	t.mu.Unlock()
 	t.sh.setBatchMax(t.topic, int32(min(maxMessage, maxBatch)))
 }
 
@@ -148,23 +155,36 @@ func (t *tenant) maxContent(overhead int64) int {
 
 // tooLarge handles a record Kafka refused as too large although it was
 // within the topic's limit as read (the limit could not be read, or
-// changed): records of this tenant are cut to half the size from now on.
+// changed). Whether the record or the producer's batch was too large
+// cannot be told, so both are cut to a quarter: records are cut shorter,
+// and the producer forgets the topic's partitions so that it sizes their
+// batches anew (from 1 MB, three cuts reach the smallest). Several streams
+// of the tenant report the same refusal: one cut per two seconds.
 func (t *tenant) tooLarge(err error) {
-	for {
-		cur := t.maxRecord.Load()
-		next := max(cur/2, minRecord)
-		if next == cur || t.maxRecord.CompareAndSwap(cur, next) {
-			if next != cur {
-				t.sh.m.capReductions.WithLabelValues(t.name).Inc()
-				t.sh.log.Warn("Kafka refused a record as too large; this tenant's records are cut shorter", "tenant", t.name, "topic", t.topic, "max_record_bytes", next, "err", err)
-			}
-			return
-		}
+	t.mu.Lock()
+	if time.Since(t.lastCut) < 2*time.Second {
+		t.mu.Unlock()
+		return
 	}
+	t.lastCut = time.Now()
+	rec := max(t.maxRecord.Load()/4, minRecord)
+	t.maxRecord.Store(rec)
+	batch := max(t.batchMax/4, minBatch)
+	t.batchMax = batch
+	t.mu.Unlock()
+	t.sh.setBatchMax(t.topic, int32(batch))
+	t.sh.sink.resetTopic(t.topic)
+	t.sh.m.capReductions.WithLabelValues(t.name).Inc()
+	t.sh.log.Warn("Kafka refused records as too large; this tenant's records and batches are cut shorter",
+		"tenant", t.name, "topic", t.topic, "max_record_bytes", rec, "max_batch_bytes", batch, "err", err)
 }
 
-// atFloor reports whether records cannot be cut any shorter.
-func (t *tenant) atFloor() bool { return t.maxRecord.Load() <= minRecord }
+// atFloor reports whether records and batches cannot be cut any shorter.
+func (t *tenant) atFloor() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.maxRecord.Load() <= minRecord && t.batchMax <= minBatch
+}
 
 // failed records the error that tripped the gate, for the once-mode report.
 func (t *tenant) failed(err error) {
