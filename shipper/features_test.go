@@ -780,7 +780,6 @@ func TestCloseInactive(t *testing.T) {
 	}
 }
 
-
 // TestBatchesShrinkWhenTopicLimitUnreadable: the shipper may not read the
 // topic's max.message.bytes (DescribeConfigs refused), and the topic takes
 // less than the producer's default batch. Kafka then refuses whole batches
