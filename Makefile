@@ -8,13 +8,16 @@ IMAGE    ?= sluice
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test bench lint fmt fuzz image manifests loadtest
+.PHONY: help build build-prod run test bench lint fmt fuzz image manifests loadtest
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-build: ## build bin/sluice
+build: ## build bin/sluice (every command; make run needs it)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sluice
+
+build-prod: ## build bin/sluice-prod as the image does: -tags nodev leaves out dev and loadtest (a smaller footprint on every node)
+	$(GO) build -trimpath -tags nodev -ldflags '$(LDFLAGS)' -o bin/sluice-prod ./cmd/sluice
 
 image: ## docker build the image sluice:<version> (IMAGE= renames it); needs a Docker engine, which the development machines lack
 	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE):$(VERSION) .
@@ -24,6 +27,7 @@ run: build ## run the whole pipeline in one process (sluice dev): embedded Kafka
 
 test: ## vet, run every test with the race detector, the allocation tests without it, and the deployment tests
 	$(GO) vet ./...
+	$(GO) vet -tags nodev ./cmd/sluice
 	$(GO) test -race -timeout 10m ./...
 	$(GO) test -run 'Allocs$$' ./...
 	@# deploy/ is its own module (Helm, Kubernetes and Prometheus libraries stay out of the

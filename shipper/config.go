@@ -111,15 +111,6 @@ func (c *Config) tenantMaxBuffered() int64 {
 	return min(max(c.MaxBufferedBytes/4, int64(c.MaxLineBytes)+16<<10), c.MaxBufferedBytes)
 }
 
-// MemoryLimit is the Go soft memory limit the shipper command sets when
-// GOMEMLIMIT is not in the environment: a base for the runtime, the Kafka
-// client and its compressors, plus room for the read-ahead budget twice
-// (once as read, once encoded). With the defaults it is 24 MiB, which holds
-// the resident set near 34 MiB at 20,000 lines/s (see the README).
-func (c *Config) MemoryLimit() int64 {
-	return 16<<20 + 2*c.MaxBufferedBytes
-}
-
 // nodeName returns the configured node name or the host name.
 func (c *Config) nodeName() string {
 	if c.NodeName != "" {

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -72,10 +71,6 @@ func newKafkaSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, m *me
 		kgo.WithLogger(kafka.NewLogger(log)),
 		kgo.WithHooks(kafka.NewMetrics(reg)),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // the default with idempotence; stated because delivery depends on it
-		// zstd (Kafka >= 2.1) at its fastest level: on a node, CPU is worth
-		// more than the last few percent of compression ratio. It is a
-		// quarter of the shipper's CPU at the default level.
-		kgo.ProducerBatchCompression(kgo.ZstdCompression().WithLevel(int(zstd.SpeedFastest)), kgo.NoCompression()),
 		// The shipper's byte budget bounds what is buffered, charging each
 		// record at least recordOverhead bytes: kgo's own limits (bytes
 		// unlimited by default, records set above any budget's reach)
@@ -171,6 +166,13 @@ func (k *kafkaSink) produce(topic string, key []byte, rec *schemas.Record, t tic
 	k.cl.Produce(context.Background(), &it.rec, k.promise)
 }
 
+// pooledValueMax is the largest value buffer kept with a pooled record.
+// Most lines are a few hundred bytes; a buffer grown for one of the rare
+// long ones would stay with its item for ever, and the pool holds as many
+// items as were ever in flight at once (tens of megabytes of buffers that
+// no budget counts).
+const pooledValueMax = 4 << 10
+
 // promise is called by kgo once per record, in order per partition; after
 // it the record is ours again.
 func (k *kafkaSink) promise(r *kgo.Record, err error) {
@@ -180,7 +182,7 @@ func (k *kafkaSink) promise(r *kgo.Record, err error) {
 		k.deadLetter(t.s.t, r, err)
 	}
 	v := r.Value[:0]
-	if cap(v) > 64<<10 { // do not pool the buffers of rare huge messages
+	if cap(v) > pooledValueMax {
 		v = nil
 	}
 	it.rec = kgo.Record{Value: v}

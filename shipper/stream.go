@@ -1412,7 +1412,9 @@ func (s *stream) ack(seq uint64, cost int64, err error) (deadLetter bool) {
 	case s.qHead == len(s.q):
 		s.qBase += uint64(len(s.q))
 		s.q, s.qHead = s.q[:0], 0
-	case s.qHead > 4096 && s.qHead > len(s.q)/2:
+	case s.qHead >= 256 && s.qHead >= len(s.q)/2:
+		// Acknowledged entries are dropped from the front once they are
+		// half the queue: the queue stays about twice what is in flight.
 		n := copy(s.q, s.q[s.qHead:])
 		s.qBase += uint64(s.qHead)
 		s.q, s.qHead = s.q[:n], 0

@@ -18,7 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/config"
-	"github.com/sluicelogs/sluice/internal/devstack"
+	"github.com/sluicelogs/sluice/internal/demo"
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/internal/nodelog"
 	"github.com/sluicelogs/sluice/internal/telemetry"
@@ -130,12 +130,12 @@ func runDemoWith(ctx context.Context, cfg demoConfig, opts demoOptions, st stage
 	}
 	st.ready(true)
 	defer st.ready(false)
-	st.log.Info("demo writing container logs", "tenants", strings.Join(slices.Sorted(maps.Keys(devstack.DemoPipelines)), ","),
+	st.log.Info("demo writing container logs", "tenants", strings.Join(slices.Sorted(maps.Keys(demo.Pipelines)), ","),
 		"rate", opts.rate, "node", opts.node, "glob", node.ContainersGlob())
 
 	// The links in var/log/containers are relative (nodelog), so the tree
 	// works wherever a shipper's container mounts it.
-	err = (&devstack.Demo{Node: node, Rate: opts.rate, Limit: opts.limit}).Run(ctx)
+	err = (&demo.Workload{Node: node, Rate: opts.rate, Limit: opts.limit}).Run(ctx)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
@@ -175,7 +175,7 @@ func demoSetup(ctx context.Context, kcfg kafka.Config, timeout time.Duration, lo
 		cancel()
 		switch {
 		case err == nil:
-			log.Info("demo tenants ready", "tenants", strings.Join(slices.Sorted(maps.Keys(devstack.DemoPipelines)), ","),
+			log.Info("demo tenants ready", "tenants", strings.Join(slices.Sorted(maps.Keys(demo.Pipelines)), ","),
 				"config_topic", kcfg.Topics().Config())
 			return nil
 		case ctx.Err() != nil:

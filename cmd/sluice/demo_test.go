@@ -4,14 +4,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluicelogs/sluice/internal/devstack"
+	"github.com/sluicelogs/sluice/internal/demo"
 	"github.com/sluicelogs/sluice/router"
 )
 
 // TestDemoPipelines: every pipeline of the dev stack's demo loads and
 // passes its own tests.
 func TestDemoPipelines(t *testing.T) {
-	for tenant, src := range devstack.DemoPipelines {
+	for tenant, src := range demo.Pipelines {
 		p, err := router.Load([]byte(src))
 		if err != nil {
 			t.Errorf("%s: %v", tenant, err)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"syscall"
 	_ "time/tzdata" // SLUICE_INDEXER_TIMEZONE works in images without a zoneinfo database
 )
@@ -58,8 +59,7 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{
-		{"dev", "run the whole pipeline in one process with embedded Kafka and Elasticsearch (make run)", runDev},
+	return slices.Concat(devCommands()[:1], []command{
 		{"demo", "write the demo workload's container logs for a shipper, after making its tenants (docker compose)", runDemo},
 		{"shipper", "tail container logs on this node and produce them to per-tenant Kafka topics", runShipper},
 		{"pipeline", "validate, test, apply, get, list and delete per-tenant pipelines", runPipeline},
@@ -69,13 +69,13 @@ func commands() []command {
 		{"produce", "send lines or JSON objects from stdin to a tenant's raw topic", runProduce},
 		{"tail", "follow a tenant's parsed topic (or its errors) like kubectl logs -f", runTail},
 		{"search", "search a tenant's indices with a Lucene query string, newest first", runSearch},
-		{"loadtest", "run a load test scenario end to end with loss accounting (loadtest/scenarios)", runLoadtest},
+	}, devCommands()[1:], []command{
 		{"probe", "exit 0 when a stage's /readyz answers 2xx (health checks in images without a shell)", runProbe},
 		{"version", "print the version and commit", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintf(stdout, "sluice %s (commit %s)\n", version, buildCommit())
 			return err
 		}},
-	}
+	})
 }
 
 func main() {

@@ -5,8 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"runtime/debug"
 
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/shipper"
@@ -42,12 +40,12 @@ func runShipper(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *validate {
 		return printSettings(stdout, "shipper", &cfg)
 	}
-	// A node agent's footprint matters more than the little CPU the GC
-	// spends keeping it small; an explicit GOMEMLIMIT (for example from the
-	// pod's memory limit) wins.
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(cfg.MemoryLimit())
-	}
+	// No soft memory limit of its own: the heap is bounded by the byte
+	// budget (what is read and not yet acknowledged) and the garbage
+	// collector's default pacing (GOGC=100). A soft limit below the live
+	// heap makes the collector run without pause (a limit tuned for a quiet
+	// node thrashes on a busy one); in Kubernetes GOMEMLIMIT comes from the
+	// container's memory limit (the Helm chart sets it) and is the backstop.
 	opts := shipper.Options{Once: *once, Version: version}
 	switch *output {
 	case "kafka":

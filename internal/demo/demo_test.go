@@ -1,4 +1,4 @@
-package devstack
+package demo
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 // included, and rotates.
 func TestDemoWrites(t *testing.T) {
 	node := &nodelog.Node{Root: t.TempDir()}
-	d := &Demo{Node: node, Rate: -1, Limit: 3000, RotateBytes: 64 << 10}
+	d := &Workload{Node: node, Rate: -1, Limit: 3000, RotateBytes: 64 << 10}
 	if err := d.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,7 @@
-package devstack
+// Package demo is the demo workload of sluice dev and the docker compose
+// stack: the pipelines of three demo tenants and the container logs their
+// pods write. It is not part of any stage.
+package demo
 
 import (
 	"context"
@@ -10,12 +13,12 @@ import (
 	"github.com/sluicelogs/sluice/internal/nodelog"
 )
 
-// DemoPipelines are the pipelines of the demo tenants, by tenant: shop
+// Pipelines are the pipelines of the demo tenants, by tenant: shop
 // joins stack traces and parses JSON application logs; payments parses
 // text lines with a regex and routes audit lines to their own stream; web
 // parses access logs with a regex, so that the malformed line the demo
 // writes now and then goes to its dead-letter topic.
-var DemoPipelines = map[string]string{
+var Pipelines = map[string]string{
 	"shop": `tenant: shop
 version: 1
 steps:
@@ -50,11 +53,11 @@ tests:
 `,
 }
 
-// Demo writes a demo workload into a node log tree: pods of the demo
+// Workload writes a demo workload into a node log tree: pods of the demo
 // tenants writing JSON application logs, plain text, stack traces, access
 // logs, now and then a line longer than 16 KiB (written as partial lines)
 // and a malformed line, with kubelet-style rotation.
-type Demo struct {
+type Workload struct {
 	Node *nodelog.Node
 	// Rate is the number of messages per second, over all pods (default
 	// 50; negative: as fast as possible, for tests).
@@ -73,7 +76,7 @@ type demoPod struct {
 
 // Run writes until ctx ends. It returns an error when the log tree cannot
 // be written.
-func (d *Demo) Run(ctx context.Context) error {
+func (d *Workload) Run(ctx context.Context) error {
 	rate, rotate := d.Rate, d.RotateBytes
 	if rate == 0 {
 		rate = 50

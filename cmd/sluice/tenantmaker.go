@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelogs/sluice/internal/demo"
+	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/nodelog"
+	"github.com/sluicelogs/sluice/router"
+)
+
+// tenantMaker makes tenants for the dev stack and `sluice demo`: topics
+// only (no user), with ACLs where the cluster has an authorizer. It makes
+// the demo's tenants, and in dev a tenant for every namespace that appears
+// in the node tree and every tenant a pipeline is applied for.
+type tenantMaker struct {
+	adm    *kadm.Client
+	topics kafka.Topics
+	log    *slog.Logger
+
+	mu     sync.Mutex // ensure runs from the watcher and the route follower
+	known  map[string]bool
+	warned bool // about a cluster without an authorizer
+}
+
+func newTenantMaker(adm *kadm.Client, topics kafka.Topics, log *slog.Logger) *tenantMaker {
+	return &tenantMaker{adm: adm, topics: topics, log: log, known: map[string]bool{}}
+}
+
+func (d *tenantMaker) ensure(ctx context.Context, tenant string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.known[tenant] {
+		return nil
+	}
+	res, err := kafka.ProvisionTenant(ctx, d.adm, d.topics, tenant, kafka.TenantSpec{Partitions: 3, ReplicationFactor: -1})
+	if err != nil {
+		return fmt.Errorf("tenant %s: %w", tenant, err)
+	}
+	if len(res.TopicsCreated) > 0 {
+		d.log.Info("tenant created", "tenant", tenant, "topics", res.TopicsCreated)
+	}
+	if res.ACLsSkipped && !d.warned {
+		d.log.Warn("the Kafka cluster has no authorizer (SECURITY_DISABLED): no ACLs were set, so tenants' topics are not protected from other clients")
+		d.warned = true
+	}
+	d.known[tenant] = true
+	return nil
+}
+
+// setup makes the config topic and, with demo, the demo tenants, their
+// pipelines (a stored version as high is left alone) and their route
+// stream topics.
+func (d *tenantMaker) setup(ctx context.Context, cl *kgo.Client, withDemo bool) error {
+	if err := router.EnsureConfigTopic(ctx, d.adm, d.topics.Config()); err != nil {
+		return fmt.Errorf("config topic: %w", err)
+	}
+	if !withDemo {
+		return nil
+	}
+	for _, tenant := range slices.Sorted(maps.Keys(demo.Pipelines)) {
+		src := []byte(demo.Pipelines[tenant])
+		if err := d.ensure(ctx, tenant); err != nil {
+			return err
+		}
+		p, err := router.ApplyPipeline(ctx, cl, d.topics.Config(), src)
+		if errors.Is(err, router.ErrVersionNotIncreasing) {
+			p, err = router.Load(src)
+		}
+		if err != nil {
+			return fmt.Errorf("demo pipeline %s: %w", tenant, err)
+		}
+		if err := d.ensureStreams(ctx, tenant, p); err != nil {
+			return fmt.Errorf("demo pipeline %s: %w", tenant, err)
+		}
+	}
+	return nil
+}
+
+// ensureStreams creates the route stream topics of a tenant's pipeline.
+func (d *tenantMaker) ensureStreams(ctx context.Context, tenant string, p *router.Pipeline) error {
+	var errs []error
+	for _, stream := range p.Streams() {
+		topic := d.topics.ParsedStream(tenant, stream)
+		if _, err := d.adm.CreateTopic(ctx, 3, -1, nil, topic); err == nil {
+			d.log.Info("route stream topic created", "tenant", tenant, "topic", topic)
+		} else if !errors.Is(err, kerr.TopicAlreadyExists) {
+			errs = append(errs, fmt.Errorf("create route stream topic %s: %w", topic, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// followRoutes creates the route stream topics of every pipeline applied
+// (the demo's and the user's), so that routing works in dev without an
+// administrator.
+func (d *tenantMaker) followRoutes(ctx context.Context, opts []kgo.Opt) error {
+	err := router.FollowConfig(ctx, opts, d.topics.Config(), func(tenant string, src []byte) {
+		p, err := router.Load(src)
+		if err != nil || src == nil {
+			return // the router reports a pipeline that does not load
+		}
+		if err := d.ensure(ctx, tenant); err != nil {
+			d.log.Warn("making a tenant for a pipeline failed", "tenant", tenant, "err", err)
+			return
+		}
+		if err := d.ensureStreams(ctx, tenant, p); err != nil && ctx.Err() == nil {
+			d.log.Warn("creating a route stream topic failed", "tenant", tenant, "err", err)
+		}
+	}, func() {})
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// watch looks for new namespaces in the node tree every second.
+func (d *tenantMaker) watch(ctx context.Context, node *nodelog.Node) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		links, _ := filepath.Glob(node.ContainersGlob())
+		for _, l := range links {
+			// <pod>_<namespace>_<container>-<id>.log
+			parts := strings.Split(strings.TrimSuffix(filepath.Base(l), ".log"), "_")
+			if len(parts) != 3 || kafka.ValidateTenant(parts[1]) != nil {
+				continue
+			}
+			if err := d.ensure(ctx, parts[1]); err != nil && ctx.Err() == nil {
+				d.log.Warn("making a tenant for a new namespace failed; retrying", "namespace", parts[1], "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
