@@ -2,6 +2,7 @@ package shipper
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -163,18 +164,15 @@ func (s *share) release(n int64) {
 // grant serves the waiters that fit, the first of each tenant only, in
 // arrival order. b.mu must be held.
 func (b *budget) grant() {
-	var blocked map[*share]bool
 	kept := b.waiters[:0]
 	for _, w := range b.waiters {
-		if !blocked[w.s] && b.fits(w.s, w.n) {
+		// kept holds the waiters not served so far: a tenant with one of
+		// them waits behind it.
+		if !slices.ContainsFunc(kept, func(k *budgetWaiter) bool { return k.s == w.s }) && b.fits(w.s, w.n) {
 			b.take(w.s, w.n)
 			close(w.granted)
 			continue
 		}
-		if blocked == nil {
-			blocked = map[*share]bool{}
-		}
-		blocked[w.s] = true
 		kept = append(kept, w)
 	}
 	clear(b.waiters[len(kept):])

@@ -155,7 +155,11 @@ var contentTypeHeaders = []kgo.RecordHeader{contentType} // read-only, shared by
 // limits out of reach.
 func (k *kafkaSink) produce(topic string, key []byte, rec *schemas.Record, t ticket) {
 	it := kafkaItems.Get().(*kafkaItem)
-	v, err := schemas.AppendSingleObject(it.rec.Value[:0], rec)
+	buf := it.rec.Value[:0]
+	if n := len(rec.Log) + 2048; n > pooledValueMax {
+		buf = getBuf(n) // a long message: a buffer of its size class
+	}
+	v, err := schemas.AppendSingleObject(buf, rec)
 	if err != nil { // only attributes of a type Avro cannot carry; the shipper sets none
 		kafkaItems.Put(it)
 		t.done(fmt.Errorf("encode record: %w", err))
@@ -183,6 +187,7 @@ func (k *kafkaSink) promise(r *kgo.Record, err error) {
 	}
 	v := r.Value[:0]
 	if cap(v) > pooledValueMax {
+		putBuf(v)
 		v = nil
 	}
 	it.rec = kgo.Record{Value: v}

@@ -1272,6 +1272,7 @@ func (s *stream) line(f *tailFile, off, next int64, raw []byte, extra int64, par
 func (s *stream) emitGroup(slot int, end position, partial bool, cost int64) {
 	g := s.groups[slot]
 	s.emit(g.start, end, g.time, g.stream, g.format, g.buf, g.size, g.truncated, partial, g.parts, cost)
+	putBuf(g.buf) // emit keeps nothing of it
 	s.groups[slot] = nil
 	s.mu.Lock()
 	s.groupAt[slot] = nil // the queued record holds the checkpoint now
@@ -1480,6 +1481,7 @@ func (s *stream) recover(cause error) {
 	for i, g := range s.groups {
 		if g != nil {
 			s.t.share.release(g.charge)
+			putBuf(g.buf)
 			s.groups[i] = nil
 		}
 	}
@@ -1658,6 +1660,7 @@ func (s *stream) releaseFiles() {
 			for k, g := range s.groups {
 				if g != nil {
 					s.t.share.release(g.charge)
+					putBuf(g.buf)
 					s.groups[k] = nil
 				}
 			}

@@ -7,14 +7,15 @@ import (
 
 // appendCapped appends src to dst without letting dst grow past limit bytes.
 // It reports whether anything was cut. The cut may leave an incomplete UTF-8
-// sequence at the end of dst; finishText repairs that.
+// sequence at the end of dst; finishText repairs that. dst is a buffer from
+// getBuf (or nil): it grows through the pools.
 func appendCapped(dst, src []byte, limit int) ([]byte, bool) {
 	room := limit - len(dst)
 	if room >= len(src) {
-		return append(dst, src...), false
+		return appendPooled(dst, src), false
 	}
 	if room > 0 {
-		dst = append(dst, src[:room]...)
+		dst = appendPooled(dst, src[:room])
 	}
 	return dst, true
 }
