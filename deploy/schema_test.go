@@ -39,6 +39,7 @@ func TestSchemaRejects(t *testing.T) {
 		"env without prefix":        {"indexer: {env: {WORKERS: 4}}", "at '/indexer/env': additional properties 'WORKERS' not allowed"},
 		"env value an object":       {"router: {env: {SLUICE_ROUTER_BATCH_RECORDS: {n: 1}}}", "at '/router/env/SLUICE_ROUTER_BATCH_RECORDS': got object, want boolean or number or string"},
 		"log format":                {"log: {format: logfmt}", "at '/log/format': value must be one of 'text', 'json'"},
+		"unknown compression":       {"kafka: {compression: brotli}", "at '/kafka/compression': value must be one of '', 'snappy', 'lz4', 'zstd', 'gzip', 'none'"},
 		"pull policy":               {"image: {pullPolicy: always}", "at '/image/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'"},
 		"numeric image tag":         {"image: {tag: 1.2}", "at '/image/tag': got number, want string"},
 		"port out of range":         {"telemetryPort: 70000", "at '/telemetryPort': maximum"},
@@ -70,6 +71,8 @@ func TestSchemaAccepts(t *testing.T) {
 		"free-form securityContext": {"shipper: {securityContext: {runAsUser: 0, seLinuxOptions: {type: spc_t}}}", "seLinuxOptions:\n              type: spc_t"},
 		"pdb as a percentage":       {`router: {pdb: {maxUnavailable: "50%"}}`, "maxUnavailable: 50%"},
 		"unlimited retention":       {"strimzi: {enabled: true, topicDefaults: {retentionMs: -1}, tenants: [{name: shop}]}", `retention.ms: "-1"`},
+		"shipper settings in env":   {"shipper: {env: {SLUICE_SHIPPER_HELD_FILES_MAX_BYTES: 536870912, SLUICE_SHIPPER_READ_FROM: tail}}", "- name: SLUICE_SHIPPER_HELD_FILES_MAX_BYTES\n              value: \"536870912\""},
+		"compression":               {"kafka: {compression: zstd}", "- name: SLUICE_KAFKA_COMPRESSION\n              value: \"zstd\""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			ms, err := render(writeValues(t, dir, name, tc.values))

@@ -3,8 +3,12 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
@@ -94,4 +98,42 @@ func (s loadedStage) fileSettings() map[string]string {
 		}
 	}
 	return files
+}
+
+// TestValuesEnvExamples checks the settings values.yaml gives as examples of
+// a stage's env (comment lines "#   SLUICE_...: value" in the stage's
+// section): each is a setting of that stage, and together they are valid.
+func TestValuesEnvExamples(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(chartDir, "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := regexp.MustCompile(`^([a-zA-Z]+):`)
+	example := regexp.MustCompile(`^\s*#\s+(SLUICE_[A-Z0-9_]+): (\S+)$`)
+	examples := map[string]map[string]string{}
+	stage := ""
+	for _, l := range strings.Split(string(b), "\n") {
+		if m := section.FindStringSubmatch(l); m != nil {
+			stage = m[1]
+		}
+		if m := example.FindStringSubmatch(l); m != nil {
+			if !slices.Contains(stageNames, stage) {
+				t.Errorf("values.yaml: example %s outside a stage's section", m[1])
+				continue
+			}
+			if examples[stage] == nil {
+				examples[stage] = map[string]string{}
+			}
+			examples[stage][m[1]] = m[2]
+		}
+	}
+	if len(examples["shipper"]) == 0 {
+		t.Fatal("values.yaml: no example of the shipper's env found")
+	}
+	for stage, env := range examples {
+		env["SLUICE_NODE_NAME"] = "node-a" // the chart sets it from spec.nodeName
+		if _, err := loadStage(stage, env); err != nil {
+			t.Errorf("values.yaml: the %s env examples: %v", stage, err)
+		}
+	}
 }

@@ -65,6 +65,10 @@ Credentials are files (volumes below), never values.
   value: {{ printf "%s-%s" (include "sluice.fullname" $root) .stage | quote }}
 - name: SLUICE_TOPIC_PREFIX
   value: {{ $k.topicPrefix | quote }}
+{{- with $k.compression }}
+- name: SLUICE_KAFKA_COMPRESSION
+  value: {{ . | quote }}
+{{- end }}
 {{- if $k.tls.enabled }}
 - name: SLUICE_KAFKA_TLS_ENABLED
   value: "true"
