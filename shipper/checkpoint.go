@@ -46,6 +46,10 @@ type streamPosition struct {
 	Path string `json:"path"`
 	fileIdentity
 	Offset int64 `json:"offset"`
+	// Size is the file's size when last seen (uncompressed): if the file
+	// is gone when the stream is reopened, Size - Offset bytes at least
+	// were lost with it.
+	Size int64 `json:"size,omitempty"`
 }
 
 // checkpointStore reads and writes the checkpoint file in a directory. It is

@@ -66,7 +66,9 @@
 // its decompressed first line; the record ids do not change. Docker's
 // json-file rotations (<id>-json.log.1, .2.gz, ...) are followed the same
 // way. A checkpointed file found neither plain nor compressed was deleted
-// unread (checkpoint_misses_total); the remaining rotations are read again.
+// unread (checkpoint_misses_total, and lost_bytes_total{reason="deleted"}
+// with at least the bytes it had when last seen); the remaining rotations
+// are read again.
 // A file truncated in place (copytruncate) is read again from its start;
 // lines written between the last read and the truncation are lost with it,
 // which is why kubelet does not rotate that way. The runtime may write to a
@@ -133,8 +135,8 @@
 //	read_bytes_total{tenant}                  bytes read
 //	records_produced_total{tenant}            records acknowledged by the output
 //	produce_errors_total{tenant,reason}       failed deliveries; reason: topic_missing, denied, message_too_large, timeout, rejected, shutdown, other (all but rejected are sent again)
-//	lost_lines_total{tenant,reason}           lines that could not be shipped: released, rejected, unreadable
-//	lost_bytes_total{tenant,reason}           their bytes
+//	lost_lines_total{tenant,reason}           lines that could not be shipped: released, rejected
+//	lost_bytes_total{tenant,reason}           bytes that could not be shipped: released, rejected, deleted (a file deleted unread; at least), unreadable (compressed bytes of a damaged .gz)
 //	dead_letters_total{tenant,reason}         records written to the tenant's dead-letter topic
 //	dead_letter_errors_total{tenant}          dead letters that could not be written
 //	partial_flushes_total{tenant}             messages shipped flagged partial after the flush timeout
@@ -147,12 +149,13 @@
 //	open_errors_total{reason}                 failed opens, retried: fd_limit, not_found, permission, other
 //	checkpoint_errors_total{reason}           corrupt checkpoint files, failed saves
 //	checkpoint_misses_total{tenant}           checkpointed files deleted before they were read to their end
+//	damaged_files_total{tenant}               compressed rotations that ended early (their lines past the damage are lost)
 //	files_tracked                             streams being tailed
 //	files_open                                log files held open
 //	files_polled                              streams polled because their directory cannot be watched
 //	held_deleted_files, held_deleted_bytes    deleted files held open, and the disk they hold
 //	unshipped_bytes{tenant}                   file bytes after the checkpoints (alert when it grows)
-//	oldest_unshipped_age_seconds{tenant}      how long the tenant's longest-waiting stream has been behind
+//	oldest_unshipped_age_seconds{tenant}      how long the tenant's longest-waiting stream has had bytes not yet delivered without Kafka acknowledging any of its records
 //	buffered_bytes{tenant}                    bytes read and not yet acknowledged
 //	checkpoint_age_seconds                    time since the checkpoints were last known saved
 //	checkpoint_saved_timestamp_seconds        time of the last successful checkpoint save

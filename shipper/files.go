@@ -2,7 +2,6 @@ package shipper
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -122,16 +121,23 @@ func (g *gzSource) ReadAt(p []byte, off int64) (int, error) {
 			return 0, g.fail(err)
 		}
 	}
-	n, err := io.ReadFull(g.zr, p)
-	g.pos += int64(n)
-	if err != nil {
-		return n, g.fail(err)
+	n := 0
+	for n < len(p) {
+		k, err := g.zr.Read(p[n:])
+		n += k
+		if err != nil {
+			g.pos += int64(n)
+			return n, g.fail(err)
+		}
 	}
+	g.pos += int64(n)
 	return n, nil
 }
 
+// fail ends the data: cleanly at io.EOF; at anything else (a stream cut
+// short ends in io.ErrUnexpectedEOF) the rest of the file is unreadable.
 func (g *gzSource) fail(err error) error {
-	if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+	if err != io.EOF {
 		g.err = fmt.Errorf("decompress: %w", err)
 	}
 	return io.EOF
@@ -139,6 +145,17 @@ func (g *gzSource) fail(err error) error {
 
 // Err is the decompression error that ended the data early, if any.
 func (g *gzSource) Err() error { return g.err }
+
+// unread is how many compressed bytes were not decompressed: what a
+// decompression error left unread.
+func (g *gzSource) unread() int64 {
+	pos, err := g.f.Seek(0, io.SeekCurrent)
+	fi, serr := g.f.Stat()
+	if err != nil || serr != nil || g.br == nil {
+		return 0
+	}
+	return max(fi.Size()-(pos-int64(g.br.Buffered())), 0)
+}
 
 // openTailFile opens path as a plain file, or, when its name ends in .gz,
 // as a compressed rotation.

@@ -25,6 +25,7 @@ type metrics struct {
 	openErrors       *prometheus.CounterVec
 	checkpointErrors *prometheus.CounterVec
 	checkpointMisses *prometheus.CounterVec
+	damagedFiles     *prometheus.CounterVec
 
 	filesTracked     prometheus.Gauge
 	filesOpen        prometheus.Gauge
@@ -56,13 +57,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(g)
 		return g
 	}
-	return &metrics{
+	m := &metrics{
 		linesRead:        counter("lines_read_total", "Physical lines read from container log files.", "tenant"),
 		bytesRead:        counter("read_bytes_total", "Bytes read from container log files.", "tenant"),
 		recordsProduced:  counter("records_produced_total", "Records acknowledged by the output (Kafka, or written to stdout).", "tenant"),
 		produceErrors:    counter("produce_errors_total", "Records the output failed to deliver, by reason (topic_missing, denied, message_too_large, timeout, rejected, shutdown, other). All but rejected are read and sent again.", "tenant", "reason"),
-		lostLines:        counter("lost_lines_total", "Lines that could not be shipped, by reason: released (a deleted file held past SLUICE_SHIPPER_HELD_FILES_MAX_AGE/_MAX_BYTES), rejected (Kafka refused the record for good; it is dead-lettered), unreadable (a compressed rotation that cannot be decompressed).", "tenant", "reason"),
-		lostBytes:        counter("lost_bytes_total", "Bytes of the lines counted in lost_lines_total, by reason.", "tenant", "reason"),
+		lostLines:        counter("lost_lines_total", "Lines that could not be shipped, by reason: released (a deleted file held past SLUICE_SHIPPER_HELD_FILES_MAX_AGE/_MAX_BYTES), rejected (Kafka refused the record for good; it is dead-lettered). Lines of a file deleted before it was read (deleted) or past damage in a compressed rotation (unreadable) cannot be counted: see lost_bytes_total.", "tenant", "reason"),
+		lostBytes:        counter("lost_bytes_total", "Bytes that could not be shipped, by reason: released, rejected, deleted (a checkpointed file deleted before it was read to its end: at least the bytes it had when last seen), unreadable (compressed bytes left after damage in a compressed rotation).", "tenant", "reason"),
 		deadLetters:      counter("dead_letters_total", "Records written to the tenant's dead-letter topic, by reason.", "tenant", "reason"),
 		deadLetterErrors: counter("dead_letter_errors_total", "Dead letters that could not be written.", "tenant"),
 		partialFlushes:   counter("partial_flushes_total", "Messages whose end never came (CRI P without F, docker log without newline, unterminated last line), shipped flagged partial after SLUICE_SHIPPER_PARTIAL_FLUSH_TIMEOUT.", "tenant"),
@@ -75,6 +76,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		openErrors:       counter("open_errors_total", "Failed opens of log files, retried with backoff, by reason (fd_limit, not_found, permission, other).", "reason"),
 		checkpointErrors: counter("checkpoint_errors_total", "Checkpoint load or save failures, by reason (corrupt, save).", "reason"),
 		checkpointMisses: counter("checkpoint_misses_total", "Checkpointed files deleted before they were read to their end (found neither plain nor compressed when the stream was reopened); their unread lines could not be shipped.", "tenant"),
+		damagedFiles:     counter("damaged_files_total", "Compressed rotations that ended early (damaged or cut short): the lines past the damage are lost and cannot be counted (lost_bytes_total{reason=\"unreadable\"} has the compressed bytes left).", "tenant"),
 		filesTracked:     gauge("files_tracked", "Container log streams being tailed."),
 		filesOpen:        gauge("files_open", "Log files held open (each one a file descriptor)."),
 		filesPolled:      gauge("files_polled", "Streams whose directory could not be watched and are polled every SLUICE_SHIPPER_POLL_INTERVAL instead."),
@@ -87,4 +89,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		tenantsPaused:    gauge("tenants_paused", "Tenants whose shipping is paused because their topic is missing or access is denied."),
 		checkpointSaveAt: gauge("checkpoint_saved_timestamp_seconds", "Unix time of the last successful checkpoint save."),
 	}
+	return m
+}
+
+// forTenant creates a tenant's series of the counters that count rare
+// events, at 0, so that rate() and increase() see their first event.
+func (m *metrics) forTenant(tenant string) {
+	for _, r := range []string{reasonRejected, "released"} {
+		m.lostLines.WithLabelValues(tenant, r)
+	}
+	for _, r := range []string{reasonRejected, "released", "deleted", "unreadable"} {
+		m.lostBytes.WithLabelValues(tenant, r)
+	}
+	m.deadLetters.WithLabelValues(tenant, reasonRejected)
+	m.deadLetterErrors.WithLabelValues(tenant)
+	m.partialFlushes.WithLabelValues(tenant)
+	m.capReductions.WithLabelValues(tenant)
+	m.checkpointMisses.WithLabelValues(tenant)
+	m.damagedFiles.WithLabelValues(tenant)
 }

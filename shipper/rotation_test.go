@@ -399,3 +399,97 @@ func TestUnterminatedMessagesFlushed(t *testing.T) {
 		}
 	}
 }
+
+// TestDamagedAndDeletedRotations: of the files a stream had not read when
+// the shipper came back, one was deleted and one compressed rotation is cut
+// short. What can be read is shipped, the rest is counted lost (bytes: the
+// lines cannot be counted), and nothing stops the stream.
+func TestDamagedAndDeletedRotations(t *testing.T) {
+	node := &nodelog.Node{Root: t.TempDir()}
+	c, _ := node.AddContainer("shop", "p", "c", nodelog.CRI)
+	cfg := testConfig(t, node, nil, nil)
+	n := 0
+	write := func(k int) {
+		for range k {
+			_ = c.Write(time.Now(), "stdout", message("c", n, 60))
+			n++
+		}
+	}
+	write(10)
+	if got := runOnceStdout(t, cfg); len(got) != 10 {
+		t.Fatalf("first run shipped %d lines, want 10", len(got))
+	}
+	// Deleted unread: the checkpointed file, with 5 lines after the
+	// checkpoint.
+	write(5)
+	gone, err := c.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(gone); err != nil {
+		t.Fatal(err)
+	}
+	// Damaged: a rotation whose compressed copy is cut in the middle.
+	write(200)
+	damaged, err := c.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gzipRotation(t, damaged)
+	gz, err := os.ReadFile(damaged + ".gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(damaged+".gz", gz[:len(gz)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	write(10) // the current file
+
+	var out bytes.Buffer
+	r := startShipper(t, cfg, Options{Stdout: &out, Once: true})
+	if err := <-r.done; err != nil {
+		t.Fatal(err)
+	}
+	r.cancel = nil
+	lines := strings.Count(out.String(), "\n")
+	if lines < 10+1 || lines >= 10+200 {
+		t.Errorf("shipped %d records; want the current file's 10 and the readable head of the damaged rotation", lines)
+	}
+	if !strings.Contains(out.String(), fmt.Sprintf(`"c#%d `, n-1)) {
+		t.Error("the current file's last line was not shipped")
+	}
+	// The deleted file had no unread bytes when the checkpoint last saw it
+	// (the 5 lines came after): nothing can be counted for it but the miss.
+	if d := testutil.ToFloat64(r.sh.m.damagedFiles.WithLabelValues("shop")); d != 1 {
+		t.Errorf("damaged_files_total = %v, want 1", d)
+	}
+	if m := testutil.ToFloat64(r.sh.m.checkpointMisses.WithLabelValues("shop")); m != 1 {
+		t.Errorf("checkpoint_misses_total = %v, want 1", m)
+	}
+}
+
+// TestOldestUnshippedAge: the age gauge stays near zero for a tenant whose
+// container writes all the time and is delivered, and grows for a tenant
+// whose topic is missing, so that an alert on it finds the stalled tenant
+// and not the busy one.
+func TestOldestUnshippedAge(t *testing.T) {
+	cluster := newCluster(t, "logs.raw.busy")
+	node := &nodelog.Node{Root: t.TempDir()}
+	busy, _ := node.AddContainer("busy", "p", "c", nodelog.CRI)
+	stalled, _ := node.AddContainer("stalled", "p", "c", nodelog.CRI)
+	_ = stalled.Write(time.Now(), "stdout", "waiting for a topic")
+	r := startShipper(t, testConfig(t, node, cluster.ListenAddrs(), map[string]string{"SLUICE_SHIPPER_SHUTDOWN_TIMEOUT": "1s"}), Options{})
+	for n := range 300 { // 3 s of 100 lines/s
+		_ = busy.Write(time.Now(), "stdout", message("c", n, 100))
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // a checkpoint round updates the gauges
+	busyAge := testutil.ToFloat64(r.sh.m.unshippedAge.WithLabelValues("busy"))
+	stalledAge := testutil.ToFloat64(r.sh.m.unshippedAge.WithLabelValues("stalled"))
+	if busyAge > 1 {
+		t.Errorf("oldest unshipped age of the busy, delivered tenant = %.1fs, want under 1s", busyAge)
+	}
+	if stalledAge < 2 {
+		t.Errorf("oldest unshipped age of the stalled tenant = %.1fs, want at least 2s", stalledAge)
+	}
+}

@@ -756,7 +756,10 @@ func (sh *Shipper) lost(t *tenant, reason string, lines, bytes int64) {
 
 // fileUnreadable reports a compressed rotation that ended early.
 func (sh *Shipper) fileUnreadable(s *stream, f *tailFile, err error) {
-	sh.m.lostLines.WithLabelValues(s.t.name, "unreadable").Add(0) // the lines past the damage cannot be counted
+	// The lines past the damage cannot be counted; the compressed bytes
+	// left unread can.
+	sh.m.damagedFiles.WithLabelValues(s.t.name).Inc()
+	sh.m.lostBytes.WithLabelValues(s.t.name, "unreadable").Add(float64(f.gz.unread()))
 	sh.log.Warn("compressed rotation cannot be read to its end; the rest of it is lost", "stream", s.key, "file", f.path, "err", err)
 }
 

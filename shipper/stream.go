@@ -105,6 +105,7 @@ type stream struct {
 	failed    error
 	wantAck   bool      // woken when nothing is in flight any more
 	behind    time.Time // since when the stream has had unshipped bytes (zero: none)
+	lastAck   time.Time // when Kafka last acknowledged one of its records
 }
 
 const (
@@ -453,7 +454,7 @@ func (s *stream) atEnd(ctx context.Context, n int) (ended, idle bool) {
 	if s.gone.Load() {
 		// The container is gone: ship what is left, wait for delivery.
 		if !s.finishFile() || !s.flushGroups(ctx) {
-			return false, s.failure() == nil && ctx.Err() == nil
+			return false, false // held back: the next round waits for budget or the gate
 		}
 		if !s.idleForAcks() {
 			return false, true
@@ -640,8 +641,10 @@ func (s *stream) locate(cp *streamPosition) ([]*tailFile, int64, error) {
 	// be told, so all of them are read: a line read twice keeps its record
 	// id and is harmless downstream, a line skipped is lost.
 	s.sh.m.checkpointMisses.WithLabelValues(s.t.name).Inc()
+	lostBytes := max(cp.Size-cp.Offset, 0) // at least: the file may have grown after it was last seen
+	s.sh.lost(s.t, "deleted", 0, lostBytes)
 	s.sh.log.Warn("checkpointed file is gone (deleted before it was read to its end); its unread lines are lost, the remaining rotations are read again",
-		"stream", s.key, "file", cp.Path, "offset", cp.Offset)
+		"stream", s.key, "file", cp.Path, "offset", cp.Offset, "unread_bytes_at_least", lostBytes)
 	files, err := s.openAll(rots, nil)
 	if err != nil {
 		s.sh.closeFiles(cur)
@@ -734,7 +737,7 @@ func (s *stream) park() bool {
 		s.mu.Unlock()
 		return false // nothing identifies the file yet
 	}
-	pos := streamPosition{Key: s.key, Path: cp.f.path, fileIdentity: cp.f.id, Offset: cp.off}
+	pos := streamPosition{Key: s.key, Path: cp.f.path, fileIdentity: cp.f.id, Offset: cp.off, Size: max(cp.f.size.Load(), cp.off)}
 	files := s.files
 	s.files, s.parked = nil, &pos
 	s.watermark = position{}
@@ -1405,6 +1408,9 @@ func (s *stream) ack(seq uint64, cost int64, err error) (deadLetter bool) {
 			s.failed, first = err, true
 		}
 	}
+	if err == nil {
+		s.lastAck = time.Now()
+	}
 	for s.qHead < len(s.q) && s.q[s.qHead].state == 1 {
 		s.watermark = s.q[s.qHead].end
 		s.qHead++
@@ -1567,7 +1573,14 @@ func (s *stream) position() (p streamPosition, unshipped int64, since time.Time,
 	} else if s.behind.IsZero() {
 		s.behind = time.Now()
 	}
-	return streamPosition{Key: s.key, Path: cp.f.path, fileIdentity: cp.f.id, Offset: cp.off}, unshipped, s.behind, true
+	// Waiting since it fell behind, or since Kafka last acknowledged one
+	// of its records if that is later: a busy stream that delivers is
+	// never old.
+	since = s.behind
+	if ack := s.lastAck; !since.IsZero() && ack.After(since) {
+		since = ack
+	}
+	return streamPosition{Key: s.key, Path: cp.f.path, fileIdentity: cp.f.id, Offset: cp.off, Size: max(cp.f.size.Load(), cp.off)}, unshipped, since, true
 }
 
 // heldFiles lists the stream's open files that were deleted from disk,
@@ -1629,6 +1642,7 @@ func (s *stream) releaseFiles() {
 		}
 		s.mu.Unlock()
 
+		s.fingerprint(f) // a file opened empty and never read has none yet
 		if g := s.compressedCopy(f); g != nil {
 			s.mu.Lock()
 			g.seq, g.id, g.idPrefix, g.opened = f.seq, f.id, f.idPrefix, f.opened

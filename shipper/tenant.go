@@ -82,6 +82,7 @@ func (sh *Shipper) tenant(name string) *tenant {
 	}
 	t.maxRecord.Store(defaultMaxMessage - recordMargin)
 	t.batchMax = defaultBatchMax
+	sh.m.forTenant(name)
 	sh.tenants[name] = t
 	go t.lookUpLimits(sh.readCtx)
 	return t
