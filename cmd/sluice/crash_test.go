@@ -30,6 +30,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	runBenchBroker() // exits here when this process is a benchmark's Kafka broker
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
@@ -82,8 +83,14 @@ type process struct {
 
 func startProcess(t testing.TB, env []string, args ...string) *process {
 	t.Helper()
+	return startProcessEnv(t, append(os.Environ(), env...), args...)
+}
+
+// startProcessEnv starts the binary with exactly the environment env.
+func startProcessEnv(t testing.TB, env []string, args ...string) *process {
+	t.Helper()
 	cmd := execCommand(sluiceBinary(t), args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = env
 	p := &process{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
 	cmd.Stdout = p.logs
 	cmd.Stderr = p.logs
