@@ -8,10 +8,10 @@ IMAGE    ?= sluice
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .DEFAULT_GOAL := help
-.PHONY: help build build-prod run test bench lint fmt fuzz image manifests loadtest
+.PHONY: help build build-prod run test bench bench-shipper lint fmt fuzz image manifests loadtest
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## build bin/sluice (every command; make run needs it)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sluice
@@ -45,6 +45,9 @@ loadtest: build ## run the long load test scenarios (loadtest/scenarios; about 3
 
 bench: ## run the benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+
+bench-shipper: ## measure the shipper on the standard node workload: a 2,000,000-line drain and 20,000 lines/s live (about 3 minutes)
+	$(GO) test -run '^$$' -bench '^BenchmarkShipper(Drain|Live20k)$$' -benchtime 1x -timeout 30m ./cmd/sluice/
 
 fuzz: ## run each fuzz test for FUZZTIME (default 10s)
 	@for pkg in $$($(GO) list ./...); do \

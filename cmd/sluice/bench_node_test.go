@@ -2,19 +2,22 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/nodelog"
+	"github.com/sluicelogs/sluice/internal/shipbench"
 )
 
 // BenchmarkShipperBusyNode runs the real shipper binary on a node with
@@ -65,7 +68,7 @@ func BenchmarkShipperBusyNode(b *testing.B) {
 	defer p.terminate(b)
 	pid := p.cmd.Process.Pid
 	stopPeak := make(chan struct{})
-	peak := peakRSS(pid, stopPeak)
+	peak := sampleProc(pid, time.Now(), 100*time.Millisecond, stopPeak)
 
 	started := time.Now()
 	want := int64(len(containers) * 3)
@@ -116,7 +119,7 @@ func BenchmarkShipperBusyNode(b *testing.B) {
 	b.ReportMetric(startup.Seconds(), "startup-s")
 	b.ReportMetric(idleCPU*100, "idle-cpu-%core")
 	b.ReportMetric(busyCPU*100, "busy-cpu-%core")
-	b.ReportMetric(float64(<-peak)/1024, "peak-rss-MiB")
+	b.ReportMetric(float64(peakHWM(<-peak))/(1<<20), "peak-rss-MiB")
 	b.ReportMetric(m["process_resident_memory_bytes"]/(1<<20), "rss-MiB")
 	b.ReportMetric(m["process_open_fds"], "fds")
 	b.ReportMetric(m["go_goroutines"], "goroutines")
@@ -125,38 +128,37 @@ func BenchmarkShipperBusyNode(b *testing.B) {
 
 // producedAll sums the end offsets of topics.
 func producedAll(b *testing.B, brokers []string, topics []string) int64 {
-	var n int64
-	for _, t := range topics {
-		n += producedCount(b, brokers, t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		b.Fatal(err)
 	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(context.Background(), topics...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
 	return n
 }
 
 // cpuOver measures a process's CPU over d, as a fraction of one core;
 // during (when not nil) runs at the start.
 func cpuOver(b *testing.B, pid int, d time.Duration, during func()) float64 {
-	c0 := procCPU(b, pid)
+	u0, err := shipbench.ReadProc(pid)
+	if err != nil {
+		b.Fatal(err)
+	}
 	t0 := time.Now()
 	if during != nil {
 		during()
 	}
 	time.Sleep(d)
-	return (procCPU(b, pid) - c0).Seconds() / time.Since(t0).Seconds()
-}
-
-// procCPU is a running process's user plus system time, from /proc.
-func procCPU(b *testing.B, pid int) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	u1, err := shipbench.ReadProc(pid)
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Fields after the command name (which may hold spaces) in parentheses.
-	rest := string(raw[strings.LastIndexByte(string(raw), ')')+2:])
-	f := strings.Fields(rest)
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	const ticks = 100 // USER_HZ
-	return time.Duration(utime+stime) * time.Second / ticks
+	return (u1.CPU - u0.CPU).Seconds() / time.Since(t0).Seconds()
 }
 
 // scrape reads the shipper's metrics without labels.

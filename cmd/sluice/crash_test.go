@@ -30,6 +30,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	runBenchBroker() // exits here when this process is a benchmark's Kafka broker
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
@@ -47,7 +48,9 @@ func sluiceBinary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "sluice")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		// The production build (as the image is built): what the process
+		// tests and the benchmarks measure is what runs on the nodes.
+		out, err := exec.Command("go", "build", "-tags", "nodev", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -83,8 +86,14 @@ type process struct {
 
 func startProcess(t testing.TB, env []string, args ...string) *process {
 	t.Helper()
+	return startProcessEnv(t, append(os.Environ(), env...), args...)
+}
+
+// startProcessEnv starts the binary with exactly the environment env.
+func startProcessEnv(t testing.TB, env []string, args ...string) *process {
+	t.Helper()
 	cmd := execCommand(sluiceBinary(t), args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = env
 	p := &process{name: args[0], cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
 	cmd.Stdout = p.logs
 	cmd.Stderr = p.logs

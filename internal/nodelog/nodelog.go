@@ -60,11 +60,13 @@ type Container struct {
 }
 
 // AddContainer creates the container's log file and symlink. The pod uid
-// and container id are derived from the names, so they are stable.
+// and container id are derived from the names, so they are stable; the
+// containers of one pod share its uid and directory, as on a node.
 func (n *Node) AddContainer(namespace, pod, name string, format Format) (*Container, error) {
 	sum := sha256.Sum256([]byte(namespace + "/" + pod + "/" + name))
 	id := hex.EncodeToString(sum[:])
-	uid := fmt.Sprintf("%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
+	ps := sha256.Sum256([]byte(namespace + "/" + pod))
+	uid := fmt.Sprintf("%x-%x-%x-%x-%x", ps[0:4], ps[4:6], ps[6:8], ps[8:10], ps[10:16])
 	c := &Container{
 		Namespace: namespace, Pod: pod, PodUID: uid, Name: name, ID: id,
 		Format: format, SplitAt: 16 << 10,
