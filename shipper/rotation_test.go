@@ -85,6 +85,19 @@ func heads(recs []schemas.Record) []string {
 	return out
 }
 
+// numbered writes numbered 60-byte messages, "c#<n> ...", to a container.
+type numbered struct {
+	c *nodelog.Container
+	n int // messages written
+}
+
+func (w *numbered) write(k int) {
+	for range k {
+		_ = w.c.Write(time.Now(), "stdout", message("c", w.n, 60))
+		w.n++
+	}
+}
+
 func seqNames(name string, from, to int) []string {
 	var out []string
 	for k := from; k < to; k++ {
@@ -101,13 +114,8 @@ func TestCompressedRotationsAreRead(t *testing.T) {
 	node := &nodelog.Node{Root: t.TempDir()}
 	c, _ := node.AddContainer("shop", "p", "c", nodelog.CRI)
 	cfg := testConfig(t, node, nil, nil)
-	n := 0
-	write := func(k int) {
-		for range k {
-			_ = c.Write(time.Now(), "stdout", message("c", n, 60))
-			n++
-		}
-	}
+	w := &numbered{c: c}
+	write := w.write
 	write(10)
 	first := runOnceStdout(t, cfg)
 	if got := heads(first); strings.Join(got, ",") != strings.Join(seqNames("c", 0, 10), ",") {
@@ -137,7 +145,7 @@ func TestCompressedRotationsAreRead(t *testing.T) {
 	write(10)
 
 	got := runOnceStdout(t, cfg)
-	if want := seqNames("c", 10, n); strings.Join(heads(got), ",") != strings.Join(want, ",") {
+	if want := seqNames("c", 10, w.n); strings.Join(heads(got), ",") != strings.Join(want, ",") {
 		t.Errorf("shipped %v\nwant     %v", heads(got), want)
 	}
 	fromGz := 0
@@ -220,13 +228,8 @@ func TestHeldFilesPolicy(t *testing.T) {
 			brokers := cluster.ListenAddrs()
 			node := &nodelog.Node{Root: t.TempDir()}
 			c, _ := node.AddContainer("late", "p", "c", nodelog.CRI)
-			n := 0
-			write := func(k int) {
-				for range k {
-					_ = c.Write(time.Now(), "stdout", message("c", n, 60))
-					n++
-				}
-			}
+			w := &numbered{c: c}
+			write := w.write
 			write(20)
 			r := startShipper(t, testConfig(t, node, brokers, map[string]string{
 				"SLUICE_SHIPPER_HELD_FILES_MAX_BYTES": "1",
@@ -277,9 +280,9 @@ func TestHeldFilesPolicy(t *testing.T) {
 			}
 			// The first file and the two rotations after it hold 60 lines;
 			// 20 of them are in the file the reader had open (held too).
-			want := n
+			want := w.n
 			if !compressed {
-				want = n - int(testutil.ToFloat64(lostLines))
+				want = w.n - int(testutil.ToFloat64(lostLines))
 			}
 			got := cons.waitFor(30*time.Second, "the lines not lost", func(l []line) bool {
 				seen := map[string]bool{}
@@ -293,8 +296,8 @@ func TestHeldFilesPolicy(t *testing.T) {
 				seen[x.rec.Log] = true
 			}
 			lost := int(testutil.ToFloat64(lostLines))
-			if len(seen)+lost != n {
-				t.Errorf("%d lines written, %d delivered, %d counted lost: some went unaccounted", n, len(seen), lost)
+			if len(seen)+lost != w.n {
+				t.Errorf("%d lines written, %d delivered, %d counted lost: some went unaccounted", w.n, len(seen), lost)
 			}
 			if compressed && lost != 0 {
 				t.Errorf("%d lines counted lost although every rotation had a compressed copy", lost)
@@ -302,7 +305,7 @@ func TestHeldFilesPolicy(t *testing.T) {
 			if !compressed && lost < 40 {
 				t.Errorf("%d lines counted lost; the two deleted rotations held 40", lost)
 			}
-			t.Logf("%d lines written, %d delivered, %d lost (released)", n, len(seen), lost)
+			t.Logf("%d lines written, %d delivered, %d lost (released)", w.n, len(seen), lost)
 		})
 	}
 }
@@ -408,13 +411,8 @@ func TestDamagedAndDeletedRotations(t *testing.T) {
 	node := &nodelog.Node{Root: t.TempDir()}
 	c, _ := node.AddContainer("shop", "p", "c", nodelog.CRI)
 	cfg := testConfig(t, node, nil, nil)
-	n := 0
-	write := func(k int) {
-		for range k {
-			_ = c.Write(time.Now(), "stdout", message("c", n, 60))
-			n++
-		}
-	}
+	w := &numbered{c: c}
+	write := w.write
 	write(10)
 	if got := runOnceStdout(t, cfg); len(got) != 10 {
 		t.Fatalf("first run shipped %d lines, want 10", len(got))
@@ -455,7 +453,7 @@ func TestDamagedAndDeletedRotations(t *testing.T) {
 	if lines < 10+1 || lines >= 10+200 {
 		t.Errorf("shipped %d records; want the current file's 10 and the readable head of the damaged rotation", lines)
 	}
-	if !strings.Contains(out.String(), fmt.Sprintf(`"c#%d `, n-1)) {
+	if !strings.Contains(out.String(), fmt.Sprintf(`"c#%d `, w.n-1)) {
 		t.Error("the current file's last line was not shipped")
 	}
 	// The deleted file had no unread bytes when the checkpoint last saw it

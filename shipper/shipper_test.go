@@ -906,29 +906,9 @@ func TestCheckpointedFileGone(t *testing.T) {
 	node := &nodelog.Node{Root: t.TempDir()}
 	c, _ := node.AddContainer("shop", "p", "c", nodelog.CRI)
 	cfg := testConfig(t, node, nil, nil)
-	n := 0
-	write := func(k int) {
-		for range k {
-			_ = c.Write(time.Now(), "stdout", message("c", n, 60))
-			n++
-		}
-	}
-	runOnce := func() []string {
-		var out bytes.Buffer
-		r := startShipper(t, cfg, Options{Stdout: &out, Once: true})
-		if err := <-r.done; err != nil {
-			t.Fatal(err)
-		}
-		r.cancel = nil
-		var logs []string
-		for _, l := range bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n")) {
-			var rec schemas.Record
-			if len(l) > 0 && json.Unmarshal(l, &rec) == nil {
-				logs = append(logs, rec.Log[:strings.IndexByte(rec.Log, ' ')])
-			}
-		}
-		return logs
-	}
+	w := &numbered{c: c}
+	write := w.write
+	runOnce := func() []string { return heads(runOnceStdout(t, cfg)) }
 	write(10)
 	if got := runOnce(); len(got) != 10 {
 		t.Fatalf("first run shipped %d lines, want 10", len(got))
@@ -965,13 +945,8 @@ func TestRotationsFollowedUnderBackpressure(t *testing.T) {
 	brokers := cluster.ListenAddrs()
 	node := &nodelog.Node{Root: t.TempDir()}
 	c, _ := node.AddContainer("late", "p", "c", nodelog.CRI)
-	n := 0
-	write := func(k int) {
-		for range k {
-			_ = c.Write(time.Now(), "stdout", message("c", n, 60))
-			n++
-		}
-	}
+	w := &numbered{c: c}
+	write := w.write
 	write(20)
 	r := startShipper(t, testConfig(t, node, brokers, nil), Options{})
 	waitMetric(t, "the tenant to be paused", func() bool {
@@ -1001,9 +976,9 @@ func TestRotationsFollowedUnderBackpressure(t *testing.T) {
 		for _, x := range l {
 			seen[x.rec.Log] = true
 		}
-		return len(seen) == n
+		return len(seen) == w.n
 	})
-	t.Logf("%d lines in 4 files, %d records", n, len(got))
+	t.Logf("%d lines in 4 files, %d records", w.n, len(got))
 }
 
 // scriptSink is an output whose first delivery of chosen messages fails.

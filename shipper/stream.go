@@ -1484,6 +1484,14 @@ func (s *stream) recover(cause error) {
 	}
 	s.rbOff = cp.off
 	s.mu.Unlock()
+	s.dropPartial()
+}
+
+// dropPartial forgets the messages being joined and an unfinished line,
+// giving their budget and buffers back (the reader rewinds to before them,
+// or their file is given up). The caller resets the groups' checkpoint
+// holds (groupAt).
+func (s *stream) dropPartial() {
 	for i, g := range s.groups {
 		if g != nil {
 			s.t.share.release(g.charge)
@@ -1670,15 +1678,7 @@ func (s *stream) releaseFiles() {
 		s.sh.log.Warn("deleted file held too long released (SLUICE_SHIPPER_HELD_FILES_MAX_AGE/_MAX_BYTES); its unread lines are lost",
 			"stream", s.key, "file", f.path, "lines", lines, "bytes", n)
 		if atCur {
-			// A message begun in the file cannot be finished.
-			for k, g := range s.groups {
-				if g != nil {
-					s.t.share.release(g.charge)
-					putBuf(g.buf)
-					s.groups[k] = nil
-				}
-			}
-			s.overlong, s.tailPending = nil, false
+			s.dropPartial() // a message begun in the file cannot be finished
 		}
 		s.mu.Lock()
 		s.files = append(s.files[:idx], s.files[idx+1:]...)

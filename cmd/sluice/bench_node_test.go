@@ -121,6 +121,7 @@ func BenchmarkShipperBusyNode(b *testing.B) {
 	b.ReportMetric(busyCPU*100, "busy-cpu-%core")
 	b.ReportMetric(float64(peakHWM(<-peak))/(1<<20), "peak-rss-MiB")
 	b.ReportMetric(m["process_resident_memory_bytes"]/(1<<20), "rss-MiB")
+	b.ReportMetric(m["go_memstats_heap_inuse_bytes"]/(1<<20), "heap-inuse-MiB")
 	b.ReportMetric(m["process_open_fds"], "fds")
 	b.ReportMetric(m["go_goroutines"], "goroutines")
 	b.ReportMetric(m["sluice_shipper_files_polled"], "polled")
