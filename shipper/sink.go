@@ -165,7 +165,9 @@ func (k *kafkaSink) produce(topic string, key []byte, rec *schemas.Record, t tic
 		t.done(fmt.Errorf("encode record: %w", err))
 		return
 	}
-	it.rec = kgo.Record{Topic: topic, Key: key, Value: v, Headers: contentTypeHeaders, Context: it}
+	// The timestamp is set here so that the producer does not read the
+	// clock again for every record.
+	it.rec = kgo.Record{Topic: topic, Key: key, Value: v, Headers: contentTypeHeaders, Timestamp: rec.ObservedTimestamp, Context: it}
 	it.t = t
 	k.cl.Produce(context.Background(), &it.rec, k.promise)
 }

@@ -76,7 +76,8 @@ type stream struct {
 	rbOff       int64 // file offset of rb[rbStart]
 	overlong    *overlongLine
 	groups      [2]*group // partial messages being joined: stdout, stderr
-	credit      int64     // budget bytes held for the next line
+	credit      int64     // budget bytes held for the next lines
+	lineNeed    int64     // the budget of the line being handled (taken from credit)
 	needCredit  int64     // budget the next line waits for
 	probing     bool      // sending a probe: one record, then wait for its result
 	probeSent   bool
@@ -105,7 +106,9 @@ type stream struct {
 	failed    error
 	wantAck   bool      // woken when nothing is in flight any more
 	behind    time.Time // since when the stream has had unshipped bytes (zero: none)
-	lastAck   time.Time // when Kafka last acknowledged one of its records
+	lastAck   time.Time // when position() last saw acks grow
+	acks      uint64    // records acknowledged
+	acksSeen  uint64    // acks at lastAck
 }
 
 const (
@@ -1163,7 +1166,14 @@ func (s *stream) take(need int64) (stopReason, bool) {
 			s.probing = true
 		}
 	}
+	s.lineNeed = need
 	if s.credit >= need {
+		return 0, true
+	}
+	// Budget is taken a few lines' worth at a time (one lock for several
+	// lines); what is left over goes back when the stream is idle.
+	if s.t.share.tryAcquire(max(need-s.credit, creditChunk)) {
+		s.credit += max(need-s.credit, creditChunk)
 		return 0, true
 	}
 	if !s.t.share.tryAcquire(need - s.credit) {
@@ -1173,6 +1183,9 @@ func (s *stream) take(need int64) (stopReason, bool) {
 	s.credit = need
 	return 0, true
 }
+
+// creditChunk is how much budget a reading stream takes at a time.
+const creditChunk = 8 << 10
 
 // fill reads more of f into the buffer, growing it for long lines up to
 // maxPhysLine. It returns 0 at the end of the file.
@@ -1209,7 +1222,7 @@ func (s *stream) fill(f *tailFile) (int, error) {
 // line handles one physical line: raw is the line without its newline (it
 // aliases the read buffer), starting at off, with the next line at next;
 // extra counts bytes of an overlong line that were skipped. partial says the
-// line's newline never came. The line's budget is in s.credit.
+// line's newline never came. The line's budget (s.lineNeed) is in s.credit.
 func (s *stream) line(f *tailFile, off, next int64, raw []byte, extra int64, partial bool) error {
 	s.t.c.lines.Inc()
 	s.t.c.bytes.Add(float64(next - off))
@@ -1238,8 +1251,8 @@ func (s *stream) line(f *tailFile, off, next int64, raw []byte, extra int64, par
 		if len(content) > s.lineCap {
 			content, cut = content[:s.lineCap], true
 		}
-		cost := s.credit
-		s.credit = 0
+		cost := s.lineNeed
+		s.credit -= cost
 		s.emit(start, end, l.Time, l.Stream, l.Format, content, int64(len(l.Content))+extra, cut, partial, 1, cost)
 		return nil
 	}
@@ -1260,13 +1273,14 @@ func (s *stream) line(f *tailFile, off, next int64, raw []byte, extra int64, par
 	if l.Partial && !partial {
 		// The group keeps what its content costs; the rest of the line's
 		// budget stays with the stream for the next line.
-		charge := min(int64(len(g.buf)-before), s.credit)
+		charge := min(int64(len(g.buf)-before), s.lineNeed)
 		g.charge += charge
 		s.credit -= charge
 		return nil
 	}
-	cost := g.charge + s.credit
-	g.charge, s.credit = 0, 0
+	cost := g.charge + s.lineNeed
+	g.charge = 0
+	s.credit -= s.lineNeed
 	s.emitGroup(slot, end, partial || l.Partial, cost)
 	return nil
 }
@@ -1409,7 +1423,7 @@ func (s *stream) ack(seq uint64, cost int64, err error) (deadLetter bool) {
 		}
 	}
 	if err == nil {
-		s.lastAck = time.Now()
+		s.acks++ // position() turns a change into a time: no clock read per record
 	}
 	for s.qHead < len(s.q) && s.q[s.qHead].state == 1 {
 		s.watermark = s.q[s.qHead].end
@@ -1582,8 +1596,11 @@ func (s *stream) position() (p streamPosition, unshipped int64, since time.Time,
 		s.behind = time.Now()
 	}
 	// Waiting since it fell behind, or since Kafka last acknowledged one
-	// of its records if that is later: a busy stream that delivers is
-	// never old.
+	// of its records if that is later (known to a checkpoint interval): a
+	// busy stream that delivers is never old.
+	if s.acks != s.acksSeen {
+		s.acksSeen, s.lastAck = s.acks, time.Now()
+	}
 	since = s.behind
 	if ack := s.lastAck; !since.IsZero() && ack.After(since) {
 		since = ack
