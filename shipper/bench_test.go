@@ -10,7 +10,7 @@ import (
 
 // BenchmarkShipInProcess ships b.N pre-written ~300-byte CRI lines from 8
 // containers into an in-process Kafka with Once. The CPU figures include
-// the broker's; cmd/sluice's BenchmarkShipperCRI measures the shipper
+// the broker's; cmd/sluice's BenchmarkShipperDrain measures the shipper
 // process alone. Useful with -cpuprofile and -memprofile.
 func BenchmarkShipInProcess(b *testing.B) {
 	cluster := newCluster(b, "logs.raw.bench")
