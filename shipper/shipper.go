@@ -92,6 +92,8 @@ type Shipper struct {
 	streams map[string]*stream
 	tenants map[string]*tenant
 	skipped map[string]bool
+	// resolveFails counts failed resolutions of links not started yet.
+	resolveFails map[string]int
 	// pending are saved positions of streams not started yet; they are
 	// kept, and saved again, until their stream starts or their path is
 	// confirmed gone.
@@ -144,6 +146,8 @@ func New(cfg Config, o Options) (*Shipper, error) {
 		streams:   make(map[string]*stream),
 		tenants:   make(map[string]*tenant),
 		skipped:   make(map[string]bool),
+
+		resolveFails: make(map[string]int),
 	}, nil
 }
 
@@ -436,6 +440,11 @@ func (sh *Shipper) scan(start startMode) {
 			delete(sh.pending, path)
 		}
 	}
+	for path := range sh.resolveFails {
+		if !seen[path] && confirmedGone(path) {
+			delete(sh.resolveFails, path)
+		}
+	}
 }
 
 // confirmedGone reports whether path certainly does not exist.
@@ -496,12 +505,22 @@ func (sh *Shipper) start(path string, start startMode) {
 		}
 		// A link whose target is not there yet (or cannot be reached):
 		// counted, and looked at again soon rather than at the next
-		// rescan.
+		// rescan, for a few seconds; a link that stays dangling is left
+		// to the rescans.
 		sh.m.openErrors.WithLabelValues(openErrorReason(err)).Inc()
 		sh.logLimited("resolve:"+path, "cannot resolve log file; will retry", "path", path, "err", err)
-		sh.rescanSoon()
+		sh.mu.Lock()
+		sh.resolveFails[path]++
+		soon := sh.resolveFails[path] <= 10
+		sh.mu.Unlock()
+		if soon {
+			sh.rescanSoon()
+		}
 		return
 	}
+	sh.mu.Lock()
+	delete(sh.resolveFails, path)
+	sh.mu.Unlock()
 	tenantName, ok, err := sh.mapper.Tenant(meta.Namespace, meta.Pod)
 	if err != nil {
 		skip("tenant", "no valid tenant for this namespace; not shipped (add a SLUICE_SHIPPER_TENANT_MAP rule)", "namespace", meta.Namespace, "err", err)
