@@ -63,6 +63,28 @@ func sluiceBinary(t testing.TB) string {
 
 var execCommand = exec.Command
 
+// crashSetup builds the binary (before anything is written), starts a
+// Kafka with the topics of tenants alpha and beta, and returns its
+// brokers, a node tree and the environment of a shipper tailing it with
+// fast timers.
+func crashSetup(t *testing.T) (brokers []string, node *nodelog.Node, env []string) {
+	t.Helper()
+	sluiceBinary(t)
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "logs.raw.alpha", "logs.raw.beta"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	brokers = cluster.ListenAddrs()
+	node = &nodelog.Node{Root: t.TempDir()}
+	env = append(shipperEnv(node, brokers, "info"),
+		"SLUICE_SHIPPER_RESCAN_INTERVAL=200ms",
+		"SLUICE_SHIPPER_POLL_INTERVAL=20ms",
+		"SLUICE_SHIPPER_CHECKPOINT_INTERVAL=100ms",
+	)
+	return brokers, node, env
+}
+
 // shipperEnv is the environment of a shipper process tailing node and
 // producing to brokers, without a telemetry server.
 func shipperEnv(node *nodelog.Node, brokers []string, logLevel string) []string {
@@ -127,21 +149,8 @@ func (p *process) terminate(t testing.TB) {
 // every line is in Kafka and that every duplicate carries the id of its
 // first copy.
 func TestShipperSurvivesKill9(t *testing.T) {
-	sluiceBinary(t) // build before anything is written
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "logs.raw.alpha", "logs.raw.beta"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	brokers := cluster.ListenAddrs()
-
-	root := t.TempDir()
-	node := &nodelog.Node{Root: root}
-	env := append(shipperEnv(node, brokers, "info"),
-		"SLUICE_SHIPPER_RESCAN_INTERVAL=200ms",
-		"SLUICE_SHIPPER_POLL_INTERVAL=20ms",
-		"SLUICE_SHIPPER_CHECKPOINT_INTERVAL=100ms",
-	)
+	brokers, node, env := crashSetup(t)
+	root := node.Root
 
 	var containers []*nodelog.Container
 	for i, ns := range []string{"alpha", "alpha", "beta", "beta"} {

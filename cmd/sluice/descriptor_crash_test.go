@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/sluicelogs/sluice/internal/nodelog"
 )
 
@@ -91,22 +89,8 @@ func testDescriptorLimit(t *testing.T, early int) {
 		rounds     = 6 // lines per container
 		roundEvery = 300 * time.Millisecond
 	)
-	sluiceBinary(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "logs.raw.alpha", "logs.raw.beta"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	brokers := cluster.ListenAddrs()
-
-	root := t.TempDir()
-	node := &nodelog.Node{Root: root}
-	env := append(shipperEnv(node, brokers, "info"),
-		"SLUICE_SHIPPER_RESCAN_INTERVAL=200ms",
-		"SLUICE_SHIPPER_POLL_INTERVAL=20ms",
-		"SLUICE_SHIPPER_CHECKPOINT_INTERVAL=100ms",
-		"SLUICE_SHIPPER_SHUTDOWN_TIMEOUT=5s",
-	)
+	brokers, node, env := crashSetup(t)
+	env = append(env, "SLUICE_SHIPPER_SHUTDOWN_TIMEOUT=5s")
 
 	pods := make([]string, containers)
 	cs := make([]*nodelog.Container, containers)

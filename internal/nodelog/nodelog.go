@@ -167,7 +167,13 @@ func (c *Container) Rotate() (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.rotations++
-	rotated := fmt.Sprintf("%s.%s-%06d", c.file, time.Now().UTC().Format("20060102-150405"), c.rotations)
+	return c.renameAndReopen(fmt.Sprintf("%s.%s-%06d", c.file, time.Now().UTC().Format("20060102-150405"), c.rotations))
+}
+
+// renameAndReopen renames the current file to rotated and opens a new one
+// in its place, as the runtime does when kubelet asks it to reopen. c.mu
+// must be held.
+func (c *Container) renameAndReopen(rotated string) (string, error) {
 	if err := os.Rename(c.file, rotated); err != nil {
 		return "", err
 	}
@@ -279,19 +285,9 @@ func (c *Container) rotateKubelet(maxFiles int) (string, error) {
 		stamp = c.lastStamp.Add(time.Second)
 	}
 	c.lastStamp = stamp
-	rotated := c.file + "." + stamp.Format(kubeletStamp)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := os.Rename(c.file, rotated); err != nil {
-		return "", err
-	}
-	f, err := os.OpenFile(c.file, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return "", err
-	}
-	old := c.f
-	c.f = f
-	return rotated, old.Close()
+	return c.renameAndReopen(c.file + "." + stamp.Format(kubeletStamp))
 }
 
 // rotatedFiles lists every file kubelet's rotation owns next to 0.log (plain,
