@@ -484,10 +484,12 @@ func TestOldestUnshippedAge(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // a checkpoint round updates the gauges
 	busyAge := testutil.ToFloat64(r.sh.m.unshippedAge.WithLabelValues("busy"))
 	stalledAge := testutil.ToFloat64(r.sh.m.unshippedAge.WithLabelValues("stalled"))
-	if busyAge > 1 {
-		t.Errorf("oldest unshipped age of the busy, delivered tenant = %.1fs, want under 1s", busyAge)
+	// Loose bounds for a loaded machine: the busy tenant is acknowledged
+	// within milliseconds, the stalled one has waited 3s.
+	if busyAge > 1.5 {
+		t.Errorf("oldest unshipped age of the busy, delivered tenant = %.1fs, want under 1.5s", busyAge)
 	}
-	if stalledAge < 2 {
-		t.Errorf("oldest unshipped age of the stalled tenant = %.1fs, want at least 2s", stalledAge)
+	if stalledAge < 2.5 {
+		t.Errorf("oldest unshipped age of the stalled tenant = %.1fs, want at least 2.5s", stalledAge)
 	}
 }
