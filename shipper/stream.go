@@ -749,20 +749,6 @@ func (s *stream) park() bool {
 	return true
 }
 
-// setFiles is for tests that build a stream by hand.
-func (s *stream) setFiles(files []*tailFile, off int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, f := range files {
-		f.seq = i
-	}
-	s.files = files
-	s.nextSeq = len(files)
-	s.cur = 0
-	s.rbOff = off
-	s.watermark = position{files[0], off}
-}
-
 // fingerprint computes t's fingerprint once its first line is complete. It
 // reports whether the fingerprint is known. It updates t.id under s.mu
 // because checkpoints read it.
