@@ -91,10 +91,12 @@
 // # Memory, backpressure and tenant isolation
 //
 // Bytes read but not yet acknowledged, partial messages being joined
-// included, are bounded by SLUICE_SHIPPER_MAX_BUFFERED_BYTES, and each
-// tenant's by SLUICE_SHIPPER_TENANT_MAX_BUFFERED_BYTES (a quarter by
-// default), so one tenant whose records Kafka does not acknowledge cannot
-// hold the budget the others need. A line's budget is taken before it is
+// included, are bounded by SLUICE_SHIPPER_MAX_BUFFERED_BYTES. Each tenant
+// is guaranteed SLUICE_SHIPPER_TENANT_MAX_BUFFERED_BYTES of it (a quarter by
+// default) and may borrow more, but never that last share, the reserve for
+// tenants within theirs: a tenant alone keeps Kafka busy, and one whose
+// records Kafka does not acknowledge cannot hold the budget the others
+// need (see budget.go). A line's budget is taken before it is
 // read: a stream that must wait gives its reader slot and buffer back, and
 // read buffers are bounded by the number of slots. When Kafka is slow or
 // down, readers wait and stop reading: the log files are the buffer.
