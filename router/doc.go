@@ -1,5 +1,5 @@
-// Package router is Sluice's router stage (DESIGN.md section 5): it
-// consumes every <prefix>.raw.<tenant> topic in a consumer group, applies
+// Package router is Sluice's router stage, where each tenant's own parse and
+// rewrite rules run, isolated from every other tenant's: it consumes every <prefix>.raw.<tenant> topic in a consumer group, applies
 // each tenant's pipeline and produces to <prefix>.parsed.<tenant>[.<stream>]
 // or <prefix>.dlq.<tenant>, inside Kafka transactions. The pipeline engine
 // (pipeline documents, steps, expressions) is described first; the stage
@@ -129,7 +129,8 @@
 // bounded Reason (ReasonParse, ReasonTimestamp, ReasonExpr, ReasonField,
 // ReasonPanic). Process never panics. After the steps, attributes beyond
 // MaxAttributes (sorted by key, the first MaxAttributes-1 are kept) move
-// into OverflowKey as one JSON object string (DESIGN.md section 10).
+// into OverflowKey as one JSON object string, so that no record can carry
+// an unbounded number of fields into Elasticsearch's mappings.
 //
 // # Tests
 //

@@ -40,8 +40,9 @@ const (
 	// DefaultJSONDepth applies when it gives none.
 	MaxJSONDepth     = 16
 	DefaultJSONDepth = 5
-	// MaxAttributes bounds a processed record's attributes (DESIGN.md
-	// section 10); the rest go to OverflowKey as one JSON object string.
+	// MaxAttributes bounds a processed record's attributes (each is a field
+	// of the tenant's index mapping); the rest go to OverflowKey as one JSON
+	// object string.
 	MaxAttributes = 256
 	// OverflowKey is the attribute holding attributes beyond MaxAttributes.
 	OverflowKey = "_overflow"

@@ -96,8 +96,8 @@ func TestSchemaFingerprints(t *testing.T) {
 	}
 }
 
-// logrecord.avsc is the current schema at the path DESIGN.md names; it must
-// be a copy of the newest avro/logrecord.vN.avsc.
+// logrecord.avsc is the current schema at its well-known path,
+// schemas/logrecord.avsc; it must be a copy of the newest avro/logrecord.vN.avsc.
 func TestLogrecordAvscIsCurrent(t *testing.T) {
 	b, err := os.ReadFile("logrecord.avsc")
 	if err != nil {

@@ -28,7 +28,7 @@
 //
 // The Avro schema lives in avro/logrecord.vN.avsc, one file per version,
 // all embedded with go:embed. logrecord.avsc is a copy of the newest one at
-// the path DESIGN.md names, for tools and readers (a test keeps the two
+// a fixed path, schemas/logrecord.avsc, for tools and readers (a test keeps the two
 // identical). Encoders always write the newest version. Every version ever
 // released stays, unedited, because records written with it may still be in
 // Kafka and goavro cannot resolve a writer schema into a reader schema: the

@@ -13,7 +13,8 @@ import (
 var ErrUnknownLayout = errors.New("unknown log path layout")
 
 // PathMeta is the Kubernetes metadata of a container log file, taken from its
-// path alone: the shipper never asks the API server (DESIGN.md section 9).
+// path alone: the shipper never asks the API server, whose load a DaemonSet
+// of per-node lookups would multiply by the number of nodes.
 // Fields the path does not carry are empty.
 type PathMeta struct {
 	Namespace, Pod, PodUID, Container, ContainerID string

@@ -63,8 +63,10 @@ func ValidateStream(s string) error {
 	return nil
 }
 
-// Topics names Sluice's topics under one prefix (DESIGN.md section 2). The
-// name methods do not validate their arguments: validate the prefix once with
+// Topics names Sluice's topics under one prefix: <prefix>.raw.<tenant> (what
+// shippers and external producers write), <prefix>.parsed.<tenant>[.<stream>]
+// (what the router writes), <prefix>.dlq.<tenant> (dead letters) and
+// <prefix>.config (tenants' pipelines). The name methods do not validate their arguments: validate the prefix once with
 // ValidatePrefix (Config.Validate does) and tenant ids and stream names where
 // they enter the system.
 type Topics struct {

@@ -2,8 +2,8 @@
 // a Prometheus registry, an HTTP server for /metrics, /healthz and /readyz,
 // an slog logger from settings, and a limiter for logging repeated errors.
 //
-// Metric names follow DESIGN.md section 6: namespace Namespace, subsystem
-// the stage, suffixes _total, _seconds and _bytes, bounded labels. This
+// Metric names follow one convention in every stage: namespace Namespace,
+// subsystem the stage, suffixes _total, _seconds and _bytes, bounded labels. This
 // package registers only the standard Go runtime (go_*) and process
 // (process_*) collectors.
 package telemetry
