@@ -374,7 +374,6 @@ func (sh *Shipper) pollLoop(ctx context.Context) {
 			}
 			if !s.watched.Load() {
 				s.follow()
-				s.pollGap = min(2*max(s.pollGap, sh.cfg.PollInterval/2), 8*sh.cfg.PollInterval)
 			}
 			s.nextPoll.Store(0)
 			s.wake()

@@ -83,7 +83,8 @@ type stream struct {
 	probeSent   bool
 	lastData    time.Time // when a read last found data
 	tailPending bool      // the newest file ends in a line without its newline
-	pollGap     time.Duration
+	pollGap     time.Duration // between polls of a stream whose directory is not watched
+	foundData   bool          // a read found data since the stream last went idle
 	openFails   int
 	lineCap     int
 	rec         schemas.Record // reused for every record
@@ -274,11 +275,14 @@ func (s *stream) run() {
 			s.end()
 			return
 		}
+		// Done while still the stream's only goroutine: once the state is
+		// idle, a wake may start another.
+		s.wentIdle()
 		if s.state.CompareAndSwap(runRunning, runIdle) {
-			s.wentIdle()
 			return
 		}
 		s.state.Store(runRunning) // woken meanwhile
+		s.sh.notIdle(s)
 	}
 }
 
@@ -301,11 +305,20 @@ func (s *stream) wentIdle() {
 	}
 	s.releaseCredit(keep)
 	now := time.Now()
-	if s.watched.Load() {
+	switch {
+	case s.watched.Load():
 		s.nextPoll.Store(now.Add(safetyPoll).UnixNano())
-	} else {
+	default:
+		// Polled: every SLUICE_SHIPPER_POLL_INTERVAL while data comes,
+		// backing off to 8x while it does not.
+		if s.foundData {
+			s.pollGap = s.sh.cfg.PollInterval
+		} else {
+			s.pollGap = min(2*s.pollGap, 8*s.sh.cfg.PollInterval)
+		}
 		s.nextPoll.Store(now.Add(s.pollGap).UnixNano())
 	}
+	s.foundData = false
 	s.mu.Lock()
 	open := s.files != nil
 	s.mu.Unlock()
@@ -394,7 +407,7 @@ func (s *stream) step(ctx context.Context) bool {
 		}
 		if n > 0 {
 			s.lastData = time.Now()
-			s.pollGap = s.sh.cfg.PollInterval
+			s.foundData = true
 		}
 		switch stop {
 		case stopBatch, stopBudget, stopProbe:
@@ -421,7 +434,9 @@ func (s *stream) step(ctx context.Context) bool {
 		s.compact()
 		switch s.check() {
 		case fileRotated:
-			s.follow()
+			if !s.follow() {
+				return false
+			}
 			continue
 		case fileTruncated:
 			// Truncated in place (copytruncate), or replaced on the same
@@ -867,28 +882,33 @@ func (s *stream) setSize(f *tailFile, n int64) { f.size.Store(n) }
 // or deletes them, however long a backlog takes to read. The watcher calls
 // it when a file is created or renamed in the stream's directory, also
 // while the reader is held back; the reader calls it at the end of its
-// newest file.
-func (s *stream) follow() {
+// newest file. It reports whether the file the path points at is open now
+// (false: the caller waits for the next wake).
+func (s *stream) follow() bool {
 	s.openMu.Lock()
 	defer s.openMu.Unlock()
 	if s.closed {
-		return
+		return false
 	}
 	s.mu.Lock()
 	if s.files == nil {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	newest := s.files[len(s.files)-1]
 	s.mu.Unlock()
 	fi, err := os.Stat(s.key)
 	if err != nil {
-		return
+		return false // between rename and reopen: the create wakes the stream
 	}
-	if _, ino, _ := statIdentity(fi); ino != newest.id.Inode {
-		s.sh.m.rotations.WithLabelValues("rename").Inc()
-		s.openNext(true)
+	if _, ino, _ := statIdentity(fi); ino == newest.id.Inode {
+		return true
 	}
+	if !s.openNext(true) {
+		return false // a file could not be opened yet; openNext set a retry
+	}
+	s.sh.m.rotations.WithLabelValues("rename").Inc()
+	return true
 }
 
 // check looks at the stream's path after the newest file was read to its
@@ -1599,6 +1619,10 @@ func (s *stream) position() (p streamPosition, unshipped int64, since time.Time,
 // the bytes each holds.
 func (s *stream) heldFiles(now time.Time) []heldFile {
 	s.mu.Lock()
+	if len(s.files) < 2 { // the usual case: nothing but the newest file
+		s.mu.Unlock()
+		return nil
+	}
 	files := append([]*tailFile(nil), s.files...)
 	s.mu.Unlock()
 	var out []heldFile
