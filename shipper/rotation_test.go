@@ -98,6 +98,29 @@ func (w *numbered) write(k int) {
 	}
 }
 
+// oneContainer is a node with one CRI container of namespace ns, the
+// shipper's configuration for it (no Kafka) and a numbered-line writer.
+func oneContainer(t *testing.T, ns string) (Config, *nodelog.Container, *numbered) {
+	t.Helper()
+	node := &nodelog.Node{Root: t.TempDir()}
+	c, err := node.AddContainer(ns, "p", "c", nodelog.CRI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testConfig(t, node, nil, nil), c, &numbered{c: c}
+}
+
+// rotate rotates c as kubelet does (rename and reopen) and returns the
+// rotated file's path.
+func rotate(t *testing.T, c *nodelog.Container) string {
+	t.Helper()
+	p, err := c.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func seqNames(name string, from, to int) []string {
 	var out []string
 	for k := from; k < to; k++ {
@@ -111,10 +134,7 @@ func seqNames(name string, from, to int) []string {
 // plain files are gone). The unread lines are read from the compressed
 // copies, in order, none twice.
 func TestCompressedRotationsAreRead(t *testing.T) {
-	node := &nodelog.Node{Root: t.TempDir()}
-	c, _ := node.AddContainer("shop", "p", "c", nodelog.CRI)
-	cfg := testConfig(t, node, nil, nil)
-	w := &numbered{c: c}
+	cfg, c, w := oneContainer(t, "shop")
 	write := w.write
 	write(10)
 	first := runOnceStdout(t, cfg)
@@ -127,20 +147,12 @@ func TestCompressedRotationsAreRead(t *testing.T) {
 	}
 
 	write(5) // unread when the file is rotated and compressed
-	a, err := c.Rotate()
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := rotate(t, c)
 	write(10)
-	b, err := c.Rotate()
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := rotate(t, c)
 	gzipRotation(t, a)
 	write(10)
-	if _, err := c.Rotate(); err != nil {
-		t.Fatal(err)
-	}
+	rotate(t, c)
 	gzipRotation(t, b)
 	write(10)
 
@@ -173,10 +185,7 @@ func TestCompressedRotationKeepsRecordIDs(t *testing.T) {
 	for k := range 20 {
 		_ = c.Write(time.Now(), "stdout", message("c", k, 60))
 	}
-	a, err := c.Rotate()
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := rotate(t, c)
 	for k := 20; k < 25; k++ {
 		_ = c.Write(time.Now(), "stdout", message("c", k, 60))
 	}
@@ -239,10 +248,7 @@ func TestHeldFilesPolicy(t *testing.T) {
 			})
 			var rotated []string
 			for range 3 {
-				p, err := c.Rotate()
-				if err != nil {
-					t.Fatal(err)
-				}
+				p := rotate(t, c)
 				rotated = append(rotated, p)
 				write(20)
 				time.Sleep(100 * time.Millisecond) // the watcher opens each rotation
@@ -408,10 +414,7 @@ func TestUnterminatedMessagesFlushed(t *testing.T) {
 // short. What can be read is shipped, the rest is counted lost (bytes: the
 // lines cannot be counted), and nothing stops the stream.
 func TestDamagedAndDeletedRotations(t *testing.T) {
-	node := &nodelog.Node{Root: t.TempDir()}
-	c, _ := node.AddContainer("shop", "p", "c", nodelog.CRI)
-	cfg := testConfig(t, node, nil, nil)
-	w := &numbered{c: c}
+	cfg, c, w := oneContainer(t, "shop")
 	write := w.write
 	write(10)
 	if got := runOnceStdout(t, cfg); len(got) != 10 {
@@ -420,19 +423,13 @@ func TestDamagedAndDeletedRotations(t *testing.T) {
 	// Deleted unread: the checkpointed file, with 5 lines after the
 	// checkpoint.
 	write(5)
-	gone, err := c.Rotate()
-	if err != nil {
-		t.Fatal(err)
-	}
+	gone := rotate(t, c)
 	if err := os.Remove(gone); err != nil {
 		t.Fatal(err)
 	}
 	// Damaged: a rotation whose compressed copy is cut in the middle.
 	write(200)
-	damaged, err := c.Rotate()
-	if err != nil {
-		t.Fatal(err)
-	}
+	damaged := rotate(t, c)
 	gzipRotation(t, damaged)
 	gz, err := os.ReadFile(damaged + ".gz")
 	if err != nil {

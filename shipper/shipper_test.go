@@ -528,13 +528,9 @@ func TestRotationWhileStopped(t *testing.T) {
 	r.stop(t)
 
 	write(10)
-	if _, err := c.Rotate(); err != nil {
-		t.Fatal(err)
-	}
+	rotate(t, c)
 	write(10)
-	if _, err := c.Rotate(); err != nil {
-		t.Fatal(err)
-	}
+	rotate(t, c)
 	// A partial message across a rotation: P lines in the old file, the F
 	// line in the new one.
 	c.SplitAt = 60
@@ -542,9 +538,7 @@ func TestRotationWhileStopped(t *testing.T) {
 	n++
 	cut := bytes.LastIndexByte(enc[:len(enc)-1], '\n') + 1
 	_ = c.WriteRaw(enc[:cut])
-	if _, err := c.Rotate(); err != nil {
-		t.Fatal(err)
-	}
+	rotate(t, c)
 	_ = c.WriteRaw(enc[cut:])
 	write(10)
 
@@ -852,9 +846,7 @@ func TestPartialAcrossLiveRotation(t *testing.T) {
 		_ = c.WriteRaw(enc[:cut])
 		if n%3 == 0 {
 			time.Sleep(30 * time.Millisecond) // let the shipper see the P line first
-			if _, err := c.Rotate(); err != nil {
-				t.Fatal(err)
-			}
+			rotate(t, c)
 		}
 		_ = c.WriteRaw(enc[cut:])
 	}
@@ -903,10 +895,7 @@ func mustRead(t *testing.T, path string) []byte {
 // rotated twice and the older rotation compressed away. The newer
 // rotation and the current file are still shipped in full.
 func TestCheckpointedFileGone(t *testing.T) {
-	node := &nodelog.Node{Root: t.TempDir()}
-	c, _ := node.AddContainer("shop", "p", "c", nodelog.CRI)
-	cfg := testConfig(t, node, nil, nil)
-	w := &numbered{c: c}
+	cfg, c, w := oneContainer(t, "shop")
 	write := w.write
 	runOnce := func() []string { return heads(runOnceStdout(t, cfg)) }
 	write(10)
@@ -914,14 +903,9 @@ func TestCheckpointedFileGone(t *testing.T) {
 		t.Fatalf("first run shipped %d lines, want 10", len(got))
 	}
 	write(5) // unshipped lines in the file that will disappear
-	first, err := c.Rotate()
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := rotate(t, c)
 	write(10)
-	if _, err := c.Rotate(); err != nil {
-		t.Fatal(err)
-	}
+	rotate(t, c)
 	write(10)
 	if err := os.Remove(first); err != nil { // kubelet compressed it
 		t.Fatal(err)
@@ -954,10 +938,7 @@ func TestRotationsFollowedUnderBackpressure(t *testing.T) {
 	})
 	var rotated []string
 	for range 3 {
-		p, err := c.Rotate()
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := rotate(t, c)
 		rotated = append(rotated, p)
 		write(20)
 		time.Sleep(100 * time.Millisecond) // several poll intervals
