@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -489,4 +490,81 @@ func TestOldestUnshippedAge(t *testing.T) {
 	if stalledAge < 2.5 {
 		t.Errorf("oldest unshipped age of the stalled tenant = %.1fs, want at least 2.5s", stalledAge)
 	}
+}
+
+// TestDescriptorsWithABrokenTenant: descriptors are short (room for 16
+// files on a node of 60 containers), and the tenant with most containers
+// has no topic. Its streams, held back, give their descriptors back, so the
+// healthy tenant's containers still get theirs and every healthy line is
+// delivered.
+func TestDescriptorsWithABrokenTenant(t *testing.T) {
+	cluster := newCluster(t, "logs.raw.good")
+	brokers := cluster.ListenAddrs()
+	node := &nodelog.Node{Root: t.TempDir()}
+	var lost, good []*nodelog.Container
+	for i := range 40 {
+		c, _ := node.AddContainer("lost", fmt.Sprintf("lost-%d", i), "c", nodelog.CRI)
+		_ = c.Write(time.Now(), "stdout", message(c.Pod, 0, 60))
+		lost = append(lost, c)
+	}
+	for i := range 20 {
+		c, _ := node.AddContainer("good", fmt.Sprintf("good-%d", i), "c", nodelog.CRI)
+		good = append(good, c)
+	}
+	cfg := testConfig(t, node, brokers, map[string]string{"SLUICE_SHIPPER_SHUTDOWN_TIMEOUT": "1s"})
+	sh, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh.fdLimit = 16
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	cons := newConsumer(t, brokers, "logs.raw.good")
+	const rounds = 5
+	for r := range rounds {
+		for _, c := range append(good, lost[:5]...) {
+			_ = c.Write(time.Now(), "stdout", message(c.Pod, r+1, 60))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	want := len(good) * rounds
+	got := cons.waitFor(30*time.Second, "every healthy line", func(l []line) bool {
+		seen := map[string]bool{}
+		for _, x := range l {
+			seen[x.rec.Log] = true
+		}
+		return len(seen) >= want
+	})
+	if open := sh.fdsOpen.Load(); open > sh.fdLimit {
+		t.Errorf("%d files open, over the bound of %d", open, sh.fdLimit)
+	}
+	t.Logf("%d healthy lines delivered in %d records; fd_limit waits %v", want, len(got),
+		testutil.ToFloat64(sh.m.openErrors.WithLabelValues("fd_limit")))
+}
+
+// TestIdleStreamsHoldNoGoroutine: once 300 containers have been read and
+// delivered, the shipper runs no goroutine for any of them.
+func TestIdleStreamsHoldNoGoroutine(t *testing.T) {
+	cluster := newCluster(t, "logs.raw.shop")
+	node := &nodelog.Node{Root: t.TempDir()}
+	for i := range 300 {
+		c, _ := node.AddContainer("shop", fmt.Sprintf("p-%d", i), "c", nodelog.CRI)
+		_ = c.Write(time.Now(), "stdout", message(c.Pod, 0, 60))
+	}
+	before := runtime.NumGoroutine()
+	r := startShipper(t, testConfig(t, node, cluster.ListenAddrs(), nil), Options{})
+	waitMetric(t, "every line delivered", func() bool { return testutil.ToFloat64(r.sh.m.recordsProduced.WithLabelValues("shop")) >= 300 })
+	var n int
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		// The shipper's own: loops, watcher, Kafka client; none per stream.
+		if n = runtime.NumGoroutine() - before; n < 50 {
+			return
+		}
+	}
+	t.Errorf("%d goroutines more than before the shipper started, for 300 idle containers", n)
 }
