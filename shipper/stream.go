@@ -81,8 +81,8 @@ type stream struct {
 	needCredit  int64     // budget the next line waits for
 	probing     bool      // sending a probe: one record, then wait for its result
 	probeSent   bool
-	lastData    time.Time // when a read last found data
-	tailPending bool      // the newest file ends in a line without its newline
+	lastData    time.Time     // when a read last found data
+	tailPending bool          // the newest file ends in a line without its newline
 	pollGap     time.Duration // between polls of a stream whose directory is not watched
 	foundData   bool          // a read found data since the stream last went idle
 	openFails   int
