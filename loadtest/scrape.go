@@ -32,6 +32,13 @@ func getOK(ctx context.Context, url string) (bool, error) {
 // (or "" without one) → value, summed over other labels.
 type sample map[string]map[string]float64
 
+// Scrape reads a process's /metrics at addr (host:port): metric name, then
+// the value of its tenant label ("" for a metric without one), then the
+// value summed over its other labels.
+func Scrape(ctx context.Context, addr string) (map[string]map[string]float64, error) {
+	return scrape(ctx, addr)
+}
+
 // scrape reads a process's /metrics.
 func scrape(ctx context.Context, addr string) (sample, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -178,7 +179,7 @@ func (sh *Shipper) Run(ctx context.Context) error {
 		sh.m.checkpointErrors.WithLabelValues("corrupt").Inc()
 		sh.log.Error("checkpoint unusable; continuing without skipping unread data", "dir", sh.cfg.CheckpointDir, "err", err)
 	}
-	if err := store.save(sh.node, mapValues(saved)); err != nil {
+	if err := store.save(sh.node, slices.Collect(maps.Values(saved))); err != nil {
 		return fmt.Errorf("checkpoint dir %s is not writable: %w", sh.cfg.CheckpointDir, err)
 	}
 	sh.lastSaved = saved
@@ -277,14 +278,6 @@ func (sh *Shipper) Run(ctx context.Context) error {
 	sh.closeStreams()
 	sh.log.Info("shipper stopped")
 	return runErr
-}
-
-func mapValues(m map[string]streamPosition) []streamPosition {
-	out := make([]streamPosition, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
 }
 
 // startRun accounts for a run goroutine about to start; it refuses once the
@@ -860,7 +853,7 @@ func (sh *Shipper) saveCheckpoints(store checkpointStore, force bool) error {
 		sh.m.unshippedAge.WithLabelValues(t.name).Set(age)
 		sh.m.bufferedBytes.WithLabelValues(t.name).Set(float64(t.share.usedSeen.Load()))
 	}
-	if !force && maps_equal(positions, sh.lastSaved) {
+	if !force && maps.Equal(positions, sh.lastSaved) {
 		return nil
 	}
 	// What was acknowledged must be durable in the output before the
@@ -868,25 +861,13 @@ func (sh *Shipper) saveCheckpoints(store checkpointStore, force bool) error {
 	if err := sh.sink.sync(); err != nil {
 		return err
 	}
-	if err := store.save(sh.node, mapValues(positions)); err != nil {
+	if err := store.save(sh.node, slices.Collect(maps.Values(positions))); err != nil {
 		return err
 	}
 	sh.lastSaved = positions
 	sh.m.checkpointSaveAt.SetToCurrentTime()
 	sh.m.checkpointAge.Set(0)
 	return nil
-}
-
-func maps_equal(a, b map[string]streamPosition) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // heldFile is a deleted file a stream still holds open.
@@ -946,19 +927,4 @@ func (sh *Shipper) logLimited(key, msg string, args ...any) {
 func deleted(fi os.FileInfo) bool {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	return ok && st.Nlink == 0
-}
-
-// isErrno reports whether err is the named errno.
-func isErrno(err error, name string) bool {
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
-		return false
-	}
-	switch name {
-	case "EMFILE":
-		return errno == syscall.EMFILE
-	case "ENFILE":
-		return errno == syscall.ENFILE
-	}
-	return false
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -558,7 +559,7 @@ func (s *stream) openFailed(err error) {
 
 func openErrorReason(err error) string {
 	switch {
-	case errors.Is(err, errNoFD), isErrno(err, "EMFILE"), isErrno(err, "ENFILE"):
+	case errors.Is(err, errNoFD), errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
 		return "fd_limit"
 	case errors.Is(err, os.ErrNotExist):
 		return "not_found"

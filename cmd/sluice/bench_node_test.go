@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +15,7 @@ import (
 
 	"github.com/sluicelogs/sluice/internal/nodelog"
 	"github.com/sluicelogs/sluice/internal/shipbench"
+	"github.com/sluicelogs/sluice/loadtest"
 )
 
 // BenchmarkShipperBusyNode runs the real shipper binary on a node with
@@ -112,7 +110,13 @@ func BenchmarkShipperBusyNode(b *testing.B) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	m := scrape(b, port)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	sc, err := loadtest.Scrape(ctx, fmt.Sprintf("127.0.0.1:%d", port))
+	cancel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := func(name string) float64 { return sc[name][""] }
 	close(stopPeak)
 	b.StopTimer()
 
@@ -120,11 +124,11 @@ func BenchmarkShipperBusyNode(b *testing.B) {
 	b.ReportMetric(idleCPU*100, "idle-cpu-%core")
 	b.ReportMetric(busyCPU*100, "busy-cpu-%core")
 	b.ReportMetric(float64(peakHWM(<-peak))/(1<<20), "peak-rss-MiB")
-	b.ReportMetric(m["process_resident_memory_bytes"]/(1<<20), "rss-MiB")
-	b.ReportMetric(m["go_memstats_heap_inuse_bytes"]/(1<<20), "heap-inuse-MiB")
-	b.ReportMetric(m["process_open_fds"], "fds")
-	b.ReportMetric(m["go_goroutines"], "goroutines")
-	b.ReportMetric(m["sluice_shipper_files_polled"], "polled")
+	b.ReportMetric(m("process_resident_memory_bytes")/(1<<20), "rss-MiB")
+	b.ReportMetric(m("go_memstats_heap_inuse_bytes")/(1<<20), "heap-inuse-MiB")
+	b.ReportMetric(m("process_open_fds"), "fds")
+	b.ReportMetric(m("go_goroutines"), "goroutines")
+	b.ReportMetric(m("sluice_shipper_files_polled"), "polled")
 }
 
 // producedAll sums the end offsets of topics.
@@ -160,28 +164,6 @@ func cpuOver(b *testing.B, pid int, d time.Duration, during func()) float64 {
 		b.Fatal(err)
 	}
 	return (u1.CPU - u0.CPU).Seconds() / time.Since(t0).Seconds()
-}
-
-// scrape reads the shipper's metrics without labels.
-func scrape(b *testing.B, port int) map[string]float64 {
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		name, val, ok := strings.Cut(sc.Text(), " ")
-		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
-			continue
-		}
-		if v, err := strconv.ParseFloat(val, 64); err == nil {
-			out[name] = v
-		}
-	}
-	return out
 }
 
 // freeTCPPort returns a loopback port that was free a moment ago.
