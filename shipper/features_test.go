@@ -460,22 +460,6 @@ func TestDanglingSymlinkShippedOnceTargetAppears(t *testing.T) {
 	}
 }
 
-// rawConsumer reads topic from its start without decoding.
-func rawConsumer(t *testing.T, brokers []string, topic string) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
-		kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(50*time.Millisecond),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
-}
-
 // pollRaw polls cl until want records were received or d passed, and
 // returns what it received.
 func pollRaw(t *testing.T, cl *kgo.Client, d time.Duration, want int) []*kgo.Record {

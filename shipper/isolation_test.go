@@ -132,15 +132,7 @@ type arrivals struct {
 // measured is write to Kafka plus the consumer's (short) fetch wait.
 func consumeArrivals(tb testing.TB, brokers []string, topic string) (*arrivals, func()) {
 	tb.Helper()
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
-		kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(50*time.Millisecond),
-	)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	cl := rawConsumer(tb, brokers, topic)
 	a := &arrivals{at: make(map[int]time.Time), written: make(map[int]time.Time)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

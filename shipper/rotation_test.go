@@ -122,6 +122,23 @@ func rotate(t *testing.T, c *nodelog.Container) string {
 	return p
 }
 
+// rotateWhileHeldBack waits until the shipper holds tenant "late" back for
+// its missing topic, then rotates c three times, writing 20 lines after
+// each, and returns the rotated files' paths.
+func rotateWhileHeldBack(t *testing.T, r *running, c *nodelog.Container, w *numbered) []string {
+	t.Helper()
+	waitMetric(t, "the tenant to be held back", func() bool {
+		return testutil.ToFloat64(r.sh.m.produceErrors.WithLabelValues("late", reasonTopicMissing)) > 0
+	})
+	var rotated []string
+	for range 3 {
+		rotated = append(rotated, rotate(t, c))
+		w.write(20)
+		time.Sleep(100 * time.Millisecond) // the watcher opens each rotation
+	}
+	return rotated
+}
+
 func seqNames(name string, from, to int) []string {
 	var out []string
 	for k := from; k < to; k++ {
@@ -244,16 +261,7 @@ func TestHeldFilesPolicy(t *testing.T) {
 			r := startShipper(t, testConfig(t, node, brokers, map[string]string{
 				"SLUICE_SHIPPER_HELD_FILES_MAX_BYTES": "1",
 			}), Options{})
-			waitMetric(t, "the tenant to be held back", func() bool {
-				return testutil.ToFloat64(r.sh.m.produceErrors.WithLabelValues("late", reasonTopicMissing)) > 0
-			})
-			var rotated []string
-			for range 3 {
-				p := rotate(t, c)
-				rotated = append(rotated, p)
-				write(20)
-				time.Sleep(100 * time.Millisecond) // the watcher opens each rotation
-			}
+			rotated := rotateWhileHeldBack(t, r, c, w)
 			// Kubelet compresses (or, past its file limit, deletes) the
 			// first two rotations; the reader is still at the first.
 			for _, p := range rotated[:2] {

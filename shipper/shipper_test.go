@@ -148,6 +148,13 @@ type consumer struct {
 
 func newConsumer(t testing.TB, brokers []string, topics ...string) *consumer {
 	t.Helper()
+	return &consumer{t: t, cl: rawConsumer(t, brokers, topics...), dec: schemas.NewDecoder()}
+}
+
+// rawConsumer is a client that reads topics from their start, closed at
+// the end of the test.
+func rawConsumer(t testing.TB, brokers []string, topics ...string) *kgo.Client {
+	t.Helper()
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(brokers...),
 		kgo.ConsumeTopics(topics...),
@@ -158,7 +165,7 @@ func newConsumer(t testing.TB, brokers []string, topics ...string) *consumer {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	return &consumer{t: t, cl: cl, dec: schemas.NewDecoder()}
+	return cl
 }
 
 // waitFor polls until cond holds for the lines collected so far.
@@ -933,16 +940,7 @@ func TestRotationsFollowedUnderBackpressure(t *testing.T) {
 	write := w.write
 	write(20)
 	r := startShipper(t, testConfig(t, node, brokers, nil), Options{})
-	waitMetric(t, "the tenant to be paused", func() bool {
-		return testutil.ToFloat64(r.sh.m.produceErrors.WithLabelValues("late", reasonTopicMissing)) > 0
-	})
-	var rotated []string
-	for range 3 {
-		p := rotate(t, c)
-		rotated = append(rotated, p)
-		write(20)
-		time.Sleep(100 * time.Millisecond) // several poll intervals
-	}
+	rotated := rotateWhileHeldBack(t, r, c, w)
 	for _, p := range rotated[1:] {
 		if err := os.Remove(p); err != nil {
 			t.Fatal(err)

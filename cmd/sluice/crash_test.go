@@ -116,7 +116,14 @@ func startProcessEnv(t testing.TB, env []string, args ...string) *process {
 	t.Helper()
 	cmd := execCommand(sluiceBinary(t), args...)
 	cmd.Env = env
-	p := &process{name: args[0], cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	return startCmd(t, cmd, args[0])
+}
+
+// startCmd starts cmd, a stage of the binary named name, collecting its
+// output.
+func startCmd(t testing.TB, cmd *exec.Cmd, name string) *process {
+	t.Helper()
+	p := &process{name: name, cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
 	cmd.Stdout = p.logs
 	cmd.Stderr = p.logs
 	if err := cmd.Start(); err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,13 +25,7 @@ func startLimitedProcess(t *testing.T, env []string, nofile int, args ...string)
 	script := fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, nofile)
 	cmd := exec.Command("/bin/sh", append([]string{"-c", script, bin}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &process{name: args[0], cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
-	cmd.Stdout = p.logs
-	cmd.Stderr = p.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- cmd.Wait() }()
+	p := startCmd(t, cmd, args[0])
 	t.Cleanup(func() { _ = cmd.Process.Kill() }) // after a failure; a no-op once it exited
 
 	// Once the shell has exec'd the binary, its limit must be nofile.
