@@ -70,6 +70,23 @@ func testConfig(t testing.TB, node *nodelog.Node, brokers []string, env map[stri
 	return cfg
 }
 
+// defaultConfig is the shipper's configuration at its defaults, set only
+// for where it reads, writes and saves.
+func defaultConfig(t testing.TB, node *nodelog.Node, brokers []string) Config {
+	t.Helper()
+	var cfg Config
+	vars := map[string]string{
+		"SLUICE_SHIPPER_PATHS":          node.ContainersGlob(),
+		"SLUICE_SHIPPER_CHECKPOINT_DIR": filepath.Join(node.Root, "checkpoints"),
+		"SLUICE_NODE_NAME":              "node-a",
+		"SLUICE_KAFKA_BROKERS":          strings.Join(brokers, ","),
+	}
+	if err := config.LoadFrom(context.Background(), &cfg, envconfig.MapLookuper(vars)); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 // running is a shipper running in the background of a test.
 type running struct {
 	sh     *Shipper
