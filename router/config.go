@@ -18,11 +18,15 @@ type Config struct {
 	Group string `env:"ROUTER_GROUP, default=sluice-router" help:"Consumer group of the routers; every replica uses the same one."`
 	ID    string `env:"ROUTER_ID" help:"This router's name, unique among the replicas (default: the host name, i.e. the pod name). It makes the transactional id <group>-<id> and names the router in pipeline status. Set explicitly (for example to a StatefulSet pod name), it also makes the group membership static: a restarted router takes its partitions back without a rebalance."`
 
-	BatchRecords    int           `env:"ROUTER_BATCH_RECORDS, default=5000" help:"Most records consumed, transformed and produced in one Kafka transaction."`
-	RescanInterval  time.Duration `env:"ROUTER_RESCAN_INTERVAL, default=5s" help:"How often topic metadata is refreshed: new <prefix>.raw.* topics are picked up, missing output topics noticed."`
-	StatusInterval  time.Duration `env:"ROUTER_STATUS_INTERVAL, default=30s" help:"How often the router republishes which pipeline version it applies per tenant (also published at every change)."`
-	ShutdownTimeout time.Duration `env:"ROUTER_SHUTDOWN_TIMEOUT, default=20s" help:"On SIGTERM, how long to wait for the transaction in progress to end."`
-	TenantRetryMax  time.Duration `env:"ROUTER_TENANT_RETRY_MAX, default=30s" help:"Longest pause of a tenant whose output topics are missing or denied (doubling from 1s)."`
+	BatchRecords       int           `env:"ROUTER_BATCH_RECORDS, default=5000" help:"Most records consumed, transformed and produced in one Kafka transaction."`
+	BatchMaxTime       time.Duration `env:"ROUTER_BATCH_MAX_TIME, default=250ms" help:"Longest a transaction waits for the tenants' processing. A tenant not done by then is left out of the transaction: its partitions are paused and rewound, its records finished in the background (on at most half the cores) and committed in a later transaction, so a slow pipeline never delays the other tenants."`
+	TransactionTimeout time.Duration `env:"ROUTER_TRANSACTION_TIMEOUT, default=60s" help:"Kafka transaction timeout: the broker aborts a transaction left open longer (a router that died mid-transaction). Must be well above SLUICE_ROUTER_BATCH_MAX_TIME; a transaction normally lasts that plus one flush."`
+	MaxRecordBytes     int           `env:"ROUTER_MAX_RECORD_BYTES, default=1048576" help:"Largest raw record decoded. A larger one goes to the tenant's dead-letter topic (reason too_large, payload cut) without being decoded."`
+	MaxBatchBytes      int           `env:"ROUTER_MAX_BATCH_BYTES, default=16777216" help:"Largest size a compressed record batch of a raw topic may decompress to (also at most 64 times its compressed size, or 4 KiB). A batch over it is not decompressed: it is dead-lettered (reason too_large) and skipped, so no tenant's data can exhaust the router's memory."`
+	RescanInterval     time.Duration `env:"ROUTER_RESCAN_INTERVAL, default=5s" help:"How often topic metadata is refreshed: new <prefix>.raw.* topics are picked up, missing output topics noticed."`
+	StatusInterval     time.Duration `env:"ROUTER_STATUS_INTERVAL, default=30s" help:"How often the router republishes which pipeline version it applies per tenant (also published at every change)."`
+	ShutdownTimeout    time.Duration `env:"ROUTER_SHUTDOWN_TIMEOUT, default=20s" help:"On SIGTERM, how long to wait for the transaction in progress to end."`
+	TenantRetryMax     time.Duration `env:"ROUTER_TENANT_RETRY_MAX, default=30s" help:"Longest pause of a tenant whose output topics are missing or denied (doubling from 1s)."`
 }
 
 // Validate reports every problem, each naming the variable at fault.
@@ -37,11 +41,22 @@ func (c *Config) Validate() error {
 	if c.BatchRecords < 1 || c.BatchRecords > 1_000_000 {
 		add("ROUTER_BATCH_RECORDS", "must be between 1 and 1000000, got %d", c.BatchRecords)
 	}
+	if c.MaxRecordBytes < 1024 {
+		add("ROUTER_MAX_RECORD_BYTES", "must be at least 1024, got %d", c.MaxRecordBytes)
+	}
+	if c.MaxBatchBytes < c.MaxRecordBytes {
+		add("ROUTER_MAX_BATCH_BYTES", "must be at least SLUICE_ROUTER_MAX_RECORD_BYTES (%d), got %d", c.MaxRecordBytes, c.MaxBatchBytes)
+	}
+	if c.BatchMaxTime > 0 && c.TransactionTimeout < 10*c.BatchMaxTime {
+		add("ROUTER_TRANSACTION_TIMEOUT", "must be at least 10 times SLUICE_ROUTER_BATCH_MAX_TIME (%s), got %s", c.BatchMaxTime, c.TransactionTimeout)
+	}
 	p.Positive(map[string]time.Duration{
-		"ROUTER_RESCAN_INTERVAL":  c.RescanInterval,
-		"ROUTER_STATUS_INTERVAL":  c.StatusInterval,
-		"ROUTER_SHUTDOWN_TIMEOUT": c.ShutdownTimeout,
-		"ROUTER_TENANT_RETRY_MAX": c.TenantRetryMax,
+		"ROUTER_BATCH_MAX_TIME":      c.BatchMaxTime,
+		"ROUTER_TRANSACTION_TIMEOUT": c.TransactionTimeout,
+		"ROUTER_RESCAN_INTERVAL":     c.RescanInterval,
+		"ROUTER_STATUS_INTERVAL":     c.StatusInterval,
+		"ROUTER_SHUTDOWN_TIMEOUT":    c.ShutdownTimeout,
+		"ROUTER_TENANT_RETRY_MAX":    c.TenantRetryMax,
 	})
 	return p.Err()
 }

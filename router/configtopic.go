@@ -69,6 +69,11 @@ type RouterStatus struct {
 	// Since is when this status began (the last change of Stored, Applied
 	// or Error).
 	Since time.Time `json:"since"`
+	// Paused says why the tenant's records are held back ("" when they
+	// are not), and PausedUntil when they are resumed (zero: when the
+	// work holding them is done).
+	Paused      string    `json:"paused,omitempty"`
+	PausedUntil time.Time `json:"paused_until,omitzero"`
 }
 
 // StatusKey returns the config topic key of a router's status for tenant.

@@ -77,6 +77,12 @@ const (
 	ReasonField = "field_error"
 	// ReasonPanic: a step panicked; the pipeline recovered.
 	ReasonPanic = "panic"
+	// ReasonTooLarge: a raw record or batch too large to decode, or a
+	// processed record larger than its topic takes.
+	ReasonTooLarge = "too_large"
+	// ReasonTopicMissing: the pipeline routes the record to a stream whose
+	// topic does not exist.
+	ReasonTopicMissing = "topic_missing"
 )
 
 // stepError is returned by a step's apply: a reason and an error.

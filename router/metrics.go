@@ -9,18 +9,21 @@ import (
 // metrics are the router's Prometheus metrics (namespace sluice, subsystem
 // router); labels are bounded by the number of tenants.
 type metrics struct {
-	recordsIn     *prometheus.CounterVec
-	recordsOut    *prometheus.CounterVec
-	dropped       *prometheus.CounterVec
-	dlq           *prometheus.CounterVec
-	stepErrors    *prometheus.CounterVec
-	loadErrors    *prometheus.CounterVec
-	fallbacks     *prometheus.CounterVec
-	version       *prometheus.GaugeVec
-	transactions  *prometheus.CounterVec
-	latency       *prometheus.HistogramVec
-	tenantsPaused prometheus.Gauge
-	batchDuration prometheus.Histogram
+	recordsIn      *prometheus.CounterVec
+	recordsOut     *prometheus.CounterVec
+	dropped        *prometheus.CounterVec
+	dlq            *prometheus.CounterVec
+	stepErrors     *prometheus.CounterVec
+	loadErrors     *prometheus.CounterVec
+	fallbacks      *prometheus.CounterVec
+	version        *prometheus.GaugeVec
+	transactions   *prometheus.CounterVec
+	latency        *prometheus.HistogramVec
+	tenantsPaused  prometheus.Gauge
+	batchDuration  prometheus.Histogram
+	tenantSeconds  *prometheus.CounterVec
+	throttled      *prometheus.CounterVec
+	multilineHolds *prometheus.CounterVec
 
 	tenants sync.Map // tenant -> *tenantMetrics, looked up once per tenant
 }
@@ -53,14 +56,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		return c
 	}
 	m := &metrics{
-		recordsIn:    counter("records_in_total", "Records consumed from raw topics.", "tenant"),
-		recordsOut:   counter("records_out_total", "Records produced to parsed topics (committed or not).", "tenant"),
-		dropped:      counter("records_dropped_total", "Records dropped on purpose by a pipeline, by reason (drop, keep, sample).", "tenant", "reason"),
-		dlq:          counter("dlq_total", "Records sent to the tenant's dead-letter topic, by reason.", "tenant", "reason"),
-		stepErrors:   counter("step_errors_total", "Step failures, by step type.", "tenant", "step_type"),
-		loadErrors:   counter("pipeline_load_errors_total", "Pipeline versions that failed to load (validation, compile or their tests); the previous version stays in force.", "tenant"),
-		fallbacks:    counter("pipeline_fallbacks_total", "Pipeline versions taken out of service after failing at run time (panic or expression error).", "tenant"),
-		transactions: counter("transactions_total", "Kafka transactions ended, by result (commit, abort).", "result"),
+		recordsIn:      counter("records_in_total", "Records consumed from raw topics.", "tenant"),
+		recordsOut:     counter("records_out_total", "Records produced to parsed topics (committed or not).", "tenant"),
+		dropped:        counter("records_dropped_total", "Records dropped on purpose by a pipeline, by reason (drop, keep, sample).", "tenant", "reason"),
+		dlq:            counter("dlq_total", "Records sent to the tenant's dead-letter topic, by reason.", "tenant", "reason"),
+		stepErrors:     counter("step_errors_total", "Step failures, by step type.", "tenant", "step_type"),
+		loadErrors:     counter("pipeline_load_errors_total", "Pipeline versions that failed to load (validation, compile or their tests); the previous version stays in force.", "tenant"),
+		fallbacks:      counter("pipeline_fallbacks_total", "Pipeline versions taken out of service after failing at run time (panic or expression error).", "tenant"),
+		transactions:   counter("transactions_total", "Kafka transactions ended, by result (commit, abort).", "result"),
+		tenantSeconds:  counter("tenant_processing_seconds_total", "Time spent processing a tenant's records (decode, pipeline, encode), in the transaction or in the background.", "tenant"),
+		throttled:      counter("tenant_throttled_total", "Transactions a tenant was left out of because its processing took longer than SLUICE_ROUTER_BATCH_MAX_TIME; its records were finished in the background.", "tenant"),
+		multilineHolds: counter("multiline_holds_total", "Partitions held back for continuation lines of a young multiline record (at most max_wait, once per batch).", "tenant"),
 		version: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "pipeline_version",
 			Help: "Pipeline version in force per tenant (0: pass-through)."}, []string{"tenant"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "latency_seconds",

@@ -102,18 +102,19 @@ type joined struct {
 	lines   int
 	ml      *Multiline
 	since   time.Time // when the last line was added
+	lastTS  time.Time // the last line's Kafka timestamp
 }
 
 // run finishes a joined record through the tenant's pipeline; a dead
 // letter carries every line's payload.
-func (g *joined) run(rt *Router) []*kgo.Record {
+func (g *joined) run(rt *Router, o outputsFor) []*kgo.Record {
 	raw := g.raw
 	if g.lines > 1 {
 		cp := *g.raw
 		cp.Value = g.payload
 		raw = &cp
 	}
-	return rt.run(g.tenant, nil, raw, g.rec, g.last)
+	return rt.run(g.tenant, nil, raw, g.rec, g.last, o)
 }
 
 // add takes a decoded record of a tenant whose pipeline joins lines. It
@@ -131,46 +132,11 @@ func (j *joiner) add(tenant string, raw *kgo.Record, rec schemas.Record, ml *Mul
 		g.payload = append(append(g.payload, '\n'), raw.Value...)
 		g.last = raw.Offset
 		g.lines++
-		g.since = now
+		g.since, g.lastTS = now, raw.Timestamp
 		return nil
 	}
-	j.open[k] = &joined{tenant: tenant, raw: raw, payload: bytes.Clone(raw.Value), last: raw.Offset, rec: rec, lines: 1, ml: ml, since: now}
+	j.open[k] = &joined{tenant: tenant, raw: raw, payload: bytes.Clone(raw.Value), last: raw.Offset, rec: rec, lines: 1, ml: ml, since: now, lastTS: raw.Timestamp}
 	return g
-}
-
-// expired removes and returns the joined records that waited their
-// MaxWait at now.
-func (j *joiner) expired(now time.Time) []*joined {
-	var out []*joined
-	for k, g := range j.open {
-		if !now.Before(g.since.Add(g.ml.MaxWait)) {
-			out = append(out, g)
-			delete(j.open, k)
-		}
-	}
-	return out
-}
-
-// next is when the next joined record expires.
-func (j *joiner) next() (time.Time, bool) {
-	var t time.Time
-	for _, g := range j.open {
-		if e := g.since.Add(g.ml.MaxWait); t.IsZero() || e.Before(t) {
-			t = e
-		}
-	}
-	return t, !t.IsZero()
-}
-
-// latest is when the last of the joined records open now expires.
-func (j *joiner) latest() (time.Time, bool) {
-	var t time.Time
-	for _, g := range j.open {
-		if e := g.since.Add(g.ml.MaxWait); e.After(t) {
-			t = e
-		}
-	}
-	return t, !t.IsZero()
 }
 
 // all removes and returns every joined record still open.
@@ -181,4 +147,23 @@ func (j *joiner) all() []*joined {
 		delete(j.open, k)
 	}
 	return out
+}
+
+// youngUntil is when the youngest open joined record has waited its
+// MaxWait for more lines, going by its last line's timestamp (not later
+// than MaxWait from now, whatever a producer's clock says); zero when none
+// is open or all are old enough to finish.
+func (j *joiner) youngUntil(now time.Time) time.Time {
+	var until time.Time
+	for _, g := range j.open {
+		last := g.lastTS
+		if last.After(now) {
+			last = now
+		}
+		e := last.Add(g.ml.MaxWait)
+		if e.After(now) && e.After(until) {
+			until = e
+		}
+	}
+	return until
 }

@@ -25,6 +25,8 @@ type tenantPipes struct {
 	stored   int64     // version last seen in the config topic (0: none or unreadable)
 	err      string    // last load or run-time error
 	since    time.Time
+	paused   string    // why the tenant's records are held back, if they are
+	until    time.Time // when it is resumed (zero: when its work is done)
 }
 
 func newRegistry(m *metrics) *registry {
@@ -166,7 +168,38 @@ func (r *registry) statuses(router string) []RouterStatus {
 	defer r.mu.RUnlock()
 	out := make([]RouterStatus, 0, len(r.tenants))
 	for tenant, t := range r.tenants {
-		out = append(out, RouterStatus{Router: router, Tenant: tenant, Stored: t.stored, Applied: t.current.Version, Error: t.err, Since: t.since})
+		out = append(out, RouterStatus{Router: router, Tenant: tenant, Stored: t.stored, Applied: t.current.Version, Error: t.err, Since: t.since,
+			Paused: t.paused, PausedUntil: t.until})
 	}
 	return out
+}
+
+// setPaused records why a tenant's records are held back, for its status.
+func (r *registry) setPaused(tenant, reason string, until time.Time) {
+	r.mu.Lock()
+	t, ok := r.tenants[tenant]
+	if !ok {
+		t = &tenantPipes{current: PassThrough(tenant), since: time.Now()}
+		r.tenants[tenant] = t
+	}
+	changed := t.paused != reason
+	t.paused, t.until = reason, until
+	r.mu.Unlock()
+	if changed {
+		r.signal()
+	}
+}
+
+// setResumed clears what setPaused recorded.
+func (r *registry) setResumed(tenant string) {
+	r.mu.Lock()
+	t, ok := r.tenants[tenant]
+	changed := ok && t.paused != ""
+	if ok {
+		t.paused, t.until = "", time.Time{}
+	}
+	r.mu.Unlock()
+	if changed {
+		r.signal()
+	}
 }

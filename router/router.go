@@ -136,7 +136,7 @@ func (rt *Router) Run(ctx context.Context) error {
 	}
 	rt.log.Info("pipelines loaded", "tenants", rt.pipes.count(), "router", rt.id)
 	wg.Go(func() { rt.publishStatus(followCtx, admin, configTopic) })
-	outputs := &topicCache{adm: adm, maxAge: rt.cfg.RescanInterval}
+	outputs := &topicCache{adm: adm, maxAge: rt.cfg.RescanInterval, producer: producerBatchMax}
 
 	sess, err := kgo.NewGroupTransactSession(append(append(base, kafka.Membership(rt.cfg.ID)...),
 		kgo.ClientID(clientID),
@@ -153,6 +153,12 @@ func (rt *Router) Run(ctx context.Context) error {
 		kgo.RequireStableFetchOffsets(),
 		kgo.ProducerBatchCompression(kgo.ZstdCompression().WithLevel(int(zstd.SpeedFastest)), kgo.NoCompression()),
 		kgo.UnknownTopicRetries(2), // a missing output topic pauses its tenant quickly
+		kgo.TransactionTimeout(rt.cfg.TransactionTimeout),
+		// No raw batch may decompress to more than the router can hold:
+		// Kafka's size limits count compressed bytes.
+		kgo.MaxDecompressBatchBytes(rt.cfg.MaxBatchBytes),
+		kgo.FetchMaxBytes(1<<20),
+		kgo.ProducerBatchMaxBytes(producerBatchMax),
 	)...)
 	if err != nil {
 		return fmt.Errorf("kafka transactional client: %w", err)
@@ -170,30 +176,30 @@ func (rt *Router) Run(ctx context.Context) error {
 	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(rt.cfg.ShutdownTimeout, cancelTxn) })
 	defer stopAfter()
 
-	p := &pauser{sess: sess, max: rt.cfg.TenantRetryMax, m: rt.m}
+	l := newLoop(rt, sess, &pauser{sess: sess, max: rt.cfg.TenantRetryMax, m: rt.m, pipes: rt.pipes, rawPrefix: rt.topics.Raw("")}, outputs)
 	for {
-		p.resumeDue()
-		// While tenants are paused the poll wakes up in time to resume
-		// them, even if nothing else arrives.
+		l.pauser.resumeDue()
+		// While tenants or partitions are paused, or work goes on in the
+		// background, the poll wakes up in time to resume them, even if
+		// nothing else arrives.
+		wake := l.idle()
+		if next, ok := l.pauser.nextResume(); ok && (wake.IsZero() || next.Before(wake)) {
+			wake = next
+		}
 		pollCtx, cancelPoll := ctx, context.CancelFunc(func() {})
-		if next, ok := p.nextResume(); ok {
-			pollCtx, cancelPoll = context.WithDeadline(ctx, next)
+		if !wake.IsZero() {
+			pollCtx, cancelPoll = context.WithDeadline(ctx, wake)
 		}
 		fetches := sess.PollRecords(pollCtx, rt.cfg.BatchRecords)
 		cancelPoll()
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			break
 		}
-		fetches.EachError(func(topic string, partition int32, err error) {
-			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-				return // the poll's own deadline
-			}
-			rt.logLimited("fetch:"+topic, "fetch failed", "topic", topic, "partition", partition, "err", err)
-		})
-		if fetches.NumRecords() == 0 {
+		fetches.EachError(l.fetchError)
+		if fetches.NumRecords() == 0 && len(l.bombs) == 0 {
 			continue
 		}
-		if err := rt.transact(txnCtx, sess, fetches, p, outputs); err != nil {
+		if err := l.transact(txnCtx, fetches); err != nil {
 			if txnCtx.Err() != nil {
 				break
 			}
@@ -213,96 +219,10 @@ func (rt *Router) Run(ctx context.Context) error {
 	return nil
 }
 
-// transact processes one batch in one transaction. Records of a tenant
-// whose output topic turns out missing or denied abort the transaction
-// (everything is consumed again) and pause that tenant, so the next
-// transaction goes through without it.
-func (rt *Router) transact(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches, p *pauser, outputs *topicCache) error {
-	start := time.Now()
-	if err := sess.Begin(); err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	var mu sync.Mutex
-	failed := map[string]error{} // tenant -> produce error
-	promise := func(r *kgo.Record, err error) {
-		if err == nil {
-			return
-		}
-		tenant, _, _, _ := rt.topics.TenantOf(r.Topic)
-		mu.Lock()
-		failed[tenant] = err
-		mu.Unlock()
-	}
-	produce := func(outs []*kgo.Record) {
-		for _, out := range outs {
-			// The client would wait for a missing topic to appear rather
-			// than fail the record: a tenant without its output topics is
-			// found here, before producing.
-			if !outputs.exists(ctx, out.Topic) {
-				promise(out, fmt.Errorf("%w: %s", errTopicMissing, out.Topic))
-				continue
-			}
-			sess.Produce(ctx, out, promise)
-		}
-	}
-	var j joiner
-	handle := func(r *kgo.Record) { produce(rt.handle(ctx, r, &j)) }
-	fetches.EachRecord(handle)
-	// Records being joined from continuation lines wait for more lines in
-	// this transaction (never across transactions): poll on until those
-	// open after the batch have waited their max_wait. Records opened
-	// meanwhile are finished at the end, so a busy multiline tenant cannot
-	// keep the transaction open.
-	limit, waiting := j.latest()
-	for waiting && ctx.Err() == nil {
-		for _, g := range j.expired(time.Now()) {
-			produce(g.run(rt))
-		}
-		next, ok := j.next()
-		if !ok || !time.Now().Before(limit) {
-			break
-		}
-		if limit.Before(next) {
-			next = limit
-		}
-		pollCtx, cancel := context.WithDeadline(ctx, next)
-		more := sess.PollRecords(pollCtx, rt.cfg.BatchRecords)
-		cancel()
-		more.EachRecord(handle)
-	}
-	for _, g := range j.all() {
-		produce(g.run(rt))
-	}
-	// The produce errors are only all known once everything is flushed;
-	// End flushes first, so: flush, look, then end.
-	if err := sess.Client().Flush(ctx); err != nil {
-		return err // ctx ended: the transaction is abandoned and aborted
-	}
-	mu.Lock()
-	commit := kgo.TransactionEndTry(len(failed) == 0)
-	for tenant, err := range failed {
-		p.pause(rt.topics.Raw(tenant), err)
-		rt.logLimited("produce:"+tenant, "output topic of a tenant is missing or denied; pausing the tenant and retrying without it",
-			"tenant", tenant, "err", err)
-	}
-	mu.Unlock()
-	committed, err := sess.End(ctx, commit)
-	rt.m.batchDuration.Observe(time.Since(start).Seconds())
-	if committed {
-		rt.m.transactions.WithLabelValues("commit").Inc()
-	} else {
-		rt.m.transactions.WithLabelValues("abort").Inc()
-	}
-	if err != nil {
-		return fmt.Errorf("end transaction: %w", err)
-	}
-	return nil
-}
-
 // handle takes one raw record: decodes it, and either joins it with the
 // records before it (when the tenant's pipeline starts with multiline),
 // returning what that finished, or runs the pipeline on it.
-func (rt *Router) handle(ctx context.Context, r *kgo.Record, j *joiner) []*kgo.Record {
+func (rt *Router) handle(ctx context.Context, r *kgo.Record, j *joiner, o outputsFor) []*kgo.Record {
 	tenant, kind, _, ok := rt.topics.TenantOf(r.Topic)
 	if !ok || kind != kafka.KindRaw {
 		return nil // the pattern only matches raw topics; nothing else is ours
@@ -310,6 +230,10 @@ func (rt *Router) handle(ctx context.Context, r *kgo.Record, j *joiner) []*kgo.R
 	tm := rt.m.tenant(tenant)
 	tm.in.Inc()
 	tm.latency.Observe(time.Since(r.Timestamp).Seconds())
+	if len(r.Value) > rt.cfg.MaxRecordBytes {
+		return []*kgo.Record{rt.dlq(tenant, 0, r, 0, &Failure{Step: -1, Reason: ReasonTooLarge,
+			Err: fmt.Errorf("raw record is %d bytes, more than SLUICE_ROUTER_MAX_RECORD_BYTES (%d); it was not decoded", len(r.Value), rt.cfg.MaxRecordBytes)})}
+	}
 	rec, failure := rt.decode(ctx, tenant, r)
 	if failure != nil {
 		return []*kgo.Record{rt.dlq(tenant, 0, r, 0, failure)}
@@ -317,11 +241,11 @@ func (rt *Router) handle(ctx context.Context, r *kgo.Record, j *joiner) []*kgo.R
 	pipe := rt.pipes.get(tenant)
 	if ml := pipe.Multiline(); ml != nil {
 		if g := j.add(tenant, r, rec, ml, time.Now()); g != nil {
-			return g.run(rt)
+			return g.run(rt, o)
 		}
 		return nil
 	}
-	return rt.run(tenant, pipe, r, rec, 0)
+	return rt.run(tenant, pipe, r, rec, 0, o)
 }
 
 // run applies the tenant's pipeline to a decoded record and returns what
@@ -330,7 +254,7 @@ func (rt *Router) handle(ctx context.Context, r *kgo.Record, j *joiner) []*kgo.R
 // multiline, a copy of the first line's record holding every line's
 // payload, and last is the offset of the last line (0 otherwise). pipe is
 // the tenant's pipeline in force, if the caller has it (nil: look it up).
-func (rt *Router) run(tenant string, pipe *Pipeline, raw *kgo.Record, rec schemas.Record, last int64) []*kgo.Record {
+func (rt *Router) run(tenant string, pipe *Pipeline, raw *kgo.Record, rec schemas.Record, last int64, o outputsFor) []*kgo.Record {
 	var res Result
 	var work schemas.Record
 	// A version that is broken at run time (see registry.broken) is taken
@@ -359,42 +283,51 @@ func (rt *Router) run(tenant string, pipe *Pipeline, raw *kgo.Record, rec schema
 	topic := rt.topics.Parsed(tenant)
 	if res.Stream != "" {
 		topic = rt.topics.ParsedStream(tenant, res.Stream)
+		// Kafka would refuse the record, and the transaction with it.
+		if !o.exists(topic) {
+			return []*kgo.Record{rt.dlq(tenant, pipe.Version, raw, last, &Failure{Step: -1, Reason: ReasonTopicMissing,
+				Err: fmt.Errorf("the pipeline routes the record to stream %q, but topic %s does not exist (sluice tenant create %s --streams %s makes it)", res.Stream, topic, tenant, res.Stream)})}
+		}
 	}
 	v, err := schemas.AppendSingleObject(make([]byte, 0, 2*len(work.Log)+512), &work) // room for parsed attributes
 	if err != nil {
 		return []*kgo.Record{rt.dlq(tenant, pipe.Version, raw, last, &Failure{Step: -1, Reason: "encode", Err: err})}
 	}
-	if len(v) > maxOutputBytes {
+	if limit := o.maxValue(topic); len(v) > limit {
 		// Kafka would refuse it, and the transaction with it, every time.
-		return []*kgo.Record{rt.dlq(tenant, pipe.Version, raw, last, &Failure{Step: -1, Reason: "too_large",
-			Err: fmt.Errorf("processed record is %d bytes encoded, more than %d", len(v), maxOutputBytes)})}
+		return []*kgo.Record{rt.dlq(tenant, pipe.Version, raw, last, &Failure{Step: -1, Reason: ReasonTooLarge,
+			Err: fmt.Errorf("processed record is %d bytes encoded, more than %s takes (%d)", len(v), topic, limit)})}
 	}
 	rt.m.tenant(tenant).out.Inc()
 	return []*kgo.Record{{Topic: topic, Key: raw.Key, Value: v, Headers: avroHeaders}}
 }
 
-// maxOutputBytes bounds what the router produces, below the producer's
-// default batch limit (and Kafka's default 1 MiB message limit).
-const maxOutputBytes = 900 << 10
+// producerBatchMax is the largest batch the router's producer sends:
+// Kafka's default message limit.
+const producerBatchMax = kafka.DefaultMaxMessageBytes
 
 var avroHeaders = []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/vnd.sluice.record+avro")}}
 
 // decode reads a raw record (see DecodeInput). The tenant is the topic's,
-// whatever the payload says; a missing id is derived from the record's
-// place in the topic, missing times from its Kafka timestamp.
+// whatever the payload says; missing times come from its Kafka timestamp.
+//
+// The record id becomes the Elasticsearch document id, so it must be equal
+// for re-sends of one record (they become one document) and different for
+// different records. A producer's id is not trusted alone: two different
+// lines sent with the same id must not collapse into one document, silently
+// losing one. So the id is a hash of the tenant, the producer's id and the
+// record's content (log and the producer's timestamp): a re-send, which
+// carries the same id and content, keeps its id; the shipper's ids (node,
+// container, file and offset) stay stable across its re-sends this way. A
+// record without an id gets one from its place in the topic (topic,
+// partition, offset), which a transaction replay keeps.
 func (rt *Router) decode(ctx context.Context, tenant string, r *kgo.Record) (schemas.Record, *Failure) {
 	rec, f := DecodeInput(ctx, rt.dec, r.Value)
 	if f != nil {
 		return rec, f
 	}
 	rec.Tenant = tenant
-	if rec.ID == "" {
-		var b [4 + 8]byte
-		binary.BigEndian.PutUint32(b[:], uint32(r.Partition))
-		binary.BigEndian.PutUint64(b[4:], uint64(r.Offset))
-		sum := sha256.Sum256(append([]byte(r.Topic), b[:]...))
-		rec.ID = hex.EncodeToString(sum[:16])
-	}
+	rec.ID = recordID(tenant, r, &rec)
 	if rec.ObservedTimestamp.IsZero() {
 		rec.ObservedTimestamp = r.Timestamp.UTC()
 	}
@@ -402,6 +335,32 @@ func (rt *Router) decode(ctx context.Context, tenant string, r *kgo.Record) (sch
 		rec.Timestamp = rec.ObservedTimestamp
 	}
 	return rec, nil
+}
+
+// recordID is the id of a decoded record; see decode.
+func recordID(tenant string, r *kgo.Record, rec *schemas.Record) string {
+	h := sha256.New()
+	if rec.ID == "" {
+		var b [4 + 8]byte
+		binary.BigEndian.PutUint32(b[:], uint32(r.Partition))
+		binary.BigEndian.PutUint64(b[4:], uint64(r.Offset))
+		h.Write([]byte(r.Topic))
+		h.Write(b[:])
+	} else {
+		var ts [8]byte
+		if !rec.Timestamp.IsZero() {
+			binary.BigEndian.PutUint64(ts[:], uint64(rec.Timestamp.UnixNano()))
+		}
+		for _, s := range []string{tenant, rec.ID, rec.Log} {
+			var n [8]byte
+			binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+			h.Write(n[:]) // length-prefixed: no two field lists hash alike
+			h.Write([]byte(s))
+		}
+		h.Write(ts[:])
+	}
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:16])
 }
 
 // DecodeInput turns a raw topic's value into a record, as the router does
@@ -488,39 +447,123 @@ func (rt *Router) publishStatus(ctx context.Context, cl *kgo.Client, topic strin
 var errTopicMissing = errors.New("output topic does not exist")
 
 // topicCache knows which topics exist, from metadata at most maxAge old
-// (refreshed at once when a topic is not found, at most once a second).
+// (refreshed at once when a topic is not found, at most once a second),
+// and the largest record each output topic takes (its max.message.bytes,
+// read once per limitAge). Safe for concurrent use by the tenants'
+// goroutines.
 type topicCache struct {
-	adm    *kadm.Client
-	maxAge time.Duration
+	adm      *kadm.Client
+	maxAge   time.Duration
+	producer int // the producer's own limit on a batch
 
+	mu      sync.Mutex
 	topics  map[string]bool
 	fetched time.Time
+	limits  map[string]topicLimit
+	refresh sync.Mutex // one metadata request at a time
 }
 
+type topicLimit struct {
+	bytes int
+	at    time.Time
+}
+
+// limitAge is how long a topic's max.message.bytes is trusted.
+const limitAge = 5 * time.Minute
+
+// recordMargin is left of a topic's max.message.bytes for the batch and
+// record framing, key and headers.
+const recordMargin = 1024
+
 func (c *topicCache) exists(ctx context.Context, topic string) bool {
-	age := time.Since(c.fetched)
-	if age > c.maxAge || (!c.topics[topic] && age > time.Second) {
-		details, err := c.adm.ListTopics(ctx)
-		c.fetched = time.Now() // also on failure: at most one attempt a second
-		if err == nil {
-			c.topics = make(map[string]bool, len(details))
-			for name, d := range details {
-				c.topics[name] = d.Err == nil
-			}
-		} else if c.topics == nil {
-			return true // no metadata at all: let the producer find out
-		}
+	c.mu.Lock()
+	age, known := time.Since(c.fetched), c.topics[topic]
+	c.mu.Unlock()
+	if age <= c.maxAge && (known || age <= time.Second) {
+		return known
+	}
+	c.refresh.Lock()
+	defer c.refresh.Unlock()
+	c.mu.Lock()
+	age, known = time.Since(c.fetched), c.topics[topic]
+	c.mu.Unlock()
+	if age <= c.maxAge && (known || age <= time.Second) {
+		return known // refreshed meanwhile
+	}
+	details, err := c.adm.ListTopics(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fetched = time.Now() // also on failure: at most one attempt a second
+	if err != nil {
+		return c.topics == nil || c.topics[topic] // no metadata at all: let the producer find out
+	}
+	c.topics = make(map[string]bool, len(details))
+	for name, d := range details {
+		c.topics[name] = d.Err == nil
 	}
 	return c.topics[topic]
+}
+
+// maxValue is the largest record value the router may produce to topic.
+func (c *topicCache) maxValue(ctx context.Context, topic string) int {
+	c.mu.Lock()
+	l, ok := c.limits[topic]
+	c.mu.Unlock()
+	if !ok || time.Since(l.at) > limitAge {
+		l = topicLimit{bytes: kafka.DefaultMaxMessageBytes, at: time.Now()}
+		if n, err := kafka.TopicMaxMessageBytes(ctx, c.adm, topic); err == nil {
+			l.bytes = n
+		}
+		c.mu.Lock()
+		if c.limits == nil {
+			c.limits = map[string]topicLimit{}
+		}
+		c.limits[topic] = l
+		c.mu.Unlock()
+	}
+	return min(l.bytes, c.producer) - recordMargin
+}
+
+// required checks that a tenant's parsed and dead-letter topics exist:
+// without them none of its records can be committed.
+func (c *topicCache) required(ctx context.Context, t kafka.Topics, tenant string) error {
+	for _, topic := range []string{t.Parsed(tenant), t.DLQ(tenant)} {
+		if !c.exists(ctx, topic) {
+			return fmt.Errorf("%w: %s", errTopicMissing, topic)
+		}
+	}
+	return nil
+}
+
+// outputsFor is what a tenant's goroutine asks of the topic cache. Its
+// zero value (the benchmarks', with no Kafka) takes every topic to exist
+// with Kafka's default limit.
+type outputsFor struct {
+	cache *topicCache
+	ctx   context.Context
+}
+
+func (o outputsFor) exists(topic string) bool {
+	return o.cache == nil || o.cache.exists(o.ctx, topic)
+}
+
+func (o outputsFor) maxValue(topic string) int {
+	if o.cache == nil {
+		return kafka.DefaultMaxMessageBytes - recordMargin
+	}
+	return o.cache.maxValue(o.ctx, topic)
 }
 
 // pauser pauses the raw topics of tenants whose output failed, with
 // doubling waits, and resumes them when the wait is over.
 type pauser struct {
-	sess   *kgo.GroupTransactSession
-	max    time.Duration
-	m      *metrics
-	paused map[string]pausedTopic
+	sess  *kgo.GroupTransactSession
+	max   time.Duration
+	m     *metrics
+	pipes *registry
+	// rawPrefix is what a tenant's raw topic name starts with.
+	rawPrefix string
+	paused    map[string]pausedTopic
 }
 
 type pausedTopic struct {
@@ -539,7 +582,7 @@ func (p *pauser) nextResume() (time.Time, bool) {
 	return next, !next.IsZero()
 }
 
-func (p *pauser) pause(topic string, _ error) {
+func (p *pauser) pause(topic string, err error) {
 	if p.paused == nil {
 		p.paused = map[string]pausedTopic{}
 	}
@@ -549,6 +592,9 @@ func (p *pauser) pause(topic string, _ error) {
 	p.paused[topic] = pt
 	p.sess.Client().PauseFetchTopics(topic)
 	p.m.tenantsPaused.Set(float64(len(p.paused)))
+	if tenant, ok := strings.CutPrefix(topic, p.rawPrefix); ok {
+		p.pipes.setPaused(tenant, err.Error(), pt.until)
+	}
 }
 
 // resumeDue resumes topics whose wait is over. A resumed topic that fails
@@ -559,6 +605,9 @@ func (p *pauser) resumeDue() {
 	for topic, pt := range p.paused {
 		if now.After(pt.until) {
 			p.sess.Client().ResumeFetchTopics(topic)
+			if tenant, ok := strings.CutPrefix(topic, p.rawPrefix); ok {
+				p.pipes.setResumed(tenant)
+			}
 		}
 		if now.After(pt.until.Add(p.max)) {
 			delete(p.paused, topic)

@@ -15,9 +15,9 @@ import (
 // joining of lines (for the benchmark).
 func (rt *Router) process(ctx context.Context, r *kgo.Record) []*kgo.Record {
 	var j joiner
-	out := rt.handle(ctx, r, &j)
+	out := rt.handle(ctx, r, &j, outputsFor{})
 	for _, g := range j.all() {
-		out = append(out, g.run(rt)...)
+		out = append(out, g.run(rt, outputsFor{})...)
 	}
 	return out
 }

@@ -351,10 +351,13 @@ func TestMissingOutputTopic(t *testing.T) {
 	wait(30*time.Second, "the healthy tenant's records", func(o *output) bool {
 		return len(o.parsed["logs.parsed.ok"]) >= 50
 	})
-	for deadline := time.Now().Add(20 * time.Second); testutil.ToFloat64(rt.m.transactions.WithLabelValues("abort")) == 0; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); testutil.ToFloat64(rt.m.tenantsPaused) == 0; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("no transaction was aborted for the missing topic")
+			t.Fatal("the tenant without its parsed topic was not paused")
 		}
+	}
+	if st := tenantStatus(rt, "lost"); !strings.Contains(st.Paused, "logs.parsed.lost") {
+		t.Errorf("status of the paused tenant says %q, want the missing topic", st.Paused)
 	}
 	produceLines(t, cl, "ok", 50, 50)
 	wait(30*time.Second, "the healthy tenant's records while the other is paused", func(o *output) bool {
@@ -373,6 +376,21 @@ func TestMissingOutputTopic(t *testing.T) {
 	if n, m := len(out.parsed["logs.parsed.ok"]), len(out.parsed["logs.parsed.lost"]); n != 100 || m != 50 {
 		t.Errorf("parsed records: ok %d (want 100), lost %d (want 50)", n, m)
 	}
+	// The missing topic is found before anything is produced: no
+	// transaction, and so no other tenant's records, had to be replayed.
+	if n := testutil.ToFloat64(rt.m.transactions.WithLabelValues("abort")); n != 0 {
+		t.Errorf("%v transactions aborted, want none", n)
+	}
+}
+
+// tenantStatus is what rt reports for tenant.
+func tenantStatus(rt *Router, tenant string) RouterStatus {
+	for _, st := range rt.pipes.statuses(rt.id) {
+		if st.Tenant == tenant {
+			return st
+		}
+	}
+	return RouterStatus{}
 }
 
 // TestMultiline: continuation lines of one container (a stack trace) join
@@ -495,22 +513,44 @@ func TestNewTopicPickedUp(t *testing.T) {
 func TestOversizedRecord(t *testing.T) {
 	cluster := routerCluster(t, "big")
 	brokers := cluster.ListenAddrs()
-	cl := newClient(t, brokers, kgo.ProducerBatchMaxBytes(2<<20))
-	startRouter(t, routerConfig(t, brokers, nil))
-	huge := strings.Repeat("x", 950<<10)
-	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.raw.big", Key: []byte("c"), Value: []byte(huge)}).FirstErr(); err != nil {
+	cl := newClient(t, brokers, kgo.ProducerBatchMaxBytes(4<<20))
+	adm := kadm.NewClient(cl)
+	// The processed record must fit the topic's own limit, not Kafka's
+	// default.
+	const limit = 256 << 10
+	if _, err := adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: "max.message.bytes", Value: kadm.StringPtr(fmt.Sprint(limit))}}, "logs.parsed.big"); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: "max.message.bytes", Value: kadm.StringPtr(fmt.Sprint(4 << 20))}}, "logs.raw.big"); err != nil {
+		t.Fatal(err)
+	}
+	startRouter(t, routerConfig(t, brokers, map[string]string{"SLUICE_ROUTER_MAX_RECORD_BYTES": fmt.Sprint(1 << 20)}))
+	over := strings.Repeat("x", limit)        // fits the raw topic, not the parsed one
+	huge := strings.Repeat("y", (1<<20)+4096) // more than the router decodes
+	for _, v := range []string{over, huge} {
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.raw.big", Key: []byte("c"), Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	produceLines(t, cl, "big", 0, 3)
 	out, wait := consumeOutputs(t, brokers, "big")
-	wait(30*time.Second, "3 parsed records and a dead letter", func(o *output) bool {
-		return len(o.parsed["logs.parsed.big"]) == 3 && len(o.dlq["logs.dlq.big"]) == 1
+	wait(30*time.Second, "3 parsed records and 2 dead letters", func(o *output) bool {
+		return len(o.parsed["logs.parsed.big"]) == 3 && len(o.dlq["logs.dlq.big"]) == 2
 	})
 	out.mu.Lock()
 	defer out.mu.Unlock()
-	d := out.dlq["logs.dlq.big"][0]
-	if d.Reason != "too_large" || !d.PayloadTruncated || d.PayloadSize != len(huge) || len(d.Payload) != schemas.MaxDeadLetterPayload {
-		t.Errorf("dead letter: reason %q truncated %v size %d payload %d bytes", d.Reason, d.PayloadTruncated, d.PayloadSize, len(d.Payload))
+	for i, want := range []struct {
+		truncated   bool
+		size, bytes int
+		err         string
+	}{
+		{false, 0, len(over), "more than logs.parsed.big takes"},
+		{true, len(huge), schemas.MaxDeadLetterPayload, "it was not decoded"},
+	} {
+		d := out.dlq["logs.dlq.big"][i]
+		if d.Reason != "too_large" || d.PayloadTruncated != want.truncated || d.PayloadSize != want.size || len(d.Payload) != want.bytes || !strings.Contains(d.Error, want.err) {
+			t.Errorf("dead letter %d: reason %q truncated %v size %d payload %d bytes, error %q; want %+v", i, d.Reason, d.PayloadTruncated, d.PayloadSize, len(d.Payload), d.Error, want)
+		}
 	}
 }
 

@@ -3,17 +3,14 @@ package shipper
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/kafka"
@@ -48,7 +45,7 @@ type sink interface {
 var contentType = kgo.RecordHeader{Key: "content-type", Value: []byte("application/vnd.sluice.record+avro")}
 
 // errTopicMissing says a topic does not exist (yet).
-var errTopicMissing = errors.New("topic does not exist")
+var errTopicMissing = kafka.ErrTopicMissing
 
 type kafkaSink struct {
 	cl       *kgo.Client
@@ -107,30 +104,7 @@ const defaultBatchMax = 1000012
 func (k *kafkaSink) resetTopic(topic string) { k.cl.PurgeTopicsFromProducing(topic) }
 
 func (k *kafkaSink) topicMaxMessage(ctx context.Context, topic string) (int, error) {
-	rcs, err := k.adm.DescribeTopicConfigs(ctx, topic)
-	if err != nil {
-		return 0, err
-	}
-	rc, err := rcs.On(topic, nil)
-	if err != nil {
-		return 0, err
-	}
-	if rc.Err != nil {
-		if errors.Is(rc.Err, kerr.UnknownTopicOrPartition) {
-			return 0, fmt.Errorf("%s: %w", topic, errTopicMissing)
-		}
-		return 0, rc.Err
-	}
-	for _, c := range rc.Configs {
-		if c.Key == "max.message.bytes" && c.Value != nil {
-			n, err := strconv.Atoi(*c.Value)
-			if err != nil {
-				return 0, fmt.Errorf("%s: max.message.bytes %q: %w", topic, *c.Value, err)
-			}
-			return n, nil
-		}
-	}
-	return defaultMaxMessage, nil
+	return kafka.TopicMaxMessageBytes(ctx, k.adm, topic)
 }
 
 func (k *kafkaSink) name() string { return "kafka" }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sluicelogs/sluice/internal/kafka"
 )
 
 // tenant is what the streams of one tenant on this node share: the topic
@@ -45,7 +46,7 @@ const (
 	// defaultMaxMessage is what a topic takes when its max.message.bytes
 	// cannot be read: Kafka's default (1 MiB and 12 bytes of batch
 	// overhead).
-	defaultMaxMessage = 1048588
+	defaultMaxMessage = kafka.DefaultMaxMessageBytes
 	// recordMargin is left of max.message.bytes for the batch and record
 	// framing, key and headers.
 	recordMargin = 1024
