@@ -24,6 +24,7 @@ type metrics struct {
 	tenantSeconds  *prometheus.CounterVec
 	throttled      *prometheus.CounterVec
 	multilineHolds *prometheus.CounterVec
+	fenced         prometheus.Counter
 
 	tenants sync.Map // tenant -> *tenantMetrics, looked up once per tenant
 }
@@ -76,7 +77,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Tenants whose raw topics are paused because an output topic is missing or denied."}),
 		batchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "transaction_seconds",
 			Help: "Duration of one consume-transform-produce transaction.", Buckets: prometheus.ExponentialBuckets(0.001, 3, 10)}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "transactions_fenced_total",
+			Help: "Open transactions of routers that are gone, aborted by fencing their transactional id."}),
 	}
-	reg.MustRegister(m.version, m.latency, m.tenantsPaused, m.batchDuration)
+	reg.MustRegister(m.version, m.latency, m.tenantsPaused, m.batchDuration, m.fenced)
 	return m
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -95,7 +96,8 @@ func (rt *Router) Run(ctx context.Context) error {
 	if clientID == "" {
 		clientID = "sluice-router"
 	}
-	base = append(base, kgo.WithLogger(kafka.NewLogger(rt.log)))
+	// Clipped: every client below appends its own options to base.
+	base = slices.Clip(append(base, kgo.WithLogger(kafka.NewLogger(rt.log))))
 
 	// A plain client for the config topic and status records: the
 	// transactional client can only produce inside transactions.
@@ -136,6 +138,11 @@ func (rt *Router) Run(ctx context.Context) error {
 	}
 	rt.log.Info("pipelines loaded", "tenants", rt.pipes.count(), "router", rt.id)
 	wg.Go(func() { rt.publishStatus(followCtx, admin, configTopic) })
+	// Transactions left open by routers that are gone (a Deployment's
+	// crashed pod never comes back under its name) are aborted.
+	fence := newFencer(adm, append(slices.Clip(base), kgo.ClientID(clientID+"-fence")),
+		rt.cfg.Group, rt.id, fenceAge, rt.log, rt.m.fenced)
+	wg.Go(func() { fence.run(followCtx, fenceInterval) })
 	outputs := &topicCache{adm: adm, maxAge: rt.cfg.RescanInterval, producer: producerBatchMax}
 
 	sess, err := kgo.NewGroupTransactSession(append(append(base, kafka.Membership(rt.cfg.ID)...),
