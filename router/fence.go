@@ -19,13 +19,14 @@ import (
 // fenceAge is how long a transaction of another router of the group may be
 // open before it is taken for abandoned and fenced, and fenceInterval how
 // often the router looks. A live router keeps a transaction open for one
-// batch: consuming, at most MaxMultilineWait waiting for continuation
-// lines, then flushing; fenceAge is three times that wait, 15s at least. It must stay
-// below the transaction timeout (40s, the client's default) for fencing to
-// be of any use: an abandoned transaction is aborted after at most
-// fenceAge+fenceInterval (20s) instead of the full timeout.
+// batch: at most SLUICE_ROUTER_BATCH_MAX_TIME of processing (250ms by
+// default, at most a tenth of the transaction timeout), then one flush; 15s
+// leaves a wide margin for a slow flush. It stays below the transaction
+// timeout (SLUICE_ROUTER_TRANSACTION_TIMEOUT, 60s by default) so that an
+// abandoned transaction is aborted after at most fenceAge+fenceInterval
+// (20s) instead of the full timeout.
 const (
-	fenceAge      = max(3*MaxMultilineWait, 15*time.Second)
+	fenceAge      = 15 * time.Second
 	fenceInterval = fenceAge / 3
 )
 
