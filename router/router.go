@@ -101,7 +101,8 @@ func (rt *Router) Run(ctx context.Context) error {
 
 	// A plain client for the config topic and status records: the
 	// transactional client can only produce inside transactions.
-	admin, err := kgo.NewClient(append(base, kgo.ClientID(clientID+"-config"))...)
+	// Its metadata (which output topics exist) is at most a rescan old.
+	admin, err := kgo.NewClient(append(base, kgo.ClientID(clientID+"-config"), kgo.MetadataMinAge(min(rt.cfg.RescanInterval, 5*time.Second)))...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
