@@ -37,7 +37,7 @@ func TestSchemaRejects(t *testing.T) {
 		"tenant without name":       {"strimzi: {tenants: [{partitions: 3}]}", "at '/strimzi/tenants/0': missing property 'name'"},
 		"retention below -1":        {"strimzi: {topicDefaults: {retentionMs: -2}}", "at '/strimzi/topicDefaults/retentionMs': minimum: got -2, want -1"},
 		"env without prefix":        {"indexer: {env: {WORKERS: 4}}", "at '/indexer/env': additional properties 'WORKERS' not allowed"},
-		"env value an object":       {"router: {env: {SLUICE_ROUTER_BATCH_RECORDS: {n: 1}}}", "at '/router/env/SLUICE_ROUTER_BATCH_RECORDS': got object, want boolean or number or string"},
+		"env value an object":       {"router: {env: {SLUICE_ROUTER_BATCH_MAX_TIME: {n: 1}}}", "at '/router/env/SLUICE_ROUTER_BATCH_MAX_TIME': got object, want boolean or number or string"},
 		"log format":                {"log: {format: logfmt}", "at '/log/format': value must be one of 'text', 'json'"},
 		"unknown compression":       {"kafka: {compression: brotli}", "at '/kafka/compression': value must be one of '', 'snappy', 'lz4', 'zstd', 'gzip', 'none'"},
 		"pull policy":               {"image: {pullPolicy: always}", "at '/image/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'"},

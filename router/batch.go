@@ -199,6 +199,7 @@ func (l *loop) split(fetches kgo.Fetches) []*tenantWork {
 	byTenant := map[string]*tenantWork{}
 	var order []*tenantWork
 	var rewind []*unit
+	units := map[partKey]*unit{}
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 		if len(fp.Records) == 0 {
 			return
@@ -207,7 +208,12 @@ func (l *loop) split(fetches kgo.Fetches) []*tenantWork {
 		if !ok || kind != kafka.KindRaw {
 			return // the pattern only matches raw topics; nothing else is ours
 		}
-		u := &unit{key: partKey{fp.Topic, fp.Partition}, recs: fp.Records, skipTo: -1}
+		key := partKey{fp.Topic, fp.Partition}
+		if u := units[key]; u != nil {
+			u.recs = append(u.recs, fp.Records...) // the same partition twice in one poll
+			return
+		}
+		u := &unit{key: key, recs: fp.Records, skipTo: -1}
 		ps := l.parts[u.key]
 		if ps != nil {
 			switch {
@@ -232,6 +238,7 @@ func (l *loop) split(fetches kgo.Fetches) []*tenantWork {
 			order = append(order, tw)
 		}
 		tw.units = append(tw.units, u)
+		units[key] = u
 	})
 	l.rewind(rewind)
 	return order

@@ -18,7 +18,6 @@ type Config struct {
 	Group string `env:"ROUTER_GROUP, default=sluice-router" help:"Consumer group of the routers; every replica uses the same one."`
 	ID    string `env:"ROUTER_ID" help:"This router's name, unique among the replicas (default: the host name, i.e. the pod name). It makes the transactional id <group>-<id> and names the router in pipeline status. Set explicitly (for example to a StatefulSet pod name), it also makes the group membership static: a restarted router takes its partitions back without a rebalance."`
 
-	BatchRecords       int           `env:"ROUTER_BATCH_RECORDS, default=5000" help:"Most records consumed, transformed and produced in one Kafka transaction."`
 	BatchMaxTime       time.Duration `env:"ROUTER_BATCH_MAX_TIME, default=250ms" help:"Longest a transaction waits for the tenants' processing. A tenant not done by then is left out of the transaction: its partitions are paused and rewound, its records finished in the background (on at most half the cores) and committed in a later transaction, so a slow pipeline never delays the other tenants."`
 	TransactionTimeout time.Duration `env:"ROUTER_TRANSACTION_TIMEOUT, default=60s" help:"Kafka transaction timeout: the broker aborts a transaction left open longer (a router that died mid-transaction). Must be well above SLUICE_ROUTER_BATCH_MAX_TIME; a transaction normally lasts that plus one flush."`
 	MaxRecordBytes     int           `env:"ROUTER_MAX_RECORD_BYTES, default=1048576" help:"Largest raw record decoded. A larger one goes to the tenant's dead-letter topic (reason too_large, payload cut) without being decoded."`
@@ -37,9 +36,6 @@ func (c *Config) Validate() error {
 	p.Merge(c.Telemetry.Validate())
 	if c.Group == "" {
 		add("ROUTER_GROUP", "must not be empty")
-	}
-	if c.BatchRecords < 1 || c.BatchRecords > 1_000_000 {
-		add("ROUTER_BATCH_RECORDS", "must be between 1 and 1000000, got %d", c.BatchRecords)
 	}
 	if c.MaxRecordBytes < 1024 {
 		add("ROUTER_MAX_RECORD_BYTES", "must be at least 1024, got %d", c.MaxRecordBytes)

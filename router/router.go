@@ -198,7 +198,12 @@ func (rt *Router) Run(ctx context.Context) error {
 		if !wake.IsZero() {
 			pollCtx, cancelPoll = context.WithDeadline(ctx, wake)
 		}
-		fetches := sess.PollRecords(pollCtx, rt.cfg.BatchRecords)
+		// Whole fetches, never a count of records: a fetch ends at a
+		// record batch, so the lines a producer sent together (a stack
+		// trace) are in one transaction. Its size is bounded by the fetch
+		// size (and the decompression bound), its processing time by
+		// SLUICE_ROUTER_BATCH_MAX_TIME.
+		fetches := sess.PollFetches(pollCtx)
 		cancelPoll()
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			break

@@ -57,7 +57,6 @@ func TestRouterSurvivesKill9(t *testing.T) {
 	env := []string{
 		"SLUICE_KAFKA_BROKERS=" + strings.Join(brokers, ","),
 		"SLUICE_ROUTER_ID=crash-router",
-		"SLUICE_ROUTER_BATCH_RECORDS=200",
 		"SLUICE_ROUTER_RESCAN_INTERVAL=500ms",
 		"SLUICE_TELEMETRY_ADDR=",
 		"SLUICE_LOG_LEVEL=warn",
