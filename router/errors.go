@@ -69,8 +69,8 @@ const (
 	ReasonParse = "parse_error"
 	// ReasonTimestamp: a timestamp step could not parse its field.
 	ReasonTimestamp = "timestamp_error"
-	// ReasonExpr: an expression failed at run time (type error, memory
-	// budget exceeded, non-bool condition).
+	// ReasonExpr: an expression failed at run time (type error,
+	// non-bool condition).
 	ReasonExpr = "expr_error"
 	// ReasonField: a value could not be written to a field (for example a
 	// non-time value to timestamp).
@@ -83,6 +83,10 @@ const (
 	// ReasonTopicMissing: the pipeline routes the record to a stream whose
 	// topic does not exist.
 	ReasonTopicMissing = "topic_missing"
+	// ReasonCostExceeded: the record used up its budget (MaxRecordCost,
+	// ExprAllocBudget, ExprMemoryBudget or MaxRecordTime): Process stopped
+	// at the step that ran out.
+	ReasonCostExceeded = "cost_exceeded"
 )
 
 // stepError is returned by a step's apply: a reason and an error.

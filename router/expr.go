@@ -1,19 +1,42 @@
 package router
 
-// Expressions use github.com/expr-lang/expr rather than cel-go: it is
-// Go-native with a small dependency tree, compiles once to bytecode for a
-// fast VM, type-checks against a simple map environment, and bounds cost
-// with expr.MaxNodes at compile time and a VM memory budget at run time.
-// cel-go would bring protobuf-based types and a heavier runtime for no gain
-// here.
+// Expressions use github.com/expr-lang/expr, compiled once to bytecode for
+// a fast VM, type-checked against a simple map environment. Stored tenant
+// pipelines keep working unchanged on it, which switching to cel-go would
+// not give. cel-go's cost limit would not be safer either: its runtime cost
+// is charged after a call returns, so a single call such as replace() can
+// allocate n² bytes before the limit trips, unless every function has a
+// static size estimate, which needs bounds on the inputs' sizes (schema
+// maxLength bounds); our inputs are log lines of up to 1 MiB.
+//
+// So every operation that can allocate or loop goes through metered code
+// that checks the budget before it allocates (sandbox.go): expr's builtins
+// are disabled and a curated set is provided again as typed functions that
+// compute their result's size first (replace counts occurrences, join sums
+// lengths, ...); a patcher routes the operators (+, comparisons, in,
+// contains, matches, ...) and computed member keys through metered
+// functions whatever the operands' static types, and charges every loop
+// its elements × body size before it starts. The meter is the record's:
+// all steps of one Process call, regexes and parse steps included, draw on
+// MaxRecordCost and ExprAllocBudget. What can be checked statically is
+// checked at compile time: expression size (MaxExprNodes), nested loops,
+// builtins without a metered version, regex program size (MaxRegexInsts).
+// The VM's own memory budget (ExprMemoryBudget) still bounds ranges and
+// literals.
 
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/checker"
+	"github.com/expr-lang/expr/compiler"
+	"github.com/expr-lang/expr/conf"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 
@@ -32,12 +55,14 @@ var exprEnv = map[string]any{
 	"pod":        "",
 	"container":  "",
 	"attributes": map[string]any{},
+	meterVar:     (*meter)(nil),
 }
 
 // compileExpr compiles src once for a pipeline version. cond requires a
 // bool result (checked at compile time). Nested loops (a predicate inside a
-// predicate, as in all(a, any(b, ...))) are rejected: with MaxNodes and the
-// memory budget they are what could still multiply run time.
+// predicate, as in all(a, any(b, ...))) are rejected: they would multiply
+// run time by the size of a list. The sandbox's options and checks apply
+// (sandbox.go).
 func compileExpr(src string, cond bool) (*vm.Program, error) {
 	if len(src) > MaxExprLen {
 		return nil, fmt.Errorf("expression longer than %d bytes", MaxExprLen)
@@ -49,11 +74,46 @@ func compileExpr(src string, cond bool) (*vm.Program, error) {
 	if nestedPredicate(&tree.Node) {
 		return nil, errors.New("compile expression: nested loops (a predicate inside a predicate) are not allowed")
 	}
-	opts := []expr.Option{expr.Env(exprEnv), expr.MaxNodes(MaxExprNodes)}
-	if cond {
-		opts = append(opts, expr.AsBool())
+	var tc treeChecker
+	ast.Walk(&tree.Node, &tc)
+	if tc.err != nil {
+		return nil, fmt.Errorf("compile expression: %w", tc.err)
 	}
-	p, err := expr.Compile(src, opts...)
+	// expr.Compile's steps, with the patchers run here: callPatcher
+	// before the first type check (calls need the meter argument to
+	// check), operatorPatcher after it (it needs the operands' types).
+	cfg := conf.CreateNew()
+	expr.Env(exprEnv)(cfg)
+	expr.MaxNodes(MaxExprNodes)(cfg)
+	for _, o := range sandboxOptions {
+		o(cfg)
+	}
+	if cond {
+		expr.AsBool()(cfg)
+	}
+	for name := range cfg.Disabled {
+		delete(cfg.Builtins, name)
+	}
+	tree, err = parser.ParseWithConfig(src, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("compile expression: %w", err)
+	}
+	ast.Walk(&tree.Node, callPatcher{})
+	if _, err := checker.Check(tree, cfg); err != nil {
+		return nil, fmt.Errorf("compile expression: %w", err)
+	}
+	ast.Walk(&tree.Node, operatorPatcher{})
+	if _, err := checker.Check(tree, cfg); err != nil {
+		return nil, fmt.Errorf("compile expression: %w", err)
+	}
+	if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			err = fe.Bind(tree.Source)
+		}
+		return nil, fmt.Errorf("compile expression: %w", err)
+	}
+	p, err := compiler.Compile(tree, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("compile expression: %w", err)
 	}
@@ -91,21 +151,25 @@ func nestedPredicate(root *ast.Node) bool {
 	return false
 }
 
-// evaluator holds what one goroutine needs to run expressions: a VM and an
-// environment map, both reused from record to record. Not safe for
-// concurrent use; Pipeline keeps them in a sync.Pool.
+// evaluator holds what one goroutine needs to run expressions: a VM, an
+// environment map and the meter, reused from record to record. Not safe
+// for concurrent use; Pipeline keeps them in a sync.Pool.
 type evaluator struct {
 	vm  vm.VM
 	env map[string]any
+	m   meter
 }
 
 func newEvaluator() *evaluator {
-	return &evaluator{env: make(map[string]any, len(exprEnv))}
+	e := &evaluator{env: make(map[string]any, len(exprEnv))}
+	e.env[meterVar] = &e.m
+	return e
 }
 
-// run evaluates p against r under the memory budget.
-func (e *evaluator) run(p *vm.Program, tenant string, r *schemas.Record) (any, error) {
-	e.env["tenant"] = tenant
+// run evaluates p against r under the VM memory budget and the record's
+// meter, whose state st holds between evaluations.
+func (e *evaluator) run(p *vm.Program, st *state, r *schemas.Record) (any, error) {
+	e.env["tenant"] = st.tenant
 	e.env["id"] = r.ID
 	e.env["stream"] = r.Stream
 	e.env["log"] = r.Log
@@ -115,14 +179,26 @@ func (e *evaluator) run(p *vm.Program, tenant string, r *schemas.Record) (any, e
 	e.env["container"] = r.Kubernetes.ContainerName
 	e.env["attributes"] = r.Attributes
 	e.vm.MemoryBudget = ExprMemoryBudget
+	e.m.work, e.m.alloc, e.m.over = st.work, st.alloc, false
 	out, err := e.vm.Run(p, e.env)
+	st.work, st.alloc = e.m.work, e.m.alloc
 	e.env["attributes"] = nil // do not keep the record alive in the pool
+	e.env["log"] = nil
+	if err != nil && (e.m.over || strings.Contains(err.Error(), "memory budget exceeded")) {
+		return nil, &costError{err: err}
+	}
 	return out, err
 }
 
+// costError is an evaluation stopped by the budget.
+type costError struct{ err error }
+
+func (e *costError) Error() string { return e.err.Error() }
+func (e *costError) Unwrap() error { return e.err }
+
 // cond evaluates a condition program.
-func (e *evaluator) cond(p *vm.Program, tenant string, r *schemas.Record) (bool, error) {
-	out, err := e.run(p, tenant, r)
+func (e *evaluator) cond(p *vm.Program, st *state, r *schemas.Record) (bool, error) {
+	out, err := e.run(p, st, r)
 	if err != nil {
 		return false, err
 	}
@@ -142,7 +218,8 @@ type Filter struct {
 	e *evaluator
 }
 
-// CompileFilter compiles a condition, with the bounds pipelines have.
+// CompileFilter compiles a condition, with the bounds pipelines have: each
+// Match has a record's budget.
 func CompileFilter(src string) (*Filter, error) {
 	p, err := compileExpr(src, true)
 	if err != nil {
@@ -153,5 +230,7 @@ func CompileFilter(src string) (*Filter, error) {
 
 // Match reports whether r, of tenant, satisfies the condition.
 func (f *Filter) Match(tenant string, r *schemas.Record) (bool, error) {
-	return f.e.cond(f.p, tenant, r)
+	st := state{tenant: tenant}
+	st.reset()
+	return f.e.cond(f.p, &st, r)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/sluicelogs/sluice/schemas"
 )
@@ -137,6 +138,7 @@ func (p *Pipeline) Spec() *Spec { return p.spec }
 // MaxAttributes are moved to OverflowKey before Process returns.
 func (p *Pipeline) Process(r *schemas.Record) (res Result) {
 	st := state{tenant: p.Tenant}
+	st.reset()
 	i := -1
 	defer func() {
 		if v := recover(); v != nil {
@@ -153,7 +155,14 @@ func (p *Pipeline) Process(r *schemas.Record) (res Result) {
 	if p.evals != nil {
 		st.ev = p.evals.Get().(*evaluator)
 	}
+	var start time.Time
 	for i = 0; i < len(p.steps); i++ {
+		if i == 0 {
+			start = time.Now()
+		} else if d := time.Since(start); d > MaxRecordTime {
+			return Result{DLQ: &Failure{Step: i, StepType: p.types[i], Reason: ReasonCostExceeded,
+				Err: fmt.Errorf("%w: %w: record in process for %v, more than MaxRecordTime", ErrStep, errCostExceeded, d.Round(time.Millisecond))}}
+		}
 		if err := p.steps[i].apply(r, &st); err != nil {
 			return Result{DLQ: &Failure{Step: i, StepType: p.types[i], Reason: err.reason, Err: fmt.Errorf("%w: %w", ErrStep, err.err)}}
 		}

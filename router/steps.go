@@ -1,8 +1,8 @@
 package router
 
 import (
+	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -19,6 +19,46 @@ type state struct {
 	stream  string
 	routed  bool
 	dropped bool
+	// work and alloc are the record's budget left (see meter).
+	work, alloc int64
+}
+
+func (st *state) reset() { st.work, st.alloc = MaxRecordCost, ExprAllocBudget }
+
+// charge takes work units from the record's budget, or fails with
+// ReasonCostExceeded.
+func (st *state) charge(work int64, what string) *stepError {
+	if work < 0 || work > st.work {
+		st.work = 0
+		return failf(ReasonCostExceeded, "%s: %w (MaxRecordCost)", what, errCostExceeded)
+	}
+	st.work -= work
+	return nil
+}
+
+// chargeValue charges storing v: lists and maps are stored as JSON text.
+func (st *state) chargeValue(v any) *stepError {
+	switch v.(type) {
+	case nil, bool, int, int64, float64, string:
+		return nil
+	}
+	n := sizeOf(v, true)
+	if n > st.alloc || n > st.work {
+		st.work = 0
+		return failf(ReasonCostExceeded, "result too large: %w (ExprAllocBudget)", errCostExceeded)
+	}
+	st.work -= n
+	st.alloc -= n
+	return nil
+}
+
+// exprFail is the step error of a failed evaluation.
+func exprFail(err error) *stepError {
+	var ce *costError
+	if errors.As(err, &ce) {
+		return &stepError{reason: ReasonCostExceeded, err: err}
+	}
+	return &stepError{reason: ReasonExpr, err: err}
 }
 
 // step is one compiled step. apply mutates r; a non-nil error sends the
@@ -43,10 +83,13 @@ type jsonStep struct {
 	skip   bool
 }
 
-func (s *jsonStep) apply(r *schemas.Record, _ *state) *stepError {
+func (s *jsonStep) apply(r *schemas.Record, st *state) *stepError {
 	in, serr := parseInput(s.field, r)
 	if serr != nil {
 		return skipOr(s.skip, serr)
+	}
+	if err := st.charge(mul(int64(len(in)), costJSONByte), "json"); err != nil {
+		return err
 	}
 	// Parse into a scratch map first so that a bad line leaves r unchanged.
 	var kv []kvPair
@@ -78,10 +121,13 @@ type logfmtStep struct {
 	skip   bool
 }
 
-func (s *logfmtStep) apply(r *schemas.Record, _ *state) *stepError {
+func (s *logfmtStep) apply(r *schemas.Record, st *state) *stepError {
 	in, serr := parseInput(s.field, r)
 	if serr != nil {
 		return skipOr(s.skip, serr)
+	}
+	if err := st.charge(int64(len(in)), "logfmt"); err != nil {
+		return err
 	}
 	var kv []kvPair
 	if err := parseLogfmt(in, s.prefix, func(k string, v any) { kv = append(kv, kvPair{k, v}) }); err != nil {
@@ -95,17 +141,20 @@ func (s *logfmtStep) apply(r *schemas.Record, _ *state) *stepError {
 
 type regexStep struct {
 	field fieldRef
-	re    *regexp.Regexp
+	re    *sandboxRE
 	names []string
 	skip  bool
 }
 
-func (s *regexStep) apply(r *schemas.Record, _ *state) *stepError {
+func (s *regexStep) apply(r *schemas.Record, st *state) *stepError {
 	in, serr := parseInput(s.field, r)
 	if serr != nil {
 		return skipOr(s.skip, serr)
 	}
-	m := s.re.FindStringSubmatchIndex(in)
+	if err := st.charge(s.re.cost(len(in)), "regex"); err != nil {
+		return err
+	}
+	m := s.re.re.FindStringSubmatchIndex(in)
 	if m == nil {
 		return skipOr(s.skip, failf(ReasonParse, "regex: %s does not match", s.field.name))
 	}
@@ -123,10 +172,15 @@ type klogStep struct {
 	skip  bool
 }
 
-func (s *klogStep) apply(r *schemas.Record, _ *state) *stepError {
+func (s *klogStep) apply(r *schemas.Record, st *state) *stepError {
 	in, serr := parseInput(s.field, r)
 	if serr != nil {
 		return skipOr(s.skip, serr)
+	}
+	// The header regex is anchored and stops after the header; the rest
+	// of the line is only sliced.
+	if err := st.charge(klogCost, "klog"); err != nil {
+		return err
 	}
 	ref := r.Timestamp
 	if ref.IsZero() {
@@ -177,9 +231,12 @@ type setStep struct {
 func (s *setStep) apply(r *schemas.Record, st *state) *stepError {
 	v := s.value
 	if s.prog != nil {
-		out, err := st.ev.run(s.prog, st.tenant, r)
+		out, err := st.ev.run(s.prog, st, r)
 		if err != nil {
-			return &stepError{reason: ReasonExpr, err: err}
+			return exprFail(err)
+		}
+		if err := st.chargeValue(out); err != nil {
+			return err
 		}
 		v = out
 	}
@@ -241,9 +298,9 @@ type filterStep struct {
 }
 
 func (s *filterStep) apply(r *schemas.Record, st *state) *stepError {
-	b, err := st.ev.cond(s.prog, st.tenant, r)
+	b, err := st.ev.cond(s.prog, st, r)
 	if err != nil {
-		return &stepError{reason: ReasonExpr, err: err}
+		return exprFail(err)
 	}
 	if b != s.keep {
 		st.dropped = true
@@ -282,9 +339,9 @@ func (s *routeStep) apply(r *schemas.Record, st *state) *stepError {
 	if st.routed {
 		return nil
 	}
-	b, err := st.ev.cond(s.prog, st.tenant, r)
+	b, err := st.ev.cond(s.prog, st, r)
 	if err != nil {
-		return &stepError{reason: ReasonExpr, err: err}
+		return exprFail(err)
 	}
 	if b {
 		st.routed = true
@@ -357,21 +414,18 @@ func compileStep(ss *StepSpec) (step, bool, error) {
 		if ss.Pattern == "" {
 			return nil, false, fmt.Errorf("regex: missing pattern")
 		}
-		if len(ss.Pattern) > MaxPatternLen {
-			return nil, false, fmt.Errorf("regex.pattern: longer than %d bytes", MaxPatternLen)
-		}
-		re, err := regexp.Compile(ss.Pattern)
+		re, err := compileRegex(ss.Pattern)
 		if err != nil {
 			return nil, false, fmt.Errorf("regex.pattern: %w", err)
 		}
 		named := false
-		for _, n := range re.SubexpNames() {
+		for _, n := range re.re.SubexpNames() {
 			named = named || n != ""
 		}
 		if !named {
 			return nil, false, fmt.Errorf("regex.pattern: no named group (?P<name>...)")
 		}
-		return &regexStep{field: f, re: re, names: re.SubexpNames(), skip: skip}, false, nil
+		return &regexStep{field: f, re: re, names: re.re.SubexpNames(), skip: skip}, false, nil
 	case "klog":
 		f, err := defField()
 		if err != nil {
