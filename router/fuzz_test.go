@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -105,4 +107,65 @@ func FuzzRegexStep(f *testing.F) {
 	}
 	p := mustPipeline(f, StepSpec{Type: "regex", Pattern: `^(?P<method>\S+) (?P<path>\S+) (?P<status>\d+)(?P<rest>.*)$`})
 	f.Fuzz(func(t *testing.T, line string) { fuzzStep(t, p, line) })
+}
+
+// FuzzExprSandbox compiles fuzzed expressions with the pipelines' options
+// and evaluates them on a fuzzed record: no panic escapes, and what one
+// evaluation allocates stays bounded.
+func FuzzExprSandbox(f *testing.F) {
+	for _, s := range []string{
+		`len(replace(log, "", log))`,
+		`let s0 = log; let s1 = s0 + s0; let s2 = s1 + s1; let s3 = s2 + s2; let s4 = s3 + s3; let s5 = s4 + s4; let s6 = s5 + s5; let s7 = s6 + s6; let s8 = s7 + s7; let s9 = s8 + s8; let s10 = s9 + s9; len(s10 + s10 + s10)`,
+		`len(join(map(1..40000, log), ""))`,
+		`log matches "(?:\\w+\\s){1,400}END"`,
+		`any(1..90000, # * 2 == -1 || log contains "x")`,
+		`attributes.status >= 500`,
+		`attributes.level in ["error"]`,
+		`string(attributes["user.id"] ?? "anon") + "@" + tenant`,
+		`toJSON(fromJSON(log))`,
+		`split(log, "")`,
+		`repeat(log, 1000)`,
+		`attributes[log]`,
+		`upper(log) + lower(log)`,
+		`keys(attributes)`,
+		`timestamp.Year() > 2000`,
+		`sum(map(1..1000, #))`,
+	} {
+		f.Add(s, strings.Repeat("word ", 2000), `{"a":1}`)
+	}
+	f.Fuzz(func(t *testing.T, src, line, attr string) {
+		p, err := compileExpr(src, false)
+		if err != nil {
+			return
+		}
+		var attrs map[string]any
+		_ = flattenJSON(attr, "", 3, func(k string, v any) {
+			if attrs == nil {
+				attrs = map[string]any{}
+			}
+			attrs[k] = v
+		})
+		// Long lines exercise the budget; fuzzed lines are short.
+		r := schemas.Record{ID: "x", Log: strings.Repeat(line, max(1, (64<<10)/(len(line)+1))), Attributes: attrs}
+		st := state{tenant: "t"}
+		st.reset()
+		e := newEvaluator()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		func() {
+			defer func() {
+				if v := recover(); v != nil {
+					t.Fatalf("panic: %v", v)
+				}
+			}()
+			out, err := e.run(p, &st, &r)
+			if err == nil {
+				_ = st.chargeValue(out)
+			}
+		}()
+		runtime.ReadMemStats(&after)
+		if d := after.TotalAlloc - before.TotalAlloc; d > 64<<20 {
+			t.Fatalf("%q allocated %d MiB", src, d>>20)
+		}
+	})
 }
