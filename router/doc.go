@@ -59,7 +59,9 @@
 //     pair is an error.
 //   - regex {field, pattern}: an RE2 pattern (linear time) of at most
 //     MaxPatternLen bytes with at least one named group; each named group
-//     that matched becomes a string attribute. No match is an error.
+//     that matched becomes a string attribute. No match is an error. The
+//     compiled pattern has at most MaxRegexInsts instructions (counted
+//     repetition such as {1,1000} multiplies it).
 //   - klog {field}: the klog/glog header "Lmmdd hh:mm:ss.uuuuuu pid
 //     file:line] msg" sets attributes severity (info, warning, error,
 //     fatal), pid, file, line and message, and the record's timestamp (UTC;
@@ -116,10 +118,38 @@
 // pod, container (strings), timestamp (time.Time) and attributes
 // (map[string]any; attributes.level or attributes["user.id"]). A condition
 // must be boolean (checked at compile time where types are known, and at
-// run time). Cost is bounded: at most MaxExprLen bytes and MaxExprNodes
-// syntax nodes, no nested loops (a predicate inside a predicate), and a
-// VM memory budget of ExprMemoryBudget per evaluation; exceeding it sends
-// the record to the DLQ with ReasonExpr.
+// run time). A missing attribute is data, not an error: comparisons (<,
+// <=, >, >=), in, contains, startsWith, endsWith and matches with a nil
+// operand are false, and == and != compare with nil.
+//
+// Functions: len, int, float, string, upper, lower, trim, trimPrefix,
+// trimSuffix, indexOf, lastIndexOf, hasPrefix, hasSuffix, split,
+// splitAfter, replace, repeat, join, toJSON, fromJSON, toBase64,
+// fromBase64, keys, values, max, min, abs, ceil, floor, round, type,
+// first, last, now, duration; the loops all, none, any, one, filter, map,
+// find, findIndex, findLast, findLastIndex, count, sum and reduce. Other
+// expr builtins (concat, sort, groupBy, ...) are refused at compile time.
+//
+// Cost is bounded. At compile time: at most MaxExprLen bytes and
+// MaxExprNodes syntax nodes, no nested loops (a predicate inside a
+// predicate), regexes (regex steps and constant matches patterns) of at
+// most MaxRegexInsts compiled instructions. At run time, every function
+// and operator that can allocate or scan in proportion to its input is
+// metered and charged before it allocates, whatever its operands' static
+// types: each record has MaxRecordCost work units and ExprAllocBudget
+// bytes for all its steps together. What counts: bytes read and written
+// by functions and operators (+ on strings, comparisons, in, contains,
+// computed keys a[k], ...), 4 units per call, a loop's elements × its
+// body's nodes × 4 before it starts, len(input) × instructions for every
+// regex (regex steps, matches), 4 per input byte for json steps and
+// fromJSON, 1 for logfmt; bytes allocated by functions, and lists and
+// maps stored by set (as JSON). The VM memory budget ExprMemoryBudget
+// bounds ranges and literals per evaluation, and a record that has used a
+// sixteenth of MaxRecordCost and is still in Process after MaxRecordTime
+// stops before its next step (wall time alone does not stop a record: a
+// paused or overloaded process must not dead-letter cheap records). A record over
+// any of these goes to the DLQ with ReasonCostExceeded at the step that
+// ran out; the pipeline stays in service.
 //
 // # Processing
 //
@@ -127,7 +157,7 @@
 // concurrent use. Process mutates the record in place and returns a
 // Result: the stream ("" = main topic), dropped, or a DLQ *Failure with a
 // bounded Reason (ReasonParse, ReasonTimestamp, ReasonExpr, ReasonField,
-// ReasonPanic). Process never panics. After the steps, attributes beyond
+// ReasonCostExceeded, ReasonPanic). Process never panics. After the steps, attributes beyond
 // MaxAttributes (sorted by key, the first MaxAttributes-1 are kept) move
 // into OverflowKey as one JSON object string, so that no record can carry
 // an unbounded number of fields into Elasticsearch's mappings.

@@ -159,7 +159,10 @@ func (p *Pipeline) Process(r *schemas.Record) (res Result) {
 	for i = 0; i < len(p.steps); i++ {
 		if i == 0 {
 			start = time.Now()
-		} else if d := time.Since(start); d > MaxRecordTime {
+		} else if st.work < MaxRecordCost-minTimedCost && time.Since(start) > MaxRecordTime {
+			// Only a record that did real work: a process paused by the
+			// scheduler or a collection must not dead-letter cheap records.
+			d := time.Since(start)
 			return Result{DLQ: &Failure{Step: i, StepType: p.types[i], Reason: ReasonCostExceeded,
 				Err: fmt.Errorf("%w: %w: record in process for %v, more than MaxRecordTime", ErrStep, errCostExceeded, d.Round(time.Millisecond))}}
 		}

@@ -39,7 +39,9 @@ const (
 	// x{1,1000} multiplies it.
 	MaxRegexInsts = 2000
 	// MaxRecordTime bounds the time one record spends in Process, checked
-	// between steps.
+	// between steps, once the record has used minTimedCost of its budget:
+	// wall time alone, which a paused or overloaded process also shows,
+	// does not fail a cheap record.
 	MaxRecordTime = 250 * time.Millisecond
 )
 
@@ -51,6 +53,7 @@ const (
 	fromJSONFactor = 16   // allocation per input byte of fromJSON
 	maxRegexCache  = 16   // dynamic patterns cached per evaluator
 	klogCost       = 4096 // a klog step (anchored header regex)
+	minTimedCost   = MaxRecordCost / 16
 )
 
 // errCostExceeded is the error of an evaluation or step that ran out of

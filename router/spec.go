@@ -34,7 +34,8 @@ const (
 	MaxExprNodes = 500
 	// ExprMemoryBudget is the VM memory budget of one evaluation
 	// (vm.VM.MemoryBudget, in expr's units: roughly elements allocated by
-	// ranges, arrays, maps and builtins). Exceeding it fails the record.
+	// ranges, arrays, maps and loops). Exceeding it fails the record with
+	// ReasonCostExceeded.
 	ExprMemoryBudget = 100_000
 	// MaxJSONDepth is the largest depth a json step may ask for;
 	// DefaultJSONDepth applies when it gives none.
