@@ -126,7 +126,7 @@
 // trimSuffix, indexOf, lastIndexOf, hasPrefix, hasSuffix, split,
 // splitAfter, replace, repeat, join, toJSON, fromJSON, toBase64,
 // fromBase64, keys, values, max, min, abs, ceil, floor, round, type,
-// first, last, now, duration; the loops all, none, any, one, filter, map,
+// first, last, now; the loops all, none, any, one, filter, map,
 // find, findIndex, findLast, findLastIndex, count, sum and reduce. Other
 // expr builtins (concat, sort, groupBy, ...) are refused at compile time.
 //

@@ -155,7 +155,7 @@ func (s *sandboxRE) cost(n int) int64 { return mul(int64(n)+1, s.insts) }
 // run in constant time.
 
 // nativeBuiltins stay expr's own: constant time and size.
-var nativeBuiltins = []string{"abs", "ceil", "floor", "round", "type", "first", "last", "now", "duration"}
+var nativeBuiltins = []string{"abs", "ceil", "floor", "round", "type", "first", "last", "now"}
 
 // predicateBuiltins are the loops allowed; each is charged its elements ×
 // the size of its body before it starts.
