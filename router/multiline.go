@@ -34,6 +34,7 @@ const (
 // lines.
 type Multiline struct {
 	Continuation *regexp.Regexp
+	cont         *sandboxRE
 	MaxLines     int
 	MaxBytes     int
 	MaxWait      time.Duration
@@ -43,14 +44,11 @@ func compileMultiline(ss *StepSpec) (*Multiline, error) {
 	if ss.Continuation == "" {
 		return nil, fmt.Errorf("multiline: missing continuation (a regex matching continuation lines, for example '^\\s+at ')")
 	}
-	if len(ss.Continuation) > MaxPatternLen {
-		return nil, fmt.Errorf("multiline.continuation: longer than %d bytes", MaxPatternLen)
-	}
-	re, err := regexp.Compile(ss.Continuation)
+	re, err := compileRegex(ss.Continuation)
 	if err != nil {
 		return nil, fmt.Errorf("multiline.continuation: %w", err)
 	}
-	ml := &Multiline{Continuation: re, MaxLines: ss.MaxLines, MaxBytes: ss.MaxBytes, MaxWait: ss.MaxWait}
+	ml := &Multiline{Continuation: re.re, cont: re, MaxLines: ss.MaxLines, MaxBytes: ss.MaxBytes, MaxWait: ss.MaxWait}
 	switch {
 	case ml.MaxLines == 0:
 		ml.MaxLines = DefaultMultilineLines
@@ -76,9 +74,12 @@ func compileMultiline(ss *StepSpec) (*Multiline, error) {
 func (*Multiline) apply(*schemas.Record, *state) *stepError { return nil }
 
 // joins returns whether a record continues a joined record of lines lines
-// and n bytes.
+// and n bytes. A line is only matched when it fits the joined record and
+// matching it costs at most MaxRecordCost (input length × the pattern's
+// program size); a longer line starts a record of its own.
 func (ml *Multiline) joins(log string, lines, n int) bool {
-	return lines < ml.MaxLines && n+1+len(log) <= ml.MaxBytes && ml.Continuation.MatchString(log)
+	return lines < ml.MaxLines && n+1+len(log) <= ml.MaxBytes &&
+		(ml.cont == nil || ml.cont.cost(len(log)) <= MaxRecordCost) && ml.Continuation.MatchString(log)
 }
 
 // joiner holds the records being joined in one transaction, per
