@@ -302,3 +302,46 @@ func TestRecordIDs(t *testing.T) {
 		t.Error("a record without an id read twice got two ids")
 	}
 }
+
+// TestHeavyRecordsDoNotDelayOthers: every record of one tenant costs
+// nearly the most a record may (a regex close to the cost budget on a
+// 64 KB line, about 0.1 CPU-s), ten a second, close to a core's worth;
+// another tenant's records stay visible within about a transaction.
+func TestHeavyRecordsDoNotDelayOthers(t *testing.T) {
+	cluster := routerCluster(t, "heavy", "fast")
+	brokers := cluster.ListenAddrs()
+	cl := newClient(t, brokers, kgo.ProducerBatchMaxBytes(1<<20))
+	rt := startRouter(t, routerConfig(t, brokers, nil))
+	apply(t, cl, "tenant: heavy\nversion: 1\nsteps:\n  - regex: {field: log, pattern: '(?P<words>(?:[a-z]+\\s){1,60}END)', on_error: skip}\n")
+	waitVersion(t, rt, "heavy", 1)
+	line := strings.Repeat("lorem ipsum ", 5400)
+
+	stop := make(chan struct{})
+	var lat markerLatencies
+	waitMarkers := lat.run(t, brokers, "fast", 100*time.Millisecond, stop)
+	const heavyRecords = 80
+	for i := range heavyRecords {
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.raw.heavy", Key: []byte("c"), Value: fmt.Appendf(nil, "%d %s", i, line)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out, wait := consumeOutputs(t, brokers, "heavy")
+	wait(120*time.Second, "the heavy tenant's records", func(o *output) bool { return len(o.parsed["logs.parsed.heavy"]) >= heavyRecords })
+	close(stop)
+	waitMarkers()
+	p99, lost := lat.quantile(0.99)
+	worst, _ := lat.quantile(1)
+	t.Logf("fast tenant: %d markers, p99 %s, max %s; heavy tenant: %.1fs of processing for %d records, throttled %v times, %v dead letters",
+		len(lat.sent), p99, worst, testutil.ToFloat64(rt.m.tenantSeconds.WithLabelValues("heavy")), heavyRecords,
+		testutil.ToFloat64(rt.m.throttled.WithLabelValues("heavy")), len(out.dlq["logs.dlq.heavy"]))
+	if lost > 0 {
+		t.Errorf("%d of the fast tenant's markers never arrived", lost)
+	}
+	if p99 > 2*time.Second {
+		t.Errorf("fast tenant p99 latency %s with a heavy tenant beside it, want under 2s", p99)
+	}
+	if secs := testutil.ToFloat64(rt.m.tenantSeconds.WithLabelValues("heavy")); secs < 0.02*heavyRecords {
+		t.Errorf("the heavy tenant took %.2fs for %d records: the test did not load the router", secs, heavyRecords)
+	}
+}
