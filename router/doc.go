@@ -103,10 +103,13 @@
 //     max_bytes bytes (default DefaultMultilineBytes); the joined record
 //     keeps the first line's id and metadata, and is flagged invalid_utf8
 //     or partial when any of its lines is. The router does the joining
-//     before the other steps and waits up to max_wait (default 1s, at most
-//     MaxMultilineWait) for more lines, within the transaction that read
-//     the first one: joined records never span transactions, so a crash
-//     replays them whole. Process, and so a pipeline's tests: and
+//     before the other steps. When a fetch ends with a record still open
+//     whose last line is younger than max_wait (default 1s, at most
+//     MaxMultilineWait), that partition alone is held back (rewound and
+//     paused) until max_wait has passed, once, and then read again with
+//     whatever lines came meanwhile; other partitions and tenants go on.
+//     Joined records never span transactions, so a crash replays them
+//     whole. Process, and so a pipeline's tests: and
 //     sluice pipeline test, see single lines.
 //
 // grok is not supported; use regex.
@@ -177,19 +180,42 @@
 // stops cleanly) from its start and keeps following it; if following stops,
 // Run returns an error so the process restarts. It then consumes with a
 // GroupTransactSession (static membership when SLUICE_ROUTER_ID is set, so
-// a restarted router takes its place back without a rebalance). Each poll of up to SLUICE_ROUTER_BATCH_RECORDS
-// records is one transaction: produce everything, commit the consumed
-// offsets with it, or abort and consume it all again. A router killed at
-// any moment, or a rebalance, neither loses nor duplicates records for
-// read_committed consumers.
+// a restarted router takes its place back without a rebalance). Each poll
+// (whole fetches: at most 1 MiB compressed per broker) is one transaction:
+// produce, commit the consumed offsets with it, or abort and consume it
+// all again. A router killed at any moment, or a rebalance, neither loses
+// nor duplicates records for read_committed consumers. Transactions left
+// open by routers of the group that are gone (a crashed Deployment pod
+// never comes back under its name) are fenced after 15s, so they do not
+// hold read_committed consumers until the transaction timeout.
+//
+// Each tenant's records of a poll are processed in a goroutine of their
+// own, so a router uses all its cores; a transaction waits for them at
+// most SLUICE_ROUTER_BATCH_MAX_TIME. A tenant not done by then is left out
+// of it: its partitions are rewound and paused, its processing goes on in
+// the background (on at most half the cores) and its outputs are kept,
+// and used when its partitions are read again; the next transactions go on
+// without waiting for it. A slow pipeline so delays only its own tenant
+// (tenant_throttled_total counts it). Processing time per tenant is
+// tenant_processing_seconds_total.
 //
 // Input. The tenant is the topic's, never the payload's. A value is Avro
 // (single-object or Confluent), a JSON object, or a line of text. A JSON
 // object with a "log" key fills the record's fields; any other JSON object
 // is an application's log line and becomes log as a whole (nothing in it is
 // lost; a json step parses it). Text becomes log, invalid UTF-8 replaced and
-// flagged. A record without an id gets one from its topic, partition and
-// offset; without times, the Kafka timestamp.
+// flagged. A raw record larger than SLUICE_ROUTER_MAX_RECORD_BYTES is not
+// decoded: it goes to the dead-letter topic (reason too_large, payload
+// cut). A record batch that would decompress to more than the router takes
+// (SLUICE_ROUTER_MAX_BATCH_BYTES, and at most 64 times its compressed size)
+// is not decompressed at all: it is dead-lettered and skipped.
+//
+// Record ids. The id becomes the Elasticsearch document id. A producer's
+// id is hashed with the tenant and the record's content (log and the
+// producer's timestamp): two different records sent with one id stay two
+// documents, and a re-send of a record keeps its id. A record without an
+// id gets one from its topic, partition and offset. Without times, the
+// Kafka timestamp is used.
 //
 // Isolation. A pipeline version that fails to load (validation, compile,
 // its own tests, even a panic) leaves the version in force alone. A version
@@ -200,12 +226,16 @@
 // This is per router process and lasts until the tenant's next apply or the
 // router's restart. Either way the error is counted and published
 // as the tenant's status (sluice pipeline get shows it). A tenant whose
-// output topic is missing is paused (its raw topics are not fetched, with
-// doubling waits up to SLUICE_ROUTER_TENANT_RETRY_MAX); the transaction that
-// found out is aborted and replayed without it: for exactly-once, the other
-// tenants' records in that batch are replayed too, so they wait one
-// transaction. A record too large to produce once processed goes to the
-// dead-letter topic, its payload cut to fit. Data errors (a line a parse step cannot parse,
+// parsed or dead-letter topic is missing is paused (its raw topics are not
+// fetched, with doubling waits up to SLUICE_ROUTER_TENANT_RETRY_MAX), and
+// its status says why. This is found before anything is produced, and so
+// is every other reason Kafka would refuse a record (and abort the
+// transaction of every tenant): a processed record larger than its topic's
+// max.message.bytes goes to the dead-letter topic (too_large, payload cut
+// to fit), and one routed to a stream topic that does not exist too
+// (topic_missing). Should a produce fail all the same, the transaction is
+// aborted and that tenant paused, and the next goes through without it.
+// Data errors (a line a parse step cannot parse,
 // a timestamp that does not parse) send that record to the dead-letter
 // topic as a JSON schemas.DeadLetter: reason, error, step, pipeline version, source
 // topic/partition/offset and the payload (base64 when not UTF-8).
@@ -218,6 +248,8 @@
 // records_dropped_total{reason}, dlq_total{reason}, step_errors_total
 // {step_type}, pipeline_load_errors_total, pipeline_fallbacks_total and the
 // pipeline_version gauge (all per tenant), latency_seconds{tenant} (from
-// the raw record's append), transactions_total{result}, transaction_seconds,
+// the raw record's append), tenant_processing_seconds_total,
+// tenant_throttled_total, multiline_holds_total (per tenant),
+// transactions_total{result}, transaction_seconds, transactions_fenced_total,
 // tenants_paused; and the Kafka client's sluice_kafka_*.
 package router
