@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelogs/sluice/internal/shipbench"
+	"github.com/sluicelogs/sluice/schemas"
+)
+
+// TestRouterDecompressionBomb: a tenant with nothing but produce rights on
+// its own raw topic sends a zstd record of 300 MiB (about 30 KB on the
+// wire, well under Kafka's limits) between ordinary records, while another
+// tenant's records flow. The router (the real binary) must neither die nor
+// grow past its memory limit: the bomb goes to the tenant's dead-letter
+// topic as too_large, both tenants' other records arrive exactly once, and
+// a router killed right after the bomb and restarted (its committed offset
+// then points at the bomb) gets past it too.
+func TestRouterDecompressionBomb(t *testing.T) {
+	sluiceBinary(t)
+	var topics []string
+	for _, tn := range []string{"evil", "good"} {
+		topics = append(topics, "logs.raw."+tn, "logs.parsed."+tn, "logs.dlq."+tn)
+	}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+	env := []string{
+		"SLUICE_KAFKA_BROKERS=" + strings.Join(brokers, ","),
+		"SLUICE_ROUTER_ID=r1",
+		"SLUICE_ROUTER_RESCAN_INTERVAL=500ms",
+		"SLUICE_TELEMETRY_ADDR=",
+		"SLUICE_LOG_LEVEL=warn",
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+
+	// The healthy tenant sends a record every 20ms throughout.
+	var stop atomic.Bool
+	var good atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for n := 0; !stop.Load(); n++ {
+			if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.raw.good", Value: fmt.Appendf(nil, "good %d", n)}).FirstErr(); err != nil {
+				t.Error(err)
+				return
+			}
+			good.Store(int64(n + 1))
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+
+	router := startProcess(t, env, "router")
+	evil, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
+		kgo.ProducerBatchCompression(kgo.ZstdCompression()),
+		kgo.ProducerBatchMaxBytes(400<<20), kgo.BrokerMaxWriteBytes(400<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer evil.Close()
+	produceEvil := func(v []byte) {
+		t.Helper()
+		if err := evil.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.raw.evil", Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Once the record before the bomb is committed, the router is killed:
+	// the next one starts with its committed offset at the bomb, the case
+	// where a consumer cannot skip a batch it was never given.
+	produceEvil([]byte("evil before"))
+	waitCommitted(t, brokers, "logs.parsed.evil", 1)
+	if err := router.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-router.done
+	produceEvil(make([]byte, 300<<20))
+	produceEvil([]byte("evil after"))
+	router = startProcess(t, env, "router")
+	defer func() {
+		if t.Failed() {
+			t.Logf("router's output:\n%s", router.logs.String())
+		}
+	}()
+	waitCommitted(t, brokers, "logs.parsed.evil", 2)
+	peak := peakRSS(t, router.cmd.Process.Pid)
+	time.Sleep(2 * time.Second)
+	stop.Store(true)
+	wg.Wait()
+
+	cons, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("logs.parsed.good", "logs.parsed.evil", "logs.dlq.good", "logs.dlq.evil"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	dec := schemas.NewDecoder()
+	seen := map[string]int{}
+	var dead []schemas.DeadLetter
+	want := int(good.Load()) + 2
+	for deadline := time.Now().Add(30 * time.Second); (len(seen) < want || len(dead) == 0) && time.Now().Before(deadline); {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		fs := cons.PollFetches(ctx)
+		cancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			if strings.Contains(r.Topic, ".dlq.") {
+				var d schemas.DeadLetter
+				if err := json.Unmarshal(r.Value, &d); err != nil {
+					t.Errorf("dead letter: %v", err)
+				}
+				dead = append(dead, d)
+				return
+			}
+			rec, _, err := dec.Decode(context.Background(), r.Value)
+			if err != nil {
+				t.Errorf("decode: %v", err)
+				return
+			}
+			seen[rec.Log]++
+		})
+	}
+	peak = max(peak, peakRSS(t, router.cmd.Process.Pid))
+	router.terminate(t)
+
+	for n := range int(good.Load()) {
+		if c := seen[fmt.Sprintf("good %d", n)]; c != 1 {
+			t.Errorf("good %d seen %d times, want once", n, c)
+		}
+	}
+	for _, l := range []string{"evil before", "evil after"} {
+		if c := seen[l]; c != 1 {
+			t.Errorf("%q seen %d times, want once", l, c)
+		}
+	}
+	if len(dead) == 0 || dead[0].Reason != "too_large" || dead[0].Topic != "logs.raw.evil" {
+		t.Errorf("dead letters %+v, want the bomb as too_large", dead)
+	}
+	t.Logf("router peak RSS %d MiB; %d dead letters: %+v", peak>>20, len(dead), dead)
+	// The chart gives the router 512 Mi; the bound keeps a wide margin.
+	if peak > 256<<20 {
+		t.Errorf("router peak RSS %d MiB, want under 256 MiB", peak>>20)
+	}
+}
+
+// waitCommitted waits until topic holds n committed records.
+func waitCommitted(t *testing.T, brokers []string, topic string, n int) {
+	t.Helper()
+	cons, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for got := 0; got < n; {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("%s: %d committed records after 30s, want %d", topic, got, n)
+		}
+		got += fs.NumRecords()
+	}
+}
+
+// peakRSS is a process's peak resident set size (VmHWM), in bytes.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	u, err := shipbench.ReadProc(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.HWM
+}
