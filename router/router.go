@@ -274,12 +274,10 @@ func (rt *Router) run(tenant string, pipe *Pipeline, raw *kgo.Record, rec schema
 	// out of service and the record is processed again, from a copy, by the
 	// previous good version (at most twice: then pass-through is in force).
 	for attempt := range 3 {
-		work = rec
-		work.Attributes = maps.Clone(rec.Attributes) // Process rewrites the map; a retry needs the original
 		if pipe == nil || attempt > 0 {
 			pipe = rt.pipes.get(tenant)
 		}
-		res = pipe.Process(&work)
+		work, res = processCopy(pipe, rec)
 		if pipe.Version == 0 || !rt.pipes.broken(tenant, res.DLQ) {
 			break
 		}
@@ -321,6 +319,21 @@ const producerBatchMax = kafka.DefaultMaxMessageBytes
 
 var avroHeaders = []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/vnd.sluice.record+avro")}}
 
+// processCopy runs p on a copy of rec: Process rewrites the record and
+// its attributes, and a retry needs the original. A pipeline without steps
+// only bounds the attributes; kept apart so that the record then stays off
+// the heap.
+func processCopy(p *Pipeline, rec schemas.Record) (schemas.Record, Result) {
+	rec.Attributes = maps.Clone(rec.Attributes)
+	if len(p.steps) == 0 {
+		boundAttributes(&rec)
+		return rec, Result{}
+	}
+	w := rec
+	res := p.Process(&w)
+	return w, res
+}
+
 // decode reads a raw record (see DecodeInput). The tenant is the topic's,
 // whatever the payload says; missing times come from its Kafka timestamp.
 //
@@ -352,28 +365,26 @@ func (rt *Router) decode(ctx context.Context, tenant string, r *kgo.Record) (sch
 
 // recordID is the id of a decoded record; see decode.
 func recordID(tenant string, r *kgo.Record, rec *schemas.Record) string {
-	h := sha256.New()
+	var stack [256]byte
+	b := stack[:0]
 	if rec.ID == "" {
-		var b [4 + 8]byte
-		binary.BigEndian.PutUint32(b[:], uint32(r.Partition))
-		binary.BigEndian.PutUint64(b[4:], uint64(r.Offset))
-		h.Write([]byte(r.Topic))
-		h.Write(b[:])
+		b = append(b, r.Topic...)
+		b = binary.BigEndian.AppendUint32(b, uint32(r.Partition))
+		b = binary.BigEndian.AppendUint64(b, uint64(r.Offset))
 	} else {
-		var ts [8]byte
-		if !rec.Timestamp.IsZero() {
-			binary.BigEndian.PutUint64(ts[:], uint64(rec.Timestamp.UnixNano()))
-		}
+		// Length-prefixed: no two field lists hash alike.
 		for _, s := range []string{tenant, rec.ID, rec.Log} {
-			var n [8]byte
-			binary.BigEndian.PutUint64(n[:], uint64(len(s)))
-			h.Write(n[:]) // length-prefixed: no two field lists hash alike
-			h.Write([]byte(s))
+			b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
+			b = append(b, s...)
 		}
-		h.Write(ts[:])
+		var ts int64
+		if !rec.Timestamp.IsZero() {
+			ts = rec.Timestamp.UnixNano()
+		}
+		b = binary.BigEndian.AppendUint64(b, uint64(ts))
 	}
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 // DecodeInput turns a raw topic's value into a record, as the router does
