@@ -264,7 +264,7 @@ var chunks = sync.Pool{New: func() any { return new(chunk) }}
 // (and, with cold pools, at most limit bytes of chunks) rather than the
 // successive copies of a growing buffer.
 func readBounded(lim *io.LimitedReader, limit int) ([]byte, error) {
-	var held [16]*chunk // room for 1 MiB of chunks without allocating
+	var held [32]*chunk // room for 2 MiB of chunks without allocating
 	out, used, err := readChunks(lim, limit, held[:0])
 	for _, c := range used {
 		chunks.Put(c)
@@ -412,8 +412,14 @@ func (d *BoundedDecompressor) unzstd(src []byte, limit int) ([]byte, error) {
 		*sp = make([]byte, 0, c+zstdSlack)
 	}
 	out, err := z.inner.DecodeAll(src, (*sp)[:0:c+zstdSlack])
-	if err == nil && len(out) > c {
+	switch {
+	case err == nil && len(out) > c:
 		err = zstd.ErrDecoderSizeExceeded
+	case err != nil && c == limit && len(out)+zstdMaxBlock+zstdSlack > c:
+		// The decoder stops a block that does not fit the capacity
+		// with an error of its own (out holds the blocks before it).
+		// Within a block of the limit, the batch is too large.
+		return nil, errTooLarge
 	}
 	if err != nil {
 		return nil, zstdErr(err, c == limit)
