@@ -234,8 +234,14 @@ func TestDecompressZstdWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := logBatch(100 << 10)
-	w.Write(data)
+	w.Write(data[:50<<10])
+	w.Flush() // the frame starts before its size is known: it keeps its window
+	w.Write(data[50<<10:])
 	w.Close()
+	var h zstd.Header
+	if err := h.Decode(b.Bytes()); err != nil || h.WindowSize != 8<<20 {
+		t.Fatalf("window %d, %v", h.WindowSize, err)
+	}
 	if out, err := NewBoundedDecompressor(0, 0).Decompress(b.Bytes(), kgo.CodecZstd); err != nil || !bytes.Equal(out, data) {
 		t.Fatalf("8 MiB window under a 16 MiB max batch: %v", err)
 	}
