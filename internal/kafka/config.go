@@ -1,7 +1,8 @@
 // Package kafka holds what every Sluice stage needs to talk to Kafka: client
 // options built from environment settings (brokers, TLS, SASL), topic names,
-// a kgo logger backed by slog, Prometheus client metrics, and tenant id
-// validation.
+// a kgo logger backed by slog, Prometheus client metrics, tenant id
+// validation, and the bounded decompression (BoundedFetchOpts) of consumers
+// of tenants' topics.
 //
 // Stages build their own clients:
 //

@@ -233,6 +233,8 @@ func (d *BoundedDecompressor) gunzip(src []byte, limit int) ([]byte, error) {
 	}
 	r := d.gzip.Get().(*gzipReader)
 	defer d.gzip.Put(r)
+	// The pooled reader must not keep the fetch response alive.
+	defer r.src.Reset(nil)
 	r.src.Reset(src)
 	if err := r.inner.Reset(&r.src); err != nil {
 		return nil, err
@@ -246,7 +248,8 @@ func (d *BoundedDecompressor) unlz4(src []byte, limit int) ([]byte, error) {
 	r.src.Reset(src)
 	r.inner.Reset(&r.src)
 	out, err := readBounded(&r.lim, limit)
-	r.inner.Reset(nil) // returns the block buffer to lz4's pool
+	r.inner.Reset(nil) // returns the block buffers to lz4's pool
+	r.src.Reset(nil)   // and keeps no fetch response alive
 	return out, err
 }
 
@@ -404,7 +407,10 @@ func (d *BoundedDecompressor) unzstd(src []byte, limit int) ([]byte, error) {
 	}
 	// Compressed blocks in frames that do not declare their size: decode
 	// into scratch capped at the smaller of the limit and what the blocks
-	// can hold at most, then copy out what was decoded.
+	// can hold at most, then copy out what was decoded. The decoder
+	// checks the capacity after each block, and the block that crosses
+	// it may first grow the buffer: refusing a batch can take about
+	// 2.25 times its limit for a moment, never more.
 	c := int(min(bound, uint64(limit)))
 	sp := d.getScratch()
 	defer d.scratch.Put(sp)

@@ -292,6 +292,30 @@ func TestDecompressBombs(t *testing.T) {
 	}
 }
 
+// The worst case of zstd: frames that declare no size, enough of them
+// that the limit is the max batch. The decoder grows its buffer for the
+// block that crosses the limit before it stops.
+func TestDecompressZstdWorstCase(t *testing.T) {
+	frame := zstdStream(t, bytes.Repeat([]byte("all work and no play "), 50_000))
+	src := bytes.Repeat(frame, (300<<10)/len(frame)+1)
+	d := NewBoundedDecompressor(0, 0)
+	if d.Limit(len(src)) != DefaultMaxDecompressedBatch {
+		t.Fatalf("limit %d", d.Limit(len(src)))
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := d.Decompress(src, kgo.CodecZstd)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, kgo.ErrMaxDecompress) {
+		t.Fatalf("%d bytes of frames decoding to %d MiB: %v", len(src), len(src)/len(frame), err)
+	}
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("%d compressed bytes: allocated %d MiB", len(src), alloc>>20)
+	if alloc > DefaultMaxDecompressedBatch*5/2 {
+		t.Errorf("allocated %d MiB refusing the frames", alloc>>20)
+	}
+}
+
 // A decompress of a valid batch allocates its output and little else
 // once the pools are warm.
 func TestDecompressAllocs(t *testing.T) {
