@@ -83,8 +83,10 @@ const (
 // a fetch response; a later batch of the response is dropped with everything
 // after it and fetched again, first, by the next fetch.
 type BoundedDecompressor struct {
-	maxBatch int
-	ratio    int
+	maxBatch  int
+	ratio     int
+	maxRecord int
+	levels    []cutLevel
 
 	gzip    sync.Pool // *gzipReader
 	lz4     sync.Pool // *lz4Reader
@@ -98,7 +100,7 @@ var _ kgo.Decompressor = (*BoundedDecompressor)(nil)
 // would decompress past min(maxBatch, max(DecompressFloor, ratio ×
 // compressed size)). maxBatch <= 0 means DefaultMaxDecompressedBatch and
 // ratio <= 0 DefaultDecompressRatio; maxBatch is capped at 1 GiB.
-func NewBoundedDecompressor(maxBatch, ratio int) *BoundedDecompressor {
+func NewBoundedDecompressor(maxBatch, ratio, maxRecord int) *BoundedDecompressor {
 	if maxBatch <= 0 {
 		maxBatch = DefaultMaxDecompressedBatch
 	}
@@ -106,7 +108,11 @@ func NewBoundedDecompressor(maxBatch, ratio int) *BoundedDecompressor {
 	if ratio <= 0 {
 		ratio = DefaultDecompressRatio
 	}
-	d := &BoundedDecompressor{maxBatch: maxBatch, ratio: ratio}
+	if maxRecord <= 0 {
+		maxRecord = DefaultMaxRecord
+	}
+	maxRecord = max(maxRecord, stubRecord)
+	d := &BoundedDecompressor{maxBatch: maxBatch, ratio: ratio, maxRecord: maxRecord, levels: newCutLevels(maxRecord)}
 	d.gzip.New = func() any {
 		r := new(gzipReader)
 		r.lim.R = &r.inner
@@ -170,7 +176,8 @@ type lz4Reader struct {
 
 type zstdDecoder struct {
 	inner *zstd.Decoder
-	err   error // from NewReader, which fails only on bad options
+	src   bytes.Reader // what a stream decodes
+	err   error        // from NewReader, which fails only on bad options
 }
 
 var errMalformedXerial = errors.New("snappy: malformed xerial framing")
@@ -199,11 +206,193 @@ func (d *BoundedDecompressor) Decompress(src []byte, codec kgo.CompressionCodecT
 	default:
 		return nil, fmt.Errorf("unknown compression codec %d", codec)
 	}
-	if errors.Is(err, errTooLarge) {
-		return nil, fmt.Errorf("%w: %s batch of %d compressed bytes decompresses past its limit of %d bytes (at most %d times its size, %d bytes for any batch)",
-			kgo.ErrMaxDecompress, codecName(codec), len(src), limit, d.ratio, d.maxBatch)
+	switch {
+	case err == nil:
+		// Within the limit: records past maxRecord are cut all the
+		// same, from the output. A batch that does not parse as
+		// records (a legacy message set) is returned as it is.
+		if len(out) > d.maxRecord && hasLargeRecord(out, d.maxRecord) {
+			if cut, err := d.cutRecords(memReader(out), limit); err == nil {
+				return cut, nil
+			}
+		}
+		return out, nil
+	case !errors.Is(err, errTooLarge):
+		return nil, err
 	}
-	return out, err
+	// Past the limit: stream the records, cutting them to fit it.
+	s := stream{d: d, codec: codec, src: src}
+	out, err = d.cutRecords(s.open, limit)
+	s.close()
+	if err != nil {
+		why := "its records do not fit it even cut"
+		if !errors.Is(err, errTooLarge) {
+			why = "its records cannot be cut: " + err.Error()
+		}
+		return nil, fmt.Errorf("%w: %s batch of %d compressed bytes decompresses past its limit of %d bytes (at most %d times its size, %d bytes for any batch), and %s",
+			kgo.ErrMaxDecompress, codecName(codec), len(src), limit, d.ratio, d.maxBatch, why)
+	}
+	return out, nil
+}
+
+// stream opens a batch's decompressed records as a stream, as many times
+// as cutRecords reads them, with pooled readers.
+type stream struct {
+	d     *BoundedDecompressor
+	codec kgo.CompressionCodecType
+	src   []byte
+
+	gz      *gzipReader
+	lz      *lz4Reader
+	zs      *zstdDecoder
+	scratch *[]byte // a raw snappy batch decoded, or a xerial block
+	xerial  xerialReader
+	mem     bytes.Reader
+}
+
+// maxSnappyBlock is the most one snappy block may decode to, for its
+// records to be cut: a block decodes whole.
+func (s *stream) maxSnappyBlock() int { return 2 * s.d.maxBatch }
+
+func (s *stream) open() (io.Reader, error) {
+	src := s.src
+	switch s.codec {
+	case kgo.CodecGzip:
+		if s.gz == nil {
+			s.gz = s.d.gzip.Get().(*gzipReader)
+		}
+		s.gz.src.Reset(src)
+		if err := s.gz.inner.Reset(&s.gz.src); err != nil {
+			return nil, err
+		}
+		return &s.gz.inner, nil
+	case kgo.CodecLz4:
+		if s.lz == nil {
+			s.lz = s.d.lz4.Get().(*lz4Reader)
+		}
+		s.lz.src.Reset(src)
+		s.lz.inner.Reset(&s.lz.src)
+		return s.lz.inner, nil
+	case kgo.CodecZstd:
+		if s.zs == nil {
+			s.zs = s.d.zstd.Get().(*zstdDecoder)
+		}
+		if s.zs.err != nil {
+			return nil, s.zs.err
+		}
+		// Streams decode synchronously (one goroutine-free decoder),
+		// with a window of at most the max batch.
+		s.zs.src.Reset(src)
+		if err := s.zs.inner.Reset(&s.zs.src); err != nil {
+			return nil, err
+		}
+		return s.zs.inner, nil
+	case kgo.CodecSnappy:
+		if len(src) > xerialHeaderLen && bytes.HasPrefix(src, xerialMagic) {
+			if s.scratch == nil {
+				s.scratch = s.d.getScratch()
+			} else {
+				*s.scratch = s.xerial.buf
+			}
+			s.xerial = xerialReader{src: src[xerialHeaderLen:], buf: *s.scratch, max: s.maxSnappyBlock()}
+			return &s.xerial, nil
+		}
+		if s.scratch == nil {
+			n, err := s2.DecodedLen(src)
+			if err != nil {
+				return nil, err
+			}
+			if n > s.maxSnappyBlock() {
+				return nil, errTooLarge
+			}
+			s.scratch = s.d.getScratch()
+			if cap(*s.scratch) < n {
+				*s.scratch = make([]byte, n)
+			}
+			if *s.scratch, err = s2.Decode((*s.scratch)[:n], src); err != nil {
+				return nil, err
+			}
+		}
+		s.mem.Reset(*s.scratch)
+		return &s.mem, nil
+	}
+	return nil, fmt.Errorf("unknown compression codec %d", s.codec)
+}
+
+// close returns the readers to their pools, holding nothing of the fetch
+// response.
+func (s *stream) close() {
+	if s.gz != nil {
+		s.gz.src.Reset(nil)
+		s.d.gzip.Put(s.gz)
+	}
+	if s.lz != nil {
+		s.lz.inner.Reset(nil)
+		s.lz.src.Reset(nil)
+		s.d.lz4.Put(s.lz)
+	}
+	if s.zs != nil {
+		if s.zs.err == nil {
+			s.zs.inner.Reset(nil)
+		}
+		s.zs.src.Reset(nil)
+		s.d.zstd.Put(s.zs)
+	}
+	s.mem.Reset(nil)
+	if sp := s.scratch; sp != nil {
+		if s.xerial.buf != nil {
+			*sp = s.xerial.buf // grown for a block
+		}
+		// A scratch past the max batch (a snappy block of up to
+		// twice it) is not kept.
+		if cap(*sp) <= s.d.maxBatch+zstdSlack {
+			*sp = (*sp)[:0]
+			s.d.scratch.Put(sp)
+		}
+	}
+	*s = stream{}
+}
+
+// xerialReader decodes xerial framed snappy a block at a time.
+type xerialReader struct {
+	src []byte
+	buf []byte // the block decoded
+	out []byte // what is left of it to read
+	max int
+}
+
+func (x *xerialReader) Read(p []byte) (int, error) {
+	for len(x.out) == 0 {
+		if len(x.src) == 0 {
+			return 0, io.EOF
+		}
+		if len(x.src) < 4 {
+			return 0, errMalformedXerial
+		}
+		size := binary.BigEndian.Uint32(x.src)
+		rem := x.src[4:]
+		if uint64(size) > uint64(len(rem)) {
+			return 0, errMalformedXerial
+		}
+		block := rem[:size]
+		n, err := s2.DecodedLen(block)
+		if err != nil {
+			return 0, err
+		}
+		if n > x.max {
+			return 0, errTooLarge
+		}
+		if cap(x.buf) < n {
+			x.buf = make([]byte, n)
+		}
+		if x.out, err = s2.Decode(x.buf[:n], block); err != nil {
+			return 0, err
+		}
+		x.src = rem[size:]
+	}
+	n := copy(p, x.out)
+	x.out = x.out[n:]
+	return n, nil
 }
 
 // errTooLarge is what the codecs return for a batch over its limit;
@@ -563,8 +752,8 @@ func zstdBound(src []byte) (bound uint64, exact, ok bool) {
 // maxBatch <= 0 and ratio <= 0 mean the defaults. A batch over its bound
 // stops its partition: PollFetches reports a *kgo.ErrDecompressTooLarge
 // until the consumer moves past it with SetOffsets to its NextOffset.
-func BoundedFetchOpts(maxBatch, ratio int) []kgo.Opt {
-	d := NewBoundedDecompressor(maxBatch, ratio)
+func BoundedFetchOpts(maxBatch, ratio, maxRecord int) []kgo.Opt {
+	d := NewBoundedDecompressor(maxBatch, ratio, maxRecord)
 	read := min(BoundedFetchMaxBytes+2*int64(d.maxBatch), maxDecompressedBatchCap)
 	return []kgo.Opt{
 		kgo.WithDecompressor(d),

@@ -132,7 +132,7 @@ func encodings(t testing.TB, data []byte) []compressed {
 }
 
 func TestDecompressLimit(t *testing.T) {
-	d := NewBoundedDecompressor(0, 0)
+	d := NewBoundedDecompressor(0, 0, 0)
 	for _, tt := range []struct{ in, want int }{
 		{0, DecompressFloor},
 		{10, DecompressFloor},
@@ -149,13 +149,13 @@ func TestDecompressLimit(t *testing.T) {
 	if d.MaxBatch() != DefaultMaxDecompressedBatch || d.Ratio() != DefaultDecompressRatio {
 		t.Errorf("defaults: max %d ratio %d", d.MaxBatch(), d.Ratio())
 	}
-	if small := NewBoundedDecompressor(1000, 2); small.Limit(0) != 1000 || small.Limit(10_000) != 1000 {
+	if small := NewBoundedDecompressor(1000, 2, 0); small.Limit(0) != 1000 || small.Limit(10_000) != 1000 {
 		t.Errorf("a max batch under the floor bounds everything: %d %d", small.Limit(0), small.Limit(10_000))
 	}
 }
 
 func TestDecompressRoundTrip(t *testing.T) {
-	d := NewBoundedDecompressor(0, 0)
+	d := NewBoundedDecompressor(0, 0, 0)
 	for _, size := range []int{1, 1000, 300 << 10, 3 << 20} {
 		data := logBatch(size)
 		for _, c := range encodings(t, data) {
@@ -205,7 +205,7 @@ func TestZstdBound(t *testing.T) {
 // Random data does not compress, so the limit is the max batch.
 func TestDecompressAtLimit(t *testing.T) {
 	const max = 256 << 10
-	d := NewBoundedDecompressor(max, 64)
+	d := NewBoundedDecompressor(max, 64, 0)
 	data := make([]byte, max+1)
 	rand.NewChaCha8([32]byte{3, 4}).Read(data)
 	for _, size := range []int{max, max + 1} {
@@ -242,10 +242,10 @@ func TestDecompressZstdWindow(t *testing.T) {
 	if err := h.Decode(b.Bytes()); err != nil || h.WindowSize != 8<<20 {
 		t.Fatalf("window %d, %v", h.WindowSize, err)
 	}
-	if out, err := NewBoundedDecompressor(0, 0).Decompress(b.Bytes(), kgo.CodecZstd); err != nil || !bytes.Equal(out, data) {
+	if out, err := NewBoundedDecompressor(0, 0, 0).Decompress(b.Bytes(), kgo.CodecZstd); err != nil || !bytes.Equal(out, data) {
 		t.Fatalf("8 MiB window under a 16 MiB max batch: %v", err)
 	}
-	if _, err := NewBoundedDecompressor(4<<20, 0).Decompress(b.Bytes(), kgo.CodecZstd); !errors.Is(err, kgo.ErrMaxDecompress) {
+	if _, err := NewBoundedDecompressor(4<<20, 0, 0).Decompress(b.Bytes(), kgo.CodecZstd); !errors.Is(err, kgo.ErrMaxDecompress) {
 		t.Fatalf("8 MiB window over a 4 MiB max batch: %v, want ErrMaxDecompress", err)
 	}
 }
@@ -266,7 +266,7 @@ func bombs(t *testing.T) []compressed {
 }
 
 func TestDecompressBombs(t *testing.T) {
-	d := NewBoundedDecompressor(0, 0)
+	d := NewBoundedDecompressor(0, 0, 0)
 	for _, b := range bombs(t) {
 		t.Run(b.name, func(t *testing.T) {
 			limit := d.Limit(len(b.src))
@@ -298,7 +298,7 @@ func TestDecompressBombs(t *testing.T) {
 func TestDecompressZstdWorstCase(t *testing.T) {
 	frame := zstdStream(t, bytes.Repeat([]byte("all work and no play "), 50_000))
 	src := bytes.Repeat(frame, (300<<10)/len(frame)+1)
-	d := NewBoundedDecompressor(0, 0)
+	d := NewBoundedDecompressor(0, 0, 0)
 	if d.Limit(len(src)) != DefaultMaxDecompressedBatch {
 		t.Fatalf("limit %d", d.Limit(len(src)))
 	}
@@ -319,7 +319,7 @@ func TestDecompressZstdWorstCase(t *testing.T) {
 // A decompress of a valid batch allocates its output and little else
 // once the pools are warm.
 func TestDecompressAllocs(t *testing.T) {
-	d := NewBoundedDecompressor(0, 0)
+	d := NewBoundedDecompressor(0, 0, 0)
 	data := logBatch(1 << 20)
 	// Without collections the pools stay warm between calls.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
@@ -442,7 +442,7 @@ func TestBoundedFetchSkipsBomb(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	cl, err := kgo.NewClient(append(BoundedFetchOpts(0, 0),
+	cl, err := kgo.NewClient(append(BoundedFetchOpts(0, 0, 0),
 		kgo.SeedBrokers(cluster.ListenAddrs()...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{testTopic: {0: kgo.NewOffset().AtStart()}}),
 		kgo.FetchMaxWait(100*time.Millisecond),
@@ -511,7 +511,7 @@ func FuzzBoundedDecompress(f *testing.F) {
 	}
 	f.Add([]byte{}, byte(0))
 	f.Add([]byte("not compressed"), byte(7))
-	d := NewBoundedDecompressor(1<<20, 64)
+	d := NewBoundedDecompressor(1<<20, 64, 0)
 	franz := kgo.DefaultDecompressor()
 	f.Fuzz(func(t *testing.T, src []byte, codec byte) {
 		c := kgo.CompressionCodecType(codec % 6)
