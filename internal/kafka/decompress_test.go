@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -19,7 +18,6 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // logBatch returns n bytes of JSON log lines, as repetitive as real ones
@@ -397,106 +395,6 @@ func zstdRecordBomb(t *testing.T, n int) []byte {
 		t.Fatal(err)
 	}
 	return out.Bytes()
-}
-
-// A tenant's 300 MiB record, about 30 KB compressed, stops its partition
-// with ErrDecompressTooLarge instead of taking the consumer's memory; the
-// consumer skips it with SetOffsets and reads on.
-func TestBoundedFetchSkipsBomb(t *testing.T) {
-	cluster := newCluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-
-	// Raw produce requests name topics up to Kafka 3.9's version.
-	prod, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.DefaultProduceTopic(testTopic),
-		kgo.MaxVersions(kversion.V3_9_0()), kgo.ProducerBatchCompression(kgo.ZstdCompression()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	if err := prod.ProduceSync(ctx, kgo.StringRecord("before")).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	bomb := zstdRecordBomb(t, 300<<20)
-	t.Logf("300 MiB record compressed to %d bytes", len(bomb))
-	req := kmsg.NewPtrProduceRequest()
-	req.Acks, req.TimeoutMillis = -1, 10_000
-	rt := kmsg.NewProduceRequestTopic()
-	rt.Topic = testTopic
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Records = rawBatch(kgo.CodecZstd, bomb)
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, prod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
-		t.Fatalf("produce bomb: error code %d", code)
-	}
-	bombOffset := resp.Topics[0].Partitions[0].BaseOffset
-	if err := prod.ProduceSync(ctx, kgo.StringRecord("after")).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	cl, err := kgo.NewClient(append(BoundedFetchOpts(0, 0, 0),
-		kgo.SeedBrokers(cluster.ListenAddrs()...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{testTopic: {0: kgo.NewOffset().AtStart()}}),
-		kgo.FetchMaxWait(100*time.Millisecond),
-	)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-
-	var got []string
-	var tooLarge *kgo.ErrDecompressTooLarge
-	for len(got) < 2 {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("consumed %q, too large %v: %v", got, tooLarge, ctx.Err())
-		}
-		fs.EachError(func(topic string, p int32, err error) {
-			e, ok := errors.AsType[*kgo.ErrDecompressTooLarge](err)
-			if !ok {
-				t.Fatalf("fetch %s/%d: %v", topic, p, err)
-			}
-			if tooLarge != nil {
-				t.Fatalf("second too large batch: %v", err)
-			}
-			if len(got) != 1 {
-				t.Fatalf("too large batch after %q", got)
-			}
-			tooLarge = e
-			cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{e.Topic: {e.Partition: {Epoch: e.Epoch, Offset: e.NextOffset}}})
-		})
-		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
-	}
-	if got[0] != "before" || got[1] != "after" {
-		t.Errorf("consumed %q, want before and after", got)
-	}
-	if tooLarge == nil {
-		t.Fatal("no ErrDecompressTooLarge")
-	}
-	if tooLarge.Topic != testTopic || tooLarge.Partition != 0 || tooLarge.Offset != bombOffset || tooLarge.NextOffset != bombOffset+1 {
-		t.Errorf("too large: %+v, want %s/0 at %d, next %d", tooLarge, testTopic, bombOffset, bombOffset+1)
-	}
-
-	runtime.ReadMemStats(&after)
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	consumed := after.TotalAlloc - before.TotalAlloc
-	t.Logf("consuming allocated %d MiB; heap in use after: %d MiB", consumed>>20, ms.HeapInuse>>20)
-	if consumed > 64<<20 {
-		t.Errorf("consuming the three records allocated %d MiB", consumed>>20)
-	}
-	if ms.HeapInuse > 128<<20 {
-		t.Errorf("heap in use %d MiB after refusing the bomb", ms.HeapInuse>>20)
-	}
 }
 
 // Whatever src, Decompress does not panic and returns nothing past the
