@@ -398,7 +398,9 @@ func zstdRecordBomb(t *testing.T, n int) []byte {
 }
 
 // Whatever src, Decompress does not panic and returns nothing past the
-// limit, and what it returns is what franz-go's decompressor returns.
+// limit. What it returns is what franz-go's decompressor returns, or, for a
+// batch of records cut, records franz-go parses that are the original ones,
+// each whole or cut.
 func FuzzBoundedDecompress(f *testing.F) {
 	// Small seeds keep the fuzzer fast; zeros compress past the limit.
 	for _, c := range encodings(f, logBatch(4<<10)) {
@@ -407,9 +409,20 @@ func FuzzBoundedDecompress(f *testing.F) {
 	for _, c := range encodings(f, make([]byte, 256<<10)) {
 		f.Add(c.src, byte(c.codec))
 	}
+	// Records past the max record, and past the limit.
+	for _, c := range encodings(f, appendRecords(nil,
+		testRec{key: []byte("k"), value: []byte("small")},
+		testRec{value: make([]byte, 100<<10), headers: []kgo.RecordHeader{{Key: "h", Value: []byte("v")}}},
+		testRec{key: make([]byte, 80<<10)})) {
+		f.Add(c.src, byte(c.codec))
+	}
 	f.Add([]byte{}, byte(0))
 	f.Add([]byte("not compressed"), byte(7))
-	d := NewBoundedDecompressor(1<<20, 64, 0)
+	const maxRecord = 64 << 10
+	d := NewBoundedDecompressor(1<<20, 64, maxRecord)
+	// The original records, for batches that are cut: nothing is cut
+	// within 64 MiB.
+	ref := NewBoundedDecompressor(64<<20, 1<<20, maxDecompressedBatchCap)
 	franz := kgo.DefaultDecompressor()
 	f.Fuzz(func(t *testing.T, src []byte, codec byte) {
 		c := kgo.CompressionCodecType(codec % 6)
@@ -429,11 +442,38 @@ func FuzzBoundedDecompress(f *testing.F) {
 		if limit := d.Limit(len(src)); len(out) > limit {
 			t.Fatalf("%d bytes of %d decompressed to %d, past the limit %d", len(src), c, len(out), limit)
 		}
-		// What decodes within the limit decodes the same with
-		// franz-go's decompressor.
-		want, werr := franz.Decompress(src, c)
-		if werr != nil || !bytes.Equal(out, want) {
-			t.Fatalf("codec %d: %d bytes, franz-go: %d bytes, %v", c, len(out), len(want), werr)
+		orig, oerr := ref.Decompress(src, c)
+		if oerr == nil && !bytes.Contains(orig, []byte(CutHeader)) {
+			// orig decoded whole, within 64 MiB: franz-go decodes
+			// the same.
+			want, werr := franz.Decompress(src, c)
+			if werr != nil || !bytes.Equal(orig, want) {
+				t.Fatalf("codec %d: %d bytes, franz-go: %d bytes, %v", c, len(orig), len(want), werr)
+			}
+		}
+		if oerr == nil && bytes.Equal(out, orig) {
+			return
+		}
+		// Cut: the output parses as records with franz-go.
+		n := countRecords(t, out)
+		got := franzRecords(t, out, n)
+		if oerr == nil && !bytes.Contains(orig, []byte(CutHeader)) {
+			checkCut(t, franzRecords(t, orig, n), got, maxRecord)
 		}
 	})
+}
+
+// countRecords counts the v2 records of raw by their lengths.
+func countRecords(t *testing.T, raw []byte) int {
+	t.Helper()
+	n := 0
+	for len(raw) > 0 {
+		l, used := binary.Varint(raw)
+		if used <= 0 || l <= 0 || int64(len(raw)-used) < l {
+			t.Fatalf("record %d: bad length %d", n, l)
+		}
+		raw = raw[used+int(l):]
+		n++
+	}
+	return n
 }
