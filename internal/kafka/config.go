@@ -2,7 +2,8 @@
 // options built from environment settings (brokers, TLS, SASL), topic names,
 // a kgo logger backed by slog, Prometheus client metrics, tenant id
 // validation, and the bounded decompression (BoundedFetchOpts) of consumers
-// of tenants' topics.
+// of tenants' topics, which cuts oversize records (CutSize) rather than
+// stop a partition.
 //
 // Stages build their own clients:
 //

@@ -24,25 +24,67 @@ import (
 // such a batch runs out of memory, restarts, fetches the same batch and runs
 // out of memory again, and every tenant it serves stops with it.
 //
-// A BoundedDecompressor refuses, before allocating its output, any batch that
-// would decompress past
+// A BoundedDecompressor returns no batch larger than
 //
 //	limit(src) = min(maxBatch, max(DecompressFloor, ratio × len(src)))
 //
-// Bounding each batch by maxBatch alone is not enough: a fetch response of
-// FetchMaxBytes F can hold thousands of small batches (1 MiB of zeros
-// compresses to about 100 bytes of batch), each under maxBatch. Bounding the
-// ratio bounds the response: a batch of b bytes decompresses to at most
-// max(DecompressFloor, ratio × b) bytes, so one response decompresses to at
-// most about max(ratio, DecompressFloor/b_min) × F, plus maxBatch for the one
-// batch a broker may return past F. A record batch is at least 61 bytes of
-// header plus its compressed records, about 100 bytes, so
-// DecompressFloor/b_min is about 41 and the ratio dominates: 64 MiB for
-// F = 1 MiB, at most about 80 MiB counting the oversized batch.
+// and no record larger than maxRecord, and stops no partition for either.
+// A batch within its limit is returned as it is, unless it holds a record
+// past maxRecord. Any other batch is streamed through its codec's reader
+// and its records cut (see CutHeader) at the first of these levels whose
+// output fits the limit: records up to maxRecord whole and the others cut
+// to CutBytes of value (CutKeyBytes of key, their headers if they take at
+// most CutHeaderBytes), then cuts of 16 KiB, 4 KiB, 1 KiB, 256 and 64
+// bytes where records past the cut are cut too, then records up to 64
+// bytes whole and the others cut to an empty value, key and no headers
+// (42 bytes at most). A first pass measures every level, a second writes
+// the chosen one into an output of exactly its size: a cut batch is
+// decoded twice, and costs the CPU of its decompressed size (which the
+// broker paid once already validating it), never its memory.
+//
+// A batch is still refused, with an error wrapping kgo.ErrMaxDecompress,
+// when it cannot be cut within its limit:
+//
+//   - its records, each cut to the last level (at most 65 bytes each),
+//     still exceed the limit: it takes more than limit/65 records (258,000
+//     at 16 MiB), or tiny records compressed to less than a byte each,
+//     which a fetch holding thousands of such batches would otherwise turn
+//     into gigabytes: the record framing alone is past the bound;
+//   - it is not v2 records: a legacy message set (magic 0 or 1, whose
+//     first inner offset starts it with a zero byte, no record length),
+//     or records franz-go would not parse;
+//   - a snappy block decodes past 2 × maxBatch (a block decodes whole; a
+//     snappy block expands at most about 21 times, so this takes a batch
+//     of more than 1.5 MiB at the default), or a zstd frame's window is
+//     past maxBatch (common Kafka clients' are 8 MiB at most).
+//
+// franz-go reports the refusal from PollFetches as a
+// *kgo.ErrDecompressTooLarge and stops the partition until the consumer
+// moves past the batch. A group consumer cannot always do that itself
+// (SetOffsets is ignored for a partition that returned nothing yet in the
+// session, as after a restart on the batch's committed offset): an
+// operator moves the group's offset past it with kafka-consumer-groups
+// --reset-offsets --to-offset NextOffset.
+//
+// The limit bounds the output of a fetch response: a batch of b bytes
+// decompresses to at most max(DecompressFloor, ratio × b) bytes, so one
+// response decompresses to at most about max(ratio, DecompressFloor/b_min)
+// × F, F its FetchMaxBytes, plus maxBatch for the one batch a broker may
+// return past F. A record batch is at least 61 bytes of header plus its
+// compressed records (a zstd frame takes at least 10), so
+// DecompressFloor/b_min is about 58 and the ratio dominates: 64 MiB for
+// F = 1 MiB, at most about 80 MiB counting the oversized batch. Cutting
+// does not change it: a fetch of 10,000 batches of a cut bomb each holds
+// 10,000 × max(4 KiB, 64 × b) bytes (the cut shrinks to fit), not
+// 10,000 × CutBytes. While a batch is cut, its call holds a 64 KiB read
+// buffer and its codec's state besides the output: zstd's window (at most
+// maxBatch; 8 MiB at most for the frames of common Kafka clients), lz4's block buffers
+// (up to 8 MiB), or a snappy block (up to 2 × maxBatch); franz-go
+// decompresses one batch at a time per broker.
 //
 // Real log batches compress 5 to 30 times (JSON and plain-text logs with
 // zstd or gzip), snappy cannot exceed about 21 times by its format, and lz4
-// about 255 times only for runs of one byte: a ratio of 64 refuses only
+// about 255 times only for runs of one byte: a ratio of 64 cuts only
 // batches no log producer makes. The floor lets small batches of repetitive
 // lines through, where the frame overhead dominates the compressed size.
 const (
@@ -77,11 +119,13 @@ const (
 // framing of the Java client), lz4 (the frame format) and zstd (concatenated
 // and skippable frames included). It is safe for concurrent use.
 //
-// A batch over its bound is refused with an error wrapping
-// kgo.ErrMaxDecompress, which franz-go reports from PollFetches as a
-// *kgo.ErrDecompressTooLarge when the batch is the first of its partition in
-// a fetch response; a later batch of the response is dropped with everything
-// after it and fetched again, first, by the next fetch.
+// A batch over its bound, or holding a record past maxRecord, is returned
+// with its records cut (see CutHeader and CutSize). One that cannot be cut
+// within its bound is refused with an error wrapping kgo.ErrMaxDecompress,
+// which franz-go reports from PollFetches as a *kgo.ErrDecompressTooLarge
+// when the batch is the first of its partition in a fetch response; a later
+// batch of the response is dropped with everything after it and fetched
+// again, first, by the next fetch.
 type BoundedDecompressor struct {
 	maxBatch  int
 	ratio     int
@@ -96,10 +140,13 @@ type BoundedDecompressor struct {
 
 var _ kgo.Decompressor = (*BoundedDecompressor)(nil)
 
-// NewBoundedDecompressor returns a decompressor that refuses batches that
-// would decompress past min(maxBatch, max(DecompressFloor, ratio ×
-// compressed size)). maxBatch <= 0 means DefaultMaxDecompressedBatch and
-// ratio <= 0 DefaultDecompressRatio; maxBatch is capped at 1 GiB.
+// NewBoundedDecompressor returns a decompressor whose batches decompress to
+// at most min(maxBatch, max(DecompressFloor, ratio × compressed size)),
+// their records cut to fit, and whose records are at most maxRecord bytes
+// encoded (their length included), larger ones cut. maxBatch <= 0 means
+// DefaultMaxDecompressedBatch, ratio <= 0 DefaultDecompressRatio and
+// maxRecord <= 0 DefaultMaxRecord; maxBatch is capped at 1 GiB and
+// maxRecord raised to 64 bytes.
 func NewBoundedDecompressor(maxBatch, ratio, maxRecord int) *BoundedDecompressor {
 	if maxBatch <= 0 {
 		maxBatch = DefaultMaxDecompressedBatch
@@ -182,9 +229,10 @@ type zstdDecoder struct {
 
 var errMalformedXerial = errors.New("snappy: malformed xerial framing")
 
-// Decompress decompresses src, compressed with codec, or refuses it with an
-// error wrapping kgo.ErrMaxDecompress if it would decompress past
-// d.Limit(len(src)). CodecNone returns src itself.
+// Decompress decompresses src, compressed with codec, to at most
+// d.Limit(len(src)) bytes, cutting its records past the max record or to
+// fit the limit, or refuses it with an error wrapping kgo.ErrMaxDecompress
+// if they cannot be cut to fit. CodecNone returns src itself.
 func (d *BoundedDecompressor) Decompress(src []byte, codec kgo.CompressionCodecType) ([]byte, error) {
 	if codec == kgo.CodecNone {
 		return src, nil
@@ -731,9 +779,10 @@ func zstdBound(src []byte) (bound uint64, exact, ok bool) {
 // fetch decompresses to, for consumers of topics producers outside the
 // pipeline write to (tenants' raw topics):
 //
-//   - kgo.WithDecompressor(NewBoundedDecompressor(maxBatch, ratio)): each
-//     batch decompresses to at most min(maxBatch, max(DecompressFloor,
-//     ratio × its compressed size)).
+//   - kgo.WithDecompressor(NewBoundedDecompressor(maxBatch, ratio,
+//     maxRecord)): each batch decompresses to at most min(maxBatch,
+//     max(DecompressFloor, ratio × its compressed size)), its records cut
+//     to fit and to maxRecord.
 //   - kgo.FetchMaxBytes and kgo.FetchMaxPartitionBytes of
 //     BoundedFetchMaxBytes (1 MiB, Kafka's default batch size limit): with
 //     the ratio, one fetch response decompresses to at most about
@@ -749,9 +798,12 @@ func zstdBound(src []byte) (bound uint64, exact, ok bool) {
 //     topics' max.message.bytes must stay below 2 × maxBatch (Kafka's
 //     default is 1 MiB).
 //
-// maxBatch <= 0 and ratio <= 0 mean the defaults. A batch over its bound
-// stops its partition: PollFetches reports a *kgo.ErrDecompressTooLarge
-// until the consumer moves past it with SetOffsets to its NextOffset.
+// maxBatch, ratio and maxRecord <= 0 mean the defaults. A batch that
+// cannot be cut within its bound (see DecompressFloor) stops its
+// partition: PollFetches reports a *kgo.ErrDecompressTooLarge until the
+// consumer moves past it with SetOffsets to its NextOffset, or, for a group
+// consumer whose session has not yet returned records of the partition, an
+// operator resets the group's offset past it.
 func BoundedFetchOpts(maxBatch, ratio, maxRecord int) []kgo.Opt {
 	d := NewBoundedDecompressor(maxBatch, ratio, maxRecord)
 	read := min(BoundedFetchMaxBytes+2*int64(d.maxBatch), maxDecompressedBatchCap)
