@@ -206,9 +206,13 @@
 // lost; a json step parses it). Text becomes log, invalid UTF-8 replaced and
 // flagged. A raw record larger than SLUICE_ROUTER_MAX_RECORD_BYTES is not
 // decoded: it goes to the dead-letter topic (reason too_large, payload
-// cut). A record batch that would decompress to more than the router takes
-// (SLUICE_ROUTER_MAX_BATCH_BYTES, and at most 64 times its compressed size)
-// is not decompressed at all: it is dead-lettered and skipped.
+// cut). Kafka's size limits count compressed bytes, so a record batch is
+// decompressed with a bound (SLUICE_ROUTER_MAX_BATCH_BYTES, and at most 64
+// times its compressed size): a batch over it is read with its large
+// records cut to their first 64 KiB, which go to the dead-letter topic as
+// too_large without being decoded (see internal/kafka's bounded
+// decompressor). A batch that cannot be cut to fit (millions of tiny
+// records) is dead-lettered whole and skipped.
 //
 // Record ids. The id becomes the Elasticsearch document id. A producer's
 // id is hashed with the tenant and the record's content (log and the

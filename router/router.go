@@ -146,7 +146,7 @@ func (rt *Router) Run(ctx context.Context) error {
 	wg.Go(func() { fence.run(followCtx, fenceInterval) })
 	outputs := &topicCache{adm: adm, maxAge: rt.cfg.RescanInterval, producer: producerBatchMax}
 
-	sess, err := kgo.NewGroupTransactSession(append(append(base, kafka.Membership(rt.cfg.ID)...),
+	opts := append(append(base, kafka.Membership(rt.cfg.ID)...),
 		kgo.ClientID(clientID),
 		kgo.WithHooks(kafka.NewMetrics(rt.reg)),
 		kgo.ConsumerGroup(rt.cfg.Group),
@@ -162,12 +162,13 @@ func (rt *Router) Run(ctx context.Context) error {
 		kgo.ProducerBatchCompression(kgo.ZstdCompression().WithLevel(int(zstd.SpeedFastest)), kgo.NoCompression()),
 		kgo.UnknownTopicRetries(2), // a missing output topic pauses its tenant quickly
 		kgo.TransactionTimeout(rt.cfg.TransactionTimeout),
-		// No raw batch may decompress to more than the router can hold:
-		// Kafka's size limits count compressed bytes.
-		kgo.MaxDecompressBatchBytes(rt.cfg.MaxBatchBytes),
-		kgo.FetchMaxBytes(1<<20),
 		kgo.ProducerBatchMaxBytes(producerBatchMax),
-	)...)
+	)
+	// No tenant's record batch may decompress to more than the router can
+	// hold (Kafka's size limits count compressed bytes): records over
+	// SLUICE_ROUTER_MAX_RECORD_BYTES arrive cut, see handle.
+	opts = append(opts, kafka.BoundedFetchOpts(rt.cfg.MaxBatchBytes, 0, rt.cfg.MaxRecordBytes)...)
+	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return fmt.Errorf("kafka transactional client: %w", err)
 	}
@@ -243,9 +244,16 @@ func (rt *Router) handle(ctx context.Context, r *kgo.Record, j *joiner, o output
 	tm := rt.m.tenant(tenant)
 	tm.in.Inc()
 	tm.latency.Observe(time.Since(r.Timestamp).Seconds())
-	if len(r.Value) > rt.cfg.MaxRecordBytes {
-		return []*kgo.Record{rt.dlq(tenant, 0, r, 0, &Failure{Step: -1, Reason: ReasonTooLarge,
-			Err: fmt.Errorf("raw record is %d bytes, more than SLUICE_ROUTER_MAX_RECORD_BYTES (%d); it was not decoded", len(r.Value), rt.cfg.MaxRecordBytes)})}
+	if size, cut := kafka.CutSize(r); cut || len(r.Value) > rt.cfg.MaxRecordBytes {
+		// Cut while its batch was decompressed (too large, or its batch
+		// compressed far more than logs do), or larger than the router
+		// decodes: dead-lettered with what is left of it, never decoded.
+		err := fmt.Errorf("raw record of %d bytes was cut when its batch was read (a record over SLUICE_ROUTER_MAX_RECORD_BYTES, %d, or in a batch that compressed more than 64:1 is); it was not decoded", size, rt.cfg.MaxRecordBytes)
+		if !cut {
+			size = len(r.Value)
+			err = fmt.Errorf("raw record is %d bytes, more than SLUICE_ROUTER_MAX_RECORD_BYTES (%d); it was not decoded", size, rt.cfg.MaxRecordBytes)
+		}
+		return []*kgo.Record{rt.dlqCut(tenant, r, size, &Failure{Step: -1, Reason: ReasonTooLarge, Err: err})}
 	}
 	rec, failure := rt.decode(ctx, tenant, r)
 	if failure != nil {
@@ -423,6 +431,15 @@ func hasLogKey(b []byte) bool {
 }
 
 func (rt *Router) dlq(tenant string, version int64, r *kgo.Record, last int64, f *Failure) *kgo.Record {
+	return rt.deadLetter(tenant, version, r, last, f, func(d *schemas.DeadLetter) { d.SetPayload(r.Value) })
+}
+
+// dlqCut is dlq for a record whose value is the first bytes of size.
+func (rt *Router) dlqCut(tenant string, r *kgo.Record, size int, f *Failure) *kgo.Record {
+	return rt.deadLetter(tenant, 0, r, 0, f, func(d *schemas.DeadLetter) { d.SetCutPayload(r.Value, size) })
+}
+
+func (rt *Router) deadLetter(tenant string, version int64, r *kgo.Record, last int64, f *Failure, payload func(*schemas.DeadLetter)) *kgo.Record {
 	rt.m.dlq.WithLabelValues(tenant, f.Reason).Inc()
 	d := schemas.DeadLetter{
 		Reason: f.Reason, Error: f.Error(), Stage: "router", Instance: rt.id,
@@ -432,7 +449,7 @@ func (rt *Router) dlq(tenant string, version int64, r *kgo.Record, last int64, f
 	if last > r.Offset {
 		d.LastOffset = last
 	}
-	d.SetPayload(r.Value)
+	payload(&d)
 	return &kgo.Record{Topic: rt.topics.DLQ(tenant), Key: r.Key, Value: d.Marshal(), Headers: jsonHeaders}
 }
 

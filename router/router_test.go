@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/config"
+	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
@@ -545,7 +546,8 @@ func TestOversizedRecord(t *testing.T) {
 		err         string
 	}{
 		{false, 0, len(over), "more than logs.parsed.big takes"},
-		{true, len(huge), schemas.MaxDeadLetterPayload, "it was not decoded"},
+		// Cut while its batch was read, to its first kafka.CutBytes.
+		{true, len(huge), kafka.CutBytes, "was cut when its batch was read"},
 	} {
 		d := out.dlq["logs.dlq.big"][i]
 		if d.Reason != "too_large" || d.PayloadTruncated != want.truncated || d.PayloadSize != want.size || len(d.Payload) != want.bytes || !strings.Contains(d.Error, want.err) {

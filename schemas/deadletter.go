@@ -75,6 +75,12 @@ func (d *DeadLetter) SetPayload(value []byte) {
 	d.setPayload(value, len(value), MaxDeadLetterPayload)
 }
 
+// SetCutPayload stores value, the first bytes of a payload of size bytes
+// that was cut before it reached the stage, as truncated.
+func (d *DeadLetter) SetCutPayload(value []byte, size int) {
+	d.setPayload(value, max(size, len(value)), MaxDeadLetterPayload)
+}
+
 func (d *DeadLetter) setPayload(value []byte, size, limit int) {
 	d.raw = value
 	d.PayloadEncoding, d.PayloadTruncated, d.PayloadSize = "utf-8", false, 0
