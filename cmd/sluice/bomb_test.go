@@ -29,7 +29,7 @@ import (
 func TestRouterDecompressionBomb(t *testing.T) {
 	sluiceBinary(t)
 	var topics []string
-	for _, tn := range []string{"evil", "good"} {
+	for _, tn := range []string{"evil", "fresh", "good"} {
 		topics = append(topics, "logs.raw."+tn, "logs.parsed."+tn, "logs.dlq."+tn)
 	}
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics...))
@@ -43,7 +43,7 @@ func TestRouterDecompressionBomb(t *testing.T) {
 		"SLUICE_ROUTER_ID=r1",
 		"SLUICE_ROUTER_RESCAN_INTERVAL=500ms",
 		"SLUICE_TELEMETRY_ADDR=",
-		"SLUICE_LOG_LEVEL=warn",
+		"SLUICE_LOG_LEVEL=info",
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
@@ -91,6 +91,13 @@ func TestRouterDecompressionBomb(t *testing.T) {
 	<-router.done
 	produceEvil(make([]byte, 300<<20))
 	produceEvil([]byte("evil after"))
+	// Another tenant's very first record is a bomb: nothing of its
+	// partition was ever read or committed.
+	for _, v := range [][]byte{make([]byte, 300<<20), []byte("fresh after")} {
+		if err := evil.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.raw.fresh", Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	router = startProcess(t, env, "router")
 	defer func() {
 		if t.Failed() {
@@ -98,12 +105,13 @@ func TestRouterDecompressionBomb(t *testing.T) {
 		}
 	}()
 	waitCommitted(t, brokers, "logs.parsed.evil", 2)
+	waitCommitted(t, brokers, "logs.parsed.fresh", 1)
 	peak := peakRSS(t, router.cmd.Process.Pid)
 	time.Sleep(2 * time.Second)
 	stop.Store(true)
 	wg.Wait()
 
-	cons, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("logs.parsed.good", "logs.parsed.evil", "logs.dlq.good", "logs.dlq.evil"),
+	cons, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("logs.parsed.good", "logs.parsed.evil", "logs.parsed.fresh", "logs.dlq.good", "logs.dlq.evil", "logs.dlq.fresh"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -112,8 +120,8 @@ func TestRouterDecompressionBomb(t *testing.T) {
 	dec := schemas.NewDecoder()
 	seen := map[string]int{}
 	var dead []schemas.DeadLetter
-	want := int(good.Load()) + 2
-	for deadline := time.Now().Add(30 * time.Second); (len(seen) < want || len(dead) == 0) && time.Now().Before(deadline); {
+	want := int(good.Load()) + 3
+	for deadline := time.Now().Add(30 * time.Second); (len(seen) < want || len(dead) < 2) && time.Now().Before(deadline); {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		fs := cons.PollFetches(ctx)
 		cancel()
@@ -142,15 +150,25 @@ func TestRouterDecompressionBomb(t *testing.T) {
 			t.Errorf("good %d seen %d times, want once", n, c)
 		}
 	}
-	for _, l := range []string{"evil before", "evil after"} {
+	for _, l := range []string{"evil before", "evil after", "fresh after"} {
 		if c := seen[l]; c != 1 {
 			t.Errorf("%q seen %d times, want once", l, c)
 		}
 	}
-	if len(dead) == 0 || dead[0].Reason != "too_large" || dead[0].Topic != "logs.raw.evil" {
-		t.Errorf("dead letters %+v, want the bomb as too_large", dead)
+	bombs := map[string]bool{}
+	for _, d := range dead {
+		if d.Reason != "too_large" || d.PayloadSize != 300<<20 || !d.PayloadTruncated {
+			t.Errorf("dead letter %s/%d: reason %q size %d truncated %v, want the bomb as too_large", d.Topic, d.Offset, d.Reason, d.PayloadSize, d.PayloadTruncated)
+		}
+		if bombs[d.Topic] {
+			t.Errorf("the bomb of %s dead-lettered twice", d.Topic)
+		}
+		bombs[d.Topic] = true
 	}
-	t.Logf("router peak RSS %d MiB; %d dead letters: %+v", peak>>20, len(dead), dead)
+	if !bombs["logs.raw.evil"] || !bombs["logs.raw.fresh"] {
+		t.Errorf("dead letters for %v, want both bombs", bombs)
+	}
+	t.Logf("router peak RSS %d MiB; %d dead letters", peak>>20, len(dead))
 	// The chart gives the router 512 Mi; the bound keeps a wide margin.
 	if peak > 256<<20 {
 		t.Errorf("router peak RSS %d MiB, want under 256 MiB", peak>>20)
