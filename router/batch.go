@@ -68,7 +68,7 @@ type unit struct {
 	outs      []*kgo.Record
 	skipTo    int64     // records before this offset have their outputs in outs already
 	holdUntil time.Time // non-zero: held back for continuation lines until then
-	done      bool
+	done      bool      // every record processed (a held unit is not)
 }
 
 func (u *unit) first() kgo.EpochOffset {
@@ -109,7 +109,8 @@ type loop struct {
 // partState is what the loop remembers of a partition between
 // transactions.
 type partState struct {
-	bg        *unit     // background work on the partition (done: its outputs are kept)
+	bg        *unit     // background work on the partition
+	bgDone    bool      // bg is done: its outputs are kept for the next poll
 	bgSince   time.Time // when bg was cut out of its transaction
 	heldFrom  int64     // first offset of the unit last held back for multiline
 	resumeAt  time.Time // a held partition is resumed then (zero: not held)
@@ -166,13 +167,13 @@ func (l *loop) idle() time.Time {
 		case !ps.resumeAt.IsZero():
 			soonest(ps.resumeAt)
 		}
-		if ps.bg != nil && !ps.bg.done {
+		if ps.bg != nil && !ps.bgDone {
 			soonest(now.Add(100 * time.Millisecond)) // look for its report soon
 		}
 		// Kept outputs nobody came back for (the partition moved to
 		// another router) are forgotten after a while.
-		if ps.bg != nil && ps.bg.done && now.Sub(ps.bgSince) > 10*time.Minute {
-			ps.bg = nil
+		if ps.bg != nil && ps.bgDone && now.Sub(ps.bgSince) > 10*time.Minute {
+			ps.bg, ps.bgDone = nil, false
 		}
 		if ps.bg == nil && ps.resumeAt.IsZero() && ps.heldFrom < 0 && !ps.pausedBg {
 			delete(l.parts, k)
@@ -217,15 +218,15 @@ func (l *loop) split(fetches kgo.Fetches) []*tenantWork {
 		ps := l.parts[u.key]
 		if ps != nil {
 			switch {
-			case ps.bg != nil && !ps.bg.done:
+			case ps.bg != nil && !ps.bgDone:
 				rewind = append(rewind, u) // still being worked on in the background
 				return
 			case ps.bg != nil && ps.bg.first() == u.first():
 				u.outs = ps.bg.outs
 				u.skipTo = ps.bg.last() + 1
-				ps.bg = nil
+				ps.bg, ps.bgDone = nil, false
 			case ps.bg != nil:
-				ps.bg = nil // from other offsets: of no use
+				ps.bg, ps.bgDone = nil, false // from other offsets: of no use
 			}
 			u.mayHold = ps.heldFrom != u.first().Offset
 		} else {
@@ -434,7 +435,7 @@ func (l *loop) cutOut(tw *tenantWork) {
 	now := time.Now()
 	for _, u := range tw.units {
 		ps := l.part(u.key)
-		ps.bg, ps.bgSince, ps.pausedBg = u, now, true
+		ps.bg, ps.bgDone, ps.bgSince, ps.pausedBg = u, false, now, true
 	}
 	l.rewind(tw.units)
 	l.pauseParts(tw.units)
@@ -456,6 +457,8 @@ func (l *loop) finishedInBackground(tw *tenantWork) {
 		}
 		if tw.missing != nil || !u.done {
 			ps.bg = nil // nothing to keep: it is processed again
+		} else {
+			ps.bgDone = true
 		}
 		ps.pausedBg = false
 		if ps.resumeAt.IsZero() {
