@@ -28,9 +28,26 @@ type TenantSpec struct {
 	// without a user then gets none.
 	Password string
 	// ProducerByteRate and ConsumerByteRate are the tenant user's quotas in
-	// bytes per second; 0 removes the quota.
+	// bytes per second; 0 removes the quota (see DefaultProducerByteRate and
+	// DefaultConsumerByteRate for what sluice tenant create sets).
 	ProducerByteRate, ConsumerByteRate float64
+	// ControllerMutationRate is the tenant user's quota of partitions
+	// created or deleted per second (Kafka's controller_mutation_rate),
+	// which bounds the route stream topics the tenant can make itself; 0
+	// removes the quota.
+	ControllerMutationRate float64
+	// Streams are route streams to make topics for,
+	// <prefix>.parsed.<tenant>.<stream>, like the tenant's other topics.
+	Streams []string
 }
+
+// Defaults of sluice tenant create: a tenant's user is never unlimited
+// unless asked for.
+const (
+	DefaultProducerByteRate       = 5 << 20  // 5 MiB/s
+	DefaultConsumerByteRate       = 10 << 20 // 10 MiB/s
+	DefaultControllerMutationRate = 10       // partitions per second
+)
 
 // TenantPrincipal is the Kafka principal of a tenant's user.
 func TenantPrincipal(tenant string) string { return "User:" + tenant }
@@ -41,18 +58,30 @@ const scramIterations = 4096
 // TenantACLs returns the ACLs of a tenant's principal (TenantACLRules), as
 // builders for kadm.
 func TenantACLs(t Topics, tenant string) []*kadm.ACLBuilder {
-	var bs []*kadm.ACLBuilder
-	for _, r := range TenantACLRules(t, tenant) {
-		bs = append(bs, r.builder(TenantPrincipal(tenant)))
-	}
-	return bs
+	return ACLs(TenantPrincipal(tenant), TenantACLRules(t, tenant))
 }
 
-// TenantTopics returns a tenant's topics made by ProvisionTenant: raw,
+// TenantTopics returns a tenant's data topics made by ProvisionTenant: raw,
 // parsed and dead-letter. Route streams (<prefix>.parsed.<tenant>.<stream>)
-// are made when a pipeline routes to them.
+// are made by ProvisionTenant when asked (TenantSpec.Streams) and by sluice
+// pipeline apply when a pipeline routes to them. TenantStateTopics are the
+// tenant's other topics.
 func TenantTopics(t Topics, tenant string) []string {
 	return []string{t.Raw(tenant), t.Parsed(tenant), t.DLQ(tenant)}
+}
+
+// TenantStateTopics returns the tenant's compacted one-partition topics
+// made by ProvisionTenant: its config topic (its pipeline) and its status
+// topic (what routers report about it).
+func TenantStateTopics(t Topics, tenant string) []string {
+	return []string{t.TenantConfig(tenant), t.TenantStatus(tenant)}
+}
+
+// CompactedConfigs are the topic configs of the compacted topics: the
+// tenants' config and status topics and <prefix>.status.
+func CompactedConfigs() map[string]*string {
+	compact, lag := "compact", "60000"
+	return map[string]*string{"cleanup.policy": &compact, "min.compaction.lag.ms": &lag}
 }
 
 // ProvisionResult says what ProvisionTenant changed.
@@ -65,7 +94,8 @@ type ProvisionResult struct {
 	ACLsSkipped bool
 }
 
-// ProvisionTenant makes a tenant: its topics, SCRAM-SHA-512 user, ACLs and
+// ProvisionTenant makes a tenant: its topics (TenantTopics, the route streams
+// of spec.Streams, TenantStateTopics), SCRAM-SHA-512 user, ACLs and
 // quotas. It is idempotent: what exists already is left (topics keep
 // their partitions), ACLs and quotas are set again. Errors name the step.
 //
@@ -77,22 +107,31 @@ func ProvisionTenant(ctx context.Context, adm *kadm.Client, t Topics, tenant str
 	if err := ValidateTenant(tenant); err != nil {
 		return res, err
 	}
+	data := TenantTopics(t, tenant)
+	for _, s := range spec.Streams {
+		if err := ValidateStream(s); err != nil {
+			return res, err
+		}
+		data = append(data, t.ParsedStream(tenant, s))
+	}
 	var configs map[string]*string
 	if spec.Retention > 0 {
 		ms := strconv.FormatInt(spec.Retention.Milliseconds(), 10)
 		configs = map[string]*string{"retention.ms": &ms}
 	}
-	created, err := adm.CreateTopics(ctx, spec.Partitions, spec.ReplicationFactor, configs, TenantTopics(t, tenant)...)
-	if err != nil {
-		return res, fmt.Errorf("create topics: %w", err)
-	}
-	for _, c := range created.Sorted() {
-		switch {
-		case c.Err == nil:
-			res.TopicsCreated = append(res.TopicsCreated, c.Topic)
-		case errors.Is(c.Err, kerr.TopicAlreadyExists):
-		default:
-			return res, fmt.Errorf("create topic %s: %w", c.Topic, c.Err)
+	for _, batch := range []struct {
+		partitions int32
+		configs    map[string]*string
+		topics     []string
+	}{
+		{spec.Partitions, configs, data},
+		// One partition: every reader sees every change in order.
+		{1, CompactedConfigs(), TenantStateTopics(t, tenant)},
+	} {
+		created, err := CreateTopics(ctx, adm, batch.partitions, spec.ReplicationFactor, batch.configs, batch.topics...)
+		res.TopicsCreated = append(res.TopicsCreated, created...)
+		if err != nil {
+			return res, err
 		}
 	}
 	if spec.Password != "" {
@@ -129,20 +168,44 @@ acls:
 			}
 		}
 	}
-	if err := setQuotas(ctx, adm, tenant, spec.ProducerByteRate, spec.ConsumerByteRate); err != nil {
+	if err := setQuotas(ctx, adm, tenant, spec.ProducerByteRate, spec.ConsumerByteRate, spec.ControllerMutationRate); err != nil {
 		return res, err
 	}
 	return res, nil
 }
 
-func setQuotas(ctx context.Context, adm *kadm.Client, tenant string, produce, consume float64) error {
+// CreateTopics creates the topics that do not exist and returns those it
+// created, sorted. Topics that exist already are left alone.
+func CreateTopics(ctx context.Context, adm *kadm.Client, partitions int32, replication int16, configs map[string]*string, topics ...string) ([]string, error) {
+	if len(topics) == 0 {
+		return nil, nil
+	}
+	created, err := adm.CreateTopics(ctx, partitions, replication, configs, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("create topics: %w", err)
+	}
+	var out []string
+	for _, c := range created.Sorted() {
+		switch {
+		case c.Err == nil:
+			out = append(out, c.Topic)
+		case errors.Is(c.Err, kerr.TopicAlreadyExists):
+		default:
+			return out, fmt.Errorf("create topic %s: %w", c.Topic, c.Err)
+		}
+	}
+	return out, nil
+}
+
+func setQuotas(ctx context.Context, adm *kadm.Client, tenant string, produce, consume, mutation float64) error {
 	op := func(key string, v float64) kadm.AlterClientQuotaOp {
 		return kadm.AlterClientQuotaOp{Key: key, Value: v, Remove: v <= 0}
 	}
 	name := tenant
 	altered, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{{
 		Entity: kadm.ClientQuotaEntity{{Type: "user", Name: &name}},
-		Ops:    []kadm.AlterClientQuotaOp{op("producer_byte_rate", produce), op("consumer_byte_rate", consume)},
+		Ops: []kadm.AlterClientQuotaOp{op("producer_byte_rate", produce), op("consumer_byte_rate", consume),
+			op("controller_mutation_rate", mutation)},
 	}})
 	if err != nil {
 		return fmt.Errorf("set quotas: %w", err)
@@ -155,7 +218,8 @@ func setQuotas(ctx context.Context, adm *kadm.Client, tenant string, produce, co
 	return nil
 }
 
-// DeleteTenant removes a tenant: its topics (route streams included), user,
+// DeleteTenant removes a tenant: its topics (route streams, config and
+// status topics included), user,
 // ACLs and quotas. What is already gone is skipped, and so are the ACLs on
 // a cluster without an authorizer (none can exist there). The tenant's
 // indices in Elasticsearch are not touched (retention removes them).
@@ -212,7 +276,7 @@ acls:
 	if err != nil {
 		return fmt.Errorf("delete SCRAM user %s: %w", tenant, err)
 	}
-	return setQuotas(ctx, adm, tenant, 0, 0)
+	return setQuotas(ctx, adm, tenant, 0, 0, 0)
 }
 
 // ListTenants returns the tenants that have a raw topic, sorted.

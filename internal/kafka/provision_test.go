@@ -47,7 +47,7 @@ func TestProvisionTenant(t *testing.T) {
 		if err != nil {
 			t.Fatalf("provision %s: %v", tenant, err)
 		}
-		if len(res.TopicsCreated) != 3 || !res.UserSet {
+		if len(res.TopicsCreated) != 5 || !res.UserSet {
 			t.Fatalf("provision %s: %+v", tenant, res)
 		}
 	}
@@ -145,8 +145,8 @@ func TestProvisionTenantWithoutAuthorizer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("provision without an authorizer: %v", err)
 	}
-	if !res.ACLsSkipped || len(res.TopicsCreated) != 3 {
-		t.Fatalf("provision without an authorizer: %+v, want ACLsSkipped and 3 topics", res)
+	if !res.ACLsSkipped || len(res.TopicsCreated) != 5 {
+		t.Fatalf("provision without an authorizer: %+v, want ACLsSkipped and 5 topics", res)
 	}
 	if res, err := ProvisionTenant(ctx, adm, topics, "shop", spec); err != nil || !res.ACLsSkipped || len(res.TopicsCreated) != 0 {
 		t.Fatalf("second provision: %+v %v", res, err)

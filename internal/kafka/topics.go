@@ -12,6 +12,8 @@ const (
 	KindRaw    = "raw"    // <prefix>.raw.<tenant>: lines from shippers and external producers
 	KindParsed = "parsed" // <prefix>.parsed.<tenant>[.<stream>]: router output
 	KindDLQ    = "dlq"    // <prefix>.dlq.<tenant>: records that could not be processed or indexed
+	KindConfig = "config" // <prefix>.config.<tenant>: the tenant's pipeline, written by the tenant
+	KindStatus = "status" // <prefix>.status.<tenant>: routers' status of the tenant, read by the tenant
 )
 
 // ErrInvalidPrefix is returned (wrapped) by ValidatePrefix.
@@ -65,8 +67,12 @@ func ValidateStream(s string) error {
 
 // Topics names Sluice's topics under one prefix: <prefix>.raw.<tenant> (what
 // shippers and external producers write), <prefix>.parsed.<tenant>[.<stream>]
-// (what the router writes), <prefix>.dlq.<tenant> (dead letters) and
-// <prefix>.config (tenants' pipelines). The name methods do not validate their arguments: validate the prefix once with
+// (what the router writes), <prefix>.dlq.<tenant> (dead letters),
+// <prefix>.config.<tenant> (the tenant's pipeline, written by the tenant),
+// <prefix>.status.<tenant> (routers' status of the tenant, for the tenant to
+// read), <prefix>.status (every router's status and the routers' shared
+// pipeline state, for routers and operators) and <prefix>.config (the
+// legacy topic of every tenant's pipeline, read-only). The name methods do not validate their arguments: validate the prefix once with
 // ValidatePrefix (Config.Validate does) and tenant ids and stream names where
 // they enter the system.
 type Topics struct {
@@ -89,13 +95,33 @@ func (t Topics) ParsedStream(tenant, stream string) string {
 // DLQ returns <prefix>.dlq.<tenant>, the tenant's dead-letter topic.
 func (t Topics) DLQ(tenant string) string { return t.Prefix + "." + KindDLQ + "." + tenant }
 
-// Config returns <prefix>.config, the compacted topic of tenant pipelines.
+// Config returns <prefix>.config, the legacy compacted topic holding every
+// tenant's pipeline under the tenant's key. Routers still read it, for
+// tenants that have not stored a pipeline in their own TenantConfig topic;
+// nothing writes it any more.
 func (t Topics) Config() string { return t.Prefix + ".config" }
 
+// TenantConfig returns <prefix>.config.<tenant>, the compacted topic of the
+// tenant's pipeline, which only the tenant (and administrators) may write.
+func (t Topics) TenantConfig(tenant string) string {
+	return t.Prefix + "." + KindConfig + "." + tenant
+}
+
+// Status returns <prefix>.status, the compacted topic of every router's
+// status of every tenant and of the routers' shared pipeline state (last
+// good and retired versions). Only routers write it; tenants cannot read it.
+func (t Topics) Status() string { return t.Prefix + "." + KindStatus }
+
+// TenantStatus returns <prefix>.status.<tenant>, the compacted topic where
+// routers publish their status of the tenant for the tenant to read.
+func (t Topics) TenantStatus(tenant string) string {
+	return t.Prefix + "." + KindStatus + "." + tenant
+}
+
 // TenantOf parses a per-tenant topic name under t.Prefix. kind is KindRaw,
-// KindParsed or KindDLQ; stream is set only for a parsed stream topic. ok is
-// false for any other topic, including Config() and names whose tenant id or
-// stream name is invalid.
+// KindParsed, KindDLQ, KindConfig or KindStatus; stream is set only for a
+// parsed stream topic. ok is false for any other topic, including Config(),
+// Status() and names whose tenant id or stream name is invalid.
 func (t Topics) TenantOf(topic string) (tenant, kind, stream string, ok bool) {
 	rest, ok := strings.CutPrefix(topic, t.Prefix+".")
 	if !ok || t.Prefix == "" {
@@ -106,7 +132,7 @@ func (t Topics) TenantOf(topic string) (tenant, kind, stream string, ok bool) {
 		return "", "", "", false
 	}
 	switch kind {
-	case KindRaw, KindDLQ:
+	case KindRaw, KindDLQ, KindConfig, KindStatus:
 		tenant = rest
 	case KindParsed:
 		var hasStream bool
@@ -124,13 +150,14 @@ func (t Topics) TenantOf(topic string) (tenant, kind, stream string, ok bool) {
 }
 
 // Pattern returns an anchored regular expression matching every tenant's
-// topics of kind, for kgo.ConsumeRegex: KindParsed matches both
+// topics of kind, for kgo.ConsumeRegex (KindConfig: every
+// <prefix>.config.<tenant>, not the legacy <prefix>.config): KindParsed matches both
 // <prefix>.parsed.<tenant> and <prefix>.parsed.<tenant>.<stream>. It returns
 // "" for an unknown kind.
 func (t Topics) Pattern(kind string) string {
 	p := `^` + regexp.QuoteMeta(t.Prefix) + `\.`
 	switch kind {
-	case KindRaw, KindDLQ:
+	case KindRaw, KindDLQ, KindConfig, KindStatus:
 		return p + kind + `\.` + idPattern + `$`
 	case KindParsed:
 		return p + kind + `\.` + idPattern + `(?:\.` + idPattern + `)?$`

@@ -11,9 +11,10 @@ func TestTopicNames(t *testing.T) {
 	tests := []struct {
 		prefix                              string
 		raw, parsed, stream, dlq, configTop string
+		statusTop                           string
 	}{
-		{"logs", "logs.raw.acme", "logs.parsed.acme", "logs.parsed.acme.audit", "logs.dlq.acme", "logs.config"},
-		{"prod.sluice", "prod.sluice.raw.acme", "prod.sluice.parsed.acme", "prod.sluice.parsed.acme.audit", "prod.sluice.dlq.acme", "prod.sluice.config"},
+		{"logs", "logs.raw.acme", "logs.parsed.acme", "logs.parsed.acme.audit", "logs.dlq.acme", "logs.config", "logs.status"},
+		{"prod.sluice", "prod.sluice.raw.acme", "prod.sluice.parsed.acme", "prod.sluice.parsed.acme.audit", "prod.sluice.dlq.acme", "prod.sluice.config", "prod.sluice.status"},
 	}
 	for _, tt := range tests {
 		tp := Topics{Prefix: tt.prefix}
@@ -23,6 +24,9 @@ func TestTopicNames(t *testing.T) {
 			{tp.ParsedStream("acme", "audit"), tt.stream},
 			{tp.DLQ("acme"), tt.dlq},
 			{tp.Config(), tt.configTop},
+			{tp.TenantConfig("acme"), tt.configTop + ".acme"},
+			{tp.Status(), tt.statusTop},
+			{tp.TenantStatus("acme"), tt.statusTop + ".acme"},
 		} {
 			if c.got != c.want {
 				t.Errorf("prefix %q: got %q, want %q", tt.prefix, c.got, c.want)
@@ -43,6 +47,10 @@ func TestTenantOf(t *testing.T) {
 		{"logs.parsed.acme.audit", "acme", KindParsed, "audit", true},
 		{"logs.dlq.team-7", "team-7", KindDLQ, "", true},
 		{"logs.config", "", "", "", false},
+		{"logs.status", "", "", "", false},
+		{"logs.config.acme", "acme", KindConfig, "", true},
+		{"logs.status.acme", "acme", KindStatus, "", true},
+		{"logs.config.acme.x", "", "", "", false},
 		{"logs.raw.", "", "", "", false},
 		{"logs.raw", "", "", "", false},
 		{"logs.raw.acme.x", "", "", "", false}, // raw topics have no stream
@@ -79,6 +87,8 @@ func TestTenantOfRoundTrip(t *testing.T) {
 				{tp.ParsedStream(tenant, "s-1"), KindParsed, "s-1"},
 				{tp.ParsedStream(tenant, strings.Repeat("s", 63)), KindParsed, strings.Repeat("s", 63)},
 				{tp.DLQ(tenant), KindDLQ, ""},
+				{tp.TenantConfig(tenant), KindConfig, ""},
+				{tp.TenantStatus(tenant), KindStatus, ""},
 			} {
 				if len(c.topic) > maxTopicLen {
 					t.Errorf("%q is longer than Kafka's %d", c.topic, maxTopicLen)
@@ -113,6 +123,11 @@ func TestPattern(t *testing.T) {
 		{KindParsed, "a.b.parsed.-acme", false},
 		{KindDLQ, "a.b.dlq.acme", true},
 		{KindDLQ, "a.b.config", false},
+		{KindConfig, "a.b.config", false}, // the legacy topic is no tenant's
+		{KindConfig, "a.b.config.acme", true},
+		{KindConfig, "a.b.config.acme.x", false},
+		{KindStatus, "a.b.status", false},
+		{KindStatus, "a.b.status.acme", true},
 	}
 	for _, tt := range tests {
 		re := regexp.MustCompile(tp.Pattern(tt.kind))
@@ -120,8 +135,8 @@ func TestPattern(t *testing.T) {
 			t.Errorf("Pattern(%s) %q matching %q = %v, want %v", tt.kind, re, tt.topic, got, tt.match)
 		}
 	}
-	if p := tp.Pattern("config"); p != "" {
-		t.Errorf("Pattern(config) = %q, want empty", p)
+	if p := tp.Pattern("other"); p != "" {
+		t.Errorf("Pattern(other) = %q, want empty", p)
 	}
 }
 
