@@ -23,7 +23,7 @@ type Config struct {
 	MaxRecordBytes     int           `env:"ROUTER_MAX_RECORD_BYTES, default=1048576" help:"Largest raw record decoded. A larger one goes to the tenant's dead-letter topic (reason too_large, payload cut) without being decoded."`
 	MaxBatchBytes      int           `env:"ROUTER_MAX_BATCH_BYTES, default=16777216" help:"Most a record batch of a raw topic may decompress to (also at most 64 times its compressed size, or 4 KiB). Kafka's size limits count compressed bytes; a batch over this bound is read with its large records cut (they are dead-lettered as too_large), so no tenant's data can exhaust the router's memory."`
 	RescanInterval     time.Duration `env:"ROUTER_RESCAN_INTERVAL, default=5s" help:"How often topic metadata is refreshed: new <prefix>.raw.* topics are picked up, missing output topics noticed."`
-	StatusInterval     time.Duration `env:"ROUTER_STATUS_INTERVAL, default=30s" help:"How often the router republishes which pipeline version it applies per tenant (also published at every change)."`
+	StatusHeartbeat    time.Duration `env:"ROUTER_STATUS_HEARTBEAT, default=10m" help:"How often the router republishes its status of every tenant to <prefix>.status (and <prefix>.status.<tenant>); a tenant's status is also published, in batches, within a second of any change."`
 	ShutdownTimeout    time.Duration `env:"ROUTER_SHUTDOWN_TIMEOUT, default=20s" help:"On SIGTERM, how long to wait for the transaction in progress to end."`
 	TenantRetryMax     time.Duration `env:"ROUTER_TENANT_RETRY_MAX, default=30s" help:"Longest pause of a tenant whose output topics are missing or denied (doubling from 1s)."`
 }
@@ -50,7 +50,7 @@ func (c *Config) Validate() error {
 		"ROUTER_BATCH_MAX_TIME":      c.BatchMaxTime,
 		"ROUTER_TRANSACTION_TIMEOUT": c.TransactionTimeout,
 		"ROUTER_RESCAN_INTERVAL":     c.RescanInterval,
-		"ROUTER_STATUS_INTERVAL":     c.StatusInterval,
+		"ROUTER_STATUS_HEARTBEAT":    c.StatusHeartbeat,
 		"ROUTER_SHUTDOWN_TIMEOUT":    c.ShutdownTimeout,
 		"ROUTER_TENANT_RETRY_MAX":    c.TenantRetryMax,
 	})

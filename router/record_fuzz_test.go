@@ -50,7 +50,7 @@ func FuzzRouterRecord(f *testing.F) {
 		"  - multiline: {continuation: '^\\s+at '}\n"+
 		"  - json: {field: log, on_error: skip}\n"+
 		"  - set: {field: size, expr: 'len(log)'}\n"+
-		"  - route: {if: 'attributes.level == \"error\"', stream: errors}\n"))
+		"  - route: {if: 'attributes.level == \"error\"', stream: errors}\n"), false)
 	if rt.pipes.get("parse").Version != 1 {
 		f.Fatal("fuzz pipeline did not load")
 	}

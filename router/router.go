@@ -99,18 +99,20 @@ func (rt *Router) Run(ctx context.Context) error {
 	// Clipped: every client below appends its own options to base.
 	base = slices.Clip(append(base, kgo.WithLogger(kafka.NewLogger(rt.log))))
 
-	// A plain client for the config topic and status records: the
+	// A plain client for the status topics and metadata: the
 	// transactional client can only produce inside transactions.
 	// Its metadata (which output topics exist) is at most a rescan old.
-	admin, err := kgo.NewClient(append(base, kgo.ClientID(clientID+"-config"), kgo.MetadataMinAge(min(rt.cfg.RescanInterval, 5*time.Second)))...)
+	admin, err := kgo.NewClient(append(base, kgo.ClientID(clientID+"-status"),
+		kgo.MetadataMinAge(min(rt.cfg.RescanInterval, 5*time.Second)),
+		kgo.UnknownTopicRetries(2), // a tenant without its status topic does not hold status records up
+	)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	defer admin.Close()
 	adm := kadm.NewClient(admin)
-	configTopic := rt.topics.Config()
-	if err := EnsureConfigTopic(ctx, adm, configTopic); err != nil {
-		return fmt.Errorf("config topic %s: %w", configTopic, err)
+	if err := EnsureCompactedTopic(ctx, adm, rt.topics.Status()); err != nil {
+		return fmt.Errorf("status topic %s: %w", rt.topics.Status(), err)
 	}
 
 	var wg sync.WaitGroup
@@ -121,12 +123,14 @@ func (rt *Router) Run(ctx context.Context) error {
 	followErr := make(chan error, 1)
 	var once sync.Once
 	wg.Go(func() {
-		err := FollowConfig(followCtx, append(base, kgo.ClientID(clientID+"-config-follower")), configTopic,
-			rt.pipes.apply, func() { once.Do(func() { close(caughtUp) }) })
+		err := FollowConfig(followCtx, append(base, kgo.ClientID(clientID+"-config-follower"),
+			kgo.MetadataMaxAge(rt.cfg.RescanInterval), // new tenants' config topics
+			kgo.MetadataMinAge(min(rt.cfg.RescanInterval, 5*time.Second))),
+			rt.topics, rt.pipes.event, func() { once.Do(func() { close(caughtUp) }) })
 		if followCtx.Err() == nil {
-			// Without the config topic the router cannot serve pipelines:
+			// Without the config topics the router cannot serve pipelines:
 			// end, so the process restarts.
-			followErr <- fmt.Errorf("following config topic %s stopped: %v", configTopic, err)
+			followErr <- fmt.Errorf("following the config topics stopped: %v", err)
 			stopFollowing()
 		}
 	})
@@ -138,7 +142,10 @@ func (rt *Router) Run(ctx context.Context) error {
 		return nil
 	}
 	rt.log.Info("pipelines loaded", "tenants", rt.pipes.count(), "router", rt.id)
-	wg.Go(func() { rt.publishStatus(followCtx, admin, configTopic) })
+	status := newStatusPublisher(admin, rt.topics, rt.id, rt.pipes, rt.cfg.StatusHeartbeat, func(tenant string, err error) {
+		rt.logLimited("status:"+tenant, "publishing pipeline status failed", "tenant", tenant, "err", err)
+	})
+	wg.Go(func() { status.run(followCtx) })
 	// Transactions left open by routers that are gone (a Deployment's
 	// crashed pod never comes back under its name) are aborted.
 	fence := newFencer(adm, append(slices.Clip(base), kgo.ClientID(clientID+"-fence")),
@@ -185,7 +192,7 @@ func (rt *Router) Run(ctx context.Context) error {
 	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(rt.cfg.ShutdownTimeout, cancelTxn) })
 	defer stopAfter()
 
-	l := newLoop(rt, sess, &pauser{sess: sess, max: rt.cfg.TenantRetryMax, m: rt.m, pipes: rt.pipes, rawPrefix: rt.topics.Raw("")}, outputs)
+	l := newLoop(rt, sess, &pauser{sess: sess, max: rt.cfg.TenantRetryMax, m: rt.m, topics: rt.topics, pipes: rt.pipes}, outputs)
 	for {
 		l.pauser.resumeDue()
 		// While tenants or partitions are paused, or work goes on in the
@@ -226,8 +233,8 @@ func (rt *Router) Run(ctx context.Context) error {
 	wg.Wait()
 	tombCtx, cancelTomb := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancelTomb()
-	for _, st := range rt.pipes.statuses(rt.id) {
-		_ = admin.ProduceSync(tombCtx, &kgo.Record{Topic: configTopic, Key: []byte(StatusKey(st.Tenant, rt.id))}).FirstErr()
+	if err := status.stop(tombCtx); err != nil {
+		rt.log.Warn("removing this router's status records failed", "err", err)
 	}
 	rt.log.Info("router stopped")
 	return nil
@@ -278,18 +285,17 @@ func (rt *Router) handle(ctx context.Context, r *kgo.Record, j *joiner, o output
 func (rt *Router) run(tenant string, pipe *Pipeline, raw *kgo.Record, rec schemas.Record, last int64, o outputsFor) []*kgo.Record {
 	var res Result
 	var work schemas.Record
-	// A version that is broken at run time (see registry.broken) is taken
-	// out of service and the record is processed again, from a copy, by the
-	// previous good version (at most twice: then pass-through is in force).
+	// A version retired at run time (see registry.observe) is taken out of
+	// service and the record is processed again, from a copy, by the
+	// version now in force (at most twice: then pass-through is in force).
 	for attempt := range 3 {
 		if pipe == nil || attempt > 0 {
 			pipe = rt.pipes.get(tenant)
 		}
 		work, res = processCopy(pipe, rec)
-		if pipe.Version == 0 || !rt.pipes.broken(tenant, res.DLQ) {
+		if !rt.pipes.observe(tenant, pipe, res) {
 			break
 		}
-		rt.pipes.fail(tenant, pipe, res.DLQ)
 	}
 	switch {
 	case res.Dropped:
@@ -464,27 +470,6 @@ func (rt *Router) logLimited(key, msg string, args ...any) {
 	}
 }
 
-// publishStatus writes, per tenant, which pipeline version this router
-// applies and its last error: at every change and every
-// SLUICE_ROUTER_STATUS_INTERVAL.
-func (rt *Router) publishStatus(ctx context.Context, cl *kgo.Client, topic string) {
-	t := time.NewTicker(rt.cfg.StatusInterval)
-	defer t.Stop()
-	for {
-		for _, st := range rt.pipes.statuses(rt.id) {
-			if err := PublishStatus(ctx, cl, topic, st); err != nil && ctx.Err() == nil {
-				rt.logLimited("status", "publishing pipeline status failed", "err", err)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-rt.pipes.changed:
-		}
-	}
-}
-
 var errTopicMissing = errors.New("output topic does not exist")
 
 // topicCache knows which topics exist, from metadata at most maxAge old
@@ -598,13 +583,12 @@ func (o outputsFor) maxValue(topic string) int {
 // pauser pauses the raw topics of tenants whose output failed, with
 // doubling waits, and resumes them when the wait is over.
 type pauser struct {
-	sess  *kgo.GroupTransactSession
-	max   time.Duration
-	m     *metrics
-	pipes *registry
-	// rawPrefix is what a tenant's raw topic name starts with.
-	rawPrefix string
-	paused    map[string]pausedTopic
+	sess   *kgo.GroupTransactSession
+	max    time.Duration
+	m      *metrics
+	topics kafka.Topics
+	pipes  *registry // told why and until when a tenant is paused, for its status
+	paused map[string]pausedTopic
 }
 
 type pausedTopic struct {
@@ -632,10 +616,10 @@ func (p *pauser) pause(topic string, err error) {
 	pt.until = time.Now().Add(pt.backoff)
 	p.paused[topic] = pt
 	p.sess.Client().PauseFetchTopics(topic)
-	p.m.tenantsPaused.Set(float64(len(p.paused)))
-	if tenant, ok := strings.CutPrefix(topic, p.rawPrefix); ok {
+	if tenant, _, _, ok := p.topics.TenantOf(topic); ok && p.pipes != nil && err != nil {
 		p.pipes.setPaused(tenant, err.Error(), pt.until)
 	}
+	p.m.tenantsPaused.Set(float64(len(p.paused)))
 }
 
 // resumeDue resumes topics whose wait is over. A resumed topic that fails
@@ -646,7 +630,7 @@ func (p *pauser) resumeDue() {
 	for topic, pt := range p.paused {
 		if now.After(pt.until) {
 			p.sess.Client().ResumeFetchTopics(topic)
-			if tenant, ok := strings.CutPrefix(topic, p.rawPrefix); ok {
+			if tenant, _, _, ok := p.topics.TenantOf(topic); ok && p.pipes != nil {
 				p.pipes.setResumed(tenant)
 			}
 		}

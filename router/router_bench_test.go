@@ -43,7 +43,7 @@ func BenchmarkRouterRecord(b *testing.B) {
 				b.Fatal(err)
 			}
 			if bc.pipeline != "" {
-				rt.pipes.apply("bench", []byte(bc.pipeline))
+				rt.pipes.apply("bench", []byte(bc.pipeline), false)
 				if v := rt.pipes.get("bench").Version; v != 1 {
 					b.Fatalf("pipeline not loaded (version %d)", v)
 				}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,11 +28,12 @@ import (
 // letter topics of the given tenants.
 func routerCluster(t testing.TB, tenants ...string) *kfake.Cluster {
 	t.Helper()
-	var topics []string
+	var topics, state []string
 	for _, tn := range tenants {
 		topics = append(topics, "logs.raw."+tn, "logs.parsed."+tn, "logs.dlq."+tn)
+		state = append(state, "logs.config."+tn, "logs.status."+tn)
 	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, topics...))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, topics...), kfake.SeedTopics(1, state...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +47,7 @@ func routerConfig(t testing.TB, brokers []string, env map[string]string) Config 
 		"SLUICE_KAFKA_BROKERS":           strings.Join(brokers, ","),
 		"SLUICE_ROUTER_ID":               "r1",
 		"SLUICE_ROUTER_RESCAN_INTERVAL":  "200ms",
-		"SLUICE_ROUTER_STATUS_INTERVAL":  "200ms",
+		"SLUICE_ROUTER_STATUS_HEARTBEAT": "1m",
 		"SLUICE_ROUTER_TENANT_RETRY_MAX": "1s",
 	}
 	for k, v := range env {
@@ -109,7 +111,7 @@ func newClient(t testing.TB, brokers []string, opts ...kgo.Opt) *kgo.Client {
 
 func apply(t testing.TB, cl *kgo.Client, doc string) {
 	t.Helper()
-	if _, err := ApplyPipeline(context.Background(), cl, "logs.config", []byte(doc)); err != nil {
+	if _, err := ApplyPipeline(context.Background(), cl, kafka.Topics{Prefix: "logs"}, []byte(doc)); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
 }
@@ -198,6 +200,12 @@ func TestTenantIsolation(t *testing.T) {
 	brokers := cluster.ListenAddrs()
 	cl := newClient(t, brokers)
 	rt := startRouter(t, routerConfig(t, brokers, nil))
+	// A version is retired after failing on retireMinRecords records in a
+	// row over retireMinWindow; smaller here.
+	const minRecords = 50
+	rt.pipes.mu.Lock()
+	rt.pipes.minRecords, rt.pipes.minWindow = minRecords, 0
+	rt.pipes.mu.Unlock()
 	for _, tn := range []string{"alpha", "beta", "gamma"} {
 		apply(t, cl, fmt.Sprintf(jsonPipeline, tn, 1, 1))
 	}
@@ -226,7 +234,7 @@ func TestTenantIsolation(t *testing.T) {
 	// gamma stores a pipeline that does not validate: refused by apply, so
 	// write it to the config topic directly, as a buggy tool would.
 	broken := "tenant: gamma\nversion: 2\nsteps:\n  - regex: {field: log, pattern: '(unclosed'}\n"
-	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.config", Key: []byte("gamma"), Value: []byte(broken)}).FirstErr(); err != nil {
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.config.gamma", Key: []byte(PipelineKey), Value: []byte(broken)}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(20 * time.Second); testutil.ToFloat64(rt.m.loadErrors.WithLabelValues("gamma")) == 0; time.Sleep(20 * time.Millisecond) {
@@ -248,8 +256,8 @@ func TestTenantIsolation(t *testing.T) {
 		produceLines(t, cl, tn, 200, 100)
 	}
 	// A version whose expressions fail on every record dead-letters
-	// exprFallbackStreak-1 of them; the next takes it out of service and
-	// version 1 processes the rest.
+	// minRecords-1 of them; the next takes it out of service and version 1
+	// processes the rest.
 	wait(30*time.Second, "records after gamma's failing pipeline", func(o *output) bool {
 		return count("alpha") >= 300 && count("beta") >= 300 && count("gamma")+len(o.dlq["logs.dlq.gamma"]) >= 300
 	})
@@ -262,8 +270,8 @@ func TestTenantIsolation(t *testing.T) {
 	out.mu.Lock()
 	defer out.mu.Unlock()
 	dlq := out.dlq["logs.dlq.gamma"]
-	if len(dlq) != exprFallbackStreak-1 {
-		t.Errorf("gamma: %d dead letters, want %d", len(dlq), exprFallbackStreak-1)
+	if len(dlq) != minRecords-1 {
+		t.Errorf("gamma: %d dead letters, want %d", len(dlq), minRecords-1)
 	}
 	for _, d := range dlq {
 		if d.Reason != ReasonExpr || d.PipelineVersion != 3 {
@@ -567,13 +575,21 @@ func TestStatus(t *testing.T) {
 	t.Cleanup(stop)
 	apply(t, cl, fmt.Sprintf(jsonPipeline, "shop", 1, 1))
 	broken := "tenant: shop\nversion: 2\nsteps:\n  - regex: {field: log, pattern: '(unclosed'}\n"
-	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.config", Key: []byte("shop"), Value: []byte(broken)}).FirstErr(); err != nil {
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.config.shop", Key: []byte(PipelineKey), Value: []byte(broken)}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	statuses := func() []RouterStatus {
-		snap, err := ReadConfig(context.Background(), newClient(t, brokers), "logs.config")
+		snap, err := ReadStatus(context.Background(), newClient(t, brokers), "logs.status", "")
 		if err != nil {
 			t.Fatal(err)
+		}
+		own, err := ReadStatus(context.Background(), newClient(t, brokers), "logs.status.shop", "shop")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(snap.Statuses["shop"], own.Statuses["shop"]) {
+			t.Logf("status topics differ (one may lag): %+v and %+v", snap.Statuses["shop"], own.Statuses["shop"])
+			return nil
 		}
 		return snap.Statuses["shop"]
 	}
