@@ -237,11 +237,8 @@ func (r *run) setup(ctx context.Context) error {
 			return fmt.Errorf("tenant %s: %w", t, err)
 		}
 	}
-	if err := router.EnsureConfigTopic(ctx, adm, r.topics.Config()); err != nil {
-		return err
-	}
 	for _, t := range r.s.Tenants {
-		if _, err := router.ApplyPipeline(ctx, cl, r.topics.Config(), fmt.Appendf(nil, pipeline, t)); err != nil {
+		if _, err := router.ApplyPipeline(ctx, cl, r.topics, fmt.Appendf(nil, pipeline, t)); err != nil {
 			return fmt.Errorf("pipeline of %s: %w", t, err)
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicelogs/sluice/internal/config"
+	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/internal/telemetry"
 	"github.com/sluicelogs/sluice/router"
 )
@@ -92,9 +93,9 @@ func TestDemoCommand(t *testing.T) {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 
-	want := []string{"logs.config", "logs.parsed.payments.audit"}
+	want := []string{"logs.status", "logs.parsed.payments.audit"}
 	for _, tenant := range []string{"payments", "shop", "web"} {
-		want = append(want, "logs.raw."+tenant, "logs.parsed."+tenant, "logs.dlq."+tenant)
+		want = append(want, "logs.raw."+tenant, "logs.parsed."+tenant, "logs.dlq."+tenant, "logs.config."+tenant, "logs.status."+tenant)
 	}
 	slices.Sort(want)
 	var (
@@ -120,15 +121,19 @@ func TestDemoCommand(t *testing.T) {
 			problem = fmt.Sprintf("list topics: %v", err)
 			continue
 		}
-		snap, err := router.ReadConfig(qctx, cl, "logs.config")
+		versions = map[string]int{}
+		for _, tenant := range []string{"payments", "shop", "web"} {
+			sp, rerr := router.ReadPipeline(qctx, cl, kafka.Topics{Prefix: "logs"}, tenant)
+			if rerr != nil {
+				err = rerr
+			} else if sp != nil {
+				versions[tenant] = int(sp.Version)
+			}
+		}
 		qcancel()
 		if err != nil {
 			problem = fmt.Sprintf("read config: %v", err)
 			continue
-		}
-		versions = map[string]int{}
-		for tenant, sp := range snap.Pipelines {
-			versions[tenant] = int(sp.Version)
 		}
 		if len(versions) != 3 || versions["shop"] != 1 || versions["payments"] != 1 || versions["web"] != 1 {
 			problem = "pipelines missing"

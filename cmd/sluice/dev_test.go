@@ -20,6 +20,7 @@ import (
 
 	"github.com/sluicelogs/sluice/indexer"
 	"github.com/sluicelogs/sluice/internal/devstack"
+	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/internal/nodelog"
 	"github.com/sluicelogs/sluice/internal/telemetry"
 	"github.com/sluicelogs/sluice/router"
@@ -74,10 +75,12 @@ func TestDevStackEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	if err := router.EnsureConfigTopic(ctx, kadm.NewClient(cl), "logs.config"); err != nil {
+	// An operator makes tenant beta, then beta applies its pipeline.
+	topics := kafka.Topics{Prefix: "logs"}
+	if _, err := kafka.ProvisionTenant(ctx, kadm.NewClient(cl), topics, "beta", kafka.TenantSpec{Partitions: 3, ReplicationFactor: -1}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := router.ApplyPipeline(ctx, cl, "logs.config", []byte("tenant: beta\nversion: 1\nsteps:\n  - regex: {pattern: '^beta (?P<n>[0-9]+)'}\n"+
+	if _, err := router.ApplyPipeline(ctx, cl, topics, []byte("tenant: beta\nversion: 1\nsteps:\n  - regex: {pattern: '^beta (?P<n>[0-9]+)'}\n"+
 		"  - route: {if: 'int(attributes[\"n\"]) >= 25', stream: late}\n")); err != nil {
 		t.Fatal(err)
 	}

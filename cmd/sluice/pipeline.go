@@ -8,12 +8,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/config"
@@ -43,16 +46,20 @@ func pipelineCommands() []pipelineCommand {
 	return []pipelineCommand{
 		{"validate", "-f FILE", "decode and compile the pipeline and run its tests: offline, exit 0 when valid", pipelineValidate},
 		{"test", "-f FILE", "run JSON lines from stdin through the pipeline and print each outcome as a JSON line: offline", pipelineTest},
-		{"apply", "-f FILE", "validate, then store the pipeline in the config topic; its version must be greater than the stored one", pipelineApply},
-		{"get", "TENANT", "print the stored pipeline, its version and what each router applies (as YAML comments)", pipelineGet},
-		{"list", "", "list tenants with their stored version, the versions routers apply and errors", pipelineList},
+		{"apply", "-f FILE", "validate, make (or check) the stream topics it routes to, then store the pipeline in the tenant's config topic; its version must be greater than the stored one", pipelineApply},
+		{"get", "TENANT", "print the stored pipeline, its version and what each router applies, its errors and pauses (as YAML comments)", pipelineGet},
+		{"list", "", "list tenants with the versions routers apply, errors and pauses (operators: reads <prefix>.status)", pipelineList},
 		{"delete", "TENANT", "delete the tenant's pipeline: routers put it back on pass-through", pipelineDelete},
 	}
 }
 
 func pipelineUsage(w io.Writer) {
 	fmt.Fprintf(w, "Usage: sluice pipeline <subcommand> [flags]\n\n")
-	fmt.Fprintf(w, "Manages per-tenant pipelines, stored in the compacted topic <prefix>.config (key = tenant).\n\nSubcommands:\n")
+	fmt.Fprintf(w, "Manages per-tenant pipelines. A tenant's pipeline is stored in its own compacted topic\n")
+	fmt.Fprintf(w, "<prefix>.config.<tenant>, which only the tenant (and administrators) can write; routers publish\n")
+	fmt.Fprintf(w, "their status of the tenant to <prefix>.status.<tenant>, which the tenant can read. apply, get\n")
+	fmt.Fprintf(w, "and delete work with the tenant's own credentials (from sluice tenant create); list reads the\n")
+	fmt.Fprintf(w, "routers' <prefix>.status and needs an operator's.\n\nSubcommands:\n")
 	for _, c := range pipelineCommands() {
 		fmt.Fprintf(w, "  %-24s %s\n", c.name+" "+c.args, c.summary)
 	}
@@ -304,11 +311,9 @@ func kafkaFlags(fs *flag.FlagSet) *time.Duration {
 }
 
 // withKafka loads the Kafka settings, connects, and calls fn with the client
-// and the config topic name.
-func withKafka(ctx context.Context, timeout time.Duration, fn func(ctx context.Context, cl *kgo.Client, topic string) error) error {
-	return connectKafka(ctx, timeout, "sluice-pipeline", nil, func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
-		return fn(ctx, cl, topics.Config())
-	})
+// and the topic names.
+func withKafka(ctx context.Context, timeout time.Duration, fn func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error) error {
+	return connectKafka(ctx, timeout, "sluice-pipeline", nil, fn)
 }
 
 // connectKafka loads the Kafka settings (SLUICE_KAFKA_*, SLUICE_TOPIC_PREFIX),
@@ -340,26 +345,58 @@ func connectKafka(ctx context.Context, timeout time.Duration, clientID string, e
 	return fn(ctx, cl, cfg.Kafka.Topics())
 }
 
+// denied explains an authorization error on a tenant's topics: the
+// credentials in use are not the tenant's.
+func denied(err error, tenant string, topics kafka.Topics) error {
+	if errors.Is(err, kerr.TopicAuthorizationFailed) {
+		return fmt.Errorf("%w\nthe Kafka user in use may not touch tenant %s's pipeline (%s): use that tenant's credentials "+
+			"(a tenant can only apply, get and delete its own pipeline; the document's tenant: names the tenant)", err, tenant, topics.TenantConfig(tenant))
+	}
+	return err
+}
+
 func pipelineApply(ctx context.Context, fs *flag.FlagSet, args []string, stdout, _ io.Writer) error {
 	timeout := kafkaFlags(fs)
+	allowMissing := fs.Bool("allow-missing-streams", false, "store the pipeline even when stream topics it routes to are missing and cannot be made (the router pauses the tenant until they exist)")
 	file, src, err := parseFileFlag(fs, args)
 	if err != nil {
 		return err
 	}
 	// Validate before connecting, so that a broken file is reported the same
 	// way with or without Kafka.
-	if _, err := router.Load(src); err != nil {
+	p, err := router.Load(src)
+	if err != nil {
 		return fmt.Errorf("apply %s: %w", file, specProblems(file, err))
 	}
-	return withKafka(ctx, *timeout, func(ctx context.Context, cl *kgo.Client, topic string) error {
-		if err := router.EnsureConfigTopic(ctx, kadm.NewClient(cl), topic); err != nil {
-			return err
-		}
-		p, err := router.ApplyPipeline(ctx, cl, topic, src)
+	return withKafka(ctx, *timeout, func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
+		st, err := kafka.EnsureStreamTopics(ctx, kadm.NewClient(cl), topics, p.Tenant, p.Streams())
 		if err != nil {
-			return fmt.Errorf("apply %s: %w", file, err)
+			return fmt.Errorf("apply %s: stream topics: %w", file, denied(err, p.Tenant, topics))
 		}
-		_, err = fmt.Fprintf(stdout, "applied: tenant %s version %d to %s\n", p.Tenant, p.Version, topic)
+		for _, topic := range st.Created {
+			fmt.Fprintf(stdout, "created stream topic %s\n", topic)
+		}
+		if len(st.Missing) > 0 {
+			var b strings.Builder
+			var streams []string
+			for _, topic := range slices.Sorted(maps.Keys(st.Missing)) {
+				fmt.Fprintf(&b, "\n  %s: %v", topic, st.Missing[topic])
+				_, _, stream, _ := topics.TenantOf(topic)
+				streams = append(streams, stream)
+			}
+			msg := fmt.Sprintf("the pipeline routes to stream topics that do not exist and could not be made:%s\n"+
+				"make them with administrator credentials: sluice tenant create --streams %s %s",
+				b.String(), strings.Join(streams, ","), p.Tenant)
+			if !*allowMissing {
+				return fmt.Errorf("apply %s: %s\n(or apply with --allow-missing-streams: the router pauses the tenant until they exist)", file, msg)
+			}
+			fmt.Fprintf(stdout, "warning: %s\n", msg)
+		}
+		applied, err := router.ApplyPipeline(ctx, cl, topics, src)
+		if err != nil {
+			return fmt.Errorf("apply %s: %w", file, denied(err, p.Tenant, topics))
+		}
+		_, err = fmt.Fprintf(stdout, "applied: tenant %s version %d to %s\n", applied.Tenant, applied.Version, topics.TenantConfig(applied.Tenant))
 		return err
 	})
 }
@@ -370,30 +407,54 @@ func pipelineGet(ctx context.Context, fs *flag.FlagSet, args []string, stdout, _
 	if err != nil {
 		return err
 	}
-	return withKafka(ctx, *timeout, func(ctx context.Context, cl *kgo.Client, topic string) error {
-		snap, err := router.ReadConfig(ctx, cl, topic)
-		if err != nil {
-			return err
+	return withKafka(ctx, *timeout, func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
+		sp, err := router.ReadPipeline(ctx, cl, topics, tenant)
+		legacy := false
+		if errors.Is(err, router.ErrNoConfigTopic) {
+			// A tenant made before per-tenant config topics: its pipeline
+			// is in the legacy topic (operators only).
+			snap, lerr := router.ReadConfig(ctx, cl, topics.Config())
+			if lerr != nil {
+				return fmt.Errorf("get %s: %w", tenant, errors.Join(err, lerr))
+			}
+			sp, err, legacy = snap.Pipelines[tenant], nil, true
 		}
-		sp, stored := snap.Pipelines[tenant]
+		if err != nil {
+			return fmt.Errorf("get %s: %w", tenant, denied(err, tenant, topics))
+		}
+		snap, err := router.ReadStatus(ctx, cl, topics.TenantStatus(tenant), tenant)
+		if err != nil {
+			return fmt.Errorf("get %s: %w", tenant, denied(err, tenant, topics))
+		}
 		statuses := snap.Statuses[tenant]
-		if !stored && len(statuses) == 0 {
-			return fmt.Errorf("get %s: %w in %s", tenant, router.ErrNoPipeline, topic)
+		if len(statuses) == 0 {
+			// Routers write <prefix>.status.<tenant> only for tenants with
+			// their own config topic; operators can read every status.
+			if all, err := router.ReadStatus(ctx, cl, topics.Status(), tenant); err == nil {
+				statuses = all.Statuses[tenant]
+			}
+		}
+		if sp == nil && len(statuses) == 0 {
+			return fmt.Errorf("get %s: %w in %s", tenant, router.ErrNoPipeline, topics.TenantConfig(tenant))
 		}
 		// Everything but the document is a YAML comment, so the output can
 		// be edited and applied again.
 		w := bufio.NewWriter(stdout)
 		fmt.Fprintf(w, "# tenant: %s\n", tenant)
+		where := ""
+		if legacy {
+			where = " in the legacy " + topics.Config()
+		}
 		switch {
-		case !stored:
+		case sp == nil:
 			fmt.Fprintf(w, "# stored: none (pass-through)\n")
 		case sp.Err != nil:
-			fmt.Fprintf(w, "# stored: offset %d, written %s; does not parse:\n", sp.Offset, sp.Timestamp.UTC().Format(time.RFC3339))
+			fmt.Fprintf(w, "# stored%s: offset %d, written %s; does not parse:\n", where, sp.Offset, sp.Timestamp.UTC().Format(time.RFC3339))
 			for _, l := range strings.Split(sp.Err.Error(), "\n") {
 				fmt.Fprintf(w, "#   %s\n", l)
 			}
 		default:
-			fmt.Fprintf(w, "# stored: version %d, offset %d, written %s\n", sp.Version, sp.Offset, sp.Timestamp.UTC().Format(time.RFC3339))
+			fmt.Fprintf(w, "# stored%s: version %d, offset %d, written %s\n", where, sp.Version, sp.Offset, sp.Timestamp.UTC().Format(time.RFC3339))
 		}
 		if len(statuses) == 0 {
 			fmt.Fprintf(w, "# routers: none reported\n")
@@ -401,7 +462,7 @@ func pipelineGet(ctx context.Context, fs *flag.FlagSet, args []string, stdout, _
 		for _, st := range statuses {
 			fmt.Fprintf(w, "# router %s: %s\n", st.Router, statusLine(st))
 		}
-		if stored {
+		if sp != nil {
 			w.Write(sp.Source)
 			if len(sp.Source) > 0 && sp.Source[len(sp.Source)-1] != '\n' {
 				w.WriteByte('\n')
@@ -423,6 +484,9 @@ func statusLine(st router.RouterStatus) string {
 	if !st.Since.IsZero() {
 		fmt.Fprintf(&b, ", since %s", st.Since.UTC().Format(time.RFC3339))
 	}
+	if st.Paused != "" {
+		fmt.Fprintf(&b, ", paused until %s: %s", st.PausedUntil.UTC().Format(time.RFC3339), oneLine(st.Paused))
+	}
 	if st.Error != "" {
 		fmt.Fprintf(&b, ", error: %s", oneLine(st.Error))
 	}
@@ -440,38 +504,34 @@ func pipelineList(ctx context.Context, fs *flag.FlagSet, args []string, stdout, 
 		fs.Usage()
 		return fmt.Errorf("list: unexpected arguments %q", fs.Args())
 	}
-	return withKafka(ctx, *timeout, func(ctx context.Context, cl *kgo.Client, topic string) error {
-		snap, err := router.ReadConfig(ctx, cl, topic)
+	return withKafka(ctx, *timeout, func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
+		snap, err := router.ReadStatus(ctx, cl, topics.Status(), "")
 		if err != nil {
-			return err
+			return fmt.Errorf("list: %w", err)
 		}
 		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintf(w, "TENANT\tVERSION\tROUTERS\tERRORS\n")
+		fmt.Fprintf(w, "TENANT\tSTORED\tGOOD\tROUTERS\tERRORS\n")
 		for _, tenant := range snap.Tenants() {
-			version := "-"
-			var errs []string
-			if sp, ok := snap.Pipelines[tenant]; ok {
-				if sp.Err != nil {
-					version = "invalid"
-					errs = append(errs, "stored: "+oneLine(sp.Err.Error()))
-				} else {
-					version = fmt.Sprint(sp.Version)
-				}
-			}
-			var routers []string
+			var stored int64
+			var errs, routers []string
 			for _, st := range snap.Statuses[tenant] {
+				stored = max(stored, st.Stored)
 				routers = append(routers, fmt.Sprintf("%s=%d", st.Router, st.Applied))
+				if st.Paused != "" {
+					errs = append(errs, st.Router+": paused: "+oneLine(st.Paused))
+				}
 				if st.Error != "" {
 					errs = append(errs, st.Router+": "+oneLine(st.Error))
 				}
 			}
-			if len(routers) == 0 {
-				routers = []string{"-"}
+			good := "-"
+			if g := snap.Good[tenant]; g != nil {
+				good = fmt.Sprint(g.Version)
 			}
 			if len(errs) == 0 {
 				errs = []string{"-"}
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", tenant, version, strings.Join(routers, ","), strings.Join(errs, "; "))
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", tenant, stored, good, strings.Join(routers, ","), strings.Join(errs, "; "))
 		}
 		return w.Flush()
 	})
@@ -483,9 +543,9 @@ func pipelineDelete(ctx context.Context, fs *flag.FlagSet, args []string, stdout
 	if err != nil {
 		return err
 	}
-	return withKafka(ctx, *timeout, func(ctx context.Context, cl *kgo.Client, topic string) error {
-		if err := router.DeletePipeline(ctx, cl, topic, tenant); err != nil {
-			return err
+	return withKafka(ctx, *timeout, func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
+		if err := router.DeletePipeline(ctx, cl, topics, tenant); err != nil {
+			return denied(err, tenant, topics)
 		}
 		_, err := fmt.Fprintf(stdout, "deleted: tenant %s now passes through\n", tenant)
 		return err

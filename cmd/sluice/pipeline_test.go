@@ -12,10 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/config"
+	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/router"
 	"github.com/sluicelogs/sluice/schemas"
 )
@@ -219,21 +221,35 @@ func startKafka(t *testing.T) *kgo.Client {
 
 func TestPipelineApplyGetListDelete(t *testing.T) {
 	cl := startKafka(t)
-	const topic = "logs.config"
+	ctx := t.Context()
+	topics := kafka.Topics{Prefix: "logs"}
 
-	// Nothing stored yet: list is empty, get and delete fail.
+	// Nothing stored yet: list is empty, get and delete fail, and apply
+	// for a tenant that was not made says how to make it.
 	out, _, err := runPipelineCmd(t, "list")
-	if err != nil || strings.TrimSpace(out) != "TENANT  VERSION  ROUTERS  ERRORS" {
+	if err != nil || strings.TrimSpace(out) != "TENANT  STORED  GOOD  ROUTERS  ERRORS" {
 		t.Errorf("list on no topic = %q, %v", out, err)
 	}
 	if _, _, err := runPipelineCmd(t, "get", "acme"); !errors.Is(err, router.ErrNoPipeline) {
 		t.Errorf("get before apply: %v", err)
 	}
-
 	good := writePipeline(t, goodPipeline)
+	if _, _, err := runPipelineCmd(t, "apply", "-f", good); !errors.Is(err, router.ErrNoConfigTopic) || !strings.Contains(err.Error(), "sluice tenant create acme") {
+		t.Errorf("apply for a tenant not made: %v", err)
+	}
+	for _, tenant := range []string{"acme", "beta"} {
+		if _, err := kafka.ProvisionTenant(ctx, kadm.NewClient(cl), topics, tenant, kafka.TenantSpec{Partitions: 2, ReplicationFactor: -1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The pipeline routes to stream errors: apply makes its topic.
 	out, _, err = runPipelineCmd(t, "apply", "-f", good)
-	if err != nil || out != "applied: tenant acme version 3 to logs.config\n" {
+	if err != nil || out != "created stream topic logs.parsed.acme.errors\napplied: tenant acme version 3 to logs.config.acme\n" {
 		t.Fatalf("apply = %q, %v", out, err)
+	}
+	if d, err := kadm.NewClient(cl).ListTopics(ctx, "logs.parsed.acme.errors"); err != nil || len(d["logs.parsed.acme.errors"].Partitions) != 2 {
+		t.Errorf("stream topic: %+v %v, want 2 partitions like logs.parsed.acme", d, err)
 	}
 	// Same version again: refused.
 	if _, _, err := runPipelineCmd(t, "apply", "-f", good); !errors.Is(err, router.ErrVersionNotIncreasing) {
@@ -248,13 +264,19 @@ func TestPipelineApplyGetListDelete(t *testing.T) {
 		t.Fatalf("apply beta: %v", err)
 	}
 
-	ctx := t.Context()
+	// What routers publish, in <prefix>.status and the tenant's own.
 	for _, st := range []router.RouterStatus{
 		{Router: "router-a", Tenant: "acme", Stored: 3, Applied: 3, Since: time.Now()},
-		{Router: "router-b", Tenant: "acme", Stored: 3, Applied: 0, Error: "load version 3: line 5: boom\nsecond line", Since: time.Now()},
+		{Router: "router-b", Tenant: "acme", Stored: 3, Applied: 0, Error: "load version 3: line 5: boom\nsecond line", Since: time.Now(),
+			Paused: "output topic does not exist: logs.parsed.acme", PausedUntil: time.Now().Add(time.Minute)},
+		{Router: "router-a", Tenant: "beta", Stored: 1, Applied: 1, Since: time.Now()},
 	} {
-		if err := router.PublishStatus(ctx, cl, topic, st); err != nil {
-			t.Fatal(err)
+		v, _ := json.Marshal(st)
+		key := []byte(router.StatusKey(st.Tenant, st.Router))
+		for _, topic := range []string{topics.Status(), topics.TenantStatus(st.Tenant)} {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: key, Value: v}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 
@@ -266,6 +288,8 @@ func TestPipelineApplyGetListDelete(t *testing.T) {
 		"# stored: version 3",
 		"# router router-a: applies version 3, has seen version 3",
 		"# router router-b: applies pass-through, has seen version 3",
+		"paused until ",
+		": output topic does not exist: logs.parsed.acme",
 		"error: load version 3: line 5: boom; second line",
 		goodPipeline,
 	} {
@@ -287,8 +311,8 @@ func TestPipelineApplyGetListDelete(t *testing.T) {
 		t.Fatalf("list = %q, want a header and two tenants", out)
 	}
 	for i, want := range [][]string{
-		{"acme", "3", "router-a=3,router-b=0", "router-b: load version 3"},
-		{"beta", "1", "-"},
+		{"acme", "3", "router-a=3,router-b=0", "router-b: load version 3", "router-b: paused"},
+		{"beta", "1", "router-a=1"},
 	} {
 		for _, w := range want {
 			if !strings.Contains(lines[i+1], w) {

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/router"
 	"github.com/sluicelogs/sluice/schemas"
 )
@@ -27,10 +27,12 @@ func TestRouterSurvivesKill9(t *testing.T) {
 	sluiceBinary(t)
 	tenants := []string{"alpha", "beta"}
 	var topics []string
+	var state []string
 	for _, tn := range tenants {
 		topics = append(topics, "logs.raw."+tn, "logs.parsed."+tn, "logs.dlq."+tn)
+		state = append(state, "logs.config."+tn, "logs.status."+tn)
 	}
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topics...))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topics...), kfake.SeedTopics(1, state...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,16 +43,13 @@ func TestRouterSurvivesKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	if err := router.EnsureConfigTopic(context.Background(), kadm.NewClient(cl), "logs.config"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := router.ApplyPipeline(context.Background(), cl, "logs.config",
+	if _, err := router.ApplyPipeline(context.Background(), cl, kafka.Topics{Prefix: "logs"},
 		[]byte("tenant: alpha\nversion: 1\nsteps:\n  - json: {field: log}\n  - set: {field: routed, value: yes}\n")); err != nil {
 		t.Fatal(err)
 	}
 	// beta joins continuation lines: joined records must survive the kills
 	// whole, and exactly once.
-	if _, err := router.ApplyPipeline(context.Background(), cl, "logs.config",
+	if _, err := router.ApplyPipeline(context.Background(), cl, kafka.Topics{Prefix: "logs"},
 		[]byte("tenant: beta\nversion: 1\nsteps:\n  - multiline: {continuation: '^\\tat ', max_wait: 500ms}\n")); err != nil {
 		t.Fatal(err)
 	}

@@ -24,8 +24,17 @@ import (
 func tenantUsage(w io.Writer) {
 	fmt.Fprintf(w, `Usage: sluice tenant <subcommand> [flags]
 
-Makes and removes tenants: their topics (<prefix>.raw, .parsed and .dlq.<tenant>), a SCRAM-SHA-512
-Kafka user named after the tenant, its ACLs and quotas. Run with administrator Kafka credentials.
+Makes and removes tenants: their topics (<prefix>.raw, .parsed and .dlq.<tenant>, route streams
+<prefix>.parsed.<tenant>.<stream>, and the compacted <prefix>.config.<tenant> and
+<prefix>.status.<tenant>), a SCRAM-SHA-512 Kafka user named after the tenant, its ACLs and quotas.
+Run with administrator Kafka credentials.
+
+The tenant's user may: write its raw topic; read its parsed, stream and dead-letter topics; create
+its own stream topics (<prefix>.parsed.<tenant>.*, so that sluice pipeline apply makes those a
+pipeline routes to; bounded by the controller mutation quota); read and write its pipeline
+(<prefix>.config.<tenant>); read the routers' status of it (<prefix>.status.<tenant>); use consumer
+groups <tenant>.*. Nothing of any other tenant. Quotas are set by default (produce 5 MiB/s, fetch
+10 MiB/s, 10 partition mutations/s); 0 means unlimited and must be asked for.
 
 Subcommands:
   create [flags] NAME    create (or update) a tenant; prints the settings it needs, its password once,
@@ -90,8 +99,10 @@ func tenantCreate(ctx context.Context, fs *flag.FlagSet, timeout *time.Duration,
 	partitions := fs.Int("partitions", 3, "partitions of each new topic (existing topics are left alone)")
 	replication := fs.Int("replication-factor", -1, "replication factor of each new topic; -1: the broker's default")
 	retention := fs.Duration("retention", 7*24*time.Hour, "retention of each new topic; 0: the broker's default")
-	producerRate := fs.Float64("producer-byte-rate", 0, "produce quota of the tenant's user, bytes/s; 0: none")
-	consumerRate := fs.Float64("consumer-byte-rate", 0, "fetch quota of the tenant's user, bytes/s; 0: none")
+	producerRate := fs.Float64("producer-byte-rate", kafka.DefaultProducerByteRate, "produce quota of the tenant's user, bytes/s; 0: unlimited")
+	consumerRate := fs.Float64("consumer-byte-rate", kafka.DefaultConsumerByteRate, "fetch quota of the tenant's user, bytes/s; 0: unlimited")
+	mutationRate := fs.Float64("controller-mutation-rate", kafka.DefaultControllerMutationRate, "partitions the tenant's user may create or delete per second (its stream topics); 0: unlimited")
+	streams := fs.String("streams", "", "comma-separated route streams to make topics for, <prefix>.parsed.<tenant>.<stream>, like the tenant's other topics")
 	passwordStdin := fs.Bool("password-stdin", false, "read the user's password from the first line of stdin instead of generating one")
 	noUser := fs.Bool("no-user", false, "make no user and set no password (for clusters without SASL, or to keep an existing password)")
 	indexPrefix := fs.String("index-prefix", "sluice", "index prefix of the indexers, for the Elasticsearch role")
@@ -102,9 +113,20 @@ func tenantCreate(ctx context.Context, fs *flag.FlagSet, timeout *time.Duration,
 	if *partitions < 1 || *partitions > 10_000 || *replication < -1 || *replication == 0 || *replication > 32 {
 		return fmt.Errorf("tenant create: --partitions must be 1 to 10000 and --replication-factor -1 or 1 to 32")
 	}
+	if *producerRate < 0 || *consumerRate < 0 || *mutationRate < 0 {
+		return fmt.Errorf("tenant create: quotas must be 0 (unlimited) or positive")
+	}
 	spec := kafka.TenantSpec{
 		Partitions: int32(*partitions), ReplicationFactor: int16(*replication), Retention: *retention,
-		ProducerByteRate: *producerRate, ConsumerByteRate: *consumerRate,
+		ProducerByteRate: *producerRate, ConsumerByteRate: *consumerRate, ControllerMutationRate: *mutationRate,
+	}
+	for _, s := range strings.Split(*streams, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			if err := kafka.ValidateStream(s); err != nil {
+				return fmt.Errorf("tenant create: --streams: %w", err)
+			}
+			spec.Streams = append(spec.Streams, s)
+		}
 	}
 	generated := false
 	switch {
@@ -144,12 +166,27 @@ func tenantCreate(ctx context.Context, fs *flag.FlagSet, timeout *time.Duration,
 				fmt.Fprintf(w, "# SLUICE_KAFKA_SASL_PASSWORD: the password given on stdin\n")
 			}
 		}
-		fmt.Fprintf(w, "# writes %s; reads %s, %s.* and %s; consumer groups %s.*\n",
+		fmt.Fprintf(w, "# writes %s; reads %s, %s.* (and creates those) and %s; consumer groups %s.*\n",
 			topics.Raw(tenant), topics.Parsed(tenant), topics.Parsed(tenant), topics.DLQ(tenant), tenant)
+		fmt.Fprintf(w, "# its pipeline: %s (sluice pipeline apply|get|delete with these settings); routers' status: %s\n",
+			topics.TenantConfig(tenant), topics.TenantStatus(tenant))
+		fmt.Fprintf(w, "# quotas: %s\n", quotaLine(spec))
 		role, _ := json.MarshalIndent(ElasticsearchRole(*indexPrefix, tenant), "", "  ")
 		fmt.Fprintf(w, "\n# Elasticsearch role for the tenant's indices (PUT /_security/role/sluice-%s):\n%s\n", tenant, role)
 		return nil
 	})
+}
+
+// quotaLine describes the quotas of spec.
+func quotaLine(spec kafka.TenantSpec) string {
+	rate := func(v float64, unit string) string {
+		if v <= 0 {
+			return "unlimited"
+		}
+		return fmt.Sprintf("%g %s", v, unit)
+	}
+	return fmt.Sprintf("produce %s, fetch %s, partition mutations %s",
+		rate(spec.ProducerByteRate, "bytes/s"), rate(spec.ConsumerByteRate, "bytes/s"), rate(spec.ControllerMutationRate, "/s"))
 }
 
 // noAuthorizerWarning is the one line `sluice tenant create` (and the demo)

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/demo"
@@ -61,12 +60,12 @@ func (d *tenantMaker) ensure(ctx context.Context, tenant string) error {
 	return nil
 }
 
-// setup makes the config topic and, with demo, the demo tenants, their
-// pipelines (a stored version as high is left alone) and their route
+// setup makes the routers' status topic and, with demo, the demo tenants,
+// their pipelines (a stored version as high is left alone) and their route
 // stream topics.
 func (d *tenantMaker) setup(ctx context.Context, cl *kgo.Client, withDemo bool) error {
-	if err := router.EnsureConfigTopic(ctx, d.adm, d.topics.Config()); err != nil {
-		return fmt.Errorf("config topic: %w", err)
+	if err := router.EnsureCompactedTopic(ctx, d.adm, d.topics.Status()); err != nil {
+		return fmt.Errorf("status topic: %w", err)
 	}
 	if !withDemo {
 		return nil
@@ -76,7 +75,7 @@ func (d *tenantMaker) setup(ctx context.Context, cl *kgo.Client, withDemo bool) 
 		if err := d.ensure(ctx, tenant); err != nil {
 			return err
 		}
-		p, err := router.ApplyPipeline(ctx, cl, d.topics.Config(), src)
+		p, err := router.ApplyPipeline(ctx, cl, d.topics, src)
 		if errors.Is(err, router.ErrVersionNotIncreasing) {
 			p, err = router.Load(src)
 		}
@@ -92,25 +91,34 @@ func (d *tenantMaker) setup(ctx context.Context, cl *kgo.Client, withDemo bool) 
 
 // ensureStreams creates the route stream topics of a tenant's pipeline.
 func (d *tenantMaker) ensureStreams(ctx context.Context, tenant string, p *router.Pipeline) error {
+	st, err := kafka.EnsureStreamTopics(ctx, d.adm, d.topics, tenant, p.Streams())
+	if err != nil {
+		return err
+	}
+	for _, topic := range st.Created {
+		d.log.Info("route stream topic created", "tenant", tenant, "topic", topic)
+	}
 	var errs []error
-	for _, stream := range p.Streams() {
-		topic := d.topics.ParsedStream(tenant, stream)
-		if _, err := d.adm.CreateTopic(ctx, 3, -1, nil, topic); err == nil {
-			d.log.Info("route stream topic created", "tenant", tenant, "topic", topic)
-		} else if !errors.Is(err, kerr.TopicAlreadyExists) {
-			errs = append(errs, fmt.Errorf("create route stream topic %s: %w", topic, err))
-		}
+	for topic, err := range st.Missing {
+		errs = append(errs, fmt.Errorf("create route stream topic %s: %w", topic, err))
 	}
 	return errors.Join(errs...)
 }
 
 // followRoutes creates the route stream topics of every pipeline applied
-// (the demo's and the user's), so that routing works in dev without an
+// (the demo's and the user's, also those applied with --allow-missing-streams
+// or to the legacy config topic), so that routing works in dev without an
 // administrator.
 func (d *tenantMaker) followRoutes(ctx context.Context, opts []kgo.Opt) error {
-	err := router.FollowConfig(ctx, opts, d.topics.Config(), func(tenant string, src []byte) {
+	// New tenants' config topics are found at each metadata refresh.
+	opts = append(slices.Clip(opts), kgo.MetadataMaxAge(2*time.Second), kgo.MetadataMinAge(500*time.Millisecond))
+	err := router.FollowConfig(ctx, opts, d.topics, func(ev router.ConfigEvent) {
+		tenant, src := ev.Tenant, ev.Src
+		if ev.Source != router.SourceTenant && ev.Source != router.SourceLegacy {
+			return
+		}
 		p, err := router.Load(src)
-		if err != nil || src == nil {
+		if err != nil || len(src) == 0 {
 			return // the router reports a pipeline that does not load
 		}
 		if err := d.ensure(ctx, tenant); err != nil {

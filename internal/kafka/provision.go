@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TenantSpec says how a tenant's topics, credentials and limits are made
@@ -385,4 +386,81 @@ func noVisibleRecords(ctx context.Context, cl *kgo.Client, from map[string]map[i
 		}
 	}
 	return true, nil
+}
+
+// StreamTopics says what EnsureStreamTopics found.
+type StreamTopics struct {
+	Created []string // made now
+	// Missing are the topics that do not exist and could not be made,
+	// with why (for example TOPIC_AUTHORIZATION_FAILED).
+	Missing map[string]error
+}
+
+// EnsureStreamTopics makes sure the route stream topics of tenant exist,
+// <prefix>.parsed.<tenant>.<stream>: those missing are created like the
+// tenant's parsed topic (its partition count and, when its configuration
+// can be read, its retention.ms). A principal allowed to create them (an
+// administrator, or the tenant through its prefixed CREATE ACL) makes
+// them; for any other, they are reported in Missing. Stream names are
+// validated first.
+func EnsureStreamTopics(ctx context.Context, adm *kadm.Client, t Topics, tenant string, streams []string) (StreamTopics, error) {
+	res := StreamTopics{Missing: map[string]error{}}
+	if err := ValidateTenant(tenant); err != nil {
+		return res, err
+	}
+	var want []string
+	for _, s := range streams {
+		if err := ValidateStream(s); err != nil {
+			return res, err
+		}
+		want = append(want, t.ParsedStream(tenant, s))
+	}
+	if len(want) == 0 {
+		return res, nil
+	}
+	details, err := adm.ListTopics(ctx, append([]string{t.Parsed(tenant)}, want...)...)
+	if err != nil {
+		return res, fmt.Errorf("describe topics: %w", err)
+	}
+	var missing []string
+	for _, topic := range want {
+		if d, ok := details[topic]; !ok || d.Err != nil {
+			missing = append(missing, topic)
+		}
+	}
+	if len(missing) == 0 {
+		return res, nil
+	}
+	partitions := int32(-1)
+	if d, ok := details[t.Parsed(tenant)]; ok && d.Err == nil && len(d.Partitions) > 0 {
+		partitions = int32(len(d.Partitions))
+	}
+	var configs map[string]*string
+	if rcs, err := adm.DescribeTopicConfigs(ctx, t.Parsed(tenant)); err == nil {
+		if rc, err := rcs.On(t.Parsed(tenant), nil); err == nil && rc.Err == nil {
+			for _, c := range rc.Configs {
+				if c.Key == "retention.ms" && c.Source == kmsg.ConfigSourceDynamicTopicConfig {
+					v := c.MaybeValue()
+					configs = map[string]*string{"retention.ms": &v}
+				}
+			}
+		}
+	}
+	created, err := adm.CreateTopics(ctx, partitions, -1, configs, missing...)
+	if err != nil {
+		for _, topic := range missing {
+			res.Missing[topic] = err
+		}
+		return res, nil
+	}
+	for _, c := range created.Sorted() {
+		switch {
+		case c.Err == nil:
+			res.Created = append(res.Created, c.Topic)
+		case errors.Is(c.Err, kerr.TopicAlreadyExists):
+		default:
+			res.Missing[c.Topic] = c.Err
+		}
+	}
+	return res, nil
 }
