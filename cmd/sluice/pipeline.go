@@ -369,6 +369,12 @@ func pipelineApply(ctx context.Context, fs *flag.FlagSet, args []string, stdout,
 		return fmt.Errorf("apply %s: %w", file, specProblems(file, err))
 	}
 	return withKafka(ctx, *timeout, func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
+		// The tenant's config topic first: nothing is made for a tenant
+		// that does not exist or whose pipeline these credentials may not
+		// touch.
+		if _, err := router.ReadPipeline(ctx, cl, topics, p.Tenant); err != nil {
+			return fmt.Errorf("apply %s: %w", file, denied(err, p.Tenant, topics))
+		}
 		st, err := kafka.EnsureStreamTopics(ctx, kadm.NewClient(cl), topics, p.Tenant, p.Streams())
 		if err != nil {
 			return fmt.Errorf("apply %s: stream topics: %w", file, denied(err, p.Tenant, topics))

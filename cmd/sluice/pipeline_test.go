@@ -265,6 +265,9 @@ func TestPipelineApplyGetListDelete(t *testing.T) {
 	}
 
 	// What routers publish, in <prefix>.status and the tenant's own.
+	if err := router.EnsureCompactedTopic(ctx, kadm.NewClient(cl), topics.Status()); err != nil {
+		t.Fatal(err)
+	}
 	for _, st := range []router.RouterStatus{
 		{Router: "router-a", Tenant: "acme", Stored: 3, Applied: 3, Since: time.Now()},
 		{Router: "router-b", Tenant: "acme", Stored: 3, Applied: 0, Error: "load version 3: line 5: boom\nsecond line", Since: time.Now(),
