@@ -176,9 +176,14 @@ type chartConfig struct {
 			Name             string   `json:"name"`
 			Partitions       int32    `json:"partitions"`
 			Streams          []string `json:"streams"`
-			ProducerByteRate int64    `json:"producerByteRate"`
-			ConsumerByteRate int64    `json:"consumerByteRate"`
+			ProducerByteRate *int64   `json:"producerByteRate"`
+			ConsumerByteRate *int64   `json:"consumerByteRate"`
 		} `json:"tenants"`
+		QuotaDefaults struct {
+			ProducerByteRate       int64 `json:"producerByteRate"`
+			ConsumerByteRate       int64 `json:"consumerByteRate"`
+			ControllerMutationRate int64 `json:"controllerMutationRate"`
+		} `json:"quotaDefaults"`
 		TopicDefaults struct {
 			Partitions int32 `json:"partitions"`
 		} `json:"topicDefaults"`

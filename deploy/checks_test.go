@@ -326,11 +326,16 @@ func checkStrimzi(t *testing.T, objs []object, cfg chartConfig) {
 		return
 	}
 	prefix := cfg.Kafka.TopicPrefix
-	kt := topics[prefix+".config"]
-	if kt == nil || kt.Spec.Partitions != 1 || kt.Spec.Config["cleanup.policy"] != "compact" {
-		t.Errorf("config topic %s.config: want one compacted partition, got %+v", prefix, kt)
-	}
 	tp := kafkaTopics{Prefix: prefix}
+	compacted := func(name string) {
+		t.Helper()
+		kt := topics[name]
+		if kt == nil || kt.Spec.Partitions != 1 || kt.Spec.Config["cleanup.policy"] != "compact" {
+			t.Errorf("topic %s: want one compacted partition, got %+v", name, kt)
+		}
+	}
+	compacted(tp.Status())
+	compacted(tp.Config()) // the legacy topic, kept so that an upgrade does not delete it
 	for _, tenant := range cfg.Strimzi.Tenants {
 		want := []string{tp.Raw(tenant.Name), tp.Parsed(tenant.Name), tp.DLQ(tenant.Name)}
 		for _, s := range tenant.Streams {
@@ -342,6 +347,9 @@ func checkStrimzi(t *testing.T, objs []object, cfg chartConfig) {
 				t.Errorf("tenant %s: want topic %s with %d partitions, got %+v", tenant.Name, name, partitions, kt)
 			}
 		}
+		for _, name := range kafka.TenantStateTopics(tp, tenant.Name) {
+			compacted(name)
+		}
 		u := users[tenant.Name]
 		if u == nil {
 			t.Errorf("tenant %s: no KafkaUser", tenant.Name)
@@ -350,9 +358,21 @@ func checkStrimzi(t *testing.T, objs []object, cfg chartConfig) {
 		if got, want := aclStrings(u.Spec.Authorization.ACLs), tenantACLStrings(tp, tenant.Name); !slices.Equal(got, want) {
 			t.Errorf("KafkaUser %s ACLs:\n%s\nwant those of sluice tenant create:\n%s", u.Name, strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
+		// Quotas as sluice tenant create sets them: the defaults unless set.
+		d := cfg.Strimzi.QuotaDefaults
+		produce, consume := d.ProducerByteRate, d.ConsumerByteRate
+		if tenant.ProducerByteRate != nil {
+			produce = *tenant.ProducerByteRate
+		}
+		if tenant.ConsumerByteRate != nil {
+			consume = *tenant.ConsumerByteRate
+		}
+		if produce == 0 || consume == 0 || d.ControllerMutationRate == 0 {
+			t.Errorf("tenant %s: quotas produce %d consume %d mutations %d, want none unlimited", tenant.Name, produce, consume, d.ControllerMutationRate)
+		}
 		q := u.Spec.Quotas
-		if tenant.ProducerByteRate+tenant.ConsumerByteRate > 0 && (q == nil || q.ProducerByteRate != tenant.ProducerByteRate || q.ConsumerByteRate != tenant.ConsumerByteRate) {
-			t.Errorf("KafkaUser %s quotas %+v, want producer %d consumer %d", u.Name, q, tenant.ProducerByteRate, tenant.ConsumerByteRate)
+		if q == nil || q.ProducerByteRate != produce || q.ConsumerByteRate != consume || q.ControllerMutationRate != d.ControllerMutationRate {
+			t.Errorf("KafkaUser %s quotas %+v, want producer %d consumer %d mutations %d", u.Name, q, produce, consume, d.ControllerMutationRate)
 		}
 	}
 	// The stages' users: only the rights each stage needs.
@@ -373,14 +393,7 @@ func checkStrimzi(t *testing.T, objs []object, cfg chartConfig) {
 				"topic prefix " + prefix + ".raw. Describe,DescribeConfigs,Write",
 			}
 		case "router":
-			want = []string{
-				"group literal " + v.Group + " Describe,Read",
-				"topic literal " + prefix + ".config Describe,Read,Write",
-				"topic prefix " + prefix + ".dlq. Describe,Write",
-				"topic prefix " + prefix + ".parsed. Describe,Write",
-				"topic prefix " + prefix + ".raw. Describe,Read",
-				"transactionalId prefix " + v.Group + "- Describe,Write",
-			}
+			want = ruleStrings(kafka.RouterACLRules(tp, v.Group))
 		case "indexer":
 			want = []string{
 				"group literal " + v.Group + " Describe,Read",
@@ -443,17 +456,26 @@ type kafkaTopics = kafka.Topics
 
 // tenantACLStrings returns kafka.TenantACLRules in aclStrings' form.
 func tenantACLStrings(tp kafka.Topics, tenant string) []string {
+	return ruleStrings(kafka.TenantACLRules(tp, tenant))
+}
+
+// ruleStrings returns ACL rules in aclStrings' form.
+func ruleStrings(rules []kafka.ACLRule) []string {
 	var acls []strimziACL
-	for _, r := range kafka.TenantACLRules(tp, tenant) {
+	for _, r := range rules {
 		var a strimziACL
 		a.Resource.Type, a.Resource.Name, a.Resource.PatternType = r.Resource, r.Name, "literal"
 		if r.Prefixed {
 			a.Resource.PatternType = "prefix"
 		}
 		for _, op := range r.Operations {
-			// kadm names operations READ, WRITE, ...; Strimzi Read, Write.
-			s := strings.ToLower(op.String())
-			a.Operations = append(a.Operations, strings.ToUpper(s[:1])+s[1:])
+			// kadm names operations READ, DESCRIBE_CONFIGS, ...; Strimzi
+			// Read, DescribeConfigs.
+			var name string
+			for _, w := range strings.Split(strings.ToLower(op.String()), "_") {
+				name += strings.ToUpper(w[:1]) + w[1:]
+			}
+			a.Operations = append(a.Operations, name)
 		}
 		acls = append(acls, a)
 	}
