@@ -174,20 +174,54 @@
 //
 // # The stage
 //
-// New checks the configuration and starts nothing; Run blocks. Run reads
-// <prefix>.config (compacted; key = tenant, value = the pipeline document;
-// keys status/<tenant>/<router> hold routers' status, removed when a router
-// stops cleanly) from its start and keeps following it; if following stops,
-// Run returns an error so the process restarts. It then consumes with a
-// GroupTransactSession (static membership when SLUICE_ROUTER_ID is set, so
-// a restarted router takes its place back without a rebalance). Each poll
-// (whole fetches: at most 1 MiB compressed per broker) is one transaction:
-// produce, commit the consumed offsets with it, or abort and consume it
-// all again. A router killed at any moment, or a rebalance, neither loses
-// nor duplicates records for read_committed consumers. Transactions left
-// open by routers of the group that are gone (a crashed Deployment pod
-// never comes back under its name) are fenced after 15s, so they do not
-// hold read_committed consumers until the transaction timeout.
+// New checks the configuration and starts nothing; Run blocks.
+//
+// Topics and ownership. Each tenant's pipeline lives in its own compacted,
+// one-partition topic <prefix>.config.<tenant> (key "pipeline"; an empty
+// value deletes it), which sluice tenant create makes and only that tenant
+// (and administrators) may write, by Kafka ACL: Kafka cannot restrict by
+// record key, so one topic per tenant is what lets tenants apply their own
+// pipelines without reaching anyone else's. The tenant is the topic's,
+// never the document's: a document naming another tenant is refused by
+// sluice pipeline apply (it would be written to that tenant's topic, which
+// the credentials cannot write) and ignored by routers, with the reason in
+// status.
+//
+// Status. Routers write <prefix>.status (compacted; routers read and write
+// it, operators read it, tenants cannot): status/<tenant>/<router> (a
+// RouterStatus: versions seen and applied, last error, why and until when
+// the tenant is paused), good/<tenant> (GoodPipeline) and retired/<tenant>
+// (Retired). Tenants see their own status in <prefix>.status.<tenant>,
+// which routers write with the same status records and the tenant may only
+// read: a per-tenant topic rather than keys in the tenant's config topic,
+// because the tenant could write any key there and so forge what routers
+// report. Tenant A has no ACL on B's status topic. A router publishes a
+// tenant's status when it changes (batched, at most once a second) and
+// every SLUICE_ROUTER_STATUS_HEARTBEAT, asynchronously through one
+// non-transactional client, and tombstones its own status keys when it
+// stops cleanly: 10,000 tenants take a few produce requests.
+//
+// The legacy <prefix>.config (key = tenant) is still read, never written:
+// a tenant's pipeline there is applied until the tenant's own config topic
+// holds a pipeline record, after which the legacy record is ignored. To
+// move a tenant, run sluice tenant create for it and apply its pipeline
+// with sluice pipeline apply; the legacy record can then be tombstoned.
+//
+// Run makes sure <prefix>.status exists and is compacted, then follows
+// every <prefix>.config.<tenant> (by regular expression; new ones are found
+// within SLUICE_ROUTER_RESCAN_INTERVAL), the legacy topic and the good/ and
+// retired/ keys of <prefix>.status from their start; it consumes once it
+// has caught up. If following stops, Run returns an error so the process
+// restarts. It then consumes with a GroupTransactSession (static membership
+// when SLUICE_ROUTER_ID is set, so a restarted router takes its place back
+// without a rebalance). Each poll (whole fetches: at most 1 MiB compressed
+// per broker) is one transaction: produce, commit the consumed offsets
+// with it, or abort and consume it all again. A router killed at any
+// moment, or a rebalance, neither loses nor duplicates records for
+// read_committed consumers. Transactions left open by routers of the group
+// that are gone (a crashed Deployment pod never comes back under its name)
+// are fenced after 15s, so they do not hold read_committed consumers until
+// the transaction timeout.
 //
 // Each tenant's records of a poll are processed in a goroutine of their
 // own, so a router uses all its cores; a transaction waits for them at
@@ -222,24 +256,29 @@
 // Kafka timestamp is used.
 //
 // Isolation. A pipeline version that fails to load (validation, compile,
-// its own tests, even a panic) leaves the version in force alone. A version
-// that is broken at run time is taken out of service: at once when it
-// panics, and when its expressions fail on 10 records in a row (one record
-// with an unexpected value is just dead-lettered). The previous good
-// version, or pass-through, takes over and the record is processed again.
-// This is per router process and lasts until the tenant's next apply or the
-// router's restart. Either way the error is counted and published
+// its own tests, even a panic) leaves the version in force alone. When
+// nothing is in force yet (a router starting) the tenant's last good
+// version, good/<tenant> in <prefix>.status, is applied instead of
+// pass-through: every router records there each version it applies
+// successfully. Data never retires a version: a record-level error (a
+// line a parse step cannot read, an expression failing on this record's
+// values, a cost limit) only dead-letters that record. A version is
+// retired only when it panics, or when it fails with expression or field
+// errors on every record for at least 1,000 records and one minute with no
+// success. Retirement is published as retired/<tenant>, so every router
+// following <prefix>.status retires the same version, also after a
+// restart; the previous version, else the last good one, else
+// pass-through takes over and the record is processed again. A newer
+// version applied later is applied normally. Either way the error is
+// counted and published
 // as the tenant's status (sluice pipeline get shows it). A tenant whose
-// parsed or dead-letter topic is missing is paused (its raw topics are not
-// fetched, with doubling waits up to SLUICE_ROUTER_TENANT_RETRY_MAX), and
-// its status says why. This is found before anything is produced, and so
-// is every other reason Kafka would refuse a record (and abort the
-// transaction of every tenant): a processed record larger than its topic's
-// max.message.bytes goes to the dead-letter topic (too_large, payload cut
-// to fit), and one routed to a stream topic that does not exist too
-// (topic_missing). Should a produce fail all the same, the transaction is
-// aborted and that tenant paused, and the next goes through without it.
-// Data errors (a line a parse step cannot parse,
+// output topic is missing is paused (its raw topics are not fetched, with
+// doubling waits up to SLUICE_ROUTER_TENANT_RETRY_MAX); the transaction that
+// found out is aborted and replayed without it (why, and when it is tried
+// again, are in its status): for exactly-once, the other
+// tenants' records in that batch are replayed too, so they wait one
+// transaction. A record too large to produce once processed goes to the
+// dead-letter topic, its payload cut to fit. Data errors (a line a parse step cannot parse,
 // a timestamp that does not parse) send that record to the dead-letter
 // topic as a JSON schemas.DeadLetter: reason, error, step, pipeline version, source
 // topic/partition/offset and the payload (base64 when not UTF-8).

@@ -69,7 +69,7 @@ type Config struct {
 
 	Compression string `env:"KAFKA_COMPRESSION, default=snappy" help:"Compression of produced record batches: snappy, lz4, zstd, gzip or none. snappy costs the least CPU (on the standard node workload a third less than zstd for the shipper), zstd stores and sends the fewest bytes (about a third fewer than snappy)."`
 
-	TopicPrefix string `env:"TOPIC_PREFIX, default=logs" help:"First element of every Sluice topic name: <prefix>.raw.<tenant>, <prefix>.parsed.<tenant>, <prefix>.dlq.<tenant>, <prefix>.config."`
+	TopicPrefix string `env:"TOPIC_PREFIX, default=logs" help:"First element of every Sluice topic name: <prefix>.raw.<tenant>, <prefix>.parsed.<tenant>, <prefix>.dlq.<tenant>, <prefix>.config.<tenant>, <prefix>.status[.<tenant>]."`
 }
 
 // Full variable names, used in problems and errors.
