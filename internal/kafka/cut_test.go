@@ -287,12 +287,7 @@ func TestCutBombs(t *testing.T) {
 	for _, b := range recordBombs(t) {
 		t.Run(b.name, func(t *testing.T) {
 			limit := d.Limit(len(b.src))
-			var before, after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			out, err := d.Decompress(b.src, b.codec)
-			runtime.ReadMemStats(&after)
-			alloc := after.TotalAlloc - before.TotalAlloc
+			out, alloc, err := decompressMeasured(d, b)
 			t.Logf("%d compressed bytes, limit %d: %d bytes out, allocated %d KiB: %v", len(b.src), limit, len(out), alloc>>10, err)
 			if b.name == "snappy-raw" {
 				if !errors.Is(err, kgo.ErrMaxDecompress) {

@@ -263,20 +263,25 @@ func bombs(t *testing.T) []compressed {
 	return bs
 }
 
+// decompressMeasured decompresses b with d, with what that allocated.
+func decompressMeasured(d *BoundedDecompressor, b compressed) (out []byte, alloc uint64, err error) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	out, err = d.Decompress(b.src, b.codec)
+	runtime.ReadMemStats(&after)
+	return out, after.TotalAlloc - before.TotalAlloc, err
+}
+
 func TestDecompressBombs(t *testing.T) {
 	d := NewBoundedDecompressor(0, 0, 0)
 	for _, b := range bombs(t) {
 		t.Run(b.name, func(t *testing.T) {
 			limit := d.Limit(len(b.src))
-			var before, after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			out, err := d.Decompress(b.src, b.codec)
-			runtime.ReadMemStats(&after)
+			out, alloc, err := decompressMeasured(d, b)
 			if !errors.Is(err, kgo.ErrMaxDecompress) {
 				t.Fatalf("%d compressed bytes: got %d bytes, %v; want ErrMaxDecompress", len(b.src), len(out), err)
 			}
-			alloc := after.TotalAlloc - before.TotalAlloc
 			t.Logf("%d compressed bytes, limit %d: allocated %d KiB: %v", len(b.src), limit, alloc>>10, err)
 			// The output's limit, lz4's two block buffers of up to 4 MiB
 			// and a decoder's tables; nothing near the 64 MiB.
