@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -118,6 +119,25 @@ func (m *markerLatencies) check(t *testing.T, rt *Router, noisy string) {
 	}
 }
 
+// recordCost is what processing value costs with tenant's pipeline in
+// force, the least of a few runs: the tests size their load by it, so that
+// it stays the same load in records per CPU-second on any machine, with or
+// without the race detector.
+func recordCost(t *testing.T, rt *Router, tenant string, value []byte) time.Duration {
+	t.Helper()
+	best := time.Duration(math.MaxInt64)
+	for range 3 {
+		start := time.Now()
+		var j joiner
+		if outs := rt.handle(context.Background(), &kgo.Record{Topic: "logs.raw." + tenant, Value: value, Timestamp: time.Now()}, &j, outputsFor{}); len(outs) != 1 {
+			t.Fatalf("%d outputs", len(outs))
+		}
+		best = min(best, time.Since(start))
+	}
+	t.Logf("a record of %s costs %s", tenant, best)
+	return best
+}
+
 // quantile returns the q quantile of the latencies seen, and how many of
 // the markers sent were never seen.
 func (m *markerLatencies) quantile(q float64) (time.Duration, int) {
@@ -156,7 +176,9 @@ func TestSlowTenantDoesNotDelayOthers(t *testing.T) {
 	waitVersion(t, rt, "slow", 1)
 
 	line := strings.Repeat("lorem ipsum 42 ", 400) // 6 KB, no match: every step scans it all
-	const slowRecords = 900
+	// Three CPU-seconds of records, in three bulks: each takes the slow
+	// tenant's share of a poll well past SLUICE_ROUTER_BATCH_MAX_TIME.
+	slowRecords := 3 * max(10, int(time.Second/recordCost(t, rt, "slow", []byte(line))))
 	stop := make(chan struct{})
 	var lat markerLatencies
 	waitMarkers := lat.run(t, brokers, "fast", 100*time.Millisecond, stop)
@@ -318,8 +340,9 @@ func TestRecordIDs(t *testing.T) {
 
 // TestHeavyRecordsDoNotDelayOthers: every record of one tenant costs
 // nearly the most a record may (a regex close to the cost budget on a
-// 64 KB line, about 0.1 CPU-s), ten a second, close to a core's worth;
-// another tenant's records stay visible within about a transaction.
+// 64 KB line, about 0.1 CPU-s), for 4 seconds at close to a core's worth
+// a second; another tenant's records stay visible within about a
+// transaction.
 func TestHeavyRecordsDoNotDelayOthers(t *testing.T) {
 	cluster := routerCluster(t, "heavy", "fast")
 	brokers := cluster.ListenAddrs()
@@ -332,19 +355,21 @@ func TestHeavyRecordsDoNotDelayOthers(t *testing.T) {
 	stop := make(chan struct{})
 	var lat markerLatencies
 	waitMarkers := lat.run(t, brokers, "fast", 100*time.Millisecond, stop)
-	const heavyRecords = 80
+	cost := recordCost(t, rt, "heavy", []byte(line))
+	every := max(cost*5/4, 20*time.Millisecond)
+	heavyRecords := max(4, int(4*time.Second/every))
 	for i := range heavyRecords {
 		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.raw.heavy", Key: []byte("c"), Value: fmt.Appendf(nil, "%d %s", i, line)}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(every)
 	}
 	_, wait := consumeOutputs(t, brokers, "heavy")
 	wait(300*time.Second, "the heavy tenant's records", func(o *output) bool { return len(o.parsed["logs.parsed.heavy"]) >= heavyRecords })
 	close(stop)
 	waitMarkers()
 	lat.check(t, rt, "heavy")
-	if secs := testutil.ToFloat64(rt.m.tenantSeconds.WithLabelValues("heavy")); secs < 0.02*heavyRecords {
+	if secs := testutil.ToFloat64(rt.m.tenantSeconds.WithLabelValues("heavy")); secs < cost.Seconds()*float64(heavyRecords)/2 {
 		t.Errorf("the heavy tenant took %.2fs for %d records: the test did not load the router", secs, heavyRecords)
 	}
 }
