@@ -473,7 +473,7 @@ func (rt *Router) logLimited(key, msg string, args ...any) {
 var errTopicMissing = errors.New("output topic does not exist")
 
 // topicCache knows which topics exist, from metadata at most maxAge old
-// (refreshed at once when a topic is not found, at most once a second),
+// (refreshed when a topic is not found, at most every missingAge),
 // and the largest record each output topic takes (its max.message.bytes,
 // read once per limitAge). Safe for concurrent use by the tenants'
 // goroutines.
@@ -494,6 +494,12 @@ type topicLimit struct {
 	at    time.Time
 }
 
+// missingAge is how old metadata may be to take a topic for missing: a
+// stream topic made just before its pipeline was applied must not be
+// taken for missing from metadata read just before it was made. Topics
+// that stay missing cost at most one metadata request per missingAge.
+const missingAge = 100 * time.Millisecond
+
 // limitAge is how long a topic's max.message.bytes is trusted.
 const limitAge = 5 * time.Minute
 
@@ -502,24 +508,25 @@ const limitAge = 5 * time.Minute
 const recordMargin = 1024
 
 func (c *topicCache) exists(ctx context.Context, topic string) bool {
-	c.mu.Lock()
-	age, known := time.Since(c.fetched), c.topics[topic]
-	c.mu.Unlock()
-	if age <= c.maxAge && (known || age <= time.Second) {
+	fresh := func() (known, ok bool) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		age := time.Since(c.fetched)
+		known = c.topics[topic]
+		return known, age <= c.maxAge && (known || age <= missingAge)
+	}
+	if known, ok := fresh(); ok {
 		return known
 	}
 	c.refresh.Lock()
 	defer c.refresh.Unlock()
-	c.mu.Lock()
-	age, known = time.Since(c.fetched), c.topics[topic]
-	c.mu.Unlock()
-	if age <= c.maxAge && (known || age <= time.Second) {
+	if known, ok := fresh(); ok {
 		return known // refreshed meanwhile
 	}
 	details, err := c.adm.ListTopics(ctx)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.fetched = time.Now() // also on failure: at most one attempt a second
+	c.fetched = time.Now() // also on failure: at most one attempt per missingAge
 	if err != nil {
 		return c.topics == nil || c.topics[topic] // no metadata at all: let the producer find out
 	}

@@ -68,8 +68,7 @@ func TestDevStackEndToEnd(t *testing.T) {
 	t.Setenv("SLUICE_KAFKA_BROKERS", strings.Join(ep.Brokers, ","))
 
 	// beta parses its lines with a regex (a line that does not match goes
-	// to its dead-letter topic) and routes some to a stream, whose topic
-	// the dev stack creates.
+	// to its dead-letter topic) and routes some to a stream.
 	cl, err := kgo.NewClient(kgo.SeedBrokers(ep.Brokers...))
 	if err != nil {
 		t.Fatal(err)
@@ -80,8 +79,14 @@ func TestDevStackEndToEnd(t *testing.T) {
 	if _, err := kafka.ProvisionTenant(ctx, kadm.NewClient(cl), topics, "beta", kafka.TenantSpec{Partitions: 3, ReplicationFactor: -1}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := router.ApplyPipeline(ctx, cl, topics, []byte("tenant: beta\nversion: 1\nsteps:\n  - regex: {pattern: '^beta (?P<n>[0-9]+)'}\n"+
-		"  - route: {if: 'int(attributes[\"n\"]) >= 25', stream: late}\n")); err != nil {
+	// As sluice pipeline apply does: the stream topics first, then the
+	// pipeline.
+	beta := []byte("tenant: beta\nversion: 1\nsteps:\n  - regex: {pattern: '^beta (?P<n>[0-9]+)'}\n" +
+		"  - route: {if: 'int(attributes[\"n\"]) >= 25', stream: late}\n")
+	if _, err := kafka.EnsureStreamTopics(ctx, kadm.NewClient(cl), topics, "beta", []string{"late"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := router.ApplyPipeline(ctx, cl, topics, beta); err != nil {
 		t.Fatal(err)
 	}
 

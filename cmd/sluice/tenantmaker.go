@@ -75,14 +75,16 @@ func (d *tenantMaker) setup(ctx context.Context, cl *kgo.Client, withDemo bool) 
 		if err := d.ensure(ctx, tenant); err != nil {
 			return err
 		}
-		p, err := router.ApplyPipeline(ctx, cl, d.topics, src)
-		if errors.Is(err, router.ErrVersionNotIncreasing) {
-			p, err = router.Load(src)
-		}
+		// As sluice pipeline apply does: the stream topics first, so that
+		// no routed record finds its topic missing.
+		p, err := router.Load(src)
 		if err != nil {
 			return fmt.Errorf("demo pipeline %s: %w", tenant, err)
 		}
 		if err := d.ensureStreams(ctx, tenant, p); err != nil {
+			return fmt.Errorf("demo pipeline %s: %w", tenant, err)
+		}
+		if _, err := router.ApplyPipeline(ctx, cl, d.topics, src); err != nil && !errors.Is(err, router.ErrVersionNotIncreasing) {
 			return fmt.Errorf("demo pipeline %s: %w", tenant, err)
 		}
 	}
