@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,6 +95,7 @@ type tenantWork struct {
 // apart from what the tenants' goroutines write into their work.
 type loop struct {
 	rt      *Router
+	base    []kgo.Opt // the Kafka client options every client of the router starts from
 	sess    *kgo.GroupTransactSession
 	pauser  *pauser
 	outputs *topicCache
@@ -118,9 +120,9 @@ type partState struct {
 	throttled bool
 }
 
-func newLoop(rt *Router, sess *kgo.GroupTransactSession, p *pauser, outputs *topicCache) *loop {
+func newLoop(rt *Router, base []kgo.Opt, sess *kgo.GroupTransactSession, p *pauser, outputs *topicCache) *loop {
 	return &loop{
-		rt: rt, sess: sess, pauser: p, outputs: outputs,
+		rt: rt, base: base, sess: sess, pauser: p, outputs: outputs,
 		reports: make(chan *tenantWork, 1024),
 		bgSlots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
 		parts:   map[partKey]*partState{},
@@ -293,6 +295,12 @@ func (l *loop) work(ctx context.Context, tw *tenantWork) {
 		rt.m.tenantSeconds.WithLabelValues(tw.tenant).Add(tw.elapsed.Seconds())
 		l.reports <- tw
 	}()
+	if !rt.pipes.loadedOnce(tw.tenant) {
+		if err := l.loadTenant(ctx, tw.tenant); err != nil {
+			tw.missing = err
+			return
+		}
+	}
 	if err := l.outputs.required(ctx, rt.topics, tw.tenant); err != nil {
 		tw.missing = err
 		return
@@ -320,6 +328,31 @@ func (l *loop) work(ctx context.Context, tw *tenantWork) {
 		}
 		u.done = true
 	}
+}
+
+// loadTenant reads a tenant's config topic the first time its records are
+// seen, when FollowConfig has not yet delivered it: a tenant made, given a
+// pipeline and sending records within a metadata refresh must not have
+// its first records passed through unparsed. FollowConfig, which finds the
+// topic later and replays it, then changes nothing (see registry.apply).
+func (l *loop) loadTenant(ctx context.Context, tenant string) error {
+	cl, err := kgo.NewClient(append(slices.Clip(l.base), kgo.ClientID("sluice-router-config-reader"))...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	sp, err := ReadPipeline(rctx, cl, l.rt.topics, tenant)
+	switch {
+	case errors.Is(err, ErrNoConfigTopic) || err == nil && sp == nil:
+		l.rt.pipes.markLoaded(tenant) // pass-through, or the legacy topic's pipeline
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading the tenant's config topic: %w", err)
+	}
+	l.rt.pipes.apply(tenant, sp.Source, false)
+	return nil
 }
 
 // transact processes one poll in one transaction; see the comment at the

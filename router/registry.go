@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"sync"
@@ -48,6 +49,7 @@ type tenantPipes struct {
 	deleted     bool  // the pipeline was deleted: the good/ record goes too
 
 	own    bool   // the tenant's own config topic has held a pipeline record
+	loaded bool   // its config has been read (followed, or read at first sight)
 	legacy []byte // the tenant's document in the legacy config topic, while own is false
 
 	good           *GoodPipeline    // as in the status topic, or as this router wrote it
@@ -109,6 +111,21 @@ func (r *registry) changedLocked(tenant string, t *tenantPipes) {
 	r.signal()
 }
 
+// loadedOnce reports whether tenant's config has been read.
+func (r *registry) loadedOnce(tenant string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	t, ok := r.tenants[tenant]
+	return ok && t.loaded
+}
+
+// markLoaded records that tenant's config was read and holds no pipeline.
+func (r *registry) markLoaded(tenant string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tenant(tenant).loaded = true
+}
+
 // event takes a change seen by FollowConfig.
 func (r *registry) event(ev ConfigEvent) {
 	switch ev.Source {
@@ -138,6 +155,15 @@ func (r *registry) apply(tenant string, src []byte, legacy bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t := r.tenant(tenant)
+	t.loaded = true
+	if !legacy && len(src) > 0 && t.own && p != nil {
+		// A router reads a new tenant's topic at first sight of its records
+		// (loaded), then follows it from its start: what it replays is
+		// history, older than what is in force, or the same document.
+		if p.Version < t.stored || bytes.Equal(src, t.currentSrc) {
+			return
+		}
+	}
 	if legacy {
 		t.legacy = src
 		if t.own {

@@ -192,7 +192,7 @@ func (rt *Router) Run(ctx context.Context) error {
 	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(rt.cfg.ShutdownTimeout, cancelTxn) })
 	defer stopAfter()
 
-	l := newLoop(rt, sess, &pauser{sess: sess, max: rt.cfg.TenantRetryMax, m: rt.m, topics: rt.topics, pipes: rt.pipes}, outputs)
+	l := newLoop(rt, base, sess, &pauser{sess: sess, max: rt.cfg.TenantRetryMax, m: rt.m, topics: rt.topics, pipes: rt.pipes}, outputs)
 	for {
 		l.pauser.resumeDue()
 		// While tenants or partitions are paused, or work goes on in the
