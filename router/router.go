@@ -379,18 +379,21 @@ func (rt *Router) decode(ctx context.Context, tenant string, r *kgo.Record) (sch
 
 // recordID is the id of a decoded record; see decode.
 func recordID(tenant string, r *kgo.Record, rec *schemas.Record) string {
-	var stack [256]byte
-	b := stack[:0]
+	bp := idBuffers.Get().(*[]byte)
+	defer idBuffers.Put(bp)
+	b := (*bp)[:0]
 	if rec.ID == "" {
 		b = append(b, r.Topic...)
 		b = binary.BigEndian.AppendUint32(b, uint32(r.Partition))
 		b = binary.BigEndian.AppendUint64(b, uint64(r.Offset))
 	} else {
 		// Length-prefixed: no two field lists hash alike.
-		for _, s := range []string{tenant, rec.ID, rec.Log} {
-			b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
-			b = append(b, s...)
-		}
+		b = binary.BigEndian.AppendUint64(b, uint64(len(tenant)))
+		b = append(b, tenant...)
+		b = binary.BigEndian.AppendUint64(b, uint64(len(rec.ID)))
+		b = append(b, rec.ID...)
+		b = binary.BigEndian.AppendUint64(b, uint64(len(rec.Log)))
+		b = append(b, rec.Log...)
 		var ts int64
 		if !rec.Timestamp.IsZero() {
 			ts = rec.Timestamp.UnixNano()
@@ -398,8 +401,14 @@ func recordID(tenant string, r *kgo.Record, rec *schemas.Record) string {
 		b = binary.BigEndian.AppendUint64(b, uint64(ts))
 	}
 	sum := sha256.Sum256(b)
+	if cap(b) <= 64<<10 {
+		*bp = b // keep the grown buffer, unless a huge line grew it
+	}
 	return hex.EncodeToString(sum[:16])
 }
+
+// idBuffers pools recordID's buffers.
+var idBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // DecodeInput turns a raw topic's value into a record, as the router does
 // (and sluice pipeline test): Avro in either wire format; a JSON object
