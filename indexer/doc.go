@@ -116,9 +116,12 @@
 //	fields_moved_total{tenant,reason}           fields placed in sluice.rescued before sending: name, collision
 //	index_time_clamped_total{tenant}            documents indexed by ingest time (event time out of the window)
 //	bulk_requests_total{result}                 ok, partial, failed
-//	bulk_duration_seconds{tenant}               bulk requests carrying the tenant's documents
-//	bulk_size_bytes{tenant}                     the tenant's bytes in one bulk request
-//	bulk_docs                                   documents in one bulk request
+//	tenant_bulk_seconds_total{tenant}           summed duration of the bulk requests carrying the tenant's documents
+//	tenant_bulk_requests_total{tenant}          bulk requests carrying the tenant's documents
+//	tenant_bulk_bytes_total{tenant}             the tenant's bytes sent in bulk requests
+//	bulk_duration_seconds                       bulk request duration (histogram)
+//	bulk_size_bytes                             bytes of one bulk request (histogram)
+//	bulk_docs                                   documents in one bulk request (histogram)
 //	commits_total{result}                       offset commits: ok, error
 //	consumer_lag_records{tenant}                records not yet consumed
 //	commit_watermark_age_seconds{tenant}        age of the oldest record not yet stored

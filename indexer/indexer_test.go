@@ -375,7 +375,7 @@ func TestIndexerFaults(t *testing.T) {
 		t.Error("index template not installed")
 	}
 	for _, tenant := range []string{"shop", "pay"} {
-		for _, name := range []string{"sluice_indexer_bulk_duration_seconds", "sluice_indexer_bulk_size_bytes"} {
+		for _, name := range []string{"sluice_indexer_tenant_bulk_seconds_total", "sluice_indexer_tenant_bulk_requests_total", "sluice_indexer_tenant_bulk_bytes_total"} {
 			if metricValue(t, reg, name, map[string]string{"tenant": tenant}) == 0 {
 				t.Errorf("%s{tenant=%s} not observed", name, tenant)
 			}

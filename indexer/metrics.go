@@ -21,13 +21,18 @@ type metrics struct {
 	fieldsMoved *prometheus.CounterVec
 	clamped     *prometheus.CounterVec
 
-	requests      *prometheus.CounterVec
-	bulkDuration  *prometheus.HistogramVec
-	bulkBytes     *prometheus.HistogramVec
-	bulkDocs      prometheus.Histogram
-	commits       *prometheus.CounterVec
-	retentionDels prometheus.Counter
-	retentionErrs prometheus.Counter
+	requests     *prometheus.CounterVec
+	bulkDuration prometheus.Histogram
+	bulkBytes    prometheus.Histogram
+	bulkDocs     prometheus.Histogram
+	// Per tenant only counters: a histogram per tenant is a dozen series
+	// each, hundreds of thousands at thousands of tenants.
+	tenantBulkSeconds  *prometheus.CounterVec
+	tenantBulkRequests *prometheus.CounterVec
+	tenantBulkBytes    *prometheus.CounterVec
+	commits            *prometheus.CounterVec
+	retentionDels      prometheus.Counter
+	retentionErrs      prometheus.Counter
 
 	tenants sync.Map // tenant -> *tenantMetrics
 }
@@ -63,11 +68,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(h)
 		return h
 	}
-	histogramVec := func(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
-		h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Subsystem: subsystem, Name: name, Help: help, Buckets: buckets}, labels)
-		reg.MustRegister(h)
-		return h
-	}
 	m := &metrics{
 		received:    counter("records_received_total", "Records consumed from parsed topics.", "tenant"),
 		stored:      counter("docs_stored_total", "Documents Elasticsearch created (201).", "tenant"),
@@ -80,10 +80,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		clamped:     counter("index_time_clamped_total", "Documents whose event time was outside the window around their ingest time, indexed by ingest time.", "tenant"),
 		requests:    counter("bulk_requests_total", "Bulk requests, by result: ok, partial (some items failed), failed (the request failed).", "result"),
 		commits:     counter("commits_total", "Offset commits, by result (ok, error).", "result"),
-		bulkDuration: histogramVec("bulk_duration_seconds", "Duration of the bulk requests carrying the tenant's documents, from send to parsed response (observed once per tenant per request).",
-			prometheus.ExponentialBuckets(0.005, 2, 12), "tenant"),
-		bulkBytes: histogramVec("bulk_size_bytes", "Bytes of the tenant's documents (actions included) in one bulk request.",
-			prometheus.ExponentialBuckets(1024, 4, 10), "tenant"),
+		bulkDuration: histogram("bulk_duration_seconds", "Duration of bulk requests, from send to parsed response.",
+			prometheus.ExponentialBuckets(0.005, 2, 12)),
+		bulkBytes: histogram("bulk_size_bytes", "Bytes of one bulk request (actions included).",
+			prometheus.ExponentialBuckets(1024, 4, 10)),
+		tenantBulkSeconds:  counter("tenant_bulk_seconds_total", "Summed duration of the bulk requests carrying the tenant's documents (each request counted once per tenant in it); divided by tenant_bulk_requests_total, the tenant's mean request duration.", "tenant"),
+		tenantBulkRequests: counter("tenant_bulk_requests_total", "Bulk requests carrying the tenant's documents.", "tenant"),
+		tenantBulkBytes:    counter("tenant_bulk_bytes_total", "Bytes of the tenant's documents (actions included) sent in bulk requests.", "tenant"),
 		bulkDocs: histogram("bulk_docs", "Documents in one bulk request.",
 			prometheus.ExponentialBuckets(1, 4, 9)),
 		retentionDels: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: subsystem,

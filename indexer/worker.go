@@ -89,17 +89,25 @@ type worker struct {
 	perTenant  map[string]int // scratch: bytes per tenant of a request
 }
 
-// observe records the last request's duration and size per tenant.
+// observe records the last request's duration and size, and per tenant
+// its share in counters.
 func (wk *worker) observe(b *batch, chunk []*item) {
 	if wk.perTenant == nil {
 		wk.perTenant = map[string]int{}
 	}
+	total := 0
 	for _, it := range chunk {
-		wk.perTenant[it.tk.p.tenant] += len(it.bytes(b))
+		n := len(it.bytes(b))
+		wk.perTenant[it.tk.p.tenant] += n
+		total += n
 	}
+	m := wk.ix.m
+	m.bulkDuration.Observe(wk.elapsed.Seconds())
+	m.bulkBytes.Observe(float64(total))
 	for tenant, n := range wk.perTenant {
-		wk.ix.m.bulkDuration.WithLabelValues(tenant).Observe(wk.elapsed.Seconds())
-		wk.ix.m.bulkBytes.WithLabelValues(tenant).Observe(float64(n))
+		m.tenantBulkSeconds.WithLabelValues(tenant).Add(wk.elapsed.Seconds())
+		m.tenantBulkRequests.WithLabelValues(tenant).Inc()
+		m.tenantBulkBytes.WithLabelValues(tenant).Add(float64(n))
 	}
 	clear(wk.perTenant)
 }
