@@ -53,8 +53,9 @@ func TestRetentionRun(t *testing.T) {
 	}
 }
 
-// TestInstallTemplate: the template is installed and reinstalled
-// idempotently, but never over a newer version.
+// TestInstallTemplate: the template is installed, left alone when it is as
+// wanted, reconciled (managed keys set back, an operator's settings and
+// aliases kept), and never replaced when it is of a newer version.
 func TestInstallTemplate(t *testing.T) {
 	es := esfake.Start(t)
 	client, err := testES(t, es.URL()).NewClient()
@@ -62,10 +63,44 @@ func TestInstallTemplate(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := templateBody(templateSettings{prefix: "sluice", shards: 1, replicas: 0, totalFields: 1000, ignoreAbove: 256})
-	for range 2 {
-		if installed, err := installTemplate(context.Background(), client, "sluice", body); err != nil || !installed {
-			t.Fatalf("install: %v %v", installed, err)
+	for i, want := range []bool{true, false} { // installed, then already as wanted
+		if installed, err := installTemplate(context.Background(), client, "sluice", body); err != nil || installed != want {
+			t.Fatalf("install %d: %v %v, want installed %v", i, installed, err, want)
 		}
+	}
+	// An operator's own settings survive; the managed keys are set back.
+	var edited map[string]any
+	if err := json.Unmarshal(body, &edited); err != nil {
+		t.Fatal(err)
+	}
+	index := edited["template"].(map[string]any)["settings"].(map[string]any)["index"].(map[string]any)
+	index["refresh_interval"] = "30s"
+	index["lifecycle"] = map[string]any{"name": "logs-30d"}
+	index["number_of_replicas"] = 2
+	edited["template"].(map[string]any)["aliases"] = map[string]any{"all-logs": map[string]any{}}
+	editedBody, _ := json.Marshal(edited)
+	putTemplate(t, es.URL(), "sluice", string(editedBody))
+	if installed, err := installTemplate(context.Background(), client, "sluice", body); err != nil || !installed {
+		t.Fatalf("reconcile: %v %v", installed, err)
+	}
+	got, _ := es.Template("sluice")
+	var kept map[string]any
+	if err := json.Unmarshal(got, &kept); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]any{
+		"template.settings.index.refresh_interval":   "30s",
+		"template.settings.index.lifecycle.name":     "logs-30d",
+		"template.settings.index.number_of_replicas": "0",
+		"template.settings.index.number_of_shards":   "1",
+	} {
+		v, ok := lookupPath(kept, strings.Split(path, "."))
+		if !ok || !sameJSON(v, want) {
+			t.Errorf("after reconciling, %s = %v, want %v", path, v, want)
+		}
+	}
+	if _, ok := lookupPath(kept, []string{"template", "aliases", "all-logs"}); !ok {
+		t.Error("the operator's alias was dropped")
 	}
 	got, ok := es.Template("sluice")
 	if !ok {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/elastic/go-elasticsearch/v8"
 )
@@ -99,9 +100,15 @@ func templateBody(s templateSettings) []byte {
 	return b
 }
 
-// installTemplate puts the index template named after the prefix, unless
-// the cluster holds one of a higher version. It is idempotent: every
-// replica does it at start.
+// installTemplate reconciles the index template named after the prefix
+// with body: it installs it when the cluster holds none, and otherwise
+// sets the managed keys (managedTemplateKeys) in the cluster's template
+// and keeps everything else an operator set there (refresh_interval, an
+// ILM policy, aliases, composed_of, other _meta keys...). A template of a
+// higher version (a newer indexer's, during a rolling upgrade) is left
+// alone, and so is one whose managed keys already hold body's values: it
+// is idempotent, and every replica does it at start. installed reports
+// whether it wrote.
 func installTemplate(ctx context.Context, es *elasticsearch.Client, name string, body []byte) (installed bool, err error) {
 	res, err := es.Indices.GetIndexTemplate(es.Indices.GetIndexTemplate.WithContext(ctx), es.Indices.GetIndexTemplate.WithName(name))
 	if err != nil {
@@ -109,23 +116,35 @@ func installTemplate(ctx context.Context, es *elasticsearch.Client, name string,
 	}
 	data, _ := io.ReadAll(res.Body)
 	res.Body.Close()
+	put := body
 	switch res.StatusCode {
 	case http.StatusOK:
 		var got struct {
 			IndexTemplates []struct {
-				IndexTemplate struct {
-					Version int `json:"version"`
-				} `json:"index_template"`
+				IndexTemplate map[string]any `json:"index_template"`
 			} `json:"index_templates"`
 		}
-		if json.Unmarshal(data, &got) == nil && len(got.IndexTemplates) == 1 && got.IndexTemplates[0].IndexTemplate.Version > templateVersion {
+		if err := json.Unmarshal(data, &got); err != nil || len(got.IndexTemplates) != 1 {
+			break // unreadable: installed anew
+		}
+		current := got.IndexTemplates[0].IndexTemplate
+		if v, _ := current["version"].(float64); v > templateVersion {
 			return false, nil
 		}
+		var want map[string]any
+		if err := json.Unmarshal(body, &want); err != nil {
+			return false, fmt.Errorf("index template body: %w", err)
+		}
+		merged, changed := reconcileTemplate(current, want)
+		if !changed {
+			return false, nil
+		}
+		put, _ = json.MarshalIndent(merged, "", "  ")
 	case http.StatusNotFound:
 	default:
 		return false, fmt.Errorf("get index template %s: %s: %s", name, res.Status(), errorText(data))
 	}
-	res, err = es.Indices.PutIndexTemplate(name, bytes.NewReader(body), es.Indices.PutIndexTemplate.WithContext(ctx))
+	res, err = es.Indices.PutIndexTemplate(name, bytes.NewReader(put), es.Indices.PutIndexTemplate.WithContext(ctx))
 	if err != nil {
 		return false, fmt.Errorf("put index template %s: %w", name, err)
 	}
@@ -135,6 +154,94 @@ func installTemplate(ctx context.Context, es *elasticsearch.Client, name string,
 		return false, fmt.Errorf("put index template %s: %s: %s", name, res.Status(), errorText(data))
 	}
 	return true, nil
+}
+
+// managedTemplateKeys are the paths of the index template the indexer
+// owns: what its settings decide and what its documents need. Everything
+// else in the cluster's template is the operator's.
+var managedTemplateKeys = [][]string{
+	{"index_patterns"},
+	{"priority"},
+	{"version"},
+	{"_meta", "managed_by"},
+	{"_meta", "description"},
+	{"template", "mappings"},
+	{"template", "settings", "index", "number_of_shards"},
+	{"template", "settings", "index", "number_of_replicas"},
+	{"template", "settings", "index", "mapping", "total_fields", "limit"},
+}
+
+// reconcileTemplate returns current with want's managed keys set, and
+// whether that changes anything. Settings are compared as Elasticsearch
+// returns them (numbers as strings).
+func reconcileTemplate(current, want map[string]any) (map[string]any, bool) {
+	changed := false
+	for _, path := range managedTemplateKeys {
+		v, ok := lookupPath(want, path)
+		if !ok {
+			continue
+		}
+		if old, ok := lookupPath(current, path); ok && sameJSON(old, v) {
+			continue
+		}
+		setPath(current, path, v)
+		changed = true
+	}
+	// A flattened key ("index.number_of_shards") would contradict the
+	// nested one just set.
+	if settings, ok := lookupPath(current, []string{"template", "settings"}); ok {
+		if m, ok := settings.(map[string]any); ok {
+			for _, k := range []string{"index.number_of_shards", "index.number_of_replicas", "index.mapping.total_fields.limit"} {
+				if _, ok := m[k]; ok {
+					delete(m, k)
+					changed = true
+				}
+			}
+		}
+	}
+	return current, changed
+}
+
+func lookupPath(m map[string]any, path []string) (any, bool) {
+	var v any = m
+	for _, k := range path {
+		mm, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = mm[k]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+func setPath(m map[string]any, path []string, v any) {
+	for _, k := range path[:len(path)-1] {
+		next, ok := m[k].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[k] = next
+		}
+		m = next
+	}
+	m[path[len(path)-1]] = v
+}
+
+// sameJSON compares two JSON values, a number equal to a string of it
+// (Elasticsearch returns settings as strings).
+func sameJSON(a, b any) bool {
+	norm := func(v any) string {
+		switch x := v.(type) {
+		case string:
+			return x
+		case float64:
+			return strconv.FormatFloat(x, 'f', -1, 64)
+		}
+		out, _ := json.Marshal(v)
+		return string(out)
+	}
+	return norm(a) == norm(b)
 }
 
 // errorText is the Elasticsearch error of a response body, or the body.
