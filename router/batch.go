@@ -223,7 +223,10 @@ func (l *loop) split(fetches kgo.Fetches) []*tenantWork {
 			case ps.bg != nil && !ps.bgDone:
 				rewind = append(rewind, u) // still being worked on in the background
 				return
-			case ps.bg != nil && ps.bg.first() == u.first():
+			case ps.bg != nil && ps.bg.first() == u.first() && u.last() >= ps.bg.last():
+				// Only when this poll reaches as far: outputs are not kept
+				// per record (a joined record's belong to its last line),
+				// so they are used whole or not at all.
 				u.outs = ps.bg.outs
 				u.skipTo = ps.bg.last() + 1
 				ps.bg, ps.bgDone = nil, false

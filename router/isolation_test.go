@@ -406,3 +406,44 @@ func TestNewTenantFirstRecordsParsed(t *testing.T) {
 		t.Errorf("first record's parsed_by = %v: not processed by the tenant's pipeline", got)
 	}
 }
+
+// TestKeptOutputsUsedWhole: the outputs a tenant's background work kept
+// for a partition are used only by a poll that reaches at least as far
+// (they are not kept per record: a joined record's outputs belong to its
+// last line), never by a shorter one, which would commit outputs of
+// records it did not consume.
+func TestKeptOutputsUsedWhole(t *testing.T) {
+	rt, err := New(routerConfig(t, []string{"127.0.0.1:9092"}, nil), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := func(from, to int64) []*kgo.Record {
+		var rs []*kgo.Record
+		for o := from; o <= to; o++ {
+			rs = append(rs, &kgo.Record{Topic: "logs.raw.slow", Partition: 0, Offset: o})
+		}
+		return rs
+	}
+	poll := func(rs []*kgo.Record) kgo.Fetches {
+		return kgo.Fetches{{Topics: []kgo.FetchTopic{{Topic: "logs.raw.slow", Partitions: []kgo.FetchPartition{{Partition: 0, Records: rs}}}}}}
+	}
+	kept := &unit{key: partKey{"logs.raw.slow", 0}, recs: recs(10, 19), outs: []*kgo.Record{{Topic: "logs.parsed.slow"}}, done: true}
+	for _, c := range []struct {
+		name   string
+		to     int64
+		usesIt bool
+	}{{"shorter", 15, false}, {"as far", 19, true}, {"further", 25, true}} {
+		l := &loop{rt: rt, parts: map[partKey]*partState{kept.key: {bg: kept, bgDone: true, heldFrom: -1}}}
+		works := l.split(poll(recs(10, c.to)))
+		if len(works) != 1 || len(works[0].units) != 1 {
+			t.Fatalf("%s: %d works", c.name, len(works))
+		}
+		u := works[0].units[0]
+		if got := len(u.outs) == 1 && u.skipTo == 20; got != c.usesIt {
+			t.Errorf("%s poll (to %d): kept outputs used %v, want %v", c.name, c.to, got, c.usesIt)
+		}
+		if l.parts[kept.key].bg != nil {
+			t.Errorf("%s: the kept outputs are still kept after the poll", c.name)
+		}
+	}
+}
