@@ -308,7 +308,7 @@ func (l *loop) work(ctx context.Context, tw *tenantWork) {
 		tw.missing = err
 		return
 	}
-	o := outputsFor{cache: l.outputs, ctx: ctx}
+	o := newOutputsFor(ctx, l.outputs)
 	for _, u := range tw.units {
 		var j joiner
 		for _, r := range u.recs {
@@ -319,7 +319,7 @@ func (l *loop) work(ctx context.Context, tw *tenantWork) {
 				l.bgSlots <- struct{}{}
 				inBackground = true
 			}
-			u.outs = append(u.outs, rt.handle(ctx, r, &j, o)...)
+			u.outs = append(u.outs, rt.handle(ctx, tw.tenant, r, &j, o)...)
 		}
 		if young := j.youngUntil(time.Now()); !young.IsZero() && u.mayHold && !tw.cut.Load() {
 			u.holdUntil = young

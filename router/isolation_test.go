@@ -129,7 +129,7 @@ func recordCost(t *testing.T, rt *Router, tenant string, value []byte) time.Dura
 	for range 3 {
 		start := time.Now()
 		var j joiner
-		if outs := rt.handle(context.Background(), &kgo.Record{Topic: "logs.raw." + tenant, Value: value, Timestamp: time.Now()}, &j, outputsFor{}); len(outs) != 1 {
+		if outs := rt.handle(context.Background(), tenant, &kgo.Record{Topic: "logs.raw." + tenant, Value: value, Timestamp: time.Now()}, &j, nil); len(outs) != 1 {
 			t.Fatalf("%d outputs", len(outs))
 		}
 		best = min(best, time.Since(start))

@@ -108,7 +108,7 @@ type joined struct {
 
 // run finishes a joined record through the tenant's pipeline; a dead
 // letter carries every line's payload.
-func (g *joined) run(rt *Router, o outputsFor) []*kgo.Record {
+func (g *joined) run(rt *Router, o *outputsFor) []*kgo.Record {
 	raw := g.raw
 	if g.lines > 1 {
 		cp := *g.raw

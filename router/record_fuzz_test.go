@@ -64,9 +64,9 @@ func FuzzRouterRecord(f *testing.F) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		var j joiner
-		outs := rt.handle(context.Background(), r, &j, outputsFor{})
+		outs := rt.handle(context.Background(), tenant, r, &j, nil)
 		for _, g := range j.all() {
-			outs = append(outs, g.run(rt, outputsFor{})...)
+			outs = append(outs, g.run(rt, nil)...)
 		}
 		runtime.ReadMemStats(&after)
 		// Decoding, the pipeline's copies and encoding are a few times the

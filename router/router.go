@@ -240,14 +240,11 @@ func (rt *Router) Run(ctx context.Context) error {
 	return nil
 }
 
-// handle takes one raw record: decodes it, and either joins it with the
+// handle takes one raw record of tenant (the one its topic names, found
+// once per partition by split): decodes it, and either joins it with the
 // records before it (when the tenant's pipeline starts with multiline),
 // returning what that finished, or runs the pipeline on it.
-func (rt *Router) handle(ctx context.Context, r *kgo.Record, j *joiner, o outputsFor) []*kgo.Record {
-	tenant, kind, _, ok := rt.topics.TenantOf(r.Topic)
-	if !ok || kind != kafka.KindRaw {
-		return nil // the pattern only matches raw topics; nothing else is ours
-	}
+func (rt *Router) handle(ctx context.Context, tenant string, r *kgo.Record, j *joiner, o *outputsFor) []*kgo.Record {
 	tm := rt.m.tenant(tenant)
 	tm.in.Inc()
 	tm.latency.Observe(time.Since(r.Timestamp).Seconds())
@@ -282,7 +279,7 @@ func (rt *Router) handle(ctx context.Context, r *kgo.Record, j *joiner, o output
 // multiline, a copy of the first line's record holding every line's
 // payload, and last is the offset of the last line (0 otherwise). pipe is
 // the tenant's pipeline in force, if the caller has it (nil: look it up).
-func (rt *Router) run(tenant string, pipe *Pipeline, raw *kgo.Record, rec schemas.Record, last int64, o outputsFor) []*kgo.Record {
+func (rt *Router) run(tenant string, pipe *Pipeline, raw *kgo.Record, rec schemas.Record, last int64, o *outputsFor) []*kgo.Record {
 	var res Result
 	var work schemas.Record
 	// A version retired at run time (see registry.observe) is taken out of
@@ -577,23 +574,43 @@ func (c *topicCache) required(ctx context.Context, t kafka.Topics, tenant string
 	return nil
 }
 
-// outputsFor is what a tenant's goroutine asks of the topic cache. Its
-// zero value (the benchmarks', with no Kafka) takes every topic to exist
-// with Kafka's default limit.
+// outputsFor is what one tenant's goroutine asks of the topic cache,
+// remembered for the goroutine's work: the shared cache (and its lock) is
+// asked once per topic, not once per record. A nil *outputsFor (the
+// benchmarks', with no Kafka) takes every topic to exist with Kafka's
+// default limit.
 type outputsFor struct {
-	cache *topicCache
-	ctx   context.Context
+	cache   *topicCache
+	ctx     context.Context
+	present map[string]bool // topics found to exist
+	limits  map[string]int  // topics' largest record values
 }
 
-func (o outputsFor) exists(topic string) bool {
-	return o.cache == nil || o.cache.exists(o.ctx, topic)
+func newOutputsFor(ctx context.Context, c *topicCache) *outputsFor {
+	return &outputsFor{cache: c, ctx: ctx, present: map[string]bool{}, limits: map[string]int{}}
 }
 
-func (o outputsFor) maxValue(topic string) int {
-	if o.cache == nil {
+func (o *outputsFor) exists(topic string) bool {
+	if o == nil || o.present[topic] {
+		return true
+	}
+	ok := o.cache.exists(o.ctx, topic)
+	if ok {
+		o.present[topic] = true // a missing one is asked again: it may be made meanwhile
+	}
+	return ok
+}
+
+func (o *outputsFor) maxValue(topic string) int {
+	if o == nil {
 		return kafka.DefaultMaxMessageBytes - recordMargin
 	}
-	return o.cache.maxValue(o.ctx, topic)
+	n, ok := o.limits[topic]
+	if !ok {
+		n = o.cache.maxValue(o.ctx, topic)
+		o.limits[topic] = n
+	}
+	return n
 }
 
 // pauser pauses the raw topics of tenants whose output failed, with

@@ -15,9 +15,9 @@ import (
 // joining of lines (for the benchmark).
 func (rt *Router) process(ctx context.Context, r *kgo.Record) []*kgo.Record {
 	var j joiner
-	out := rt.handle(ctx, r, &j, outputsFor{})
+	out := rt.handle(ctx, "bench", r, &j, nil)
 	for _, g := range j.all() {
-		out = append(out, g.run(rt, outputsFor{})...)
+		out = append(out, g.run(rt, nil)...)
 	}
 	return out
 }
