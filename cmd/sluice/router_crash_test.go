@@ -23,7 +23,24 @@ import (
 // SIGKILL at random moments while records stream into two tenants' raw
 // topics, restarts it each time, and checks that a read_committed consumer
 // of the parsed topics sees every input record exactly once.
+//
+// It runs twice: at the defaults, and with SLUICE_ROUTER_BATCH_MAX_TIME at
+// 1ms, where every tenant is left out of nearly every transaction, so that
+// the kills also hit rewound, paused partitions, work going on in the
+// background and its kept outputs.
 func TestRouterSurvivesKill9(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		env  []string
+	}{
+		{"defaults", nil},
+		{"every tenant left out", []string{"SLUICE_ROUTER_BATCH_MAX_TIME=1ms"}},
+	} {
+		t.Run(c.name, func(t *testing.T) { routerSurvivesKill9(t, c.env) })
+	}
+}
+
+func routerSurvivesKill9(t *testing.T, extraEnv []string) {
 	sluiceBinary(t)
 	tenants := []string{"alpha", "beta"}
 	var topics []string
@@ -60,6 +77,7 @@ func TestRouterSurvivesKill9(t *testing.T) {
 		"SLUICE_TELEMETRY_ADDR=",
 		"SLUICE_LOG_LEVEL=warn",
 	}
+	env = append(env, extraEnv...)
 
 	// A producer streams numbered records into both raw topics; each of
 	// beta's is followed by a continuation line.
@@ -151,6 +169,9 @@ func TestRouterSurvivesKill9(t *testing.T) {
 	cancel()
 
 	final.terminate(t)
+	if len(extraEnv) > 0 && !strings.Contains(final.logs.String(), "finishing it in the background") {
+		t.Error("no tenant was left out of a transaction: the run did not exercise the background path")
+	}
 
 	missing, dups := 0, 0
 	for n := range total {
