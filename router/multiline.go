@@ -27,11 +27,12 @@ const (
 // Continuation is appended (after a newline) to the record before it from
 // the same container, until the joined record has MaxLines lines or would
 // pass MaxBytes. The router does the joining, per partition and record key
-// (one container), before the rest of the pipeline runs; a joined record
-// that saw no continuation for MaxWait is finished. Joining never reaches
-// across transactions: every record still open when a transaction ends is
-// finished in it. Process skips the step, so a pipeline's tests: see single
-// lines.
+// (one container), before the rest of the pipeline runs. Joining never
+// reaches across transactions: a partition whose fetch ends with a record
+// whose last line is younger than MaxWait is held back once (rewound and
+// paused until MaxWait has passed, see batch.go), and every record still
+// open at the end of a partition's records is finished with them. Process
+// skips the step, so a pipeline's tests: see single lines.
 type Multiline struct {
 	Continuation *regexp.Regexp
 	cont         *sandboxRE
@@ -102,7 +103,6 @@ type joined struct {
 	rec     schemas.Record
 	lines   int
 	ml      *Multiline
-	since   time.Time // when the last line was added
 	lastTS  time.Time // the last line's Kafka timestamp
 }
 
@@ -120,7 +120,7 @@ func (g *joined) run(rt *Router, o *outputsFor) []*kgo.Record {
 
 // add takes a decoded record of a tenant whose pipeline joins lines. It
 // returns the joined record it finished, if any (nil otherwise).
-func (j *joiner) add(tenant string, raw *kgo.Record, rec schemas.Record, ml *Multiline, now time.Time) *joined {
+func (j *joiner) add(tenant string, raw *kgo.Record, rec schemas.Record, ml *Multiline) *joined {
 	if j.open == nil {
 		j.open = map[joinKey]*joined{}
 	}
@@ -133,10 +133,10 @@ func (j *joiner) add(tenant string, raw *kgo.Record, rec schemas.Record, ml *Mul
 		g.payload = append(append(g.payload, '\n'), raw.Value...)
 		g.last = raw.Offset
 		g.lines++
-		g.since, g.lastTS = now, raw.Timestamp
+		g.lastTS = raw.Timestamp
 		return nil
 	}
-	j.open[k] = &joined{tenant: tenant, raw: raw, payload: bytes.Clone(raw.Value), last: raw.Offset, rec: rec, lines: 1, ml: ml, since: now, lastTS: raw.Timestamp}
+	j.open[k] = &joined{tenant: tenant, raw: raw, payload: bytes.Clone(raw.Value), last: raw.Offset, rec: rec, lines: 1, ml: ml, lastTS: raw.Timestamp}
 	return g
 }
 

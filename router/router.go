@@ -265,7 +265,7 @@ func (rt *Router) handle(ctx context.Context, tenant string, r *kgo.Record, j *j
 	}
 	pipe := rt.pipes.get(tenant)
 	if ml := pipe.Multiline(); ml != nil {
-		if g := j.add(tenant, r, rec, ml, time.Now()); g != nil {
+		if g := j.add(tenant, r, rec, ml); g != nil {
 			return g.run(rt, o)
 		}
 		return nil

@@ -469,9 +469,8 @@ func TestJoinFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	var j joiner
-	now := time.Now()
 	add := func(off int64, rec schemas.Record) *joined {
-		return j.add("java", &kgo.Record{Topic: "logs.raw.java", Key: []byte("c1"), Offset: off}, rec, ml, now)
+		return j.add("java", &kgo.Record{Topic: "logs.raw.java", Key: []byte("c1"), Offset: off}, rec, ml)
 	}
 	add(0, schemas.Record{Log: "java.lang.IllegalStateException: boom"})
 	add(1, schemas.Record{Log: "\tat com.shop.Cart.add(Cart.java:42)", InvalidUTF8: true})
