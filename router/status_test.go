@@ -93,3 +93,64 @@ func TestStatusScales(t *testing.T) {
 		t.Errorf("%d publishing errors", errs.Load())
 	}
 }
+
+// TestStatusOfBrokenTenant: one tenant's status topic is missing (its
+// status records fail); another tenant's status still reaches its own
+// topic at once, and the missing one is reported.
+func TestStatusOfBrokenTenant(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, testTopics.TenantStatus("good")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	// As Run makes it: a missing topic fails its records quickly.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.UnknownTopicRetries(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	if err := EnsureCompactedTopic(ctx, kadm.NewClient(cl), testTopics.Status()); err != nil {
+		t.Fatal(err)
+	}
+	reg := testRegistry(t)
+	for _, tenant := range []string{"broken", "good"} {
+		reg.apply(tenant, []byte("tenant: "+tenant+"\nversion: 1\nsteps:\n  - set: {field: a, value: b}\n"), false)
+	}
+	var failed atomic.Value
+	pub := newStatusPublisher(cl, testTopics, "r1", reg, 10*time.Minute, func(tenant string, _ error) { failed.Store(tenant) })
+	start := time.Now()
+	pub.round(ctx, true)
+	reader, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reader.Close)
+	for {
+		snap, err := ReadStatus(ctx, reader, testTopics.TenantStatus("good"), "good")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(snap.Statuses) == 1 {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatal("the good tenant's status never reached its topic")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("the good tenant's status was readable after %s", time.Since(start))
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the good tenant's status took %s beside a tenant without its status topic", d)
+	}
+	for failed.Load() == nil {
+		if ctx.Err() != nil {
+			t.Fatal("the broken tenant's failed status was never reported")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := failed.Load(); got != "broken" {
+		t.Errorf("failure reported for %v, want broken", got)
+	}
+}
