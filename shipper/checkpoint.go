@@ -14,7 +14,8 @@ import (
 // Checkpoint files. The shipper keeps one file per node with the position
 // of every container stream, replaced atomically (write a temporary file,
 // fsync it, rename it over the old one, fsync the directory). Before the
-// rename the previous generation is kept as checkpoints.json.prev, so a
+// rename the previous generation is kept (hard-linked) as
+// checkpoints.json.prev, so a
 // checkpoint damaged on disk falls back to an older position: that re-ships
 // some lines (with the same record ids) but never skips one.
 const (
@@ -151,13 +152,33 @@ func (s checkpointStore) save(node string, positions []streamPosition) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("close checkpoint %s: %w", tmp.Name(), err)
 	}
-	if err := os.Rename(s.path(), s.path()+".prev"); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("keep previous checkpoint: %w", err)
+	if err := s.keepPrevious(); err != nil {
+		return err
 	}
 	if err := os.Rename(tmp.Name(), s.path()); err != nil {
 		return fmt.Errorf("replace checkpoint: %w", err)
 	}
 	return syncDir(s.dir)
+}
+
+// keepPrevious makes checkpoints.json.prev the current generation. It is a
+// hard link, so checkpoints.json never stops existing: a reader (or a crash)
+// between this and the rename over it still finds the current file. Where
+// the filesystem has no hard links, the current file is renamed instead and
+// load's fallback to .prev covers the gap.
+func (s checkpointStore) keepPrevious() error {
+	cur, prev := s.path(), s.path()+".prev"
+	if err := os.Remove(prev); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("keep previous checkpoint: %w", err)
+	}
+	err := os.Link(cur, prev)
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err := os.Rename(cur, prev); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("keep previous checkpoint: %w", err)
+	}
+	return nil
 }
 
 func syncDir(dir string) error {

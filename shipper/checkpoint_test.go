@@ -166,3 +166,49 @@ func TestAppendCapped(t *testing.T) {
 		t.Errorf("appendCapped with room = %q, %v", b, cut)
 	}
 }
+
+// TestCheckpointAlwaysPresent: while generations are saved one after
+// another, checkpoints.json is never missing, and .prev holds the
+// generation before the current one.
+func TestCheckpointAlwaysPresent(t *testing.T) {
+	store := checkpointStore{dir: t.TempDir()}
+	pos := func(off int64) []streamPosition {
+		return []streamPosition{{Key: "k", Path: "p", fileIdentity: fileIdentity{Inode: 1}, Offset: off}}
+	}
+	if err := store.save("n", pos(0)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	missing := make(chan error, 1)
+	go func() {
+		defer close(missing)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := os.Stat(store.path()); err != nil {
+				missing <- err
+				return
+			}
+		}
+	}()
+	const generations = 200
+	for i := int64(1); i <= generations; i++ {
+		if err := store.save("n", pos(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	if err := <-missing; err != nil {
+		t.Fatalf("checkpoint file missing between saves: %v", err)
+	}
+	prev, err := readCheckpointFile(store.path() + ".prev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prev["k"].Offset != generations-1 {
+		t.Errorf(".prev holds offset %d, want %d", prev["k"].Offset, generations-1)
+	}
+}
