@@ -152,3 +152,70 @@ func (g *Gate) faulted() {
 		g.Faulted()
 	}
 }
+
+// IndexFault is a failure of every write to one index, as Elasticsearch
+// answers it per bulk item: the index's state refuses the document,
+// whatever the document is.
+type IndexFault int
+
+const (
+	// NoIndexFault writes normally.
+	NoIndexFault IndexFault = iota
+	// WriteBlock: index.blocks.write is set (an operator, or ILM's
+	// read-only step): 403 cluster_block_exception.
+	WriteBlock
+	// FloodStage: the index has the read_only_allow_delete block a node
+	// over the flood-stage disk watermark puts on it: 429
+	// cluster_block_exception.
+	FloodStage
+	// Closed: the index is closed: 400 index_closed_exception.
+	Closed
+	// NoAutoCreate: the index does not exist and action.auto_create_index
+	// does not allow creating it: 404 index_not_found_exception. An index
+	// that exists is written normally.
+	NoAutoCreate
+	// ShardLimit: creating the index would exceed cluster.max_shards_per_node:
+	// 400 validation_exception. An index that exists is written normally.
+	ShardLimit
+	// PipelineFails: the index's default_pipeline fails on every document,
+	// as a fail processor does: 500, its error naming the processor.
+	PipelineFails
+	// PipelineMissing: the index's default_pipeline does not exist: 400
+	// illegal_argument_exception.
+	PipelineMissing
+)
+
+// IndexFaultError is the per-item error of a write to index under f, or
+// nil when f lets it through. exists says whether the index exists.
+func IndexFaultError(f IndexFault, index string, exists bool) *Error {
+	switch f {
+	case WriteBlock:
+		return &Error{Status: http.StatusForbidden, Type: "cluster_block_exception",
+			Reason: "index [" + index + "] blocked by: [FORBIDDEN/8/index write (api)];"}
+	case FloodStage:
+		return &Error{Status: http.StatusTooManyRequests, Type: "cluster_block_exception",
+			Reason: "index [" + index + "] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block];"}
+	case Closed:
+		return &Error{Status: http.StatusBadRequest, Type: "index_closed_exception", Reason: "closed",
+			Index: index, IndexUUID: "_na_"}
+	case NoAutoCreate:
+		if exists {
+			return nil
+		}
+		e := IndexNotFound(index)
+		return e
+	case ShardLimit:
+		if exists {
+			return nil
+		}
+		return &Error{Status: http.StatusBadRequest, Type: "validation_exception",
+			Reason: "Validation Failed: 1: this action would add [2] shards, but this cluster currently has [1000]/[1000] maximum normal shards open;"}
+	case PipelineFails:
+		return &Error{Status: http.StatusInternalServerError, Type: "fail_processor_exception",
+			Reason: "pipeline refuses the document",
+			Extra:  obj{{"header", obj{{"processor_type", "fail"}, {"pipeline_origin", []string{"logs-broken"}}}}}}
+	case PipelineMissing:
+		return IllegalArgument("pipeline with id [logs-broken] does not exist")
+	}
+	return nil
+}

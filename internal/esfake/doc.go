@@ -51,7 +51,12 @@
 //
 // SetFaults injects whole-request 429 or 503 answers, per-item 429
 // rejections, latency, or a cluster that is down. Random decisions come from
-// a generator seeded by the Seed option (default 1).
+// a generator seeded by the Seed option (default 1). SetIndexFault makes
+// every write to the indices of a pattern fail as an index in that state
+// does in Elasticsearch: a write block (403 cluster_block_exception), the
+// flood-stage block (429 cluster_block_exception), closed (400
+// index_closed_exception), auto-creation refused (404), the shard limit
+// (400 validation_exception), a failing or missing default pipeline.
 //
 // # Shared code
 //

@@ -222,6 +222,11 @@ func (s *Server) applyItemLocked(it escompat.BulkItem, doc *escompat.Document, d
 		return invalid(err)
 	}
 	idx := s.indices[it.Index]
+	if it.Action != "delete" {
+		if err := s.indexFaultError(it.Index, idx != nil); err != nil {
+			return escompat.ItemResult{Err: err}
+		}
+	}
 	switch it.Action {
 	case "update":
 		return invalid(escompat.IllegalArgument("esfake does not support the bulk action [update]"))

@@ -34,7 +34,8 @@ type Server struct {
 	rng   *escompat.Rand
 	idSeq atomic.Uint64
 
-	templates *escompat.Templates
+	templates   *escompat.Templates
+	indexFaults indexFaults
 
 	mu      sync.Mutex // guards indices
 	indices map[string]*index
