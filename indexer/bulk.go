@@ -18,6 +18,11 @@ type esError struct {
 	Type     string   `json:"type"`
 	Reason   string   `json:"reason"`
 	CausedBy *esError `json:"caused_by,omitempty"`
+	// Header is set on errors raised by an ingest processor.
+	Header struct {
+		ProcessorType  json.RawMessage `json:"processor_type"`
+		PipelineOrigin json.RawMessage `json:"pipeline_origin"`
+	} `json:"header"`
 }
 
 func (e *esError) Error() string {
@@ -102,34 +107,114 @@ func parseErrorBody(body []byte) *esError {
 const (
 	outcomeStored    = iota // 200, 201: stored
 	outcomeDuplicate        // 409 on create: already stored
-	outcomeRetry            // 429, 5xx and statuses that say nothing about the document: send again later
+	outcomeRetry            // not the document's fault: send again later (inline, or parked with its index)
 	outcomeRejected         // 400 and other client errors about the document: rescue once, then dead-letter
+	outcomeRefused          // the index's ingest pipeline refused the document: dead-letter at once
 )
 
-// classify maps an item status to an outcome and, for retries, the
-// reason label.
-func classify(status int) (outcome int, reason string) {
+// Failure classes: why Elasticsearch did not store a document, when it is
+// not the document's fault, and so how it is retried (see giveUpDefaults).
+// They are the reason label of the retry and dead-letter metrics and the
+// reason of the dead letters written when the indexer gives up.
+const (
+	classThrottled   = "too_many_requests" // 429 without a block: the cluster is busy
+	classServerError = "server_error"      // 5xx
+	classBlocked     = "blocked"           // cluster_block_exception: a write block (ILM read-only, an operator), the flood-stage disk block
+	classForbidden   = "forbidden"         // 401, 403: credentials or privileges
+	classMissing     = "index_missing"     // 404: the index does not exist and may not be created (action.auto_create_index)
+	classClosed      = "index_closed"      // index_closed_exception
+	classIndexConfig = "index_config"      // the index cannot be created or written as configured: the shard limit, a missing default pipeline
+	classOther       = "other"             // 408 and statuses that say nothing about the document
+	classPipeline    = "pipeline"          // the ingest pipeline failed on this document (outcomeRefused)
+	classRequest     = "request"           // the whole request failed (no response, or a status for all of it)
+)
+
+// inlineClasses are retried by the worker that holds the batch for a few
+// rounds before they are parked: they are usually brief and cluster-wide
+// (a full write queue), and most succeed on the next round.
+func inlineClass(class string) bool {
+	return class == classThrottled || class == classServerError || class == classOther
+}
+
+// classify maps a whole request's status to an outcome and, for retries,
+// the class. Item results go through classifyItem, which also reads the
+// error.
+func classify(status int) (outcome int, class string) {
+	return classifyItem(status, nil)
+}
+
+// classifyItem maps a bulk item's status and error to an outcome and, for
+// retries and refusals, the failure class. The error type comes first: a
+// block is answered 403 (index.blocks.write) or 429 (flood stage), a closed
+// index 400, and each is the index's state, not the document's fault.
+func classifyItem(status int, e *esError) (outcome int, class string) {
 	switch {
 	case status == 200 || status == 201:
 		return outcomeStored, ""
 	case status == 409:
 		return outcomeDuplicate, ""
+	}
+	switch {
+	case e.has("cluster_block_exception"):
+		return outcomeRetry, classBlocked
+	case e.has("index_closed_exception"):
+		return outcomeRetry, classClosed
+	case e.pipelineMissing():
+		return outcomeRetry, classIndexConfig
+	case e.fromPipeline():
+		return outcomeRefused, classPipeline
 	case status == 429:
-		return outcomeRetry, "too_many_requests"
+		return outcomeRetry, classThrottled
 	case status >= 500:
-		return outcomeRetry, "server_error"
+		return outcomeRetry, classServerError
 	case status == 401 || status == 403:
-		// Credentials or privileges: an operator fixes them; the document
-		// is not at fault.
-		return outcomeRetry, "auth"
+		return outcomeRetry, classForbidden
 	case status == 404:
 		// An index that cannot be created (action.auto_create_index off,
-		// or deleted while writing): not the document's fault either.
-		return outcomeRetry, "not_found"
+		// or deleted while writing).
+		return outcomeRetry, classMissing
+	case e.has("validation_exception") && strings.Contains(e.Reason, "shards"):
+		// "this action would add [2] shards, but this cluster currently
+		// has [1000]/[1000] maximum normal shards open": creating the index
+		// failed, every document for it would.
+		return outcomeRetry, classIndexConfig
 	case status == 408 || status < 400:
-		return outcomeRetry, "other"
+		return outcomeRetry, classOther
 	}
 	return outcomeRejected, ""
+}
+
+// has reports whether e or one of its causes is of type typ.
+func (e *esError) has(typ string) bool {
+	for ; e != nil; e = e.CausedBy {
+		if e.Type == typ {
+			return true
+		}
+	}
+	return false
+}
+
+// fromPipeline reports whether an ingest processor raised e: Elasticsearch
+// then names the processor (and the pipeline) in the error's header.
+func (e *esError) fromPipeline() bool {
+	for ; e != nil; e = e.CausedBy {
+		if e.Header.ProcessorType != nil || e.Header.PipelineOrigin != nil || strings.HasSuffix(e.Type, "processor_exception") {
+			return true
+		}
+	}
+	return false
+}
+
+// pipelineMissing reports whether e says that the index's (default or
+// final) pipeline does not exist: the index is misconfigured, every
+// document for it fails alike.
+func (e *esError) pipelineMissing() bool {
+	for ; e != nil; e = e.CausedBy {
+		if strings.HasPrefix(e.Reason, "pipeline with id [") && strings.HasSuffix(e.Reason, "] does not exist") {
+			return true
+		}
+	}
+	return false
 }
 
 // fieldRefRE finds the field paths an Elasticsearch mapping error names:
@@ -163,14 +248,19 @@ func offendingFields(e *esError) []string {
 
 // actionIndex returns the _index of a bulk action line made by appendAction.
 func actionIndex(action []byte) string {
+	return string(actionIndexBytes(action))
+}
+
+// actionIndexBytes is actionIndex without the copy: a part of action.
+func actionIndexBytes(action []byte) []byte {
 	const key = `"_index":"`
 	i := bytes.Index(action, []byte(key))
 	if i < 0 {
-		return ""
+		return nil
 	}
 	rest := action[i+len(key):]
 	if j := bytes.IndexByte(rest, '"'); j >= 0 {
-		return string(rest[:j])
+		return rest[:j]
 	}
-	return ""
+	return nil
 }

@@ -2,7 +2,9 @@ package indexer
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +34,9 @@ type Config struct {
 	FlushInterval time.Duration `env:"INDEXER_FLUSH_INTERVAL, default=1s" help:"A bulk request is sent at the latest this long after its first document."`
 	Workers       int           `env:"INDEXER_WORKERS, default=4" help:"Bulk requests in flight at once. Memory is bounded by about (workers + 1) x SLUICE_INDEXER_FLUSH_BYTES plus Kafka fetch buffers."`
 	RetryMax      time.Duration `env:"INDEXER_RETRY_MAX, default=30s" help:"Longest wait between retries of documents Elasticsearch refused with 429 or 5xx, or of a request that failed (the wait doubles from 100ms, with jitter)."`
+
+	GiveUp       []string `env:"INDEXER_GIVE_UP" help:"How long documents Elasticsearch refuses for a reason of their index, not theirs, are retried before they go to the tenant's dead-letter topic with that reason, as comma-separated class=duration (0: never give up), over the defaults blocked=30m (a write or flood-stage block), forbidden=30m (401, 403), index_missing=30m (404: auto-creation refused), index_closed=2h, index_config=30m (the shard limit, a missing default pipeline), server_error=30m (5xx), other=30m, too_many_requests=0 (429: the cluster is busy). Meanwhile they are parked with their index, apart from the other tenants' documents."`
+	ParkMaxBytes int      `env:"INDEXER_PARK_MAX_BYTES, default=134217728" help:"Memory for parked documents (those of indices that refuse them for now, see SLUICE_INDEXER_GIVE_UP). A partition stops being fetched once it has SLUICE_INDEXER_FLUSH_BYTES parked, or any once the total reaches this, until its parked documents are stored or dead-lettered."`
 
 	RescanInterval  time.Duration `env:"INDEXER_RESCAN_INTERVAL, default=5s" help:"How often topic metadata is refreshed: new <prefix>.parsed.* topics are picked up."`
 	CommitInterval  time.Duration `env:"INDEXER_COMMIT_INTERVAL, default=1s" help:"How often the offsets of stored documents are committed."`
@@ -82,6 +87,12 @@ func (c *Config) Validate() error {
 		// bytes stay within it.
 		add("INDEXER_IGNORE_ABOVE", "must be between 1 and 8191, got %d", c.IgnoreAbove)
 	}
+	if _, err := parseGiveUp(c.GiveUp); err != nil {
+		add("INDEXER_GIVE_UP", "%v", err)
+	}
+	if c.ParkMaxBytes < c.FlushBytes {
+		add("INDEXER_PARK_MAX_BYTES", "must be at least SLUICE_INDEXER_FLUSH_BYTES (%d), got %d", c.FlushBytes, c.ParkMaxBytes)
+	}
 	if c.RetentionDays < 0 {
 		add("INDEXER_RETENTION_DAYS", "must not be negative, got %d", c.RetentionDays)
 	}
@@ -125,6 +136,42 @@ func ParseRetentionOverrides(rules []string) (map[string]int, error) {
 			return nil, fmt.Errorf("tenant %q appears twice", tenant)
 		}
 		out[tenant] = n
+	}
+	return out, nil
+}
+
+// giveUpDefaults are how long documents of each retried failure class are
+// retried before they are dead-lettered (0: forever). Throttling is never
+// given up: it says the cluster is busy, not that the document or its
+// index cannot be written. A closed index is usually an operator's
+// maintenance and is waited on longer.
+var giveUpDefaults = map[string]time.Duration{
+	classBlocked:     30 * time.Minute,
+	classForbidden:   30 * time.Minute,
+	classMissing:     30 * time.Minute,
+	classClosed:      2 * time.Hour,
+	classIndexConfig: 30 * time.Minute,
+	classServerError: 30 * time.Minute,
+	classOther:       30 * time.Minute,
+	classThrottled:   0,
+}
+
+// parseGiveUp reads class=duration rules over giveUpDefaults.
+func parseGiveUp(rules []string) (map[string]time.Duration, error) {
+	out := maps.Clone(giveUpDefaults)
+	for _, r := range rules {
+		class, d, ok := strings.Cut(strings.TrimSpace(r), "=")
+		if !ok {
+			return nil, fmt.Errorf("%q is not class=duration", r)
+		}
+		if _, known := giveUpDefaults[class]; !known {
+			return nil, fmt.Errorf("%q: unknown class %q (known: %s)", r, class, strings.Join(slices.Sorted(maps.Keys(giveUpDefaults)), ", "))
+		}
+		v, err := time.ParseDuration(d)
+		if err != nil || v < 0 {
+			return nil, fmt.Errorf("%q: want a duration such as 30m, 0 for never", r)
+		}
+		out[class] = v
 	}
 	return out, nil
 }

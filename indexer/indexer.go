@@ -43,6 +43,7 @@ type Indexer struct {
 	namer     namer
 	retention retention
 	tracker   *tracker
+	park      *parking // set by Run
 	commitMu  sync.Mutex
 }
 
@@ -144,7 +145,7 @@ func (ix *Indexer) Run(ctx context.Context) error {
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 			ix.log.Warn("partitions lost (the group moved on without this indexer); their records in flight will be indexed again by their new owner", "partitions", countPartitions(lost))
-			ix.tracker.drop(lost)
+			ix.letGo(lost)
 		}),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 			if n := countPartitions(assigned); n > 0 {
@@ -172,9 +173,15 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	for range ix.cfg.Workers + 1 {
 		free <- &batch{}
 	}
-	dead := newDeadLetters(ix, cl)
+	pauses := newPauser(cl, func(reason string, delta int) { ix.m.paused.WithLabelValues(reason).Add(float64(delta)) })
+	dead := newDeadLetters(ix, cl, pauses)
 	var deadDone sync.WaitGroup
 	deadDone.Go(func() { dead.run(workCtx) })
+	ix.park = newParking(ix, dead, pauses)
+	parkCtx, stopParking := context.WithCancel(workCtx)
+	defer stopParking()
+	var parkDone sync.WaitGroup
+	parkDone.Go(func() { ix.park.run(parkCtx, &worker{ix: ix, es: es, dead: dead}) })
 	var workers sync.WaitGroup
 	for range ix.cfg.Workers {
 		w := &worker{ix: ix, es: es, dead: dead}
@@ -203,6 +210,8 @@ func (ix *Indexer) Run(ctx context.Context) error {
 
 	close(batches)
 	workers.Wait()
+	stopParking() // parked documents stay uncommitted: their next owner indexes them
+	parkDone.Wait()
 	dead.wait(workCtx)
 	cancelWork()
 	deadDone.Wait()
@@ -375,8 +384,18 @@ func (ix *Indexer) revoked(ctx context.Context, cl *kgo.Client, revoked map[stri
 	commitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	ix.commit(commitCtx, cl, revoked)
-	ix.tracker.drop(revoked)
+	ix.letGo(revoked)
 	ix.log.Info("partitions revoked", "partitions", countPartitions(revoked), "left_in_flight", left)
+}
+
+// letGo forgets partitions that were revoked or lost: their records in
+// flight, parked or waiting for a dead letter, and their pauses.
+func (ix *Indexer) letGo(parts map[string][]int32) {
+	ix.tracker.drop(parts)
+	if ix.park != nil {
+		ix.park.drop(parts)
+		ix.park.pauses.forget(parts)
+	}
 }
 
 // commitLoop commits the offsets of stored records every

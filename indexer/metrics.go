@@ -34,6 +34,12 @@ type metrics struct {
 	retentionDels      prometheus.Counter
 	retentionErrs      prometheus.Counter
 
+	parked        *prometheus.CounterVec
+	parkedDocs    prometheus.Gauge
+	parkedBytes   prometheus.Gauge
+	parkedIndices prometheus.Gauge
+	paused        *prometheus.GaugeVec
+
 	tenants sync.Map // tenant -> *tenantMetrics
 }
 
@@ -72,9 +78,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		received:    counter("records_received_total", "Records consumed from parsed topics.", "tenant"),
 		stored:      counter("docs_stored_total", "Documents Elasticsearch created (201).", "tenant"),
 		duplicates:  counter("docs_duplicate_total", "Documents Elasticsearch already held (409 on create): records indexed again after a restart or rebalance.", "tenant"),
-		retried:     counter("docs_retried_total", "Document sends retried, by reason: too_many_requests (429), server_error (5xx), request (the whole request failed), auth, not_found, other.", "tenant", "reason"),
+		retried:     counter("docs_retried_total", "Documents Elasticsearch did not store for a reason that is not theirs, each time, by reason: too_many_requests (429), server_error (5xx), blocked (a write or flood-stage block), forbidden (401, 403), index_missing (404), index_closed, index_config (the shard limit, a missing default pipeline), other, request (the whole request failed).", "tenant", "reason"),
 		rescued:     counter("docs_rescued_total", "Documents Elasticsearch rejected (400, e.g. a mapping conflict) and that were sent again with the offending fields moved into sluice.rescued.", "tenant"),
-		deadLetters: counter("dead_lettered_total", "Records written to the tenant's dead-letter topic, by reason: decode (not a record), rejected (refused by Elasticsearch even after the rescue).", "tenant", "reason"),
+		deadLetters: counter("dead_lettered_total", "Records written to the tenant's dead-letter topic, by reason: decode (not a record), rejected (refused by Elasticsearch even after the rescue), pipeline (the index's ingest pipeline failed on it), or the class of a failure of its index the indexer gave up on after SLUICE_INDEXER_GIVE_UP (blocked, forbidden, index_missing, index_closed, index_config, server_error, other).", "tenant", "reason"),
 		dlqErrors:   counter("dead_letter_errors_total", "Attempts to write a dead letter that Kafka refused (missing or denied dead-letter topic); the source partition pauses until it is written.", "tenant"),
 		fieldsMoved: counter("fields_moved_total", "Fields written into sluice.rescued before sending, by reason: name (not a valid field name), collision (a value where other fields nest, or two labels that de-dot to one name).", "tenant", "reason"),
 		clamped:     counter("index_time_clamped_total", "Documents whose event time was outside the window around their ingest time, indexed by ingest time.", "tenant"),
@@ -94,7 +100,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		retentionErrs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: subsystem,
 			Name: "retention_errors_total", Help: "Retention passes that failed (listing or deleting)."}),
 	}
-	reg.MustRegister(m.retentionDels, m.retentionErrs)
+	m.parked = counter("docs_parked_total", "Documents parked with their index (Elasticsearch refused them for a reason of the index), by reason (the failure class, as docs_retried_total).", "tenant", "reason")
+	gauge := func(name, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: subsystem, Name: name, Help: help})
+	}
+	m.parkedDocs = gauge("parked_documents", "Documents parked now, waiting for their index to take them.")
+	m.parkedBytes = gauge("parked_bytes", "Memory of the parked documents (bounded by SLUICE_INDEXER_PARK_MAX_BYTES).")
+	m.parkedIndices = gauge("parked_indices", "Indices with parked documents, or that the indexer gave up on and dead-letters for.")
+	m.paused = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Subsystem: subsystem, Name: "paused_partitions",
+		Help: "Partitions not fetched, by reason: dead_letters (their dead letters cannot be written), parked (too many of their documents are parked)."}, []string{"reason"})
+	reg.MustRegister(m.retentionDels, m.retentionErrs, m.parkedDocs, m.parkedBytes, m.parkedIndices, m.paused)
 	return m
 }
 

@@ -43,6 +43,7 @@ type partition struct {
 	polled    int64           // offset of the last record registered
 	open      int             // records registered and not done
 	held      int             // of those, records not yet handed to a worker
+	parked    int             // of those, records parked with their index (see parking)
 	gone      bool
 }
 
@@ -177,6 +178,15 @@ func (t *tracker) committed(offsets map[string]map[int32]kgo.EpochOffset) {
 	}
 }
 
+// parked records that a record joined (delta 1) or left (-1) the parking.
+func (t *tracker) parked(tk ticket, delta int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !tk.p.gone {
+		tk.p.parked += delta
+	}
+}
+
 // dispatched records that the records of tickets were handed to a worker.
 func (t *tracker) dispatched(items []item) {
 	t.mu.Lock()
@@ -189,7 +199,8 @@ func (t *tracker) dispatched(items []item) {
 }
 
 // inFlight returns how many records of the given partitions were handed to
-// workers and are not done yet.
+// workers and are not done yet. Parked records do not count: a revocation
+// does not wait for an index that refuses them.
 func (t *tracker) inFlight(parts map[string][]int32) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -197,7 +208,7 @@ func (t *tracker) inFlight(parts map[string][]int32) int {
 	for topic, ps := range parts {
 		for _, i := range ps {
 			if p := t.parts[topicPartition{topic, i}]; p != nil {
-				n += p.open - p.held
+				n += p.open - p.held - p.parked
 			}
 		}
 	}

@@ -40,7 +40,7 @@ type item struct {
 
 // failure is why a record goes to the dead-letter topic.
 type failure struct {
-	reason string // bounded: decode, rejected
+	reason string // bounded: decode, rejected, pipeline, or a failure class given up on
 	err    string
 	status int
 	index  string
@@ -69,20 +69,24 @@ func (it *item) bytes(b *batch) []byte {
 }
 
 // worker sends batches to Elasticsearch until every item is stored,
-// recognised as a duplicate, or handed over as a dead letter, and marks
-// them done as they are.
+// recognised as a duplicate, handed over as a dead letter, or parked with
+// its index (see parking), and marks them done as they are. It retries
+// only what fails for every tenant alike: whole requests (Elasticsearch
+// unreachable, overloaded), and item 429s and 5xx for a few rounds.
 type worker struct {
 	ix   *Indexer
 	es   *elasticsearch.Client
 	dead *deadLetters
 
-	w       docWriter
-	body    []byte
-	resp    bytes.Buffer
-	todo    []*item
-	next    []*item
-	failed  []*item
-	tickets []ticket
+	w        docWriter
+	body     []byte
+	resp     bytes.Buffer
+	todo     []*item
+	next     []*item
+	failed   []*item
+	parkList []parkEntry
+	tickets  []ticket
+	round    int // of the current batch: transient failures are retried inline for inlineRounds
 
 	rescuedAny bool           // in the current round
 	elapsed    time.Duration  // of the last request
@@ -128,6 +132,11 @@ func (wk *worker) process(ctx context.Context, b *batch) {
 	// b.buf holds exactly the items of todo, in order, until one leaves
 	// or is rescued.
 	contiguous := true
+	if n := len(wk.todo); n > 0 {
+		if wk.todo = ix.park.divert(b, wk.todo); len(wk.todo) != n {
+			contiguous = false
+		}
+	}
 	// Requests carry at most limit items: a request Elasticsearch refuses
 	// whole as too large or malformed (413, 400) is split, down to the one
 	// document at fault, which is dead-lettered.
@@ -138,13 +147,17 @@ func (wk *worker) process(ctx context.Context, b *batch) {
 			if !sleep(ctx, bo.NextBackOff()) {
 				break
 			}
-			kept := wk.dropGone(wk.todo)
+			kept := ix.park.divert(b, wk.dropGone(wk.todo))
 			if len(kept) != len(wk.todo) {
 				contiguous = false
 			}
 			wk.todo = kept
+			if len(kept) == 0 {
+				break
+			}
 		}
-		wk.next, wk.rescuedAny = wk.next[:0], false
+		wk.round = attempt
+		wk.next, wk.rescuedAny, wk.parkList = wk.next[:0], false, wk.parkList[:0]
 		progress := false
 		size := limit // send may lower limit for the next round
 		for start := 0; start < len(wk.todo); start += size {
@@ -153,6 +166,10 @@ func (wk *worker) process(ctx context.Context, b *batch) {
 			if ctx.Err() != nil {
 				break
 			}
+		}
+		if len(wk.parkList) > 0 {
+			ix.park.add(b, wk.parkList)
+			clear(wk.parkList)
 		}
 		if len(wk.next) != len(wk.todo) || wk.rescuedAny {
 			contiguous = false
@@ -227,7 +244,7 @@ func (wk *worker) send(ctx context.Context, b *batch, chunk []*item, whole bool,
 	for i, it := range chunk {
 		res := results[i]
 		tenant := it.tk.p.tenant
-		outcome, reason := classify(res.Status)
+		outcome, class := classifyItem(res.Status, res.Error)
 		switch outcome {
 		case outcomeStored:
 			ix.m.tenant(tenant).stored.Inc()
@@ -238,12 +255,16 @@ func (wk *worker) send(ctx context.Context, b *batch, chunk []*item, whole bool,
 			wk.tickets = append(wk.tickets, it.tk)
 			progress = true
 		case outcomeRetry:
-			ix.m.retried.WithLabelValues(tenant, reason).Inc()
-			if reason != "too_many_requests" && reason != "server_error" {
-				ix.logLimited("item:"+reason, "Elasticsearch refused documents for a reason that is not theirs; retrying",
-					"reason", reason, "status", res.Status, "err", res.Error.Error())
+			ix.m.retried.WithLabelValues(tenant, class).Inc()
+			if inlineClass(class) && wk.round < inlineRounds {
+				wk.next = append(wk.next, it)
+				continue
 			}
-			wk.next = append(wk.next, it)
+			wk.parkList = append(wk.parkList, parkEntry{it: it, class: class, status: res.Status, err: res.Error.Error()})
+		case outcomeRefused:
+			it.fail = &failure{reason: class, err: res.Error.Error(), status: res.Status,
+				index: actionIndex(it.action(b)), doc: it.doc(b)}
+			wk.failed = append(wk.failed, it)
 		case outcomeRejected:
 			if !it.rescued && wk.rescue(ctx, b, it, res.Error) {
 				wk.rescuedAny = true

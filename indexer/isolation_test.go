@@ -1,0 +1,146 @@
+package indexer
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/sluicelogs/sluice/internal/esfake"
+)
+
+// healthyWithin is how soon a healthy tenant's records must all be stored
+// while another tenant's index refuses its documents.
+const healthyWithin = 5 * time.Second
+
+// TestIndexFailureIsolation: one tenant's index refuses its documents (a
+// write block, the flood-stage block, auto-creation refused, closed, a
+// failing or missing default pipeline, the shard limit). Beside it, a
+// healthy tenant's records are all stored within a few seconds and
+// committed; the failing tenant's records are parked, then stored once the
+// index takes them again, or dead-lettered with the reason once the
+// indexer gives up (at once for a document the pipeline refuses). No
+// offset is ever committed past a record neither stored nor
+// dead-lettered.
+func TestIndexFailureIsolation(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		fault  esfake.IndexFault
+		giveUp string // SLUICE_INDEXER_GIVE_UP; "" to clear the fault instead
+		reason string // of the dead letters, when given up
+	}{
+		{name: "write block, lifted", fault: esfake.WriteBlock},
+		{name: "flood stage, given up", fault: esfake.FloodStage, giveUp: "blocked=2s", reason: "blocked"},
+		{name: "auto-create refused, given up", fault: esfake.NoAutoCreate, giveUp: "index_missing=2s", reason: "index_missing"},
+		{name: "closed, given up", fault: esfake.Closed, giveUp: "index_closed=2s", reason: "index_closed"},
+		{name: "pipeline fails", fault: esfake.PipelineFails, giveUp: "-", reason: "pipeline"},
+		{name: "pipeline missing, created", fault: esfake.PipelineMissing},
+		{name: "shard limit, raised", fault: esfake.ShardLimit},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := testCluster(t, "logs.parsed.shop", "logs.parsed.pay", "logs.dlq.shop", "logs.dlq.pay")
+			es := esfake.Start(t)
+			es.SetIndexFault("sluice-pay-*", tc.fault)
+			cl := newClient(t, c.ListenAddrs())
+			adm := kadm.NewClient(cl)
+			env := map[string]string{}
+			if tc.giveUp != "" && tc.giveUp != "-" {
+				env["SLUICE_INDEXER_GIVE_UP"] = tc.giveUp
+			}
+			var s sent
+			s.watchCommits(t, adm, es, "sluice-indexer")
+			_, reg, stop := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), env))
+
+			// The failing tenant first, in every batch for a while.
+			s.produce(t, cl, "logs.parsed.pay", 400, 0, nil)
+			if tc.reason != "pipeline" {
+				waitFor(t, 20*time.Second, "pay's documents parked", func() bool {
+					return metricValue(t, reg, "sluice_indexer_parked_documents", nil) > 0
+				})
+			}
+			start := time.Now()
+			s.produce(t, cl, "logs.parsed.shop", 400, 0, nil)
+			waitFor(t, 30*time.Second, "every shop record stored", func() bool { return storedCount(es, "logs.parsed.shop") == 400 })
+			if took := time.Since(start); took > healthyWithin {
+				t.Errorf("the healthy tenant's records took %s to be stored, want within %s", took, healthyWithin)
+			}
+			waitFor(t, 20*time.Second, "shop committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.shop") })
+
+			if tc.giveUp == "" {
+				if committedAll(t, cl, "sluice-indexer", "logs.parsed.pay") {
+					t.Fatal("pay committed while its index refused every document")
+				}
+				es.SetIndexFault("sluice-pay-*", esfake.NoIndexFault)
+			}
+			waitFor(t, 30*time.Second, "pay committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.pay") })
+			stop()
+			dead := readDeadLetters(t, c.ListenAddrs(), "logs.dlq.shop", "logs.dlq.pay")
+			stored, dlq := s.accountFor(t, es, dead)
+			wantDead := 0
+			if tc.reason != "" {
+				wantDead = 400
+			}
+			if stored != 800-wantDead || dlq != wantDead {
+				t.Errorf("%d stored, %d dead-lettered; want %d and %d", stored, dlq, 800-wantDead, wantDead)
+			}
+			for p, d := range dead {
+				if d.Reason != tc.reason || d.Index == "" || d.Error == "" {
+					t.Errorf("dead letter of %s: reason %q, index %q, error %q; want reason %q with the index and error", p, d.Reason, d.Index, d.Error, tc.reason)
+					break
+				}
+			}
+			if got := metricValue(t, reg, "sluice_indexer_parked_documents", nil); got != 0 {
+				t.Errorf("%v documents still parked", got)
+			}
+		})
+	}
+}
+
+// storedCount counts the records of topic Elasticsearch holds (test ids
+// are <topic>-<n>).
+func storedCount(es *esfake.Server, topic string) int {
+	n := 0
+	for id := range es.IDs() {
+		if rest, ok := strings.CutPrefix(id, topic+"-"); ok {
+			if _, err := strconv.Atoi(rest); err == nil {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TestDeadLetterIsolation: a tenant whose dead-letter topic is missing
+// backs off alone: another tenant's dead letters are written, and its
+// records committed, within a few seconds, even with a long retry wait.
+func TestDeadLetterIsolation(t *testing.T) {
+	c := testCluster(t, "logs.parsed.shop", "logs.parsed.pay", "logs.dlq.pay")
+	es := esfake.Start(t)
+	cl := newClient(t, c.ListenAddrs())
+	var s sent
+	_, reg, _ := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), map[string]string{"SLUICE_INDEXER_RETRY_MAX": "20s"}))
+	s.produce(t, cl, "logs.parsed.shop", 300, 10, nil) // 30 dead letters with nowhere to go
+	waitFor(t, 30*time.Second, "shop's dead letters refused six times", func() bool {
+		return metricValue(t, reg, "sluice_indexer_dead_letter_errors_total", map[string]string{"tenant": "shop"}) >= 6*30
+	})
+	for round := range 3 {
+		start := time.Now()
+		s.produce(t, cl, "logs.parsed.pay", 300, 10, nil)
+		waitFor(t, 30*time.Second, "pay committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.pay") })
+		if took := time.Since(start); took > healthyWithin {
+			t.Errorf("round %d: pay's records and dead letters took %s, want within %s", round, took, healthyWithin)
+		}
+	}
+	if got := metricValue(t, reg, "sluice_indexer_paused_partitions", map[string]string{"reason": "dead_letters"}); got == 0 {
+		t.Error("no partition of shop paused")
+	}
+	if committedAll(t, cl, "sluice-indexer", "logs.parsed.shop") {
+		t.Error("shop committed although its dead letters could not be written")
+	}
+	if got := metricValue(t, reg, "sluice_indexer_dead_lettered_total", map[string]string{"tenant": "pay", "reason": "decode"}); got != 90 {
+		t.Errorf("pay: %v dead letters written, want 90", got)
+	}
+}
