@@ -1,6 +1,7 @@
 package indexer
 
 import (
+	"encoding/json"
 	"errors"
 	"slices"
 	"testing"
@@ -93,4 +94,47 @@ func FuzzBulkResponse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestClassifyItem: the error type decides before the status: blocks
+// (403 and 429), closed indices (400) and a missing pipeline (400) are
+// the index's state, retried; a processor's failure is the document's,
+// dead-lettered at once; a mapping error is rescued.
+func TestClassifyItem(t *testing.T) {
+	parse := func(s string) *esError {
+		var e esError
+		if err := json.Unmarshal([]byte(s), &e); err != nil {
+			t.Fatal(err)
+		}
+		return &e
+	}
+	for _, tc := range []struct {
+		status  int
+		err     string
+		outcome int
+		class   string
+	}{
+		{403, `{"type":"cluster_block_exception","reason":"index [a] blocked by: [FORBIDDEN/8/index write (api)];"}`, outcomeRetry, classBlocked},
+		{429, `{"type":"cluster_block_exception","reason":"index [a] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block];"}`, outcomeRetry, classBlocked},
+		{429, `{"type":"es_rejected_execution_exception","reason":"rejected execution"}`, outcomeRetry, classThrottled},
+		{400, `{"type":"index_closed_exception","reason":"closed"}`, outcomeRetry, classClosed},
+		{404, `{"type":"index_not_found_exception","reason":"no such index [a]"}`, outcomeRetry, classMissing},
+		{403, `{"type":"security_exception","reason":"action [indices:data/write/bulk[s]] is unauthorized"}`, outcomeRetry, classForbidden},
+		{400, `{"type":"validation_exception","reason":"Validation Failed: 1: this action would add [2] shards, but this cluster currently has [1000]/[1000] maximum normal shards open;"}`, outcomeRetry, classIndexConfig},
+		{400, `{"type":"illegal_argument_exception","reason":"pipeline with id [p] does not exist"}`, outcomeRetry, classIndexConfig},
+		{500, `{"type":"fail_processor_exception","reason":"no","header":{"processor_type":"fail"}}`, outcomeRefused, classPipeline},
+		{500, `{"type":"exception","reason":"java.lang.IllegalArgumentException: x","caused_by":{"type":"illegal_argument_exception","reason":"x","header":{"processor_type":"grok"}}}`, outcomeRefused, classPipeline},
+		{400, `{"type":"illegal_argument_exception","reason":"Provided Grok expressions do not match field value","header":{"processor_type":"grok","pipeline_origin":["p"]}}`, outcomeRefused, classPipeline},
+		{503, `{"type":"unavailable_shards_exception","reason":"primary shard is not active"}`, outcomeRetry, classServerError},
+		{400, `{"type":"document_parsing_exception","reason":"failed to parse field [a] of type [long]"}`, outcomeRejected, ""},
+		{400, `{"type":"validation_exception","reason":"Validation Failed: 1: id is too long"}`, outcomeRejected, ""},
+	} {
+		outcome, class := classifyItem(tc.status, parse(tc.err))
+		if outcome != tc.outcome || class != tc.class {
+			t.Errorf("%d %s: outcome %d class %q, want %d %q", tc.status, tc.err, outcome, class, tc.outcome, tc.class)
+		}
+	}
+	if outcome, class := classifyItem(500, nil); outcome != outcomeRetry || class != classServerError {
+		t.Errorf("500 without an error: %d %q", outcome, class)
+	}
 }

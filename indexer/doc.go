@@ -109,9 +109,13 @@
 //	records_received_total{tenant}              records consumed
 //	docs_stored_total{tenant}                   201s
 //	docs_duplicate_total{tenant}                409s: indexed before
-//	docs_retried_total{tenant,reason}           sends retried: too_many_requests, server_error, request, auth, not_found, other
+//	docs_retried_total{tenant,reason}           documents not stored, not by their fault: too_many_requests, server_error, blocked, forbidden, index_missing, index_closed, index_config, other, request
+//	docs_parked_total{tenant,reason}            documents parked with their index (same reasons)
+//	parked_documents, parked_bytes              documents parked now, and their memory
+//	parked_indices                              indices with parked documents or given up on
+//	paused_partitions{reason}                   partitions not fetched: dead_letters, parked
 //	docs_rescued_total{tenant}                  400s sent again with fields moved to sluice.rescued
-//	dead_lettered_total{tenant,reason}          records written to the dead-letter topic: decode, rejected
+//	dead_lettered_total{tenant,reason}          records written to the dead-letter topic: decode, rejected, pipeline, or a class given up on
 //	dead_letter_errors_total{tenant}            dead letters Kafka refused (retried; their partition pauses)
 //	fields_moved_total{tenant,reason}           fields placed in sluice.rescued before sending: name, collision
 //	index_time_clamped_total{tenant}            documents indexed by ingest time (event time out of the window)

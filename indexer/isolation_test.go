@@ -144,3 +144,62 @@ func TestDeadLetterIsolation(t *testing.T) {
 		t.Errorf("pay: %v dead letters written, want 90", got)
 	}
 }
+
+// TestParkingIsBounded: a tenant whose index refuses everything, with far
+// more records waiting than the parking may hold: its partitions stop
+// being fetched, parked memory stays bounded, the healthy tenant is
+// stored meanwhile, and everything is stored once the block is lifted.
+func TestParkingIsBounded(t *testing.T) {
+	c := testCluster(t, "logs.parsed.shop", "logs.parsed.pay", "logs.dlq.shop", "logs.dlq.pay")
+	es := esfake.Start(t)
+	es.SetIndexFault("sluice-pay-*", esfake.WriteBlock)
+	cl := newClient(t, c.ListenAddrs())
+	const parkMax = 256 << 10
+	_, reg, stop := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), map[string]string{"SLUICE_INDEXER_PARK_MAX_BYTES": strconv.Itoa(parkMax)}))
+	var s sent
+	filler := strings.Repeat("x", 2000)
+	const payRecords = 6000 // about 12 MB: several times what a fetch brings
+	s.produce(t, cl, "logs.parsed.pay", payRecords, 0, func(int) map[string]any { return map[string]any{"filler": filler} })
+
+	received := func() float64 {
+		return metricValue(t, reg, "sluice_indexer_records_received_total", map[string]string{"tenant": "pay"})
+	}
+	waitFor(t, 20*time.Second, "pay's partitions paused", func() bool {
+		return metricValue(t, reg, "sluice_indexer_paused_partitions", map[string]string{"reason": "parked"}) == 3
+	})
+	// Paused: what was fetched before the pause took hold is all that
+	// comes in.
+	var last float64
+	waitFor(t, 20*time.Second, "pay's consumption to stop", func() bool {
+		prev := last
+		time.Sleep(300 * time.Millisecond)
+		last = received()
+		return last == prev
+	})
+	if last >= payRecords {
+		t.Fatalf("all %v records of pay consumed although its partitions were paused", last)
+	}
+	// The bound: the parking's, plus what fetches had brought before the
+	// partitions paused (a fetch is at most 4 MiB here).
+	if got := metricValue(t, reg, "sluice_indexer_parked_bytes", nil); got > parkMax+4<<20 {
+		t.Errorf("%v bytes parked, bound %d", got, parkMax+4<<20)
+	}
+
+	start := time.Now()
+	s.produce(t, cl, "logs.parsed.shop", 300, 0, nil)
+	waitFor(t, 30*time.Second, "every shop record stored", func() bool { return storedCount(es, "logs.parsed.shop") == 300 })
+	if took := time.Since(start); took > healthyWithin {
+		t.Errorf("the healthy tenant's records took %s to be stored, want within %s", took, healthyWithin)
+	}
+
+	es.SetIndexFault("sluice-pay-*", esfake.NoIndexFault)
+	waitFor(t, 60*time.Second, "pay committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.pay") })
+	stop()
+	stored, dlq := s.accountFor(t, es, nil)
+	if stored != payRecords+300 || dlq != 0 {
+		t.Errorf("%d stored, %d dead-lettered", stored, dlq)
+	}
+	if got := metricValue(t, reg, "sluice_indexer_paused_partitions", map[string]string{"reason": "parked"}); got != 0 {
+		t.Errorf("%v partitions still paused", got)
+	}
+}

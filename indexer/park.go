@@ -49,6 +49,7 @@ type parking struct {
 	mu      sync.Mutex
 	indices map[string]*parkedIndex
 	byPart  map[topicPartition]int64
+	held    map[topicPartition]bool // paused for parked documents
 	bytes   int64
 	docs    int
 	active  atomic.Bool // len(indices) > 0: read by workers without the lock
@@ -96,6 +97,7 @@ func newParking(ix *Indexer, dead *deadLetters, pauses *pauser) *parking {
 		totalMax: int64(ix.cfg.ParkMaxBytes),
 		indices:  map[string]*parkedIndex{},
 		byPart:   map[topicPartition]int64{},
+		held:     map[topicPartition]bool{},
 		wake:     make(chan struct{}, 1),
 	}
 }
@@ -220,13 +222,21 @@ func (pk *parking) repauseLocked(touched []topicPartition) {
 	}
 }
 
+// pauseLocked pauses tp when it is over its share, and resumes it once it
+// has no document parked, or is well under both bounds.
 func (pk *parking) pauseLocked(tp topicPartition) {
 	b := pk.byPart[tp]
 	switch {
 	case b >= pk.partMax || (b > 0 && pk.bytes >= pk.totalMax):
-		pk.pauses.hold(tp, pauseParked)
-	case b < pk.partMax/2 && pk.bytes < pk.totalMax/2:
-		pk.pauses.release(tp, pauseParked)
+		if !pk.held[tp] {
+			pk.held[tp] = true
+			pk.pauses.hold(tp, pauseParked)
+		}
+	case b == 0 || (b < pk.partMax/2 && pk.bytes < pk.totalMax/2):
+		if pk.held[tp] {
+			delete(pk.held, tp)
+			pk.pauses.release(tp, pauseParked)
+		}
 	}
 }
 
@@ -237,7 +247,7 @@ func (pk *parking) resumeLocked(left map[topicPartition]bool) {
 		pk.pauseLocked(tp)
 	}
 	if pk.bytes < pk.totalMax/2 {
-		for tp := range pk.byPart {
+		for tp := range pk.held {
 			pk.pauseLocked(tp)
 		}
 	}
@@ -272,6 +282,9 @@ func (pk *parking) drop(parts map[string][]int32) {
 		}
 		clear(pi.items[len(kept):])
 		pi.items = kept
+	}
+	for tp := range gone {
+		delete(pk.held, tp) // the pauser forgets them too
 	}
 	pk.resumeLocked(gone)
 }
