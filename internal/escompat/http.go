@@ -22,31 +22,45 @@ const CompatMediaType = "application/vnd.elasticsearch+json;compatible-with=8"
 // response carries X-Elastic-Product: Elasticsearch (go-elasticsearch v8
 // refuses a 2xx without it); JSON bodies honour filter_path and pretty and
 // are typed application/json, or CompatMediaType when the request's Accept
-// asked for compatible-with=8. A HEAD request gets the headers only.
+// asked for compatible-with=8. A HEAD request gets the headers only. For a
+// request marked with WithProduct(r, OpenSearch) it answers as OpenSearch
+// 2.x: no X-Elastic-Product, and JSON bodies typed OpenSearchContentType
+// whatever the Accept header.
 //
 // A Responder is used by the goroutine serving its request only.
 type Responder struct {
-	w      http.ResponseWriter
-	r      *http.Request
-	compat bool
-	pretty bool
-	filter FilterPath
+	w       http.ResponseWriter
+	r       *http.Request
+	product Product
+	compat  bool
+	pretty  bool
+	filter  FilterPath
 }
 
 // NewResponder reads the request's Accept header and its filter_path and
-// pretty parameters, and sets X-Elastic-Product on w.
+// pretty parameters, and sets X-Elastic-Product on w (unless the request is
+// marked to be answered as OpenSearch, see WithProduct).
 func NewResponder(w http.ResponseWriter, r *http.Request) *Responder {
 	q := r.URL.Query()
-	rs := &Responder{w: w, r: r, compat: strings.Contains(r.Header.Get("Accept"), "compatible-with=8")}
+	rs := &Responder{w: w, r: r, product: ProductOf(r)}
 	if q.Has("pretty") && q.Get("pretty") != "false" {
 		rs.pretty = true
 	}
 	if fp := q.Get("filter_path"); fp != "" {
 		rs.filter = ParseFilterPath(fp)
 	}
+	if rs.product == OpenSearch {
+		// No product header, and JSON whatever the Accept header asks for:
+		// OpenSearch falls back to JSON for a media type it does not know.
+		return rs
+	}
+	rs.compat = strings.Contains(r.Header.Get("Accept"), "compatible-with=8")
 	w.Header().Set("X-Elastic-Product", "Elasticsearch")
 	return rs
 }
+
+// Product is what the Responder answers as.
+func (rs *Responder) Product() Product { return rs.product }
 
 // Header is the header map of the response, for headers to add before
 // writing.
@@ -66,6 +80,9 @@ func (rs *Responder) write(status int, contentType string, body []byte) {
 }
 
 func (rs *Responder) contentType() string {
+	if rs.product == OpenSearch {
+		return OpenSearchContentType
+	}
 	if rs.compat {
 		return CompatMediaType
 	}

@@ -10,6 +10,13 @@
 // Content-Type application/json, or the compatible-with=8 media type when
 // the request's Accept asked for it.
 //
+// With the OpenSearch option it answers as an OpenSearch 2.x node (2.17.1)
+// instead: no X-Elastic-Product (go-elasticsearch v8 refuses it unless the
+// client adds the header, as SLUICE_ELASTICSEARCH_FLAVOR=opensearch does),
+// OpenSearch's GET / body (version.distribution "opensearch"), 406 for a
+// request body typed compatible-with=8, the security plugin's 401 and
+// OpenSearch's wording of document errors; see OpenSearch for the list.
+//
 //	es := esfake.Start(t)
 //	client, _ := elasticsearch.NewClient(elasticsearch.Config{Addresses: []string{es.URL()}})
 //	... index through client ...
@@ -17,7 +24,8 @@
 //
 // # Endpoints
 //
-//   - GET|HEAD /: cluster info (version.number from the Version option).
+//   - GET|HEAD /: cluster info (version.number from the Version option;
+//     OpenSearch's body with the OpenSearch option).
 //   - PUT|POST|GET|HEAD|DELETE /_index_template/{name}, GET /_index_template:
 //     composable templates; overlapping patterns of equal priority are
 //     refused as Elasticsearch refuses them.

@@ -25,6 +25,10 @@ const (
 
 // info answers GET / and HEAD /.
 func (s *Server) info(rs *escompat.Responder) {
+	if s.product == escompat.OpenSearch {
+		rs.JSON(http.StatusOK, escompat.OpenSearchClusterInfo(nodeName, clusterName, s.clusterUUID, s.version))
+		return
+	}
 	rs.JSON(http.StatusOK, escompat.ClusterInfo(nodeName, clusterName, s.clusterUUID, s.version))
 }
 
@@ -208,6 +212,11 @@ func (s *Server) bulk(rs *escompat.Responder, r *http.Request, defaultIndex stri
 			}
 		}
 		s.mu.Unlock()
+	}
+	if s.product == escompat.OpenSearch {
+		for i := range ops {
+			ops[i].Result.Err = openSearchItemError(ops[i].Result.Err)
+		}
 	}
 	rs.JSON(http.StatusOK, escompat.BulkResponse(time.Since(start), ops))
 }

@@ -21,6 +21,7 @@ import (
 // while requests are being served.
 type Server struct {
 	discard     bool
+	product     escompat.Product
 	auth        string
 	version     string
 	seed        uint64
@@ -75,7 +76,8 @@ func Discard() Option { return func(s *Server) { s.discard = true } }
 // "Basic " + base64("elastic:changeme") or "ApiKey ...".
 func RequireAuth(header string) Option { return func(s *Server) { s.auth = header } }
 
-// Version sets the version.number reported by GET / (default "8.15.0").
+// Version sets the version.number reported by GET / (default "8.15.0", or
+// "2.17.1" with OpenSearch).
 func Version(v string) Option { return func(s *Server) { s.version = v } }
 
 // Seed seeds the server's randomness: fault decisions, generated _ids and
@@ -106,7 +108,6 @@ type Stats struct {
 // test server. Start is the usual way to get one.
 func New(opts ...Option) *Server {
 	s := &Server{
-		version:   "8.15.0",
 		seed:      1,
 		closed:    make(chan struct{}),
 		indices:   make(map[string]*index),
@@ -115,10 +116,19 @@ func New(opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
+	switch {
+	case s.version != "":
+	case s.product == escompat.OpenSearch:
+		s.version = "2.17.1"
+	default:
+		s.version = "8.15.0"
+	}
 	s.rng = escompat.NewRand(s.seed)
 	s.gate.Rand = s.rng
 	s.gate.Closing = s.closed
-	s.gate.Check = s.checkAuth
+	if s.product == escompat.Elasticsearch {
+		s.gate.Check = s.checkAuth // OpenSearch's is in serveHTTP
+	}
 	s.gate.Faulted = func() { s.stats.requestsFaulted.Add(1) }
 	s.clusterUUID = s.rng.ID(22)
 	return s
@@ -289,6 +299,10 @@ func (s *Server) generateID() string {
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.stats.requests.Add(1)
+	if s.product == escompat.OpenSearch {
+		s.serveOpenSearch(w, r)
+		return
+	}
 	if rs, path, ok := s.gate.Admit(w, r); ok {
 		s.route(rs, r, path)
 	}
