@@ -101,13 +101,15 @@ func (c Config) NewClient(opts ...Option) (*elasticsearch.Client, error) {
 		Password:     password,
 		APIKey:       apiKey,
 		ServiceToken: bearerToken, // sent as "Authorization: Bearer <token>", whatever kind of token it is
-		Transport:    timeoutTransport{next: transport, timeout: c.RequestTimeout},
+		Transport:    timeoutTransport{next: newFlavorTransport(c, transport), timeout: c.RequestTimeout},
 		// Bulk bodies compress well, but Elasticsearch's CPU is the usual
 		// bottleneck of a log pipeline, not the network to it.
 		CompressRequestBody: false,
 		// Nodes are the URLs given: behind a load balancer or a Kubernetes
 		// service, the addresses nodes publish are often unreachable.
 		DiscoverNodesOnStart: false,
+		// Elastic's client telemetry means nothing to OpenSearch.
+		DisableMetaHeader: c.flavor() == FlavorOpenSearch,
 	}
 	if len(c.URLs) == 1 {
 		// Nothing to fail over to.

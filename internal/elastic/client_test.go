@@ -623,9 +623,13 @@ func TestNewClientSettings(t *testing.T) {
 			if tt2.timeout != tt.cfg.RequestTimeout {
 				t.Errorf("timeout = %s, want %s", tt2.timeout, tt.cfg.RequestTimeout)
 			}
-			tr, ok := tt2.next.(*http.Transport)
+			ft, ok := tt2.next.(*flavorTransport)
+			if !ok || ft.openSearch {
+				t.Fatalf("inner transport is %T (%+v), want an Elasticsearch flavorTransport", tt2.next, tt2.next)
+			}
+			tr, ok := ft.next.(*http.Transport)
 			if !ok {
-				t.Fatalf("inner transport is %T", tt2.next)
+				t.Fatalf("inner transport is %T", ft.next)
 			}
 			if tr.MaxIdleConnsPerHost < 16 || tr.IdleConnTimeout <= 0 || tr.TLSHandshakeTimeout <= 0 || tr.TLSHandshakeTimeout > tt.cfg.RequestTimeout {
 				t.Errorf("pooling: MaxIdleConnsPerHost %d, IdleConnTimeout %s, TLSHandshakeTimeout %s",

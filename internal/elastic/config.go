@@ -33,6 +33,13 @@
 //   - go-elasticsearch's own ELASTICSEARCH_URL variable is never consulted:
 //     SLUICE_ELASTICSEARCH_URLS has a default and must not be empty.
 //
+// # OpenSearch
+//
+// SLUICE_ELASTICSEARCH_FLAVOR=opensearch makes the same client work with
+// OpenSearch 2.x; with the default, elasticsearch, a server that is not
+// Elasticsearch is refused with a *ProductError saying what it is. See
+// flavor.go for why one client serves both.
+//
 // # Requests
 //
 // The client spreads requests over all URLs (round robin) and fails over: a
@@ -77,6 +84,8 @@ type Config struct {
 	TLSInsecureSkipVerify bool   `env:"ELASTICSEARCH_TLS_INSECURE_SKIP_VERIFY" help:"Do not verify the certificates of https URLs. For testing only."`
 
 	RequestTimeout time.Duration `env:"ELASTICSEARCH_REQUEST_TIMEOUT, default=60s" help:"Limit on one HTTP request to Elasticsearch, bulk requests included: from connecting to reading the whole response."`
+
+	Flavor string `env:"ELASTICSEARCH_FLAVOR, default=elasticsearch" help:"The server at SLUICE_ELASTICSEARCH_URLS: elasticsearch (Elasticsearch 8) or opensearch (OpenSearch 2.x; responses without Elastic's X-Elastic-Product header are accepted and no Elastic-only media type is sent)."`
 }
 
 // Full variable names, used in problems and errors.
@@ -92,6 +101,7 @@ var (
 	varCAFile          = config.Var("ELASTICSEARCH_CA_FILE")
 	varTLSInsecure     = config.Var("ELASTICSEARCH_TLS_INSECURE_SKIP_VERIFY")
 	varRequestTimeout  = config.Var("ELASTICSEARCH_REQUEST_TIMEOUT")
+	varFlavor          = config.Var("ELASTICSEARCH_FLAVOR")
 )
 
 // Validate reports every problem of c, joined, each naming its variable. It
@@ -138,6 +148,13 @@ func (c Config) Validate() error {
 	if schemes["http"] && schemes["https"] {
 		// Credentials would go in clear to some nodes and not others.
 		p.Add(varURLs, "mixes http and https URLs")
+	}
+
+	// Flavor; "" (a Config not loaded from the environment) is the default.
+	switch c.flavor() {
+	case FlavorElasticsearch, FlavorOpenSearch:
+	default:
+		p.Add(varFlavor, "must be %s or %s, got %q", FlavorElasticsearch, FlavorOpenSearch, c.Flavor)
 	}
 
 	// Credentials: a value or its file, never both.

@@ -34,7 +34,7 @@ func load(t *testing.T, env map[string]string) Config {
 
 func TestConfigDefaults(t *testing.T) {
 	c := load(t, nil)
-	want := Config{URLs: []string{"http://127.0.0.1:9200"}, RequestTimeout: 60 * time.Second}
+	want := Config{URLs: []string{"http://127.0.0.1:9200"}, RequestTimeout: 60 * time.Second, Flavor: "elasticsearch"}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults = %+v, want %+v", c, want)
 	}
@@ -51,6 +51,7 @@ func TestConfigLoad(t *testing.T) {
 		"SLUICE_ELASTICSEARCH_CA_FILE":                  "/run/secrets/ca.pem",
 		"SLUICE_ELASTICSEARCH_TLS_INSECURE_SKIP_VERIFY": "true",
 		"SLUICE_ELASTICSEARCH_REQUEST_TIMEOUT":          "1m30s",
+		"SLUICE_ELASTICSEARCH_FLAVOR":                   "opensearch",
 	})
 	want := Config{
 		URLs:                  []string{"a", "b"},
@@ -59,6 +60,7 @@ func TestConfigLoad(t *testing.T) {
 		CAFile:                "/run/secrets/ca.pem",
 		TLSInsecureSkipVerify: true,
 		RequestTimeout:        90 * time.Second,
+		Flavor:                "opensearch",
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("loaded %+v, want %+v", c, want)
@@ -87,6 +89,7 @@ func TestConfigVariableNames(t *testing.T) {
 		"SLUICE_ELASTICSEARCH_BEARER_TOKEN", "SLUICE_ELASTICSEARCH_BEARER_TOKEN_FILE",
 		"SLUICE_ELASTICSEARCH_CA_FILE", "SLUICE_ELASTICSEARCH_TLS_INSECURE_SKIP_VERIFY",
 		"SLUICE_ELASTICSEARCH_REQUEST_TIMEOUT",
+		"SLUICE_ELASTICSEARCH_FLAVOR",
 	}
 	secrets := map[string]bool{
 		"SLUICE_ELASTICSEARCH_PASSWORD":     true,
@@ -189,6 +192,23 @@ func TestConfigValidate(t *testing.T) {
 				"SLUICE_ELASTICSEARCH_USERNAME":      "elastic",
 				"SLUICE_ELASTICSEARCH_PASSWORD_FILE": "/pw",
 			},
+		},
+		{
+			name: "OpenSearch",
+			env:  map[string]string{"SLUICE_ELASTICSEARCH_FLAVOR": "opensearch"},
+		},
+		{
+			name: "flavor in capitals",
+			env:  map[string]string{"SLUICE_ELASTICSEARCH_FLAVOR": "OpenSearch"},
+		},
+		{
+			name: "unknown flavor",
+			env:  map[string]string{"SLUICE_ELASTICSEARCH_FLAVOR": "solr"},
+			want: []string{`SLUICE_ELASTICSEARCH_FLAVOR: must be elasticsearch or opensearch, got "solr"`},
+		},
+		{
+			name: "empty flavor: elasticsearch",
+			env:  map[string]string{"SLUICE_ELASTICSEARCH_FLAVOR": ""},
 		},
 		{
 			name: "empty URLs",
