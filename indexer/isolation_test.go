@@ -203,3 +203,46 @@ func TestParkingIsBounded(t *testing.T) {
 		t.Errorf("%v partitions still paused", got)
 	}
 }
+
+// TestRebalanceWithParkedDocuments: a second indexer joins while the first
+// holds parked documents of a tenant whose index refuses them and whose
+// partitions are paused. The rebalance does not wait for them (it would
+// for SLUICE_INDEXER_REVOKE_TIMEOUT), the healthy tenant keeps flowing,
+// and once the index takes documents every record is stored: partitions
+// that moved are fetched by their new owner, those that stayed were not
+// left paused.
+func TestRebalanceWithParkedDocuments(t *testing.T) {
+	topics := []string{"logs.parsed.shop", "logs.parsed.pay", "logs.dlq.shop", "logs.dlq.pay"}
+	c := testCluster(t, topics...)
+	es := esfake.Start(t)
+	es.SetIndexFault("sluice-pay-*", esfake.WriteBlock)
+	cl := newClient(t, c.ListenAddrs())
+	adm := kadm.NewClient(cl)
+	var s sent
+	s.watchCommits(t, adm, es, "sluice-indexer")
+	env := map[string]string{"SLUICE_INDEXER_REVOKE_TIMEOUT": "30s", "SLUICE_INDEXER_PARK_MAX_BYTES": "16384"}
+	_, regA, _ := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), env))
+	s.produce(t, cl, "logs.parsed.pay", 600, 0, nil)
+	waitFor(t, 20*time.Second, "pay's partitions paused", func() bool {
+		return metricValue(t, regA, "sluice_indexer_paused_partitions", map[string]string{"reason": "parked"}) > 0
+	})
+
+	start := time.Now()
+	_, regB, _ := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), env))
+	s.produce(t, cl, "logs.parsed.shop", 300, 0, nil)
+	waitFor(t, 20*time.Second, "every shop record stored", func() bool { return storedCount(es, "logs.parsed.shop") == 300 })
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the healthy tenant's records took %s across the rebalance; the revocation waited for parked documents?", took)
+	}
+	waitFor(t, 20*time.Second, "both indexers to own partitions", func() bool {
+		return metricValue(t, regB, "sluice_indexer_records_received_total", map[string]string{"tenant": "pay"})+
+			metricValue(t, regB, "sluice_indexer_records_received_total", map[string]string{"tenant": "shop"}) > 0
+	})
+	es.SetIndexFault("sluice-pay-*", esfake.NoIndexFault)
+	s.produce(t, cl, "logs.parsed.pay", 300, 0, nil)
+	waitFor(t, 60*time.Second, "every offset committed", func() bool { return committedAll(t, cl, "sluice-indexer", topics[:2]...) })
+	stored, dlq := s.accountFor(t, es, nil)
+	if stored != s.total || dlq != 0 {
+		t.Errorf("%d of %d records stored, %d dead-lettered", stored, s.total, dlq)
+	}
+}

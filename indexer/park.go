@@ -74,6 +74,7 @@ type parkedIndex struct {
 	bo     *backoff.ExponentialBackOff
 	items  []*item // owned copies, oldest first
 	busy   bool    // the parker is sending some of them
+	limit  int     // most documents per request (0: no limit), lowered when Elasticsearch refuses a request whole as too large
 	// givenUp: the indexer gave up on the index; documents that fail with
 	// the same class are dead-lettered at once.
 	givenUp bool
@@ -373,7 +374,7 @@ func (pk *parking) retry(ctx context.Context, wk *worker, pi *parkedIndex) {
 	ix := pk.ix
 	pk.mu.Lock()
 	n, size := 0, 0
-	for n < len(pi.items) && (n == 0 || size+len(pi.items[n].own) <= ix.cfg.FlushBytes) {
+	for n < len(pi.items) && (n == 0 || size+len(pi.items[n].own) <= ix.cfg.FlushBytes) && (pi.limit == 0 || n < pi.limit) {
 		size += len(pi.items[n].own)
 		n++
 	}
@@ -390,6 +391,9 @@ func (pk *parking) retry(ctx context.Context, wk *worker, pi *parkedIndex) {
 	stored := false
 	if len(live) > 0 {
 		stored = wk.send(ctx, &batch{}, live, false, &limit)
+	}
+	if limit < len(live) {
+		pi.limit = limit // only the parker touches it
 	}
 
 	now := time.Now()
