@@ -290,8 +290,10 @@
 // Namespace sluice, subsystem router: records_in_total, records_out_total,
 // records_dropped_total{reason}, dlq_total{reason}, step_errors_total
 // {step_type}, pipeline_load_errors_total, pipeline_fallbacks_total and the
-// pipeline_version gauge (all per tenant), latency_seconds{tenant} (from
-// the raw record's append), tenant_processing_seconds_total,
+// pipeline_version gauge (all per tenant), latency_seconds (a histogram
+// of all tenants, from the raw record's append) and per tenant
+// tenant_latency_seconds_total (its sum: with records_in_total, the
+// tenant's mean), tenant_processing_seconds_total,
 // tenant_throttled_total, multiline_holds_total (per tenant),
 // transactions_total{result}, transaction_seconds, transactions_fenced_total,
 // tenants_paused; and the Kafka client's sluice_kafka_*.

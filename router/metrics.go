@@ -18,7 +18,8 @@ type metrics struct {
 	fallbacks      *prometheus.CounterVec
 	version        *prometheus.GaugeVec
 	transactions   *prometheus.CounterVec
-	latency        *prometheus.HistogramVec
+	latency        prometheus.Histogram
+	tenantLatency  *prometheus.CounterVec
 	tenantsPaused  prometheus.Gauge
 	batchDuration  prometheus.Histogram
 	tenantSeconds  *prometheus.CounterVec
@@ -32,7 +33,7 @@ type metrics struct {
 // tenantMetrics are one tenant's per-record metrics.
 type tenantMetrics struct {
 	in, out prometheus.Counter
-	latency prometheus.Observer
+	latency prometheus.Counter // summed latency: with in, the tenant's mean
 }
 
 // tenant returns a tenant's per-record metrics without a label lookup per
@@ -44,7 +45,7 @@ func (m *metrics) tenant(tenant string) *tenantMetrics {
 	tm, _ := m.tenants.LoadOrStore(tenant, &tenantMetrics{
 		in:      m.recordsIn.WithLabelValues(tenant),
 		out:     m.recordsOut.WithLabelValues(tenant),
-		latency: m.latency.WithLabelValues(tenant),
+		latency: m.tenantLatency.WithLabelValues(tenant),
 	})
 	return tm.(*tenantMetrics)
 }
@@ -70,9 +71,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		multilineHolds: counter("multiline_holds_total", "Partitions held back for continuation lines of a young multiline record (at most max_wait, once per batch).", "tenant"),
 		version: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "pipeline_version",
 			Help: "Pipeline version in force per tenant (0: pass-through)."}, []string{"tenant"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "latency_seconds",
-			Help:    "Time from a record's append to its raw topic to its transformation.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"tenant"}),
+		// Per tenant only counters: a histogram per tenant is a dozen
+		// series each, hundreds of thousands at thousands of tenants.
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "latency_seconds",
+			Help:    "Time from a record's append to its raw topic to its transformation, all tenants (per tenant: tenant_latency_seconds_total).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}),
+		tenantLatency: counter("tenant_latency_seconds_total", "Summed time from the append of the tenant's records to their raw topic to their transformation; divided by records_in_total, the tenant's mean latency.", "tenant"),
 		tenantsPaused: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "tenants_paused",
 			Help: "Tenants whose raw topics are paused because an output topic is missing or denied."}),
 		batchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "transaction_seconds",

@@ -247,7 +247,9 @@ func (rt *Router) Run(ctx context.Context) error {
 func (rt *Router) handle(ctx context.Context, tenant string, r *kgo.Record, j *joiner, o *outputsFor) []*kgo.Record {
 	tm := rt.m.tenant(tenant)
 	tm.in.Inc()
-	tm.latency.Observe(time.Since(r.Timestamp).Seconds())
+	lat := max(time.Since(r.Timestamp).Seconds(), 0) // a producer's clock may be ahead
+	rt.m.latency.Observe(lat)
+	tm.latency.Add(lat)
 	if size, cut := kafka.CutSize(r); cut || len(r.Value) > rt.cfg.MaxRecordBytes {
 		// Cut while its batch was decompressed (too large, or its batch
 		// compressed far more than logs do), or larger than the router
