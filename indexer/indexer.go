@@ -126,7 +126,7 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	// OnPartitionsRevoked with everything; stopped tells it not to wait for
 	// workers that are gone.
 	stopped := make(chan struct{})
-	cl, err := kgo.NewClient(append(append(base, kafka.Membership(ix.cfg.ID)...),
+	cl, err := kafka.NewClient(append(append(base, kafka.Membership(ix.cfg.ID)...),
 		kgo.ClientID(clientID),
 		kgo.WithLogger(kafka.NewLogger(ix.log)),
 		kgo.WithHooks(kafka.NewMetrics(ix.reg)),

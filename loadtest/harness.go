@@ -219,7 +219,7 @@ func (r *run) startServers() error {
 
 // client is a new Kafka client of the harness's own.
 func (r *run) client(opts ...kgo.Opt) (*kgo.Client, error) {
-	return kgo.NewClient(append(append([]kgo.Opt{}, r.kopts...), opts...)...)
+	return kafka.NewClient(append(append([]kgo.Opt{}, r.kopts...), opts...)...)
 }
 
 // setup makes the tenants (topics with enough partitions for every

@@ -339,7 +339,7 @@ func (l *loop) work(ctx context.Context, tw *tenantWork) {
 // its first records passed through unparsed. FollowConfig, which finds the
 // topic later and replays it, then changes nothing (see registry.apply).
 func (l *loop) loadTenant(ctx context.Context, tenant string) error {
-	cl, err := kgo.NewClient(append(slices.Clip(l.base), kgo.ClientID("sluice-router-config-reader"))...)
+	cl, err := kafka.NewClient(append(slices.Clip(l.base), kgo.ClientID("sluice-router-config-reader"))...)
 	if err != nil {
 		return err
 	}

@@ -666,7 +666,7 @@ func FollowConfig(ctx context.Context, opts []kgo.Opt, topics kafka.Topics, onEv
 		kgo.ConsumeTopics(patterns...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)
-	cl, err := kgo.NewClient(opts...)
+	cl, err := kafka.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("follow config topics: %w", err)
 	}

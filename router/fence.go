@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/internal/telemetry"
 )
 
@@ -293,7 +294,7 @@ func identify(d kadm.DescribedTransaction, producers kadm.DescribedProducersTopi
 // fence initialises a producer with the transactional id, which aborts its
 // open transaction and bumps its epoch.
 func (f *fencer) fence(ctx context.Context, txnID string) error {
-	cl, err := kgo.NewClient(append(f.base, kgo.TransactionalID(txnID))...)
+	cl, err := kafka.NewClient(append(f.base, kgo.TransactionalID(txnID))...)
 	if err != nil {
 		return err
 	}

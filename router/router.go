@@ -102,7 +102,7 @@ func (rt *Router) Run(ctx context.Context) error {
 	// A plain client for the status topics and metadata: the
 	// transactional client can only produce inside transactions.
 	// Its metadata (which output topics exist) is at most a rescan old.
-	admin, err := kgo.NewClient(append(base, kgo.ClientID(clientID+"-status"),
+	admin, err := kafka.NewClient(append(base, kgo.ClientID(clientID+"-status"),
 		kgo.MetadataMinAge(min(rt.cfg.RescanInterval, 5*time.Second)),
 		kgo.UnknownTopicRetries(2), // a tenant without its status topic does not hold status records up
 	)...)

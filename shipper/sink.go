@@ -90,7 +90,7 @@ func newKafkaSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, m *me
 			return defaultBatchMax
 		}),
 	)
-	cl, err := kgo.NewClient(opts...)
+	cl, err := kafka.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/demo"
@@ -154,7 +153,7 @@ func demoSetup(ctx context.Context, kcfg kafka.Config, timeout time.Duration, lo
 	if err != nil {
 		return fmt.Errorf("kafka settings:\n%w", err)
 	}
-	cl, err := kgo.NewClient(kopts...)
+	cl, err := kafka.NewClient(kopts...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/demo"
 	"github.com/sluicelogs/sluice/internal/devstack"
+	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/internal/nodelog"
 	"github.com/sluicelogs/sluice/internal/telemetry"
 	"github.com/sluicelogs/sluice/router"
@@ -202,7 +203,7 @@ func runDevStack(ctx context.Context, cfg devConfig, opts devOptions, env envcon
 	if err != nil {
 		return fmt.Errorf("kafka settings:\n%w", err)
 	}
-	admin, err := kgo.NewClient(append(kopts, kgo.ClientID("sluice-dev"))...)
+	admin, err := kafka.NewClient(append(kopts, kgo.ClientID("sluice-dev"))...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}

@@ -332,7 +332,7 @@ func connectKafka(ctx context.Context, timeout time.Duration, clientID string, e
 	if err != nil {
 		return fmt.Errorf("kafka settings:\n%w", err)
 	}
-	cl, err := kgo.NewClient(append(opts, extra...)...)
+	cl, err := kafka.NewClient(append(opts, extra...)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}

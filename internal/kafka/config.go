@@ -14,7 +14,7 @@
 //		kgo.WithHooks(kafka.NewMetrics(reg)),
 //		kgo.RequiredAcks(kgo.AllISRAcks()), // stage-specific options
 //	)
-//	cl, err := kgo.NewClient(opts...)
+//	cl, err := kafka.NewClient(opts...)
 package kafka
 
 import (

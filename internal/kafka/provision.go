@@ -352,7 +352,7 @@ func CaughtUp(ctx context.Context, cl *kgo.Client, group string, topics ...strin
 // When the partitions cannot be read to their ends within ten seconds, it
 // answers false: not known to be caught up.
 func noVisibleRecords(ctx context.Context, cl *kgo.Client, from map[string]map[int32]kgo.Offset, end map[string]map[int32]int64) (bool, error) {
-	reader, err := kgo.NewClient(append(cl.Opts(), kgo.ConsumePartitions(from),
+	reader, err := NewClient(append(cl.Opts(), kgo.ConsumePartitions(from),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())...)
 	if err != nil {
 		return false, err
