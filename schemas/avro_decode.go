@@ -34,17 +34,16 @@ func DecodeSingleObject(b []byte) (Record, error) {
 // is a version decodeFastBody reads, else through goavro. Errors wrap
 // ErrMalformed.
 func decodeAvroBody(s *avroSchema, body []byte) (Record, error) {
-	switch s.info.Fingerprint {
-	case fastDecoderFingerprint:
-		return decodeFastBody(body, fastDecoderVersion)
-	case fastDecoderV1Fingerprint:
-		return decodeFastBody(body, 1)
+	if s.fast != 0 {
+		return decodeFastBody(body, s.fast)
 	}
 	return decodeGoavroBody(s, body)
 }
 
 // decodeGoavroBody decodes one Avro binary body written with s through
-// goavro. Errors wrap ErrMalformed.
+// goavro; when s is not one of the reader's versions, its resolution keeps
+// the fields the reader does not know in Record.Unknown and fills in the
+// defaults of those the writer lacks. Errors wrap ErrMalformed.
 func decodeGoavroBody(s *avroSchema, body []byte) (Record, error) {
 	if err := checkAvro(s.tree, body); err != nil {
 		return Record{}, fmt.Errorf("%w: %v", ErrMalformed, err)
@@ -57,10 +56,17 @@ func decodeGoavroBody(s *avroSchema, body []byte) (Record, error) {
 	if !ok {
 		return Record{}, fmt.Errorf("%w: avro datum is %T, want a record", ErrMalformed, native)
 	}
+	var unknown map[string]string
+	if s.res != nil {
+		if unknown, err = s.res.apply(m); err != nil {
+			return Record{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+	}
 	r, err := recordFromNative(m)
 	if err != nil {
 		return Record{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
+	r.Unknown = unknown
 	return r, nil
 }
 

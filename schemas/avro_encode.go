@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // The hand-written Avro encoder.
@@ -69,8 +70,13 @@ func AppendSingleObject(dst []byte, r *Record) ([]byte, error) {
 // normalised as by toScalar; a value of another type fails with an error
 // wrapping ErrInvalidRecord, and dst is returned unchanged. Strings are
 // written as they are: producers are expected to hand in valid UTF-8, and
-// decoders repair it if they did not. Safe for concurrent use.
+// decoders repair it if they did not. Record.Unknown has no place in the
+// schema: it is left out, and the record counted in UnknownFieldsDropped.
+// Safe for concurrent use.
 func AppendAvro(dst []byte, r *Record) ([]byte, error) {
+	if len(r.Unknown) > 0 {
+		unknownDropped.Add(1)
+	}
 	n := len(dst)
 	b := appendAvroString(dst, r.ID)
 	b = appendAvroLong(b, timeToNanos(r.Timestamp))
@@ -105,6 +111,17 @@ func AppendAvro(dst []byte, r *Record) ([]byte, error) {
 	b = appendAvroString(b, s.Shipper)
 	return b, nil
 }
+
+// unknownDropped counts the records whose Unknown fields AppendAvro left out.
+var unknownDropped atomic.Uint64
+
+// UnknownFieldsDropped returns how many records this process has encoded
+// in Avro (AppendAvro, AppendSingleObject, the Confluent encoder) whose
+// Record.Unknown was not empty: fields of a newer schema version that the
+// current version cannot carry, and which were therefore dropped. A stage
+// that re-encodes what it decodes (the router) loses them while it is
+// older than its producers; rolling out readers first avoids that.
+func UnknownFieldsDropped() uint64 { return unknownDropped.Load() }
 
 // appendAvroLong appends v as a zig-zag varint.
 func appendAvroLong(b []byte, v int64) []byte {

@@ -68,6 +68,7 @@ type avroType struct {
 	kind     avroKind
 	name     string      // full name of records, enums and fixed
 	fields   []*avroType // record: field types in order
+	names    []string    // record: field names, parallel to fields
 	items    *avroType   // array items, map values
 	branches []*avroType // union members
 	size     int         // enum: symbol count; fixed: byte size
@@ -121,7 +122,9 @@ func buildAvroType(v any, named map[string]*avroType) (*avroType, error) {
 				if err != nil {
 					return nil, fmt.Errorf("record %s field %v: %w", name, fm["name"], err)
 				}
+				fname, _ := fm["name"].(string)
 				t.fields = append(t.fields, ft)
+				t.names = append(t.names, fname)
 			}
 			return t, nil
 		case "enum":

@@ -106,12 +106,15 @@ const (
 // DecodeConfluent decodes a value in the Confluent wire format. The schema id
 // is looked up in the registry the first time it is seen and cached for the
 // life of the Decoder; a fetched schema whose canonical form matches an
-// embedded version uses that version, any other Avro record schema is used as
-// fetched and mapped onto Record by field name (see recordFromNative).
+// embedded version uses that version, any other Avro record schema (a newer
+// Sluice's, an external producer's) is used as fetched and resolved onto
+// the newest embedded version (resolve.go): fields Record lacks are kept in
+// Record.Unknown.
 //
 // Errors: ErrNoRegistry without a registry; ErrUnknownSchema when the
 // registry has no such id (remembered for a minute) or the schema is not a
-// usable Avro record schema (remembered for the life of the Decoder);
+// usable Avro record schema, or not one a LogRecord can be read from
+// (remembered for the life of the Decoder);
 // ErrRegistry when the registry could not be asked (retry later);
 // ErrMalformed for a short header or a body that does not decode. It blocks
 // only on a registry lookup, bounded by ctx. The Record does not retain b.
@@ -166,7 +169,7 @@ func (d *Decoder) schemaByID(ctx context.Context, id uint32) (*avroSchema, error
 		}
 		return nil, fmt.Errorf("fetch schema id %d: %w: %w", id, ErrRegistry, err)
 	}
-	s, err = schemaFromRegistry(fetched)
+	s, err = d.schemaFromRegistry(fetched)
 
 	d.mu.Lock()
 	d.byID[id] = s // nil for an unusable schema: that does not change either
@@ -179,22 +182,16 @@ func (d *Decoder) schemaByID(ctx context.Context, id uint32) (*avroSchema, error
 }
 
 // schemaFromRegistry maps a fetched schema to an embedded version when its
-// canonical form matches one, else builds a codec for it.
-func schemaFromRegistry(fetched sr.Schema) (*avroSchema, error) {
+// canonical form matches one, else builds a codec for it and its resolution
+// onto the newest embedded version (resolve.go).
+func (d *Decoder) schemaFromRegistry(fetched sr.Schema) (*avroSchema, error) {
 	if fetched.Type != sr.TypeAvro {
 		return nil, fmt.Errorf("schema type is %s, want AVRO", fetched.Type)
 	}
 	if len(fetched.References) > 0 {
 		return nil, errors.New("schema references are not supported")
 	}
-	s, err := newAvroSchema(fetched.Schema)
-	if err != nil {
-		return nil, err
-	}
-	if embedded, ok := byFingerprint[s.info.Fingerprint]; ok {
-		return embedded, nil
-	}
-	return s, nil
+	return d.schemaFromText(fetched.Schema)
 }
 
 // isNotFound reports whether the registry answered that it has no such

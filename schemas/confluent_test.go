@@ -208,8 +208,9 @@ func TestConfluentRegistryErrors(t *testing.T) {
 }
 
 // External producers may register their own record schema. It is decoded as
-// fetched and mapped onto Record by field name; goavro's time.Time for
-// timestamp-millis is understood, narrower types are widened.
+// fetched and resolved onto Record by field name; goavro's time.Time for
+// timestamp-millis is understood, narrower types are widened, fields Record
+// lacks are kept in Unknown.
 func TestConfluentForeignSchema(t *testing.T) {
 	reg, cl := testRegistry(t)
 	const foreign = `{"type":"record","name":"AppLog","namespace":"com.example","fields":[
@@ -253,13 +254,25 @@ func TestConfluentForeignSchema(t *testing.T) {
 		Log: "from elsewhere", Timestamp: ts, Tenant: "acme", OriginalSize: 7,
 		Attributes: map[string]any{"i": int64(-5), "f": 0.5, "b": "raw\ufffd", "n": nil},
 		Kubernetes: Kubernetes{PodName: "p", Labels: map[string]string{"a": "b"}},
+		Unknown:    map[string]string{"extra": `"ignored"`},
 	})
 
-	// A foreign field of the wrong type is malformed, not a panic.
+	// A field of a type the record's cannot be read from makes the schema
+	// unusable: known when the schema is fetched, not a panic.
 	const wrongType = `{"type":"record","name":"Bad","fields":[{"name":"log","type":"long"}]}`
 	reg.SeedSchema("bad-value", 1, 43, sr.Schema{Schema: wrongType})
-	if _, _, err := dec.Decode(context.Background(), []byte{0, 0, 0, 0, 43, 2}); !errors.Is(err, ErrMalformed) {
-		t.Fatalf("wrong field type: err = %v, want ErrMalformed", err)
+	if _, _, err := dec.Decode(context.Background(), []byte{0, 0, 0, 0, 43, 2}); !errors.Is(err, ErrUnknownSchema) || !strings.Contains(err.Error(), "field log") {
+		t.Fatalf("wrong field type: err = %v, want ErrUnknownSchema naming the field", err)
+	}
+	// A union branch the record cannot read fails only the records that
+	// use it.
+	const wrongBranch = `{"type":"record","name":"Branchy","fields":[{"name":"log","type":["string","long"]}]}`
+	reg.SeedSchema("branchy-value", 1, 44, sr.Schema{Schema: wrongBranch})
+	if got, _, err := dec.Decode(context.Background(), []byte{0, 0, 0, 0, 44, 0, 4, 'h', 'i'}); err != nil || got.Log != "hi" {
+		t.Fatalf("string branch: %+v, %v", got, err)
+	}
+	if _, _, err := dec.Decode(context.Background(), []byte{0, 0, 0, 0, 44, 2, 2}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("long branch: err = %v, want ErrMalformed", err)
 	}
 }
 

@@ -12,15 +12,34 @@ import (
 
 // Decoder decodes Records in any format, telling them apart by their first
 // bytes (see Decode). Its only state is the cache of schemas fetched from the
-// registry. Build it with NewDecoder; safe for concurrent use.
+// registry and the schema source. Build it with NewDecoder; safe for
+// concurrent use.
 type Decoder struct {
 	registry *sr.Client
+	source   SchemaSource
 	now      func() time.Time
+
+	// known are the versions this decoder reads as they are (the embedded
+	// ones; tests load fewer), by fingerprint; reader is the newest of
+	// them, onto which every other schema is resolved.
+	known  map[uint64]*avroSchema
+	reader *avroSchema
 
 	mu      sync.RWMutex
 	byID    map[uint32]*avroSchema // nil value: the id's schema is unusable
 	missing map[uint32]time.Time   // ids the registry did not have, and when
+	byFP    map[uint64]*avroSchema // from the source; nil value: unusable
+	missFP  map[uint64]time.Time   // fingerprints the source did not have, and when
 }
+
+// SchemaSource returns the text of the writer schema whose Rabin
+// fingerprint (CRC-64-AVRO of its Parsing Canonical Form) is fingerprint,
+// as single-object encoding names it. It returns an error wrapping
+// ErrUnknownSchema when it has no such schema, and any other error when it
+// could not be asked. It may block, bounded by ctx, and must be safe for
+// concurrent use. internal/kafka's SchemaSource reads <prefix>.schemas,
+// where writers publish the versions they embed.
+type SchemaSource func(ctx context.Context, fingerprint uint64) (string, error)
 
 // DecoderOption configures a Decoder.
 type DecoderOption func(*Decoder)
@@ -32,13 +51,30 @@ func WithRegistry(cl *sr.Client) DecoderOption {
 	return func(d *Decoder) { d.registry = cl }
 }
 
+// WithSchemaSource lets the Decoder read single-object values whose
+// fingerprint names no embedded version, written by a newer Sluice during a
+// rolling upgrade (or by any producer that publishes its schema there): the
+// writer schema is looked up through src, and records are resolved onto
+// the newest embedded version, fields this binary does not know kept in
+// Record.Unknown. Lookups are cached like registry ids: a schema for the
+// life of the Decoder, a fingerprint the source does not have for a minute
+// (at most 1024 of them). Without it, such values fail with
+// ErrUnknownSchema.
+func WithSchemaSource(src SchemaSource) DecoderOption {
+	return func(d *Decoder) { d.source = src }
+}
+
 // NewDecoder returns a Decoder. It contacts nothing; schemas are fetched
 // lazily.
 func NewDecoder(opts ...DecoderOption) *Decoder {
 	d := &Decoder{
 		now:     time.Now,
+		known:   byFingerprint,
+		reader:  currentSchema(),
 		byID:    make(map[uint32]*avroSchema),
 		missing: make(map[uint32]time.Time),
+		byFP:    make(map[uint64]*avroSchema),
+		missFP:  make(map[uint64]time.Time),
 	}
 	for _, o := range opts {
 		o(d)
@@ -48,7 +84,8 @@ func NewDecoder(opts ...DecoderOption) *Decoder {
 
 // Decode decodes b, choosing the format by its first bytes:
 //
-//	C3 01                       Avro single-object (DecodeSingleObject)
+//	C3 01                       Avro single-object (DecodeSingleObject, and
+//	                            the schema source for other fingerprints)
 //	00                          Confluent wire format (DecodeConfluent)
 //	{ after optional whitespace JSON (DecodeJSON)
 //
@@ -59,7 +96,8 @@ func NewDecoder(opts ...DecoderOption) *Decoder {
 // metrics. Errors wrap one of the package's sentinel errors (see Reason).
 //
 // Decode never panics, whatever b holds, and blocks only to fetch a schema
-// from the registry, bounded by ctx. The Record does not retain b.
+// from the registry or the schema source, bounded by ctx. The Record does
+// not retain b.
 func (d *Decoder) Decode(ctx context.Context, b []byte) (Record, Format, error) {
 	f := Sniff(b)
 	var (
@@ -68,7 +106,7 @@ func (d *Decoder) Decode(ctx context.Context, b []byte) (Record, Format, error) 
 	)
 	switch f {
 	case FormatSingleObject:
-		r, err = DecodeSingleObject(b)
+		r, err = d.decodeSingleObject(ctx, b)
 	case FormatConfluent:
 		r, err = d.DecodeConfluent(ctx, b)
 	case FormatJSON:

@@ -12,9 +12,11 @@ var (
 	ErrUnknownFormat = errors.New("unknown format")
 
 	// ErrUnknownSchema: the framing is recognised but the schema it names is
-	// not: a single-object fingerprint of no embedded version, or a Confluent
-	// schema id the registry does not have (or has as a non-Avro or otherwise
-	// unusable schema). Permanent for that record.
+	// not: a single-object fingerprint of no embedded version that the
+	// schema source (if any) does not have either, a Confluent schema id the
+	// registry does not have, or a schema that is non-Avro or otherwise
+	// unusable, including one no LogRecord can be resolved from. Permanent
+	// for that record.
 	ErrUnknownSchema = errors.New("unknown schema")
 
 	// ErrMalformed: the framing and schema are known but the body does not
@@ -26,8 +28,9 @@ var (
 	// a schema registry. Permanent until the configuration changes.
 	ErrNoRegistry = errors.New("no schema registry configured")
 
-	// ErrRegistry: the schema registry could not be asked (network, 5xx,
-	// cancelled context). Retryable.
+	// ErrRegistry: the schema registry, or the schema source of
+	// WithSchemaSource, could not be asked (network, 5xx, cancelled
+	// context). Retryable.
 	ErrRegistry = errors.New("schema registry unavailable")
 
 	// ErrInvalidRecord: an encoder was given a Record it cannot represent,

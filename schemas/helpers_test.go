@@ -75,6 +75,11 @@ func normalized(r Record) Record {
 	} else {
 		r.Kubernetes.Annotations = maps.Clone(r.Kubernetes.Annotations)
 	}
+	if len(r.Unknown) == 0 {
+		r.Unknown = nil
+	} else {
+		r.Unknown = maps.Clone(r.Unknown)
+	}
 	if len(r.Attributes) == 0 {
 		r.Attributes = nil
 	} else {
@@ -160,6 +165,9 @@ func diffRecords(got, want Record) string {
 	}
 	if got.Source != want.Source {
 		add("Source", got.Source, want.Source)
+	}
+	if !mapsEqualNil(got.Unknown, want.Unknown) {
+		add("Unknown", got.Unknown, want.Unknown)
 	}
 	return strings.Join(diffs, "\n")
 }

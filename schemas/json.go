@@ -23,6 +23,10 @@ import (
 //     as. NaN and infinities have no JSON form: encoding them fails with
 //     ErrInvalidRecord.
 //   - Map keys are sorted, so equal records encode to equal bytes.
+//   - Record.Unknown (fields of a newer schema version) is written as
+//     "unknown": an object of the fields' JSON texts as JSON strings, left
+//     out when there are none; DecodeJSON reads it back (a value that is
+//     not a string is kept as its compact JSON text).
 //
 // Decoding accepts any JSON object: missing fields and null are zero, unknown
 // fields are ignored, field names match case-insensitively (as
@@ -102,7 +106,12 @@ func AppendJSON(dst []byte, r *Record) ([]byte, error) {
 	b = appendJSONString(b, s.Format)
 	b = append(b, `,"shipper":`...)
 	b = appendJSONString(b, s.Shipper)
-	return append(b, "}}"...), nil
+	b = append(b, '}')
+	if len(r.Unknown) > 0 {
+		b = append(b, `,"unknown":`...)
+		b = appendJSONStringMap(b, r.Unknown)
+	}
+	return append(b, '}'), nil
 }
 
 func appendJSONTime(b []byte, t time.Time) []byte {
@@ -287,6 +296,12 @@ func DecodeJSON(b []byte) (Record, error) {
 			r.Attributes[k] = v.v
 		}
 	}
+	if len(jr.Unknown) > 0 {
+		r.Unknown = make(map[string]string, len(jr.Unknown))
+		for k, v := range jr.Unknown {
+			r.Unknown[k] = v.s
+		}
+	}
 	return r, nil
 }
 
@@ -314,6 +329,23 @@ type jsonRecord struct {
 	Kubernetes        Kubernetes           `json:"kubernetes"`
 	Attributes        map[string]jsonValue `json:"attributes"`
 	Source            Source               `json:"source"`
+	Unknown           map[string]jsonText  `json:"unknown"`
+}
+
+// jsonText reads a value of "unknown": a string is the field's JSON text,
+// any other value is kept as its compact JSON text.
+type jsonText struct{ s string }
+
+func (jt *jsonText) UnmarshalJSON(b []byte) error {
+	if b[0] != '"' {
+		jt.s = compactJSON(b)
+		return nil
+	}
+	if s, ok := unquotePlain(b); ok {
+		jt.s = s
+		return nil
+	}
+	return json.Unmarshal(b, &jt.s)
 }
 
 // jsonTime reads an RFC 3339 timestamp; null and "" are the zero time.

@@ -46,6 +46,20 @@ type Record struct {
 	// values. A value is one of nil, bool, int64, float64 or string.
 	Attributes map[string]any `json:"attributes"`
 	Source     Source         `json:"source"`
+
+	// Unknown holds the fields of a record written with a schema version
+	// newer than this binary's (or a registry schema with fields LogRecord
+	// lacks): field name -> its value as compact JSON text. A field nested
+	// in kubernetes or source is named by its dotted path
+	// ("kubernetes.node_pool"). Only decoders that resolve such schemas
+	// fill it (see the package doc, "Schema versions"); nil otherwise.
+	//
+	// What encoders do with it: JSON writes it under "unknown" (an object
+	// of JSON strings, left out when empty) and DecodeJSON reads it back.
+	// The Avro encoders cannot: the current schema has no slot for it, so
+	// AppendAvro leaves it out and counts the record in
+	// UnknownFieldsDropped. The indexer stores it under sluice.unknown.
+	Unknown map[string]string `json:"unknown,omitempty"`
 }
 
 // Kubernetes is the metadata of the container that wrote a line.

@@ -15,8 +15,10 @@ import (
 // avroFS holds every version of the LogRecord schema ever released. Files are
 // never edited or removed once released: records written with them may still
 // sit in Kafka, and goavro cannot resolve a writer schema into a reader
-// schema, so decoding needs the exact writer schema. TestSchemaFingerprints
-// pins each file's fingerprint.
+// schema, so decoding needs the exact writer schema. Versions newer than
+// this binary are found at run time (WithSchemaSource) and resolved onto
+// the newest embedded one by this package (resolve.go).
+// TestSchemaFingerprints pins each file's fingerprint.
 //
 //go:embed avro/logrecord.v*.avsc
 var avroFS embed.FS
@@ -33,11 +35,18 @@ type SchemaVersion struct {
 }
 
 // avroSchema is a schema ready to decode with: the embedded versions, and
-// schemas fetched from a registry that match none of them.
+// schemas fetched from a registry or a schema source that match none of
+// them.
 type avroSchema struct {
-	info  SchemaVersion // Version is 0 for a schema from a registry only
+	info  SchemaVersion // Version is 0 for a schema not embedded
 	codec *goavro.Codec
 	tree  *avroType // for checkAvro, built from the canonical form
+	// fast is the version decodeFastBody reads this schema as (0: decode
+	// through goavro). Set only for embedded versions, by loadVersions.
+	fast int
+	// res maps a schema that is not one of the reader's versions onto
+	// the reader's newest version (nil for the reader's own versions).
+	res *resolution
 }
 
 var (
@@ -86,6 +95,12 @@ func loadVersions(fsys fs.FS) ([]*avroSchema, map[uint64]*avroSchema, error) {
 			return nil, nil, fmt.Errorf("schema file %s: %w", p, err)
 		}
 		s.info.Version = n
+		switch s.info.Fingerprint {
+		case fastDecoderFingerprint:
+			s.fast = fastDecoderVersion
+		case fastDecoderV1Fingerprint:
+			s.fast = 1
+		}
 		vs = append(vs, s)
 	}
 	if len(vs) == 0 {
