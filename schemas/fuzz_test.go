@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -240,6 +241,16 @@ func FuzzDecodeJSON(f *testing.F) {
 
 func FuzzDispatch(f *testing.F) {
 	dec, enc := fuzzRegistry(f)
+	v3 := v3Schema(f)
+	dec.source = newMapSource(v3).lookup
+	codec, _ := goavro.NewCodec(v3)
+	for _, r := range fuzzRecords()[:2] {
+		body, err := codec.BinaryFromNative(nil, v3Native(&r, nil, 1, 2))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(singleObjectWith(f, v3, body))
+	}
 	for _, r := range fuzzRecords()[:4] {
 		for _, e := range []Encoder{SingleObjectEncoder{}, enc, JSONEncoder{}} {
 			if b, err := e.AppendEncode(context.Background(), nil, testTopic, &r); err == nil {
@@ -267,6 +278,74 @@ func FuzzDispatch(f *testing.F) {
 			t.Fatalf("decoded as %v, Sniff says %v", format, sniffed)
 		}
 		checkStable(t, dec, enc, r)
+	})
+}
+
+// FuzzDecodeResolved fuzzes schema resolution: bodies under writer
+// schemas this version does not embed (a newer version with fields of many
+// types, an external producer's), and v2 bodies read by a binary that knows
+// only v1, all found through a schema source. Decoding never panics, fails
+// only with the documented sentinels, allocates a bounded multiple of its
+// input, and what decodes is a normalised Record that re-encodes stably.
+func FuzzDecodeResolved(f *testing.F) {
+	v3 := v3Schema(f)
+	writers := []string{v3, fuzzForeignSchema, versions[1].info.Text}
+	src := newMapSource(writers...)
+	current := NewDecoder(WithSchemaSource(src.lookup))
+	v1Reader := NewDecoder(WithSchemaSource(src.lookup), withVersions(f, v1Only()))
+	headers := make([][singleObjectHeaderLen]byte, len(writers))
+	for i, w := range writers {
+		headers[i] = singleObjectHeader(fingerprintOf(f, w))
+	}
+
+	codec, _ := goavro.NewCodec(v3)
+	for i, r := range fuzzRecords() {
+		body, err := codec.BinaryFromNative(nil, v3Native(&r, goavro.Union("string", "x"), int64(i), float32(i)/3))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(uint8(0), body)
+		v2, _ := AppendAvro(nil, &r)
+		f.Add(uint8(2), v2)
+	}
+	foreign, _ := goavro.NewCodec(fuzzForeignSchema)
+	body, err := foreign.BinaryFromNative(nil, map[string]any{
+		"log": goavro.Union("string", "x"), "timestamp": time.Unix(1_700_000_000, 0).UTC(),
+		"attributes": map[string]any{"a": goavro.Union("array", []any{int32(1)}), "f": goavro.Union("float", float32(2))},
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(uint8(1), body)
+	f.Add(uint8(0), []byte{})
+	f.Add(uint8(0), appendAvroLong(nil, math.MaxInt32))
+
+	plain := NewDecoder()
+	f.Fuzz(func(t *testing.T, writer uint8, body []byte) {
+		i := int(writer) % len(writers)
+		dec := current
+		if i == 2 {
+			dec = v1Reader
+		}
+		b := append(headers[i][:], body...)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		r, f, err := dec.Decode(context.Background(), b)
+		runtime.ReadMemStats(&after)
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > uint64(1<<20+512*len(b)) {
+			t.Fatalf("decoding %d bytes allocated %d", len(b), alloc)
+		}
+		if f != FormatSingleObject {
+			t.Fatalf("format %v", f)
+		}
+		if err != nil {
+			requireOneOf(t, err, ErrMalformed)
+			return
+		}
+		if i == 2 && r.Unknown["partial"] != "true" && r.Unknown["partial"] != "false" {
+			t.Fatalf("v2 read as v1: Unknown = %v", r.Unknown)
+		}
+		checkStable(t, plain, nil, r)
 	})
 }
 

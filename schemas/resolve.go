@@ -251,8 +251,10 @@ func defaultNative(t *avroType, v any) any {
 
 // apply resolves one record in goavro's native form, written with the
 // planned writer schema: it returns the fields the reader does not know,
-// as JSON text (nil when there are none), and adds the reader's defaults
-// for fields the writer lacks to m.
+// as JSON text (nil when there are none), removing them from m (Record may
+// have a field of that name that the reader's version does not, as a
+// binary built for an older version does in tests), and adds the reader's
+// defaults for fields the writer lacks to m.
 func (res *resolution) apply(m map[string]any) (map[string]string, error) {
 	var unknown map[string]string
 	for _, u := range res.unknown {
@@ -269,6 +271,7 @@ func (res *resolution) apply(m map[string]any) (map[string]string, error) {
 			unknown = make(map[string]string, len(res.unknown))
 		}
 		unknown[u.key] = string(b)
+		delete(rec, u.name)
 	}
 	for _, d := range res.defaults {
 		if rec := descend(m, d.path); rec != nil {
