@@ -33,6 +33,8 @@ type ACLRule struct {
 //   - read and describe its status topic <prefix>.status.<tenant>, which
 //     only routers write: the tenant sees its routers' status and errors
 //     and cannot forge them;
+//   - read and describe <prefix>.schemas, the record schema versions,
+//     so that its own consumers can decode versions newer than they embed;
 //   - read and describe consumer groups named <tenant>.*.
 //
 // Nothing else: a tenant never sees another tenant's topics, pipeline or
@@ -45,6 +47,7 @@ func TenantACLRules(t Topics, tenant string) []ACLRule {
 		{Resource: "topic", Name: t.Parsed(tenant) + ".", Prefixed: true, Operations: []kadm.ACLOperation{kadm.OpRead, kadm.OpDescribe, kadm.OpCreate}},
 		{Resource: "topic", Name: t.TenantConfig(tenant), Operations: []kadm.ACLOperation{kadm.OpRead, kadm.OpWrite, kadm.OpDescribe}},
 		{Resource: "topic", Name: t.TenantStatus(tenant), Operations: []kadm.ACLOperation{kadm.OpRead, kadm.OpDescribe}},
+		{Resource: "topic", Name: t.Schemas(), Operations: []kadm.ACLOperation{kadm.OpRead, kadm.OpDescribe}},
 		{Resource: "group", Name: tenant + ".", Prefixed: true, Operations: []kadm.ACLOperation{kadm.OpRead, kadm.OpDescribe}},
 	}
 }
@@ -58,7 +61,9 @@ func TenantACLRules(t Topics, tenant string) []ACLRule {
 //     the legacy <prefix>.config;
 //   - read and write the status topics: <prefix>.status (with its
 //     configuration, to check that it is compacted) and every tenant's
-//     <prefix>.status.<tenant>.
+//     <prefix>.status.<tenant>;
+//   - read and write <prefix>.schemas: routers publish the schema versions
+//     they write, and look up the ones they read but do not embed.
 func RouterACLRules(t Topics, group string) []ACLRule {
 	return []ACLRule{
 		{Resource: "topic", Name: t.Prefix + "." + KindRaw + ".", Prefixed: true, Operations: []kadm.ACLOperation{kadm.OpRead, kadm.OpDescribe}},
@@ -68,6 +73,7 @@ func RouterACLRules(t Topics, group string) []ACLRule {
 		{Resource: "topic", Name: t.Config() + ".", Prefixed: true, Operations: []kadm.ACLOperation{kadm.OpRead, kadm.OpDescribe}},
 		{Resource: "topic", Name: t.Status(), Operations: []kadm.ACLOperation{kadm.OpRead, kadm.OpWrite, kadm.OpDescribe, kadm.OpDescribeConfigs}},
 		{Resource: "topic", Name: t.Status() + ".", Prefixed: true, Operations: []kadm.ACLOperation{kadm.OpWrite, kadm.OpDescribe}},
+		{Resource: "topic", Name: t.Schemas(), Operations: []kadm.ACLOperation{kadm.OpRead, kadm.OpWrite, kadm.OpDescribe}},
 		{Resource: "group", Name: group, Operations: []kadm.ACLOperation{kadm.OpRead, kadm.OpDescribe}},
 		{Resource: "transactionalId", Name: group + "-", Prefixed: true, Operations: []kadm.ACLOperation{kadm.OpWrite, kadm.OpDescribe}},
 	}

@@ -14,6 +14,9 @@ const (
 	KindDLQ    = "dlq"    // <prefix>.dlq.<tenant>: records that could not be processed or indexed
 	KindConfig = "config" // <prefix>.config.<tenant>: the tenant's pipeline, written by the tenant
 	KindStatus = "status" // <prefix>.status.<tenant>: routers' status of the tenant, read by the tenant
+	// KindSchemas is not per tenant: <prefix>.schemas holds the record
+	// schema versions writers embed (see Topics.Schemas).
+	KindSchemas = "schemas"
 )
 
 // ErrInvalidPrefix is returned (wrapped) by ValidatePrefix.
@@ -71,7 +74,8 @@ func ValidateStream(s string) error {
 // <prefix>.config.<tenant> (the tenant's pipeline, written by the tenant),
 // <prefix>.status.<tenant> (routers' status of the tenant, for the tenant to
 // read), <prefix>.status (every router's status and the routers' shared
-// pipeline state, for routers and operators) and <prefix>.config (the
+// pipeline state, for routers and operators), <prefix>.schemas (the record
+// schema versions writers use, for every reader) and <prefix>.config (the
 // legacy topic of every tenant's pipeline, read-only). The name methods do not validate their arguments: validate the prefix once with
 // ValidatePrefix (Config.Validate does) and tenant ids and stream names where
 // they enter the system.
@@ -118,10 +122,17 @@ func (t Topics) TenantStatus(tenant string) string {
 	return t.Prefix + "." + KindStatus + "." + tenant
 }
 
+// Schemas returns <prefix>.schemas, the compacted topic where the stages
+// that write records publish every LogRecord schema version they embed
+// (PublishSchemas), keyed by fingerprint, so that readers built before a
+// version existed can still decode it (SchemaSource). Everyone who reads
+// records may read it, tenants included.
+func (t Topics) Schemas() string { return t.Prefix + "." + KindSchemas }
+
 // TenantOf parses a per-tenant topic name under t.Prefix. kind is KindRaw,
 // KindParsed, KindDLQ, KindConfig or KindStatus; stream is set only for a
 // parsed stream topic. ok is false for any other topic, including Config(),
-// Status() and names whose tenant id or stream name is invalid.
+// Status(), Schemas() and names whose tenant id or stream name is invalid.
 func (t Topics) TenantOf(topic string) (tenant, kind, stream string, ok bool) {
 	rest, ok := strings.CutPrefix(topic, t.Prefix+".")
 	if !ok || t.Prefix == "" {

@@ -1,0 +1,174 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/linkedin/goavro/v2"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelogs/sluice/schemas"
+)
+
+// TestSchemaTopic: PublishSchemas makes the compacted topic and writes
+// every embedded version; a SchemaSource finds each, answers a fingerprint
+// nobody published with ErrUnknownSchema (which a decoder caches), finds
+// versions published after its last read, and republishing changes
+// nothing readers see.
+func TestSchemaTopic(t *testing.T) {
+	c := newCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	topics := Topics{Prefix: "logs"}
+	optsFn := func() ([]kgo.Opt, error) { return opts, nil }
+
+	// Before anything is published the topic does not exist: every
+	// fingerprint is unknown.
+	cur := schemas.CurrentSchema()
+	if _, err := NewSchemaSource(topics, optsFn).Lookup(ctx, cur.Fingerprint); !errors.Is(err, schemas.ErrUnknownSchema) {
+		t.Fatalf("no topic: err = %v, want ErrUnknownSchema", err)
+	}
+
+	if err := PublishSchemas(ctx, cl, topics); err != nil {
+		t.Fatal(err)
+	}
+	cfgs, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, topics.Schemas())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := cfgs.On(topics.Schemas(), nil)
+	if err != nil || rc.Err != nil {
+		t.Fatal(err, rc.Err)
+	}
+	compacted := false
+	for _, c := range rc.Configs {
+		compacted = compacted || (c.Key == "cleanup.policy" && c.MaybeValue() == "compact")
+	}
+	if !compacted {
+		t.Fatalf("%s is not compacted: %+v", topics.Schemas(), rc.Configs)
+	}
+
+	src := NewSchemaSource(topics, optsFn)
+	for _, v := range schemas.SchemaVersions() {
+		text, err := src.Lookup(ctx, v.Fingerprint)
+		if err != nil || text != v.Text {
+			t.Fatalf("v%d: %q, %v", v.Version, text, err)
+		}
+	}
+	records := readAll(t, ctx, opts, topics.Schemas())
+	if len(records) != len(schemas.SchemaVersions()) {
+		t.Fatalf("%d records, want %d", len(records), len(schemas.SchemaVersions()))
+	}
+	for i, r := range records {
+		v := schemas.SchemaVersions()[i]
+		if string(r.Key) != SchemaKey(v.Fingerprint) || len(r.Headers) != 1 || r.Headers[0].Key != SchemaVersionHeader ||
+			string(r.Headers[0].Value) != strconv.Itoa(v.Version) {
+			t.Fatalf("record %d: key %s, headers %v", i, r.Key, r.Headers)
+		}
+	}
+
+	// An unknown fingerprint, through a decoder: looked up once, then
+	// remembered.
+	var lookups atomic.Int64
+	dec := schemas.NewDecoder(schemas.WithSchemaSource(func(ctx context.Context, fp uint64) (string, error) {
+		lookups.Add(1)
+		return src.Lookup(ctx, fp)
+	}))
+	bogus := append([]byte{0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8}, 0)
+	for range 5 {
+		if _, _, err := dec.Decode(ctx, bogus); !errors.Is(err, schemas.ErrUnknownSchema) {
+			t.Fatalf("bogus fingerprint: err = %v, want ErrUnknownSchema", err)
+		}
+	}
+	if n := lookups.Load(); n != 1 {
+		t.Fatalf("%d lookups of an unknown fingerprint, want 1", n)
+	}
+
+	// A newer version published after the source's last read: a record
+	// written with it decodes, its new field kept.
+	newer := strings.Replace(cur.Text, `"fields": [`, `"fields": [{"name": "node_pool", "type": "string", "default": ""},`, 1)
+	codec, err := goavro.NewCodec(newer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topics.Schemas(), Key: []byte(SchemaKey(codec.Rabin)), Value: []byte(newer)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	r := schemas.Record{ID: "x", Log: "hello", Partial: true}
+	current, _ := schemas.AppendAvro(nil, &r)
+	body := append(append([]byte{0xC3, 0x01}, fingerprintLE(codec.Rabin)...), 0) // node_pool ""
+	body = append(body, current...)
+	got, _, err := dec.Decode(ctx, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Log != "hello" || !got.Partial || got.Unknown["node_pool"] != `""` {
+		t.Fatalf("newer version: %+v", got)
+	}
+
+	// Republishing is harmless: the same keys and values again, and a
+	// fresh source reads the same schemas.
+	if err := PublishSchemas(ctx, cl, topics); err != nil {
+		t.Fatal(err)
+	}
+	again := readAll(t, ctx, opts, topics.Schemas())
+	latest := map[string]string{}
+	for _, r := range again {
+		latest[string(r.Key)] = string(r.Value)
+	}
+	if len(latest) != len(schemas.SchemaVersions())+1 {
+		t.Fatalf("%d distinct keys after republishing, want %d", len(latest), len(schemas.SchemaVersions())+1)
+	}
+	fresh := NewSchemaSource(topics, optsFn)
+	for _, v := range schemas.SchemaVersions() {
+		if text, err := fresh.Lookup(ctx, v.Fingerprint); err != nil || text != v.Text || latest[SchemaKey(v.Fingerprint)] != v.Text {
+			t.Fatalf("v%d after republishing: %v", v.Version, err)
+		}
+	}
+}
+
+// fingerprintLE is a fingerprint as a single-object header holds it,
+// little-endian.
+func fingerprintLE(fp uint64) []byte {
+	b := make([]byte, 8)
+	for i := range b {
+		b[i] = byte(fp >> (8 * i))
+	}
+	return b
+}
+
+// readAll reads topic from the start to its end.
+func readAll(t *testing.T, ctx context.Context, opts []kgo.Opt, topic string) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(append(opts, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, _ := ends.Lookup(topic, 0)
+	var out []*kgo.Record
+	for int64(len(out)) < end.Offset {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %s: %v", topic, ctx.Err())
+		}
+		out = append(out, fs.Records()...)
+	}
+	return out
+}
