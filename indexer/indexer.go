@@ -65,6 +65,12 @@ func New(cfg Config, o Options) (*Indexer, error) {
 	overrides, _ := ParseRetentionOverrides(cfg.RetentionOverrides)
 	t := newTracker()
 	o.Registerer.MustRegister(newTrackerCollector(t))
+	// Records of schema versions newer than this binary's (from upgraded
+	// routers) are resolved through <prefix>.schemas.
+	source := kafka.NewSchemaSource(cfg.Kafka.Topics(), func() ([]kgo.Opt, error) {
+		opts, err := cfg.Kafka.Options()
+		return append(opts, kgo.WithLogger(kafka.NewLogger(o.Logger))), err
+	})
 	return &Indexer{
 		cfg:       cfg,
 		log:       o.Logger,
@@ -74,7 +80,7 @@ func New(cfg Config, o Options) (*Indexer, error) {
 		id:        cfg.id(),
 		ready:     o.Ready,
 		limiter:   telemetry.NewLimiter(30 * time.Second),
-		dec:       schemas.NewDecoder(),
+		dec:       schemas.NewDecoder(schemas.WithSchemaSource(source.Lookup)),
 		namer:     namer{prefix: cfg.IndexPrefix, loc: loc, past: cfg.WindowPast, ahead: cfg.WindowAhead},
 		retention: retention{prefix: cfg.IndexPrefix, loc: loc, days: cfg.RetentionDays, overrides: overrides},
 		tracker:   t,

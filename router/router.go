@@ -67,6 +67,12 @@ func New(cfg Config, o Options) (*Router, error) {
 		o.Ready = func(bool) {}
 	}
 	m := newMetrics(o.Registerer)
+	// Records of schema versions newer than this binary's (from upgraded
+	// shippers) are resolved through <prefix>.schemas.
+	source := kafka.NewSchemaSource(cfg.Kafka.Topics(), func() ([]kgo.Opt, error) {
+		opts, err := cfg.Kafka.Options()
+		return append(opts, kgo.WithLogger(kafka.NewLogger(o.Logger))), err
+	})
 	return &Router{
 		cfg:     cfg,
 		log:     o.Logger,
@@ -76,7 +82,7 @@ func New(cfg Config, o Options) (*Router, error) {
 		id:      cfg.id(),
 		ready:   o.Ready,
 		limiter: telemetry.NewLimiter(30 * time.Second),
-		dec:     schemas.NewDecoder(),
+		dec:     schemas.NewDecoder(schemas.WithSchemaSource(source.Lookup)),
 		pipes:   newRegistry(m),
 	}, nil
 }
@@ -113,6 +119,11 @@ func (rt *Router) Run(ctx context.Context) error {
 	adm := kadm.NewClient(admin)
 	if err := EnsureCompactedTopic(ctx, adm, rt.topics.Status()); err != nil {
 		return fmt.Errorf("status topic %s: %w", rt.topics.Status(), err)
+	}
+	// Before writing any record: readers older than this binary find the
+	// schema versions it writes there.
+	if err := kafka.PublishSchemas(ctx, admin, rt.topics); err != nil {
+		rt.log.Error("publishing the record schema versions failed: indexers older than this router cannot decode what it writes", "topic", rt.topics.Schemas(), "err", err)
 	}
 
 	var wg sync.WaitGroup

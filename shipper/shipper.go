@@ -194,6 +194,13 @@ func (sh *Shipper) Run(ctx context.Context) error {
 			return err
 		}
 		sh.sink = k
+		// Before any record: routers older than this shipper find the
+		// schema versions it writes there.
+		pubCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := kafka.PublishSchemas(pubCtx, k.cl, sh.cfg.Kafka.Topics()); err != nil {
+			sh.log.Error("publishing the record schema versions failed: routers older than this shipper cannot decode what it writes", "topic", sh.cfg.Kafka.Topics().Schemas(), "err", err)
+		}
+		cancel()
 	}
 	defer sh.sink.close()
 
