@@ -22,7 +22,12 @@ import (
 //	 <each attribute at its dotted path>,
 //	 "sluice": {"observed_timestamp", "truncated", "original_size",
 //	            "invalid_utf8", "partial", "source": {...},
+//	            "unknown": {"<field>": "<JSON text>", ...},
 //	            "rescued": "<JSON object>"}}
+//
+// sluice.unknown holds the fields of a record written with a schema version
+// newer than this indexer's (schemas.Record.Unknown), each as its JSON
+// text in a string, so that no value can conflict with a mapping.
 //
 // Empty strings, empty maps and false flags are left out.
 
@@ -172,6 +177,10 @@ func (w *docWriter) appendDoc(dst []byte, rec *schemas.Record, tenant string, mo
 		dst = schemas.AppendJSONString(dst, s.Shipper)
 		dst = append(dst, '}')
 	}
+	if len(rec.Unknown) > 0 {
+		field("unknown")
+		dst = appendUnknown(dst, rec.Unknown)
+	}
 	if len(w.rescued) > 0 {
 		field("rescued")
 		dst = schemas.AppendJSONString(dst, string(appendObject(nil, w.rescued)))
@@ -180,6 +189,26 @@ func (w *docWriter) appendDoc(dst []byte, rec *schemas.Record, tenant string, mo
 		dst = append(dst, '}')
 	}
 	return append(dst, '}'), w.stats
+}
+
+// appendUnknown writes a record's unknown fields as an object of strings,
+// in key order.
+func appendUnknown(dst []byte, unknown map[string]string) []byte {
+	keys := make([]string, 0, len(unknown))
+	for k := range unknown {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = schemas.AppendJSONString(dst, k)
+		dst = append(dst, ':')
+		dst = schemas.AppendJSONString(dst, unknown[k])
+	}
+	return append(dst, '}')
 }
 
 func (w *docWriter) appendKubernetes(dst []byte, k *schemas.Kubernetes, moved []string) []byte {

@@ -61,6 +61,13 @@ func goldenRecords() map[string]schemas.Record {
 			ID: "f1", Timestamp: t0, Stream: "stderr", Log: "head of a long line \ufffd", Truncated: true, OriginalSize: 300000,
 			InvalidUTF8: true, Partial: true, Attributes: map[string]any{"quote\"key": "tab\there"},
 		},
+		// A record written with a schema version newer than the indexer's:
+		// the fields it does not know, as JSON text under sluice.unknown.
+		"unknown": {
+			ID: "u1", Timestamp: t0, Log: "from a newer router",
+			Unknown: map[string]string{"severity": `"warn"`, "sequence": "42", "kubernetes.node_pool": `"pool-a"`,
+				"trace": `{"id":"t1","sampled":true}`, "tags": `["a","b"]`},
+		},
 	}
 }
 
