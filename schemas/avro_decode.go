@@ -11,7 +11,8 @@ import (
 
 // DecodeSingleObject decodes a value in Avro single-object encoding written
 // with any embedded schema version. An unknown fingerprint is an
-// ErrUnknownSchema; a short header, a body that does not match the schema, or
+// ErrUnknownSchema (Decoder.Decode with WithSchemaSource looks it up
+// instead); a short header, a body that does not match the schema, or
 // trailing bytes are an ErrMalformed. The Record does not retain b. Safe for
 // concurrent use; never panics.
 func DecodeSingleObject(b []byte) (Record, error) {
@@ -93,10 +94,11 @@ func nativeFromBinary(s *avroSchema, body []byte) (native any, err error) {
 
 // recordFromNative converts goavro's native form of a LogRecord into a Record.
 // It goes by field name, not by schema version: a field the writer schema
-// lacks stays zero, a field Record lacks is ignored. That is what lets old
-// versions, and compatible schemas fetched from a registry, decode into the
-// current Record without per-version code. A field of an unexpected type is an
-// error.
+// lacks stays zero (resolution has added the reader's defaults), a field
+// Record lacks is ignored here (resolution has kept it in Unknown). That is
+// what lets old versions, newer ones and compatible schemas fetched from a
+// registry decode into the current Record without per-version code. A field
+// of an unexpected type is an error.
 //
 // The result is normalised: strings are valid UTF-8 (runs of invalid bytes
 // become U+FFFD, and InvalidUTF8 is set when Log needed it), empty maps are

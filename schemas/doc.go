@@ -35,10 +35,36 @@
 // decoders keep fingerprint -> codec for every version (and registry id ->
 // codec for the Confluent format), decode with the writer's exact schema,
 // then map the result onto Record by field name. A field the writer's version
-// lacks is left zero; a field Record lacks is ignored. A schema fetched from
-// the registry that matches an embedded version by canonical form uses that
-// version; any other Avro record schema (an external producer's) is decoded
-// as fetched and mapped by name the same way.
+// lacks is left zero. A schema fetched from the registry that matches an
+// embedded version by canonical form uses that version.
+//
+// Any other writer schema (a version newer than this binary, an external
+// producer's schema) is decoded as written and resolved onto the newest
+// embedded version by this package (resolve.go), with Avro's resolution
+// rules: fields by name, the promotions int -> long -> float -> double and
+// string <-> bytes, unions on either side, the reader's defaults for fields
+// the writer lacks. Fields the reader does not know are not dropped: they
+// are kept in Record.Unknown as JSON text, which the JSON encoder writes
+// and the indexer stores under sluice.unknown (the Avro encoders cannot, and
+// count what they leave out in UnknownFieldsDropped). A writer schema that
+// no LogRecord can be read from (a field both have, of types that do not
+// resolve) is ErrUnknownSchema when first seen.
+//
+// Single-object values name their writer schema by fingerprint only, so a
+// Decoder built WithSchemaSource looks fingerprints it does not embed up: in
+// Sluice, in the compacted Kafka topic <prefix>.schemas, where routers and
+// shippers publish every version they embed at start (internal/kafka
+// PublishSchemas and SchemaSource; the same idea as Confluent's registry
+// keeping its schemas in the _schemas topic). Confluent-framed values
+// always carry a registry id, so the registry serves that purpose for them.
+//
+// Upgrades: readers first is still the recommended order (indexers, then
+// routers, then shippers), because a reader that meets a newer version can
+// keep its new fields only as Unknown, and a router re-encoding such a
+// record in Avro drops them. A reader that does meet a newer version (a
+// rolling upgrade in the other order, a rollback) decodes it through
+// <prefix>.schemas instead of dead-lettering it, and the indexer keeps the
+// unknown fields under sluice.unknown.
 //
 // To add a version N+1:
 //
@@ -63,10 +89,12 @@
 //     file with go test ./schemas -run TestGolden -update.
 //  7. Roll out consumers before producers: indexers, then routers (which
 //     write the parsed topics indexers read), then shippers. A decoder
-//     built before version N+1 existed rejects its single-object
-//     fingerprint with ErrUnknownSchema. (Confluent-framed records do not
-//     have this problem: older decoders fetch the new schema from the
-//     registry and ignore the new field.)
+//     built before version N+1 existed finds the new fingerprint in
+//     <prefix>.schemas (WithSchemaSource) and keeps the new field in
+//     Record.Unknown, but a router re-encoding the record cannot carry it
+//     on; without a schema source it rejects the record with
+//     ErrUnknownSchema. Confluent-framed records are resolved the same way
+//     from the schema the registry returns.
 //
 // # What survives a round trip
 //
@@ -109,8 +137,10 @@
 // # Concurrency, blocking and buffers
 //
 // Encoders and Decoder are safe for concurrent use. Only the Confluent
-// format blocks, on the registry, the first time a topic (encoder) or schema
-// id (decoder) is seen; both are then cached for the life of the value.
+// format and the schema source block, on the registry or the source, the
+// first time a topic (encoder), schema id or unknown fingerprint (decoder)
+// is seen; schemas are then cached for the life of the value, ids and
+// fingerprints found missing for a minute.
 // Append functions append to the caller's buffer and return it extended; on
 // error they return it unchanged. The Avro encoders allocate nothing in
 // steady state (AppendAvro is hand-written for the shipper's hot path and
