@@ -387,8 +387,10 @@ func checkStrimzi(t *testing.T, objs []object, cfg chartConfig) {
 		switch stage {
 		case "shipper":
 			// Dead letters of records Kafka refuses for good; each raw
-			// topic's max.message.bytes, which batches follow.
+			// topic's max.message.bytes, which batches follow; the
+			// schema versions it writes with.
 			want = []string{
+				"topic literal " + prefix + ".schemas Describe,Write",
 				"topic prefix " + prefix + ".dlq. Describe,Write",
 				"topic prefix " + prefix + ".raw. Describe,DescribeConfigs,Write",
 			}
@@ -397,6 +399,7 @@ func checkStrimzi(t *testing.T, objs []object, cfg chartConfig) {
 		case "indexer":
 			want = []string{
 				"group literal " + v.Group + " Describe,Read",
+				"topic literal " + prefix + ".schemas Describe,Read",
 				"topic prefix " + prefix + ".dlq. Describe,Write",
 				"topic prefix " + prefix + ".parsed. Describe,Read",
 			}

@@ -202,7 +202,7 @@ func (s *SchemaSource) refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kafka settings: %w", err)
 	}
-	cl, err := kgo.NewClient(append(slices.Clip(opts), kgo.KeepControlRecords())...)
+	cl, err := NewClient(append(slices.Clip(opts), kgo.KeepControlRecords())...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
