@@ -194,21 +194,7 @@ func (w *docWriter) appendDoc(dst []byte, rec *schemas.Record, tenant string, mo
 // appendUnknown writes a record's unknown fields as an object of strings,
 // in key order.
 func appendUnknown(dst []byte, unknown map[string]string) []byte {
-	keys := make([]string, 0, len(unknown))
-	for k := range unknown {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	dst = append(dst, '{')
-	for i, k := range keys {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = schemas.AppendJSONString(dst, k)
-		dst = append(dst, ':')
-		dst = schemas.AppendJSONString(dst, unknown[k])
-	}
-	return append(dst, '}')
+	return appendSortedObject(dst, unknown, schemas.AppendJSONString)
 }
 
 func (w *docWriter) appendKubernetes(dst []byte, k *schemas.Kubernetes, moved []string) []byte {
@@ -445,6 +431,12 @@ func appendValue(dst []byte, v any) []byte {
 
 // appendObject writes m as a JSON object with sorted keys.
 func appendObject(dst []byte, m map[string]any) []byte {
+	return appendSortedObject(dst, m, appendValue)
+}
+
+// appendSortedObject writes m as a JSON object with sorted keys, each
+// value written by appendV.
+func appendSortedObject[V any](dst []byte, m map[string]V, appendV func([]byte, V) []byte) []byte {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -457,7 +449,7 @@ func appendObject(dst []byte, m map[string]any) []byte {
 		}
 		dst = schemas.AppendJSONString(dst, k)
 		dst = append(dst, ':')
-		dst = appendValue(dst, m[k])
+		dst = appendV(dst, m[k])
 	}
 	return append(dst, '}')
 }

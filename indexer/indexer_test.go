@@ -67,11 +67,19 @@ func testConfig(t testing.TB, brokers []string, esURL string, env map[string]str
 // that Run returned nil (it may be called more than once).
 func runIndexer(t testing.TB, cfg Config) (*Indexer, *prometheus.Registry, func()) {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	o := Options{Registerer: reg}
+	var o Options
 	if testing.Verbose() {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("indexer", cfg.ID)
 	}
+	return runIndexerWith(t, cfg, o)
+}
+
+// runIndexerWith is runIndexer with the given options (a registry of its
+// own is set).
+func runIndexerWith(t testing.TB, cfg Config, o Options) (*Indexer, *prometheus.Registry, func()) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	o.Registerer = reg
 	ix, err := New(cfg, o)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package indexer
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"strings"
 	"sync"
@@ -38,31 +37,10 @@ func (b *logBuffer) String() string {
 func startIndexer(t *testing.T, cfg Config) (ready *atomic.Bool, logs *logBuffer, stop func()) {
 	t.Helper()
 	ready, logs = new(atomic.Bool), new(logBuffer)
-	ix, err := New(cfg, Options{
+	_, _, stop = runIndexerWith(t, cfg, Options{
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		Ready:  ready.Store,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ix.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Error("indexer did not stop within 30s")
-			}
-		})
-	}
-	t.Cleanup(stop)
 	return ready, logs, stop
 }
 
