@@ -10,7 +10,8 @@ import (
 	"github.com/sluicelogs/sluice/internal/kafka"
 )
 
-// Index names are <prefix>-<tenant>[.<stream>]-YYYY.MM.DD.
+// Index names are <prefix>-<tenant>[.<stream>]-YYYY.MM.DD, and in the
+// shared layout <prefix>-_shared[.<stream>]-YYYY.MM.DD (see layout.go).
 //
 // The issue that asked for the indexer wrote <prefix>-<tenant>[-<stream>]-...;
 // with a dash, tenant "shop" with stream "web" and tenant "shop-web" would
@@ -66,6 +67,7 @@ type namer struct {
 	loc    *time.Location
 	past   time.Duration // how far before the ingest time an event time may be
 	ahead  time.Duration // and after
+	routes routes        // each topic's layout and index family (layout.go)
 }
 
 // indexTime returns the time whose day (in n.loc) names the index of a
@@ -95,8 +97,9 @@ func within(t, ref time.Time, past, ahead time.Duration) bool {
 	return !t.Before(ref.Add(-past)) && !t.After(ref.Add(ahead))
 }
 
-// appendIndex appends the name of the index for tenant (and route stream,
-// "" for the main parsed topic) on the day of t.
+// appendIndex appends the name of the index for tenant (SharedName for
+// the shared indices) and route stream ("" for the main parsed topic) on
+// the day of t.
 func (n *namer) appendIndex(dst []byte, tenant, stream string, t time.Time) []byte {
 	dst = append(dst, n.prefix...)
 	dst = append(dst, '-')
@@ -124,9 +127,16 @@ func IndexName(prefix, tenant, stream string, t time.Time, loc *time.Location) s
 	return string(n.appendIndex(nil, tenant, stream, t))
 }
 
-// ParseIndexName reads an index name made by IndexName under prefix. ok is
-// false for any other name, so that retention never touches an index
-// Sluice did not make.
+// SharedIndexName returns the name of the shared index for route stream
+// ("" for none) on the day of t in loc: <prefix>-_shared[.<stream>]-YYYY.MM.DD.
+func SharedIndexName(prefix, stream string, t time.Time, loc *time.Location) string {
+	return IndexName(prefix, SharedName, stream, t, loc)
+}
+
+// ParseIndexName reads an index name made by IndexName or SharedIndexName
+// under prefix; tenant is SharedName for a shared index. ok is false for
+// any other name, so that retention never touches an index Sluice did not
+// make.
 func ParseIndexName(prefix, name string) (tenant, stream string, day time.Time, ok bool) {
 	rest, ok := strings.CutPrefix(name, prefix+"-")
 	if !ok || len(rest) < len("-"+dayLayout)+1 {
@@ -141,7 +151,7 @@ func ParseIndexName(prefix, name string) (tenant, stream string, day time.Time, 
 		return "", "", time.Time{}, false
 	}
 	tenant, stream, hasStream := strings.Cut(rest[:cut-1], ".")
-	if kafka.ValidateTenant(tenant) != nil || (hasStream && kafka.ValidateStream(stream) != nil) {
+	if (tenant != SharedName && kafka.ValidateTenant(tenant) != nil) || (hasStream && kafka.ValidateStream(stream) != nil) {
 		return "", "", time.Time{}, false
 	}
 	return tenant, stream, day, true

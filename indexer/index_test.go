@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicelogs/sluice/internal/kafka"
 )
 
 func mustLoc(t *testing.T, name string) *time.Location {
@@ -72,8 +74,32 @@ func TestIndexNamesKeepTenantsApart(t *testing.T) {
 	}
 }
 
+// TestSharedIndexName: the shared indices' names parse, with SharedName
+// for the tenant, and no tenant's dedicated index can have one: a tenant
+// id never starts with '_'.
+func TestSharedIndexName(t *testing.T) {
+	at := time.Date(2026, 11, 21, 23, 30, 0, 0, time.UTC)
+	for stream, want := range map[string]string{"": "sluice-_shared-2026.11.21", "audit": "sluice-_shared.audit-2026.11.21"} {
+		got := SharedIndexName("sluice", stream, at, time.UTC)
+		if got != want {
+			t.Errorf("SharedIndexName(%q) = %s, want %s", stream, got, want)
+		}
+		tenant, s, day, ok := ParseIndexName("sluice", got)
+		if !ok || tenant != SharedName || s != stream || day.Format(dayLayout) != "2026.11.21" {
+			t.Errorf("ParseIndexName(%s) = %q %q %v %v", got, tenant, s, day, ok)
+		}
+	}
+	if got := SharedIndexName("sluice", "", at, mustLoc(t, "Europe/Paris")); got != "sluice-_shared-2026.11.22" {
+		t.Errorf("in Paris: %s", got)
+	}
+	if kafka.ValidateTenant(SharedName) == nil || kafka.ValidateTenant(strings.TrimPrefix(SharedName, "_")) != nil {
+		t.Error("SharedName must be invalid as a tenant id, and only by its underscore")
+	}
+}
+
 func TestParseIndexNameRejects(t *testing.T) {
 	for _, name := range []string{
+		"sluice-_shared_x-2026.11.21", "sluice-_Shared-2026.11.21", "sluice-_shared.-2026.11.21", "sluice-__shared-2026.11.21",
 		"sluice-shop-2026.13.01", "sluice-shop-2026.11.21x", "sluice-2026.11.21", "other-shop-2026.11.21",
 		"sluice-Shop-2026.11.21", "sluice-shop..web-2026.11.21", "sluice-shop.web.x-2026.11.21",
 		"sluice-shop_2026.11.21", "sluice-", ".sluice-shop-2026.11.21", "sluice-shop-2026-11-21",
@@ -145,6 +171,59 @@ func TestTemplateGolden(t *testing.T) {
 	}
 }
 
+// TestSharedTemplateGolden: the shared indices' template is the main one
+// but for its patterns (the shared indices only), a higher priority and
+// its own shard count.
+func TestSharedTemplateGolden(t *testing.T) {
+	cfg := Config{IndexPrefix: "sluice", Shards: 1, Replicas: 1, SharedShards: 3, TotalFieldsLimit: 2000, IgnoreAbove: 1024}
+	templates := indexTemplates(&cfg)
+	if len(templates) != 2 || templates[0].name != "sluice" || templates[1].name != "sluice-shared" {
+		t.Fatalf("templates %v", templates)
+	}
+	golden(t, filepath.Join("testdata", "template.json"), append(templates[0].body, '\n'))
+	golden(t, filepath.Join("testdata", "template-shared.json"), append(templates[1].body, '\n'))
+	var main, shared map[string]any
+	if err := json.Unmarshal(templates[0].body, &main); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(templates[1].body, &shared); err != nil {
+		t.Fatal(err)
+	}
+	if shared["priority"].(float64) <= main["priority"].(float64) {
+		t.Errorf("shared priority %v, main %v", shared["priority"], main["priority"])
+	}
+	if v, _ := lookupPath(shared, []string{"template", "settings", "index", "number_of_shards"}); v != float64(3) {
+		t.Errorf("shared shards %v", v)
+	}
+	if !sameJSON(main["template"].(map[string]any)["mappings"], shared["template"].(map[string]any)["mappings"]) {
+		t.Error("the shared template maps documents differently")
+	}
+	// The shared patterns match the shared indices and no tenant's; the
+	// main pattern matches them too (hence the priority).
+	at := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	patterns := shared["index_patterns"].([]any)
+	matches := func(name string) bool {
+		for _, p := range patterns {
+			if ok, _ := filepath.Match(p.(string), name); ok {
+				return true
+			}
+		}
+		return false
+	}
+	for name, want := range map[string]bool{
+		SharedIndexName("sluice", "", at, time.UTC): true, SharedIndexName("sluice", "audit", at, time.UTC): true,
+		IndexName("sluice", "shop", "", at, time.UTC): false, IndexName("sluice", "shared", "", at, time.UTC): false,
+		IndexName("sluice", "s", "hared", at, time.UTC): false,
+	} {
+		if got := matches(name); got != want {
+			t.Errorf("shared patterns %v match %s: %v, want %v", patterns, name, got, want)
+		}
+		if ok, _ := filepath.Match("sluice-*", name); !ok {
+			t.Errorf("main pattern does not match %s", name)
+		}
+	}
+}
+
 func TestRetentionExpired(t *testing.T) {
 	now := time.Date(2026, 11, 21, 0, 30, 0, 0, time.UTC)
 	r := retention{prefix: "sluice", loc: time.UTC, days: 7, overrides: map[string]int{"audit": 0, "scratch": 1}}
@@ -152,9 +231,11 @@ func TestRetentionExpired(t *testing.T) {
 		"sluice-shop-2026.11.21", "sluice-shop-2026.11.14", "sluice-shop-2026.11.13", "sluice-shop.web-2026.11.01",
 		"sluice-audit-2020.01.01", "sluice-scratch-2026.11.20", "sluice-scratch-2026.11.19",
 		"sluice-shop-web-2026.11.13", "other-shop-2020.01.01", "sluice-custom", "sluice-shop-2026.11.13-restored",
+		// Shared indices go by day with the default retention.
+		"sluice-_shared-2026.11.14", "sluice-_shared-2026.11.13", "sluice-_shared.audit-2026.11.13", "sluice-_shared_x-2026.11.01",
 	}
 	got := r.expired(indices, now)
-	want := []string{"sluice-scratch-2026.11.19", "sluice-shop-2026.11.13", "sluice-shop-web-2026.11.13", "sluice-shop.web-2026.11.01"}
+	want := []string{"sluice-_shared-2026.11.13", "sluice-_shared.audit-2026.11.13", "sluice-scratch-2026.11.19", "sluice-shop-2026.11.13", "sluice-shop-web-2026.11.13", "sluice-shop.web-2026.11.01"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("expired %v, want %v", got, want)
 	}

@@ -102,13 +102,12 @@ func (ix *Indexer) Run(ctx context.Context) error {
 		return fmt.Errorf("elasticsearch settings: %w", err)
 	}
 	defer func() { _ = es.Close(context.WithoutCancel(ctx)) }() // idle connections
-	tmpl := templateBody(templateSettings{prefix: ix.cfg.IndexPrefix, shards: ix.cfg.Shards, replicas: ix.cfg.Replicas,
-		totalFields: ix.cfg.TotalFieldsLimit, ignoreAbove: ix.cfg.IgnoreAbove})
+	templates := indexTemplates(&ix.cfg)
 	bo := newBackoff(ix.cfg.RetryMax)
 	for {
-		installed, err := installTemplate(ctx, es, ix.cfg.IndexPrefix, tmpl)
+		installed, err := installTemplates(ctx, es, templates)
 		if err == nil {
-			ix.log.Info("index template in place", "template", ix.cfg.IndexPrefix, "version", templateVersion, "installed", installed)
+			ix.log.Info("index templates in place", "templates", []string{templates[0].name, templates[1].name}, "version", templateVersion, "installed", installed)
 			break
 		}
 		if ctx.Err() != nil {
@@ -205,6 +204,11 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	background.Go(func() { ix.commitLoop(bgCtx, cl) })
 	if ix.retention.enabled() {
 		background.Go(func() { ix.retentionLoop(bgCtx, es) })
+	}
+	if ix.namer.routes.init(&ix.cfg); ix.namer.routes.fams != nil {
+		p := newPrecreator(es, &ix.namer, ix.namer.routes.fams, ix.cfg.PrecreateWindow, ix.log, newPrecreateMetrics(ix.reg, ix.namer.routes.fams))
+		p.warn = ix.logLimited
+		background.Go(func() { p.run(bgCtx) })
 	}
 
 	ix.ready(true)
@@ -350,9 +354,14 @@ func (ix *Indexer) add(ctx context.Context, b *batch, w *docWriter, r *kgo.Recor
 	if rec.Timestamp.IsZero() {
 		rec.Timestamp = t
 	}
+	rt := ix.namer.routes.get(&ix.cfg, r.Topic, ti)
 	it.start = len(b.buf)
 	b.buf = append(b.buf, `{"create":{"_index":"`...)
-	b.buf = ix.namer.appendIndex(b.buf, ti.tenant, ti.stream, t)
+	b.buf = ix.namer.appendIndex(b.buf, rt.fam.name, rt.fam.stream, t)
+	if rt.shared {
+		b.buf = append(b.buf, `","routing":"`...)
+		b.buf = append(b.buf, rt.tenant...) // a tenant id needs no escaping
+	}
 	b.buf = append(b.buf, `","_id":`...)
 	b.buf = schemas.AppendJSONString(b.buf, docID(rec.ID, r.Topic, r.Partition, r.Offset))
 	b.buf = append(b.buf, "}}\n"...)

@@ -32,7 +32,10 @@ func (r retention) enabled() bool {
 }
 
 // expired returns, sorted, the names among indices that Sluice made and
-// whose day is more than their tenant's retention before today (in r.loc):
+// whose day is more than their tenant's retention before today (in r.loc;
+// the shared indices, <prefix>-_shared[.<stream>]-..., go by the default
+// retention: Validate refuses an override for a tenant in the shared
+// layout):
 // with 7 days, on 2026.11.21 the indices of 2026.11.13 and before go, those
 // of 2026.11.14 to today stay. Any other name is left alone.
 func (r retention) expired(indices []string, now time.Time) []string {

@@ -23,15 +23,63 @@ const templateVersion = 2
 // Sluice mappings win for <prefix>-* indices.
 const templatePriority = 500
 
+// sharedTemplatePriority puts the shared indices' template above the
+// main one, whose pattern (<prefix>-*) also matches them: Elasticsearch
+// applies one composable template to an index, the highest in priority,
+// and refuses two of the same priority with overlapping patterns.
+const sharedTemplatePriority = templatePriority + 1
+
 type templateSettings struct {
 	prefix           string
+	shared           bool // the template of the shared indices only
 	shards, replicas int
 	totalFields      int
 	ignoreAbove      int
 }
 
+// templateName is the name of the index template: <prefix> for the
+// daily indices, <prefix>-shared for the shared ones.
+func (s templateSettings) templateName() string {
+	if s.shared {
+		return s.prefix + "-shared"
+	}
+	return s.prefix
+}
+
+// indexTemplates returns the index templates the indexer installs, by
+// name: the template of every daily index, and that of the shared ones
+// (the same but for its patterns, priority and shards).
+func indexTemplates(cfg *Config) []namedTemplate {
+	s := templateSettings{prefix: cfg.IndexPrefix, shards: cfg.Shards, replicas: cfg.Replicas,
+		totalFields: cfg.TotalFieldsLimit, ignoreAbove: cfg.IgnoreAbove}
+	shared := s
+	shared.shared, shared.shards = true, cfg.SharedShards
+	return []namedTemplate{{s.templateName(), templateBody(s)}, {shared.templateName(), templateBody(shared)}}
+}
+
+type namedTemplate struct {
+	name string
+	body []byte
+}
+
+// installTemplates installs or reconciles each template (installTemplate)
+// and returns the names of those it wrote.
+func installTemplates(ctx context.Context, es *elasticsearch.Client, templates []namedTemplate) (installed []string, err error) {
+	for _, t := range templates {
+		ok, err := installTemplate(ctx, es, t.name, t.body)
+		if err != nil {
+			return installed, err
+		}
+		if ok {
+			installed = append(installed, t.name)
+		}
+	}
+	return installed, nil
+}
+
 // templateBody returns the composable index template for <prefix>-*
-// indices:
+// indices (with s.shared, for the shared indices <prefix>-_shared-* and
+// <prefix>-_shared.*, at a higher priority):
 //   - @timestamp and sluice.observed_timestamp are dates; log is text;
 //     tenant, stream and every kubernetes.* field are keyword;
 //     kubernetes.labels.* and kubernetes.annotations.* are keyword (their
@@ -48,11 +96,16 @@ type templateSettings struct {
 func templateBody(s templateSettings) []byte {
 	keyword := map[string]any{"type": "keyword", "ignore_above": s.ignoreAbove}
 	kw := map[string]any{"type": "keyword"}
+	patterns, priority, description := []string{s.prefix + "-*"}, templatePriority, "Sluice daily log indices"
+	if s.shared {
+		patterns = []string{s.prefix + "-" + SharedName + "-*", s.prefix + "-" + SharedName + ".*"}
+		priority, description = sharedTemplatePriority, "Sluice shared daily log indices (tenants in the shared layout)"
+	}
 	t := map[string]any{
-		"index_patterns": []string{s.prefix + "-*"},
-		"priority":       templatePriority,
+		"index_patterns": patterns,
+		"priority":       priority,
 		"version":        templateVersion,
-		"_meta":          map[string]any{"description": "Sluice daily log indices", "managed_by": "sluice"},
+		"_meta":          map[string]any{"description": description, "managed_by": "sluice"},
 		"template": map[string]any{
 			"settings": map[string]any{"index": map[string]any{
 				"number_of_shards":   s.shards,
