@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicelogs/sluice/indexer"
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/kafka"
 )
@@ -106,6 +107,7 @@ func tenantCreate(ctx context.Context, fs *flag.FlagSet, timeout *time.Duration,
 	passwordStdin := fs.Bool("password-stdin", false, "read the user's password from the first line of stdin instead of generating one")
 	noUser := fs.Bool("no-user", false, "make no user and set no password (for clusters without SASL, or to keep an existing password)")
 	indexPrefix := fs.String("index-prefix", "sluice", "index prefix of the indexers, for the Elasticsearch role")
+	sharedIndices := fs.Bool("shared-indices", true, "grant the role the tenant's documents in the shared indices, by document-level security (needs a license with it; false on a Basic license, with the tenant kept in the dedicated layout)")
 	tenant, err := parseTenantName(fs, args)
 	if err != nil {
 		return err
@@ -171,8 +173,18 @@ func tenantCreate(ctx context.Context, fs *flag.FlagSet, timeout *time.Duration,
 		fmt.Fprintf(w, "# its pipeline: %s (sluice pipeline apply|get|delete with these settings); routers' status: %s\n",
 			topics.TenantConfig(tenant), topics.TenantStatus(tenant))
 		fmt.Fprintf(w, "# quotas: %s\n", quotaLine(spec))
-		role, _ := json.MarshalIndent(ElasticsearchRole(*indexPrefix, tenant), "", "  ")
-		fmt.Fprintf(w, "\n# Elasticsearch role for the tenant's indices (PUT /_security/role/sluice-%s):\n%s\n", tenant, role)
+		role, _ := json.MarshalIndent(ElasticsearchRole(*indexPrefix, tenant, *sharedIndices), "", "  ")
+		fmt.Fprintf(w, "\n# Elasticsearch role for the tenant's indices (PUT /_security/role/sluice-%s):\n", tenant)
+		fmt.Fprintf(w, "# its own indices (dedicated layout) by index privileges")
+		if *sharedIndices {
+			fmt.Fprintf(w, `; in the shared indices (shared layout) only
+# its documents, by document-level security (query: tenant is %s). DLS needs an Elasticsearch
+# license that includes it (Platinum, Enterprise or a trial; OpenSearch's security plugin has DLS
+# too, as a role's dls query). On a Basic license Elasticsearch disables a role that uses DLS: there,
+# keep the tenant in the dedicated layout, the one that isolates, and make the role with
+# --shared-indices=false`, tenant)
+		}
+		fmt.Fprintf(w, "\n%s\n", role)
 		return nil
 	})
 }
@@ -197,15 +209,25 @@ func noAuthorizerWarning(tenant string) string {
 
 // ElasticsearchRole is the Elasticsearch role granting read on a tenant's
 // indices and no other tenant's: a regular expression, because a wildcard
-// such as sluice-shop-* would also match tenant shop-web's indices.
-func ElasticsearchRole(indexPrefix, tenant string) map[string]any {
-	re := "/" + regexp.QuoteMeta(indexPrefix) + "-" + tenant + `(\.[a-z0-9-]+)?-[0-9]{4}\.[0-9]{2}\.[0-9]{2}/`
-	return map[string]any{
-		"indices": []any{map[string]any{
-			"names":      []string{re},
+// such as sluice-shop-* would also match tenant shop-web's indices. With
+// shared, it also grants the shared indices (<prefix>-_shared[.<stream>]-...)
+// with document-level security: only the documents whose tenant field is
+// the tenant. The two entries never match the same index, so the one
+// without a query never lifts the other's.
+func ElasticsearchRole(indexPrefix, tenant string, shared bool) map[string]any {
+	days := `-[0-9]{4}\.[0-9]{2}\.[0-9]{2}/`
+	indices := []any{map[string]any{
+		"names":      []string{"/" + regexp.QuoteMeta(indexPrefix) + "-" + tenant + `(\.[a-z0-9-]+)?` + days},
+		"privileges": []string{"read", "view_index_metadata"},
+	}}
+	if shared {
+		indices = append(indices, map[string]any{
+			"names":      []string{"/" + regexp.QuoteMeta(indexPrefix+"-"+indexer.SharedName) + `(\.[a-z0-9-]+)?` + days},
 			"privileges": []string{"read", "view_index_metadata"},
-		}},
+			"query":      map[string]any{"term": map[string]any{"tenant": tenant}},
+		})
 	}
+	return map[string]any{"indices": indices}
 }
 
 // newPassword returns a random password of 32 URL-safe characters.

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,11 +43,31 @@ func TestTenantCommands(t *testing.T) {
 		t.Fatalf("create printed:\n%s", out.String())
 	}
 	password := m[1]
+	// The role printed is JSON after its comment lines, and says what DLS
+	// needs.
+	printedRole := func() map[string]any {
+		t.Helper()
+		_, js, ok := strings.Cut(out.String(), "\n{\n")
+		var role map[string]any
+		if err := json.Unmarshal([]byte("{\n"+js), &role); !ok || err != nil {
+			t.Fatalf("no role in:\n%s (%v)", out.String(), err)
+		}
+		return role
+	}
+	if role := printedRole(); len(role["indices"].([]any)) != 2 || !strings.Contains(out.String(), "document-level security") ||
+		!strings.Contains(out.String(), "Basic license") || !strings.Contains(out.String(), "OpenSearch") {
+		t.Errorf("create printed:\n%s", out.String())
+	}
 	// Idempotent; another tenant for the refusals.
-	for _, args := range [][]string{{"tenant", "create", "--no-user", "shop"}, {"tenant", "create", "pay"}} {
+	for _, args := range [][]string{{"tenant", "create", "--no-user", "--shared-indices=false", "shop"}, {"tenant", "create", "pay"}} {
 		out.Reset()
 		if err := run(ctx, args, &out, &errOut); err != nil {
 			t.Fatalf("%v: %v", args, err)
+		}
+		if slices.Contains(args, "--shared-indices=false") {
+			if role := printedRole(); len(role["indices"].([]any)) != 1 || strings.Contains(out.String(), `"query"`) {
+				t.Errorf("with --shared-indices=false, create printed:\n%s", out.String())
+			}
 		}
 	}
 	if strings.Contains(out.String(), password) {
@@ -113,20 +135,48 @@ func admin(t *testing.T, c *kfake.Cluster) *kgo.Client {
 	return cl
 }
 
-// TestElasticsearchRole: the role's pattern matches the tenant's indices
-// and no other tenant's.
+// TestElasticsearchRole: the role's first pattern matches the tenant's
+// indices and no other tenant's, nor the shared ones; the second, with
+// document-level security on the tenant, the shared indices only.
 func TestElasticsearchRole(t *testing.T) {
-	role := ElasticsearchRole("sluice", "shop")
-	name := role["indices"].([]any)[0].(map[string]any)["names"].([]string)[0]
-	re := regexp.MustCompile("^(?:" + strings.Trim(name, "/") + ")$")
+	role := ElasticsearchRole("sluice", "shop", true)
+	entries := role["indices"].([]any)
+	if len(entries) != 2 {
+		t.Fatalf("role %v", role)
+	}
+	pattern := func(i int) *regexp.Regexp {
+		name := entries[i].(map[string]any)["names"].([]string)[0]
+		return regexp.MustCompile("^(?:" + strings.Trim(name, "/") + ")$")
+	}
+	own, shared := pattern(0), pattern(1)
+	if _, ok := entries[0].(map[string]any)["query"]; ok {
+		t.Error("the tenant's own indices are granted with a query")
+	}
+	if q, _ := json.Marshal(entries[1].(map[string]any)["query"]); string(q) != `{"term":{"tenant":"shop"}}` {
+		t.Errorf("shared indices query %s", q)
+	}
 	at := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
-		tenant, stream string
-		want           bool
-	}{{"shop", "", true}, {"shop", "audit", true}, {"shop-web", "", false}, {"shop-2fa", "", false}, {"shopping", "", false}} {
-		index := indexer.IndexName("sluice", tc.tenant, tc.stream, at, time.UTC)
-		if got := re.MatchString(index); got != tc.want {
-			t.Errorf("%s: %v, want %v", index, got, tc.want)
+		index        string
+		own, inShare bool
+	}{
+		{indexer.IndexName("sluice", "shop", "", at, time.UTC), true, false},
+		{indexer.IndexName("sluice", "shop", "audit", at, time.UTC), true, false},
+		{indexer.IndexName("sluice", "shop-web", "", at, time.UTC), false, false},
+		{indexer.IndexName("sluice", "shop-2fa", "", at, time.UTC), false, false},
+		{indexer.IndexName("sluice", "shopping", "", at, time.UTC), false, false},
+		{indexer.SharedIndexName("sluice", "", at, time.UTC), false, true},
+		{indexer.SharedIndexName("sluice", "audit", at, time.UTC), false, true},
+		{indexer.IndexName("sluice", "shared", "", at, time.UTC), false, false},
+	} {
+		if got := own.MatchString(tc.index); got != tc.own {
+			t.Errorf("own pattern matches %s: %v, want %v", tc.index, got, tc.own)
 		}
+		if got := shared.MatchString(tc.index); got != tc.inShare {
+			t.Errorf("shared pattern matches %s: %v, want %v", tc.index, got, tc.inShare)
+		}
+	}
+	if entries := ElasticsearchRole("sluice", "shop", false)["indices"].([]any); len(entries) != 1 {
+		t.Errorf("without shared indices: %v", entries)
 	}
 }
