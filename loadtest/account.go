@@ -1,11 +1,13 @@
 package loadtest
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -37,6 +39,7 @@ type Accounting struct {
 	// crash): at least once, like a document answered 409.
 	DeadLetterRepeats int                          `json:"dead_letter_repeats"`
 	Documents         int                          `json:"documents"` // documents scanned
+	Indices           []string                     `json:"indices"`   // the indices scanned, <prefix>-*
 	PerTenant         map[string]*TenantAccounting `json:"per_tenant"`
 }
 
@@ -47,7 +50,12 @@ type TenantAccounting struct {
 	DeadLettered int `json:"dead_lettered"`
 	Missing      int `json:"missing"`
 	Duplicated   int `json:"duplicated"`
-	Misplaced    int `json:"misplaced"`
+	// Misplaced counts, besides lines in the wrong place, lines indexed
+	// under another tenant (their document's tenant field).
+	Misplaced int `json:"misplaced"`
+	// Documents are the documents whose tenant field is the tenant, in
+	// its own indices or in the shared ones, whichever its layout.
+	Documents int `json:"documents"`
 }
 
 // OK reports whether every line is where it should be, exactly once.
@@ -84,13 +92,24 @@ func (r *run) account(ctx context.Context) (*Accounting, error) {
 	}
 	// A document may hold a marker twice (a JSON line's seq is parsed into
 	// an attribute and stays in log): each counts once per document.
+	// A tenant's documents are told by their tenant field, which holds in
+	// both index layouts (a dedicated index holds one tenant's, a shared
+	// one every shared tenant's); a line indexed under another tenant is
+	// misplaced.
 	seen := map[[2]int]bool{}
-	docs, err := r.scanIndices(ctx, func(source []byte) {
+	wrongTenant := map[[2]int]bool{}
+	docsOf := map[string]int{}
+	docs, indices, err := r.scanIndices(ctx, func(source []byte) {
 		clear(seen)
+		tenant := docTenant(source)
+		docsOf[tenant]++
 		FindMarkers(source, func(node, seq int) {
 			if !seen[[2]int{node, seq}] {
 				seen[[2]int{node, seq}] = true
 				t.add(t.es, node, seq)
+				if node < len(r.writers) && seq < len(t.es[node]) && r.writers[node].Tenant(seq) != tenant {
+					wrongTenant[[2]int{node, seq}] = true
+				}
 			}
 		})
 	})
@@ -124,10 +143,10 @@ func (r *run) account(ctx context.Context) (*Accounting, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Accounting{Documents: docs, Unknown: t.unknown, DeadLetterReasons: reasons, DeadLetterRepeats: repeats,
+	a := &Accounting{Documents: docs, Indices: indices, Unknown: t.unknown, DeadLetterReasons: reasons, DeadLetterRepeats: repeats,
 		PerTenant: map[string]*TenantAccounting{}}
 	for _, tenant := range r.s.Tenants {
-		a.PerTenant[tenant] = &TenantAccounting{}
+		a.PerTenant[tenant] = &TenantAccounting{Documents: docsOf[tenant]}
 	}
 	list := func(l *[]string, m string) {
 		if len(*l) < maxListed {
@@ -150,7 +169,7 @@ func (r *run) account(ctx context.Context) (*Accounting, error) {
 				a.Duplicated++
 				pt.Duplicated++
 				list(&a.DuplicatedList, m)
-			case want == Indexed && es == 1:
+			case want == Indexed && es == 1 && !wrongTenant[[2]int{node, seq}]:
 				a.Indexed++
 				pt.Indexed++
 			case want == DeadLettered && dlq == 1:
@@ -166,24 +185,41 @@ func (r *run) account(ctx context.Context) (*Accounting, error) {
 	return a, nil
 }
 
+// docTenant returns the tenant field of an indexer's document: the first
+// "tenant" member, which the indexer writes right after @timestamp (an
+// attribute of that name is moved aside), or "" for none.
+func docTenant(source []byte) string {
+	const key = `"tenant":"`
+	i := bytes.Index(source, []byte(key))
+	if i < 0 {
+		return ""
+	}
+	rest := source[i+len(key):]
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 {
+		return ""
+	}
+	return string(rest[:end])
+}
+
 // scanIndices calls fn with the _source of every document in the run's
-// indices, index by index, paged with search_after. Elasticsearch does not
+// indices (<prefix>-*: the dedicated and the shared ones), index by index, paged with search_after. Elasticsearch does not
 // sort on _id, so the sort is where the shipper read the line:
 // sluice.source.path and offset, which repeat across a file's rotations,
 // then @timestamp, which tells the generations apart. Each index's count
 // of documents is checked against what the scan saw, so that a tie in the
 // sort cannot hide a document.
-func (r *run) scanIndices(ctx context.Context, fn func(source []byte)) (int, error) {
+func (r *run) scanIndices(ctx context.Context, fn func(source []byte)) (docs int, names []string, err error) {
 	var indices []struct {
 		Index string `json:"index"`
 		Docs  string `json:"docs.count"`
 	}
 	if err := esDo(ctx, r.es, http.MethodGet, "/_cat/indices/"+indexPrefix+"-*?format=json&h=index,docs.count", nil, &indices); err != nil {
-		return 0, fmt.Errorf("list indices: %w", err)
+		return 0, nil, fmt.Errorf("list indices: %w", err)
 	}
 	const page = 10000 // index.max_result_window
-	docs := 0
 	for _, ix := range indices {
+		names = append(names, ix.Index)
 		var after []any
 		seen := 0
 		for {
@@ -201,7 +237,7 @@ func (r *run) scanIndices(ctx context.Context, fn func(source []byte)) (int, err
 			body, _ := json.Marshal(q)
 			hits, err := search(ctx, r.es, "/"+ix.Index+"/_search", body)
 			if err != nil {
-				return docs, err
+				return docs, names, err
 			}
 			for _, h := range hits {
 				fn(h.Source)
@@ -214,10 +250,11 @@ func (r *run) scanIndices(ctx context.Context, fn func(source []byte)) (int, err
 		}
 		docs += seen
 		if want, err := strconv.Atoi(ix.Docs); err == nil && want != seen {
-			return docs, fmt.Errorf("index %s holds %d documents but the scan saw %d (documents with equal sort keys)", ix.Index, want, seen)
+			return docs, names, fmt.Errorf("index %s holds %d documents but the scan saw %d (documents with equal sort keys)", ix.Index, want, seen)
 		}
 	}
-	return docs, nil
+	slices.Sort(names)
+	return docs, names, nil
 }
 
 // readDeadLetters reads every tenant's dead-letter topic from its start to
