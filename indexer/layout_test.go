@@ -239,3 +239,16 @@ func TestIndexerSharedLayout(t *testing.T) {
 		t.Errorf("%d stored after indexing again", stored)
 	}
 }
+
+// BenchmarkRoute measures what the layouts add to each document in Add:
+// the route of its topic (a sync.Map load and an atomic load).
+func BenchmarkRoute(b *testing.B) {
+	cfg := testConfig(b, []string{"127.0.0.1:9092"}, "http://127.0.0.1:9200", nil)
+	var rs routes
+	ti := topicInfo{tenant: "shop", ok: true}
+	for b.Loop() {
+		if rs.get(&cfg, "logs.parsed.shop", ti).shared {
+			b.Fatal("shared")
+		}
+	}
+}
