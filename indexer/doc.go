@@ -25,11 +25,18 @@
 // without an id (its _id comes from its place in the parsed topic, which a
 // re-shipped copy does not share). Per item:
 //   - 200/201 stored; 409 a duplicate, stored;
-//   - 429, 5xx, and statuses that are not the document's fault (401, 403,
-//     404, 408): sent again, only those items, after a jittered exponential
-//     backoff (100ms doubling up to SLUICE_INDEXER_RETRY_MAX while no
-//     document of the batch is stored, back to 100ms once some are),
-//     forever;
+//   - 429 and 5xx: sent again, only those items, after a jittered
+//     exponential backoff (100ms doubling up to SLUICE_INDEXER_RETRY_MAX
+//     while no document of the batch is stored, back to 100ms once some
+//     are), for three rounds; then parked with their index (below);
+//   - failures of the index, not the document (a block, 401, 403, 404, a
+//     closed index, the shard limit, a missing default pipeline, see
+//     classifyItem): parked with their index at once (see park.go): the
+//     worker goes on, the index is retried apart with its own backoff, and
+//     past the failure class's time in SLUICE_INDEXER_GIVE_UP its
+//     documents are dead-lettered with the class as reason;
+//   - a document the index's ingest pipeline fails on: dead-lettered at
+//     once, reason "pipeline";
 //   - 400 and other client errors (a mapping conflict, say): sent once more
 //     with the fields the error names (or, when it names none of the
 //     document's attributes and labels, every attribute, label and
@@ -43,10 +50,11 @@
 // A request refused whole as too large or malformed (413, 400) is split, down
 // to the one document at fault, which is dead-lettered. A record that is not
 // a record (it does not decode) goes to the dead-letter topic with reason
-// "decode". Dead letters are written in the background: one that Kafka does
-// not take (the tenant's dead-letter topic is missing or denied) pauses the
-// fetching of its source partition until it is written, and holds back no
-// worker and no other partition. Dead letters are at least once: Kafka cannot
+// "decode". Dead letters are written in the background, per tenant with
+// its own backoff: one that Kafka does not take (the tenant's dead-letter
+// topic is missing or denied) pauses the fetching of its source partition
+// until it is written, and holds back no worker, no other partition and no
+// other tenant's dead letters. Dead letters are at least once: Kafka cannot
 // recognise a copy the way Elasticsearch does, so one written just before a
 // crash may be written again after the restart. A whole request that fails (unreachable
 // cluster, 429, 503, a timeout) is retried the same way; meanwhile the
@@ -91,8 +99,12 @@
 // # Indices
 //
 // Documents go to <prefix>-<tenant>-YYYY.MM.DD, or <prefix>-<tenant>.<stream>-YYYY.MM.DD
-// for a route's stream topic; see index.go for why a dot separates the
-// stream. The day is the event time's in SLUICE_INDEXER_TIMEZONE, unless the
+// for a route's stream topic (the dedicated layout; see index.go for why a
+// dot separates the stream), or, for tenants in the shared layout
+// (SLUICE_INDEXER_LAYOUT, SLUICE_INDEXER_LAYOUT_OVERRIDES), to
+// <prefix>-_shared[.<stream>]-YYYY.MM.DD with "routing": <tenant> in the
+// action (see layout.go). Tomorrow's indices are created ahead of
+// midnight (precreate.go). The day is the event time's in SLUICE_INDEXER_TIMEZONE, unless the
 // event time lies outside [ingest - SLUICE_INDEXER_WINDOW_PAST, ingest +
 // SLUICE_INDEXER_WINDOW_AHEAD]; then the ingest time (when the line was
 // read) picks the day, and @timestamp keeps the event time. At start the
@@ -127,6 +139,9 @@
 //	bulk_size_bytes                             bytes of one bulk request (histogram)
 //	bulk_docs                                   documents in one bulk request (histogram)
 //	commits_total{result}                       offset commits: ok, error
+//	precreated_indices_total{result}            indices created ahead of midnight: created, exists, failed
+//	precreate_pending_indices                   of tomorrow's indices, those still to create
+//	index_families                              index families written to today
 //	consumer_lag_records{tenant}                records not yet consumed
 //	commit_watermark_age_seconds{tenant}        age of the oldest record not yet stored
 //	pending_records{tenant}                     records consumed, not yet stored

@@ -16,7 +16,7 @@ import (
 // installs. Raise it with every change to templateBody: an indexer never
 // replaces a template of a higher version (a newer indexer's, during a
 // rolling upgrade).
-const templateVersion = 2
+const templateVersion = 3
 
 // templatePriority puts the template above Elastic's built-in templates
 // (priority 100) and Fleet's integration templates (200), so that the
@@ -92,6 +92,8 @@ func installTemplates(ctx context.Context, es *elasticsearch.Client, templates [
 //   - sluice.rescued (fields moved out of a document Elasticsearch
 //     rejected, as one JSON string) and the router's _overflow attribute
 //     are text: searchable, and never in type conflict;
+//   - sluice.unknown (fields of a newer record schema version) is kept in
+//     _source and not mapped;
 //   - the total-fields limit, shards and replicas come from the settings.
 func templateBody(s templateSettings) []byte {
 	keyword := map[string]any{"type": "keyword", "ignore_above": s.ignoreAbove}
@@ -141,6 +143,10 @@ func templateBody(s templateSettings) []byte {
 						"invalid_utf8":       map[string]any{"type": "boolean"},
 						"partial":            map[string]any{"type": "boolean"},
 						"rescued":            map[string]any{"type": "text"},
+						// Fields of a newer record schema version than this
+						// indexer knows, as JSON texts: kept in _source, not
+						// mapped (no field count, no type conflict).
+						"unknown": map[string]any{"type": "object", "enabled": false},
 						"source": map[string]any{"properties": map[string]any{
 							"path": kw, "offset": map[string]any{"type": "long"}, "format": kw, "shipper": kw,
 						}},
