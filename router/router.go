@@ -120,11 +120,9 @@ func (rt *Router) Run(ctx context.Context) error {
 	if err := EnsureCompactedTopic(ctx, adm, rt.topics.Status()); err != nil {
 		return fmt.Errorf("status topic %s: %w", rt.topics.Status(), err)
 	}
-	// Before writing any record: readers older than this binary find the
-	// schema versions it writes there.
-	if err := kafka.PublishSchemas(ctx, admin, rt.topics); err != nil {
-		rt.log.Error("publishing the record schema versions failed: indexers older than this router cannot decode what it writes", "topic", rt.topics.Schemas(), "err", err)
-	}
+	// Readers older than this binary (indexers during an upgrade) find the
+	// schema versions it writes there. Never waited for.
+	kafka.PublishSchemasInBackground(ctx, admin, rt.topics, rt.log)
 
 	var wg sync.WaitGroup
 	defer wg.Wait()

@@ -194,13 +194,10 @@ func (sh *Shipper) Run(ctx context.Context) error {
 			return err
 		}
 		sh.sink = k
-		// Before any record: routers older than this shipper find the
-		// schema versions it writes there.
-		pubCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := kafka.PublishSchemas(pubCtx, k.cl, sh.cfg.Kafka.Topics()); err != nil {
-			sh.log.Error("publishing the record schema versions failed: routers older than this shipper cannot decode what it writes", "topic", sh.cfg.Kafka.Topics().Schemas(), "err", err)
-		}
-		cancel()
+		// Routers older than this shipper find the schema versions it
+		// writes there. Never waited for: a stuck topic must not keep the
+		// shipper from shipping.
+		kafka.PublishSchemasInBackground(ctx, k.cl, sh.cfg.Kafka.Topics(), sh.log)
 	}
 	defer sh.sink.close()
 

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -80,6 +82,41 @@ func PublishSchemas(ctx context.Context, cl *kgo.Client, t Topics) error {
 		return fmt.Errorf("publish schema versions to %s: %w", topic, err)
 	}
 	return nil
+}
+
+// PublishSchemasInBackground runs PublishSchemas in a goroutine, each
+// attempt bounded by 10 seconds, retried with a backoff (doubling from a
+// second up to a minute) until it succeeds or ctx ends; failures are
+// logged on log. A stage does not wait for it: a schemas topic whose
+// leader does not answer, or that the stage may neither create nor write,
+// must not keep it from shipping. The first attempt starts at once and
+// usually ends before the stage writes its first record; a reader that
+// meets a record of a version not yet published tries the topic again
+// after its negative cache expires. The returned channel is closed once
+// the versions are published (or ctx ends).
+func PublishSchemasInBackground(ctx context.Context, cl *kgo.Client, t Topics, log *slog.Logger) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		bo := &backoff.ExponentialBackOff{InitialInterval: time.Second, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: time.Minute}
+		for {
+			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := PublishSchemas(actx, cl, t)
+			cancel()
+			if err == nil || ctx.Err() != nil {
+				return
+			}
+			wait := bo.NextBackOff()
+			log.Warn("publishing the record schema versions failed; retrying (readers older than this stage cannot decode a record of a version they do not know until they are published)",
+				"topic", t.Schemas(), "retry_in", wait.Round(time.Second), "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+	}()
+	return done
 }
 
 // ensureSchemasTopic creates the schemas topic when it does not exist.

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -11,7 +12,9 @@ import (
 
 	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicelogs/sluice/schemas"
 )
@@ -171,4 +174,54 @@ func readAll(t *testing.T, ctx context.Context, opts []kgo.Opt, topic string) []
 		out = append(out, fs.Records()...)
 	}
 	return out
+}
+
+// TestPublishSchemasInBackground: the caller does not wait, and a refused
+// attempt (the topic cannot be created yet) is retried until the versions
+// are published.
+func TestPublishSchemasInBackground(t *testing.T) {
+	c := newCluster(t)
+	var refused atomic.Int32
+	c.ControlKey(int16(kmsg.CreateTopics), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if refused.Add(1) > 1 {
+			return nil, nil, false // from the second attempt on, as the broker answers
+		}
+		req := kr.(*kmsg.CreateTopicsRequest)
+		resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewCreateTopicsResponseTopic()
+			st.Topic = rt.Topic
+			st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	topics := Topics{Prefix: "logs"}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	done := PublishSchemasInBackground(ctx, cl, topics, slog.New(slog.DiscardHandler))
+	if waited := time.Since(start); waited > 100*time.Millisecond {
+		t.Errorf("the caller waited %s", waited)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("not published within 30s")
+	}
+	if refused.Load() < 2 {
+		t.Fatalf("%d create attempts, want a refused one and a retry", refused.Load())
+	}
+	src := NewSchemaSource(topics, func() ([]kgo.Opt, error) { return opts, nil })
+	cur := schemas.CurrentSchema()
+	if text, err := src.Lookup(ctx, cur.Fingerprint); err != nil || text != cur.Text {
+		t.Fatalf("current version after the retry: %v", err)
+	}
 }
