@@ -64,9 +64,11 @@ func TestIndexFailureIsolation(t *testing.T) {
 			start := time.Now()
 			s.produce(t, cl, "logs.parsed.shop", 400, 0, nil)
 			waitFor(t, 30*time.Second, "every shop record stored", func() bool { return storedCount(es, "logs.parsed.shop") == 400 })
-			if took := time.Since(start); took > healthyWithin {
+			took := time.Since(start)
+			if took > healthyWithin {
 				t.Errorf("the healthy tenant's records took %s to be stored, want within %s", took, healthyWithin)
 			}
+			t.Logf("the healthy tenant's 400 records stored within %s", took.Round(time.Millisecond))
 			waitFor(t, 20*time.Second, "shop committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.shop") })
 
 			if tc.giveUp == "" {
@@ -130,9 +132,11 @@ func TestDeadLetterIsolation(t *testing.T) {
 		start := time.Now()
 		s.produce(t, cl, "logs.parsed.pay", 300, 10, nil)
 		waitFor(t, 30*time.Second, "pay committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.pay") })
-		if took := time.Since(start); took > healthyWithin {
+		took := time.Since(start)
+		if took > healthyWithin {
 			t.Errorf("round %d: pay's records and dead letters took %s, want within %s", round, took, healthyWithin)
 		}
+		t.Logf("round %d: pay's records and dead letters committed within %s", round, took.Round(time.Millisecond))
 	}
 	if got := metricValue(t, reg, "sluice_indexer_paused_partitions", map[string]string{"reason": "dead_letters"}); got == 0 {
 		t.Error("no partition of shop paused")
@@ -188,9 +192,12 @@ func TestParkingIsBounded(t *testing.T) {
 	start := time.Now()
 	s.produce(t, cl, "logs.parsed.shop", 300, 0, nil)
 	waitFor(t, 30*time.Second, "every shop record stored", func() bool { return storedCount(es, "logs.parsed.shop") == 300 })
-	if took := time.Since(start); took > healthyWithin {
+	took := time.Since(start)
+	if took > healthyWithin {
 		t.Errorf("the healthy tenant's records took %s to be stored, want within %s", took, healthyWithin)
 	}
+	t.Logf("%v records of pay consumed of %d, %v bytes parked (bound %d); the healthy tenant's 300 records stored within %s",
+		last, payRecords, metricValue(t, reg, "sluice_indexer_parked_bytes", nil), parkMax, took.Round(time.Millisecond))
 
 	es.SetIndexFault("sluice-pay-*", esfake.NoIndexFault)
 	waitFor(t, 60*time.Second, "pay committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.pay") })

@@ -35,7 +35,8 @@ import (
 // that is neither stored nor dead-lettered. Their memory is bounded: a
 // partition with SLUICE_INDEXER_FLUSH_BYTES parked, or any partition with
 // documents parked once the total reaches SLUICE_INDEXER_PARK_MAX_BYTES,
-// is no longer fetched until its parked documents are done. A revoked
+// is no longer fetched until its parked documents are done (records of a
+// fetch already under way still arrive: one fetch more at most). A revoked
 // partition's parked documents are dropped (its new owner indexes them);
 // a revocation does not wait for them.
 type parking struct {
