@@ -41,6 +41,12 @@ type Record struct {
 	// back with Partial false.
 	Partial bool `json:"partial"`
 
+	// Metadata says how complete Kubernetes is: "" when the shipper had
+	// the pod's metadata (or nothing was asked of it), MetadataPartial when
+	// it shipped the line with what the log file's path says only (the pod
+	// was not, or not yet, in its cache, or the API server was away).
+	Metadata string `json:"metadata"`
+
 	Kubernetes Kubernetes `json:"kubernetes"`
 	// Attributes are parsed fields: flattened dotted keys to typed scalar
 	// values. A value is one of nil, bool, int64, float64 or string.
@@ -64,14 +70,36 @@ type Record struct {
 
 // Kubernetes is the metadata of the container that wrote a line.
 type Kubernetes struct {
-	NamespaceName string            `json:"namespace_name"`
-	PodName       string            `json:"pod_name"`
-	PodID         string            `json:"pod_id"`
-	ContainerName string            `json:"container_name"`
-	DockerID      string            `json:"docker_id"` // the container id
-	Host          string            `json:"host"`
-	Labels        map[string]string `json:"labels"`
-	Annotations   map[string]string `json:"annotations"`
+	NamespaceName string `json:"namespace_name"`
+	PodName       string `json:"pod_name"`
+	PodID         string `json:"pod_id"`
+	ContainerName string `json:"container_name"`
+	DockerID      string `json:"docker_id"` // the container id
+	// Host is the node's name.
+	Host        string            `json:"host"`
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+	// NamespaceLabels are the labels of the pod's namespace (those the
+	// shipper's allow-list lets through).
+	NamespaceLabels map[string]string `json:"namespace_labels"`
+	// ContainerImage is the image of the container, as the pod spec names
+	// it.
+	ContainerImage string `json:"container_image"`
+	// Workload is the pod's owning workload.
+	Workload Workload `json:"workload"`
+}
+
+// MetadataPartial is Record.Metadata for a line shipped with path-only
+// Kubernetes metadata.
+const MetadataPartial = "partial"
+
+// Workload is the controller a pod belongs to, followed up its owner
+// references: a Deployment (through its ReplicaSet), StatefulSet,
+// DaemonSet, CronJob (through its Job), Job, or a bare ReplicaSet. Empty for
+// a pod nothing owns.
+type Workload struct {
+	Kind string `json:"kind"`
+	Name string `json:"name"`
 }
 
 // Source says where a record was read.
