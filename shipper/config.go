@@ -1,9 +1,14 @@
 package shipper
 
 import (
+	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/kafka"
@@ -42,6 +47,16 @@ type Config struct {
 	CheckpointInterval time.Duration `env:"SHIPPER_CHECKPOINT_INTERVAL, default=2s" help:"How often acknowledged positions are saved (only when they changed)."`
 	ShutdownTimeout    time.Duration `env:"SHIPPER_SHUTDOWN_TIMEOUT, default=20s" help:"On SIGTERM, how long to wait for Kafka to acknowledge what was read before saving checkpoints and exiting."`
 	TenantRetryMax     time.Duration `env:"SHIPPER_TENANT_RETRY_MAX, default=30s" help:"Longest wait between retries for a tenant whose topic is missing or denied (the wait doubles from 1s)."`
+
+	KubernetesMetadata     string        `env:"SHIPPER_KUBERNETES_METADATA, default=auto" help:"Whether records carry metadata from the Kubernetes API (pod labels, allow-listed annotations and namespace labels, container image, owning workload) and tenants come from namespace labels: on, off, or auto (on inside Kubernetes, where KUBERNETES_SERVICE_HOST is set, or when SLUICE_SHIPPER_KUBERNETES_API is). Pods of this node only are watched (a field selector on spec.nodeName), namespaces cluster-wide; a Job's CronJob is read once per Job. The API server being away never holds shipping back: records then carry what the log path says, flagged metadata=partial."`
+	KubernetesAPI          string        `env:"SHIPPER_KUBERNETES_API" help:"URL of the Kubernetes API server. Default: the pod's service account (in-cluster configuration)."`
+	KubernetesTokenFile    string        `env:"SHIPPER_KUBERNETES_TOKEN_FILE" help:"With SLUICE_SHIPPER_KUBERNETES_API: a file holding the bearer token for the API server (re-read when it changes); none by default."`
+	KubernetesCAFile       string        `env:"SHIPPER_KUBERNETES_CA_FILE" help:"With SLUICE_SHIPPER_KUBERNETES_API over https: the CA bundle the API server's certificate is checked with; the system's by default."`
+	AnnotationPrefixes     []string      `env:"SHIPPER_ANNOTATION_PREFIXES" help:"Comma-separated prefixes of the pod annotation keys records carry (an allow-list; a prefix may be a whole key). Default none: annotations can hold secrets and be large."`
+	NamespaceLabelPrefixes []string      `env:"SHIPPER_NAMESPACE_LABEL_PREFIXES" help:"Comma-separated prefixes of the namespace label keys records carry (an allow-list). Default none. Pod labels are all carried."`
+	MetadataWait           time.Duration `env:"SHIPPER_METADATA_WAIT, default=2s" help:"How long a container whose pod is not in the metadata cache yet waits before its lines are shipped with what the log path says (flagged metadata=partial); its later lines carry the full metadata once the pod is known. Also the longest the shipper waits at start for the first list of pods and namespaces."`
+	MetadataRetention      time.Duration `env:"SHIPPER_METADATA_RETENTION, default=5m" help:"How long the metadata of a deleted pod (and namespace) is kept for the late lines of its containers."`
+	TenantLabel            string        `env:"SHIPPER_TENANT_LABEL, default=sluice.io/tenant" help:"Namespace label naming the namespace's tenant. The tenant of a container is this label of its namespace, else the first SLUICE_SHIPPER_TENANT_MAP rule that matches, else the namespace name. When the label changes, the next lines go to the new tenant's topic (lines already read stay with the old). Empty: tenants do not come from labels."`
 }
 
 // Validate reports every problem with the configuration, each naming the
@@ -89,6 +104,29 @@ func (c *Config) Validate() error {
 	if c.NodeName == "" && os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
 		add("NODE_NAME", "must be set inside Kubernetes (from the downward API: fieldRef spec.nodeName); the host name is the pod's name there, so record ids would change on every restart")
 	}
+	switch c.KubernetesMetadata {
+	case "auto", "on", "off":
+	default:
+		add("SHIPPER_KUBERNETES_METADATA", "must be auto, on or off, got %q", c.KubernetesMetadata)
+	}
+	if c.KubernetesAPI != "" {
+		if u, err := url.Parse(c.KubernetesAPI); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("SHIPPER_KUBERNETES_API", "must be an http or https URL, got %q", c.KubernetesAPI)
+		}
+	} else if c.KubernetesTokenFile != "" || c.KubernetesCAFile != "" {
+		add("SHIPPER_KUBERNETES_API", "must be set with SLUICE_SHIPPER_KUBERNETES_TOKEN_FILE or _CA_FILE (in-cluster configuration brings its own)")
+	}
+	if c.TenantLabel != "" {
+		if err := validLabelKey(c.TenantLabel); err != nil {
+			add("SHIPPER_TENANT_LABEL", "%v", err)
+		}
+	}
+	if c.MetadataWait < 0 || c.MetadataWait > time.Minute {
+		add("SHIPPER_METADATA_WAIT", "must be between 0 and 1m, got %s", c.MetadataWait)
+	}
+	if c.MetadataRetention < 0 {
+		add("SHIPPER_METADATA_RETENTION", "must not be negative, got %s", c.MetadataRetention)
+	}
 	p.Positive(map[string]time.Duration{
 		"SHIPPER_RESCAN_INTERVAL":       c.RescanInterval,
 		"SHIPPER_POLL_INTERVAL":         c.PollInterval,
@@ -101,6 +139,28 @@ func (c *Config) Validate() error {
 		"SHIPPER_CLOSE_INACTIVE":        c.CloseInactive,
 	})
 	return p.Err()
+}
+
+// validLabelKey checks a label key: an optional DNS-subdomain prefix and
+// '/', then a name of at most 63 alphanumerics, '-', '_' or '.'.
+func validLabelKey(key string) error {
+	if errs := validation.IsQualifiedName(key); len(errs) > 0 {
+		return fmt.Errorf("%q is not a label key: %s", key, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// kubernetesEnabled reports whether records carry metadata from the API
+// server (SLUICE_SHIPPER_KUBERNETES_METADATA); injected says a client was
+// given.
+func (c *Config) kubernetesEnabled(injected bool) bool {
+	switch c.KubernetesMetadata {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	return injected || c.KubernetesAPI != "" || os.Getenv("KUBERNETES_SERVICE_HOST") != ""
 }
 
 // tenantMaxBuffered is a tenant's share of the byte budget.

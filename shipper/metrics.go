@@ -38,6 +38,11 @@ type metrics struct {
 	checkpointAge    prometheus.Gauge
 	tenantsPaused    prometheus.Gauge
 	checkpointSaveAt prometheus.Gauge
+
+	metadataLookups *prometheus.CounterVec
+	kubeAPIErrors   prometheus.Counter
+	kubeCached      *prometheus.GaugeVec
+	kubeSynced      prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -88,6 +93,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		checkpointAge:    gauge("checkpoint_age_seconds", "Seconds since the checkpoints were last known saved (saved, or unchanged since the last save)."),
 		tenantsPaused:    gauge("tenants_paused", "Tenants whose shipping is paused because their topic is missing or access is denied."),
 		checkpointSaveAt: gauge("checkpoint_saved_timestamp_seconds", "Unix time of the last successful checkpoint save."),
+
+		metadataLookups: counter("metadata_lookups_total", "Look-ups of a container's pod in the Kubernetes metadata cache (when a stream starts and when the cache changed), by result: hit (found), miss (not there yet: the stream waits up to SLUICE_SHIPPER_METADATA_WAIT), partial (given up waiting: lines are shipped with what the log path says, flagged metadata=partial, until the pod is known).", "result"),
+		kubeAPIErrors:   counter("kubernetes_api_errors_total", "Failed requests to the Kubernetes API server (lists, watches, Job look-ups); informers retry with backoff.").WithLabelValues(),
+		kubeCached:      gaugeVec("kubernetes_cached_objects", "Objects in the Kubernetes metadata cache, by kind: pod (this node's, deleted ones within SLUICE_SHIPPER_METADATA_RETENTION included), namespace, job (Jobs whose CronJob was looked up).", "kind"),
+		kubeSynced:      gauge("kubernetes_synced", "1 once the Kubernetes metadata cache has listed pods and namespaces."),
+	}
+	for _, r := range []string{"hit", "miss", "partial"} {
+		m.metadataLookups.WithLabelValues(r)
 	}
 	return m
 }

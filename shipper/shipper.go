@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/internal/telemetry"
@@ -44,6 +45,10 @@ type Options struct {
 	// Ready, when set, is called with true once the shipper is reading and
 	// with false when it stops.
 	Ready func(bool)
+	// Kubernetes, when set, is the client of the API server that metadata
+	// comes from (with SLUICE_SHIPPER_KUBERNETES_METADATA auto or on);
+	// otherwise one is built from the configuration.
+	Kubernetes kubernetes.Interface
 }
 
 // Shipper tails container log files on one node and produces every line to
@@ -62,6 +67,8 @@ type Shipper struct {
 	ready   func(bool)
 	limiter *telemetry.Limiter
 	linger  time.Duration
+	kcs     kubernetes.Interface // the API server's client, when given
+	kube    *kubeMeta            // the metadata cache; nil when off
 
 	budget   *budget
 	slots    *semaphore.Weighted // reader slots: each holds one read buffer
@@ -140,6 +147,7 @@ func New(cfg Config, o Options) (*Shipper, error) {
 		ready:     o.Ready,
 		limiter:   telemetry.NewLimiter(30 * time.Second),
 		linger:    min(cfg.PollInterval, 100*time.Millisecond),
+		kcs:       o.Kubernetes,
 		budget:    newBudget(cfg.MaxBufferedBytes, cfg.tenantMaxBuffered()),
 		slots:     semaphore.NewWeighted(int64(max(4, 2*runtime.GOMAXPROCS(0)))),
 		fdLimit:   fileLimit(),
@@ -217,6 +225,10 @@ func (sh *Shipper) Run(ctx context.Context) error {
 			sh.watch = w
 			defer w.close()
 		}
+	}
+
+	if sh.cfg.kubernetesEnabled(sh.kcs != nil) {
+		sh.startKube(readCtx)
 	}
 
 	sh.log.Info("shipper starting", "node", sh.node, "paths", sh.cfg.Paths, "output", sh.sink.name(),
@@ -517,7 +529,13 @@ func (sh *Shipper) start(path string, start startMode) {
 	sh.mu.Lock()
 	delete(sh.resolveFails, path)
 	sh.mu.Unlock()
-	tenantName, ok, err := sh.mapper.Tenant(meta.Namespace, meta.Pod)
+	tenantName, ok, err := sh.tenantFor(meta.Namespace, meta.Pod)
+	if err != nil && sh.kube != nil && sh.kube.namespace(meta.Namespace) == nil {
+		// The namespace's tenant label may say: looked at again at the
+		// next rescan, once the namespace is known.
+		sh.logLimited("tenant:"+meta.Namespace, "no tenant for this namespace yet; waiting for its labels", "namespace", meta.Namespace, "err", err)
+		return
+	}
 	if err != nil {
 		skip("tenant", "no valid tenant for this namespace; not shipped (add a SLUICE_SHIPPER_TENANT_MAP rule)", "namespace", meta.Namespace, "err", err)
 		return
@@ -530,24 +548,18 @@ func (sh *Shipper) start(path string, start startMode) {
 	if key == "" {
 		key = meta.PodUID + "/" + meta.Container
 	}
-	// What a record costs beyond its message: the metadata it carries
-	// (the source path twice over: link and target are of a size), the
-	// key, the fixed fields.
-	overhead := recordOverhead + 2*len(path) + len(key) + len(tenantName) + len(sh.node) + len(sh.version) +
-		len(meta.Namespace) + len(meta.Pod) + len(meta.PodUID) + len(meta.Container) + len(meta.ContainerID)
 	t := sh.tenant(tenantName)
 	s := &stream{
-		sh:       sh,
-		key:      path,
-		meta:     meta,
-		t:        t,
-		recKey:   []byte(key),
-		done:     make(chan struct{}),
-		lineCap:  sh.cfg.MaxLineBytes,
-		overhead: int64(overhead),
-		retry:    backoffGate{max: sh.cfg.TenantRetryMax},
-		start:    start,
-		pollGap:  sh.cfg.PollInterval,
+		sh:      sh,
+		key:     path,
+		meta:    meta,
+		t:       t,
+		recKey:  []byte(key),
+		done:    make(chan struct{}),
+		lineCap: sh.cfg.MaxLineBytes,
+		retry:   backoffGate{max: sh.cfg.TenantRetryMax},
+		start:   start,
+		pollGap: sh.cfg.PollInterval,
 		k8s: schemas.Kubernetes{
 			NamespaceName: meta.Namespace,
 			PodName:       meta.Pod,
@@ -556,6 +568,12 @@ func (sh *Shipper) start(path string, start startMode) {
 			DockerID:      meta.ContainerID,
 			Host:          sh.node,
 		},
+	}
+	s.overhead = s.costBeyondMessage()
+	if sh.kube != nil {
+		s.metaState = metaWaiting
+		s.metaSince = time.Now()
+		s.metaWait.Store(true)
 	}
 	sh.mu.Lock()
 	if p, ok := sh.pending[path]; ok {
@@ -833,15 +851,15 @@ func (sh *Shipper) saveCheckpoints(store checkpointStore, force bool) error {
 	}
 	now := time.Now()
 	for _, st := range streams {
-		p, unshipped, since, ok := st.position()
+		p, t, unshipped, since, ok := st.position()
 		if !ok {
 			continue
 		}
 		positions[p.Key] = p
-		u := use[st.t]
+		u := use[t]
 		if u == nil {
 			u = &usage{}
-			use[st.t] = u
+			use[t] = u
 		}
 		u.unshipped += unshipped
 		if !since.IsZero() && (u.since.IsZero() || since.Before(u.since)) {

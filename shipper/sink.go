@@ -159,7 +159,7 @@ func (k *kafkaSink) promise(r *kgo.Record, err error) {
 	it := r.Context.(*kafkaItem)
 	t := it.t
 	if t.done(err) {
-		k.deadLetter(t.s.t, r, err)
+		k.deadLetter(t.t, r, err)
 	}
 	v := r.Value[:0]
 	if cap(v) > pooledValueMax {

@@ -45,7 +45,7 @@ type stream struct {
 	sh        *Shipper
 	key       string // the matched path
 	meta      PathMeta
-	t         *tenant
+	t         *tenant // written by run with mu held: others read it with mu
 	k8s       schemas.Kubernetes
 	recKey    []byte
 	overhead  int64       // what a record costs beyond its message: its metadata, encoded, and the output's per-record memory
@@ -90,6 +90,14 @@ type stream struct {
 	lineCap     int
 	rec         schemas.Record // reused for every record
 	idBuf       [32]byte
+
+	// Kubernetes metadata (see kube.go), owned by run.
+	metaState metaState
+	metaSince time.Time   // when the stream began waiting for its pod
+	metaGen   uint64      // the cache's generation last looked at
+	metaFlag  string      // Record.Metadata: "" or schemas.MetadataPartial
+	switchTo  string      // the tenant the next lines go to, when not t's
+	metaWait  atomic.Bool // waiting for its pod: the cache wakes it when it changes
 
 	openMu sync.Mutex // serializes opening files (follow, open) and close
 	closed bool       // guarded by openMu
@@ -358,6 +366,19 @@ func (s *stream) step(ctx context.Context) bool {
 		}
 		if s.release.Swap(false) {
 			s.releaseFiles()
+		}
+		if s.sh.kube != nil {
+			if until := s.refreshMeta(); !until.IsZero() {
+				s.wakeAt(until) // or the cache wakes it when its pod comes
+				return false
+			}
+			if s.switchTo != "" {
+				if switched, wait := s.switchTenant(); wait {
+					return false // the last acknowledgement wakes the stream
+				} else if switched {
+					continue
+				}
+			}
 		}
 		if s.evict.Swap(false) && s.park() {
 			return false
@@ -1350,6 +1371,7 @@ func (s *stream) emit(start, end position, ts time.Time, streamName, format stri
 		Log:               text,
 		InvalidUTF8:       invalid,
 		Partial:           partial,
+		Metadata:          s.metaFlag,
 		Kubernetes:        s.k8s,
 		Source: schemas.Source{
 			Path:    start.f.path,
@@ -1377,7 +1399,7 @@ func (s *stream) emit(start, end position, ts time.Time, streamName, format stri
 		s.behind = now
 	}
 	s.mu.Unlock()
-	s.sh.sink.produce(s.t.topic, s.recKey, rec, ticket{s, seq, cost})
+	s.sh.sink.produce(s.t.topic, s.recKey, rec, ticket{s, s.t, seq, cost})
 	if s.probing {
 		s.probeSent = true
 	}
@@ -1397,6 +1419,7 @@ func cutText(s string, n int) string {
 // ticket identifies a record in flight for its acknowledgement.
 type ticket struct {
 	s    *stream
+	t    *tenant // the stream's tenant when the record was read
 	seq  uint64
 	cost int64
 }
@@ -1404,16 +1427,16 @@ type ticket struct {
 // done reports the record's fate; it returns true when the output should
 // write the record to the tenant's dead-letter topic (Kafka refused it for
 // good).
-func (t ticket) done(err error) (deadLetter bool) { return t.s.ack(t.seq, t.cost, err) }
+func (t ticket) done(err error) (deadLetter bool) { return t.s.ack(t.t, t.seq, t.cost, err) }
 
 // ack is called by the output once per record, in produce order per stream
 // (one stream is one key, so one partition), from any goroutine.
-func (s *stream) ack(seq uint64, cost int64, err error) (deadLetter bool) {
-	s.t.share.release(cost)
+func (s *stream) ack(t *tenant, seq uint64, cost int64, err error) (deadLetter bool) {
+	t.share.release(cost)
 	reason := ""
 	if err != nil {
 		reason = errorReason(err)
-		if reason == reasonTooLarge && s.t.atFloor() {
+		if reason == reasonTooLarge && t.atFloor() {
 			reason = reasonRejected // as small as records get: it cannot fit
 		}
 	}
@@ -1452,15 +1475,15 @@ func (s *stream) ack(seq uint64, cost int64, err error) (deadLetter bool) {
 	s.mu.Unlock()
 	switch {
 	case err == nil:
-		s.t.c.produced.Inc()
-		s.t.gate.ok()
+		t.c.produced.Inc()
+		t.gate.ok()
 		s.retry.ok()
 	case reason == reasonRejected:
-		s.sh.m.produceErrors.WithLabelValues(s.t.name, reason).Inc()
-		s.sh.lost(s.t, reasonRejected, 1, 0)
-		s.sh.logLimited("rejected:"+s.t.name, "Kafka refused a record for good; it is counted as lost and dead-lettered", "tenant", s.t.name, "topic", s.t.topic, "err", err)
+		s.sh.m.produceErrors.WithLabelValues(t.name, reason).Inc()
+		s.sh.lost(t, reasonRejected, 1, 0)
+		s.sh.logLimited("rejected:"+t.name, "Kafka refused a record for good; it is counted as lost and dead-lettered", "tenant", t.name, "topic", t.topic, "err", err)
 	default:
-		s.sh.m.produceErrors.WithLabelValues(s.t.name, reason).Inc()
+		s.sh.m.produceErrors.WithLabelValues(t.name, reason).Inc()
 	}
 	if wake {
 		s.wake()
@@ -1564,14 +1587,15 @@ func (s *stream) compact() {
 // position returns the checkpoint entry, the bytes not yet delivered (from
 // the sizes last seen: no file is touched), and since when the stream has
 // had them.
-func (s *stream) position() (p streamPosition, unshipped int64, since time.Time, ok bool) {
+func (s *stream) position() (p streamPosition, t *tenant, unshipped int64, since time.Time, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	t = s.t
 	if s.files == nil {
 		if s.parked == nil {
-			return streamPosition{}, 0, time.Time{}, false
+			return streamPosition{}, t, 0, time.Time{}, false
 		}
-		return *s.parked, 0, time.Time{}, true
+		return *s.parked, t, 0, time.Time{}, true
 	}
 	cp := s.checkpointLocked()
 	if newest := s.files[len(s.files)-1]; (!s.behind.IsZero() || s.inflight > 0) && newest.gz == nil {
@@ -1612,7 +1636,7 @@ func (s *stream) position() (p streamPosition, unshipped int64, since time.Time,
 	if ack := s.lastAck; !since.IsZero() && ack.After(since) {
 		since = ack
 	}
-	return streamPosition{Key: s.key, Path: cp.f.path, fileIdentity: cp.f.id, Offset: cp.off, Size: max(cp.f.size.Load(), cp.off)}, unshipped, since, true
+	return streamPosition{Key: s.key, Path: cp.f.path, fileIdentity: cp.f.id, Offset: cp.off, Size: max(cp.f.size.Load(), cp.off)}, t, unshipped, since, true
 }
 
 // heldFiles lists the stream's open files that were deleted from disk,
