@@ -1,10 +1,49 @@
 // Package shipper is Sluice's node agent: it tails the container log files
 // of one Kubernetes node and produces every line, as a schemas.Record, to
 // the Kafka topic <prefix>.raw.<tenant>. It runs as a DaemonSet, one per
-// node, and never calls the Kubernetes API server: pod, namespace, container
-// and container id come from the file name, the pod uid from the
-// /var/log/pods directory the file links to (directly, or on cri-dockerd
-// nodes through a link into /var/lib/docker/containers).
+// node. Pod, namespace, container and container id come from the file name,
+// the pod uid from the /var/log/pods directory the file links to (directly,
+// or on cri-dockerd nodes through a link into /var/lib/docker/containers).
+//
+// # Kubernetes metadata
+//
+// With SLUICE_SHIPPER_KUBERNETES_METADATA on (auto: inside a cluster), the
+// rest comes from a node-local cache kept by client-go informers (kube.go,
+// k8smeta.go): the pod's labels, its annotations and its namespace's labels
+// that the allow-lists (SLUICE_SHIPPER_ANNOTATION_PREFIXES,
+// SLUICE_SHIPPER_NAMESPACE_LABEL_PREFIXES) let through, the container's
+// image, and the owning workload. The pod informer lists and watches the
+// pods of this node only (field selector spec.nodeName); namespaces are
+// watched whole. A Deployment is read from its ReplicaSet's name (the
+// ReplicaSet is <deployment>-<pod-template-hash>, the hash a label of the
+// pod), so replicasets need no RBAC and no request; a Job's CronJob cannot be
+// told from names, so each Job seen on the node is read once (get jobs) and
+// remembered while its pods are. Without that RBAC the Job is the workload.
+// A transform strips objects to those fields before the informers store
+// them, and gen moves only when one of them changed (not on status
+// updates), so streams look again only then: one atomic load per batch.
+//
+// Shipping never waits on the API server. A stream whose pod is not cached
+// waits SLUICE_SHIPPER_METADATA_WAIT (the cache wakes it when the pod comes),
+// then ships with the path's metadata and Record.Metadata = partial, and
+// carries the full metadata from the batch after the pod is known. An API
+// server away at start (the first lists are waited for at most as long) or
+// later leaves the cache as it was; informers retry with backoff. Deleted
+// pods and namespaces are kept SLUICE_SHIPPER_METADATA_RETENTION for late
+// lines.
+//
+// Tenants: the namespace's SLUICE_SHIPPER_TENANT_LABEL, else the first
+// SLUICE_SHIPPER_TENANT_MAP rule, else the namespace. A stream holds its
+// tenant (budget share, gate, topic); when the label changes it switches
+// at a point where nothing read is left with the old tenant: no message
+// being joined, nothing in flight, no failure to recover from (it stops
+// reading until its last records are acknowledged). Records in flight
+// release their budget to the tenant they were read for (their ticket names
+// it). Lines read before the switch stay on the old tenant's topic; the
+// checkpoint is per file, so no line is lost or sent twice. A fallback
+// tenant for topics that do not exist is not offered: its lines would be
+// visible to another tenant, and a missing topic already holds its lines
+// back without loss.
 //
 // # Lifecycle
 //
@@ -162,6 +201,10 @@
 //	checkpoint_age_seconds                    time since the checkpoints were last known saved
 //	checkpoint_saved_timestamp_seconds        time of the last successful checkpoint save
 //	tenants_paused                            tenants held back for a missing or denied topic
+//	metadata_lookups_total{result}            look-ups of a stream's pod in the metadata cache: hit, miss (waiting), partial (gave up waiting)
+//	kubernetes_api_errors_total               failed lists, watches and Job reads
+//	kubernetes_cached_objects{kind}           pods (this node's, deleted ones within retention), namespaces, jobs cached
+//	kubernetes_synced                         1 once pods and namespaces were listed
 //
 // The Kafka client's own metrics (connections, bytes and errors per broker,
 // produce bytes per topic, buffered records) are exported as sluice_kafka_*

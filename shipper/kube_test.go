@@ -3,6 +3,10 @@ package shipper
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -370,5 +374,83 @@ func TestShipperAPIDown(t *testing.T) {
 	}
 	if testutil.ToFloat64(r.sh.m.kubeAPIErrors) == 0 {
 		t.Error("API errors not counted")
+	}
+}
+
+// TestKubeConfigValidation: the metadata settings are checked, each
+// problem naming its variable; auto is on inside a cluster only.
+func TestKubeConfigValidation(t *testing.T) {
+	node := &nodelog.Node{Root: t.TempDir()}
+	for _, tt := range []struct{ name, value string }{
+		{"SLUICE_SHIPPER_KUBERNETES_METADATA", "yes"},
+		{"SLUICE_SHIPPER_KUBERNETES_API", "localhost:6443"},
+		{"SLUICE_SHIPPER_TENANT_LABEL", "not a label"},
+		{"SLUICE_SHIPPER_METADATA_WAIT", "-1s"},
+		{"SLUICE_SHIPPER_METADATA_RETENTION", "-1m"},
+		{"SLUICE_SHIPPER_KUBERNETES_TOKEN_FILE", "/token"}, // without an API URL
+	} {
+		cfg := testConfig(t, node, nil, map[string]string{tt.name: tt.value})
+		want := tt.name
+		if tt.name == "SLUICE_SHIPPER_KUBERNETES_TOKEN_FILE" {
+			want = "SLUICE_SHIPPER_KUBERNETES_API"
+		}
+		if err := cfg.Validate(); err == nil || len(problemLines(t, err, want)) != 1 {
+			t.Errorf("%s=%q: Validate() = %v, want one problem naming %s", tt.name, tt.value, err, want)
+		}
+	}
+	cfg := testConfig(t, node, nil, map[string]string{
+		"SLUICE_SHIPPER_KUBERNETES_API":        "https://10.0.0.1:6443",
+		"SLUICE_SHIPPER_KUBERNETES_TOKEN_FILE": "/token",
+		"SLUICE_SHIPPER_TENANT_LABEL":          "example.com/tenant",
+	})
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("Validate() = %v", err)
+	}
+
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	auto := testConfig(t, node, nil, nil)
+	if auto.KubernetesMetadata != "auto" || auto.kubernetesEnabled(false) {
+		t.Errorf("metadata %q on outside a cluster", auto.KubernetesMetadata)
+	}
+	if !auto.kubernetesEnabled(true) || !cfg.kubernetesEnabled(false) {
+		t.Error("auto is off with a client or an API URL given")
+	}
+	t.Setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+	if !auto.kubernetesEnabled(false) {
+		t.Error("auto is off inside a cluster")
+	}
+	off := testConfig(t, node, nil, map[string]string{"SLUICE_SHIPPER_KUBERNETES_METADATA": "off"})
+	if off.kubernetesEnabled(true) {
+		t.Error("off is on")
+	}
+}
+
+// TestKubeClientFromURL: a client built from SLUICE_SHIPPER_KUBERNETES_API
+// and a token file reaches that server with the token.
+func TestKubeClientFromURL(t *testing.T) {
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case got <- r.Method + " " + r.URL.String() + " " + r.Header.Get("Authorization"):
+		default:
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":[]}`))
+	}))
+	defer srv.Close()
+	cfg := &Config{KubernetesAPI: srv.URL, KubernetesTokenFile: token}
+	cs, err := kubeClient(cfg, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Pods("").List(context.Background(), metav1.ListOptions{FieldSelector: "spec.nodeName=node-a"}); err != nil {
+		t.Fatal(err)
+	}
+	if req := <-got; req != "GET /api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a Bearer s3cret" {
+		t.Errorf("request %q", req)
 	}
 }
