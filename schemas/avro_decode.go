@@ -116,6 +116,7 @@ func recordFromNative(m map[string]any) (Record, error) {
 		OriginalSize:      nr.long(m, "original_size"),
 		InvalidUTF8:       nr.boolean(m, "invalid_utf8"),
 		Partial:           nr.boolean(m, "partial"),
+		Metadata:          nr.str(m, "metadata"),
 	}
 	if v, ok := m["log"]; ok {
 		log, repaired := nr.asString("log", v)
@@ -132,6 +133,12 @@ func recordFromNative(m map[string]any) (Record, error) {
 			Host:          nr.str(k, "host"),
 			Labels:        nr.stringMap(k, "labels"),
 			Annotations:   nr.stringMap(k, "annotations"),
+
+			NamespaceLabels: nr.stringMap(k, "namespace_labels"),
+			ContainerImage:  nr.str(k, "container_image"),
+		}
+		if w := nr.record(k, "workload"); w != nil {
+			r.Kubernetes.Workload = Workload{Kind: nr.str(w, "kind"), Name: nr.str(w, "name")}
 		}
 	}
 	r.Attributes = nr.attributes(m, "attributes")

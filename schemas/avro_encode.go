@@ -27,7 +27,7 @@ import (
 // fastEncoderVersion is the schema version AppendAvro writes. Adding a schema
 // version means updating AppendAvro and this constant; init refuses to start
 // otherwise.
-const fastEncoderVersion = 2
+const fastEncoderVersion = 3
 
 // singleObjectMagic starts every single-object encoded value.
 var singleObjectMagic = [2]byte{0xC3, 0x01}
@@ -88,6 +88,7 @@ func AppendAvro(dst []byte, r *Record) ([]byte, error) {
 	b = appendAvroLong(b, r.OriginalSize)
 	b = appendAvroBool(b, r.InvalidUTF8)
 	b = appendAvroBool(b, r.Partial)
+	b = appendAvroString(b, r.Metadata)
 
 	k := &r.Kubernetes
 	b = appendAvroString(b, k.NamespaceName)
@@ -98,6 +99,10 @@ func AppendAvro(dst []byte, r *Record) ([]byte, error) {
 	b = appendAvroString(b, k.Host)
 	b = appendAvroStringMap(b, k.Labels)
 	b = appendAvroStringMap(b, k.Annotations)
+	b = appendAvroStringMap(b, k.NamespaceLabels)
+	b = appendAvroString(b, k.ContainerImage)
+	b = appendAvroString(b, k.Workload.Kind)
+	b = appendAvroString(b, k.Workload.Name)
 
 	b, err := appendAvroAttributes(b, r.Attributes)
 	if err != nil {

@@ -15,8 +15,10 @@ import (
 // typical record (BenchmarkDecode/avro-goavro-reference), most of the
 // router's budget of ~3.3µs per record (300k records/s per core, decode and
 // encode). decodeFastBody reads bodies written with schema version
-// fastDecoderVersion, or with v1 (v2 without partial: what shippers older
-// than v2 write, and what Kafka holds from before), straight into a Record.
+// fastDecoderVersion, or with one of the versions before it (v2 lacks
+// metadata and the pod metadata of kubernetes, v1 also partial: what
+// shippers older than the current version write, and what Kafka holds from
+// before), straight into a Record.
 // Every other schema, foreign schemas from the registry included, stays
 // with goavro (decodeGoavroBody).
 //
@@ -34,7 +36,7 @@ import (
 //
 // Allocation: the body is copied into one string and every string of the
 // Record that needed no repair is a substring of it, so a record costs that
-// copy, its (at most three) maps and the boxing of non-trivial attribute
+// copy, its (at most four) maps and the boxing of non-trivial attribute
 // values. The flip side is that any one retained string keeps the whole
 // body's copy alive; decoded Records still never alias the input. A count or
 // length is checked against the bytes left before anything is allocated
@@ -42,21 +44,30 @@ import (
 
 // fastDecoderVersion is the schema version decodeFastBody reads, and
 // fastDecoderFingerprint that version's fingerprint: a body is decoded here
-// only when its writer schema is exactly that one or v1, whose fingerprint
-// is fastDecoderV1Fingerprint (TestFastDecoderVersion checks both pairs, and
+// only when its writer schema is exactly that one or an older version named
+// in fastDecoderFingerprints (TestFastDecoderVersion checks every pair, and
 // that fastDecoderVersion is the current version). Adding a schema version
 // means writing its decoder here too; until then it decodes, slowly,
-// through goavro. Keep the previous version fast as well while shippers
-// that write it may still run: consumers are rolled out first, so for a
-// while nearly everything they read is the previous version.
+// through goavro. Keep the previous versions fast as well while shippers
+// that write them may still run: consumers are rolled out first, so for a
+// while nearly everything they read is a previous version.
 const (
-	fastDecoderVersion       = 2
-	fastDecoderFingerprint   = 0xbe67eaa056871a2e
+	fastDecoderVersion       = 3
+	fastDecoderFingerprint   = 0x8f6028b353e1527c
+	fastDecoderV2Fingerprint = 0xbe67eaa056871a2e
 	fastDecoderV1Fingerprint = 0x30cd06490410055e
 )
 
+// fastDecoderFingerprints maps the fingerprint of every version
+// decodeFastBody reads to that version.
+var fastDecoderFingerprints = map[uint64]int{
+	fastDecoderFingerprint:   fastDecoderVersion,
+	fastDecoderV2Fingerprint: 2,
+	fastDecoderV1Fingerprint: 1,
+}
+
 // decodeFastBody decodes one Avro binary body written with schema version
-// (1 or fastDecoderVersion). Errors wrap ErrMalformed.
+// (1 to fastDecoderVersion). Errors wrap ErrMalformed.
 func decodeFastBody(body []byte, version int) (Record, error) {
 	c := fastCursor{s: string(body)}
 	r := c.record(version)
@@ -86,7 +97,8 @@ func (c *fastCursor) fail(err error) {
 
 // record reads a LogRecord of the given schema version in the field order
 // of the schema (and, for the current version, of AppendAvro). v1 lacks
-// partial.
+// partial; v1 and v2 lack metadata, and namespace_labels, container_image
+// and workload in kubernetes.
 func (c *fastCursor) record(version int) Record {
 	var r Record
 	r.ID = c.str()
@@ -102,6 +114,9 @@ func (c *fastCursor) record(version int) Record {
 	if version >= 2 {
 		r.Partial = c.boolean()
 	}
+	if version >= 3 {
+		r.Metadata = c.str()
+	}
 
 	k := &r.Kubernetes
 	k.NamespaceName = c.str()
@@ -112,6 +127,12 @@ func (c *fastCursor) record(version int) Record {
 	k.Host = c.str()
 	k.Labels = c.stringMap()
 	k.Annotations = c.stringMap()
+	if version >= 3 {
+		k.NamespaceLabels = c.stringMap()
+		k.ContainerImage = c.str()
+		k.Workload.Kind = c.str()
+		k.Workload.Name = c.str()
+	}
 
 	r.Attributes = c.attributes()
 

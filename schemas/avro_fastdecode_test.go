@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -19,8 +20,17 @@ func TestFastDecoderVersion(t *testing.T) {
 	if got := versions[fastDecoderVersion-1].info.Fingerprint; got != fastDecoderFingerprint {
 		t.Fatalf("v%d fingerprint is %#016x, fastDecoderFingerprint %#016x", fastDecoderVersion, got, uint64(fastDecoderFingerprint))
 	}
-	if got := versions[0].info.Fingerprint; got != fastDecoderV1Fingerprint {
-		t.Fatalf("v1 fingerprint is %#016x, fastDecoderV1Fingerprint %#016x", got, uint64(fastDecoderV1Fingerprint))
+	// Every version is on the fast path, under its own fingerprint.
+	if len(fastDecoderFingerprints) != len(versions) {
+		t.Fatalf("%d versions on the fast path, %d embedded", len(fastDecoderFingerprints), len(versions))
+	}
+	for fp, v := range fastDecoderFingerprints {
+		if got := versions[v-1].info.Fingerprint; got != fp {
+			t.Errorf("v%d fingerprint is %#016x, fastDecoderFingerprints says %#016x", v, got, fp)
+		}
+		if versions[v-1].fast != v {
+			t.Errorf("v%d decodes as fast version %d", v, versions[v-1].fast)
+		}
 	}
 }
 
@@ -172,7 +182,7 @@ func TestFastDecodeMatchesGoavro(t *testing.T) {
 		t.Logf("%d of 20000 mutated bodies decoded", decoded)
 	})
 
-	// Hand-made bodies, from the zero record's 22 zero bytes (see bodyWith).
+	// Hand-made bodies, from the zero record's zero bytes (see bodyWith).
 	maxInt31 := appendAvroLong(nil, math.MaxInt32)
 	bodies := []struct {
 		name string
@@ -213,7 +223,18 @@ func TestFastDecodeMatchesGoavro(t *testing.T) {
 		{"partial", bodyWith(fieldPartial, 1), true},
 		{"partial 2", bodyWith(fieldPartial, 2), false},
 		{"invalid UTF-8 log, partial", append(bodyWith(fieldLog, 2, 0xff)[:fieldLog+2], append([]byte{0, 0, 0, 1}, make([]byte, zeroBodyLen-fieldLog-5)...)...), true},
-		{"v1 zero body", make([]byte, zeroBodyLen-1), false},
+		{"v1 zero body", make([]byte, zeroBodyLenV1), false},
+		{"v2 zero body", make([]byte, zeroBodyLenV2), false},
+		{"metadata partial", bodyWith(fieldMetadata, 14, 'p', 'a', 'r', 't', 'i', 'a', 'l'), true},
+		{"metadata invalid UTF-8", bodyWith(fieldMetadata, 4, 'p', 0xff), true},
+		{"namespace labels in two blocks", bodyWith(fieldNamespaceLabels, 2, 2, 'a', 2, 'x', 1, 8, 2, 'b', 0, 0), true},
+		{"colliding repaired namespace label keys", bodyWith(fieldNamespaceLabels, 4, 2, 0xfe, 2, 'b', 2, 0xff, 2, 'a', 0), true},
+		{"duplicate namespace label", bodyWith(fieldNamespaceLabels, 4, 2, 'k', 0, 2, 'k', 0, 0), false},
+		{"namespace label count 2^31-1", bodyWith(fieldNamespaceLabels, maxInt31...), false},
+		{"container image", bodyWith(fieldContainerImage, 6, 'n', 'g', 'x'), true},
+		{"workload", append(bodyWith(fieldWorkloadKind, 2, 'J')[:fieldWorkloadName+1], append([]byte{2, 'j'}, make([]byte, zeroBodyLen-fieldWorkloadName-1)...)...), true},
+		{"workload kind beyond data", bodyWith(fieldWorkloadKind, 40, 'x'), false},
+		{"negative container image length", bodyWith(fieldContainerImage, 1), false},
 		{"union index 5", bodyWith(fieldAttributes, 2, 2, 'k', 10, 0), false},
 		{"union index 257", bodyWith(fieldAttributes, 2, 2, 'k', 0x82, 0x04, 0), false},
 		{"union index -1", bodyWith(fieldAttributes, 2, 2, 'k', 1, 0), false},
@@ -265,37 +286,44 @@ func FuzzFastDecodeMatchesGoavro(f *testing.F) {
 	f.Add(bodyWith(fieldLabels, 6, 2, 0xff, 2, 'a', 2, 0xfe, 2, 'b', 6, 0xef, 0xbf, 0xbd, 2, 'c', 0))
 	f.Add(bodyWith(fieldAttributes, 4, 2, 0xff, 8, 2, 'a', 2, 0xfe, 8, 2, 'b', 0))
 	f.Add(bodyWith(fieldLog, 8, 'a', 0xff, 0xfe, 'b'))
+	f.Add(bodyWith(fieldNamespaceLabels, 4, 2, 0xfe, 2, 'b', 2, 0xff, 2, 'a', 0))
+	f.Add(bodyWith(fieldMetadata, 4, 'p', 0xff))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		sameAsGoavro(t, body)
 	})
 }
 
-// TestFastDecodeV1MatchesGoavro: v1 bodies, which lack partial, take the
-// fast path too and decode as goavro decodes them, Partial false.
-func TestFastDecodeV1MatchesGoavro(t *testing.T) {
+// TestFastDecodeOlderMatchesGoavro: v1 and v2 bodies, which lack the fields
+// of later versions, take the fast path too and decode as goavro decodes
+// them, those fields zero.
+func TestFastDecodeOlderMatchesGoavro(t *testing.T) {
+	for _, v := range olderVersions() {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) { testFastDecodeOlder(t, v) })
+	}
+}
+
+func testFastDecodeOlder(t *testing.T, v int) {
 	for _, tt := range avroCases() {
 		t.Run(tt.name, func(t *testing.T) {
-			body := v1Body(t, &tt.r)
-			if !sameAsGoavroVersion(t, 1, body) {
+			body := olderBody(t, v, &tt.r)
+			if !sameAsGoavroVersion(t, v, body) {
 				t.Fatal("does not decode")
 			}
-			got, _ := decodeFastBody(body, 1)
-			want := normalized(tt.r)
-			want.Partial = false
-			mustEqualRecords(t, got, want)
+			got, _ := decodeFastBody(body, v)
+			mustEqualRecords(t, got, asWrittenWith(tt.r, v))
 		})
 	}
-	rng := rand.New(rand.NewPCG(17, 18))
+	rng := rand.New(rand.NewPCG(17, uint64(18+v)))
 	t.Run("random", func(t *testing.T) {
 		for range 2000 {
 			r := randomRecord(rng, rng.IntN(4) != 0)
-			body := v1Body(t, &r)
-			if !sameAsGoavroVersion(t, 1, body) {
+			body := olderBody(t, v, &r)
+			if !sameAsGoavroVersion(t, v, body) {
 				t.Fatal("does not decode")
 			}
-			if b, rest, err := reblockAvroMaps(rng, versions[0].tree, body); err != nil || len(rest) != 0 {
+			if b, rest, err := reblockAvroMaps(rng, versions[v-1].tree, body); err != nil || len(rest) != 0 {
 				t.Fatalf("reblock: %v", err)
-			} else if !sameAsGoavroVersion(t, 1, b) {
+			} else if !sameAsGoavroVersion(t, v, b) {
 				t.Fatal("reblocked body does not decode")
 			}
 		}
@@ -303,7 +331,7 @@ func TestFastDecodeV1MatchesGoavro(t *testing.T) {
 	t.Run("mutated", func(t *testing.T) {
 		for range 5000 {
 			r := randomRecord(rng, rng.IntN(2) == 0)
-			body := v1Body(t, &r)
+			body := olderBody(t, v, &r)
 			for range 1 + rng.IntN(3) {
 				i := rng.IntN(len(body))
 				switch rng.IntN(3) {
@@ -315,38 +343,58 @@ func TestFastDecodeV1MatchesGoavro(t *testing.T) {
 					body = append(body[:i], body[i+1:]...)
 				}
 			}
-			sameAsGoavroVersion(t, 1, body)
+			sameAsGoavroVersion(t, v, body)
 		}
 	})
-	for _, tt := range []struct {
+	zeroLen := map[int]int{1: zeroBodyLenV1, 2: zeroBodyLenV2}[v]
+	tests := []struct {
 		name string
 		body []byte
 		ok   bool
 	}{
-		{"zero", make([]byte, zeroBodyLen-1), true},
-		{"invalid_utf8 set", bodyWith(fieldInvalidUTF8, 1)[:zeroBodyLen-1], true},
-		{"v2 zero body", make([]byte, zeroBodyLen), false},
-		{"boolean 2", bodyWith(fieldInvalidUTF8, 2)[:zeroBodyLen-1], false},
-	} {
+		{"zero", make([]byte, zeroLen), true},
+		{"invalid_utf8 set", bodyWith(fieldInvalidUTF8, 1)[:zeroLen], true},
+		{"current zero body", make([]byte, zeroBodyLen), false},
+		{"boolean 2", bodyWith(fieldInvalidUTF8, 2)[:zeroLen], false},
+	}
+	if v == 2 {
+		tests = append(tests,
+			struct {
+				name string
+				body []byte
+				ok   bool
+			}{"partial set", bodyWith(fieldPartial, 1)[:zeroLen], true},
+			struct {
+				name string
+				body []byte
+				ok   bool
+			}{"v1 zero body", make([]byte, zeroBodyLenV1), false})
+	}
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if ok := sameAsGoavroVersion(t, 1, tt.body); ok != tt.ok {
+			if ok := sameAsGoavroVersion(t, v, tt.body); ok != tt.ok {
 				t.Fatalf("decoded = %v, want %v", ok, tt.ok)
 			}
 		})
 	}
 }
 
-func FuzzFastDecodeV1MatchesGoavro(f *testing.F) {
-	rng := rand.New(rand.NewPCG(19, 20))
+// fuzzOlder fuzzes the fast decoder of an older version v against goavro.
+func fuzzOlder(f *testing.F, v int) {
+	rng := rand.New(rand.NewPCG(19, uint64(20+v)))
 	for _, r := range fuzzRecords() {
-		body := v1Body(f, &r)
+		body := olderBody(f, v, &r)
 		f.Add(body)
-		if b, _, err := reblockAvroMaps(rng, versions[0].tree, body); err == nil {
+		if b, _, err := reblockAvroMaps(rng, versions[v-1].tree, body); err == nil {
 			f.Add(b)
 		}
 	}
-	f.Add(make([]byte, zeroBodyLen-1))
+	f.Add(make([]byte, map[int]int{1: zeroBodyLenV1, 2: zeroBodyLenV2}[v]))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		sameAsGoavroVersion(t, 1, body)
+		sameAsGoavroVersion(t, v, body)
 	})
 }
+
+func FuzzFastDecodeV1MatchesGoavro(f *testing.F) { fuzzOlder(f, 1) }
+
+func FuzzFastDecodeV2MatchesGoavro(f *testing.F) { fuzzOlder(f, 2) }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -29,6 +30,7 @@ var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 var pinnedFingerprints = map[int]uint64{
 	1: 0x30cd06490410055e,
 	2: 0xbe67eaa056871a2e,
+	3: 0x8f6028b353e1527c,
 }
 
 // v1Canonical is the Parsing Canonical Form of v1, written out by hand from
@@ -49,6 +51,18 @@ const v1Canonical = `{"name":"sluice.LogRecord","type":"record","fields":[` +
 // is not part of the canonical form.
 var v2Canonical = strings.Replace(v1Canonical, `{"name":"invalid_utf8","type":"boolean"},`,
 	`{"name":"invalid_utf8","type":"boolean"},{"name":"partial","type":"boolean"},`, 1)
+
+// v3Canonical is v2Canonical with metadata after partial, and
+// namespace_labels, container_image and the record workload after
+// annotations in kubernetes.
+var v3Canonical = strings.Replace(strings.Replace(v2Canonical,
+	`{"name":"partial","type":"boolean"},`,
+	`{"name":"partial","type":"boolean"},{"name":"metadata","type":"string"},`, 1),
+	`{"name":"annotations","type":{"type":"map","values":"string"}}]}},`,
+	`{"name":"annotations","type":{"type":"map","values":"string"}},`+
+		`{"name":"namespace_labels","type":{"type":"map","values":"string"}},{"name":"container_image","type":"string"},`+
+		`{"name":"workload","type":{"name":"sluice.Workload","type":"record","fields":[`+
+		`{"name":"kind","type":"string"},{"name":"name","type":"string"}]}}]}},`, 1)
 
 // rabin is CRC-64-AVRO as given in the Avro specification, independent of
 // goavro's implementation.
@@ -86,7 +100,7 @@ func TestSchemaFingerprints(t *testing.T) {
 			t.Errorf("v%d: goavro Rabin %016x, specification Rabin %016x", v.Version, v.Fingerprint, got)
 		}
 	}
-	for i, want := range []string{v1Canonical, v2Canonical} {
+	for i, want := range []string{v1Canonical, v2Canonical, v3Canonical} {
 		if got := versions[i].codec.CanonicalSchema(); got != want {
 			t.Errorf("v%d canonical form:\n got %s\nwant %s", i+1, got, want)
 		}
@@ -259,6 +273,12 @@ func avroCases() []struct {
 		}}},
 		{"flags", Record{Truncated: true, InvalidUTF8: true, Partial: true, OriginalSize: 1 << 20}},
 		{"partial", Record{Log: "a line whose end never came", Partial: true}},
+		{"pod metadata", podRecord()},
+		{"path-only metadata", Record{Metadata: MetadataPartial, Kubernetes: Kubernetes{NamespaceName: "shop", PodName: "cart-0"}}},
+		{"one entry namespace labels, workload kind only", Record{Kubernetes: Kubernetes{
+			NamespaceLabels: map[string]string{"team": "shop"}, Workload: Workload{Kind: "ReplicaSet"},
+		}}},
+		{"empty namespace labels", Record{Kubernetes: Kubernetes{NamespaceLabels: map[string]string{}, ContainerImage: "busybox"}}},
 		{"long strings", Record{Log: long, ID: strings.Repeat("é", 64), Kubernetes: Kubernetes{Labels: map[string]string{long[:128]: long[:200]}}}},
 	}
 }
@@ -398,19 +418,28 @@ func TestSingleObjectRoundTrip(t *testing.T) {
 	})
 }
 
-// zeroBody is the current (v2) body of Record{}: 23 zero bytes. bodyWith
+// zeroBody is the current (v3) body of Record{}: 28 zero bytes. bodyWith
 // replaces the byte of one field with other bytes, to build malformed
-// bodies. (v1's has 22: no partial.)
+// bodies. (v2's has 23: no metadata, namespace_labels, container_image or
+// workload; v1's 22: no partial either. Fields up to partial are at the
+// same offsets in every version.)
 const (
-	fieldLog          = 5
-	fieldTruncated    = 6
-	fieldOriginalSize = 7
-	fieldInvalidUTF8  = 8
-	fieldPartial      = 9
-	fieldLabels       = 16
-	fieldAttributes   = 18
-	fieldShipper      = 22
-	zeroBodyLen       = 23
+	fieldLog             = 5
+	fieldTruncated       = 6
+	fieldOriginalSize    = 7
+	fieldInvalidUTF8     = 8
+	fieldPartial         = 9
+	fieldMetadata        = 10
+	fieldLabels          = 17
+	fieldNamespaceLabels = 19
+	fieldContainerImage  = 20
+	fieldWorkloadKind    = 21
+	fieldWorkloadName    = 22
+	fieldAttributes      = 23
+	fieldShipper         = 27
+	zeroBodyLen          = 28
+	zeroBodyLenV2        = 23
+	zeroBodyLenV1        = 22
 )
 
 func bodyWith(field int, repl ...byte) []byte {
@@ -448,7 +477,12 @@ func TestDecodeSingleObjectErrors(t *testing.T) {
 		{"varint overflow", singleObject(bodyWith(fieldOriginalSize, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f)), ErrMalformed},
 		{"boolean 2", singleObject(bodyWith(fieldTruncated, 2)), ErrMalformed},
 		{"partial 2", singleObject(bodyWith(fieldPartial, 2)), ErrMalformed},
-		{"v1 body under the v2 fingerprint", singleObject(make([]byte, zeroBodyLen-1)), ErrMalformed},
+		{"v1 body under the v3 fingerprint", singleObject(make([]byte, zeroBodyLenV1)), ErrMalformed},
+		{"v2 body under the v3 fingerprint", singleObject(make([]byte, zeroBodyLenV2)), ErrMalformed},
+		{"namespace label count 2^31-1", singleObject(bodyWith(fieldNamespaceLabels, maxInt31...)), ErrMalformed},
+		{"duplicate namespace label", singleObject(bodyWith(fieldNamespaceLabels, 4, 2, 'k', 0, 2, 'k', 0, 0)), ErrMalformed},
+		{"metadata length beyond data", singleObject(bodyWith(fieldMetadata, appendAvroLong(nil, 1<<20)...)), ErrMalformed},
+		{"workload name cut short", singleObject(bodyWith(fieldWorkloadName, 20, 'x')), ErrMalformed},
 		{"union index 5", singleObject(bodyWith(fieldAttributes, 2, 2, 'k', 10, 0)), ErrMalformed},
 		{"union index -1", singleObject(bodyWith(fieldAttributes, 2, 2, 'k', 1, 0)), ErrMalformed},
 		{"duplicate map key", singleObject(bodyWith(fieldLabels, 4, 2, 'k', 0, 2, 'k', 0, 0)), ErrMalformed},
@@ -511,12 +545,12 @@ func TestDecodeRepairsInvalidUTF8(t *testing.T) {
 }
 
 // The golden files pin the wire format: testdata/singleobject.vN.golden is
-// sampleRecord encoded with version N. The current version must still encode
+// goldenRecord(N) encoded with version N. The current version must still encode
 // to its file; every version's file must keep decoding. When adding a
 // version, write its file with go test ./schemas -run TestGolden -update.
 func TestGoldenSingleObject(t *testing.T) {
-	r := sampleRecord()
 	cur := CurrentSchema()
+	r := goldenRecord(cur.Version)
 	golden := func(version int) string {
 		return filepath.Join("testdata", "singleobject.v"+strconv.Itoa(version)+".golden")
 	}
@@ -537,7 +571,7 @@ func TestGoldenSingleObject(t *testing.T) {
 		if err != nil {
 			t.Fatalf("decode %s: %v", path, err)
 		}
-		mustEqualRecords(t, got, normalized(r))
+		mustEqualRecords(t, got, normalized(goldenRecord(v.Version)))
 		if v.Version == cur.Version {
 			b, _ := AppendSingleObject(nil, &r)
 			if !bytes.Equal(b, want) {
@@ -545,6 +579,15 @@ func TestGoldenSingleObject(t *testing.T) {
 			}
 		}
 	}
+}
+
+// goldenRecord is the record of version v's golden file: sampleRecord, with
+// the pod metadata of podRecord from v3 on.
+func goldenRecord(v int) Record {
+	if v >= 3 {
+		return podRecord()
+	}
+	return sampleRecord()
 }
 
 func TestCheckAvroDepth(t *testing.T) {
@@ -576,39 +619,43 @@ func TestCheckAvroZeroWidthArrays(t *testing.T) {
 	}
 }
 
-// TestDecodeV1: records written with v1, before partial existed (by
-// shippers not yet upgraded, or still in Kafka), decode in both Avro
-// formats, with Partial false.
-func TestDecodeV1(t *testing.T) {
-	reg, cl := testRegistry(t)
-	reg.SeedSchema("v1-value", 1, 70, sr.Schema{Schema: versions[0].info.Text})
-	dec := NewDecoder(WithRegistry(cl))
-	ctx := context.Background()
-	check := func(t *testing.T, r *Record) {
-		t.Helper()
-		want := normalized(*r)
-		want.Partial = false
-		so := v1SingleObject(t, r)
-		if [2]byte(so[:2]) != singleObjectMagic || binary.LittleEndian.Uint64(so[2:10]) != pinnedFingerprints[1] {
-			t.Fatalf("not a v1 single object: % x", head(so))
-		}
-		confluent := append([]byte{0, 0, 0, 0, 70}, so[singleObjectHeaderLen:]...)
-		for _, b := range [][]byte{so, confluent} {
-			got, _, err := dec.Decode(ctx, b)
-			if err != nil {
-				t.Fatal(err)
+// TestDecodeOlderVersions: records written with v1 and v2, before the
+// fields of later versions existed (by shippers not yet upgraded, or still
+// in Kafka), decode in both Avro formats, with those fields zero.
+func TestDecodeOlderVersions(t *testing.T) {
+	for _, v := range olderVersions() {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			reg, cl := testRegistry(t)
+			id := 70 + v
+			reg.SeedSchema(fmt.Sprintf("v%d-value", v), 1, id, sr.Schema{Schema: versions[v-1].info.Text})
+			dec := NewDecoder(WithRegistry(cl))
+			ctx := context.Background()
+			check := func(t *testing.T, r *Record) {
+				t.Helper()
+				want := asWrittenWith(*r, v)
+				so := olderSingleObject(t, v, r)
+				if [2]byte(so[:2]) != singleObjectMagic || binary.LittleEndian.Uint64(so[2:10]) != pinnedFingerprints[v] {
+					t.Fatalf("not a v%d single object: % x", v, head(so))
+				}
+				confluent := append([]byte{0, 0, 0, 0, byte(id)}, so[singleObjectHeaderLen:]...)
+				for _, b := range [][]byte{so, confluent} {
+					got, _, err := dec.Decode(ctx, b)
+					if err != nil {
+						t.Fatal(err)
+					}
+					mustEqualRecords(t, got, want)
+				}
 			}
-			mustEqualRecords(t, got, want)
-		}
+			for _, tt := range avroCases() {
+				t.Run(tt.name, func(t *testing.T) { check(t, &tt.r) })
+			}
+			t.Run("random", func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(15, uint64(16+v)))
+				for range 500 {
+					r := randomRecord(rng, true)
+					check(t, &r)
+				}
+			})
+		})
 	}
-	for _, tt := range avroCases() {
-		t.Run(tt.name, func(t *testing.T) { check(t, &tt.r) })
-	}
-	t.Run("random", func(t *testing.T) {
-		rng := rand.New(rand.NewPCG(15, 16))
-		for range 500 {
-			r := randomRecord(rng, true)
-			check(t, &r)
-		}
-	})
 }

@@ -81,9 +81,10 @@
 //     Likewise update decodeFastBody (avro_fastdecode.go) to read it and set
 //     fastDecoderVersion and fastDecoderFingerprint; until then the new
 //     version decodes through goavro, and TestFastDecoderVersion fails.
-//     Keep the previous version on the fast path too: consumers are rolled
-//     out first (step 7), so for a while most of what they read is still
-//     written with it.
+//     Keep the previous versions on the fast path too (decodeFastBody reads
+//     every version, by fastDecoderFingerprints): consumers are rolled out
+//     first (step 7), so for a while most of what they read is still
+//     written with them.
 //  5. Read the new field in recordFromNative, AppendJSON and jsonRecord.
 //  6. Pin the new fingerprint in pinnedFingerprints and write its golden
 //     file with go test ./schemas -run TestGolden -update.
@@ -95,6 +96,12 @@
 //     on; without a schema source it rejects the record with
 //     ErrUnknownSchema. Confluent-framed records are resolved the same way
 //     from the schema the registry returns.
+//
+// The versions so far: v1; v2 adds partial; v3 adds metadata (how complete
+// the Kubernetes metadata is: "" or "partial") and, in kubernetes,
+// namespace_labels (map<string>), container_image (string) and workload (a
+// record {kind, name}), all with empty defaults. A record read from an
+// older version has the fields it lacks zero.
 //
 // # What survives a round trip
 //
@@ -110,7 +117,8 @@
 //     and -0 included); JSON has no NaN or infinity and refuses them with
 //     ErrInvalidRecord.
 //   - nil and empty maps both come back as nil: Avro cannot tell them apart,
-//     and JSON writes both as {}.
+//     and JSON writes both as {} (or, for kubernetes.namespace_labels,
+//     leaves both out).
 //   - Attribute values of other Go integer and float types (int, uint32,
 //     float32, ...) come back as int64 or float64; other types are
 //     ErrInvalidRecord.

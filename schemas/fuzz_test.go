@@ -41,8 +41,9 @@ func checkDecoded(t *testing.T, r Record) {
 	t.Helper()
 	strs := []string{r.ID, r.Tenant, r.Stream, r.Log, r.Kubernetes.NamespaceName, r.Kubernetes.PodName,
 		r.Kubernetes.PodID, r.Kubernetes.ContainerName, r.Kubernetes.DockerID, r.Kubernetes.Host,
-		r.Source.Path, r.Source.Format, r.Source.Shipper}
-	for _, m := range []map[string]string{r.Kubernetes.Labels, r.Kubernetes.Annotations} {
+		r.Source.Path, r.Source.Format, r.Source.Shipper, r.Metadata, r.Kubernetes.ContainerImage,
+		r.Kubernetes.Workload.Kind, r.Kubernetes.Workload.Name}
+	for _, m := range []map[string]string{r.Kubernetes.Labels, r.Kubernetes.Annotations, r.Kubernetes.NamespaceLabels} {
 		if m != nil && len(m) == 0 {
 			t.Fatal("decoded an empty, non-nil string map")
 		}
@@ -143,8 +144,11 @@ func FuzzDecodeSingleObject(f *testing.F) {
 	f.Add(singleObject(bodyWith(fieldLabels, appendAvroLong(nil, math.MaxInt32)...)))
 	f.Add(singleObject(bodyWith(fieldLog, 8, 'a', 0xff, 0xfe, 'b')))
 	f.Add([]byte{0xC3, 0x01})
-	for _, r := range fuzzRecords()[:4] {
-		f.Add(v1SingleObject(f, &r))
+	f.Add(singleObject(bodyWith(fieldNamespaceLabels, appendAvroLong(nil, math.MaxInt32)...)))
+	for _, v := range olderVersions() {
+		for _, r := range fuzzRecords()[:4] {
+			f.Add(olderSingleObject(f, v, &r))
+		}
 	}
 	dec := NewDecoder()
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -224,7 +228,9 @@ func FuzzDecodeJSON(f *testing.F) {
 	}
 	for _, s := range []string{
 		`{}`, ` {"log":"x"}`, `{"timestamp":"2025-03-14T10:26:53.5+01:00","attributes":{"a":1,"b":1.5,"c":[1,{"d":null}],"e":1e400}}`,
-		`{"kubernetes":{"labels":{"a":"b"}},"LOG":"\ud800"}`, "{\"log\":\"\xff\"}", `{"log":`, `{"original_size":1.5}`,
+		`{"kubernetes":{"labels":{"a":"b"}},"LOG":"\ud800"}`,
+		`{"metadata":"partial","kubernetes":{"namespace_labels":{"team":"a"},"container_image":"x","workload":{"kind":"Job","name":"j"}}}`,
+		`{"kubernetes":{"namespace_labels":{},"workload":null}}`, `{"kubernetes":{"workload":"x"}}`, "{\"log\":\"\xff\"}", `{"log":`, `{"original_size":1.5}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -241,15 +247,15 @@ func FuzzDecodeJSON(f *testing.F) {
 
 func FuzzDispatch(f *testing.F) {
 	dec, enc := fuzzRegistry(f)
-	v3 := v3Schema(f)
-	dec.source = newMapSource(v3).lookup
-	codec, _ := goavro.NewCodec(v3)
+	next := nextSchema(f)
+	dec.source = newMapSource(next).lookup
+	codec, _ := goavro.NewCodec(next)
 	for _, r := range fuzzRecords()[:2] {
-		body, err := codec.BinaryFromNative(nil, v3Native(&r, nil, 1, 2))
+		body, err := codec.BinaryFromNative(nil, nextNative(&r, nil, 1, 2))
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(singleObjectWith(f, v3, body))
+		f.Add(singleObjectWith(f, next, body))
 	}
 	for _, r := range fuzzRecords()[:4] {
 		for _, e := range []Encoder{SingleObjectEncoder{}, enc, JSONEncoder{}} {
@@ -283,30 +289,31 @@ func FuzzDispatch(f *testing.F) {
 
 // FuzzDecodeResolved fuzzes schema resolution: bodies under writer
 // schemas this version does not embed (a newer version with fields of many
-// types, an external producer's), and v2 bodies read by a binary that knows
-// only v1, all found through a schema source. Decoding never panics, fails
-// only with the documented sentinels, allocates a bounded multiple of its
-// input, and what decodes is a normalised Record that re-encodes stably.
+// types, an external producer's), and current-version bodies read by a
+// binary that knows only the versions before it, all found through a
+// schema source. Decoding never panics, fails only with the documented
+// sentinels, allocates a bounded multiple of its input, and what decodes is
+// a normalised Record that re-encodes stably.
 func FuzzDecodeResolved(f *testing.F) {
-	v3 := v3Schema(f)
-	writers := []string{v3, fuzzForeignSchema, versions[1].info.Text}
+	next := nextSchema(f)
+	writers := []string{next, fuzzForeignSchema, CurrentSchema().Text}
 	src := newMapSource(writers...)
 	current := NewDecoder(WithSchemaSource(src.lookup))
-	v1Reader := NewDecoder(WithSchemaSource(src.lookup), withVersions(f, v1Only()))
+	older := NewDecoder(WithSchemaSource(src.lookup), withVersions(f, previousOnly()))
 	headers := make([][singleObjectHeaderLen]byte, len(writers))
 	for i, w := range writers {
 		headers[i] = singleObjectHeader(fingerprintOf(f, w))
 	}
 
-	codec, _ := goavro.NewCodec(v3)
+	codec, _ := goavro.NewCodec(next)
 	for i, r := range fuzzRecords() {
-		body, err := codec.BinaryFromNative(nil, v3Native(&r, goavro.Union("string", "x"), int64(i), float32(i)/3))
+		body, err := codec.BinaryFromNative(nil, nextNative(&r, goavro.Union("string", "x"), int64(i), float32(i)/3))
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(uint8(0), body)
-		v2, _ := AppendAvro(nil, &r)
-		f.Add(uint8(2), v2)
+		cur, _ := AppendAvro(nil, &r)
+		f.Add(uint8(2), cur)
 	}
 	foreign, _ := goavro.NewCodec(fuzzForeignSchema)
 	body, err := foreign.BinaryFromNative(nil, map[string]any{
@@ -325,7 +332,7 @@ func FuzzDecodeResolved(f *testing.F) {
 		i := int(writer) % len(writers)
 		dec := current
 		if i == 2 {
-			dec = v1Reader
+			dec = older
 		}
 		b := append(headers[i][:], body...)
 		var before, after runtime.MemStats
@@ -342,8 +349,8 @@ func FuzzDecodeResolved(f *testing.F) {
 			requireOneOf(t, err, ErrMalformed)
 			return
 		}
-		if i == 2 && r.Unknown["partial"] != "true" && r.Unknown["partial"] != "false" {
-			t.Fatalf("v2 read as v1: Unknown = %v", r.Unknown)
+		if _, ok := r.Unknown["kubernetes.workload"]; i == 2 && !ok {
+			t.Fatalf("v%d read as v%d: Unknown = %v", len(versions), len(versions)-1, r.Unknown)
 		}
 		checkStable(t, plain, nil, r)
 	})
@@ -352,13 +359,18 @@ func FuzzDecodeResolved(f *testing.F) {
 // FuzzAppendAvroMatchesGoavro extends TestAppendAvroMatchesGoavro to
 // fuzzer-chosen values.
 func FuzzAppendAvroMatchesGoavro(f *testing.F) {
-	f.Add("id", "log line", int64(1_700_000_000_000_000_000), int64(0), true, false, "app", "web", "tier", "front", "k", uint8(2), int64(42), 1.5, "s")
-	f.Add("", "", int64(0), int64(math.MinInt64), false, true, "", "", "", "", "", uint8(0), int64(math.MaxInt64), math.NaN(), "\xff")
-	f.Fuzz(func(t *testing.T, id, log string, ts, size int64, truncated, partial bool, k1, v1, k2, v2, attrKey string, attrKind uint8, attrInt int64, attrFloat float64, attrStr string) {
+	f.Add("id", "log line", int64(1_700_000_000_000_000_000), int64(0), true, false, "app", "web", "tier", "front", "k", uint8(2), int64(42), 1.5, "s", "partial", "nginx:1.27", "Deployment", "web")
+	f.Add("", "", int64(0), int64(math.MinInt64), false, true, "", "", "", "", "", uint8(0), int64(math.MaxInt64), math.NaN(), "\xff", "", "", "", "")
+	f.Fuzz(func(t *testing.T, id, log string, ts, size int64, truncated, partial bool, k1, v1, k2, v2, attrKey string, attrKind uint8, attrInt int64, attrFloat float64, attrStr, metadata, image, kind, name string) {
 		r := Record{
 			ID: id, Log: log, Timestamp: time.Unix(0, ts), OriginalSize: size, Truncated: truncated, Partial: partial,
-			Kubernetes: Kubernetes{Labels: map[string]string{k1: v1, k2: v2}, Annotations: map[string]string{v1: k1}},
-			Source:     Source{Offset: size, Path: attrStr},
+			Metadata: metadata,
+			Kubernetes: Kubernetes{
+				Labels: map[string]string{k1: v1, k2: v2}, Annotations: map[string]string{v1: k1},
+				NamespaceLabels: map[string]string{k2: v1, kind: name}, ContainerImage: image,
+				Workload: Workload{Kind: kind, Name: name},
+			},
+			Source: Source{Offset: size, Path: attrStr},
 		}
 		values := []any{nil, attrKind%2 == 0, attrInt, attrFloat, attrStr}
 		r.Attributes = map[string]any{attrKey: values[int(attrKind)%len(values)], k1: attrInt, k2: attrFloat}

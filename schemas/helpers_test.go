@@ -58,6 +58,40 @@ func sampleRecord() Record {
 	}
 }
 
+// podRecord is sampleRecord with the pod metadata of schema v3: namespace
+// labels, the container's image, the owning workload, and metadata partial.
+func podRecord() Record {
+	r := sampleRecord()
+	r.Metadata = MetadataPartial
+	r.Kubernetes.NamespaceLabels = map[string]string{"team": "payments", "kubernetes.io/metadata.name": "payments-prod"}
+	r.Kubernetes.ContainerImage = "registry.example.com/payments/charge-api:2.31.0"
+	r.Kubernetes.Workload = Workload{Kind: "Deployment", Name: "charge-api"}
+	return r
+}
+
+// withoutV3 clears what schema v3 added to Record (metadata and the pod
+// metadata of kubernetes): what a record reads back as from v1 or v2.
+func withoutV3(r Record) Record {
+	r.Metadata = ""
+	r.Kubernetes.NamespaceLabels = nil
+	r.Kubernetes.ContainerImage = ""
+	r.Kubernetes.Workload = Workload{}
+	return r
+}
+
+// asWrittenWith is what r (normalised) reads back as when written with
+// schema version v.
+func asWrittenWith(r Record, v int) Record {
+	r = normalized(r)
+	if v < 3 {
+		r = withoutV3(r)
+	}
+	if v < 2 {
+		r.Partial = false
+	}
+	return r
+}
+
 // normalized returns what r reads back as from any format: timestamps per
 // timeToNanos, empty maps nil, attribute values widened to int64/float64.
 // Strings are left alone: callers that feed invalid UTF-8 expect repairs
@@ -74,6 +108,11 @@ func normalized(r Record) Record {
 		r.Kubernetes.Annotations = nil
 	} else {
 		r.Kubernetes.Annotations = maps.Clone(r.Kubernetes.Annotations)
+	}
+	if len(r.Kubernetes.NamespaceLabels) == 0 {
+		r.Kubernetes.NamespaceLabels = nil
+	} else {
+		r.Kubernetes.NamespaceLabels = maps.Clone(r.Kubernetes.NamespaceLabels)
 	}
 	if len(r.Unknown) == 0 {
 		r.Unknown = nil
@@ -149,9 +188,13 @@ func diffRecords(got, want Record) string {
 	if got.Partial != want.Partial {
 		add("Partial", got.Partial, want.Partial)
 	}
+	if got.Metadata != want.Metadata {
+		add("Metadata", got.Metadata, want.Metadata)
+	}
 	gk, wk := got.Kubernetes, want.Kubernetes
 	if gk.NamespaceName != wk.NamespaceName || gk.PodName != wk.PodName || gk.PodID != wk.PodID ||
-		gk.ContainerName != wk.ContainerName || gk.DockerID != wk.DockerID || gk.Host != wk.Host {
+		gk.ContainerName != wk.ContainerName || gk.DockerID != wk.DockerID || gk.Host != wk.Host ||
+		gk.ContainerImage != wk.ContainerImage || gk.Workload != wk.Workload {
 		add("Kubernetes", gk, wk)
 	}
 	if !mapsEqualNil(got.Kubernetes.Labels, want.Kubernetes.Labels) {
@@ -159,6 +202,9 @@ func diffRecords(got, want Record) string {
 	}
 	if !mapsEqualNil(got.Kubernetes.Annotations, want.Kubernetes.Annotations) {
 		add("Kubernetes.Annotations", got.Kubernetes.Annotations, want.Kubernetes.Annotations)
+	}
+	if !mapsEqualNil(got.Kubernetes.NamespaceLabels, want.Kubernetes.NamespaceLabels) {
+		add("Kubernetes.NamespaceLabels", got.Kubernetes.NamespaceLabels, want.Kubernetes.NamespaceLabels)
 	}
 	if !attrsEqual(got.Attributes, want.Attributes) {
 		add("Attributes", got.Attributes, want.Attributes)
@@ -247,6 +293,7 @@ func toNative(r *Record) map[string]any {
 		"original_size":      r.OriginalSize,
 		"invalid_utf8":       r.InvalidUTF8,
 		"partial":            r.Partial,
+		"metadata":           r.Metadata,
 		"kubernetes": map[string]any{
 			"namespace_name": r.Kubernetes.NamespaceName,
 			"pod_name":       r.Kubernetes.PodName,
@@ -256,6 +303,13 @@ func toNative(r *Record) map[string]any {
 			"host":           r.Kubernetes.Host,
 			"labels":         strMap(r.Kubernetes.Labels),
 			"annotations":    strMap(r.Kubernetes.Annotations),
+
+			"namespace_labels": strMap(r.Kubernetes.NamespaceLabels),
+			"container_image":  r.Kubernetes.ContainerImage,
+			"workload": map[string]any{
+				"kind": r.Kubernetes.Workload.Kind,
+				"name": r.Kubernetes.Workload.Name,
+			},
 		},
 		"attributes": attrs,
 		"source": map[string]any{
@@ -267,23 +321,34 @@ func toNative(r *Record) map[string]any {
 	}
 }
 
-// v1Body encodes r with goavro under schema v1, which has no partial field
-// (goavro ignores the extra key): what shippers older than v2 write. Its maps
-// are in Go's random order; readers do not care.
-func v1Body(t testing.TB, r *Record) []byte {
+// olderBody encodes r with goavro under the older schema version v, which
+// lacks some of Record's fields (goavro ignores the extra keys): what
+// shippers older than the current version write. Its maps are in Go's
+// random order; readers do not care.
+func olderBody(t testing.TB, v int, r *Record) []byte {
 	t.Helper()
-	b, err := versions[0].codec.BinaryFromNative(nil, toNative(r))
+	b, err := versions[v-1].codec.BinaryFromNative(nil, toNative(r))
 	if err != nil {
-		t.Fatalf("goavro encode v1: %v", err)
+		t.Fatalf("goavro encode v%d: %v", v, err)
 	}
 	return b
 }
 
-// v1SingleObject is v1Body in single-object encoding.
-func v1SingleObject(t testing.TB, r *Record) []byte {
+// olderSingleObject is olderBody in single-object encoding.
+func olderSingleObject(t testing.TB, v int, r *Record) []byte {
 	t.Helper()
-	h := singleObjectHeader(versions[0].info.Fingerprint)
-	return append(h[:], v1Body(t, r)...)
+	h := singleObjectHeader(versions[v-1].info.Fingerprint)
+	return append(h[:], olderBody(t, v, r)...)
+}
+
+// olderVersions are the embedded versions before the current one, which
+// decoders still read on the fast path.
+func olderVersions() []int {
+	var vs []int
+	for v := 1; v < len(versions); v++ {
+		vs = append(vs, v)
+	}
+	return vs
 }
 
 // goavroBody encodes r with goavro under the current schema, then sorts its
@@ -424,12 +489,21 @@ func randomRecord(rng *rand.Rand, validUTF8 bool) Record {
 		OriginalSize:      randomInt64(rng),
 		InvalidUTF8:       rng.IntN(2) == 0,
 		Partial:           rng.IntN(2) == 0,
+		Metadata:          []string{"", "", MetadataPartial, str()}[rng.IntN(4)],
 		Kubernetes: Kubernetes{
 			NamespaceName: str(), PodName: str(), PodID: str(),
 			ContainerName: str(), DockerID: str(), Host: str(),
 			Labels: strMap(), Annotations: strMap(),
+			NamespaceLabels: strMap(), ContainerImage: str(),
 		},
 		Source: Source{Path: str(), Offset: randomInt64(rng), Format: str(), Shipper: str()},
+	}
+	switch rng.IntN(3) {
+	case 0:
+	case 1:
+		r.Kubernetes.Workload = Workload{Kind: "Deployment", Name: str()}
+	default:
+		r.Kubernetes.Workload = Workload{Kind: str(), Name: str()}
 	}
 	switch rng.IntN(4) {
 	case 0:

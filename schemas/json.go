@@ -16,7 +16,11 @@ import (
 //   - Timestamps are RFC 3339 strings in UTC with exactly nine fractional
 //     digits ("2024-05-01T12:00:00.000000000Z"), or null when unset (the
 //     zero time; see timeToNanos for the shared rules).
-//   - Maps are always objects: a nil map is written as {}.
+//   - Maps are always objects: a nil map is written as {}. The fields of
+//     schema v3 are the exception, so that records without them encode as
+//     before: metadata, kubernetes.namespace_labels,
+//     kubernetes.container_image and kubernetes.workload (an object
+//     {"kind","name"}) are left out when empty (workload: both empty).
 //   - Attribute values are JSON null, booleans, numbers and strings. Integers
 //     are written without a fraction; floats always with a fraction or an
 //     exponent (1.0, 1e+21), so each reads back as the type it was written
@@ -72,6 +76,10 @@ func AppendJSON(dst []byte, r *Record) ([]byte, error) {
 	b = strconv.AppendBool(b, r.InvalidUTF8)
 	b = append(b, `,"partial":`...)
 	b = strconv.AppendBool(b, r.Partial)
+	if r.Metadata != "" {
+		b = append(b, `,"metadata":`...)
+		b = appendJSONString(b, r.Metadata)
+	}
 
 	k := &r.Kubernetes
 	b = append(b, `,"kubernetes":{"namespace_name":`...)
@@ -90,6 +98,21 @@ func AppendJSON(dst []byte, r *Record) ([]byte, error) {
 	b = appendJSONStringMap(b, k.Labels)
 	b = append(b, `,"annotations":`...)
 	b = appendJSONStringMap(b, k.Annotations)
+	if len(k.NamespaceLabels) > 0 {
+		b = append(b, `,"namespace_labels":`...)
+		b = appendJSONStringMap(b, k.NamespaceLabels)
+	}
+	if k.ContainerImage != "" {
+		b = append(b, `,"container_image":`...)
+		b = appendJSONString(b, k.ContainerImage)
+	}
+	if k.Workload != (Workload{}) {
+		b = append(b, `,"workload":{"kind":`...)
+		b = appendJSONString(b, k.Workload.Kind)
+		b = append(b, `,"name":`...)
+		b = appendJSONString(b, k.Workload.Name)
+		b = append(b, '}')
+	}
 
 	b = append(b, `},"attributes":`...)
 	b, err := appendJSONAttributes(b, r.Attributes)
@@ -281,6 +304,7 @@ func DecodeJSON(b []byte) (Record, error) {
 		OriginalSize:      jr.OriginalSize,
 		InvalidUTF8:       jr.InvalidUTF8 || jr.Log.invalid,
 		Partial:           jr.Partial,
+		Metadata:          jr.Metadata,
 		Kubernetes:        jr.Kubernetes,
 		Source:            jr.Source,
 	}
@@ -289,6 +313,9 @@ func DecodeJSON(b []byte) (Record, error) {
 	}
 	if len(r.Kubernetes.Annotations) == 0 {
 		r.Kubernetes.Annotations = nil
+	}
+	if len(r.Kubernetes.NamespaceLabels) == 0 {
+		r.Kubernetes.NamespaceLabels = nil
 	}
 	if len(jr.Attributes) > 0 {
 		r.Attributes = make(map[string]any, len(jr.Attributes))
@@ -326,6 +353,7 @@ type jsonRecord struct {
 	OriginalSize      int64                `json:"original_size"`
 	InvalidUTF8       bool                 `json:"invalid_utf8"`
 	Partial           bool                 `json:"partial"`
+	Metadata          string               `json:"metadata"`
 	Kubernetes        Kubernetes           `json:"kubernetes"`
 	Attributes        map[string]jsonValue `json:"attributes"`
 	Source            Source               `json:"source"`

@@ -45,6 +45,42 @@ func TestAppendJSONShape(t *testing.T) {
 	}
 }
 
+// TestAppendJSONPodMetadata: the fields of schema v3 are written where the
+// fluent-bit kubernetes filter puts them, and only when set.
+func TestAppendJSONPodMetadata(t *testing.T) {
+	r := Record{
+		ID:       "id-1",
+		Metadata: MetadataPartial,
+		Kubernetes: Kubernetes{
+			PodName:         "web-0",
+			NamespaceLabels: map[string]string{"team": "web", "env": "prod"},
+			ContainerImage:  "nginx:1.27",
+			Workload:        Workload{Kind: "StatefulSet", Name: "web"},
+		},
+	}
+	got, err := AppendJSON(nil, &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"id":"id-1","timestamp":null,"observed_timestamp":null,"tenant":"","stream":"","log":"",` +
+		`"truncated":false,"original_size":0,"invalid_utf8":false,"partial":false,"metadata":"partial",` +
+		`"kubernetes":{"namespace_name":"","pod_name":"web-0","pod_id":"","container_name":"","docker_id":"","host":"",` +
+		`"labels":{},"annotations":{},"namespace_labels":{"env":"prod","team":"web"},"container_image":"nginx:1.27",` +
+		`"workload":{"kind":"StatefulSet","name":"web"}},` +
+		`"attributes":{},"source":{"path":"","offset":0,"format":"","shipper":""}}`
+	if string(got) != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	// Each is left out on its own when empty; a workload with only a kind
+	// is written whole.
+	r = Record{Kubernetes: Kubernetes{NamespaceLabels: map[string]string{}, Workload: Workload{Kind: "Job"}}}
+	got, _ = AppendJSON(nil, &r)
+	if s := string(got); strings.Contains(s, "metadata") || strings.Contains(s, "namespace_labels") ||
+		strings.Contains(s, "container_image") || !strings.Contains(s, `"annotations":{},"workload":{"kind":"Job","name":""}},`) {
+		t.Fatalf("got %s", got)
+	}
+}
+
 // TestJSONRoundTrip: JSON carries the same values as Avro (see
 // TestSingleObjectRoundTrip) except NaN and infinities, which it refuses.
 func TestJSONRoundTrip(t *testing.T) {
@@ -111,6 +147,12 @@ func TestDecodeJSONPartial(t *testing.T) {
 		{"flags", `{"log":"x","truncated":true,"original_size":9,"invalid_utf8":true,"partial":true}`,
 			Record{Log: "x", Truncated: true, OriginalSize: 9, InvalidUTF8: true, Partial: true}},
 		{"written before partial existed", `{"log":"x","invalid_utf8":true}`, Record{Log: "x", InvalidUTF8: true}},
+		{"pod metadata", `{"metadata":"partial","kubernetes":{"namespace_labels":{"team":"a"},"container_image":"img:1","workload":{"kind":"Job","name":"j"}}}`,
+			Record{Metadata: MetadataPartial, Kubernetes: Kubernetes{
+				NamespaceLabels: map[string]string{"team": "a"}, ContainerImage: "img:1", Workload: Workload{Kind: "Job", Name: "j"},
+			}}},
+		{"empty namespace labels are nil, null workload is empty", `{"kubernetes":{"namespace_labels":{},"workload":null}}`, Record{}},
+		{"metadata of another value is kept", `{"metadata":"path-only"}`, Record{Metadata: "path-only"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -177,6 +219,10 @@ func TestDecodeJSONErrors(t *testing.T) {
 		{strings.Repeat(`{"a":`, 20000), ErrUnknownFormat},
 		{`{"truncated":"yes"}`, ErrMalformed},
 		{`{"partial":1}`, ErrMalformed},
+		{`{"metadata":true}`, ErrMalformed},
+		{`{"kubernetes":{"workload":"web"}}`, ErrMalformed},
+		{`{"kubernetes":{"namespace_labels":{"a":1}}}`, ErrMalformed},
+		{`{"kubernetes":{"container_image":[]}}`, ErrMalformed},
 		{`{"original_size":1.5}`, ErrMalformed},
 		{`{"original_size":9223372036854775808}`, ErrMalformed},
 		{`{"timestamp":123}`, ErrMalformed},

@@ -29,9 +29,42 @@ func withVersions(tb testing.TB, fsys fstest.MapFS) DecoderOption {
 	return func(d *Decoder) { d.known, d.reader = byFP, vs[len(vs)-1] }
 }
 
-// v1Only is what a binary built when v1 was the only version embeds.
-func v1Only() fstest.MapFS {
-	return fstest.MapFS{"avro/logrecord.v1.avsc": {Data: []byte(versions[0].info.Text)}}
+// previousOnly is what a binary built before the current version embeds:
+// every version but the current one.
+func previousOnly() fstest.MapFS {
+	fsys := fstest.MapFS{}
+	for _, v := range versions[:len(versions)-1] {
+		fsys[fmt.Sprintf("avro/logrecord.v%d.avsc", v.info.Version)] = &fstest.MapFile{Data: []byte(v.info.Text)}
+	}
+	return fsys
+}
+
+// readerOf is what a binary built when v was the newest version embeds.
+func readerOf(v int) fstest.MapFS {
+	fsys := fstest.MapFS{}
+	for _, s := range versions[:v] {
+		fsys[fmt.Sprintf("avro/logrecord.v%d.avsc", s.info.Version)] = &fstest.MapFile{Data: []byte(s.info.Text)}
+	}
+	return fsys
+}
+
+// unknownSince is Record.Unknown of r, written with the current version,
+// as a reader whose newest version is v reads it: the fields of the
+// versions after v, as JSON text.
+func unknownSince(r *Record, v int) map[string]string {
+	u := map[string]string{}
+	if v < 2 {
+		u["partial"] = fmt.Sprint(r.Partial)
+	}
+	if v < 3 {
+		k := &r.Kubernetes
+		u["metadata"] = string(appendJSONString(nil, r.Metadata))
+		u["kubernetes.namespace_labels"] = string(appendJSONStringMap(nil, k.NamespaceLabels))
+		u["kubernetes.container_image"] = string(appendJSONString(nil, k.ContainerImage))
+		u["kubernetes.workload"] = `{"kind":` + string(appendJSONString(nil, k.Workload.Kind)) +
+			`,"name":` + string(appendJSONString(nil, k.Workload.Name)) + `}`
+	}
+	return u
 }
 
 // mapSource is a schema source over fixed schemas that counts lookups.
@@ -76,26 +109,33 @@ func singleObjectWith(tb testing.TB, text string, body []byte) []byte {
 	return append(h[:], body...)
 }
 
-// TestOlderReaderReadsNewerVersion: a binary that knows only v1 reads a
-// record written with v2 through the schema source. Every v1 field is
-// read; partial, which v1 lacks, is kept in Unknown.
+// TestOlderReaderReadsNewerVersion: a binary that knows only the versions
+// up to v reads a record written with the current version through the
+// schema source. Every field v has is read; those it lacks are kept in
+// Unknown.
 func TestOlderReaderReadsNewerVersion(t *testing.T) {
-	src := newMapSource(versions[1].info.Text)
-	dec := NewDecoder(WithSchemaSource(src.lookup), withVersions(t, v1Only()))
+	for _, v := range olderVersions() {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) { testOlderReader(t, v) })
+	}
+}
+
+func testOlderReader(t *testing.T, v int) {
+	src := newMapSource(CurrentSchema().Text)
+	dec := NewDecoder(WithSchemaSource(src.lookup), withVersions(t, readerOf(v)))
 	ctx := context.Background()
 
-	r := sampleRecord()
+	r := podRecord()
 	r.Partial = true
-	b, _ := AppendSingleObject(nil, &r) // v2, the current version
+	b, _ := AppendSingleObject(nil, &r) // the current version
 	got, f, err := dec.Decode(ctx, b)
 	if err != nil || f != FormatSingleObject {
 		t.Fatalf("decode: %v, %v", f, err)
 	}
-	want := normalized(r)
-	want.Partial = false
-	want.Unknown = map[string]string{"partial": "true"}
+	want := asWrittenWith(r, v)
+	want.Unknown = unknownSince(&r, v)
 	mustEqualRecords(t, got, want)
-	if got.Unknown["partial"] != "true" {
+	if v == 2 && (got.Unknown["metadata"] != `"partial"` || got.Unknown["kubernetes.workload"] != `{"kind":"Deployment","name":"charge-api"}` ||
+		got.Unknown["kubernetes.namespace_labels"] != `{"kubernetes.io/metadata.name":"payments-prod","team":"payments"}`) {
 		t.Fatalf("Unknown = %v", got.Unknown)
 	}
 
@@ -108,12 +148,12 @@ func TestOlderReaderReadsNewerVersion(t *testing.T) {
 	if n := src.lookups.Load(); n != 1 {
 		t.Fatalf("%d lookups, want 1", n)
 	}
-	// v1 records do not need the source.
-	if got, _, err := dec.Decode(ctx, v1SingleObject(t, &r)); err != nil || got.Unknown != nil || got.Log != r.Log {
-		t.Fatalf("v1 record: %+v, %v", got, err)
+	// Records of the reader's own versions do not need the source.
+	if got, _, err := dec.Decode(ctx, olderSingleObject(t, v, &r)); err != nil || got.Unknown != nil || got.Log != r.Log {
+		t.Fatalf("v%d record: %+v, %v", v, got, err)
 	}
 
-	rng := rand.New(rand.NewPCG(21, 22))
+	rng := rand.New(rand.NewPCG(21, uint64(22+v)))
 	for range 300 {
 		r := randomRecord(rng, true)
 		b, _ := AppendSingleObject(nil, &r)
@@ -121,26 +161,26 @@ func TestOlderReaderReadsNewerVersion(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := normalized(r)
-		want.Partial = false
-		want.Unknown = map[string]string{"partial": fmt.Sprint(r.Partial)}
+		want := asWrittenWith(r, v)
+		want.Unknown = unknownSince(&r, v)
 		mustEqualRecords(t, got, want)
 	}
 
 	// Without a source the fingerprint is unknown, as before.
-	if _, _, err := NewDecoder(withVersions(t, v1Only())).Decode(ctx, b); !errors.Is(err, ErrUnknownSchema) {
+	if _, _, err := NewDecoder(withVersions(t, readerOf(v))).Decode(ctx, b); !errors.Is(err, ErrUnknownSchema) {
 		t.Fatalf("no source: err = %v, want ErrUnknownSchema", err)
 	}
 }
 
-// v3Schema is a made-up next version: v2 plus new optional fields of
-// several types (top-level and in kubernetes), with stream written as
-// bytes, original_size as an int and attribute values of more types, all
-// of which a v2 reader reads by promotion.
-func v3Schema(t testing.TB) string {
+// nextSchema is a made-up next version: the current one plus new optional
+// fields of several types (top-level, in kubernetes and in its workload),
+// with stream written as bytes, original_size as an int and attribute
+// values of more types, all of which the current version reads by
+// promotion.
+func nextSchema(t testing.TB) string {
 	t.Helper()
 	var s map[string]any
-	if err := json.Unmarshal([]byte(versions[1].info.Text), &s); err != nil {
+	if err := json.Unmarshal([]byte(CurrentSchema().Text), &s); err != nil {
 		t.Fatal(err)
 	}
 	fields := s["fields"].([]any)
@@ -156,6 +196,12 @@ func v3Schema(t testing.TB) string {
 		case "kubernetes":
 			k := f["type"].(map[string]any)
 			k["fields"] = append(k["fields"].([]any), map[string]any{"name": "node_pool", "type": "string", "default": ""})
+			for _, kf := range k["fields"].([]any) {
+				if kf := kf.(map[string]any); kf["name"] == "workload" {
+					w := kf["type"].(map[string]any)
+					w["fields"] = append(w["fields"].([]any), map[string]any{"name": "api_version", "type": "string", "default": ""})
+				}
+			}
 		}
 	}
 	fields = append(fields,
@@ -170,7 +216,7 @@ func v3Schema(t testing.TB) string {
 		map[string]any{"name": "level", "type": map[string]any{"type": "enum", "name": "Level", "symbols": []any{"INFO", "WARN"}}, "default": "INFO"},
 	)
 	s["fields"] = fields
-	s["doc"] = "A made-up schema version 3."
+	s["doc"] = "A made-up next schema version."
 	b, err := json.Marshal(s)
 	if err != nil {
 		t.Fatal(err)
@@ -178,12 +224,13 @@ func v3Schema(t testing.TB) string {
 	return string(b)
 }
 
-// v3Native is r in v3's native form, with the new fields set.
-func v3Native(r *Record, severity any, sequence int64, score float32) map[string]any {
+// nextNative is r in nextSchema's native form, with the new fields set.
+func nextNative(r *Record, severity any, sequence int64, score float32) map[string]any {
 	m := toNative(r)
 	m["stream"] = []byte(r.Stream)
 	m["original_size"] = int32(max(math.MinInt32, min(math.MaxInt32, r.OriginalSize)))
 	m["kubernetes"].(map[string]any)["node_pool"] = "pool-a"
+	m["kubernetes"].(map[string]any)["workload"].(map[string]any)["api_version"] = "apps/v1"
 	m["severity"] = severity
 	m["sequence"] = sequence
 	m["score"] = score
@@ -195,20 +242,20 @@ func v3Native(r *Record, severity any, sequence int64, score float32) map[string
 }
 
 // TestNewerVersionUnknownFields: the current decoder reads a record written
-// with a made-up v3 through the schema source: known fields by name with
+// with a made-up next version through the schema source: known fields by name with
 // promotions, new fields kept as JSON text in Unknown.
 func TestNewerVersionUnknownFields(t *testing.T) {
-	v3 := v3Schema(t)
-	codec, err := goavro.NewCodec(v3)
+	next := nextSchema(t)
+	codec, err := goavro.NewCodec(next)
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := newMapSource(v3)
+	src := newMapSource(next)
 	dec := NewDecoder(WithSchemaSource(src.lookup))
-	r := sampleRecord()
+	r := podRecord()
 	r.Attributes["ratio"] = 0.25
 	r.OriginalSize = 4096
-	native := v3Native(&r, goavro.Union("string", "warn"), 1<<40, 1.5)
+	native := nextNative(&r, goavro.Union("string", "warn"), 1<<40, 1.5)
 	native["attributes"].(map[string]any)["small"] = goavro.Union("int", int32(-3))
 	native["attributes"].(map[string]any)["half"] = goavro.Union("float", float32(0.5))
 	native["attributes"].(map[string]any)["raw"] = goavro.Union("bytes", []byte("b\xff"))
@@ -216,7 +263,7 @@ func TestNewerVersionUnknownFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, _, err := dec.Decode(context.Background(), singleObjectWith(t, v3, body))
+	got, _, err := dec.Decode(context.Background(), singleObjectWith(t, next, body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,23 +272,24 @@ func TestNewerVersionUnknownFields(t *testing.T) {
 	want.Attributes["half"] = 0.5
 	want.Attributes["raw"] = "b\ufffd"
 	want.Unknown = map[string]string{
-		"kubernetes.node_pool": `"pool-a"`,
-		"severity":             `"warn"`,
-		"sequence":             "1099511627776",
-		"score":                "1.5",
-		"tags":                 `["a","b\"c"]`,
-		"trace":                `{"id":"t1","sampled":true}`,
-		"digest":               `"h\ufffd"`,
-		"level":                `"WARN"`,
+		"kubernetes.node_pool":            `"pool-a"`,
+		"kubernetes.workload.api_version": `"apps/v1"`,
+		"severity":                        `"warn"`,
+		"sequence":                        "1099511627776",
+		"score":                           "1.5",
+		"tags":                            `["a","b\"c"]`,
+		"trace":                           `{"id":"t1","sampled":true}`,
+		"digest":                          `"h\ufffd"`,
+		"level":                           `"WARN"`,
 	}
 	mustEqualRecords(t, got, want)
 
 	// A null union value is JSON null.
-	body, err = codec.BinaryFromNative(nil, v3Native(&r, nil, -1, float32(math.Inf(-1))))
+	body, err = codec.BinaryFromNative(nil, nextNative(&r, nil, -1, float32(math.Inf(-1))))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, _, err = dec.Decode(context.Background(), singleObjectWith(t, v3, body))
+	got, _, err = dec.Decode(context.Background(), singleObjectWith(t, next, body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +303,7 @@ func TestNewerVersionUnknownFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(j), `"unknown":{"digest":"\"h\\ufffd\"","kubernetes.node_pool":"\"pool-a\"",`) {
+	if !strings.Contains(string(j), `"unknown":{"digest":"\"h\\ufffd\"","kubernetes.node_pool":"\"pool-a\"","kubernetes.workload.api_version":"\"apps/v1\"",`) {
 		t.Fatalf("JSON: %s", j)
 	}
 	back, err := DecodeJSON(j)
@@ -277,8 +325,8 @@ func TestNewerVersionUnknownFields(t *testing.T) {
 // TestResolutionDefaults: a reader field the writer lacks takes the
 // reader's default.
 func TestResolutionDefaults(t *testing.T) {
-	reader := strings.Replace(versions[1].info.Text, `{"name": "stream", "type": "string",`, `{"name": "stream", "type": "string", "default": "stdout",`, 1)
-	if reader == versions[1].info.Text {
+	reader := strings.Replace(CurrentSchema().Text, `{"name": "stream", "type": "string",`, `{"name": "stream", "type": "string", "default": "stdout",`, 1)
+	if reader == CurrentSchema().Text {
 		t.Fatal("test schema edit did not apply")
 	}
 	const writer = `{"type":"record","name":"LogRecord","namespace":"sluice","fields":[{"name":"log","type":"string"}]}`
@@ -289,6 +337,34 @@ func TestResolutionDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustEqualRecords(t, got, Record{Log: "hi", Stream: "stdout"})
+
+	// A writer built on v2 (an external producer's copy of it, with a
+	// field of its own) lacks what v3 added: the current reader fills in
+	// their defaults, kubernetes.workload's a record.
+	var s map[string]any
+	if err := json.Unmarshal([]byte(versions[1].info.Text), &s); err != nil {
+		t.Fatal(err)
+	}
+	s["fields"] = append(s["fields"].([]any), map[string]any{"name": "producer", "type": "string", "default": ""})
+	onV2, _ := json.Marshal(s)
+	r := podRecord()
+	native := toNative(&r)
+	native["producer"] = "p"
+	codec, err := goavro.NewCodec(string(onV2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := codec.BinaryFromNative(nil, native)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err = NewDecoder(WithSchemaSource(newMapSource(string(onV2)).lookup)).Decode(context.Background(), singleObjectWith(t, string(onV2), body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := withoutV3(normalized(r))
+	want.Unknown = map[string]string{"producer": `"p"`}
+	mustEqualRecords(t, got, want)
 }
 
 // TestSchemaSourceErrors: what the source does not have is remembered for
@@ -381,15 +457,15 @@ func fingerprintOf(tb testing.TB, text string) uint64 {
 // matches no embedded version are resolved the same way.
 func TestConfluentNewerSchema(t *testing.T) {
 	reg, cl := testRegistry(t)
-	v3 := v3Schema(t)
-	reg.SeedSchema("v3-value", 1, 80, sr.Schema{Schema: v3})
-	reg.SeedSchema("v2-value", 1, 81, sr.Schema{Schema: versions[1].info.Text})
+	next := nextSchema(t)
+	reg.SeedSchema("next-value", 1, 80, sr.Schema{Schema: next})
+	reg.SeedSchema("current-value", 1, 81, sr.Schema{Schema: CurrentSchema().Text})
 	ctx := context.Background()
-	r := sampleRecord()
+	r := podRecord()
 	r.Partial = true
 
-	codec, _ := goavro.NewCodec(v3)
-	body, err := codec.BinaryFromNative([]byte{0, 0, 0, 0, 80}, v3Native(&r, goavro.Union("string", "warn"), 7, 0.5))
+	codec, _ := goavro.NewCodec(next)
+	body, err := codec.BinaryFromNative([]byte{0, 0, 0, 0, 80}, nextNative(&r, goavro.Union("string", "warn"), 7, 0.5))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,19 +473,21 @@ func TestConfluentNewerSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Log != r.Log || !got.Partial || got.Unknown["sequence"] != "7" || got.Unknown["kubernetes.node_pool"] != `"pool-a"` || len(got.Unknown) != 8 {
-		t.Fatalf("v3 via the registry: %+v", got)
+	if got.Log != r.Log || !got.Partial || got.Unknown["sequence"] != "7" || got.Unknown["kubernetes.node_pool"] != `"pool-a"` ||
+		got.Kubernetes.Workload != r.Kubernetes.Workload || got.Metadata != MetadataPartial || len(got.Unknown) != 9 {
+		t.Fatalf("next version via the registry: %+v", got)
 	}
 
-	// A reader that knows only v1 reads the registry's v2.
-	v2 := mustEncode(t, SingleObjectEncoder{}, testTopic, &r)
-	got, _, err = NewDecoder(WithRegistry(cl), withVersions(t, v1Only())).Decode(ctx, append([]byte{0, 0, 0, 0, 81}, v2[singleObjectHeaderLen:]...))
+	// A reader that knows only the previous versions reads the registry's
+	// current one.
+	cur := mustEncode(t, SingleObjectEncoder{}, testTopic, &r)
+	got, _, err = NewDecoder(WithRegistry(cl), withVersions(t, previousOnly())).Decode(ctx, append([]byte{0, 0, 0, 0, 81}, cur[singleObjectHeaderLen:]...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := normalized(r)
-	want.Partial = false
-	want.Unknown = map[string]string{"partial": "true"}
+	prev := len(versions) - 1
+	want := asWrittenWith(r, prev)
+	want.Unknown = unknownSince(&r, prev)
 	mustEqualRecords(t, got, want)
 }
 

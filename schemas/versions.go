@@ -95,12 +95,7 @@ func loadVersions(fsys fs.FS) ([]*avroSchema, map[uint64]*avroSchema, error) {
 			return nil, nil, fmt.Errorf("schema file %s: %w", p, err)
 		}
 		s.info.Version = n
-		switch s.info.Fingerprint {
-		case fastDecoderFingerprint:
-			s.fast = fastDecoderVersion
-		case fastDecoderV1Fingerprint:
-			s.fast = 1
-		}
+		s.fast = fastDecoderFingerprints[s.info.Fingerprint]
 		vs = append(vs, s)
 	}
 	if len(vs) == 0 {
