@@ -118,8 +118,13 @@
 //
 // if and expr use github.com/expr-lang/expr, compiled once per pipeline
 // version against this environment: tenant, id, stream, log, namespace,
-// pod, container (strings), timestamp (time.Time) and attributes
-// (map[string]any; attributes.level or attributes["user.id"]). A condition
+// pod, container (strings), timestamp (time.Time), attributes
+// (map[string]any; attributes.level or attributes["user.id"]) and
+// kubernetes, the record's Kubernetes metadata under its JSON field names
+// (namespace_name, pod_name, pod_id, container_name, docker_id, host,
+// container_image; the maps labels, annotations and namespace_labels, as in
+// kubernetes.namespace_labels["team"], where a missing key reads as ""; and
+// workload.kind and workload.name). A condition
 // must be boolean (checked at compile time where types are known, and at
 // run time). A missing attribute is data, not an error: comparisons (<,
 // <=, >, >=), in, contains, startsWith, endsWith and matches with a nil

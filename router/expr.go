@@ -54,8 +54,45 @@ var exprEnv = map[string]any{
 	"namespace":  "",
 	"pod":        "",
 	"container":  "",
+	"kubernetes": (*exprKubernetes)(nil),
 	"attributes": map[string]any{},
 	meterVar:     (*meter)(nil),
+}
+
+// exprKubernetes is the kubernetes variable of expressions: the record's
+// Kubernetes metadata under its JSON field names (kubernetes.pod_name,
+// kubernetes.labels["app"], kubernetes.namespace_labels["team"],
+// kubernetes.container_image, kubernetes.workload.kind and .name). Field
+// names are checked at compile time; a missing label reads as "". Each
+// evaluator fills its one copy for the record being processed, so exposing
+// it costs no allocation.
+type exprKubernetes struct {
+	NamespaceName   string            `expr:"namespace_name" json:"namespace_name"`
+	PodName         string            `expr:"pod_name" json:"pod_name"`
+	PodID           string            `expr:"pod_id" json:"pod_id"`
+	ContainerName   string            `expr:"container_name" json:"container_name"`
+	DockerID        string            `expr:"docker_id" json:"docker_id"`
+	Host            string            `expr:"host" json:"host"`
+	Labels          map[string]string `expr:"labels" json:"labels"`
+	Annotations     map[string]string `expr:"annotations" json:"annotations"`
+	NamespaceLabels map[string]string `expr:"namespace_labels" json:"namespace_labels"`
+	ContainerImage  string            `expr:"container_image" json:"container_image"`
+	Workload        exprWorkload      `expr:"workload" json:"workload"`
+}
+
+// exprWorkload is kubernetes.workload in expressions.
+type exprWorkload struct {
+	Kind string `expr:"kind" json:"kind"`
+	Name string `expr:"name" json:"name"`
+}
+
+func (k *exprKubernetes) set(r *schemas.Kubernetes) {
+	*k = exprKubernetes{
+		NamespaceName: r.NamespaceName, PodName: r.PodName, PodID: r.PodID,
+		ContainerName: r.ContainerName, DockerID: r.DockerID, Host: r.Host,
+		Labels: r.Labels, Annotations: r.Annotations, NamespaceLabels: r.NamespaceLabels,
+		ContainerImage: r.ContainerImage, Workload: exprWorkload{Kind: r.Workload.Kind, Name: r.Workload.Name},
+	}
 }
 
 // compileExpr compiles src once for a pipeline version. cond requires a
@@ -158,11 +195,13 @@ type evaluator struct {
 	vm  vm.VM
 	env map[string]any
 	m   meter
+	k   exprKubernetes // the record's, during run
 }
 
 func newEvaluator() *evaluator {
 	e := &evaluator{env: make(map[string]any, len(exprEnv))}
 	e.env[meterVar] = &e.m
+	e.env["kubernetes"] = &e.k
 	return e
 }
 
@@ -177,6 +216,7 @@ func (e *evaluator) run(p *vm.Program, st *state, r *schemas.Record) (any, error
 	e.env["namespace"] = r.Kubernetes.NamespaceName
 	e.env["pod"] = r.Kubernetes.PodName
 	e.env["container"] = r.Kubernetes.ContainerName
+	e.k.set(&r.Kubernetes)
 	e.env["attributes"] = r.Attributes
 	e.vm.MemoryBudget = ExprMemoryBudget
 	e.m.work, e.m.alloc, e.m.over = st.work, st.alloc, false
@@ -184,6 +224,7 @@ func (e *evaluator) run(p *vm.Program, st *state, r *schemas.Record) (any, error
 	st.work, st.alloc = e.m.work, e.m.alloc
 	e.env["attributes"] = nil // do not keep the record alive in the pool
 	e.env["log"] = nil
+	e.k = exprKubernetes{}
 	if err != nil && (e.m.over || strings.Contains(err.Error(), "memory budget exceeded")) {
 		return nil, &costError{err: err}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -486,6 +487,104 @@ func TestJoinFlags(t *testing.T) {
 	rest := j.all()
 	if len(rest) != 1 || rest[0].rec.Log != "next message" || rest[0].rec.Partial || rest[0].rec.InvalidUTF8 {
 		t.Errorf("next record: %+v", rest)
+	}
+}
+
+// TestJoinKeepsFirstLinesMetadata: a joined record keeps the first line's
+// Kubernetes metadata and its completeness (metadata), as it keeps its id:
+// the lines of one container share them, save a shipper whose pod cache
+// caught up between two lines.
+func TestJoinKeepsFirstLinesMetadata(t *testing.T) {
+	ml, err := compileMultiline(&StepSpec{Continuation: `^\s+at `})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j joiner
+	add := func(off int64, rec schemas.Record) *joined {
+		return j.add("java", &kgo.Record{Topic: "logs.raw.java", Key: []byte("c1"), Offset: off}, rec, ml)
+	}
+	first := schemas.Kubernetes{NamespaceName: "shop", PodName: "cart-0"}
+	add(0, schemas.Record{ID: "a", Log: "java.lang.IllegalStateException: boom", Metadata: schemas.MetadataPartial, Kubernetes: first})
+	add(1, schemas.Record{ID: "b", Log: "\tat com.shop.Cart.add(Cart.java:42)", Kubernetes: schemas.Kubernetes{
+		NamespaceName: "shop", PodName: "cart-0", NamespaceLabels: map[string]string{"team": "shop"},
+		ContainerImage: "cart:1", Workload: schemas.Workload{Kind: "StatefulSet", Name: "cart"},
+	}})
+	g := add(2, schemas.Record{ID: "c", Log: "next message"})
+	if g == nil || g.lines != 2 {
+		t.Fatalf("joined %v, want 2 lines", g)
+	}
+	k := g.rec.Kubernetes
+	if g.rec.ID != "a" || g.rec.Metadata != schemas.MetadataPartial || k.PodName != "cart-0" ||
+		k.NamespaceLabels != nil || k.ContainerImage != "" || k.Workload != (schemas.Workload{}) {
+		t.Errorf("joined record: id %q, metadata %q, kubernetes %+v; want the first line's", g.rec.ID, g.rec.Metadata, k)
+	}
+}
+
+// TestPodMetadataPassesThrough: the pod metadata of schema v3 (labels,
+// namespace labels, container image, workload) and metadata partial come
+// out of the parsed topic as they went into the raw one, in every input
+// format, with and without a pipeline.
+func TestPodMetadataPassesThrough(t *testing.T) {
+	cluster := routerCluster(t, "plain", "piped")
+	brokers := cluster.ListenAddrs()
+	cl := newClient(t, brokers)
+	rt := startRouter(t, routerConfig(t, brokers, nil))
+	apply(t, cl, fmt.Sprintf(jsonPipeline, "piped", 1, 1))
+	for deadline := time.Now().Add(20 * time.Second); testutil.ToFloat64(rt.m.version.WithLabelValues("piped")) != 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("pipeline never in force")
+		}
+	}
+	in := schemas.Record{
+		ID:        "pod-1",
+		Timestamp: time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC),
+		Stream:    "stdout",
+		Log:       `{"msg":"hello"}`,
+		Metadata:  schemas.MetadataPartial,
+		Kubernetes: schemas.Kubernetes{
+			NamespaceName:   "shop",
+			PodName:         "cart-7d9f8b6c5-x2k4q",
+			ContainerName:   "cart",
+			Labels:          map[string]string{"app.kubernetes.io/name": "cart"},
+			Annotations:     map[string]string{"sluice.io/parser": "json"},
+			NamespaceLabels: map[string]string{"team": "shop", "kubernetes.io/metadata.name": "shop"},
+			ContainerImage:  "registry.example.com/shop/cart:1.4.2",
+			Workload:        schemas.Workload{Kind: "Deployment", Name: "cart"},
+		},
+	}
+	var rs []*kgo.Record
+	for _, tenant := range []string{"plain", "piped"} {
+		avro, err := schemas.AppendSingleObject(nil, &in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, err := schemas.AppendJSON(nil, &in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range [][]byte{avro, js} {
+			rs = append(rs, &kgo.Record{Topic: "logs.raw." + tenant, Key: []byte("c1"), Value: v})
+		}
+	}
+	if err := cl.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	out, wait := consumeOutputs(t, brokers, "plain", "piped")
+	wait(30*time.Second, "2 parsed records per tenant", func(o *output) bool {
+		return len(o.parsed["logs.parsed.plain"]) == 2 && len(o.parsed["logs.parsed.piped"]) == 2
+	})
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	for topic, recs := range out.parsed {
+		for _, got := range recs {
+			if got.Log != in.Log || got.Metadata != schemas.MetadataPartial ||
+				!reflect.DeepEqual(got.Kubernetes, in.Kubernetes) {
+				t.Errorf("%s: got log %q, metadata %q, kubernetes %+v;\nwant %q, %q, %+v", topic, got.Log, got.Metadata, got.Kubernetes, in.Log, in.Metadata, in.Kubernetes)
+			}
+			if piped := topic == "logs.parsed.piped"; piped != (got.Attributes["parsed_by"] == "v1") {
+				t.Errorf("%s: attributes %v", topic, got.Attributes)
+			}
+		}
 	}
 }
 

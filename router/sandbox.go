@@ -581,6 +581,27 @@ func sizeOf(v any, json bool) int64 {
 			n = add(n, add(sizeOf(k, json), sizeOf(e, json)+2))
 		}
 		return n
+	case map[string]string:
+		n := int64(5)
+		for k, e := range x {
+			n = add(n, add(sizeOf(k, json), sizeOf(e, json)+2))
+		}
+		return n
+	case *exprKubernetes:
+		if x == nil {
+			return 5
+		}
+		// Field names and punctuation, then the values.
+		n := int64(256)
+		for _, s := range [...]string{x.NamespaceName, x.PodName, x.PodID, x.ContainerName, x.DockerID, x.Host, x.ContainerImage} {
+			n = add(n, sizeOf(s, json))
+		}
+		for _, m := range [...]map[string]string{x.Labels, x.Annotations, x.NamespaceLabels} {
+			n = add(n, sizeOf(m, json))
+		}
+		return add(n, sizeOf(x.Workload, json))
+	case exprWorkload:
+		return add(32, add(sizeOf(x.Kind, json), sizeOf(x.Name, json)))
 	}
 	rv := reflect.ValueOf(v)
 	switch rv.Kind() {

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -195,6 +196,98 @@ func TestPassThroughUnchanged(t *testing.T) {
 	}
 	if r.Log != "x" || r.Attributes["a"] != int64(1) {
 		t.Errorf("record changed: %+v", r)
+	}
+}
+
+// TestExpressionsKubernetes: expressions read the record's Kubernetes
+// metadata as kubernetes, under its JSON field names, the pod metadata of
+// schema v3 included; names are checked at compile time, and a record
+// without the metadata reads empty values.
+func TestExpressionsKubernetes(t *testing.T) {
+	p := mustPipeline(t,
+		StepSpec{Type: "set", Field: "team", Expr: `kubernetes.namespace_labels["team"]`},
+		StepSpec{Type: "set", Field: "owner", Expr: `kubernetes.workload.kind + "/" + kubernetes.workload.name`},
+		StepSpec{Type: "set", Field: "image", Expr: `kubernetes.container_image`},
+		StepSpec{Type: "set", Field: "app", Expr: `kubernetes.labels["app"] + "@" + kubernetes.pod_name`},
+		StepSpec{Type: "set", Field: "labelled", Expr: `"team" in kubernetes.namespace_labels`},
+		StepSpec{Type: "set", Field: "json", Expr: `toJSON(kubernetes.workload)`},
+		StepSpec{Type: "route", If: `kubernetes.workload.kind == "Deployment" && kubernetes.namespace_labels.team == "shop"`, Stream: "deployments"},
+	)
+	r := schemas.Record{Log: "x", Metadata: schemas.MetadataPartial, Kubernetes: schemas.Kubernetes{
+		PodName:         "cart-7d9f8b6c5-x2k4q",
+		Labels:          map[string]string{"app": "cart"},
+		NamespaceLabels: map[string]string{"team": "shop"},
+		ContainerImage:  "registry.example.com/shop/cart:1.4.2",
+		Workload:        schemas.Workload{Kind: "Deployment", Name: "cart"},
+	}}
+	res := p.Process(&r)
+	if res.DLQ != nil || res.Stream != "deployments" {
+		t.Fatalf("result %+v, want stream deployments", res)
+	}
+	want := map[string]any{
+		"team": "shop", "owner": "Deployment/cart", "image": "registry.example.com/shop/cart:1.4.2",
+		"app": "cart@cart-7d9f8b6c5-x2k4q", "labelled": true,
+	}
+	for k, v := range want {
+		if r.Attributes[k] != v {
+			t.Errorf("attribute %s = %#v, want %#v", k, r.Attributes[k], v)
+		}
+	}
+	var w map[string]string
+	if s, _ := r.Attributes["json"].(string); json.Unmarshal([]byte(s), &w) != nil || w["kind"] != "Deployment" || w["name"] != "cart" || len(w) != 2 {
+		t.Errorf("toJSON(kubernetes.workload) = %q", r.Attributes["json"])
+	}
+
+	// Without the metadata: empty values, no failure, not routed.
+	r = schemas.Record{Log: "y"}
+	if res := p.Process(&r); res.DLQ != nil || res.Stream != "" {
+		t.Fatalf("record without metadata: %+v", res)
+	}
+	for k, v := range map[string]any{"team": "", "owner": "/", "image": "", "app": "@", "labelled": false} {
+		if r.Attributes[k] != v {
+			t.Errorf("without metadata: attribute %s = %#v, want %#v", k, r.Attributes[k], v)
+		}
+	}
+
+	// Field names are the JSON names, checked at compile time.
+	for _, src := range []string{`kubernetes.workload.owner == ""`, `kubernetes.NamespaceLabels == nil`, `kubernetes.image == ""`} {
+		if _, err := Compile(&Spec{Tenant: "t", Version: 1, Steps: []StepSpec{{Type: "drop", If: src}}}); err == nil {
+			t.Errorf("%s compiled", src)
+		}
+	}
+
+	// The filter of tools (sluice tail --filter) sees the same names.
+	f, err := CompileFilter(`kubernetes.workload.name == "cart" && kubernetes.container_image endsWith ":1.4.2"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = schemas.Record{Kubernetes: schemas.Kubernetes{ContainerImage: "cart:1.4.2", Workload: schemas.Workload{Kind: "Deployment", Name: "cart"}}}
+	if ok, err := f.Match("t", &r); !ok || err != nil {
+		t.Fatalf("filter: %v, %v", ok, err)
+	}
+}
+
+// TestExpressionsKubernetesCost: the whole kubernetes value is charged by
+// its size, so large annotations cannot be copied for free.
+func TestExpressionsKubernetesCost(t *testing.T) {
+	p := mustPipeline(t, StepSpec{Type: "set", Field: "k", Expr: `toJSON(kubernetes) + toJSON(kubernetes) + toJSON(kubernetes) + toJSON(kubernetes)`})
+	big := strings.Repeat("a", 3<<20)
+	r := schemas.Record{Log: "x", Kubernetes: schemas.Kubernetes{Annotations: map[string]string{"big": big}}}
+	res := p.Process(&r)
+	if res.DLQ == nil || res.DLQ.Reason != ReasonCostExceeded {
+		t.Fatalf("result %+v, want ReasonCostExceeded", res)
+	}
+	r = schemas.Record{Log: "x", Kubernetes: schemas.Kubernetes{NamespaceLabels: map[string]string{"team": "shop"}}}
+	if res := p.Process(&r); res.DLQ != nil {
+		t.Fatalf("small record: %+v", res.DLQ)
+	}
+	var k map[string]any
+	s, _ := r.Attributes["k"].(string)
+	if err := json.NewDecoder(strings.NewReader(s)).Decode(&k); err != nil {
+		t.Fatal(err)
+	}
+	if nl, _ := k["namespace_labels"].(map[string]any); nl["team"] != "shop" || k["workload"] == nil || k["container_image"] != "" {
+		t.Fatalf("toJSON(kubernetes) = %q", s)
 	}
 }
 
