@@ -80,15 +80,18 @@
 //	stream           stdout or stderr
 //	log              the message (text)
 //	kubernetes       pod_name, namespace_name, pod_id, labels.*, annotations.*,
-//	                 host, container_name, docker_id (keyword)
+//	                 namespace_labels.*, host, container_name, container_image,
+//	                 docker_id, workload {kind, name} (keyword)
 //	<attribute>      each parsed attribute at its dotted path, at the top level
 //	sluice           observed_timestamp, truncated, original_size, invalid_utf8,
-//	                 partial, source {path, offset, format, shipper}, rescued
+//	                 partial, metadata ("partial" when the shipper had only what
+//	                 the log file's path says of the pod; keyword),
+//	                 source {path, offset, format, shipper}, rescued
 //
 // An attribute whose first path element is one of the top-level names above
 // or an Elasticsearch metadata field (_id, _source, ...) is written under
-// attributes. (attributes.log, attributes._id). Label and annotation keys are
-// de-dotted: every '.' becomes '_' (app.kubernetes.io/name is
+// attributes. (attributes.log, attributes._id). Label, annotation and
+// namespace label keys are de-dotted: every '.' becomes '_' (app.kubernetes.io/name is
 // app_kubernetes_io/name), so that app and app.kubernetes.io/name can never
 // collide as a value versus an object. What cannot be written where it
 // belongs goes into sluice.rescued, never away: a key with an empty path

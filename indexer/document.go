@@ -18,10 +18,12 @@ import (
 //
 //	{"@timestamp": event time, "tenant", "stream", "log",
 //	 "kubernetes": {"pod_name", "namespace_name", "pod_id", "labels": {...},
-//	                "annotations": {...}, "host", "container_name", "docker_id"},
+//	                "annotations": {...}, "namespace_labels": {...}, "host",
+//	                "container_name", "container_image", "docker_id",
+//	                "workload": {"kind", "name"}},
 //	 <each attribute at its dotted path>,
 //	 "sluice": {"observed_timestamp", "truncated", "original_size",
-//	            "invalid_utf8", "partial", "source": {...},
+//	            "invalid_utf8", "partial", "metadata", "source": {...},
 //	            "unknown": {"<field>": "<JSON text>", ...},
 //	            "rescued": "<JSON object>"}}
 //
@@ -165,6 +167,10 @@ func (w *docWriter) appendDoc(dst []byte, rec *schemas.Record, tenant string, mo
 		field("partial")
 		dst = append(dst, "true"...)
 	}
+	if rec.Metadata != "" {
+		field("metadata")
+		dst = schemas.AppendJSONString(dst, rec.Metadata)
+	}
 	if s := &rec.Source; s.Path != "" || s.Format != "" || s.Shipper != "" {
 		field("source")
 		dst = append(dst, `{"path":`...)
@@ -199,7 +205,8 @@ func appendUnknown(dst []byte, unknown map[string]string) []byte {
 
 func (w *docWriter) appendKubernetes(dst []byte, k *schemas.Kubernetes, moved []string) []byte {
 	if k.PodName == "" && k.NamespaceName == "" && k.PodID == "" && k.Host == "" && k.ContainerName == "" &&
-		k.DockerID == "" && len(k.Labels) == 0 && len(k.Annotations) == 0 {
+		k.DockerID == "" && len(k.Labels) == 0 && len(k.Annotations) == 0 && len(k.NamespaceLabels) == 0 &&
+		k.ContainerImage == "" && k.Workload == (schemas.Workload{}) {
 		return dst
 	}
 	dst = append(dst, `,"kubernetes":{`...)
@@ -222,7 +229,11 @@ func (w *docWriter) appendKubernetes(dst []byte, k *schemas.Kubernetes, moved []
 	for _, m := range [...]struct {
 		name, path string
 		m          map[string]string
-	}{{"labels", "kubernetes.labels.", k.Labels}, {"annotations", "kubernetes.annotations.", k.Annotations}} {
+	}{
+		{"labels", "kubernetes.labels.", k.Labels},
+		{"annotations", "kubernetes.annotations.", k.Annotations},
+		{"namespace_labels", "kubernetes.namespace_labels.", k.NamespaceLabels},
+	} {
 		if len(m.m) == 0 {
 			continue
 		}
@@ -236,7 +247,27 @@ func (w *docWriter) appendKubernetes(dst []byte, k *schemas.Kubernetes, moved []
 	}
 	str("host", k.Host)
 	str("container_name", k.ContainerName)
+	str("container_image", k.ContainerImage)
 	str("docker_id", k.DockerID)
+	if wl := &k.Workload; wl.Kind != "" || wl.Name != "" {
+		if len(dst) > start {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `"workload":{`...)
+		wstart := len(dst)
+		if wl.Kind != "" {
+			dst = append(dst, `"kind":`...)
+			dst = schemas.AppendJSONString(dst, wl.Kind)
+		}
+		if wl.Name != "" {
+			if len(dst) > wstart {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `"name":`...)
+			dst = schemas.AppendJSONString(dst, wl.Name)
+		}
+		dst = append(dst, '}')
+	}
 	return append(dst, '}')
 }
 

@@ -37,6 +37,33 @@ func goldenRecords() map[string]schemas.Record {
 				"http.method": "GET", "duration": 0.0123, "cached": false, "user": nil},
 			Source: schemas.Source{Path: "/var/log/containers/cart-7d9f8b-x2x9z_shop_cart-3b2a1c0d9e8f.log", Offset: 4096, Format: "cri", Shipper: "v0.3.0"},
 		},
+		// A shipper record with the pod metadata of record schema v3:
+		// namespace labels de-dotted like labels (two that de-dot to one
+		// name: the dotted one is rescued), the image and the owning
+		// workload.
+		"pod-metadata": {
+			ID: "p1", Timestamp: t0, Stream: "stdout", Log: "GET /cart 200",
+			Kubernetes: schemas.Kubernetes{
+				NamespaceName: "shop", PodName: "cart-7d9f8b-x2x9z", ContainerName: "cart",
+				Labels: map[string]string{"app.kubernetes.io/name": "cart"},
+				NamespaceLabels: map[string]string{"team": "shop", "kubernetes.io/metadata.name": "shop",
+					"kubernetes_io/metadata_name": "plain"},
+				ContainerImage: "registry.example.com/shop/cart:1.4.2",
+				Workload:       schemas.Workload{Kind: "Deployment", Name: "cart"},
+			},
+		},
+		// A line the shipper sent before it had the pod's metadata: what
+		// the log file's path says, and sluice.metadata partial.
+		"path-only": {
+			ID: "p2", Timestamp: t0, Log: "early line", Metadata: schemas.MetadataPartial,
+			Kubernetes: schemas.Kubernetes{NamespaceName: "shop", PodName: "cart-7d9f8b-x2x9z", ContainerName: "cart",
+				DockerID: "3b2a1c0d9e8f"},
+		},
+		// A workload whose name is all there is (a kind only is written
+		// the same way, without name).
+		"workload-name-only": {
+			ID: "p3", Timestamp: t0, Log: "x", Kubernetes: schemas.Kubernetes{Workload: schemas.Workload{Name: "cart"}},
+		},
 		// A line an external producer sent: no Kubernetes metadata, no
 		// source.
 		"external": {ID: "ext-1", Timestamp: t0, Log: "plain text line"},

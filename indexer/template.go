@@ -16,7 +16,7 @@ import (
 // installs. Raise it with every change to templateBody: an indexer never
 // replaces a template of a higher version (a newer indexer's, during a
 // rolling upgrade).
-const templateVersion = 3
+const templateVersion = 4
 
 // templatePriority puts the template above Elastic's built-in templates
 // (priority 100) and Fleet's integration templates (200), so that the
@@ -121,6 +121,7 @@ func templateBody(s templateSettings) []byte {
 				"dynamic_templates": []any{
 					map[string]any{"kubernetes_labels": map[string]any{"path_match": "kubernetes.labels.*", "mapping": keyword}},
 					map[string]any{"kubernetes_annotations": map[string]any{"path_match": "kubernetes.annotations.*", "mapping": keyword}},
+					map[string]any{"kubernetes_namespace_labels": map[string]any{"path_match": "kubernetes.namespace_labels.*", "mapping": keyword}},
 					map[string]any{"doubles": map[string]any{"match_mapping_type": "double", "mapping": map[string]any{"type": "double"}}},
 					map[string]any{"strings": map[string]any{"match_mapping_type": "string", "mapping": keyword}},
 				},
@@ -132,9 +133,13 @@ func templateBody(s templateSettings) []byte {
 					"_overflow":  map[string]any{"type": "text"},
 					"kubernetes": map[string]any{"properties": map[string]any{
 						"pod_name": kw, "namespace_name": kw, "pod_id": kw, "host": kw,
-						"container_name": kw, "docker_id": kw,
-						"labels":      map[string]any{"type": "object"},
-						"annotations": map[string]any{"type": "object"},
+						"container_name": kw, "docker_id": kw, "container_image": kw,
+						"labels":           map[string]any{"type": "object"},
+						"annotations":      map[string]any{"type": "object"},
+						"namespace_labels": map[string]any{"type": "object"},
+						"workload": map[string]any{"properties": map[string]any{
+							"kind": kw, "name": kw,
+						}},
 					}},
 					"sluice": map[string]any{"properties": map[string]any{
 						"observed_timestamp": map[string]any{"type": "date"},
@@ -142,6 +147,7 @@ func templateBody(s templateSettings) []byte {
 						"original_size":      map[string]any{"type": "long"},
 						"invalid_utf8":       map[string]any{"type": "boolean"},
 						"partial":            map[string]any{"type": "boolean"},
+						"metadata":           kw,
 						"rescued":            map[string]any{"type": "text"},
 						// Fields of a newer record schema version than this
 						// indexer knows, as JSON texts: kept in _source, not

@@ -20,7 +20,8 @@ import (
 
 // indexerFields types the fields of the Sluice indexer's test documents as its index template
 // (indexer/testdata/template.json) maps them: declared properties, then the dynamic templates
-// (labels and annotations keyword, doubles double, strings keyword, integers long).
+// (labels, annotations and namespace labels keyword, doubles double, strings keyword, integers
+// long).
 func indexerFields(path string) (fieldInfo, bool) {
 	switch path {
 	case "@timestamp", "sluice.observed_timestamp":
@@ -33,8 +34,11 @@ func indexerFields(path string) (fieldInfo, bool) {
 		return fieldInfo{Type: "long"}, true
 	case "duration":
 		return fieldInfo{Type: "double"}, true
-	case "kubernetes", "kubernetes.labels", "kubernetes.annotations", "sluice", "sluice.source":
+	case "kubernetes", "kubernetes.labels", "kubernetes.annotations", "kubernetes.namespace_labels",
+		"kubernetes.workload", "sluice", "sluice.source":
 		return fieldInfo{Type: "object"}, true
+	case "sluice.metadata":
+		return fieldInfo{Type: "keyword"}, true
 	}
 	if strings.HasPrefix(path, "kubernetes.") || strings.HasPrefix(path, "sluice.source.") {
 		return fieldInfo{Type: "keyword", IgnoreAbove: 1024}, true
