@@ -125,6 +125,8 @@ var valuesFiles = map[string][]string{
 	"defaults": nil,
 	"all":      {"testdata/values-all.yaml"},
 	"strimzi":  {"testdata/values-strimzi.yaml"},
+	// Kubernetes metadata off: no RBAC, no token.
+	"metadata-off": {"testdata/values-metadata-off.yaml"},
 	// Files merge as with helm -f a -f b.
 	"all+strimzi": {"testdata/values-all.yaml", "testdata/values-strimzi.yaml"},
 }
@@ -194,6 +196,25 @@ type stageValues struct {
 	Enabled   bool   `json:"enabled"`
 	KafkaUser string `json:"kafkaUser"`
 	Group     string `json:"group"`
+	Resources struct {
+		Limits struct {
+			Memory string `json:"memory"`
+		} `json:"limits"`
+	} `json:"resources"`
+	// The shipper's only.
+	KubernetesMetadata metadataValues `json:"kubernetesMetadata"`
+}
+
+// metadataValues are shipper.kubernetesMetadata.
+type metadataValues struct {
+	Enabled                bool     `json:"enabled"`
+	Workloads              bool     `json:"workloads"`
+	AnnotationPrefixes     []string `json:"annotationPrefixes"`
+	NamespaceLabelPrefixes []string `json:"namespaceLabelPrefixes"`
+	TenantLabel            string   `json:"tenantLabel"`
+	Wait                   string   `json:"wait"`
+	Retention              string   `json:"retention"`
+	Memory                 string   `json:"memory"`
 }
 
 func TestChartRejects(t *testing.T) {
@@ -206,6 +227,7 @@ func TestChartRejects(t *testing.T) {
 		"basic without user":     {"elasticsearch: {auth: {type: basic, secretName: s, secretKey: k}}", "elasticsearch.auth.username is required"},
 		"api key without secret": {"elasticsearch: {auth: {type: apiKey}}", "elasticsearch.auth.secretName is required"},
 		"strimzi with plain":     {"kafka: {sasl: {mechanism: PLAIN}}\nstrimzi: {enabled: true}", "Strimzi users log in with SCRAM-SHA-512"},
+		"memory limit in G":      {"shipper: {resources: {limits: {memory: 1G}}}", `shipper.resources.limits.memory "1G": give it in Ki, Mi, Gi or bytes`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".yaml")

@@ -15,7 +15,9 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -29,7 +31,7 @@ func checkObjects(t *testing.T, objs []object, cfg chartConfig) {
 	for _, sa := range all[*corev1.ServiceAccount](objs) {
 		serviceAccounts[sa.Name] = sa
 		if sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
-			t.Errorf("ServiceAccount %s mounts its token: no stage calls the Kubernetes API", sa.Name)
+			t.Errorf("ServiceAccount %s mounts its token in every pod that uses it: only a shipper with Kubernetes metadata asks for it, in its pod spec", sa.Name)
 		}
 	}
 	pods := map[string]corev1.PodTemplateSpec{} // by stage
@@ -63,6 +65,7 @@ func checkObjects(t *testing.T, objs []object, cfg chartConfig) {
 		}
 		checkPod(t, stage, pod, values)
 	}
+	checkShipperRBAC(t, objs, cfg.Shipper, pods["shipper"])
 	for _, pdb := range all[*policyv1.PodDisruptionBudget](objs) {
 		d := deployments[pdb.Name]
 		if d == nil {
@@ -112,8 +115,9 @@ func checkPod(t *testing.T, stage string, pod corev1.PodTemplateSpec, values sta
 	t.Helper()
 	spec := pod.Spec
 	c := spec.Containers[0]
-	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
-		t.Errorf("%s: the pod mounts a service account token", stage)
+	wantToken := stage == "shipper" && values.KubernetesMetadata.Enabled
+	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken != wantToken {
+		t.Errorf("%s: the pod's automountServiceAccountToken is %v, want %v (only a shipper with Kubernetes metadata calls the API server)", stage, spec.AutomountServiceAccountToken, wantToken)
 	}
 	env := map[string]string{}
 	for _, e := range c.Env {
@@ -202,6 +206,100 @@ func checkPod(t *testing.T, stage string, pod corev1.PodTemplateSpec, values sta
 		if group := env["SLUICE_"+strings.ToUpper(stage)+"_GROUP"]; group != values.Group {
 			t.Errorf("%s: consumer group %q, values say %q", stage, group, values.Group)
 		}
+	}
+	if stage == "shipper" {
+		checkShipperMetadata(t, env, c.Resources, values)
+	}
+}
+
+// checkShipperMetadata checks the shipper's Kubernetes metadata settings
+// against the values, and its memory limit: the values' limit, plus
+// kubernetesMetadata.memory for the cache while metadata is on.
+func checkShipperMetadata(t *testing.T, env map[string]string, r corev1.ResourceRequirements, values stageValues) {
+	t.Helper()
+	km := values.KubernetesMetadata
+	want := map[string]string{"SLUICE_SHIPPER_KUBERNETES_METADATA": "off"}
+	limit := resource.MustParse(values.Resources.Limits.Memory)
+	if km.Enabled {
+		want = map[string]string{
+			"SLUICE_SHIPPER_KUBERNETES_METADATA":      "on",
+			"SLUICE_SHIPPER_ANNOTATION_PREFIXES":      strings.Join(km.AnnotationPrefixes, ","),
+			"SLUICE_SHIPPER_NAMESPACE_LABEL_PREFIXES": strings.Join(km.NamespaceLabelPrefixes, ","),
+			"SLUICE_SHIPPER_TENANT_LABEL":             km.TenantLabel,
+			"SLUICE_SHIPPER_METADATA_WAIT":            km.Wait,
+			"SLUICE_SHIPPER_METADATA_RETENTION":       km.Retention,
+		}
+		limit.Add(resource.MustParse(km.Memory))
+	}
+	for _, name := range metadataSettings {
+		if got := env[name]; got != want[name] {
+			t.Errorf("shipper: %s=%q, values say %q", name, got, want[name])
+		}
+	}
+	if got := r.Limits.Memory(); got.Cmp(limit) != 0 {
+		t.Errorf("shipper: memory limit %s, want %s (resources.limits.memory%s)", got, &limit,
+			map[bool]string{true: " + kubernetesMetadata.memory", false: ""}[km.Enabled])
+	}
+}
+
+// metadataSettings are the shipper's settings of its Kubernetes metadata
+// that the chart sets.
+var metadataSettings = []string{
+	"SLUICE_SHIPPER_KUBERNETES_METADATA",
+	"SLUICE_SHIPPER_ANNOTATION_PREFIXES",
+	"SLUICE_SHIPPER_NAMESPACE_LABEL_PREFIXES",
+	"SLUICE_SHIPPER_TENANT_LABEL",
+	"SLUICE_SHIPPER_METADATA_WAIT",
+	"SLUICE_SHIPPER_METADATA_RETENTION",
+}
+
+// checkShipperRBAC checks the only RBAC objects the chart renders: with
+// Kubernetes metadata, a ClusterRole of get, list and watch on pods and
+// namespaces (and on replicasets and jobs with workloads), and a
+// ClusterRoleBinding of it to the ServiceAccount the shipper's pods run as;
+// without, none.
+func checkShipperRBAC(t *testing.T, objs []object, values stageValues, pod corev1.PodTemplateSpec) {
+	t.Helper()
+	roles, bindings := all[*rbacv1.ClusterRole](objs), all[*rbacv1.ClusterRoleBinding](objs)
+	if !values.Enabled || !values.KubernetesMetadata.Enabled {
+		if len(roles)+len(bindings) > 0 {
+			t.Errorf("%d ClusterRoles and %d ClusterRoleBindings rendered without Kubernetes metadata, want none", len(roles), len(bindings))
+		}
+		return
+	}
+	if len(roles) != 1 || len(bindings) != 1 {
+		t.Fatalf("%d ClusterRoles and %d ClusterRoleBindings rendered, want one of each for the shipper", len(roles), len(bindings))
+	}
+	role, binding := roles[0], bindings[0]
+	want := []string{"[] [pods namespaces] [get list watch]"}
+	if values.KubernetesMetadata.Workloads {
+		want = append(want, "[apps] [replicasets] [get list watch]", "[batch] [jobs] [get list watch]")
+	}
+	var got []string
+	for _, r := range role.Rules {
+		got = append(got, fmt.Sprint(r.APIGroups, r.Resources, r.Verbs))
+		for _, v := range slices.Concat(r.APIGroups, r.Resources, r.Verbs, r.ResourceNames) {
+			if strings.Contains(v, "*") {
+				t.Errorf("ClusterRole %s: wildcard %q in rule %+v", role.Name, v, r)
+			}
+		}
+		if len(r.NonResourceURLs) > 0 || len(r.ResourceNames) > 0 {
+			t.Errorf("ClusterRole %s: rule %+v: want resources only", role.Name, r)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("ClusterRole %s rules:\n%s\nwant\n%s", role.Name, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if role.AggregationRule != nil {
+		t.Errorf("ClusterRole %s aggregates other roles", role.Name)
+	}
+	ref := binding.RoleRef
+	if ref.APIGroup != rbacv1.GroupName || ref.Kind != "ClusterRole" || ref.Name != role.Name {
+		t.Errorf("ClusterRoleBinding %s refers to %+v, not ClusterRole %s", binding.Name, ref, role.Name)
+	}
+	wantSubject := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: pod.Spec.ServiceAccountName, Namespace: releaseNamespace}
+	if len(binding.Subjects) != 1 || binding.Subjects[0] != wantSubject {
+		t.Errorf("ClusterRoleBinding %s subjects %+v, want the shipper's ServiceAccount %+v", binding.Name, binding.Subjects, wantSubject)
 	}
 }
 

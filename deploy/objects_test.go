@@ -10,6 +10,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -33,17 +34,19 @@ func (o object) String() string { return o.kind + "/" + o.name }
 // A kind the chart renders but this table lacks fails the test: every object
 // is checked against its schema.
 var kinds = map[string]func() any{
-	"v1/ServiceAccount":                       func() any { return new(corev1.ServiceAccount) },
-	"v1/ConfigMap":                            func() any { return new(corev1.ConfigMap) },
-	"apps/v1/DaemonSet":                       func() any { return new(appsv1.DaemonSet) },
-	"apps/v1/Deployment":                      func() any { return new(appsv1.Deployment) },
-	"policy/v1/PodDisruptionBudget":           func() any { return new(policyv1.PodDisruptionBudget) },
-	"autoscaling/v2/HorizontalPodAutoscaler":  func() any { return new(autoscalingv2.HorizontalPodAutoscaler) },
-	"scheduling.k8s.io/v1/PriorityClass":      func() any { return new(schedulingv1.PriorityClass) },
-	"monitoring.coreos.com/v1/PodMonitor":     func() any { return new(monitoringv1.PodMonitor) },
-	"monitoring.coreos.com/v1/PrometheusRule": func() any { return new(monitoringv1.PrometheusRule) },
-	"kafka.strimzi.io/v1beta2/KafkaTopic":     func() any { return new(kafkaTopic) },
-	"kafka.strimzi.io/v1beta2/KafkaUser":      func() any { return new(kafkaUser) },
+	"v1/ServiceAccount":                               func() any { return new(corev1.ServiceAccount) },
+	"v1/ConfigMap":                                    func() any { return new(corev1.ConfigMap) },
+	"apps/v1/DaemonSet":                               func() any { return new(appsv1.DaemonSet) },
+	"apps/v1/Deployment":                              func() any { return new(appsv1.Deployment) },
+	"policy/v1/PodDisruptionBudget":                   func() any { return new(policyv1.PodDisruptionBudget) },
+	"autoscaling/v2/HorizontalPodAutoscaler":          func() any { return new(autoscalingv2.HorizontalPodAutoscaler) },
+	"scheduling.k8s.io/v1/PriorityClass":              func() any { return new(schedulingv1.PriorityClass) },
+	"rbac.authorization.k8s.io/v1/ClusterRole":        func() any { return new(rbacv1.ClusterRole) },
+	"rbac.authorization.k8s.io/v1/ClusterRoleBinding": func() any { return new(rbacv1.ClusterRoleBinding) },
+	"monitoring.coreos.com/v1/PodMonitor":             func() any { return new(monitoringv1.PodMonitor) },
+	"monitoring.coreos.com/v1/PrometheusRule":         func() any { return new(monitoringv1.PrometheusRule) },
+	"kafka.strimzi.io/v1beta2/KafkaTopic":             func() any { return new(kafkaTopic) },
+	"kafka.strimzi.io/v1beta2/KafkaUser":              func() any { return new(kafkaUser) },
 }
 
 // decodeAll decodes every document strictly: a field the type does not have,
@@ -63,7 +66,7 @@ func decodeAll(t *testing.T, docs []string) []object {
 		}
 		newValue, ok := kinds[head.APIVersion+"/"+head.Kind]
 		if !ok {
-			t.Fatalf("%s/%s %s: no API type to check it against (a Secret, RBAC object or an unknown kind)", head.APIVersion, head.Kind, head.Metadata.Name)
+			t.Fatalf("%s/%s %s: no API type to check it against (a Secret, a namespaced Role or an unknown kind)", head.APIVersion, head.Kind, head.Metadata.Name)
 		}
 		v := newValue()
 		if err := sigsyaml.UnmarshalStrict([]byte(doc), v); err != nil {

@@ -168,12 +168,45 @@ readinessProbe:
   failureThreshold: 3
 {{- end -}}
 
-{{/* The pod-level settings of every stage. */}}
+{{/* The pod-level settings of every stage: (dict "root" $ "token" bool). Only a shipper
+with Kubernetes metadata mounts its service account's token (its ServiceAccount never
+mounts one by itself). */}}
 {{- define "sluice.podSecurity" -}}
-{{- with .Values.imagePullSecrets }}
+{{- with .root.Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-automountServiceAccountToken: false
+automountServiceAccountToken: {{ .token | default false }}
 enableServiceLinks: false
+{{- end -}}
+
+{{/* The bytes of a memory quantity given in Ki, Mi, Gi or bytes. */}}
+{{- define "sluice.bytes" -}}
+{{- $q := toString .q -}}
+{{- if not (regexMatch "^[0-9]+(Ki|Mi|Gi)?$" $q) -}}
+{{- fail (printf "%s %q: give it in Ki, Mi, Gi or bytes" .what $q) -}}
+{{- end -}}
+{{- $n := regexFind "^[0-9]+" $q | int64 -}}
+{{- $unit := dict "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 -}}
+{{- $m := index $unit (trimPrefix (regexFind "^[0-9]+" $q) $q) | default 1 | int64 -}}
+{{- mul $n $m -}}
+{{- end -}}
+
+{{/* The shipper's resources: with Kubernetes metadata, kubernetesMetadata.memory is added
+to limits.memory. */}}
+{{- define "sluice.shipperResources" -}}
+{{- $s := .Values.shipper -}}
+{{- $r := deepCopy $s.resources -}}
+{{- $km := $s.kubernetesMetadata -}}
+{{- if and $km.enabled $r.limits (hasKey $r.limits "memory") -}}
+{{- $limit := include "sluice.bytes" (dict "q" $r.limits.memory "what" "shipper.resources.limits.memory") | int64 -}}
+{{- $extra := include "sluice.bytes" (dict "q" $km.memory "what" "shipper.kubernetesMetadata.memory") | int64 -}}
+{{- $sum := add $limit $extra -}}
+{{- if eq (mod $sum 1048576) 0 -}}
+{{- $_ := set $r.limits "memory" (printf "%dMi" (div $sum 1048576)) -}}
+{{- else -}}
+{{- $_ := set $r.limits "memory" (toString $sum) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $r -}}
 {{- end -}}
