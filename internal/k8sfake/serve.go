@@ -219,7 +219,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, rt routed) {
 	wt := &watcher{stop: make(chan stopReason, 1), done: make(chan struct{})}
 	defer close(wt.done)
 	s.mu.Lock()
-	if s.closed {
+	if s.closed || s.down { // SetDown(true) may have come after serveHTTP's check
 		s.mu.Unlock()
 		writeStatus(w, http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable,
 			"the server is currently unable to handle the request", nil)
