@@ -255,7 +255,7 @@ var metadataSettings = []string{
 
 // checkShipperRBAC checks the only RBAC objects the chart renders: with
 // Kubernetes metadata, a ClusterRole of get, list and watch on pods and
-// namespaces (and on replicasets and jobs with workloads), and a
+// namespaces (and get on jobs with workloads), and a
 // ClusterRoleBinding of it to the ServiceAccount the shipper's pods run as;
 // without, none.
 func checkShipperRBAC(t *testing.T, objs []object, values stageValues, pod corev1.PodTemplateSpec) {
@@ -273,7 +273,7 @@ func checkShipperRBAC(t *testing.T, objs []object, values stageValues, pod corev
 	role, binding := roles[0], bindings[0]
 	want := []string{"[] [pods namespaces] [get list watch]"}
 	if values.KubernetesMetadata.Workloads {
-		want = append(want, "[apps] [replicasets] [get list watch]", "[batch] [jobs] [get list watch]")
+		want = append(want, "[batch] [jobs] [get]")
 	}
 	var got []string
 	for _, r := range role.Rules {

@@ -3,7 +3,6 @@ package deploy
 import (
 	"context"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -57,14 +56,6 @@ func loadStage(stage string, env map[string]string) (loadedStage, error) {
 	return loadedStage{}, fmt.Errorf("no stage %q", stage)
 }
 
-// comingSettings are settings the chart sets for the shipper's Kubernetes
-// metadata, which the shipper's configuration gains with that feature. Until
-// shipper.Config has them, load leaves them out instead of failing as for a
-// misspelt setting (the chart's tests check their values against
-// values.yaml); once it has them, they are loaded and validated as every
-// other setting, and this list can go.
-var comingSettings = metadataSettings
-
 func load(cfg any, env map[string]string, validate func() error) error {
 	known := map[string]bool{}
 	for _, s := range config.Describe(cfg) {
@@ -73,11 +64,6 @@ func load(cfg any, env map[string]string, validate func() error) error {
 	var unknown []string
 	for name := range env {
 		if strings.HasPrefix(name, config.Prefix) && !known[name] {
-			if slices.Contains(comingSettings, name) {
-				env = maps.Clone(env)
-				delete(env, name)
-				continue
-			}
 			unknown = append(unknown, name)
 		}
 	}
