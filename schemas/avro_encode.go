@@ -90,19 +90,11 @@ func AppendAvro(dst []byte, r *Record) ([]byte, error) {
 	b = appendAvroBool(b, r.Partial)
 	b = appendAvroString(b, r.Metadata)
 
-	k := &r.Kubernetes
-	b = appendAvroString(b, k.NamespaceName)
-	b = appendAvroString(b, k.PodName)
-	b = appendAvroString(b, k.PodID)
-	b = appendAvroString(b, k.ContainerName)
-	b = appendAvroString(b, k.DockerID)
-	b = appendAvroString(b, k.Host)
-	b = appendAvroStringMap(b, k.Labels)
-	b = appendAvroStringMap(b, k.Annotations)
-	b = appendAvroStringMap(b, k.NamespaceLabels)
-	b = appendAvroString(b, k.ContainerImage)
-	b = appendAvroString(b, k.Workload.Kind)
-	b = appendAvroString(b, k.Workload.Name)
+	if k := &r.Kubernetes; k.avro != nil {
+		b = append(b, k.avro...)
+	} else {
+		b = appendAvroKubernetes(b, k)
+	}
 
 	b, err := appendAvroAttributes(b, r.Attributes)
 	if err != nil {
@@ -277,3 +269,35 @@ func sortedAny(sc *scratch, m map[string]any) []kvAny {
 	sc.anys = kvs
 	return kvs
 }
+
+// appendAvroKubernetes writes k as the kubernetes record of the current
+// schema.
+func appendAvroKubernetes(b []byte, k *Kubernetes) []byte {
+	b = appendAvroString(b, k.NamespaceName)
+	b = appendAvroString(b, k.PodName)
+	b = appendAvroString(b, k.PodID)
+	b = appendAvroString(b, k.ContainerName)
+	b = appendAvroString(b, k.DockerID)
+	b = appendAvroString(b, k.Host)
+	b = appendAvroStringMap(b, k.Labels)
+	b = appendAvroStringMap(b, k.Annotations)
+	b = appendAvroStringMap(b, k.NamespaceLabels)
+	b = appendAvroString(b, k.ContainerImage)
+	b = appendAvroString(b, k.Workload.Kind)
+	return appendAvroString(b, k.Workload.Name)
+}
+
+// CacheEncoding keeps k's Avro encoding in k, for AppendAvro and
+// AppendSingleObject to copy instead of writing it again: a writer that
+// sends many records with the same metadata (the shipper, the lines of one
+// container) saves sorting and writing its labels and annotations for each.
+// k's fields must not change afterwards (its maps included): to change
+// them, build a new Kubernetes (or call ForgetEncoding first). Copies of k
+// share the cache.
+func (k *Kubernetes) CacheEncoding() {
+	k.avro = nil
+	k.avro = appendAvroKubernetes(nil, k)
+}
+
+// ForgetEncoding drops what CacheEncoding kept.
+func (k *Kubernetes) ForgetEncoding() { k.avro = nil }

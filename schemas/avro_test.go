@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -657,5 +658,43 @@ func TestDecodeOlderVersions(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestKubernetesCacheEncoding: a record whose Kubernetes block was
+// encoded ahead encodes to the same bytes as one encoded as it goes, and
+// changing the block after ForgetEncoding and a new CacheEncoding shows.
+func TestKubernetesCacheEncoding(t *testing.T) {
+	r := sampleRecord()
+	r.Kubernetes.Labels = map[string]string{"app": "cart", "team": "shop", "version": "1.2.3", "app.kubernetes.io/name": "cart"}
+	r.Kubernetes.NamespaceLabels = map[string]string{"sluice.io/tenant": "shop"}
+	r.Kubernetes.ContainerImage = "registry.example/cart:1.2.3"
+	r.Kubernetes.Workload = Workload{Kind: "Deployment", Name: "cart"}
+	plain, err := AppendSingleObject(nil, &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached := r
+	cached.Kubernetes.CacheEncoding()
+	got, err := AppendSingleObject(nil, &cached)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, plain) {
+		t.Fatal("the cached encoding differs from the plain one")
+	}
+	back, err := DecodeSingleObject(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back.Kubernetes.Labels, r.Kubernetes.Labels) || back.Kubernetes.Workload != r.Kubernetes.Workload {
+		t.Errorf("decoded %+v", back.Kubernetes)
+	}
+	cached.Kubernetes.ForgetEncoding()
+	cached.Kubernetes.Labels = map[string]string{"app": "other"}
+	cached.Kubernetes.CacheEncoding()
+	got, _ = AppendSingleObject(nil, &cached)
+	if back, _ := DecodeSingleObject(got); back.Kubernetes.Labels["app"] != "other" || len(back.Kubernetes.Labels) != 1 {
+		t.Errorf("after a new CacheEncoding: labels %v", back.Kubernetes.Labels)
 	}
 }

@@ -87,6 +87,10 @@ type Kubernetes struct {
 	ContainerImage string `json:"container_image"`
 	// Workload is the pod's owning workload.
 	Workload Workload `json:"workload"`
+
+	// avro is the Avro encoding of the fields above, when CacheEncoding
+	// was called.
+	avro []byte
 }
 
 // MetadataPartial is Record.Metadata for a line shipped with path-only

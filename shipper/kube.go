@@ -142,6 +142,10 @@ func (s *stream) setMeta(pod *podMeta, ns *nsMeta) {
 	if ns != nil {
 		k.NamespaceLabels = ns.labels
 	}
+	// Encoded once here, not for every line: sorting and writing a pod's
+	// labels was most of what metadata cost per line. A fresh encoding, so
+	// records already built keep theirs.
+	k.CacheEncoding()
 	s.metaState, s.metaFlag = metaFull, ""
 	s.metaWait.Store(false)
 	s.overhead = s.costBeyondMessage()

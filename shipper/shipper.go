@@ -569,6 +569,7 @@ func (sh *Shipper) start(path string, start startMode) {
 			Host:          sh.node,
 		},
 	}
+	s.k8s.CacheEncoding() // the same for every line until setMeta
 	s.overhead = s.costBeyondMessage()
 	if sh.kube != nil {
 		s.metaState = metaWaiting
