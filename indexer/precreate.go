@@ -61,7 +61,7 @@ type precreator struct {
 func newPrecreator(es *elasticsearch.Client, n *namer, fams *families, window time.Duration, log *slog.Logger, m *precreateMetrics) *precreator {
 	return &precreator{
 		es: es, namer: n, fams: fams, window: window, log: log, m: m,
-		now: time.Now, sleep: pause, rand: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		now: time.Now, sleep: sleep, rand: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		warn: func(_, msg string, args ...any) { log.Warn(msg, args...) },
 	}
 }
@@ -169,18 +169,6 @@ func (p *precreator) create(ctx context.Context, name string) (result string, er
 		return "exists", nil // another replica was quicker
 	}
 	return "failed", fmt.Errorf("create index %s: %s: %s", name, res.Status(), errorText(body))
-}
-
-// pause waits d, or less if ctx ends (false).
-func pause(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // precreateMetrics are the precreator's metrics (namespace sluice,
