@@ -313,10 +313,12 @@ func (ix *Indexer) pollLoop(ctx context.Context, cl *kgo.Client, batches chan<- 
 	}
 }
 
-// topicInfo is what a topic name says: the tenant and route stream.
+// topicInfo is what a topic name says: the tenant and route stream, and
+// so the indices its documents go to.
 type topicInfo struct {
 	tenant, stream string
 	ok             bool
+	route          *route // how its documents are indexed (set when ok)
 }
 
 func (ix *Indexer) topicInfo(cache map[string]topicInfo, topic string) topicInfo {
@@ -325,6 +327,9 @@ func (ix *Indexer) topicInfo(cache map[string]topicInfo, topic string) topicInfo
 	}
 	tenant, kind, stream, ok := ix.topics.TenantOf(topic)
 	ti := topicInfo{tenant: tenant, stream: stream, ok: ok && kind == kafka.KindParsed}
+	if ti.ok {
+		ti.route = ix.namer.routes.route(&ix.cfg, ti)
+	}
 	if len(cache) > 100_000 {
 		clear(cache)
 	}
@@ -354,7 +359,8 @@ func (ix *Indexer) add(ctx context.Context, b *batch, w *docWriter, r *kgo.Recor
 	if rec.Timestamp.IsZero() {
 		rec.Timestamp = t
 	}
-	rt := ix.namer.routes.get(&ix.cfg, r.Topic, ti)
+	rt := ti.route
+	ix.namer.routes.note(rt)
 	it.start = len(b.buf)
 	b.buf = append(b.buf, `{"create":{"_index":"`...)
 	b.buf = ix.namer.appendIndex(b.buf, rt.fam.name, rt.fam.stream, t)

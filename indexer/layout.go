@@ -124,18 +124,15 @@ type route struct {
 	noted  atomic.Int64 // the families epoch when last noted
 }
 
-// maxRoutes bounds the routes kept (one per topic consumed).
-const maxRoutes = 100_000
-
-// routes maps parsed topics to their routes and notes the families
-// written since local midnight, for precreate. Safe for concurrent use;
-// a looked-up route costs a sync.Map load and an atomic load.
+// routes works out the route of a parsed topic and notes the families
+// written since local midnight, for precreate. A route is worked out once
+// per topic and kept with the topic's other facts (topicInfo, cached by
+// the poll loop); noting it costs an atomic load per document. Safe for
+// concurrent use.
 type routes struct {
 	once    sync.Once
 	layouts layouts
 	fams    *families // nil: families are not tracked
-	m       sync.Map  // topic -> *route
-	n       atomic.Int64
 }
 
 // init sets the layouts and, when precreation is on, the families to
@@ -149,32 +146,27 @@ func (rs *routes) init(cfg *Config) {
 	})
 }
 
-// get returns the route of topic, whose tenant and stream are ti's.
-func (rs *routes) get(cfg *Config, topic string, ti topicInfo) *route {
+// route returns the route of the documents of a topic whose tenant and
+// stream are ti's.
+func (rs *routes) route(cfg *Config, ti topicInfo) *route {
 	rs.init(cfg)
-	var r *route
-	if v, ok := rs.m.Load(topic); ok {
-		r = v.(*route)
-	} else {
-		r = &route{tenant: ti.tenant, fam: family{name: ti.tenant, stream: ti.stream}}
-		r.noted.Store(-1)
-		if rs.layouts.of(ti.tenant) == LayoutShared {
-			r.shared, r.fam.name = true, SharedName
-		}
-		if rs.n.Add(1) > maxRoutes {
-			rs.m.Clear()
-			rs.n.Store(1)
-		}
-		v, _ := rs.m.LoadOrStore(topic, r)
-		r = v.(*route)
+	r := &route{tenant: ti.tenant, fam: family{name: ti.tenant, stream: ti.stream}}
+	r.noted.Store(-1)
+	if rs.layouts.of(ti.tenant) == LayoutShared {
+		r.shared, r.fam.name = true, SharedName
 	}
+	return r
+}
+
+// note records that a document was written to r's family (once per day
+// and route).
+func (rs *routes) note(r *route) {
 	if rs.fams != nil {
 		if epoch := rs.fams.epoch.Load(); r.noted.Load() != epoch {
 			rs.fams.note(r.fam)
 			r.noted.Store(epoch)
 		}
 	}
-	return r
 }
 
 // maxFamilies bounds the families precreate remembers for a day.
