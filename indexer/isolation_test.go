@@ -21,7 +21,8 @@ const healthyWithin = 5 * time.Second
 // healthy tenant's records are all stored within a few seconds and
 // committed; the failing tenant's records are parked, then stored once the
 // index takes them again, or dead-lettered with the reason once the
-// indexer gives up (at once for a document the pipeline refuses). No
+// indexer gives up (at once for a document the pipeline refuses, and for
+// later documents failing as the given-up index does). No
 // offset is ever committed past a record neither stored nor
 // dead-lettered.
 func TestIndexFailureIsolation(t *testing.T) {
@@ -32,9 +33,9 @@ func TestIndexFailureIsolation(t *testing.T) {
 		reason string // of the dead letters, when given up
 	}{
 		{name: "write block, lifted", fault: esfake.WriteBlock},
-		{name: "flood stage, given up", fault: esfake.FloodStage, giveUp: "blocked=2s", reason: "blocked"},
-		{name: "auto-create refused, given up", fault: esfake.NoAutoCreate, giveUp: "index_missing=2s", reason: "index_missing"},
-		{name: "closed, given up", fault: esfake.Closed, giveUp: "index_closed=2s", reason: "index_closed"},
+		{name: "flood stage, given up", fault: esfake.FloodStage, giveUp: "blocked=4s", reason: "blocked"},
+		{name: "auto-create refused, given up", fault: esfake.NoAutoCreate, giveUp: "index_missing=4s", reason: "index_missing"},
+		{name: "closed, given up", fault: esfake.Closed, giveUp: "index_closed=4s", reason: "index_closed"},
 		{name: "pipeline fails", fault: esfake.PipelineFails, giveUp: "-", reason: "pipeline"},
 		{name: "pipeline missing, created", fault: esfake.PipelineMissing},
 		{name: "shard limit, raised", fault: esfake.ShardLimit},
@@ -78,15 +79,27 @@ func TestIndexFailureIsolation(t *testing.T) {
 				es.SetIndexFault("sluice-pay-*", esfake.NoIndexFault)
 			}
 			waitFor(t, 30*time.Second, "pay committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.pay") })
-			stop()
-			dead := readDeadLetters(t, c.ListenAddrs(), "logs.dlq.shop", "logs.dlq.pay")
-			stored, dlq := s.accountFor(t, es, dead)
-			wantDead := 0
+			wantDead, total := 0, 800
 			if tc.reason != "" {
 				wantDead = 400
 			}
-			if stored != 800-wantDead || dlq != wantDead {
-				t.Errorf("%d stored, %d dead-lettered; want %d and %d", stored, dlq, 800-wantDead, wantDead)
+			if tc.giveUp != "" && tc.giveUp != "-" {
+				// Given up: documents failing the same way from now on
+				// are dead-lettered at once, not parked for another
+				// period (4s here).
+				start := time.Now()
+				s.produce(t, cl, "logs.parsed.pay", 100, 0, nil)
+				waitFor(t, 30*time.Second, "pay's later records committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.pay") })
+				if took := time.Since(start); took > 2*time.Second {
+					t.Errorf("records failing as their given-up index does took %s to be dead-lettered: parked again?", took)
+				}
+				wantDead, total = wantDead+100, total+100
+			}
+			stop()
+			dead := readDeadLetters(t, c.ListenAddrs(), "logs.dlq.shop", "logs.dlq.pay")
+			stored, dlq := s.accountFor(t, es, dead)
+			if stored != total-wantDead || dlq != wantDead {
+				t.Errorf("%d stored, %d dead-lettered; want %d and %d", stored, dlq, total-wantDead, wantDead)
 			}
 			for p, d := range dead {
 				if d.Reason != tc.reason || d.Index == "" || d.Error == "" {
