@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -52,10 +53,11 @@ type devOptions struct {
 
 // devEndpoints say where the dev stack serves.
 type devEndpoints struct {
-	Brokers []string
-	ESURL   string
-	Metrics string
-	NodeDir string // the node tree root: <dir>/node
+	Brokers  []string
+	ESURL    string
+	Metrics  string
+	NodeDir  string // the node tree root: <dir>/node
+	PodsFile string // the pod metadata served, "" when none is
 }
 
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -73,7 +75,10 @@ Runs the whole pipeline in one process for development and demos: an embedded Ka
 Elasticsearch-compatible store (both keeping their data under the dev directory), the shipper
 tailing <dir>/node/var/log/containers/*.log, the router and the indexer, and unless --no-demo a demo
 workload of a few tenants. A namespace seen for the first time becomes a tenant with its topics (in
-dev mode only). With SLUICE_KAFKA_BROKERS or SLUICE_ELASTICSEARCH_URLS set, those servers are used
+dev mode only). When <dir>/pods.yaml exists (the demo writes its pods there when it does not), its
+Kubernetes manifests (Namespaces, Pods, ReplicaSets, Jobs) are served to the shipper by a built-in
+stand-in for the Kubernetes API, followed live, so records carry pod labels, images and workloads
+and namespace labels choose tenants. With SLUICE_KAFKA_BROKERS or SLUICE_ELASTICSEARCH_URLS set, those servers are used
 instead of the embedded ones. Never for production.
 
 Flags:
@@ -213,6 +218,26 @@ func runDevStack(ctx context.Context, cfg devConfig, opts devOptions, env envcon
 		return err
 	}
 
+	// Pod metadata: the manifests of <dir>/pods.yaml (the demo's when there
+	// is none), served to the shipper as a Kubernetes API server would.
+	podsFile := filepath.Join(dir, devPodsFile)
+	var kube *devKube
+	if lookup(env, "SLUICE_SHIPPER_KUBERNETES_API") == "" && shipCfg.KubernetesMetadata != "off" {
+		if _, err := os.Stat(podsFile); errors.Is(err, fs.ErrNotExist) && opts.demo {
+			if err := os.WriteFile(podsFile, []byte(demo.PodsYAML), 0o644); err != nil {
+				return fmt.Errorf("dev directory: %w", err)
+			}
+		}
+		if _, err := os.Stat(podsFile); err == nil {
+			kube, err = startDevKube(ctx, podsFile, shipCfg.NodeName, shipCfg.TenantLabel, node, tenants, log.With("component", "pods"))
+			if err != nil {
+				return err
+			}
+			defer kube.close()
+			shipCfg.KubernetesAPI = kube.url
+		}
+	}
+
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	runCtx, stop := context.WithCancel(ctx)
@@ -243,6 +268,9 @@ func runDevStack(ctx context.Context, cfg devConfig, opts devOptions, env envcon
 	goRun("routes", func(ctx context.Context) error {
 		return tenants.followRoutes(ctx, append(kopts, kgo.ClientID("sluice-dev-routes")))
 	})
+	if kube != nil {
+		goRun("pods", kube.follow)
+	}
 	goRun("shipper", sh.Run)
 	goRun("router", rt.Run)
 	goRun("indexer", ix.Run)
@@ -251,6 +279,9 @@ func runDevStack(ctx context.Context, cfg devConfig, opts devOptions, env envcon
 	}
 
 	ep := devEndpoints{Brokers: strings.Split(brokers, ","), ESURL: esURL, Metrics: srv.Addr(), NodeDir: node.Root}
+	if kube != nil {
+		ep.PodsFile = podsFile
+	}
 	devBanner(stdout, ep, dir, opts.demo)
 	if opts.started != nil {
 		opts.started(ep)
@@ -293,6 +324,9 @@ func devBanner(w io.Writer, ep devEndpoints, dir string, withDemo bool) {
 		fmt.Fprintf(w, "  Metrics        http://%s/metrics\n", ep.Metrics)
 	}
 	fmt.Fprintf(w, "  Node log tree  %s   (drop CRI or docker log files under var/log/containers/)\n", ep.NodeDir)
+	if ep.PodsFile != "" {
+		fmt.Fprintf(w, "  Pod metadata   %s   (Kubernetes manifests served to the shipper; edits apply live)\n", ep.PodsFile)
+	}
 	fmt.Fprintf(w, "  Data           %s\n", dir)
 	if withDemo {
 		fmt.Fprintf(w, "  Demo tenants   shop (JSON, stack traces), payments (regex, audit stream), web (access logs, a failing line)\n")
@@ -300,6 +334,9 @@ func devBanner(w io.Writer, ep devEndpoints, dir string, withDemo bool) {
 	fmt.Fprintf(w, "\nTry, in another terminal:\n")
 	fmt.Fprintf(w, "  bin/sluice tail --tenant shop\n")
 	fmt.Fprintf(w, "  bin/sluice search --tenant shop 'level:error'\n")
+	if ep.PodsFile != "" {
+		fmt.Fprintf(w, "  bin/sluice search --tenant shop 'kubernetes.labels.app:cart'\n")
+	}
 	fmt.Fprintf(w, "  bin/sluice tail --tenant web --errors --from-beginning\n")
 	fmt.Fprintf(w, "  curl '%s/_cat/indices?v'\n\nCtrl-C stops everything.\n\n", ep.ESURL)
 }

@@ -142,15 +142,9 @@ func (d *tenantMaker) watch(ctx context.Context, node *nodelog.Node) error {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		links, _ := filepath.Glob(node.ContainersGlob())
-		for _, l := range links {
-			// <pod>_<namespace>_<container>-<id>.log
-			parts := strings.Split(strings.TrimSuffix(filepath.Base(l), ".log"), "_")
-			if len(parts) != 3 || kafka.ValidateTenant(parts[1]) != nil {
-				continue
-			}
-			if err := d.ensure(ctx, parts[1]); err != nil && ctx.Err() == nil {
-				d.log.Warn("making a tenant for a new namespace failed; retrying", "namespace", parts[1], "err", err)
+		for _, ns := range treeNamespaces(node) {
+			if err := d.ensure(ctx, ns); err != nil && ctx.Err() == nil {
+				d.log.Warn("making a tenant for a new namespace failed; retrying", "namespace", ns, "err", err)
 			}
 		}
 		select {
@@ -159,4 +153,21 @@ func (d *tenantMaker) watch(ctx context.Context, node *nodelog.Node) error {
 		case <-t.C:
 		}
 	}
+}
+
+// treeNamespaces returns the namespaces of the containers in the node
+// tree, from the names of their var/log/containers links
+// (<pod>_<namespace>_<container>-<id>.log); names that are not tenant
+// names are left out.
+func treeNamespaces(tree *nodelog.Node) []string {
+	links, _ := filepath.Glob(tree.ContainersGlob())
+	var out []string
+	for _, l := range links {
+		parts := strings.Split(strings.TrimSuffix(filepath.Base(l), ".log"), "_")
+		if len(parts) != 3 || kafka.ValidateTenant(parts[1]) != nil || slices.Contains(out, parts[1]) {
+			continue
+		}
+		out = append(out, parts[1])
+	}
+	return out
 }

@@ -69,6 +69,20 @@ type Workload struct {
 	RotateBytes int64
 }
 
+// pod is one of the demo's pods: one container, whose lines line makes.
+type pod struct {
+	Namespace, Pod, Container string
+	line                      func(r *rand.Rand, n int) []string
+}
+
+// pods are the pods the workload writes for, each declared in PodsYAML.
+var pods = []pod{
+	{"shop", "cart-5d8f7b9c4-x2x9z", "cart", shopLine},
+	{"shop", "checkout-7c6d5f8b9-q8w7e", "checkout", shopLine},
+	{"payments", "ledger-6b7c8d9f5-m4n5b", "ledger", paymentsLine},
+	{"web", "nginx-5f4d3c2b1-z9y8x", "nginx", webLine},
+}
+
 type demoPod struct {
 	c    *nodelog.Container
 	line func(r *rand.Rand, n int) []string // the lines of the n-th message (a stack trace has several)
@@ -84,20 +98,11 @@ func (d *Workload) Run(ctx context.Context) error {
 	if rotate <= 0 {
 		rotate = 1 << 20
 	}
-	pods := []struct {
-		ns, pod, container string
-		line               func(r *rand.Rand, n int) []string
-	}{
-		{"shop", "cart-5d8f7b9c4-x2x9z", "cart", shopLine},
-		{"shop", "checkout-7c6d5f8b9-q8w7e", "checkout", shopLine},
-		{"payments", "ledger-6b7c8d9f5-m4n5b", "ledger", paymentsLine},
-		{"web", "nginx-5f4d3c2b1-z9y8x", "nginx", webLine},
-	}
 	var all []demoPod
 	for _, p := range pods {
-		c, err := d.Node.AddContainer(p.ns, p.pod, p.container, nodelog.CRI)
+		c, err := d.Node.AddContainer(p.Namespace, p.Pod, p.Container, nodelog.CRI)
 		if err != nil {
-			return fmt.Errorf("demo pod %s/%s: %w", p.ns, p.pod, err)
+			return fmt.Errorf("demo pod %s/%s: %w", p.Namespace, p.Pod, err)
 		}
 		defer c.Close()
 		all = append(all, demoPod{c: c, line: p.line})

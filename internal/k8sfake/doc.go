@@ -1,8 +1,9 @@
 // Package k8sfake is a fake Kubernetes API server speaking real HTTP, for
 // process-level tests of client-go (informers, listers, gets) against
 // something that behaves as the API server does where the Sluice shipper's
-// Kubernetes metadata depends on it. It is a test stand-in, never a server
-// for production: it keeps everything in memory, serves JSON only, is
+// Kubernetes metadata depends on it; sluice dev also serves its pods file
+// with it. It is a stand-in for tests and development, never a server for
+// production: it keeps everything in memory, serves JSON only, is
 // read-only over HTTP (tests change objects with its Go methods), and has
 // no admission, defaulting or garbage collection.
 //

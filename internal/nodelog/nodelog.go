@@ -65,8 +65,7 @@ type Container struct {
 func (n *Node) AddContainer(namespace, pod, name string, format Format) (*Container, error) {
 	sum := sha256.Sum256([]byte(namespace + "/" + pod + "/" + name))
 	id := hex.EncodeToString(sum[:])
-	ps := sha256.Sum256([]byte(namespace + "/" + pod))
-	uid := fmt.Sprintf("%x-%x-%x-%x-%x", ps[0:4], ps[4:6], ps[6:8], ps[8:10], ps[10:16])
+	uid := PodUID(namespace, pod)
 	c := &Container{
 		Namespace: namespace, Pod: pod, PodUID: uid, Name: name, ID: id,
 		Format: format, SplitAt: 16 << 10,
@@ -93,6 +92,13 @@ func (n *Node) AddContainer(namespace, pod, name string, format Format) (*Contai
 		return nil, err
 	}
 	return c, nil
+}
+
+// PodUID is the uid AddContainer gives the pod namespace/pod: a UUID
+// derived from the names.
+func PodUID(namespace, pod string) string {
+	ps := sha256.Sum256([]byte(namespace + "/" + pod))
+	return fmt.Sprintf("%x-%x-%x-%x-%x", ps[0:4], ps[4:6], ps[6:8], ps[8:10], ps[10:16])
 }
 
 // LinkPath is the /var/log/containers path of the container.
