@@ -14,56 +14,19 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/sluicelogs/sluice/internal/k8sfake"
 	"github.com/sluicelogs/sluice/internal/nodelog"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
-// benchPod is a pod as an API server returns it: a dozen labels, a few
-// annotations (a large last-applied-configuration among them), managed
-// fields, two containers with environment, and status.
+// benchPod is a pod as an API server returns it (k8sfake.TypicalPod).
 func benchPod(ns, name, uid, node string) *corev1.Pod {
-	yes := true
-	labels := map[string]string{
-		"app.kubernetes.io/name": name[:min(len(name), 20)], "app.kubernetes.io/instance": "prod",
-		"app.kubernetes.io/version": "1.2.3", "app.kubernetes.io/component": "api",
-		"app.kubernetes.io/part-of": "shop", "app.kubernetes.io/managed-by": "helm",
-		"pod-template-hash": "5d9c8b7f6", "team": "checkout", "tier": "backend",
-		"release": "stable", "environment": "production", "cost-center": "cc-1234",
-	}
-	cont := func(n string) corev1.Container {
-		c := corev1.Container{Name: n, Image: "registry.example/shop/" + n + ":1.2.3",
-			Args: []string{"--listen=:8080", "--log-format=json"}}
-		for i := range 10 {
-			c.Env = append(c.Env, corev1.EnvVar{Name: fmt.Sprintf("SETTING_%d", i), Value: "some-value-of-a-setting"})
-		}
-		return c
-	}
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: ns, Name: name, UID: types.UID(uid), Labels: labels,
-			Annotations: map[string]string{
-				"kubectl.kubernetes.io/last-applied-configuration": string(make([]byte, 2048)),
-				"sluice.io/parser":     "json",
-				"prometheus.io/scrape": "true",
-				"prometheus.io/port":   "9090",
-				"checksum/config":      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-			},
-			OwnerReferences: []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "shop-api-5d9c8b7f6", Controller: &yes, APIVersion: "apps/v1", UID: "rs"}},
-			ManagedFields: []metav1.ManagedFieldsEntry{
-				{Manager: "kube-controller-manager", Operation: "Update", FieldsV1: &metav1.FieldsV1{Raw: make([]byte, 1500)}},
-				{Manager: "kubelet", Operation: "Update", Subresource: "status", FieldsV1: &metav1.FieldsV1{Raw: make([]byte, 1500)}},
-			},
-		},
-		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{cont("api"), cont("sidecar")}},
-		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.1.2.3", Conditions: []corev1.PodCondition{
-			{Type: corev1.PodReady, Status: corev1.ConditionTrue}, {Type: corev1.PodScheduled, Status: corev1.ConditionTrue}}},
-	}
+	return k8sfake.TypicalPod(ns, name, uid, node, "shop-api-5d9c8b7f6", "api", "sidecar")
 }
 
 // benchCluster is a fake API server with 5,000 pods over 50 nodes: 110 on

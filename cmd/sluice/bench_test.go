@@ -229,8 +229,9 @@ func envInt(b *testing.B, name string, def int) int {
 }
 
 // readBack reads the topic from its start to the end offsets it has now,
-// decodes every record and accounts for it in check.
-func readBack(b *testing.B, brokers string, check *shipbench.Check) {
+// decodes every record and accounts for it in check, and passes it to each
+// (unless nil).
+func readBack(b *testing.B, brokers string, check *shipbench.Check, each func(*schemas.Record)) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -278,6 +279,9 @@ func readBack(b *testing.B, brokers string, check *shipbench.Check) {
 				return
 			}
 			check.Add(rec.ID, rec.Log)
+			if each != nil {
+				each(&rec)
+			}
 		})
 	}
 	if undecodable > 0 {
@@ -329,6 +333,26 @@ func gcTrace(logs []byte) (gcs int, allocMB float64) {
 // MB per second, peak resident set and, with SLUICE_BENCH_GCTRACE=1, from
 // its GC trace the number of collections and the bytes allocated per line.
 func BenchmarkShipperDrain(b *testing.B) {
+	g, w, st := drainWorkload(b)
+	var sum drainResult
+	b.ResetTimer()
+	for range b.N {
+		sum.add(drainOnce(b, g, w, nil))
+	}
+	mlines := float64(w.Lines) * float64(b.N) / 1e6
+	b.ReportMetric(sum.cpu.Seconds()/mlines, "cpu-s/Mlines")
+	b.ReportMetric(mlines*1e6/sum.wall.Seconds(), "lines/s")
+	b.ReportMetric(float64(st.Bytes)*float64(b.N)/1e6/sum.wall.Seconds(), "MB/s")
+	b.ReportMetric(float64(sum.peak)/1e6, "peak-RSS-MB")
+	if sum.gcs > 0 {
+		b.ReportMetric(float64(sum.gcs)/float64(b.N), "gcs/op")
+		b.ReportMetric(sum.allocMB/mlines, "alloc-B/line") // MB per million lines
+	}
+}
+
+// drainWorkload writes the drain's workload (SLUICE_BENCH_LINES,
+// SLUICE_BENCH_DIR), untimed, and syncs it to disk.
+func drainWorkload(b *testing.B) (*shipbench.Generator, shipbench.Workload, shipbench.Stats) {
 	sluiceBinary(b) // built before anything is timed
 	w := shipbench.Standard()
 	w.Lines = envInt(b, "SLUICE_BENCH_LINES", w.Lines)
@@ -357,56 +381,65 @@ func BenchmarkShipperDrain(b *testing.B) {
 	b.Logf("workload: %d containers, %d messages, %d CRI lines, %d long, %d bytes (%.1f a line), written in %s to %s",
 		w.Containers, st.Lines, st.CRILines, st.BigLines, st.Bytes, float64(st.Bytes)/float64(st.CRILines),
 		time.Since(began).Round(time.Millisecond), root)
+	return g, w, st
+}
 
-	var cpu, wall time.Duration
-	var peak int64
-	var gcs int
-	var allocMB float64
-	b.ResetTimer()
-	for range b.N {
-		b.StopTimer()
-		br := startBenchBroker(b)
-		env := benchShipperEnv(g.Node().ContainersGlob(), b.TempDir(), br.addr)
-		b.StartTimer()
+// drainResult is what one drain cost the shipper.
+type drainResult struct {
+	cpu, wall time.Duration
+	peak      int64 // bytes
+	gcs       int
+	allocMB   float64
+}
 
-		start := time.Now()
-		p := startProcessEnv(b, env, "shipper", "--once")
-		b.Cleanup(func() { _ = p.cmd.Process.Kill() }) // after a failure; a no-op once it has exited
-		stop := make(chan struct{})
-		samples := sampleProc(p.cmd.Process.Pid, start, 5*time.Millisecond, stop)
-		err := <-p.done
-		elapsed := time.Since(start)
-		b.StopTimer()
-		close(stop)
-		if err != nil {
-			b.Fatalf("shipper: %v\n%s", err, tail(p.logs.String(), 40))
-		}
-		peak = max(peak, peakHWM(<-samples))
-		cpu += p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
-		wall += elapsed
-		n, mb := gcTrace(p.logs.Bytes())
-		gcs += n
-		allocMB += mb
+func (r *drainResult) add(o drainResult) {
+	r.cpu += o.cpu
+	r.wall += o.wall
+	r.peak = max(r.peak, o.peak)
+	r.gcs += o.gcs
+	r.allocMB += o.allocMB
+}
 
-		check := shipbench.NewCheck(w.Lines)
-		readBack(b, br.addr, check)
-		res := check.Result()
-		if err := res.Err(); err != nil {
-			b.Fatalf("%v\nshipper output:\n%s", err, tail(p.logs.String(), 20))
-		}
-		b.Logf("shipper: %s user, %s system, %s wall; delivered: %s", p.cmd.ProcessState.UserTime().Round(time.Millisecond),
-			p.cmd.ProcessState.SystemTime().Round(time.Millisecond), elapsed.Round(time.Millisecond), res)
-		br.stop()
+// drainOnce runs the shipper with --once on the workload, to a broker of
+// its own, with the extra settings given, checks that every message was
+// delivered (passing each record to each, unless nil), and returns what it
+// cost. The timer runs only while the shipper does.
+func drainOnce(b *testing.B, g *shipbench.Generator, w shipbench.Workload, each func(*schemas.Record), extraEnv ...string) drainResult {
+	b.StopTimer()
+	br := startBenchBroker(b)
+	defer br.stop()
+	env := append(benchShipperEnv(g.Node().ContainersGlob(), b.TempDir(), br.addr), extraEnv...)
+	b.StartTimer()
+
+	start := time.Now()
+	p := startProcessEnv(b, env, "shipper", "--once")
+	b.Cleanup(func() { _ = p.cmd.Process.Kill() }) // after a failure; a no-op once it has exited
+	stop := make(chan struct{})
+	samples := sampleProc(p.cmd.Process.Pid, start, 5*time.Millisecond, stop)
+	err := <-p.done
+	elapsed := time.Since(start)
+	b.StopTimer()
+	close(stop)
+	if err != nil {
+		b.Fatalf("shipper: %v\n%s", err, tail(p.logs.String(), 40))
 	}
-	mlines := float64(w.Lines) * float64(b.N) / 1e6
-	b.ReportMetric(cpu.Seconds()/mlines, "cpu-s/Mlines")
-	b.ReportMetric(mlines*1e6/wall.Seconds(), "lines/s")
-	b.ReportMetric(float64(st.Bytes)*float64(b.N)/1e6/wall.Seconds(), "MB/s")
-	b.ReportMetric(float64(peak)/1e6, "peak-RSS-MB")
-	if gcs > 0 {
-		b.ReportMetric(float64(gcs)/float64(b.N), "gcs/op")
-		b.ReportMetric(allocMB/mlines, "alloc-B/line") // MB per million lines
+	r := drainResult{
+		cpu:  p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime(),
+		wall: elapsed,
+		peak: peakHWM(<-samples),
 	}
+	r.gcs, r.allocMB = gcTrace(p.logs.Bytes())
+
+	check := shipbench.NewCheck(w.Lines)
+	readBack(b, br.addr, check, each)
+	res := check.Result()
+	if err := res.Err(); err != nil {
+		b.Fatalf("%v\nshipper output:\n%s", err, tail(p.logs.String(), 20))
+	}
+	b.Logf("shipper: %s user, %s system, %s wall; delivered: %s", p.cmd.ProcessState.UserTime().Round(time.Millisecond),
+		p.cmd.ProcessState.SystemTime().Round(time.Millisecond), elapsed.Round(time.Millisecond), res)
+	b.StartTimer()
+	return r
 }
 
 // BenchmarkShipperLive20k: 40 containers of the standard workload write
@@ -484,7 +517,7 @@ func BenchmarkShipperLive20k(b *testing.B) {
 		cl.Close()
 
 		check := shipbench.NewCheck(lines)
-		readBack(b, br.addr, check)
+		readBack(b, br.addr, check, nil)
 		res := check.Result()
 		if err := res.Err(); err != nil {
 			b.Fatalf("%v\nshipper output:\n%s", err, tail(p.logs.String(), 20))
