@@ -10,12 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
@@ -35,7 +31,7 @@ import (
 // lock, and gen, which changes only when something a record carries
 // changed, tells a stream whether to look again.
 type kubeMeta struct {
-	cs          kubernetes.Interface
+	api         kubeAPI
 	node        string
 	annPrefixes []string
 	nsPrefixes  []string
@@ -90,9 +86,9 @@ type jobState struct {
 	resolved bool
 }
 
-func newKubeMeta(cs kubernetes.Interface, cfg *Config, log *slog.Logger, m *metrics, node string) *kubeMeta {
+func newKubeMeta(api kubeAPI, cfg *Config, log *slog.Logger, m *metrics, node string) *kubeMeta {
 	return &kubeMeta{
-		cs:          cs,
+		api:         api,
 		node:        node,
 		annPrefixes: cleanPrefixes(cfg.AnnotationPrefixes),
 		nsPrefixes:  cleanPrefixes(cfg.NamespaceLabelPrefixes),
@@ -124,7 +120,7 @@ func cleanPrefixes(in []string) []string {
 // with the bearer token in SLUICE_SHIPPER_KUBERNETES_TOKEN_FILE (and the CA
 // in SLUICE_SHIPPER_KUBERNETES_CA_FILE) when set, else the pod's service
 // account (rest.InClusterConfig).
-func kubeClient(cfg *Config, version string) (kubernetes.Interface, error) {
+func kubeClient(cfg *Config, version string) (kubeAPI, error) {
 	var rc *rest.Config
 	if cfg.KubernetesAPI != "" {
 		rc = &rest.Config{
@@ -142,21 +138,17 @@ func kubeClient(cfg *Config, version string) (kubernetes.Interface, error) {
 	// Two watches and a Job look-up now and then: a small budget, so that
 	// a relist storm of many nodes stays gentle with the API server.
 	rc.QPS, rc.Burst = 2, 10
-	return kubernetes.NewForConfig(rc)
+	return newRESTAPI(rc)
 }
 
 // run starts the informers and keeps the cache until ctx ends. It returns
 // once they are started; synced reports the first complete list of both.
 func (k *kubeMeta) run(ctx context.Context) {
 	k.started = time.Now()
-	node := fields.OneTermEqualSelector("spec.nodeName", k.node).String()
-	podFactory := informers.NewSharedInformerFactoryWithOptions(k.cs, 0,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = node }),
-		informers.WithTransform(k.transformPod))
-	nsFactory := informers.NewSharedInformerFactoryWithOptions(k.cs, 0,
-		informers.WithTransform(k.transformNamespace))
-	podInf := podFactory.Core().V1().Pods().Informer()
-	nsInf := nsFactory.Core().V1().Namespaces().Informer()
+	podInf := cache.NewSharedIndexInformerWithOptions(k.api.Pods(k.node), &kubePod{}, cache.SharedIndexInformerOptions{})
+	nsInf := cache.NewSharedIndexInformerWithOptions(k.api.Namespaces(), &kubeObject{}, cache.SharedIndexInformerOptions{})
+	_ = podInf.SetTransform(k.transformPod)
+	_ = nsInf.SetTransform(k.transformNamespace)
 	for name, inf := range map[string]cache.SharedIndexInformer{"pods": podInf, "namespaces": nsInf} {
 		_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
 			k.apiError(name, err)
@@ -172,8 +164,8 @@ func (k *kubeMeta) run(ctx context.Context) {
 		UpdateFunc: func(_, obj any) { k.namespaceUpdated(obj) },
 		DeleteFunc: k.namespaceDeleted,
 	})
-	podFactory.Start(ctx.Done())
-	nsFactory.Start(ctx.Done())
+	go podInf.RunWithContext(ctx)
+	go nsInf.RunWithContext(ctx)
 	go func() {
 		if cache.WaitForCacheSync(ctx.Done(), podInf.HasSynced, nsInf.HasSynced) {
 			k.synced.Store(true)
@@ -222,13 +214,15 @@ func (k *kubeMeta) apiError(what string, err error) {
 // transformPod strips a pod to what records carry before the informer
 // stores it: name, namespace, uid, labels, the allow-listed annotations,
 // the controller reference, the node, and each container's name and image.
-// Everything else (managedFields, status, volumes, env, ...) is dropped.
+// Of the rest, what kubePod has no field for (status, volumes, env, ...)
+// was never decoded; managedFields, the other annotations and owners are
+// dropped here.
 func (k *kubeMeta) transformPod(obj any) (any, error) {
-	p, ok := obj.(*corev1.Pod)
+	p, ok := obj.(*kubePod)
 	if !ok {
 		return obj, nil
 	}
-	out := &corev1.Pod{
+	out := &kubePod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            p.Name,
 			Namespace:       p.Namespace,
@@ -237,26 +231,10 @@ func (k *kubeMeta) transformPod(obj any) (any, error) {
 			Labels:          p.Labels,
 			Annotations:     filterPrefixes(p.Annotations, k.annPrefixes, ""),
 		},
-		Spec: corev1.PodSpec{NodeName: p.Spec.NodeName},
+		Spec: p.Spec,
 	}
 	if ref := metav1.GetControllerOfNoCopy(p); ref != nil {
 		out.OwnerReferences = []metav1.OwnerReference{{Kind: ref.Kind, Name: ref.Name, Controller: ref.Controller}}
-	}
-	strip := func(cs []corev1.Container) []corev1.Container {
-		if len(cs) == 0 {
-			return nil
-		}
-		out := make([]corev1.Container, len(cs))
-		for i, c := range cs {
-			out[i] = corev1.Container{Name: c.Name, Image: c.Image}
-		}
-		return out
-	}
-	out.Spec.Containers = strip(p.Spec.Containers)
-	out.Spec.InitContainers = strip(p.Spec.InitContainers)
-	for _, c := range p.Spec.EphemeralContainers {
-		out.Spec.EphemeralContainers = append(out.Spec.EphemeralContainers,
-			corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: c.Name, Image: c.Image}})
 	}
 	return out, nil
 }
@@ -264,11 +242,11 @@ func (k *kubeMeta) transformPod(obj any) (any, error) {
 // transformNamespace keeps a namespace's name, the allow-listed labels and
 // the tenant label.
 func (k *kubeMeta) transformNamespace(obj any) (any, error) {
-	n, ok := obj.(*corev1.Namespace)
+	n, ok := obj.(*kubeObject)
 	if !ok {
 		return obj, nil
 	}
-	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+	return &kubeObject{ObjectMeta: metav1.ObjectMeta{
 		Name:            n.Name,
 		UID:             n.UID,
 		ResourceVersion: n.ResourceVersion,
@@ -298,7 +276,7 @@ func filterPrefixes(m map[string]string, prefixes []string, keep string) map[str
 }
 
 func (k *kubeMeta) podUpdated(obj any) {
-	p, ok := obj.(*corev1.Pod)
+	p, ok := obj.(*kubePod)
 	if !ok || (p.Spec.NodeName != "" && p.Spec.NodeName != k.node) {
 		return // another node's (a client that ignores the field selector)
 	}
@@ -375,7 +353,7 @@ func mapsEqual(a, b map[string]string) bool {
 // be told from names: the Job is read once (get jobs) and remembered; it
 // reports whether that look-up must start. Meanwhile the pod's workload is
 // the Job, and pending is true.
-func (k *kubeMeta) workloadLocked(p *corev1.Pod, ref *metav1.OwnerReference) (w schemas.Workload, pending, start bool) {
+func (k *kubeMeta) workloadLocked(p *kubePod, ref *metav1.OwnerReference) (w schemas.Workload, pending, start bool) {
 	switch ref.Kind {
 	case "ReplicaSet":
 		if h := p.Labels["pod-template-hash"]; h != "" && strings.HasSuffix(ref.Name, "-"+h) && len(ref.Name) > len(h)+1 {
@@ -407,7 +385,7 @@ const jobLookupTimeout = 5 * time.Second
 // jobs no Job is read again.
 func (k *kubeMeta) lookUpJob(ns, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), jobLookupTimeout)
-	job, err := k.cs.BatchV1().Jobs(ns).Get(ctx, name, metav1.GetOptions{})
+	job, err := k.api.Job(ctx, ns, name)
 	cancel()
 	w := schemas.Workload{Kind: "Job", Name: name}
 	switch {
@@ -447,7 +425,7 @@ func (k *kubeMeta) podDeleted(obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
-	p, ok := obj.(*corev1.Pod)
+	p, ok := obj.(*kubePod)
 	if !ok {
 		return
 	}
@@ -466,7 +444,7 @@ func (k *kubeMeta) podDeleted(obj any) {
 }
 
 func (k *kubeMeta) namespaceUpdated(obj any) {
-	n, ok := obj.(*corev1.Namespace)
+	n, ok := obj.(*kubeObject)
 	if !ok {
 		return
 	}
@@ -492,7 +470,7 @@ func (k *kubeMeta) namespaceDeleted(obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
-	n, ok := obj.(*corev1.Namespace)
+	n, ok := obj.(*kubeObject)
 	if !ok {
 		return
 	}

@@ -77,7 +77,7 @@ func cronJobJob(ns, name, cronJob string) *batchv1.Job {
 func startTestKube(t testing.TB, cs *fake.Clientset, cfg *Config) (*kubeMeta, *metrics) {
 	t.Helper()
 	m := newMetrics(prometheus.NewRegistry())
-	k := newKubeMeta(cs, cfg, testLogger(t), m, "node-a")
+	k := newKubeMeta(clientsetAPI{cs}, cfg, testLogger(t), m, "node-a")
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	k.run(ctx)
@@ -197,20 +197,22 @@ func TestKubeMetaPodMetadata(t *testing.T) {
 
 // TestKubeMetaTransformStrips: what the informer stores of a pod is its
 // name, namespace, uid, labels, allow-listed annotations, controller,
-// node and containers' names and images.
+// node and containers' names and images (the rest of the spec, and the
+// status, are not even decoded).
 func TestKubeMetaTransformStrips(t *testing.T) {
 	k := newKubeMeta(nil, kubeTestConfig(), testLogger(t), newMetrics(prometheus.NewRegistry()), "node-a")
 	in := pod("shop", "p", "uid", "node-a", "StatefulSet", "db", map[string]string{"a": "b"})
-	out, err := k.transformPod(in)
+	in.OwnerReferences = append(in.OwnerReferences, metav1.OwnerReference{Kind: "ConfigMap", Name: "not-a-controller"})
+	out, err := k.transformPod(asKube(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := out.(*corev1.Pod)
-	if len(p.ManagedFields) != 0 || p.Status.PodIP != "" || p.Status.Phase != "" || p.Spec.Containers[0].Env != nil {
+	p := out.(*kubePod)
+	if len(p.ManagedFields) != 0 || len(p.OwnerReferences) != 1 || p.OwnerReferences[0].Name != "db" {
 		t.Errorf("not stripped: %+v", p)
 	}
 	if p.Labels["a"] != "b" || p.Spec.NodeName != "node-a" || p.Spec.Containers[0].Image != "registry.example/app:1.2" ||
-		len(p.OwnerReferences) != 1 || p.OwnerReferences[0].Name != "db" || len(p.Annotations) != 2 {
+		p.Spec.InitContainers[0].Name != "init" || len(p.Annotations) != 2 {
 		t.Errorf("lost what records carry: %+v", p)
 	}
 	if _, ok := p.Annotations["secret.example/password"]; ok {
@@ -307,7 +309,7 @@ func TestKubeMetaAPIDown(t *testing.T) {
 	cfg := kubeTestConfig()
 	cfg.MetadataWait = 100 * time.Millisecond
 	m := newMetrics(prometheus.NewRegistry())
-	k := newKubeMeta(cs, cfg, testLogger(t), m, "node-a")
+	k := newKubeMeta(clientsetAPI{cs}, cfg, testLogger(t), m, "node-a")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	k.run(ctx)

@@ -200,11 +200,11 @@ func BenchmarkShipEnrichment(b *testing.B) {
 				"SLUICE_SHIPPER_MAX_BUFFERED_BYTES":  "16777216",
 			})
 			sink := &encodeSink{skip: bc.out == "none"}
-			sh, err := New(cfg, Options{Once: true, Kubernetes: cs})
+			sh, err := New(cfg, Options{Once: true})
 			if err != nil {
 				b.Fatal(err)
 			}
-			sh.sink = sink
+			sh.sink, sh.kcs = sink, clientsetAPI{cs}
 			b.SetBytes(total / int64(max(b.N, 1)))
 			b.ReportAllocs()
 			// CPU is counted from the first scan: the cache's first list

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/sluicelogs/sluice/internal/nodelog"
 	"github.com/sluicelogs/sluice/schemas"
@@ -91,7 +92,7 @@ func startKubeShipper(t *testing.T, node *nodelog.Node, cs *fake.Clientset, env 
 	}
 	cfg := testConfig(t, node, nil, vars)
 	sink := &recordSink{}
-	r := startShipperWith(t, cfg, Options{Kubernetes: cs}, func(sh *Shipper) { sh.sink = sink })
+	r := startShipperWith(t, cfg, Options{}, func(sh *Shipper) { sh.sink, sh.kcs = sink, clientsetAPI{cs} })
 	return r, sink
 }
 
@@ -426,31 +427,44 @@ func TestKubeConfigValidation(t *testing.T) {
 }
 
 // TestKubeClientFromURL: a client built from SLUICE_SHIPPER_KUBERNETES_API
-// and a token file reaches that server with the token.
+// and a token file reaches that server with the token: the pods of the
+// node, and a Job.
 func TestKubeClientFromURL(t *testing.T) {
 	token := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(token, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan string, 1)
+	got := make(chan string, 2)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case got <- r.Method + " " + r.URL.String() + " " + r.Header.Get("Authorization"):
-		default:
-		}
+		got <- r.Method + " " + r.URL.String() + " " + r.Header.Get("Authorization")
 		w.Header().Set("Content-Type", "application/json")
+		if strings.Contains(r.URL.Path, "/jobs/") {
+			_, _ = w.Write([]byte(`{"kind":"Job","apiVersion":"batch/v1","metadata":{"name":"backup-1","namespace":"ops",` +
+				`"ownerReferences":[{"apiVersion":"batch/v1","kind":"CronJob","name":"backup","uid":"u","controller":true}]}}`))
+			return
+		}
 		_, _ = w.Write([]byte(`{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":[]}`))
 	}))
 	defer srv.Close()
 	cfg := &Config{KubernetesAPI: srv.URL, KubernetesTokenFile: token}
-	cs, err := kubeClient(cfg, "test")
+	api, err := kubeClient(cfg, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cs.CoreV1().Pods("").List(context.Background(), metav1.ListOptions{FieldSelector: "spec.nodeName=node-a"}); err != nil {
+	if _, err := cache.ToListerWatcherWithContext(api.Pods("node-a")).ListWithContext(context.Background(), metav1.ListOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if req := <-got; req != "GET /api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a Bearer s3cret" {
+		t.Errorf("request %q", req)
+	}
+	job, err := api.Job(context.Background(), "ops", "backup-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref := metav1.GetControllerOf(job); ref == nil || ref.Name != "backup" {
+		t.Errorf("job %+v", job)
+	}
+	if req := <-got; req != "GET /apis/batch/v1/namespaces/ops/jobs/backup-1 Bearer s3cret" {
 		t.Errorf("request %q", req)
 	}
 }

@@ -21,7 +21,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/internal/telemetry"
@@ -45,10 +44,6 @@ type Options struct {
 	// Ready, when set, is called with true once the shipper is reading and
 	// with false when it stops.
 	Ready func(bool)
-	// Kubernetes, when set, is the client of the API server that metadata
-	// comes from (with SLUICE_SHIPPER_KUBERNETES_METADATA auto or on);
-	// otherwise one is built from the configuration.
-	Kubernetes kubernetes.Interface
 }
 
 // Shipper tails container log files on one node and produces every line to
@@ -67,8 +62,8 @@ type Shipper struct {
 	ready   func(bool)
 	limiter *telemetry.Limiter
 	linger  time.Duration
-	kcs     kubernetes.Interface // the API server's client, when given
-	kube    *kubeMeta            // the metadata cache; nil when off
+	kcs     kubeAPI   // the API server, when a test gives one; otherwise the configuration's
+	kube    *kubeMeta // the metadata cache; nil when off
 
 	budget   *budget
 	slots    *semaphore.Weighted // reader slots: each holds one read buffer
@@ -147,7 +142,6 @@ func New(cfg Config, o Options) (*Shipper, error) {
 		ready:     o.Ready,
 		limiter:   telemetry.NewLimiter(30 * time.Second),
 		linger:    min(cfg.PollInterval, 100*time.Millisecond),
-		kcs:       o.Kubernetes,
 		budget:    newBudget(cfg.MaxBufferedBytes, cfg.tenantMaxBuffered()),
 		slots:     semaphore.NewWeighted(int64(max(4, 2*runtime.GOMAXPROCS(0)))),
 		fdLimit:   fileLimit(),
