@@ -35,36 +35,8 @@ import (
 func TestDevStackEndToEnd(t *testing.T) {
 	cfg := devConfig{Dir: t.TempDir(), KafkaAddr: "127.0.0.1:0", ESAddr: "127.0.0.1:0",
 		Store: devstack.Config{FaultStatus: 503}, Telemetry: telemetry.Config{LogFormat: "text", LogLevel: "warn"}}
-	started := make(chan devEndpoints, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var out, logs syncWriter
-	go func() {
-		done <- runDevStack(ctx, cfg, devOptions{statusEach: time.Second, started: func(ep devEndpoints) { started <- ep }},
-			envconfig.MapLookuper(map[string]string{}), &out, &logs)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("dev stack: %v", err)
-			}
-		case <-time.After(60 * time.Second):
-			t.Error("dev stack did not stop")
-		}
-		if t.Failed() {
-			t.Logf("output:\n%s\nlogs:\n%s", out.String(), logs.String())
-		}
-	}()
-	var ep devEndpoints
-	select {
-	case ep = <-started:
-	case err := <-done:
-		t.Fatalf("dev stack: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("dev stack did not start")
-	}
+	ep, out := startDevStack(t, cfg, devOptions{statusEach: time.Second})
+	ctx := t.Context()
 	t.Setenv("SLUICE_KAFKA_BROKERS", strings.Join(ep.Brokers, ","))
 
 	// beta parses its lines with a regex (a line that does not match goes
@@ -185,6 +157,47 @@ func TestDevStackEndToEnd(t *testing.T) {
 	if !strings.Contains(out.String(), "Sluice dev stack") {
 		t.Errorf("no banner:\n%s", out.String())
 	}
+}
+
+// startDevStack runs the dev stack until the test ends, and returns its
+// endpoints and its standard output; its logs are shown if the test fails.
+func startDevStack(t *testing.T, cfg devConfig, opts devOptions) (devEndpoints, *syncWriter) {
+	t.Helper()
+	started := make(chan devEndpoints, 1)
+	opts.started = func(ep devEndpoints) { started <- ep }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	out, logs := &syncWriter{}, &syncWriter{}
+	go func() {
+		done <- runDevStack(ctx, cfg, opts, envconfig.MapLookuper(map[string]string{}), out, logs)
+	}()
+	stopped := false
+	t.Cleanup(func() {
+		cancel()
+		if !stopped {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("dev stack: %v", err)
+				}
+			case <-time.After(60 * time.Second):
+				t.Error("dev stack did not stop")
+			}
+		}
+		if t.Failed() {
+			t.Logf("output:\n%s\nlogs:\n%s", out.String(), logs.String())
+		}
+	})
+	select {
+	case ep := <-started:
+		return ep, out
+	case err := <-done:
+		stopped = true
+		t.Fatalf("dev stack: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("dev stack did not start")
+	}
+	return devEndpoints{}, nil
 }
 
 // syncWriter is a buffer written by several goroutines.

@@ -4,7 +4,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sethvargo/go-envconfig"
 	"github.com/twmb/franz-go/pkg/kadm"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -195,36 +193,8 @@ func TestParseManifestsErrors(t *testing.T) {
 func TestDevPodMetadata(t *testing.T) {
 	cfg := devConfig{Dir: t.TempDir(), KafkaAddr: "127.0.0.1:0", ESAddr: "127.0.0.1:0",
 		Telemetry: telemetry.Config{LogFormat: "text", LogLevel: "warn"}}
-	started := make(chan devEndpoints, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var out, logs syncWriter
-	go func() {
-		done <- runDevStack(ctx, cfg, devOptions{demo: true, demoRate: 100, started: func(ep devEndpoints) { started <- ep }},
-			envconfig.MapLookuper(map[string]string{}), &out, &logs)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("dev stack: %v", err)
-			}
-		case <-time.After(60 * time.Second):
-			t.Error("dev stack did not stop")
-		}
-		if t.Failed() {
-			t.Logf("output:\n%s\nlogs:\n%s", out.String(), logs.String())
-		}
-	}()
-	var ep devEndpoints
-	select {
-	case ep = <-started:
-	case err := <-done:
-		t.Fatalf("dev stack: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("dev stack did not start")
-	}
+	ep, out := startDevStack(t, cfg, devOptions{demo: true, demoRate: 100})
+	ctx := t.Context()
 	if ep.PodsFile != filepath.Join(cfg.Dir, devPodsFile) || !strings.Contains(out.String(), "Pod metadata") {
 		t.Fatalf("pods file %q; banner:\n%s", ep.PodsFile, out.String())
 	}
