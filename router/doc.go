@@ -49,12 +49,14 @@
 // record unchanged). A parse step changes nothing unless it succeeds.
 //
 //   - json {field, depth, prefix}: the field holds one JSON object; its
-//     leaves become attributes with dotted keys (prefixed with prefix).
+//     leaves become attributes with dotted keys, under prefix when given
+//     (prefix: body puts "error" at body.error).
 //     Objects deeper than depth (default DefaultJSONDepth, at most
 //     MaxJSONDepth) and all arrays are kept as their JSON text. Integral
 //     numbers that fit are int64, others float64. With duplicate keys, the
 //     later value of a flattened key wins.
-//   - logfmt {field, prefix}: key=value pairs, values as strings, quoted
+//   - logfmt {field, prefix}: key=value pairs (under prefix, as json's),
+//     values as strings, quoted
 //     values unquoted, a bare key is true. A line without any key=value
 //     pair is an error.
 //   - regex {field, pattern}: an RE2 pattern (linear time) of at most

@@ -2,9 +2,11 @@ package router
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -166,6 +168,33 @@ func FuzzExprSandbox(f *testing.F) {
 		runtime.ReadMemStats(&after)
 		if d := after.TotalAlloc - before.TotalAlloc; d > 64<<20 {
 			t.Fatalf("%q allocated %d MiB", src, d>>20)
+		}
+	})
+}
+
+// FuzzEpoch: an epoch string never panics the conversion; a plain integer
+// converts exactly, and the same number as a decimal with a fraction of
+// zeros gives the same instant.
+func FuzzEpoch(f *testing.F) {
+	for _, s := range []string{"1795255200", "1795255200.123", "-1.5", "", "9223372036854775807", "0.000000001", "+7"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, scale := range []int64{1e9, 1e6, 1e3, 1} {
+			ns, err := epochNanos(s, scale)
+			i, perr := strconv.ParseInt(s, 10, 64)
+			if perr != nil || strings.HasPrefix(s, "+") {
+				continue
+			}
+			if i > math.MaxInt64/scale || i < math.MinInt64/scale {
+				continue
+			}
+			if err != nil || ns != i*scale {
+				t.Fatalf("%q at %d: %d, %v; want %d", s, scale, ns, err, i*scale)
+			}
+			if again, err := epochNanos(s+".000", scale); err != nil || again != ns {
+				t.Fatalf("%q.000 at %d: %d, %v; want %d", s, scale, again, err, ns)
+			}
 		}
 	})
 }

@@ -3,8 +3,10 @@ package router
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -161,7 +163,7 @@ var namedLayouts = map[string]string{
 }
 
 // unixScales are the epoch layouts and their unit in nanoseconds.
-var unixScales = map[string]float64{
+var unixScales = map[string]int64{
 	"unix":    1e9,
 	"unix_ms": 1e6,
 	"unix_us": 1e3,
@@ -170,34 +172,13 @@ var unixScales = map[string]float64{
 
 // parseTime converts v with a resolved layout (a Go layout, or a unixScales
 // name when scale != 0) to UTC.
-func parseTime(v any, layout string, scale float64) (time.Time, error) {
+func parseTime(v any, layout string, scale int64) (time.Time, error) {
 	if scale != 0 {
-		var f float64
-		switch x := v.(type) {
-		case int64:
-			if scale == 1 {
-				return time.Unix(0, x).UTC(), nil
-			}
-			f = float64(x)
-		case float64:
-			f = x
-		case string:
-			if i, err := strconv.ParseInt(x, 10, 64); err == nil && scale == 1 {
-				return time.Unix(0, i).UTC(), nil
-			}
-			p, err := strconv.ParseFloat(x, 64)
-			if err != nil {
-				return time.Time{}, fmt.Errorf("parse epoch %q: %w", x, err)
-			}
-			f = p
-		default:
-			return time.Time{}, fmt.Errorf("parse epoch: want a number, got %T", v)
+		ns, err := epochNanos(v, scale)
+		if err != nil {
+			return time.Time{}, err
 		}
-		ns := f * scale
-		if ns != ns || ns > 9.2e18 || ns < -9.2e18 {
-			return time.Time{}, fmt.Errorf("parse epoch: %v out of range", v)
-		}
-		return time.Unix(0, int64(ns)).UTC(), nil
+		return time.Unix(0, ns).UTC(), nil
 	}
 	s, ok := v.(string)
 	if !ok {
@@ -212,7 +193,7 @@ func parseTime(v any, layout string, scale float64) (time.Time, error) {
 
 // resolveLayout turns a spec layout into a Go layout or an epoch scale. A Go
 // layout must contain at least one reference-time element.
-func resolveLayout(l string) (layout string, scale float64, err error) {
+func resolveLayout(l string) (layout string, scale int64, err error) {
 	if s, ok := unixScales[l]; ok {
 		return "", s, nil
 	}
@@ -227,4 +208,57 @@ func resolveLayout(l string) (layout string, scale float64, err error) {
 		return "", 0, fmt.Errorf("layout %q is neither a known name nor a Go reference-time layout with a day or minute", l)
 	}
 	return l, 0, nil
+}
+
+// epochNanos converts an epoch in units of scale nanoseconds to
+// nanoseconds, exactly: an integer is multiplied, a decimal string is
+// read digit by digit (1795255200.123 seconds is 123 ms, not the
+// 122.999999 a float64 product gives), and a float64 is read as the
+// shortest decimal that is that float64.
+func epochNanos(v any, scale int64) (int64, error) {
+	var s string
+	switch x := v.(type) {
+	case int64:
+		if x > math.MaxInt64/scale || x < math.MinInt64/scale {
+			return 0, fmt.Errorf("parse epoch: %d out of range", x)
+		}
+		return x * scale, nil
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return 0, fmt.Errorf("parse epoch: %v out of range", x)
+		}
+		s = strconv.FormatFloat(x, 'f', -1, 64)
+	case string:
+		s = strings.TrimSpace(x)
+	default:
+		return 0, fmt.Errorf("parse epoch: want a number, got %T", v)
+	}
+	neg := strings.HasPrefix(s, "-")
+	digits := strings.TrimPrefix(strings.TrimPrefix(s, "-"), "+")
+	whole, frac, _ := strings.Cut(digits, ".")
+	if whole == "" && frac == "" || strings.Trim(whole, "0123456789") != "" || strings.Trim(frac, "0123456789") != "" {
+		return 0, fmt.Errorf("parse epoch %q: not a number", s)
+	}
+	w := int64(0)
+	if whole != "" {
+		var err error
+		if w, err = strconv.ParseInt(whole, 10, 64); err != nil || w > math.MaxInt64/scale {
+			return 0, fmt.Errorf("parse epoch %q: out of range", s)
+		}
+	}
+	ns := w * scale
+	// The fraction's digits, in units of scale: only as many as make
+	// whole nanoseconds count; the rest are dropped (truncated).
+	unit := scale
+	for i := 0; i < len(frac) && unit > 1; i++ {
+		unit /= 10
+		ns += int64(frac[i]-'0') * unit
+	}
+	if ns < 0 {
+		return 0, fmt.Errorf("parse epoch %q: out of range", s)
+	}
+	if neg {
+		ns = -ns
+	}
+	return ns, nil
 }

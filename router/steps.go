@@ -205,7 +205,7 @@ func (s *klogStep) apply(r *schemas.Record, st *state) *stepError {
 type timestampStep struct {
 	field  fieldRef
 	layout string
-	scale  float64
+	scale  int64
 	skip   bool
 }
 
@@ -399,13 +399,13 @@ func compileStep(ss *StepSpec) (step, bool, error) {
 		if depth < 1 || depth > MaxJSONDepth {
 			return nil, false, fmt.Errorf("json.depth must be between 1 and %d", MaxJSONDepth)
 		}
-		return &jsonStep{field: f, depth: depth, prefix: ss.Prefix, skip: skip}, false, nil
+		return &jsonStep{field: f, depth: depth, prefix: keyPrefix(ss.Prefix), skip: skip}, false, nil
 	case "logfmt":
 		f, err := defField()
 		if err != nil {
 			return nil, false, err
 		}
-		return &logfmtStep{field: f, prefix: ss.Prefix, skip: skip}, false, nil
+		return &logfmtStep{field: f, prefix: keyPrefix(ss.Prefix), skip: skip}, false, nil
 	case "regex":
 		f, err := defField()
 		if err != nil {
@@ -529,4 +529,14 @@ func compileStep(ss *StepSpec) (step, bool, error) {
 		return nil, false, fmt.Errorf("%s", msg)
 	}
 	return nil, false, fmt.Errorf("unknown step type %q", ss.Type)
+}
+
+// keyPrefix is what a parse step's prefix puts before each key it sets:
+// prefix: body puts {"error": 1} at body.error, as the keys of nested
+// objects are dotted. A trailing dot is allowed.
+func keyPrefix(p string) string {
+	if p == "" || strings.HasSuffix(p, ".") {
+		return p
+	}
+	return p + "."
 }

@@ -42,6 +42,10 @@ func TestSteps(t *testing.T) {
 			want: map[string]any{"a.b": `{"c":1}`, "l": `[1,"x"]`}},
 		{name: "json prefix and attribute field", steps: []StepSpec{{Type: "json", Field: "raw", Prefix: "p."}}, in: schemas.Record{Attributes: map[string]any{"raw": `{"k":"v"}`}},
 			want: map[string]any{"p.k": "v"}},
+		{name: "json prefix without its dot", steps: []StepSpec{{Type: "json", Prefix: "body"}}, in: schemas.Record{Log: `{"error":"x","a":{"b":1}}`},
+			want: map[string]any{"body.error": "x", "body.a.b": int64(1)}},
+		{name: "logfmt prefix without its dot", steps: []StepSpec{{Type: "logfmt", Prefix: "kv"}}, in: schemas.Record{Log: `a=1 b="x y"`},
+			want: map[string]any{"kv.a": "1", "kv.b": "x y"}},
 		{name: "json huge numbers", steps: []StepSpec{{Type: "json"}}, in: schemas.Record{Log: `{"n":1e400,"m":18446744073709551616}`},
 			want: map[string]any{"n": "1e400", "m": 18446744073709551616.0}},
 		{name: "json not object", steps: []StepSpec{{Type: "json"}}, in: schemas.Record{Log: `[1]`}, reason: ReasonParse},
@@ -313,6 +317,42 @@ func TestConcurrentProcess(t *testing.T) {
 	for range 8 {
 		if !<-done {
 			t.Error("wrong result under concurrency")
+		}
+	}
+}
+
+// TestEpochExact: epochs are converted without float rounding, whatever
+// their unit and form.
+func TestEpochExact(t *testing.T) {
+	for _, c := range []struct {
+		layout string
+		in     any
+		want   time.Time
+	}{
+		{"unix_ms", int64(1795255200123), time.UnixMilli(1795255200123)},
+		{"unix_ms", "1795255200123", time.UnixMilli(1795255200123)},
+		{"unix_ms", float64(1795255200123), time.UnixMilli(1795255200123)},
+		{"unix", "1795255200.123", time.UnixMilli(1795255200123)},
+		{"unix", 1795255200.123, time.UnixMilli(1795255200123)},
+		{"unix", "1795255200.123456789", time.Unix(1795255200, 123456789)},
+		{"unix", "1795255200.1234567891", time.Unix(1795255200, 123456789)},
+		{"unix_us", "1795255200123456.7", time.Unix(1795255200, 123456700)},
+		{"unix_ns", int64(1795255200123456789), time.Unix(1795255200, 123456789)},
+		{"unix", int64(-1), time.Unix(-1, 0)},
+		{"unix", "-1.5", time.Unix(-1, -500000000)},
+	} {
+		_, scale, err := resolveLayout(c.layout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := parseTime(c.in, "", scale)
+		if err != nil || !got.Equal(c.want) {
+			t.Errorf("%s %v: %v, %v; want %v", c.layout, c.in, got.Format(time.RFC3339Nano), err, c.want.UTC().Format(time.RFC3339Nano))
+		}
+	}
+	for _, bad := range []any{"", "1e9", "12a", ".", "9223372036854775807", int64(9223372036854775807), true} {
+		if _, err := parseTime(bad, "", 1e9); err == nil {
+			t.Errorf("%v: no error", bad)
 		}
 	}
 }
