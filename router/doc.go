@@ -64,16 +64,26 @@
 //     that matched becomes a string attribute. No match is an error. The
 //     compiled pattern has at most MaxRegexInsts instructions (counted
 //     repetition such as {1,1000} multiplies it).
-//   - klog {field}: the klog/glog header "Lmmdd hh:mm:ss.uuuuuu pid
+//   - klog {field, timezone}: the klog/glog header "Lmmdd hh:mm:ss.uuuuuu pid
 //     file:line] msg" sets attributes severity (info, warning, error,
-//     fatal), pid, file, line and message, and the record's timestamp (UTC;
+//     fatal), pid, file, line and message, and the record's timestamp (in
+//     timezone, default UTC, as a timestamp step's;
 //     the year is taken from the record's timestamp, else its observed
 //     timestamp, else now, one year back if that puts it more than 7 days
 //     ahead).
-//   - timestamp {field, layout}: sets the record's timestamp from the field
-//     with a Go layout, a Go layout name (RFC3339, RFC3339Nano, DateTime,
-//     ...) or an epoch: unix, unix_ms, unix_us, unix_ns (numbers or
-//     numeric strings).
+//     A structured message (klog's InfoS/ErrorS: "Pod updated" pod="a/b"
+//     err="x") becomes message, unquoted, and one string attribute per
+//     key="value" pair; a message of any other form is kept whole.
+//   - timestamp {field, layout, timezone}: sets the record's timestamp
+//     from the field. layout is one layout or a list tried in order: a Go
+//     layout, a Go layout name (RFC3339, RFC3339Nano, DateTime, ...), a
+//     strftime layout (%Y-%m-%d %H:%M:%S.%f %z; %f after a '.' or ','
+//     takes any number of digits), ISO8601 (date and time with T or a
+//     space, optional fraction, Z, +01:00, +0100, +01 or no zone) or an
+//     epoch: unix, unix_ms, unix_us, unix_ns (integers, decimals or
+//     numeric strings, converted exactly). A time written without a zone
+//     is in timezone: an IANA name (Europe/Paris) or an offset (+01:00);
+//     default UTC.
 //
 // Rewrite steps:
 //

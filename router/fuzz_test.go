@@ -198,3 +198,19 @@ func FuzzEpoch(f *testing.F) {
 		}
 	})
 }
+
+// FuzzKlogStructured: splitting a klog message never panics, and a message
+// it does not split comes back whole.
+func FuzzKlogStructured(f *testing.F) {
+	for _, s := range []string{`"Pod updated" pod="a/b" n=3`, `"x"`, `"unterminated`, `"a" b`, `"a" k="\"q\""`, `"a" k=`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		msg, kv := splitKlogStructured(s)
+		if kv == nil && msg != s {
+			if q, err := strconv.QuotedPrefix(s); err != nil || strings.TrimLeft(s[len(q):], " ") != "" {
+				t.Fatalf("%q: message %q without pairs", s, msg)
+			}
+		}
+	})
+}

@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	// The time zones of timestamp and klog steps are looked up in the
+	// binary's own copy of the zone database: the image has none.
+	_ "time/tzdata"
 )
 
 // parseLogfmt calls set for every key=value pair of a logfmt line. Values
@@ -102,7 +105,7 @@ type klogLine struct {
 // parseKlog parses a klog header. klog does not print the year: it is taken
 // from ref, and a time more than 7 days after ref is moved one year back
 // (a December line read in January).
-func parseKlog(s string, ref time.Time) (klogLine, error) {
+func parseKlog(s string, ref time.Time, loc *time.Location) (klogLine, error) {
 	m := klogRE.FindStringSubmatchIndex(s)
 	if m == nil {
 		return klogLine{}, errors.New("klog: no klog header")
@@ -115,7 +118,7 @@ func parseKlog(s string, ref time.Time) (klogLine, error) {
 	if month < 1 || month > 12 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 {
 		return klogLine{}, fmt.Errorf("klog: bad date or time %q", s[m[4]:m[15]])
 	}
-	t := time.Date(ref.Year(), time.Month(month), day, hh, mm, ss, us*1000, time.UTC)
+	t := time.Date(ref.Year(), time.Month(month), day, hh, mm, ss, us*1000, loc).UTC()
 	if t.Day() != day {
 		return klogLine{}, fmt.Errorf("klog: bad date %q", s[m[4]:m[7]])
 	}
@@ -138,6 +141,36 @@ func parseKlog(s string, ref time.Time) (klogLine, error) {
 		line:     line,
 		message:  s[m[1]:],
 	}, nil
+}
+
+// splitKlogStructured splits the message of a structured klog line
+// (klog's InfoS and ErrorS: "Pod updated" pod="kube-system/dns" err="x")
+// into the unquoted message and its key/value pairs, values as strings.
+// A message that does not have that form whole is returned as it is, with
+// no pairs: a line that merely starts with a quote is not an error.
+func splitKlogStructured(s string) (string, []kvPair) {
+	q, err := strconv.QuotedPrefix(s)
+	if err != nil {
+		return s, nil
+	}
+	msg, err := strconv.Unquote(q)
+	if err != nil {
+		return s, nil
+	}
+	rest := strings.TrimLeft(s[len(q):], " ")
+	if rest == "" {
+		return msg, nil
+	}
+	var kv []kvPair
+	if err := parseLogfmt(rest, "", func(k string, v any) { kv = append(kv, kvPair{k, v}) }); err != nil {
+		return s, nil
+	}
+	for _, p := range kv {
+		if p.v == true { // a bare word: not key=value, so not this form
+			return s, nil
+		}
+	}
+	return msg, kv
 }
 
 // namedLayouts are the layout names a timestamp step accepts besides a Go
@@ -170,11 +203,18 @@ var unixScales = map[string]int64{
 	"unix_ns": 1,
 }
 
-// parseTime converts v with a resolved layout (a Go layout, or a unixScales
-// name when scale != 0) to UTC.
-func parseTime(v any, layout string, scale int64) (time.Time, error) {
-	if scale != 0 {
-		ns, err := epochNanos(v, scale)
+// timeLayout is one resolved layout of a timestamp step: a Go layout, or
+// an epoch in units of scale nanoseconds.
+type timeLayout struct {
+	layout string
+	scale  int64
+}
+
+// parseTime converts v with a resolved layout to UTC; a time written
+// without a zone is in loc.
+func parseTime(v any, l timeLayout, loc *time.Location) (time.Time, error) {
+	if l.scale != 0 {
+		ns, err := epochNanos(v, l.scale)
 		if err != nil {
 			return time.Time{}, err
 		}
@@ -184,30 +224,122 @@ func parseTime(v any, layout string, scale int64) (time.Time, error) {
 	if !ok {
 		return time.Time{}, fmt.Errorf("parse time: want a string, got %T", v)
 	}
-	t, err := time.Parse(layout, s)
+	t, err := time.ParseInLocation(l.layout, s, loc)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("parse time: %w", err)
 	}
 	return t.UTC(), nil
 }
 
-// resolveLayout turns a spec layout into a Go layout or an epoch scale. A Go
-// layout must contain at least one reference-time element.
-func resolveLayout(l string) (layout string, scale int64, err error) {
+// iso8601 are the Go layouts of the ISO8601 preset: date and time with
+// T or a space, with or without fractional seconds, a Z, an offset with
+// or without its colon, or no zone (then the step's timezone).
+var iso8601 = func() []string {
+	var out []string
+	for _, sep := range []string{"T", " "} {
+		for _, zone := range []string{"Z07:00", "Z0700", "Z07", ""} {
+			out = append(out, "2006-01-02"+sep+"15:04:05.999999999"+zone)
+		}
+	}
+	return out
+}()
+
+// resolveLayout turns a spec layout into the layouts it stands for: a Go
+// layout, a Go layout name (RFC3339, ...), ISO8601, an epoch
+// (unix, unix_ms, unix_us, unix_ns) or a strftime layout (one with a %). A
+// Go layout must contain at least one reference-time element.
+func resolveLayout(l string) ([]timeLayout, error) {
 	if s, ok := unixScales[l]; ok {
-		return "", s, nil
+		return []timeLayout{{scale: s}}, nil
+	}
+	if l == "ISO8601" {
+		out := make([]timeLayout, len(iso8601))
+		for i, g := range iso8601 {
+			out[i] = timeLayout{layout: g}
+		}
+		return out, nil
 	}
 	if g, ok := namedLayouts[l]; ok {
-		return g, 0, nil
+		return []timeLayout{{layout: g}}, nil
+	}
+	if strings.Contains(l, "%") {
+		g, err := strftimeLayout(l)
+		if err != nil {
+			return nil, err
+		}
+		return []timeLayout{{layout: g}}, nil
 	}
 	// A layout must at least tell days or minutes apart: that rejects
 	// names like "rfc3339", whose "3" alone is the hour element.
 	ref := time.Date(2001, 3, 4, 1, 7, 8, 9, time.UTC)
 	f := ref.Format(l)
 	if l == "" || (f == ref.AddDate(0, 0, 1).Format(l) && f == ref.Add(time.Minute).Format(l)) {
-		return "", 0, fmt.Errorf("layout %q is neither a known name nor a Go reference-time layout with a day or minute", l)
+		return nil, fmt.Errorf("layout %q is neither a known name, a strftime layout nor a Go reference-time layout with a day or minute", l)
 	}
-	return l, 0, nil
+	return []timeLayout{{layout: l}}, nil
+}
+
+// strftimeDirectives are the strftime conversions a layout may use, as Go
+// layout elements.
+var strftimeDirectives = map[byte]string{
+	'Y': "2006", 'y': "06", 'm': "01", 'd': "02", 'e': "_2", 'j': "002",
+	'H': "15", 'I': "03", 'M': "04", 'S': "05", 'p': "PM",
+	'b': "Jan", 'h': "Jan", 'B': "January", 'a': "Mon", 'A': "Monday",
+	'z': "-0700", 'Z': "MST", 'T': "15:04:05", 'F': "2006-01-02", 'D': "01/02/06", 'R': "15:04",
+}
+
+// strftimeLayout converts a strftime layout to a Go layout. %f (and %N)
+// are the fractional seconds, after a '.' or ','; %:z an offset with a
+// colon; %% a percent sign.
+func strftimeLayout(l string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(l); i++ {
+		c := l[i]
+		if c != '%' {
+			b.WriteByte(c)
+			continue
+		}
+		if i+1 >= len(l) {
+			return "", fmt.Errorf("layout %q: a lone %% at its end", l)
+		}
+		i++
+		switch d := l[i]; {
+		case d == '%':
+			b.WriteByte('%')
+		case d == 'f' || d == 'N':
+			if i < 2 || (l[i-2] != '.' && l[i-2] != ',') {
+				return "", fmt.Errorf("layout %q: %%%c must follow a '.' or ','", l, d)
+			}
+			b.WriteString("999999999")
+		case d == ':' && i+1 < len(l) && l[i+1] == 'z':
+			i++
+			b.WriteString("-07:00")
+		default:
+			g, ok := strftimeDirectives[d]
+			if !ok {
+				return "", fmt.Errorf("layout %q: %%%c is not a strftime directive this step knows (%%Y %%m %%d %%H %%M %%S %%f %%z %%Z %%b %%a ...)", l, d)
+			}
+			b.WriteString(g)
+		}
+	}
+	return b.String(), nil
+}
+
+// loadZone returns the location a timezone setting names: UTC when empty,
+// an IANA name (Europe/Paris) or a fixed offset (+01:00).
+func loadZone(name string) (*time.Location, error) {
+	if name == "" || name == "UTC" {
+		return time.UTC, nil
+	}
+	if t, err := time.Parse("-07:00", name); err == nil {
+		_, off := t.Zone()
+		return time.FixedZone(name, off), nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("unknown time zone %q (an IANA name such as Europe/Paris, or an offset such as +01:00)", name)
+	}
+	return loc, nil
 }
 
 // epochNanos converts an epoch in units of scale nanoseconds to

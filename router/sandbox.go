@@ -53,6 +53,7 @@ const (
 	fromJSONFactor = 16   // allocation per input byte of fromJSON
 	maxRegexCache  = 16   // dynamic patterns cached per evaluator
 	klogCost       = 4096 // a klog step (anchored header regex)
+	timestampCost  = 256  // per layout a timestamp step tries
 	minTimedCost   = MaxRecordCost / 16
 )
 

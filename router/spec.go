@@ -76,8 +76,11 @@ type StepSpec struct {
 	Depth   int      // json
 	Prefix  string   // json, logfmt
 	Pattern string   // regex
-	Layout  string   // timestamp
-	Value   any      // set (normalised scalar); HasValue says it was given
+	Layouts []string // timestamp: tried in order
+	// Timezone names the zone of times written without one (timestamp,
+	// klog); default UTC.
+	Timezone string
+	Value    any // set (normalised scalar); HasValue says it was given
 	// HasValue reports that Value was given (it may be nil: value: null).
 	HasValue bool
 	Expr     string // set
@@ -124,8 +127,8 @@ var stepKeys = map[string][]string{
 	"json":      {"field", "depth", "prefix", "on_error"},
 	"logfmt":    {"field", "prefix", "on_error"},
 	"regex":     {"field", "pattern", "on_error"},
-	"klog":      {"field", "on_error"},
-	"timestamp": {"field", "layout", "on_error"},
+	"klog":      {"field", "timezone", "on_error"},
+	"timestamp": {"field", "layout", "timezone", "on_error"},
 	"set":       {"field", "value", "expr"},
 	"rename":    {"from", "to"},
 	"remove":    {"fields"},
@@ -406,7 +409,19 @@ func (d *decoder) step(n *yaml.Node) StepSpec {
 		case "pattern":
 			st.Pattern = d.str(v, what)
 		case "layout":
-			st.Layout = d.str(v, what)
+			// One layout, or a list tried in order.
+			if v.Kind == yaml.SequenceNode {
+				if len(v.Content) == 0 {
+					d.errorf(v, "%s must not be an empty list", what)
+				}
+				for _, l := range v.Content {
+					st.Layouts = append(st.Layouts, d.str(l, what))
+				}
+				return
+			}
+			st.Layouts = []string{d.str(v, what)}
+		case "timezone":
+			st.Timezone = d.str(v, what)
 		case "value":
 			st.HasValue = true
 			st.Value = d.scalar(v, what)

@@ -169,6 +169,7 @@ func (s *regexStep) apply(r *schemas.Record, st *state) *stepError {
 
 type klogStep struct {
 	field fieldRef
+	loc   *time.Location // of the header's time, which has no zone
 	skip  bool
 }
 
@@ -189,37 +190,61 @@ func (s *klogStep) apply(r *schemas.Record, st *state) *stepError {
 	if ref.IsZero() {
 		ref = time.Now().UTC()
 	}
-	k, err := parseKlog(in, ref)
+	k, err := parseKlog(in, ref, s.loc)
 	if err != nil {
 		return skipOr(s.skip, &stepError{reason: ReasonParse, err: err})
+	}
+	msg, kv := k.message, []kvPair(nil)
+	if len(msg) > 0 && msg[0] == '"' {
+		// Structured klog (InfoS, ErrorS): a quoted message, then
+		// key="value" pairs, each an attribute.
+		if err := st.charge(int64(len(msg)), "klog"); err != nil {
+			return err
+		}
+		msg, kv = splitKlogStructured(msg)
 	}
 	r.Timestamp = k.time
 	setAttr(r, "severity", k.severity)
 	setAttr(r, "pid", k.pid)
 	setAttr(r, "file", k.file)
 	setAttr(r, "line", k.line)
-	setAttr(r, "message", k.message)
+	setAttr(r, "message", msg)
+	for _, p := range kv {
+		setAttr(r, p.k, p.v)
+	}
 	return nil
 }
 
 type timestampStep struct {
-	field  fieldRef
-	layout string
-	scale  int64
-	skip   bool
+	field   fieldRef
+	layouts []timeLayout // tried in order
+	loc     *time.Location
+	skip    bool
 }
 
-func (s *timestampStep) apply(r *schemas.Record, _ *state) *stepError {
+func (s *timestampStep) apply(r *schemas.Record, st *state) *stepError {
 	v, ok := s.field.get(r)
 	if !ok {
 		return skipOr(s.skip, failf(ReasonTimestamp, "field %s is missing", s.field.name))
 	}
-	t, err := parseTime(v, s.layout, s.scale)
-	if err != nil {
-		return skipOr(s.skip, &stepError{reason: ReasonTimestamp, err: err})
+	if err := st.charge(int64(len(s.layouts))*timestampCost, "timestamp"); err != nil {
+		return err
 	}
-	r.Timestamp = t
-	return nil
+	var first error
+	for _, l := range s.layouts {
+		t, err := parseTime(v, l, s.loc)
+		if err == nil {
+			r.Timestamp = t
+			return nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	if len(s.layouts) > 1 {
+		first = fmt.Errorf("no layout of %d matched; the first said: %w", len(s.layouts), first)
+	}
+	return skipOr(s.skip, &stepError{reason: ReasonTimestamp, err: first})
 }
 
 type setStep struct {
@@ -431,17 +456,32 @@ func compileStep(ss *StepSpec) (step, bool, error) {
 		if err != nil {
 			return nil, false, err
 		}
-		return &klogStep{field: f, skip: skip}, false, nil
+		loc, err := loadZone(ss.Timezone)
+		if err != nil {
+			return nil, false, fmt.Errorf("klog.timezone: %w", err)
+		}
+		return &klogStep{field: f, loc: loc, skip: skip}, false, nil
 	case "timestamp":
 		f, err := field("field", ss.Field)
 		if err != nil {
 			return nil, false, err
 		}
-		layout, scale, err := resolveLayout(ss.Layout)
-		if err != nil {
-			return nil, false, fmt.Errorf("timestamp.layout: %w", err)
+		if len(ss.Layouts) == 0 {
+			return nil, false, fmt.Errorf("timestamp: missing layout")
 		}
-		return &timestampStep{field: f, layout: layout, scale: scale, skip: skip}, false, nil
+		var layouts []timeLayout
+		for _, l := range ss.Layouts {
+			tl, err := resolveLayout(l)
+			if err != nil {
+				return nil, false, fmt.Errorf("timestamp.layout: %w", err)
+			}
+			layouts = append(layouts, tl...)
+		}
+		loc, err := loadZone(ss.Timezone)
+		if err != nil {
+			return nil, false, fmt.Errorf("timestamp.timezone: %w", err)
+		}
+		return &timestampStep{field: f, layouts: layouts, loc: loc, skip: skip}, false, nil
 	case "set":
 		f, err := field("field", ss.Field)
 		if err != nil {

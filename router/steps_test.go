@@ -62,12 +62,38 @@ func TestSteps(t *testing.T) {
 		{name: "klog", steps: []StepSpec{{Type: "klog"}}, in: schemas.Record{Log: "I0102 03:04:05.000006 12 a.go:7] hi\nthere", Timestamp: ts},
 			want: map[string]any{"severity": "info", "pid": int64(12), "file": "a.go", "line": int64(7), "message": "hi\nthere"},
 			ts:   time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)},
+		{name: "klog structured", steps: []StepSpec{{Type: "klog"}},
+			in: schemas.Record{Log: `E0102 03:04:05.000006 12 pod.go:7] "Pod status update failed" pod="kube-system/coredns-5d78" err="context deadline exceeded" attempt=3`, Timestamp: ts},
+			want: map[string]any{"severity": "error", "message": "Pod status update failed", "pod": "kube-system/coredns-5d78",
+				"err": "context deadline exceeded", "attempt": "3"}},
+		{name: "klog structured escapes", steps: []StepSpec{{Type: "klog"}},
+			in:   schemas.Record{Log: `I0102 03:04:05.000006 12 a.go:7] "said \"hi\"" who="a \"b\""`, Timestamp: ts},
+			want: map[string]any{"message": `said "hi"`, "who": `a "b"`}},
+		{name: "klog quoted text that is not structured", steps: []StepSpec{{Type: "klog"}},
+			in:   schemas.Record{Log: `I0102 03:04:05.000006 12 a.go:7] "quoted" and then words`, Timestamp: ts},
+			want: map[string]any{"message": `"quoted" and then words`}, absent: []string{"and"}},
 		{name: "klog bad date", steps: []StepSpec{{Type: "klog"}}, in: schemas.Record{Log: "I0231 03:04:05.000006 12 a.go:7] x", Timestamp: ts}, reason: ReasonParse},
-		{name: "timestamp rfc3339", steps: []StepSpec{{Type: "timestamp", Field: "ts", Layout: "RFC3339"}}, in: schemas.Record{Attributes: map[string]any{"ts": "2026-11-21T11:00:00+01:00"}}, ts: ts},
-		{name: "timestamp unix_ms", steps: []StepSpec{{Type: "timestamp", Field: "ts", Layout: "unix_ms"}}, in: schemas.Record{Attributes: map[string]any{"ts": int64(1795255200000)}}, ts: time.UnixMilli(1795255200000).UTC()},
-		{name: "timestamp unix float", steps: []StepSpec{{Type: "timestamp", Field: "ts", Layout: "unix"}}, in: schemas.Record{Attributes: map[string]any{"ts": 1.5}}, ts: time.Unix(1, 5e8).UTC()},
-		{name: "timestamp go layout", steps: []StepSpec{{Type: "timestamp", Field: "ts", Layout: "2006-01-02 15:04:05"}}, in: schemas.Record{Attributes: map[string]any{"ts": "2026-11-21 10:00:00"}}, ts: ts},
-		{name: "timestamp bad", steps: []StepSpec{{Type: "timestamp", Field: "ts", Layout: "RFC3339"}}, in: schemas.Record{Attributes: map[string]any{"ts": "x"}}, reason: ReasonTimestamp},
+		{name: "timestamp rfc3339", steps: []StepSpec{{Type: "timestamp", Field: "ts", Layouts: []string{"RFC3339"}}}, in: schemas.Record{Attributes: map[string]any{"ts": "2026-11-21T11:00:00+01:00"}}, ts: ts},
+		{name: "timestamp unix_ms", steps: []StepSpec{{Type: "timestamp", Field: "ts", Layouts: []string{"unix_ms"}}}, in: schemas.Record{Attributes: map[string]any{"ts": int64(1795255200000)}}, ts: time.UnixMilli(1795255200000).UTC()},
+		{name: "timestamp unix float", steps: []StepSpec{{Type: "timestamp", Field: "ts", Layouts: []string{"unix"}}}, in: schemas.Record{Attributes: map[string]any{"ts": 1.5}}, ts: time.Unix(1, 5e8).UTC()},
+		{name: "timestamp go layout", steps: []StepSpec{{Type: "timestamp", Field: "ts", Layouts: []string{"2006-01-02 15:04:05"}}}, in: schemas.Record{Attributes: map[string]any{"ts": "2026-11-21 10:00:00"}}, ts: ts},
+		{name: "timestamp layouts in order, strftime", steps: []StepSpec{{Type: "timestamp", Field: "ts", Layouts: []string{"RFC3339", "%d/%b/%Y:%H:%M:%S %z"}}},
+			in: schemas.Record{Attributes: map[string]any{"ts": "21/Nov/2026:11:00:00 +0100"}}, ts: ts},
+		{name: "timestamp strftime fraction", steps: []StepSpec{{Type: "timestamp", Field: "ts", Layouts: []string{"%Y-%m-%d %H:%M:%S.%f"}}},
+			in: schemas.Record{Attributes: map[string]any{"ts": "2026-11-21 10:00:00.250"}}, ts: ts.Add(250 * time.Millisecond)},
+		{name: "timestamp ISO8601 offset without colon", steps: []StepSpec{{Type: "timestamp", Field: "ts", Layouts: []string{"ISO8601"}}},
+			in: schemas.Record{Attributes: map[string]any{"ts": "2026-11-21T11:00:00.000+0100"}}, ts: ts},
+		{name: "timestamp ISO8601 space, no fraction, Z", steps: []StepSpec{{Type: "timestamp", Field: "ts", Layouts: []string{"ISO8601"}}},
+			in: schemas.Record{Attributes: map[string]any{"ts": "2026-11-21 10:00:00Z"}}, ts: ts},
+		{name: "timestamp zone-less in a timezone", steps: []StepSpec{{Type: "timestamp", Field: "ts", Layouts: []string{"ISO8601"}, Timezone: "Europe/Paris"}},
+			in: schemas.Record{Attributes: map[string]any{"ts": "2026-11-21T11:00:00"}}, ts: ts},
+		{name: "timestamp zone in the input wins", steps: []StepSpec{{Type: "timestamp", Field: "ts", Layouts: []string{"RFC3339"}, Timezone: "+05:00"}},
+			in: schemas.Record{Attributes: map[string]any{"ts": "2026-11-21T10:00:00Z"}}, ts: ts},
+		{name: "timestamp no layout matches", steps: []StepSpec{{Type: "timestamp", Field: "ts", Layouts: []string{"RFC3339", "unix"}}},
+			in: schemas.Record{Attributes: map[string]any{"ts": "yesterday"}}, reason: ReasonTimestamp},
+		{name: "klog in a timezone", steps: []StepSpec{{Type: "klog", Timezone: "-03:00"}}, in: schemas.Record{Log: "I1121 07:00:00.000000 1 a.go:1] x", Timestamp: ts},
+			ts: ts},
+		{name: "timestamp bad", steps: []StepSpec{{Type: "timestamp", Field: "ts", Layouts: []string{"RFC3339"}}}, in: schemas.Record{Attributes: map[string]any{"ts": "x"}}, reason: ReasonTimestamp},
 		{name: "set value", steps: []StepSpec{{Type: "set", Field: "env", Value: "prod", HasValue: true}}, want: map[string]any{"env": "prod"}},
 		{name: "set expr int", steps: []StepSpec{{Type: "set", Field: "n", Expr: `len(log) * 2`}}, in: schemas.Record{Log: "abc"}, want: map[string]any{"n": int64(6)}},
 		{name: "set log", steps: []StepSpec{{Type: "set", Field: "log", Expr: `upper(log)`}}, in: schemas.Record{Log: "abc"}, log: ptr("ABC")},
@@ -341,17 +367,17 @@ func TestEpochExact(t *testing.T) {
 		{"unix", int64(-1), time.Unix(-1, 0)},
 		{"unix", "-1.5", time.Unix(-1, -500000000)},
 	} {
-		_, scale, err := resolveLayout(c.layout)
+		ls, err := resolveLayout(c.layout)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := parseTime(c.in, "", scale)
+		got, err := parseTime(c.in, ls[0], time.UTC)
 		if err != nil || !got.Equal(c.want) {
 			t.Errorf("%s %v: %v, %v; want %v", c.layout, c.in, got.Format(time.RFC3339Nano), err, c.want.UTC().Format(time.RFC3339Nano))
 		}
 	}
 	for _, bad := range []any{"", "1e9", "12a", ".", "9223372036854775807", int64(9223372036854775807), true} {
-		if _, err := parseTime(bad, "", 1e9); err == nil {
+		if _, err := parseTime(bad, timeLayout{scale: 1e9}, time.UTC); err == nil {
 			t.Errorf("%v: no error", bad)
 		}
 	}
