@@ -76,3 +76,11 @@ func BenchmarkLogfmt(b *testing.B) {
 	p := mustPipeline(b, StepSpec{Type: "logfmt"})
 	benchmark(b, p, `level=info ts=2026-11-21T10:00:00.123Z msg="order placed" order_id=A-102938 user=4711 plan=pro amount=129.95 currency=EUR items=3 latency_ms=12 path=/api/v1/orders method=POST status=201 trace_id=4bf92f3577b34da6a3ce929d0e0e4736`)
 }
+
+// BenchmarkGrokCombined parses the access line of BenchmarkRegex with the
+// built-in %{COMBINEDAPACHELOG}: more fields (ident, auth, HTTP version)
+// and typed status and bytes.
+func BenchmarkGrokCombined(b *testing.B) {
+	p := mustPipeline(b, StepSpec{Type: "grok", Pattern: `%{COMBINEDAPACHELOG}`})
+	benchmark(b, p, benchAccess)
+}

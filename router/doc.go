@@ -64,6 +64,23 @@
 //     that matched becomes a string attribute. No match is an error. The
 //     compiled pattern has at most MaxRegexInsts instructions (counted
 //     repetition such as {1,1000} multiplies it).
+//   - grok {field, pattern}: a grok pattern, or a list tried in order
+//     (the first that matches sets its captures): RE2 with named parts,
+//     %{NAME} (matched, not kept), %{NAME:field} (kept as the attribute
+//     field, dots allowed) and %{NAME:field:type}, type one of string,
+//     int, float, bool (true/false, yes/no, on/off, 1/0) and ip (checked,
+//     written in its canonical form). A typed capture that is empty or
+//     "-" is absent; one that does not convert fails the step. Plain
+//     (?P<name>...) groups are kept as in a regex step. NAME is one of
+//     the built-in patterns (grok-patterns.txt: Logstash's core names,
+//     such as IP, IPORHOST, HOSTNAME, NUMBER, INT, WORD, NOTSPACE, DATA,
+//     GREEDYDATA, QS, UUID, URI, URIPATHPARAM, HTTPDATE,
+//     TIMESTAMP_ISO8601, SYSLOGTIMESTAMP, LOGLEVEL, COMMONAPACHELOG,
+//     COMBINEDAPACHELOG, SYSLOGBASE) or one of the pipeline's own,
+//     given at the top of the document as patterns: {NAME: pattern},
+//     which may use the others and replace a built-in one of the same
+//     name. Everything is expanded and compiled once, when the pipeline
+//     is loaded, with a regex's bounds on the compiled program.
 //   - klog {field, timezone}: the klog/glog header "Lmmdd hh:mm:ss.uuuuuu pid
 //     file:line] msg" sets attributes severity (info, warning, error,
 //     fatal), pid, file, line and message, and the record's timestamp (in
@@ -123,8 +140,6 @@
 //     Joined records never span transactions, so a crash replays them
 //     whole. Process, and so a pipeline's tests: and
 //     sluice pipeline test, see single lines.
-//
-// grok is not supported; use regex.
 //
 // # Expressions
 //
@@ -299,8 +314,6 @@
 // a timestamp that does not parse) send that record to the dead-letter
 // topic as a JSON schemas.DeadLetter: reason, error, step, pipeline version, source
 // topic/partition/offset and the payload (base64 when not UTF-8).
-//
-// Not supported: grok (use regex).
 //
 // # Metrics
 //

@@ -67,7 +67,7 @@ func compile(spec *Spec, names bool) (*Pipeline, []error) {
 	usesExpr := false
 	for i := range spec.Steps {
 		ss := &spec.Steps[i]
-		s, ex, err := compileStep(ss)
+		s, ex, err := compileStep(ss, spec.Patterns)
 		if err != nil {
 			errs = append(errs, &SpecError{
 				Line: max(ss.Line, 1), Column: max(ss.Column, 1),

@@ -126,6 +126,13 @@ func compileRegex(pattern string) (*sandboxRE, error) {
 	if len(pattern) > MaxPatternLen {
 		return nil, fmt.Errorf("pattern longer than %d bytes", MaxPatternLen)
 	}
+	return compileRegexExpanded(pattern)
+}
+
+// compileRegexExpanded is compileRegex for a pattern made by expanding a
+// shorter one (grok), whose length was checked before: only its program's
+// size is bounded.
+func compileRegexExpanded(pattern string) (*sandboxRE, error) {
 	re, err := regexp.Compile(pattern)
 	if err != nil {
 		return nil, err

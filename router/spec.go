@@ -58,6 +58,9 @@ type Spec struct {
 	Version int64
 	Steps   []StepSpec
 	Tests   []TestSpec
+	// Patterns are the pipeline's own grok patterns, by name: they add to
+	// the built-in ones or replace them.
+	Patterns map[string]string
 
 	// positions of tenant and version, for Compile's messages.
 	tenantLine, tenantCol, versionLine, versionCol int
@@ -75,7 +78,10 @@ type StepSpec struct {
 	Fields  []string // remove
 	Depth   int      // json
 	Prefix  string   // json, logfmt
-	Pattern string   // regex
+	Pattern string   // regex, grok
+	// GrokPatterns are a grok step's patterns when a list is given, tried
+	// in order.
+	GrokPatterns []string
 	Layouts []string // timestamp: tried in order
 	// Timezone names the zone of times written without one (timestamp,
 	// klog); default UTC.
@@ -127,6 +133,7 @@ var stepKeys = map[string][]string{
 	"json":      {"field", "depth", "prefix", "on_error"},
 	"logfmt":    {"field", "prefix", "on_error"},
 	"regex":     {"field", "pattern", "on_error"},
+	"grok":      {"field", "pattern", "on_error"},
 	"klog":      {"field", "timezone", "on_error"},
 	"timestamp": {"field", "layout", "timezone", "on_error"},
 	"set":       {"field", "value", "expr"},
@@ -143,9 +150,7 @@ var stepKeys = map[string][]string{
 
 // unsupportedSteps are step types users know from other tools; they are
 // rejected with a pointer to what to use instead.
-var unsupportedSteps = map[string]string{
-	"grok": "grok is not supported: use regex with named groups",
-}
+var unsupportedSteps = map[string]string{}
 
 // decoder collects problems while walking the YAML tree.
 type decoder struct {
@@ -240,7 +245,7 @@ func hasAlias(n *yaml.Node) bool {
 }
 
 // mapping calls fn for each key of a mapping node, reporting keys not in
-// allowed and duplicates.
+// allowed (unless allowed is nil) and duplicates.
 func (d *decoder) mapping(n *yaml.Node, what string, allowed []string, fn func(key string, k, v *yaml.Node)) bool {
 	if n.Kind != yaml.MappingNode {
 		d.errorf(n, "%s must be a mapping", what)
@@ -253,7 +258,7 @@ func (d *decoder) mapping(n *yaml.Node, what string, allowed []string, fn func(k
 			d.errorf(k, "%s: keys must be strings", what)
 			continue
 		}
-		ok := false
+		ok := allowed == nil // nil: any key
 		for _, a := range allowed {
 			if a == k.Value {
 				ok = true
@@ -318,7 +323,7 @@ func (d *decoder) spec(n *yaml.Node) *Spec {
 	s := &Spec{}
 	var hasTenant, hasVersion bool
 	d.badSteps = make(map[int]bool)
-	ok := d.mapping(n, "pipeline", []string{"tenant", "version", "steps", "tests"}, func(key string, k, v *yaml.Node) {
+	ok := d.mapping(n, "pipeline", []string{"tenant", "version", "patterns", "steps", "tests"}, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "tenant":
 			hasTenant = true
@@ -332,6 +337,17 @@ func (d *decoder) spec(n *yaml.Node) *Spec {
 			n := len(d.errs)
 			s.Version = d.int(v, "version")
 			d.badNames = d.badNames || len(d.errs) > n
+		case "patterns":
+			d.mapping(v, "patterns", nil, func(name string, k, v *yaml.Node) {
+				if !grokNameRE.MatchString(name) {
+					d.errorf(k, "patterns: %q is not a pattern name (letters, digits, _)", name)
+					return
+				}
+				if s.Patterns == nil {
+					s.Patterns = map[string]string{}
+				}
+				s.Patterns[name] = d.str(v, "patterns."+name)
+			})
 		case "steps":
 			for i, sn := range d.list(v, "steps", MaxSteps) {
 				n := len(d.errs)
@@ -407,6 +423,15 @@ func (d *decoder) step(n *yaml.Node) StepSpec {
 		case "prefix":
 			st.Prefix = d.str(v, what)
 		case "pattern":
+			if st.Type == "grok" && v.Kind == yaml.SequenceNode {
+				if len(v.Content) == 0 {
+					d.errorf(v, "%s must not be an empty list", what)
+				}
+				for _, p := range v.Content {
+					st.GrokPatterns = append(st.GrokPatterns, d.str(p, what))
+				}
+				return
+			}
 			st.Pattern = d.str(v, what)
 		case "layout":
 			// One layout, or a list tried in order.

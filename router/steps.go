@@ -376,7 +376,7 @@ func (s *routeStep) apply(r *schemas.Record, st *state) *stepError {
 }
 
 // compileStep validates and compiles one step spec.
-func compileStep(ss *StepSpec) (step, bool, error) {
+func compileStep(ss *StepSpec, patterns map[string]string) (step, bool, error) {
 	field := func(name, v string) (fieldRef, error) {
 		if v == "" {
 			return fieldRef{}, fmt.Errorf("%s: missing %s", ss.Type, name)
@@ -451,6 +451,30 @@ func compileStep(ss *StepSpec) (step, bool, error) {
 			return nil, false, fmt.Errorf("regex.pattern: no named group (?P<name>...)")
 		}
 		return &regexStep{field: f, re: re, names: re.re.SubexpNames(), skip: skip}, false, nil
+	case "grok":
+		f, err := defField()
+		if err != nil {
+			return nil, false, err
+		}
+		srcs := ss.GrokPatterns
+		if ss.Pattern != "" {
+			srcs = append(srcs, ss.Pattern)
+		}
+		if len(srcs) == 0 {
+			return nil, false, fmt.Errorf("grok: missing pattern")
+		}
+		gs := &grokStep{field: f, skip: skip}
+		for i, src := range srcs {
+			p, err := compileGrok(src, patterns)
+			if err != nil {
+				if len(srcs) > 1 {
+					return nil, false, fmt.Errorf("grok.pattern %d: %w", i+1, err)
+				}
+				return nil, false, fmt.Errorf("grok.pattern: %w", err)
+			}
+			gs.patterns = append(gs.patterns, p)
+		}
+		return gs, false, nil
 	case "klog":
 		f, err := defField()
 		if err != nil {
