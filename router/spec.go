@@ -82,7 +82,7 @@ type StepSpec struct {
 	// GrokPatterns are a grok step's patterns when a list is given, tried
 	// in order.
 	GrokPatterns []string
-	Layouts []string // timestamp: tried in order
+	Layouts      []string // timestamp: tried in order
 	// Timezone names the zone of times written without one (timestamp,
 	// klog); default UTC.
 	Timezone string
