@@ -44,9 +44,18 @@
 //
 // # Steps
 //
-// Parse steps take field (default log) and on_error: dlq (default: the
-// record goes to the dead-letter topic) or skip (the step leaves the
-// record unchanged). A parse step changes nothing unless it succeeds.
+// Every step but multiline takes if and on_error. if (an expression) runs
+// the step only when it is true; on drop, keep and route it is the step's
+// own condition instead. on_error says what a failing step does to the
+// record: dead_letter (the default; dlq is the same) sends it to the
+// dead-letter topic, skip lets it go on, and keep_going lets it go on with
+// the error added to its _errors attribute (ErrorsKey), one line per
+// error: "step <n> (<type>): <error>". A failing step has changed nothing,
+// and an if that fails to evaluate is the step's failure. A record over
+// its cost bounds is dead-lettered whatever on_error says.
+//
+// Parse steps take field (default log). A parse step changes nothing
+// unless it succeeds.
 //
 //   - json {field, depth, prefix}: the field holds one JSON object; its
 //     leaves become attributes with dotted keys, under prefix when given

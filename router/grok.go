@@ -237,13 +237,12 @@ func compileGrok(pattern string, user map[string]string) (*grokPattern, error) {
 type grokStep struct {
 	field    fieldRef
 	patterns []*grokPattern
-	skip     bool
 }
 
 func (s *grokStep) apply(r *schemas.Record, st *state) *stepError {
 	in, serr := parseInput(s.field, r)
 	if serr != nil {
-		return skipOr(s.skip, serr)
+		return serr
 	}
 	for _, p := range s.patterns {
 		if err := st.charge(p.re.cost(len(in)), "grok"); err != nil {
@@ -263,7 +262,7 @@ func (s *grokStep) apply(r *schemas.Record, st *state) *stepError {
 			}
 			v, ok, err := convertCapture(in[lo:hi], c.typ)
 			if err != nil {
-				return skipOr(s.skip, failf(ReasonParse, "grok: %s: %v", c.field, err))
+				return failf(ReasonParse, "grok: %s: %v", c.field, err)
 			}
 			if ok {
 				kv = append(kv, kvPair{c.field, v})
@@ -274,7 +273,7 @@ func (s *grokStep) apply(r *schemas.Record, st *state) *stepError {
 		}
 		return nil
 	}
-	return skipOr(s.skip, failf(ReasonParse, "grok: %s matches none of the %d patterns", s.field.name, len(s.patterns)))
+	return failf(ReasonParse, "grok: %s matches none of the %d patterns", s.field.name, len(s.patterns))
 }
 
 // convertCapture converts a capture's text to its type. A typed capture

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/expr-lang/expr/vm"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
@@ -16,14 +18,57 @@ type Pipeline struct {
 	Tenant  string
 	Version int64 // 0 for PassThrough
 
-	steps []step
-	types []string // step types, for Failure
-	spec  *Spec    // nil for PassThrough
+	steps  []step
+	types  []string // step types, for Failure
+	guards []guard  // each step's if and on_error
+	spec   *Spec    // nil for PassThrough
 	// evals pools evaluators (a VM and an env map) when any step uses an
 	// expression; nil otherwise.
 	evals *sync.Pool
 	// multiline is the first step when it is a multiline step.
 	multiline *Multiline
+}
+
+// onError is what a failing step does to the record.
+type onError uint8
+
+const (
+	onErrorDeadLetter onError = iota // to the dead-letter topic
+	onErrorSkip                      // the record goes on
+	onErrorKeepGoing                 // the record goes on, the error noted in ErrorsKey
+)
+
+// ErrorsKey is the attribute where steps with on_error: keep_going note
+// their errors, one per line: "step <n> (<type>): <error>".
+const ErrorsKey = "_errors"
+
+// guard is what runs around a step: its if (nil: always) and its on_error.
+type guard struct {
+	cond    *vm.Program
+	onError onError
+}
+
+// compileGuard compiles a step's if (unless it is the step's own
+// condition) and on_error.
+func compileGuard(ss *StepSpec) (guard, error) {
+	var g guard
+	switch ss.OnError {
+	case "", "dead_letter", "dlq":
+	case "skip":
+		g.onError = onErrorSkip
+	case "keep_going":
+		g.onError = onErrorKeepGoing
+	default:
+		return g, fmt.Errorf("%s.on_error must be dead_letter, skip or keep_going, got %q", ss.Type, ss.OnError)
+	}
+	if ss.If != "" && !ownIf[ss.Type] {
+		p, err := compileExpr(ss.If, true)
+		if err != nil {
+			return g, fmt.Errorf("%s.if: %w", ss.Type, err)
+		}
+		g.cond = p
+	}
+	return g, nil
 }
 
 // Result is the outcome of processing one record.
@@ -68,6 +113,10 @@ func compile(spec *Spec, names bool) (*Pipeline, []error) {
 	for i := range spec.Steps {
 		ss := &spec.Steps[i]
 		s, ex, err := compileStep(ss, spec.Patterns)
+		var g guard
+		if err == nil {
+			g, err = compileGuard(ss)
+		}
 		if err != nil {
 			errs = append(errs, &SpecError{
 				Line: max(ss.Line, 1), Column: max(ss.Column, 1),
@@ -76,7 +125,7 @@ func compile(spec *Spec, names bool) (*Pipeline, []error) {
 			})
 			continue
 		}
-		usesExpr = usesExpr || ex
+		usesExpr = usesExpr || ex || g.cond != nil
 		if ml, ok := s.(*Multiline); ok {
 			if i != 0 {
 				errs = append(errs, &SpecError{Line: max(ss.Line, 1), Column: max(ss.Column, 1),
@@ -87,6 +136,7 @@ func compile(spec *Spec, names bool) (*Pipeline, []error) {
 		}
 		p.steps = append(p.steps, s)
 		p.types = append(p.types, ss.Type)
+		p.guards = append(p.guards, g)
 	}
 	if len(errs) > 0 {
 		return nil, errs
@@ -166,8 +216,30 @@ func (p *Pipeline) Process(r *schemas.Record) (res Result) {
 			return Result{DLQ: &Failure{Step: i, StepType: p.types[i], Reason: ReasonCostExceeded,
 				Err: fmt.Errorf("%w: %w: record in process for %v, more than MaxRecordTime", ErrStep, errCostExceeded, d.Round(time.Millisecond))}}
 		}
-		if err := p.steps[i].apply(r, &st); err != nil {
-			return Result{DLQ: &Failure{Step: i, StepType: p.types[i], Reason: err.reason, Err: fmt.Errorf("%w: %w", ErrStep, err.err)}}
+		g := p.guards[i]
+		var err *stepError
+		if g.cond != nil {
+			run, cerr := st.ev.cond(g.cond, &st, r)
+			switch {
+			case cerr != nil:
+				err = exprFail(cerr)
+			case !run:
+				continue
+			}
+		}
+		if err == nil {
+			err = p.steps[i].apply(r, &st)
+		}
+		if err != nil {
+			// A record over its cost bound is dead-lettered whatever
+			// on_error says: the bound is not the step's to waive.
+			if g.onError == onErrorDeadLetter || err.reason == ReasonCostExceeded {
+				return Result{DLQ: &Failure{Step: i, StepType: p.types[i], Reason: err.reason, Err: fmt.Errorf("%w: %w", ErrStep, err.err)}}
+			}
+			if g.onError == onErrorKeepGoing {
+				noteError(r, i, p.types[i], err)
+			}
+			continue
 		}
 		if st.dropped {
 			return Result{Dropped: true}
@@ -191,4 +263,14 @@ func (p *Pipeline) Streams() []string {
 		}
 	}
 	return out
+}
+
+// noteError adds a step's error to the record's ErrorsKey attribute.
+func noteError(r *schemas.Record, i int, typ string, err *stepError) {
+	msg, _, _ := strings.Cut(err.err.Error(), "\n") // an expression's error goes on with its source
+	line := fmt.Sprintf("step %d (%s): %s", i+1, typ, msg)
+	if prev, ok := r.Attributes[ErrorsKey].(string); ok && prev != "" {
+		line = prev + "\n" + line
+	}
+	setAttr(r, ErrorsKey, line)
 }

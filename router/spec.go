@@ -90,11 +90,15 @@ type StepSpec struct {
 	// HasValue reports that Value was given (it may be nil: value: null).
 	HasValue bool
 	Expr     string // set
-	If       string // drop, keep, route
+	If       string // every step but multiline; see OnError
 	OneIn    int64  // sample
 	Stream   string // route
-	// OnError is "dlq" (default: the record goes to the DLQ) or "skip"
-	// (the step leaves the record unchanged) for parse steps.
+	// If, on a step other than drop, keep and route (where it is the
+	// step's own condition), runs the step only when it is true.
+	// OnError says what a failing step does to the record: dead_letter
+	// (default; dlq is the same), skip (the record goes on; a failing step
+	// has changed nothing) or keep_going (as skip, and the error is noted
+	// in the record's _errors attribute).
 	OnError string
 	// multiline: a line matching Continuation joins the record before it,
 	// up to MaxLines lines and MaxBytes bytes, waiting at most MaxWait for
@@ -130,23 +134,27 @@ type TestExpect struct {
 
 // stepKeys lists the keys each step type accepts.
 var stepKeys = map[string][]string{
-	"json":      {"field", "depth", "prefix", "on_error"},
-	"logfmt":    {"field", "prefix", "on_error"},
-	"regex":     {"field", "pattern", "on_error"},
-	"grok":      {"field", "pattern", "on_error"},
-	"klog":      {"field", "timezone", "on_error"},
-	"timestamp": {"field", "layout", "timezone", "on_error"},
-	"set":       {"field", "value", "expr"},
-	"rename":    {"from", "to"},
-	"remove":    {"fields"},
-	"copy":      {"from", "to"},
-	"lift":      {"field"},
-	"drop":      {"if"},
-	"keep":      {"if"},
-	"sample":    {"one_in"},
-	"route":     {"if", "stream"},
+	"json":      {"field", "depth", "prefix", "if", "on_error"},
+	"logfmt":    {"field", "prefix", "if", "on_error"},
+	"regex":     {"field", "pattern", "if", "on_error"},
+	"grok":      {"field", "pattern", "if", "on_error"},
+	"klog":      {"field", "timezone", "if", "on_error"},
+	"timestamp": {"field", "layout", "timezone", "if", "on_error"},
+	"set":       {"field", "value", "expr", "if", "on_error"},
+	"rename":    {"from", "to", "if", "on_error"},
+	"remove":    {"fields", "if", "on_error"},
+	"copy":      {"from", "to", "if", "on_error"},
+	"lift":      {"field", "if", "on_error"},
+	"drop":      {"if", "on_error"},
+	"keep":      {"if", "on_error"},
+	"sample":    {"one_in", "if", "on_error"},
+	"route":     {"if", "stream", "on_error"},
 	"multiline": {"continuation", "max_lines", "max_bytes", "max_wait"},
 }
+
+// ownIf are the steps whose if is their own condition (what they drop,
+// keep or route), not a guard on whether they run.
+var ownIf = map[string]bool{"drop": true, "keep": true, "route": true}
 
 // unsupportedSteps are step types users know from other tools; they are
 // rejected with a pointer to what to use instead.

@@ -80,13 +80,12 @@ type jsonStep struct {
 	field  fieldRef
 	depth  int
 	prefix string
-	skip   bool
 }
 
 func (s *jsonStep) apply(r *schemas.Record, st *state) *stepError {
 	in, serr := parseInput(s.field, r)
 	if serr != nil {
-		return skipOr(s.skip, serr)
+		return serr
 	}
 	if err := st.charge(mul(int64(len(in)), costJSONByte), "json"); err != nil {
 		return err
@@ -95,7 +94,7 @@ func (s *jsonStep) apply(r *schemas.Record, st *state) *stepError {
 	var kv []kvPair
 	err := flattenJSON(in, s.prefix, s.depth, func(k string, v any) { kv = append(kv, kvPair{k, v}) })
 	if err != nil {
-		return skipOr(s.skip, &stepError{reason: ReasonParse, err: err})
+		return &stepError{reason: ReasonParse, err: err}
 	}
 	for _, p := range kv {
 		setAttr(r, p.k, p.v)
@@ -108,30 +107,22 @@ type kvPair struct {
 	v any
 }
 
-func skipOr(skip bool, e *stepError) *stepError {
-	if skip {
-		return nil
-	}
-	return e
-}
-
 type logfmtStep struct {
 	field  fieldRef
 	prefix string
-	skip   bool
 }
 
 func (s *logfmtStep) apply(r *schemas.Record, st *state) *stepError {
 	in, serr := parseInput(s.field, r)
 	if serr != nil {
-		return skipOr(s.skip, serr)
+		return serr
 	}
 	if err := st.charge(int64(len(in)), "logfmt"); err != nil {
 		return err
 	}
 	var kv []kvPair
 	if err := parseLogfmt(in, s.prefix, func(k string, v any) { kv = append(kv, kvPair{k, v}) }); err != nil {
-		return skipOr(s.skip, &stepError{reason: ReasonParse, err: err})
+		return &stepError{reason: ReasonParse, err: err}
 	}
 	for _, p := range kv {
 		setAttr(r, p.k, p.v)
@@ -143,20 +134,19 @@ type regexStep struct {
 	field fieldRef
 	re    *sandboxRE
 	names []string
-	skip  bool
 }
 
 func (s *regexStep) apply(r *schemas.Record, st *state) *stepError {
 	in, serr := parseInput(s.field, r)
 	if serr != nil {
-		return skipOr(s.skip, serr)
+		return serr
 	}
 	if err := st.charge(s.re.cost(len(in)), "regex"); err != nil {
 		return err
 	}
 	m := s.re.re.FindStringSubmatchIndex(in)
 	if m == nil {
-		return skipOr(s.skip, failf(ReasonParse, "regex: %s does not match", s.field.name))
+		return failf(ReasonParse, "regex: %s does not match", s.field.name)
 	}
 	for i, name := range s.names {
 		if name == "" || m[2*i] < 0 {
@@ -170,13 +160,12 @@ func (s *regexStep) apply(r *schemas.Record, st *state) *stepError {
 type klogStep struct {
 	field fieldRef
 	loc   *time.Location // of the header's time, which has no zone
-	skip  bool
 }
 
 func (s *klogStep) apply(r *schemas.Record, st *state) *stepError {
 	in, serr := parseInput(s.field, r)
 	if serr != nil {
-		return skipOr(s.skip, serr)
+		return serr
 	}
 	// The header regex is anchored and stops after the header; the rest
 	// of the line is only sliced.
@@ -192,7 +181,7 @@ func (s *klogStep) apply(r *schemas.Record, st *state) *stepError {
 	}
 	k, err := parseKlog(in, ref, s.loc)
 	if err != nil {
-		return skipOr(s.skip, &stepError{reason: ReasonParse, err: err})
+		return &stepError{reason: ReasonParse, err: err}
 	}
 	msg, kv := k.message, []kvPair(nil)
 	if len(msg) > 0 && msg[0] == '"' {
@@ -219,13 +208,12 @@ type timestampStep struct {
 	field   fieldRef
 	layouts []timeLayout // tried in order
 	loc     *time.Location
-	skip    bool
 }
 
 func (s *timestampStep) apply(r *schemas.Record, st *state) *stepError {
 	v, ok := s.field.get(r)
 	if !ok {
-		return skipOr(s.skip, failf(ReasonTimestamp, "field %s is missing", s.field.name))
+		return failf(ReasonTimestamp, "field %s is missing", s.field.name)
 	}
 	if err := st.charge(int64(len(s.layouts))*timestampCost, "timestamp"); err != nil {
 		return err
@@ -244,7 +232,7 @@ func (s *timestampStep) apply(r *schemas.Record, st *state) *stepError {
 	if len(s.layouts) > 1 {
 		first = fmt.Errorf("no layout of %d matched; the first said: %w", len(s.layouts), first)
 	}
-	return skipOr(s.skip, &stepError{reason: ReasonTimestamp, err: first})
+	return &stepError{reason: ReasonTimestamp, err: first}
 }
 
 type setStep struct {
@@ -393,14 +381,6 @@ func compileStep(ss *StepSpec, patterns map[string]string) (step, bool, error) {
 		}
 		return field("field", ss.Field)
 	}
-	skip := false
-	switch ss.OnError {
-	case "", "dlq":
-	case "skip":
-		skip = true
-	default:
-		return nil, false, fmt.Errorf("%s.on_error must be dlq or skip, got %q", ss.Type, ss.OnError)
-	}
 	cond := func() (*vm.Program, error) {
 		if ss.If == "" {
 			return nil, fmt.Errorf("%s: missing if", ss.Type)
@@ -424,13 +404,13 @@ func compileStep(ss *StepSpec, patterns map[string]string) (step, bool, error) {
 		if depth < 1 || depth > MaxJSONDepth {
 			return nil, false, fmt.Errorf("json.depth must be between 1 and %d", MaxJSONDepth)
 		}
-		return &jsonStep{field: f, depth: depth, prefix: keyPrefix(ss.Prefix), skip: skip}, false, nil
+		return &jsonStep{field: f, depth: depth, prefix: keyPrefix(ss.Prefix)}, false, nil
 	case "logfmt":
 		f, err := defField()
 		if err != nil {
 			return nil, false, err
 		}
-		return &logfmtStep{field: f, prefix: keyPrefix(ss.Prefix), skip: skip}, false, nil
+		return &logfmtStep{field: f, prefix: keyPrefix(ss.Prefix)}, false, nil
 	case "regex":
 		f, err := defField()
 		if err != nil {
@@ -450,7 +430,7 @@ func compileStep(ss *StepSpec, patterns map[string]string) (step, bool, error) {
 		if !named {
 			return nil, false, fmt.Errorf("regex.pattern: no named group (?P<name>...)")
 		}
-		return &regexStep{field: f, re: re, names: re.re.SubexpNames(), skip: skip}, false, nil
+		return &regexStep{field: f, re: re, names: re.re.SubexpNames()}, false, nil
 	case "grok":
 		f, err := defField()
 		if err != nil {
@@ -463,7 +443,7 @@ func compileStep(ss *StepSpec, patterns map[string]string) (step, bool, error) {
 		if len(srcs) == 0 {
 			return nil, false, fmt.Errorf("grok: missing pattern")
 		}
-		gs := &grokStep{field: f, skip: skip}
+		gs := &grokStep{field: f}
 		for i, src := range srcs {
 			p, err := compileGrok(src, patterns)
 			if err != nil {
@@ -484,7 +464,7 @@ func compileStep(ss *StepSpec, patterns map[string]string) (step, bool, error) {
 		if err != nil {
 			return nil, false, fmt.Errorf("klog.timezone: %w", err)
 		}
-		return &klogStep{field: f, loc: loc, skip: skip}, false, nil
+		return &klogStep{field: f, loc: loc}, false, nil
 	case "timestamp":
 		f, err := field("field", ss.Field)
 		if err != nil {
@@ -505,7 +485,7 @@ func compileStep(ss *StepSpec, patterns map[string]string) (step, bool, error) {
 		if err != nil {
 			return nil, false, fmt.Errorf("timestamp.timezone: %w", err)
 		}
-		return &timestampStep{field: f, layouts: layouts, loc: loc, skip: skip}, false, nil
+		return &timestampStep{field: f, layouts: layouts, loc: loc}, false, nil
 	case "set":
 		f, err := field("field", ss.Field)
 		if err != nil {
