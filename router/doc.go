@@ -170,7 +170,12 @@
 // trimSuffix, indexOf, lastIndexOf, hasPrefix, hasSuffix, split,
 // splitAfter, replace, repeat, join, toJSON, fromJSON, toBase64,
 // fromBase64, keys, values, max, min, abs, ceil, floor, round, type,
-// first, last, now; the loops all, none, any, one, filter, map,
+// first, last, now; for redaction and shaping, replaceRegex(s, pattern,
+// repl) (RE2; repl may use $1 or ${name}), sha256(s) and sha256(s, salt)
+// (hex), mask(s) and mask(s, keep) (all characters but the last keep
+// become *), truncate(s, n) (at most n bytes, whole characters) and
+// parseURL(s) (a map of scheme, user, host, port, path, fragment and
+// query, the first value of each parameter); the loops all, none, any, one, filter, map,
 // find, findIndex, findLast, findLastIndex, count, sum and reduce. Other
 // expr builtins (concat, sort, groupBy, ...) are refused at compile time.
 //

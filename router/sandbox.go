@@ -180,7 +180,7 @@ type meteredFunc struct {
 	types []any
 }
 
-var meteredFuncs = []meteredFunc{
+var meteredFuncs = append([]meteredFunc{
 	{"len", fnLen, []any{new(func(*meter, any) int)}},
 	{"int", fnScalar("int"), []any{new(func(*meter, any) int)}},
 	{"float", fnScalar("float"), []any{new(func(*meter, any) float64)}},
@@ -207,7 +207,7 @@ var meteredFuncs = []meteredFunc{
 	{"values", fnElems("values"), []any{new(func(*meter, map[string]any) []any), new(func(*meter, any) []any)}},
 	{"max", fnElems("max"), []any{new(func(*meter, ...any) any)}},
 	{"min", fnElems("min"), []any{new(func(*meter, ...any) any)}},
-}
+}, redactFuncs...)
 
 // Hidden functions the patcher calls in place of operators.
 var operatorFuncs = []meteredFunc{
@@ -760,20 +760,9 @@ func opMatches(m *meter, args []any) (any, error) {
 	if !ok1 || !ok2 {
 		return nil, fmt.Errorf("invalid operation: %T matches %T", args[0], args[1])
 	}
-	re := m.res[p]
-	if re == nil {
-		// Compiling costs about the pattern's size times its program.
-		if err := m.charge(mul(int64(len(p)), 64), 0); err != nil {
-			return nil, err
-		}
-		var err error
-		if re, err = compileRegex(p); err != nil {
-			return nil, fmt.Errorf("matches: %w", err)
-		}
-		if m.res == nil || len(m.res) >= maxRegexCache {
-			m.res = make(map[string]*sandboxRE, maxRegexCache)
-		}
-		m.res[p] = re
+	re, err := m.dynamicRegex(p, "matches")
+	if err != nil {
+		return nil, err
 	}
 	if err := m.charge(re.cost(len(s)), 0); err != nil {
 		return nil, err
