@@ -51,8 +51,8 @@ func TestRedactFunctions(t *testing.T) {
 func TestRedactFunctionsBounded(t *testing.T) {
 	big := strings.Repeat("a", 64<<10)
 	for _, expr := range []string{
-		`replaceRegex(log, "", log)`,           // a match at every position, each replaced by the whole line
-		`replaceRegex(log, "(a)", "$1$1$1$1")`, // grows 4x at every character
+		`replaceRegex(log, "", log)`,                           // a match at every position, each replaced by the whole line
+		`replaceRegex(log, "(a)", "$1$1$1$1")`,                 // grows 4x at every character
 		`len(replaceRegex(log, "(?:a{1,30}){1,30}", "x")) > 0`, // a large program over a long line
 	} {
 		p, err := Load([]byte("tenant: t\nversion: 1\nsteps:\n  - set: {field: out, expr: '" + expr + "'}\n"))
