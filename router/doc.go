@@ -124,12 +124,21 @@
 //
 //   - drop {if} and keep {if}: drop the record when the condition is true
 //     (drop) or false (keep).
-//   - sample {one_in}: keeps 1 record in one_in, deterministically by a
-//     hash of the record id (of log when the id is empty).
-//   - route {if, stream}: the first route whose condition is true sends
-//     the record to <prefix>.parsed.<tenant>.<stream>; later routes are not
-//     evaluated but other steps still run; with no match the record goes
-//     to the main parsed topic. Stream names follow kafka.ValidateStream.
+//   - sample {one_in | rate, key}: keeps 1 record in one_in, or the
+//     fraction rate (0 < rate <= 1), deterministically by a hash of key: an
+//     expression (attributes.trace_id keeps or drops a trace's records
+//     together), by default the record id (its log when the id is empty).
+//   - route {if, stream, copy}: the first route whose condition is true
+//     (a route without if always is: put it last, as the default) sends
+//     the record to <prefix>.parsed.<tenant>.<stream>; stream may be a
+//     list, the first getting the record and the others copies. A route
+//     with copy: true sends copies to its streams and leaves the record's
+//     own way to the other routes. Later routes do not change where a
+//     routed record goes, and other steps still run; with no match the
+//     record goes to the main parsed topic. Each copy is a record of its
+//     own, counted and produced in the same transaction; a copy whose
+//     stream topic is missing is dead-lettered alone. Stream names follow
+//     kafka.ValidateStream.
 //
 // Joining lines:
 //

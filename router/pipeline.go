@@ -76,6 +76,9 @@ type Result struct {
 	// Stream is the route chosen: "" for the tenant's main parsed topic,
 	// else the stream of <prefix>.parsed.<tenant>.<stream>.
 	Stream string
+	// Copies are the streams that also get the record, each once (route
+	// steps with copy, and a route's streams after its first).
+	Copies []string
 	// Dropped is set when a drop, keep or sample step filtered the record
 	// out; the record must not be written anywhere.
 	Dropped bool
@@ -247,7 +250,9 @@ func (p *Pipeline) Process(r *schemas.Record) (res Result) {
 	}
 	i = -1
 	boundAttributes(r)
-	return Result{Stream: st.stream}
+	// A copy to where the record itself goes would be a duplicate.
+	copies := slices.DeleteFunc(st.copies, func(c string) bool { return c == st.stream })
+	return Result{Stream: st.stream, Copies: copies}
 }
 
 // Streams returns the route streams the pipeline sends records to, in step
@@ -258,8 +263,17 @@ func (p *Pipeline) Streams() []string {
 	}
 	var out []string
 	for _, s := range p.spec.Steps {
-		if s.Type == "route" && !slices.Contains(out, s.Stream) {
-			out = append(out, s.Stream)
+		if s.Type != "route" {
+			continue
+		}
+		streams := s.Streams
+		if len(streams) == 0 {
+			streams = []string{s.Stream}
+		}
+		for _, st := range streams {
+			if st != "" && !slices.Contains(out, st) {
+				out = append(out, st)
+			}
 		}
 	}
 	return out

@@ -55,6 +55,12 @@ func (p *Pipeline) runTest(t *TestSpec) string {
 	if e.Stream != nil && res.Stream != *e.Stream {
 		return fmt.Sprintf("stream is %q, want %q", res.Stream, *e.Stream)
 	}
+	if e.Copies != nil {
+		got, want := slices.Sorted(slices.Values(res.Copies)), slices.Sorted(slices.Values(e.Copies))
+		if !slices.Equal(got, want) {
+			return fmt.Sprintf("copies go to %q, want %q", got, want)
+		}
+	}
 	if e.Log != nil && r.Log != *e.Log {
 		return fmt.Sprintf("log is %q, want %q", r.Log, *e.Log)
 	}

@@ -117,12 +117,11 @@ func fnMask(m *meter, args []any) (any, error) {
 	var b strings.Builder
 	b.Grow(len(s))
 	i := 0
-	for j, r := range s {
+	for j := range s {
 		if i >= runes-keep {
 			b.WriteString(s[j:])
 			break
 		}
-		_ = r
 		b.WriteByte('*')
 		i++
 	}

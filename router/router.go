@@ -332,7 +332,25 @@ func (rt *Router) run(tenant string, pipe *Pipeline, raw *kgo.Record, rec schema
 			Err: fmt.Errorf("processed record is %d bytes encoded, more than %s takes (%d)", len(v), topic, limit)})}
 	}
 	rt.m.tenant(tenant).out.Inc()
-	return []*kgo.Record{{Topic: topic, Key: raw.Key, Value: v, Headers: avroHeaders}}
+	out := []*kgo.Record{{Topic: topic, Key: raw.Key, Value: v, Headers: avroHeaders}}
+	// Copies: each is produced, and counted, as a record of its own; one
+	// that cannot be (its topic missing, too large for it) is dead-lettered
+	// alone, and the others go.
+	for _, c := range res.Copies {
+		ct := rt.topics.ParsedStream(tenant, c)
+		switch {
+		case !o.exists(ct):
+			out = append(out, rt.dlq(tenant, pipe.Version, raw, last, &Failure{Step: -1, Reason: ReasonTopicMissing,
+				Err: fmt.Errorf("the pipeline copies the record to stream %q, but topic %s does not exist (sluice tenant create %s --streams %s makes it)", c, ct, tenant, c)}))
+		case len(v) > o.maxValue(ct):
+			out = append(out, rt.dlq(tenant, pipe.Version, raw, last, &Failure{Step: -1, Reason: ReasonTooLarge,
+				Err: fmt.Errorf("processed record is %d bytes encoded, more than %s takes (%d)", len(v), ct, o.maxValue(ct))}))
+		default:
+			rt.m.tenant(tenant).out.Inc()
+			out = append(out, &kgo.Record{Topic: ct, Key: raw.Key, Value: v, Headers: avroHeaders})
+		}
+	}
+	return out
 }
 
 // producerBatchMax is the largest batch the router's producer sends:

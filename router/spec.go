@@ -91,8 +91,15 @@ type StepSpec struct {
 	HasValue bool
 	Expr     string // set
 	If       string // every step but multiline; see OnError
-	OneIn    int64  // sample
-	Stream   string // route
+	OneIn    int64   // sample: keep one record in OneIn
+	Rate     float64 // sample: keep this fraction of records (0 < Rate <= 1)
+	Key      string  // sample: an expression; records with equal keys are kept or dropped together
+	Stream   string  // route: the first (or only) stream
+	// Streams are all of a route's streams, Stream first (stream: given as
+	// a list sends the record to each).
+	Streams []string
+	// Copy makes a route send a copy, and the record go on.
+	Copy bool
 	// If, on a step other than drop, keep and route (where it is the
 	// step's own condition), runs the step only when it is true.
 	// OnError says what a failing step does to the record: dead_letter
@@ -124,6 +131,7 @@ type TestSpec struct {
 // must not exist.
 type TestExpect struct {
 	Stream     *string
+	Copies     []string // the streams that get copies, in any order; nil: not checked
 	Dropped    bool
 	DLQ        bool
 	Log        *string
@@ -147,8 +155,8 @@ var stepKeys = map[string][]string{
 	"lift":      {"field", "if", "on_error"},
 	"drop":      {"if", "on_error"},
 	"keep":      {"if", "on_error"},
-	"sample":    {"one_in", "if", "on_error"},
-	"route":     {"if", "stream", "on_error"},
+	"sample":    {"one_in", "rate", "key", "if", "on_error"},
+	"route":     {"if", "stream", "copy", "on_error"},
 	"multiline": {"continuation", "max_lines", "max_bytes", "max_wait"},
 }
 
@@ -465,7 +473,31 @@ func (d *decoder) step(n *yaml.Node) StepSpec {
 		case "one_in":
 			st.OneIn = d.int(v, what)
 		case "stream":
-			st.Stream = d.str(v, what)
+			if v.Kind == yaml.SequenceNode {
+				for _, sn := range v.Content {
+					st.Streams = append(st.Streams, d.str(sn, what))
+				}
+				if len(st.Streams) == 0 {
+					d.errorf(v, "%s must not be an empty list", what)
+					return
+				}
+			} else {
+				st.Streams = []string{d.str(v, what)}
+			}
+			st.Stream = st.Streams[0]
+		case "copy":
+			st.Copy = d.bool(v, what)
+		case "rate":
+			switch x := d.scalar(v, what).(type) {
+			case float64:
+				st.Rate = x
+			case int64:
+				st.Rate = float64(x)
+			default:
+				d.errorf(v, "%s must be a number", what)
+			}
+		case "key":
+			st.Key = d.str(v, what)
 		case "on_error":
 			st.OnError = d.str(v, what)
 		case "continuation":
@@ -552,11 +584,20 @@ func (d *decoder) record(n *yaml.Node) schemas.Record {
 
 func (d *decoder) expect(n *yaml.Node) TestExpect {
 	var e TestExpect
-	d.mapping(n, "expect", []string{"stream", "dropped", "dlq", "log", "timestamp", "attributes", "absent"}, func(key string, k, v *yaml.Node) {
+	d.mapping(n, "expect", []string{"stream", "copies", "dropped", "dlq", "log", "timestamp", "attributes", "absent"}, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "stream":
 			s := d.str(v, "expect.stream")
 			e.Stream = &s
+		case "copies":
+			if v.Kind != yaml.SequenceNode {
+				d.errorf(v, "expect.copies must be a list of streams")
+				return
+			}
+			e.Copies = []string{}
+			for _, c := range v.Content {
+				e.Copies = append(e.Copies, d.str(c, "expect.copies"))
+			}
 		case "dropped":
 			e.Dropped = d.bool(v, "expect.dropped")
 		case "dlq":

@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ type state struct {
 	ev      *evaluator // nil when the pipeline has no expressions
 	stream  string
 	routed  bool
+	copies  []string // streams that get a copy of the record
 	dropped bool
 	// work and alloc are the record's budget left (see meter).
 	work, alloc int64
@@ -321,14 +323,31 @@ func (s *filterStep) apply(r *schemas.Record, st *state) *stepError {
 	return nil
 }
 
-type sampleStep struct{ oneIn uint64 }
+// sampleStep keeps a record when the hash of its key (its id, else its
+// log; or the value of the key expression) falls in the kept part: one in
+// oneIn, or rate of all (keep below threshold, of 2^64).
+type sampleStep struct {
+	oneIn     uint64 // 0 with a rate
+	threshold uint64
+	key       *vm.Program // nil: the record's id
+}
 
 func (s *sampleStep) apply(r *schemas.Record, st *state) *stepError {
 	key := r.ID
 	if key == "" {
 		key = r.Log
 	}
-	if fnv64a(key)%s.oneIn != 0 {
+	if s.key != nil {
+		v, err := st.ev.run(s.key, st, r)
+		if err != nil {
+			return exprFail(err)
+		}
+		if v != nil {
+			key = fmt.Sprint(v)
+		}
+	}
+	h := fnv64a(key)
+	if s.oneIn > 0 && h%s.oneIn != 0 || s.oneIn == 0 && h >= s.threshold {
 		st.dropped = true
 	}
 	return nil
@@ -343,22 +362,39 @@ func fnv64a(s string) uint64 {
 	return h
 }
 
+// routeStep sends the record to its streams when its condition holds (nil:
+// always): the first route that does decides where the record goes (its
+// first stream; the others get copies); a copy route sends copies and
+// leaves that to the others.
 type routeStep struct {
-	prog   *vm.Program
-	stream string
+	prog    *vm.Program
+	streams []string
+	copy    bool
 }
 
 func (s *routeStep) apply(r *schemas.Record, st *state) *stepError {
-	if st.routed {
+	if st.routed && !s.copy {
 		return nil
 	}
-	b, err := st.ev.cond(s.prog, st, r)
-	if err != nil {
-		return exprFail(err)
+	if s.prog != nil {
+		b, err := st.ev.cond(s.prog, st, r)
+		if err != nil {
+			return exprFail(err)
+		}
+		if !b {
+			return nil
+		}
 	}
-	if b {
+	copies := s.streams
+	if !s.copy {
 		st.routed = true
-		st.stream = s.stream
+		st.stream = s.streams[0]
+		copies = s.streams[1:]
+	}
+	for _, c := range copies {
+		if !slices.Contains(st.copies, c) {
+			st.copies = append(st.copies, c)
+		}
 	}
 	return nil
 }
@@ -555,19 +591,52 @@ func compileStep(ss *StepSpec, patterns map[string]string) (step, bool, error) {
 		}
 		return ml, false, nil
 	case "sample":
-		if ss.OneIn < 1 || ss.OneIn > MaxSampleOneIn {
+		s := &sampleStep{}
+		switch {
+		case (ss.OneIn != 0) == (ss.Rate != 0):
+			return nil, false, fmt.Errorf("sample: give exactly one of one_in and rate")
+		case ss.OneIn != 0 && (ss.OneIn < 1 || ss.OneIn > MaxSampleOneIn):
 			return nil, false, fmt.Errorf("sample.one_in must be between 1 and %d", MaxSampleOneIn)
+		case ss.OneIn != 0:
+			s.oneIn = uint64(ss.OneIn)
+		case !(ss.Rate > 0 && ss.Rate <= 1):
+			return nil, false, fmt.Errorf("sample.rate must be above 0 and at most 1, got %v", ss.Rate)
+		case ss.Rate == 1:
+			s.oneIn = 1
+		default:
+			s.threshold = uint64(ss.Rate * (1 << 63) * 2)
 		}
-		return &sampleStep{oneIn: uint64(ss.OneIn)}, false, nil
+		if ss.Key != "" {
+			p, err := compileExpr(ss.Key, false)
+			if err != nil {
+				return nil, false, fmt.Errorf("sample.key: %w", err)
+			}
+			s.key = p
+		}
+		return s, s.key != nil, nil
 	case "route":
-		if err := kafka.ValidateStream(ss.Stream); err != nil {
-			return nil, false, fmt.Errorf("route.stream: %w", err)
+		streams := ss.Streams
+		if len(streams) == 0 && ss.Stream != "" {
+			streams = []string{ss.Stream}
+		}
+		if len(streams) == 0 {
+			return nil, false, fmt.Errorf("route: missing stream")
+		}
+		for _, st := range streams {
+			if err := kafka.ValidateStream(st); err != nil {
+				return nil, false, fmt.Errorf("route.stream: %w", err)
+			}
+		}
+		s := &routeStep{streams: streams, copy: ss.Copy}
+		if ss.If == "" {
+			return s, false, nil // always: a default route, put last
 		}
 		p, err := cond()
 		if err != nil {
 			return nil, false, err
 		}
-		return &routeStep{prog: p, stream: ss.Stream}, true, nil
+		s.prog = p
+		return s, true, nil
 	}
 	if msg, ok := unsupportedSteps[ss.Type]; ok {
 		return nil, false, fmt.Errorf("%s", msg)

@@ -221,7 +221,7 @@ func (panicStep) apply(*schemas.Record, *state) *stepError { panic("boom") }
 func TestPassThroughUnchanged(t *testing.T) {
 	p := PassThrough("t")
 	r := schemas.Record{Log: "x", Stream: "stdout", Attributes: map[string]any{"a": int64(1)}}
-	if res := p.Process(&r); res != (Result{}) {
+	if res := p.Process(&r); res.DLQ != nil || res.Dropped || res.Stream != "" || res.Copies != nil {
 		t.Fatalf("got %+v", res)
 	}
 	if r.Log != "x" || r.Attributes["a"] != int64(1) {

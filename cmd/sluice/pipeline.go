@@ -204,6 +204,7 @@ func pipelineValidate(_ context.Context, fs *flag.FlagSet, args []string, stdout
 // testOutcome is one output line of `sluice pipeline test`.
 type testOutcome struct {
 	Topic   string          `json:"topic,omitempty"`
+	Copies  []string        `json:"copies,omitempty"` // topics that also get the record
 	Record  json.RawMessage `json:"record,omitempty"`
 	Dropped bool            `json:"dropped,omitempty"`
 	DLQ     *testDLQ        `json:"dlq,omitempty"`
@@ -269,6 +270,9 @@ func pipelineTest(ctx context.Context, fs *flag.FlagSet, args []string, stdout, 
 				o.Topic = topics.Parsed(p.Tenant)
 				if res.Stream != "" {
 					o.Topic = topics.ParsedStream(p.Tenant, res.Stream)
+				}
+				for _, c := range res.Copies {
+					o.Copies = append(o.Copies, topics.ParsedStream(p.Tenant, c))
 				}
 				b, err := schemas.AppendJSON(nil, &rec)
 				if err != nil {

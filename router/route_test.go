@@ -1,0 +1,164 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicelogs/sluice/schemas"
+	"github.com/twmb/franz-go/pkg/kadm"
+)
+
+// TestRouteCopiesAndDefault: a route to several streams, copy routes, a
+// default route without if, and the tests: section checking copies.
+func TestRouteCopiesAndDefault(t *testing.T) {
+	src := `tenant: shop
+version: 1
+steps:
+  - json: {}
+  - route: {if: 'attributes.audit == true', stream: audit, copy: true}
+  - route: {if: 'attributes.level == "error"', stream: [errors, oncall]}
+  - route: {if: 'attributes.level == "debug"', stream: debug}
+  - route: {stream: rest}
+tests:
+  - name: an audited error goes to errors, with copies to oncall and audit
+    line: '{"level":"error","audit":true}'
+    expect: {stream: errors, copies: [audit, oncall]}
+  - name: an audited info line goes to the default route, with a copy to audit
+    line: '{"level":"info","audit":true}'
+    expect: {stream: rest, copies: [audit]}
+  - name: a debug line goes to debug, and nowhere else
+    line: '{"level":"debug"}'
+    expect: {stream: debug, copies: []}
+`
+	p, err := Load([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(p.Streams(), ","); got != "audit,errors,oncall,debug,rest" {
+		t.Errorf("streams %s", got)
+	}
+	// A copy to where the record goes anyway is not made twice.
+	p2, err := Load([]byte("tenant: shop\nversion: 1\nsteps:\n  - route: {stream: a, copy: true}\n  - route: {stream: a}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := schemas.Record{Log: "x"}
+	if res := p2.Process(&r); res.Stream != "a" || len(res.Copies) != 0 {
+		t.Errorf("%+v", res)
+	}
+	// A failing test names the copies.
+	bad := strings.Replace(src, "copies: [audit, oncall]", "copies: [audit]", 1)
+	if _, err := Load([]byte(bad)); err == nil || !strings.Contains(err.Error(), `copies go to ["audit" "oncall"], want ["audit"]`) {
+		t.Errorf("%v", err)
+	}
+}
+
+// TestSampleRateAndKey: a rate keeps about that share; a key keeps or
+// drops every record with its value together.
+func TestSampleRateAndKey(t *testing.T) {
+	p, err := Load([]byte("tenant: t\nversion: 1\nsteps:\n  - sample: {rate: 0.25}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := 0
+	for i := range 20000 {
+		r := schemas.Record{ID: fmt.Sprintf("id-%d", i)}
+		if !p.Process(&r).Dropped {
+			kept++
+		}
+	}
+	if kept < 4600 || kept > 5400 {
+		t.Errorf("rate 0.25 kept %d of 20000", kept)
+	}
+
+	p, err = Load([]byte("tenant: t\nversion: 1\nsteps:\n  - json: {}\n  - sample: {one_in: 4, key: 'attributes.trace_id'}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	traces := map[string][2]int{} // kept, dropped
+	for i := range 4000 {
+		trace := fmt.Sprintf("t%d", i%100)
+		r := schemas.Record{ID: fmt.Sprintf("id-%d", i), Log: `{"trace_id":"` + trace + `"}`}
+		c := traces[trace]
+		if p.Process(&r).Dropped {
+			c[1]++
+		} else {
+			c[0]++
+		}
+		traces[trace] = c
+	}
+	keptTraces := 0
+	for trace, c := range traces {
+		if c[0] > 0 && c[1] > 0 {
+			t.Fatalf("trace %s split: %d kept, %d dropped", trace, c[0], c[1])
+		}
+		if c[0] > 0 {
+			keptTraces++
+		}
+	}
+	if keptTraces < 10 || keptTraces > 45 {
+		t.Errorf("%d of 100 traces kept with one_in 4", keptTraces)
+	}
+
+	for doc, want := range map[string]string{
+		"  - sample: {}\n":                         "exactly one of one_in and rate",
+		"  - sample: {one_in: 2, rate: 0.5}\n":     "exactly one of one_in and rate",
+		"  - sample: {rate: 1.5}\n":                "sample.rate must be above 0 and at most 1",
+		"  - sample: {rate: 0.5, key: 'nosuch'}\n": "sample.key",
+		"  - route: {stream: []}\n":                "must not be an empty list",
+		"  - route: {stream: [ok, Bad.Name]}\n":    "invalid stream",
+	} {
+		if _, err := Load([]byte("tenant: t\nversion: 1\nsteps:\n" + doc)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", doc, err, want)
+		}
+	}
+}
+
+// TestRouteCopiesProduced: a router produces each copy as a record of its
+// own, in the same transaction; a copy whose stream topic is missing is
+// dead-lettered alone while the record and its other copies go.
+func TestRouteCopiesProduced(t *testing.T) {
+	cluster := routerCluster(t, "shop")
+	brokers := cluster.ListenAddrs()
+	cl := newClient(t, brokers)
+	if _, err := kadm.NewClient(cl).CreateTopics(context.Background(), 2, 1, nil,
+		"logs.parsed.shop.errors", "logs.parsed.shop.audit", "logs.dlq.shop.errors", "logs.dlq.shop.audit"); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, cl, `tenant: shop
+version: 1
+steps:
+  - json: {}
+  - route: {if: 'attributes.seq % 5 == 0', stream: audit, copy: true}
+  - route: {if: 'attributes.seq % 2 == 0', stream: [errors, oncall]}
+`)
+	startRouter(t, routerConfig(t, brokers, nil))
+	out, wait := consumeOutputs(t, brokers, "shop", "shop.errors", "shop.audit")
+	produceLines(t, cl, "shop", 0, 20)
+	// seq 0..19: 10 even (to errors, each with a dead-lettered copy for the
+	// missing oncall), 10 odd (main), 4 multiples of 5 (copies to audit).
+	wait(30*time.Second, "every record and copy", func(o *output) bool {
+		return len(o.parsed["logs.parsed.shop"]) >= 10 && len(o.parsed["logs.parsed.shop.errors"]) >= 10 &&
+			len(o.parsed["logs.parsed.shop.audit"]) >= 4 && len(o.dlq["logs.dlq.shop"]) >= 10
+	})
+	time.Sleep(300 * time.Millisecond)
+	wait(time.Second, "", func(*output) bool { return true })
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	for topic, want := range map[string]int{"logs.parsed.shop": 10, "logs.parsed.shop.errors": 10, "logs.parsed.shop.audit": 4} {
+		if n := len(out.parsed[topic]); n != want {
+			t.Errorf("%s: %d records, want %d", topic, n, want)
+		}
+	}
+	for _, d := range out.dlq["logs.dlq.shop"] {
+		if d.Reason != ReasonTopicMissing || !strings.Contains(d.Error, "oncall") {
+			t.Errorf("dead letter %s: %s", d.Reason, d.Error)
+		}
+	}
+	if n := len(out.dlq["logs.dlq.shop"]); n != 10 {
+		t.Errorf("%d dead letters, want 10 (the oncall copies)", n)
+	}
+}
