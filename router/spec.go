@@ -89,8 +89,8 @@ type StepSpec struct {
 	Value    any // set (normalised scalar); HasValue says it was given
 	// HasValue reports that Value was given (it may be nil: value: null).
 	HasValue bool
-	Expr     string // set
-	If       string // every step but multiline; see OnError
+	Expr     string  // set
+	If       string  // every step but multiline; see OnError
 	OneIn    int64   // sample: keep one record in OneIn
 	Rate     float64 // sample: keep this fraction of records (0 < Rate <= 1)
 	Key      string  // sample: an expression; records with equal keys are kept or dropped together
