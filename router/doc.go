@@ -156,8 +156,10 @@
 //     paused) until max_wait has passed, once, and then read again with
 //     whatever lines came meanwhile; other partitions and tenants go on.
 //     Joined records never span transactions, so a crash replays them
-//     whole. Process, and so a pipeline's tests: and
-//     sluice pipeline test, see single lines.
+//     whole. Process sees records already joined; a pipeline's tests:
+//     give lines: (a list of one container's lines, joined as the router
+//     joins them; expect: records: N checks how many records they make),
+//     and sluice pipeline test joins consecutive input lines.
 //
 // # Expressions
 //

@@ -26,13 +26,13 @@ const (
 // Multiline is a compiled multiline step: a record whose log matches
 // Continuation is appended (after a newline) to the record before it from
 // the same container, until the joined record has MaxLines lines or would
-// pass MaxBytes. The router does the joining, per partition and record key
+// pass MaxBytes (Join does the same to a list of records). The router does the joining, per partition and record key
 // (one container), before the rest of the pipeline runs. Joining never
 // reaches across transactions: a partition whose fetch ends with a record
 // whose last line is younger than MaxWait is held back once (rewound and
 // paused until MaxWait has passed, see batch.go), and every record still
 // open at the end of a partition's records is finished with them. Process
-// skips the step, so a pipeline's tests: see single lines.
+// skips the step; a pipeline's tests: with lines: are joined first.
 type Multiline struct {
 	Continuation *regexp.Regexp
 	cont         *sandboxRE
@@ -83,6 +83,32 @@ func (ml *Multiline) joins(log string, lines, n int) bool {
 		(ml.cont == nil || ml.cont.cost(len(log)) <= MaxRecordCost) && ml.Continuation.MatchString(log)
 }
 
+// appendLine joins a continuation line to the record before it: the
+// joined record keeps the first line's id and metadata, and is flagged
+// when any of its lines is.
+func appendLine(dst, line *schemas.Record) {
+	dst.Log += "\n" + line.Log
+	dst.InvalidUTF8 = dst.InvalidUTF8 || line.InvalidUTF8
+	dst.Partial = dst.Partial || line.Partial
+}
+
+// Join joins consecutive records of one container as the router does,
+// for a pipeline's tests: and sluice pipeline test.
+func (ml *Multiline) Join(recs []schemas.Record) []schemas.Record {
+	var out []schemas.Record
+	lines := 0
+	for i := range recs {
+		if len(out) > 0 && ml.joins(recs[i].Log, lines, len(out[len(out)-1].Log)) {
+			appendLine(&out[len(out)-1], &recs[i])
+			lines++
+			continue
+		}
+		out = append(out, recs[i])
+		lines = 1
+	}
+	return out
+}
+
 // joiner holds the records being joined in one transaction, per
 // container (topic, partition, key).
 type joiner struct {
@@ -127,9 +153,7 @@ func (j *joiner) add(tenant string, raw *kgo.Record, rec schemas.Record, ml *Mul
 	k := joinKey{raw.Topic, raw.Partition, string(raw.Key)}
 	g := j.open[k]
 	if g != nil && g.ml == ml && ml.joins(rec.Log, g.lines, len(g.rec.Log)) {
-		g.rec.Log += "\n" + rec.Log
-		g.rec.InvalidUTF8 = g.rec.InvalidUTF8 || rec.InvalidUTF8
-		g.rec.Partial = g.rec.Partial || rec.Partial
+		appendLine(&g.rec, &rec)
 		g.payload = append(append(g.payload, '\n'), raw.Value...)
 		g.last = raw.Offset
 		g.lines++

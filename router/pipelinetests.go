@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/sluicelogs/sluice/schemas"
 )
 
 // RunTests runs the pipeline's tests: section and returns one error per
@@ -32,12 +34,27 @@ func (p *Pipeline) RunTests() []error {
 func (p *Pipeline) runTest(t *TestSpec) string {
 	r := t.Input
 	r.Attributes = maps.Clone(t.Input.Attributes)
+	e := &t.Expect
+	if len(t.Lines) > 0 {
+		recs := make([]schemas.Record, len(t.Lines))
+		for i, l := range t.Lines {
+			recs[i] = schemas.Record{Log: l}
+		}
+		if p.multiline != nil {
+			recs = p.multiline.Join(recs)
+		}
+		if e.Records != nil && len(recs) != *e.Records {
+			return fmt.Sprintf("the lines make %d records, want %d", len(recs), *e.Records)
+		}
+		r = recs[0]
+	} else if e.Records != nil && *e.Records != 1 {
+		return fmt.Sprintf("one input makes one record, want %d (give lines:)", *e.Records)
+	}
 	r.Tenant = p.Tenant
 	if r.ID == "" {
 		r.ID = t.Name
 	}
 	res := p.Process(&r)
-	e := &t.Expect
 	switch {
 	case res.DLQ != nil && !e.DLQ:
 		return fmt.Sprintf("record went to the dlq: %v", res.DLQ)

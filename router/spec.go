@@ -122,6 +122,11 @@ type TestSpec struct {
 	Line, Column int
 	// Input is the record fed to the pipeline (from input: or line:).
 	Input schemas.Record
+	// Lines, from lines:, are consecutive log lines of one container,
+	// joined by the pipeline's multiline step (if it has one) before the
+	// other steps run, as the router joins them; Expect is checked on the
+	// first record they make.
+	Lines []string
 	// Expect is what the outcome must match.
 	Expect TestExpect
 }
@@ -132,6 +137,7 @@ type TestSpec struct {
 type TestExpect struct {
 	Stream     *string
 	Copies     []string // the streams that get copies, in any order; nil: not checked
+	Records    *int     // with lines: how many records they make
 	Dropped    bool
 	DLQ        bool
 	Log        *string
@@ -522,19 +528,30 @@ func (d *decoder) step(n *yaml.Node) StepSpec {
 func (d *decoder) test(n *yaml.Node) TestSpec {
 	t := TestSpec{Line: n.Line, Column: n.Column}
 	var hasInput bool
-	ok := d.mapping(n, "test", []string{"name", "input", "line", "expect"}, func(key string, k, v *yaml.Node) {
+	ok := d.mapping(n, "test", []string{"name", "input", "line", "lines", "expect"}, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "name":
 			t.Name = d.str(v, "test name")
+		case "lines":
+			if hasInput {
+				d.errorf(k, "test: give one of input, line and lines")
+			}
+			hasInput = true
+			for _, ln := range d.list(v, "test lines", MaxMultilineLines) {
+				t.Lines = append(t.Lines, d.str(ln, "test lines"))
+			}
+			if len(t.Lines) == 0 {
+				d.errorf(v, "test lines must not be empty")
+			}
 		case "line":
 			if hasInput {
-				d.errorf(k, "test: give input or line, not both")
+				d.errorf(k, "test: give one of input, line and lines")
 			}
 			hasInput = true
 			t.Input.Log = d.str(v, "test line")
 		case "input":
 			if hasInput {
-				d.errorf(k, "test: give input or line, not both")
+				d.errorf(k, "test: give one of input, line and lines")
 			}
 			hasInput = true
 			t.Input = d.record(v)
@@ -546,7 +563,7 @@ func (d *decoder) test(n *yaml.Node) TestSpec {
 		d.errorf(n, "test: missing name")
 	}
 	if ok && !hasInput {
-		d.errorf(n, "test %q: missing input or line", t.Name)
+		d.errorf(n, "test %q: missing input, line or lines", t.Name)
 	}
 	return t
 }
@@ -584,11 +601,14 @@ func (d *decoder) record(n *yaml.Node) schemas.Record {
 
 func (d *decoder) expect(n *yaml.Node) TestExpect {
 	var e TestExpect
-	d.mapping(n, "expect", []string{"stream", "copies", "dropped", "dlq", "log", "timestamp", "attributes", "absent"}, func(key string, k, v *yaml.Node) {
+	d.mapping(n, "expect", []string{"records", "stream", "copies", "dropped", "dlq", "log", "timestamp", "attributes", "absent"}, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "stream":
 			s := d.str(v, "expect.stream")
 			e.Stream = &s
+		case "records":
+			n := int(d.int(v, "expect.records"))
+			e.Records = &n
 		case "copies":
 			if v.Kind != yaml.SequenceNode {
 				d.errorf(v, "expect.copies must be a list of streams")

@@ -205,6 +205,7 @@ func pipelineValidate(_ context.Context, fs *flag.FlagSet, args []string, stdout
 type testOutcome struct {
 	Topic   string          `json:"topic,omitempty"`
 	Copies  []string        `json:"copies,omitempty"` // topics that also get the record
+	Lines   int             `json:"lines,omitempty"`  // with a multiline step: the input lines joined into it
 	Record  json.RawMessage `json:"record,omitempty"`
 	Dropped bool            `json:"dropped,omitempty"`
 	DLQ     *testDLQ        `json:"dlq,omitempty"`
@@ -244,53 +245,90 @@ func pipelineTest(ctx context.Context, fs *flag.FlagSet, args []string, stdout, 
 
 	dec := schemas.NewDecoder()
 	out := bufio.NewWriter(stdout)
-	sc := bufio.NewScanner(stdin)
-	sc.Buffer(make([]byte, 64<<10), maxTestLine)
-	var line []byte
-	for n := 1; sc.Scan(); n++ {
-		in := sc.Bytes()
-		if len(strings.TrimSpace(string(in))) == 0 {
-			continue
-		}
-		var o testOutcome
-		rec, f := router.DecodeInput(ctx, dec, in)
-		if f != nil {
-			// The router dead-letters such a value too.
-			o.DLQ = &testDLQ{Reason: f.Reason, Step: -1, Error: errString(f.Err)}
-		}
-		if o.DLQ == nil {
-			rec.Tenant = p.Tenant // the tenant comes from the topic, never the payload
-			res := p.Process(&rec)
-			switch {
-			case res.DLQ != nil:
-				o.DLQ = &testDLQ{Reason: res.DLQ.Reason, Step: res.DLQ.Step, StepType: res.DLQ.StepType, Error: errString(res.DLQ.Err)}
-			case res.Dropped:
-				o.Dropped = true
-			default:
-				o.Topic = topics.Parsed(p.Tenant)
-				if res.Stream != "" {
-					o.Topic = topics.ParsedStream(p.Tenant, res.Stream)
-				}
-				for _, c := range res.Copies {
-					o.Copies = append(o.Copies, topics.ParsedStream(p.Tenant, c))
-				}
-				b, err := schemas.AppendJSON(nil, &rec)
-				if err != nil {
-					// The router could not encode it either.
-					o = testOutcome{DLQ: &testDLQ{Reason: schemas.Reason(err), Step: -1, Error: err.Error()}}
-				} else {
-					o.Record = b
-				}
-			}
-		}
-		line, err = json.Marshal(o)
+	emit := func(o testOutcome) error {
+		line, err := json.Marshal(o)
 		if err != nil {
-			return fmt.Errorf("test: input line %d: %w", n, err)
+			return fmt.Errorf("test: %w", err)
 		}
 		out.Write(line)
 		if err := out.WriteByte('\n'); err != nil {
 			return fmt.Errorf("test: write: %w", err)
 		}
+		return nil
+	}
+	process := func(rec schemas.Record, lines int) error {
+		o := testOutcome{Lines: lines}
+		rec.Tenant = p.Tenant // the tenant comes from the topic, never the payload
+		res := p.Process(&rec)
+		switch {
+		case res.DLQ != nil:
+			o.DLQ = &testDLQ{Reason: res.DLQ.Reason, Step: res.DLQ.Step, StepType: res.DLQ.StepType, Error: errString(res.DLQ.Err)}
+		case res.Dropped:
+			o.Dropped = true
+		default:
+			o.Topic = topics.Parsed(p.Tenant)
+			if res.Stream != "" {
+				o.Topic = topics.ParsedStream(p.Tenant, res.Stream)
+			}
+			for _, c := range res.Copies {
+				o.Copies = append(o.Copies, topics.ParsedStream(p.Tenant, c))
+			}
+			b, err := schemas.AppendJSON(nil, &rec)
+			if err != nil {
+				// The router could not encode it either.
+				o = testOutcome{Lines: lines, DLQ: &testDLQ{Reason: schemas.Reason(err), Step: -1, Error: err.Error()}}
+			} else {
+				o.Record = b
+			}
+		}
+		return emit(o)
+	}
+	// A pipeline that joins lines sees the input as the lines of one
+	// container: consecutive lines are joined as the router joins them,
+	// and each outcome says how many lines it took.
+	ml := p.Multiline()
+	var group []schemas.Record
+	flush := func() error {
+		if len(group) == 0 {
+			return nil
+		}
+		joined, n := ml.Join(group)[0], len(group)
+		group = group[:0]
+		return process(joined, n)
+	}
+	sc := bufio.NewScanner(stdin)
+	sc.Buffer(make([]byte, 64<<10), maxTestLine)
+	for sc.Scan() {
+		in := sc.Bytes()
+		if len(strings.TrimSpace(string(in))) == 0 {
+			continue
+		}
+		rec, f := router.DecodeInput(ctx, dec, in)
+		if f != nil {
+			// The router dead-letters such a value too.
+			if err := flush(); err != nil {
+				return err
+			}
+			if err := emit(testOutcome{DLQ: &testDLQ{Reason: f.Reason, Step: -1, Error: errString(f.Err)}}); err != nil {
+				return err
+			}
+			continue
+		}
+		if ml == nil {
+			if err := process(rec, 0); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(group) > 0 && len(ml.Join(append(group, rec))) > 1 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		group = append(group, rec)
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	if err := sc.Err(); err != nil {
 		out.Flush()

@@ -344,3 +344,47 @@ func TestPipelineKafkaSettingsErrors(t *testing.T) {
 		t.Errorf("list with bad brokers: %v, want the variable named", err)
 	}
 }
+
+// TestPipelineTestMultiline: with a multiline step, sluice pipeline test
+// joins consecutive input lines as the router does, and says how many
+// lines each record took.
+func TestPipelineTestMultiline(t *testing.T) {
+	path := writePipeline(t, `tenant: java
+version: 1
+steps:
+  - multiline: {continuation: '^\s+at |^Caused by: '}
+  - regex: {pattern: '^(?P<exception>[\w.]+Exception): (?P<reason>.*)'}
+tests:
+  - name: a stack trace is one record
+    lines:
+      - 'java.lang.IllegalStateException: cart locked'
+      - '    at shop.Cart.update(Cart.java:10)'
+      - 'Caused by: java.util.concurrent.TimeoutException: wait'
+    expect: {records: 1, attributes: {exception: java.lang.IllegalStateException, reason: cart locked}}
+  - name: two traces are two records
+    lines: ['a.BException: one', '  at x', 'a.CException: two']
+    expect: {records: 2, attributes: {exception: a.BException}}
+`)
+	setStdin(t, "a.BException: one\n  at x.y(Z.java:1)\n  at x.z(Z.java:2)\na.CException: two\nplain\n")
+	out, _, err := runPipelineCmd(t, "test", "-f", path)
+	if err != nil {
+		t.Fatalf("test: %v", err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d outcomes, want 3:\n%s", len(lines), out)
+	}
+	for i, want := range []string{`"lines":3`, `"lines":1`, `"dlq"`} {
+		if !strings.Contains(lines[i], want) {
+			t.Errorf("outcome %d: %s, want %s", i+1, lines[i], want)
+		}
+	}
+	if !strings.Contains(lines[0], `at x.z(Z.java:2)`) {
+		t.Errorf("the joined record lost a line: %s", lines[0])
+	}
+	// A test whose lines make another number of records fails, saying so.
+	bad := writePipeline(t, "tenant: java\nversion: 1\nsteps:\n  - multiline: {continuation: '^\\s'}\ntests:\n  - name: n\n    lines: [a, ' b', c]\n    expect: {records: 1}\n")
+	if _, _, err := runPipelineCmd(t, "validate", "-f", bad); err == nil || !strings.Contains(err.Error(), "the lines make 2 records, want 1") {
+		t.Errorf("validate: %v", err)
+	}
+}
