@@ -161,6 +161,14 @@
 //     joins them; expect: records: N checks how many records they make),
 //     and sluice pipeline test joins consecutive input lines.
 //
+// # Errors
+//
+// A pipeline that does not compile is refused with every problem, each at
+// its line and column: a problem with a pattern or an expression is shown
+// at the part of it at fault (the bad part of a regex, the %{...} of a
+// grok pattern, the name an expression does not know), also inside a |
+// block.
+//
 // # Expressions
 //
 // if and expr use github.com/expr-lang/expr, compiled once per pipeline

@@ -47,7 +47,7 @@ func compileMultiline(ss *StepSpec) (*Multiline, error) {
 	}
 	re, err := compileRegex(ss.Continuation)
 	if err != nil {
-		return nil, fmt.Errorf("multiline.continuation: %w", err)
+		return nil, valueError("continuation", ss.Continuation, fmt.Errorf("multiline.continuation: %w", err))
 	}
 	ml := &Multiline{Continuation: re.re, cont: re, MaxLines: ss.MaxLines, MaxBytes: ss.MaxBytes, MaxWait: ss.MaxWait}
 	switch {

@@ -64,7 +64,7 @@ func compileGuard(ss *StepSpec) (guard, error) {
 	if ss.If != "" && !ownIf[ss.Type] {
 		p, err := compileExpr(ss.If, true)
 		if err != nil {
-			return g, fmt.Errorf("%s.if: %w", ss.Type, err)
+			return g, valueError("if", ss.If, fmt.Errorf("%s.if: %w", ss.Type, err))
 		}
 		g.cond = p
 	}
@@ -121,8 +121,9 @@ func compile(spec *Spec, names bool) (*Pipeline, []error) {
 			g, err = compileGuard(ss)
 		}
 		if err != nil {
+			line, col := ss.locate(err)
 			errs = append(errs, &SpecError{
-				Line: max(ss.Line, 1), Column: max(ss.Column, 1),
+				Line: line, Column: col,
 				Msg: err.Error(),
 				Err: fmt.Errorf("%w: %w", ErrInvalidSpec, err),
 			})

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -71,6 +72,10 @@ type Spec struct {
 type StepSpec struct {
 	Type         string
 	Line, Column int
+	// Pos is where each key's value is ("pattern[1]" for a list's second
+	// item), so that a problem with a pattern or expression is shown at
+	// it.
+	Pos map[string]valuePos
 
 	Field   string   // json, logfmt, regex, klog, timestamp, set, lift
 	From    string   // rename, copy
@@ -176,6 +181,7 @@ var unsupportedSteps = map[string]string{}
 
 // decoder collects problems while walking the YAML tree.
 type decoder struct {
+	lines    []string // the document's, for where a block's text starts
 	errs     []error
 	badSteps map[int]bool // steps with a decoding problem
 	badNames bool         // tenant or version with a decoding problem
@@ -226,7 +232,7 @@ func Parse(src []byte) (*Spec, error) {
 	} else if !errors.Is(err, io.EOF) {
 		return nil, yamlError(err)
 	}
-	var d decoder
+	d := decoder{lines: strings.Split(string(src), "\n")}
 	if hasAlias(&doc) {
 		d.errorf(&doc, "yaml anchors and aliases are not allowed")
 		return nil, errors.Join(d.errs...)
@@ -425,6 +431,15 @@ func (d *decoder) step(n *yaml.Node) StepSpec {
 	}
 	d.mapping(v, st.Type+" step", allowed, func(key string, k, v *yaml.Node) {
 		what := st.Type + "." + key
+		if st.Pos == nil {
+			st.Pos = map[string]valuePos{}
+		}
+		st.Pos[key] = d.nodePos(v)
+		if v.Kind == yaml.SequenceNode {
+			for i, item := range v.Content {
+				st.Pos[fmt.Sprintf("%s[%d]", key, i)] = d.nodePos(item)
+			}
+		}
 		switch key {
 		case "field":
 			st.Field = d.str(v, what)
@@ -523,6 +538,19 @@ func (d *decoder) step(n *yaml.Node) StepSpec {
 		}
 	})
 	return st
+}
+
+// nodePos is where a value's text is written: for a | or > block, the
+// first column of the line after the indicator.
+func (d *decoder) nodePos(n *yaml.Node) valuePos {
+	p := valuePos{Line: n.Line, Column: n.Column,
+		Quoted: n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0,
+		Block:  n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0}
+	if p.Block && n.Line < len(d.lines) {
+		next := d.lines[n.Line] // the line after the indicator's (1-based n.Line)
+		p.Column = len(next) - len(strings.TrimLeft(next, " ")) + 1
+	}
+	return p
 }
 
 func (d *decoder) test(n *yaml.Node) TestSpec {

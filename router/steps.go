@@ -423,7 +423,7 @@ func compileStep(ss *StepSpec, patterns map[string]string) (step, bool, error) {
 		}
 		p, err := compileExpr(ss.If, true)
 		if err != nil {
-			return nil, fmt.Errorf("%s.if: %w", ss.Type, err)
+			return nil, valueError("if", ss.If, fmt.Errorf("%s.if: %w", ss.Type, err))
 		}
 		return p, nil
 	}
@@ -457,7 +457,7 @@ func compileStep(ss *StepSpec, patterns map[string]string) (step, bool, error) {
 		}
 		re, err := compileRegex(ss.Pattern)
 		if err != nil {
-			return nil, false, fmt.Errorf("regex.pattern: %w", err)
+			return nil, false, valueError("pattern", ss.Pattern, fmt.Errorf("regex.pattern: %w", err))
 		}
 		named := false
 		for _, n := range re.re.SubexpNames() {
@@ -484,9 +484,9 @@ func compileStep(ss *StepSpec, patterns map[string]string) (step, bool, error) {
 			p, err := compileGrok(src, patterns)
 			if err != nil {
 				if len(srcs) > 1 {
-					return nil, false, fmt.Errorf("grok.pattern %d: %w", i+1, err)
+					return nil, false, valueError(fmt.Sprintf("pattern[%d]", i), src, fmt.Errorf("grok.pattern %d: %w", i+1, err))
 				}
-				return nil, false, fmt.Errorf("grok.pattern: %w", err)
+				return nil, false, valueError("pattern", src, fmt.Errorf("grok.pattern: %w", err))
 			}
 			gs.patterns = append(gs.patterns, p)
 		}
@@ -513,7 +513,7 @@ func compileStep(ss *StepSpec, patterns map[string]string) (step, bool, error) {
 		for _, l := range ss.Layouts {
 			tl, err := resolveLayout(l)
 			if err != nil {
-				return nil, false, fmt.Errorf("timestamp.layout: %w", err)
+				return nil, false, valueError("layout", "", fmt.Errorf("timestamp.layout: %w", err))
 			}
 			layouts = append(layouts, tl...)
 		}
@@ -540,7 +540,7 @@ func compileStep(ss *StepSpec, patterns map[string]string) (step, bool, error) {
 		}
 		p, err := compileExpr(ss.Expr, false)
 		if err != nil {
-			return nil, false, fmt.Errorf("set.expr: %w", err)
+			return nil, false, valueError("expr", ss.Expr, fmt.Errorf("set.expr: %w", err))
 		}
 		return &setStep{field: f, prog: p}, true, nil
 	case "rename", "copy":
@@ -609,7 +609,7 @@ func compileStep(ss *StepSpec, patterns map[string]string) (step, bool, error) {
 		if ss.Key != "" {
 			p, err := compileExpr(ss.Key, false)
 			if err != nil {
-				return nil, false, fmt.Errorf("sample.key: %w", err)
+				return nil, false, valueError("key", ss.Key, fmt.Errorf("sample.key: %w", err))
 			}
 			s.key = p
 		}
