@@ -98,7 +98,7 @@ func TestPipelineValidate(t *testing.T) {
 	}{
 		{"good", goodPipeline, "valid: tenant acme version 3, 2 tests passed\n", nil},
 		{"unknown step", "tenant: acme\nversion: 1\nsteps:\n  - nope: {}\n", "", []string{"1 problem(s)", "line 4, column 5", `unknown step type "nope"`}},
-		{"bad expression and regex", "tenant: acme\nversion: 1\nsteps:\n  - drop:\n      if: 'attributes.x ==='\n  - regex:\n      field: log\n      pattern: '(?P<a'\n", "", []string{"2 problem(s)", "line 4", "line 6"}},
+		{"bad expression and regex", "tenant: acme\nversion: 1\nsteps:\n  - drop:\n      if: 'attributes.x ==='\n  - regex:\n      field: log\n      pattern: '(?P<a'\n", "", []string{"2 problem(s)", "line 5", "line 8"}},
 		{"failing test", strings.Replace(goodPipeline, "stream: errors\n  - name", "stream: other\n  - name", 1), "", []string{"line 12", `test "routes errors"`}},
 	}
 	for _, tt := range tests {
