@@ -84,3 +84,20 @@ func BenchmarkGrokCombined(b *testing.B) {
 	p := mustPipeline(b, StepSpec{Type: "grok", Pattern: `%{COMBINEDAPACHELOG}`})
 	benchmark(b, p, benchAccess)
 }
+
+const benchIngress = `10.244.1.17 - - [21/Nov/2026:10:00:00 +0000] "GET /api/v1/products/12345?ref=home HTTP/1.1" 200 5123 "https://shop.example.com/" "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36" 512 0.012 [shop-frontend-80] [] 10.244.2.31:8080 5123 0.011 200 9f2c1e4b7a6d5c3e8f9a0b1c2d3e4f5a`
+
+// BenchmarkRegexNginxIngress is an ingress-nginx line parsed with a regex
+// written by hand, as a pipeline without grok needs it.
+func BenchmarkRegexNginxIngress(b *testing.B) {
+	p := mustPipeline(b, StepSpec{Type: "regex",
+		Pattern: `^(?P<remote_addr>\S+) - (?P<remote_user>\S+) \[(?P<time_local>[^\]]+)\] "(?P<method>[A-Z]+) (?P<path>\S+) HTTP/(?P<protocol>[0-9.]+)" (?P<status>\d{3}) (?P<body_bytes_sent>\d+) "(?P<http_referer>[^"]*)" "(?P<http_user_agent>[^"]*)" (?P<request_length>\d+) (?P<request_time>[0-9.]+) \[(?P<proxy_upstream_name>[^\]]*)\] \[(?P<proxy_alternative_upstream_name>[^\]]*)\] (?P<upstream_addr>\S+) (?P<upstream_response_length>\S+) (?P<upstream_response_time>\S+) (?P<upstream_status>\S+) (?P<req_id>\S+)$`})
+	benchmark(b, p, benchIngress)
+}
+
+// BenchmarkGrokNginxIngress parses the same line with %{NGINX_INGRESS}:
+// typed status, sizes and time, lists of upstreams.
+func BenchmarkGrokNginxIngress(b *testing.B) {
+	p := mustPipeline(b, StepSpec{Type: "grok", Pattern: `^%{NGINX_INGRESS}$`})
+	benchmark(b, p, benchIngress)
+}

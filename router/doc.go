@@ -85,7 +85,10 @@
 //     such as IP, IPORHOST, HOSTNAME, NUMBER, INT, WORD, NOTSPACE, DATA,
 //     GREEDYDATA, QS, UUID, URI, URIPATHPARAM, HTTPDATE,
 //     TIMESTAMP_ISO8601, SYSLOGTIMESTAMP, LOGLEVEL, COMMONAPACHELOG,
-//     COMBINEDAPACHELOG, SYSLOGBASE) or one of the pipeline's own,
+//     COMBINEDAPACHELOG, SYSLOGBASE, and the ready parsers NGINX_ACCESS,
+//     NGINX_INGRESS, APACHE_ACCESS, SYSLOG3164, SYSLOG5424 and
+//     ENVOY_ACCESS, with fields named as the formats name them) or one of
+//     the pipeline's own,
 //     given at the top of the document as patterns: {NAME: pattern},
 //     which may use the others and replace a built-in one of the same
 //     name. Everything is expanded and compiled once, when the pipeline

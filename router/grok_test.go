@@ -232,3 +232,52 @@ func FuzzGrokCompile(f *testing.F) {
 		}
 	})
 }
+
+// TestGrokReadyParsers: the ready parsers on lines as their programs
+// write them.
+func TestGrokReadyParsers(t *testing.T) {
+	for _, c := range []struct {
+		pattern, line string
+		want          map[string]any
+		absent        []string
+	}{
+		{"NGINX_ACCESS", `10.1.2.3 - - [21/Nov/2026:10:30:00 +0000] "GET /cart?id=7 HTTP/1.1" 200 512 "-" "curl/8.5.0"`,
+			map[string]any{"remote_addr": "10.1.2.3", "remote_user": "-", "method": "GET", "path": "/cart?id=7", "protocol": "1.1",
+				"status": int64(200), "body_bytes_sent": int64(512), "http_referer": "-", "http_user_agent": "curl/8.5.0"}, []string{"request"}},
+		{"NGINX_INGRESS", `192.168.1.10 - alice [21/Nov/2026:10:30:00 +0000] "POST /api/v1/items HTTP/2.0" 502 150 "https://shop.example/" "Mozilla/5.0 (X11)" 87 0.004 [default-api-8080] [] 10.244.0.12:8080, 10.244.0.13:8080 0, 150 0.001, 0.003 502, 502 4b5c7f0e9a1d2c3b4a5f6e7d8c9b0a1f`,
+			map[string]any{"remote_addr": "192.168.1.10", "remote_user": "alice", "method": "POST", "status": int64(502), "request_length": int64(87),
+				"request_time": 0.004, "proxy_upstream_name": "default-api-8080", "proxy_alternative_upstream_name": "",
+				"upstream_addr": "10.244.0.12:8080, 10.244.0.13:8080", "upstream_status": "502, 502", "req_id": "4b5c7f0e9a1d2c3b4a5f6e7d8c9b0a1f"}, nil},
+		{"SYSLOG3164", `<34>Oct 11 22:14:15 mymachine su[123]: 'su root' failed for lonvick on /dev/pts/8`,
+			map[string]any{"priority": int64(34), "timestamp": "Oct 11 22:14:15", "hostname": "mymachine", "appname": "su", "procid": int64(123),
+				"message": "'su root' failed for lonvick on /dev/pts/8"}, nil},
+		{"SYSLOG3164", `Nov  1 03:04:05 node-7 kubelet: E1101 failed`,
+			map[string]any{"hostname": "node-7", "appname": "kubelet", "message": "E1101 failed"}, []string{"priority", "procid"}},
+		{"SYSLOG5424", `<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut="3" eventSource="Application"] An application event`,
+			map[string]any{"priority": int64(165), "version": int64(1), "timestamp": "2003-10-11T22:14:15.003Z", "hostname": "mymachine.example.com",
+				"appname": "evntslog", "msgid": "ID47", "structured_data": `[exampleSDID@32473 iut="3" eventSource="Application"]`, "message": "An application event"}, []string{"procid"}},
+		{"SYSLOG5424", `<13>1 - - - - - -`, map[string]any{"priority": int64(13)}, []string{"timestamp", "hostname", "message"}},
+		{"ENVOY_ACCESS", `[2016-04-15T20:17:00.310Z] "POST /api/v1/locations HTTP/2" 204 - 154 0 226 100 "10.0.35.28" "nsq2http" "cc21d9b0-cf5c-432b-8c7e-98aeb7988cd2" "locations" "tcp://10.0.2.1:80"`,
+			map[string]any{"start_time": "2016-04-15T20:17:00.310Z", "method": "POST", "path": "/api/v1/locations", "protocol": "HTTP/2",
+				"response_code": int64(204), "response_flags": "-", "bytes_received": int64(154), "duration": int64(226),
+				"upstream_service_time": int64(100), "authority": "locations", "upstream_host": "tcp://10.0.2.1:80"}, nil},
+		{"APACHE_ACCESS", `::1 - - [21/Nov/2026:10:30:00 +0000] "GET / HTTP/1.1" 304 - "-" "-"`,
+			map[string]any{"clientip": "::1", "response": int64(304)}, []string{"bytes"}},
+	} {
+		r, f := grokRecord(t, []StepSpec{{Type: "grok", Pattern: "^%{" + c.pattern + "}$"}}, nil, c.line)
+		if f != nil {
+			t.Errorf("%s: %v", c.pattern, f)
+			continue
+		}
+		for k, v := range c.want {
+			if r.Attributes[k] != v {
+				t.Errorf("%s: %s = %#v, want %#v", c.pattern, k, r.Attributes[k], v)
+			}
+		}
+		for _, k := range c.absent {
+			if _, ok := r.Attributes[k]; ok {
+				t.Errorf("%s: %s is set (%#v)", c.pattern, k, r.Attributes[k])
+			}
+		}
+	}
+}
