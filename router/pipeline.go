@@ -191,6 +191,11 @@ func (p *Pipeline) Spec() *Spec { return p.spec }
 // the original payload for the dead-letter document. Attributes beyond
 // MaxAttributes are moved to OverflowKey before Process returns.
 func (p *Pipeline) Process(r *schemas.Record) (res Result) {
+	if len(p.steps) == 0 {
+		// Nothing to run: no state to put on the heap.
+		boundAttributes(r)
+		return Result{}
+	}
 	st := state{tenant: p.Tenant}
 	st.reset()
 	i := -1
