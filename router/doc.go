@@ -3,7 +3,8 @@
 // each tenant's pipeline and produces to <prefix>.parsed.<tenant>[.<stream>]
 // or <prefix>.dlq.<tenant>, inside Kafka transactions. The pipeline engine
 // (pipeline documents, steps, expressions) is described first; the stage
-// (Router, the config topic) after it.
+// (Router, the config topic) after it. Pipeline authors have their own
+// reference, docs/pipelines.md, whose examples are run as tests.
 //
 // # Pipeline documents
 //
