@@ -78,9 +78,13 @@
 //     (the first that matches sets its captures): RE2 with named parts,
 //     %{NAME} (matched, not kept), %{NAME:field} (kept as the attribute
 //     field, dots allowed) and %{NAME:field:type}, type one of string,
-//     int, float, bool (true/false, yes/no, on/off, 1/0) and ip (checked,
-//     written in its canonical form). A typed capture that is empty or
-//     "-" is absent; one that does not convert fails the step. Plain
+//     int, float, bool (true/false, yes/no, on/off, 1/0), ip (checked,
+//     written in its canonical form), duration (1.5s, 120ms, 2h45m or a
+//     number: seconds), bytes (512, 10KB, 1.5MiB: bytes) and timestamp
+//     (ISO 8601, written as RFC 3339 in UTC). json, logfmt and regex take
+//     the same types as types: {attribute: type}. A typed value that is
+//     empty, "-" or null is absent; one that does not convert fails the
+//     step. Plain
 //     (?P<name>...) groups are kept as in a regex step. NAME is one of
 //     the built-in patterns (grok-patterns.txt: Logstash's core names,
 //     such as IP, IPORHOST, HOSTNAME, NUMBER, INT, WORD, NOTSPACE, DATA,

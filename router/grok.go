@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sluicelogs/sluice/schemas"
 )
@@ -43,7 +44,8 @@ const (
 var grokNameRE = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
 
 // grokTypes are the types a capture may be given.
-var grokTypes = map[string]bool{"string": true, "int": true, "float": true, "bool": true, "ip": true}
+var grokTypes = map[string]bool{"string": true, "int": true, "float": true, "bool": true, "ip": true,
+	"duration": true, "bytes": true, "timestamp": true}
 
 // parseGrokDefs reads "NAME pattern" lines; blank lines and lines starting
 // with # are skipped.
@@ -150,7 +152,7 @@ func (e *grokExpander) expand(p string, stack []string) error {
 			}
 		}
 		if typ != "" && !grokTypes[typ] {
-			return fmt.Errorf("%%{%s}: unknown type %q (string, int, float, bool, ip)", ref, typ)
+			return fmt.Errorf("%%{%s}: unknown type %q (string, int, float, bool, ip, duration, bytes, timestamp)", ref, typ)
 		}
 		if field == "" && typ != "" {
 			return fmt.Errorf("%%{%s}: a type needs a field", ref)
@@ -313,6 +315,50 @@ func convertCapture(text, typ string) (any, bool, error) {
 			return nil, false, fmt.Errorf("%q is not an IP address", text)
 		}
 		return a.Unmap().String(), true, nil
+	case "duration":
+		if f, err := strconv.ParseFloat(text, 64); err == nil {
+			return f, true, nil
+		}
+		d, err := time.ParseDuration(text)
+		if err != nil {
+			return nil, false, fmt.Errorf("%q is not a duration (1.5s, 120ms, 2h45m, or seconds)", text)
+		}
+		return d.Seconds(), true, nil
+	case "bytes":
+		n, err := parseBytes(text)
+		if err != nil {
+			return nil, false, err
+		}
+		return n, true, nil
+	case "timestamp":
+		for _, l := range iso8601 {
+			if t, err := time.Parse(l, text); err == nil {
+				return t.UTC().Format(time.RFC3339Nano), true, nil
+			}
+		}
+		return nil, false, fmt.Errorf("%q is not an ISO 8601 time", text)
 	}
 	return nil, false, fmt.Errorf("unknown type %q", typ)
+}
+
+// byteUnits are the units a bytes value may have, in bytes.
+var byteUnits = map[string]float64{
+	"": 1, "b": 1,
+	"k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
+	"ki": 1 << 10, "kib": 1 << 10, "mi": 1 << 20, "mib": 1 << 20, "gi": 1 << 30, "gib": 1 << 30, "ti": 1 << 40, "tib": 1 << 40,
+}
+
+// parseBytes reads a size: a number and an optional unit, SI (kB, MB)
+// or binary (KiB, MiB), case-insensitive ("512", "10KB", "1.5 MiB").
+func parseBytes(text string) (int64, error) {
+	i := 0
+	for i < len(text) && (text[i] >= '0' && text[i] <= '9' || text[i] == '.') {
+		i++
+	}
+	f, err := strconv.ParseFloat(text[:i], 64)
+	unit, ok := byteUnits[strings.ToLower(strings.TrimSpace(text[i:]))]
+	if err != nil || !ok || f*unit >= 1<<63 {
+		return 0, fmt.Errorf("%q is not a size (512, 10KB, 1.5MiB)", text)
+	}
+	return int64(f * unit), nil
 }

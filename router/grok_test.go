@@ -281,3 +281,54 @@ func TestGrokReadyParsers(t *testing.T) {
 		}
 	}
 }
+
+// TestTypes: the types a grok capture or a parse step's types: give, with
+// "-", empty and null absent.
+func TestTypes(t *testing.T) {
+	for _, c := range []struct {
+		text, typ string
+		want      any
+		ok        bool
+	}{
+		{"42", "int", int64(42), true}, {"-", "int", nil, false}, {"", "float", nil, false},
+		{"1.5", "float", 1.5, true}, {"Yes", "bool", true, true}, {"off", "bool", false, true},
+		{"::ffff:10.0.0.1", "ip", "10.0.0.1", true},
+		{"1.5s", "duration", 1.5, true}, {"120ms", "duration", 0.12, true}, {"2h45m", "duration", 9900.0, true}, {"0.004", "duration", 0.004, true},
+		{"512", "bytes", int64(512), true}, {"10KB", "bytes", int64(10000), true}, {"1.5 MiB", "bytes", int64(1572864), true}, {"2g", "bytes", int64(2e9), true},
+		{"2026-11-21T11:00:00+0100", "timestamp", "2026-11-21T10:00:00Z", true},
+		{"x", "string", "x", true},
+	} {
+		v, ok, err := convertCapture(c.text, c.typ)
+		if err != nil || ok != c.ok || v != c.want {
+			t.Errorf("%q as %s: %#v, %v, %v; want %#v", c.text, c.typ, v, ok, err, c.want)
+		}
+	}
+	for _, c := range [][2]string{{"x", "int"}, {"1.2.3", "float"}, {"maybe", "bool"}, {"300.1.1.1", "ip"}, {"soon", "duration"}, {"10 parsecs", "bytes"}, {"yesterday", "timestamp"}} {
+		if _, _, err := convertCapture(c[0], c[1]); err == nil {
+			t.Errorf("%q as %s: no error", c[0], c[1])
+		}
+	}
+
+	src := `tenant: t
+version: 1
+steps:
+  - regex: {pattern: '^(?P<status>\S+) (?P<took>\S+) (?P<size>\S+)$', types: {status: int, took: duration, size: bytes}}
+  - json: {field: extra, types: {n: int, gone: int}, on_error: skip}
+tests:
+  - name: typed captures
+    input: {log: '503 12ms 2KiB', attributes: {extra: '{"n":"7","gone":null}'}}
+    expect: {attributes: {status: 503, took: 0.012, size: 2048, n: 7}, absent: [gone]}
+  - name: a dash is absent
+    line: '- - -'
+    expect: {absent: [status, took, size]}
+  - name: what does not convert fails the step
+    line: 'x 1s 1'
+    expect: {dlq: true}
+`
+	if _, err := Load([]byte(src)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load([]byte("tenant: t\nversion: 1\nsteps:\n  - logfmt: {types: {a: money}}\n")); err == nil || !strings.Contains(err.Error(), `logfmt.types: a: unknown type "money"`) {
+		t.Errorf("%v", err)
+	}
+}

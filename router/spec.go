@@ -77,13 +77,16 @@ type StepSpec struct {
 	// it.
 	Pos map[string]valuePos
 
-	Field   string   // json, logfmt, regex, klog, timestamp, set, lift
-	From    string   // rename, copy
-	To      string   // rename, copy
-	Fields  []string // remove
-	Depth   int      // json
-	Prefix  string   // json, logfmt
-	Pattern string   // regex, grok
+	Field  string   // json, logfmt, regex, klog, timestamp, set, lift
+	From   string   // rename, copy
+	To     string   // rename, copy
+	Fields []string // remove
+	Depth  int      // json
+	Prefix string   // json, logfmt
+	// Types converts parsed attributes (json, logfmt, regex): attribute
+	// key -> string, int, float, bool, ip, duration, bytes or timestamp.
+	Types   map[string]string
+	Pattern string // regex, grok
 	// GrokPatterns are a grok step's patterns when a list is given, tried
 	// in order.
 	GrokPatterns []string
@@ -153,9 +156,9 @@ type TestExpect struct {
 
 // stepKeys lists the keys each step type accepts.
 var stepKeys = map[string][]string{
-	"json":      {"field", "depth", "prefix", "if", "on_error"},
-	"logfmt":    {"field", "prefix", "if", "on_error"},
-	"regex":     {"field", "pattern", "if", "on_error"},
+	"json":      {"field", "depth", "prefix", "types", "if", "on_error"},
+	"logfmt":    {"field", "prefix", "types", "if", "on_error"},
+	"regex":     {"field", "pattern", "types", "if", "on_error"},
 	"grok":      {"field", "pattern", "if", "on_error"},
 	"klog":      {"field", "timezone", "if", "on_error"},
 	"timestamp": {"field", "layout", "timezone", "if", "on_error"},
@@ -508,6 +511,13 @@ func (d *decoder) step(n *yaml.Node) StepSpec {
 			st.Stream = st.Streams[0]
 		case "copy":
 			st.Copy = d.bool(v, what)
+		case "types":
+			d.mapping(v, what, nil, func(field string, _, tv *yaml.Node) {
+				if st.Types == nil {
+					st.Types = map[string]string{}
+				}
+				st.Types[field] = d.str(tv, what+"."+field)
+			})
 		case "rate":
 			switch x := d.scalar(v, what).(type) {
 			case float64:

@@ -82,6 +82,7 @@ type jsonStep struct {
 	field  fieldRef
 	depth  int
 	prefix string
+	types  map[string]string // attribute -> type (types:)
 }
 
 func (s *jsonStep) apply(r *schemas.Record, st *state) *stepError {
@@ -98,6 +99,37 @@ func (s *jsonStep) apply(r *schemas.Record, st *state) *stepError {
 	if err != nil {
 		return &stepError{reason: ReasonParse, err: err}
 	}
+	return setTyped(r, kv, s.types)
+}
+
+// setTyped sets parsed attributes, converted first to the types the step's
+// types: give them (as a grok capture's type converts it): a value that
+// does not convert fails the step and sets nothing.
+func setTyped(r *schemas.Record, kv []kvPair, types map[string]string) *stepError {
+	if len(types) > 0 {
+		out := kv[:0]
+		for _, p := range kv {
+			if typ, ok := types[p.k]; ok {
+				if p.v == nil {
+					continue // null: absent, as "-" and empty are
+				}
+				text, isStr := p.v.(string)
+				if !isStr {
+					text = fmt.Sprint(p.v)
+				}
+				v, keep, err := convertCapture(text, typ)
+				if err != nil {
+					return failf(ReasonParse, "%s: %v", p.k, err)
+				}
+				if !keep {
+					continue
+				}
+				p.v = v
+			}
+			out = append(out, p)
+		}
+		kv = out
+	}
 	for _, p := range kv {
 		setAttr(r, p.k, p.v)
 	}
@@ -112,6 +144,7 @@ type kvPair struct {
 type logfmtStep struct {
 	field  fieldRef
 	prefix string
+	types  map[string]string
 }
 
 func (s *logfmtStep) apply(r *schemas.Record, st *state) *stepError {
@@ -126,16 +159,14 @@ func (s *logfmtStep) apply(r *schemas.Record, st *state) *stepError {
 	if err := parseLogfmt(in, s.prefix, func(k string, v any) { kv = append(kv, kvPair{k, v}) }); err != nil {
 		return &stepError{reason: ReasonParse, err: err}
 	}
-	for _, p := range kv {
-		setAttr(r, p.k, p.v)
-	}
-	return nil
+	return setTyped(r, kv, s.types)
 }
 
 type regexStep struct {
 	field fieldRef
 	re    *sandboxRE
 	names []string
+	types map[string]string
 }
 
 func (s *regexStep) apply(r *schemas.Record, st *state) *stepError {
@@ -150,13 +181,14 @@ func (s *regexStep) apply(r *schemas.Record, st *state) *stepError {
 	if m == nil {
 		return failf(ReasonParse, "regex: %s does not match", s.field.name)
 	}
+	kv := make([]kvPair, 0, len(s.names))
 	for i, name := range s.names {
 		if name == "" || m[2*i] < 0 {
 			continue
 		}
-		setAttr(r, name, in[m[2*i]:m[2*i+1]])
+		kv = append(kv, kvPair{name, in[m[2*i]:m[2*i+1]]})
 	}
-	return nil
+	return setTyped(r, kv, s.types)
 }
 
 type klogStep struct {
@@ -427,6 +459,11 @@ func compileStep(ss *StepSpec, patterns map[string]string) (step, bool, error) {
 		}
 		return p, nil
 	}
+	for field, typ := range ss.Types {
+		if !grokTypes[typ] {
+			return nil, false, fmt.Errorf("%s.types: %s: unknown type %q (string, int, float, bool, ip, duration, bytes, timestamp)", ss.Type, field, typ)
+		}
+	}
 	switch ss.Type {
 	case "json":
 		f, err := defField()
@@ -440,13 +477,13 @@ func compileStep(ss *StepSpec, patterns map[string]string) (step, bool, error) {
 		if depth < 1 || depth > MaxJSONDepth {
 			return nil, false, fmt.Errorf("json.depth must be between 1 and %d", MaxJSONDepth)
 		}
-		return &jsonStep{field: f, depth: depth, prefix: keyPrefix(ss.Prefix)}, false, nil
+		return &jsonStep{field: f, depth: depth, prefix: keyPrefix(ss.Prefix), types: ss.Types}, false, nil
 	case "logfmt":
 		f, err := defField()
 		if err != nil {
 			return nil, false, err
 		}
-		return &logfmtStep{field: f, prefix: keyPrefix(ss.Prefix)}, false, nil
+		return &logfmtStep{field: f, prefix: keyPrefix(ss.Prefix), types: ss.Types}, false, nil
 	case "regex":
 		f, err := defField()
 		if err != nil {
@@ -466,7 +503,7 @@ func compileStep(ss *StepSpec, patterns map[string]string) (step, bool, error) {
 		if !named {
 			return nil, false, fmt.Errorf("regex.pattern: no named group (?P<name>...)")
 		}
-		return &regexStep{field: f, re: re, names: re.re.SubexpNames()}, false, nil
+		return &regexStep{field: f, re: re, names: re.re.SubexpNames(), types: ss.Types}, false, nil
 	case "grok":
 		f, err := defField()
 		if err != nil {
