@@ -74,6 +74,10 @@
 //     that matched becomes a string attribute. No match is an error. The
 //     compiled pattern has at most MaxRegexInsts instructions (counted
 //     repetition such as {1,1000} multiplies it).
+//   - csv {field, columns | header, delimiter, types}: one delimited line
+//     (RFC 4180 quoting; delimiter "," by default, '\t' for TSV) into the
+//     attributes columns (or the header line) name; fewer values leave the
+//     last columns out, more are an error.
 //   - grok {field, pattern}: a grok pattern, or a list tried in order
 //     (the first that matches sets its captures): RE2 with named parts,
 //     %{NAME} (matched, not kept), %{NAME:field} (kept as the attribute
@@ -81,7 +85,7 @@
 //     int, float, bool (true/false, yes/no, on/off, 1/0), ip (checked,
 //     written in its canonical form), duration (1.5s, 120ms, 2h45m or a
 //     number: seconds), bytes (512, 10KB, 1.5MiB: bytes) and timestamp
-//     (ISO 8601, written as RFC 3339 in UTC). json, logfmt and regex take
+//     (ISO 8601, written as RFC 3339 in UTC). json, logfmt, regex and csv take
 //     the same types as types: {attribute: type}. A typed value that is
 //     empty, "-" or null is absent; one that does not convert fails the
 //     step. Plain

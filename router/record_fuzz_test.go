@@ -49,6 +49,10 @@ func FuzzRouterRecord(f *testing.F) {
 	rt.pipes.apply("parse", []byte("tenant: parse\nversion: 1\nsteps:\n"+
 		"  - multiline: {continuation: '^\\s+at '}\n"+
 		"  - json: {field: log, on_error: skip}\n"+
+		"  - grok: {pattern: ['^%{NGINX_INGRESS}$', '^%{SYSLOG5424}$', '%{IP:ip:ip} %{INT:n:int}'], on_error: skip}\n"+
+		"  - klog: {on_error: skip}\n"+
+		"  - csv: {columns: [a, b, c], types: {b: bytes, c: duration}, on_error: keep_going}\n"+
+		"  - timestamp: {field: a, layout: [ISO8601, unix_ms, '%d/%b/%Y:%H:%M:%S %z'], on_error: skip}\n"+
 		"  - set: {field: size, expr: 'len(log)'}\n"+
 		"  - route: {if: 'attributes.level == \"error\"', stream: errors}\n"), false)
 	if rt.pipes.get("parse").Version != 1 {

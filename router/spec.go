@@ -83,7 +83,12 @@ type StepSpec struct {
 	Fields []string // remove
 	Depth  int      // json
 	Prefix string   // json, logfmt
-	// Types converts parsed attributes (json, logfmt, regex): attribute
+	// csv: the columns' names, as a list or as a header line, and the
+	// delimiter (default ","; "\t" for TSV).
+	Columns   []string
+	Header    string
+	Delimiter string
+	// Types converts parsed attributes (json, logfmt, regex, csv): attribute
 	// key -> string, int, float, bool, ip, duration, bytes or timestamp.
 	Types   map[string]string
 	Pattern string // regex, grok
@@ -159,6 +164,7 @@ var stepKeys = map[string][]string{
 	"json":      {"field", "depth", "prefix", "types", "if", "on_error"},
 	"logfmt":    {"field", "prefix", "types", "if", "on_error"},
 	"regex":     {"field", "pattern", "types", "if", "on_error"},
+	"csv":       {"field", "columns", "header", "delimiter", "types", "if", "on_error"},
 	"grok":      {"field", "pattern", "if", "on_error"},
 	"klog":      {"field", "timezone", "if", "on_error"},
 	"timestamp": {"field", "layout", "timezone", "if", "on_error"},
@@ -511,6 +517,18 @@ func (d *decoder) step(n *yaml.Node) StepSpec {
 			st.Stream = st.Streams[0]
 		case "copy":
 			st.Copy = d.bool(v, what)
+		case "columns":
+			if v.Kind != yaml.SequenceNode {
+				d.errorf(v, "%s must be a list of names", what)
+				return
+			}
+			for _, c := range v.Content {
+				st.Columns = append(st.Columns, d.str(c, what))
+			}
+		case "header":
+			st.Header = d.str(v, what)
+		case "delimiter":
+			st.Delimiter = d.str(v, what)
 		case "types":
 			d.mapping(v, what, nil, func(field string, _, tv *yaml.Node) {
 				if st.Types == nil {

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"slices"
@@ -134,6 +135,41 @@ func setTyped(r *schemas.Record, kv []kvPair, types map[string]string) *stepErro
 		setAttr(r, p.k, p.v)
 	}
 	return nil
+}
+
+// csvStep reads one delimited line (CSV, TSV) into the attributes its
+// columns name, with RFC 4180 quoting.
+type csvStep struct {
+	field   fieldRef
+	columns []string
+	comma   rune
+	types   map[string]string
+}
+
+func (s *csvStep) apply(r *schemas.Record, st *state) *stepError {
+	in, serr := parseInput(s.field, r)
+	if serr != nil {
+		return serr
+	}
+	if err := st.charge(mul(int64(len(in)), 2), "csv"); err != nil {
+		return err
+	}
+	cr := csv.NewReader(strings.NewReader(in))
+	cr.Comma = s.comma
+	cr.FieldsPerRecord = -1
+	cr.LazyQuotes = true
+	vals, err := cr.Read()
+	if err != nil {
+		return failf(ReasonParse, "csv: %v", err)
+	}
+	if len(vals) > len(s.columns) {
+		return failf(ReasonParse, "csv: %d values, more than the %d columns", len(vals), len(s.columns))
+	}
+	kv := make([]kvPair, 0, len(vals))
+	for i, v := range vals {
+		kv = append(kv, kvPair{s.columns[i], v})
+	}
+	return setTyped(r, kv, s.types)
 }
 
 type kvPair struct {
@@ -484,6 +520,42 @@ func compileStep(ss *StepSpec, patterns map[string]string) (step, bool, error) {
 			return nil, false, err
 		}
 		return &logfmtStep{field: f, prefix: keyPrefix(ss.Prefix), types: ss.Types}, false, nil
+	case "csv":
+		f, err := defField()
+		if err != nil {
+			return nil, false, err
+		}
+		comma := ','
+		if ss.Delimiter != "" {
+			d := []rune(ss.Delimiter)
+			if ss.Delimiter == "\\t" {
+				d = []rune{'\t'}
+			}
+			if len(d) != 1 || d[0] == '"' || d[0] == '\r' || d[0] == '\n' {
+				return nil, false, fmt.Errorf("csv.delimiter must be one character other than a quote or a line break, got %q", ss.Delimiter)
+			}
+			comma = d[0]
+		}
+		cols := ss.Columns
+		if ss.Header != "" {
+			if len(cols) > 0 {
+				return nil, false, fmt.Errorf("csv: give columns or header, not both")
+			}
+			hr := csv.NewReader(strings.NewReader(ss.Header))
+			hr.Comma = comma
+			if cols, err = hr.Read(); err != nil {
+				return nil, false, fmt.Errorf("csv.header: %w", err)
+			}
+		}
+		if len(cols) == 0 {
+			return nil, false, fmt.Errorf("csv: missing columns (a list) or header (a header line)")
+		}
+		for i, c := range cols {
+			if c == "" || slices.Contains(cols[:i], c) {
+				return nil, false, fmt.Errorf("csv: column %d: empty or repeated name %q", i+1, c)
+			}
+		}
+		return &csvStep{field: f, columns: cols, comma: comma, types: ss.Types}, false, nil
 	case "regex":
 		f, err := defField()
 		if err != nil {

@@ -382,3 +382,40 @@ func TestEpochExact(t *testing.T) {
 		}
 	}
 }
+
+// TestCSV: a csv step reads CSV and TSV lines into their columns, quoted
+// values whole, with types; bad definitions are refused.
+func TestCSV(t *testing.T) {
+	src := `tenant: t
+version: 1
+steps:
+  - csv: {header: 'time,user,action,amount', types: {amount: float}}
+tests:
+  - name: quoted values
+    line: '2026-11-21T10:00:00Z,"doe, jane",refund,12.50'
+    expect: {attributes: {time: '2026-11-21T10:00:00Z', user: 'doe, jane', action: refund, amount: 12.5}}
+  - name: fewer values than columns
+    line: 'x,y'
+    expect: {attributes: {time: x, user: y}, absent: [action, amount]}
+  - name: more values than columns
+    line: 'a,b,c,1,e'
+    expect: {dlq: true}
+`
+	if _, err := Load([]byte(src)); err != nil {
+		t.Fatal(err)
+	}
+	tsv := "tenant: t\nversion: 1\nsteps:\n  - csv: {columns: [a, b], delimiter: '\\t'}\ntests:\n  - name: tab\n    line: \"1\\t2\"\n    expect: {attributes: {a: '1', b: '2'}}\n"
+	if _, err := Load([]byte(tsv)); err != nil {
+		t.Fatal(err)
+	}
+	for doc, want := range map[string]string{
+		"  - csv: {}\n":                              "missing columns",
+		"  - csv: {columns: [a, a]}\n":               "repeated name",
+		"  - csv: {columns: [a], header: 'a'}\n":     "columns or header, not both",
+		"  - csv: {columns: [a], delimiter: '::'}\n": "csv.delimiter",
+	} {
+		if _, err := Load([]byte("tenant: t\nversion: 1\nsteps:\n" + doc)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", doc, err, want)
+		}
+	}
+}
