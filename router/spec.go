@@ -324,6 +324,31 @@ func (d *decoder) str(n *yaml.Node, what string) string {
 	return n.Value
 }
 
+// strs returns a list of strings.
+func (d *decoder) strs(n *yaml.Node, what string) []string {
+	if n.Kind != yaml.SequenceNode {
+		d.errorf(n, "%s must be a list of strings", what)
+		return nil
+	}
+	out := make([]string, 0, len(n.Content))
+	for _, c := range n.Content {
+		out = append(out, d.str(c, what))
+	}
+	return out
+}
+
+// strOrList returns one string, or a list of at least one.
+func (d *decoder) strOrList(n *yaml.Node, what string) []string {
+	if n.Kind != yaml.SequenceNode {
+		return []string{d.str(n, what)}
+	}
+	if len(n.Content) == 0 {
+		d.errorf(n, "%s must not be an empty list", what)
+		return nil
+	}
+	return d.strs(n, what)
+}
+
 func (d *decoder) int(n *yaml.Node, what string) int64 {
 	var v int64
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&v) != nil {
@@ -457,40 +482,19 @@ func (d *decoder) step(n *yaml.Node) StepSpec {
 		case "to":
 			st.To = d.str(v, what)
 		case "fields":
-			if v.Kind != yaml.SequenceNode {
-				d.errorf(v, "%s must be a list of strings", what)
-				return
-			}
-			for _, f := range v.Content {
-				st.Fields = append(st.Fields, d.str(f, what))
-			}
+			st.Fields = d.strs(v, what)
 		case "depth":
 			st.Depth = int(d.int(v, what))
 		case "prefix":
 			st.Prefix = d.str(v, what)
 		case "pattern":
 			if st.Type == "grok" && v.Kind == yaml.SequenceNode {
-				if len(v.Content) == 0 {
-					d.errorf(v, "%s must not be an empty list", what)
-				}
-				for _, p := range v.Content {
-					st.GrokPatterns = append(st.GrokPatterns, d.str(p, what))
-				}
+				st.GrokPatterns = d.strOrList(v, what)
 				return
 			}
 			st.Pattern = d.str(v, what)
 		case "layout":
-			// One layout, or a list tried in order.
-			if v.Kind == yaml.SequenceNode {
-				if len(v.Content) == 0 {
-					d.errorf(v, "%s must not be an empty list", what)
-				}
-				for _, l := range v.Content {
-					st.Layouts = append(st.Layouts, d.str(l, what))
-				}
-				return
-			}
-			st.Layouts = []string{d.str(v, what)}
+			st.Layouts = d.strOrList(v, what) // tried in order
 		case "timezone":
 			st.Timezone = d.str(v, what)
 		case "value":
@@ -503,28 +507,13 @@ func (d *decoder) step(n *yaml.Node) StepSpec {
 		case "one_in":
 			st.OneIn = d.int(v, what)
 		case "stream":
-			if v.Kind == yaml.SequenceNode {
-				for _, sn := range v.Content {
-					st.Streams = append(st.Streams, d.str(sn, what))
-				}
-				if len(st.Streams) == 0 {
-					d.errorf(v, "%s must not be an empty list", what)
-					return
-				}
-			} else {
-				st.Streams = []string{d.str(v, what)}
+			if st.Streams = d.strOrList(v, what); len(st.Streams) > 0 {
+				st.Stream = st.Streams[0]
 			}
-			st.Stream = st.Streams[0]
 		case "copy":
 			st.Copy = d.bool(v, what)
 		case "columns":
-			if v.Kind != yaml.SequenceNode {
-				d.errorf(v, "%s must be a list of names", what)
-				return
-			}
-			for _, c := range v.Content {
-				st.Columns = append(st.Columns, d.str(c, what))
-			}
+			st.Columns = d.strs(v, what)
 		case "header":
 			st.Header = d.str(v, what)
 		case "delimiter":
