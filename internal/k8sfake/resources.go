@@ -66,13 +66,9 @@ var (
 			s["status.nominatedNodeName"] = p.Status.NominatedNodeName
 			return s
 		},
-		list: func(rv string, items []object) runtime.Object {
-			l := &corev1.PodList{ListMeta: metav1.ListMeta{ResourceVersion: rv}, Items: make([]corev1.Pod, 0, len(items))}
-			for _, o := range items {
-				l.Items = append(l.Items, *o.(*corev1.Pod))
-			}
-			return l
-		},
+		list: listOf(func(m metav1.ListMeta, items []corev1.Pod) runtime.Object {
+			return &corev1.PodList{ListMeta: m, Items: items}
+		}),
 	}
 	namespaces = &resource{
 		version: "v1", name: "namespaces", kind: "Namespace",
@@ -82,13 +78,9 @@ var (
 			s["status.phase"] = string(o.(*corev1.Namespace).Status.Phase)
 			return s
 		},
-		list: func(rv string, items []object) runtime.Object {
-			l := &corev1.NamespaceList{ListMeta: metav1.ListMeta{ResourceVersion: rv}, Items: make([]corev1.Namespace, 0, len(items))}
-			for _, o := range items {
-				l.Items = append(l.Items, *o.(*corev1.Namespace))
-			}
-			return l
-		},
+		list: listOf(func(m metav1.ListMeta, items []corev1.Namespace) runtime.Object {
+			return &corev1.NamespaceList{ListMeta: m, Items: items}
+		}),
 	}
 	replicaSets = &resource{
 		group: "apps", version: "v1", name: "replicasets", kind: "ReplicaSet", namespaced: true,
@@ -98,13 +90,9 @@ var (
 			s["status.replicas"] = strconv.Itoa(int(o.(*appsv1.ReplicaSet).Status.Replicas))
 			return s
 		},
-		list: func(rv string, items []object) runtime.Object {
-			l := &appsv1.ReplicaSetList{ListMeta: metav1.ListMeta{ResourceVersion: rv}, Items: make([]appsv1.ReplicaSet, 0, len(items))}
-			for _, o := range items {
-				l.Items = append(l.Items, *o.(*appsv1.ReplicaSet))
-			}
-			return l
-		},
+		list: listOf(func(m metav1.ListMeta, items []appsv1.ReplicaSet) runtime.Object {
+			return &appsv1.ReplicaSetList{ListMeta: m, Items: items}
+		}),
 	}
 	jobs = &resource{
 		group: "batch", version: "v1", name: "jobs", kind: "Job", namespaced: true,
@@ -114,17 +102,28 @@ var (
 			s["status.successful"] = strconv.Itoa(int(o.(*batchv1.Job).Status.Succeeded))
 			return s
 		},
-		list: func(rv string, items []object) runtime.Object {
-			l := &batchv1.JobList{ListMeta: metav1.ListMeta{ResourceVersion: rv}, Items: make([]batchv1.Job, 0, len(items))}
-			for _, o := range items {
-				l.Items = append(l.Items, *o.(*batchv1.Job))
-			}
-			return l
-		},
+		list: listOf(func(m metav1.ListMeta, items []batchv1.Job) runtime.Object {
+			return &batchv1.JobList{ListMeta: m, Items: items}
+		}),
 	}
 	// allResources are the served resources, in discovery order.
 	allResources = []*resource{pods, namespaces, replicaSets, jobs}
 )
+
+// listOf makes a resource's list function: the items, copied into a slice
+// of their type, wrapped by wrap in the typed list.
+func listOf[T any, PT interface {
+	*T
+	object
+}](wrap func(metav1.ListMeta, []T) runtime.Object) func(string, []object) runtime.Object {
+	return func(rv string, items []object) runtime.Object {
+		out := make([]T, 0, len(items))
+		for _, o := range items {
+			out = append(out, *o.(PT))
+		}
+		return wrap(metav1.ListMeta{ResourceVersion: rv}, out)
+	}
+}
 
 // lookupResource finds the served resource of a group, version and name.
 func lookupResource(group, version, name string) *resource {
