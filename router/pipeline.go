@@ -272,12 +272,8 @@ func (p *Pipeline) Streams() []string {
 		if s.Type != "route" {
 			continue
 		}
-		streams := s.Streams
-		if len(streams) == 0 {
-			streams = []string{s.Stream}
-		}
-		for _, st := range streams {
-			if st != "" && !slices.Contains(out, st) {
+		for _, st := range s.routeStreams() {
+			if !slices.Contains(out, st) {
 				out = append(out, st)
 			}
 		}

@@ -107,9 +107,9 @@ type StepSpec struct {
 	OneIn    int64   // sample: keep one record in OneIn
 	Rate     float64 // sample: keep this fraction of records (0 < Rate <= 1)
 	Key      string  // sample: an expression; records with equal keys are kept or dropped together
-	Stream   string  // route: the first (or only) stream
-	// Streams are all of a route's streams, Stream first (stream: given as
-	// a list sends the record to each).
+	Stream   string  // route: its stream (stream: given as one name)
+	// Streams are a route's streams when stream: is a list: the first gets
+	// the record, the others copies.
 	Streams []string
 	// Copy makes a route send a copy, and the record go on.
 	Copy bool
@@ -507,9 +507,11 @@ func (d *decoder) step(n *yaml.Node) StepSpec {
 		case "one_in":
 			st.OneIn = d.int(v, what)
 		case "stream":
-			if st.Streams = d.strOrList(v, what); len(st.Streams) > 0 {
-				st.Stream = st.Streams[0]
+			if v.Kind == yaml.SequenceNode {
+				st.Streams = d.strOrList(v, what)
+				return
 			}
+			st.Stream = d.str(v, what)
 		case "copy":
 			st.Copy = d.bool(v, what)
 		case "columns":
@@ -555,6 +557,23 @@ func (d *decoder) step(n *yaml.Node) StepSpec {
 		}
 	})
 	return st
+}
+
+// routeStreams are a route step's streams, from stream: as one name or a
+// list.
+func (ss *StepSpec) routeStreams() []string {
+	if len(ss.Streams) > 0 || ss.Stream == "" {
+		return ss.Streams
+	}
+	return []string{ss.Stream}
+}
+
+// grokSources are a grok step's patterns, from pattern: as one or a list.
+func (ss *StepSpec) grokSources() []string {
+	if ss.Pattern == "" {
+		return ss.GrokPatterns
+	}
+	return append(slices.Clip(ss.GrokPatterns), ss.Pattern)
 }
 
 // nodePos is where a value's text is written: for a | or > block, the

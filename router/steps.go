@@ -217,12 +217,19 @@ func (s *regexStep) apply(r *schemas.Record, st *state) *stepError {
 	if m == nil {
 		return failf(ReasonParse, "regex: %s does not match", s.field.name)
 	}
+	if len(s.types) == 0 {
+		for i, name := range s.names {
+			if name != "" && m[2*i] >= 0 {
+				setAttr(r, name, in[m[2*i]:m[2*i+1]])
+			}
+		}
+		return nil
+	}
 	kv := make([]kvPair, 0, len(s.names))
 	for i, name := range s.names {
-		if name == "" || m[2*i] < 0 {
-			continue
+		if name != "" && m[2*i] >= 0 {
+			kv = append(kv, kvPair{name, in[m[2*i]:m[2*i+1]]})
 		}
-		kv = append(kv, kvPair{name, in[m[2*i]:m[2*i+1]]})
 	}
 	return setTyped(r, kv, s.types)
 }
@@ -581,10 +588,7 @@ func compileStep(ss *StepSpec, patterns map[string]string) (step, bool, error) {
 		if err != nil {
 			return nil, false, err
 		}
-		srcs := ss.GrokPatterns
-		if ss.Pattern != "" {
-			srcs = append(srcs, ss.Pattern)
-		}
+		srcs := ss.grokSources()
 		if len(srcs) == 0 {
 			return nil, false, fmt.Errorf("grok: missing pattern")
 		}
@@ -724,10 +728,7 @@ func compileStep(ss *StepSpec, patterns map[string]string) (step, bool, error) {
 		}
 		return s, s.key != nil, nil
 	case "route":
-		streams := ss.Streams
-		if len(streams) == 0 && ss.Stream != "" {
-			streams = []string{ss.Stream}
-		}
+		streams := ss.routeStreams()
 		if len(streams) == 0 {
 			return nil, false, fmt.Errorf("route: missing stream")
 		}
