@@ -332,3 +332,20 @@ tests:
 		t.Errorf("%v", err)
 	}
 }
+
+// TestGrokCostBounded: a grok step pays for every pattern it tries, so a
+// tenant's long list of large patterns on long lines ends in
+// cost_exceeded, within the record's budget, instead of holding the
+// router (the budget is what keeps one tenant from slowing the others).
+func TestGrokCostBounded(t *testing.T) {
+	big := `%{IPORHOST:a} %{HTTPDATE:b} %{URI:c} %{TIMESTAMP_ISO8601:d} %{LOGLEVEL:e} %{EMAILADDRESS:f} %{UUID:g}$`
+	var pats []string
+	for range 32 {
+		pats = append(pats, big)
+	}
+	line := strings.Repeat("10.0.0.1 ", 8<<10) // 72 KiB that no pattern matches
+	_, f := grokRecord(t, []StepSpec{{Type: "grok", GrokPatterns: pats, OnError: "skip"}}, nil, line)
+	if f == nil || f.Reason != ReasonCostExceeded {
+		t.Fatalf("failure %v, want cost_exceeded", f)
+	}
+}

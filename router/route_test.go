@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sluicelogs/sluice/schemas"
 	"github.com/twmb/franz-go/pkg/kadm"
 )
@@ -135,7 +136,7 @@ steps:
   - route: {if: 'attributes.seq % 5 == 0', stream: audit, copy: true}
   - route: {if: 'attributes.seq % 2 == 0', stream: [errors, oncall]}
 `)
-	startRouter(t, routerConfig(t, brokers, nil))
+	rt := startRouter(t, routerConfig(t, brokers, nil))
 	out, wait := consumeOutputs(t, brokers, "shop", "shop.errors", "shop.audit")
 	produceLines(t, cl, "shop", 0, 20)
 	// seq 0..19: 10 even (to errors, each with a dead-lettered copy for the
@@ -160,5 +161,10 @@ steps:
 	}
 	if n := len(out.dlq["logs.dlq.shop"]); n != 10 {
 		t.Errorf("%d dead letters, want 10 (the oncall copies)", n)
+	}
+	// Each record produced is counted, copies included: 10 main, 10 to
+	// errors, 4 copies to audit.
+	if n := testutil.ToFloat64(rt.m.tenant("shop").out); n != 24 {
+		t.Errorf("records_out_total %v, want 24", n)
 	}
 }
