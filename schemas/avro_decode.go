@@ -351,10 +351,22 @@ func (nr *nativeReader) attributes(m map[string]any, field string) map[string]an
 }
 
 // attribute converts one attribute value. LogRecord's union gives nil, bool,
-// int64, float64 and string; the widening cases serve foreign schemas with
-// int, float or bytes members.
+// int64, float64, string and arrays of those; the widening cases serve
+// foreign schemas with int, float or bytes members.
 func (nr *nativeReader) attribute(key string, v any) any {
 	v = unwrapUnion(v)
+	if items, ok := v.([]any); ok {
+		// goavro's slice is fresh and ours, like the map.
+		for i, it := range items {
+			items[i] = nr.scalar(key, unwrapUnion(it), true)
+		}
+		return items
+	}
+	return nr.scalar(key, v, false)
+}
+
+// scalar converts an attribute value or array item that is not an array.
+func (nr *nativeReader) scalar(key string, v any, item bool) any {
 	switch tv := v.(type) {
 	case nil, bool, int64, float64:
 		return v
@@ -372,7 +384,11 @@ func (nr *nativeReader) attribute(key string, v any) any {
 		s, _ := validString(string(tv))
 		return s
 	default:
-		nr.fail("attributes."+key, v, "null, boolean, int, long, float, double, string or bytes")
+		want := "null, boolean, int, long, float, double, string, bytes or an array of those"
+		if item {
+			want = "null, boolean, int, long, float, double, string or bytes"
+		}
+		nr.fail("attributes."+key, v, want)
 		return nil
 	}
 }

@@ -27,7 +27,7 @@ import (
 // fastEncoderVersion is the schema version AppendAvro writes. Adding a schema
 // version means updating AppendAvro and this constant; init refuses to start
 // otherwise.
-const fastEncoderVersion = 3
+const fastEncoderVersion = 4
 
 // singleObjectMagic starts every single-object encoded value.
 var singleObjectMagic = [2]byte{0xC3, 0x01}
@@ -195,12 +195,28 @@ func appendAvroAttributes(b []byte, m map[string]any) ([]byte, error) {
 }
 
 // appendAvroAttribute writes the union index and value; the union is
-// ["null","boolean","long","double","string"], in scalarKind order.
+// ["null","boolean","long","double","string",array], in scalarKind order,
+// and an array's items are a union of the first five.
 func appendAvroAttribute(b []byte, key string, v any) ([]byte, error) {
 	s, err := toScalar(key, v)
 	if err != nil {
 		return b, err
 	}
+	if s.kind != kindArray {
+		return appendAvroScalar(b, s), nil
+	}
+	b = appendAvroLong(b, int64(kindArray))
+	if n := s.arrayLen(); n > 0 {
+		b = appendAvroLong(b, int64(n))
+		for i := range n {
+			b = appendAvroScalar(b, s.item(i))
+		}
+	}
+	return append(b, 0), nil
+}
+
+// appendAvroScalar writes the union index and value of a scalar.
+func appendAvroScalar(b []byte, s scalar) []byte {
 	b = appendAvroLong(b, int64(s.kind))
 	switch s.kind {
 	case kindBool:
@@ -212,7 +228,7 @@ func appendAvroAttribute(b []byte, key string, v any) ([]byte, error) {
 	case kindString:
 		b = appendAvroString(b, s.s)
 	}
-	return b, nil
+	return b
 }
 
 // Sorting map keys needs a slice; a pool keeps the encoders allocation-free.

@@ -15,8 +15,9 @@ import (
 // typical record (BenchmarkDecode/avro-goavro-reference), most of the
 // router's budget of ~3.3µs per record (300k records/s per core, decode and
 // encode). decodeFastBody reads bodies written with schema version
-// fastDecoderVersion, or with one of the versions before it (v2 lacks
-// metadata and the pod metadata of kubernetes, v1 also partial: what
+// fastDecoderVersion, or with one of the versions before it (v3 lacks
+// array attributes, v2 also metadata and the pod metadata of kubernetes, v1
+// also partial: what
 // shippers older than the current version write, and what Kafka holds from
 // before), straight into a Record.
 // Every other schema, foreign schemas from the registry included, stays
@@ -52,8 +53,9 @@ import (
 // that write them may still run: consumers are rolled out first, so for a
 // while nearly everything they read is a previous version.
 const (
-	fastDecoderVersion       = 3
-	fastDecoderFingerprint   = 0x8f6028b353e1527c
+	fastDecoderVersion       = 4
+	fastDecoderFingerprint   = 0x765adf17ce10efe2
+	fastDecoderV3Fingerprint = 0x8f6028b353e1527c
 	fastDecoderV2Fingerprint = 0xbe67eaa056871a2e
 	fastDecoderV1Fingerprint = 0x30cd06490410055e
 )
@@ -62,6 +64,7 @@ const (
 // decodeFastBody reads to that version.
 var fastDecoderFingerprints = map[uint64]int{
 	fastDecoderFingerprint:   fastDecoderVersion,
+	fastDecoderV3Fingerprint: 3,
 	fastDecoderV2Fingerprint: 2,
 	fastDecoderV1Fingerprint: 1,
 }
@@ -69,7 +72,7 @@ var fastDecoderFingerprints = map[uint64]int{
 // decodeFastBody decodes one Avro binary body written with schema version
 // (1 to fastDecoderVersion). Errors wrap ErrMalformed.
 func decodeFastBody(body []byte, version int) (Record, error) {
-	c := fastCursor{s: string(body)}
+	c := fastCursor{s: string(body), arrays: version >= 4}
 	r := c.record(version)
 	if c.err == nil && len(c.s) != 0 {
 		c.fail(fmt.Errorf("%d trailing bytes after the record", len(c.s)))
@@ -84,8 +87,9 @@ func decodeFastBody(body []byte, version int) (Record, error) {
 // kept and empties s, so every later read fails too and returns a zero value:
 // callers read a whole record and check err once.
 type fastCursor struct {
-	s   string // data not read yet
-	err error
+	s      string // data not read yet
+	err    error
+	arrays bool // the attribute union has its array branch (v4 on)
 }
 
 func (c *fastCursor) fail(err error) {
@@ -234,11 +238,15 @@ const maxMapHint = 64
 // mapHeader reads a map block header and returns the block's entry count,
 // 0 at the end of the map (or on error). A negative count is followed by the
 // block's size in bytes, which is read and ignored, as goavro does.
-func (c *fastCursor) mapHeader() int {
+func (c *fastCursor) mapHeader() int { return c.blockHeader("map", minMapEntryLen) }
+
+// blockHeader reads the header of a block of a map or array whose entries
+// take at least minLen bytes each, as mapHeader describes.
+func (c *fastCursor) blockHeader(what string, minLen int) int {
 	n := c.long()
 	if n < 0 {
 		if n == math.MinInt64 {
-			c.fail(fmt.Errorf("map block count %d", n))
+			c.fail(fmt.Errorf("%s block count %d", what, n))
 			return 0
 		}
 		n = -n
@@ -247,8 +255,8 @@ func (c *fastCursor) mapHeader() int {
 	if c.err != nil {
 		return 0
 	}
-	if n > int64(len(c.s)/minMapEntryLen) {
-		c.fail(fmt.Errorf("map block of %d entries exceeds the %d bytes left", n, len(c.s)))
+	if n > int64(len(c.s)/minLen) {
+		c.fail(fmt.Errorf("%s block of %d entries exceeds the %d bytes left", what, n, len(c.s)))
 		return 0
 	}
 	return int(n)
@@ -321,9 +329,43 @@ func addRepairedKeys[V any](c *fastCursor, m map[string]V, bad []keyValue[V]) {
 }
 
 // attribute reads one value of the union ["null","boolean","long","double",
-// "string"] (scalarKind order).
+// "string",array] (scalarKind order; no array branch before v4).
 func (c *fastCursor) attribute() any {
 	i := c.long()
+	if c.err != nil {
+		return nil
+	}
+	if c.arrays {
+		if i == int64(kindArray) {
+			return c.array()
+		}
+		if i < 0 || i > int64(kindArray) {
+			c.fail(fmt.Errorf("union index %d out of range [0,%d)", i, kindArray+1))
+			return nil
+		}
+	}
+	return c.scalar(i)
+}
+
+// array reads an array of scalars; an empty one is an empty (not nil)
+// slice, as goavro reads it.
+func (c *fastCursor) array() any {
+	items := []any{}
+	for n := c.blockHeader("array", 1); n > 0; n = c.blockHeader("array", 1) {
+		items = slices.Grow(items, min(n, maxMapHint))
+		for range n {
+			it := c.scalar(c.long())
+			if c.err != nil {
+				return nil
+			}
+			items = append(items, it)
+		}
+	}
+	return items
+}
+
+// scalar reads the value of a scalar whose union index, i, was just read.
+func (c *fastCursor) scalar(i int64) any {
 	if c.err != nil {
 		return nil
 	}

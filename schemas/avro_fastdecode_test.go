@@ -286,6 +286,8 @@ func FuzzFastDecodeMatchesGoavro(f *testing.F) {
 	f.Add(bodyWith(fieldLabels, 6, 2, 0xff, 2, 'a', 2, 0xfe, 2, 'b', 6, 0xef, 0xbf, 0xbd, 2, 'c', 0))
 	f.Add(bodyWith(fieldAttributes, 4, 2, 0xff, 8, 2, 'a', 2, 0xfe, 8, 2, 'b', 0))
 	f.Add(bodyWith(fieldLog, 8, 'a', 0xff, 0xfe, 'b'))
+	// An array attribute in two blocks, the first with its byte size.
+	f.Add(bodyWith(fieldAttributes, 2, 2, 'a', 10, 3, 8, 8, 2, 'x', 0, 2, 4, 2, 0, 0))
 	f.Add(bodyWith(fieldNamespaceLabels, 4, 2, 0xfe, 2, 'b', 2, 0xff, 2, 'a', 0))
 	f.Add(bodyWith(fieldMetadata, 4, 'p', 0xff))
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -346,7 +348,8 @@ func testFastDecodeOlder(t *testing.T, v int) {
 			sameAsGoavroVersion(t, v, body)
 		}
 	})
-	zeroLen := map[int]int{1: zeroBodyLenV1, 2: zeroBodyLenV2}[v]
+	// v3's body has the current layout; only the attribute union differs.
+	zeroLen := map[int]int{1: zeroBodyLenV1, 2: zeroBodyLenV2, 3: zeroBodyLen}[v]
 	tests := []struct {
 		name string
 		body []byte
@@ -354,7 +357,7 @@ func testFastDecodeOlder(t *testing.T, v int) {
 	}{
 		{"zero", make([]byte, zeroLen), true},
 		{"invalid_utf8 set", bodyWith(fieldInvalidUTF8, 1)[:zeroLen], true},
-		{"current zero body", make([]byte, zeroBodyLen), false},
+		{"current zero body", make([]byte, zeroBodyLen), zeroLen == zeroBodyLen},
 		{"boolean 2", bodyWith(fieldInvalidUTF8, 2)[:zeroLen], false},
 	}
 	if v == 2 {
@@ -389,7 +392,7 @@ func fuzzOlder(f *testing.F, v int) {
 			f.Add(b)
 		}
 	}
-	f.Add(make([]byte, map[int]int{1: zeroBodyLenV1, 2: zeroBodyLenV2}[v]))
+	f.Add(make([]byte, map[int]int{1: zeroBodyLenV1, 2: zeroBodyLenV2, 3: zeroBodyLen}[v]))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		sameAsGoavroVersion(t, v, body)
 	})
@@ -398,3 +401,5 @@ func fuzzOlder(f *testing.F, v int) {
 func FuzzFastDecodeV1MatchesGoavro(f *testing.F) { fuzzOlder(f, 1) }
 
 func FuzzFastDecodeV2MatchesGoavro(f *testing.F) { fuzzOlder(f, 2) }
+
+func FuzzFastDecodeV3MatchesGoavro(f *testing.F) { fuzzOlder(f, 3) }

@@ -32,6 +32,7 @@ var pinnedFingerprints = map[int]uint64{
 	1: 0x30cd06490410055e,
 	2: 0xbe67eaa056871a2e,
 	3: 0x8f6028b353e1527c,
+	4: 0x765adf17ce10efe2,
 }
 
 // v1Canonical is the Parsing Canonical Form of v1, written out by hand from
@@ -343,7 +344,7 @@ func TestAppendAvroAppends(t *testing.T) {
 }
 
 func TestAppendInvalidAttributes(t *testing.T) {
-	for _, v := range []any{struct{}{}, []string{"a"}, map[string]any{}, uint64(math.MaxUint64), uint(math.MaxUint64), time.Now(), new(int64)} {
+	for _, v := range []any{struct{}{}, []any{[]any{}}, []any{"a", map[string]any{}}, []int{1}, map[string]any{}, uint64(math.MaxUint64), uint(math.MaxUint64), time.Now(), new(int64)} {
 		r := Record{Log: "x", Attributes: map[string]any{"a": "ok", "bad": v}}
 		dst := []byte("keep")
 		for name, enc := range map[string]func([]byte, *Record) ([]byte, error){
@@ -583,7 +584,8 @@ func TestGoldenSingleObject(t *testing.T) {
 }
 
 // goldenRecord is the record of version v's golden file: sampleRecord, with
-// the pod metadata of podRecord from v3 on.
+// the pod metadata of podRecord from v3 on, and arrayRecord's array
+// attributes from v4 on.
 func goldenRecord(v int) Record {
 	if v >= 3 {
 		return podRecord()

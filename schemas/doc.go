@@ -100,8 +100,13 @@
 // The versions so far: v1; v2 adds partial; v3 adds metadata (how complete
 // the Kubernetes metadata is: "" or "partial") and, in kubernetes,
 // namespace_labels (map<string>), container_image (string) and workload (a
-// record {kind, name}), all with empty defaults. A record read from an
-// older version has the fields it lacks zero.
+// record {kind, name}), all with empty defaults; v4 adds an array branch to
+// the attribute union (an array of the scalar union), so that lists (tags,
+// a JSON array of strings) stay lists through Kafka into Elasticsearch. A
+// record read from an older version has the fields it lacks zero. v4 adds
+// no field, so a reader of v3 resolves v4 records that hold no array as
+// they are, and fails those that do with ErrMalformed (the router dead-
+// letters them): one more reason to roll out consumers first.
 //
 // # What survives a round trip
 //
@@ -120,8 +125,10 @@
 //     and JSON writes both as {} (or, for kubernetes.namespace_labels,
 //     leaves both out).
 //   - Attribute values of other Go integer and float types (int, uint32,
-//     float32, ...) come back as int64 or float64; other types are
-//     ErrInvalidRecord.
+//     float32, ...) come back as int64 or float64; arrays ([]any of
+//     scalars, or []string) come back as []any, in order, an empty one as
+//     an empty, non-nil slice; other types, and arrays holding arrays or
+//     maps, are ErrInvalidRecord.
 //   - Encoders write strings as they are; decoders replace invalid UTF-8
 //     with U+FFFD (and set InvalidUTF8 when Log needed it), so a decoded
 //     Record is valid UTF-8 throughout.

@@ -69,6 +69,34 @@ func podRecord() Record {
 	return r
 }
 
+// arrayRecord is podRecord with array attributes (schema v4).
+func arrayRecord() Record {
+	r := podRecord()
+	r.Attributes["tags"] = []any{"eu", "blue"}
+	r.Attributes["mixed"] = []any{int64(1), nil, 2.5, true, "x"}
+	r.Attributes["empty"] = []any{}
+	r.Attributes["names"] = []string{"a", "b"}
+	return r
+}
+
+// withoutArrays drops the array attributes of r, which versions before v4
+// cannot hold.
+func withoutArrays(r Record) Record {
+	if r.Attributes == nil {
+		return r
+	}
+	attrs := maps.Clone(r.Attributes)
+	maps.DeleteFunc(attrs, func(_ string, v any) bool {
+		s, err := toScalar("", v)
+		return err == nil && s.kind == kindArray
+	})
+	if len(attrs) == 0 {
+		attrs = nil
+	}
+	r.Attributes = attrs
+	return r
+}
+
 // withoutV3 clears what schema v3 added to Record (metadata and the pod
 // metadata of kubernetes): what a record reads back as from v1 or v2.
 func withoutV3(r Record) Record {
@@ -83,6 +111,9 @@ func withoutV3(r Record) Record {
 // schema version v.
 func asWrittenWith(r Record, v int) Record {
 	r = normalized(r)
+	if v < 4 {
+		r = withoutArrays(r)
+	}
 	if v < 3 {
 		r = withoutV3(r)
 	}
@@ -137,6 +168,12 @@ func normalized(r Record) Record {
 
 func (s scalar) value() any {
 	switch s.kind {
+	case kindArray:
+		items := make([]any, s.arrayLen())
+		for i := range items {
+			items[i] = s.item(i).value()
+		}
+		return items
 	case kindBool:
 		return s.b
 	case kindLong:
@@ -231,19 +268,27 @@ func attrsEqual(a, b map[string]any) bool {
 		if !ok {
 			return false
 		}
-		af, aok := av.(float64)
-		bf, bok := bv.(float64)
-		if aok || bok {
-			if !aok || !bok || math.Float64bits(af) != math.Float64bits(bf) {
-				return false
-			}
-			continue
-		}
-		if av != bv {
+		if !valueEqual(av, bv) {
 			return false
 		}
 	}
 	return true
+}
+
+// valueEqual compares attribute values as attrsEqual does; arrays item by
+// item, a nil slice differing from an empty one.
+func valueEqual(a, b any) bool {
+	al, aok := a.([]any)
+	bl, bok := b.([]any)
+	if aok || bok {
+		return aok && bok && (al == nil) == (bl == nil) && slices.EqualFunc(al, bl, valueEqual)
+	}
+	af, aok := a.(float64)
+	bf, bok := b.(float64)
+	if aok || bok {
+		return aok && bok && math.Float64bits(af) == math.Float64bits(bf)
+	}
+	return a == b
 }
 
 func mustEqualRecords(t testing.TB, got, want Record) {
@@ -263,24 +308,34 @@ func toNative(r *Record) map[string]any {
 		}
 		return out
 	}
+	native := func(s scalar) any {
+		switch s.kind {
+		case kindBool:
+			return goavro.Union("boolean", s.b)
+		case kindLong:
+			return goavro.Union("long", s.i)
+		case kindDouble:
+			return goavro.Union("double", s.f)
+		case kindString:
+			return goavro.Union("string", s.s)
+		}
+		return nil
+	}
 	attrs := make(map[string]any, len(r.Attributes))
 	for k, v := range r.Attributes {
 		s, err := toScalar(k, v)
 		if err != nil {
 			panic(err)
 		}
-		switch s.kind {
-		case kindNull:
-			attrs[k] = nil
-		case kindBool:
-			attrs[k] = goavro.Union("boolean", s.b)
-		case kindLong:
-			attrs[k] = goavro.Union("long", s.i)
-		case kindDouble:
-			attrs[k] = goavro.Union("double", s.f)
-		case kindString:
-			attrs[k] = goavro.Union("string", s.s)
+		if s.kind != kindArray {
+			attrs[k] = native(s)
+			continue
 		}
+		items := make([]any, s.arrayLen())
+		for i := range items {
+			items[i] = native(s.item(i))
+		}
+		attrs[k] = goavro.Union("array", items)
 	}
 	return map[string]any{
 		"id":                 r.ID,
@@ -327,6 +382,10 @@ func toNative(r *Record) map[string]any {
 // random order; readers do not care.
 func olderBody(t testing.TB, v int, r *Record) []byte {
 	t.Helper()
+	if v < 4 {
+		old := withoutArrays(*r)
+		r = &old
+	}
 	b, err := versions[v-1].codec.BinaryFromNative(nil, toNative(r))
 	if err != nil {
 		t.Fatalf("goavro encode v%d: %v", v, err)
@@ -450,7 +509,36 @@ func rewriteAvroMaps(t *avroType, b []byte, blocks func([]avroEntry) []byte) (ou
 		}
 		return append(append(out, blocks(entries)...), 0), c.b, nil
 	case avroArray:
-		return nil, nil, fmt.Errorf("arrays not needed by LogRecord")
+		// Items keep their order: they are written again as one block.
+		var items []byte
+		count := int64(0)
+		c := avroChecker{b: b}
+		for {
+			n, err := c.varint()
+			if err != nil {
+				return nil, nil, err
+			}
+			if n == 0 {
+				break
+			}
+			if n < 0 {
+				n = -n
+				if _, err := c.varint(); err != nil {
+					return nil, nil, err
+				}
+			}
+			for ; n > 0; n-- {
+				v, rest, err := rewriteAvroMaps(t.items, c.b, blocks)
+				if err != nil {
+					return nil, nil, err
+				}
+				items, c.b, count = append(items, v...), rest, count+1
+			}
+		}
+		if count > 0 {
+			out = append(appendAvroLong(out, count), items...)
+		}
+		return append(out, 0), c.b, nil
 	default:
 		c := avroChecker{b: b, budget: len(b)}
 		if err := c.check(t, 0); err != nil {
@@ -519,6 +607,20 @@ func randomRecord(rng *rand.Rand, validUTF8 bool) Record {
 }
 
 func randomAttr(rng *rand.Rand, validUTF8 bool) any {
+	switch rng.IntN(9) {
+	case 7:
+		items := make([]any, rng.IntN(4))
+		for i := range items {
+			items[i] = randomScalar(rng, validUTF8)
+		}
+		return items
+	case 8:
+		return []string{randomString(rng, validUTF8)}
+	}
+	return randomScalar(rng, validUTF8)
+}
+
+func randomScalar(rng *rand.Rand, validUTF8 bool) any {
 	switch rng.IntN(7) {
 	case 0:
 		return nil

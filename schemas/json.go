@@ -21,7 +21,8 @@ import (
 //     before: metadata, kubernetes.namespace_labels,
 //     kubernetes.container_image and kubernetes.workload (an object
 //     {"kind","name"}) are left out when empty (workload: both empty).
-//   - Attribute values are JSON null, booleans, numbers and strings. Integers
+//   - Attribute values are JSON null, booleans, numbers, strings and arrays
+//     of those (an empty array is written as []). Integers
 //     are written without a fraction; floats always with a fraction or an
 //     exponent (1.0, 1e+21), so each reads back as the type it was written
 //     as. NaN and infinities have no JSON form: encoding them fails with
@@ -40,12 +41,14 @@ import (
 //	null -> nil, true/false -> bool, string -> string,
 //	a number written as an integer that fits int64 -> int64,
 //	any other number (fraction, exponent, or too large) -> float64,
+//	an array of those -> []any of those,
 //
-// and values that have no scalar form are kept as their compact JSON text (a
-// string): nested objects and arrays, and numbers beyond float64's range.
-// Attributes are documented as flattened scalars, but dropping or rejecting
-// a whole line because one producer nested a field would lose more than it
-// protects.
+// and values that have no such form are kept as their compact JSON text (a
+// string): objects, arrays holding objects or arrays, and numbers beyond
+// float64's range (as an item too, such a number is kept as its text).
+// Attributes are documented as flattened scalars and arrays of scalars, but
+// dropping or rejecting a whole line because one producer nested a field
+// would lose more than it protects.
 
 // jsonTimeLayout is RFC 3339 with a fixed nine-digit fraction.
 const jsonTimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
@@ -182,23 +185,45 @@ func appendJSONAttributes(b []byte, m map[string]any) ([]byte, error) {
 		if err != nil {
 			return b, err
 		}
-		switch s.kind {
-		case kindNull:
-			b = append(b, "null"...)
-		case kindBool:
-			b = strconv.AppendBool(b, s.b)
-		case kindLong:
-			b = strconv.AppendInt(b, s.i, 10)
-		case kindDouble:
-			if math.IsNaN(s.f) || math.IsInf(s.f, 0) {
-				return b, fmt.Errorf("attribute %q: %v has no JSON form: %w", kv.k, s.f, ErrInvalidRecord)
+		if s.kind != kindArray {
+			if b, err = appendJSONScalar(b, kv.k, s); err != nil {
+				return b, err
 			}
-			b = appendJSONFloat(b, s.f)
-		case kindString:
-			b = appendJSONString(b, s.s)
+			continue
 		}
+		b = append(b, '[')
+		for i := range s.arrayLen() {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, err = appendJSONScalar(b, kv.k, s.item(i)); err != nil {
+				return b, err
+			}
+		}
+		b = append(b, ']')
 	}
 	return append(b, '}'), nil
+}
+
+// appendJSONScalar writes an attribute value or array item that is not an
+// array.
+func appendJSONScalar(b []byte, key string, s scalar) ([]byte, error) {
+	switch s.kind {
+	case kindNull:
+		b = append(b, "null"...)
+	case kindBool:
+		b = strconv.AppendBool(b, s.b)
+	case kindLong:
+		b = strconv.AppendInt(b, s.i, 10)
+	case kindDouble:
+		if math.IsNaN(s.f) || math.IsInf(s.f, 0) {
+			return b, fmt.Errorf("attribute %q: %v has no JSON form: %w", key, s.f, ErrInvalidRecord)
+		}
+		b = appendJSONFloat(b, s.f)
+	case kindString:
+		b = appendJSONString(b, s.s)
+	}
+	return b, nil
 }
 
 // appendJSONFloat writes f like encoding/json does, plus ".0" when that
@@ -443,26 +468,62 @@ type jsonValue struct{ v any }
 
 func (jv *jsonValue) UnmarshalJSON(b []byte) error {
 	switch b[0] {
+	case '{':
+		jv.v = compactJSON(b)
+	case '[':
+		jv.v = jsonArray(b)
+	default:
+		v, err := jsonScalar(b)
+		if err != nil {
+			return err
+		}
+		jv.v = v
+	}
+	return nil
+}
+
+// jsonScalar reads a JSON value that is not an object or array.
+func jsonScalar(b []byte) (any, error) {
+	switch b[0] {
 	case 'n':
-		jv.v = nil
+		return nil, nil
 	case 't':
-		jv.v = true
+		return true, nil
 	case 'f':
-		jv.v = false
+		return false, nil
 	case '"':
 		s, ok := unquotePlain(b)
 		if !ok {
 			if err := json.Unmarshal(b, &s); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		jv.v = s
-	case '{', '[':
-		jv.v = compactJSON(b)
+		return s, nil
 	default:
-		jv.v = jsonNumber(b)
+		return jsonNumber(b), nil
 	}
-	return nil
+}
+
+// jsonArray reads a JSON array: an array of scalars is a []any, anything
+// else (an object or array inside) its compact JSON text. encoding/json has
+// validated b.
+func jsonArray(b []byte) any {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return compactJSON(b)
+	}
+	items := make([]any, len(raw))
+	for i, it := range raw {
+		if it[0] == '{' || it[0] == '[' {
+			return compactJSON(b)
+		}
+		v, err := jsonScalar(it)
+		if err != nil {
+			return compactJSON(b)
+		}
+		items[i] = v
+	}
+	return items
 }
 
 // jsonNumber converts a JSON number literal: integer syntax that fits int64

@@ -188,7 +188,11 @@ func TestDecodeJSONAttributes(t *testing.T) {
 		{`12.7`, 12.7},
 		{`1e400`, "1e400"},
 		{`{ "a" : [1, 2] }`, `{"a":[1,2]}`},
-		{`[ ]`, `[]`},
+		{`[ ]`, []any{}},
+		{`["eu", 1, 2.5, true, null, "\u00e9"]`, []any{"eu", int64(1), 2.5, true, nil, "é"}},
+		{`[1e400]`, []any{"1e400"}},
+		{`["a", {"b": 1}]`, `["a",{"b":1}]`},
+		{`[[1], 2]`, `[[1],2]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.raw, func(t *testing.T) {
@@ -278,5 +282,29 @@ func TestAppendJSONFloat(t *testing.T) {
 		if g, ok := jsonNumber(b).(float64); !ok || math.Float64bits(g) != math.Float64bits(f) {
 			t.Errorf("%v: wrote %s, decodes as %#v, want the same float64", f, b, jsonNumber(b))
 		}
+	}
+}
+
+// TestJSONArrayAttributes: arrays of scalars are written as JSON arrays, in
+// order, and read back as []any.
+func TestJSONArrayAttributes(t *testing.T) {
+	r := Record{Attributes: map[string]any{
+		"tags": []any{"eu", int64(1), 2.0, true, nil}, "names": []string{"a", "b"}, "none": []any{},
+	}}
+	b, err := AppendJSON(nil, &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"attributes":{"names":["a","b"],"none":[],"tags":["eu",1,2.0,true,null]}`; !strings.Contains(string(b), want) {
+		t.Fatalf("got %s, want it to hold %s", b, want)
+	}
+	got, err := DecodeJSON(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustEqualRecords(t, got, normalized(r))
+	r.Attributes["bad"] = []any{math.NaN()}
+	if _, err := AppendJSON(nil, &r); !errors.Is(err, ErrInvalidRecord) {
+		t.Fatalf("NaN item: err = %v, want ErrInvalidRecord", err)
 	}
 }

@@ -58,7 +58,8 @@ func validString(s string) (string, bool) {
 }
 
 // scalarKind is the type of an attribute value, in the order of the
-// attribute union of the schema: ["null","boolean","long","double","string"].
+// attribute union of the schema: ["null","boolean","long","double","string",
+// array]. An array's items are of the first five kinds.
 type scalarKind uint8
 
 const (
@@ -67,22 +68,62 @@ const (
 	kindLong
 	kindDouble
 	kindString
+	kindArray
 )
 
-// scalar is an attribute value normalised to one of the five kinds.
+// scalar is an attribute value normalised to one of the kinds; an array
+// keeps the caller's slice (a []any or []string) in list, its items
+// normalised one by one with item.
 type scalar struct {
 	kind scalarKind
 	b    bool
 	i    int64
 	f    float64
 	s    string
+	list any
 }
 
 // toScalar normalises an attribute value. Record documents the values as
-// nil, bool, int64, float64 or string; the other Go integer and float types
-// are accepted too and widened (they read back as int64 or float64). Any other
-// type, and unsigned values above math.MaxInt64, are an ErrInvalidRecord.
+// nil, bool, int64, float64, string or []any of those; the other Go integer
+// and float types are accepted too and widened (they read back as int64 or
+// float64), and so is []string (it reads back as []any). Any other type, an
+// array item that is not a scalar, and unsigned values above math.MaxInt64
+// are an ErrInvalidRecord.
 func toScalar(key string, v any) (scalar, error) {
+	switch v := v.(type) {
+	case []any:
+		for _, it := range v {
+			if _, err := toItem(key, it); err != nil {
+				return scalar{}, err
+			}
+		}
+		return scalar{kind: kindArray, list: v}, nil
+	case []string:
+		return scalar{kind: kindArray, list: v}, nil
+	}
+	return toItem(key, v)
+}
+
+// arrayLen is the number of items of an array scalar.
+func (s scalar) arrayLen() int {
+	if l, ok := s.list.([]string); ok {
+		return len(l)
+	}
+	return len(s.list.([]any))
+}
+
+// item returns the i-th item of an array scalar, normalised; toScalar has
+// checked every item already.
+func (s scalar) item(i int) scalar {
+	if l, ok := s.list.([]string); ok {
+		return scalar{kind: kindString, s: l[i]}
+	}
+	it, _ := toItem("", s.list.([]any)[i])
+	return it
+}
+
+// toItem normalises a scalar: an attribute value or an array item.
+func toItem(key string, v any) (scalar, error) {
 	switch v := v.(type) {
 	case nil:
 		return scalar{kind: kindNull}, nil
@@ -121,6 +162,6 @@ func toScalar(key string, v any) (scalar, error) {
 	case float32:
 		return scalar{kind: kindDouble, f: float64(v)}, nil
 	default:
-		return scalar{}, fmt.Errorf("attribute %q: unsupported value type %T (want nil, bool, int64, float64 or string): %w", key, v, ErrInvalidRecord)
+		return scalar{}, fmt.Errorf("attribute %q: unsupported value type %T (want nil, bool, int64, float64, string, or an array of those): %w", key, v, ErrInvalidRecord)
 	}
 }

@@ -48,8 +48,10 @@ type Record struct {
 	Metadata string `json:"metadata"`
 
 	Kubernetes Kubernetes `json:"kubernetes"`
-	// Attributes are parsed fields: flattened dotted keys to typed scalar
-	// values. A value is one of nil, bool, int64, float64 or string.
+	// Attributes are parsed fields: flattened dotted keys to typed values.
+	// A value is one of nil, bool, int64, float64, string, or an array of
+	// those ([]any; encoders also take []string). Arrays hold scalars only:
+	// a list of objects has no flat form and stays JSON text.
 	Attributes map[string]any `json:"attributes"`
 	Source     Source         `json:"source"`
 
