@@ -435,11 +435,23 @@ func under(a, b string) bool {
 	return len(a) > len(b) && a[len(b)] == '.' && strings.HasPrefix(a, b)
 }
 
-// appendValue writes an attribute value: nil, bool, int64, float64 or
-// string (the Record contract). A float that JSON cannot hold (NaN, ±Inf)
-// is written as a string, anything else unexpected as its %v text.
+// appendValue writes an attribute value: nil, bool, int64, float64, string
+// or an array of those (the Record contract). A float that JSON cannot hold
+// (NaN, ±Inf) is written as a string, anything else unexpected as its %v
+// text.
 func appendValue(dst []byte, v any) []byte {
 	switch v := v.(type) {
+	case []any:
+		return appendArray(dst, v)
+	case []string:
+		dst = append(dst, '[')
+		for i, s := range v {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = schemas.AppendJSONString(dst, s)
+		}
+		return append(dst, ']')
 	case nil:
 		return append(dst, "null"...)
 	case bool:
@@ -458,6 +470,70 @@ func appendValue(dst []byte, v any) []byte {
 	default:
 		return schemas.AppendJSONString(dst, fmt.Sprint(v))
 	}
+}
+
+// appendArray writes an array attribute so that Elasticsearch can index
+// every item under one mapping: it maps an array by its first item and
+// refuses, or silently truncates, items of another type. So an array whose
+// items are all of one JSON type (nulls aside) is written as it is; one
+// mixing integers and fractions is written as fractions (a double field);
+// any other mix is written as strings (a keyword field), each item as its
+// JSON text. An array of strings is thus a keyword array, searchable item by
+// item.
+func appendArray(dst []byte, items []any) []byte {
+	var kinds uint8
+	const (
+		isBool = 1 << iota
+		isInt
+		isFloat
+		isString
+		isOther
+	)
+	for _, it := range items {
+		switch it.(type) {
+		case nil:
+		case bool:
+			kinds |= isBool
+		case int64, int:
+			kinds |= isInt
+		case float64:
+			kinds |= isFloat
+		case string:
+			kinds |= isString
+		default:
+			kinds |= isOther
+		}
+	}
+	floats := kinds == isInt|isFloat
+	strs := !floats && kinds&(kinds-1) != 0 // more than one kind
+	dst = append(dst, '[')
+	for i, it := range items {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		switch {
+		case it == nil:
+			dst = append(dst, "null"...)
+		case floats:
+			switch n := it.(type) {
+			case int64:
+				dst = appendValue(dst, float64(n))
+			case int:
+				dst = appendValue(dst, float64(n))
+			default:
+				dst = appendValue(dst, it)
+			}
+		case strs:
+			if s, ok := it.(string); ok {
+				dst = schemas.AppendJSONString(dst, s)
+			} else {
+				dst = schemas.AppendJSONString(dst, string(appendValue(nil, it)))
+			}
+		default:
+			dst = appendValue(dst, it)
+		}
+	}
+	return append(dst, ']')
 }
 
 // appendObject writes m as a JSON object with sorted keys.

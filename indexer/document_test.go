@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"math"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicelogs/sluice/internal/esfake"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
@@ -87,6 +89,15 @@ func goldenRecords() map[string]schemas.Record {
 		"flags": {
 			ID: "f1", Timestamp: t0, Stream: "stderr", Log: "head of a long line \ufffd", Truncated: true, OriginalSize: 300000,
 			InvalidUTF8: true, Partial: true, Attributes: map[string]any{"quote\"key": "tab\there"},
+		},
+		// Array attributes: one type of item is written as it is, integers
+		// with fractions as fractions, any other mix as strings, so each
+		// array indexes under one mapping.
+		"arrays": {
+			ID: "a1", Timestamp: t0, Log: "x",
+			Attributes: map[string]any{"tags": []any{"eu", "blue"}, "codes": []any{int64(1), 2.5, nil},
+				"ports": []any{int64(80), int64(443)}, "mixed": []any{int64(1), "a", true, nil, 0.5},
+				"names": []string{"a", "b\"c"}, "empty": []any{}},
 		},
 		// A record written with a schema version newer than the indexer's:
 		// the fields it does not know, as JSON text under sluice.unknown.
@@ -298,6 +309,35 @@ func TestAppendTime(t *testing.T) {
 		n := namer{prefix: "p", loc: time.UTC}
 		if got, want := n.appendIndex(nil, "t", "", at), "p-t-"+at.UTC().Format(dayLayout); string(got) != want {
 			t.Fatalf("appendIndex(%v) = %s, want %s", at, got, want)
+		}
+	}
+}
+
+// TestArrayAttributesMapping: the array attributes of the "arrays" golden
+// record are all accepted by the store under the installed template, each
+// array under one mapping: strings and mixes as keyword, integers as long,
+// integers with fractions as double.
+func TestArrayAttributesMapping(t *testing.T) {
+	es := esfake.Start(t)
+	client, err := testES(t, es.URL()).NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := templateBody(templateSettings{prefix: "sluice", shards: 1, replicas: 0, totalFields: 1000, ignoreAbove: 256})
+	if _, err := installTemplate(context.Background(), client, "sluice", body); err != nil {
+		t.Fatal(err)
+	}
+	rec := goldenRecords()["arrays"]
+	var w docWriter
+	doc, _ := w.appendDoc(nil, &rec, "shop", nil)
+	esBulk(t, es.URL(), `{"create":{"_index":"sluice-shop-2026.11.21","_id":"1"}}`+"\n"+string(doc)+"\n")
+	if n := len(es.Docs("sluice-shop-2026.11.21")); n != 1 {
+		t.Fatalf("%d documents stored, want 1", n)
+	}
+	m := es.Mapping("sluice-shop-2026.11.21")
+	for field, typ := range map[string]string{"tags": "keyword", "names": "keyword", "mixed": "keyword", "ports": "long", "codes": "double"} {
+		if m[field] != typ {
+			t.Errorf("%s mapped as %q, want %q (%v)", field, m[field], typ, m)
 		}
 	}
 }
