@@ -62,9 +62,11 @@
 //     leaves become attributes with dotted keys, under prefix when given
 //     (prefix: body puts "error" at body.error).
 //     Objects deeper than depth (default DefaultJSONDepth, at most
-//     MaxJSONDepth) and all arrays are kept as their JSON text. Integral
-//     numbers that fit are int64, others float64. With duplicate keys, the
-//     later value of a flattened key wins.
+//     MaxJSONDepth) are kept as their JSON text, and so are arrays holding
+//     objects or arrays, or more than MaxArrayItems items; other arrays are
+//     array attributes ([]any of scalars). Integral numbers that fit are
+//     int64, others float64. With duplicate keys, the later value of a
+//     flattened key wins.
 //   - logfmt {field, prefix}: key=value pairs (under prefix, as json's),
 //     values as strings, quoted
 //     values unquoted, a bare key is true. A line without any key=value
@@ -125,8 +127,9 @@
 //
 // Rewrite steps:
 //
-//   - set {field, value | expr}: a scalar value, or an expression's result
-//     (ints become int64, times RFC 3339 strings, lists and maps JSON).
+//   - set {field, value | expr}: a scalar value or a list of scalars, or
+//     an expression's result (ints become int64, times RFC 3339 strings,
+//     lists of scalars arrays, other lists and maps JSON).
 //   - rename {from, to} and copy {from, to}: nothing happens when from is
 //     missing.
 //   - remove {fields}.

@@ -132,13 +132,31 @@ func setAttr(r *schemas.Record, k string, v any) {
 	r.Attributes[k] = v
 }
 
-// normalize converts v to an attribute value: nil, bool, int64, float64 or
-// string. Other integers become int64 (uint64 over MaxInt64 becomes
-// float64), time.Time an RFC 3339 string, and anything else its JSON text.
+// normalize converts v to an attribute value: nil, bool, int64, float64,
+// string, or an array of those. Other integers become int64 (uint64 over
+// MaxInt64 becomes float64), time.Time an RFC 3339 string, a list of
+// scalars ([]any, []string) an array ([]any) of normalised items, and
+// anything else, a list holding lists or maps included, its JSON text.
 func normalize(v any) any {
 	switch x := v.(type) {
 	case nil, bool, int64, float64, string:
 		return x
+	case []any:
+		items := make([]any, len(x))
+		for i, it := range x {
+			switch it.(type) {
+			case []any, []string, map[string]any:
+				return jsonString(v)
+			}
+			items[i] = normalize(it)
+		}
+		return items
+	case []string:
+		items := make([]any, len(x))
+		for i, s := range x {
+			items[i] = s
+		}
+		return items
 	case int:
 		return int64(x)
 	case int8:
@@ -185,6 +203,8 @@ func stringOf(v any) string {
 		return strconv.FormatInt(x, 10)
 	case float64:
 		return strconv.FormatFloat(x, 'g', -1, 64)
+	case []any:
+		return jsonString(x)
 	}
 	return fmt.Sprint(v)
 }

@@ -14,9 +14,11 @@ import (
 const maxJSONNesting = 10000
 
 // flattenJSON parses s, which must hold one JSON object, and calls set for
-// every leaf with its flattened dotted key (prefix + path). Objects nested
-// deeper than depth levels, and all arrays, are passed as their JSON text
-// as written (invalid UTF-8 replaced). Integral numbers that fit are int64,
+// every leaf with its flattened dotted key (prefix + path). An array of at
+// most MaxArrayItems scalars is passed as a []any; objects nested deeper
+// than depth levels, and other arrays (holding objects or arrays, or
+// longer), are passed as their JSON text as written (invalid UTF-8
+// replaced). Integral numbers that fit are int64,
 // other numbers float64, and numbers out of float64 range their text.
 // Strings with invalid UTF-8 get U+FFFD per bad byte, like encoding/json.
 // On error set may have been called for some keys; callers buffer.
@@ -104,14 +106,16 @@ func (sc *jsonScanner) object(prefix string, level int) error {
 			if err := sc.object(k+".", level+1); err != nil {
 				return err
 			}
-		case c == '{' || c == '[':
-			start := sc.i
-			if err := sc.skip(0); err != nil {
+		case c == '[':
+			v, err := sc.array()
+			if err != nil {
 				return err
 			}
-			raw := sc.s[start:sc.i]
-			if !utf8.ValidString(raw) {
-				raw = strings.ToValidUTF8(raw, "\uFFFD")
+			sc.set(k, v)
+		case c == '{':
+			raw, err := sc.raw()
+			if err != nil {
+				return err
 			}
 			sc.set(k, raw)
 		default:
@@ -133,6 +137,61 @@ func (sc *jsonScanner) object(prefix string, level int) error {
 			return nil
 		default:
 			return sc.errorf("want ',' or '}'")
+		}
+	}
+}
+
+// raw skips the object or array at sc.i and returns its text as written
+// (invalid UTF-8 replaced).
+func (sc *jsonScanner) raw() (string, error) {
+	start := sc.i
+	if err := sc.skip(0); err != nil {
+		return "", err
+	}
+	raw := sc.s[start:sc.i]
+	if !utf8.ValidString(raw) {
+		raw = strings.ToValidUTF8(raw, "\uFFFD")
+	}
+	return raw, nil
+}
+
+// array reads the array at sc.i (which is '['): an array of at most
+// MaxArrayItems scalars is a []any, any other its text (raw).
+func (sc *jsonScanner) array() (any, error) {
+	start := sc.i
+	sc.i++ // '['
+	sc.ws()
+	items := []any{}
+	if sc.i < len(sc.s) && sc.s[sc.i] == ']' {
+		sc.i++
+		return items, nil
+	}
+	for {
+		sc.ws()
+		if sc.i >= len(sc.s) {
+			return nil, sc.errorf("unexpected end in array")
+		}
+		if c := sc.s[sc.i]; c == '{' || c == '[' || len(items) == MaxArrayItems {
+			sc.i = start
+			return sc.raw()
+		}
+		v, err := sc.scalar()
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, v)
+		sc.ws()
+		if sc.i >= len(sc.s) {
+			return nil, sc.errorf("unexpected end in array")
+		}
+		switch sc.s[sc.i] {
+		case ',':
+			sc.i++
+		case ']':
+			sc.i++
+			return items, nil
+		default:
+			return nil, sc.errorf("want ',' or ']'")
 		}
 	}
 }

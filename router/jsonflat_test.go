@@ -13,8 +13,9 @@ import (
 // flattenJSON, kept as the reference for FuzzJSONFlattenDifferential.
 // flattenJSONRef parses s, which must hold one JSON object, and calls set for
 // every leaf with its flattened dotted key (prefix + path). Objects nested
-// deeper than depth levels, and all arrays, are passed as their JSON text.
-// Integral numbers that fit are int64, other numbers float64.
+// deeper than depth levels, and arrays holding objects or arrays or more
+// than MaxArrayItems items, are passed as their JSON text; other arrays as
+// []any. Integral numbers that fit are int64, other numbers float64.
 func flattenJSONRef(s, prefix string, depth int, set func(k string, v any)) error {
 	dec := json.NewDecoder(strings.NewReader(s))
 	dec.UseNumber()
@@ -46,7 +47,7 @@ func flattenMapRef(m map[string]any, prefix string, level, depth int, set func(s
 				flattenMapRef(x, key+".", level+1, depth, set)
 			}
 		case []any:
-			set(key, jsonString(x))
+			set(key, arrayRef(x))
 		case json.Number:
 			set(key, numberValue(x))
 		default:
@@ -55,11 +56,30 @@ func flattenMapRef(m map[string]any, prefix string, level, depth int, set func(s
 	}
 }
 
+// arrayRef is an array as flattenJSONRef passes it.
+func arrayRef(x []any) any {
+	if len(x) > MaxArrayItems {
+		return jsonString(x)
+	}
+	items := make([]any, len(x))
+	for i, it := range x {
+		switch v := it.(type) {
+		case map[string]any, []any:
+			return jsonString(x)
+		case json.Number:
+			items[i] = numberValue(v)
+		default:
+			items[i] = v
+		}
+	}
+	return items
+}
+
 // FuzzJSONFlattenDifferential checks flattenJSON against encoding/json:
 // same inputs accepted, same keys and values (kept-as-text values compared
 // as decoded JSON).
 func FuzzJSONFlattenDifferential(f *testing.F) {
-	for _, s := range []string{`{"a":1,"b":{"c":[1,{"d":"\u00e9"}],"e":{"f":{"g":1}}}}`, `{"s":"\ud83d\ude00\ud800x","n":-0.5e-3,"i":-9223372036854775808,"big":1e400}`, "{\"a\":\"\xff\"}", `{"a":1,"a":2}`, `{"a":01}`, ` {} `, `{"a":[1,]}`} {
+	for _, s := range []string{`{"a":1,"b":{"c":[1,{"d":"\u00e9"}],"e":{"f":{"g":1}}}}`, `{"s":"\ud83d\ude00\ud800x","n":-0.5e-3,"i":-9223372036854775808,"big":1e400}`, "{\"a\":\"\xff\"}", `{"a":1,"a":2}`, `{"a":01}`, ` {} `, `{"a":[1,]}`, `{"t":["x",1,2.5,null,true],"e":[],"n":[[1]],"o":[{}]}`} {
 		f.Add(s, 3)
 	}
 	f.Fuzz(func(t *testing.T, s string, depth int) {

@@ -96,21 +96,33 @@ func (p *Pipeline) runTest(t *TestSpec) string {
 			return fmt.Sprintf("attribute %q is missing, want %v", k, e.Attributes[k])
 		}
 		if !sameValue(got, e.Attributes[k]) {
-			return fmt.Sprintf("attribute %q is %#v, want %#v", k, got, e.Attributes[k])
+			return fmt.Sprintf("attribute %q is %s, want %s", k, showValue(got), showValue(e.Attributes[k]))
 		}
 	}
 	for _, k := range e.Absent {
 		if v, ok := r.Attributes[k]; ok {
-			return fmt.Sprintf("attribute %q is %#v, want it absent", k, v)
+			return fmt.Sprintf("attribute %q is %s, want it absent", k, showValue(v))
 		}
 	}
 	return ""
+}
+
+// showValue shows an attribute value in a test failure: Go syntax for a
+// scalar, so that 1 and "1" differ, JSON for an array.
+func showValue(v any) string {
+	if items, ok := v.([]any); ok {
+		return jsonString(items)
+	}
+	return fmt.Sprintf("%#v", v)
 }
 
 // sameValue compares attribute values; int64 and float64 compare as
 // numbers.
 func sameValue(a, b any) bool {
 	switch x := a.(type) {
+	case []any:
+		y, ok := b.([]any)
+		return ok && slices.EqualFunc(x, y, sameValue)
 	case int64:
 		switch y := b.(type) {
 		case int64:

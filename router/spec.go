@@ -46,6 +46,11 @@ const (
 	// of the tenant's index mapping); the rest go to OverflowKey as one JSON
 	// object string.
 	MaxAttributes = 256
+	// MaxArrayItems bounds an array attribute a json step parses, so that
+	// a line's bytes cannot turn into many times their size in boxed items
+	// (or into an array Elasticsearch indexes item by item): a longer
+	// array is kept as its JSON text.
+	MaxArrayItems = 1024
 	// OverflowKey is the attribute holding attributes beyond MaxAttributes.
 	OverflowKey = "_overflow"
 	// MaxSampleOneIn bounds a sample step's one_in.
@@ -367,6 +372,23 @@ func (d *decoder) bool(n *yaml.Node, what string) bool {
 	return v
 }
 
+// value decodes an attribute value: a scalar, or a list of scalars (an
+// array attribute).
+func (d *decoder) value(n *yaml.Node, what string) any {
+	if n.Kind != yaml.SequenceNode {
+		return d.scalar(n, what)
+	}
+	items := make([]any, len(n.Content))
+	for i, c := range n.Content {
+		if c.Kind != yaml.ScalarNode {
+			d.errorf(c, "%s: a list item must be a scalar (null, bool, number or string)", what)
+			return nil
+		}
+		items[i] = d.scalar(c, what)
+	}
+	return items
+}
+
 // scalar decodes a scalar into an attribute value.
 func (d *decoder) scalar(n *yaml.Node, what string) any {
 	if n.Kind != yaml.ScalarNode {
@@ -499,7 +521,7 @@ func (d *decoder) step(n *yaml.Node) StepSpec {
 			st.Timezone = d.str(v, what)
 		case "value":
 			st.HasValue = true
-			st.Value = d.scalar(v, what)
+			st.Value = d.value(v, what)
 		case "expr":
 			st.Expr = d.str(v, what)
 		case "if":
@@ -699,7 +721,7 @@ func (d *decoder) expect(n *yaml.Node) TestExpect {
 			}
 			e.Attributes = make(map[string]any, len(v.Content)/2)
 			for i := 0; i+1 < len(v.Content); i += 2 {
-				e.Attributes[v.Content[i].Value] = d.scalar(v.Content[i+1], "expect.attributes."+v.Content[i].Value)
+				e.Attributes[v.Content[i].Value] = d.value(v.Content[i+1], "expect.attributes."+v.Content[i].Value)
 			}
 		case "absent":
 			if v.Kind != yaml.SequenceNode {

@@ -114,11 +114,7 @@ func setTyped(r *schemas.Record, kv []kvPair, types map[string]string) *stepErro
 				if p.v == nil {
 					continue // null: absent, as "-" and empty are
 				}
-				text, isStr := p.v.(string)
-				if !isStr {
-					text = fmt.Sprint(p.v)
-				}
-				v, keep, err := convertCapture(text, typ)
+				v, keep, err := convertValue(p.v, typ)
 				if err != nil {
 					return failf(ReasonParse, "%s: %v", p.k, err)
 				}
@@ -135,6 +131,33 @@ func setTyped(r *schemas.Record, kv []kvPair, types map[string]string) *stepErro
 		setAttr(r, p.k, p.v)
 	}
 	return nil
+}
+
+// convertValue converts a parsed value to typ, as convertCapture converts
+// its text; an array item by item, absent items left out.
+func convertValue(v any, typ string) (any, bool, error) {
+	items, isArray := v.([]any)
+	if !isArray {
+		text, isStr := v.(string)
+		if !isStr {
+			text = fmt.Sprint(v)
+		}
+		return convertCapture(text, typ)
+	}
+	out := make([]any, 0, len(items))
+	for _, it := range items {
+		if it == nil {
+			continue
+		}
+		c, keep, err := convertValue(it, typ)
+		if err != nil {
+			return nil, false, err
+		}
+		if keep {
+			out = append(out, c)
+		}
+	}
+	return out, true, nil
 }
 
 // csvStep reads one delimited line (CSV, TSV) into the attributes its
