@@ -53,7 +53,10 @@ func TestDevStackEndToEnd(t *testing.T) {
 	}
 	// As sluice pipeline apply does: the stream topics first, then the
 	// pipeline.
+	// Its records get an array attribute, which must arrive as a keyword
+	// array.
 	beta := []byte("tenant: beta\nversion: 1\nsteps:\n  - regex: {pattern: '^beta (?P<n>[0-9]+)'}\n" +
+		"  - set: {field: tags, expr: 'split(\"eu,blue\", \",\")'}\n" +
 		"  - route: {if: 'int(attributes[\"n\"]) >= 25', stream: late}\n")
 	if _, err := kafka.EnsureStreamTopics(ctx, kadm.NewClient(cl), topics, "beta", []string{"late"}); err != nil {
 		t.Fatal(err)
@@ -125,9 +128,10 @@ func TestDevStackEndToEnd(t *testing.T) {
 		`{"query":{"query_string":{"query":"n:[0 TO 9999]"}}}`:     25,
 		`{"query":{"bool":{"must":{"match":{"log":"long"}}}}}`:     1,
 		`{"query":{"term":{"kubernetes.namespace_name":"alpha"}}}`: 80,
+		`{"query":{"term":{"tags":"blue"}}}`:                       25,
 	} {
 		target := index("alpha")
-		if strings.Contains(query, `"n:`) {
+		if strings.Contains(query, `"n:`) || strings.Contains(query, `"tags"`) {
 			target = index("beta")
 		}
 		if got := count(target, query); got != want {
