@@ -207,11 +207,16 @@
 // first, last, now; for redaction and shaping, replaceRegex(s, pattern,
 // repl) (RE2; repl may use $1 or ${name}), sha256(s) and sha256(s, salt)
 // (hex), mask(s) and mask(s, keep) (all characters but the last keep
-// become *), truncate(s, n) (at most n bytes, whole characters) and
+// become *), truncate(s, n) (at most n bytes, whole characters),
 // parseURL(s) (a map of scheme, user, host, port, path, fragment and
-// query, the first value of each parameter); the loops all, none, any, one, filter, map,
-// find, findIndex, findLast, findLastIndex, count, sum and reduce. Other
-// expr builtins (concat, sort, groupBy, ...) are refused at compile time.
+// query, the first value of each parameter) and parseUserAgent(s) (a map
+// of a User-Agent header's browser, browser_version, os, device: desktop,
+// mobile, tablet, tv or bot, and bot, a bool; "" for what it does not
+// recognise; it reads the first MaxUserAgentLen bytes), as in
+// parseUserAgent(attributes.agent).device == "mobile"; the loops all,
+// none, any, one, filter, map, find, findIndex, findLast, findLastIndex,
+// count, sum and reduce. Other expr builtins (concat, sort, groupBy, ...)
+// are refused at compile time.
 //
 // Cost is bounded. At compile time: at most MaxExprLen bytes and
 // MaxExprNodes syntax nodes, no nested loops (a predicate inside a
@@ -224,9 +229,9 @@
 // by functions and operators (+ on strings, comparisons, in, contains,
 // computed keys a[k], ...), 4 units per call, a loop's elements × its
 // body's nodes × 4 before it starts, len(input) × instructions for every
-// regex (regex steps, matches), 4 per input byte for json steps and
-// fromJSON, 1 for logfmt; bytes allocated by functions, and lists and
-// maps stored by set (as JSON). The VM memory budget ExprMemoryBudget
+// regex (regex steps, matches), 4 per input byte for json steps,
+// fromJSON and parseUserAgent, 1 for logfmt; bytes allocated by
+// functions, and lists and maps stored by set (as JSON). The VM memory budget ExprMemoryBudget
 // bounds ranges and literals per evaluation, and a record that has used a
 // sixteenth of MaxRecordCost and is still in Process after MaxRecordTime
 // stops before its next step (wall time alone does not stop a record: a

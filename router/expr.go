@@ -154,6 +154,10 @@ func compileExpr(src string, cond bool) (*vm.Program, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile expression: %w", err)
 	}
+	if tc.userAgent {
+		// Built once per process, here rather than in the first record.
+		uaParser()
+	}
 	return p, nil
 }
 

@@ -10,8 +10,9 @@ import (
 )
 
 // Functions for redaction and shaping: replaceRegex, sha256, mask,
-// truncate and parseURL. Like every function of the sandbox, each charges
-// the meter what it will read and allocate before it works.
+// truncate, parseURL and parseUserAgent (useragent.go). Like every
+// function of the sandbox, each charges the meter what it will read and
+// allocate before it works.
 
 var redactFuncs = []meteredFunc{
 	{"replaceRegex", fnReplaceRegex, []any{new(func(*meter, string, string, string) string)}},
@@ -19,6 +20,7 @@ var redactFuncs = []meteredFunc{
 	{"mask", fnMask, []any{new(func(*meter, string) string), new(func(*meter, string, int) string)}},
 	{"truncate", fnTruncate, []any{new(func(*meter, string, int) string)}},
 	{"parseURL", fnParseURL, []any{new(func(*meter, string) map[string]any)}},
+	{"parseUserAgent", fnParseUserAgent, []any{new(func(*meter, string) map[string]any)}},
 }
 
 // dynamicRegex returns the compiled pattern p from the meter's cache,

@@ -25,10 +25,10 @@ const (
 	// MaxRecordCost is the work one record may cost, in units that take at
 	// most about 10ns each: an expression function or operator charges the
 	// bytes it reads and writes plus 4 per call, a regex len(input) × its
-	// program's instructions, json steps and fromJSON 4 per input byte,
-	// logfmt steps 1 per byte, a loop (map, filter, all, ...) 4 × its
-	// elements × the nodes of its body. About 170ms at worst; an
-	// access-log regex on a 64 KiB line costs a quarter of it.
+	// program's instructions, json steps, fromJSON and parseUserAgent 4
+	// per input byte, logfmt steps 1 per byte, a loop (map, filter, all,
+	// ...) 4 × its elements × the nodes of its body. About 170ms at worst;
+	// an access-log regex on a 64 KiB line costs a quarter of it.
 	MaxRecordCost = 16 << 20
 	// ExprAllocBudget bounds the bytes expression functions and operators
 	// may allocate for one record (strings, lists, JSON), counted before
@@ -925,9 +925,12 @@ func countNodes(n ast.Node) int {
 
 // treeChecker rejects, on the parsed source, what the sandbox does not
 // allow: builtins it does not provide, the reserved "__" names, nested
-// loops, and constant matches patterns that are invalid or too large.
+// loops, and constant matches patterns that are invalid or too large. It
+// also notes a call of parseUserAgent.
 type treeChecker struct {
 	err error
+	// userAgent is set when the source calls parseUserAgent.
+	userAgent bool
 }
 
 func (c *treeChecker) Visit(node *ast.Node) {
@@ -942,6 +945,10 @@ func (c *treeChecker) Visit(node *ast.Node) {
 	case *ast.IdentifierNode:
 		if strings.HasPrefix(n.Value, "__") {
 			c.err = fmt.Errorf("name %s is reserved", n.Value)
+		}
+	case *ast.CallNode:
+		if id, ok := n.Callee.(*ast.IdentifierNode); ok && id.Value == "parseUserAgent" {
+			c.userAgent = true
 		}
 	case *ast.VariableDeclaratorNode:
 		if strings.HasPrefix(n.Name, "__") {
