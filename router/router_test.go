@@ -167,7 +167,13 @@ func consumeOutputs(t testing.TB, brokers []string, tenants ...string) (*output,
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("timed out after %s waiting for %s (%d records so far)", timeout, what, out.records)
+				reasons := map[string]int{}
+				for _, ds := range out.dlq {
+					for _, d := range ds {
+						reasons[d.Reason]++
+					}
+				}
+				t.Fatalf("timed out after %s waiting for %s (%d records so far; dead letters by reason: %v)", timeout, what, out.records, reasons)
 			}
 		}
 	}
