@@ -129,6 +129,8 @@ var valuesFiles = map[string][]string{
 	"metadata-off": {"testdata/values-metadata-off.yaml"},
 	// Files merge as with helm -f a -f b.
 	"all+strimzi": {"testdata/values-all.yaml", "testdata/values-strimzi.yaml"},
+	// The router's pseudonym keys from a Secret, its only volume.
+	"pseudonym-keys": {"testdata/values-pseudonym-keys.yaml"},
 }
 
 func TestChartRenders(t *testing.T) {
@@ -203,6 +205,10 @@ type stageValues struct {
 	} `json:"resources"`
 	// The shipper's only.
 	KubernetesMetadata metadataValues `json:"kubernetesMetadata"`
+	// The router's only.
+	PseudonymKeys struct {
+		SecretName string `json:"secretName"`
+	} `json:"pseudonymKeys"`
 }
 
 // metadataValues are shipper.kubernetesMetadata.

@@ -210,6 +210,52 @@ func checkPod(t *testing.T, stage string, pod corev1.PodTemplateSpec, values sta
 	if stage == "shipper" {
 		checkShipperMetadata(t, env, c.Resources, values)
 	}
+	if stage == "router" {
+		checkPseudonymKeys(t, env, spec, values)
+	}
+}
+
+// checkPseudonymKeys checks the router's pseudonym keys: with
+// pseudonymKeys.secretName, SLUICE_ROUTER_PSEUDONYM_KEYS_DIR is a
+// read-only mount of that whole Secret (every key a file; no subPath,
+// which the kubelet would never update, and not optional, which would
+// start routers without keys); without, neither the setting nor a volume.
+func checkPseudonymKeys(t *testing.T, env map[string]string, spec corev1.PodSpec, values stageValues) {
+	t.Helper()
+	dir := env["SLUICE_ROUTER_PSEUDONYM_KEYS_DIR"]
+	secret := values.PseudonymKeys.SecretName
+	var volume *corev1.SecretVolumeSource
+	var volumeName string
+	for _, v := range spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == secret {
+			volume, volumeName = v.Secret, v.Name
+		}
+	}
+	if secret == "" {
+		if dir != "" {
+			t.Errorf("router: SLUICE_ROUTER_PSEUDONYM_KEYS_DIR=%s without router.pseudonymKeys.secretName", dir)
+		}
+		return
+	}
+	if dir == "" || volume == nil {
+		t.Fatalf("router: pseudonymKeys.secretName %s: SLUICE_ROUTER_PSEUDONYM_KEYS_DIR %q, volume %+v", secret, dir, volume)
+	}
+	if len(volume.Items) > 0 || volume.Optional != nil && *volume.Optional {
+		t.Errorf("router: volume %s of Secret %s: items %v, optional %v; want every key, and the Secret required", volumeName, secret, volume.Items, volume.Optional)
+	}
+	mounted := false
+	for _, m := range spec.Containers[0].VolumeMounts {
+		if m.Name != volumeName {
+			continue
+		}
+		mounted = true
+		if m.MountPath != dir || !m.ReadOnly || m.SubPath != "" || m.SubPathExpr != "" {
+			t.Errorf("router: mount %+v of the pseudonym keys: want %s, read-only, the whole volume", m, dir)
+		}
+	}
+	if !mounted {
+		t.Errorf("router: the pseudonym keys volume %s is not mounted", volumeName)
+	}
 }
 
 // checkShipperMetadata checks the shipper's Kubernetes metadata settings

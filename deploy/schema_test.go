@@ -52,6 +52,8 @@ func TestSchemaRejects(t *testing.T) {
 		"annotation prefixes a string": {"shipper: {kubernetesMetadata: {annotationPrefixes: app.kubernetes.io/}}", "at '/shipper/kubernetesMetadata/annotationPrefixes': got string, want array"},
 		"metadata memory in MB":        {"shipper: {kubernetesMetadata: {memory: 32M}}", "at '/shipper/kubernetesMetadata/memory'"},
 		"metadata wait not a duration": {"shipper: {kubernetesMetadata: {wait: 2}}", "at '/shipper/kubernetesMetadata/wait': got number, want string"},
+		"misspelt pseudonymKeys key":   {"router: {pseudonymKeys: {secret: keys}}", "at '/router/pseudonymKeys': additional properties 'secret' not allowed"},
+		"indexer has no pseudonymKeys": {"indexer: {pseudonymKeys: {secretName: keys}}", "at '/indexer': additional properties 'pseudonymKeys' not allowed"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := render(writeValues(t, dir, name, tc.values))
@@ -77,6 +79,7 @@ func TestSchemaAccepts(t *testing.T) {
 		"unlimited retention":       {"strimzi: {enabled: true, topicDefaults: {retentionMs: -1}, tenants: [{name: shop}]}", `retention.ms: "-1"`},
 		"shipper settings in env":   {"shipper: {env: {SLUICE_SHIPPER_HELD_FILES_MAX_BYTES: 536870912, SLUICE_SHIPPER_READ_FROM: tail}}", "- name: SLUICE_SHIPPER_HELD_FILES_MAX_BYTES\n              value: \"536870912\""},
 		"compression":               {"kafka: {compression: zstd}", "- name: SLUICE_KAFKA_COMPRESSION\n              value: \"zstd\""},
+		"pseudonym keys":            {"router: {pseudonymKeys: {secretName: keys}}", "- name: SLUICE_ROUTER_PSEUDONYM_KEYS_DIR\n              value: /etc/sluice/pseudonym-keys"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			ms, err := render(writeValues(t, dir, name, tc.values))

@@ -26,6 +26,7 @@ type Config struct {
 	StatusHeartbeat    time.Duration `env:"ROUTER_STATUS_HEARTBEAT, default=10m" help:"How often the router republishes its status of every tenant to <prefix>.status (and <prefix>.status.<tenant>); a tenant's status is also published, in batches, within a second of any change."`
 	ShutdownTimeout    time.Duration `env:"ROUTER_SHUTDOWN_TIMEOUT, default=20s" help:"On SIGTERM, how long to wait for the transaction in progress to end."`
 	TenantRetryMax     time.Duration `env:"ROUTER_TENANT_RETRY_MAX, default=30s" help:"Longest pause of a tenant whose output topics are missing or denied (doubling from 1s)."`
+	PseudonymKeysDir   string        `env:"ROUTER_PSEUDONYM_KEYS_DIR" help:"Directory of the tenants' secret keys for the pipeline function pseudonym() (HMAC-SHA256): one file per tenant, named by the tenant id, holding its key (at least 16 bytes; trailing white space is ignored), which is how a Kubernetes Secret mounted as a volume looks. Read at startup (the router does not start if it cannot be read) and every 30s: new, changed and removed keys take effect without a restart. Empty: no keys; pseudonym() then fails and the record goes where the step's on_error says."`
 }
 
 // Validate reports every problem, each naming the variable at fault.

@@ -206,7 +206,9 @@
 // fromBase64, keys, values, max, min, abs, ceil, floor, round, type,
 // first, last, now; for redaction and shaping, replaceRegex(s, pattern,
 // repl) (RE2; repl may use $1 or ${name}), sha256(s) and sha256(s, salt)
-// (hex), mask(s) and mask(s, keep) (all characters but the last keep
+// (hex; the salt is in the pipeline, for its readers to see),
+// pseudonym(s) (hex HMAC-SHA256 under the tenant's secret key; see
+// Pseudonyms), mask(s) and mask(s, keep) (all characters but the last keep
 // become *), truncate(s, n) (at most n bytes, whole characters),
 // parseURL(s) (a map of scheme, user, host, port, path, fragment and
 // query, the first value of each parameter) and parseUserAgent(s) (a map
@@ -239,13 +241,46 @@
 // any of these goes to the DLQ with ReasonCostExceeded at the step that
 // ran out; the pipeline stays in service.
 //
+// # Pseudonyms
+//
+// pseudonym(s) is the hex HMAC-SHA256 of s under the tenant's secret key,
+// which the platform's operator gives each tenant and no pipeline holds:
+// a salt in the pipeline (sha256(s, salt)) is seen by whoever reads the
+// pipeline (its config topic, sluice pipeline get), who can then find a
+// low-entropy value (an email, a user id) from its hash by trying
+// candidates; without the key they cannot. Keys are files of the
+// directory SLUICE_ROUTER_PSEUDONYM_KEYS_DIR, one per tenant, named by the
+// tenant id, holding the key (trailing white space trimmed; at least
+// MinPseudonymKeyLen bytes): the layout of a Kubernetes Secret mounted as
+// a volume (Helm value router.pseudonymKeys.secretName). The router reads
+// it at startup (and does not start if it cannot) and every 30s, so a
+// key added, changed or removed in the Secret takes effect without a
+// restart; names starting with a dot (..data and the kubelet's hidden
+// directories) are skipped. A file that is too short, too long or not
+// named by a tenant id is refused (logged once, counted in
+// pseudonym_key_errors_total at every reading), and its tenant keeps the
+// key it had; pseudonym_keys is the number in force. Keys never appear in
+// logs, errors, metrics or status: PseudonymKey prints as [redacted].
+//
+// A tenant's key is its own: one value gets different pseudonyms in two
+// tenants, and a rotated key changes every pseudonym from then on. The
+// router passes the key in force to ProcessWithKey for each record; Process
+// has none. Without a key, pseudonym fails with ReasonPseudonymKeyMissing
+// (wrapping ErrNoPseudonymKey), which the step's on_error handles like any
+// function error; it is the operator's setting, not the pipeline's fault,
+// so it never retires a version (the version before might not pseudonymize
+// at all). A pipeline's tests, sluice pipeline validate and sluice pipeline
+// test use TestPseudonymKey ("sluice-test-key", public), never a tenant's
+// key: their expected values are stable and tell nothing of a real key.
+//
 // # Processing
 //
 // Compile, Load and PassThrough return an immutable *Pipeline, safe for
 // concurrent use. Process mutates the record in place and returns a
 // Result: the stream ("" = main topic), dropped, or a DLQ *Failure with a
 // bounded Reason (ReasonParse, ReasonTimestamp, ReasonExpr, ReasonField,
-// ReasonCostExceeded, ReasonPanic). Process never panics. After the steps, attributes beyond
+// ReasonCostExceeded, ReasonPseudonymKeyMissing, ReasonPanic). Process
+// never panics. After the steps, attributes beyond
 // MaxAttributes (sorted by key, the first MaxAttributes-1 are kept) move
 // into OverflowKey as one JSON object string, so that no record can carry
 // an unbounded number of fields into Elasticsearch's mappings.
@@ -379,5 +414,6 @@
 // tenant's mean), tenant_processing_seconds_total,
 // tenant_throttled_total, multiline_holds_total (per tenant),
 // transactions_total{result}, transaction_seconds, transactions_fenced_total,
-// tenants_paused; and the Kafka client's sluice_kafka_*.
+// tenants_paused, pseudonym_keys and pseudonym_key_errors_total{reason};
+// and the Kafka client's sluice_kafka_*.
 package router

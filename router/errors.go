@@ -87,6 +87,10 @@ const (
 	// ExprAllocBudget, ExprMemoryBudget or MaxRecordTime): Process stopped
 	// at the step that ran out.
 	ReasonCostExceeded = "cost_exceeded"
+	// ReasonPseudonymKeyMissing: pseudonym() was called for a tenant
+	// without a key (see SLUICE_ROUTER_PSEUDONYM_KEYS_DIR). An operator's
+	// setting, not the pipeline's fault: it never retires a version.
+	ReasonPseudonymKeyMissing = "pseudonym_key_missing"
 )
 
 // stepError is returned by a step's apply: a reason and an error.

@@ -224,11 +224,13 @@ func (e *evaluator) run(p *vm.Program, st *state, r *schemas.Record) (any, error
 	e.env["attributes"] = r.Attributes
 	e.vm.MemoryBudget = ExprMemoryBudget
 	e.m.work, e.m.alloc, e.m.over = st.work, st.alloc, false
+	e.m.key, e.m.tenant = st.key, st.tenant
 	out, err := e.vm.Run(p, e.env)
 	st.work, st.alloc = e.m.work, e.m.alloc
 	e.env["attributes"] = nil // do not keep the record alive in the pool
 	e.env["log"] = nil
 	e.k = exprKubernetes{}
+	e.m.key = PseudonymKey{}
 	if err != nil && (e.m.over || strings.Contains(err.Error(), "memory budget exceeded")) {
 		return nil, &costError{err: err}
 	}

@@ -447,3 +447,111 @@ func TestKeptOutputsUsedWhole(t *testing.T) {
 		}
 	}
 }
+
+// TestPseudonymKeysPerTenant: pseudonym() uses each tenant's own key from
+// SLUICE_ROUTER_PSEUDONYM_KEYS_DIR, so the same value gets a different
+// pseudonym in each tenant; a tenant without a key has its records
+// dead-lettered (pseudonym_key_missing, without retiring its version)
+// while the others in the same router go on; a rotated key and a key
+// given later take effect without a restart.
+func TestPseudonymKeysPerTenant(t *testing.T) {
+	cluster := routerCluster(t, "alpha", "beta", "gamma")
+	brokers := cluster.ListenAddrs()
+	cl := newClient(t, brokers)
+	keys := map[string]string{"alpha": "alpha-key-0123456789", "beta": "beta-key-abcdefghijk"}
+	vol := &secretVolume{t: t, dir: t.TempDir()}
+	vol.write(map[string]string{"alpha": keys["alpha"] + "\n", "beta": keys["beta"] + "\n"})
+	rt := startRouter(t, routerConfig(t, brokers, map[string]string{"SLUICE_ROUTER_PSEUDONYM_KEYS_DIR": vol.dir}))
+	// A version is retired after failing on retireMinRecords records in a
+	// row over retireMinWindow: smaller here, and still gamma's stays.
+	rt.pipes.mu.Lock()
+	rt.pipes.minRecords, rt.pipes.minWindow = 5, 0
+	rt.pipes.mu.Unlock()
+	tenants := []string{"alpha", "beta", "gamma"}
+	for _, tn := range tenants {
+		apply(t, cl, "tenant: "+tn+"\nversion: 1\nsteps:\n  - json: {field: log}\n  - set: {field: email, expr: 'pseudonym(attributes.email)'}\n")
+	}
+	for _, tn := range tenants {
+		waitVersion(t, rt, tn, 1)
+	}
+	produce := func(from, n int) {
+		t.Helper()
+		var rs []*kgo.Record
+		for i := from; i < from+n; i++ {
+			for _, tn := range tenants {
+				rs = append(rs, &kgo.Record{Topic: "logs.raw." + tn, Key: []byte("c"), Value: fmt.Appendf(nil, `{"seq":%d,"email":"user%d@example.com"}`, i, i)})
+			}
+		}
+		if err := cl.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, wait := consumeOutputs(t, brokers, tenants...)
+	// check checks the parsed records of tenant from the index from on:
+	// each email the HMAC of user<seq>@example.com under key.
+	check := func(tenant string, from int, key string) {
+		t.Helper()
+		out.mu.Lock()
+		defer out.mu.Unlock()
+		recs := out.parsed["logs.parsed."+tenant][from:]
+		for _, r := range recs {
+			seq, _ := r.Attributes["seq"].(int64)
+			if want := hmacHex(key, fmt.Sprintf("user%d@example.com", seq)); r.Attributes["email"] != want {
+				t.Errorf("%s record %d: email %v, want %s", tenant, seq, r.Attributes["email"], want)
+			}
+		}
+	}
+
+	const n = 20
+	produce(0, n)
+	wait(30*time.Second, "alpha's and beta's records parsed, gamma's dead-lettered", func(o *output) bool {
+		return len(o.parsed["logs.parsed.alpha"]) == n && len(o.parsed["logs.parsed.beta"]) == n && len(o.dlq["logs.dlq.gamma"]) == n
+	})
+	check("alpha", 0, keys["alpha"])
+	check("beta", 0, keys["beta"])
+	out.mu.Lock()
+	if a, b := out.parsed["logs.parsed.alpha"][0].Attributes["email"], out.parsed["logs.parsed.beta"][0].Attributes["email"]; a == b {
+		t.Errorf("alpha and beta give one value the same pseudonym %v", a)
+	}
+	for _, d := range out.dlq["logs.dlq.gamma"] {
+		if d.Reason != ReasonPseudonymKeyMissing || d.StepType != "set" || d.PipelineVersion != 1 ||
+			!strings.Contains(d.Error, "no key is configured for tenant gamma") || !strings.Contains(d.Payload, "@example.com") {
+			t.Errorf("gamma's dead letter: reason %q step %q version %d error %q", d.Reason, d.StepType, d.PipelineVersion, d.Error)
+			break
+		}
+	}
+	n0 := len(out.parsed["logs.parsed.gamma"])
+	out.mu.Unlock()
+	if n0 != 0 {
+		t.Errorf("gamma: %d records parsed without a key", n0)
+	}
+	if v := rt.pipes.get("gamma").Version; v != 1 || testutil.ToFloat64(rt.m.fallbacks.WithLabelValues("gamma")) != 0 {
+		t.Errorf("gamma's version in force is %d: a missing key retired it", v)
+	}
+	if got := testutil.ToFloat64(rt.m.dlq.WithLabelValues("gamma", ReasonPseudonymKeyMissing)); got != n {
+		t.Errorf("dlq_total{gamma, pseudonym_key_missing} = %v, want %d", got, n)
+	}
+	if got := testutil.ToFloat64(rt.m.keys); got != 2 {
+		t.Errorf("pseudonym_keys = %v, want 2", got)
+	}
+
+	// alpha's key is rotated and gamma gets one: the next reading of the
+	// directory (done here rather than waited for) puts them in force.
+	keys["alpha"], keys["gamma"] = "alpha-key-rotated-000", "gamma-key-0123456789"
+	vol.write(map[string]string{"alpha": keys["alpha"], "beta": keys["beta"], "gamma": keys["gamma"]})
+	if err := rt.keys.load(); err != nil {
+		t.Fatal(err)
+	}
+	produce(n, n)
+	wait(30*time.Second, "every tenant's records parsed", func(o *output) bool {
+		return len(o.parsed["logs.parsed.alpha"]) == 2*n && len(o.parsed["logs.parsed.beta"]) == 2*n && len(o.parsed["logs.parsed.gamma"]) == n
+	})
+	check("alpha", n, keys["alpha"])
+	check("beta", n, keys["beta"])
+	check("gamma", 0, keys["gamma"])
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	if len(out.dlq["logs.dlq.gamma"]) != n || len(out.dlq["logs.dlq.alpha"])+len(out.dlq["logs.dlq.beta"]) != 0 {
+		t.Errorf("dead letters: alpha %d, beta %d, gamma %d", len(out.dlq["logs.dlq.alpha"]), len(out.dlq["logs.dlq.beta"]), len(out.dlq["logs.dlq.gamma"]))
+	}
+}

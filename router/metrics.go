@@ -26,6 +26,8 @@ type metrics struct {
 	throttled      *prometheus.CounterVec
 	multilineHolds *prometheus.CounterVec
 	fenced         prometheus.Counter
+	keys           prometheus.Gauge
+	keyErrors      *prometheus.CounterVec
 
 	tenants sync.Map // tenant -> *tenantMetrics, looked up once per tenant
 }
@@ -83,7 +85,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Duration of one consume-transform-produce transaction.", Buckets: prometheus.ExponentialBuckets(0.001, 3, 10)}),
 		fenced: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "transactions_fenced_total",
 			Help: "Open transactions of routers that are gone, aborted by fencing their transactional id."}),
+		keys: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "pseudonym_keys",
+			Help: "Tenants' pseudonym keys in force, read from SLUICE_ROUTER_PSEUDONYM_KEYS_DIR."}),
+		keyErrors: counter("pseudonym_key_errors_total", "Key files of SLUICE_ROUTER_PSEUDONYM_KEYS_DIR refused at a reading of the directory (every 30s), by reason (too_short, too_long, not_a_tenant, unreadable: a file, or the directory); a refused file's tenant keeps the key it had.", "reason"),
 	}
-	reg.MustRegister(m.version, m.latency, m.tenantsPaused, m.batchDuration, m.fenced)
+	reg.MustRegister(m.version, m.latency, m.tenantsPaused, m.batchDuration, m.fenced, m.keys)
 	return m
 }

@@ -190,13 +190,23 @@ func (p *Pipeline) Spec() *Spec { return p.spec }
 // ReasonPanic. On a DLQ result r may be partly rewritten; the caller keeps
 // the original payload for the dead-letter document. Attributes beyond
 // MaxAttributes are moved to OverflowKey before Process returns.
-func (p *Pipeline) Process(r *schemas.Record) (res Result) {
+//
+// Process has no pseudonym key: pseudonym() fails with
+// ReasonPseudonymKeyMissing. See ProcessWithKey.
+func (p *Pipeline) Process(r *schemas.Record) Result {
+	return p.ProcessWithKey(r, PseudonymKey{})
+}
+
+// ProcessWithKey is Process with key as the tenant's pseudonym key: the
+// router passes the tenant's key, a pipeline's tests and sluice pipeline
+// test pass TestPseudonymKey.
+func (p *Pipeline) ProcessWithKey(r *schemas.Record, key PseudonymKey) (res Result) {
 	if len(p.steps) == 0 {
 		// Nothing to run: no state to put on the heap.
 		boundAttributes(r)
 		return Result{}
 	}
-	st := state{tenant: p.Tenant}
+	st := state{tenant: p.Tenant, key: key}
 	st.reset()
 	i := -1
 	defer func() {

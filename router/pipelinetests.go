@@ -12,7 +12,9 @@ import (
 // RunTests runs the pipeline's tests: section and returns one error per
 // failed test (a *SpecError at the test's line wrapping ErrTestFailed), or
 // nil when all pass. A test input without an id gets the test's name as id
-// (sample steps hash the id); its tenant is the pipeline's.
+// (sample steps hash the id); its tenant is the pipeline's. pseudonym()
+// uses TestPseudonymKey, never the tenant's key: tests are written and
+// read by whoever reads the pipeline.
 func (p *Pipeline) RunTests() []error {
 	if p.spec == nil {
 		return nil
@@ -54,7 +56,7 @@ func (p *Pipeline) runTest(t *TestSpec) string {
 	if r.ID == "" {
 		r.ID = t.Name
 	}
-	res := p.Process(&r)
+	res := p.ProcessWithKey(&r, TestPseudonymKey)
 	switch {
 	case res.DLQ != nil && !e.DLQ:
 		return fmt.Sprintf("record went to the dlq: %v", res.DLQ)

@@ -9,14 +9,15 @@ import (
 	"unicode/utf8"
 )
 
-// Functions for redaction and shaping: replaceRegex, sha256, mask,
-// truncate, parseURL and parseUserAgent (useragent.go). Like every
-// function of the sandbox, each charges the meter what it will read and
-// allocate before it works.
+// Functions for redaction and shaping: replaceRegex, sha256, pseudonym
+// (pseudonym.go), mask, truncate, parseURL and parseUserAgent
+// (useragent.go). Like every function of the sandbox, each charges the
+// meter what it will read and allocate before it works.
 
 var redactFuncs = []meteredFunc{
 	{"replaceRegex", fnReplaceRegex, []any{new(func(*meter, string, string, string) string)}},
 	{"sha256", fnSHA256, []any{new(func(*meter, string) string), new(func(*meter, string, string) string)}},
+	{"pseudonym", fnPseudonym, []any{new(func(*meter, string) string)}},
 	{"mask", fnMask, []any{new(func(*meter, string) string), new(func(*meter, string, int) string)}},
 	{"truncate", fnTruncate, []any{new(func(*meter, string, int) string)}},
 	{"parseURL", fnParseURL, []any{new(func(*meter, string) map[string]any)}},
@@ -81,7 +82,9 @@ func fnReplaceRegex(m *meter, args []any) (any, error) {
 }
 
 // fnSHA256 is the hex SHA-256 of a string, sha256(s), or of a salt and the
-// string, sha256(s, salt): a pseudonym that still joins equal values.
+// string, sha256(s, salt): a pseudonym that still joins equal values, but
+// whose salt is in the pipeline for all its readers to see (pseudonym(s)
+// keeps its key out of the pipeline).
 func fnSHA256(m *meter, args []any) (any, error) {
 	s, _ := args[0].(string)
 	salt := ""

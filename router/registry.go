@@ -290,7 +290,9 @@ func (t *tenantPipes) retiredVersion(version int64) (RetiredVersion, bool) {
 // it failed on every record for a sustained window: at least minRecords
 // records and minWindow without a success. Only pipeline faults count
 // towards the window (expression and field errors, not a line a parse or
-// timestamp step cannot read).
+// timestamp step cannot read, nor a tenant without a pseudonym key: the
+// version before, or pass-through, would let through what the pipeline
+// pseudonymizes).
 func (r *registry) observe(tenant string, p *Pipeline, res Result) (retry bool) {
 	if p == nil || p.Version == 0 {
 		return false
@@ -305,7 +307,7 @@ func (r *registry) observe(tenant string, p *Pipeline, res Result) (retry bool) 
 		return false // replaced meanwhile: this outcome says nothing of the version in force
 	case res.DLQ != nil && res.DLQ.Reason == ReasonPanic:
 		return r.retire(tenant, p, fmt.Sprintf("version %d panicked: %v", p.Version, res.DLQ))
-	case res.DLQ == nil || res.DLQ.Reason == ReasonParse || res.DLQ.Reason == ReasonTimestamp:
+	case res.DLQ == nil || res.DLQ.Reason == ReasonParse || res.DLQ.Reason == ReasonTimestamp || res.DLQ.Reason == ReasonPseudonymKeyMissing:
 		if t.failStreak.Load() != 0 {
 			t.failStreak.Store(0)
 		}

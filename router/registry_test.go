@@ -56,6 +56,13 @@ func TestRecordErrorsDoNotRetire(t *testing.T) {
 			t.Fatalf("parse error %d retired the version", i)
 		}
 	}
+	// Nor does a tenant without a pseudonym key: the operator's setting,
+	// and the version before would let through what this one pseudonymizes.
+	for i := range 100 {
+		if r.observe("shop", p, Result{DLQ: &Failure{Reason: ReasonPseudonymKeyMissing}}) {
+			t.Fatalf("missing key %d retired the version", i)
+		}
+	}
 	// Every record failing, but not for minWindow yet.
 	r.minWindow = time.Hour
 	for range 100 {

@@ -50,6 +50,7 @@ type Router struct {
 	dec     *schemas.Decoder
 
 	pipes *registry
+	keys  *keyStore // the tenants' pseudonym keys
 }
 
 // New checks cfg and prepares a router. It starts nothing.
@@ -84,6 +85,7 @@ func New(cfg Config, o Options) (*Router, error) {
 		limiter: telemetry.NewLimiter(30 * time.Second),
 		dec:     schemas.NewDecoder(schemas.WithSchemaSource(source.Lookup)),
 		pipes:   newRegistry(m),
+		keys:    newKeyStore(cfg.PseudonymKeysDir, o.Logger, m),
 	}, nil
 }
 
@@ -94,6 +96,11 @@ func New(cfg Config, o Options) (*Router, error) {
 // cannot start, or when the transactional producer fails beyond recovery
 // (the process should restart; nothing is lost or duplicated).
 func (rt *Router) Run(ctx context.Context) error {
+	// Before any record: a tenant's records must not be dead-lettered for
+	// want of a key that is only not read yet.
+	if err := rt.keys.load(); err != nil {
+		return fmt.Errorf("pseudonym keys (SLUICE_ROUTER_PSEUDONYM_KEYS_DIR): %w", err)
+	}
 	base, err := rt.cfg.Kafka.Options()
 	if err != nil {
 		return fmt.Errorf("kafka settings: %w", err)
@@ -128,6 +135,7 @@ func (rt *Router) Run(ctx context.Context) error {
 	defer wg.Wait()
 	followCtx, stopFollowing := context.WithCancel(ctx)
 	defer stopFollowing()
+	wg.Go(func() { rt.keys.run(followCtx) })
 	caughtUp := make(chan struct{})
 	followErr := make(chan error, 1)
 	var once sync.Once
@@ -293,6 +301,7 @@ func (rt *Router) handle(ctx context.Context, tenant string, r *kgo.Record, j *j
 func (rt *Router) run(tenant string, pipe *Pipeline, raw *kgo.Record, rec schemas.Record, last int64, o *outputsFor) []*kgo.Record {
 	var res Result
 	var work schemas.Record
+	key := rt.keys.get(tenant)
 	// A version retired at run time (see registry.observe) is taken out of
 	// service and the record is processed again, from a copy, by the
 	// version now in force (at most twice: then pass-through is in force).
@@ -300,7 +309,7 @@ func (rt *Router) run(tenant string, pipe *Pipeline, raw *kgo.Record, rec schema
 		if pipe == nil || attempt > 0 {
 			pipe = rt.pipes.get(tenant)
 		}
-		work, res = processCopy(pipe, rec)
+		work, res = processCopy(pipe, rec, key)
 		if !rt.pipes.observe(tenant, pipe, res) {
 			break
 		}
@@ -359,18 +368,18 @@ const producerBatchMax = kafka.DefaultMaxMessageBytes
 
 var avroHeaders = []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/vnd.sluice.record+avro")}}
 
-// processCopy runs p on a copy of rec: Process rewrites the record and
-// its attributes, and a retry needs the original. A pipeline without steps
-// only bounds the attributes; kept apart so that the record then stays off
-// the heap.
-func processCopy(p *Pipeline, rec schemas.Record) (schemas.Record, Result) {
+// processCopy runs p on a copy of rec with the tenant's pseudonym key:
+// Process rewrites the record and its attributes, and a retry needs the
+// original. A pipeline without steps only bounds the attributes; kept
+// apart so that the record then stays off the heap.
+func processCopy(p *Pipeline, rec schemas.Record, key PseudonymKey) (schemas.Record, Result) {
 	rec.Attributes = maps.Clone(rec.Attributes)
 	if len(p.steps) == 0 {
 		boundAttributes(&rec)
 		return rec, Result{}
 	}
 	w := rec
-	res := p.Process(&w)
+	res := p.ProcessWithKey(&w, key)
 	return w, res
 }
 

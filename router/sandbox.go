@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"fmt"
+	"hash"
 	"math"
 	"math/bits"
 	"reflect"
@@ -72,6 +73,13 @@ type meter struct {
 	over bool
 	// res caches compiled dynamic matches patterns (bounded).
 	res map[string]*sandboxRE
+	// key and tenant are the record's tenant's pseudonym key (zero: none)
+	// and name, for pseudonym(); mac is the HMAC state of macKey, the key
+	// it last used.
+	key    PseudonymKey
+	tenant string
+	mac    hash.Hash
+	macKey []byte
 }
 
 func (m *meter) reset() {

@@ -17,7 +17,8 @@ import (
 // state is the per-record state of one Process call.
 type state struct {
 	tenant  string
-	ev      *evaluator // nil when the pipeline has no expressions
+	key     PseudonymKey // the tenant's, for pseudonym(); zero: none
+	ev      *evaluator   // nil when the pipeline has no expressions
 	stream  string
 	routed  bool
 	copies  []string // streams that get a copy of the record
@@ -58,8 +59,11 @@ func (st *state) chargeValue(v any) *stepError {
 // exprFail is the step error of a failed evaluation.
 func exprFail(err error) *stepError {
 	var ce *costError
-	if errors.As(err, &ce) {
+	switch {
+	case errors.As(err, &ce):
 		return &stepError{reason: ReasonCostExceeded, err: err}
+	case errors.Is(err, ErrNoPseudonymKey):
+		return &stepError{reason: ReasonPseudonymKeyMissing, err: err}
 	}
 	return &stepError{reason: ReasonExpr, err: err}
 }

@@ -65,7 +65,9 @@ func pipelineUsage(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nvalidate and test need no Kafka; test prints {\"topic\": ..., \"record\": ...}, {\"dropped\": true}\n")
 	fmt.Fprintf(w, "or {\"dlq\": {...}} per input line. Input lines are records in JSON form, partial ones\n")
-	fmt.Fprintf(w, "such as {\"log\": \"...\"}, or plain text (which becomes log).\n")
+	fmt.Fprintf(w, "such as {\"log\": \"...\"}, or plain text (which becomes log). pseudonym() uses the public\n")
+	fmt.Fprintf(w, "test key %q there, as in a pipeline's tests, never the tenant's key: routers\n", router.TestPseudonymKeyText)
+	fmt.Fprintf(w, "give other values.\n")
 	fmt.Fprintf(w, "\nRun 'sluice pipeline <subcommand> --help' for its flags.\n")
 	fmt.Fprintf(w, "\nSettings (environment variables):\n")
 	config.WriteUsage(w, &pipelineConfig{})
@@ -259,7 +261,9 @@ func pipelineTest(ctx context.Context, fs *flag.FlagSet, args []string, stdout, 
 	process := func(rec schemas.Record, lines int) error {
 		o := testOutcome{Lines: lines}
 		rec.Tenant = p.Tenant // the tenant comes from the topic, never the payload
-		res := p.Process(&rec)
+		// Offline, and its output is for the pipeline's authors: the public
+		// test key, as in the pipeline's tests, never the tenant's.
+		res := p.ProcessWithKey(&rec, router.TestPseudonymKey)
 		switch {
 		case res.DLQ != nil:
 			o.DLQ = &testDLQ{Reason: res.DLQ.Reason, Step: res.DLQ.Step, StepType: res.DLQ.StepType, Error: errString(res.DLQ.Err)}

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -199,6 +202,46 @@ func TestPipelineTest(t *testing.T) {
 	out, _, err = runPipelineCmd(t, "test", "-f", writePipeline(t, "tenant: acme\nversion: 1\nsteps:\n  - nope: {}\n"))
 	if err == nil || out != "" {
 		t.Errorf("test with a broken pipeline = %q, %v", out, err)
+	}
+}
+
+// TestPipelineTestPseudonym: pseudonym() in sluice pipeline test and in
+// validate uses the public test key, never a tenant's key, even where a
+// router's keys directory is at hand.
+func TestPipelineTestPseudonym(t *testing.T) {
+	const realKey = "the-real-key-of-acme-0123"
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "acme"), []byte(realKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SLUICE_ROUTER_PSEUDONYM_KEYS_DIR", dir)
+	mac := func(key string) string {
+		h := hmac.New(sha256.New, []byte(key))
+		h.Write([]byte("alice@example.com"))
+		return hex.EncodeToString(h.Sum(nil))
+	}
+	want := mac(router.TestPseudonymKeyText)
+	if router.TestPseudonymKeyText != "sluice-test-key" {
+		t.Fatalf("the documented test key is sluice-test-key, not %q", router.TestPseudonymKeyText)
+	}
+	doc := "tenant: acme\nversion: 1\nsteps:\n  - json: {}\n  - set: {field: email, expr: 'pseudonym(attributes.email)'}\n" +
+		"tests:\n  - name: pseudonym\n    line: '{\"email\":\"alice@example.com\"}'\n    expect: {attributes: {email: " + want + "}}\n"
+	path := writePipeline(t, doc)
+	if out, _, err := runPipelineCmd(t, "validate", "-f", path); err != nil {
+		t.Fatalf("validate: %q, %v", out, err)
+	}
+	setStdin(t, `{"log": "{\"email\":\"alice@example.com\"}"}`+"\n")
+	out, stderr, err := runPipelineCmd(t, "test", "-f", path)
+	if err != nil {
+		t.Fatalf("test: %v", err)
+	}
+	if !strings.Contains(out, `"email":"`+want+`"`) {
+		t.Errorf("test output %s: want the test key's pseudonym %s", out, want)
+	}
+	for _, leak := range []string{realKey, mac(realKey)} {
+		if strings.Contains(out+stderr, leak) {
+			t.Errorf("the output shows %q, from the real key", leak)
+		}
 	}
 }
 
