@@ -263,6 +263,10 @@ func TestGrokReadyParsers(t *testing.T) {
 				"upstream_service_time": int64(100), "authority": "locations", "upstream_host": "tcp://10.0.2.1:80"}, nil},
 		{"APACHE_ACCESS", `::1 - - [21/Nov/2026:10:30:00 +0000] "GET / HTTP/1.1" 304 - "-" "-"`,
 			map[string]any{"clientip": "::1", "response": int64(304)}, []string{"bytes"}},
+		{"APACHE_ACCESS", `10.1.2.3 - - [21/Nov/2026:10:30:00 +0000] "\x16\x03\x01\x02\"x" 400 226 "-" "say \"hi\""`,
+			map[string]any{"rawrequest": `\x16\x03\x01\x02\"x`, "response": int64(400), "agent": `"say \"hi\""`}, []string{"verb", "request"}},
+		{"SYSLOG3164", `Nov 21 10:30:00.123 10.0.0.9 app: ok`,
+			map[string]any{"timestamp": "Nov 21 10:30:00.123", "hostname": "10.0.0.9", "appname": "app", "message": "ok"}, nil},
 	} {
 		r, f := grokRecord(t, []StepSpec{{Type: "grok", Pattern: "^%{" + c.pattern + "}$"}}, nil, c.line)
 		if f != nil {
@@ -278,6 +282,17 @@ func TestGrokReadyParsers(t *testing.T) {
 			if _, ok := r.Attributes[k]; ok {
 				t.Errorf("%s: %s is set (%#v)", c.pattern, k, r.Attributes[k])
 			}
+		}
+	}
+	// Syslog lines SYSLOG3164 does not take: without a hostname (as
+	// syslog(3) writes them to /dev/log), a timestamp of another form.
+	for _, c := range [][2]string{
+		{"SYSLOG3164", `<13>Nov 21 10:30:00 sshd[42]: error: no host key`},
+		{"SYSLOG3164", `<13>Nov 21 10:30:00 sshd: error: no host key`},
+		{"SYSLOG3164", `2026-11-21 10:30:00 node-7 kubelet: ok`},
+	} {
+		if r, f := grokRecord(t, []StepSpec{{Type: "grok", Pattern: "^%{" + c[0] + "}$"}}, nil, c[1]); f == nil {
+			t.Errorf("%s matches %q: %v", c[0], c[1], r.Attributes)
 		}
 	}
 }
