@@ -181,13 +181,10 @@ func (s *csvStep) apply(r *schemas.Record, st *state) *stepError {
 	if err := st.charge(mul(int64(len(in)), 2), "csv"); err != nil {
 		return err
 	}
-	cr := csv.NewReader(strings.NewReader(in))
-	cr.Comma = s.comma
-	cr.FieldsPerRecord = -1
-	cr.LazyQuotes = true
-	vals, err := cr.Read()
+	var buf [16]string
+	vals, err := splitCSV(buf[:0], in, s.comma)
 	if err != nil {
-		return failf(ReasonParse, "csv: %v", err)
+		return failf(ReasonParse, "%v", err)
 	}
 	if len(vals) > len(s.columns) {
 		return failf(ReasonParse, "csv: %d values, more than the %d columns", len(vals), len(s.columns))

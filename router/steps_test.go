@@ -1,9 +1,11 @@
 package router
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -431,6 +433,59 @@ tests:
 	} {
 		if _, err := Load([]byte("tenant: t\nversion: 1\nsteps:\n" + doc)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", doc, err, want)
+		}
+	}
+}
+
+// FuzzSplitCSV holds splitCSV to encoding/csv (LazyQuotes, any number of
+// fields) on lines without newlines, and checks what it does with them.
+func FuzzSplitCSV(f *testing.F) {
+	for _, s := range []string{`a,b,c`, `"doe, jane",x`, `"a""b",c`, `"a"b,c`, `"open`, `a"b,"c"`, `,,`, `""`, `"x",`, "é,\xff", `"a"";b"`, "a\tb"} {
+		f.Add(s, uint8(0))
+	}
+	f.Fuzz(func(t *testing.T, line string, c uint8) {
+		comma := []rune{',', '\t', ';', '|', '§'}[int(c)%5]
+		got, err := splitCSV(nil, line, comma)
+		if strings.ContainsAny(line, "\r\n") {
+			// Newlines: a trailing one is dropped; one outside quotes is
+			// an error; either way nothing panics.
+			trimmed := strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+			if err == nil && strings.HasSuffix(line, "\n") && !strings.HasSuffix(trimmed, "\n") {
+				again, err2 := splitCSV(nil, trimmed, comma)
+				if err2 != nil || !slices.Equal(got, again) {
+					t.Fatalf("%q: trailing newline changes %q to %q (%v)", line, again, got, err2)
+				}
+			}
+			return
+		}
+		cr := csv.NewReader(strings.NewReader(line))
+		cr.Comma, cr.FieldsPerRecord, cr.LazyQuotes = comma, -1, true
+		want, werr := cr.Read()
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("%q: error %v, encoding/csv %v", line, err, werr)
+		}
+		if err == nil && !slices.Equal(got, want) {
+			t.Fatalf("%q: %q, encoding/csv %q", line, got, want)
+		}
+	})
+}
+
+// TestSplitCSVLines: one trailing newline ends the line; a newline
+// inside quotes is part of the value; any other is an error.
+func TestSplitCSVLines(t *testing.T) {
+	for line, want := range map[string][]string{
+		"a,b\n":           {"a", "b"},
+		"a,b\r\n":         {"a", "b"},
+		"\"x\ny\",z":      {"x\ny", "z"},
+		"\"x\",\"y\"\r\n": {"x", "y"},
+	} {
+		if got, err := splitCSV(nil, line, ','); err != nil || !slices.Equal(got, want) {
+			t.Errorf("%q: %q, %v; want %q", line, got, err, want)
+		}
+	}
+	for _, line := range []string{"a,b\nc,d", "\"a\"\nb", "", "\n"} {
+		if got, err := splitCSV(nil, line, ','); err == nil {
+			t.Errorf("%q: %q, want an error", line, got)
 		}
 	}
 }
