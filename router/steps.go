@@ -249,13 +249,31 @@ func (s *regexStep) apply(r *schemas.Record, st *state) *stepError {
 		}
 		return nil
 	}
+	// Typed captures are converted from their text, not boxed first;
+	// nothing is set unless every one converts.
 	kv := make([]kvPair, 0, len(s.names))
 	for i, name := range s.names {
-		if name != "" && m[2*i] >= 0 {
-			kv = append(kv, kvPair{name, in[m[2*i]:m[2*i+1]]})
+		if name == "" || m[2*i] < 0 {
+			continue
+		}
+		text := in[m[2*i]:m[2*i+1]]
+		typ, typed := s.types[name]
+		if !typed {
+			kv = append(kv, kvPair{name, text})
+			continue
+		}
+		v, keep, err := convertCapture(text, typ)
+		if err != nil {
+			return failf(ReasonParse, "%s: %v", name, err)
+		}
+		if keep {
+			kv = append(kv, kvPair{name, v})
 		}
 	}
-	return setTyped(r, kv, s.types)
+	for _, p := range kv {
+		setAttr(r, p.k, p.v)
+	}
+	return nil
 }
 
 type klogStep struct {
