@@ -476,36 +476,25 @@ func rewriteAvroMaps(t *avroType, b []byte, blocks func([]avroEntry) []byte) (ou
 	case avroMap:
 		var entries []avroEntry
 		c := avroChecker{b: b}
-		for {
-			n, err := c.varint()
+		err := eachAvroItem(&c, func() error {
+			start := c.b
+			kl, err := c.varint()
+			if err != nil || kl < 0 || kl > int64(len(c.b)) {
+				return fmt.Errorf("bad map key (%v)", err)
+			}
+			key := string(c.b[:kl])
+			c.b = c.b[kl:]
+			v, rest, err := rewriteAvroMaps(t.items, c.b, blocks)
 			if err != nil {
-				return nil, nil, err
+				return err
 			}
-			if n == 0 {
-				break
-			}
-			if n < 0 {
-				n = -n
-				if _, err := c.varint(); err != nil {
-					return nil, nil, err
-				}
-			}
-			for ; n > 0; n-- {
-				start := c.b
-				kl, err := c.varint()
-				if err != nil || kl < 0 || kl > int64(len(c.b)) {
-					return nil, nil, fmt.Errorf("bad map key (%v)", err)
-				}
-				key := string(c.b[:kl])
-				c.b = c.b[kl:]
-				v, rest, err := rewriteAvroMaps(t.items, c.b, blocks)
-				if err != nil {
-					return nil, nil, err
-				}
-				enc := append([]byte(nil), start[:len(start)-len(c.b)]...)
-				entries = append(entries, avroEntry{key, append(enc, v...)})
-				c.b = rest
-			}
+			enc := append([]byte(nil), start[:len(start)-len(c.b)]...)
+			entries = append(entries, avroEntry{key, append(enc, v...)})
+			c.b = rest
+			return nil
+		})
+		if err != nil {
+			return nil, nil, err
 		}
 		return append(append(out, blocks(entries)...), 0), c.b, nil
 	case avroArray:
@@ -513,27 +502,16 @@ func rewriteAvroMaps(t *avroType, b []byte, blocks func([]avroEntry) []byte) (ou
 		var items []byte
 		count := int64(0)
 		c := avroChecker{b: b}
-		for {
-			n, err := c.varint()
+		err := eachAvroItem(&c, func() error {
+			v, rest, err := rewriteAvroMaps(t.items, c.b, blocks)
 			if err != nil {
-				return nil, nil, err
+				return err
 			}
-			if n == 0 {
-				break
-			}
-			if n < 0 {
-				n = -n
-				if _, err := c.varint(); err != nil {
-					return nil, nil, err
-				}
-			}
-			for ; n > 0; n-- {
-				v, rest, err := rewriteAvroMaps(t.items, c.b, blocks)
-				if err != nil {
-					return nil, nil, err
-				}
-				items, c.b, count = append(items, v...), rest, count+1
-			}
+			items, c.b, count = append(items, v...), rest, count+1
+			return nil
+		})
+		if err != nil {
+			return nil, nil, err
 		}
 		if count > 0 {
 			out = append(appendAvroLong(out, count), items...)
@@ -545,6 +523,28 @@ func rewriteAvroMaps(t *avroType, b []byte, blocks func([]avroEntry) []byte) (ou
 			return nil, nil, err
 		}
 		return append(out, b[:len(b)-len(c.b)]...), c.b, nil
+	}
+}
+
+// eachAvroItem reads the blocks of an Avro map or array from c, calling
+// item for each entry, which reads it.
+func eachAvroItem(c *avroChecker, item func() error) error {
+	for {
+		n, err := c.varint()
+		if err != nil || n == 0 {
+			return err
+		}
+		if n < 0 {
+			n = -n
+			if _, err := c.varint(); err != nil {
+				return err
+			}
+		}
+		for ; n > 0; n-- {
+			if err := item(); err != nil {
+				return err
+			}
+		}
 	}
 }
 
