@@ -8,7 +8,7 @@ IMAGE    ?= sluice
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .DEFAULT_GOAL := help
-.PHONY: help build build-prod run test bench bench-shipper lint fmt fuzz image manifests loadtest
+.PHONY: help build build-prod run test bench bench-shipper lint fmt fuzz image manifests generate loadtest
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -34,6 +34,12 @@ test: ## vet, run every test with the race detector, the allocation tests withou
 	@# pipeline's). Its tests render and decode files and run no goroutines of their own, so
 	@# they run without the race detector, which would add minutes of compiling those libraries.
 	cd deploy && $(GO) vet ./... && $(GO) test -timeout 5m ./...
+	@# controller/ is its own module too: controller-runtime links client-go's clientset,
+	@# which the pipeline's binary (the shipper on every node) must not pay for.
+	cd controller && $(GO) vet ./... && $(GO) test -race -timeout 5m ./...
+
+generate: ## regenerate the controller's deepcopy code and the chart's CRDs from controller/v1alpha1 (a test fails when they are stale)
+	cd controller && $(GO) test -count=1 -run '^TestGeneratedUpToDate$$' -update .
 
 manifests: ## render deploy/kubernetes/sluice.yaml from the Helm chart's defaults (a test fails when it is stale)
 	cd deploy && $(GO) test -count=1 -run '^TestManifestsUpToDate$$' -update .
@@ -62,6 +68,7 @@ lint: ## gofmt, vet, and check that both modules' go.mod/go.sum are tidy
 	cd deploy && $(GO) vet ./...
 	$(GO) mod tidy && git diff --exit-code go.mod go.sum
 	cd deploy && $(GO) mod tidy && git diff --exit-code go.mod go.sum
+	cd controller && $(GO) vet ./... && $(GO) mod tidy && git diff --exit-code go.mod go.sum
 
 fmt: ## format the code
 	gofmt -w .

@@ -1,0 +1,208 @@
+// Package v1alpha1 holds the custom resources of Sluice, group sluice.io,
+// version v1alpha1: Tenant (cluster-scoped) and Pipeline (namespaced). The
+// CRDs in the Helm chart are generated from these types by controller-gen
+// (see the Makefile's crds target); TestCRDsUpToDate keeps them in step.
+//
+// +kubebuilder:object:generate=true
+// +groupName=sluice.io
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Tenant is a team of the shared cluster and everything Sluice makes for
+// it: its topics, its Kafka user with its ACLs and quotas, and the
+// Elasticsearch role of its indices.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=st
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="ID",type=string,JSONPath=`.status.id`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Tenant struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   TenantSpec   `json:"spec,omitempty"`
+	Status TenantStatus `json:"status,omitempty"`
+}
+
+// TenantSpec is what a tenant is given.
+type TenantSpec struct {
+	// ID names the tenant's topics (<prefix>.raw.<id>, ...) and Kafka user;
+	// the resource's name when empty. It cannot change.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="id cannot change"
+	ID string `json:"id,omitempty"`
+
+	// Namespaces the tenant owns: its Pipelines live there, and the
+	// shippers send those namespaces' logs to it.
+	// +optional
+	Namespaces []string `json:"namespaces,omitempty"`
+	// NamespaceSelector selects further namespaces the tenant owns.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+
+	// Topics are the settings of the tenant's topics when they are made.
+	// +optional
+	Topics TopicsSpec `json:"topics,omitempty"`
+	// Streams are the route streams to make topics for,
+	// <prefix>.parsed.<id>.<stream>.
+	// +optional
+	Streams []string `json:"streams,omitempty"`
+	// Quotas of the tenant's Kafka user.
+	// +optional
+	Quotas QuotasSpec `json:"quotas,omitempty"`
+
+	// CredentialsSecret is where the tenant's Kafka user name and password
+	// are written (keys username and password), in a namespace the tenant
+	// owns.
+	// +optional
+	CredentialsSecret *SecretReference `json:"credentialsSecret,omitempty"`
+
+	// DeleteData deletes the tenant's topics when the Tenant is deleted.
+	// By default they are kept, with their data, and only the user, its
+	// ACLs and quotas are removed.
+	// +optional
+	DeleteData bool `json:"deleteData,omitempty"`
+}
+
+// TopicsSpec sets up a tenant's topics.
+type TopicsSpec struct {
+	// Partitions of each topic made; 3 when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	Partitions *int32 `json:"partitions,omitempty"`
+	// ReplicationFactor of each topic made; the broker's default when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	ReplicationFactor *int32 `json:"replicationFactor,omitempty"`
+	// Retention of each topic made (retention.ms); 168h when unset.
+	// +optional
+	Retention *metav1.Duration `json:"retention,omitempty"`
+}
+
+// QuotasSpec are the Kafka quotas of a tenant's user. Unset takes the
+// defaults of sluice tenant create; 0 is unlimited.
+type QuotasSpec struct {
+	// ProduceBytesPerSecond; 5 MiB/s when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	ProduceBytesPerSecond *int64 `json:"produceBytesPerSecond,omitempty"`
+	// FetchBytesPerSecond; 10 MiB/s when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	FetchBytesPerSecond *int64 `json:"fetchBytesPerSecond,omitempty"`
+	// PartitionMutationsPerSecond bounds the stream topics the tenant makes
+	// itself; 10 when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	PartitionMutationsPerSecond *int32 `json:"partitionMutationsPerSecond,omitempty"`
+}
+
+// SecretReference names a Secret.
+type SecretReference struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+}
+
+// TenantStatus is what the controller has made of a Tenant.
+type TenantStatus struct {
+	// ID is the tenant id in force.
+	// +optional
+	ID string `json:"id,omitempty"`
+	// ObservedGeneration is the generation last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// TenantList is a list of Tenants.
+//
+// +kubebuilder:object:root=true
+type TenantList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Tenant `json:"items"`
+}
+
+// Pipeline is a tenant's pipeline document, as sluice pipeline apply takes
+// it, in a namespace the tenant owns.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Tenant",type=string,JSONPath=`.status.tenant`
+// +kubebuilder:printcolumn:name="Version",type=integer,JSONPath=`.status.appliedVersion`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Pipeline struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   PipelineSpec   `json:"spec,omitempty"`
+	Status PipelineStatus `json:"status,omitempty"`
+}
+
+// PipelineSpec holds the pipeline document.
+type PipelineSpec struct {
+	// Document is the pipeline document (YAML), with its tests, exactly as
+	// sluice pipeline apply takes it. Its tenant must be the tenant that
+	// owns the Pipeline's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=262144
+	Document string `json:"document"`
+}
+
+// PipelineStatus is what became of a Pipeline.
+type PipelineStatus struct {
+	// Tenant is the tenant of the document.
+	// +optional
+	Tenant string `json:"tenant,omitempty"`
+	// AppliedVersion is the version of the document in force: the last
+	// one that passed validation and its tests.
+	// +optional
+	AppliedVersion int64 `json:"appliedVersion,omitempty"`
+	// ObservedGeneration is the generation last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Problems are the validation or test failures of the last document
+	// that failed, each with its line and column.
+	// +optional
+	Problems []string `json:"problems,omitempty"`
+	// Routers is the version each router runs.
+	// +optional
+	Routers []RouterVersion `json:"routers,omitempty"`
+	// DeadLetterRate is the tenant's dead letters per second over the
+	// last minutes, as routers report it.
+	// +optional
+	DeadLetterRate string `json:"deadLetterRate,omitempty"`
+	// Conditions: Validated, Applied, Ready.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// RouterVersion is the pipeline version one router runs.
+type RouterVersion struct {
+	Router  string `json:"router"`
+	Version int64  `json:"version"`
+}
+
+// PipelineList is a list of Pipelines.
+//
+// +kubebuilder:object:root=true
+type PipelineList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Pipeline `json:"items"`
+}
