@@ -250,6 +250,16 @@ func DeleteTenant(ctx context.Context, adm *kadm.Client, t Topics, tenant string
 			}
 		}
 	}
+	return RevokeTenant(ctx, adm, t, tenant)
+}
+
+// RevokeTenant removes a tenant's access and leaves its topics and their
+// data: its ACLs, SCRAM user and quotas. What is already gone is not an
+// error.
+func RevokeTenant(ctx context.Context, adm *kadm.Client, t Topics, tenant string) error {
+	if err := ValidateTenant(tenant); err != nil {
+		return err
+	}
 acls:
 	for _, b := range TenantACLs(t, tenant) {
 		results, err := adm.DeleteACLs(ctx, b.AllowHosts()) // any host

@@ -1,0 +1,240 @@
+package controller
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/sluicelogs/sluice/controller/v1alpha1"
+	"github.com/sluicelogs/sluice/internal/kafka"
+)
+
+// Finalizer is set on a Tenant so that deleting it first removes what the
+// controller made in Kafka.
+const Finalizer = "sluice.io/tenant"
+
+// Condition types and reasons of a Tenant.
+const (
+	ConditionReady = "Ready"
+
+	ReasonProvisioned = "Provisioned"
+	ReasonInvalid     = "Invalid"
+	ReasonKafkaError  = "KafkaError"
+	ReasonSecretError = "SecretError"
+)
+
+// The defaults of a Tenant's spec are those of sluice tenant create.
+const (
+	defaultPartitions = 3
+	defaultRetention  = 7 * 24 * time.Hour
+	minPasswordLength = 24
+)
+
+// TenantReconciler keeps a tenant's topics, Kafka user, ACLs and quotas as
+// its Tenant says, through the same code as sluice tenant create, and
+// writes the user's credentials to the Secret the Tenant names.
+type TenantReconciler struct {
+	Client client.Client
+	Admin  *kadm.Client
+	Topics kafka.Topics
+	Log    *slog.Logger
+	// Retry is how soon a Tenant that failed is tried again (Kafka away,
+	// say); controller-runtime backs off on its own as well.
+	Retry time.Duration
+}
+
+// SetupWithManager registers the reconciler for Tenants.
+func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).For(&v1alpha1.Tenant{}).Named("tenant").Complete(r)
+}
+
+// Reconcile brings one Tenant's Kafka objects in line with it.
+func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var t v1alpha1.Tenant
+	if err := r.Client.Get(ctx, req.NamespacedName, &t); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	id := t.Spec.ID
+	if id == "" {
+		id = t.Name
+	}
+	if !t.DeletionTimestamp.IsZero() {
+		return r.remove(ctx, &t, id)
+	}
+	if controllerutil.AddFinalizer(&t, Finalizer) {
+		if err := r.Client.Update(ctx, &t); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	spec, err := tenantSpec(&t.Spec)
+	if err == nil {
+		err = kafka.ValidateTenant(id)
+	}
+	if err != nil {
+		// The spec must change before anything can be done: no retry.
+		return ctrl.Result{}, r.setReady(ctx, &t, id, metav1.ConditionFalse, ReasonInvalid, err.Error())
+	}
+	if t.Spec.CredentialsSecret != nil {
+		pw, err := r.password(ctx, t.Spec.CredentialsSecret, id)
+		if err != nil {
+			return r.failed(ctx, &t, id, ReasonSecretError, err)
+		}
+		spec.Password = pw
+	}
+	res, err := kafka.ProvisionTenant(ctx, r.Admin, r.Topics, id, spec)
+	if err != nil {
+		return r.failed(ctx, &t, id, ReasonKafkaError, err)
+	}
+	msg := fmt.Sprintf("topics, user, ACLs and quotas of tenant %s are in place", id)
+	if res.ACLsSkipped {
+		msg += " (the cluster has no authorizer: no ACLs were set)"
+	}
+	if len(res.TopicsCreated) > 0 {
+		r.Log.Info("tenant topics created", "tenant", id, "topics", res.TopicsCreated)
+	}
+	return ctrl.Result{}, r.setReady(ctx, &t, id, metav1.ConditionTrue, ReasonProvisioned, msg)
+}
+
+// remove takes back what the controller made for a deleted Tenant: its
+// user, ACLs and quotas, and its topics only when spec.deleteData says so.
+func (r *TenantReconciler) remove(ctx context.Context, t *v1alpha1.Tenant, id string) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(t, Finalizer) {
+		return ctrl.Result{}, nil
+	}
+	if kafka.ValidateTenant(id) == nil {
+		remove := kafka.RevokeTenant
+		if t.Spec.DeleteData {
+			remove = kafka.DeleteTenant
+		}
+		if err := remove(ctx, r.Admin, r.Topics, id); err != nil {
+			return r.failed(ctx, t, id, ReasonKafkaError, fmt.Errorf("removing tenant %s: %w", id, err))
+		}
+		r.Log.Info("tenant removed", "tenant", id, "topics_deleted", t.Spec.DeleteData)
+	}
+	controllerutil.RemoveFinalizer(t, Finalizer)
+	return ctrl.Result{}, r.Client.Update(ctx, t)
+}
+
+// password returns the password in the Secret ref names, making the
+// Secret with a new password first when it does not exist. The password
+// never appears in a log line, an event or a status.
+func (r *TenantReconciler) password(ctx context.Context, ref *v1alpha1.SecretReference, id string) (string, error) {
+	var s corev1.Secret
+	key := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
+	err := r.Client.Get(ctx, key, &s)
+	switch {
+	case err == nil:
+		if s.Labels[managedByLabel] != managedBy || s.Annotations[tenantAnnotation] != id {
+			return "", fmt.Errorf("secret %s exists and was not made for tenant %s by this controller: choose another name", key, id)
+		}
+		pw := string(s.Data["password"])
+		if len(pw) < minPasswordLength {
+			return "", fmt.Errorf("secret %s: its password is missing or shorter than %d characters", key, minPasswordLength)
+		}
+		return pw, nil
+	case !apierrors.IsNotFound(err):
+		return "", fmt.Errorf("read secret %s: %w", key, err)
+	}
+	pw, err := newPassword()
+	if err != nil {
+		return "", err
+	}
+	s = corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ref.Namespace, Name: ref.Name,
+			Labels:      map[string]string{managedByLabel: managedBy},
+			Annotations: map[string]string{tenantAnnotation: id}},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{"username": []byte(id), "password": []byte(pw)},
+	}
+	if err := r.Client.Create(ctx, &s); err != nil {
+		return "", fmt.Errorf("create secret %s: %w", key, err)
+	}
+	return pw, nil
+}
+
+const (
+	managedByLabel   = "app.kubernetes.io/managed-by"
+	managedBy        = "sluice-controller"
+	tenantAnnotation = "sluice.io/tenant"
+)
+
+func newPassword() (string, error) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// tenantSpec turns a Tenant's spec into what kafka.ProvisionTenant takes,
+// with the defaults of sluice tenant create.
+func tenantSpec(s *v1alpha1.TenantSpec) (kafka.TenantSpec, error) {
+	spec := kafka.TenantSpec{
+		Partitions: defaultPartitions, ReplicationFactor: -1, Retention: defaultRetention,
+		ProducerByteRate: kafka.DefaultProducerByteRate, ConsumerByteRate: kafka.DefaultConsumerByteRate,
+		ControllerMutationRate: kafka.DefaultControllerMutationRate,
+	}
+	if p := s.Topics.Partitions; p != nil {
+		spec.Partitions = *p
+	}
+	if rf := s.Topics.ReplicationFactor; rf != nil {
+		if *rf > 32 {
+			return spec, fmt.Errorf("topics.replicationFactor %d: at most 32", *rf)
+		}
+		spec.ReplicationFactor = int16(*rf)
+	}
+	if d := s.Topics.Retention; d != nil {
+		spec.Retention = d.Duration
+	}
+	q := s.Quotas
+	if q.ProduceBytesPerSecond != nil {
+		spec.ProducerByteRate = float64(*q.ProduceBytesPerSecond)
+	}
+	if q.FetchBytesPerSecond != nil {
+		spec.ConsumerByteRate = float64(*q.FetchBytesPerSecond)
+	}
+	if q.PartitionMutationsPerSecond != nil {
+		spec.ControllerMutationRate = float64(*q.PartitionMutationsPerSecond)
+	}
+	for _, st := range s.Streams {
+		if err := kafka.ValidateStream(st); err != nil {
+			return spec, fmt.Errorf("streams: %w", err)
+		}
+		spec.Streams = append(spec.Streams, st)
+	}
+	return spec, nil
+}
+
+// failed records a failure that may pass (Kafka away, a Secret not
+// readable) and asks for another try.
+func (r *TenantReconciler) failed(ctx context.Context, t *v1alpha1.Tenant, id, reason string, err error) (ctrl.Result, error) {
+	r.Log.Warn("tenant not reconciled", "tenant", id, "reason", reason, "err", err)
+	if serr := r.setReady(ctx, t, id, metav1.ConditionFalse, reason, err.Error()); serr != nil {
+		return ctrl.Result{}, errors.Join(err, serr)
+	}
+	return ctrl.Result{RequeueAfter: r.Retry}, nil
+}
+
+// setReady writes the Ready condition and what was observed.
+func (r *TenantReconciler) setReady(ctx context.Context, t *v1alpha1.Tenant, id string, status metav1.ConditionStatus, reason, msg string) error {
+	t.Status.ID = id
+	t.Status.ObservedGeneration = t.Generation
+	meta.SetStatusCondition(&t.Status.Conditions, metav1.Condition{
+		Type: ConditionReady, Status: status, Reason: reason, Message: msg, ObservedGeneration: t.Generation,
+	})
+	return r.Client.Status().Update(ctx, t)
+}

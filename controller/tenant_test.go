@@ -1,0 +1,206 @@
+package controller
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/sluicelogs/sluice/controller/v1alpha1"
+	"github.com/sluicelogs/sluice/internal/kafka"
+)
+
+func testScheme(t *testing.T) *runtime.Scheme {
+	t.Helper()
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// testKafka is a kfake cluster with SASL and ACLs, and an administrator.
+func testKafka(t *testing.T) (*kfake.Cluster, *kadm.Client) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.EnableACLs(),
+		kfake.Superuser("SCRAM-SHA-512", "admin", "admin-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c, kadm.NewClient(asUser(t, c, "admin", "admin-secret"))
+}
+
+func asUser(t *testing.T, c *kfake.Cluster, user, pass string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...),
+		kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()), kgo.UnknownTopicRetries(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func reconcileTenant(t *testing.T, r *TenantReconciler, name string) ctrl.Result {
+	t.Helper()
+	res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Name: name}})
+	if err != nil {
+		t.Fatalf("reconcile %s: %v", name, err)
+	}
+	return res
+}
+
+func readyOf(t *testing.T, cl client.Client, name string) *metav1.Condition {
+	t.Helper()
+	var got v1alpha1.Tenant
+	if err := cl.Get(context.Background(), types.NamespacedName{Name: name}, &got); err != nil {
+		t.Fatal(err)
+	}
+	return meta.FindStatusCondition(got.Status.Conditions, ConditionReady)
+}
+
+// TestTenantReconcile: a Tenant becomes its topics, a SCRAM user whose
+// password is in the Secret the Tenant names, and ACLs that let that user
+// write its raw topic and not another tenant's; a broken Tenant beside it
+// is reported in its own status and changes nothing of the first;
+// deleting the Tenant removes the user and keeps the topics (deleteData
+// false), or removes both.
+func TestTenantReconcile(t *testing.T) {
+	ctx := context.Background()
+	cluster, adm := testKafka(t)
+	partitions := int32(2)
+	shop := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "shop"}, Spec: v1alpha1.TenantSpec{
+		Topics:            v1alpha1.TopicsSpec{Partitions: &partitions},
+		Streams:           []string{"audit"},
+		CredentialsSecret: &v1alpha1.SecretReference{Namespace: "shop", Name: "sluice-kafka"},
+	}}
+	broken := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "broken"}, Spec: v1alpha1.TenantSpec{
+		Streams: []string{"Not A Stream"},
+	}}
+	cl := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(shop, broken).
+		WithStatusSubresource(&v1alpha1.Tenant{}).Build()
+	topics := kafka.Topics{Prefix: "logs"}
+	r := &TenantReconciler{Client: cl, Admin: adm, Topics: topics, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Retry: time.Second}
+
+	reconcileTenant(t, r, "broken")
+	if c := readyOf(t, cl, "broken"); c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonInvalid || !strings.Contains(c.Message, "Not A Stream") {
+		t.Fatalf("broken tenant: Ready %+v", c)
+	}
+
+	reconcileTenant(t, r, "shop")
+	if c := readyOf(t, cl, "shop"); c == nil || c.Status != metav1.ConditionTrue || c.Reason != ReasonProvisioned {
+		t.Fatalf("shop: Ready %+v", c)
+	}
+	listed, err := adm.ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range append(kafka.TenantTopics(topics, "shop"), topics.ParsedStream("shop", "audit")) {
+		d, ok := listed[want]
+		if !ok {
+			t.Fatalf("topic %s missing; have %v", want, listed.Names())
+		}
+		if len(d.Partitions) != int(partitions) && !slices.Contains(kafka.TenantStateTopics(topics, "shop"), want) {
+			t.Errorf("topic %s has %d partitions, want %d", want, len(d.Partitions), partitions)
+		}
+	}
+	for _, name := range listed.Names() {
+		if strings.Contains(name, "broken") {
+			t.Errorf("the broken tenant got topic %s", name)
+		}
+	}
+
+	var secret corev1.Secret
+	if err := cl.Get(ctx, types.NamespacedName{Namespace: "shop", Name: "sluice-kafka"}, &secret); err != nil {
+		t.Fatal(err)
+	}
+	if string(secret.Data["username"]) != "shop" || len(secret.Data["password"]) < minPasswordLength {
+		t.Fatalf("secret holds %q and a password of %d bytes", secret.Data["username"], len(secret.Data["password"]))
+	}
+	// The user in the Secret writes its raw topic, and not another's.
+	user := asUser(t, cluster, "shop", string(secret.Data["password"]))
+	if err := user.ProduceSync(ctx, &kgo.Record{Topic: topics.Raw("shop"), Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatalf("the tenant's user cannot write its raw topic: %v", err)
+	}
+	if _, err := adm.CreateTopic(ctx, 1, -1, nil, topics.Raw("other")); err != nil {
+		t.Fatal(err)
+	}
+	if err := user.ProduceSync(ctx, &kgo.Record{Topic: topics.Raw("other"), Value: []byte("x")}).FirstErr(); err == nil {
+		t.Fatal("the tenant's user wrote another tenant's raw topic")
+	}
+
+	// Reconciling again changes nothing: the password stays.
+	reconcileTenant(t, r, "shop")
+	var again corev1.Secret
+	if err := cl.Get(ctx, types.NamespacedName{Namespace: "shop", Name: "sluice-kafka"}, &again); err != nil || string(again.Data["password"]) != string(secret.Data["password"]) {
+		t.Fatalf("the password changed on a second reconcile (%v)", err)
+	}
+
+	// Deleted without deleteData: the user goes, the topics stay.
+	var cur v1alpha1.Tenant
+	if err := cl.Get(ctx, types.NamespacedName{Name: "shop"}, &cur); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Delete(ctx, &cur); err != nil {
+		t.Fatal(err)
+	}
+	reconcileTenant(t, r, "shop")
+	if err := cl.Get(ctx, types.NamespacedName{Name: "shop"}, &cur); err == nil {
+		t.Fatalf("the Tenant is still there after its finalizer ran: %+v", cur.Finalizers)
+	}
+	if listed, _ := adm.ListTopics(ctx); !listed.Has(topics.Raw("shop")) {
+		t.Error("the tenant's topics were deleted although deleteData is false")
+	}
+	users, err := adm.DescribeUserSCRAMs(ctx, "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := users["shop"]; d.Err == nil && len(d.CredInfos) > 0 {
+		t.Error("the tenant's SCRAM user is still there")
+	}
+}
+
+// TestTenantSecretNotOurs: a Tenant naming a Secret that the controller
+// did not make for it is not given that Secret's password, nor does it
+// overwrite it.
+func TestTenantSecretNotOurs(t *testing.T) {
+	_, adm := testKafka(t)
+	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: "db"}, Data: map[string][]byte{"password": []byte("someone-elses-password-1234")}}
+	tn := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: v1alpha1.TenantSpec{
+		CredentialsSecret: &v1alpha1.SecretReference{Namespace: "web", Name: "db"},
+	}}
+	cl := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(tn, foreign).WithStatusSubresource(&v1alpha1.Tenant{}).Build()
+	r := &TenantReconciler{Client: cl, Admin: adm, Topics: kafka.Topics{Prefix: "logs"}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Retry: time.Second}
+	if res := reconcileTenant(t, r, "web"); res.RequeueAfter == 0 {
+		t.Error("a secret error is not retried")
+	}
+	c := readyOf(t, cl, "web")
+	if c == nil || c.Reason != ReasonSecretError || strings.Contains(c.Message, "someone-elses") {
+		t.Fatalf("Ready %+v", c)
+	}
+	var s corev1.Secret
+	if err := cl.Get(context.Background(), types.NamespacedName{Namespace: "web", Name: "db"}, &s); err != nil || string(s.Data["password"]) != "someone-elses-password-1234" {
+		t.Fatalf("the foreign secret was changed (%v)", err)
+	}
+}
