@@ -11,5 +11,16 @@
 // memory for a controller it never runs; the shipper talks to the API
 // server through client-go's REST client alone for that reason. Like
 // deploy/, this module replaces github.com/sluicelogs/sluice with the
-// checkout it sits in, and uses its internal packages.
+// checkout it sits in, and uses its internal packages. It uses the router
+// package as sluice pipeline apply does (router.Load, ApplyPipeline), so a
+// Pipeline is validated and tested by the very code routers run.
+//
+// TenantReconciler turns a Tenant into its topics, SCRAM user, ACLs and
+// quotas (internal/kafka, the code of sluice tenant create) and writes the
+// user's credentials to the Secret the Tenant names. PipelineReconciler
+// validates a Pipeline, runs its tests and stores it in its tenant's config
+// topic, when the tenant owns the Pipeline's namespace; a document that
+// fails is never applied, and the version in force stays. Both report
+// conditions (Ready; for a Pipeline also Validated and Applied) that
+// kubectl shows.
 package controller

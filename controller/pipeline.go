@@ -1,0 +1,234 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/sluicelogs/sluice/controller/v1alpha1"
+	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/router"
+)
+
+// PipelineFinalizer is set on a Pipeline so that deleting it first puts its
+// tenant back on pass-through.
+const PipelineFinalizer = "sluice.io/pipeline"
+
+// Condition types and reasons of a Pipeline.
+const (
+	ConditionValidated = "Validated"
+	ConditionApplied   = "Applied"
+
+	ReasonValid            = "Valid"
+	ReasonInvalidDocument  = "InvalidDocument"
+	ReasonNoTenant         = "NoTenant"
+	ReasonWrongTenant      = "WrongTenant"
+	ReasonApplied          = "Applied"
+	ReasonVersionNotRaised = "VersionNotRaised"
+	ReasonNotApplied       = "NotApplied"
+)
+
+// PipelineReconciler validates a Pipeline's document, runs its tests, and
+// applies it to its tenant's config topic exactly as sluice pipeline apply
+// does, when the tenant owns the Pipeline's namespace. A document that
+// fails is never applied: the version in force stays.
+type PipelineReconciler struct {
+	Client client.Client
+	// Kafka writes and reads the config topics; not transactional, not a
+	// group consumer.
+	Kafka  *kgo.Client
+	Topics kafka.Topics
+	Log    *slog.Logger
+	Retry  time.Duration
+}
+
+// SetupWithManager registers the reconciler for Pipelines.
+func (r *PipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).For(&v1alpha1.Pipeline{}).Named("pipeline").Complete(r)
+}
+
+// Reconcile validates and applies one Pipeline.
+func (r *PipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var p v1alpha1.Pipeline
+	if err := r.Client.Get(ctx, req.NamespacedName, &p); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !p.DeletionTimestamp.IsZero() {
+		return r.remove(ctx, &p)
+	}
+	owner, err := r.owner(ctx, p.Namespace)
+	if err != nil {
+		return r.failed(ctx, &p, ConditionValidated, ReasonNotApplied, err)
+	}
+	if owner == "" {
+		return ctrl.Result{}, r.refuse(ctx, &p, ReasonNoTenant,
+			fmt.Sprintf("no Tenant owns namespace %s: a Pipeline must live in a namespace its tenant owns", p.Namespace), nil)
+	}
+	loaded, err := router.Load([]byte(p.Spec.Document))
+	if err != nil {
+		return ctrl.Result{}, r.refuse(ctx, &p, ReasonInvalidDocument, "the document fails validation or its tests; the version in force stays", problems(err))
+	}
+	if loaded.Tenant != owner {
+		return ctrl.Result{}, r.refuse(ctx, &p, ReasonWrongTenant,
+			fmt.Sprintf("the document is tenant %s's, but namespace %s belongs to tenant %s", loaded.Tenant, p.Namespace, owner), nil)
+	}
+	if controllerutil.AddFinalizer(&p, PipelineFinalizer) {
+		if err := r.Client.Update(ctx, &p); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	p.Status.Tenant, p.Status.Problems = owner, nil
+	setCondition(&p, ConditionValidated, metav1.ConditionTrue, ReasonValid, fmt.Sprintf("version %d is valid and its %d tests pass", loaded.Version, len(loaded.Spec().Tests)))
+
+	stored, err := router.ReadPipeline(ctx, r.Kafka, r.Topics, owner)
+	if err != nil {
+		return r.failed(ctx, &p, ConditionApplied, ReasonNotApplied, err)
+	}
+	switch {
+	case stored != nil && stored.Version == loaded.Version && bytes.Equal(stored.Source, []byte(p.Spec.Document)):
+		// Applied already.
+	case stored != nil && stored.Version >= loaded.Version:
+		setCondition(&p, ConditionApplied, metav1.ConditionFalse, ReasonVersionNotRaised,
+			fmt.Sprintf("version %d is not greater than the stored version %d: raise version to apply a change", loaded.Version, stored.Version))
+		return ctrl.Result{}, r.writeStatus(ctx, &p, metav1.ConditionFalse, ReasonVersionNotRaised)
+	default:
+		if _, err := router.ApplyPipeline(ctx, r.Kafka, r.Topics, []byte(p.Spec.Document)); err != nil {
+			return r.failed(ctx, &p, ConditionApplied, ReasonNotApplied, err)
+		}
+		r.Log.Info("pipeline applied", "tenant", owner, "version", loaded.Version, "resource", req.NamespacedName)
+	}
+	p.Status.AppliedVersion = loaded.Version
+	setCondition(&p, ConditionApplied, metav1.ConditionTrue, ReasonApplied, fmt.Sprintf("version %d is stored in %s", loaded.Version, r.Topics.TenantConfig(owner)))
+	return ctrl.Result{}, r.writeStatus(ctx, &p, metav1.ConditionTrue, ReasonApplied)
+}
+
+// owner returns the id of the Tenant that owns namespace ns, "" when none
+// does. Two Tenants claiming one namespace is an error of the platform's
+// configuration, reported rather than resolved by a guess.
+func (r *PipelineReconciler) owner(ctx context.Context, ns string) (string, error) {
+	var tenants v1alpha1.TenantList
+	if err := r.Client.List(ctx, &tenants); err != nil {
+		return "", fmt.Errorf("list tenants: %w", err)
+	}
+	var nsLabels labels.Set
+	var owners []string
+	for _, t := range tenants.Items {
+		if !t.DeletionTimestamp.IsZero() {
+			continue
+		}
+		owns := slices.Contains(t.Spec.Namespaces, ns)
+		if !owns && t.Spec.NamespaceSelector != nil {
+			sel, err := metav1.LabelSelectorAsSelector(t.Spec.NamespaceSelector)
+			if err != nil {
+				continue // the Tenant's own status reports it
+			}
+			if nsLabels == nil {
+				var n corev1.Namespace
+				if err := r.Client.Get(ctx, types.NamespacedName{Name: ns}, &n); err != nil {
+					return "", fmt.Errorf("read namespace %s: %w", ns, client.IgnoreNotFound(err))
+				}
+				nsLabels = labels.Set(n.Labels)
+			}
+			owns = sel.Matches(nsLabels)
+		}
+		if owns {
+			id := t.Spec.ID
+			if id == "" {
+				id = t.Name
+			}
+			owners = append(owners, id)
+		}
+	}
+	switch len(owners) {
+	case 0:
+		return "", nil
+	case 1:
+		return owners[0], nil
+	}
+	return "", fmt.Errorf("namespace %s is claimed by several tenants (%s)", ns, strings.Join(owners, ", "))
+}
+
+// refuse records a document that cannot be applied as it is: nothing is
+// retried until the Pipeline (or the Tenants) change.
+func (r *PipelineReconciler) refuse(ctx context.Context, p *v1alpha1.Pipeline, reason, msg string, probs []string) error {
+	p.Status.Problems = probs
+	setCondition(p, ConditionValidated, metav1.ConditionFalse, reason, msg)
+	setCondition(p, ConditionApplied, metav1.ConditionFalse, ReasonNotApplied, "not applied: "+msg)
+	return r.writeStatus(ctx, p, metav1.ConditionFalse, reason)
+}
+
+// failed records a failure that may pass (Kafka away) and asks for
+// another try.
+func (r *PipelineReconciler) failed(ctx context.Context, p *v1alpha1.Pipeline, cond, reason string, err error) (ctrl.Result, error) {
+	r.Log.Warn("pipeline not reconciled", "resource", client.ObjectKeyFromObject(p), "err", err)
+	setCondition(p, cond, metav1.ConditionFalse, reason, err.Error())
+	if serr := r.writeStatus(ctx, p, metav1.ConditionFalse, reason); serr != nil {
+		return ctrl.Result{}, errors.Join(err, serr)
+	}
+	return ctrl.Result{RequeueAfter: r.Retry}, nil
+}
+
+// remove puts the tenant of a deleted Pipeline back on pass-through.
+func (r *PipelineReconciler) remove(ctx context.Context, p *v1alpha1.Pipeline) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(p, PipelineFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	if p.Status.Tenant != "" {
+		err := router.DeletePipeline(ctx, r.Kafka, r.Topics, p.Status.Tenant)
+		if err != nil && !errors.Is(err, router.ErrNoPipeline) {
+			return ctrl.Result{}, err
+		}
+		r.Log.Info("pipeline deleted; the tenant is on pass-through", "tenant", p.Status.Tenant)
+	}
+	controllerutil.RemoveFinalizer(p, PipelineFinalizer)
+	return ctrl.Result{}, r.Client.Update(ctx, p)
+}
+
+func (r *PipelineReconciler) writeStatus(ctx context.Context, p *v1alpha1.Pipeline, ready metav1.ConditionStatus, reason string) error {
+	msg := "the document is applied"
+	if ready != metav1.ConditionTrue {
+		msg = "see the Validated and Applied conditions"
+	}
+	setCondition(p, ConditionReady, ready, reason, msg)
+	p.Status.ObservedGeneration = p.Generation
+	return r.Client.Status().Update(ctx, p)
+}
+
+func setCondition(p *v1alpha1.Pipeline, typ string, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&p.Status.Conditions, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: p.Generation,
+	})
+}
+
+// problems lists the problems of a document that failed router.Load, each
+// with its line and column, as sluice pipeline validate prints them.
+func problems(err error) []string {
+	var out []string
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		out = append(out, e.Error())
+	}
+	walk(err)
+	return out
+}
