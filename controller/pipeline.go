@@ -57,11 +57,6 @@ type PipelineReconciler struct {
 	Retry  time.Duration
 }
 
-// SetupWithManager registers the reconciler for Pipelines.
-func (r *PipelineReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).For(&v1alpha1.Pipeline{}).Named("pipeline").Complete(r)
-}
-
 // Reconcile validates and applies one Pipeline.
 func (r *PipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var p v1alpha1.Pipeline

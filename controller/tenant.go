@@ -57,11 +57,6 @@ type TenantReconciler struct {
 	Retry time.Duration
 }
 
-// SetupWithManager registers the reconciler for Tenants.
-func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).For(&v1alpha1.Tenant{}).Named("tenant").Complete(r)
-}
-
 // Reconcile brings one Tenant's Kafka objects in line with it.
 func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var t v1alpha1.Tenant
