@@ -19,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/sluicelogs/sluice/controller/v1alpha1"
 	"github.com/sluicelogs/sluice/internal/kafka"
@@ -110,6 +111,21 @@ func (r *PipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	p.Status.AppliedVersion = loaded.Version
 	setCondition(&p, ConditionApplied, metav1.ConditionTrue, ReasonApplied, fmt.Sprintf("version %d is stored in %s", loaded.Version, r.Topics.TenantConfig(owner)))
 	return ctrl.Result{}, r.writeStatus(ctx, &p, metav1.ConditionTrue, ReasonApplied)
+}
+
+// all returns a request for every Pipeline: what a change of the Tenants
+// may affect.
+func (r *PipelineReconciler) all(ctx context.Context, _ client.Object) []reconcile.Request {
+	var list v1alpha1.PipelineList
+	if err := r.Client.List(ctx, &list); err != nil {
+		r.Log.Warn("listing pipelines after a tenant changed", "err", err)
+		return nil
+	}
+	reqs := make([]reconcile.Request, len(list.Items))
+	for i := range list.Items {
+		reqs[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
+	}
+	return reqs
 }
 
 // owner returns the id of the Tenant that owns namespace ns, "" when none

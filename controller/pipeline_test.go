@@ -107,6 +107,10 @@ func TestPipelineReconcile(t *testing.T) {
 	if v := stored(); v != 1 {
 		t.Fatalf("shop's stored version is %d after the refused Pipelines, want 1", v)
 	}
+	// A change of the Tenants brings every Pipeline back to be looked at.
+	if reqs := r.all(ctx, shop); len(reqs) != 3 {
+		t.Errorf("a tenant change requeues %d pipelines, want all 3", len(reqs))
+	}
 
 	// Version 2 fails its test: refused with the position, v1 stays.
 	p.Spec.Document = pipelineDoc("shop", 2, "error")

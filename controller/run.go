@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/sluicelogs/sluice/controller/v1alpha1"
@@ -89,7 +90,11 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config, log *slog.Logger, reg
 	if err := ctrl.NewControllerManagedBy(mgr).For(&v1alpha1.Tenant{}).Named("tenant").Complete(m.counted("tenant", tenants)); err != nil {
 		return err
 	}
-	if err := ctrl.NewControllerManagedBy(mgr).For(&v1alpha1.Pipeline{}).Named("pipeline").Complete(m.counted("pipeline", pipelines)); err != nil {
+	// A Pipeline refused because no Tenant owned its namespace is looked
+	// at again when the Tenants change.
+	if err := ctrl.NewControllerManagedBy(mgr).For(&v1alpha1.Pipeline{}).Named("pipeline").
+		Watches(&v1alpha1.Tenant{}, handler.EnqueueRequestsFromMapFunc(pipelines.all)).
+		Complete(m.counted("pipeline", pipelines)); err != nil {
 		return err
 	}
 	log.Info("controller starting", "leader_election", cfg.LeaderElection, "topic_prefix", cfg.Kafka.TopicPrefix)
