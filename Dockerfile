@@ -25,6 +25,26 @@ RUN --mount=type=cache,target=/root/.cache/go-build \
 # the non-root user can write the shipper's checkpoints and the demo's logs.
 RUN mkdir -p /out/var/lib/sluice/shipper /out/var/lib/sluice/node
 
+# sluice-controller, an image of its own (docker build --target controller): its
+# Kubernetes client libraries stay out of the image every node pulls for the shipper.
+FROM golang:1.26-bookworm AS build-controller
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/root/.cache/go-build \
+    cd controller && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" \
+      -o /out/sluice-controller ./cmd/sluice-controller \
+ && /out/sluice-controller --validate > /dev/null
+
+FROM gcr.io/distroless/static-debian12:nonroot AS controller
+LABEL org.opencontainers.image.title="sluice-controller" \
+      org.opencontainers.image.description="Reconciles Sluice Tenant and Pipeline resources (sluice.io/v1alpha1) into Kafka" \
+      org.opencontainers.image.source="https://github.com/sluicelogs/sluice"
+COPY --from=build-controller /out/sluice-controller /usr/local/bin/sluice-controller
+USER 65532:65532
+EXPOSE 9464
+ENTRYPOINT ["/usr/local/bin/sluice-controller"]
+
+# The sluice image, the default target.
 FROM gcr.io/distroless/static-debian12:nonroot
 ARG VERSION=dev
 ARG COMMIT=unknown

@@ -8,7 +8,7 @@ IMAGE    ?= sluice
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .DEFAULT_GOAL := help
-.PHONY: help build build-prod run test bench bench-shipper lint fmt fuzz image manifests generate loadtest
+.PHONY: help build build-prod run test bench bench-shipper lint fmt fuzz image manifests generate image-controller loadtest
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ build-prod: ## build bin/sluice-prod as the image does: -tags nodev leaves out d
 
 image: ## docker build the image sluice:<version> (IMAGE= renames it); needs a Docker engine, which the development machines lack
 	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE):$(VERSION) .
+
+image-controller: ## docker build the image sluice-controller:<version>, the Dockerfile's controller target
+	docker build --target controller -t $(IMAGE)-controller:$(VERSION) .
 
 run: build ## run the whole pipeline in one process (sluice dev): embedded Kafka and Elasticsearch, a demo workload
 	./$(BIN) dev

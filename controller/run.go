@@ -37,7 +37,7 @@ type Config struct {
 }
 
 // Validate checks the settings, naming each variable at fault.
-func (c Config) Validate() error {
+func (c *Config) Validate() error {
 	var p config.Problems
 	p.Merge(c.Kafka.Validate())
 	p.Merge(c.Telemetry.Validate())

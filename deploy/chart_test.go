@@ -174,7 +174,10 @@ type chartConfig struct {
 	Shipper stageValues `json:"shipper"`
 	Router  stageValues `json:"router"`
 	Indexer stageValues `json:"indexer"`
-	Strimzi struct {
+	// Controller is sluice-controller, not a stage of the pipeline, but
+	// checked like one.
+	Controller stageValues `json:"controller"`
+	Strimzi    struct {
 		Enabled bool `json:"enabled"`
 		Tenants []struct {
 			Name             string   `json:"name"`

@@ -50,8 +50,8 @@ func checkObjects(t *testing.T, objs []object, cfg chartConfig) {
 			t.Errorf("Deployment %s: a rolling update must add a replica before it removes one (maxUnavailable 0)", d.Name)
 		}
 	}
-	for _, stage := range stageNames {
-		values := map[string]stageValues{"shipper": cfg.Shipper, "router": cfg.Router, "indexer": cfg.Indexer}[stage]
+	for _, stage := range workloadNames {
+		values := map[string]stageValues{"shipper": cfg.Shipper, "router": cfg.Router, "indexer": cfg.Indexer, "controller": cfg.Controller}[stage]
 		pod, ok := pods[stage]
 		if ok != values.Enabled {
 			t.Errorf("stage %s: rendered %v, enabled %v", stage, ok, values.Enabled)
@@ -66,6 +66,7 @@ func checkObjects(t *testing.T, objs []object, cfg chartConfig) {
 		checkPod(t, stage, pod, values)
 	}
 	checkShipperRBAC(t, objs, cfg.Shipper, pods["shipper"])
+	checkControllerRBAC(t, objs, cfg.Controller, pods["controller"])
 	for _, pdb := range all[*policyv1.PodDisruptionBudget](objs) {
 		d := deployments[pdb.Name]
 		if d == nil {
@@ -91,10 +92,14 @@ func checkObjects(t *testing.T, objs []object, cfg chartConfig) {
 func stageOf(t *testing.T, pod corev1.PodTemplateSpec) string {
 	t.Helper()
 	stage := pod.Labels["app.kubernetes.io/component"]
-	if !slices.Contains(stageNames, stage) {
+	if !slices.Contains(workloadNames, stage) {
 		t.Fatalf("pod template labels %v: no app.kubernetes.io/component naming a stage", pod.Labels)
 	}
-	if len(pod.Spec.Containers) != 1 || !slices.Equal(pod.Spec.Containers[0].Args, []string{stage}) {
+	want := []string{stage}
+	if stage == "controller" {
+		want = nil // sluice-controller, its image's own command
+	}
+	if len(pod.Spec.Containers) != 1 || !slices.Equal(pod.Spec.Containers[0].Args, want) {
 		t.Fatalf("stage %s: want one container running `sluice %s`", stage, stage)
 	}
 	return stage
@@ -115,9 +120,9 @@ func checkPod(t *testing.T, stage string, pod corev1.PodTemplateSpec, values sta
 	t.Helper()
 	spec := pod.Spec
 	c := spec.Containers[0]
-	wantToken := stage == "shipper" && values.KubernetesMetadata.Enabled
+	wantToken := stage == "shipper" && values.KubernetesMetadata.Enabled || stage == "controller"
 	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken != wantToken {
-		t.Errorf("%s: the pod's automountServiceAccountToken is %v, want %v (only a shipper with Kubernetes metadata calls the API server)", stage, spec.AutomountServiceAccountToken, wantToken)
+		t.Errorf("%s: the pod's automountServiceAccountToken is %v, want %v (only a shipper with Kubernetes metadata and the controller call the API server)", stage, spec.AutomountServiceAccountToken, wantToken)
 	}
 	env := map[string]string{}
 	for _, e := range c.Env {
@@ -299,14 +304,27 @@ var metadataSettings = []string{
 	"SLUICE_SHIPPER_METADATA_RETENTION",
 }
 
-// checkShipperRBAC checks the only RBAC objects the chart renders: with
+// checkShipperRBAC checks the shipper's RBAC objects (the controller's are
+// checkControllerRBAC's): with
 // Kubernetes metadata, a ClusterRole of get, list and watch on pods and
 // namespaces (and get on jobs with workloads), and a
 // ClusterRoleBinding of it to the ServiceAccount the shipper's pods run as;
 // without, none.
 func checkShipperRBAC(t *testing.T, objs []object, values stageValues, pod corev1.PodTemplateSpec) {
 	t.Helper()
-	roles, bindings := all[*rbacv1.ClusterRole](objs), all[*rbacv1.ClusterRoleBinding](objs)
+	notController := func(name string) bool { return !strings.HasSuffix(name, "-controller") }
+	var roles []*rbacv1.ClusterRole
+	for _, r := range all[*rbacv1.ClusterRole](objs) {
+		if notController(r.Name) {
+			roles = append(roles, r)
+		}
+	}
+	var bindings []*rbacv1.ClusterRoleBinding
+	for _, b := range all[*rbacv1.ClusterRoleBinding](objs) {
+		if notController(b.Name) {
+			bindings = append(bindings, b)
+		}
+	}
 	if !values.Enabled || !values.KubernetesMetadata.Enabled {
 		if len(roles)+len(bindings) > 0 {
 			t.Errorf("%d ClusterRoles and %d ClusterRoleBindings rendered without Kubernetes metadata, want none", len(roles), len(bindings))
@@ -627,4 +645,44 @@ func ruleStrings(rules []kafka.ACLRule) []string {
 		acls = append(acls, a)
 	}
 	return aclStrings(acls)
+}
+
+// checkControllerRBAC checks the controller's rights: its resources with
+// their status and finalizers, Namespaces read, Secrets only read one by
+// one and created (never listed or watched, never updated or deleted), and
+// Leases in the release's namespace only; all bound to its ServiceAccount.
+func checkControllerRBAC(t *testing.T, objs []object, values stageValues, pod corev1.PodTemplateSpec) {
+	t.Helper()
+	var roles []*rbacv1.ClusterRole
+	for _, r := range all[*rbacv1.ClusterRole](objs) {
+		if strings.HasSuffix(r.Name, "-controller") {
+			roles = append(roles, r)
+		}
+	}
+	if !values.Enabled {
+		if len(roles) > 0 {
+			t.Errorf("controller disabled, yet ClusterRole %s is rendered", roles[0].Name)
+		}
+		return
+	}
+	if len(roles) != 1 {
+		t.Fatalf("%d controller ClusterRoles, want 1", len(roles))
+	}
+	for _, rule := range roles[0].Rules {
+		if slices.Contains(rule.Resources, "secrets") && !slices.Equal(rule.Verbs, []string{"get", "create"}) {
+			t.Errorf("the controller may %v secrets; want get and create only", rule.Verbs)
+		}
+		if slices.Contains(rule.Resources, "leases") {
+			t.Errorf("the ClusterRole grants leases cluster-wide; a Role in the release's namespace is enough")
+		}
+	}
+	bound := false
+	for _, b := range all[*rbacv1.ClusterRoleBinding](objs) {
+		if b.RoleRef.Name == roles[0].Name && slices.ContainsFunc(b.Subjects, func(s rbacv1.Subject) bool { return s.Name == pod.Spec.ServiceAccountName }) {
+			bound = true
+		}
+	}
+	if !bound {
+		t.Errorf("ClusterRole %s is not bound to the controller's ServiceAccount %s", roles[0].Name, pod.Spec.ServiceAccountName)
+	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/sluicelogs/sluice/controller"
 	"github.com/sluicelogs/sluice/indexer"
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/router"
@@ -22,6 +23,9 @@ import (
 // stageNames are the stages a chart or compose service runs, by the
 // subcommand that runs them.
 var stageNames = []string{"shipper", "router", "indexer"}
+
+// workloadNames are the stages and sluice-controller: what the chart runs.
+var workloadNames = append(slices.Clone(stageNames), "controller")
 
 // loadedStage is a stage's configuration loaded from a container's
 // environment.
@@ -52,6 +56,11 @@ func loadStage(stage string, env map[string]string) (loadedStage, error) {
 		var c indexer.Config
 		err := load(&c, env, c.Validate)
 		return loadedStage{config.Describe(&c), c.ShutdownTimeout, "", c.Telemetry.Addr}, err
+	case "controller":
+		// Stopping gives up the leader Lease at once: no drain.
+		var c controller.Config
+		err := load(&c, env, c.Validate)
+		return loadedStage{config.Describe(&c), 0, "", c.Telemetry.Addr}, err
 	}
 	return loadedStage{}, fmt.Errorf("no stage %q", stage)
 }
