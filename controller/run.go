@@ -87,7 +87,10 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config, log *slog.Logger, reg
 	m := newMetrics(reg)
 	tenants := &TenantReconciler{Client: mgr.GetClient(), Admin: kadm.NewClient(cl), Topics: cfg.Kafka.Topics(), Log: log, Retry: cfg.Retry}
 	pipelines := &PipelineReconciler{Client: mgr.GetClient(), Kafka: cl, Topics: cfg.Kafka.Topics(), Log: log, Retry: cfg.Retry}
-	if err := ctrl.NewControllerManagedBy(mgr).For(&v1alpha1.Tenant{}).Named("tenant").Complete(m.counted("tenant", tenants)); err != nil {
+	// A namespace created after its Tenant is labelled when it appears.
+	if err := ctrl.NewControllerManagedBy(mgr).For(&v1alpha1.Tenant{}).Named("tenant").
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(tenants.claiming)).
+		Complete(m.counted("tenant", tenants)); err != nil {
 		return err
 	}
 	// A Pipeline refused because no Tenant owned its namespace is looked

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -18,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/sluicelogs/sluice/controller/v1alpha1"
 	"github.com/sluicelogs/sluice/internal/kafka"
@@ -35,7 +37,16 @@ const (
 	ReasonInvalid     = "Invalid"
 	ReasonKafkaError  = "KafkaError"
 	ReasonSecretError = "SecretError"
+
+	ReasonNamespaceError    = "NamespaceError"
+	ReasonNamespaceConflict = "NamespaceConflict"
 )
+
+// TenantLabel is the namespace label that names the namespace's tenant:
+// the controller sets it on the namespaces a Tenant lists, and shippers
+// read it (SLUICE_SHIPPER_TENANT_LABEL, whose default it is) to send the
+// namespace's logs to that tenant's topic.
+const TenantLabel = "sluice.io/tenant"
 
 // The defaults of a Tenant's spec are those of sluice tenant create.
 const (
@@ -94,6 +105,12 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err != nil {
 		return r.failed(ctx, &t, id, ReasonKafkaError, err)
 	}
+	if conflict, err := r.labelNamespaces(ctx, t.Spec.Namespaces, id); err != nil {
+		return r.failed(ctx, &t, id, ReasonNamespaceError, err)
+	} else if conflict != "" {
+		// Someone must decide; nothing is taken from the other tenant.
+		return ctrl.Result{}, r.setReady(ctx, &t, id, metav1.ConditionFalse, ReasonNamespaceConflict, conflict)
+	}
 	msg := fmt.Sprintf("topics, user, ACLs and quotas of tenant %s are in place", id)
 	if res.ACLsSkipped {
 		msg += " (the cluster has no authorizer: no ACLs were set)"
@@ -111,6 +128,9 @@ func (r *TenantReconciler) remove(ctx context.Context, t *v1alpha1.Tenant, id st
 		return ctrl.Result{}, nil
 	}
 	if kafka.ValidateTenant(id) == nil {
+		if err := r.unlabelNamespaces(ctx, t.Spec.Namespaces, id); err != nil {
+			return r.failed(ctx, t, id, ReasonNamespaceError, err)
+		}
 		remove := kafka.RevokeTenant
 		if t.Spec.DeleteData {
 			remove = kafka.DeleteTenant
@@ -122,6 +142,78 @@ func (r *TenantReconciler) remove(ctx context.Context, t *v1alpha1.Tenant, id st
 	}
 	controllerutil.RemoveFinalizer(t, Finalizer)
 	return ctrl.Result{}, r.Client.Update(ctx, t)
+}
+
+// claiming returns a request for every Tenant that lists the namespace ns
+// names: what a namespace's appearance may affect.
+func (r *TenantReconciler) claiming(ctx context.Context, ns client.Object) []reconcile.Request {
+	var list v1alpha1.TenantList
+	if err := r.Client.List(ctx, &list); err != nil {
+		r.Log.Warn("listing tenants after a namespace changed", "err", err)
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, t := range list.Items {
+		if slices.Contains(t.Spec.Namespaces, ns.GetName()) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: t.Name}})
+		}
+	}
+	return reqs
+}
+
+// labelNamespaces sets TenantLabel to id on the namespaces given that
+// exist (one created later is labelled on the next reconcile: Namespaces
+// are watched). A namespace labelled for another tenant is left alone and
+// reported in conflict.
+func (r *TenantReconciler) labelNamespaces(ctx context.Context, names []string, id string) (conflict string, err error) {
+	for _, name := range names {
+		var ns corev1.Namespace
+		if err := r.Client.Get(ctx, types.NamespacedName{Name: name}, &ns); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return "", fmt.Errorf("read namespace %s: %w", name, err)
+		}
+		switch cur, ok := ns.Labels[TenantLabel]; {
+		case cur == id:
+			continue
+		case ok:
+			return fmt.Sprintf("namespace %s is labelled %s=%s: it belongs to that tenant; remove the label or the namespace from one of the Tenants", name, TenantLabel, cur), nil
+		}
+		patch := client.MergeFrom(ns.DeepCopy())
+		if ns.Labels == nil {
+			ns.Labels = map[string]string{}
+		}
+		ns.Labels[TenantLabel] = id
+		if err := r.Client.Patch(ctx, &ns, patch); err != nil {
+			return "", fmt.Errorf("label namespace %s: %w", name, err)
+		}
+		r.Log.Info("namespace labelled for its tenant", "namespace", name, "tenant", id)
+	}
+	return "", nil
+}
+
+// unlabelNamespaces removes TenantLabel from the namespaces given where it
+// names id.
+func (r *TenantReconciler) unlabelNamespaces(ctx context.Context, names []string, id string) error {
+	for _, name := range names {
+		var ns corev1.Namespace
+		if err := r.Client.Get(ctx, types.NamespacedName{Name: name}, &ns); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return fmt.Errorf("read namespace %s: %w", name, err)
+		}
+		if ns.Labels[TenantLabel] != id {
+			continue
+		}
+		patch := client.MergeFrom(ns.DeepCopy())
+		delete(ns.Labels, TenantLabel)
+		if err := r.Client.Patch(ctx, &ns, patch); err != nil {
+			return fmt.Errorf("unlabel namespace %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // password returns the password in the Secret ref names, making the

@@ -91,6 +91,7 @@ func TestTenantReconcile(t *testing.T) {
 	cluster, adm := testKafka(t)
 	partitions := int32(2)
 	shop := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "shop"}, Spec: v1alpha1.TenantSpec{
+		Namespaces:        []string{"shop", "shop-jobs", "not-yet"},
 		Topics:            v1alpha1.TopicsSpec{Partitions: &partitions},
 		Streams:           []string{"audit"},
 		CredentialsSecret: &v1alpha1.SecretReference{Namespace: "shop", Name: "sluice-kafka"},
@@ -98,9 +99,19 @@ func TestTenantReconcile(t *testing.T) {
 	broken := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "broken"}, Spec: v1alpha1.TenantSpec{
 		Streams: []string{"Not A Stream"},
 	}}
-	cl := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(shop, broken).
+	cl := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(shop, broken,
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"team": "shop"}}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop-jobs"}}).
 		WithStatusSubresource(&v1alpha1.Tenant{}).Build()
 	topics := kafka.Topics{Prefix: "logs"}
+	tenantOf := func(ns string) string {
+		t.Helper()
+		var n corev1.Namespace
+		if err := cl.Get(ctx, types.NamespacedName{Name: ns}, &n); err != nil {
+			t.Fatal(err)
+		}
+		return n.Labels[TenantLabel]
+	}
 	r := &TenantReconciler{Client: cl, Admin: adm, Topics: topics, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Retry: time.Second}
 
 	reconcileTenant(t, r, "broken")
@@ -150,6 +161,16 @@ func TestTenantReconcile(t *testing.T) {
 		t.Fatal("the tenant's user wrote another tenant's raw topic")
 	}
 
+	// Its namespaces that exist are labelled for the shippers; their own
+	// labels stay.
+	if tenantOf("shop") != "shop" || tenantOf("shop-jobs") != "shop" {
+		t.Errorf("namespaces labelled %q and %q, want shop", tenantOf("shop"), tenantOf("shop-jobs"))
+	}
+	var shopNS corev1.Namespace
+	if err := cl.Get(ctx, types.NamespacedName{Name: "shop"}, &shopNS); err != nil || shopNS.Labels["team"] != "shop" {
+		t.Errorf("the namespace's own labels were lost: %v (%v)", shopNS.Labels, err)
+	}
+
 	// Reconciling again changes nothing: the password stays.
 	reconcileTenant(t, r, "shop")
 	var again corev1.Secret
@@ -168,6 +189,9 @@ func TestTenantReconcile(t *testing.T) {
 	reconcileTenant(t, r, "shop")
 	if err := cl.Get(ctx, types.NamespacedName{Name: "shop"}, &cur); err == nil {
 		t.Fatalf("the Tenant is still there after its finalizer ran: %+v", cur.Finalizers)
+	}
+	if tenantOf("shop") != "" || tenantOf("shop-jobs") != "" {
+		t.Error("the namespaces keep the tenant label after the Tenant was deleted")
 	}
 	if listed, _ := adm.ListTopics(ctx); !listed.Has(topics.Raw("shop")) {
 		t.Error("the tenant's topics were deleted although deleteData is false")
@@ -202,5 +226,27 @@ func TestTenantSecretNotOurs(t *testing.T) {
 	var s corev1.Secret
 	if err := cl.Get(context.Background(), types.NamespacedName{Namespace: "web", Name: "db"}, &s); err != nil || string(s.Data["password"]) != "someone-elses-password-1234" {
 		t.Fatalf("the foreign secret was changed (%v)", err)
+	}
+}
+
+// TestTenantNamespaceConflict: a Tenant listing a namespace labelled for
+// another tenant does not take it: the label stays, and the Tenant says
+// why it is not ready.
+func TestTenantNamespaceConflict(t *testing.T) {
+	_, adm := testKafka(t)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shared", Labels: map[string]string{TenantLabel: "web"}}}
+	tn := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "shop"}, Spec: v1alpha1.TenantSpec{Namespaces: []string{"shared"}}}
+	cl := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(tn, ns).WithStatusSubresource(&v1alpha1.Tenant{}).Build()
+	r := &TenantReconciler{Client: cl, Admin: adm, Topics: kafka.Topics{Prefix: "logs"}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Retry: time.Second}
+	reconcileTenant(t, r, "shop")
+	if c := readyOf(t, cl, "shop"); c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonNamespaceConflict || !strings.Contains(c.Message, "shared") {
+		t.Fatalf("Ready %+v", c)
+	}
+	var got corev1.Namespace
+	if err := cl.Get(context.Background(), types.NamespacedName{Name: "shared"}, &got); err != nil || got.Labels[TenantLabel] != "web" {
+		t.Fatalf("the namespace's tenant label is %q (%v), want web kept", got.Labels[TenantLabel], err)
+	}
+	if reqs := r.claiming(context.Background(), &got); len(reqs) != 1 || reqs[0].Name != "shop" {
+		t.Errorf("a change of namespace shared requeues %v, want the Tenant shop", reqs)
 	}
 }

@@ -40,10 +40,15 @@ type TenantSpec struct {
 	ID string `json:"id,omitempty"`
 
 	// Namespaces the tenant owns: its Pipelines live there, and the
-	// shippers send those namespaces' logs to it.
+	// controller labels each sluice.io/tenant=<id>, the label shippers read
+	// to send a namespace's logs to its tenant. A namespace labelled for
+	// another tenant is not taken (the Tenant is not Ready until one of
+	// them gives it up).
 	// +optional
 	Namespaces []string `json:"namespaces,omitempty"`
-	// NamespaceSelector selects further namespaces the tenant owns.
+	// NamespaceSelector selects further namespaces the tenant owns, for
+	// its Pipelines; they are not labelled (label them so that shippers
+	// send their logs to the tenant).
 	// +optional
 	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 
