@@ -16,7 +16,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "sluice", Subsystem: "controller", Name: "reconciles_total",
-			Help: "Reconciliations by kind (tenant, pipeline) and result (ok, retry, error).",
+			Help: "Reconciliations by kind (tenant, pipeline) and result: ok, requeued (a retry after a failure that may pass, or an applied Pipeline's status refresh), error.",
 		}, []string{"kind", "result"}),
 	}
 	reg.MustRegister(m.reconciles)
@@ -32,7 +32,7 @@ func (m *metrics) counted(kind string, r reconcile.Reconciler) reconcile.Reconci
 		case err != nil:
 			result = "error"
 		case res.RequeueAfter > 0:
-			result = "retry"
+			result = "requeued"
 		}
 		m.reconciles.WithLabelValues(kind, result).Inc()
 		return res, err

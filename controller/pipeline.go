@@ -56,6 +56,9 @@ type PipelineReconciler struct {
 	Topics kafka.Topics
 	Log    *slog.Logger
 	Retry  time.Duration
+	// StatusRefresh is how often an applied Pipeline's status is refreshed
+	// with what the routers report; 0 never.
+	StatusRefresh time.Duration
 }
 
 // Reconcile validates and applies one Pipeline.
@@ -110,7 +113,30 @@ func (r *PipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	p.Status.AppliedVersion = loaded.Version
 	setCondition(&p, ConditionApplied, metav1.ConditionTrue, ReasonApplied, fmt.Sprintf("version %d is stored in %s", loaded.Version, r.Topics.TenantConfig(owner)))
-	return ctrl.Result{}, r.writeStatus(ctx, &p, metav1.ConditionTrue, ReasonApplied)
+	if err := r.routers(ctx, &p, owner); err != nil {
+		// The routers' reports are for information: not a failure.
+		r.Log.Warn("reading the routers' status", "tenant", owner, "err", err)
+	}
+	return ctrl.Result{RequeueAfter: r.StatusRefresh}, r.writeStatus(ctx, &p, metav1.ConditionTrue, ReasonApplied)
+}
+
+// routers fills the Pipeline's status with what each router reports of
+// the tenant in <prefix>.status.<tenant>.
+func (r *PipelineReconciler) routers(ctx context.Context, p *v1alpha1.Pipeline, tenant string) error {
+	snap, err := router.ReadStatus(ctx, r.Kafka, r.Topics.TenantStatus(tenant), tenant)
+	if err != nil {
+		return err
+	}
+	p.Status.Routers = nil
+	inForce := 0
+	for _, st := range snap.Statuses[tenant] {
+		p.Status.Routers = append(p.Status.Routers, v1alpha1.RouterVersion{Router: st.Router, Version: st.Applied, Error: st.Error, Paused: st.Paused})
+		if st.Applied == p.Status.AppliedVersion {
+			inForce++
+		}
+	}
+	p.Status.RoutersInForce = fmt.Sprintf("%d/%d", inForce, len(p.Status.Routers))
+	return nil
 }
 
 // all returns a request for every Pipeline: what a change of the Tenants

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/sluicelogs/sluice/controller/v1alpha1"
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/router"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func pipelineDoc(tenant string, version int, want string) string {
@@ -94,6 +96,19 @@ func TestPipelineReconcile(t *testing.T) {
 	p := reconcile("shop", "main")
 	if c := cond(p, ConditionReady); c.Status != metav1.ConditionTrue || p.Status.AppliedVersion != 1 || p.Status.Tenant != "shop" || stored() != 1 {
 		t.Fatalf("first version: Ready %+v, status %+v, stored v%d", c, p.Status, stored())
+	}
+	// What the routers report of the tenant shows in the status.
+	for i, st := range []router.RouterStatus{{Applied: 1}, {Applied: 0, Paused: "catching up"}} {
+		name := fmt.Sprintf("router-%d", i)
+		v, _ := json.Marshal(st)
+		rec := &kgo.Record{Topic: topics.TenantStatus("shop"), Key: []byte(router.StatusKey("shop", name)), Value: v}
+		if err := r.Kafka.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p = reconcile("shop", "main")
+	if p.Status.RoutersInForce != "1/2" || len(p.Status.Routers) != 2 || p.Status.Routers[1].Paused != "catching up" {
+		t.Fatalf("routers in the status: %q %+v", p.Status.RoutersInForce, p.Status.Routers)
 	}
 
 	// Another namespace's Pipeline naming shop, and one in a namespace no

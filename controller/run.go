@@ -34,6 +34,7 @@ type Config struct {
 	LeaderElection bool          `env:"CONTROLLER_LEADER_ELECTION, default=true" help:"Elect one active controller among the replicas (a Lease named sluice-controller in SLUICE_CONTROLLER_NAMESPACE); the others wait."`
 	Namespace      string        `env:"CONTROLLER_NAMESPACE" help:"Namespace of the leader-election Lease (default: the controller pod's own, from its service account)."`
 	Retry          time.Duration `env:"CONTROLLER_RETRY, default=30s" help:"How soon a resource whose reconciliation failed for a reason that may pass (Kafka away, a Secret unreadable) is tried again."`
+	StatusRefresh  time.Duration `env:"CONTROLLER_STATUS_REFRESH, default=1m" help:"How often an applied Pipeline's status is refreshed with what the routers report of its tenant (the version each runs, errors, pauses)."`
 }
 
 // Validate checks the settings, naming each variable at fault.
@@ -43,6 +44,9 @@ func (c *Config) Validate() error {
 	p.Merge(c.Telemetry.Validate())
 	if c.Retry <= 0 {
 		p.Add(config.Var("CONTROLLER_RETRY"), "must be positive, got %s", c.Retry)
+	}
+	if c.StatusRefresh <= 0 {
+		p.Add(config.Var("CONTROLLER_STATUS_REFRESH"), "must be positive, got %s", c.StatusRefresh)
 	}
 	return p.Err()
 }
@@ -86,7 +90,7 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config, log *slog.Logger, reg
 	}
 	m := newMetrics(reg)
 	tenants := &TenantReconciler{Client: mgr.GetClient(), Admin: kadm.NewClient(cl), Topics: cfg.Kafka.Topics(), Log: log, Retry: cfg.Retry}
-	pipelines := &PipelineReconciler{Client: mgr.GetClient(), Kafka: cl, Topics: cfg.Kafka.Topics(), Log: log, Retry: cfg.Retry}
+	pipelines := &PipelineReconciler{Client: mgr.GetClient(), Kafka: cl, Topics: cfg.Kafka.Topics(), Log: log, Retry: cfg.Retry, StatusRefresh: cfg.StatusRefresh}
 	// A namespace created after its Tenant is labelled when it appears.
 	if err := ctrl.NewControllerManagedBy(mgr).For(&v1alpha1.Tenant{}).Named("tenant").
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(tenants.claiming)).

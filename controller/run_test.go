@@ -20,7 +20,7 @@ func TestConfig(t *testing.T) {
 	if err := config.LoadFrom(context.Background(), &cfg, envconfig.MapLookuper(nil)); err != nil {
 		t.Fatal(err)
 	}
-	if err := cfg.Validate(); err != nil || !cfg.LeaderElection || cfg.Retry <= 0 {
+	if err := cfg.Validate(); err != nil || !cfg.LeaderElection || cfg.Retry <= 0 || cfg.StatusRefresh <= 0 {
 		t.Fatalf("defaults: %+v, %v", cfg, err)
 	}
 	cfg.Retry = 0
@@ -41,7 +41,7 @@ func TestReconcilesCounted(t *testing.T) {
 		rec := m.counted("tenant", reconcileFunc(func() (ctrl.Result, error) { return r.res, r.err }))
 		_, _ = rec.Reconcile(context.Background(), ctrl.Request{})
 	}
-	for _, result := range []string{"ok", "retry", "error"} {
+	for _, result := range []string{"ok", "requeued", "error"} {
 		if n := testutil.ToFloat64(m.reconciles.WithLabelValues("tenant", result)); n != 1 {
 			t.Errorf("%s: %v reconciles counted, want 1", result, n)
 		}

@@ -146,6 +146,7 @@ type TenantList struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Tenant",type=string,JSONPath=`.status.tenant`
 // +kubebuilder:printcolumn:name="Version",type=integer,JSONPath=`.status.appliedVersion`
+// +kubebuilder:printcolumn:name="Routers",type=string,JSONPath=`.status.routersInForce`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
@@ -183,13 +184,15 @@ type PipelineStatus struct {
 	// that failed, each with its line and column.
 	// +optional
 	Problems []string `json:"problems,omitempty"`
-	// Routers is the version each router runs.
+	// Routers is what each router reports of the tenant
+	// (<prefix>.status.<tenant>), refreshed every
+	// SLUICE_CONTROLLER_STATUS_REFRESH.
 	// +optional
 	Routers []RouterVersion `json:"routers,omitempty"`
-	// DeadLetterRate is the tenant's dead letters per second over the
-	// last minutes, as routers report it.
+	// RoutersInForce says how many of the routers run AppliedVersion, as
+	// "2/3".
 	// +optional
-	DeadLetterRate string `json:"deadLetterRate,omitempty"`
+	RoutersInForce string `json:"routersInForce,omitempty"`
 	// Conditions: Validated, Applied, Ready.
 	// +optional
 	// +listType=map
@@ -197,10 +200,18 @@ type PipelineStatus struct {
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
-// RouterVersion is the pipeline version one router runs.
+// RouterVersion is what one router reports of the tenant.
 type RouterVersion struct {
-	Router  string `json:"router"`
-	Version int64  `json:"version"`
+	// Router names the router (its pod).
+	Router string `json:"router"`
+	// Version is the version it runs; 0 is pass-through.
+	Version int64 `json:"version"`
+	// Error is its last load or run-time error of the pipeline.
+	// +optional
+	Error string `json:"error,omitempty"`
+	// Paused is why it holds the tenant's records back, if it does.
+	// +optional
+	Paused string `json:"paused,omitempty"`
 }
 
 // PipelineList is a list of Pipelines.
