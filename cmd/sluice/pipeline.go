@@ -21,6 +21,7 @@ import (
 
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/resources"
 	"github.com/sluicelogs/sluice/router"
 	"github.com/sluicelogs/sluice/schemas"
 )
@@ -404,6 +405,7 @@ func denied(err error, tenant string, topics kafka.Topics) error {
 func pipelineApply(ctx context.Context, fs *flag.FlagSet, args []string, stdout, _ io.Writer) error {
 	timeout := kafkaFlags(fs)
 	allowMissing := fs.Bool("allow-missing-streams", false, "store the pipeline even when stream topics it routes to are missing and cannot be made (the router pauses the tenant until they exist)")
+	output := fs.String("output", "", "yaml: validate, then print the Pipeline resource (sluice.io/v1alpha1) holding the document, in the namespace of the tenant's name, and do nothing else (for sluice-controller)")
 	file, src, err := parseFileFlag(fs, args)
 	if err != nil {
 		return err
@@ -413,6 +415,18 @@ func pipelineApply(ctx context.Context, fs *flag.FlagSet, args []string, stdout,
 	p, err := router.Load(src)
 	if err != nil {
 		return fmt.Errorf("apply %s: %w", file, specProblems(file, err))
+	}
+	switch *output {
+	case "":
+	case "yaml":
+		b, err := resources.PipelineYAML(p.Tenant, src)
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(b)
+		return err
+	default:
+		return fmt.Errorf("apply: --output %q: want yaml", *output)
 	}
 	return withKafka(ctx, *timeout, func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
 		// The tenant's config topic first: nothing is made for a tenant

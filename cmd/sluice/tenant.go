@@ -20,6 +20,7 @@ import (
 	"github.com/sluicelogs/sluice/indexer"
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/resources"
 )
 
 func tenantUsage(w io.Writer) {
@@ -107,6 +108,7 @@ func tenantCreate(ctx context.Context, fs *flag.FlagSet, timeout *time.Duration,
 	passwordStdin := fs.Bool("password-stdin", false, "read the user's password from the first line of stdin instead of generating one")
 	noUser := fs.Bool("no-user", false, "make no user and set no password (for clusters without SASL, or to keep an existing password)")
 	indexPrefix := fs.String("index-prefix", "sluice", "index prefix of the indexers, for the Elasticsearch role")
+	output := fs.String("output", "", "yaml: print the Tenant resource (sluice.io/v1alpha1) these flags stand for, owning the namespace of the tenant's name, and do nothing else (for sluice-controller)")
 	sharedIndices := fs.Bool("shared-indices", true, "grant the role the tenant's documents in the shared indices, by document-level security (needs a license with it; false on a Basic license, with the tenant kept in the dedicated layout)")
 	tenant, err := parseTenantName(fs, args)
 	if err != nil {
@@ -129,6 +131,24 @@ func tenantCreate(ctx context.Context, fs *flag.FlagSet, timeout *time.Duration,
 			}
 			spec.Streams = append(spec.Streams, s)
 		}
+	}
+	switch *output {
+	case "":
+	case "yaml":
+		credentials := ""
+		if !*noUser {
+			credentials = tenant
+		}
+		b, err := resources.TenantYAML(resources.Tenant{Name: tenant, Partitions: spec.Partitions, ReplicationFactor: spec.ReplicationFactor,
+			Retention: spec.Retention, Streams: spec.Streams, ProduceRate: spec.ProducerByteRate, FetchRate: spec.ConsumerByteRate,
+			MutationRate: spec.ControllerMutationRate, CredentialsNamespace: credentials})
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(b)
+		return err
+	default:
+		return fmt.Errorf("tenant create: --output %q: want yaml", *output)
 	}
 	generated := false
 	switch {

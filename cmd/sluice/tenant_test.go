@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -178,5 +180,42 @@ func TestElasticsearchRole(t *testing.T) {
 	}
 	if entries := ElasticsearchRole("sluice", "shop", false)["indices"].([]any); len(entries) != 1 {
 		t.Errorf("without shared indices: %v", entries)
+	}
+}
+
+// TestOutputYAML: tenant create and pipeline apply with --output yaml
+// print the resource and touch no Kafka (the brokers named do not exist),
+// and a pipeline that fails validation prints nothing.
+func TestOutputYAML(t *testing.T) {
+	t.Setenv("SLUICE_KAFKA_BROKERS", "127.0.0.1:1")
+	ctx := context.Background()
+	var out, errOut bytes.Buffer
+	if err := run(ctx, []string{"tenant", "create", "--output", "yaml", "--streams", "audit", "--partitions", "6", "shop"}, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	for _, want := range []string{"apiVersion: sluice.io/v1alpha1", "kind: Tenant", "name: shop", "partitions: 6", "- audit", "name: sluice-kafka"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("tenant create --output yaml printed no %q:\n%s", want, out.String())
+		}
+	}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	if err := os.WriteFile(good, []byte("tenant: shop\nversion: 2\nsteps:\n  - json: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(ctx, []string{"pipeline", "apply", "--output", "yaml", "-f", good}, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	if !strings.Contains(out.String(), "kind: Pipeline") || !strings.Contains(out.String(), "namespace: shop") || !strings.Contains(out.String(), "    version: 2") {
+		t.Errorf("pipeline apply --output yaml printed:\n%s", out.String())
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("tenant: shop\nversion: 2\nsteps:\n  - nope: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(ctx, []string{"pipeline", "apply", "--output", "yaml", "-f", bad}, &out, &errOut); err == nil || out.Len() != 0 {
+		t.Errorf("a broken pipeline: err %v, printed %q", err, out.String())
 	}
 }
