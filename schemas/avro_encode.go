@@ -209,7 +209,11 @@ func appendAvroAttribute(b []byte, key string, v any) ([]byte, error) {
 	if n := s.arrayLen(); n > 0 {
 		b = appendAvroLong(b, int64(n))
 		for i := range n {
-			b = appendAvroScalar(b, s.item(i))
+			it, err := s.item(key, i)
+			if err != nil {
+				return b, err
+			}
+			b = appendAvroScalar(b, it)
 		}
 	}
 	return append(b, 0), nil

@@ -171,7 +171,11 @@ func (s scalar) value() any {
 	case kindArray:
 		items := make([]any, s.arrayLen())
 		for i := range items {
-			items[i] = s.item(i).value()
+			it, err := s.item("", i)
+			if err != nil {
+				panic(err)
+			}
+			items[i] = it.value()
 		}
 		return items
 	case kindBool:
@@ -333,7 +337,11 @@ func toNative(r *Record) map[string]any {
 		}
 		items := make([]any, s.arrayLen())
 		for i := range items {
-			items[i] = native(s.item(i))
+			it, err := s.item(k, i)
+			if err != nil {
+				panic(err)
+			}
+			items[i] = native(it)
 		}
 		attrs[k] = goavro.Union("array", items)
 	}

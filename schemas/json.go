@@ -196,7 +196,11 @@ func appendJSONAttributes(b []byte, m map[string]any) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			if b, err = appendJSONScalar(b, kv.k, s.item(i)); err != nil {
+			it, err := s.item(kv.k, i)
+			if err != nil {
+				return b, err
+			}
+			if b, err = appendJSONScalar(b, kv.k, it); err != nil {
 				return b, err
 			}
 		}

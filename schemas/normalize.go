@@ -89,16 +89,13 @@ type scalar struct {
 // float64), and so is []string (it reads back as []any). Any other type, an
 // array item that is not a scalar, and unsigned values above math.MaxInt64
 // are an ErrInvalidRecord.
+//
+// An array's items are normalised one by one as they are written (item):
+// an encoder meeting a bad item fails, and returns its buffer unchanged,
+// as for any bad value.
 func toScalar(key string, v any) (scalar, error) {
 	switch v := v.(type) {
-	case []any:
-		for _, it := range v {
-			if _, err := toItem(key, it); err != nil {
-				return scalar{}, err
-			}
-		}
-		return scalar{kind: kindArray, list: v}, nil
-	case []string:
+	case []any, []string:
 		return scalar{kind: kindArray, list: v}, nil
 	}
 	return toItem(key, v)
@@ -112,14 +109,13 @@ func (s scalar) arrayLen() int {
 	return len(s.list.([]any))
 }
 
-// item returns the i-th item of an array scalar, normalised; toScalar has
-// checked every item already.
-func (s scalar) item(i int) scalar {
+// item returns the i-th item of an array scalar of attribute key,
+// normalised.
+func (s scalar) item(key string, i int) (scalar, error) {
 	if l, ok := s.list.([]string); ok {
-		return scalar{kind: kindString, s: l[i]}
+		return scalar{kind: kindString, s: l[i]}, nil
 	}
-	it, _ := toItem("", s.list.([]any)[i])
-	return it
+	return toItem(key, s.list.([]any)[i])
 }
 
 // toItem normalises a scalar: an attribute value or an array item.
