@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/sluicelogs/sluice/internal/nodelog"
 )
 
@@ -15,16 +13,7 @@ import (
 // shipper reads; once Kafka is back every line of every rotation arrives,
 // once, in order per container.
 func TestRotationsDuringOutage(t *testing.T) {
-	port := freePort(t)
-	dataDir := t.TempDir()
-	startBroker := func() *kfake.Cluster {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dataDir),
-			kfake.SeedTopics(1, "logs.raw.shop"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	startBroker := restartableBroker(t)
 	broker := startBroker()
 	brokers := broker.ListenAddrs()
 	node := &nodelog.Node{Root: t.TempDir()}

@@ -625,10 +625,14 @@ func freePort(t testing.TB) int {
 // TestKafkaOutage: the broker goes away under load. The shipper stops
 // reading once its buffer budget is spent (memory stays under the bound),
 // and after the broker returns every line is delivered.
-func TestKafkaOutage(t *testing.T) {
+// restartableBroker returns a function that starts a one-broker cluster
+// with topic logs.raw.shop, on the same port and data directory each time:
+// the same broker, back after an outage.
+func restartableBroker(t *testing.T) func() *kfake.Cluster {
+	t.Helper()
 	port := freePort(t)
 	dataDir := t.TempDir()
-	startBroker := func() *kfake.Cluster {
+	return func() *kfake.Cluster {
 		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dataDir),
 			kfake.SeedTopics(1, "logs.raw.shop"))
 		if err != nil {
@@ -636,6 +640,10 @@ func TestKafkaOutage(t *testing.T) {
 		}
 		return c
 	}
+}
+
+func TestKafkaOutage(t *testing.T) {
+	startBroker := restartableBroker(t)
 	broker := startBroker()
 	brokers := broker.ListenAddrs()
 	node := &nodelog.Node{Root: t.TempDir()}
