@@ -48,12 +48,8 @@ const (
 // namespace's logs to that tenant's topic.
 const TenantLabel = "sluice.io/tenant"
 
-// The defaults of a Tenant's spec are those of sluice tenant create.
-const (
-	defaultPartitions = 3
-	defaultRetention  = 7 * 24 * time.Hour
-	minPasswordLength = 24
-)
+// minPasswordLength is the shortest password taken from a Secret.
+const minPasswordLength = 24
 
 // TenantReconciler keeps a tenant's topics, Kafka user, ACLs and quotas as
 // its Tenant says, through the same code as sluice tenant create, and
@@ -268,19 +264,16 @@ func newPassword() (string, error) {
 }
 
 // tenantSpec turns a Tenant's spec into what kafka.ProvisionTenant takes,
-// with the defaults of sluice tenant create.
+// with the defaults and bounds of sluice tenant create
+// (kafka.DefaultTenantSpec, TenantSpec.Validate).
 func tenantSpec(s *v1alpha1.TenantSpec) (kafka.TenantSpec, error) {
-	spec := kafka.TenantSpec{
-		Partitions: defaultPartitions, ReplicationFactor: -1, Retention: defaultRetention,
-		ProducerByteRate: kafka.DefaultProducerByteRate, ConsumerByteRate: kafka.DefaultConsumerByteRate,
-		ControllerMutationRate: kafka.DefaultControllerMutationRate,
-	}
+	spec := kafka.DefaultTenantSpec()
 	if p := s.Topics.Partitions; p != nil {
 		spec.Partitions = *p
 	}
 	if rf := s.Topics.ReplicationFactor; rf != nil {
-		if *rf > 32 {
-			return spec, fmt.Errorf("topics.replicationFactor %d: at most 32", *rf)
+		if int32(int16(*rf)) != *rf {
+			return spec, fmt.Errorf("topics.replicationFactor %d: want -1 or 1 to 32", *rf)
 		}
 		spec.ReplicationFactor = int16(*rf)
 	}
@@ -297,13 +290,8 @@ func tenantSpec(s *v1alpha1.TenantSpec) (kafka.TenantSpec, error) {
 	if q.PartitionMutationsPerSecond != nil {
 		spec.ControllerMutationRate = float64(*q.PartitionMutationsPerSecond)
 	}
-	for _, st := range s.Streams {
-		if err := kafka.ValidateStream(st); err != nil {
-			return spec, fmt.Errorf("streams: %w", err)
-		}
-		spec.Streams = append(spec.Streams, st)
-	}
-	return spec, nil
+	spec.Streams = s.Streams
+	return spec, spec.Validate()
 }
 
 // failed records a failure that may pass (Kafka away, a Secret not

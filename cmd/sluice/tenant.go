@@ -98,12 +98,13 @@ func runTenant(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func tenantCreate(ctx context.Context, fs *flag.FlagSet, timeout *time.Duration, args []string, stdout, stderr io.Writer) error {
-	partitions := fs.Int("partitions", 3, "partitions of each new topic (existing topics are left alone)")
-	replication := fs.Int("replication-factor", -1, "replication factor of each new topic; -1: the broker's default")
-	retention := fs.Duration("retention", 7*24*time.Hour, "retention of each new topic; 0: the broker's default")
-	producerRate := fs.Float64("producer-byte-rate", kafka.DefaultProducerByteRate, "produce quota of the tenant's user, bytes/s; 0: unlimited")
-	consumerRate := fs.Float64("consumer-byte-rate", kafka.DefaultConsumerByteRate, "fetch quota of the tenant's user, bytes/s; 0: unlimited")
-	mutationRate := fs.Float64("controller-mutation-rate", kafka.DefaultControllerMutationRate, "partitions the tenant's user may create or delete per second (its stream topics); 0: unlimited")
+	def := kafka.DefaultTenantSpec()
+	partitions := fs.Int("partitions", int(def.Partitions), "partitions of each new topic (existing topics are left alone)")
+	replication := fs.Int("replication-factor", int(def.ReplicationFactor), "replication factor of each new topic; -1: the broker's default")
+	retention := fs.Duration("retention", def.Retention, "retention of each new topic; 0: the broker's default")
+	producerRate := fs.Float64("producer-byte-rate", def.ProducerByteRate, "produce quota of the tenant's user, bytes/s; 0: unlimited")
+	consumerRate := fs.Float64("consumer-byte-rate", def.ConsumerByteRate, "fetch quota of the tenant's user, bytes/s; 0: unlimited")
+	mutationRate := fs.Float64("controller-mutation-rate", def.ControllerMutationRate, "partitions the tenant's user may create or delete per second (its stream topics); 0: unlimited")
 	streams := fs.String("streams", "", "comma-separated route streams to make topics for, <prefix>.parsed.<tenant>.<stream>, like the tenant's other topics")
 	passwordStdin := fs.Bool("password-stdin", false, "read the user's password from the first line of stdin instead of generating one")
 	noUser := fs.Bool("no-user", false, "make no user and set no password (for clusters without SASL, or to keep an existing password)")
@@ -114,11 +115,8 @@ func tenantCreate(ctx context.Context, fs *flag.FlagSet, timeout *time.Duration,
 	if err != nil {
 		return err
 	}
-	if *partitions < 1 || *partitions > 10_000 || *replication < -1 || *replication == 0 || *replication > 32 {
+	if int(int32(*partitions)) != *partitions || int(int16(*replication)) != *replication {
 		return fmt.Errorf("tenant create: --partitions must be 1 to 10000 and --replication-factor -1 or 1 to 32")
-	}
-	if *producerRate < 0 || *consumerRate < 0 || *mutationRate < 0 {
-		return fmt.Errorf("tenant create: quotas must be 0 (unlimited) or positive")
 	}
 	spec := kafka.TenantSpec{
 		Partitions: int32(*partitions), ReplicationFactor: int16(*replication), Retention: *retention,
@@ -126,11 +124,11 @@ func tenantCreate(ctx context.Context, fs *flag.FlagSet, timeout *time.Duration,
 	}
 	for _, s := range strings.Split(*streams, ",") {
 		if s = strings.TrimSpace(s); s != "" {
-			if err := kafka.ValidateStream(s); err != nil {
-				return fmt.Errorf("tenant create: --streams: %w", err)
-			}
 			spec.Streams = append(spec.Streams, s)
 		}
+	}
+	if err := spec.Validate(); err != nil {
+		return fmt.Errorf("tenant create: %w", err)
 	}
 	switch *output {
 	case "":

@@ -50,6 +50,42 @@ const (
 	DefaultControllerMutationRate = 10       // partitions per second
 )
 
+// DefaultTenantSpec is what sluice tenant create and a Tenant resource make
+// when nothing else is asked: 3 partitions, the broker's replication
+// factor, 7 days of retention and the default quotas.
+func DefaultTenantSpec() TenantSpec {
+	return TenantSpec{
+		Partitions: 3, ReplicationFactor: -1, Retention: 7 * 24 * time.Hour,
+		ProducerByteRate: DefaultProducerByteRate, ConsumerByteRate: DefaultConsumerByteRate,
+		ControllerMutationRate: DefaultControllerMutationRate,
+	}
+}
+
+// Validate checks the spec's bounds: 1 to 10000 partitions, a replication
+// factor of -1 (the broker's default) or 1 to 32, quotas 0 (unlimited) or
+// positive, valid stream names.
+func (s TenantSpec) Validate() error {
+	var errs []error
+	if s.Partitions < 1 || s.Partitions > 10_000 {
+		errs = append(errs, fmt.Errorf("partitions %d: want 1 to 10000", s.Partitions))
+	}
+	if s.ReplicationFactor < -1 || s.ReplicationFactor == 0 || s.ReplicationFactor > 32 {
+		errs = append(errs, fmt.Errorf("replication factor %d: want -1 (the broker's default) or 1 to 32", s.ReplicationFactor))
+	}
+	if s.Retention < 0 {
+		errs = append(errs, fmt.Errorf("retention %s: must not be negative", s.Retention))
+	}
+	if s.ProducerByteRate < 0 || s.ConsumerByteRate < 0 || s.ControllerMutationRate < 0 {
+		errs = append(errs, errors.New("quotas must be 0 (unlimited) or positive"))
+	}
+	for _, st := range s.Streams {
+		if err := ValidateStream(st); err != nil {
+			errs = append(errs, fmt.Errorf("streams: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // TenantPrincipal is the Kafka principal of a tenant's user.
 func TenantPrincipal(tenant string) string { return "User:" + tenant }
 

@@ -177,3 +177,25 @@ func TestProvisionTenantWithoutAuthorizer(t *testing.T) {
 		t.Fatalf("delete refused by the authorizer: %v, want CLUSTER_AUTHORIZATION_FAILED", err)
 	}
 }
+
+// TestTenantSpecValidate: the defaults are valid, and each bound is held.
+func TestTenantSpecValidate(t *testing.T) {
+	if err := DefaultTenantSpec().Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	for name, mutate := range map[string]func(*TenantSpec){
+		"no partitions":       func(s *TenantSpec) { s.Partitions = 0 },
+		"too many partitions": func(s *TenantSpec) { s.Partitions = 10_001 },
+		"replication 0":       func(s *TenantSpec) { s.ReplicationFactor = 0 },
+		"replication 33":      func(s *TenantSpec) { s.ReplicationFactor = 33 },
+		"negative retention":  func(s *TenantSpec) { s.Retention = -1 },
+		"negative quota":      func(s *TenantSpec) { s.ConsumerByteRate = -1 },
+		"bad stream":          func(s *TenantSpec) { s.Streams = []string{"Not A Stream"} },
+	} {
+		s := DefaultTenantSpec()
+		mutate(&s)
+		if s.Validate() == nil {
+			t.Errorf("%s: valid", name)
+		}
+	}
+}
