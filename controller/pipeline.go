@@ -220,12 +220,36 @@ func (r *PipelineReconciler) failed(ctx context.Context, p *v1alpha1.Pipeline, c
 	return ctrl.Result{RequeueAfter: r.Retry}, nil
 }
 
-// remove puts the tenant of a deleted Pipeline back on pass-through.
+// othersOf counts the other Pipelines of p's tenant that are not being
+// deleted: while one is left, the tenant's stored pipeline is its.
+func (r *PipelineReconciler) othersOf(ctx context.Context, p *v1alpha1.Pipeline) (int, error) {
+	if p.Status.Tenant == "" {
+		return 0, nil
+	}
+	var list v1alpha1.PipelineList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return 0, fmt.Errorf("list pipelines: %w", err)
+	}
+	n := 0
+	for _, o := range list.Items {
+		if o.Status.Tenant == p.Status.Tenant && o.DeletionTimestamp.IsZero() && (o.Namespace != p.Namespace || o.Name != p.Name) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// remove puts the tenant of a deleted Pipeline back on pass-through,
+// unless another Pipeline of the tenant is left.
 func (r *PipelineReconciler) remove(ctx context.Context, p *v1alpha1.Pipeline) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(p, PipelineFinalizer) {
 		return ctrl.Result{}, nil
 	}
-	if p.Status.Tenant != "" {
+	others, err := r.othersOf(ctx, p)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if p.Status.Tenant != "" && others == 0 {
 		err := router.DeletePipeline(ctx, r.Kafka, r.Topics, p.Status.Tenant)
 		if err != nil && !errors.Is(err, router.ErrNoPipeline) {
 			return ctrl.Result{}, err

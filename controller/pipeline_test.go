@@ -151,7 +151,31 @@ func TestPipelineReconcile(t *testing.T) {
 		t.Errorf("a change with the same version: Applied %+v", c)
 	}
 
+	// A second Pipeline of shop, applied; deleting it leaves the first's
+	// document stored.
+	second := &v1alpha1.Pipeline{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "second"},
+		Spec: v1alpha1.PipelineSpec{Document: pipelineDoc("shop", 3, "warn")}}
+	if err := cl.Create(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	second = reconcile("shop", "second")
+	if v := stored(); v != 3 {
+		t.Fatalf("second Pipeline: stored v%d, want 3", v)
+	}
+	if err := cl.Delete(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(second)}); err != nil {
+		t.Fatal(err)
+	}
+	if v := stored(); v != 3 {
+		t.Fatalf("deleting one of two Pipelines of shop left stored v%d, want the pipeline kept", v)
+	}
+
 	// Deleted: shop is back on pass-through.
+	if err := cl.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
+		t.Fatal(err)
+	}
 	if err := cl.Delete(ctx, p); err != nil {
 		t.Fatal(err)
 	}
