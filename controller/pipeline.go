@@ -3,12 +3,15 @@ package controller
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	corev1 "k8s.io/api/core/v1"
@@ -24,6 +27,7 @@ import (
 	"github.com/sluicelogs/sluice/controller/v1alpha1"
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/router"
+	"github.com/sluicelogs/sluice/schemas"
 )
 
 // PipelineFinalizer is set on a Pipeline so that deleting it first puts its
@@ -59,7 +63,14 @@ type PipelineReconciler struct {
 	// StatusRefresh is how often an applied Pipeline's status is refreshed
 	// with what the routers report; 0 never.
 	StatusRefresh time.Duration
+	// DeadLetterWindow is the span of the dead letters counted in the
+	// status; 0 counts none.
+	DeadLetterWindow time.Duration
 }
+
+// maxDeadLettersRead bounds the dead letters read for one status: past it
+// they are counted from the topic's offsets.
+const maxDeadLettersRead = 10000
 
 // Reconcile validates and applies one Pipeline.
 func (r *PipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -117,6 +128,9 @@ func (r *PipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		// The routers' reports are for information: not a failure.
 		r.Log.Warn("reading the routers' status", "tenant", owner, "err", err)
 	}
+	if err := r.deadLetters(ctx, &p, owner); err != nil {
+		r.Log.Warn("reading the tenant's dead letters", "tenant", owner, "err", err)
+	}
 	return ctrl.Result{RequeueAfter: r.StatusRefresh}, r.writeStatus(ctx, &p, metav1.ConditionTrue, ReasonApplied)
 }
 
@@ -137,6 +151,63 @@ func (r *PipelineReconciler) routers(ctx context.Context, p *v1alpha1.Pipeline, 
 	}
 	p.Status.RoutersInForce = fmt.Sprintf("%d/%d", inForce, len(p.Status.Routers))
 	return nil
+}
+
+// deadLetters fills the Pipeline's status with what reached the tenant's
+// dead-letter topic over the last DeadLetterWindow.
+func (r *PipelineReconciler) deadLetters(ctx context.Context, p *v1alpha1.Pipeline, tenant string) error {
+	if r.DeadLetterWindow <= 0 {
+		return nil
+	}
+	recent, err := kafka.ReadRecent(ctx, r.Kafka, r.Topics.DLQ(tenant), time.Now().Add(-r.DeadLetterWindow), maxDeadLettersRead)
+	if err != nil {
+		p.Status.DeadLetters = nil
+		return err
+	}
+	st := &v1alpha1.DeadLetterStatus{
+		Window:    r.DeadLetterWindow.String(),
+		Count:     recent.Records,
+		Estimated: recent.Estimated,
+		PerMinute: strconv.FormatFloat(float64(recent.Records)/r.DeadLetterWindow.Minutes(), 'f', 1, 64),
+	}
+	if recent.Last != nil {
+		st.Last = lastDeadLetter(recent.Last)
+	}
+	p.Status.DeadLetters = st
+	return nil
+}
+
+// maxDeadLetterError bounds the error text of a dead letter in a status.
+const maxDeadLetterError = 512
+
+// lastDeadLetter describes a dead-letter record; one that is not a
+// DeadLetter document says so in its reason.
+func lastDeadLetter(rec *kgo.Record) *v1alpha1.DeadLetter {
+	last := &v1alpha1.DeadLetter{Time: metav1.NewTime(rec.Timestamp)}
+	var dl schemas.DeadLetter
+	if err := json.Unmarshal(rec.Value, &dl); err != nil {
+		last.Reason, last.Error = "undecodable", fmt.Sprintf("offset %d of partition %d is not a dead letter: %v", rec.Offset, rec.Partition, err)
+		return last
+	}
+	last.Stage, last.Reason, last.PipelineVersion = dl.Stage, dl.Reason, dl.PipelineVersion
+	last.Error = cut(dl.Error, maxDeadLetterError)
+	if dl.Stage == "router" {
+		step := int32(dl.Step)
+		last.Step = &step
+	}
+	return last
+}
+
+// cut shortens s to at most n bytes, on a rune boundary, marking the cut.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n - len("…")
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
 }
 
 // all returns a request for every Pipeline: what a change of the Tenants

@@ -20,6 +20,7 @@ import (
 	"github.com/sluicelogs/sluice/controller/v1alpha1"
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/router"
+	"github.com/sluicelogs/sluice/schemas"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -62,7 +63,7 @@ func TestPipelineReconcile(t *testing.T) {
 	cl := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(shop, web, mine, hijack, orphan).
 		WithStatusSubresource(&v1alpha1.Tenant{}, &v1alpha1.Pipeline{}).Build()
 	r := &PipelineReconciler{Client: cl, Kafka: asUser(t, cluster, "admin", "admin-secret"), Topics: topics,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Retry: time.Second}
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Retry: time.Second, DeadLetterWindow: 5 * time.Minute}
 	reconcile := func(ns, name string) *v1alpha1.Pipeline {
 		t.Helper()
 		if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}); err != nil {
@@ -109,6 +110,25 @@ func TestPipelineReconcile(t *testing.T) {
 	p = reconcile("shop", "main")
 	if p.Status.RoutersInForce != "1/2" || len(p.Status.Routers) != 2 || p.Status.Routers[1].Paused != "catching up" {
 		t.Fatalf("routers in the status: %q %+v", p.Status.RoutersInForce, p.Status.Routers)
+	}
+	if dl := p.Status.DeadLetters; dl == nil || dl.Count != 0 || dl.PerMinute != "0.0" || dl.Last != nil {
+		t.Fatalf("dead letters before any: %+v", dl)
+	}
+	// The tenant's recent dead letters show as a count, a rate and the
+	// newest's cause; one older than the window is not counted.
+	for i, age := range []time.Duration{time.Hour, 3 * time.Minute, 2 * time.Minute, time.Minute} {
+		dl := schemas.DeadLetter{Reason: "parse", Stage: "router", Step: i, PipelineVersion: 1,
+			Error: fmt.Sprintf("step %d (json): %s", i, strings.Repeat("x", 600))}
+		v, _ := json.Marshal(dl)
+		rec := &kgo.Record{Topic: topics.DLQ("shop"), Value: v, Timestamp: time.Now().Add(-age)}
+		if err := r.Kafka.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p = reconcile("shop", "main")
+	if dl := p.Status.DeadLetters; dl == nil || dl.Count != 3 || dl.PerMinute != "0.6" || dl.Window != "5m0s" || dl.Last == nil ||
+		dl.Last.Reason != "parse" || dl.Last.Step == nil || *dl.Last.Step != 3 || len(dl.Last.Error) > maxDeadLetterError || !strings.HasPrefix(dl.Last.Error, "step 3 (json)") {
+		t.Fatalf("dead letters in the status: %+v (last %+v)", dl, dl.Last)
 	}
 
 	// Another namespace's Pipeline naming shop, and one in a namespace no

@@ -31,10 +31,11 @@ type Config struct {
 	Kafka     kafka.Config
 	Telemetry telemetry.Config
 
-	LeaderElection bool          `env:"CONTROLLER_LEADER_ELECTION, default=true" help:"Elect one active controller among the replicas (a Lease named sluice-controller in SLUICE_CONTROLLER_NAMESPACE); the others wait."`
-	Namespace      string        `env:"CONTROLLER_NAMESPACE" help:"Namespace of the leader-election Lease (default: the controller pod's own, from its service account)."`
-	Retry          time.Duration `env:"CONTROLLER_RETRY, default=30s" help:"How soon a resource whose reconciliation failed for a reason that may pass (Kafka away, a Secret unreadable) is tried again."`
-	StatusRefresh  time.Duration `env:"CONTROLLER_STATUS_REFRESH, default=1m" help:"How often an applied Pipeline's status is refreshed with what the routers report of its tenant (the version each runs, errors, pauses)."`
+	LeaderElection   bool          `env:"CONTROLLER_LEADER_ELECTION, default=true" help:"Elect one active controller among the replicas (a Lease named sluice-controller in SLUICE_CONTROLLER_NAMESPACE); the others wait."`
+	Namespace        string        `env:"CONTROLLER_NAMESPACE" help:"Namespace of the leader-election Lease (default: the controller pod's own, from its service account)."`
+	Retry            time.Duration `env:"CONTROLLER_RETRY, default=30s" help:"How soon a resource whose reconciliation failed for a reason that may pass (Kafka away, a Secret unreadable) is tried again."`
+	StatusRefresh    time.Duration `env:"CONTROLLER_STATUS_REFRESH, default=1m" help:"How often an applied Pipeline's status is refreshed with what the routers report of its tenant (the version each runs, errors, pauses) and its recent dead letters."`
+	DeadLetterWindow time.Duration `env:"CONTROLLER_DEAD_LETTER_WINDOW, default=5m" help:"The span over which a Pipeline's status counts its tenant's dead letters (status.deadLetters: count, rate per minute, the newest's reason); 0: not counted."`
 }
 
 // Validate checks the settings, naming each variable at fault.
@@ -47,6 +48,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StatusRefresh <= 0 {
 		p.Add(config.Var("CONTROLLER_STATUS_REFRESH"), "must be positive, got %s", c.StatusRefresh)
+	}
+	if c.DeadLetterWindow < 0 {
+		p.Add(config.Var("CONTROLLER_DEAD_LETTER_WINDOW"), "must not be negative, got %s", c.DeadLetterWindow)
 	}
 	return p.Err()
 }
@@ -90,7 +94,7 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config, log *slog.Logger, reg
 	}
 	m := newMetrics(reg)
 	tenants := &TenantReconciler{Client: mgr.GetClient(), Admin: kadm.NewClient(cl), Topics: cfg.Kafka.Topics(), Log: log, Retry: cfg.Retry}
-	pipelines := &PipelineReconciler{Client: mgr.GetClient(), Kafka: cl, Topics: cfg.Kafka.Topics(), Log: log, Retry: cfg.Retry, StatusRefresh: cfg.StatusRefresh}
+	pipelines := &PipelineReconciler{Client: mgr.GetClient(), Kafka: cl, Topics: cfg.Kafka.Topics(), Log: log, Retry: cfg.Retry, StatusRefresh: cfg.StatusRefresh, DeadLetterWindow: cfg.DeadLetterWindow}
 	// A namespace created after its Tenant is labelled when it appears.
 	if err := ctrl.NewControllerManagedBy(mgr).For(&v1alpha1.Tenant{}).Named("tenant").
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(tenants.claiming)).

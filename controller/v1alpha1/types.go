@@ -147,6 +147,7 @@ type TenantList struct {
 // +kubebuilder:printcolumn:name="Tenant",type=string,JSONPath=`.status.tenant`
 // +kubebuilder:printcolumn:name="Version",type=integer,JSONPath=`.status.appliedVersion`
 // +kubebuilder:printcolumn:name="Routers",type=string,JSONPath=`.status.routersInForce`
+// +kubebuilder:printcolumn:name="Dead letters/min",type=string,JSONPath=`.status.deadLetters.perMinute`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
@@ -193,6 +194,11 @@ type PipelineStatus struct {
 	// "2/3".
 	// +optional
 	RoutersInForce string `json:"routersInForce,omitempty"`
+	// DeadLetters sums up the tenant's dead-letter topic over the last
+	// SLUICE_CONTROLLER_DEAD_LETTER_WINDOW: records the routers or the
+	// indexers could not handle. Refreshed with Routers.
+	// +optional
+	DeadLetters *DeadLetterStatus `json:"deadLetters,omitempty"`
 	// Conditions: Validated, Applied, Ready.
 	// +optional
 	// +listType=map
@@ -212,6 +218,44 @@ type RouterVersion struct {
 	// Paused is why it holds the tenant's records back, if it does.
 	// +optional
 	Paused string `json:"paused,omitempty"`
+}
+
+// DeadLetterStatus is what reached a tenant's dead-letter topic lately.
+type DeadLetterStatus struct {
+	// Window is the span counted, such as "5m0s".
+	Window string `json:"window"`
+	// Count is the number of dead letters in the window.
+	Count int64 `json:"count"`
+	// Estimated says Count was taken from the topic's offsets, because too
+	// many arrived to read them all; it may then be a little high.
+	// +optional
+	Estimated bool `json:"estimated,omitempty"`
+	// PerMinute is Count over the window, as "0.4".
+	PerMinute string `json:"perMinute"`
+	// Last is the newest dead letter of the window.
+	// +optional
+	Last *DeadLetter `json:"last,omitempty"`
+}
+
+// DeadLetter describes one dead letter: what the tenant needs to find the
+// failing step; sluice tail --errors shows them whole.
+type DeadLetter struct {
+	// Time the dead letter was written.
+	Time metav1.Time `json:"time"`
+	// Stage that wrote it: router or indexer.
+	Stage string `json:"stage"`
+	// Reason is its short cause: parse, expr, rejected, ...
+	Reason string `json:"reason"`
+	// Error is the error's text, cut to 512 characters.
+	// +optional
+	Error string `json:"error,omitempty"`
+	// Step is the index of the pipeline step that failed (-1: not a step),
+	// for a router's dead letter.
+	// +optional
+	Step *int32 `json:"step,omitempty"`
+	// PipelineVersion is the version that was in force, for a router's.
+	// +optional
+	PipelineVersion int64 `json:"pipelineVersion,omitempty"`
 }
 
 // PipelineList is a list of Pipelines.
