@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,7 +20,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/sluicelogs/sluice/controller/v1alpha1"
+	"github.com/sluicelogs/sluice/indexer"
 	"github.com/sluicelogs/sluice/internal/config"
+	"github.com/sluicelogs/sluice/internal/elastic"
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/internal/telemetry"
 )
@@ -29,7 +32,11 @@ import (
 // create and delete topics, ACLs, SCRAM users and quotas.
 type Config struct {
 	Kafka     kafka.Config
+	Elastic   elastic.Config
 	Telemetry telemetry.Config
+
+	IndexPrefix string `env:"CONTROLLER_INDEX_PREFIX, default=sluice" help:"The indexers' SLUICE_INDEXER_INDEX_PREFIX: the index names a tenant's Elasticsearch role grants."`
+	IndexLayout string `env:"CONTROLLER_INDEX_LAYOUT, default=dedicated" help:"The indexers' SLUICE_INDEXER_LAYOUT: the layout of a Tenant that sets none, which decides whether its Elasticsearch role grants the shared indices."`
 
 	LeaderElection   bool          `env:"CONTROLLER_LEADER_ELECTION, default=true" help:"Elect one active controller among the replicas (a Lease named sluice-controller in SLUICE_CONTROLLER_NAMESPACE); the others wait."`
 	Namespace        string        `env:"CONTROLLER_NAMESPACE" help:"Namespace of the leader-election Lease (default: the controller pod's own, from its service account)."`
@@ -43,6 +50,16 @@ func (c *Config) Validate() error {
 	var p config.Problems
 	p.Merge(c.Kafka.Validate())
 	p.Merge(c.Telemetry.Validate())
+	if c.Elastic.HasCredentials() {
+		p.Merge(c.Elastic.Validate())
+		if strings.EqualFold(c.Elastic.Flavor, elastic.FlavorOpenSearch) {
+			p.Add(config.Var("ELASTICSEARCH_FLAVOR"), "tenants' roles are made with Elasticsearch's security API; with OpenSearch, leave the SLUICE_ELASTICSEARCH_* credentials unset and make roles with the security plugin")
+		}
+	}
+	p.AddErr(config.Var("CONTROLLER_INDEX_PREFIX"), indexer.ValidateIndexPrefix(c.IndexPrefix))
+	if _, err := indexer.ParseLayout(c.IndexLayout); err != nil {
+		p.AddErr(config.Var("CONTROLLER_INDEX_LAYOUT"), err)
+	}
 	if c.Retry <= 0 {
 		p.Add(config.Var("CONTROLLER_RETRY"), "must be positive, got %s", c.Retry)
 	}
@@ -94,6 +111,15 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config, log *slog.Logger, reg
 	}
 	m := newMetrics(reg)
 	tenants := &TenantReconciler{Client: mgr.GetClient(), Admin: kadm.NewClient(cl), Topics: cfg.Kafka.Topics(), Log: log, Retry: cfg.Retry}
+	// Roles are made when there are credentials to make them with: a
+	// cluster without security has no roles to make.
+	if cfg.Elastic.HasCredentials() {
+		es, err := cfg.Elastic.NewClient()
+		if err != nil {
+			return fmt.Errorf("elasticsearch client: %w", err)
+		}
+		tenants.Roles = &ElasticRoles{Client: es, IndexPrefix: cfg.IndexPrefix, DefaultLayout: cfg.IndexLayout}
+	}
 	pipelines := &PipelineReconciler{Client: mgr.GetClient(), Kafka: cl, Topics: cfg.Kafka.Topics(), Log: log, Retry: cfg.Retry, StatusRefresh: cfg.StatusRefresh, DeadLetterWindow: cfg.DeadLetterWindow}
 	// A namespace created after its Tenant is labelled when it appears.
 	if err := ctrl.NewControllerManagedBy(mgr).For(&v1alpha1.Tenant{}).Named("tenant").
@@ -108,7 +134,8 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config, log *slog.Logger, reg
 		Complete(m.counted("pipeline", pipelines)); err != nil {
 		return err
 	}
-	log.Info("controller starting", "leader_election", cfg.LeaderElection, "topic_prefix", cfg.Kafka.TopicPrefix)
+	log.Info("controller starting", "leader_election", cfg.LeaderElection, "topic_prefix", cfg.Kafka.TopicPrefix,
+		"elasticsearch_roles", tenants.Roles != nil)
 	ready(true)
 	defer ready(false)
 	if err := mgr.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {

@@ -23,9 +23,26 @@ func TestConfig(t *testing.T) {
 	if err := cfg.Validate(); err != nil || !cfg.LeaderElection || cfg.Retry <= 0 || cfg.StatusRefresh <= 0 {
 		t.Fatalf("defaults: %+v, %v", cfg, err)
 	}
-	cfg.Retry = 0
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "SLUICE_CONTROLLER_RETRY") {
-		t.Fatalf("a zero retry: %v", err)
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"SLUICE_CONTROLLER_RETRY": "0s"}, "SLUICE_CONTROLLER_RETRY"},
+		{map[string]string{"SLUICE_CONTROLLER_DEAD_LETTER_WINDOW": "-1m"}, "SLUICE_CONTROLLER_DEAD_LETTER_WINDOW"},
+		{map[string]string{"SLUICE_CONTROLLER_INDEX_LAYOUT": "mixed"}, "SLUICE_CONTROLLER_INDEX_LAYOUT"},
+		{map[string]string{"SLUICE_CONTROLLER_INDEX_PREFIX": "Logs"}, "SLUICE_CONTROLLER_INDEX_PREFIX"},
+		// Roles are made with Elasticsearch's API only.
+		{map[string]string{"SLUICE_ELASTICSEARCH_USERNAME": "sluice", "SLUICE_ELASTICSEARCH_PASSWORD": "pw", "SLUICE_ELASTICSEARCH_FLAVOR": "opensearch"}, "SLUICE_ELASTICSEARCH_FLAVOR"},
+		// Credentials are checked as every stage checks them.
+		{map[string]string{"SLUICE_ELASTICSEARCH_USERNAME": "sluice"}, "SLUICE_ELASTICSEARCH_PASSWORD"},
+	} {
+		var cfg Config
+		if err := config.LoadFrom(context.Background(), &cfg, envconfig.MapLookuper(tc.env)); err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want a problem with %s", tc.env, err, tc.want)
+		}
 	}
 }
 

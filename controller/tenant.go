@@ -38,6 +38,8 @@ const (
 	ReasonKafkaError  = "KafkaError"
 	ReasonSecretError = "SecretError"
 
+	ReasonElasticsearchError = "ElasticsearchError"
+
 	ReasonNamespaceError    = "NamespaceError"
 	ReasonNamespaceConflict = "NamespaceConflict"
 )
@@ -62,6 +64,8 @@ type TenantReconciler struct {
 	// Retry is how soon a Tenant that failed is tried again (Kafka away,
 	// say); controller-runtime backs off on its own as well.
 	Retry time.Duration
+	// Roles, when set, keeps each tenant's Elasticsearch role.
+	Roles *ElasticRoles
 }
 
 // Reconcile brings one Tenant's Kafka objects in line with it.
@@ -101,6 +105,13 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err != nil {
 		return r.failed(ctx, &t, id, ReasonKafkaError, err)
 	}
+	if r.Roles != nil {
+		role, err := r.Roles.put(ctx, id, t.Spec.Index.Layout)
+		if err != nil {
+			return r.failed(ctx, &t, id, ReasonElasticsearchError, err)
+		}
+		t.Status.ElasticsearchRole = role
+	}
 	if conflict, err := r.labelNamespaces(ctx, t.Spec.Namespaces, id); err != nil {
 		return r.failed(ctx, &t, id, ReasonNamespaceError, err)
 	} else if conflict != "" {
@@ -108,6 +119,9 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, r.setReady(ctx, &t, id, metav1.ConditionFalse, ReasonNamespaceConflict, conflict)
 	}
 	msg := fmt.Sprintf("topics, user, ACLs and quotas of tenant %s are in place", id)
+	if r.Roles != nil {
+		msg = fmt.Sprintf("topics, user, ACLs, quotas and Elasticsearch role of tenant %s are in place", id)
+	}
 	if res.ACLsSkipped {
 		msg += " (the cluster has no authorizer: no ACLs were set)"
 	}
@@ -133,6 +147,11 @@ func (r *TenantReconciler) remove(ctx context.Context, t *v1alpha1.Tenant, id st
 		}
 		if err := remove(ctx, r.Admin, r.Topics, id); err != nil {
 			return r.failed(ctx, t, id, ReasonKafkaError, fmt.Errorf("removing tenant %s: %w", id, err))
+		}
+		if r.Roles != nil {
+			if err := r.Roles.delete(ctx, id); err != nil {
+				return r.failed(ctx, t, id, ReasonElasticsearchError, err)
+			}
 		}
 		r.Log.Info("tenant removed", "tenant", id, "topics_deleted", t.Spec.DeleteData)
 	}

@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 	"time"
 
@@ -191,8 +190,8 @@ func tenantCreate(ctx context.Context, fs *flag.FlagSet, timeout *time.Duration,
 		fmt.Fprintf(w, "# its pipeline: %s (sluice pipeline apply|get|delete with these settings); routers' status: %s\n",
 			topics.TenantConfig(tenant), topics.TenantStatus(tenant))
 		fmt.Fprintf(w, "# quotas: %s\n", quotaLine(spec))
-		role, _ := json.MarshalIndent(ElasticsearchRole(*indexPrefix, tenant, *sharedIndices), "", "  ")
-		fmt.Fprintf(w, "\n# Elasticsearch role for the tenant's indices (PUT /_security/role/sluice-%s):\n", tenant)
+		role, _ := json.MarshalIndent(indexer.TenantRole(*indexPrefix, tenant, *sharedIndices), "", "  ")
+		fmt.Fprintf(w, "\n# Elasticsearch role for the tenant's indices (PUT /_security/role/%s):\n", indexer.RoleName(tenant))
 		fmt.Fprintf(w, "# its own indices (dedicated layout) by index privileges")
 		if *sharedIndices {
 			fmt.Fprintf(w, `; in the shared indices (shared layout) only
@@ -223,29 +222,6 @@ func quotaLine(spec kafka.TenantSpec) string {
 // print when Kafka has no authorizer, so that ACLs could not be set.
 func noAuthorizerWarning(tenant string) string {
 	return fmt.Sprintf("warning: the Kafka cluster has no authorizer (SECURITY_DISABLED): no ACLs were set, so tenant %s's topics are not protected from other clients", tenant)
-}
-
-// ElasticsearchRole is the Elasticsearch role granting read on a tenant's
-// indices and no other tenant's: a regular expression, because a wildcard
-// such as sluice-shop-* would also match tenant shop-web's indices. With
-// shared, it also grants the shared indices (<prefix>-_shared[.<stream>]-...)
-// with document-level security: only the documents whose tenant field is
-// the tenant. The two entries never match the same index, so the one
-// without a query never lifts the other's.
-func ElasticsearchRole(indexPrefix, tenant string, shared bool) map[string]any {
-	days := `-[0-9]{4}\.[0-9]{2}\.[0-9]{2}/`
-	indices := []any{map[string]any{
-		"names":      []string{"/" + regexp.QuoteMeta(indexPrefix) + "-" + tenant + `(\.[a-z0-9-]+)?` + days},
-		"privileges": []string{"read", "view_index_metadata"},
-	}}
-	if shared {
-		indices = append(indices, map[string]any{
-			"names":      []string{"/" + regexp.QuoteMeta(indexPrefix+"-"+indexer.SharedName) + `(\.[a-z0-9-]+)?` + days},
-			"privileges": []string{"read", "view_index_metadata"},
-			"query":      map[string]any{"term": map[string]any{"tenant": tenant}},
-		})
-	}
-	return map[string]any{"indices": indices}
 }
 
 // newPassword returns a random password of 32 URL-safe characters.

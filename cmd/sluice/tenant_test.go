@@ -17,8 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
-
-	"github.com/sluicelogs/sluice/indexer"
 )
 
 // TestTenantCommands: with ACLs enforced, `sluice tenant create` makes a
@@ -135,52 +133,6 @@ func admin(t *testing.T, c *kfake.Cluster) *kgo.Client {
 	}
 	t.Cleanup(cl.Close)
 	return cl
-}
-
-// TestElasticsearchRole: the role's first pattern matches the tenant's
-// indices and no other tenant's, nor the shared ones; the second, with
-// document-level security on the tenant, the shared indices only.
-func TestElasticsearchRole(t *testing.T) {
-	role := ElasticsearchRole("sluice", "shop", true)
-	entries := role["indices"].([]any)
-	if len(entries) != 2 {
-		t.Fatalf("role %v", role)
-	}
-	pattern := func(i int) *regexp.Regexp {
-		name := entries[i].(map[string]any)["names"].([]string)[0]
-		return regexp.MustCompile("^(?:" + strings.Trim(name, "/") + ")$")
-	}
-	own, shared := pattern(0), pattern(1)
-	if _, ok := entries[0].(map[string]any)["query"]; ok {
-		t.Error("the tenant's own indices are granted with a query")
-	}
-	if q, _ := json.Marshal(entries[1].(map[string]any)["query"]); string(q) != `{"term":{"tenant":"shop"}}` {
-		t.Errorf("shared indices query %s", q)
-	}
-	at := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		index        string
-		own, inShare bool
-	}{
-		{indexer.IndexName("sluice", "shop", "", at, time.UTC), true, false},
-		{indexer.IndexName("sluice", "shop", "audit", at, time.UTC), true, false},
-		{indexer.IndexName("sluice", "shop-web", "", at, time.UTC), false, false},
-		{indexer.IndexName("sluice", "shop-2fa", "", at, time.UTC), false, false},
-		{indexer.IndexName("sluice", "shopping", "", at, time.UTC), false, false},
-		{indexer.SharedIndexName("sluice", "", at, time.UTC), false, true},
-		{indexer.SharedIndexName("sluice", "audit", at, time.UTC), false, true},
-		{indexer.IndexName("sluice", "shared", "", at, time.UTC), false, false},
-	} {
-		if got := own.MatchString(tc.index); got != tc.own {
-			t.Errorf("own pattern matches %s: %v, want %v", tc.index, got, tc.own)
-		}
-		if got := shared.MatchString(tc.index); got != tc.inShare {
-			t.Errorf("shared pattern matches %s: %v, want %v", tc.index, got, tc.inShare)
-		}
-	}
-	if entries := ElasticsearchRole("sluice", "shop", false)["indices"].([]any); len(entries) != 1 {
-		t.Errorf("without shared indices: %v", entries)
-	}
 }
 
 // TestOutputYAML: tenant create and pipeline apply with --output yaml

@@ -63,6 +63,10 @@ type TenantSpec struct {
 	// +optional
 	Quotas QuotasSpec `json:"quotas,omitempty"`
 
+	// Index is how the indexers store the tenant's documents.
+	// +optional
+	Index IndexSpec `json:"index,omitempty"`
+
 	// CredentialsSecret is where the tenant's Kafka user name and password
 	// are written (keys username and password), in a namespace the tenant
 	// owns.
@@ -89,6 +93,26 @@ type TopicsSpec struct {
 	// Retention of each topic made (retention.ms); 168h when unset.
 	// +optional
 	Retention *metav1.Duration `json:"retention,omitempty"`
+}
+
+// IndexSpec is a tenant's index layout and retention. The controller
+// publishes them to <prefix>.tenants, where every indexer reads them; an
+// indexer's own SLUICE_INDEXER_LAYOUT_OVERRIDES or
+// SLUICE_INDEXER_RETENTION_OVERRIDES entry for the tenant wins over them.
+type IndexSpec struct {
+	// Layout is dedicated (the tenant's own daily indices) or shared (the
+	// shared daily indices, isolated by document-level security); the
+	// indexers' SLUICE_INDEXER_LAYOUT when unset.
+	// +optional
+	// +kubebuilder:validation:Enum=dedicated;shared
+	Layout string `json:"layout,omitempty"`
+	// RetentionDays is how many days of daily indices are kept, 0 for
+	// ever; the indexers' SLUICE_INDEXER_RETENTION_DAYS when unset. It
+	// applies to the dedicated layout only: shared indices are kept as
+	// long as the indexers keep them for everyone.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	RetentionDays *int32 `json:"retentionDays,omitempty"`
 }
 
 // QuotasSpec are the Kafka quotas of a tenant's user. Unset takes the
@@ -120,6 +144,10 @@ type TenantStatus struct {
 	// ID is the tenant id in force.
 	// +optional
 	ID string `json:"id,omitempty"`
+	// ElasticsearchRole names the Elasticsearch role granting read on the
+	// tenant's indices, when the controller manages roles.
+	// +optional
+	ElasticsearchRole string `json:"elasticsearchRole,omitempty"`
 	// ObservedGeneration is the generation last reconciled.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`

@@ -282,6 +282,12 @@ func redactURL(s string) string {
 	return s
 }
 
+// HasCredentials says whether any credentials are set: a user name, an API
+// key or a bearer token, as a value or a file.
+func (c Config) HasCredentials() bool {
+	return c.Username != "" || c.APIKey != "" || c.APIKeyFile != "" || c.BearerToken != "" || c.BearerTokenFile != ""
+}
+
 // LogValue implements slog.LogValuer: every setting by variable name, with
 // secrets redacted (and the password of a URL, which Validate rejects).
 func (c Config) LogValue() slog.Value {

@@ -35,6 +35,9 @@
 //   - POST|PUT /_bulk, /{index}/_bulk: create, index and delete actions
 //     (update is answered with a per-item error); refresh is accepted and
 //     ignored, as data is visible at once.
+//   - PUT|POST|GET|DELETE /_security/role/{name}: roles, kept as they are
+//     given once their indices entries are checked (names and privileges
+//     required); Role returns one. Nothing enforces them.
 //   - GET|HEAD /{index}/_doc/{id}, GET /{index}/_mapping,
 //     POST|GET /{index}/_refresh and /_refresh, GET /_cluster/health (always
 //     green), GET /_cat/indices[/{pattern}] (text or format=json, h=, s=, v,

@@ -38,8 +38,9 @@ type Server struct {
 	templates   *escompat.Templates
 	indexFaults indexFaults
 
-	mu      sync.Mutex // guards indices
+	mu      sync.Mutex // guards indices and roles
 	indices map[string]*index
+	roles   map[string]json.RawMessage
 
 	stats struct {
 		requests, bulkRequests, items, created, conflicts, itemRejected, itemInvalid, requestsFaulted atomic.Int64
@@ -111,6 +112,7 @@ func New(opts ...Option) *Server {
 		seed:      1,
 		closed:    make(chan struct{}),
 		indices:   make(map[string]*index),
+		roles:     make(map[string]json.RawMessage),
 		templates: escompat.NewTemplates(nil, escompat.TemplatesOptions{LenientCreate: true}),
 	}
 	for _, o := range opts {
@@ -347,6 +349,10 @@ func (s *Server) route(rs *escompat.Responder, r *http.Request, path escompat.Pa
 		rt.Handle(func() { s.catIndices(rs, r, seg(2)) }, http.MethodGet)
 	case n == 1 && seg(0) == "_refresh":
 		rt.Handle(func() { s.refresh(rs, "_all") }, http.MethodPost, http.MethodGet)
+	case n == 3 && seg(0) == "_security" && seg(1) == "role":
+		rt.Handle(func() { s.putRole(rs, r, seg(2)) }, http.MethodPut, http.MethodPost)
+		rt.Handle(func() { s.getRole(rs, seg(2)) }, http.MethodGet)
+		rt.Handle(func() { s.deleteRole(rs, seg(2)) }, http.MethodDelete)
 	case strings.HasPrefix(seg(0), "_") && n > 1:
 		// no such endpoint
 	case n == 1:
