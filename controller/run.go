@@ -35,6 +35,11 @@ type Config struct {
 	Elastic   elastic.Config
 	Telemetry telemetry.Config
 
+	KafkaMode         string `env:"CONTROLLER_KAFKA_MODE, default=direct" help:"How a Tenant's topics, user, ACLs and quotas are made: direct (through the Kafka admin API, as sluice tenant create) or strimzi (as KafkaTopic and KafkaUser resources for the Strimzi operators, on clusters they manage)."`
+	StrimziNamespace  string `env:"CONTROLLER_STRIMZI_NAMESPACE" help:"With strimzi: the namespace of the KafkaTopics and KafkaUsers, one the Strimzi entity operator watches. Required with strimzi."`
+	StrimziCluster    string `env:"CONTROLLER_STRIMZI_CLUSTER, default=kafka" help:"With strimzi: the Kafka resource the topics and users belong to (label strimzi.io/cluster)."`
+	StrimziAPIVersion string `env:"CONTROLLER_STRIMZI_API_VERSION, default=kafka.strimzi.io/v1beta2" help:"With strimzi: the API version of KafkaTopic and KafkaUser (kafka.strimzi.io/v1 on Strimzi releases that dropped v1beta2)."`
+
 	IndexPrefix string `env:"CONTROLLER_INDEX_PREFIX, default=sluice" help:"The indexers' SLUICE_INDEXER_INDEX_PREFIX: the index names a tenant's Elasticsearch role grants."`
 	IndexLayout string `env:"CONTROLLER_INDEX_LAYOUT, default=dedicated" help:"The indexers' SLUICE_INDEXER_LAYOUT: the layout of a Tenant that sets none, which decides whether its Elasticsearch role grants the shared indices."`
 
@@ -44,6 +49,12 @@ type Config struct {
 	StatusRefresh    time.Duration `env:"CONTROLLER_STATUS_REFRESH, default=1m" help:"How often an applied Pipeline's status is refreshed with what the routers report of its tenant (the version each runs, errors, pauses) and its recent dead letters."`
 	DeadLetterWindow time.Duration `env:"CONTROLLER_DEAD_LETTER_WINDOW, default=5m" help:"The span over which a Pipeline's status counts its tenant's dead letters (status.deadLetters: count, rate per minute, the newest's reason); 0: not counted."`
 }
+
+// The ways of making a Tenant's Kafka objects (SLUICE_CONTROLLER_KAFKA_MODE).
+const (
+	KafkaModeDirect  = "direct"
+	KafkaModeStrimzi = "strimzi"
+)
 
 // Validate checks the settings, naming each variable at fault.
 func (c *Config) Validate() error {
@@ -55,6 +66,21 @@ func (c *Config) Validate() error {
 		if strings.EqualFold(c.Elastic.Flavor, elastic.FlavorOpenSearch) {
 			p.Add(config.Var("ELASTICSEARCH_FLAVOR"), "tenants' roles are made with Elasticsearch's security API; with OpenSearch, leave the SLUICE_ELASTICSEARCH_* credentials unset and make roles with the security plugin")
 		}
+	}
+	switch c.KafkaMode {
+	case KafkaModeDirect:
+	case KafkaModeStrimzi:
+		if c.StrimziNamespace == "" {
+			p.Add(config.Var("CONTROLLER_STRIMZI_NAMESPACE"), "must be set with SLUICE_CONTROLLER_KAFKA_MODE=strimzi")
+		}
+		if c.StrimziCluster == "" {
+			p.Add(config.Var("CONTROLLER_STRIMZI_CLUSTER"), "must not be empty with SLUICE_CONTROLLER_KAFKA_MODE=strimzi")
+		}
+		if c.StrimziAPIVersion != "kafka.strimzi.io/v1beta2" && c.StrimziAPIVersion != "kafka.strimzi.io/v1" {
+			p.Add(config.Var("CONTROLLER_STRIMZI_API_VERSION"), "want kafka.strimzi.io/v1beta2 or kafka.strimzi.io/v1, got %q", c.StrimziAPIVersion)
+		}
+	default:
+		p.Add(config.Var("CONTROLLER_KAFKA_MODE"), "want direct or strimzi, got %q", c.KafkaMode)
 	}
 	p.AddErr(config.Var("CONTROLLER_INDEX_PREFIX"), indexer.ValidateIndexPrefix(c.IndexPrefix))
 	if _, err := indexer.ParseLayout(c.IndexLayout); err != nil {
@@ -111,6 +137,9 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config, log *slog.Logger, reg
 	}
 	m := newMetrics(reg)
 	tenants := &TenantReconciler{Client: mgr.GetClient(), Admin: kadm.NewClient(cl), Topics: cfg.Kafka.Topics(), Log: log, Retry: cfg.Retry}
+	if cfg.KafkaMode == KafkaModeStrimzi {
+		tenants.Strimzi = &Strimzi{Client: mgr.GetClient(), Namespace: cfg.StrimziNamespace, Cluster: cfg.StrimziCluster, APIVersion: cfg.StrimziAPIVersion}
+	}
 	// Roles are made when there are credentials to make them with: a
 	// cluster without security has no roles to make.
 	if cfg.Elastic.HasCredentials() {
@@ -134,7 +163,7 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config, log *slog.Logger, reg
 		Complete(m.counted("pipeline", pipelines)); err != nil {
 		return err
 	}
-	log.Info("controller starting", "leader_election", cfg.LeaderElection, "topic_prefix", cfg.Kafka.TopicPrefix,
+	log.Info("controller starting", "leader_election", cfg.LeaderElection, "topic_prefix", cfg.Kafka.TopicPrefix, "kafka_mode", cfg.KafkaMode,
 		"elasticsearch_roles", tenants.Roles != nil)
 	ready(true)
 	defer ready(false)

@@ -33,6 +33,9 @@ func TestConfig(t *testing.T) {
 		{map[string]string{"SLUICE_CONTROLLER_INDEX_PREFIX": "Logs"}, "SLUICE_CONTROLLER_INDEX_PREFIX"},
 		// Roles are made with Elasticsearch's API only.
 		{map[string]string{"SLUICE_ELASTICSEARCH_USERNAME": "sluice", "SLUICE_ELASTICSEARCH_PASSWORD": "pw", "SLUICE_ELASTICSEARCH_FLAVOR": "opensearch"}, "SLUICE_ELASTICSEARCH_FLAVOR"},
+		{map[string]string{"SLUICE_CONTROLLER_KAFKA_MODE": "zookeeper"}, "SLUICE_CONTROLLER_KAFKA_MODE"},
+		{map[string]string{"SLUICE_CONTROLLER_KAFKA_MODE": "strimzi"}, "SLUICE_CONTROLLER_STRIMZI_NAMESPACE"},
+		{map[string]string{"SLUICE_CONTROLLER_KAFKA_MODE": "strimzi", "SLUICE_CONTROLLER_STRIMZI_NAMESPACE": "kafka", "SLUICE_CONTROLLER_STRIMZI_API_VERSION": "v1"}, "SLUICE_CONTROLLER_STRIMZI_API_VERSION"},
 		// Credentials are checked as every stage checks them.
 		{map[string]string{"SLUICE_ELASTICSEARCH_USERNAME": "sluice"}, "SLUICE_ELASTICSEARCH_PASSWORD"},
 	} {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -39,6 +40,9 @@ const (
 	ReasonSecretError = "SecretError"
 
 	ReasonElasticsearchError = "ElasticsearchError"
+	// ReasonStrimziPending: the KafkaTopics and KafkaUser are made, and
+	// the Strimzi operators have not reported them all Ready yet.
+	ReasonStrimziPending = "StrimziPending"
 
 	ReasonNamespaceError    = "NamespaceError"
 	ReasonNamespaceConflict = "NamespaceConflict"
@@ -49,6 +53,10 @@ const (
 // read it (SLUICE_SHIPPER_TENANT_LABEL, whose default it is) to send the
 // namespace's logs to that tenant's topic.
 const TenantLabel = "sluice.io/tenant"
+
+// strimziPoll is how soon a Tenant waiting for the Strimzi operators is
+// looked at again.
+const strimziPoll = 10 * time.Second
 
 // minPasswordLength is the shortest password taken from a Secret.
 const minPasswordLength = 24
@@ -66,6 +74,9 @@ type TenantReconciler struct {
 	Retry time.Duration
 	// Roles, when set, keeps each tenant's Elasticsearch role.
 	Roles *ElasticRoles
+	// Strimzi, when set, makes the tenant's topics and user as Strimzi
+	// resources instead of through Admin.
+	Strimzi *Strimzi
 }
 
 // Reconcile brings one Tenant's Kafka objects in line with it.
@@ -101,7 +112,13 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 		spec.Password = pw
 	}
-	res, err := kafka.ProvisionTenant(ctx, r.Admin, r.Topics, id, spec)
+	var res kafka.ProvisionResult
+	var pending []string
+	if r.Strimzi != nil {
+		pending, err = r.Strimzi.provision(ctx, r.Topics, id, spec)
+	} else {
+		res, err = kafka.ProvisionTenant(ctx, r.Admin, r.Topics, id, spec)
+	}
 	if err != nil {
 		return r.failed(ctx, &t, id, ReasonKafkaError, err)
 	}
@@ -117,6 +134,11 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	} else if conflict != "" {
 		// Someone must decide; nothing is taken from the other tenant.
 		return ctrl.Result{}, r.setReady(ctx, &t, id, metav1.ConditionFalse, ReasonNamespaceConflict, conflict)
+	}
+	if len(pending) > 0 {
+		// Strimzi's operators act on their own time; look again soon.
+		msg := "waiting for the Strimzi operators to make " + strings.Join(pending, ", ")
+		return ctrl.Result{RequeueAfter: min(r.Retry, strimziPoll)}, r.setReady(ctx, &t, id, metav1.ConditionFalse, ReasonStrimziPending, msg)
 	}
 	msg := fmt.Sprintf("topics, user, ACLs and quotas of tenant %s are in place", id)
 	if r.Roles != nil {
@@ -144,6 +166,11 @@ func (r *TenantReconciler) remove(ctx context.Context, t *v1alpha1.Tenant, id st
 		remove := kafka.RevokeTenant
 		if t.Spec.DeleteData {
 			remove = kafka.DeleteTenant
+		}
+		if r.Strimzi != nil {
+			remove = func(ctx context.Context, _ *kadm.Client, _ kafka.Topics, id string) error {
+				return r.Strimzi.remove(ctx, id, t.Spec.DeleteData)
+			}
 		}
 		if err := remove(ctx, r.Admin, r.Topics, id); err != nil {
 			return r.failed(ctx, t, id, ReasonKafkaError, fmt.Errorf("removing tenant %s: %w", id, err))
