@@ -30,6 +30,7 @@ import (
 type Config struct {
 	Kafka     kafka.Config
 	Telemetry telemetry.Config
+	Webhook   WebhookConfig
 
 	LeaderElection bool          `env:"CONTROLLER_LEADER_ELECTION, default=true" help:"Elect one active controller among the replicas (a Lease named sluice-controller in SLUICE_CONTROLLER_NAMESPACE); the others wait."`
 	Namespace      string        `env:"CONTROLLER_NAMESPACE" help:"Namespace of the leader-election Lease (default: the controller pod's own, from its service account)."`
@@ -42,6 +43,7 @@ func (c *Config) Validate() error {
 	var p config.Problems
 	p.Merge(c.Kafka.Validate())
 	p.Merge(c.Telemetry.Validate())
+	p.Merge(c.Webhook.Validate())
 	if c.Retry <= 0 {
 		p.Add(config.Var("CONTROLLER_RETRY"), "must be positive, got %s", c.Retry)
 	}
@@ -52,7 +54,8 @@ func (c *Config) Validate() error {
 }
 
 // Run runs the controller on the cluster rc points at until ctx ends:
-// the Tenant and Pipeline reconcilers, with leader election when asked.
+// the Tenant and Pipeline reconcilers, with leader election when asked,
+// and the Pipeline admission webhook when its port is set.
 // reg receives the controller's metrics; ready reports readiness.
 func Run(ctx context.Context, cfg Config, rc *rest.Config, log *slog.Logger, reg prometheus.Registerer, ready func(bool)) error {
 	opts, err := cfg.Kafka.Options()
@@ -81,6 +84,7 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config, log *slog.Logger, reg
 		LeaderElection:          cfg.LeaderElection,
 		LeaderElectionID:        "sluice-controller",
 		LeaderElectionNamespace: cfg.Namespace,
+		WebhookServer:           cfg.Webhook.server(), // nil without the webhook: the manager serves none
 		// Secrets are read one by one, never cached: the controller
 		// needs only those the Tenants name.
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
@@ -104,8 +108,9 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config, log *slog.Logger, reg
 		Complete(m.counted("pipeline", pipelines)); err != nil {
 		return err
 	}
-	log.Info("controller starting", "leader_election", cfg.LeaderElection, "topic_prefix", cfg.Kafka.TopicPrefix)
-	ready(true)
+	cfg.Webhook.register(mgr, &PipelineValidator{Client: mgr.GetClient(), Log: log, Decisions: m.admissions})
+	log.Info("controller starting", "leader_election", cfg.LeaderElection, "topic_prefix", cfg.Kafka.TopicPrefix, "webhook_port", cfg.Webhook.Port)
+	cfg.Webhook.readyWhenServing(ctx, mgr, ready, log)
 	defer ready(false)
 	if err := mgr.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
