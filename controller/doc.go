@@ -23,4 +23,11 @@
 // fails is never applied, and the version in force stays. Both report
 // conditions (Ready; for a Pipeline also Validated and Applied) that
 // kubectl shows.
+//
+// PipelineValidator, an optional validating admission webhook
+// (SLUICE_CONTROLLER_WEBHOOK_PORT), refuses at admission what
+// PipelineReconciler would refuse to apply, through the same checks
+// (checkPipeline, versionNotRaised) and with the same words; what needs
+// Kafka stays the reconciler's. Without it the API server takes any
+// Pipeline, and its status says why it is not applied.
 package controller

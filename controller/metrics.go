@@ -10,6 +10,7 @@ import (
 
 type metrics struct {
 	reconciles *prometheus.CounterVec
+	admissions *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -18,8 +19,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "sluice", Subsystem: "controller", Name: "reconciles_total",
 			Help: "Reconciliations by kind (tenant, pipeline) and result: ok, requeued (a retry after a failure that may pass, or an applied Pipeline's status refresh), error.",
 		}, []string{"kind", "result"}),
+		admissions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "sluice", Subsystem: "controller", Name: "admissions_total",
+			Help: "Decisions of the Pipeline admission webhook by result: allowed, denied (what the reconciler would refuse to apply), error (the check itself failed, for example the Tenants unreadable).",
+		}, []string{"result"}),
 	}
-	reg.MustRegister(m.reconciles)
+	reg.MustRegister(m.reconciles, m.admissions)
 	return m
 }
 

@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -81,21 +80,14 @@ func (r *PipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if !p.DeletionTimestamp.IsZero() {
 		return r.remove(ctx, &p)
 	}
-	owner, err := r.owner(ctx, p.Namespace)
-	if err != nil {
+	// The admission webhook runs the same checks (checkPipeline).
+	loaded, owner, err := checkPipeline(ctx, r.Client, &p)
+	var ref *refusal
+	switch {
+	case errors.As(err, &ref):
+		return ctrl.Result{}, r.refuse(ctx, &p, ref)
+	case err != nil:
 		return r.failed(ctx, &p, ConditionValidated, ReasonNotApplied, err)
-	}
-	if owner == "" {
-		return ctrl.Result{}, r.refuse(ctx, &p, ReasonNoTenant,
-			fmt.Sprintf("no Tenant owns namespace %s: a Pipeline must live in a namespace its tenant owns", p.Namespace), nil)
-	}
-	loaded, err := router.Load([]byte(p.Spec.Document))
-	if err != nil {
-		return ctrl.Result{}, r.refuse(ctx, &p, ReasonInvalidDocument, "the document fails validation or its tests; the version in force stays", problems(err))
-	}
-	if loaded.Tenant != owner {
-		return ctrl.Result{}, r.refuse(ctx, &p, ReasonWrongTenant,
-			fmt.Sprintf("the document is tenant %s's, but namespace %s belongs to tenant %s", loaded.Tenant, p.Namespace, owner), nil)
 	}
 	if controllerutil.AddFinalizer(&p, PipelineFinalizer) {
 		if err := r.Client.Update(ctx, &p); err != nil {
@@ -109,12 +101,16 @@ func (r *PipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err != nil {
 		return r.failed(ctx, &p, ConditionApplied, ReasonNotApplied, err)
 	}
+	var same bool
+	var notRaised *refusal
+	if stored != nil {
+		same, notRaised = versionNotRaised(loaded.Version, []byte(p.Spec.Document), stored.Version, stored.Source)
+	}
 	switch {
-	case stored != nil && stored.Version == loaded.Version && bytes.Equal(stored.Source, []byte(p.Spec.Document)):
+	case same:
 		// Applied already.
-	case stored != nil && stored.Version >= loaded.Version:
-		setCondition(&p, ConditionApplied, metav1.ConditionFalse, ReasonVersionNotRaised,
-			fmt.Sprintf("version %d is not greater than the stored version %d: raise version to apply a change", loaded.Version, stored.Version))
+	case notRaised != nil:
+		setCondition(&p, ConditionApplied, metav1.ConditionFalse, ReasonVersionNotRaised, notApplied(stored.Version, notRaised.msg))
 		return ctrl.Result{}, r.writeStatus(ctx, &p, metav1.ConditionFalse, ReasonVersionNotRaised)
 	default:
 		if _, err := router.ApplyPipeline(ctx, r.Kafka, r.Topics, []byte(p.Spec.Document)); err != nil {
@@ -228,9 +224,9 @@ func (r *PipelineReconciler) all(ctx context.Context, _ client.Object) []reconci
 // owner returns the id of the Tenant that owns namespace ns, "" when none
 // does. Two Tenants claiming one namespace is an error of the platform's
 // configuration, reported rather than resolved by a guess.
-func (r *PipelineReconciler) owner(ctx context.Context, ns string) (string, error) {
+func owner(ctx context.Context, c client.Reader, ns string) (string, error) {
 	var tenants v1alpha1.TenantList
-	if err := r.Client.List(ctx, &tenants); err != nil {
+	if err := c.List(ctx, &tenants); err != nil {
 		return "", fmt.Errorf("list tenants: %w", err)
 	}
 	var nsLabels labels.Set
@@ -247,7 +243,7 @@ func (r *PipelineReconciler) owner(ctx context.Context, ns string) (string, erro
 			}
 			if nsLabels == nil {
 				var n corev1.Namespace
-				if err := r.Client.Get(ctx, types.NamespacedName{Name: ns}, &n); err != nil {
+				if err := c.Get(ctx, types.NamespacedName{Name: ns}, &n); err != nil {
 					return "", fmt.Errorf("read namespace %s: %w", ns, client.IgnoreNotFound(err))
 				}
 				nsLabels = labels.Set(n.Labels)
@@ -272,12 +268,18 @@ func (r *PipelineReconciler) owner(ctx context.Context, ns string) (string, erro
 }
 
 // refuse records a document that cannot be applied as it is: nothing is
-// retried until the Pipeline (or the Tenants) change.
-func (r *PipelineReconciler) refuse(ctx context.Context, p *v1alpha1.Pipeline, reason, msg string, probs []string) error {
-	p.Status.Problems = probs
-	setCondition(p, ConditionValidated, metav1.ConditionFalse, reason, msg)
-	setCondition(p, ConditionApplied, metav1.ConditionFalse, ReasonNotApplied, "not applied: "+msg)
-	return r.writeStatus(ctx, p, metav1.ConditionFalse, reason)
+// retried until the Pipeline (or the Tenants) change. Both conditions say
+// that it was not applied and which version stays in force.
+func (r *PipelineReconciler) refuse(ctx context.Context, p *v1alpha1.Pipeline, ref *refusal) error {
+	p.Status.Problems = ref.problems
+	why := ref.msg
+	if len(ref.problems) > 0 {
+		why += fmt.Sprintf(" (%d problem(s), in status.problems)", len(ref.problems))
+	}
+	msg := notApplied(p.Status.AppliedVersion, why)
+	setCondition(p, ConditionValidated, metav1.ConditionFalse, ref.reason, msg)
+	setCondition(p, ConditionApplied, metav1.ConditionFalse, ReasonNotApplied, msg)
+	return r.writeStatus(ctx, p, metav1.ConditionFalse, ref.reason)
 }
 
 // failed records a failure that may pass (Kafka away) and asks for

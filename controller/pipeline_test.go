@@ -136,7 +136,8 @@ func TestPipelineReconcile(t *testing.T) {
 	if c := cond(reconcile("web", "evil"), ConditionValidated); c.Status != metav1.ConditionFalse || c.Reason != ReasonWrongTenant {
 		t.Errorf("a Pipeline in web naming shop: Validated %+v", c)
 	}
-	if c := cond(reconcile("nobody", "p"), ConditionValidated); c.Status != metav1.ConditionFalse || c.Reason != ReasonNoTenant {
+	if c := cond(reconcile("nobody", "p"), ConditionValidated); c.Status != metav1.ConditionFalse || c.Reason != ReasonNoTenant ||
+		c.Message != "not applied, the tenant's pipeline stays as it is: no Tenant owns namespace nobody: a Pipeline must live in a namespace its tenant owns" {
 		t.Errorf("a Pipeline in a namespace no Tenant owns: Validated %+v", c)
 	}
 	if v := stored(); v != 1 {
@@ -161,13 +162,21 @@ func TestPipelineReconcile(t *testing.T) {
 	if v := stored(); v != 1 || p.Status.AppliedVersion != 1 {
 		t.Fatalf("after a failing v2: stored v%d, status says v%d; want v1 in force", v, p.Status.AppliedVersion)
 	}
+	// Without the webhook the API server took the document: the status
+	// says that it was not applied and what stays in force.
+	for _, typ := range []string{ConditionValidated, ConditionApplied} {
+		if c := cond(p, typ); !strings.HasPrefix(c.Message, "not applied, version 1 stays in force: the document fails validation or its tests") {
+			t.Errorf("failing v2: %s message %q", typ, c.Message)
+		}
+	}
 
 	// A change without a new version is not applied, and says why.
 	p.Spec.Document = strings.Replace(pipelineDoc("shop", 1, "warn"), "json: {}", "json: {depth: 3}", 1)
 	if err := cl.Update(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	if c := cond(reconcile("shop", "main"), ConditionApplied); c.Reason != ReasonVersionNotRaised {
+	if c := cond(reconcile("shop", "main"), ConditionApplied); c.Reason != ReasonVersionNotRaised ||
+		c.Message != "not applied, version 1 stays in force: version 1 is not greater than the stored version 1: raise version to apply a change" {
 		t.Errorf("a change with the same version: Applied %+v", c)
 	}
 

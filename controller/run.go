@@ -34,6 +34,7 @@ type Config struct {
 	Kafka     kafka.Config
 	Elastic   elastic.Config
 	Telemetry telemetry.Config
+	Webhook   WebhookConfig
 
 	KafkaMode         string `env:"CONTROLLER_KAFKA_MODE, default=direct" help:"How a Tenant's topics, user, ACLs and quotas are made: direct (through the Kafka admin API, as sluice tenant create) or strimzi (as KafkaTopic and KafkaUser resources for the Strimzi operators, on clusters they manage)."`
 	StrimziNamespace  string `env:"CONTROLLER_STRIMZI_NAMESPACE" help:"With strimzi: the namespace of the KafkaTopics and KafkaUsers, one the Strimzi entity operator watches. Required with strimzi."`
@@ -61,6 +62,7 @@ func (c *Config) Validate() error {
 	var p config.Problems
 	p.Merge(c.Kafka.Validate())
 	p.Merge(c.Telemetry.Validate())
+	p.Merge(c.Webhook.Validate())
 	if c.Elastic.HasCredentials() {
 		p.Merge(c.Elastic.Validate())
 		if strings.EqualFold(c.Elastic.Flavor, elastic.FlavorOpenSearch) {
@@ -99,7 +101,8 @@ func (c *Config) Validate() error {
 }
 
 // Run runs the controller on the cluster rc points at until ctx ends:
-// the Tenant and Pipeline reconcilers, with leader election when asked.
+// the Tenant and Pipeline reconcilers, with leader election when asked,
+// and the Pipeline admission webhook when its port is set.
 // reg receives the controller's metrics; ready reports readiness.
 func Run(ctx context.Context, cfg Config, rc *rest.Config, log *slog.Logger, reg prometheus.Registerer, ready func(bool)) error {
 	opts, err := cfg.Kafka.Options()
@@ -128,6 +131,7 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config, log *slog.Logger, reg
 		LeaderElection:          cfg.LeaderElection,
 		LeaderElectionID:        "sluice-controller",
 		LeaderElectionNamespace: cfg.Namespace,
+		WebhookServer:           cfg.Webhook.server(), // nil without the webhook: the manager serves none
 		// Secrets are read one by one, never cached: the controller
 		// needs only those the Tenants name.
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
@@ -163,9 +167,10 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config, log *slog.Logger, reg
 		Complete(m.counted("pipeline", pipelines)); err != nil {
 		return err
 	}
+	cfg.Webhook.register(mgr, &PipelineValidator{Client: mgr.GetClient(), Log: log, Decisions: m.admissions})
 	log.Info("controller starting", "leader_election", cfg.LeaderElection, "topic_prefix", cfg.Kafka.TopicPrefix, "kafka_mode", cfg.KafkaMode,
-		"elasticsearch_roles", tenants.Roles != nil)
-	ready(true)
+		"elasticsearch_roles", tenants.Roles != nil, "webhook_port", cfg.Webhook.Port)
+	cfg.Webhook.readyWhenServing(ctx, mgr, ready, log)
 	defer ready(false)
 	if err := mgr.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err

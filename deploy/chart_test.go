@@ -33,6 +33,12 @@ const (
 // merged in order (later files win), and returns the manifests in Helm's
 // install order.
 func render(valueFiles ...string) ([]releaseutil.Manifest, error) {
+	return renderRelease(nil, valueFiles...)
+}
+
+// renderRelease renders as render does; with cluster, as an upgrade of
+// the release, whose lookups find what cluster holds.
+func renderRelease(cluster engine.ClientProvider, valueFiles ...string) ([]releaseutil.Manifest, error) {
 	ch, err := loader.Load(chartDir)
 	if err != nil {
 		return nil, fmt.Errorf("load chart: %w", err)
@@ -41,13 +47,22 @@ func render(valueFiles ...string) ([]releaseutil.Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("values: %w", err)
 	}
+	revision := 1
+	if cluster != nil {
+		revision = 2
+	}
 	top, err := util.ToRenderValues(ch, vals, common.ReleaseOptions{
-		Name: releaseName, Namespace: releaseNamespace, IsInstall: true, Revision: 1,
+		Name: releaseName, Namespace: releaseNamespace, IsInstall: cluster == nil, IsUpgrade: cluster != nil, Revision: revision,
 	}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("values: %w", err)
 	}
-	files, err := engine.Render(ch, top)
+	var files map[string]string
+	if cluster == nil {
+		files, err = engine.Render(ch, top)
+	} else {
+		files, err = engine.RenderWithClientProvider(ch, top, cluster)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -131,6 +146,10 @@ var valuesFiles = map[string][]string{
 	"all+strimzi": {"testdata/values-all.yaml", "testdata/values-strimzi.yaml"},
 	// The router's pseudonym keys from a Secret, its only volume.
 	"pseudonym-keys": {"testdata/values-pseudonym-keys.yaml"},
+	// The controller without its admission webhook ("all" has it, with
+	// the chart's certificate), and with it, cert-manager's.
+	"controller":           {"testdata/values-controller.yaml"},
+	"webhook-cert-manager": {"testdata/values-webhook-cert-manager.yaml"},
 }
 
 func TestChartRenders(t *testing.T) {
@@ -212,6 +231,8 @@ type stageValues struct {
 	PseudonymKeys struct {
 		SecretName string `json:"secretName"`
 	} `json:"pseudonymKeys"`
+	// The controller's only.
+	Webhook webhookValues `json:"webhook"`
 }
 
 // metadataValues are shipper.kubernetesMetadata.
@@ -229,14 +250,15 @@ type metadataValues struct {
 func TestChartRejects(t *testing.T) {
 	dir := t.TempDir()
 	for name, tc := range map[string]struct{ values, want string }{
-		"bad tenant id":          {"strimzi: {enabled: true, tenants: [{name: Shop_1}]}", `"Shop_1" is not a tenant id`},
-		"tenant named as a user": {"strimzi: {enabled: true, tenants: [{name: sluice-router}]}", "has the name of the router's Kafka user"},
-		"bad stream":             {"strimzi: {enabled: true, tenants: [{name: shop, streams: [a.b]}]}", `stream "a.b" of tenant shop`},
-		"unknown es auth":        {"elasticsearch: {auth: {type: oauth}}", `elasticsearch.auth.type "oauth"`},
-		"basic without user":     {"elasticsearch: {auth: {type: basic, secretName: s, secretKey: k}}", "elasticsearch.auth.username is required"},
-		"api key without secret": {"elasticsearch: {auth: {type: apiKey}}", "elasticsearch.auth.secretName is required"},
-		"strimzi with plain":     {"kafka: {sasl: {mechanism: PLAIN}}\nstrimzi: {enabled: true}", "Strimzi users log in with SCRAM-SHA-512"},
-		"memory limit in G":      {"shipper: {resources: {limits: {memory: 1G}}}", `shipper.resources.limits.memory "1G": give it in Ki, Mi, Gi or bytes`},
+		"bad tenant id":           {"strimzi: {enabled: true, tenants: [{name: Shop_1}]}", `"Shop_1" is not a tenant id`},
+		"tenant named as a user":  {"strimzi: {enabled: true, tenants: [{name: sluice-router}]}", "has the name of the router's Kafka user"},
+		"bad stream":              {"strimzi: {enabled: true, tenants: [{name: shop, streams: [a.b]}]}", `stream "a.b" of tenant shop`},
+		"unknown es auth":         {"elasticsearch: {auth: {type: oauth}}", `elasticsearch.auth.type "oauth"`},
+		"basic without user":      {"elasticsearch: {auth: {type: basic, secretName: s, secretKey: k}}", "elasticsearch.auth.username is required"},
+		"api key without secret":  {"elasticsearch: {auth: {type: apiKey}}", "elasticsearch.auth.secretName is required"},
+		"strimzi with plain":      {"kafka: {sasl: {mechanism: PLAIN}}\nstrimzi: {enabled: true}", "Strimzi users log in with SCRAM-SHA-512"},
+		"memory limit in G":       {"shipper: {resources: {limits: {memory: 1G}}}", `shipper.resources.limits.memory "1G": give it in Ki, Mi, Gi or bytes`},
+		"cert-manager, no issuer": {"controller: {enabled: true, webhook: {enabled: true, certManager: {enabled: true}}}", "controller.webhook.certManager.issuerRef.name is required"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".yaml")

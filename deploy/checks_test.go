@@ -67,6 +67,7 @@ func checkObjects(t *testing.T, objs []object, cfg chartConfig) {
 	}
 	checkShipperRBAC(t, objs, cfg.Shipper, pods["shipper"])
 	checkControllerRBAC(t, objs, cfg.Controller, pods["controller"])
+	checkControllerWebhook(t, objs, cfg.Controller, pods["controller"])
 	for _, pdb := range all[*policyv1.PodDisruptionBudget](objs) {
 		d := deployments[pdb.Name]
 		if d == nil {

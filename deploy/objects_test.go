@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -49,6 +50,13 @@ var kinds = map[string]func() any{
 	"monitoring.coreos.com/v1/PrometheusRule":         func() any { return new(monitoringv1.PrometheusRule) },
 	"kafka.strimzi.io/v1beta2/KafkaTopic":             func() any { return new(kafkaTopic) },
 	"kafka.strimzi.io/v1beta2/KafkaUser":              func() any { return new(kafkaUser) },
+	// The controller's admission webhook: its Service and configuration,
+	// and its serving certificate (a Secret the chart makes, the one
+	// Secret it may render, or a cert-manager Certificate).
+	"v1/Service": func() any { return new(corev1.Service) },
+	"admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration": func() any { return new(admissionregistrationv1.ValidatingWebhookConfiguration) },
+	"v1/Secret":                      func() any { return new(corev1.Secret) },
+	"cert-manager.io/v1/Certificate": func() any { return new(certificate) },
 }
 
 // decodeAll decodes every document strictly: a field the type does not have,
@@ -68,7 +76,7 @@ func decodeAll(t *testing.T, docs []string) []object {
 		}
 		newValue, ok := kinds[head.APIVersion+"/"+head.Kind]
 		if !ok {
-			t.Fatalf("%s/%s %s: no API type to check it against (a Secret, a namespaced Role or an unknown kind)", head.APIVersion, head.Kind, head.Metadata.Name)
+			t.Fatalf("%s/%s %s: no API type to check it against (an unknown kind)", head.APIVersion, head.Kind, head.Metadata.Name)
 		}
 		v := newValue()
 		if err := sigsyaml.UnmarshalStrict([]byte(doc), v); err != nil {
@@ -148,4 +156,21 @@ type strimziACL struct {
 	} `json:"resource"`
 	Operations []string `json:"operations"`
 	Host       string   `json:"host"`
+}
+
+// certificate is a cert-manager.io/v1 Certificate, for the fields the
+// chart sets (cert-manager's Go types would bring its whole module).
+type certificate struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		SecretName string   `json:"secretName"`
+		DNSNames   []string `json:"dnsNames"`
+		Usages     []string `json:"usages,omitempty"`
+		IssuerRef  struct {
+			Name  string `json:"name"`
+			Kind  string `json:"kind"`
+			Group string `json:"group"`
+		} `json:"issuerRef"`
+	} `json:"spec"`
 }

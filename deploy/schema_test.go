@@ -54,6 +54,9 @@ func TestSchemaRejects(t *testing.T) {
 		"metadata wait not a duration": {"shipper: {kubernetesMetadata: {wait: 2}}", "at '/shipper/kubernetesMetadata/wait': got number, want string"},
 		"misspelt pseudonymKeys key":   {"router: {pseudonymKeys: {secret: keys}}", "at '/router/pseudonymKeys': additional properties 'secret' not allowed"},
 		"indexer has no pseudonymKeys": {"indexer: {pseudonymKeys: {secretName: keys}}", "at '/indexer': additional properties 'pseudonymKeys' not allowed"},
+		"misspelt webhook key":         {"controller: {webhook: {enable: true}}", "at '/controller/webhook': additional properties 'enable' not allowed"},
+		"webhook timeout too long":     {"controller: {webhook: {timeoutSeconds: 60}}", "at '/controller/webhook/timeoutSeconds': maximum: got 60, want 30"},
+		"unknown issuer kind":          {"controller: {webhook: {certManager: {issuerRef: {kind: Vault}}}}", "at '/controller/webhook/certManager/issuerRef/kind': value must be one of 'Issuer', 'ClusterIssuer'"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := render(writeValues(t, dir, name, tc.values))

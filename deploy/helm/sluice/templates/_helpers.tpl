@@ -149,9 +149,19 @@ Credentials are files (volumes below), never values.
 {{/* Telemetry port and probes, shared by every stage. */}}
 {{- define "sluice.telemetry" -}}
 ports:
-  - name: telemetry
-    containerPort: {{ .Values.telemetryPort }}
-    protocol: TCP
+  {{- include "sluice.telemetryPort" . | nindent 2 }}
+{{ include "sluice.probes" . }}
+{{- end -}}
+
+{{/* The telemetry port alone, an item of a container's ports (the controller's has another). */}}
+{{- define "sluice.telemetryPort" -}}
+- name: telemetry
+  containerPort: {{ .Values.telemetryPort }}
+  protocol: TCP
+{{- end -}}
+
+{{/* The probes on the telemetry port. */}}
+{{- define "sluice.probes" -}}
 livenessProbe:
   httpGet:
     path: /healthz
