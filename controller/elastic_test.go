@@ -79,10 +79,7 @@ func TestTenantElasticsearchRole(t *testing.T) {
 	}
 	es.SetFaults(esfake.Faults{})
 
-	if err := cl.Delete(ctx, &web); err != nil {
-		t.Fatal(err)
-	}
-	reconcileTenant(t, r, "web")
+	deleteTenant(t, cl, r, "web")
 	if _, ok := es.Role(indexer.RoleName("web")); ok {
 		t.Error("the deleted tenant's role is still there")
 	}

@@ -136,14 +136,7 @@ func TestTenantStrimzi(t *testing.T) {
 
 	// Deleted, deleteData false: the user goes, the KafkaTopics are
 	// deleted unmanaged, which keeps the topics.
-	var cur v1alpha1.Tenant
-	if err := cl.Get(ctx, types.NamespacedName{Name: "shop"}, &cur); err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.Delete(ctx, &cur); err != nil {
-		t.Fatal(err)
-	}
-	reconcileTenant(t, r, "shop")
+	deleteTenant(t, cl, r, "shop")
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(strimzi.gvk("KafkaUser"))
 	if err := cl.Get(ctx, types.NamespacedName{Namespace: "kafka", Name: "shop"}, u); err == nil {

@@ -15,20 +15,12 @@ import (
 func TestCaughtUpTransactional(t *testing.T) {
 	c := newCluster(t)
 	ctx := context.Background()
-	admin, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	admin := clientOf(t, c)
 	adm := kadm.NewClient(admin)
 	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "tx"); err != nil {
 		t.Fatal(err)
 	}
-	producer, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.TransactionalID("p"), kgo.DefaultProduceTopic("tx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer producer.Close()
+	producer := clientOf(t, c, kgo.TransactionalID("p"), kgo.DefaultProduceTopic("tx"))
 	txn := func(n int, commit kgo.TransactionEndTry) {
 		t.Helper()
 		if err := producer.BeginTransaction(); err != nil {

@@ -42,6 +42,17 @@ func newCluster(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
 	return c
 }
 
+// clientOf is a client of c with opts, closed at the end of the test.
+func clientOf(t *testing.T, c *kfake.Cluster, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
 // loadEnv loads a Config the way a stage does, from SLUICE_ variables.
 func loadEnv(t *testing.T, env map[string]string) Config {
 	t.Helper()

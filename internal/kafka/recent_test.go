@@ -18,20 +18,12 @@ import (
 func TestReadRecent(t *testing.T) {
 	c := newCluster(t)
 	ctx := context.Background()
-	admin, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	admin := clientOf(t, c)
 	if _, err := kadm.NewClient(admin).CreateTopic(ctx, 2, 1, nil, "dlq"); err != nil {
 		t.Fatal(err)
 	}
-	producer, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.TransactionalID("router-1"),
+	producer := clientOf(t, c, kgo.TransactionalID("router-1"),
 		kgo.DefaultProduceTopic("dlq"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer producer.Close()
 	now := time.Now()
 	txn := func(end kgo.TransactionEndTry, recs ...*kgo.Record) {
 		t.Helper()
