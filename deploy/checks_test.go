@@ -499,6 +499,8 @@ func checkStrimzi(t *testing.T, objs []object, cfg chartConfig) {
 	}
 	compacted(tp.Status())
 	compacted(tp.Config()) // the legacy topic, kept so that an upgrade does not delete it
+	compacted(tp.Schemas())
+	compacted(tp.Tenants())
 	for _, tenant := range cfg.Strimzi.Tenants {
 		want := []string{tp.Raw(tenant.Name), tp.Parsed(tenant.Name), tp.DLQ(tenant.Name)}
 		for _, s := range tenant.Streams {
@@ -560,9 +562,12 @@ func checkStrimzi(t *testing.T, objs []object, cfg chartConfig) {
 		case "router":
 			want = ruleStrings(kafka.RouterACLRules(tp, v.Group))
 		case "indexer":
+			// The schema versions it reads; the tenants' index settings
+			// it follows.
 			want = []string{
 				"group literal " + v.Group + " Describe,Read",
 				"topic literal " + prefix + ".schemas Describe,Read",
+				"topic literal " + prefix + ".tenants Describe,Read",
 				"topic prefix " + prefix + ".dlq. Describe,Write",
 				"topic prefix " + prefix + ".parsed. Describe,Read",
 			}

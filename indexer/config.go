@@ -48,13 +48,13 @@ type Config struct {
 	TotalFieldsLimit int `env:"INDEXER_TOTAL_FIELDS_LIMIT, default=2000" help:"index.mapping.total_fields.limit of each daily index: a bound on mapping growth from parsed attributes."`
 	IgnoreAbove      int `env:"INDEXER_IGNORE_ABOVE, default=1024" help:"Strings longer than this many characters are kept in _source but not indexed (keyword ignore_above)."`
 
-	Layout          string        `env:"INDEXER_LAYOUT, default=dedicated" help:"Index layout of tenants without an override: dedicated (each tenant its own daily indices, <prefix>-<tenant>[.<stream>]-YYYY.MM.DD) or shared (one daily index for all such tenants, <prefix>-_shared[.<stream>]-YYYY.MM.DD, routed by tenant; isolation needs document-level security). See the README's index layouts."`
-	LayoutOverrides []string      `env:"INDEXER_LAYOUT_OVERRIDES" help:"Per-tenant layout, comma-separated tenant=layout. Example: big-shop=dedicated,audit=dedicated"`
+	Layout          string        `env:"INDEXER_LAYOUT, default=dedicated" help:"Index layout of tenants without an override or a record in <prefix>.tenants saying theirs: dedicated (each tenant its own daily indices, <prefix>-<tenant>[.<stream>]-YYYY.MM.DD) or shared (one daily index for all such tenants, <prefix>-_shared[.<stream>]-YYYY.MM.DD, routed by tenant; isolation needs document-level security). See the README's index layouts."`
+	LayoutOverrides []string      `env:"INDEXER_LAYOUT_OVERRIDES" help:"Per-tenant layout, comma-separated tenant=layout. An entry wins over the layout of the tenant's record in <prefix>.tenants (sluice-controller's Tenant resources), which wins over SLUICE_INDEXER_LAYOUT. Example: big-shop=dedicated,audit=dedicated"`
 	SharedShards    int           `env:"INDEXER_SHARED_SHARDS, default=3" help:"Primary shards of each shared daily index (their own index template, <prefix>-shared). A tenant's documents sit on one of them."`
 	PrecreateWindow time.Duration `env:"INDEXER_PRECREATE_WINDOW, default=2h" help:"Tomorrow's indices of the index families written to today are created during this window before local midnight, spread over it (0: off; each index is then created by its first write)."`
 
-	RetentionDays      int           `env:"INDEXER_RETENTION_DAYS, default=7" help:"Daily indices older than this many days are deleted (0: never). The day of today counts as day 0."`
-	RetentionOverrides []string      `env:"INDEXER_RETENTION_OVERRIDES" help:"Per-tenant retention, comma-separated tenant=days (0: keep forever), for tenants in the dedicated layout only (shared indices go by SLUICE_INDEXER_RETENTION_DAYS). Example: audit=365,scratch=1"`
+	RetentionDays      int           `env:"INDEXER_RETENTION_DAYS, default=7" help:"Daily indices older than this many days are deleted (0: never), the shared indices always, a tenant's own unless an override or its record in <prefix>.tenants says otherwise. The day of today counts as day 0."`
+	RetentionOverrides []string      `env:"INDEXER_RETENTION_OVERRIDES" help:"Per-tenant retention, comma-separated tenant=days (0: keep forever), for tenants in the dedicated layout only (shared indices go by SLUICE_INDEXER_RETENTION_DAYS). An entry wins over the retentionDays of the tenant's record in <prefix>.tenants. Example: audit=365,scratch=1"`
 	RetentionInterval  time.Duration `env:"INDEXER_RETENTION_INTERVAL, default=1h" help:"How often old indices are looked for. Any replica may delete them; deleting twice is harmless."`
 }
 

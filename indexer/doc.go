@@ -104,7 +104,8 @@
 // Documents go to <prefix>-<tenant>-YYYY.MM.DD, or <prefix>-<tenant>.<stream>-YYYY.MM.DD
 // for a route's stream topic (the dedicated layout; see index.go for why a
 // dot separates the stream), or, for tenants in the shared layout
-// (SLUICE_INDEXER_LAYOUT, SLUICE_INDEXER_LAYOUT_OVERRIDES), to
+// (SLUICE_INDEXER_LAYOUT, SLUICE_INDEXER_LAYOUT_OVERRIDES, the tenant's
+// record in <prefix>.tenants), to
 // <prefix>-_shared[.<stream>]-YYYY.MM.DD with "routing": <tenant> in the
 // action (see layout.go). Tomorrow's indices are created ahead of
 // midnight (precreate.go). The day is the event time's in SLUICE_INDEXER_TIMEZONE, unless the
@@ -113,9 +114,19 @@
 // read) picks the day, and @timestamp keeps the event time. At start the
 // indexer installs the composable index template <prefix> for <prefix>-*
 // (see templateBody); retention deletes indices older than
-// SLUICE_INDEXER_RETENTION_DAYS (per tenant: SLUICE_INDEXER_RETENTION_OVERRIDES)
+// SLUICE_INDEXER_RETENTION_DAYS (per tenant: SLUICE_INDEXER_RETENTION_OVERRIDES,
+// else the tenant's record in <prefix>.tenants)
 // every SLUICE_INDEXER_RETENTION_INTERVAL; any replica may, deleting twice
 // is harmless.
+//
+// # Tenants' settings
+//
+// Each indexer follows the compacted topic <prefix>.tenants, where
+// sluice-controller publishes every tenant's index layout and retention
+// (kafka.TenantSettings), and applies changes as they come, without a
+// restart: the indexer's own overrides win, then a tenant's record, then
+// the defaults. A record that does not decode is logged, counted and
+// ignored; a missing topic is not an error. See tenantsettings.go.
 //
 // # Metrics
 //
@@ -149,6 +160,8 @@
 //	commit_watermark_age_seconds{tenant}        age of the oldest record not yet stored
 //	pending_records{tenant}                     records consumed, not yet stored
 //	retention_deleted_indices_total, retention_errors_total
+//	tenant_settings_errors_total                records of <prefix>.tenants ignored (not decoding, or not keyed by a tenant id)
+//	tenant_settings_tenants                     tenants with a record in <prefix>.tenants
 //
 // plus the Kafka client's sluice_kafka_* metrics.
 package indexer

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,9 +43,12 @@ type Indexer struct {
 	dec       *schemas.Decoder
 	namer     namer
 	retention retention
-	tracker   *tracker
-	park      *parking // set by Run
-	commitMu  sync.Mutex
+	settings  *tenantSettings // the tenants' records in <prefix>.tenants
+	// settingsWait bounds the wait for them at start (tenantSettingsWait).
+	settingsWait time.Duration
+	tracker      *tracker
+	park         *parking // set by Run
+	commitMu     sync.Mutex
 }
 
 // New checks cfg and prepares an indexer. It starts nothing.
@@ -71,19 +75,22 @@ func New(cfg Config, o Options) (*Indexer, error) {
 		opts, err := cfg.Kafka.Options()
 		return append(opts, kgo.WithLogger(kafka.NewLogger(o.Logger))), err
 	})
+	settings := newTenantSettings()
 	return &Indexer{
-		cfg:       cfg,
-		log:       o.Logger,
-		reg:       o.Registerer,
-		m:         newMetrics(o.Registerer),
-		topics:    kafka.Topics{Prefix: cfg.Kafka.TopicPrefix},
-		id:        cfg.id(),
-		ready:     o.Ready,
-		limiter:   telemetry.NewLimiter(30 * time.Second),
-		dec:       schemas.NewDecoder(schemas.WithSchemaSource(source.Lookup)),
-		namer:     namer{prefix: cfg.IndexPrefix, loc: loc, past: cfg.WindowPast, ahead: cfg.WindowAhead},
-		retention: retention{prefix: cfg.IndexPrefix, loc: loc, days: cfg.RetentionDays, overrides: overrides},
-		tracker:   t,
+		cfg:          cfg,
+		log:          o.Logger,
+		reg:          o.Registerer,
+		m:            newMetrics(o.Registerer),
+		topics:       kafka.Topics{Prefix: cfg.Kafka.TopicPrefix},
+		id:           cfg.id(),
+		ready:        o.Ready,
+		limiter:      telemetry.NewLimiter(30 * time.Second),
+		dec:          schemas.NewDecoder(schemas.WithSchemaSource(source.Lookup)),
+		namer:        namer{prefix: cfg.IndexPrefix, loc: loc, past: cfg.WindowPast, ahead: cfg.WindowAhead, routes: routes{settings: settings}},
+		retention:    retention{prefix: cfg.IndexPrefix, loc: loc, days: cfg.RetentionDays, overrides: overrides, settings: settings},
+		settings:     settings,
+		settingsWait: tenantSettingsWait,
+		tracker:      t,
 	}, nil
 }
 
@@ -102,6 +109,28 @@ func (ix *Indexer) Run(ctx context.Context) error {
 		return fmt.Errorf("elasticsearch settings: %w", err)
 	}
 	defer func() { _ = es.Close(context.WithoutCancel(ctx)) }() // idle connections
+	base, err := ix.cfg.Kafka.Options()
+	if err != nil {
+		return fmt.Errorf("kafka settings: %w", err)
+	}
+	// Clipped: every client below appends its own options to base.
+	base = slices.Clip(base)
+	clientID := ix.cfg.Kafka.ClientID
+	if clientID == "" {
+		clientID = "sluice-indexer"
+	}
+	// The tenants' settings are read from now on, while the templates are
+	// installed, and followed until Run returns.
+	settingsStart := time.Now()
+	settingsCtx, stopSettings := context.WithCancel(ctx)
+	var settingsDone sync.WaitGroup
+	defer settingsDone.Wait()
+	defer stopSettings()
+	follower := ix.newTenantFollower()
+	settingsDone.Go(func() {
+		follower.run(settingsCtx, append(base, kgo.ClientID(clientID+"-tenants"), kgo.WithLogger(kafka.NewLogger(ix.log))))
+	})
+
 	templates := indexTemplates(&ix.cfg)
 	bo := newBackoff(ix.cfg.RetryMax)
 	for {
@@ -119,14 +148,8 @@ func (ix *Indexer) Run(ctx context.Context) error {
 		}
 	}
 
-	base, err := ix.cfg.Kafka.Options()
-	if err != nil {
-		return fmt.Errorf("kafka settings: %w", err)
-	}
-	clientID := ix.cfg.Kafka.ClientID
-	if clientID == "" {
-		clientID = "sluice-indexer"
-	}
+	ix.awaitTenantSettings(ctx, settingsStart)
+
 	// When the consumer leaves the group (at shutdown), kgo calls
 	// OnPartitionsRevoked with everything; stopped tells it not to wait for
 	// workers that are gone.
@@ -202,9 +225,9 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
 	background.Go(func() { ix.commitLoop(bgCtx, cl) })
-	if ix.retention.enabled() {
-		background.Go(func() { ix.retentionLoop(bgCtx, es) })
-	}
+	// Always: a tenant's record may set a retention while the indexer's
+	// settings set none.
+	background.Go(func() { ix.retentionLoop(bgCtx, es) })
 	if ix.namer.routes.init(&ix.cfg); ix.namer.routes.fams != nil {
 		p := newPrecreator(es, &ix.namer, ix.namer.routes.fams, ix.cfg.PrecreateWindow, ix.log, newPrecreateMetrics(ix.reg, ix.namer.routes.fams))
 		p.warn = ix.logLimited
@@ -241,10 +264,11 @@ func (ix *Indexer) Run(ctx context.Context) error {
 // bounded.
 func (ix *Indexer) pollLoop(ctx context.Context, cl *kgo.Client, batches chan<- *batch, free <-chan *batch) {
 	var (
-		w       docWriter
-		tickets []ticket
-		infos   = map[string]topicInfo{}
-		cur     = <-free
+		w        docWriter
+		tickets  []ticket
+		infos    = map[string]topicInfo{}
+		settings = ix.settings.load() // the snapshot the routes in infos follow
+		cur      = <-free
 	)
 	send := func(sendCtx context.Context) bool {
 		ix.tracker.dispatched(cur.items)
@@ -271,6 +295,13 @@ func (ix *Indexer) pollLoop(ctx context.Context, cl *kgo.Client, batches chan<- 
 		cancel()
 		if fetches.IsClientClosed() {
 			return
+		}
+		// A new snapshot of the tenants' settings may move a tenant to the
+		// other layout: the routes of the records polled from now on are
+		// worked out again.
+		if s := ix.settings.load(); s != settings {
+			settings = s
+			clear(infos)
 		}
 		fetches.EachError(func(topic string, partition int32, err error) {
 			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
@@ -310,6 +341,23 @@ func (ix *Indexer) pollLoop(ctx context.Context, cl *kgo.Client, batches chan<- 
 		sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ix.cfg.ShutdownTimeout)
 		defer cancel()
 		send(sendCtx)
+	}
+}
+
+// awaitTenantSettings waits, at start, until the tenants' settings are
+// read up to where the topic ended when reading began at since, or
+// ix.settingsWait after since: long enough that a tenant's records apply
+// to its first documents, short enough that a slow topic does not hold
+// indexing up.
+func (ix *Indexer) awaitTenantSettings(ctx context.Context, since time.Time) {
+	timer := time.NewTimer(time.Until(since.Add(ix.settingsWait)))
+	defer timer.Stop()
+	select {
+	case <-ix.settings.caughtUp():
+	case <-ctx.Done():
+	case <-timer.C:
+		ix.log.Warn("the tenants' settings are not read yet: indexing starts, with the indexer's own settings for the tenants whose records come later; retention waits for them",
+			"topic", ix.topics.Tenants(), "waited", ix.settingsWait)
 	}
 }
 

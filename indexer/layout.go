@@ -87,15 +87,25 @@ func ParseLayoutOverrides(rules []string) (map[string]Layout, error) {
 	return out, nil
 }
 
-// layouts is the layout of every tenant: a default and overrides.
+// layouts is the layout of every tenant: a default, the operator's
+// overrides and the tenants' records in <prefix>.tenants.
 type layouts struct {
 	def       Layout
 	overrides map[string]Layout
+	records   *tenantSettings // nil: none (as when checking the settings)
 }
 
+// of returns the layout of tenant: its SLUICE_INDEXER_LAYOUT_OVERRIDES
+// entry (the indexer operator's word wins), else the layout of its record
+// in <prefix>.tenants as last read, else SLUICE_INDEXER_LAYOUT.
 func (l layouts) of(tenant string) Layout {
 	if v, ok := l.overrides[tenant]; ok {
 		return v
+	}
+	if s, ok := l.records.load().get(tenant); ok && s.Layout != kafka.TenantLayoutDefault {
+		if v, err := ParseLayout(s.Layout); err == nil {
+			return v
+		}
 	}
 	return l.def
 }
@@ -115,8 +125,9 @@ type family struct {
 }
 
 // route is how the documents of one parsed topic are indexed, worked out
-// once per topic: the family of their indices and whether they are routed
-// by tenant (the shared layout).
+// once per topic and tenant settings snapshot (a new snapshot may move the
+// tenant to the other layout): the family of their indices and whether
+// they are routed by tenant (the shared layout).
 type route struct {
 	fam    family
 	tenant string
@@ -127,12 +138,13 @@ type route struct {
 // routes works out the route of a parsed topic and notes the families
 // written since local midnight, for precreate. A route is worked out once
 // per topic and kept with the topic's other facts (topicInfo, cached by
-// the poll loop); noting it costs an atomic load per document. Safe for
-// concurrent use.
+// the poll loop until the tenants' settings change); noting it costs an
+// atomic load per document. Safe for concurrent use.
 type routes struct {
-	once    sync.Once
-	layouts layouts
-	fams    *families // nil: families are not tracked
+	once     sync.Once
+	settings *tenantSettings // the tenants' records (nil: none); set before init
+	layouts  layouts
+	fams     *families // nil: families are not tracked
 }
 
 // init sets the layouts and, when precreation is on, the families to
@@ -140,6 +152,7 @@ type routes struct {
 func (rs *routes) init(cfg *Config) {
 	rs.once.Do(func() {
 		rs.layouts = layoutsOf(cfg)
+		rs.layouts.records = rs.settings
 		if cfg.PrecreateWindow > 0 {
 			rs.fams = newFamilies(maxFamilies)
 		}
@@ -234,7 +247,10 @@ func (f *families) count() int {
 // validateLayout checks the layout settings, and that no tenant in the
 // shared layout has a retention override: a shared index holds every
 // shared tenant's documents of a day, so it is deleted whole, by day, with
-// SLUICE_INDEXER_RETENTION_DAYS.
+// SLUICE_INDEXER_RETENTION_DAYS. (The tenants' records in <prefix>.tenants
+// are not settings of the indexer and are not checked here: a record's
+// retention only ever applies to the tenant's dedicated indices, by their
+// names, see retention.)
 func (c *Config) validateLayout(retentionOverrides map[string]int) error {
 	var p config.Problems
 	def, err := ParseLayout(c.Layout)

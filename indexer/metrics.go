@@ -33,6 +33,8 @@ type metrics struct {
 	commits            *prometheus.CounterVec
 	retentionDels      prometheus.Counter
 	retentionErrs      prometheus.Counter
+	settingsErrs       prometheus.Counter
+	settingsTenants    prometheus.Gauge
 
 	parked        *prometheus.CounterVec
 	parkedDocs    prometheus.Gauge
@@ -100,6 +102,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		retentionErrs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: subsystem,
 			Name: "retention_errors_total", Help: "Retention passes that failed (listing or deleting)."}),
 	}
+	m.settingsErrs = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: subsystem,
+		Name: "tenant_settings_errors_total", Help: "Records of the tenant settings topic (<prefix>.tenants) ignored for not decoding or for a key that is not a tenant id; their tenant keeps its previous settings."})
+	m.settingsTenants = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: subsystem,
+		Name: "tenant_settings_tenants", Help: "Tenants with a settings record in <prefix>.tenants, as last read."})
 	m.parked = counter("docs_parked_total", "Documents parked with their index (Elasticsearch refused them for a reason of the index), by reason (the failure class, as docs_retried_total).", "tenant", "reason")
 	gauge := func(name, help string) prometheus.Gauge {
 		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: subsystem, Name: name, Help: help})
@@ -109,7 +115,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.parkedIndices = gauge("parked_indices", "Indices with parked documents, or that the indexer gave up on and dead-letters for.")
 	m.paused = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Subsystem: subsystem, Name: "paused_partitions",
 		Help: "Partitions not fetched, by reason: dead_letters (their dead letters cannot be written), parked (too many of their documents are parked)."}, []string{"reason"})
-	reg.MustRegister(m.retentionDels, m.retentionErrs, m.parkedDocs, m.parkedBytes, m.parkedIndices, m.paused)
+	reg.MustRegister(m.retentionDels, m.retentionErrs, m.settingsErrs, m.settingsTenants, m.parkedDocs, m.parkedBytes, m.parkedIndices, m.paused)
 	return m
 }
 

@@ -116,6 +116,11 @@ func (p *precreator) step(ctx context.Context) {
 	f := p.queue[i]
 	p.queue[i] = p.queue[len(p.queue)-1]
 	p.queue = p.queue[:len(p.queue)-1]
+	if f.name != SharedName && p.namer.routes.layouts.of(f.name) == LayoutShared {
+		// Its tenant moved to the shared layout today (its record in
+		// <prefix>.tenants changed): the family gets no more documents.
+		return
+	}
 	name := string(p.namer.appendIndex(nil, f.name, f.stream, midnight))
 	result, err := p.create(ctx, name)
 	if ctx.Err() != nil {

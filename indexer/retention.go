@@ -15,8 +15,9 @@ import (
 type retention struct {
 	prefix    string
 	loc       *time.Location
-	days      int            // default; 0 keeps forever
-	overrides map[string]int // per tenant; 0 keeps forever
+	days      int             // default; 0 keeps forever
+	overrides map[string]int  // per tenant; 0 keeps forever
+	settings  *tenantSettings // the tenants' records (nil: none)
 }
 
 func (r retention) enabled() bool {
@@ -28,28 +29,43 @@ func (r retention) enabled() bool {
 			return true
 		}
 	}
-	return false
+	return r.settings.load().keepsDays()
+}
+
+// daysOf returns the retention of the indices named after tenant (or
+// SharedName): its SLUICE_INDEXER_RETENTION_OVERRIDES entry (the indexer
+// operator's word wins), else the retentionDays of its record in
+// <prefix>.tenants, else SLUICE_INDEXER_RETENTION_DAYS. No override or
+// record can name SharedName (it is no tenant id), so the shared indices
+// always go by the default: they hold every shared tenant's documents of
+// a day and are deleted whole.
+func (r retention) daysOf(tenant string, snap *tenantSnapshot) int {
+	if d, ok := r.overrides[tenant]; ok {
+		return d
+	}
+	if s, ok := snap.get(tenant); ok && s.RetentionDays != nil {
+		return *s.RetentionDays
+	}
+	return r.days
 }
 
 // expired returns, sorted, the names among indices that Sluice made and
 // whose day is more than their tenant's retention before today (in r.loc;
 // the shared indices, <prefix>-_shared[.<stream>]-..., go by the default
-// retention: Validate refuses an override for a tenant in the shared
-// layout):
+// retention, see daysOf):
 // with 7 days, on 2026.11.21 the indices of 2026.11.13 and before go, those
-// of 2026.11.14 to today stay. Any other name is left alone.
+// of 2026.11.14 to today stay. Any other name is left alone. One snapshot
+// of the tenants' records decides the whole pass.
 func (r retention) expired(indices []string, now time.Time) []string {
 	today := now.In(r.loc)
+	snap := r.settings.load()
 	var out []string
 	for _, name := range indices {
 		tenant, _, day, ok := ParseIndexName(r.prefix, name)
 		if !ok {
 			continue
 		}
-		days, set := r.overrides[tenant]
-		if !set {
-			days = r.days
-		}
+		days := r.daysOf(tenant, snap)
 		if days <= 0 {
 			continue
 		}
@@ -64,12 +80,27 @@ func (r retention) expired(indices []string, now time.Time) []string {
 }
 
 // retentionLoop deletes expired indices every
-// SLUICE_INDEXER_RETENTION_INTERVAL, starting right away.
+// SLUICE_INDEXER_RETENTION_INTERVAL, starting once the tenants' settings
+// are read: a pass that took the default for a tenant whose record keeps
+// its indices longer would delete what the record keeps. A pass is
+// skipped while no retention is set anywhere (a record may set one
+// later).
 func (ix *Indexer) retentionLoop(ctx context.Context, es *elasticsearch.Client) {
+	select {
+	case <-ix.settings.caughtUp():
+	case <-ctx.Done():
+		return
+	}
 	t := time.NewTicker(ix.cfg.RetentionInterval)
 	defer t.Stop()
 	for {
-		deleted, err := ix.retention.run(ctx, es, time.Now())
+		var (
+			deleted []string
+			err     error
+		)
+		if ix.retention.enabled() {
+			deleted, err = ix.retention.run(ctx, es, time.Now())
+		}
 		switch {
 		case ctx.Err() != nil:
 			return

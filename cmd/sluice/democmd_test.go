@@ -93,7 +93,7 @@ func TestDemoCommand(t *testing.T) {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 
-	want := []string{"logs.status", "logs.parsed.payments.audit"}
+	want := []string{"logs.status", "logs.tenants", "logs.parsed.payments.audit"}
 	for _, tenant := range []string{"payments", "shop", "web"} {
 		want = append(want, "logs.raw."+tenant, "logs.parsed."+tenant, "logs.dlq."+tenant, "logs.config."+tenant, "logs.status."+tenant)
 	}

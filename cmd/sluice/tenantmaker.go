@@ -60,12 +60,16 @@ func (d *tenantMaker) ensure(ctx context.Context, tenant string) error {
 	return nil
 }
 
-// setup makes the routers' status topic and, with demo, the demo tenants,
-// their pipelines (a stored version as high is left alone) and their route
-// stream topics.
+// setup makes the shared compacted topics, the routers' status topic and
+// the tenants' index settings topic (which indexers follow), and, with
+// demo, the demo tenants, their pipelines (a stored version as high is
+// left alone) and their route stream topics.
 func (d *tenantMaker) setup(ctx context.Context, cl *kgo.Client, withDemo bool) error {
 	if err := router.EnsureCompactedTopic(ctx, d.adm, d.topics.Status()); err != nil {
 		return fmt.Errorf("status topic: %w", err)
+	}
+	if err := router.EnsureCompactedTopic(ctx, d.adm, d.topics.Tenants()); err != nil {
+		return fmt.Errorf("tenant settings topic: %w", err)
 	}
 	if !withDemo {
 		return nil

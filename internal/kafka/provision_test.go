@@ -60,11 +60,17 @@ func TestProvisionTenant(t *testing.T) {
 		t.Fatalf("tenants %v %v", got, err)
 	}
 
+	// The administrator publishes the tenants' index settings; no tenant
+	// may write them (nor read them: see below).
+	if err := PublishTenantSettings(ctx, as("admin", "admin-secret"), topics, "shop", TenantSettings{Layout: TenantLayoutShared}); err != nil {
+		t.Fatalf("publish tenant settings: %v", err)
+	}
+
 	shop := as("shop", "shop-secret")
 	if err := shop.ProduceSync(ctx, &kgo.Record{Topic: "logs.raw.shop", Value: []byte("line")}).FirstErr(); err != nil {
 		t.Fatalf("shop produces to its raw topic: %v", err)
 	}
-	for _, topic := range []string{"logs.raw.shop-web", "logs.parsed.shop"} {
+	for _, topic := range []string{"logs.raw.shop-web", "logs.parsed.shop", topics.Tenants()} {
 		err := shop.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("line")}).FirstErr()
 		if !errors.Is(err, kerr.TopicAuthorizationFailed) {
 			t.Errorf("shop produces to %s: %v, want TOPIC_AUTHORIZATION_FAILED", topic, err)
@@ -98,6 +104,9 @@ func TestProvisionTenant(t *testing.T) {
 	}
 	if err := read("logs.parsed.shop-web"); err == nil {
 		t.Error("shop reads shop-web's parsed topic")
+	}
+	if err := read(topics.Tenants()); err == nil {
+		t.Errorf("shop reads %s", topics.Tenants())
 	}
 
 	if err := DeleteTenant(ctx, adm, topics, "shop"); err != nil {

@@ -65,7 +65,7 @@ func parseSchemaKey(key []byte) (uint64, bool) {
 // not be transactional.
 func PublishSchemas(ctx context.Context, cl *kgo.Client, t Topics) error {
 	topic := t.Schemas()
-	if err := ensureSchemasTopic(ctx, cl, topic); err != nil {
+	if err := ensureCompactedTopic(ctx, cl, topic); err != nil {
 		return err
 	}
 	vs := schemas.SchemaVersions()
@@ -119,8 +119,10 @@ func PublishSchemasInBackground(ctx context.Context, cl *kgo.Client, t Topics, l
 	return done
 }
 
-// ensureSchemasTopic creates the schemas topic when it does not exist.
-func ensureSchemasTopic(ctx context.Context, cl *kgo.Client, topic string) error {
+// ensureCompactedTopic creates topic, compacted with one partition, when
+// it does not exist: the shared topics written by whichever stage or tool
+// comes first (<prefix>.schemas, <prefix>.tenants).
+func ensureCompactedTopic(ctx context.Context, cl *kgo.Client, topic string) error {
 	adm := kadm.NewClient(cl)
 	details, err := adm.ListTopics(ctx, topic)
 	if err != nil {
@@ -135,7 +137,7 @@ func ensureSchemasTopic(ctx context.Context, cl *kgo.Client, topic string) error
 		}
 	}
 	// One partition, like the other compacted topics: a reader sees every
-	// version in one place.
+	// change in the order it was written.
 	resp, err := adm.CreateTopic(ctx, 1, -1, CompactedConfigs(), topic)
 	if err == nil {
 		err = resp.Err

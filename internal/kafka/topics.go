@@ -17,6 +17,9 @@ const (
 	// KindSchemas is not per tenant: <prefix>.schemas holds the record
 	// schema versions writers embed (see Topics.Schemas).
 	KindSchemas = "schemas"
+	// KindTenants is not per tenant: <prefix>.tenants holds every tenant's
+	// index settings (see Topics.Tenants).
+	KindTenants = "tenants"
 )
 
 // ErrInvalidPrefix is returned (wrapped) by ValidatePrefix.
@@ -75,8 +78,10 @@ func ValidateStream(s string) error {
 // <prefix>.status.<tenant> (routers' status of the tenant, for the tenant to
 // read), <prefix>.status (every router's status and the routers' shared
 // pipeline state, for routers and operators), <prefix>.schemas (the record
-// schema versions writers use, for every reader) and <prefix>.config (the
-// legacy topic of every tenant's pipeline, read-only). The name methods do not validate their arguments: validate the prefix once with
+// schema versions writers use, for every reader), <prefix>.tenants (every
+// tenant's index settings, written by administrators, read by indexers) and
+// <prefix>.config (the legacy topic of every tenant's pipeline, read-only).
+// The name methods do not validate their arguments: validate the prefix once with
 // ValidatePrefix (Config.Validate does) and tenant ids and stream names where
 // they enter the system.
 type Topics struct {
@@ -129,10 +134,18 @@ func (t Topics) TenantStatus(tenant string) string {
 // records may read it, tenants included.
 func (t Topics) Schemas() string { return t.Prefix + "." + KindSchemas }
 
+// Tenants returns <prefix>.tenants, the compacted topic of every tenant's
+// index settings (TenantSettings), keyed by tenant id: written by
+// administrators (sluice-controller, through PublishTenantSettings), read
+// by indexers. No tenant may read or write it (TenantACLRules): it holds
+// every tenant's settings.
+func (t Topics) Tenants() string { return t.Prefix + "." + KindTenants }
+
 // TenantOf parses a per-tenant topic name under t.Prefix. kind is KindRaw,
 // KindParsed, KindDLQ, KindConfig or KindStatus; stream is set only for a
 // parsed stream topic. ok is false for any other topic, including Config(),
-// Status(), Schemas() and names whose tenant id or stream name is invalid.
+// Status(), Schemas(), Tenants() and names whose tenant id or stream name is
+// invalid.
 func (t Topics) TenantOf(topic string) (tenant, kind, stream string, ok bool) {
 	rest, ok := strings.CutPrefix(topic, t.Prefix+".")
 	if !ok || t.Prefix == "" {

@@ -27,6 +27,7 @@ func TestTopicNames(t *testing.T) {
 			{tp.TenantConfig("acme"), tt.configTop + ".acme"},
 			{tp.Status(), tt.statusTop},
 			{tp.TenantStatus("acme"), tt.statusTop + ".acme"},
+			{tp.Tenants(), tt.prefix + ".tenants"},
 		} {
 			if c.got != c.want {
 				t.Errorf("prefix %q: got %q, want %q", tt.prefix, c.got, c.want)
@@ -48,6 +49,9 @@ func TestTenantOf(t *testing.T) {
 		{"logs.dlq.team-7", "team-7", KindDLQ, "", true},
 		{"logs.config", "", "", "", false},
 		{"logs.status", "", "", "", false},
+		{"logs.schemas", "", "", "", false},
+		{"logs.tenants", "", "", "", false},
+		{"logs.tenants.acme", "", "", "", false},
 		{"logs.config.acme", "acme", KindConfig, "", true},
 		{"logs.status.acme", "acme", KindStatus, "", true},
 		{"logs.config.acme.x", "", "", "", false},
