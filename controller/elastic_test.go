@@ -28,7 +28,7 @@ import (
 // deletes its role.
 func TestTenantElasticsearchRole(t *testing.T) {
 	ctx := context.Background()
-	_, adm := testKafka(t)
+	cluster, adm := testKafka(t)
 	es := esfake.Start(t, esfake.RequireAuth("Basic "+base64.StdEncoding.EncodeToString([]byte("sluice:es-secret"))))
 	esClient, err := (&elastic.Config{URLs: []string{es.URL()}, Username: "sluice", Password: "es-secret", RequestTimeout: 10 * time.Second}).NewClient()
 	if err != nil {
@@ -38,7 +38,7 @@ func TestTenantElasticsearchRole(t *testing.T) {
 	dedicated := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "web"}}
 	cl := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(shared, dedicated).
 		WithStatusSubresource(&v1alpha1.Tenant{}).Build()
-	r := &TenantReconciler{Client: cl, Admin: adm, Topics: kafka.Topics{Prefix: "logs"}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	r := &TenantReconciler{Client: cl, Admin: adm, Kafka: asUser(t, cluster, "admin", "admin-secret"), Topics: kafka.Topics{Prefix: "logs"}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Retry: time.Second, Roles: &ElasticRoles{Client: esClient, IndexPrefix: "logs", DefaultLayout: "dedicated"}}
 	entries := func(name string) int {
 		t.Helper()

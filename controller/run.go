@@ -140,7 +140,7 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config, log *slog.Logger, reg
 		return fmt.Errorf("controller manager: %w", err)
 	}
 	m := newMetrics(reg)
-	tenants := &TenantReconciler{Client: mgr.GetClient(), Admin: kadm.NewClient(cl), Topics: cfg.Kafka.Topics(), Log: log, Retry: cfg.Retry}
+	tenants := &TenantReconciler{Client: mgr.GetClient(), Admin: kadm.NewClient(cl), Kafka: cl, Topics: cfg.Kafka.Topics(), Log: log, Retry: cfg.Retry}
 	if cfg.KafkaMode == KafkaModeStrimzi {
 		tenants.Strimzi = &Strimzi{Client: mgr.GetClient(), Namespace: cfg.StrimziNamespace, Cluster: cfg.StrimziCluster, APIVersion: cfg.StrimziAPIVersion}
 	}

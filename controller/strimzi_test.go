@@ -28,7 +28,7 @@ import (
 // the topics unless deleteData.
 func TestTenantStrimzi(t *testing.T) {
 	ctx := context.Background()
-	_, adm := testKafka(t)
+	cluster, adm := testKafka(t)
 	shop := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "shop"}, Spec: v1alpha1.TenantSpec{
 		Streams:           []string{"audit"},
 		CredentialsSecret: &v1alpha1.SecretReference{Namespace: "shop", Name: "sluice-kafka"},
@@ -42,7 +42,7 @@ func TestTenantStrimzi(t *testing.T) {
 		WithStatusSubresource(&v1alpha1.Tenant{}).Build()
 	strimzi.Client = cl
 	topics := kafka.Topics{Prefix: "logs"}
-	r := &TenantReconciler{Client: cl, Admin: adm, Topics: topics, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	r := &TenantReconciler{Client: cl, Admin: adm, Kafka: asUser(t, cluster, "admin", "admin-secret"), Topics: topics, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Retry: time.Minute, Strimzi: strimzi}
 	get := func(kind, name string) *unstructured.Unstructured {
 		t.Helper()

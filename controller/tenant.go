@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -8,11 +9,14 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -67,6 +71,8 @@ const minPasswordLength = 24
 type TenantReconciler struct {
 	Client client.Client
 	Admin  *kadm.Client
+	// Kafka publishes the tenants' index settings to <prefix>.tenants.
+	Kafka  *kgo.Client
 	Topics kafka.Topics
 	Log    *slog.Logger
 	// Retry is how soon a Tenant that failed is tried again (Kafka away,
@@ -122,6 +128,9 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err != nil {
 		return r.failed(ctx, &t, id, ReasonKafkaError, err)
 	}
+	if err := r.publishIndex(ctx, &t, id); err != nil {
+		return r.failed(ctx, &t, id, ReasonKafkaError, err)
+	}
 	if r.Roles != nil {
 		role, err := r.Roles.put(ctx, id, t.Spec.Index.Layout)
 		if err != nil {
@@ -175,6 +184,9 @@ func (r *TenantReconciler) remove(ctx context.Context, t *v1alpha1.Tenant, id st
 		if err := remove(ctx, r.Admin, r.Topics, id); err != nil {
 			return r.failed(ctx, t, id, ReasonKafkaError, fmt.Errorf("removing tenant %s: %w", id, err))
 		}
+		if err := kafka.DeleteTenantSettings(ctx, r.Kafka, r.Topics, id); err != nil {
+			return r.failed(ctx, t, id, ReasonKafkaError, fmt.Errorf("removing tenant %s's index settings: %w", id, err))
+		}
 		if r.Roles != nil {
 			if err := r.Roles.delete(ctx, id); err != nil {
 				return r.failed(ctx, t, id, ReasonElasticsearchError, err)
@@ -184,6 +196,42 @@ func (r *TenantReconciler) remove(ctx context.Context, t *v1alpha1.Tenant, id st
 	}
 	controllerutil.RemoveFinalizer(t, Finalizer)
 	return ctrl.Result{}, r.Client.Update(ctx, t)
+}
+
+// publishIndex publishes the Tenant's index settings to <prefix>.tenants,
+// where the indexers read them, when they differ from the last published
+// (status.index); settings taken away are deleted there, which puts the
+// tenant back on the indexers' defaults.
+func (r *TenantReconciler) publishIndex(ctx context.Context, t *v1alpha1.Tenant, id string) error {
+	want := t.Spec.Index
+	if t.Status.Index != nil && equality.Semantic.DeepEqual(*t.Status.Index, want) {
+		return nil
+	}
+	if want.Layout == "" && want.RetentionDays == nil {
+		if t.Status.Index == nil {
+			return nil // never published
+		}
+		if err := kafka.DeleteTenantSettings(ctx, r.Kafka, r.Topics, id); err != nil {
+			return fmt.Errorf("delete tenant %s's index settings: %w", id, err)
+		}
+		t.Status.Index = nil
+		return nil
+	}
+	s := kafka.TenantSettings{Layout: want.Layout}
+	if d := want.RetentionDays; d != nil {
+		days := int(*d)
+		s.RetentionDays = &days
+	}
+	if err := kafka.PublishTenantSettings(ctx, r.Kafka, r.Topics, id, s); err != nil {
+		return fmt.Errorf("publish tenant %s's index settings: %w", id, err)
+	}
+	days := "default"
+	if s.RetentionDays != nil {
+		days = strconv.Itoa(*s.RetentionDays)
+	}
+	r.Log.Info("tenant index settings published", "tenant", id, "layout", cmp.Or(want.Layout, "default"), "retention_days", days)
+	t.Status.Index = want.DeepCopy()
+	return nil
 }
 
 // claiming returns a request for every Tenant that lists the namespace ns

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -71,6 +72,13 @@ func reconcileTenant(t *testing.T, r *TenantReconciler, name string) ctrl.Result
 	return res
 }
 
+// newTenantReconciler is a TenantReconciler of the cluster's tenants under
+// the prefix logs, as an administrator.
+func newTenantReconciler(t *testing.T, cl client.Client, cluster *kfake.Cluster, adm *kadm.Client) *TenantReconciler {
+	return &TenantReconciler{Client: cl, Admin: adm, Kafka: asUser(t, cluster, "admin", "admin-secret"), Topics: kafka.Topics{Prefix: "logs"},
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Retry: time.Second}
+}
+
 // deleteTenant deletes a Tenant and reconciles it: its finalizer runs.
 func deleteTenant(t *testing.T, cl client.Client, r *TenantReconciler, name string) {
 	t.Helper()
@@ -125,7 +133,7 @@ func TestTenantReconcile(t *testing.T) {
 		}
 		return n.Labels[TenantLabel]
 	}
-	r := &TenantReconciler{Client: cl, Admin: adm, Topics: topics, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Retry: time.Second}
+	r := newTenantReconciler(t, cl, cluster, adm)
 
 	reconcileTenant(t, r, "broken")
 	if c := readyOf(t, cl, "broken"); c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonInvalid || !strings.Contains(c.Message, "Not A Stream") {
@@ -216,13 +224,13 @@ func TestTenantReconcile(t *testing.T) {
 // did not make for it is not given that Secret's password, nor does it
 // overwrite it.
 func TestTenantSecretNotOurs(t *testing.T) {
-	_, adm := testKafka(t)
+	cluster, adm := testKafka(t)
 	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: "db"}, Data: map[string][]byte{"password": []byte("someone-elses-password-1234")}}
 	tn := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: v1alpha1.TenantSpec{
 		CredentialsSecret: &v1alpha1.SecretReference{Namespace: "web", Name: "db"},
 	}}
 	cl := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(tn, foreign).WithStatusSubresource(&v1alpha1.Tenant{}).Build()
-	r := &TenantReconciler{Client: cl, Admin: adm, Topics: kafka.Topics{Prefix: "logs"}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Retry: time.Second}
+	r := newTenantReconciler(t, cl, cluster, adm)
 	if res := reconcileTenant(t, r, "web"); res.RequeueAfter == 0 {
 		t.Error("a secret error is not retried")
 	}
@@ -240,11 +248,11 @@ func TestTenantSecretNotOurs(t *testing.T) {
 // another tenant does not take it: the label stays, and the Tenant says
 // why it is not ready.
 func TestTenantNamespaceConflict(t *testing.T) {
-	_, adm := testKafka(t)
+	cluster, adm := testKafka(t)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shared", Labels: map[string]string{TenantLabel: "web"}}}
 	tn := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "shop"}, Spec: v1alpha1.TenantSpec{Namespaces: []string{"shared"}}}
 	cl := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(tn, ns).WithStatusSubresource(&v1alpha1.Tenant{}).Build()
-	r := &TenantReconciler{Client: cl, Admin: adm, Topics: kafka.Topics{Prefix: "logs"}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Retry: time.Second}
+	r := newTenantReconciler(t, cl, cluster, adm)
 	reconcileTenant(t, r, "shop")
 	if c := readyOf(t, cl, "shop"); c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonNamespaceConflict || !strings.Contains(c.Message, "shared") {
 		t.Fatalf("Ready %+v", c)
@@ -255,5 +263,77 @@ func TestTenantNamespaceConflict(t *testing.T) {
 	}
 	if reqs := r.claiming(context.Background(), &got); len(reqs) != 1 || reqs[0].Name != "shop" {
 		t.Errorf("a change of namespace shared requeues %v, want the Tenant shop", reqs)
+	}
+}
+
+// TestTenantIndexSettings: a Tenant's index layout and retention are
+// published to <prefix>.tenants for the indexers, once per change; taken
+// away, or with the Tenant, they are deleted there.
+func TestTenantIndexSettings(t *testing.T) {
+	ctx := context.Background()
+	cluster, adm := testKafka(t)
+	days := int32(30)
+	shop := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "shop"}, Spec: v1alpha1.TenantSpec{
+		Index: v1alpha1.IndexSpec{Layout: "shared", RetentionDays: &days}}}
+	web := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "web"}}
+	cl := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(shop, web).WithStatusSubresource(&v1alpha1.Tenant{}).Build()
+	r := newTenantReconciler(t, cl, cluster, adm)
+	// records reads <prefix>.tenants whole: key, then value ("" for a
+	// tombstone).
+	records := func() []string {
+		t.Helper()
+		ends, err := adm.ListEndOffsets(ctx, r.Topics.Tenants())
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := ends[r.Topics.Tenants()][0].Offset
+		reader := asUser(t, cluster, "admin", "admin-secret")
+		reader.AddConsumePartitions(map[string]map[int32]kgo.Offset{r.Topics.Tenants(): {0: kgo.NewOffset().AtStart()}})
+		var out []string
+		for int64(len(out)) < end {
+			reader.PollFetches(ctx).EachRecord(func(rec *kgo.Record) {
+				if len(rec.Value) == 0 {
+					out = append(out, string(rec.Key)+" deleted")
+					return
+				}
+				var s kafka.TenantSettings
+				if err := s.Decode(rec.Value); err != nil {
+					t.Fatalf("record of %s: %v", rec.Key, err)
+				}
+				days := "default"
+				if s.RetentionDays != nil {
+					days = fmt.Sprint(*s.RetentionDays)
+				}
+				out = append(out, fmt.Sprintf("%s %s %s", rec.Key, s.Layout, days))
+			})
+		}
+		return out
+	}
+	update := func(index v1alpha1.IndexSpec) {
+		t.Helper()
+		var cur v1alpha1.Tenant
+		if err := cl.Get(ctx, types.NamespacedName{Name: "shop"}, &cur); err != nil {
+			t.Fatal(err)
+		}
+		cur.Spec.Index = index
+		if err := cl.Update(ctx, &cur); err != nil {
+			t.Fatal(err)
+		}
+		reconcileTenant(t, r, "shop")
+	}
+
+	reconcileTenant(t, r, "shop")
+	reconcileTenant(t, r, "web") // no settings: nothing published
+	reconcileTenant(t, r, "shop")
+	want := []string{"shop shared 30"}
+	if got := records(); !slices.Equal(got, want) {
+		t.Fatalf("published %q, want %q", got, want)
+	}
+	update(v1alpha1.IndexSpec{Layout: "dedicated"})
+	update(v1alpha1.IndexSpec{})
+	deleteTenant(t, cl, r, "shop")
+	want = append(want, "shop dedicated default", "shop deleted", "shop deleted")
+	if got := records(); !slices.Equal(got, want) {
+		t.Fatalf("published %q, want %q", got, want)
 	}
 }

@@ -112,6 +112,7 @@ type IndexSpec struct {
 	// long as the indexers keep them for everyone.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=36500
 	RetentionDays *int32 `json:"retentionDays,omitempty"`
 }
 
@@ -144,6 +145,10 @@ type TenantStatus struct {
 	// ID is the tenant id in force.
 	// +optional
 	ID string `json:"id,omitempty"`
+	// Index is the index settings last published to <prefix>.tenants for
+	// the indexers; unset when none are.
+	// +optional
+	Index *IndexSpec `json:"index,omitempty"`
 	// ElasticsearchRole names the Elasticsearch role granting read on the
 	// tenant's indices, when the controller manages roles.
 	// +optional
