@@ -648,12 +648,13 @@ func (s *stream) locate(cp *streamPosition) ([]*tailFile, int64, error) {
 		}
 		return []*tailFile{cur}, off, nil
 	}
-	rots, err := listRotations(target)
+	rots, err := s.sh.rotations(target)
 	if err != nil {
 		cur.close()
 		s.sh.fileClosed()
 		return nil, 0, fmt.Errorf("list rotations of %s: %w", target, err)
 	}
+	rots = olderThan(rots, cur)
 	for i, r := range rots {
 		if !r.gz && r.inode != cp.Inode {
 			continue
@@ -726,12 +727,12 @@ func (s *stream) locateNew(target string, cur *tailFile) ([]*tailFile, int64, er
 		}
 		return []*tailFile{cur}, off, nil
 	case startRotations:
-		rots, err := listRotations(target)
+		rots, err := s.sh.rotations(target)
 		if err != nil {
 			s.sh.closeFiles(cur)
 			return nil, 0, fmt.Errorf("list rotations of %s: %w", target, err)
 		}
-		files, err := s.openAll(rots, nil)
+		files, err := s.openAll(olderThan(rots, cur), nil)
 		if err != nil {
 			s.sh.closeFiles(cur)
 			return nil, 0, err
@@ -968,55 +969,82 @@ func (s *stream) openNext(rotated bool) bool {
 	if err != nil {
 		return false // gone between check and open; the next check sees it
 	}
-	var paths []string
+	// The file at the path is opened before the rotations are listed. The
+	// other way round, kubelet rotating in between would lose a file: the
+	// one it renamed is neither in the listing nor at the path any more.
+	// This way round, the file opened is in the listing under its new name,
+	// and the listing is cut there.
+	cur, err := s.sh.openFile(target)
+	if err != nil {
+		s.openLater(target, err)
+		return false
+	}
 	if rotated {
-		paths = s.rotatedAfter(target, s.newest())
-	}
-	paths = append(paths, target)
-	appended := false
-	for _, p := range paths {
-		f, err := s.sh.openFile(p)
+		paths, err := s.rotatedAfter(target, s.newest(), cur)
 		if err != nil {
-			s.sh.m.openErrors.WithLabelValues(openErrorReason(err)).Inc()
-			s.sh.logLimited("open:"+p, "cannot open a rotation yet; will retry", "stream", s.key, "file", p, "err", err)
-			if openErrorReason(err) == "fd_limit" {
-				s.sh.evictIdle(1)
+			s.sh.closeFiles(cur)
+			s.openLater(target, err)
+			return false
+		}
+		for _, p := range paths {
+			f, err := s.sh.openFile(p)
+			if err != nil {
+				s.sh.closeFiles(cur)
+				s.openLater(p, err)
+				return false
 			}
-			s.wakeAt(time.Now().Add(time.Second))
-			return appended
+			s.appendFile(f, true)
 		}
-		s.mu.Lock()
-		known := false
-		for _, g := range s.files {
-			// After a truncation the same inode is a new file.
-			known = known || (rotated && f.gz == nil && g.gz == nil && g.id.Inode == f.id.Inode)
-		}
-		if !known {
-			f.seq = s.nextSeq
-			s.nextSeq++
-			s.files = append(s.files, f)
-		}
-		s.mu.Unlock()
-		if known {
-			s.sh.closeFiles(f)
-			continue
-		}
-		s.fingerprint(f)
-		appended = p == target
-		s.sh.log.Debug("following file", "stream", s.key, "file", p)
 	}
-	return appended
+	return s.appendFile(cur, rotated)
 }
 
-// rotatedAfter lists the rotations of target that are newer than last, in
+// openLater counts a file of the stream that could not be opened (or
+// listed) and looks again in a second.
+func (s *stream) openLater(path string, err error) {
+	s.sh.m.openErrors.WithLabelValues(openErrorReason(err)).Inc()
+	s.sh.logLimited("open:"+path, "cannot open a rotation yet; will retry", "stream", s.key, "file", path, "err", err)
+	if openErrorReason(err) == "fd_limit" {
+		s.sh.evictIdle(1)
+	}
+	s.wakeAt(time.Now().Add(time.Second))
+}
+
+// appendFile appends f to the stream's files, unless, after a rotation, it
+// is one of them already (the same inode; after a truncation the same inode
+// is a new file). It reports whether f was appended.
+func (s *stream) appendFile(f *tailFile, rotated bool) bool {
+	s.mu.Lock()
+	known := false
+	for _, g := range s.files {
+		known = known || (rotated && f.gz == nil && g.gz == nil && g.id.Inode == f.id.Inode)
+	}
+	if !known {
+		f.seq = s.nextSeq
+		s.nextSeq++
+		s.files = append(s.files, f)
+	}
+	s.mu.Unlock()
+	if known {
+		s.sh.closeFiles(f)
+		return false
+	}
+	s.fingerprint(f)
+	s.sh.log.Debug("following file", "stream", s.key, "file", f.path)
+	return true
+}
+
+// rotatedAfter lists the rotations of target that are newer than last and
+// older than cur (the file at target, opened before the listing), in
 // order: those after last itself (found by inode while plain, by
 // fingerprint once compressed), or, when last is gone, those modified after
 // it.
-func (s *stream) rotatedAfter(target string, last *tailFile) []string {
-	rots, err := listRotations(target)
+func (s *stream) rotatedAfter(target string, last, cur *tailFile) ([]string, error) {
+	rots, err := s.sh.rotations(target)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("list rotations of %s: %w", target, err)
 	}
+	rots = olderThan(rots, cur)
 	paths := func(rs []rotation) []string {
 		out := make([]string, len(rs))
 		for i, r := range rs {
@@ -1026,7 +1054,7 @@ func (s *stream) rotatedAfter(target string, last *tailFile) []string {
 	}
 	for i, r := range rots {
 		if !r.gz && last.gz == nil && r.inode == last.id.Inode {
-			return paths(rots[i+1:])
+			return paths(rots[i+1:]), nil
 		}
 	}
 	if last.id.FPLen > 0 {
@@ -1038,14 +1066,14 @@ func (s *stream) rotatedAfter(target string, last *tailFile) []string {
 				ok := f.matches(last.id)
 				f.close()
 				if ok {
-					return paths(rots[i+1:])
+					return paths(rots[i+1:]), nil
 				}
 			}
 		}
 	}
 	lfi, err := last.f.Stat()
 	if err != nil {
-		return paths(rots)
+		return paths(rots), nil
 	}
 	var out []string
 	for _, r := range rots {
@@ -1053,7 +1081,7 @@ func (s *stream) rotatedAfter(target string, last *tailFile) []string {
 			out = append(out, r.path)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // finishFile handles what is left at the end of a file that will not grow
@@ -1752,7 +1780,7 @@ func (s *stream) compressedCopy(f *tailFile) *tailFile {
 	if err != nil {
 		return nil
 	}
-	rots, err := listRotations(target)
+	rots, err := s.sh.rotations(target)
 	if err != nil {
 		return nil
 	}
