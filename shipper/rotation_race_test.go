@@ -1,18 +1,22 @@
 package shipper
 
 import (
+	"context"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/sluicelogs/sluice/internal/nodelog"
 )
 
 // Kubelet rotates a container's log whenever it likes; these tests make it
 // rotate at the worst moments of the shipper's looks at a log's files (by
-// wrapping the listing of rotations), and check that every line arrives
-// once, in order.
+// wrapping the listing of rotations, or while a new stream waits for its
+// pod), and check that every line arrives once, in order.
 
 // rotateDuringListing makes the next listing of rotations, once armed, run
 // kubelet first (when before) or after the listing (otherwise): kubelet
@@ -161,6 +165,46 @@ func TestRotationWhileOpening(t *testing.T) {
 			k.wait()
 			w.write(10)
 			wantInOrder(t, cons, 0, w.n)
+		})
+	}
+}
+
+// TestFirstRunFileRotatedBeforeOpen: on a node's first run, a file found
+// by the first scan is rotated before its stream opens it (the stream
+// waits for its pod's metadata). Its lines are read from the rotation: all
+// of them (SLUICE_SHIPPER_READ_FROM=head), or those written after the scan
+// (tail).
+func TestFirstRunFileRotatedBeforeOpen(t *testing.T) {
+	for _, from := range []string{"head", "tail"} {
+		t.Run(from, func(t *testing.T) {
+			cluster := newCluster(t, "logs.raw.shop")
+			brokers := cluster.ListenAddrs()
+			node := &nodelog.Node{Root: t.TempDir()}
+			c, err := node.AddContainer("shop", "p", "c", nodelog.CRI)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := &numbered{c: c}
+			w.write(10) // before the scan
+			cs := fake.NewClientset(namespace("shop", nil))
+			cfg := testConfig(t, node, brokers, map[string]string{
+				"SLUICE_SHIPPER_KUBERNETES_METADATA": "on",
+				"SLUICE_SHIPPER_METADATA_WAIT":       "1m", // the stream waits for its pod, which the test creates
+				"SLUICE_SHIPPER_READ_FROM":           from,
+			})
+			startShipperWith(t, cfg, Options{}, func(sh *Shipper) { sh.kcs = clientsetAPI{cs} })
+			w.write(5) // after the scan, before the open
+			rotate(t, c)
+			w.write(10)
+			if _, err := cs.CoreV1().Pods("shop").Create(context.Background(),
+				pod("shop", "p", c.PodUID, "node-a", "", "", nil), metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			first := 0
+			if from == "tail" {
+				first = 10
+			}
+			wantInOrder(t, newConsumer(t, brokers, "logs.raw.shop"), first, w.n)
 		})
 	}
 }

@@ -581,7 +581,7 @@ func (sh *Shipper) start(path string, start startMode) {
 		delete(sh.pending, path)
 	}
 	if s.parked == nil {
-		s.markTail(target)
+		s.markStart(target)
 	}
 	sh.streams[path] = s
 	sh.m.filesTracked.Set(float64(len(sh.streams)))

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -42,18 +43,18 @@ import (
 // checkpoint and reads again: lines may be sent twice (with the same record
 // id) but never skipped.
 type stream struct {
-	sh        *Shipper
-	key       string // the matched path
-	meta      PathMeta
-	t         *tenant // written by run with mu held: others read it with mu
-	k8s       schemas.Kubernetes
-	recKey    []byte
-	overhead  int64       // what a record costs beyond its message: its metadata, encoded, and the output's per-record memory
-	retry     backoffGate // this stream's own delivery failures (timeouts, unexpected errors)
-	start     startMode   // where a stream without a checkpoint starts
-	tailInode uint64      // with startTail: the file and its end when the stream was found
-	tailAt    int64
-	done      chan struct{}
+	sh         *Shipper
+	key        string // the matched path
+	meta       PathMeta
+	t          *tenant // written by run with mu held: others read it with mu
+	k8s        schemas.Kubernetes
+	recKey     []byte
+	overhead   int64       // what a record costs beyond its message: its metadata, encoded, and the output's per-record memory
+	retry      backoffGate // this stream's own delivery failures (timeouts, unexpected errors)
+	start      startMode   // where a stream without a checkpoint starts
+	startInode uint64      // without a checkpoint: the file the scan found (with startTail, tailAt is its end then)
+	tailAt     int64
+	done       chan struct{}
 
 	state       atomic.Int32 // runIdle, runRunning, runWoken, runEnded
 	gone        atomic.Bool  // the matched path was removed
@@ -694,52 +695,64 @@ func (s *stream) locate(cp *streamPosition) ([]*tailFile, int64, error) {
 	return append(files, cur), 0, nil
 }
 
-// markTail fixes where a stream without a checkpoint starts when it starts
-// at the end of its file (SLUICE_SHIPPER_READ_FROM=tail, or a file older
-// than SLUICE_SHIPPER_IGNORE_OLDER): the end as the scan finds it, so that
-// lines written between the scan and the open are not skipped.
-func (s *stream) markTail(target string) {
+// markStart fixes where a stream without a checkpoint starts, as the scan
+// finds its file: the file itself, because kubelet may rotate it before the
+// stream opens it (a new stream first waits for its pod's metadata), and
+// then its lines are in the rotation; and, when the stream starts at the
+// end of its file (SLUICE_SHIPPER_READ_FROM=tail, or a file older than
+// SLUICE_SHIPPER_IGNORE_OLDER), that end, so that lines written between
+// the scan and the open are not skipped.
+func (s *stream) markStart(target string) {
 	fi, err := os.Stat(target)
 	if err != nil {
 		return
 	}
-	older := s.sh.cfg.IgnoreOlder > 0 && time.Since(fi.ModTime()) > s.sh.cfg.IgnoreOlder
-	if s.start != startTail && !older {
-		return
-	}
-	if older {
+	if s.sh.cfg.IgnoreOlder > 0 && time.Since(fi.ModTime()) > s.sh.cfg.IgnoreOlder {
 		s.sh.m.filesSkipped.WithLabelValues("older").Inc()
+		s.start = startTail
 	}
-	_, ino, _ := statIdentity(fi)
-	s.start, s.tailInode, s.tailAt = startTail, ino, fi.Size()
+	_, s.startInode, _ = statIdentity(fi)
+	s.tailAt = fi.Size()
 }
 
 // locateNew opens the files of a stream seen for the first time.
 func (s *stream) locateNew(target string, cur *tailFile) ([]*tailFile, int64, error) {
-	switch s.start {
-	case startTail:
-		off := int64(0) // rotated since the scan: the new file is all new lines
-		if cur.id.Inode == s.tailInode {
-			off = s.tailAt
-			if cur.size.Load() < off {
-				off = 0 // truncated since
-			}
+	off := int64(0)
+	if s.start == startTail && s.startInode != 0 {
+		off = s.tailAt
+	}
+	if s.start != startRotations && (s.startInode == 0 || cur.id.Inode == s.startInode) {
+		if cur.size.Load() < off {
+			off = 0 // truncated since
 		}
 		return []*tailFile{cur}, off, nil
-	case startRotations:
-		rots, err := s.sh.rotations(target)
-		if err != nil {
-			s.sh.closeFiles(cur)
-			return nil, 0, fmt.Errorf("list rotations of %s: %w", target, err)
-		}
-		files, err := s.openAll(olderThan(rots, cur), nil)
-		if err != nil {
-			s.sh.closeFiles(cur)
-			return nil, 0, err
-		}
-		return append(files, cur), 0, nil
 	}
-	return []*tailFile{cur}, 0, nil
+	rots, err := s.sh.rotations(target)
+	if err != nil {
+		s.sh.closeFiles(cur)
+		return nil, 0, fmt.Errorf("list rotations of %s: %w", target, err)
+	}
+	rots = olderThan(rots, cur)
+	if s.start != startRotations {
+		// The file the scan found was rotated before it was opened: it is
+		// read from where it was to be read, then every rotation after it.
+		// Gone already (or compressed, which takes a second rotation), it
+		// cannot be told among the rotations: the current file is read.
+		i := slices.IndexFunc(rots, func(r rotation) bool { return !r.gz && r.inode == s.startInode })
+		if i < 0 {
+			return []*tailFile{cur}, 0, nil
+		}
+		rots = rots[i:]
+	}
+	files, err := s.openAll(rots, nil)
+	if err != nil {
+		s.sh.closeFiles(cur)
+		return nil, 0, err
+	}
+	if len(files) > 0 && files[0].size.Load() < off {
+		off = 0 // truncated since
+	}
+	return append(files, cur), off, nil
 }
 
 // openAll opens rotations after first (which is already open, or nil). A
