@@ -35,7 +35,9 @@ import (
 //     outputs are kept; when the partitions are polled again from the same
 //     offsets, the kept outputs are used and only newer records are
 //     processed. A slow tenant so makes progress at its own pace, and
-//     never holds a transaction of the others;
+//     never holds a transaction of the others. A poll that reaches less
+//     far than the kept outputs cannot use them: its unit is left out, and
+//     the partition polled again (see split);
 //   - a multiline record at its end is still open and young (its last line
 //     came less than max_wait ago): the unit is rewound and its partition
 //     paused until max_wait has passed, once per first offset; the next
@@ -117,8 +119,14 @@ type partState struct {
 	heldFrom  int64     // first offset of the unit last held back for multiline
 	resumeAt  time.Time // a held partition is resumed then (zero: not held)
 	pausedBg  bool      // paused until bg is done
+	short     int       // polls in a row that reached less far than bg's kept outputs
 	throttled bool
 }
+
+// maxShortPolls is how many polls in a row that reach less far than a
+// partition's kept outputs leave its unit out before the outputs are given
+// up.
+const maxShortPolls = 3
 
 func newLoop(rt *Router, base []kgo.Opt, sess *kgo.GroupTransactSession, p *pauser, outputs *topicCache) *loop {
 	return &loop{
@@ -196,12 +204,16 @@ func addPart(m map[string][]int32, k partKey) map[string][]int32 {
 }
 
 // split groups a poll's records into per-tenant work, taking kept
-// background outputs into account. Units whose partition still has
-// background work in progress are rewound at once.
-func (l *loop) split(fetches kgo.Fetches) []*tenantWork {
-	byTenant := map[string]*tenantWork{}
-	var order []*tenantWork
-	var rewind []*unit
+// background outputs into account. It returns apart the units to leave out
+// of the transaction (the caller rewinds them): those whose partition still
+// has background work in progress, or kept outputs that this poll does not
+// reach.
+func (l *loop) split(fetches kgo.Fetches) (works []*tenantWork, rewind []*unit) {
+	type polled struct {
+		u      *unit
+		tenant string
+	}
+	var order []polled
 	units := map[partKey]*unit{}
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 		if len(fp.Records) == 0 {
@@ -217,37 +229,54 @@ func (l *loop) split(fetches kgo.Fetches) []*tenantWork {
 			return
 		}
 		u := &unit{key: key, recs: fp.Records, skipTo: -1}
-		ps := l.parts[u.key]
-		if ps != nil {
+		units[key] = u
+		order = append(order, polled{u, tenant})
+	})
+	byTenant := map[string]*tenantWork{}
+	for _, p := range order {
+		u := p.u
+		if ps := l.parts[u.key]; ps != nil {
 			switch {
 			case ps.bg != nil && !ps.bgDone:
 				rewind = append(rewind, u) // still being worked on in the background
-				return
+				continue
 			case ps.bg != nil && ps.bg.first() == u.first() && u.last() >= ps.bg.last():
 				// Only when this poll reaches as far: outputs are not kept
 				// per record (a joined record's belong to its last line),
 				// so they are used whole or not at all.
 				u.outs = ps.bg.outs
 				u.skipTo = ps.bg.last() + 1
-				ps.bg, ps.bgDone = nil, false
+				ps.bg, ps.bgDone, ps.short = nil, false, 0
+			case ps.bg != nil && ps.bg.first() == u.first() && ps.short < maxShortPolls:
+				// A shorter poll from the same offset: a fetch shares its
+				// bytes with the other partitions in it, in an order the
+				// broker rotates. Processing the records again would throw
+				// away the background work, and a tenant slow enough to be
+				// cut out again would keep outputs for this reach, which
+				// the next poll may miss in turn: with the order
+				// alternating, for ever. The unit is left out instead, and
+				// the partition polled again. A few polls that all fall
+				// short (the kept unit had the partition twice in its
+				// poll) give the outputs up.
+				ps.short++
+				rewind = append(rewind, u)
+				continue
 			case ps.bg != nil:
-				ps.bg, ps.bgDone = nil, false // from other offsets: of no use
+				ps.bg, ps.bgDone, ps.short = nil, false, 0 // from other offsets, or never reached again: of no use
 			}
 			u.mayHold = ps.heldFrom != u.first().Offset
 		} else {
 			u.mayHold = true
 		}
-		tw := byTenant[tenant]
+		tw := byTenant[p.tenant]
 		if tw == nil {
-			tw = &tenantWork{tenant: tenant, txn: l.txn}
-			byTenant[tenant] = tw
-			order = append(order, tw)
+			tw = &tenantWork{tenant: p.tenant, txn: l.txn}
+			byTenant[p.tenant] = tw
+			works = append(works, tw)
 		}
 		tw.units = append(tw.units, u)
-		units[key] = u
-	})
-	l.rewind(rewind)
-	return order
+	}
+	return works, rewind
 }
 
 // rewind makes units' partitions start again at their first record, so
@@ -380,7 +409,8 @@ func (l *loop) transact(ctx context.Context, fetches kgo.Fetches) error {
 	}
 	l.deadLetterBombs(ctx, promise)
 
-	works := l.split(fetches)
+	works, rewind := l.split(fetches)
+	l.rewind(rewind)
 	for _, tw := range works {
 		go l.work(ctx, tw)
 	}
@@ -471,7 +501,7 @@ func (l *loop) cutOut(tw *tenantWork) {
 	now := time.Now()
 	for _, u := range tw.units {
 		ps := l.part(u.key)
-		ps.bg, ps.bgDone, ps.bgSince, ps.pausedBg = u, false, now, true
+		ps.bg, ps.bgDone, ps.bgSince, ps.pausedBg, ps.short = u, false, now, true, 0
 	}
 	l.rewind(tw.units)
 	l.pauseParts(tw.units)

@@ -400,6 +400,43 @@ func TestOnceMissingTopicNamesTopic(t *testing.T) {
 	}
 }
 
+// TestOnceMissingTopicProducerSlow: once mode gives up on a tenant whose
+// topic is missing within SLUICE_SHIPPER_TENANT_RETRY_MAX of finding it
+// missing, however long the producer would take to refuse records for it:
+// here the broker never answers a metadata request that names the topic,
+// so a record produced to it would wait for the delivery timeout.
+func TestOnceMissingTopicProducerSlow(t *testing.T) {
+	cluster := newCluster(t)
+	unanswered := make(chan struct{})
+	t.Cleanup(func() { close(unanswered) }) // before the cluster closes
+	cluster.ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		for _, tp := range req.(*kmsg.MetadataRequest).Topics {
+			if tp.Topic != nil && *tp.Topic == "logs.raw.nowhere" {
+				cluster.SleepControl(func() { <-unanswered })
+				break
+			}
+		}
+		return nil, nil, false
+	})
+	node := &nodelog.Node{Root: t.TempDir()}
+	c, _ := node.AddContainer("nowhere", "p", "c", nodelog.CRI)
+	for n := range 3 {
+		_ = c.Write(time.Now(), "stdout", message("c", n, 40))
+	}
+	cfg := testConfig(t, node, cluster.ListenAddrs(), map[string]string{"SLUICE_SHIPPER_TENANT_RETRY_MAX": "500ms"})
+	r := startShipper(t, cfg, Options{Once: true})
+	select {
+	case err := <-r.done:
+		r.cancel = nil
+		if err == nil || !strings.Contains(err.Error(), "logs.raw.nowhere") {
+			t.Errorf("once mode error %v, want one naming the topic logs.raw.nowhere", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("once mode did not end within 15s (SLUICE_SHIPPER_TENANT_RETRY_MAX=500ms)")
+	}
+}
+
 // TestDanglingSymlinkShippedOnceTargetAppears: a /var/log/containers link
 // whose target does not exist yet is retried; once the pods file appears,
 // its lines are shipped, and the failed opens are counted.

@@ -249,3 +249,18 @@ func listRotations(target string) ([]rotation, error) {
 	}
 	return out, nil
 }
+
+// olderThan cuts rots (oldest first) before cur's own rotation. cur is the
+// current file, opened before the rotations were listed; kubelet may have
+// rotated it in between, and then the listing holds it under its new name,
+// and maybe rotations newer still. Those are found when the stream follows
+// the rotation of cur; read before cur they would be read twice, or out of
+// order.
+func olderThan(rots []rotation, cur *tailFile) []rotation {
+	for i, r := range rots {
+		if !r.gz && r.inode == cur.id.Inode {
+			return rots[:i]
+		}
+	}
+	return rots
+}

@@ -72,6 +72,10 @@ type Shipper struct {
 	watch    *watcher
 	readCtx  context.Context
 
+	// rotations lists the rotations of a log file: listRotations, which a
+	// test wraps to rotate the file in the middle of a look.
+	rotations func(target string) ([]rotation, error)
+
 	// Streams at work: a run goroutine each. stopping refuses new ones.
 	runMu    sync.Mutex
 	runs     sync.WaitGroup
@@ -144,6 +148,7 @@ func New(cfg Config, o Options) (*Shipper, error) {
 		linger:    min(cfg.PollInterval, 100*time.Millisecond),
 		budget:    newBudget(cfg.MaxBufferedBytes, cfg.tenantMaxBuffered()),
 		slots:     semaphore.NewWeighted(int64(max(4, 2*runtime.GOMAXPROCS(0)))),
+		rotations: listRotations,
 		fdLimit:   fileLimit(),
 		rescanNow: make(chan struct{}, 1),
 		streams:   make(map[string]*stream),
@@ -576,7 +581,7 @@ func (sh *Shipper) start(path string, start startMode) {
 		delete(sh.pending, path)
 	}
 	if s.parked == nil {
-		s.markTail(target)
+		s.markStart(target)
 	}
 	sh.streams[path] = s
 	sh.m.filesTracked.Set(float64(len(sh.streams)))

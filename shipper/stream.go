@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -42,18 +43,18 @@ import (
 // checkpoint and reads again: lines may be sent twice (with the same record
 // id) but never skipped.
 type stream struct {
-	sh        *Shipper
-	key       string // the matched path
-	meta      PathMeta
-	t         *tenant // written by run with mu held: others read it with mu
-	k8s       schemas.Kubernetes
-	recKey    []byte
-	overhead  int64       // what a record costs beyond its message: its metadata, encoded, and the output's per-record memory
-	retry     backoffGate // this stream's own delivery failures (timeouts, unexpected errors)
-	start     startMode   // where a stream without a checkpoint starts
-	tailInode uint64      // with startTail: the file and its end when the stream was found
-	tailAt    int64
-	done      chan struct{}
+	sh         *Shipper
+	key        string // the matched path
+	meta       PathMeta
+	t          *tenant // written by run with mu held: others read it with mu
+	k8s        schemas.Kubernetes
+	recKey     []byte
+	overhead   int64       // what a record costs beyond its message: its metadata, encoded, and the output's per-record memory
+	retry      backoffGate // this stream's own delivery failures (timeouts, unexpected errors)
+	start      startMode   // where a stream without a checkpoint starts
+	startInode uint64      // without a checkpoint: the file the scan found (with startTail, tailAt is its end then)
+	tailAt     int64
+	done       chan struct{}
 
 	state       atomic.Int32 // runIdle, runRunning, runWoken, runEnded
 	gone        atomic.Bool  // the matched path was removed
@@ -648,12 +649,13 @@ func (s *stream) locate(cp *streamPosition) ([]*tailFile, int64, error) {
 		}
 		return []*tailFile{cur}, off, nil
 	}
-	rots, err := listRotations(target)
+	rots, err := s.sh.rotations(target)
 	if err != nil {
 		cur.close()
 		s.sh.fileClosed()
 		return nil, 0, fmt.Errorf("list rotations of %s: %w", target, err)
 	}
+	rots = olderThan(rots, cur)
 	for i, r := range rots {
 		if !r.gz && r.inode != cp.Inode {
 			continue
@@ -693,52 +695,64 @@ func (s *stream) locate(cp *streamPosition) ([]*tailFile, int64, error) {
 	return append(files, cur), 0, nil
 }
 
-// markTail fixes where a stream without a checkpoint starts when it starts
-// at the end of its file (SLUICE_SHIPPER_READ_FROM=tail, or a file older
-// than SLUICE_SHIPPER_IGNORE_OLDER): the end as the scan finds it, so that
-// lines written between the scan and the open are not skipped.
-func (s *stream) markTail(target string) {
+// markStart fixes where a stream without a checkpoint starts, as the scan
+// finds its file: the file itself, because kubelet may rotate it before the
+// stream opens it (a new stream first waits for its pod's metadata), and
+// then its lines are in the rotation; and, when the stream starts at the
+// end of its file (SLUICE_SHIPPER_READ_FROM=tail, or a file older than
+// SLUICE_SHIPPER_IGNORE_OLDER), that end, so that lines written between
+// the scan and the open are not skipped.
+func (s *stream) markStart(target string) {
 	fi, err := os.Stat(target)
 	if err != nil {
 		return
 	}
-	older := s.sh.cfg.IgnoreOlder > 0 && time.Since(fi.ModTime()) > s.sh.cfg.IgnoreOlder
-	if s.start != startTail && !older {
-		return
-	}
-	if older {
+	if s.sh.cfg.IgnoreOlder > 0 && time.Since(fi.ModTime()) > s.sh.cfg.IgnoreOlder {
 		s.sh.m.filesSkipped.WithLabelValues("older").Inc()
+		s.start = startTail
 	}
-	_, ino, _ := statIdentity(fi)
-	s.start, s.tailInode, s.tailAt = startTail, ino, fi.Size()
+	_, s.startInode, _ = statIdentity(fi)
+	s.tailAt = fi.Size()
 }
 
 // locateNew opens the files of a stream seen for the first time.
 func (s *stream) locateNew(target string, cur *tailFile) ([]*tailFile, int64, error) {
-	switch s.start {
-	case startTail:
-		off := int64(0) // rotated since the scan: the new file is all new lines
-		if cur.id.Inode == s.tailInode {
-			off = s.tailAt
-			if cur.size.Load() < off {
-				off = 0 // truncated since
-			}
+	off := int64(0)
+	if s.start == startTail && s.startInode != 0 {
+		off = s.tailAt
+	}
+	if s.start != startRotations && (s.startInode == 0 || cur.id.Inode == s.startInode) {
+		if cur.size.Load() < off {
+			off = 0 // truncated since
 		}
 		return []*tailFile{cur}, off, nil
-	case startRotations:
-		rots, err := listRotations(target)
-		if err != nil {
-			s.sh.closeFiles(cur)
-			return nil, 0, fmt.Errorf("list rotations of %s: %w", target, err)
-		}
-		files, err := s.openAll(rots, nil)
-		if err != nil {
-			s.sh.closeFiles(cur)
-			return nil, 0, err
-		}
-		return append(files, cur), 0, nil
 	}
-	return []*tailFile{cur}, 0, nil
+	rots, err := s.sh.rotations(target)
+	if err != nil {
+		s.sh.closeFiles(cur)
+		return nil, 0, fmt.Errorf("list rotations of %s: %w", target, err)
+	}
+	rots = olderThan(rots, cur)
+	if s.start != startRotations {
+		// The file the scan found was rotated before it was opened: it is
+		// read from where it was to be read, then every rotation after it.
+		// Gone already (or compressed, which takes a second rotation), it
+		// cannot be told among the rotations: the current file is read.
+		i := slices.IndexFunc(rots, func(r rotation) bool { return !r.gz && r.inode == s.startInode })
+		if i < 0 {
+			return []*tailFile{cur}, 0, nil
+		}
+		rots = rots[i:]
+	}
+	files, err := s.openAll(rots, nil)
+	if err != nil {
+		s.sh.closeFiles(cur)
+		return nil, 0, err
+	}
+	if len(files) > 0 && files[0].size.Load() < off {
+		off = 0 // truncated since
+	}
+	return append(files, cur), off, nil
 }
 
 // openAll opens rotations after first (which is already open, or nil). A
@@ -968,55 +982,82 @@ func (s *stream) openNext(rotated bool) bool {
 	if err != nil {
 		return false // gone between check and open; the next check sees it
 	}
-	var paths []string
+	// The file at the path is opened before the rotations are listed. The
+	// other way round, kubelet rotating in between would lose a file: the
+	// one it renamed is neither in the listing nor at the path any more.
+	// This way round, the file opened is in the listing under its new name,
+	// and the listing is cut there.
+	cur, err := s.sh.openFile(target)
+	if err != nil {
+		s.openLater(target, err)
+		return false
+	}
 	if rotated {
-		paths = s.rotatedAfter(target, s.newest())
-	}
-	paths = append(paths, target)
-	appended := false
-	for _, p := range paths {
-		f, err := s.sh.openFile(p)
+		paths, err := s.rotatedAfter(target, s.newest(), cur)
 		if err != nil {
-			s.sh.m.openErrors.WithLabelValues(openErrorReason(err)).Inc()
-			s.sh.logLimited("open:"+p, "cannot open a rotation yet; will retry", "stream", s.key, "file", p, "err", err)
-			if openErrorReason(err) == "fd_limit" {
-				s.sh.evictIdle(1)
+			s.sh.closeFiles(cur)
+			s.openLater(target, err)
+			return false
+		}
+		for _, p := range paths {
+			f, err := s.sh.openFile(p)
+			if err != nil {
+				s.sh.closeFiles(cur)
+				s.openLater(p, err)
+				return false
 			}
-			s.wakeAt(time.Now().Add(time.Second))
-			return appended
+			s.appendFile(f, true)
 		}
-		s.mu.Lock()
-		known := false
-		for _, g := range s.files {
-			// After a truncation the same inode is a new file.
-			known = known || (rotated && f.gz == nil && g.gz == nil && g.id.Inode == f.id.Inode)
-		}
-		if !known {
-			f.seq = s.nextSeq
-			s.nextSeq++
-			s.files = append(s.files, f)
-		}
-		s.mu.Unlock()
-		if known {
-			s.sh.closeFiles(f)
-			continue
-		}
-		s.fingerprint(f)
-		appended = p == target
-		s.sh.log.Debug("following file", "stream", s.key, "file", p)
 	}
-	return appended
+	return s.appendFile(cur, rotated)
 }
 
-// rotatedAfter lists the rotations of target that are newer than last, in
+// openLater counts a file of the stream that could not be opened (or
+// listed) and looks again in a second.
+func (s *stream) openLater(path string, err error) {
+	s.sh.m.openErrors.WithLabelValues(openErrorReason(err)).Inc()
+	s.sh.logLimited("open:"+path, "cannot open a rotation yet; will retry", "stream", s.key, "file", path, "err", err)
+	if openErrorReason(err) == "fd_limit" {
+		s.sh.evictIdle(1)
+	}
+	s.wakeAt(time.Now().Add(time.Second))
+}
+
+// appendFile appends f to the stream's files, unless, after a rotation, it
+// is one of them already (the same inode; after a truncation the same inode
+// is a new file). It reports whether f was appended.
+func (s *stream) appendFile(f *tailFile, rotated bool) bool {
+	s.mu.Lock()
+	known := false
+	for _, g := range s.files {
+		known = known || (rotated && f.gz == nil && g.gz == nil && g.id.Inode == f.id.Inode)
+	}
+	if !known {
+		f.seq = s.nextSeq
+		s.nextSeq++
+		s.files = append(s.files, f)
+	}
+	s.mu.Unlock()
+	if known {
+		s.sh.closeFiles(f)
+		return false
+	}
+	s.fingerprint(f)
+	s.sh.log.Debug("following file", "stream", s.key, "file", f.path)
+	return true
+}
+
+// rotatedAfter lists the rotations of target that are newer than last and
+// older than cur (the file at target, opened before the listing), in
 // order: those after last itself (found by inode while plain, by
 // fingerprint once compressed), or, when last is gone, those modified after
 // it.
-func (s *stream) rotatedAfter(target string, last *tailFile) []string {
-	rots, err := listRotations(target)
+func (s *stream) rotatedAfter(target string, last, cur *tailFile) ([]string, error) {
+	rots, err := s.sh.rotations(target)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("list rotations of %s: %w", target, err)
 	}
+	rots = olderThan(rots, cur)
 	paths := func(rs []rotation) []string {
 		out := make([]string, len(rs))
 		for i, r := range rs {
@@ -1026,7 +1067,7 @@ func (s *stream) rotatedAfter(target string, last *tailFile) []string {
 	}
 	for i, r := range rots {
 		if !r.gz && last.gz == nil && r.inode == last.id.Inode {
-			return paths(rots[i+1:])
+			return paths(rots[i+1:]), nil
 		}
 	}
 	if last.id.FPLen > 0 {
@@ -1038,14 +1079,14 @@ func (s *stream) rotatedAfter(target string, last *tailFile) []string {
 				ok := f.matches(last.id)
 				f.close()
 				if ok {
-					return paths(rots[i+1:])
+					return paths(rots[i+1:]), nil
 				}
 			}
 		}
 	}
 	lfi, err := last.f.Stat()
 	if err != nil {
-		return paths(rots)
+		return paths(rots), nil
 	}
 	var out []string
 	for _, r := range rots {
@@ -1053,7 +1094,7 @@ func (s *stream) rotatedAfter(target string, last *tailFile) []string {
 			out = append(out, r.path)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // finishFile handles what is left at the end of a file that will not grow
@@ -1752,7 +1793,7 @@ func (s *stream) compressedCopy(f *tailFile) *tailFile {
 	if err != nil {
 		return nil
 	}
-	rots, err := listRotations(target)
+	rots, err := s.sh.rotations(target)
 	if err != nil {
 		return nil
 	}

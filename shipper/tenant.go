@@ -104,8 +104,21 @@ func (t *tenant) lookUpLimits(ctx context.Context) {
 			t.setLimit(n)
 			return
 		case errors.Is(err, errTopicMissing):
-			// Produce finds out too and holds the tenant back; the limits
-			// are looked up again until the topic exists.
+			// The tenant is held back at once, as a record refused for the
+			// missing topic would hold it back: its lines wait for the
+			// gate's probe. Waiting for the producer to refuse a record
+			// is not bounded by the gate: the producer gives up on a
+			// missing topic's records only after several metadata
+			// refreshes, and when its first look at the topic coincides
+			// with another topic's first records (the schema publication
+			// at start) it paces them by its metadata min age, 5s each,
+			// 20s in all. The limits are looked up again until the topic
+			// exists.
+			if !t.isReady() {
+				t.failed(errTopicMissing)
+				t.gate.pause()
+				t.sh.logLimited("topic-missing:"+t.name, "the tenant's topic does not exist; its lines are held back until it does", "tenant", t.name, "topic", t.topic)
+			}
 			t.markReady()
 			select {
 			case <-ctx.Done():
