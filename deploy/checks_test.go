@@ -499,6 +499,8 @@ func checkStrimzi(t *testing.T, objs []object, cfg chartConfig) {
 	}
 	compacted(tp.Status())
 	compacted(tp.Config()) // the legacy topic, kept so that an upgrade does not delete it
+	compacted(tp.Schemas())
+	compacted(tenantsTopic(tp))
 	for _, tenant := range cfg.Strimzi.Tenants {
 		want := []string{tp.Raw(tenant.Name), tp.Parsed(tenant.Name), tp.DLQ(tenant.Name)}
 		for _, s := range tenant.Streams {
@@ -560,9 +562,11 @@ func checkStrimzi(t *testing.T, objs []object, cfg chartConfig) {
 		case "router":
 			want = ruleStrings(kafka.RouterACLRules(tp, v.Group))
 		case "indexer":
+			// The tenants' index settings, read from <prefix>.tenants.
 			want = []string{
 				"group literal " + v.Group + " Describe,Read",
 				"topic literal " + prefix + ".schemas Describe,Read",
+				"topic literal " + tenantsTopic(tp) + " Describe,Read",
 				"topic prefix " + prefix + ".dlq. Describe,Write",
 				"topic prefix " + prefix + ".parsed. Describe,Read",
 			}
@@ -572,6 +576,10 @@ func checkStrimzi(t *testing.T, objs []object, cfg chartConfig) {
 		}
 	}
 }
+
+// tenantsTopic is <prefix>.tenants, the compacted topic of the tenants'
+// index settings, which sluice-controller writes and the indexers read.
+func tenantsTopic(tp kafkaTopics) string { return tp.Prefix + ".tenants" }
 
 func cmpOr[T comparable](a, b T) T {
 	var zero T
