@@ -215,6 +215,16 @@ arguments), and their mounts. */}}
 {{- end }}
 {{- end -}}
 
+{{/* The controller's SLUICE_CONTROLLER_KAFKA_MODE: controller.kafkaMode, else strimzi when
+strimzi.enabled, else direct. */}}
+{{- define "sluice.controllerKafkaMode" -}}
+{{- $m := .Values.controller.kafkaMode | default (ternary "strimzi" "direct" .Values.strimzi.enabled) -}}
+{{- if not (has $m (list "direct" "strimzi")) -}}
+{{- fail (printf "controller.kafkaMode %q: want direct, strimzi, or empty (strimzi when strimzi.enabled, else direct)" $m) -}}
+{{- end -}}
+{{- $m -}}
+{{- end -}}
+
 {{/* Telemetry port and probes, shared by every stage. */}}
 {{- define "sluice.telemetry" -}}
 ports:
