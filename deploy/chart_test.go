@@ -150,6 +150,11 @@ var valuesFiles = map[string][]string{
 	// the chart's certificate), and with it, cert-manager's.
 	"controller":           {"testdata/values-controller.yaml"},
 	"webhook-cert-manager": {"testdata/values-webhook-cert-manager.yaml"},
+	// The controller in the Strimzi mode asked for, with Elasticsearch
+	// roles ("all+strimzi" has the mode by default); and in the direct
+	// mode beside the chart's Strimzi objects.
+	"controller-strimzi":        {"testdata/values-controller-strimzi.yaml"},
+	"controller-direct+strimzi": {"testdata/values-strimzi.yaml", "testdata/values-controller-direct.yaml"},
 }
 
 func TestChartRenders(t *testing.T) {
@@ -190,6 +195,14 @@ type chartConfig struct {
 	Kafka struct {
 		TopicPrefix string `json:"topicPrefix"`
 	} `json:"kafka"`
+	Elasticsearch struct {
+		URLs     []string `json:"urls"`
+		CASecret struct {
+			Name string `json:"name"`
+			Key  string `json:"key"`
+		} `json:"caSecret"`
+		RequestTimeout string `json:"requestTimeout"`
+	} `json:"elasticsearch"`
 	Shipper stageValues `json:"shipper"`
 	Router  stageValues `json:"router"`
 	Indexer stageValues `json:"indexer"`
@@ -197,8 +210,10 @@ type chartConfig struct {
 	// checked like one.
 	Controller stageValues `json:"controller"`
 	Strimzi    struct {
-		Enabled bool `json:"enabled"`
-		Tenants []struct {
+		Enabled    bool   `json:"enabled"`
+		APIVersion string `json:"apiVersion"`
+		Cluster    string `json:"cluster"`
+		Tenants    []struct {
 			Name             string   `json:"name"`
 			Partitions       int32    `json:"partitions"`
 			Streams          []string `json:"streams"`
@@ -231,8 +246,25 @@ type stageValues struct {
 	PseudonymKeys struct {
 		SecretName string `json:"secretName"`
 	} `json:"pseudonymKeys"`
+	// The indexer's only.
+	IndexPrefix string         `json:"indexPrefix"`
+	Env         map[string]any `json:"env"`
 	// The controller's only.
-	Webhook webhookValues `json:"webhook"`
+	Webhook            webhookValues `json:"webhook"`
+	KafkaMode          string        `json:"kafkaMode"`
+	ElasticsearchRoles struct {
+		Enabled bool       `json:"enabled"`
+		Auth    authValues `json:"auth"`
+	} `json:"elasticsearchRoles"`
+}
+
+// authValues are an Elasticsearch credential: elasticsearch.auth, or the
+// controller's elasticsearchRoles.auth.
+type authValues struct {
+	Type       string `json:"type"`
+	Username   string `json:"username"`
+	SecretName string `json:"secretName"`
+	SecretKey  string `json:"secretKey"`
 }
 
 // metadataValues are shipper.kubernetesMetadata.
@@ -250,15 +282,18 @@ type metadataValues struct {
 func TestChartRejects(t *testing.T) {
 	dir := t.TempDir()
 	for name, tc := range map[string]struct{ values, want string }{
-		"bad tenant id":           {"strimzi: {enabled: true, tenants: [{name: Shop_1}]}", `"Shop_1" is not a tenant id`},
-		"tenant named as a user":  {"strimzi: {enabled: true, tenants: [{name: sluice-router}]}", "has the name of the router's Kafka user"},
-		"bad stream":              {"strimzi: {enabled: true, tenants: [{name: shop, streams: [a.b]}]}", `stream "a.b" of tenant shop`},
-		"unknown es auth":         {"elasticsearch: {auth: {type: oauth}}", `elasticsearch.auth.type "oauth"`},
-		"basic without user":      {"elasticsearch: {auth: {type: basic, secretName: s, secretKey: k}}", "elasticsearch.auth.username is required"},
-		"api key without secret":  {"elasticsearch: {auth: {type: apiKey}}", "elasticsearch.auth.secretName is required"},
-		"strimzi with plain":      {"kafka: {sasl: {mechanism: PLAIN}}\nstrimzi: {enabled: true}", "Strimzi users log in with SCRAM-SHA-512"},
-		"memory limit in G":       {"shipper: {resources: {limits: {memory: 1G}}}", `shipper.resources.limits.memory "1G": give it in Ki, Mi, Gi or bytes`},
-		"cert-manager, no issuer": {"controller: {enabled: true, webhook: {enabled: true, certManager: {enabled: true}}}", "controller.webhook.certManager.issuerRef.name is required"},
+		"bad tenant id":                         {"strimzi: {enabled: true, tenants: [{name: Shop_1}]}", `"Shop_1" is not a tenant id`},
+		"tenant named as a user":                {"strimzi: {enabled: true, tenants: [{name: sluice-router}]}", "has the name of the router's Kafka user"},
+		"bad stream":                            {"strimzi: {enabled: true, tenants: [{name: shop, streams: [a.b]}]}", `stream "a.b" of tenant shop`},
+		"unknown es auth":                       {"elasticsearch: {auth: {type: oauth}}", `elasticsearch.auth.type "oauth"`},
+		"basic without user":                    {"elasticsearch: {auth: {type: basic, secretName: s, secretKey: k}}", "elasticsearch.auth.username is required"},
+		"api key without secret":                {"elasticsearch: {auth: {type: apiKey}}", "elasticsearch.auth.secretName is required"},
+		"strimzi with plain":                    {"kafka: {sasl: {mechanism: PLAIN}}\nstrimzi: {enabled: true}", "Strimzi users log in with SCRAM-SHA-512"},
+		"memory limit in G":                     {"shipper: {resources: {limits: {memory: 1G}}}", `shipper.resources.limits.memory "1G": give it in Ki, Mi, Gi or bytes`},
+		"cert-manager, no issuer":               {"controller: {enabled: true, webhook: {enabled: true, certManager: {enabled: true}}}", "controller.webhook.certManager.issuerRef.name is required"},
+		"tenant named as the controller's user": {"controller: {enabled: true}\nstrimzi: {enabled: true, tenants: [{name: sluice-admin}]}", "has the name of the controller's Kafka user"},
+		"roles, basic without user":             {"controller: {enabled: true, elasticsearchRoles: {enabled: true, auth: {secretName: s, secretKey: k}}}", "controller.elasticsearchRoles.auth.username is required"},
+		"roles without secret":                  {"controller: {enabled: true, elasticsearchRoles: {enabled: true, auth: {type: bearer}}}", "controller.elasticsearchRoles.auth.secretName is required"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".yaml")

@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/sluicelogs/sluice/controller"
 	"github.com/sluicelogs/sluice/internal/kafka"
 )
 
@@ -68,6 +69,8 @@ func checkObjects(t *testing.T, objs []object, cfg chartConfig) {
 	checkShipperRBAC(t, objs, cfg.Shipper, pods["shipper"])
 	checkControllerRBAC(t, objs, cfg.Controller, pods["controller"])
 	checkControllerWebhook(t, objs, cfg.Controller, pods["controller"])
+	checkControllerSettings(t, pods, cfg)
+	checkControllerStrimziRBAC(t, objs, cfg, pods["controller"])
 	for _, pdb := range all[*policyv1.PodDisruptionBudget](objs) {
 		d := deployments[pdb.Name]
 		if d == nil {
@@ -576,6 +579,76 @@ func checkStrimzi(t *testing.T, objs []object, cfg chartConfig) {
 			t.Errorf("KafkaUser %s ACLs:\n%s\nwant:\n%s", u.Name, strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 	}
+	checkControllerKafkaUser(t, users, cfg, tp)
+}
+
+// checkControllerKafkaUser checks the controller's KafkaUser: rendered with
+// the controller in the Strimzi mode only (in the direct mode its user is
+// an administrator made outside the chart), with the rights of what it
+// does through Kafka there, named by internal/kafka's topic names for a
+// tenant: read and write each tenant's config topic
+// (router.ApplyPipeline and DeletePipeline read it first, ReadPipeline
+// looks it up), read its status topic (router.ReadStatus) and its
+// dead-letter topic (kafka.ReadRecent), all without a consumer group, and
+// write <prefix>.tenants. Nothing else: the Strimzi operators make the
+// topics and users.
+func checkControllerKafkaUser(t *testing.T, users map[string]*kafkaUser, cfg chartConfig, tp kafkaTopics) {
+	t.Helper()
+	u := users[cfg.Controller.KafkaUser]
+	if !cfg.Controller.Enabled || controllerKafkaMode(cfg) != controller.KafkaModeStrimzi {
+		if u != nil {
+			t.Errorf("KafkaUser %s rendered for the controller, which is off or in the direct mode", u.Name)
+		}
+		return
+	}
+	if u == nil {
+		t.Fatalf("controller in the Strimzi mode: no KafkaUser %s", cfg.Controller.KafkaUser)
+	}
+	const anyTenant = ""
+	want := []string{
+		"topic literal " + tp.Tenants() + " Describe,Write",
+		"topic prefix " + tp.DLQ(anyTenant) + " Describe,Read",
+		"topic prefix " + tp.TenantConfig(anyTenant) + " Describe,Read,Write",
+		"topic prefix " + tp.TenantStatus(anyTenant) + " Describe,Read",
+	}
+	slices.Sort(want)
+	if got := aclStrings(u.Spec.Authorization.ACLs); !slices.Equal(got, want) {
+		t.Errorf("KafkaUser %s ACLs:\n%s\nwant:\n%s", u.Name, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// What it needs of one tenant's topics, whatever the tenant.
+	for _, tenant := range []string{"shop", "a"} {
+		for topic, ops := range map[string][]string{
+			tp.TenantConfig(tenant): {"Read", "Write", "Describe"},
+			tp.TenantStatus(tenant): {"Read", "Describe"},
+			tp.DLQ(tenant):          {"Read", "Describe"},
+			tp.Tenants():            {"Write", "Describe"},
+		} {
+			for _, op := range ops {
+				if !allows(u.Spec.Authorization.ACLs, "topic", topic, op) {
+					t.Errorf("KafkaUser %s may not %s topic %s", u.Name, op, topic)
+				}
+			}
+		}
+		for _, topic := range []string{tp.Raw(tenant), tp.Parsed(tenant), tp.Status(), tp.Config(), tp.Schemas()} {
+			for _, op := range []string{"Read", "Write"} {
+				if allows(u.Spec.Authorization.ACLs, "topic", topic, op) {
+					t.Errorf("KafkaUser %s may %s topic %s, which the controller does not use", u.Name, op, topic)
+				}
+			}
+		}
+	}
+}
+
+// allows reports whether Strimzi ACLs allow op on a resource.
+func allows(acls []strimziACL, typ, name, op string) bool {
+	for _, a := range acls {
+		r := a.Resource
+		match := r.Name == name || r.PatternType == "prefix" && strings.HasPrefix(name, r.Name)
+		if r.Type == typ && match && (slices.Contains(a.Operations, op) || slices.Contains(a.Operations, "All")) {
+			return true
+		}
+	}
+	return false
 }
 
 func cmpOr[T comparable](a, b T) T {
@@ -654,9 +727,10 @@ func ruleStrings(rules []kafka.ACLRule) []string {
 }
 
 // checkControllerRBAC checks the controller's rights: its resources with
-// their status and finalizers, Namespaces read, Secrets only read one by
-// one and created (never listed or watched, never updated or deleted), and
-// Leases in the release's namespace only; all bound to its ServiceAccount.
+// their status and finalizers, Namespaces read, Secrets cluster-wide only
+// read one by one and created (never listed or watched, never updated or
+// deleted), and Leases in the release's namespace only; all bound to its
+// ServiceAccount. Its Strimzi mode's Role is checkControllerStrimziRBAC's.
 func checkControllerRBAC(t *testing.T, objs []object, values stageValues, pod corev1.PodTemplateSpec) {
 	t.Helper()
 	var roles []*rbacv1.ClusterRole

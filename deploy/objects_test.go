@@ -50,6 +50,9 @@ var kinds = map[string]func() any{
 	"monitoring.coreos.com/v1/PrometheusRule":         func() any { return new(monitoringv1.PrometheusRule) },
 	"kafka.strimzi.io/v1beta2/KafkaTopic":             func() any { return new(kafkaTopic) },
 	"kafka.strimzi.io/v1beta2/KafkaUser":              func() any { return new(kafkaUser) },
+	// strimzi.apiVersion on Strimzi releases that have dropped v1beta2.
+	"kafka.strimzi.io/v1/KafkaTopic": func() any { return new(kafkaTopic) },
+	"kafka.strimzi.io/v1/KafkaUser":  func() any { return new(kafkaUser) },
 	// The controller's admission webhook: its Service and configuration,
 	// and its serving certificate (a Secret the chart makes, the one
 	// Secret it may render, or a cert-manager Certificate).

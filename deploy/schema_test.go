@@ -57,6 +57,9 @@ func TestSchemaRejects(t *testing.T) {
 		"misspelt webhook key":         {"controller: {webhook: {enable: true}}", "at '/controller/webhook': additional properties 'enable' not allowed"},
 		"webhook timeout too long":     {"controller: {webhook: {timeoutSeconds: 60}}", "at '/controller/webhook/timeoutSeconds': maximum: got 60, want 30"},
 		"unknown issuer kind":          {"controller: {webhook: {certManager: {issuerRef: {kind: Vault}}}}", "at '/controller/webhook/certManager/issuerRef/kind': value must be one of 'Issuer', 'ClusterIssuer'"},
+		"unknown kafka mode":           {"controller: {kafkaMode: admin}", "at '/controller/kafkaMode': value must be one of '', 'direct', 'strimzi'"},
+		"roles without credential":     {"controller: {elasticsearchRoles: {auth: {type: none}}}", "at '/controller/elasticsearchRoles/auth/type': value must be one of 'basic', 'apiKey', 'bearer'"},
+		"misspelt roles key":           {"controller: {elasticsearchRoles: {enable: true}}", "at '/controller/elasticsearchRoles': additional properties 'enable' not allowed"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := render(writeValues(t, dir, name, tc.values))
@@ -83,6 +86,8 @@ func TestSchemaAccepts(t *testing.T) {
 		"shipper settings in env":   {"shipper: {env: {SLUICE_SHIPPER_HELD_FILES_MAX_BYTES: 536870912, SLUICE_SHIPPER_READ_FROM: tail}}", "- name: SLUICE_SHIPPER_HELD_FILES_MAX_BYTES\n              value: \"536870912\""},
 		"compression":               {"kafka: {compression: zstd}", "- name: SLUICE_KAFKA_COMPRESSION\n              value: \"zstd\""},
 		"pseudonym keys":            {"router: {pseudonymKeys: {secretName: keys}}", "- name: SLUICE_ROUTER_PSEUDONYM_KEYS_DIR\n              value: /etc/sluice/pseudonym-keys"},
+		// Strimzi objects made elsewhere than by this chart's strimzi.*.
+		"controller strimzi mode alone": {"controller: {enabled: true, kafkaMode: strimzi}", "- name: SLUICE_CONTROLLER_KAFKA_MODE\n              value: \"strimzi\""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			ms, err := render(writeValues(t, dir, name, tc.values))

@@ -146,6 +146,85 @@ Credentials are files (volumes below), never values.
 {{- end }}
 {{- end -}}
 
+{{/*
+Elasticsearch settings of a container: (dict "root" $ "auth" <auth> "path" <its values path>).
+The URLs, CA and request timeout are elasticsearch.*'s; the credential is auth's (type none,
+basic with a username, apiKey or bearer, from secretName/secretKey), read from a file of
+sluice.elasticsearchVolumes. The indexer passes elasticsearch.auth, the controller its roles'
+user; path names the values in errors.
+*/}}
+{{- define "sluice.elasticsearchEnv" -}}
+{{- $es := .root.Values.elasticsearch -}}
+{{- $a := .auth -}}
+- name: SLUICE_ELASTICSEARCH_URLS
+  value: {{ join "," $es.urls | quote }}
+- name: SLUICE_ELASTICSEARCH_REQUEST_TIMEOUT
+  value: {{ $es.requestTimeout | quote }}
+{{- if $es.caSecret.name }}
+- name: SLUICE_ELASTICSEARCH_CA_FILE
+  value: /etc/sluice/elasticsearch-ca/ca.crt
+{{- end }}
+{{- if eq $a.type "basic" }}
+- name: SLUICE_ELASTICSEARCH_USERNAME
+  value: {{ required (printf "%s.username is required with auth type basic" .path) $a.username | quote }}
+- name: SLUICE_ELASTICSEARCH_PASSWORD_FILE
+  value: /etc/sluice/elasticsearch-auth/credential
+{{- else if eq $a.type "apiKey" }}
+- name: SLUICE_ELASTICSEARCH_API_KEY_FILE
+  value: /etc/sluice/elasticsearch-auth/credential
+{{- else if eq $a.type "bearer" }}
+- name: SLUICE_ELASTICSEARCH_BEARER_TOKEN_FILE
+  value: /etc/sluice/elasticsearch-auth/credential
+{{- else if ne $a.type "none" }}
+{{- fail (printf "%s.type %q: want none, basic, apiKey or bearer" .path $a.type) }}
+{{- end }}
+{{- end -}}
+
+{{/* The Elasticsearch CA and credential volumes of sluice.elasticsearchEnv's settings (same
+arguments), and their mounts. */}}
+{{- define "sluice.elasticsearchVolumes" -}}
+{{- $es := .root.Values.elasticsearch -}}
+{{- if $es.caSecret.name }}
+- name: elasticsearch-ca
+  secret:
+    secretName: {{ $es.caSecret.name }}
+    items:
+      - key: {{ $es.caSecret.key }}
+        path: ca.crt
+{{- end }}
+{{- if ne .auth.type "none" }}
+- name: elasticsearch-auth
+  secret:
+    secretName: {{ required (printf "%s.secretName is required unless auth type is none" .path) .auth.secretName }}
+    items:
+      - key: {{ required (printf "%s.secretKey is required unless auth type is none" .path) .auth.secretKey }}
+        path: credential
+{{- end }}
+{{- end -}}
+
+{{- define "sluice.elasticsearchMounts" -}}
+{{- if .root.Values.elasticsearch.caSecret.name }}
+- name: elasticsearch-ca
+  mountPath: /etc/sluice/elasticsearch-ca
+  readOnly: true
+{{- end }}
+{{- if ne .auth.type "none" }}
+- name: elasticsearch-auth
+  mountPath: /etc/sluice/elasticsearch-auth
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* The controller's SLUICE_CONTROLLER_KAFKA_MODE: controller.kafkaMode, else strimzi when
+strimzi.enabled, else direct. */}}
+{{- define "sluice.controllerKafkaMode" -}}
+{{- $m := .Values.controller.kafkaMode | default (ternary "strimzi" "direct" .Values.strimzi.enabled) -}}
+{{- if not (has $m (list "direct" "strimzi")) -}}
+{{- fail (printf "controller.kafkaMode %q: want direct, strimzi, or empty (strimzi when strimzi.enabled, else direct)" $m) -}}
+{{- end -}}
+{{- $m -}}
+{{- end -}}
+
 {{/* Telemetry port and probes, shared by every stage. */}}
 {{- define "sluice.telemetry" -}}
 ports:
