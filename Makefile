@@ -8,7 +8,7 @@ IMAGE    ?= sluice
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .DEFAULT_GOAL := help
-.PHONY: help build build-prod run test bench bench-shipper lint fmt fuzz image manifests generate image-controller loadtest
+.PHONY: help build build-prod run test apiserver-bin bench bench-shipper lint fmt fuzz image manifests generate image-controller loadtest
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ test: ## vet, run every test with the race detector, the allocation tests withou
 	@# controller/ is its own module too: controller-runtime links client-go's clientset,
 	@# which the pipeline's binary (the shipper on every node) must not pay for.
 	cd controller && $(GO) vet ./... && $(GO) test -race -timeout 5m ./...
+
+apiserver-bin: ## build etcd and kube-apiserver from the Go module proxy (minutes cold, instant once built) into ~/.cache/sluice/ ($XDG_CACHE_HOME/sluice/ when set)
+	@GO=$(GO) controller/hack/apiserver/build.sh >/dev/null
 
 generate: ## regenerate the controller's deepcopy code and the chart's CRDs from controller/v1alpha1 (a test fails when they are stale)
 	cd controller && $(GO) test -count=1 -run '^TestGeneratedUpToDate$$' -update .
