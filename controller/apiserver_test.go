@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -420,7 +419,6 @@ func (r *controllerRun) start() *controllerProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	telemetry := freeAddr(t)
 	cmd := exec.Command(r.bin)
 	// The test's own environment, less what would point the controller
 	// elsewhere (a SLUICE_* setting, another cluster).
@@ -431,12 +429,14 @@ func (r *controllerRun) start() *controllerProc {
 		}
 	}
 	cmd.Env = append(cmd.Env, r.env...)
-	cmd.Env = append(cmd.Env, "SLUICE_TELEMETRY_ADDR="+telemetry)
+	// A port of its own choosing, read back from its log (text, for
+	// listeningOn): no port is reserved for it meanwhile.
+	cmd.Env = append(cmd.Env, "SLUICE_TELEMETRY_ADDR=127.0.0.1:0", "SLUICE_LOG_FORMAT=text")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", name, err)
 	}
-	p := &controllerProc{t: t, name: name, cmd: cmd, telemetry: telemetry, done: make(chan struct{})}
+	p := &controllerProc{t: t, name: name, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		logFile.Close()
@@ -461,6 +461,15 @@ func (r *controllerRun) start() *controllerProc {
 		case <-p.done:
 			return fmt.Errorf("%s exited: %v", name, p.err)
 		default:
+		}
+		if p.telemetry == "" {
+			b, err := os.ReadFile(logPath)
+			if err != nil {
+				return err
+			}
+			if p.telemetry = listeningOn(string(b)); p.telemetry == "" {
+				return errors.New("no telemetry address logged yet")
+			}
 		}
 		return httpGet(p.telemetry, "/readyz", nil)
 	})
@@ -534,15 +543,20 @@ func httpGet(addr, path string, body *string) error {
 	return nil
 }
 
-// freeAddr returns a loopback address with a port free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// listeningOn returns the address in the telemetry server's "listening"
+// log line, "" before that line.
+func listeningOn(log string) string {
+	for line := range strings.Lines(log) {
+		if !strings.Contains(line, `msg="telemetry server listening"`) {
+			continue
+		}
+		for field := range strings.FieldsSeq(line) {
+			if addr, ok := strings.CutPrefix(field, "addr="); ok {
+				return addr
+			}
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return ""
 }
 
 func lastLines(s string, lines int) string {
