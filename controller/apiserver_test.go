@@ -296,9 +296,9 @@ func TestAPIServer(t *testing.T) {
 	// while no controller runs, and the next one applies it once it has
 	// taken the lease over.
 	first.kill()
+	killed := time.Now()
 	doc3 := pipelineDoc("shop", 3, "warn")
 	mustChange(t, k8s, "shop", "main", p, func() { p.Spec.Document = doc3 })
-	killed := time.Now()
 	second := ctl.start()
 	holder = waitLeader(t, k8s, leaseNS, holder)
 	t.Logf("%s killed; %s leads as %s %s later", first.name, second.name, holder, time.Since(killed).Round(time.Millisecond))
