@@ -217,7 +217,9 @@ func TestAPIServer(t *testing.T) {
 	// What the fake client cannot show: the API server enforces the
 	// CRDs' schemas and CEL rules.
 	var cur v1alpha1.Tenant
-	wantInvalid(t, change(t, k8s, "", "web-team", &cur, func() { cur.Spec.ID = "web2" }), "changing spec.id", "id cannot change")
+	wantInvalid(t, change(t, k8s, "", "web-team", &cur, func() { cur.Spec.ID = "web2" }), "changing spec.id", "cannot change")
+	wantInvalid(t, change(t, k8s, "", "web-team", &cur, func() { cur.Spec.ID = "" }), "removing spec.id", "cannot change")
+	wantInvalid(t, change(t, k8s, "", "shop", &cur, func() { cur.Spec.ID = "other" }), "setting spec.id on a Tenant named by its name", "cannot change")
 	zero := int32(0)
 	wantInvalid(t, k8s.Create(ctx, &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "bad-partitions"},
 		Spec: v1alpha1.TenantSpec{Topics: v1alpha1.TopicsSpec{Partitions: &zero}}}), "spec.topics.partitions 0", "spec.topics.partitions")
@@ -259,8 +261,8 @@ func TestAPIServer(t *testing.T) {
 		[]string{"Name", "ID", "Ready", "Reason", "Age"},
 		map[string][]string{"shop": {"shop", "shop", "True", "Provisioned"}, "web-team": {"web-team", "web", "True", "Provisioned"}})
 	wantTable(t, clientset, "/apis/sluice.io/v1alpha1/namespaces/shop/pipelines",
-		[]string{"Name", "Tenant", "Version", "Routers", "Ready", "Reason", "Age"},
-		map[string][]string{"main": {"main", "shop", "1", "1/1", "True", "Applied"}})
+		[]string{"Name", "Tenant", "Version", "Routers", "Dead letters/min", "Ready", "Reason", "Age"},
+		map[string][]string{"main": {"main", "shop", "1", "1/1", "0.0", "True", "Applied"}})
 
 	t.Log("printer columns checked")
 

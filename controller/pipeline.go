@@ -127,7 +127,10 @@ func (r *PipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err := r.deadLetters(ctx, &p, owner); err != nil {
 		r.Log.Warn("reading the tenant's dead letters", "tenant", owner, "err", err)
 	}
-	return ctrl.Result{RequeueAfter: r.StatusRefresh}, r.writeStatus(ctx, &p, metav1.ConditionTrue, ReasonApplied)
+	if err := r.writeStatus(ctx, &p, metav1.ConditionTrue, ReasonApplied); err != nil {
+		return ctrl.Result{}, err // retried with backoff; a result beside an error is ignored
+	}
+	return ctrl.Result{RequeueAfter: r.StatusRefresh}, nil
 }
 
 // routers fills the Pipeline's status with what each router reports of

@@ -125,13 +125,17 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config, log *slog.Logger, reg
 	}
 	ctrl.SetLogger(logrFrom(log))
 	mgr, err := ctrl.NewManager(rc, ctrl.Options{
-		Scheme:                  scheme,
-		Metrics:                 server.Options{BindAddress: "0"}, // served by the telemetry server instead
-		HealthProbeBindAddress:  "0",
-		LeaderElection:          cfg.LeaderElection,
-		LeaderElectionID:        "sluice-controller",
-		LeaderElectionNamespace: cfg.Namespace,
-		WebhookServer:           cfg.Webhook.server(), // nil without the webhook: the manager serves none
+		Scheme:                 scheme,
+		Metrics:                server.Options{BindAddress: "0"}, // served by the telemetry server instead
+		HealthProbeBindAddress: "0",
+		LeaderElection:         cfg.LeaderElection,
+		LeaderElectionID:       "sluice-controller",
+		// A stopping leader gives the Lease up, so that the next one
+		// takes over at once instead of after the lease duration: Run
+		// returns when the manager stops, nothing runs after it.
+		LeaderElectionReleaseOnCancel: true,
+		LeaderElectionNamespace:       cfg.Namespace,
+		WebhookServer:                 cfg.Webhook.server(), // nil without the webhook: the manager serves none
 		// Secrets are read one by one, never cached: the controller
 		// needs only those the Tenants name.
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},

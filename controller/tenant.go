@@ -112,7 +112,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, r.setReady(ctx, &t, id, metav1.ConditionFalse, ReasonInvalid, err.Error())
 	}
 	if t.Spec.CredentialsSecret != nil {
-		pw, err := r.password(ctx, t.Spec.CredentialsSecret, id)
+		pw, err := r.password(ctx, &t, id)
 		if err != nil {
 			return r.failed(ctx, &t, id, ReasonSecretError, err)
 		}
@@ -309,7 +309,8 @@ func (r *TenantReconciler) unlabelNamespaces(ctx context.Context, names []string
 // password returns the password in the Secret ref names, making the
 // Secret with a new password first when it does not exist. The password
 // never appears in a log line, an event or a status.
-func (r *TenantReconciler) password(ctx context.Context, ref *v1alpha1.SecretReference, id string) (string, error) {
+func (r *TenantReconciler) password(ctx context.Context, t *v1alpha1.Tenant, id string) (string, error) {
+	ref := t.Spec.CredentialsSecret
 	var s corev1.Secret
 	key := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
 	err := r.Client.Get(ctx, key, &s)
@@ -336,6 +337,14 @@ func (r *TenantReconciler) password(ctx context.Context, ref *v1alpha1.SecretRef
 			Annotations: map[string]string{tenantAnnotation: id}},
 		Type: corev1.SecretTypeOpaque,
 		Data: map[string][]byte{"username": []byte(id), "password": []byte(pw)},
+	}
+	// Owned by the Tenant, so that the garbage collector deletes it with
+	// the Tenant (the password of a revoked user is of no use): the
+	// controller itself may not delete Secrets. Not a controller
+	// reference, which would block the owner's deletion and need rights
+	// on the Tenant's finalizers.
+	if err := controllerutil.SetOwnerReference(t, &s, r.Client.Scheme()); err != nil {
+		return "", err
 	}
 	if err := r.Client.Create(ctx, &s); err != nil {
 		return "", fmt.Errorf("create secret %s: %w", key, err)

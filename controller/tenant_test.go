@@ -167,6 +167,9 @@ func TestTenantReconcile(t *testing.T) {
 	if err := cl.Get(ctx, types.NamespacedName{Namespace: "shop", Name: "sluice-kafka"}, &secret); err != nil {
 		t.Fatal(err)
 	}
+	if refs := secret.OwnerReferences; len(refs) != 1 || refs[0].Kind != "Tenant" || refs[0].Name != "shop" || refs[0].BlockOwnerDeletion != nil {
+		t.Errorf("the credentials Secret is owned by %+v, want the Tenant (for the garbage collector, not blocking)", refs)
+	}
 	if string(secret.Data["username"]) != "shop" || len(secret.Data["password"]) < minPasswordLength {
 		t.Fatalf("secret holds %q and a password of %d bytes", secret.Data["username"], len(secret.Data["password"]))
 	}

@@ -17,6 +17,7 @@ import (
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster,shortName=st
+// +kubebuilder:validation:XValidation:rule="(has(self.spec) && has(self.spec.id) ? self.spec.id : self.metadata.name) == (has(oldSelf.spec) && has(oldSelf.spec.id) ? oldSelf.spec.id : oldSelf.metadata.name)",message="the tenant id (spec.id, or the name when spec.id is unset) cannot change"
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="ID",type=string,JSONPath=`.status.id`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
@@ -33,10 +34,11 @@ type Tenant struct {
 // TenantSpec is what a tenant is given.
 type TenantSpec struct {
 	// ID names the tenant's topics (<prefix>.raw.<id>, ...) and Kafka user;
-	// the resource's name when empty. It cannot change.
+	// the resource's name when empty. The id in force cannot change: not
+	// set, unset or changed once the Tenant exists (a rule on the Tenant),
+	// which would orphan what was made under the old one.
 	// +optional
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`
-	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="id cannot change"
 	ID string `json:"id,omitempty"`
 
 	// Namespaces the tenant owns: its Pipelines live there, and the
