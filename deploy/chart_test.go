@@ -246,9 +246,11 @@ type stageValues struct {
 	PseudonymKeys struct {
 		SecretName string `json:"secretName"`
 	} `json:"pseudonymKeys"`
+	// Env is <stage>.env: settings of the stage, which win over the
+	// chart's own of the same name.
+	Env map[string]any `json:"env"`
 	// The indexer's only.
-	IndexPrefix string         `json:"indexPrefix"`
-	Env         map[string]any `json:"env"`
+	IndexPrefix string `json:"indexPrefix"`
 	// The controller's only.
 	Webhook            webhookValues `json:"webhook"`
 	KafkaMode          string        `json:"kafkaMode"`

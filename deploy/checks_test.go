@@ -128,6 +128,8 @@ func checkPod(t *testing.T, stage string, pod corev1.PodTemplateSpec, values sta
 	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken != wantToken {
 		t.Errorf("%s: the pod's automountServiceAccountToken is %v, want %v (only a shipper with Kubernetes metadata and the controller call the API server)", stage, spec.AutomountServiceAccountToken, wantToken)
 	}
+	checkEnvOnce(t, stage, c.Env)
+	checkUserEnv(t, stage, c.Env, values)
 	env := map[string]string{}
 	for _, e := range c.Env {
 		switch {

@@ -85,7 +85,7 @@ func TestSchemaAccepts(t *testing.T) {
 		"unlimited retention":       {"strimzi: {enabled: true, topicDefaults: {retentionMs: -1}, tenants: [{name: shop}]}", `retention.ms: "-1"`},
 		"shipper settings in env":   {"shipper: {env: {SLUICE_SHIPPER_HELD_FILES_MAX_BYTES: 536870912, SLUICE_SHIPPER_READ_FROM: tail}}", "- name: SLUICE_SHIPPER_HELD_FILES_MAX_BYTES\n              value: \"536870912\""},
 		"compression":               {"kafka: {compression: zstd}", "- name: SLUICE_KAFKA_COMPRESSION\n              value: \"zstd\""},
-		"pseudonym keys":            {"router: {pseudonymKeys: {secretName: keys}}", "- name: SLUICE_ROUTER_PSEUDONYM_KEYS_DIR\n              value: /etc/sluice/pseudonym-keys"},
+		"pseudonym keys":            {"router: {pseudonymKeys: {secretName: keys}}", "- name: SLUICE_ROUTER_PSEUDONYM_KEYS_DIR\n              value: \"/etc/sluice/pseudonym-keys\""},
 		// Strimzi objects made elsewhere than by this chart's strimzi.*.
 		"controller strimzi mode alone": {"controller: {enabled: true, kafkaMode: strimzi}", "- name: SLUICE_CONTROLLER_KAFKA_MODE\n              value: \"strimzi\""},
 	} {

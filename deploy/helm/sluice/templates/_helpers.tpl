@@ -52,8 +52,9 @@ app.kubernetes.io/component: {{ .stage }}
 {{- end -}}
 
 {{/*
-Environment of one stage: Kafka, logging, telemetry and the stage's own env map.
-Credentials are files (volumes below), never values.
+The Kafka, logging and telemetry settings every container gets, and GOMEMLIMIT from its memory
+limit: (dict "root" $ "stage" "shipper"). Credentials are files (volumes below), never values.
+Containers take them through sluice.containerEnv, after their own settings.
 */}}
 {{- define "sluice.env" -}}
 {{- $root := .root -}}
@@ -99,7 +100,38 @@ Credentials are files (volumes below), never values.
   valueFrom:
     resourceFieldRef:
       resource: limits.memory
-{{- range $name, $value := $s.env }}
+{{- end -}}
+
+{{/*
+The env of a stage's container: (dict "root" $ "stage" "router" "env" <YAML list>), where env
+is the container's own settings, followed by sluice.env's. Every name is rendered once, so that
+server-side apply takes the list: a name of <stage>.env leaves the chart's variable of that name
+out, and <stage>.env's follow the chart's, by name.
+*/}}
+{{- define "sluice.containerEnv" -}}
+{{- $stage := .stage -}}
+{{- $s := index .root.Values $stage -}}
+{{- $env := $s.env | default dict -}}
+{{- $user := dict -}}
+{{- range $name, $_ := $env }}{{ $_ := set $user $name (printf "%s.env" $stage) }}{{ end -}}
+{{- $chart := fromYamlArray (printf "%s\n%s" (.env | default "") (include "sluice.env" .)) -}}
+{{- $seen := dict -}}
+{{- range $e := $chart }}
+{{- if hasKey $seen $e.name }}
+{{- fail (printf "the chart sets %s twice in the %s's env" $e.name $stage) }}
+{{- end }}
+{{- $_ := set $seen $e.name true }}
+{{- if not (hasKey $user $e.name) }}
+- name: {{ $e.name }}
+  {{- if hasKey $e "valueFrom" }}
+  valueFrom:
+    {{- toYaml $e.valueFrom | nindent 4 }}
+  {{- else }}
+  value: {{ $e.value | toString | quote }}
+  {{- end }}
+{{- end }}
+{{- end }}
+{{- range $name, $value := $env }}
 - name: {{ $name }}
   {{- /* YAML numbers arrive as float64: 8388608 would print as 8.388608e+06. */}}
   {{- if and (kindIs "float64" $value) (eq $value (floor $value)) }}
