@@ -3,6 +3,7 @@ package deploy
 import (
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 	"testing"
@@ -100,7 +101,8 @@ func envNames(pods map[string]corev1.PodTemplateSpec) map[string][]string {
 // TestEnvOverrides gives, through <stage>.env, a value of its own to every
 // variable the chart sets by itself in each workload (GOMEMLIMIT from the
 // memory limit, the Kafka connection, the stage's own settings), and checks
-// that each is then rendered once, with the value given.
+// that each is then rendered once, with the value given; then the same
+// through <stage>.extraEnv, each from a ConfigMap.
 func TestEnvOverrides(t *testing.T) {
 	base := envOverrideBase(t)
 	names := envNames(renderPods(t, base...))
@@ -140,6 +142,29 @@ func TestEnvOverrides(t *testing.T) {
 			if want := overrides[stage]["env"][name]; i < 0 || env[i].ValueFrom != nil || env[i].Value != want {
 				t.Errorf("%s: %s.env sets %s=%q, the container has %+v", stage, stage, name, want, env[max(i, 0)])
 			}
+		}
+	}
+
+	extra := map[string]map[string][]corev1.EnvVar{}
+	for stage, ns := range names {
+		extra[stage] = map[string][]corev1.EnvVar{}
+		for _, name := range ns {
+			extra[stage]["extraEnv"] = append(extra[stage]["extraEnv"], corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
+				ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "overrides"}, Key: stage + "." + name},
+			}})
+		}
+	}
+	b, err = sigsyaml.Marshal(extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f = writeValues(t, t.TempDir(), "extra-env-overrides", string(b))
+	pods = renderPods(t, append(base, f)...)
+	for _, stage := range slices.Sorted(maps.Keys(names)) {
+		env := pods[stage].Spec.Containers[0].Env
+		checkEnvOnce(t, stage, env)
+		if !slices.EqualFunc(env, extra[stage]["extraEnv"], func(a, b corev1.EnvVar) bool { return reflect.DeepEqual(a, b) }) {
+			t.Errorf("%s: extraEnv gives every variable the chart sets, yet the env is %+v", stage, env)
 		}
 	}
 }

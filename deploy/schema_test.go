@@ -60,6 +60,14 @@ func TestSchemaRejects(t *testing.T) {
 		"unknown kafka mode":           {"controller: {kafkaMode: admin}", "at '/controller/kafkaMode': value must be one of '', 'direct', 'strimzi'"},
 		"roles without credential":     {"controller: {elasticsearchRoles: {auth: {type: none}}}", "at '/controller/elasticsearchRoles/auth/type': value must be one of 'basic', 'apiKey', 'bearer'"},
 		"misspelt roles key":           {"controller: {elasticsearchRoles: {enable: true}}", "at '/controller/elasticsearchRoles': additional properties 'enable' not allowed"},
+		"extraEnv as a map":            {"router: {extraEnv: {TZ: UTC}}", "at '/router/extraEnv': got object, want array"},
+		"extraEnv without a name":      {"indexer: {extraEnv: [{value: UTC}]}", "at '/indexer/extraEnv/0': missing property 'name'"},
+		"misspelt extraEnv key":        {"controller: {extraEnv: [{name: TZ, valueFrm: {}}]}", "at '/controller/extraEnv/0': additional properties 'valueFrm' not allowed"},
+		"misspelt envFrom key":         {"shipper: {envFrom: [{configMap: {name: proxy}}]}", "at '/shipper/envFrom/0': additional properties 'configMap' not allowed"},
+		"extra mount without a path":   {"router: {extraVolumeMounts: [{name: tmp}]}", "at '/router/extraVolumeMounts/0': missing property 'mountPath'"},
+		"podSecurityContext a list":    {"indexer: {podSecurityContext: [fsGroup]}", "at '/indexer/podSecurityContext': got array, want object"},
+		"spread without a key":         {"router: {topologySpreadConstraints: [{maxSkew: 1, whenUnsatisfiable: DoNotSchedule}]}", "at '/router/topologySpreadConstraints/0': missing property 'topologyKey'"},
+		"shipper has no spread":        {"shipper: {topologySpreadConstraints: []}", "at '/shipper': additional properties 'topologySpreadConstraints' not allowed"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := render(writeValues(t, dir, name, tc.values))
