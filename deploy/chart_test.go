@@ -156,6 +156,8 @@ var valuesFiles = map[string][]string{
 	// mode beside the chart's Strimzi objects.
 	"controller-strimzi":        {"testdata/values-controller-strimzi.yaml"},
 	"controller-direct+strimzi": {"testdata/values-strimzi.yaml", "testdata/values-controller-direct.yaml"},
+	// A ServiceMonitor and its Services, beside the webhook's.
+	"service-monitor": {"testdata/values-service-monitor.yaml"},
 	// Every stage's extension points; and with every option on.
 	"extend":     {"testdata/values-extend.yaml"},
 	"all+extend": {"testdata/values-all.yaml", "testdata/values-strimzi.yaml", "testdata/values-extend.yaml"},
@@ -310,6 +312,7 @@ func TestChartRejects(t *testing.T) {
 		"tenant named as the controller's user": {"controller: {enabled: true}\nstrimzi: {enabled: true, tenants: [{name: sluice-admin}]}", "has the name of the controller's Kafka user"},
 		"roles, basic without user":             {"controller: {enabled: true, elasticsearchRoles: {enabled: true, auth: {secretName: s, secretKey: k}}}", "controller.elasticsearchRoles.auth.username is required"},
 		"roles without secret":                  {"controller: {enabled: true, elasticsearchRoles: {enabled: true, auth: {type: bearer}}}", "controller.elasticsearchRoles.auth.secretName is required"},
+		"pod and service monitors":              {"metrics: {podMonitor: {enabled: true}, serviceMonitor: {enabled: true}}", "choose one, both would scrape every pod twice"},
 		"a variable in env and extraEnv":        {"router: {env: {GOGC: 100}, extraEnv: [{name: GOGC, value: \"50\"}]}", "router.extraEnv: GOGC is also in router.env"},
 		"a variable twice in extraEnv":          {"indexer: {extraEnv: [{name: TZ, value: UTC}, {name: TZ, value: CET}]}", "indexer.extraEnv: TZ is also in indexer.extraEnv"},
 		"an extra volume named as the chart's":  {"router: {extraVolumes: [{name: kafka-ca, emptyDir: {}}]}", "router.extraVolumes: name kafka-ca is the chart's or given twice"},

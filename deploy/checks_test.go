@@ -90,6 +90,7 @@ func checkObjects(t *testing.T, objs []object, cfg chartConfig) {
 	for _, pm := range all[*monitoringv1.PodMonitor](objs) {
 		checkPodMonitor(t, pm, pods)
 	}
+	checkServiceMonitor(t, objs, pods)
 	checkStrimzi(t, objs, cfg)
 }
 
@@ -459,8 +460,15 @@ func checkPodMonitor(t *testing.T, pm *monitoringv1.PodMonitor, pods map[string]
 	if ep.Port == nil || *ep.Port != "telemetry" {
 		t.Errorf("PodMonitor %s scrapes port %v, want telemetry", pm.Name, ep.Port)
 	}
+	checkRelabelings(t, "PodMonitor "+pm.Name, ep.RelabelConfigs)
+}
+
+// checkRelabelings checks that a scrape configuration adds the labels the
+// alerts and the dashboard use: stage and node.
+func checkRelabelings(t *testing.T, what string, rs []monitoringv1.RelabelConfig) {
+	t.Helper()
 	targets := map[string]string{}
-	for _, r := range ep.RelabelConfigs {
+	for _, r := range rs {
 		if r.TargetLabel != "" && len(r.SourceLabels) == 1 {
 			targets[r.TargetLabel] = string(r.SourceLabels[0])
 		}
@@ -470,7 +478,7 @@ func checkPodMonitor(t *testing.T, pm *monitoringv1.PodMonitor, pods map[string]
 		"node":  "__meta_kubernetes_pod_node_name",
 	}
 	if !maps.Equal(targets, want) {
-		t.Errorf("PodMonitor %s relabels %v, want %v (the alerts and dashboard use these labels)", pm.Name, targets, want)
+		t.Errorf("%s relabels %v, want %v (the alerts and dashboard use these labels)", what, targets, want)
 	}
 }
 

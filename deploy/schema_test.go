@@ -67,6 +67,7 @@ func TestSchemaRejects(t *testing.T) {
 		"extra mount without a path":   {"router: {extraVolumeMounts: [{name: tmp}]}", "at '/router/extraVolumeMounts/0': missing property 'mountPath'"},
 		"podSecurityContext a list":    {"indexer: {podSecurityContext: [fsGroup]}", "at '/indexer/podSecurityContext': got array, want object"},
 		"spread without a key":         {"router: {topologySpreadConstraints: [{maxSkew: 1, whenUnsatisfiable: DoNotSchedule}]}", "at '/router/topologySpreadConstraints/0': missing property 'topologyKey'"},
+		"misspelt serviceMonitor key":  {"metrics: {serviceMonitor: {enable: true}}", "at '/metrics/serviceMonitor': additional properties 'enable' not allowed"},
 		"shipper has no spread":        {"shipper: {topologySpreadConstraints: []}", "at '/shipper': additional properties 'topologySpreadConstraints' not allowed"},
 	} {
 		t.Run(name, func(t *testing.T) {

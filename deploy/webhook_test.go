@@ -54,7 +54,12 @@ const injectCAFrom = "cert-manager.io/inject-ca-from"
 func checkControllerWebhook(t *testing.T, objs []object, values stageValues, pod corev1.PodTemplateSpec) {
 	t.Helper()
 	configs := all[*admissionregistrationv1.ValidatingWebhookConfiguration](objs)
-	services := all[*corev1.Service](objs)
+	var services []*corev1.Service
+	for _, svc := range all[*corev1.Service](objs) {
+		if svc.Labels[metricsLabel] == "" { // not a ServiceMonitor's
+			services = append(services, svc)
+		}
+	}
 	secrets := all[*corev1.Secret](objs)
 	certs := all[*certificate](objs)
 	w := values.Webhook
