@@ -200,6 +200,14 @@ func chartValues(t *testing.T, files ...string) chartConfig {
 type chartConfig struct {
 	Kafka struct {
 		TopicPrefix string `json:"topicPrefix"`
+		TLS         struct {
+			Enabled  bool `json:"enabled"`
+			CASecret struct {
+				Name        string `json:"name"`
+				Key         string `json:"key"`
+				ReflectFrom string `json:"reflectFrom"`
+			} `json:"caSecret"`
+		} `json:"tls"`
 	} `json:"kafka"`
 	Elasticsearch struct {
 		URLs     []string `json:"urls"`
@@ -312,6 +320,9 @@ func TestChartRejects(t *testing.T) {
 		"tenant named as the controller's user": {"controller: {enabled: true}\nstrimzi: {enabled: true, tenants: [{name: sluice-admin}]}", "has the name of the controller's Kafka user"},
 		"roles, basic without user":             {"controller: {enabled: true, elasticsearchRoles: {enabled: true, auth: {secretName: s, secretKey: k}}}", "controller.elasticsearchRoles.auth.username is required"},
 		"roles without secret":                  {"controller: {enabled: true, elasticsearchRoles: {enabled: true, auth: {type: bearer}}}", "controller.elasticsearchRoles.auth.secretName is required"},
+		"CA reflected without TLS":              {"kafka: {tls: {enabled: false, caSecret: {reflectFrom: kafka/kafka-cluster-ca-cert}}}", "kafka.tls.caSecret.reflectFrom needs kafka.tls.enabled and kafka.tls.caSecret.name"},
+		"CA reflected into no Secret":           {"kafka: {tls: {caSecret: {name: \"\", reflectFrom: kafka/kafka-cluster-ca-cert}}}", "kafka.tls.caSecret.reflectFrom needs kafka.tls.enabled and kafka.tls.caSecret.name"},
+		"CA reflected from its own namespace":   {"kafka: {tls: {caSecret: {reflectFrom: sluice/kafka-cluster-ca-cert}}}", "kafka.tls.caSecret.reflectFrom sluice/kafka-cluster-ca-cert is in the release's namespace already"},
 		"pod and service monitors":              {"metrics: {podMonitor: {enabled: true}, serviceMonitor: {enabled: true}}", "choose one, both would scrape every pod twice"},
 		"a variable in env and extraEnv":        {"router: {env: {GOGC: 100}, extraEnv: [{name: GOGC, value: \"50\"}]}", "router.extraEnv: GOGC is also in router.env"},
 		"a variable twice in extraEnv":          {"indexer: {extraEnv: [{name: TZ, value: UTC}, {name: TZ, value: CET}]}", "indexer.extraEnv: TZ is also in indexer.extraEnv"},

@@ -91,6 +91,7 @@ func checkObjects(t *testing.T, objs []object, cfg chartConfig) {
 		checkPodMonitor(t, pm, pods)
 	}
 	checkServiceMonitor(t, objs, pods)
+	checkKafkaCA(t, objs, cfg, pods)
 	checkStrimzi(t, objs, cfg)
 }
 

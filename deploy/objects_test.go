@@ -57,7 +57,8 @@ var kinds = map[string]func() any{
 	// The controller's admission webhook: its Service and configuration,
 	// and its serving certificate (a Secret the chart makes, or a
 	// cert-manager Certificate). Services of the workloads' telemetry
-	// ports for a ServiceMonitor.
+	// ports for a ServiceMonitor; the empty Secret of the Kafka CA that
+	// Reflector fills.
 	"v1/Service": func() any { return new(corev1.Service) },
 	"admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration": func() any { return new(admissionregistrationv1.ValidatingWebhookConfiguration) },
 	"v1/Secret":                      func() any { return new(corev1.Secret) },
