@@ -16,6 +16,7 @@ import (
 	"helm.sh/helm/v4/pkg/engine"
 	"helm.sh/helm/v4/pkg/getter"
 	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
+	corev1 "k8s.io/api/core/v1"
 	sigsyaml "sigs.k8s.io/yaml"
 )
 
@@ -155,6 +156,11 @@ var valuesFiles = map[string][]string{
 	// mode beside the chart's Strimzi objects.
 	"controller-strimzi":        {"testdata/values-controller-strimzi.yaml"},
 	"controller-direct+strimzi": {"testdata/values-strimzi.yaml", "testdata/values-controller-direct.yaml"},
+	// A ServiceMonitor and its Services, beside the webhook's.
+	"service-monitor": {"testdata/values-service-monitor.yaml"},
+	// Every stage's extension points; and with every option on.
+	"extend":     {"testdata/values-extend.yaml"},
+	"all+extend": {"testdata/values-all.yaml", "testdata/values-strimzi.yaml", "testdata/values-extend.yaml"},
 }
 
 func TestChartRenders(t *testing.T) {
@@ -194,6 +200,14 @@ func chartValues(t *testing.T, files ...string) chartConfig {
 type chartConfig struct {
 	Kafka struct {
 		TopicPrefix string `json:"topicPrefix"`
+		TLS         struct {
+			Enabled  bool `json:"enabled"`
+			CASecret struct {
+				Name        string `json:"name"`
+				Key         string `json:"key"`
+				ReflectFrom string `json:"reflectFrom"`
+			} `json:"caSecret"`
+		} `json:"tls"`
 	} `json:"kafka"`
 	Elasticsearch struct {
 		URLs     []string `json:"urls"`
@@ -246,9 +260,21 @@ type stageValues struct {
 	PseudonymKeys struct {
 		SecretName string `json:"secretName"`
 	} `json:"pseudonymKeys"`
+	// Env is <stage>.env: settings of the stage, which win over the
+	// chart's own of the same name.
+	Env map[string]any `json:"env"`
+	// The extension points of every stage.
+	ExtraEnv           []corev1.EnvVar            `json:"extraEnv"`
+	EnvFrom            []corev1.EnvFromSource     `json:"envFrom"`
+	ExtraVolumes       []corev1.Volume            `json:"extraVolumes"`
+	ExtraVolumeMounts  []corev1.VolumeMount       `json:"extraVolumeMounts"`
+	PodSecurityContext *corev1.PodSecurityContext `json:"podSecurityContext"`
+	// The router's, the indexer's and the controller's (the shipper's
+	// priorityClassName is checkShipper's).
+	TopologySpreadConstraints []corev1.TopologySpreadConstraint `json:"topologySpreadConstraints"`
+	PriorityClassName         string                            `json:"priorityClassName"`
 	// The indexer's only.
-	IndexPrefix string         `json:"indexPrefix"`
-	Env         map[string]any `json:"env"`
+	IndexPrefix string `json:"indexPrefix"`
 	// The controller's only.
 	Webhook            webhookValues `json:"webhook"`
 	KafkaMode          string        `json:"kafkaMode"`
@@ -294,6 +320,15 @@ func TestChartRejects(t *testing.T) {
 		"tenant named as the controller's user": {"controller: {enabled: true}\nstrimzi: {enabled: true, tenants: [{name: sluice-admin}]}", "has the name of the controller's Kafka user"},
 		"roles, basic without user":             {"controller: {enabled: true, elasticsearchRoles: {enabled: true, auth: {secretName: s, secretKey: k}}}", "controller.elasticsearchRoles.auth.username is required"},
 		"roles without secret":                  {"controller: {enabled: true, elasticsearchRoles: {enabled: true, auth: {type: bearer}}}", "controller.elasticsearchRoles.auth.secretName is required"},
+		"CA reflected without TLS":              {"kafka: {tls: {enabled: false, caSecret: {reflectFrom: kafka/kafka-cluster-ca-cert}}}", "kafka.tls.caSecret.reflectFrom needs kafka.tls.enabled and kafka.tls.caSecret.name"},
+		"CA reflected into no Secret":           {"kafka: {tls: {caSecret: {name: \"\", reflectFrom: kafka/kafka-cluster-ca-cert}}}", "kafka.tls.caSecret.reflectFrom needs kafka.tls.enabled and kafka.tls.caSecret.name"},
+		"CA reflected from its own namespace":   {"kafka: {tls: {caSecret: {reflectFrom: sluice/kafka-cluster-ca-cert}}}", "kafka.tls.caSecret.reflectFrom sluice/kafka-cluster-ca-cert is in the release's namespace already"},
+		"pod and service monitors":              {"metrics: {podMonitor: {enabled: true}, serviceMonitor: {enabled: true}}", "choose one, both would scrape every pod twice"},
+		"a variable in env and extraEnv":        {"router: {env: {GOGC: 100}, extraEnv: [{name: GOGC, value: \"50\"}]}", "router.extraEnv: GOGC is also in router.env"},
+		"a variable twice in extraEnv":          {"indexer: {extraEnv: [{name: TZ, value: UTC}, {name: TZ, value: CET}]}", "indexer.extraEnv: TZ is also in indexer.extraEnv"},
+		"an extra volume named as the chart's":  {"router: {extraVolumes: [{name: kafka-ca, emptyDir: {}}]}", "router.extraVolumes: name kafka-ca is the chart's or given twice"},
+		"an extra volume twice":                 {"controller: {enabled: true, extraVolumes: [{name: tmp, emptyDir: {}}, {name: tmp, emptyDir: {}}]}", "controller.extraVolumes: name tmp is the chart's or given twice"},
+		"an extra mount at the chart's path":    {"shipper: {extraVolumeMounts: [{name: logs, mountPath: /var/log}]}", "shipper.extraVolumeMounts: mountPath /var/log is the chart's or given twice"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".yaml")

@@ -90,6 +90,8 @@ func checkObjects(t *testing.T, objs []object, cfg chartConfig) {
 	for _, pm := range all[*monitoringv1.PodMonitor](objs) {
 		checkPodMonitor(t, pm, pods)
 	}
+	checkServiceMonitor(t, objs, pods)
+	checkKafkaCA(t, objs, cfg, pods)
 	checkStrimzi(t, objs, cfg)
 }
 
@@ -128,9 +130,15 @@ func checkPod(t *testing.T, stage string, pod corev1.PodTemplateSpec, values sta
 	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken != wantToken {
 		t.Errorf("%s: the pod's automountServiceAccountToken is %v, want %v (only a shipper with Kubernetes metadata and the controller call the API server)", stage, spec.AutomountServiceAccountToken, wantToken)
 	}
+	checkEnvOnce(t, stage, c.Env)
+	checkUserEnv(t, stage, c.Env, values)
+	checkExtensions(t, stage, pod, values)
 	env := map[string]string{}
 	for _, e := range c.Env {
 		switch {
+		case e.ValueFrom != nil && slices.ContainsFunc(values.ExtraEnv, func(x corev1.EnvVar) bool { return x.Name == e.Name }):
+			// From a Secret, a ConfigMap or the downward API, given in
+			// extraEnv: a value the test cannot know.
 		case e.ValueFrom == nil:
 			env[e.Name] = e.Value
 		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "spec.nodeName":
@@ -453,8 +461,15 @@ func checkPodMonitor(t *testing.T, pm *monitoringv1.PodMonitor, pods map[string]
 	if ep.Port == nil || *ep.Port != "telemetry" {
 		t.Errorf("PodMonitor %s scrapes port %v, want telemetry", pm.Name, ep.Port)
 	}
+	checkRelabelings(t, "PodMonitor "+pm.Name, ep.RelabelConfigs)
+}
+
+// checkRelabelings checks that a scrape configuration adds the labels the
+// alerts and the dashboard use: stage and node.
+func checkRelabelings(t *testing.T, what string, rs []monitoringv1.RelabelConfig) {
+	t.Helper()
 	targets := map[string]string{}
-	for _, r := range ep.RelabelConfigs {
+	for _, r := range rs {
 		if r.TargetLabel != "" && len(r.SourceLabels) == 1 {
 			targets[r.TargetLabel] = string(r.SourceLabels[0])
 		}
@@ -464,7 +479,7 @@ func checkPodMonitor(t *testing.T, pm *monitoringv1.PodMonitor, pods map[string]
 		"node":  "__meta_kubernetes_pod_node_name",
 	}
 	if !maps.Equal(targets, want) {
-		t.Errorf("PodMonitor %s relabels %v, want %v (the alerts and dashboard use these labels)", pm.Name, targets, want)
+		t.Errorf("%s relabels %v, want %v (the alerts and dashboard use these labels)", what, targets, want)
 	}
 }
 

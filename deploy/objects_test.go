@@ -48,14 +48,17 @@ var kinds = map[string]func() any{
 	"rbac.authorization.k8s.io/v1/RoleBinding":        func() any { return new(rbacv1.RoleBinding) },
 	"monitoring.coreos.com/v1/PodMonitor":             func() any { return new(monitoringv1.PodMonitor) },
 	"monitoring.coreos.com/v1/PrometheusRule":         func() any { return new(monitoringv1.PrometheusRule) },
+	"monitoring.coreos.com/v1/ServiceMonitor":         func() any { return new(monitoringv1.ServiceMonitor) },
 	"kafka.strimzi.io/v1beta2/KafkaTopic":             func() any { return new(kafkaTopic) },
 	"kafka.strimzi.io/v1beta2/KafkaUser":              func() any { return new(kafkaUser) },
 	// strimzi.apiVersion on Strimzi releases that have dropped v1beta2.
 	"kafka.strimzi.io/v1/KafkaTopic": func() any { return new(kafkaTopic) },
 	"kafka.strimzi.io/v1/KafkaUser":  func() any { return new(kafkaUser) },
 	// The controller's admission webhook: its Service and configuration,
-	// and its serving certificate (a Secret the chart makes, the one
-	// Secret it may render, or a cert-manager Certificate).
+	// and its serving certificate (a Secret the chart makes, or a
+	// cert-manager Certificate). Services of the workloads' telemetry
+	// ports for a ServiceMonitor; the empty Secret of the Kafka CA that
+	// Reflector fills.
 	"v1/Service": func() any { return new(corev1.Service) },
 	"admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration": func() any { return new(admissionregistrationv1.ValidatingWebhookConfiguration) },
 	"v1/Secret":                      func() any { return new(corev1.Secret) },

@@ -49,13 +49,23 @@ const injectCAFrom = "cert-manager.io/inject-ca-from"
 // Certificate of the Service's names fills that Secret and the CA is
 // injected; without, the chart's Secret holds a CA, which is the caBundle,
 // and a certificate it signed for the Service with its key. The chart
-// renders no other Secret: the stages' secrets are referenced, never
-// inlined.
+// renders no other Secret with data: the stages' secrets are referenced,
+// never inlined (the Kafka CA's that Reflector fills is checkKafkaCA's).
 func checkControllerWebhook(t *testing.T, objs []object, values stageValues, pod corev1.PodTemplateSpec) {
 	t.Helper()
 	configs := all[*admissionregistrationv1.ValidatingWebhookConfiguration](objs)
-	services := all[*corev1.Service](objs)
-	secrets := all[*corev1.Secret](objs)
+	var services []*corev1.Service
+	for _, svc := range all[*corev1.Service](objs) {
+		if svc.Labels[metricsLabel] == "" { // not a ServiceMonitor's
+			services = append(services, svc)
+		}
+	}
+	var secrets []*corev1.Secret
+	for _, sec := range all[*corev1.Secret](objs) {
+		if sec.Annotations[reflects] == "" { // not the Kafka CA's, checkKafkaCA's
+			secrets = append(secrets, sec)
+		}
+	}
 	certs := all[*certificate](objs)
 	w := values.Webhook
 	env := map[string]string{}

@@ -52,8 +52,9 @@ app.kubernetes.io/component: {{ .stage }}
 {{- end -}}
 
 {{/*
-Environment of one stage: Kafka, logging, telemetry and the stage's own env map.
-Credentials are files (volumes below), never values.
+The Kafka, logging and telemetry settings every container gets, and GOMEMLIMIT from its memory
+limit: (dict "root" $ "stage" "shipper"). Credentials are files (volumes below), never values.
+Containers take them through sluice.containerEnv, after their own settings.
 */}}
 {{- define "sluice.env" -}}
 {{- $root := .root -}}
@@ -99,7 +100,47 @@ Credentials are files (volumes below), never values.
   valueFrom:
     resourceFieldRef:
       resource: limits.memory
-{{- range $name, $value := $s.env }}
+{{- end -}}
+
+{{/*
+The env of a stage's container: (dict "root" $ "stage" "router" "env" <YAML list>), where env
+is the container's own settings, followed by sluice.env's. Every name is rendered once, so that
+server-side apply takes the list: a name of <stage>.env or <stage>.extraEnv leaves the chart's
+variable of that name out. Then come <stage>.env's (a map; by name), then <stage>.extraEnv's (in
+their order, so that their $(VAR) references may name any variable before them). A name in both
+env and extraEnv, or twice in extraEnv, fails.
+*/}}
+{{- define "sluice.containerEnv" -}}
+{{- $stage := .stage -}}
+{{- $s := index .root.Values $stage -}}
+{{- $env := $s.env | default dict -}}
+{{- $extra := $s.extraEnv | default list -}}
+{{- $user := dict -}}
+{{- range $name, $_ := $env }}{{ $_ := set $user $name (printf "%s.env" $stage) }}{{ end -}}
+{{- range $e := $extra -}}
+{{- if hasKey $user $e.name -}}
+{{- fail (printf "%s.extraEnv: %s is also in %s: give each variable once" $stage $e.name (get $user $e.name)) -}}
+{{- end -}}
+{{- $_ := set $user $e.name (printf "%s.extraEnv" $stage) -}}
+{{- end -}}
+{{- $chart := fromYamlArray (printf "%s\n%s" (.env | default "") (include "sluice.env" .)) -}}
+{{- $seen := dict -}}
+{{- range $e := $chart }}
+{{- if hasKey $seen $e.name }}
+{{- fail (printf "the chart sets %s twice in the %s's env" $e.name $stage) }}
+{{- end }}
+{{- $_ := set $seen $e.name true }}
+{{- if not (hasKey $user $e.name) }}
+- name: {{ $e.name }}
+  {{- if hasKey $e "valueFrom" }}
+  valueFrom:
+    {{- toYaml $e.valueFrom | nindent 4 }}
+  {{- else }}
+  value: {{ $e.value | toString | quote }}
+  {{- end }}
+{{- end }}
+{{- end }}
+{{- range $name, $value := $env }}
 - name: {{ $name }}
   {{- /* YAML numbers arrive as float64: 8388608 would print as 8.388608e+06. */}}
   {{- if and (kindIs "float64" $value) (eq $value (floor $value)) }}
@@ -108,6 +149,42 @@ Credentials are files (volumes below), never values.
   value: {{ $value | toString | quote }}
   {{- end }}
 {{- end }}
+{{- with $extra }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The volumes, or the volume mounts, of a stage's pod: (dict "root" $ "stage" "router" "chart" <YAML
+list>), the chart's own, followed by <stage>.extraVolumes (sluice.volumes) or
+<stage>.extraVolumeMounts (sluice.volumeMounts). An extra volume named as one of the chart's, or
+an extra mount at one of the chart's paths, fails: the API server would refuse the pod.
+*/}}
+{{- define "sluice.volumes" -}}
+{{- include "sluice.withExtra" (dict "root" .root "stage" .stage "chart" .chart "values" "extraVolumes" "key" "name") -}}
+{{- end -}}
+
+{{- define "sluice.volumeMounts" -}}
+{{- include "sluice.withExtra" (dict "root" .root "stage" .stage "chart" .chart "values" "extraVolumeMounts" "key" "mountPath") -}}
+{{- end -}}
+
+{{- define "sluice.withExtra" -}}
+{{- /* The chart's list is pieced together from helpers: without its blank lines. */ -}}
+{{- $chart := regexReplaceAll "(?m)^[ \\t]*\\n" (.chart | default "") "" | trim -}}
+{{- $extra := index (index .root.Values .stage) .values | default list -}}
+{{- $taken := dict -}}
+{{- range $v := fromYamlArray $chart }}{{ $_ := set $taken (get $v $.key) true }}{{ end -}}
+{{- range $v := $extra -}}
+{{- $k := get $v $.key | toString -}}
+{{- if hasKey $taken $k -}}
+{{- fail (printf "%s.%s: %s %s is the chart's or given twice" $.stage $.values $.key $k) -}}
+{{- end -}}
+{{- $_ := set $taken $k true -}}
+{{- end -}}
+{{- $chart -}}
+{{- with $extra }}
+{{ toYaml . }}
+{{- end -}}
 {{- end -}}
 
 {{/* Kafka credential volumes of one stage, and their mounts. */}}
@@ -257,16 +334,45 @@ readinessProbe:
   failureThreshold: 3
 {{- end -}}
 
-{{/* The pod-level settings of every stage: (dict "root" $ "token" bool). Only a shipper
-with Kubernetes metadata mounts its service account's token (its ServiceAccount never
-mounts one by itself). */}}
+{{/* The pod-level settings of every stage: (dict "root" $ "stage" "router" "token" bool). Only a
+shipper with Kubernetes metadata and the controller mount their service account's token (no
+ServiceAccount mounts one by itself). <stage>.podSecurityContext is the pod's securityContext; the
+container's (<stage>.securityContext) wins where both set a field. */}}
 {{- define "sluice.podSecurity" -}}
+{{- $s := index .root.Values .stage -}}
 {{- with .root.Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 automountServiceAccountToken: {{ .token | default false }}
 enableServiceLinks: false
+{{- with $s.podSecurityContext }}
+securityContext:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* The scheduling settings a stage's pod may be given besides tolerations, nodeSelector and
+affinity: (dict "root" $ "stage" "router"). priorityClassName, and topologySpreadConstraints,
+where a constraint without a labelSelector gets the stage's selector labels (its own pods). */}}
+{{- define "sluice.scheduling" -}}
+{{- $s := index .root.Values .stage -}}
+{{- with $s.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with $s.topologySpreadConstraints }}
+{{- $selector := dict "matchLabels" (include "sluice.selectorLabels" $ | fromYaml) }}
+{{- $constraints := list }}
+{{- range $c := . }}
+{{- $c = deepCopy $c }}
+{{- if not (hasKey $c "labelSelector") }}
+{{- $_ := set $c "labelSelector" $selector }}
+{{- end }}
+{{- $constraints = append $constraints $c }}
+{{- end }}
+topologySpreadConstraints:
+  {{- toYaml $constraints | nindent 2 }}
+{{- end }}
 {{- end -}}
 
 {{/* The bytes of a memory quantity given in Ki, Mi, Gi or bytes. */}}
