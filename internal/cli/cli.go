@@ -60,6 +60,9 @@ type Command struct {
 	// arguments (e.g. bash, zsh, fish). Without them, completion falls back
 	// to file names.
 	ArgWords []string
+	// Unavailable, when set, is the error the command fails with whatever
+	// its arguments: a command this build leaves out.
+	Unavailable string
 }
 
 // UsageError is a mistake in how a command was called. Report prints it in
@@ -219,9 +222,15 @@ func (c *Command) names() []string {
 // run parses the flags of a command without subcommands and runs its
 // action, unless checkOnly.
 func (c *Command) run(ctx context.Context, path string, args []string, stdout, stderr io.Writer, checkOnly bool) error {
+	if c.Unavailable != "" {
+		return errors.New(c.Unavailable)
+	}
 	fs := flag.NewFlagSet(path, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	action := c.Flags(fs)
+	action := Action(func(context.Context, []string, io.Writer, io.Writer) error { return nil })
+	if c.Flags != nil {
+		action = c.Flags(fs)
+	}
 	pos, err := ParseFlags(fs, args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
