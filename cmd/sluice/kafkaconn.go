@@ -95,7 +95,7 @@ func connectKafka(ctx context.Context, call kafkaCall, fn func(ctx context.Conte
 	if err != nil {
 		return fmt.Errorf("kafka settings:\n%w", err)
 	}
-	dials := &dialErrors{}
+	dials := newDialErrors()
 	// A dial of its own that is not bounded by the timeout would make the
 	// first request outlast it (kgo's default is 10 s).
 	opts = append(opts, kgo.DialTimeout(min(call.timeout, 10*time.Second)), kgo.WithHooks(dials))
@@ -158,6 +158,8 @@ func (k *kafkaSession) wait(ctx context.Context, req func(context.Context) error
 	case err = <-done:
 	case <-ctx.Done():
 		err = ctx.Err()
+	case <-k.dials.closed:
+		err = k.dials.last()
 	}
 	if err == nil {
 		return nil
@@ -220,16 +222,34 @@ func isClosedDuringHandshake(err error) bool {
 }
 
 // dialErrors is a kgo hook keeping the last failed connection, whose error
-// says more than a deadline.
+// says more than a deadline. Connections that the broker closes during
+// the handshake, again and again, are a refusal (of credentials, most
+// often) that kgo would retry until the timeout: after closedLimit in a
+// row, closed is closed, and the command gives up at once.
 type dialErrors struct {
-	mu  sync.Mutex
-	err error
+	mu        sync.Mutex
+	err       error
+	closedRun int
+	closed    chan struct{}
 }
+
+const closedLimit = 3
+
+func newDialErrors() *dialErrors { return &dialErrors{closed: make(chan struct{})} }
 
 func (d *dialErrors) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.err = err
+	switch {
+	case err == nil:
+		d.closedRun = 0
+	case isClosedDuringHandshake(err):
+		d.closedRun++
+		if d.closedRun == closedLimit {
+			close(d.closed)
+		}
+	}
 }
 
 func (d *dialErrors) last() error {
