@@ -136,7 +136,8 @@ func TestKafkaWrongPassword(t *testing.T) {
 // TestUnknownTenantAndStream: tail and produce check the topic first: a
 // tenant or stream that does not exist is an error naming the topic, the
 // command that makes it, and a close name, instead of silence or Kafka's
-// UNKNOWN_TOPIC_OR_PARTITION.
+// UNKNOWN_TOPIC_OR_PARTITION. The pipeline commands name the command that
+// makes the tenant too.
 func TestUnknownTenantAndStream(t *testing.T) {
 	_, cl := tenantCluster(t)
 	adm := kadm.NewClient(cl)
@@ -151,6 +152,8 @@ func TestUnknownTenantAndStream(t *testing.T) {
 		{[]string{"tail", "--tenant", "shpo"}, "sluice: tail: tenant shpo has no topic logs.raw.shpo (did you mean tenant shop?); make it with: sluice tenant create shpo\n"},
 		{[]string{"tail", "--tenant", "shop-web", "--errors"}, "sluice: tail: tenant shop-web has no topic logs.raw.shop-web; make it with: sluice tenant create shop-web\n"},
 		{[]string{"produce", "--tenant", "shop-web"}, "sluice: produce: tenant shop-web has no topic logs.raw.shop-web; make it with: sluice tenant create shop-web\n"},
+		{[]string{"pipeline", "get", "shop-web"}, "sluice: get shop-web: no pipeline stored: tenant shop-web: the tenant's config topic does not exist (logs.config.shop-web); make it with: sluice tenant create shop-web\n"},
+		{[]string{"pipeline", "delete", "shop-web"}, "sluice: tenant shop-web: the tenant's config topic does not exist (logs.config.shop-web); make it with: sluice tenant create shop-web\n"},
 		{[]string{"tail", "--tenant", "shop", "--stream", "audti"}, "sluice: tail: tenant shop has no stream topic logs.parsed.shop.audti (did you mean --stream audit?); its streams: audit, errors; " +
 			"a pipeline that routes to stream audti makes it when applied, or make it with: sluice tenant create --streams audti shop\n"},
 	} {

@@ -539,7 +539,9 @@ func pipelineGet(ctx context.Context, timeout time.Duration, tenant string, stdo
 		cl, topics := k.cl, k.topics
 		sp, err := router.ReadPipeline(ctx, cl, topics, tenant)
 		legacy := false
+		var noTopic error // the tenant has no config topic: perhaps no tenant at all
 		if errors.Is(err, router.ErrNoConfigTopic) {
+			noTopic = err
 			// A tenant made before per-tenant config topics: its pipeline
 			// is in the legacy topic (operators only).
 			snap, lerr := router.ReadConfig(ctx, cl, topics.Config())
@@ -563,7 +565,10 @@ func pipelineGet(ctx context.Context, timeout time.Duration, tenant string, stdo
 				statuses = all.Statuses[tenant]
 			}
 		}
-		if sp == nil && len(statuses) == 0 {
+		switch {
+		case sp == nil && len(statuses) == 0 && noTopic != nil:
+			return fmt.Errorf("get %s: %w: %w", tenant, router.ErrNoPipeline, noTopic)
+		case sp == nil && len(statuses) == 0:
 			return fmt.Errorf("get %s: %w in %s", tenant, router.ErrNoPipeline, topics.TenantConfig(tenant))
 		}
 		// Everything but the document is a YAML comment, so the output can
