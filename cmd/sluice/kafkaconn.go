@@ -186,33 +186,33 @@ func (k *kafkaSession) explain(err error, timeout time.Duration) error {
 	var recordErr tls.RecordHeaderError
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("kafka at %s did not answer within %s (--timeout); check %s, and that the brokers are up",
+		return fmt.Errorf("Kafka at %s did not answer within %s (--timeout); check %s, and that the brokers are up",
 			brokers, timeout, config.Var("KAFKA_BROKERS"))
 	case errors.Is(err, kerr.SaslAuthenticationFailed):
-		return fmt.Errorf("kafka at %s refused the credentials of user %q (%v): check %s and %s",
+		return fmt.Errorf("Kafka at %s refused the credentials of user %q (%v): check %s and %s",
 			brokers, user, err, config.Var("KAFKA_SASL_USERNAME"), config.Var("KAFKA_SASL_PASSWORD"))
 	case errors.Is(err, kerr.UnsupportedSaslMechanism) || errors.Is(err, kerr.IllegalSaslState):
-		return fmt.Errorf("kafka at %s does not take SASL mechanism %s (%v): check %s",
+		return fmt.Errorf("Kafka at %s does not take SASL mechanism %s (%v): check %s",
 			brokers, k.cfg.SASLMechanism, err, config.Var("KAFKA_SASL_MECHANISM"))
 	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr):
-		return fmt.Errorf("kafka at %s: TLS: %v: check %s and %s", brokers, err, config.Var("KAFKA_TLS_CA_FILE"), config.Var("KAFKA_TLS_SERVER_NAME"))
+		return fmt.Errorf("Kafka at %s: TLS: %v: check %s and %s", brokers, err, config.Var("KAFKA_TLS_CA_FILE"), config.Var("KAFKA_TLS_SERVER_NAME"))
 	case errors.As(err, &recordErr):
-		return fmt.Errorf("kafka at %s does not speak TLS (%v): unset %s, or use its TLS listener", brokers, err, config.Var("KAFKA_TLS_ENABLED"))
+		return fmt.Errorf("Kafka at %s does not speak TLS (%v): unset %s, or use its TLS listener", brokers, err, config.Var("KAFKA_TLS_ENABLED"))
 	case isClosedDuringHandshake(err) && sasl:
 		// Kafka answers a failed authentication with an error, but some
 		// brokers (and proxies) just close the connection.
-		return fmt.Errorf("kafka at %s closed the connection while authenticating user %q with %s: the password is likely wrong (check %s and %s)",
+		return fmt.Errorf("Kafka at %s closed the connection while authenticating user %q with %s: the password is likely wrong (check %s and %s)",
 			brokers, user, k.cfg.SASLMechanism, config.Var("KAFKA_SASL_USERNAME"), config.Var("KAFKA_SASL_PASSWORD"))
 	case isClosedDuringHandshake(err):
-		return fmt.Errorf("kafka at %s closed the connection (%v): it may want TLS (%s=true) or SASL credentials (%s, _USERNAME, _PASSWORD)",
+		return fmt.Errorf("Kafka at %s closed the connection (%v): it may want TLS (%s=true) or SASL credentials (%s, _USERNAME, _PASSWORD)",
 			brokers, err, config.Var("KAFKA_TLS_ENABLED"), config.Var("KAFKA_SASL_MECHANISM"))
 	case errors.As(err, &opErr) && opErr.Op == "dial", errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("cannot reach Kafka at %s: %v (check %s; 'sluice dev' serves one on 127.0.0.1:9092)",
 			brokers, err, config.Var("KAFKA_BROKERS"))
 	case errors.Is(err, kerr.ClusterAuthorizationFailed):
-		return fmt.Errorf("kafka at %s: %w: user %q may not do this (administrator credentials needed)", brokers, err, user)
+		return fmt.Errorf("Kafka at %s: %w: user %q may not do this (administrator credentials needed)", brokers, err, user)
 	}
-	return fmt.Errorf("kafka at %s: %w", brokers, err)
+	return fmt.Errorf("Kafka at %s: %w", brokers, err)
 }
 
 // isClosedDuringHandshake reports an error of a connection the broker

@@ -103,7 +103,7 @@ func TestKafkaTimeout(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 		_, stderr, code := sluice(t, ctx, append(args, "--timeout", "200ms")...)
 		cancel()
-		if code != 1 || !strings.Contains(stderr, "kafka at "+addr+" did not answer within 200ms (--timeout)") {
+		if code != 1 || !strings.Contains(stderr, "Kafka at "+addr+" did not answer within 200ms (--timeout)") {
 			t.Errorf("%q: exit %d, stderr %q", args, code, stderr)
 		}
 	}
@@ -203,6 +203,21 @@ func TestTailWaits(t *testing.T) {
 	out, errOut, code := sluice(t, ctx, "tail", "--tenant", "shop", "--from-beginning", "-n", "1")
 	if code != 0 || out != "2026-11-21T10:30:00.000Z  -  written before\n" || errOut != "" {
 		t.Errorf("tail --from-beginning: exit %d, %q, stderr %q", code, out, errOut)
+	}
+
+	// In a group, what was printed is committed.
+	out, errOut, code = sluice(t, ctx, "tail", "--tenant", "shop", "--group", "shop.view", "--from-beginning", "-n", "2")
+	if code != 0 || out != "2026-11-21T10:30:00.000Z  -  written before\n2026-11-21T10:30:00.000Z  -  written after\n" || errOut != "" {
+		t.Errorf("tail --group: exit %d, %q, stderr %q", code, out, errOut)
+	}
+	committed, err := kadm.NewClient(cl).FetchOffsets(ctx, "shop.view")
+	if err != nil || committed.Error() != nil {
+		t.Fatalf("committed offsets: %v %v", err, committed.Error())
+	}
+	total := int64(0)
+	committed.Each(func(o kadm.OffsetResponse) { total += o.At })
+	if total != 2 {
+		t.Errorf("group shop.view committed %d records, want 2", total)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -160,8 +161,16 @@ func (root *Command) resolve(args []string) (*Command, string, []string, error) 
 		sub := c.Find(args[0])
 		if sub == nil {
 			msg := fmt.Sprintf("unknown command %q", args[0])
-			if strings.HasPrefix(args[0], "-") {
+			if name := strings.TrimLeft(args[0], "-"); name != args[0] {
 				msg = fmt.Sprintf("unknown flag %s: flags go after the command", args[0])
+				// sluice --version means sluice version.
+				s := Suggest(name, c.names())
+				if c.Find(name) != nil {
+					s = name
+				}
+				if s != "" {
+					msg += fmt.Sprintf(" (did you mean '%s %s'?)", path, s)
+				}
 			} else if s := Suggest(args[0], c.names()); s != "" {
 				msg += fmt.Sprintf(" (did you mean %s?)", s)
 			}
@@ -223,6 +232,12 @@ func (c *Command) names() []string {
 // action, unless checkOnly.
 func (c *Command) run(ctx context.Context, path string, args []string, stdout, stderr io.Writer, checkOnly bool) error {
 	if c.Unavailable != "" {
+		if slices.ContainsFunc(args, isHelp) {
+			if checkOnly {
+				return nil
+			}
+			return c.WriteHelp(stdout, path)
+		}
 		return errors.New(c.Unavailable)
 	}
 	fs := flag.NewFlagSet(path, flag.ContinueOnError)

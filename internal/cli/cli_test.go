@@ -105,6 +105,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"get"}, "prog: get: missing NAME...\nrun 'prog get --help' for usage\n"},
 		{[]string{"gte"}, "prog: unknown command \"gte\" (did you mean get?)\nrun 'prog --help' for usage\n"},
 		{[]string{"nothing"}, "prog: unknown command \"nothing\"\nrun 'prog --help' for usage\n"},
+		{[]string{"--get"}, "prog: unknown flag --get: flags go after the command (did you mean 'prog get'?)\nrun 'prog --help' for usage\n"},
+		{[]string{"-x"}, "prog: unknown flag -x: flags go after the command\nrun 'prog --help' for usage\n"},
 		{nil, "prog: missing command: one of get, group, completion\nrun 'prog --help' for usage\n"},
 		{[]string{"group"}, "prog: group: missing command: one of leaf\nrun 'prog group --help' for usage\n"},
 		{[]string{"group", "leef"}, "prog: group: unknown command \"leef\" (did you mean leaf?)\nrun 'prog group --help' for usage\n"},
@@ -296,5 +298,21 @@ func TestZshFishCompletion(t *testing.T) {
 	}
 	if !slices.Equal(Shells, []string{"bash", "zsh", "fish"}) {
 		t.Errorf("Shells = %q", Shells)
+	}
+}
+
+// TestUnavailable: a command this build leaves out fails whatever its
+// arguments, and still has its help.
+func TestUnavailable(t *testing.T) {
+	root := &Command{Name: "prog", Subcommands: []*Command{{Name: "dev", Summary: "not here", Unavailable: "dev: not in this build",
+		Description: "Not in this build.", Examples: []string{"make run"}}}}
+	var stdout, stderr bytes.Buffer
+	err := root.Run(t.Context(), []string{"dev", "--no-demo"}, &stdout, &stderr)
+	if code := Report(&stderr, "prog", err); code != 1 || stderr.String() != "prog: dev: not in this build\n" {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+	stdout.Reset()
+	if err := root.Run(t.Context(), []string{"dev", "--help"}, &stdout, &stderr); err != nil || !strings.HasPrefix(stdout.String(), "Usage: prog dev [flags]\n\nNot in this build.\n") {
+		t.Errorf("dev --help: %v:\n%s", err, stdout.String())
 	}
 }
