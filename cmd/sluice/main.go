@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -104,7 +105,12 @@ func commands() []*cli.Command {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	interrupted := ctx.Err() != nil
 	stop()
+	if interrupted && errors.Is(err, context.Canceled) {
+		// Ctrl-C while a command waited: what it waited for is no news.
+		os.Exit(130)
+	}
 	os.Exit(cli.Report(os.Stderr, "sluice", err))
 }
 
