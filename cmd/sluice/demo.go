@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/sluicelogs/sluice/internal/cli"
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/demo"
 	"github.com/sluicelogs/sluice/internal/kafka"
@@ -48,61 +48,59 @@ type demoOptions struct {
 	limit        int // messages, then stop; 0: until ctx ends (tests only)
 }
 
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var opts demoOptions
-	fs.StringVar(&opts.root, "root", "/var/lib/sluice/node", "root of the node log tree: logs go to <root>/var/log/pods, symlinks to <root>/var/log/containers (a shipper tails <root>/var/log/containers/*.log)")
-	fs.IntVar(&opts.rate, "rate", 20, "demo messages per second, over all pods")
-	fs.StringVar(&opts.node, "node", "", "name of the node whose shipper reads the tree, for the logs (default SLUICE_NODE_NAME, else the host name)")
-	noSetup := fs.Bool("no-setup", false, "skip the Kafka setup: only write the logs")
-	fs.DurationVar(&opts.setupTimeout, "setup-timeout", 2*time.Minute, "how long to keep retrying the Kafka setup while Kafka does not answer")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, `Usage: sluice demo [flags]
-
-Runs the demo workload of 'sluice dev' against real servers, for docker compose or for trying Sluice
+func demoCommand() *cli.Command {
+	return &cli.Command{
+		Name:    "demo",
+		Summary: "write the demo workload's container logs for a shipper, after making its tenants (docker compose)",
+		Description: `Runs the demo workload of 'sluice dev' against real servers, for docker compose or for trying Sluice
 on a cluster. Unless --no-setup, it first makes the demo tenants in Kafka (shop, payments, web: their
 topics, no user; ACLs only where Kafka has an authorizer), applies their pipelines to the config
 topic (a stored version as high is kept) and creates their route stream topics, retrying until
 Kafka answers or --setup-timeout passes. Then it writes the pods' container logs, kubelet-style
 (CRI lines, partial lines, rotation), under --root until SIGTERM. The symlinks in
 <root>/var/log/containers are relative, so a shipper may mount the tree at any path. /readyz
-answers 200 once the setup is done.
-
-Flags:
-`)
-		fs.PrintDefaults()
-		fmt.Fprintf(stderr, "\nSettings (environment variables):\n")
-		config.WriteUsage(stderr, &demoConfig{})
+answers 200 once the setup is done.`,
+		Examples: []string{
+			"sluice demo --root /var/lib/sluice/node               # as docker compose runs it",
+			"sluice demo --root ./node --rate 100 --no-setup       # only the logs, 100 lines/s",
+		},
+		Epilog: settingsEpilog(&demoConfig{}),
+		Flags: func(fs *flag.FlagSet) cli.Action {
+			var opts demoOptions
+			fs.StringVar(&opts.root, "root", "/var/lib/sluice/node", "root of the node log tree: logs go to <root>/var/log/pods, symlinks to <root>/var/log/containers (a shipper tails <root>/var/log/containers/*.log)")
+			fs.IntVar(&opts.rate, "rate", 20, "demo messages per second, over all pods")
+			fs.StringVar(&opts.node, "node", "", "name of the node whose shipper reads the tree, for the logs (default SLUICE_NODE_NAME, else the host name)")
+			noSetup := fs.Bool("no-setup", false, "skip the Kafka setup: only write the logs")
+			fs.DurationVar(&opts.setupTimeout, "setup-timeout", 2*time.Minute, "how long to keep retrying the Kafka setup while Kafka does not answer")
+			return func(ctx context.Context, _ []string, _, stderr io.Writer) error {
+				opts.setup = !*noSetup
+				switch {
+				case opts.root == "":
+					return cli.Usagef("--root must not be empty")
+				case opts.rate < 1 || opts.rate > 100_000:
+					return cli.Usagef("--rate must be 1 to 100000, got %d", opts.rate)
+				case opts.setupTimeout <= 0:
+					return cli.Usagef("--setup-timeout must be positive, got %s", opts.setupTimeout)
+				}
+				if opts.node == "" {
+					opts.node = os.Getenv("SLUICE_NODE_NAME")
+				}
+				if opts.node == "" {
+					opts.node, _ = os.Hostname()
+				}
+				cfg := &demoConfig{}
+				if err := config.Load(ctx, cfg); err != nil {
+					return err
+				}
+				if err := cfg.Validate(); err != nil {
+					return fmt.Errorf("demo settings:\n%w", err)
+				}
+				return runStage(ctx, cfg.Telemetry, stderr, func(st stage) error {
+					return runDemoWith(ctx, *cfg, opts, st)
+				})
+			}
+		},
 	}
-	if err := parseNoArgs(fs, args); err != nil {
-		return err
-	}
-	opts.setup = !*noSetup
-	switch {
-	case opts.root == "":
-		return errors.New("demo: --root must not be empty")
-	case opts.rate < 1 || opts.rate > 100_000:
-		return fmt.Errorf("demo: --rate must be 1 to 100000, got %d", opts.rate)
-	case opts.setupTimeout <= 0:
-		return fmt.Errorf("demo: --setup-timeout must be positive, got %s", opts.setupTimeout)
-	}
-	if opts.node == "" {
-		opts.node = os.Getenv("SLUICE_NODE_NAME")
-	}
-	if opts.node == "" {
-		opts.node, _ = os.Hostname()
-	}
-	cfg := &demoConfig{}
-	if err := config.Load(ctx, cfg); err != nil {
-		return err
-	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("demo settings:\n%w", err)
-	}
-	return runStage(ctx, cfg.Telemetry, stderr, func(st stage) error {
-		return runDemoWith(ctx, *cfg, opts, st)
-	})
 }
 
 // runDemoWith makes the demo's tenants (unless opts.setup is false), then

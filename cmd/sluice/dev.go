@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/indexer"
+	"github.com/sluicelogs/sluice/internal/cli"
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/demo"
 	"github.com/sluicelogs/sluice/internal/devstack"
@@ -40,8 +41,22 @@ type devConfig struct {
 	KafkaAddr string `env:"DEV_KAFKA_ADDR, default=127.0.0.1:9092" help:"Address of the embedded Kafka (ignored when SLUICE_KAFKA_BROKERS is set)."`
 	ESAddr    string `env:"DEV_ES_ADDR, default=127.0.0.1:9200" help:"Address of the embedded Elasticsearch-compatible store (ignored when SLUICE_ELASTICSEARCH_URLS is set)."`
 	Store     devstack.Config
-	Telemetry telemetry.Config
+	Telemetry devTelemetry
 }
+
+// devTelemetry is telemetry.Config with a loopback default address: the
+// dev stack runs on a workstation, often on a shared network, and its
+// metrics (tenants, pods and topics by name) are nobody else's to read.
+// The stages' own commands keep telemetry.DefaultAddr, where Prometheus
+// scrapes them in their pods.
+type devTelemetry struct {
+	Addr      string `env:"TELEMETRY_ADDR, default=127.0.0.1:9464" help:"Listen address of the dev stack's /metrics, /healthz and /readyz server, host:port: loopback only unless set (e.g. :9464 for every interface). Empty disables the server."`
+	LogFormat string `env:"LOG_FORMAT, default=text" help:"Log format: text or json."`
+	LogLevel  string `env:"LOG_LEVEL, default=info" help:"Lowest level logged: debug, info, warn or error."`
+}
+
+// config is t as the telemetry package takes it.
+func (t devTelemetry) config() telemetry.Config { return telemetry.Config(t) }
 
 // devOptions are what the command line and tests choose.
 type devOptions struct {
@@ -60,18 +75,11 @@ type devEndpoints struct {
 	PodsFile string // the pod metadata served, "" when none is
 }
 
-func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	noDemo := fs.Bool("no-demo", false, "run no demo workload: only the log files put in the node tree flow")
-	rate := fs.Int("demo-rate", 20, "demo log lines per second")
-	kafkaAddr := fs.String("kafka-addr", "", "address of the embedded Kafka (default SLUICE_DEV_KAFKA_ADDR, 127.0.0.1:9092)")
-	esAddr := fs.String("es-addr", "", "address of the embedded Elasticsearch-compatible store (default SLUICE_DEV_ES_ADDR, 127.0.0.1:9200)")
-	dir := fs.String("dir", "", "dev directory (default SLUICE_DEV_DIR, .sluice)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, `Usage: sluice dev [flags]
-
-Runs the whole pipeline in one process for development and demos: an embedded Kafka and an embedded
+func devCommand() *cli.Command {
+	return &cli.Command{
+		Name:    "dev",
+		Summary: "run the whole pipeline in one process with embedded Kafka and Elasticsearch (make run)",
+		Description: `Runs the whole pipeline in one process for development and demos: an embedded Kafka and an embedded
 Elasticsearch-compatible store (both keeping their data under the dev directory), the shipper
 tailing <dir>/node/var/log/containers/*.log, the router and the indexer, and unless --no-demo a demo
 workload of a few tenants. A namespace seen for the first time becomes a tenant with its topics (in
@@ -79,50 +87,60 @@ dev mode only). When <dir>/pods.yaml exists (the demo writes its pods there when
 Kubernetes manifests (Namespaces, Pods, ReplicaSets, Jobs) are served to the shipper by a built-in
 stand-in for the Kubernetes API, followed live, so records carry pod labels, images and workloads
 and namespace labels choose tenants. With SLUICE_KAFKA_BROKERS or SLUICE_ELASTICSEARCH_URLS set, those servers are used
-instead of the embedded ones. Never for production.
-
-Flags:
-`)
-		fs.PrintDefaults()
-		fmt.Fprintf(stderr, "\nSettings (environment variables), besides every stage's (see their --help):\n")
-		config.WriteUsage(stderr, &devConfig{})
+instead of the embedded ones. Metrics are served on 127.0.0.1 only, unless SLUICE_TELEMETRY_ADDR
+says otherwise. Never for production.`,
+		Examples: []string{
+			"sluice dev                                   # embedded Kafka and Elasticsearch, and the demo",
+			"sluice dev --no-demo --dir /tmp/sluice       # only the logs you drop under /tmp/sluice/node",
+			"sluice dev --kafka-addr 127.0.0.1:19092      # when port 9092 is taken",
+		},
+		Epilog: func(w io.Writer) {
+			fmt.Fprintf(w, "Settings (environment variables), besides every stage's (see their --help):\n")
+			config.WriteUsage(w, &devConfig{})
+		},
+		Flags: func(fs *flag.FlagSet) cli.Action {
+			noDemo := fs.Bool("no-demo", false, "run no demo workload: only the log files put in the node tree flow")
+			rate := fs.Int("demo-rate", 20, "demo log lines per second")
+			kafkaAddr := fs.String("kafka-addr", "", "address of the embedded Kafka (default SLUICE_DEV_KAFKA_ADDR, 127.0.0.1:9092)")
+			esAddr := fs.String("es-addr", "", "address of the embedded Elasticsearch-compatible store (default SLUICE_DEV_ES_ADDR, 127.0.0.1:9200)")
+			dir := fs.String("dir", "", "dev directory (default SLUICE_DEV_DIR, .sluice)")
+			return func(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
+				var cfg devConfig
+				if err := config.Load(ctx, &cfg); err != nil {
+					return err
+				}
+				for _, o := range []struct{ flag, v string }{{*kafkaAddr, "kafka"}, {*esAddr, "es"}, {*dir, "dir"}} {
+					if o.flag == "" {
+						continue
+					}
+					switch o.v {
+					case "kafka":
+						cfg.KafkaAddr = o.flag
+					case "es":
+						cfg.ESAddr = o.flag
+					case "dir":
+						cfg.Dir = o.flag
+					}
+				}
+				if err := cfg.Store.Validate(); err != nil {
+					return fmt.Errorf("dev settings:\n%w", err)
+				}
+				// The embedded store's indexing is garbage-heavy; on a development
+				// machine memory is the cheaper resource (about 20% faster indexing
+				// at GOGC=400). An explicit GOGC wins.
+				if os.Getenv("GOGC") == "" {
+					debug.SetGCPercent(400)
+				}
+				return runDevStack(ctx, cfg, devOptions{demo: !*noDemo, demoRate: *rate, statusEach: 5 * time.Second}, envconfig.OsLookuper(), stdout, stderr)
+			}
+		},
 	}
-	if err := parseNoArgs(fs, args); err != nil {
-		return err
-	}
-	var cfg devConfig
-	if err := config.Load(ctx, &cfg); err != nil {
-		return err
-	}
-	for _, o := range []struct{ flag, v string }{{*kafkaAddr, "kafka"}, {*esAddr, "es"}, {*dir, "dir"}} {
-		if o.flag == "" {
-			continue
-		}
-		switch o.v {
-		case "kafka":
-			cfg.KafkaAddr = o.flag
-		case "es":
-			cfg.ESAddr = o.flag
-		case "dir":
-			cfg.Dir = o.flag
-		}
-	}
-	if err := cfg.Store.Validate(); err != nil {
-		return fmt.Errorf("dev settings:\n%w", err)
-	}
-	// The embedded store's indexing is garbage-heavy; on a development
-	// machine memory is the cheaper resource (about 20% faster indexing
-	// at GOGC=400). An explicit GOGC wins.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
-	return runDevStack(ctx, cfg, devOptions{demo: !*noDemo, demoRate: *rate, statusEach: 5 * time.Second}, envconfig.OsLookuper(), stdout, stderr)
 }
 
 // runDevStack runs the dev stack until ctx ends. env holds the variables
 // the user set; dev defaults go underneath them.
 func runDevStack(ctx context.Context, cfg devConfig, opts devOptions, env envconfig.Lookuper, stdout, stderr io.Writer) error {
-	log, err := cfg.Telemetry.Logger(stderr)
+	log, err := cfg.Telemetry.config().Logger(stderr)
 	if err != nil {
 		return err
 	}

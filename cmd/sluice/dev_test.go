@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -19,11 +20,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/indexer"
+	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/devstack"
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/internal/nodelog"
 	"github.com/sluicelogs/sluice/internal/telemetry"
 	"github.com/sluicelogs/sluice/router"
+	"github.com/sluicelogs/sluice/shipper"
 )
 
 // TestDevStackEndToEnd starts the dev stack on free ports, writes CRI logs
@@ -34,7 +37,7 @@ import (
 // is visible through sluice tail --errors.
 func TestDevStackEndToEnd(t *testing.T) {
 	cfg := devConfig{Dir: t.TempDir(), KafkaAddr: "127.0.0.1:0", ESAddr: "127.0.0.1:0",
-		Store: devstack.Config{FaultStatus: 503}, Telemetry: telemetry.Config{LogFormat: "text", LogLevel: "warn"}}
+		Store: devstack.Config{FaultStatus: 503}, Telemetry: devTelemetry{LogFormat: "text", LogLevel: "warn"}}
 	ep, out := startDevStack(t, cfg, devOptions{statusEach: time.Second})
 	ctx := t.Context()
 	t.Setenv("SLUICE_KAFKA_BROKERS", strings.Join(ep.Brokers, ","))
@@ -220,4 +223,34 @@ func (s *syncWriter) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestDevTelemetryLoopback: the dev stack serves its metrics on 127.0.0.1
+// unless SLUICE_TELEMETRY_ADDR says otherwise; the stages' own commands
+// keep listening on every interface, where Prometheus scrapes their pods.
+func TestDevTelemetryLoopback(t *testing.T) {
+	for env, want := range map[string]string{"": "127.0.0.1:9464", ":9464": ":9464", "0.0.0.0:9999": "0.0.0.0:9999"} {
+		vars := map[string]string{}
+		if env != "" {
+			vars["SLUICE_TELEMETRY_ADDR"] = env
+		}
+		var cfg devConfig
+		if err := config.LoadFrom(t.Context(), &cfg, envconfig.MapLookuper(vars)); err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Telemetry.config().Addr; got != want {
+			t.Errorf("SLUICE_TELEMETRY_ADDR=%q: dev listens on %q, want %q", env, got, want)
+		}
+	}
+	var sh shipper.Config
+	if err := config.LoadFrom(t.Context(), &sh, envconfig.MapLookuper(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if sh.Telemetry.Addr != telemetry.DefaultAddr {
+		t.Errorf("the shipper listens on %q, want %q", sh.Telemetry.Addr, telemetry.DefaultAddr)
+	}
+	help, _, _ := sluice(t, t.Context(), "dev", "--help")
+	if !regexp.MustCompile(`\nSLUICE_TELEMETRY_ADDR +string +127\.0\.0\.1:9464 `).MatchString(help) {
+		t.Errorf("dev --help:\n%s", help)
+	}
 }

@@ -2,14 +2,14 @@ package main
 
 import (
 	"context"
-	"io"
 
 	"github.com/sluicelogs/sluice/indexer"
+	"github.com/sluicelogs/sluice/internal/cli"
 	"github.com/sluicelogs/sluice/internal/telemetry"
 )
 
-func runIndexer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return runService(ctx, args, stdout, stderr, "indexer",
+func indexerCommand() *cli.Command {
+	return serviceCommand("indexer", "bulk-write parsed topics to Elasticsearch daily indices (scale by adding replicas)",
 		"Consumes <prefix>.parsed.<tenant>[.<stream>] in a consumer group and bulk-writes the records to\n"+
 			"Elasticsearch daily indices <index prefix>-<tenant>[.<stream>]-YYYY.MM.DD; documents Elasticsearch\n"+
 			"rejects go to <prefix>.dlq.<tenant>. Scale by adding replicas.",

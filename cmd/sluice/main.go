@@ -15,6 +15,8 @@ import (
 	"slices"
 	"syscall"
 	_ "time/tzdata" // SLUICE_INDEXER_TIMEZONE works in images without a zoneinfo database
+
+	"github.com/sluicelogs/sluice/internal/cli"
 )
 
 // version and commit are stamped at build time:
@@ -53,65 +55,67 @@ func buildCommit() string {
 	return rev[:min(len(rev), 7)] + dirty
 }
 
-type command struct {
-	name, summary string
-	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+// program is the command table of the binary: dispatch, help, suggestions
+// and shell completion all come from it.
+func program() *cli.Command {
+	return &cli.Command{
+		Name: "sluice",
+		Description: "Sluice: a Kafka-centric, multi-tenant log pipeline for Kubernetes. One binary runs every stage\n" +
+			"(shipper, router, indexer), the development stack, and the commands tenants and operators use.",
+		Examples: []string{
+			"sluice dev                                    # the whole pipeline in one process, with a demo",
+			"sluice tail --tenant shop                     # follow shop's parsed records",
+			"sluice search --tenant shop level:error       # search shop's documents",
+			"sluice pipeline apply shop.yaml               # store shop's pipeline, showing what changes",
+			"sluice help tail                              # a command's flags and examples",
+			"source <(sluice completion bash)              # Tab completion in bash",
+		},
+		Subcommands: commands(),
+	}
 }
 
-func commands() []command {
-	return slices.Concat(devCommands()[:1], []command{
-		{"demo", "write the demo workload's container logs for a shipper, after making its tenants (docker compose)", runDemo},
-		{"shipper", "tail container logs on this node and produce them to per-tenant Kafka topics", runShipper},
-		{"pipeline", "validate, test, apply, get, list and delete per-tenant pipelines", runPipeline},
-		{"router", "apply each tenant's pipeline between its raw and parsed topics, in Kafka transactions", runRouter},
-		{"indexer", "bulk-write parsed topics to Elasticsearch daily indices (scale by adding replicas)", runIndexer},
-		{"tenant", "create, list and delete tenants: topics, Kafka user, ACLs, quotas", runTenant},
-		{"produce", "send lines or JSON objects from stdin to a tenant's raw topic", runProduce},
-		{"tail", "follow a tenant's parsed topic (or its errors) like kubectl logs -f", runTail},
-		{"search", "search a tenant's indices with a Lucene query string, newest first", runSearch},
-	}, devCommands()[1:], []command{
-		{"probe", "exit 0 when a stage's /readyz answers 2xx (health checks in images without a shell)", runProbe},
-		{"version", "print the version and commit", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
-			_, err := fmt.Fprintf(stdout, "sluice %s (commit %s)\n", version, buildCommit())
-			return err
-		}},
+func commands() []*cli.Command {
+	return slices.Concat(devCommands()[:1], []*cli.Command{
+		demoCommand(),
+		shipperCommand(),
+		pipelineCommand(),
+		routerCommand(),
+		indexerCommand(),
+		tenantCommand(),
+		produceCommand(),
+		tailCommand(),
+		searchCommand(),
+	}, devCommands()[1:], []*cli.Command{
+		probeCommand(),
+		{
+			Name: "version", Summary: "print the version and commit",
+			Description: "Prints the version and commit this binary was built from.",
+			Examples:    []string{"sluice version"},
+			Flags: func(*flag.FlagSet) cli.Action {
+				return func(_ context.Context, _ []string, stdout, _ io.Writer) error {
+					_, err := fmt.Fprintf(stdout, "sluice %s (commit %s)\n", version, buildCommit())
+					return err
+				}
+			},
+		},
+		cli.CompletionCommand("sluice", program),
 	})
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	interrupted := ctx.Err() != nil
 	stop()
-	switch {
-	case err == nil:
-	case errors.Is(err, flag.ErrHelp):
-	default:
-		fmt.Fprintf(os.Stderr, "sluice: %v\n", err)
-		os.Exit(1)
+	if interrupted && errors.Is(err, context.Canceled) {
+		// Ctrl-C while a command waited: what it waited for is no news.
+		os.Exit(130)
 	}
+	os.Exit(cli.Report(os.Stderr, "sluice", err))
 }
 
+// run runs the command line args (without the program's name). Help goes
+// to stdout; errors are returned for cli.Report.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(stderr)
-		if len(args) == 0 {
-			return errors.New("no command given")
-		}
-		return flag.ErrHelp
-	}
-	for _, c := range commands() {
-		if c.name == args[0] {
-			return c.run(ctx, args[1:], stdout, stderr)
-		}
-	}
-	usage(stderr)
-	return fmt.Errorf("unknown command %q", args[0])
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintf(w, "Sluice: a Kafka-centric, multi-tenant log pipeline for Kubernetes.\n\nUsage: sluice <command> [flags]\n\nCommands:\n")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintf(w, "\nRun 'sluice <command> --help' for its flags and settings.\n")
+	return program().Run(ctx, args, stdout, stderr)
 }

@@ -15,10 +15,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicelogs/sluice/internal/cli"
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/internal/resources"
@@ -38,125 +37,188 @@ type pipelineConfig struct {
 	Kafka kafka.Config
 }
 
-type pipelineCommand struct {
-	name, args, summary string
-	run                 func(ctx context.Context, fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error
+// pipelineCommand is `sluice pipeline` and its subcommands.
+func pipelineCommand() *cli.Command {
+	var desc strings.Builder
+	fmt.Fprintf(&desc, `Manages per-tenant pipelines. A tenant's pipeline is stored in its own compacted topic
+<prefix>.config.<tenant>, which only the tenant (and administrators) can write; routers publish
+their status of the tenant to <prefix>.status.<tenant>, which the tenant can read. apply, get
+and delete work with the tenant's own credentials (from sluice tenant create); list reads the
+routers' <prefix>.status and needs an operator's.
+
+validate and test need no Kafka; test prints {"topic": ..., "record": ...}, {"dropped": true}
+or {"dlq": {...}} per input line. Input lines are records in JSON form, partial ones
+such as {"log": "..."}, or plain text (which becomes log). pseudonym() uses the public
+test key %q there, as in a pipeline's tests, never the tenant's key: routers
+give other values.`, router.TestPseudonymKeyText)
+	settings := func(w io.Writer) {
+		fmt.Fprintf(w, "Settings (environment variables):\n")
+		config.WriteUsage(w, &pipelineConfig{})
+	}
+	seeSettings := func(w io.Writer) {
+		fmt.Fprintf(w, "Settings (environment variables): see 'sluice pipeline --help'.\n")
+	}
+	fileArgs := func(c *cli.Command) *cli.Command {
+		c.Usage, c.Args, c.MaxArgs = "[flags] FILE | -f FILE", "FILE", 1
+		return c
+	}
+	tenantArg := func(c *cli.Command) *cli.Command {
+		c.Args, c.MinArgs, c.MaxArgs = "TENANT", 1, 1
+		return c
+	}
+	return &cli.Command{
+		Name:        "pipeline",
+		Summary:     "validate, test, apply, get, list and delete per-tenant pipelines",
+		Description: desc.String(),
+		Examples: []string{
+			"sluice pipeline validate shop.yaml                 # schema, compile, its tests; offline",
+			"sluice pipeline test shop.yaml < lines.jsonl       # what the pipeline makes of sample records",
+			"sluice pipeline apply shop.yaml                    # show the diff, make its stream topics, store it",
+			"sluice pipeline get shop                           # stored version, what each router applies",
+		},
+		Epilog: settings,
+		Subcommands: []*cli.Command{
+			fileArgs(&cli.Command{
+				Name:        "validate",
+				Summary:     "decode and compile the pipeline and run its tests: offline, exit 0 when valid",
+				Description: "Decodes and compiles the pipeline and runs its tests, offline; exits 0 when it is valid, else\nprints every problem with its line and column.",
+				Examples: []string{
+					"sluice pipeline validate shop.yaml",
+					"sluice pipeline validate -f - < shop.yaml",
+				},
+				Epilog: seeSettings,
+				Flags: func(fs *flag.FlagSet) cli.Action {
+					file := fileFlag(fs)
+					return func(_ context.Context, args []string, stdout, _ io.Writer) error {
+						return pipelineValidate(*file, args, stdout)
+					}
+				},
+			}),
+			fileArgs(&cli.Command{
+				Name:    "test",
+				Summary: "run JSON lines from stdin through the pipeline and print each outcome as a JSON line: offline",
+				Description: "Runs each line of stdin through the pipeline, offline, and prints its outcome as a JSON line:\n" +
+					"{\"topic\": ..., \"record\": ...}, {\"dropped\": true} or {\"dlq\": {...}}.",
+				Examples: []string{
+					"sluice pipeline test shop.yaml < lines.jsonl",
+					"echo 'GET /cart 500' | sluice pipeline test -f shop.yaml   # plain text becomes log",
+				},
+				Epilog: settings,
+				Flags: func(fs *flag.FlagSet) cli.Action {
+					file := fileFlag(fs)
+					return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+						return pipelineTest(ctx, *file, args, stdout)
+					}
+				},
+			}),
+			fileArgs(&cli.Command{
+				Name:    "apply",
+				Summary: "show what changes, make the stream topics it routes to, then store the pipeline in the tenant's config topic",
+				Description: `Validates the pipeline, prints a unified diff of it against the version stored in the tenant's
+config topic, makes (or checks) the stream topics it routes to, then stores it. Its version must be
+greater than the stored one. A version that removes steps of the stored one is stored only once
+confirmed: on a terminal apply asks (y/N); elsewhere it needs --yes.`,
+				Examples: []string{
+					"sluice pipeline apply shop.yaml                      # diff, ask if it removes steps, store",
+					"sluice pipeline apply -f shop.yaml --yes             # in scripts: no question asked",
+					"sluice pipeline apply shop.yaml --output yaml        # the Pipeline resource, for sluice-controller",
+				},
+				Epilog: seeSettings,
+				Flags: func(fs *flag.FlagSet) cli.Action {
+					var o applyOptions
+					o.file = fileFlag(fs)
+					o.timeout = kafkaTimeoutFlag(fs)
+					o.yes = fs.Bool("yes", false, "store a version that removes steps of the stored one without asking")
+					o.allowMissing = fs.Bool("allow-missing-streams", false, "store the pipeline even when stream topics it routes to are missing and cannot be made (the router pauses the tenant until they exist)")
+					o.output = fs.String("output", "", "yaml: validate, then print the Pipeline resource (sluice.io/v1alpha1) holding the document, in the namespace of the tenant's name, and do nothing else (for sluice-controller)")
+					return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+						return pipelineApply(ctx, o, args, stdout, stderr)
+					}
+				},
+			}),
+			tenantArg(&cli.Command{
+				Name:        "get",
+				Summary:     "print the stored pipeline, its version and what each router applies, its errors and pauses (as YAML comments)",
+				Description: "Prints the tenant's stored pipeline, with its version and what each router applies, its errors\nand pauses as YAML comments: the output can be edited and applied again.",
+				Examples: []string{
+					"sluice pipeline get shop",
+					"sluice pipeline get shop > shop.yaml     # edit, raise version:, then apply",
+				},
+				Epilog: seeSettings,
+				Flags: func(fs *flag.FlagSet) cli.Action {
+					timeout := kafkaTimeoutFlag(fs)
+					return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+						return pipelineGet(ctx, *timeout, args[0], stdout)
+					}
+				},
+			}),
+			{
+				Name:        "list",
+				Summary:     "list tenants with the versions routers apply, errors and pauses (operators: reads <prefix>.status)",
+				Description: "Lists tenants with the versions routers apply, their errors and pauses. It reads the routers'\n<prefix>.status: operators' credentials.",
+				Examples:    []string{"sluice pipeline list"},
+				Epilog:      seeSettings,
+				Flags: func(fs *flag.FlagSet) cli.Action {
+					timeout := kafkaTimeoutFlag(fs)
+					return func(ctx context.Context, _ []string, stdout, _ io.Writer) error {
+						return pipelineList(ctx, *timeout, stdout)
+					}
+				},
+			},
+			tenantArg(&cli.Command{
+				Name:        "delete",
+				Summary:     "delete the tenant's pipeline: routers put it back on pass-through",
+				Description: "Deletes the tenant's pipeline: routers put the tenant back on pass-through.",
+				Examples:    []string{"sluice pipeline delete shop"},
+				Epilog:      seeSettings,
+				Flags: func(fs *flag.FlagSet) cli.Action {
+					timeout := kafkaTimeoutFlag(fs)
+					return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+						return pipelineDelete(ctx, *timeout, args[0], stdout)
+					}
+				},
+			}),
+		},
+	}
 }
 
-func pipelineCommands() []pipelineCommand {
-	return []pipelineCommand{
-		{"validate", "-f FILE", "decode and compile the pipeline and run its tests: offline, exit 0 when valid", pipelineValidate},
-		{"test", "-f FILE", "run JSON lines from stdin through the pipeline and print each outcome as a JSON line: offline", pipelineTest},
-		{"apply", "-f FILE", "validate, make (or check) the stream topics it routes to, then store the pipeline in the tenant's config topic; its version must be greater than the stored one", pipelineApply},
-		{"get", "TENANT", "print the stored pipeline, its version and what each router applies, its errors and pauses (as YAML comments)", pipelineGet},
-		{"list", "", "list tenants with the versions routers apply, errors and pauses (operators: reads <prefix>.status)", pipelineList},
-		{"delete", "TENANT", "delete the tenant's pipeline: routers put it back on pass-through", pipelineDelete},
-	}
+// fileFlag adds -f FILE, the pipeline file of a subcommand that also takes
+// it as its argument.
+func fileFlag(fs *flag.FlagSet) *string {
+	return fs.String("f", "", "pipeline YAML `FILE` (- for stdin); or give it as the argument")
 }
 
-func pipelineUsage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: sluice pipeline <subcommand> [flags]\n\n")
-	fmt.Fprintf(w, "Manages per-tenant pipelines. A tenant's pipeline is stored in its own compacted topic\n")
-	fmt.Fprintf(w, "<prefix>.config.<tenant>, which only the tenant (and administrators) can write; routers publish\n")
-	fmt.Fprintf(w, "their status of the tenant to <prefix>.status.<tenant>, which the tenant can read. apply, get\n")
-	fmt.Fprintf(w, "and delete work with the tenant's own credentials (from sluice tenant create); list reads the\n")
-	fmt.Fprintf(w, "routers' <prefix>.status and needs an operator's.\n\nSubcommands:\n")
-	for _, c := range pipelineCommands() {
-		fmt.Fprintf(w, "  %-24s %s\n", c.name+" "+c.args, c.summary)
-	}
-	fmt.Fprintf(w, "\nvalidate and test need no Kafka; test prints {\"topic\": ..., \"record\": ...}, {\"dropped\": true}\n")
-	fmt.Fprintf(w, "or {\"dlq\": {...}} per input line. Input lines are records in JSON form, partial ones\n")
-	fmt.Fprintf(w, "such as {\"log\": \"...\"}, or plain text (which becomes log). pseudonym() uses the public\n")
-	fmt.Fprintf(w, "test key %q there, as in a pipeline's tests, never the tenant's key: routers\n", router.TestPseudonymKeyText)
-	fmt.Fprintf(w, "give other values.\n")
-	fmt.Fprintf(w, "\nRun 'sluice pipeline <subcommand> --help' for its flags.\n")
-	fmt.Fprintf(w, "\nSettings (environment variables):\n")
-	config.WriteUsage(w, &pipelineConfig{})
-}
-
-func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		pipelineUsage(stderr)
-		if len(args) == 0 {
-			return errors.New("pipeline: no subcommand given")
-		}
-		return flag.ErrHelp
-	}
-	for _, c := range pipelineCommands() {
-		if c.name != args[0] {
-			continue
-		}
-		fs := flag.NewFlagSet("pipeline "+c.name, flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		fs.Usage = func() {
-			fmt.Fprintf(stderr, "Usage: sluice pipeline %s [flags] %s\n\n%s.\n", c.name, c.args, upperFirst(c.summary))
-			if hasFlags(fs) {
-				fmt.Fprintf(stderr, "\nFlags:\n")
-				fs.PrintDefaults()
-			}
-			fmt.Fprintf(stderr, "\nSettings (environment variables): see 'sluice pipeline --help'.\n")
-		}
-		return c.run(ctx, fs, args[1:], stdout, stderr)
-	}
-	pipelineUsage(stderr)
-	return fmt.Errorf("pipeline: unknown subcommand %q", args[0])
-}
-
-func upperFirst(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
-}
-
-func hasFlags(fs *flag.FlagSet) bool {
-	n := 0
-	fs.VisitAll(func(*flag.Flag) { n++ })
-	return n > 0
-}
-
-// parseFileFlag parses a subcommand taking -f FILE and no arguments, and
-// returns the file's content.
-func parseFileFlag(fs *flag.FlagSet, args []string) (string, []byte, error) {
-	file := fs.String("f", "", "pipeline YAML file (- for stdin)")
-	if err := fs.Parse(args); err != nil {
-		return "", nil, err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return "", nil, fmt.Errorf("pipeline %s: unexpected arguments %q", fs.Name(), fs.Args())
-	}
-	if *file == "" {
-		fs.Usage()
-		return "", nil, fmt.Errorf("%s: -f FILE is required", fs.Name())
+// readPipelineFile returns the name and content of the pipeline file,
+// given with -f or as the one argument.
+func readPipelineFile(flagFile string, args []string) (string, []byte, error) {
+	file := flagFile
+	switch {
+	case file != "" && len(args) > 0:
+		return "", nil, cli.Usagef("give the pipeline file once: -f %s or %s", file, args[0])
+	case len(args) > 0:
+		file = args[0]
+	case file == "":
+		return "", nil, cli.Usagef("missing the pipeline file: give it as the argument, or -f FILE (- for stdin)")
 	}
 	var src []byte
 	var err error
-	if *file == "-" {
+	if file == "-" {
 		src, err = io.ReadAll(io.LimitReader(stdin, router.MaxSpecBytes+1))
 	} else {
-		src, err = os.ReadFile(*file)
+		src, err = os.ReadFile(file)
 	}
 	if err != nil {
-		return "", nil, fmt.Errorf("%s: read pipeline: %w", fs.Name(), err)
+		return "", nil, fmt.Errorf("read pipeline: %w", err)
 	}
-	return *file, src, nil
+	return file, src, nil
 }
 
-// parseTenantArg parses a subcommand taking one TENANT argument.
-func parseTenantArg(fs *flag.FlagSet, args []string) (string, error) {
-	if err := fs.Parse(args); err != nil {
-		return "", err
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return "", fmt.Errorf("%s: want one TENANT argument, got %d", fs.Name(), fs.NArg())
-	}
-	tenant := fs.Arg(0)
+// tenantArgument checks the TENANT argument of get and delete.
+func tenantArgument(tenant string) error {
 	if err := kafka.ValidateTenant(tenant); err != nil {
-		return "", fmt.Errorf("%s: %w", fs.Name(), err)
+		return cli.Usagef("%v", err)
 	}
-	return tenant, nil
+	return nil
 }
 
 // specProblems formats a Load or Parse error as one problem per line,
@@ -191,8 +253,8 @@ type problemsError struct {
 func (e *problemsError) Error() string { return e.msg }
 func (e *problemsError) Unwrap() error { return e.err }
 
-func pipelineValidate(_ context.Context, fs *flag.FlagSet, args []string, stdout, _ io.Writer) error {
-	file, src, err := parseFileFlag(fs, args)
+func pipelineValidate(flagFile string, args []string, stdout io.Writer) error {
+	file, src, err := readPipelineFile(flagFile, args)
 	if err != nil {
 		return err
 	}
@@ -221,13 +283,13 @@ type testDLQ struct {
 	Error    string `json:"error"`
 }
 
-func pipelineTest(ctx context.Context, fs *flag.FlagSet, args []string, stdout, _ io.Writer) error {
-	file, src, err := parseFileFlag(fs, args)
+func pipelineTest(ctx context.Context, flagFile string, args []string, stdout io.Writer) error {
+	if flagFile == "-" || (len(args) > 0 && args[0] == "-") {
+		return cli.Usagef("stdin carries the records; give the pipeline as a file")
+	}
+	file, src, err := readPipelineFile(flagFile, args)
 	if err != nil {
 		return err
-	}
-	if file == "-" {
-		return errors.New("test: stdin carries the records; give the pipeline as a file")
 	}
 	var cfg pipelineConfig
 	if err := config.Load(ctx, &cfg); err != nil {
@@ -352,46 +414,6 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// kafkaFlags adds the flags shared by the subcommands that talk to Kafka.
-func kafkaFlags(fs *flag.FlagSet) *time.Duration {
-	return fs.Duration("timeout", 30*time.Second, "give up talking to Kafka after this long")
-}
-
-// withKafka loads the Kafka settings, connects, and calls fn with the client
-// and the topic names.
-func withKafka(ctx context.Context, timeout time.Duration, fn func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error) error {
-	return connectKafka(ctx, timeout, "sluice-pipeline", nil, fn)
-}
-
-// connectKafka loads the Kafka settings (SLUICE_KAFKA_*, SLUICE_TOPIC_PREFIX),
-// connects as clientID (unless the settings name one) with the extra client
-// options, and calls fn with the client and the topic names, within timeout
-// (0: none).
-func connectKafka(ctx context.Context, timeout time.Duration, clientID string, extra []kgo.Opt, fn func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error) error {
-	var cfg pipelineConfig
-	if err := config.Load(ctx, &cfg); err != nil {
-		return err
-	}
-	if cfg.Kafka.ClientID == "" {
-		cfg.Kafka.ClientID = clientID
-	}
-	opts, err := cfg.Kafka.Options()
-	if err != nil {
-		return fmt.Errorf("kafka settings:\n%w", err)
-	}
-	cl, err := kafka.NewClient(append(opts, extra...)...)
-	if err != nil {
-		return fmt.Errorf("kafka client: %w", err)
-	}
-	defer cl.Close()
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
-	return fn(ctx, cl, cfg.Kafka.Topics())
-}
-
 // denied explains an authorization error on a tenant's topics: the
 // credentials in use are not the tenant's.
 func denied(err error, tenant string, topics kafka.Topics) error {
@@ -402,11 +424,15 @@ func denied(err error, tenant string, topics kafka.Topics) error {
 	return err
 }
 
-func pipelineApply(ctx context.Context, fs *flag.FlagSet, args []string, stdout, _ io.Writer) error {
-	timeout := kafkaFlags(fs)
-	allowMissing := fs.Bool("allow-missing-streams", false, "store the pipeline even when stream topics it routes to are missing and cannot be made (the router pauses the tenant until they exist)")
-	output := fs.String("output", "", "yaml: validate, then print the Pipeline resource (sluice.io/v1alpha1) holding the document, in the namespace of the tenant's name, and do nothing else (for sluice-controller)")
-	file, src, err := parseFileFlag(fs, args)
+// applyOptions are the flags of pipeline apply.
+type applyOptions struct {
+	file, output      *string
+	timeout           *time.Duration
+	yes, allowMissing *bool
+}
+
+func pipelineApply(ctx context.Context, o applyOptions, args []string, stdout, stderr io.Writer) error {
+	file, src, err := readPipelineFile(*o.file, args)
 	if err != nil {
 		return err
 	}
@@ -416,7 +442,7 @@ func pipelineApply(ctx context.Context, fs *flag.FlagSet, args []string, stdout,
 	if err != nil {
 		return fmt.Errorf("apply %s: %w", file, specProblems(file, err))
 	}
-	switch *output {
+	switch *o.output {
 	case "":
 	case "yaml":
 		b, err := resources.PipelineYAML(p.Tenant, src)
@@ -426,57 +452,96 @@ func pipelineApply(ctx context.Context, fs *flag.FlagSet, args []string, stdout,
 		_, err = stdout.Write(b)
 		return err
 	default:
-		return fmt.Errorf("apply: --output %q: want yaml", *output)
+		return cli.Usagef("--output %q: want yaml", *o.output)
 	}
-	return withKafka(ctx, *timeout, func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
+	// The timeout bounds each exchange with Kafka, not the user's answer
+	// in between.
+	call := kafkaCall{clientID: "sluice-pipeline", timeout: *o.timeout, follow: true}
+	return connectKafka(ctx, call, func(ctx context.Context, k *kafkaSession) error {
+		topics := k.topics
 		// The tenant's config topic first: nothing is made for a tenant
 		// that does not exist or whose pipeline these credentials may not
 		// touch.
-		if _, err := router.ReadPipeline(ctx, cl, topics, p.Tenant); err != nil {
+		var cur *router.StoredPipeline
+		if err := k.bounded(ctx, func(ctx context.Context) error {
+			var err error
+			cur, err = router.ReadPipeline(ctx, k.cl, topics, p.Tenant)
+			return err
+		}); err != nil {
 			return fmt.Errorf("apply %s: %w", file, denied(err, p.Tenant, topics))
 		}
-		st, err := kafka.EnsureStreamTopics(ctx, kadm.NewClient(cl), topics, p.Tenant, p.Streams())
-		if err != nil {
-			return fmt.Errorf("apply %s: stream topics: %w", file, denied(err, p.Tenant, topics))
+		if cur != nil && p.Version <= cur.Version {
+			return fmt.Errorf("apply %s: %w: tenant %s: version %d is not greater than the stored version %d (raise version: in %s)",
+				file, router.ErrVersionNotIncreasing, p.Tenant, p.Version, cur.Version, file)
 		}
-		for _, topic := range st.Created {
-			fmt.Fprintf(stdout, "created stream topic %s\n", topic)
+		from := topics.TenantConfig(p.Tenant) + " (nothing stored: pass-through)"
+		var stored []byte
+		if cur != nil {
+			from = fmt.Sprintf("%s (stored: version %d)", topics.TenantConfig(p.Tenant), cur.Version)
+			stored = cur.Source
 		}
-		if len(st.Missing) > 0 {
-			var b strings.Builder
-			var streams []string
-			for _, topic := range slices.Sorted(maps.Keys(st.Missing)) {
-				fmt.Fprintf(&b, "\n  %s: %v", topic, st.Missing[topic])
-				_, _, stream, _ := topics.TenantOf(topic)
-				streams = append(streams, stream)
+		fmt.Fprint(stdout, pipelineDiff(stored, src, from, fmt.Sprintf("%s (version %d)", file, p.Version)))
+		if removed := removedSteps(documentSteps(stored), documentSteps(src)); len(removed) > 0 && !*o.yes {
+			what := fmt.Sprintf("version %d removes %d step(s) of the stored version %d: %s", p.Version, len(removed), cur.Version, describeSteps(removed))
+			if file == "-" || !isTerminal(stdin) {
+				return cli.Usagef("%s; store it with --yes (stdin is not a terminal to ask on)", what)
 			}
-			msg := fmt.Sprintf("the pipeline routes to stream topics that do not exist and could not be made:%s\n"+
-				"make them with administrator credentials: sluice tenant create --streams %s %s",
-				b.String(), strings.Join(streams, ","), p.Tenant)
-			if !*allowMissing {
-				return fmt.Errorf("apply %s: %s\n(or apply with --allow-missing-streams: the router pauses the tenant until they exist)", file, msg)
+			if !confirm(stderr, stdin, upperFirst(what)+". Store it?") {
+				return fmt.Errorf("apply %s: not stored", file)
 			}
-			fmt.Fprintf(stdout, "warning: %s\n", msg)
 		}
-		applied, err := router.ApplyPipeline(ctx, cl, topics, src)
-		if err != nil {
-			return fmt.Errorf("apply %s: %w", file, denied(err, p.Tenant, topics))
-		}
-		_, err = fmt.Fprintf(stdout, "applied: tenant %s version %d to %s\n", applied.Tenant, applied.Version, topics.TenantConfig(applied.Tenant))
-		return err
+		return k.bounded(ctx, func(ctx context.Context) error {
+			st, err := kafka.EnsureStreamTopics(ctx, k.adm, topics, p.Tenant, p.Streams())
+			if err != nil {
+				return fmt.Errorf("apply %s: stream topics: %w", file, denied(err, p.Tenant, topics))
+			}
+			for _, topic := range st.Created {
+				fmt.Fprintf(stdout, "created stream topic %s\n", topic)
+			}
+			if len(st.Missing) > 0 {
+				var b strings.Builder
+				var streams []string
+				for _, topic := range slices.Sorted(maps.Keys(st.Missing)) {
+					fmt.Fprintf(&b, "\n  %s: %v", topic, st.Missing[topic])
+					_, _, stream, _ := topics.TenantOf(topic)
+					streams = append(streams, stream)
+				}
+				msg := fmt.Sprintf("the pipeline routes to stream topics that do not exist and could not be made:%s\n"+
+					"make them with administrator credentials: sluice tenant create --streams %s %s",
+					b.String(), strings.Join(streams, ","), p.Tenant)
+				if !*o.allowMissing {
+					return fmt.Errorf("apply %s: %s\n(or apply with --allow-missing-streams: the router pauses the tenant until they exist)", file, msg)
+				}
+				fmt.Fprintf(stdout, "warning: %s\n", msg)
+			}
+			applied, err := router.ApplyPipeline(ctx, k.cl, topics, src)
+			if err != nil {
+				return fmt.Errorf("apply %s: %w", file, denied(err, p.Tenant, topics))
+			}
+			_, err = fmt.Fprintf(stdout, "applied: tenant %s version %d to %s\n", applied.Tenant, applied.Version, topics.TenantConfig(applied.Tenant))
+			return err
+		})
 	})
 }
 
-func pipelineGet(ctx context.Context, fs *flag.FlagSet, args []string, stdout, _ io.Writer) error {
-	timeout := kafkaFlags(fs)
-	tenant, err := parseTenantArg(fs, args)
-	if err != nil {
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+func pipelineGet(ctx context.Context, timeout time.Duration, tenant string, stdout io.Writer) error {
+	if err := tenantArgument(tenant); err != nil {
 		return err
 	}
-	return withKafka(ctx, *timeout, func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
+	return connectKafka(ctx, kafkaCall{clientID: "sluice-pipeline", timeout: timeout}, func(ctx context.Context, k *kafkaSession) error {
+		cl, topics := k.cl, k.topics
 		sp, err := router.ReadPipeline(ctx, cl, topics, tenant)
 		legacy := false
+		var noTopic error // the tenant has no config topic: perhaps no tenant at all
 		if errors.Is(err, router.ErrNoConfigTopic) {
+			noTopic = err
 			// A tenant made before per-tenant config topics: its pipeline
 			// is in the legacy topic (operators only).
 			snap, lerr := router.ReadConfig(ctx, cl, topics.Config())
@@ -500,7 +565,10 @@ func pipelineGet(ctx context.Context, fs *flag.FlagSet, args []string, stdout, _
 				statuses = all.Statuses[tenant]
 			}
 		}
-		if sp == nil && len(statuses) == 0 {
+		switch {
+		case sp == nil && len(statuses) == 0 && noTopic != nil:
+			return fmt.Errorf("get %s: %w: %w", tenant, router.ErrNoPipeline, noTopic)
+		case sp == nil && len(statuses) == 0:
 			return fmt.Errorf("get %s: %w in %s", tenant, router.ErrNoPipeline, topics.TenantConfig(tenant))
 		}
 		// Everything but the document is a YAML comment, so the output can
@@ -561,16 +629,9 @@ func statusLine(st router.RouterStatus) string {
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
 
-func pipelineList(ctx context.Context, fs *flag.FlagSet, args []string, stdout, _ io.Writer) error {
-	timeout := kafkaFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("list: unexpected arguments %q", fs.Args())
-	}
-	return withKafka(ctx, *timeout, func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
+func pipelineList(ctx context.Context, timeout time.Duration, stdout io.Writer) error {
+	return connectKafka(ctx, kafkaCall{clientID: "sluice-pipeline", timeout: timeout}, func(ctx context.Context, k *kafkaSession) error {
+		cl, topics := k.cl, k.topics
 		snap, err := router.ReadStatus(ctx, cl, topics.Status(), "")
 		if err != nil {
 			return fmt.Errorf("list: %w", err)
@@ -603,14 +664,13 @@ func pipelineList(ctx context.Context, fs *flag.FlagSet, args []string, stdout, 
 	})
 }
 
-func pipelineDelete(ctx context.Context, fs *flag.FlagSet, args []string, stdout, _ io.Writer) error {
-	timeout := kafkaFlags(fs)
-	tenant, err := parseTenantArg(fs, args)
-	if err != nil {
+func pipelineDelete(ctx context.Context, timeout time.Duration, tenant string, stdout io.Writer) error {
+	if err := tenantArgument(tenant); err != nil {
 		return err
 	}
-	return withKafka(ctx, *timeout, func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
-		if err := router.DeletePipeline(ctx, cl, topics, tenant); err != nil {
+	return connectKafka(ctx, kafkaCall{clientID: "sluice-pipeline", timeout: timeout}, func(ctx context.Context, k *kafkaSession) error {
+		topics := k.topics
+		if err := router.DeletePipeline(ctx, k.cl, topics, tenant); err != nil {
 			return denied(err, tenant, topics)
 		}
 		_, err := fmt.Fprintf(stdout, "deleted: tenant %s now passes through\n", tenant)

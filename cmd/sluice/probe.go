@@ -13,54 +13,55 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicelogs/sluice/internal/cli"
 	"github.com/sluicelogs/sluice/internal/telemetry"
 )
 
-// runProbe is `sluice probe`: a health check for images without a shell or
-// curl (the distroless image), such as docker compose's
+// probeCommand is `sluice probe`: a health check for images without a
+// shell or curl (the distroless image), such as docker compose's
 // ["CMD", "/usr/local/bin/sluice", "probe"].
-func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	target := fs.String("url", "", "URL to GET (default http://127.0.0.1:<port of SLUICE_TELEMETRY_ADDR, 9464>/readyz)")
-	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, `Usage: sluice probe [--url URL] [--timeout DURATION]
-
-GETs a stage's /readyz (or URL) and exits 0 when it answers 2xx, else 1 with a one-line reason. It
+func probeCommand() *cli.Command {
+	return &cli.Command{
+		Name:    "probe",
+		Summary: "exit 0 when a stage's /readyz answers 2xx (health checks in images without a shell)",
+		Usage:   "[--url URL] [--timeout DURATION]",
+		Description: `GETs a stage's /readyz (or URL) and exits 0 when it answers 2xx, else 1 with a one-line reason. It
 is the health check of the container image, which has no shell and no curl; it reads the port from
-SLUICE_TELEMETRY_ADDR, as the stage in the same container does.
-
-Flags:
-`)
-		fs.PrintDefaults()
+SLUICE_TELEMETRY_ADDR, as the stage in the same container does.`,
+		Examples: []string{
+			"sluice probe                                          # the stage in this container",
+			"sluice probe --url http://127.0.0.1:9465/readyz --timeout 1s",
+		},
+		Flags: func(fs *flag.FlagSet) cli.Action {
+			target := fs.String("url", "", "URL to GET (default http://127.0.0.1:<port of SLUICE_TELEMETRY_ADDR, 9464>/readyz)")
+			timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
+			return func(ctx context.Context, _ []string, stdout, _ io.Writer) error {
+				if *timeout <= 0 {
+					return cli.Usagef("--timeout must be positive, got %s", *timeout)
+				}
+				u := *target
+				if u == "" {
+					addr, set := os.LookupEnv("SLUICE_TELEMETRY_ADDR")
+					if !set {
+						addr = telemetry.DefaultAddr
+					}
+					var err error
+					if u, err = readyzURL(addr); err != nil {
+						return fmt.Errorf("probe: %w", err)
+					}
+				}
+				if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+					return cli.Usagef("--url %q is not an http(s) URL", u)
+				}
+				status, err := probe(ctx, u, *timeout)
+				if err != nil {
+					return fmt.Errorf("probe: %w", err)
+				}
+				_, err = fmt.Fprintf(stdout, "%s: %s\n", u, status)
+				return err
+			}
+		},
 	}
-	if err := parseNoArgs(fs, args); err != nil {
-		return err
-	}
-	if *timeout <= 0 {
-		return fmt.Errorf("probe: --timeout must be positive, got %s", *timeout)
-	}
-	u := *target
-	if u == "" {
-		addr, set := os.LookupEnv("SLUICE_TELEMETRY_ADDR")
-		if !set {
-			addr = telemetry.DefaultAddr
-		}
-		var err error
-		if u, err = readyzURL(addr); err != nil {
-			return fmt.Errorf("probe: %w", err)
-		}
-	}
-	if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-		return fmt.Errorf("probe: --url %q is not an http(s) URL", u)
-	}
-	status, err := probe(ctx, u, *timeout)
-	if err != nil {
-		return fmt.Errorf("probe: %w", err)
-	}
-	_, err = fmt.Fprintf(stdout, "%s: %s\n", u, status)
-	return err
 }
 
 // readyzURL is the /readyz URL of a telemetry server listening on addr

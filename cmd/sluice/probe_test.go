@@ -103,9 +103,9 @@ func TestProbeDefaultURL(t *testing.T) {
 }
 
 func TestProbeHelp(t *testing.T) {
-	var out bytes.Buffer
-	if err := run(t.Context(), []string{"probe", "--help"}, &out, &out); err == nil || !strings.Contains(err.Error(), "help") {
-		t.Fatalf("probe --help: %v", err)
+	var out, errOut bytes.Buffer
+	if err := run(t.Context(), []string{"probe", "--help"}, &out, &errOut); err != nil || errOut.Len() != 0 {
+		t.Fatalf("probe --help: %v, stderr %q", err, errOut.String())
 	}
 	for _, s := range []string{"--url", "--timeout", "SLUICE_TELEMETRY_ADDR", "/readyz"} {
 		if !strings.Contains(out.String(), s) {

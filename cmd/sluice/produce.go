@@ -9,9 +9,11 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicelogs/sluice/internal/cli"
 	"github.com/sluicelogs/sluice/internal/kafka"
 )
 
@@ -19,28 +21,49 @@ import (
 // output limit is 900 KiB, and Kafka's default message limit 1 MiB.
 const maxProduceLine = 900 << 10
 
-// runProduce sends lines or JSON objects from stdin to a tenant's raw topic:
-// how a team sends logs from outside the cluster.
-func runProduce(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("produce", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	tenant := fs.String("tenant", "", "the tenant whose raw topic receives the lines (required)")
-	timeout := kafkaFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: sluice produce --tenant NAME < lines\n\nSends each line of stdin to <prefix>.raw.<tenant>: a line of text, or a JSON object (with the\nrecord's fields such as log, timestamp, kubernetes, or any application log object). The tenant's\npipeline processes them like the lines of its pods. Reports how many Kafka acknowledged.\n\nFlags:\n")
-		fs.PrintDefaults()
-		fmt.Fprintf(stderr, "\nSettings (environment variables): the SLUICE_KAFKA_* and SLUICE_TOPIC_PREFIX of 'sluice pipeline --help';\nuse the tenant's own credentials.\n")
+// produceCommand sends lines or JSON objects from stdin to a tenant's raw
+// topic: how a team sends logs from outside the cluster.
+func produceCommand() *cli.Command {
+	return &cli.Command{
+		Name:    "produce",
+		Summary: "send lines or JSON objects from stdin to a tenant's raw topic",
+		Usage:   "--tenant NAME [flags] < lines",
+		Description: `Sends each line of stdin to <prefix>.raw.<tenant>: a line of text, or a JSON object (with the
+record's fields such as log, timestamp, kubernetes, or any application log object). The tenant's
+pipeline processes them like the lines of its pods. Reports how many Kafka acknowledged.
+Before reading stdin, it checks within --timeout that Kafka answers, takes the credentials and
+has the tenant's raw topic; after the last line it waits as long for the acknowledgements.`,
+		Examples: []string{
+			"echo '{\"level\":\"info\",\"msg\":\"hello\"}' | sluice produce --tenant shop",
+			"sluice produce --tenant shop < app.log                 # one record per line",
+			"kubectl logs deploy/cart | sluice produce --tenant shop --timeout 30s",
+		},
+		Epilog: func(w io.Writer) {
+			fmt.Fprintf(w, "Settings (environment variables): the SLUICE_KAFKA_* and SLUICE_TOPIC_PREFIX of 'sluice pipeline --help';\nuse the tenant's own credentials.\n")
+		},
+		Flags: func(fs *flag.FlagSet) cli.Action {
+			tenant := fs.String("tenant", "", "the tenant (`NAME`) whose raw topic receives the lines (required)")
+			timeout := timeoutFlag(fs, "give up when Kafka has not answered within this long, before reading stdin and for the acknowledgements after it")
+			return func(ctx context.Context, _ []string, _, stderr io.Writer) error {
+				return runProduce(ctx, *tenant, *timeout, stderr)
+			}
+		},
 	}
-	if err := parseNoArgs(fs, args); err != nil {
-		return err
+}
+
+func runProduce(ctx context.Context, tenant string, timeout time.Duration, stderr io.Writer) error {
+	if tenant == "" {
+		return cli.Usagef("--tenant is required")
 	}
-	if err := kafka.ValidateTenant(*tenant); err != nil {
-		return fmt.Errorf("produce: --tenant: %w", err)
+	if err := kafka.ValidateTenant(tenant); err != nil {
+		return cli.Usagef("--tenant: %v", err)
 	}
-	// The timeout bounds waiting for Kafka, not reading stdin: it applies
-	// from the end of input.
-	return connectKafka(ctx, 0, "sluice-produce", nil, func(ctx context.Context, cl *kgo.Client, topics kafka.Topics) error {
-		topic := topics.Raw(*tenant)
+	call := kafkaCall{clientID: "sluice-produce", timeout: timeout, follow: true}
+	return connectKafka(ctx, call, func(ctx context.Context, k *kafkaSession) error {
+		topic := k.topics.Raw(tenant)
+		if err := k.tenantTopic(ctx, tenant, topic); err != nil {
+			return fmt.Errorf("produce: %w", err)
+		}
 		var (
 			sent, acked atomic.Int64
 			mu          sync.Mutex
@@ -65,15 +88,17 @@ func runProduce(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				continue
 			}
 			sent.Add(1)
-			cl.Produce(ctx, &kgo.Record{Topic: topic, Value: append([]byte(nil), line...)}, promise)
+			k.cl.Produce(ctx, &kgo.Record{Topic: topic, Value: append([]byte(nil), line...)}, promise)
 		}
 		readErr := sc.Err()
 		if errors.Is(readErr, bufio.ErrTooLong) {
 			readErr = fmt.Errorf("a line is longer than %d bytes", maxProduceLine)
 		}
-		flushCtx, cancel := context.WithTimeout(ctx, *timeout)
+		// The timeout bounds waiting for Kafka, not reading stdin: it
+		// applies from the end of input.
+		flushCtx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		flushErr := cl.Flush(flushCtx)
+		flushErr := k.cl.Flush(flushCtx)
 		fmt.Fprintf(stderr, "%d lines sent to %s, %d acknowledged\n", sent.Load(), topic, acked.Load())
 		mu.Lock()
 		defer mu.Unlock()
@@ -81,9 +106,9 @@ func runProduce(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		case readErr != nil:
 			return fmt.Errorf("produce: read stdin: %w", readErr)
 		case firstErr != nil:
-			return fmt.Errorf("produce: %w", firstErr)
-		case flushErr != nil:
-			return fmt.Errorf("produce: waiting for Kafka: %w", flushErr)
+			return fmt.Errorf("produce: %w", k.explain(firstErr, timeout))
+		case flushErr != nil && ctx.Err() == nil:
+			return fmt.Errorf("produce: Kafka did not acknowledge %d of %d lines within %s (--timeout)", sent.Load()-acked.Load(), sent.Load(), timeout)
 		}
 		return nil
 	})

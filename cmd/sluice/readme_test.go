@@ -52,9 +52,9 @@ func TestREADMESettings(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	var out bytes.Buffer
-	if err := run(t.Context(), []string{"shipper", "--help"}, &out, &out); err == nil || !strings.Contains(err.Error(), "help") {
-		t.Fatalf("shipper --help: err = %v", err)
+	var out, errOut bytes.Buffer
+	if err := run(t.Context(), []string{"shipper", "--help"}, &out, &errOut); err != nil || errOut.Len() != 0 {
+		t.Fatalf("shipper --help: err = %v, stderr %q", err, errOut.String())
 	}
 	for _, s := range config.Describe(&shipper.Config{}) {
 		if !strings.Contains(out.String(), s.Name) {

@@ -2,14 +2,14 @@ package main
 
 import (
 	"context"
-	"io"
 
+	"github.com/sluicelogs/sluice/internal/cli"
 	"github.com/sluicelogs/sluice/internal/telemetry"
 	"github.com/sluicelogs/sluice/router"
 )
 
-func runRouter(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return runService(ctx, args, stdout, stderr, "router",
+func routerCommand() *cli.Command {
+	return serviceCommand("router", "apply each tenant's pipeline between its raw and parsed topics, in Kafka transactions",
 		"Consumes <prefix>.raw.<tenant>, applies each tenant's pipeline from <prefix>.config and produces to\n"+
 			"<prefix>.parsed.<tenant>[.<stream>] or <prefix>.dlq.<tenant>, in Kafka transactions.",
 		func(c *router.Config) telemetry.Config { return c.Telemetry },

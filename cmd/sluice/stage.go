@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluicelogs/sluice/internal/cli"
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/telemetry"
 )
@@ -61,36 +62,43 @@ type settings[C any] interface {
 	Validate() error
 }
 
-// runService is the command of a long-running stage whose only flag is
-// --validate (router, indexer): it loads and checks the settings, then runs
-// the stage built by start with telemetry until ctx ends.
-func runService[C any, P settings[C]](ctx context.Context, args []string, stdout, stderr io.Writer,
-	name, about string, telemetryOf func(*C) telemetry.Config, start func(ctx context.Context, cfg C, st stage) error) error {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	validate := fs.Bool("validate", false, "check the settings, print them (secrets redacted) and exit: 0 when they are valid")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: sluice %s [--validate]\n\n%s\n\nFlags:\n", name, about)
-		fs.PrintDefaults()
-		fmt.Fprintf(stderr, "\nSettings (environment variables):\n")
-		config.WriteUsage(stderr, P(new(C)))
+// serviceCommand is the command of a long-running stage whose only flag
+// is --validate (router, indexer): it loads and checks the settings, then
+// runs the stage built by start with telemetry until ctx ends.
+func serviceCommand[C any, P settings[C]](name, summary, about string,
+	telemetryOf func(*C) telemetry.Config, start func(ctx context.Context, cfg C, st stage) error) *cli.Command {
+	return &cli.Command{
+		Name: name, Summary: summary, Usage: "[--validate]",
+		Description: about,
+		Examples: []string{
+			"sluice " + name + " --validate     # check the settings and print them, secrets redacted",
+			"sluice " + name + "                # run until SIGINT or SIGTERM",
+		},
+		Epilog: settingsEpilog(P(new(C))),
+		Flags: func(fs *flag.FlagSet) cli.Action {
+			validate := fs.Bool("validate", false, "check the settings, print them (secrets redacted) and exit: 0 when they are valid")
+			return func(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
+				cfg := P(new(C))
+				if err := config.Load(ctx, cfg); err != nil {
+					return err
+				}
+				if err := cfg.Validate(); err != nil {
+					return fmt.Errorf("%s settings:\n%w", name, err)
+				}
+				if *validate {
+					return printSettings(stdout, name, cfg)
+				}
+				return runStage(ctx, telemetryOf(cfg), stderr, func(st stage) error { return start(ctx, *cfg, st) })
+			}
+		},
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
+}
+
+// settingsEpilog writes the environment variables of cfg, a settings
+// struct, for a command's help.
+func settingsEpilog(cfg any) func(io.Writer) {
+	return func(w io.Writer) {
+		fmt.Fprintf(w, "Settings (environment variables):\n")
+		config.WriteUsage(w, cfg)
 	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("%s: unexpected arguments %q", name, fs.Args())
-	}
-	cfg := P(new(C))
-	if err := config.Load(ctx, cfg); err != nil {
-		return err
-	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("%s settings:\n%w", name, err)
-	}
-	if *validate {
-		return printSettings(stdout, name, cfg)
-	}
-	return runStage(ctx, telemetryOf(cfg), stderr, func(st stage) error { return start(ctx, *cfg, st) })
 }

@@ -4,124 +4,189 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicelogs/sluice/internal/config"
+	"github.com/sluicelogs/sluice/internal/cli"
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/router"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
-// runTail follows a tenant's parsed topic (or its dead-letter topic) and
-// prints each record, like kubectl logs -f.
-func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	tenant := fs.String("tenant", "", "the tenant whose records to follow (required)")
-	stream := fs.String("stream", "", "follow the route stream <prefix>.parsed.<tenant>.<stream> instead of the main parsed topic")
-	errorsOnly := fs.Bool("errors", false, "follow the tenant's dead-letter topic: records the router or the indexer could not handle, with the reason")
-	fromStart := fs.Bool("from-beginning", false, "start at the oldest record kept rather than at new ones")
-	filter := fs.String("filter", "", "print only records matching this condition, in the pipelines' expression language (e.g. pod == \"cart-1\" && attributes[\"level\"] == \"error\")")
-	asJSON := fs.Bool("json", false, "print each record as one JSON object per line")
-	group := fs.String("group", "", "consume in this consumer group (it must start with <tenant>.) and commit what was printed; default: no group, nothing committed")
-	limit := fs.Int("n", 0, "stop after this many records (0: follow until interrupted)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: sluice tail --tenant NAME [flags]\n\nFollows a tenant's parsed topic (read_committed), or with --errors its dead-letter topic,\nand prints one readable line per record: time, namespace/pod/container, message.\n\nFlags:\n")
-		fs.PrintDefaults()
-		fmt.Fprintf(stderr, "\nSettings (environment variables): the SLUICE_KAFKA_* and SLUICE_TOPIC_PREFIX of 'sluice pipeline --help';\nuse the tenant's own credentials.\n")
+// tailCommand follows a tenant's parsed topic (or its dead-letter topic)
+// and prints each record, like kubectl logs -f.
+func tailCommand() *cli.Command {
+	return &cli.Command{
+		Name:    "tail",
+		Summary: "follow a tenant's parsed topic (or its errors) like kubectl logs -f",
+		Usage:   "--tenant NAME [flags]",
+		Description: `Follows a tenant's parsed topic (read_committed), or with --errors its dead-letter topic,
+and prints one readable line per record: time, namespace/pod/container, message. It starts at the
+end (new records only) unless --from-beginning, and runs until interrupted (Ctrl-C) or -n records
+are printed. Before it follows, it checks within --timeout that Kafka answers, takes the
+credentials, and has the topic: a missing tenant or stream is an error that says how to make it.`,
+		Examples: []string{
+			"sluice tail --tenant shop                                      # new records, as they come",
+			"sluice tail --tenant shop --from-beginning -n 20              # the 20 oldest records kept",
+			"sluice tail --tenant shop --filter 'attributes[\"level\"] == \"error\"'",
+			"sluice tail --tenant web --errors --from-beginning            # what web's pipeline could not handle, and why",
+			"sluice tail --tenant payments --stream audit --json           # a route stream, as JSON lines",
+		},
+		Epilog: func(w io.Writer) {
+			fmt.Fprintf(w, "Settings (environment variables): the SLUICE_KAFKA_* and SLUICE_TOPIC_PREFIX of 'sluice pipeline --help';\nuse the tenant's own credentials.\n")
+		},
+		Flags: func(fs *flag.FlagSet) cli.Action {
+			var o tailOptions
+			fs.StringVar(&o.tenant, "tenant", "", "the tenant (`NAME`) whose records to follow (required)")
+			fs.StringVar(&o.stream, "stream", "", "follow the route stream (`NAME`) <prefix>.parsed.<tenant>.<stream> instead of the main parsed topic")
+			fs.BoolVar(&o.errorsOnly, "errors", false, "follow the tenant's dead-letter topic: records the router or the indexer could not handle, with the reason")
+			fs.BoolVar(&o.fromStart, "from-beginning", false, "start at the oldest record kept rather than at new ones")
+			fs.StringVar(&o.filter, "filter", "", "print only records matching this `CONDITION`, in the pipelines' expression language (e.g. pod == \"cart-1\" && attributes[\"level\"] == \"error\")")
+			fs.BoolVar(&o.asJSON, "json", false, "print each record as one JSON object per line")
+			fs.StringVar(&o.group, "group", "", "consume in this consumer `GROUP` (it must start with <tenant>.) and commit what was printed; default: no group, nothing committed")
+			fs.IntVar(&o.limit, "n", 0, "stop after `N` records (0: follow until interrupted)")
+			o.timeout = timeoutFlag(fs, "give up when Kafka has not answered, or the topic was not found, within this long (following has no limit)")
+			return func(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
+				return runTail(ctx, o, stdout, stderr)
+			}
+		},
 	}
-	if err := parseNoArgs(fs, args); err != nil {
-		return err
+}
+
+type tailOptions struct {
+	tenant, stream, filter, group string
+	errorsOnly, fromStart, asJSON bool
+	limit                         int
+	timeout                       *time.Duration
+}
+
+func runTail(ctx context.Context, o tailOptions, stdout, stderr io.Writer) error {
+	if o.tenant == "" {
+		return cli.Usagef("--tenant is required")
 	}
-	if err := kafka.ValidateTenant(*tenant); err != nil {
-		return fmt.Errorf("tail: --tenant: %w", err)
+	if err := kafka.ValidateTenant(o.tenant); err != nil {
+		return cli.Usagef("--tenant: %v", err)
 	}
-	if *stream != "" {
-		if err := kafka.ValidateStream(*stream); err != nil {
-			return fmt.Errorf("tail: --stream: %w", err)
+	if o.stream != "" {
+		if err := kafka.ValidateStream(o.stream); err != nil {
+			return cli.Usagef("--stream: %v", err)
 		}
-		if *errorsOnly {
-			return errors.New("tail: --stream and --errors exclude each other")
+		if o.errorsOnly {
+			return cli.Usagef("--stream and --errors exclude each other")
 		}
 	}
-	if *group != "" && !strings.HasPrefix(*group, *tenant+".") {
-		return fmt.Errorf("tail: --group must start with %q (the tenant's ACLs allow only those groups)", *tenant+".")
+	if o.group != "" && !strings.HasPrefix(o.group, o.tenant+".") {
+		return cli.Usagef("--group must start with %q (the tenant's ACLs allow only those groups)", o.tenant+".")
+	}
+	if o.limit < 0 {
+		return cli.Usagef("-n must be 0 or more, got %d", o.limit)
 	}
 	var match *router.Filter
-	if *filter != "" {
-		if *errorsOnly {
-			return errors.New("tail: --filter applies to records, not to dead letters")
+	if o.filter != "" {
+		if o.errorsOnly {
+			return cli.Usagef("--filter applies to records, not to dead letters")
 		}
 		var err error
-		if match, err = router.CompileFilter(*filter); err != nil {
-			return fmt.Errorf("tail: --filter: %w", err)
+		if match, err = router.CompileFilter(o.filter); err != nil {
+			return cli.Usagef("--filter: %v", err)
 		}
 	}
-	// The topic is known before connecting: the consumer is the client.
+	// The topic is known before connecting: the consumer is the client,
+	// and it starts consuming once the topic was checked.
 	var topicOf func(kafka.Topics) string
 	switch {
-	case *errorsOnly:
-		topicOf = func(t kafka.Topics) string { return t.DLQ(*tenant) }
-	case *stream != "":
-		topicOf = func(t kafka.Topics) string { return t.ParsedStream(*tenant, *stream) }
+	case o.errorsOnly:
+		topicOf = func(t kafka.Topics) string { return t.DLQ(o.tenant) }
+	case o.stream != "":
+		topicOf = func(t kafka.Topics) string { return t.ParsedStream(o.tenant, o.stream) }
 	default:
-		topicOf = func(t kafka.Topics) string { return t.Parsed(*tenant) }
+		topicOf = func(t kafka.Topics) string { return t.Parsed(o.tenant) }
 	}
-	var prefix pipelineConfig
-	if err := config.Load(ctx, &prefix); err != nil {
-		return err
-	}
-	topic := topicOf(prefix.Kafka.Topics())
 	start := kgo.NewOffset().AtEnd()
-	if *fromStart {
+	if o.fromStart {
 		start = kgo.NewOffset().AtStart()
 	}
-	opts := []kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(start), kgo.FetchIsolationLevel(kgo.ReadCommitted())}
-	if *group != "" {
-		// Only what was looked at is committed.
-		opts = append(opts, kgo.ConsumerGroup(*group), kgo.AutoCommitMarks())
+	extra := []kgo.Opt{kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(start)}
+	if o.group != "" {
+		// A group is joined from the start: the topic is checked while it
+		// joins. Only what was looked at is committed.
+		extra = append(extra, kgo.ConsumerGroup(o.group), kgo.AutoCommitMarks())
 	}
-	return connectKafka(ctx, 0, "sluice-tail", opts, func(ctx context.Context, tc *kgo.Client, _ kafka.Topics) error {
-		p := tailPrinter{w: stdout, json: *asJSON, dec: schemas.NewDecoder(), tenant: *tenant, match: match}
-		printed := 0
-		for *limit == 0 || printed < *limit {
-			fetches := tc.PollFetches(ctx)
-			if ctx.Err() != nil || fetches.IsClientClosed() {
-				break
-			}
-			var fetchErr error
-			fetches.EachError(func(t string, part int32, err error) {
-				fetchErr = fmt.Errorf("read %s/%d: %w", t, part, err)
+	call := kafkaCall{clientID: "sluice-tail", timeout: *o.timeout, follow: true, extra: extra}
+	return connectKafka(ctx, call, func(ctx context.Context, k *kafkaSession) error {
+		topic := topicOf(k.topics)
+		if err := k.tenantTopic(ctx, o.tenant, topic); err != nil {
+			return fmt.Errorf("tail: %w", err)
+		}
+		if o.group != "" || o.fromStart {
+			k.cl.AddConsumeTopics(topic)
+		} else {
+			// From the end as listed now, so that a record written after
+			// the line below is printed.
+			cctx, cancel := k.bound(ctx)
+			var ends kadm.ListedOffsets
+			err := k.wait(cctx, func(ctx context.Context) error {
+				var err error
+				ends, err = k.adm.ListCommittedOffsets(ctx, topic)
+				if err == nil {
+					err = ends.Error()
+				}
+				return err
 			})
-			if fetchErr != nil {
-				return fetchErr
+			cancel()
+			if err != nil {
+				return fmt.Errorf("tail: end of %s: %w", topic, err)
 			}
-			for it := fetches.RecordIter(); !it.Done() && (*limit == 0 || printed < *limit); {
-				r := it.Next()
-				ok, err := p.print(ctx, r, *errorsOnly)
-				if err != nil {
-					return err
-				}
-				if ok {
-					printed++
-				}
-				tc.MarkCommitRecords(r)
-			}
+			k.cl.AddConsumePartitions(ends.KOffsets())
 		}
-		if *group != "" {
-			if err := tc.CommitMarkedOffsets(context.WithoutCancel(ctx)); err != nil {
-				return fmt.Errorf("commit: %w", err)
-			}
+		if !o.fromStart {
+			fmt.Fprintf(stderr, "waiting for records in %s… (Ctrl-C to stop)\n", topic)
 		}
-		return nil
+		return followTopic(ctx, k.cl, o, match, stdout)
 	})
+}
+
+// followTopic prints the records the client consumes until ctx ends or
+// o.limit are printed.
+func followTopic(ctx context.Context, tc *kgo.Client, o tailOptions, match *router.Filter, stdout io.Writer) error {
+	p := tailPrinter{w: stdout, json: o.asJSON, dec: schemas.NewDecoder(), tenant: o.tenant, match: match}
+	printed := 0
+	for o.limit == 0 || printed < o.limit {
+		fetches := tc.PollFetches(ctx)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			break
+		}
+		var fetchErr error
+		fetches.EachError(func(t string, part int32, err error) {
+			fetchErr = fmt.Errorf("read %s/%d: %w", t, part, err)
+		})
+		if fetchErr != nil {
+			return fetchErr
+		}
+		for it := fetches.RecordIter(); !it.Done() && (o.limit == 0 || printed < o.limit); {
+			r := it.Next()
+			ok, err := p.print(ctx, r, o.errorsOnly)
+			if err != nil {
+				return err
+			}
+			if ok {
+				printed++
+			}
+			tc.MarkCommitRecords(r)
+		}
+	}
+	if o.group != "" {
+		if err := tc.CommitMarkedOffsets(context.WithoutCancel(ctx)); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+	}
+	return nil
 }
 
 // tailPrinter writes records the way sluice tail shows them.
