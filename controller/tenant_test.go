@@ -13,7 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/sluicelogs/sluice/controller/v1alpha1"
 	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 )
 
 func testScheme(t *testing.T) *runtime.Scheme {
@@ -43,24 +43,13 @@ func testScheme(t *testing.T) *runtime.Scheme {
 // testKafka is a kfake cluster with SASL and ACLs, and an administrator.
 func testKafka(t *testing.T) (*kfake.Cluster, *kadm.Client) {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.EnableACLs(),
-		kfake.Superuser("SCRAM-SHA-512", "admin", "admin-secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.Cluster(t, kafkatest.Superuser("admin", "admin-secret"), kafkatest.ACLs())
 	return c, kadm.NewClient(asUser(t, c, "admin", "admin-secret"))
 }
 
 func asUser(t *testing.T, c *kfake.Cluster, user, pass string) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...),
-		kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()), kgo.UnknownTopicRetries(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
+	return kafkatest.Client(t, c, kafkatest.SCRAM(user, pass), kgo.UnknownTopicRetries(1))
 }
 
 func reconcileTenant(t *testing.T, r *TenantReconciler, name string) ctrl.Result {

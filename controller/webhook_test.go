@@ -40,6 +40,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/sluicelogs/sluice/controller/v1alpha1"
+	"github.com/sluicelogs/sluice/internal/testwait"
 	"github.com/sluicelogs/sluice/router"
 )
 
@@ -381,22 +382,15 @@ func TestWebhook(t *testing.T) {
 
 	// A renewed certificate is served without a restart.
 	renewed := writeServingCert(t, dir)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testwait.For(t, 30*time.Second, fmt.Sprintf("the renewed certificate %v to be served", renewed.SerialNumber), func() (bool, string) {
 		conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", cfg.Port), &tls.Config{InsecureSkipVerify: true})
 		if err != nil {
 			t.Fatal(err)
 		}
 		served := conn.ConnectionState().PeerCertificates[0].SerialNumber
 		_ = conn.Close()
-		if served.Cmp(renewed.SerialNumber) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30s the server still serves the certificate %v, not the renewed %v", served, renewed.SerialNumber)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return served.Cmp(renewed.SerialNumber) == 0, fmt.Sprintf("serving %v", served)
+	})
 }
 
 // TestWebhookCheckFails: when the check itself fails (the Tenants

@@ -1,7 +1,6 @@
 package indexer
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/devstack"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
@@ -28,7 +28,7 @@ func TestIndexerIntoDevstack(t *testing.T) {
 	}
 	srv := httptest.NewServer(st.Handler())
 	t.Cleanup(func() { srv.Close(); _ = st.Close() })
-	cl := newClient(t, c.ListenAddrs())
+	cl := kafkatest.Client(t, c)
 
 	// Pods cart-1 and cart-10: a keyword field matches one, not both.
 	var recs []*kgo.Record
@@ -44,11 +44,9 @@ func TestIndexerIntoDevstack(t *testing.T) {
 		}
 		recs = append(recs, &kgo.Record{Topic: "logs.parsed.shop", Value: v})
 	}
-	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	kafkatest.Produce(t, cl, recs...)
 	_, _, stop := runIndexer(t, testConfig(t, c.ListenAddrs(), srv.URL, nil))
-	waitFor(t, 60*time.Second, "every offset committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.shop") })
+	waitCommitted(t, 60*time.Second, "every offset committed", cl, "sluice-indexer", "logs.parsed.shop")
 	stop()
 
 	index := IndexName("sluice", "shop", "", eventDay, time.UTC)

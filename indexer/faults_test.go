@@ -2,7 +2,7 @@ package indexer
 
 import (
 	"bytes"
-	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-
 	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
+	"github.com/sluicelogs/sluice/internal/testwait"
 )
 
 // TestIndexerMissingDeadLetterTopic: a tenant whose dead-letter topic is
@@ -22,15 +22,15 @@ import (
 func TestIndexerMissingDeadLetterTopic(t *testing.T) {
 	c := testCluster(t, "logs.parsed.shop", "logs.parsed.pay", "logs.dlq.pay")
 	es := esfake.Start(t)
-	cl := newClient(t, c.ListenAddrs())
-	adm := kadm.NewClient(cl)
+	cl := kafkatest.Client(t, c)
 	var s sent
 	s.produce(t, cl, "logs.parsed.shop", 600, 100, nil) // 6 records that are not records
 	_, reg, stop := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), nil))
 	s.produce(t, cl, "logs.parsed.pay", 600, 0, nil)
-	waitFor(t, 30*time.Second, "tenant pay committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.pay") })
-	waitFor(t, 20*time.Second, "dead letters refused twice", func() bool {
-		return metricValue(t, reg, "sluice_indexer_dead_letter_errors_total", map[string]string{"tenant": "shop"}) >= 2
+	waitCommitted(t, 30*time.Second, "tenant pay committed", cl, "sluice-indexer", "logs.parsed.pay")
+	testwait.For(t, 20*time.Second, "dead letters refused twice", func() (bool, string) {
+		v := metricValue(t, reg, "sluice_indexer_dead_letter_errors_total", map[string]string{"tenant": "shop"})
+		return v >= 2, fmt.Sprintf("sluice_indexer_dead_letter_errors_total %v", v)
 	})
 	if committedAll(t, cl, "sluice-indexer", "logs.parsed.shop") {
 		t.Fatal("shop committed although its dead letters could not be written")
@@ -39,12 +39,10 @@ func TestIndexerMissingDeadLetterTopic(t *testing.T) {
 		t.Fatal("nothing pending for shop")
 	}
 
-	if res, err := adm.CreateTopic(context.Background(), 3, 1, nil, "logs.dlq.shop"); err != nil || res.Err != nil {
-		t.Fatal(err, res.Err)
-	}
-	waitFor(t, 60*time.Second, "tenant shop committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.shop") })
+	kafkatest.CreateTopics(t, cl, 3, "logs.dlq.shop")
+	waitCommitted(t, 60*time.Second, "tenant shop committed", cl, "sluice-indexer", "logs.parsed.shop")
 	stop()
-	dead := readDeadLetters(t, c.ListenAddrs(), "logs.dlq.shop", "logs.dlq.pay")
+	dead := readDeadLetters(t, c, "logs.dlq.shop", "logs.dlq.pay")
 	stored, dlq := s.accountFor(t, es, dead)
 	if stored != 1200-6 || dlq != 6 {
 		t.Errorf("%d stored, %d dead-lettered", stored, dlq)
@@ -74,7 +72,7 @@ func TestIndexerSplitsRefusedRequests(t *testing.T) {
 		fake.Handler().ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	cl := newClient(t, c.ListenAddrs())
+	cl := kafkatest.Client(t, c)
 	var s sent
 	s.produce(t, cl, "logs.parsed.shop", 200, 0, func(i int) map[string]any {
 		if i == 77 {
@@ -83,9 +81,9 @@ func TestIndexerSplitsRefusedRequests(t *testing.T) {
 		return nil
 	})
 	_, _, stop := runIndexer(t, testConfig(t, c.ListenAddrs(), srv.URL, nil))
-	waitFor(t, 30*time.Second, "every offset committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.shop") })
+	waitCommitted(t, 30*time.Second, "every offset committed", cl, "sluice-indexer", "logs.parsed.shop")
 	stop()
-	dead := readDeadLetters(t, c.ListenAddrs(), "logs.dlq.shop")
+	dead := readDeadLetters(t, c, "logs.dlq.shop")
 	stored, dlq := s.accountFor(t, fake, dead)
 	if stored != 199 || dlq != 1 {
 		t.Fatalf("%d stored, %d dead-lettered", stored, dlq)
@@ -107,7 +105,7 @@ func TestIndexerSplitsRefusedRequests(t *testing.T) {
 func TestIndexerKeepsPaceUnderItemRefusals(t *testing.T) {
 	c := testCluster(t, "logs.parsed.shop", "logs.dlq.shop")
 	es := esfake.Start(t, esfake.Seed(11), esfake.WithFaults(esfake.Faults{ItemFraction: 0.4}))
-	cl := newClient(t, c.ListenAddrs())
+	cl := kafkatest.Client(t, c)
 	var s sent
 	s.produce(t, cl, "logs.parsed.shop", 10000, 0, nil)
 	start := time.Now()
@@ -116,7 +114,7 @@ func TestIndexerKeepsPaceUnderItemRefusals(t *testing.T) {
 		// One batch of all 10000 records (produced before the indexer starts).
 		"SLUICE_INDEXER_FLUSH_BYTES": "16777216", "SLUICE_INDEXER_FLUSH_INTERVAL": "3s",
 	}))
-	waitFor(t, 30*time.Second, "every offset committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.shop") })
+	waitCommitted(t, 30*time.Second, "every offset committed", cl, "sluice-indexer", "logs.parsed.shop")
 	took := time.Since(start)
 	stop()
 	stored, dlq := s.accountFor(t, es, nil)

@@ -24,6 +24,8 @@ import (
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/esfake"
 	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
+	"github.com/sluicelogs/sluice/internal/testwait"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
@@ -31,12 +33,7 @@ import (
 // stream) and dead-letter topics of tenants, 3 partitions each.
 func testCluster(t testing.TB, topics ...string) *kfake.Cluster {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topics...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return kafkatest.Cluster(t, kafkatest.Topics(3, topics...))
 }
 
 func testConfig(t testing.TB, brokers []string, esURL string, env map[string]string) Config {
@@ -103,16 +100,6 @@ func runIndexerWith(t testing.TB, cfg Config, o Options) (*Indexer, *prometheus.
 	}
 	t.Cleanup(stop)
 	return ix, reg, stop
-}
-
-func newClient(t testing.TB, brokers []string, opts ...kgo.Opt) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
 }
 
 // sent is what a test produced: record id by place, and the places of
@@ -182,39 +169,22 @@ func (s *sent) produce(t testing.TB, cl *kgo.Client, topic string, n, garbageEve
 	s.total += n
 }
 
-// readDeadLetters reads every dead letter of topics (read_committed, to the
-// end), by the place of the record they carry.
-func readDeadLetters(t testing.TB, brokers []string, topics ...string) map[string]schemas.DeadLetter {
+// readDeadLetters reads every dead letter of topics, to their end, by the
+// place of the record they carry.
+func readDeadLetters(t testing.TB, c *kfake.Cluster, topics ...string) map[string]schemas.DeadLetter {
 	t.Helper()
-	cl := newClient(t, brokers, kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	adm := kadm.NewClient(cl)
-	ends, err := adm.ListEndOffsets(context.Background(), topics...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := int64(0)
-	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
 	out := map[string]schemas.DeadLetter{}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for got := int64(0); got < want; {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d dead letters", got, want)
+	for _, r := range kafkatest.ReadAll(t, c, 20*time.Second, topics...) {
+		var d schemas.DeadLetter
+		if err := json.Unmarshal(r.Value, &d); err != nil {
+			t.Errorf("dead letter is not JSON: %v", err)
+			continue
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			got++
-			var d schemas.DeadLetter
-			if err := json.Unmarshal(r.Value, &d); err != nil {
-				t.Errorf("dead letter is not JSON: %v", err)
-				return
-			}
-			p := place(d.Topic, d.Partition, d.Offset)
-			if _, dup := out[p]; dup {
-				t.Errorf("record %s dead-lettered twice", p)
-			}
-			out[p] = d
-		})
+		p := place(d.Topic, d.Partition, d.Offset)
+		if _, dup := out[p]; dup {
+			t.Errorf("record %s dead-lettered twice", p)
+		}
+		out[p] = d
 	}
 	return out
 }
@@ -243,16 +213,17 @@ func (s *sent) accountFor(t testing.TB, es *esfake.Server, dead map[string]schem
 	return stored, dlq
 }
 
-// waitFor polls cond until it holds or the time is up.
-func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
+// waitCommitted waits until group's committed offsets reach the end of
+// every partition of topics.
+func waitCommitted(t testing.TB, within time.Duration, what string, cl *kgo.Client, group string, topics ...string) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
+	testwait.For(t, within, what, func() (bool, string) {
+		ok, err := kafka.CaughtUp(context.Background(), cl, group, topics...)
+		if err != nil {
+			return false, err.Error()
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return ok, "committed offsets short of the end"
+	})
 }
 
 // committedAll reports whether group's committed offsets reached the end
@@ -302,7 +273,7 @@ func TestIndexerFaults(t *testing.T) {
 	topics := []string{"logs.parsed.shop", "logs.parsed.shop.audit", "logs.parsed.pay", "logs.dlq.shop", "logs.dlq.pay"}
 	c := testCluster(t, topics...)
 	es := esfake.Start(t, esfake.Seed(1))
-	cl := newClient(t, c.ListenAddrs(), kgo.DefaultProduceTopic("logs.parsed.shop"))
+	cl := kafkatest.Client(t, c, kgo.DefaultProduceTopic("logs.parsed.shop"))
 	adm := kadm.NewClient(cl)
 
 	// Somebody's template maps log as a number for tenant pay: no rescue
@@ -311,7 +282,7 @@ func TestIndexerFaults(t *testing.T) {
 	putTemplate(t, es.URL(), "broken-pay", broken)
 
 	_, reg, stop := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), nil))
-	waitFor(t, 10*time.Second, "the index template", func() bool { _, ok := es.Template("sluice"); return ok })
+	testwait.For(t, 10*time.Second, "the index template", func() (bool, string) { _, ok := es.Template("sluice"); return ok, "" })
 	// code is a number in the shop index (a document says so first) and
 	// a word in some records: those are rescued.
 	esBulk(t, es.URL(), `{"create":{"_index":"`+IndexName("sluice", "shop", "", eventDay, time.UTC)+`","_id":"seed"}}`+"\n"+`{"code":1}`+"\n")
@@ -331,9 +302,9 @@ func TestIndexerFaults(t *testing.T) {
 	es.SetFaults(esfake.Faults{RequestStatus: 503, RequestFraction: 0.15, ItemFraction: 0.15, Latency: 5 * time.Millisecond})
 	s.produce(t, cl, "logs.parsed.shop", 500, 0, code)
 
-	waitFor(t, 60*time.Second, "every offset committed", func() bool { return committedAll(t, cl, "sluice-indexer", topics[:3]...) })
+	waitCommitted(t, 60*time.Second, "every offset committed", cl, "sluice-indexer", topics[:3]...)
 	stop()
-	dead := readDeadLetters(t, c.ListenAddrs(), "logs.dlq.shop", "logs.dlq.pay")
+	dead := readDeadLetters(t, c, "logs.dlq.shop", "logs.dlq.pay")
 	stored, dlq := s.accountFor(t, es, dead)
 	if want := 1500 + 300 + 500 - 3; stored != want {
 		t.Errorf("%d stored, want %d", stored, want)

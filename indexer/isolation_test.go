@@ -1,6 +1,7 @@
 package indexer
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -9,6 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
+	"github.com/sluicelogs/sluice/internal/testwait"
 )
 
 // healthyWithin is how soon a healthy tenant's records must all be stored
@@ -45,7 +48,7 @@ func TestIndexFailureIsolation(t *testing.T) {
 			c := testCluster(t, "logs.parsed.shop", "logs.parsed.pay", "logs.dlq.shop", "logs.dlq.pay")
 			es := esfake.Start(t)
 			es.SetIndexFault("sluice-pay-*", tc.fault)
-			cl := newClient(t, c.ListenAddrs())
+			cl := kafkatest.Client(t, c)
 			adm := kadm.NewClient(cl)
 			env := map[string]string{}
 			if tc.giveUp != "" && tc.giveUp != "-" {
@@ -58,19 +61,23 @@ func TestIndexFailureIsolation(t *testing.T) {
 			// The failing tenant first, in every batch for a while.
 			s.produce(t, cl, "logs.parsed.pay", 400, 0, nil)
 			if tc.reason != "pipeline" {
-				waitFor(t, 20*time.Second, "pay's documents parked", func() bool {
-					return metricValue(t, reg, "sluice_indexer_parked_documents", nil) > 0
+				testwait.For(t, 20*time.Second, "pay's documents parked", func() (bool, string) {
+					v := metricValue(t, reg, "sluice_indexer_parked_documents", nil)
+					return v > 0, fmt.Sprintf("sluice_indexer_parked_documents %v", v)
 				})
 			}
 			start := time.Now()
 			s.produce(t, cl, "logs.parsed.shop", 400, 0, nil)
-			waitFor(t, 30*time.Second, "every shop record stored", func() bool { return storedCount(es, "logs.parsed.shop") == 400 })
+			testwait.For(t, 30*time.Second, "every shop record stored", func() (bool, string) {
+				n := storedCount(es, "logs.parsed.shop")
+				return n == 400, fmt.Sprintf("%d stored", n)
+			})
 			took := time.Since(start)
 			if took > healthyWithin {
 				t.Errorf("the healthy tenant's records took %s to be stored, want within %s", took, healthyWithin)
 			}
 			t.Logf("the healthy tenant's 400 records stored within %s", took.Round(time.Millisecond))
-			waitFor(t, 20*time.Second, "shop committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.shop") })
+			waitCommitted(t, 20*time.Second, "shop committed", cl, "sluice-indexer", "logs.parsed.shop")
 
 			if tc.giveUp == "" {
 				if committedAll(t, cl, "sluice-indexer", "logs.parsed.pay") {
@@ -78,7 +85,7 @@ func TestIndexFailureIsolation(t *testing.T) {
 				}
 				es.SetIndexFault("sluice-pay-*", esfake.NoIndexFault)
 			}
-			waitFor(t, 30*time.Second, "pay committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.pay") })
+			waitCommitted(t, 30*time.Second, "pay committed", cl, "sluice-indexer", "logs.parsed.pay")
 			wantDead, total := 0, 800
 			if tc.reason != "" {
 				wantDead = 400
@@ -89,14 +96,14 @@ func TestIndexFailureIsolation(t *testing.T) {
 				// period (4s here).
 				start := time.Now()
 				s.produce(t, cl, "logs.parsed.pay", 100, 0, nil)
-				waitFor(t, 30*time.Second, "pay's later records committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.pay") })
+				waitCommitted(t, 30*time.Second, "pay's later records committed", cl, "sluice-indexer", "logs.parsed.pay")
 				if took := time.Since(start); took > 2*time.Second {
 					t.Errorf("records failing as their given-up index does took %s to be dead-lettered: parked again?", took)
 				}
 				wantDead, total = wantDead+100, total+100
 			}
 			stop()
-			dead := readDeadLetters(t, c.ListenAddrs(), "logs.dlq.shop", "logs.dlq.pay")
+			dead := readDeadLetters(t, c, "logs.dlq.shop", "logs.dlq.pay")
 			stored, dlq := s.accountFor(t, es, dead)
 			if stored != total-wantDead || dlq != wantDead {
 				t.Errorf("%d stored, %d dead-lettered; want %d and %d", stored, dlq, total-wantDead, wantDead)
@@ -134,17 +141,18 @@ func storedCount(es *esfake.Server, topic string) int {
 func TestDeadLetterIsolation(t *testing.T) {
 	c := testCluster(t, "logs.parsed.shop", "logs.parsed.pay", "logs.dlq.pay")
 	es := esfake.Start(t)
-	cl := newClient(t, c.ListenAddrs())
+	cl := kafkatest.Client(t, c)
 	var s sent
 	_, reg, _ := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), map[string]string{"SLUICE_INDEXER_RETRY_MAX": "20s"}))
 	s.produce(t, cl, "logs.parsed.shop", 300, 10, nil) // 30 dead letters with nowhere to go
-	waitFor(t, 30*time.Second, "shop's dead letters refused six times", func() bool {
-		return metricValue(t, reg, "sluice_indexer_dead_letter_errors_total", map[string]string{"tenant": "shop"}) >= 6*30
+	testwait.For(t, 30*time.Second, "shop's dead letters refused six times", func() (bool, string) {
+		v := metricValue(t, reg, "sluice_indexer_dead_letter_errors_total", map[string]string{"tenant": "shop"})
+		return v >= 6*30, fmt.Sprintf("sluice_indexer_dead_letter_errors_total %v", v)
 	})
 	for round := range 3 {
 		start := time.Now()
 		s.produce(t, cl, "logs.parsed.pay", 300, 10, nil)
-		waitFor(t, 30*time.Second, "pay committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.pay") })
+		waitCommitted(t, 30*time.Second, "pay committed", cl, "sluice-indexer", "logs.parsed.pay")
 		took := time.Since(start)
 		if took > healthyWithin {
 			t.Errorf("round %d: pay's records and dead letters took %s, want within %s", round, took, healthyWithin)
@@ -170,7 +178,7 @@ func TestParkingIsBounded(t *testing.T) {
 	c := testCluster(t, "logs.parsed.shop", "logs.parsed.pay", "logs.dlq.shop", "logs.dlq.pay")
 	es := esfake.Start(t)
 	es.SetIndexFault("sluice-pay-*", esfake.WriteBlock)
-	cl := newClient(t, c.ListenAddrs())
+	cl := kafkatest.Client(t, c)
 	const parkMax = 256 << 10
 	_, reg, stop := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), map[string]string{"SLUICE_INDEXER_PARK_MAX_BYTES": strconv.Itoa(parkMax)}))
 	var s sent
@@ -181,17 +189,18 @@ func TestParkingIsBounded(t *testing.T) {
 	received := func() float64 {
 		return metricValue(t, reg, "sluice_indexer_records_received_total", map[string]string{"tenant": "pay"})
 	}
-	waitFor(t, 20*time.Second, "pay's partitions paused", func() bool {
-		return metricValue(t, reg, "sluice_indexer_paused_partitions", map[string]string{"reason": "parked"}) == 3
+	testwait.For(t, 20*time.Second, "pay's partitions paused", func() (bool, string) {
+		v := metricValue(t, reg, "sluice_indexer_paused_partitions", map[string]string{"reason": "parked"})
+		return v == 3, fmt.Sprintf("sluice_indexer_paused_partitions %v", v)
 	})
 	// Paused: what was fetched before the pause took hold is all that
 	// comes in.
 	var last float64
-	waitFor(t, 20*time.Second, "pay's consumption to stop", func() bool {
+	testwait.For(t, 20*time.Second, "pay's consumption to stop", func() (bool, string) {
 		prev := last
 		time.Sleep(300 * time.Millisecond)
 		last = received()
-		return last == prev
+		return last == prev, ""
 	})
 	if last >= payRecords {
 		t.Fatalf("all %v records of pay consumed although its partitions were paused", last)
@@ -204,7 +213,10 @@ func TestParkingIsBounded(t *testing.T) {
 
 	start := time.Now()
 	s.produce(t, cl, "logs.parsed.shop", 300, 0, nil)
-	waitFor(t, 30*time.Second, "every shop record stored", func() bool { return storedCount(es, "logs.parsed.shop") == 300 })
+	testwait.For(t, 30*time.Second, "every shop record stored", func() (bool, string) {
+		n := storedCount(es, "logs.parsed.shop")
+		return n == 300, fmt.Sprintf("%d stored", n)
+	})
 	took := time.Since(start)
 	if took > healthyWithin {
 		t.Errorf("the healthy tenant's records took %s to be stored, want within %s", took, healthyWithin)
@@ -213,7 +225,7 @@ func TestParkingIsBounded(t *testing.T) {
 		last, payRecords, metricValue(t, reg, "sluice_indexer_parked_bytes", nil), parkMax, took.Round(time.Millisecond))
 
 	es.SetIndexFault("sluice-pay-*", esfake.NoIndexFault)
-	waitFor(t, 60*time.Second, "pay committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.pay") })
+	waitCommitted(t, 60*time.Second, "pay committed", cl, "sluice-indexer", "logs.parsed.pay")
 	stop()
 	stored, dlq := s.accountFor(t, es, nil)
 	if stored != payRecords+300 || dlq != 0 {
@@ -236,31 +248,35 @@ func TestRebalanceWithParkedDocuments(t *testing.T) {
 	c := testCluster(t, topics...)
 	es := esfake.Start(t)
 	es.SetIndexFault("sluice-pay-*", esfake.WriteBlock)
-	cl := newClient(t, c.ListenAddrs())
+	cl := kafkatest.Client(t, c)
 	adm := kadm.NewClient(cl)
 	var s sent
 	s.watchCommits(t, adm, es, "sluice-indexer")
 	env := map[string]string{"SLUICE_INDEXER_REVOKE_TIMEOUT": "30s", "SLUICE_INDEXER_PARK_MAX_BYTES": "16384"}
 	_, regA, _ := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), env))
 	s.produce(t, cl, "logs.parsed.pay", 600, 0, nil)
-	waitFor(t, 20*time.Second, "pay's partitions paused", func() bool {
-		return metricValue(t, regA, "sluice_indexer_paused_partitions", map[string]string{"reason": "parked"}) > 0
+	testwait.For(t, 20*time.Second, "pay's partitions paused", func() (bool, string) {
+		v := metricValue(t, regA, "sluice_indexer_paused_partitions", map[string]string{"reason": "parked"})
+		return v > 0, fmt.Sprintf("sluice_indexer_paused_partitions %v", v)
 	})
 
 	start := time.Now()
 	_, regB, _ := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), env))
 	s.produce(t, cl, "logs.parsed.shop", 300, 0, nil)
-	waitFor(t, 20*time.Second, "every shop record stored", func() bool { return storedCount(es, "logs.parsed.shop") == 300 })
+	testwait.For(t, 20*time.Second, "every shop record stored", func() (bool, string) {
+		n := storedCount(es, "logs.parsed.shop")
+		return n == 300, fmt.Sprintf("%d stored", n)
+	})
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("the healthy tenant's records took %s across the rebalance; the revocation waited for parked documents?", took)
 	}
-	waitFor(t, 20*time.Second, "both indexers to own partitions", func() bool {
+	testwait.For(t, 20*time.Second, "both indexers to own partitions", func() (bool, string) {
 		return metricValue(t, regB, "sluice_indexer_records_received_total", map[string]string{"tenant": "pay"})+
-			metricValue(t, regB, "sluice_indexer_records_received_total", map[string]string{"tenant": "shop"}) > 0
+			metricValue(t, regB, "sluice_indexer_records_received_total", map[string]string{"tenant": "shop"}) > 0, ""
 	})
 	es.SetIndexFault("sluice-pay-*", esfake.NoIndexFault)
 	s.produce(t, cl, "logs.parsed.pay", 300, 0, nil)
-	waitFor(t, 60*time.Second, "every offset committed", func() bool { return committedAll(t, cl, "sluice-indexer", topics[:2]...) })
+	waitCommitted(t, 60*time.Second, "every offset committed", cl, "sluice-indexer", topics[:2]...)
 	stored, dlq := s.accountFor(t, es, nil)
 	if stored != s.total || dlq != 0 {
 		t.Errorf("%d of %d records stored, %d dead-lettered", stored, s.total, dlq)

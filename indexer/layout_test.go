@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 )
 
 func TestParseLayoutOverrides(t *testing.T) {
@@ -190,7 +191,7 @@ func TestIndexerSharedLayout(t *testing.T) {
 	topics := []string{"logs.parsed.shop", "logs.parsed.shop.audit", "logs.parsed.pay", "logs.parsed.big", "logs.dlq.shop", "logs.dlq.pay", "logs.dlq.big"}
 	c := testCluster(t, topics...)
 	es := esfake.Start(t)
-	cl := newClient(t, c.ListenAddrs())
+	cl := kafkatest.Client(t, c)
 	var s sent
 	s.produce(t, cl, "logs.parsed.shop", 200, 0, nil)
 	s.produce(t, cl, "logs.parsed.shop.audit", 50, 0, nil)
@@ -198,7 +199,7 @@ func TestIndexerSharedLayout(t *testing.T) {
 	s.produce(t, cl, "logs.parsed.big", 150, 0, nil)
 	env := map[string]string{"SLUICE_INDEXER_LAYOUT": "shared", "SLUICE_INDEXER_LAYOUT_OVERRIDES": "big=dedicated", "SLUICE_INDEXER_SHARED_SHARDS": "4"}
 	_, _, stop := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), env))
-	waitFor(t, 60*time.Second, "every offset committed", func() bool { return committedAll(t, cl, "sluice-indexer", topics[:4]...) })
+	waitCommitted(t, 60*time.Second, "every offset committed", cl, "sluice-indexer", topics[:4]...)
 	stop()
 	if stored, dlq := s.accountFor(t, es, nil); stored != 500 || dlq != 0 {
 		t.Fatalf("%d stored, %d dead-lettered", stored, dlq)
@@ -228,7 +229,7 @@ func TestIndexerSharedLayout(t *testing.T) {
 	cfg := testConfig(t, c.ListenAddrs(), es.URL(), env)
 	cfg.Group = "again"
 	_, reg, stop := runIndexer(t, cfg)
-	waitFor(t, 60*time.Second, "every offset committed again", func() bool { return committedAll(t, cl, "again", topics[:4]...) })
+	waitCommitted(t, 60*time.Second, "every offset committed again", cl, "again", topics[:4]...)
 	stop()
 	for tenant, want := range map[string]float64{"shop": 250, "pay": 100, "big": 150} {
 		if got := metricValue(t, reg, "sluice_indexer_docs_duplicate_total", map[string]string{"tenant": tenant}); got != want {

@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
+	"github.com/sluicelogs/sluice/internal/testwait"
 )
 
 // logBuffer collects what a logger writes; safe for concurrent use.
@@ -52,10 +54,10 @@ func TestIndexerOpenSearch(t *testing.T) {
 	topics := []string{"logs.parsed.shop", "logs.parsed.pay", "logs.dlq.shop", "logs.dlq.pay"}
 	c := testCluster(t, topics...)
 	es := esfake.Start(t, esfake.OpenSearch())
-	cl := newClient(t, c.ListenAddrs())
+	cl := kafkatest.Client(t, c)
 
 	ready, logs, stop := startIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), map[string]string{"SLUICE_ELASTICSEARCH_FLAVOR": "opensearch"}))
-	waitFor(t, 10*time.Second, "the indexer to be ready", ready.Load)
+	testwait.For(t, 10*time.Second, "the indexer to be ready", func() (bool, string) { return ready.Load(), "" })
 	if _, ok := es.Template("sluice"); !ok {
 		t.Fatal("ready without the index template")
 	}
@@ -73,10 +75,10 @@ func TestIndexerOpenSearch(t *testing.T) {
 	var s sent
 	s.produce(t, cl, "logs.parsed.shop", 500, 0, code)
 	s.produce(t, cl, "logs.parsed.pay", 300, 0, nil)
-	waitFor(t, 20*time.Second, "every offset committed", func() bool { return committedAll(t, cl, "sluice-indexer", topics[:2]...) })
+	waitCommitted(t, 20*time.Second, "every offset committed", cl, "sluice-indexer", topics[:2]...)
 	stop()
 
-	dead := readDeadLetters(t, c.ListenAddrs(), "logs.dlq.shop", "logs.dlq.pay")
+	dead := readDeadLetters(t, c, "logs.dlq.shop", "logs.dlq.pay")
 	if stored, dlq := s.accountFor(t, es, dead); stored != 800 || dlq != 0 {
 		t.Errorf("%d stored, %d dead-lettered; want 800 stored", stored, dlq)
 	}
@@ -101,13 +103,13 @@ func TestIndexerElasticsearchFlavorAgainstOpenSearch(t *testing.T) {
 	topics := []string{"logs.parsed.shop", "logs.dlq.shop"}
 	c := testCluster(t, topics...)
 	es := esfake.Start(t, esfake.OpenSearch())
-	cl := newClient(t, c.ListenAddrs(), kgo.DefaultProduceTopic("logs.parsed.shop"))
+	cl := kafkatest.Client(t, c, kgo.DefaultProduceTopic("logs.parsed.shop"))
 	var s sent
 	s.produce(t, cl, "logs.parsed.shop", 50, 0, nil)
 
 	ready, logs, stop := startIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), nil))
 	want := "the server at " + es.URL() + " is OpenSearch 2.17.1; set SLUICE_ELASTICSEARCH_FLAVOR=opensearch"
-	waitFor(t, 10*time.Second, "the log to explain the refusal", func() bool { return strings.Contains(logs.String(), want) })
+	testwait.For(t, 10*time.Second, "the log to explain the refusal", func() (bool, string) { return strings.Contains(logs.String(), want), "" })
 	if !strings.Contains(logs.String(), "installing the index template failed; retrying") {
 		t.Errorf("the explanation is not the template's:\n%s", logs)
 	}

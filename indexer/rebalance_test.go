@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
+	"github.com/sluicelogs/sluice/internal/testwait"
 )
 
 // TestIndexerRebalance: two indexers in one group (dynamic membership: no
@@ -20,7 +23,7 @@ func TestIndexerRebalance(t *testing.T) {
 	topics := []string{"logs.parsed.shop", "logs.parsed.pay", "logs.dlq.shop", "logs.dlq.pay"}
 	c := testCluster(t, topics...)
 	es := esfake.Start(t, esfake.Seed(2), esfake.WithFaults(esfake.Faults{ItemFraction: 0.05, Latency: 2 * time.Millisecond}))
-	cl := newClient(t, c.ListenAddrs())
+	cl := kafkatest.Client(t, c)
 	adm := kadm.NewClient(cl)
 	var s sent
 	s.watchCommits(t, adm, es, "sluice-indexer")
@@ -37,14 +40,15 @@ func TestIndexerRebalance(t *testing.T) {
 	defer func() { cancel(); producing.Wait() }()
 
 	_, _, stopA := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), nil))
-	waitFor(t, 20*time.Second, "the first documents", func() bool { return es.Stats().Created > 500 })
+	testwait.For(t, 20*time.Second, "the first documents", func() (bool, string) { n := es.Stats().Created; return n > 500, fmt.Sprintf("%d created", n) })
 	_, regB, _ := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), nil))
-	waitFor(t, 20*time.Second, "the second indexer to store documents", func() bool {
-		return metricValue(t, regB, "sluice_indexer_docs_stored_total", map[string]string{"tenant": "shop"}) > 0
+	testwait.For(t, 20*time.Second, "the second indexer to store documents", func() (bool, string) {
+		v := metricValue(t, regB, "sluice_indexer_docs_stored_total", map[string]string{"tenant": "shop"})
+		return v > 0, fmt.Sprintf("sluice_indexer_docs_stored_total %v", v)
 	})
 	stopA()
 	producing.Wait()
-	waitFor(t, 60*time.Second, "every offset committed", func() bool { return committedAll(t, cl, "sluice-indexer", topics[:2]...) })
+	waitCommitted(t, 60*time.Second, "every offset committed", cl, "sluice-indexer", topics[:2]...)
 
 	stored, dlq := s.accountFor(t, es, nil)
 	if stored != s.total || dlq != 0 {
@@ -60,10 +64,10 @@ func TestIndexerPausesWhileElasticsearchIsDown(t *testing.T) {
 	topics := []string{"logs.parsed.shop", "logs.dlq.shop"}
 	c := testCluster(t, topics...)
 	es := esfake.Start(t, esfake.Seed(3))
-	cl := newClient(t, c.ListenAddrs(), kgo.DefaultProduceTopic("logs.parsed.shop"))
+	cl := kafkatest.Client(t, c, kgo.DefaultProduceTopic("logs.parsed.shop"))
 	adm := kadm.NewClient(cl)
 	_, reg, stop := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), map[string]string{"SLUICE_INDEXER_WORKERS": "2"}))
-	waitFor(t, 10*time.Second, "the index template", func() bool { _, ok := es.Template("sluice"); return ok })
+	testwait.For(t, 10*time.Second, "the index template", func() (bool, string) { _, ok := es.Template("sluice"); return ok, "" })
 
 	es.SetFaults(esfake.Faults{Down: true})
 	var s sent
@@ -94,7 +98,7 @@ func TestIndexerPausesWhileElasticsearchIsDown(t *testing.T) {
 	}
 
 	es.SetFaults(esfake.Faults{})
-	waitFor(t, 60*time.Second, "every offset committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.shop") })
+	waitCommitted(t, 60*time.Second, "every offset committed", cl, "sluice-indexer", "logs.parsed.shop")
 	stop()
 	if stored, _ := s.accountFor(t, es, nil); stored != s.total {
 		t.Errorf("%d of %d stored", stored, s.total)

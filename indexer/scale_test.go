@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/devstack"
 	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
@@ -50,11 +50,7 @@ func TestScaleSharedLayout(t *testing.T) {
 		}
 		topics[i] = "logs.parsed." + tenants[i]
 	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.Cluster(t, kafkatest.Topics(1, topics...))
 	st, err := devstack.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +58,7 @@ func TestScaleSharedLayout(t *testing.T) {
 	srv := httptest.NewServer(st.Handler())
 	t.Cleanup(func() { srv.Close(); _ = st.Close() })
 
-	cl := newClient(t, c.ListenAddrs(), kgo.MaxBufferedRecords(scaleTenants*scaleRecords))
+	cl := kafkatest.Client(t, c, kgo.MaxBufferedRecords(scaleTenants*scaleRecords))
 	recs := make([]*kgo.Record, 0, scaleTenants*scaleRecords)
 	for i, topic := range topics {
 		for j := range scaleRecords {
@@ -75,9 +71,7 @@ func TestScaleSharedLayout(t *testing.T) {
 			recs = append(recs, &kgo.Record{Topic: topic, Value: v})
 		}
 	}
-	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	kafkatest.Produce(t, cl, recs...)
 	produced := time.Since(start)
 
 	cfg := testConfig(t, c.ListenAddrs(), srv.URL, map[string]string{

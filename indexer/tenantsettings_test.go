@@ -3,6 +3,7 @@ package indexer
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/sluicelogs/sluice/internal/esfake"
 	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
+	"github.com/sluicelogs/sluice/internal/testwait"
 )
 
 func settingsRecord(tenant, value string) *kgo.Record {
@@ -194,7 +197,7 @@ func TestIndexerTenantSettings(t *testing.T) {
 	topics := []string{"logs.parsed.a", "logs.parsed.b", "logs.parsed.c", "logs.dlq.a", "logs.dlq.b", "logs.dlq.c"}
 	c := testCluster(t, topics...)
 	es := esfake.Start(t)
-	cl := newClient(t, c.ListenAddrs(), kgo.MetadataMinAge(50*time.Millisecond))
+	cl := kafkatest.Client(t, c, kgo.MetadataMinAge(50*time.Millisecond))
 	ctx := context.Background()
 	tp := kafka.Topics{Prefix: "logs"}
 	logs := new(logBuffer)
@@ -209,7 +212,7 @@ func TestIndexerTenantSettings(t *testing.T) {
 	// every document is.
 	phase := func(name string, applied func(*tenantSnapshot) bool, sharedTenants ...string) {
 		t.Helper()
-		waitFor(t, 30*time.Second, name+": the settings applied", func() bool { return applied(ix.settings.load()) })
+		testwait.For(t, 30*time.Second, name+": the settings applied", func() (bool, string) { return applied(ix.settings.load()), "" })
 		for _, tenant := range []string{"a", "b", "c"} {
 			s.produce(t, cl, "logs.parsed."+tenant, 20, 0, nil)
 			idx := IndexName("sluice", tenant, "", eventDay, time.UTC)
@@ -221,7 +224,7 @@ func TestIndexerTenantSettings(t *testing.T) {
 			}
 			want[idx][tenant] += 20
 		}
-		waitFor(t, 60*time.Second, name+": every offset committed", func() bool { return committedAll(t, cl, "sluice-indexer", topics[:3]...) })
+		waitCommitted(t, 60*time.Second, name+": every offset committed", cl, "sluice-indexer", topics[:3]...)
 		got := docsByIndex(t, es)
 		for _, idx := range slices.Sorted(maps.Keys(want)) {
 			if !maps.Equal(got[idx], want[idx]) {
@@ -291,7 +294,7 @@ func TestIndexerTenantSettings(t *testing.T) {
 func TestIndexerTenantRetention(t *testing.T) {
 	c := testCluster(t, "logs.parsed.a")
 	es := esfake.Start(t)
-	cl := newClient(t, c.ListenAddrs(), kgo.MetadataMinAge(50*time.Millisecond))
+	cl := kafkatest.Client(t, c, kgo.MetadataMinAge(50*time.Millisecond))
 	ctx := context.Background()
 	tp := kafka.Topics{Prefix: "logs"}
 	for tenant, days := range map[string]int{"a": 2, "b": 30, "c": 1} {
@@ -311,7 +314,7 @@ func TestIndexerTenantRetention(t *testing.T) {
 			es.CreateIndex(name(tenant, ago))
 		}
 	}
-	left := func(keep map[string][]int) func() bool {
+	left := func(keep map[string][]int) func() (bool, string) {
 		var want []string
 		for tenant, agos := range keep {
 			for _, ago := range agos {
@@ -319,11 +322,14 @@ func TestIndexerTenantRetention(t *testing.T) {
 			}
 		}
 		slices.Sort(want)
-		return func() bool { return slices.Equal(es.Indices(), want) }
+		return func() (bool, string) {
+			got := es.Indices()
+			return slices.Equal(got, want), fmt.Sprintf("indices %v", got)
+		}
 	}
 	runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), map[string]string{
 		"SLUICE_INDEXER_RETENTION_DAYS": "4", "SLUICE_INDEXER_RETENTION_OVERRIDES": "c=5", "SLUICE_INDEXER_RETENTION_INTERVAL": "100ms"}))
-	waitFor(t, 30*time.Second, "old indices deleted by the records at start", left(map[string][]int{
+	testwait.For(t, 30*time.Second, "old indices deleted by the records at start", left(map[string][]int{
 		"a": {0}, "b": {0, 3, 10}, "c": {0, 3}, "e": {0, 3}, SharedName: {0, 3},
 	}))
 	if err := kafka.PublishTenantSettings(ctx, cl, tp, "e", kafka.TenantSettings{RetentionDays: retentionDays(1)}); err != nil {
@@ -332,7 +338,7 @@ func TestIndexerTenantRetention(t *testing.T) {
 	if err := kafka.DeleteTenantSettings(ctx, cl, tp, "b"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "old indices deleted by the records changed", left(map[string][]int{
+	testwait.For(t, 30*time.Second, "old indices deleted by the records changed", left(map[string][]int{
 		"a": {0}, "b": {0, 3}, "c": {0, 3}, "e": {0}, SharedName: {0, 3},
 	}))
 }
@@ -380,7 +386,7 @@ func TestPrecreateSkipsTenantsMadeShared(t *testing.T) {
 func TestIndexerTenantSettingsUnread(t *testing.T) {
 	c := testCluster(t, "logs.parsed.e", "logs.dlq.e")
 	es := esfake.Start(t)
-	cl := newClient(t, c.ListenAddrs(), kgo.MetadataMinAge(50*time.Millisecond))
+	cl := kafkatest.Client(t, c, kgo.MetadataMinAge(50*time.Millisecond))
 	ctx := context.Background()
 	tp := kafka.Topics{Prefix: "logs"}
 	if err := kafka.PublishTenantSettings(ctx, cl, tp, "b", kafka.TenantSettings{RetentionDays: retentionDays(30)}); err != nil {
@@ -416,10 +422,10 @@ func TestIndexerTenantSettingsUnread(t *testing.T) {
 		}
 	})
 
-	waitFor(t, 30*time.Second, "the indexer to be ready", ready.Load)
+	testwait.For(t, 30*time.Second, "the indexer to be ready", func() (bool, string) { return ready.Load(), "" })
 	var s sent
 	s.produce(t, cl, "logs.parsed.e", 20, 0, nil)
-	waitFor(t, 60*time.Second, "e's records committed", func() bool { return committedAll(t, cl, "sluice-indexer", "logs.parsed.e") })
+	waitCommitted(t, 60*time.Second, "e's records committed", cl, "sluice-indexer", "logs.parsed.e")
 	if !strings.Contains(logs.String(), "the tenants' settings are not read yet") {
 		t.Errorf("the indexer did not say it started without the tenants' settings:\n%s", logs)
 	}
@@ -433,5 +439,8 @@ func TestIndexerTenantSettingsUnread(t *testing.T) {
 	yesterday := IndexName("sluice", "e", "", eventDay, time.UTC)
 	want := []string{all[0], all[1], yesterday}
 	slices.Sort(want)
-	waitFor(t, 30*time.Second, "e's old index deleted, b's kept by its record", func() bool { return slices.Equal(es.Indices(), want) })
+	testwait.For(t, 30*time.Second, "e's old index deleted, b's kept by its record", func() (bool, string) {
+		got := es.Indices()
+		return slices.Equal(got, want), fmt.Sprintf("indices %v", got)
+	})
 }

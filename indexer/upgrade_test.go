@@ -14,6 +14,8 @@ import (
 
 	"github.com/sluicelogs/sluice/internal/esfake"
 	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
+	"github.com/sluicelogs/sluice/internal/testwait"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
@@ -27,7 +29,7 @@ func TestIndexerReadsNewerSchemaVersion(t *testing.T) {
 	c := testCluster(t, "logs.parsed.shop", "logs.dlq.shop")
 	es := esfake.Start(t)
 	brokers := c.ListenAddrs()
-	cl := newClient(t, brokers)
+	cl := kafkatest.Client(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	topics := kafka.Topics{Prefix: "logs"}
@@ -67,9 +69,9 @@ func TestIndexerReadsNewerSchemaVersion(t *testing.T) {
 	}
 
 	_, _, stop := runIndexer(t, testConfig(t, brokers, es.URL(), nil))
-	waitFor(t, 20*time.Second, "both records stored", func() bool {
+	testwait.For(t, 20*time.Second, "both records stored", func() (bool, string) {
 		ids := es.IDs()
-		return len(ids["newer-1"]) == 1 && len(ids["current-1"]) == 1
+		return len(ids["newer-1"]) == 1 && len(ids["current-1"]) == 1, ""
 	})
 	stop()
 

@@ -12,10 +12,11 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
+	"github.com/sluicelogs/sluice/internal/testwait"
 )
 
 // makeTenants creates the config and status topics of tenants, as sluice
@@ -28,14 +29,10 @@ func makeTenants(t *testing.T, cl *kgo.Client, tenants ...string) {
 		}
 		// The client's metadata may say the topics are missing for a while.
 		for _, topic := range kafka.TenantStateTopics(testTopics, tn) {
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-				if ok, _ := topicExists(testCtx(t), cl, topic); ok {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("topic %s not seen", topic)
-				}
-			}
+			testwait.For(t, 10*time.Second, "topic "+topic+" to be seen", func() (bool, string) {
+				ok, err := topicExists(testCtx(t), cl, topic)
+				return ok, fmt.Sprintf("exists %v, %v", ok, err)
+			})
 		}
 	}
 }
@@ -48,19 +45,9 @@ var testTopics = kafka.Topics{Prefix: "logs"}
 // options for it and a client, both cleaned up at the end of the test.
 func newConfigCluster(t *testing.T) ([]kgo.Opt, *kgo.Client) {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatalf("start kfake: %v", err)
-	}
-	t.Cleanup(c.Close)
-	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	c := kafkatest.Cluster(t)
 	// Topics are made and used at once: metadata must not be cached long.
-	cl, err := kgo.NewClient(append(opts, kgo.MetadataMinAge(50*time.Millisecond))...)
-	if err != nil {
-		t.Fatalf("client: %v", err)
-	}
-	t.Cleanup(cl.Close)
-	return opts, cl
+	return []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, kafkatest.Client(t, c, kgo.MetadataMinAge(50*time.Millisecond))
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -427,24 +414,14 @@ func startFollower(t *testing.T, opts []kgo.Opt) *follower {
 	return f
 }
 
-// waitFor polls cond until it holds or the test times out.
+// waitFor waits until cond, called with f locked, holds.
 func (f *follower) waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testwait.For(t, 15*time.Second, what, func() (bool, string) {
 		f.mu.Lock()
-		ok := cond()
-		f.mu.Unlock()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			t.Fatalf("timed out waiting for %s; events %q, caught up %d", what, f.events, f.caughtUp)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer f.mu.Unlock()
+		return cond(), fmt.Sprintf("events %q, caught up %d", f.events, f.caughtUp)
+	})
 }
 
 func TestFollowConfig(t *testing.T) {

@@ -11,20 +11,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/sluicelogs/sluice/internal/kafkatest"
+	"github.com/sluicelogs/sluice/internal/testwait"
 )
 
 // fenceCluster starts an in-process Kafka with single-partition topics.
 func fenceCluster(t *testing.T, topics ...string) []string {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c.ListenAddrs()
+	return kafkatest.Cluster(t, kafkatest.Topics(1, topics...)).ListenAddrs()
 }
 
 // openTxn begins a transaction with transactional id txnID and writes
@@ -32,7 +29,7 @@ func fenceCluster(t *testing.T, topics ...string) []string {
 // test ends and is never used again unless the test does so.
 func openTxn(t *testing.T, brokers []string, txnID, topic, value string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl := newClient(t, brokers, append(opts, kgo.TransactionalID(txnID))...)
+	cl := kafkatest.ClientAt(t, brokers, append(opts, kgo.TransactionalID(txnID))...)
 	if err := cl.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +47,7 @@ type committedReader struct {
 }
 
 func newCommittedReader(t *testing.T, brokers []string, topic string) *committedReader {
-	return &committedReader{cl: newClient(t, brokers, kgo.ConsumeTopics(topic),
+	return &committedReader{cl: kafkatest.ClientAt(t, brokers, kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(50*time.Millisecond))}
 }
@@ -106,7 +103,7 @@ func TestFenceAbandoned(t *testing.T) {
 		t.Fatalf("read_committed consumer read %q past an open transaction", got)
 	}
 
-	adm := kadm.NewClient(newClient(t, brokers))
+	adm := kadm.NewClient(kafkatest.ClientAt(t, brokers))
 	counter := prometheus.NewCounter(prometheus.CounterOpts{Name: "fenced"})
 	f := newFencer(adm, []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ClientID("sluice-router-fence")},
 		group, "self", time.Hour, testLogger(), counter)
@@ -170,7 +167,7 @@ func TestFenceAbandonedWithoutStartTime(t *testing.T) {
 	openTxn(t, brokers, group+"-dead", "logs.parsed.a", "aborted")
 	live := openTxn(t, brokers, group+"-live", "logs.parsed.b", "live 1", kgo.MaxVersions(kversion.V3_9_0()))
 
-	adm := kadm.NewClient(newClient(t, brokers))
+	adm := kadm.NewClient(kafkatest.ClientAt(t, brokers))
 	f := newFencer(adm, []kgo.Opt{kgo.SeedBrokers(brokers...)}, group, "self", 200*time.Millisecond, testLogger(), nil)
 	f.describe = func(ctx context.Context, ids ...string) (kadm.DescribedTransactions, error) {
 		ds, err := adm.DescribeTransactions(ctx, ids...)
@@ -223,17 +220,17 @@ func TestFenceAbandonedWithoutStartTime(t *testing.T) {
 func TestFencerRun(t *testing.T) {
 	brokers := fenceCluster(t, "logs.parsed.a")
 	openTxn(t, brokers, "g-dead", "logs.parsed.a", "aborted")
-	adm := kadm.NewClient(newClient(t, brokers))
+	adm := kadm.NewClient(kafkatest.ClientAt(t, brokers))
 	counter := prometheus.NewCounter(prometheus.CounterOpts{Name: "fenced"})
 	f := newFencer(adm, []kgo.Opt{kgo.SeedBrokers(brokers...)}, "g", "self", 100*time.Millisecond, testLogger(), counter)
 
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan struct{})
 	go func() { f.run(ctx, 50*time.Millisecond); close(done) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for testutil.ToFloat64(counter) == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, 10*time.Second, "the loop's first fencing", func() (bool, string) {
+		return testutil.ToFloat64(counter) != 0, ""
+	})
 	cancel()
 	select {
 	case <-done:

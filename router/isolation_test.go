@@ -12,20 +12,20 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicelogs/sluice/internal/kafkatest"
+	"github.com/sluicelogs/sluice/internal/testwait"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
 // waitVersion waits until tenant's pipeline version v is in force.
 func waitVersion(t *testing.T, rt *Router, tenant string, v int64) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); rt.pipes.get(tenant).Version != v; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("version %d of %s never in force", v, tenant)
-		}
-	}
+	testwait.For(t, 20*time.Second, fmt.Sprintf("version %d of %s in force", v, tenant), func() (bool, string) {
+		got := rt.pipes.get(tenant).Version
+		return got == v, fmt.Sprintf("version %d", got)
+	})
 }
 
 // markerLatencies sends a marker record to tenant every interval until
@@ -39,8 +39,8 @@ type markerLatencies struct {
 
 func (m *markerLatencies) run(t *testing.T, brokers []string, tenant string, interval time.Duration, stop <-chan struct{}) (wait func()) {
 	m.sent, m.seen = map[int]time.Time{}, map[int]time.Duration{}
-	prod := newClient(t, brokers, kgo.ProducerLinger(0))
-	cons := newClient(t, brokers, kgo.ConsumeTopics("logs.parsed."+tenant), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	prod := kafkatest.ClientAt(t, brokers, kgo.ProducerLinger(0))
+	cons := kafkatest.ClientAt(t, brokers, kgo.ConsumeTopics("logs.parsed."+tenant), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(20*time.Millisecond))
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(context.Background())
@@ -83,16 +83,11 @@ func (m *markerLatencies) run(t *testing.T, brokers []string, tenant string, int
 		}
 	})
 	return func() {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		testwait.Eventually(t, 30*time.Second, "every marker to arrive", func() (bool, string) {
 			m.mu.Lock()
-			done := len(m.seen) == len(m.sent)
-			m.mu.Unlock()
-			if done || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			defer m.mu.Unlock()
+			return len(m.seen) == len(m.sent), fmt.Sprintf("%d of %d arrived", len(m.seen), len(m.sent))
+		})
 		cancel()
 		wg.Wait()
 	}
@@ -163,7 +158,7 @@ func (m *markerLatencies) quantile(q float64) (time.Duration, int) {
 func TestSlowTenantDoesNotDelayOthers(t *testing.T) {
 	cluster := routerCluster(t, "slow", "fast")
 	brokers := cluster.ListenAddrs()
-	cl := newClient(t, brokers, kgo.ProducerBatchMaxBytes(4<<20))
+	cl := kafkatest.ClientAt(t, brokers, kgo.ProducerBatchMaxBytes(4<<20))
 	rt := startRouter(t, routerConfig(t, brokers, nil))
 	// Regex steps that scan a long line again and again: legal, and
 	// slow (milliseconds per record).
@@ -188,9 +183,7 @@ func TestSlowTenantDoesNotDelayOthers(t *testing.T) {
 		for i := range slowRecords / 3 {
 			rs = append(rs, &kgo.Record{Topic: "logs.raw.slow", Key: []byte("c"), Value: fmt.Appendf(nil, "%d %s", b*slowRecords/3+i, line)})
 		}
-		if err := cl.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+		kafkatest.Produce(t, cl, rs...)
 	}
 	// Every record comes out once: parsed, or dead-lettered as
 	// cost_exceeded. These records do real work (more than a sixteenth of
@@ -244,7 +237,7 @@ func TestSlowTenantDoesNotDelayOthers(t *testing.T) {
 func TestMultilineWaitHoldsOnlyItsTenant(t *testing.T) {
 	cluster := routerCluster(t, "java", "other")
 	brokers := cluster.ListenAddrs()
-	cl := newClient(t, brokers)
+	cl := kafkatest.ClientAt(t, brokers)
 	rt := startRouter(t, routerConfig(t, brokers, nil))
 	apply(t, cl, "tenant: java\nversion: 1\nsteps:\n  - multiline: {continuation: '^\\s+at ', max_wait: 5s}\n")
 	waitVersion(t, rt, "java", 1)
@@ -262,9 +255,7 @@ func TestMultilineWaitHoldsOnlyItsTenant(t *testing.T) {
 		t.Errorf("the other tenant's record took %s, held by a multiline wait of 5s", d)
 	}
 	// A continuation line within max_wait still joins.
-	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.raw.java", Key: []byte("c"), Value: []byte("\tat Main.main(Main.java:1)")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	kafkatest.Produce(t, cl, &kgo.Record{Topic: "logs.raw.java", Key: []byte("c"), Value: []byte("\tat Main.main(Main.java:1)")})
 	wait(15*time.Second, "the joined record", func(o *output) bool { return len(o.parsed["logs.parsed.java"]) == 1 })
 	out.mu.Lock()
 	defer out.mu.Unlock()
@@ -282,7 +273,7 @@ func TestMultilineWaitHoldsOnlyItsTenant(t *testing.T) {
 func TestMissingStreamTopic(t *testing.T) {
 	cluster := routerCluster(t, "shop", "calm")
 	brokers := cluster.ListenAddrs()
-	cl := newClient(t, brokers)
+	cl := kafkatest.ClientAt(t, brokers)
 	rt := startRouter(t, routerConfig(t, brokers, nil))
 	apply(t, cl, "tenant: shop\nversion: 1\nsteps:\n  - route: {if: 'log contains \"audit\"', stream: audit}\n")
 	waitVersion(t, rt, "shop", 1)
@@ -293,9 +284,7 @@ func TestMissingStreamTopic(t *testing.T) {
 			&kgo.Record{Topic: "logs.raw.shop", Key: []byte("c"), Value: fmt.Appendf(nil, "plain %d", i)},
 			&kgo.Record{Topic: "logs.raw.calm", Key: []byte("c"), Value: fmt.Appendf(nil, "calm %d", i)})
 	}
-	if err := cl.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	kafkatest.Produce(t, cl, rs...)
 	wait(20*time.Second, "plain records, dead letters and the other tenant", func(o *output) bool {
 		return len(o.parsed["logs.parsed.shop"]) == 10 && len(o.dlq["logs.dlq.shop"]) == 10 && len(o.parsed["logs.parsed.calm"]) == 10
 	})
@@ -309,14 +298,10 @@ func TestMissingStreamTopic(t *testing.T) {
 		t.Errorf("%v transactions aborted, want none", n)
 	}
 	// Once the topic exists, routed records go there.
-	if _, err := kadm.NewClient(cl).CreateTopics(context.Background(), 1, 1, nil, "logs.parsed.shop.audit"); err != nil {
-		t.Fatal(err)
-	}
+	kafkatest.CreateTopics(t, cl, 1, "logs.parsed.shop.audit")
 	time.Sleep(1500 * time.Millisecond) // the router's metadata is at most a rescan interval old
-	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.raw.shop", Key: []byte("c"), Value: []byte("audit late")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	stream := newClient(t, brokers, kgo.ConsumeTopics("logs.parsed.shop.audit"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	kafkatest.Produce(t, cl, &kgo.Record{Topic: "logs.raw.shop", Key: []byte("c"), Value: []byte("audit late")})
+	stream := kafkatest.ClientAt(t, brokers, kgo.ConsumeTopics("logs.parsed.shop.audit"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if fs := stream.PollFetches(ctx); fs.NumRecords() != 1 {
@@ -367,7 +352,7 @@ func TestRecordIDs(t *testing.T) {
 func TestHeavyRecordsDoNotDelayOthers(t *testing.T) {
 	cluster := routerCluster(t, "heavy", "fast")
 	brokers := cluster.ListenAddrs()
-	cl := newClient(t, brokers, kgo.ProducerBatchMaxBytes(1<<20))
+	cl := kafkatest.ClientAt(t, brokers, kgo.ProducerBatchMaxBytes(1<<20))
 	rt := startRouter(t, routerConfig(t, brokers, nil))
 	apply(t, cl, "tenant: heavy\nversion: 1\nsteps:\n  - regex: {field: log, pattern: '(?P<words>(?:[a-z]+\\s){1,60}END)', on_error: skip}\n")
 	waitVersion(t, rt, "heavy", 1)
@@ -380,9 +365,7 @@ func TestHeavyRecordsDoNotDelayOthers(t *testing.T) {
 	every := max(cost*5/4, 20*time.Millisecond)
 	heavyRecords := max(4, int(4*time.Second/every))
 	for i := range heavyRecords {
-		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.raw.heavy", Key: []byte("c"), Value: fmt.Appendf(nil, "%d %s", i, line)}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+		kafkatest.Produce(t, cl, &kgo.Record{Topic: "logs.raw.heavy", Key: []byte("c"), Value: fmt.Appendf(nil, "%d %s", i, line)})
 		time.Sleep(every)
 	}
 	_, wait := consumeOutputs(t, brokers, "heavy")
@@ -402,23 +385,16 @@ func TestHeavyRecordsDoNotDelayOthers(t *testing.T) {
 func TestNewTenantFirstRecordsParsed(t *testing.T) {
 	cluster := routerCluster(t, "old")
 	brokers := cluster.ListenAddrs()
-	cl := newClient(t, brokers)
-	adm := kadm.NewClient(cl)
+	cl := kafkatest.ClientAt(t, brokers)
 	// The raw topic is consumed from the start; the config topic is made
 	// later, and the router's metadata (a minute old at most) does not
 	// know it yet when the records come.
-	if _, err := adm.CreateTopics(context.Background(), 1, 1, nil, "logs.raw.new", "logs.parsed.new", "logs.dlq.new"); err != nil {
-		t.Fatal(err)
-	}
+	kafkatest.CreateTopics(t, cl, 1, "logs.raw.new", "logs.parsed.new", "logs.dlq.new")
 	startRouter(t, routerConfig(t, brokers, map[string]string{"SLUICE_ROUTER_RESCAN_INTERVAL": "1m"}))
 	time.Sleep(time.Second)
-	if _, err := adm.CreateTopics(context.Background(), 1, 1, nil, "logs.config.new"); err != nil {
-		t.Fatal(err)
-	}
+	kafkatest.CreateTopics(t, cl, 1, "logs.config.new")
 	apply(t, cl, "tenant: new\nversion: 1\nsteps:\n  - set: {field: parsed_by, value: v1}\n")
-	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.raw.new", Value: []byte("first")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	kafkatest.Produce(t, cl, &kgo.Record{Topic: "logs.raw.new", Value: []byte("first")})
 	out, wait := consumeOutputs(t, brokers, "new")
 	wait(30*time.Second, "the new tenant's first record", func(o *output) bool { return len(o.parsed["logs.parsed.new"]) == 1 })
 	out.mu.Lock()
@@ -507,7 +483,7 @@ func TestKeptOutputsUsedWhole(t *testing.T) {
 func TestPseudonymKeysPerTenant(t *testing.T) {
 	cluster := routerCluster(t, "alpha", "beta", "gamma")
 	brokers := cluster.ListenAddrs()
-	cl := newClient(t, brokers)
+	cl := kafkatest.ClientAt(t, brokers)
 	keys := map[string]string{"alpha": "alpha-key-0123456789", "beta": "beta-key-abcdefghijk"}
 	vol := &secretVolume{t: t, dir: t.TempDir()}
 	vol.write(map[string]string{"alpha": keys["alpha"] + "\n", "beta": keys["beta"] + "\n"})
@@ -532,9 +508,7 @@ func TestPseudonymKeysPerTenant(t *testing.T) {
 				rs = append(rs, &kgo.Record{Topic: "logs.raw." + tn, Key: []byte("c"), Value: fmt.Appendf(nil, `{"seq":%d,"email":"user%d@example.com"}`, i, i)})
 			}
 		}
-		if err := cl.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+		kafkatest.Produce(t, cl, rs...)
 	}
 	out, wait := consumeOutputs(t, brokers, tenants...)
 	// check checks the parsed records of tenant from the index from on:

@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sluicelogs/sluice/internal/testwait"
 )
 
 // secretVolume lays out a directory as the kubelet does for a Secret
@@ -277,9 +279,7 @@ func TestKeyStoreRun(t *testing.T) {
 	go func() { s.run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	vol.write(map[string]string{"shop": "second-key-0123456789"})
-	for deadline := time.Now().Add(10 * time.Second); string(s.get("shop").b) != "second-key-0123456789"; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the rotated key was never read")
-		}
-	}
+	testwait.For(t, 10*time.Second, "the rotated key to be read", func() (bool, string) {
+		return string(s.get("shop").b) == "second-key-0123456789", ""
+	})
 }

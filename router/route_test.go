@@ -1,15 +1,14 @@
 package router
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/schemas"
-	"github.com/twmb/franz-go/pkg/kadm"
 )
 
 // TestRouteCopiesAndDefault: a route to several streams, copy routes, a
@@ -124,11 +123,8 @@ func TestSampleRateAndKey(t *testing.T) {
 func TestRouteCopiesProduced(t *testing.T) {
 	cluster := routerCluster(t, "shop")
 	brokers := cluster.ListenAddrs()
-	cl := newClient(t, brokers)
-	if _, err := kadm.NewClient(cl).CreateTopics(context.Background(), 2, 1, nil,
-		"logs.parsed.shop.errors", "logs.parsed.shop.audit", "logs.dlq.shop.errors", "logs.dlq.shop.audit"); err != nil {
-		t.Fatal(err)
-	}
+	cl := kafkatest.ClientAt(t, brokers)
+	kafkatest.CreateTopics(t, cl, 2, "logs.parsed.shop.errors", "logs.parsed.shop.audit", "logs.dlq.shop.errors", "logs.dlq.shop.audit")
 	apply(t, cl, `tenant: shop
 version: 1
 steps:

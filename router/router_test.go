@@ -22,6 +22,8 @@ import (
 
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
+	"github.com/sluicelogs/sluice/internal/testwait"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
@@ -34,12 +36,7 @@ func routerCluster(t testing.TB, tenants ...string) *kfake.Cluster {
 		topics = append(topics, "logs.raw."+tn, "logs.parsed."+tn, "logs.dlq."+tn)
 		state = append(state, "logs.config."+tn, "logs.status."+tn)
 	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, topics...), kfake.SeedTopics(1, state...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return kafkatest.Cluster(t, kafkatest.Topics(2, topics...), kafkatest.Topics(1, state...))
 }
 
 func routerConfig(t testing.TB, brokers []string, env map[string]string) Config {
@@ -100,16 +97,6 @@ func runRouter(t testing.TB, cfg Config) (*Router, func()) {
 	}
 }
 
-func newClient(t testing.TB, brokers []string, opts ...kgo.Opt) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
-}
-
 func apply(t testing.TB, cl *kgo.Client, doc string) {
 	t.Helper()
 	if _, err := ApplyPipeline(context.Background(), cl, kafka.Topics{Prefix: "logs"}, []byte(doc)); err != nil {
@@ -131,14 +118,13 @@ func consumeOutputs(t testing.TB, brokers []string, tenants ...string) (*output,
 	for _, tn := range tenants {
 		topics = append(topics, "logs.parsed."+tn, "logs.dlq."+tn)
 	}
-	cl := newClient(t, brokers, kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	cl := kafkatest.ClientAt(t, brokers, kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(50*time.Millisecond))
 	out := &output{parsed: map[string][]schemas.Record{}, dlq: map[string][]schemas.DeadLetter{}}
 	dec := schemas.NewDecoder()
 	wait := func(timeout time.Duration, what string, cond func(*output) bool) {
 		t.Helper()
-		deadline := time.Now().Add(timeout)
-		for {
+		testwait.For(t, timeout, what, func() (bool, string) {
 			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 			fs := cl.PollFetches(ctx)
 			cancel()
@@ -161,23 +147,27 @@ func consumeOutputs(t testing.TB, brokers []string, tenants ...string) (*output,
 				out.parsed[r.Topic] = append(out.parsed[r.Topic], rec)
 			})
 			out.mu.Lock()
-			ok := cond(out)
-			out.mu.Unlock()
-			if ok {
-				return
-			}
-			if time.Now().After(deadline) {
-				reasons := map[string]int{}
-				for _, ds := range out.dlq {
-					for _, d := range ds {
-						reasons[d.Reason]++
-					}
+			defer out.mu.Unlock()
+			reasons := map[string]int{}
+			for _, ds := range out.dlq {
+				for _, d := range ds {
+					reasons[d.Reason]++
 				}
-				t.Fatalf("timed out after %s waiting for %s (%d records so far; dead letters by reason: %v)", timeout, what, out.records, reasons)
 			}
-		}
+			return cond(out), fmt.Sprintf("%d records so far; dead letters by reason: %v", out.records, reasons)
+		})
 	}
 	return out, wait
+}
+
+// waitVersionMetric waits until rt reports version v of tenant's pipeline
+// in force.
+func waitVersionMetric(t testing.TB, rt *Router, tenant string, v float64) {
+	t.Helper()
+	testwait.For(t, 20*time.Second, fmt.Sprintf("version %v of %s's pipeline in force", v, tenant), func() (bool, string) {
+		got := testutil.ToFloat64(rt.m.version.WithLabelValues(tenant))
+		return got == v, fmt.Sprintf("version %v", got)
+	})
 }
 
 func produceLines(t testing.TB, cl *kgo.Client, tenant string, from, n int) {
@@ -187,9 +177,7 @@ func produceLines(t testing.TB, cl *kgo.Client, tenant string, from, n int) {
 		line := fmt.Sprintf(`{"seq":%d,"level":"info","msg":"hello from %s"}`, i, tenant)
 		rs = append(rs, &kgo.Record{Topic: "logs.raw." + tenant, Key: []byte("c1"), Value: []byte(line)})
 	}
-	if err := cl.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	kafkatest.Produce(t, cl, rs...)
 }
 
 const jsonPipeline = `tenant: %s
@@ -205,7 +193,7 @@ steps:
 func TestTenantIsolation(t *testing.T) {
 	cluster := routerCluster(t, "alpha", "beta", "gamma")
 	brokers := cluster.ListenAddrs()
-	cl := newClient(t, brokers)
+	cl := kafkatest.ClientAt(t, brokers)
 	rt := startRouter(t, routerConfig(t, brokers, nil))
 	// A version is retired after failing on retireMinRecords records in a
 	// row over retireMinWindow; smaller here.
@@ -220,16 +208,8 @@ func TestTenantIsolation(t *testing.T) {
 	count := func(tn string) int { return len(out.parsed["logs.parsed."+tn]) }
 
 	// Wait until every router applies version 1 before counting on it.
-	waitVersion := func(tenant string, v float64) {
-		t.Helper()
-		for deadline := time.Now().Add(20 * time.Second); testutil.ToFloat64(rt.m.version.WithLabelValues(tenant)) != v; time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: version %v never in force", tenant, v)
-			}
-		}
-	}
 	for _, tn := range []string{"alpha", "beta", "gamma"} {
-		waitVersion(tn, 1)
+		waitVersionMetric(t, rt, tn, 1)
 	}
 	for _, tn := range []string{"alpha", "beta", "gamma"} {
 		produceLines(t, cl, tn, 0, 100)
@@ -241,14 +221,10 @@ func TestTenantIsolation(t *testing.T) {
 	// gamma stores a pipeline that does not validate: refused by apply, so
 	// write it to the config topic directly, as a buggy tool would.
 	broken := "tenant: gamma\nversion: 2\nsteps:\n  - regex: {field: log, pattern: '(unclosed'}\n"
-	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.config.gamma", Key: []byte(PipelineKey), Value: []byte(broken)}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(20 * time.Second); testutil.ToFloat64(rt.m.loadErrors.WithLabelValues("gamma")) == 0; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the broken pipeline was never reported")
-		}
-	}
+	kafkatest.Produce(t, cl, &kgo.Record{Topic: "logs.config.gamma", Key: []byte(PipelineKey), Value: []byte(broken)})
+	testwait.For(t, 20*time.Second, "the broken pipeline to be reported", func() (bool, string) {
+		return testutil.ToFloat64(rt.m.loadErrors.WithLabelValues("gamma")) != 0, ""
+	})
 	for _, tn := range []string{"alpha", "beta", "gamma"} {
 		produceLines(t, cl, tn, 100, 100)
 	}
@@ -258,7 +234,7 @@ func TestTenantIsolation(t *testing.T) {
 
 	// gamma applies a pipeline that fails at run time on every record.
 	apply(t, cl, "tenant: gamma\nversion: 3\nsteps:\n  - json: {field: log}\n  - set: {field: x, expr: 'attributes[\"missing\"] + 1'}\n")
-	waitVersion("gamma", 3)
+	waitVersionMetric(t, rt, "gamma", 3)
 	for _, tn := range []string{"alpha", "beta", "gamma"} {
 		produceLines(t, cl, tn, 200, 100)
 	}
@@ -315,23 +291,17 @@ func TestTenantIsolation(t *testing.T) {
 func TestDeadLetters(t *testing.T) {
 	cluster := routerCluster(t, "shop")
 	brokers := cluster.ListenAddrs()
-	cl := newClient(t, brokers)
+	cl := kafkatest.ClientAt(t, brokers)
 	rt := startRouter(t, routerConfig(t, brokers, nil))
 	apply(t, cl, fmt.Sprintf(jsonPipeline, "shop", 1, 1))
-	for deadline := time.Now().Add(20 * time.Second); testutil.ToFloat64(rt.m.version.WithLabelValues("shop")) != 1; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("pipeline never in force")
-		}
-	}
+	waitVersionMetric(t, rt, "shop", 1)
 	rs := []*kgo.Record{
 		{Topic: "logs.raw.shop", Value: []byte(`{"seq":1}`)},
 		{Topic: "logs.raw.shop", Value: []byte("not json at all")},
 		{Topic: "logs.raw.shop", Value: []byte{0xff, 0xfe, 'x'}},
 		{Topic: "logs.raw.shop", Value: []byte(`{"seq":2}`)},
 	}
-	if err := cl.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	kafkatest.Produce(t, cl, rs...)
 	out, wait := consumeOutputs(t, brokers, "shop")
 	wait(30*time.Second, "2 parsed and 2 dead letters", func(o *output) bool {
 		return len(o.parsed["logs.parsed.shop"]) == 2 && len(o.dlq["logs.dlq.shop"]) == 2
@@ -355,11 +325,8 @@ func TestDeadLetters(t *testing.T) {
 func TestMissingOutputTopic(t *testing.T) {
 	cluster := routerCluster(t, "ok")
 	brokers := cluster.ListenAddrs()
-	cl := newClient(t, brokers)
-	adm := kadm.NewClient(cl)
-	if _, err := adm.CreateTopics(context.Background(), 2, 1, nil, "logs.raw.lost", "logs.dlq.lost"); err != nil {
-		t.Fatal(err)
-	}
+	cl := kafkatest.ClientAt(t, brokers)
+	kafkatest.CreateTopics(t, cl, 2, "logs.raw.lost", "logs.dlq.lost")
 	rt := startRouter(t, routerConfig(t, brokers, nil))
 	out, wait := consumeOutputs(t, brokers, "ok", "lost")
 	produceLines(t, cl, "lost", 0, 50)
@@ -367,11 +334,9 @@ func TestMissingOutputTopic(t *testing.T) {
 	wait(30*time.Second, "the healthy tenant's records", func(o *output) bool {
 		return len(o.parsed["logs.parsed.ok"]) >= 50
 	})
-	for deadline := time.Now().Add(20 * time.Second); testutil.ToFloat64(rt.m.tenantsPaused) == 0; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the tenant without its parsed topic was not paused")
-		}
-	}
+	testwait.For(t, 20*time.Second, "the tenant without its parsed topic to be paused", func() (bool, string) {
+		return testutil.ToFloat64(rt.m.tenantsPaused) != 0, ""
+	})
 	if st := tenantStatus(rt, "lost"); !strings.Contains(st.Paused, "logs.parsed.lost") {
 		t.Errorf("status of the paused tenant says %q, want the missing topic", st.Paused)
 	}
@@ -379,9 +344,7 @@ func TestMissingOutputTopic(t *testing.T) {
 	wait(30*time.Second, "the healthy tenant's records while the other is paused", func(o *output) bool {
 		return len(o.parsed["logs.parsed.ok"]) >= 100
 	})
-	if _, err := adm.CreateTopics(context.Background(), 2, 1, nil, "logs.parsed.lost"); err != nil {
-		t.Fatal(err)
-	}
+	kafkatest.CreateTopics(t, cl, 2, "logs.parsed.lost")
 	wait(60*time.Second, "the paused tenant's records", func(o *output) bool {
 		return len(o.parsed["logs.parsed.lost"]) >= 50
 	})
@@ -415,23 +378,17 @@ func tenantStatus(rt *Router, tenant string) RouterStatus {
 func TestMultiline(t *testing.T) {
 	cluster := routerCluster(t, "java")
 	brokers := cluster.ListenAddrs()
-	cl := newClient(t, brokers)
+	cl := kafkatest.ClientAt(t, brokers)
 	rt := startRouter(t, routerConfig(t, brokers, nil))
 	apply(t, cl, "tenant: java\nversion: 1\nsteps:\n  - multiline: {continuation: '^(\\s+at |Caused by: |\\s+\\.\\.\\. )', max_lines: 4, max_wait: 2s}\n  - set: {field: joined, value: true}\n")
-	for deadline := time.Now().Add(20 * time.Second); testutil.ToFloat64(rt.m.version.WithLabelValues("java")) != 1; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("pipeline never in force")
-		}
-	}
+	waitVersionMetric(t, rt, "java", 1)
 	send := func(key string, lines ...string) {
 		t.Helper()
 		var rs []*kgo.Record
 		for _, l := range lines {
 			rs = append(rs, &kgo.Record{Topic: "logs.raw.java", Key: []byte(key), Value: []byte(l)})
 		}
-		if err := cl.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+		kafkatest.Produce(t, cl, rs...)
 	}
 	send("c1", "Exception in thread \"main\" java.lang.IllegalStateException: boom")
 	send("c2", "an unrelated line from another container")
@@ -533,14 +490,10 @@ func TestJoinKeepsFirstLinesMetadata(t *testing.T) {
 func TestPodMetadataPassesThrough(t *testing.T) {
 	cluster := routerCluster(t, "plain", "piped")
 	brokers := cluster.ListenAddrs()
-	cl := newClient(t, brokers)
+	cl := kafkatest.ClientAt(t, brokers)
 	rt := startRouter(t, routerConfig(t, brokers, nil))
 	apply(t, cl, fmt.Sprintf(jsonPipeline, "piped", 1, 1))
-	for deadline := time.Now().Add(20 * time.Second); testutil.ToFloat64(rt.m.version.WithLabelValues("piped")) != 1; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("pipeline never in force")
-		}
-	}
+	waitVersionMetric(t, rt, "piped", 1)
 	in := schemas.Record{
 		ID:        "pod-1",
 		Timestamp: time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC),
@@ -572,9 +525,7 @@ func TestPodMetadataPassesThrough(t *testing.T) {
 			rs = append(rs, &kgo.Record{Topic: "logs.raw." + tenant, Key: []byte("c1"), Value: v})
 		}
 	}
-	if err := cl.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	kafkatest.Produce(t, cl, rs...)
 	out, wait := consumeOutputs(t, brokers, "plain", "piped")
 	wait(30*time.Second, "2 parsed records per tenant", func(o *output) bool {
 		return len(o.parsed["logs.parsed.plain"]) == 2 && len(o.parsed["logs.parsed.piped"]) == 2
@@ -599,22 +550,18 @@ func TestPodMetadataPassesThrough(t *testing.T) {
 func TestNewTopicPickedUp(t *testing.T) {
 	cluster := routerCluster(t, "early")
 	brokers := cluster.ListenAddrs()
-	cl := newClient(t, brokers)
+	cl := kafkatest.ClientAt(t, brokers)
 	rt := startRouter(t, routerConfig(t, brokers, nil))
 	produceLines(t, cl, "early", 0, 5)
 	out, wait := consumeOutputs(t, brokers, "early", "late")
 	wait(20*time.Second, "the first tenant's records", func(o *output) bool { return len(o.parsed["logs.parsed.early"]) == 5 })
-	if _, err := kadm.NewClient(cl).CreateTopics(context.Background(), 2, 1, nil, "logs.raw.late", "logs.parsed.late", "logs.dlq.late"); err != nil {
-		t.Fatal(err)
-	}
+	kafkatest.CreateTopics(t, cl, 2, "logs.raw.late", "logs.parsed.late", "logs.dlq.late")
 	produceLines(t, cl, "late", 0, 5)
 	start := time.Now()
-	for testutil.ToFloat64(rt.m.recordsOut.WithLabelValues("late")) < 5 {
-		if time.Since(start) > 20*time.Second {
-			t.Fatal("the new tenant's records were not routed within 20s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.For(t, 20*time.Second, "the new tenant's records to be routed", func() (bool, string) {
+		n := testutil.ToFloat64(rt.m.recordsOut.WithLabelValues("late"))
+		return n >= 5, fmt.Sprintf("%v of 5 routed", n)
+	})
 	t.Logf("new topic routed after %s", time.Since(start).Round(10*time.Millisecond))
 	wait(20*time.Second, "the new tenant's records", func(o *output) bool { return len(o.parsed["logs.parsed.late"]) == 5 })
 	_ = out
@@ -626,7 +573,7 @@ func TestNewTopicPickedUp(t *testing.T) {
 func TestOversizedRecord(t *testing.T) {
 	cluster := routerCluster(t, "big")
 	brokers := cluster.ListenAddrs()
-	cl := newClient(t, brokers, kgo.ProducerBatchMaxBytes(4<<20))
+	cl := kafkatest.ClientAt(t, brokers, kgo.ProducerBatchMaxBytes(4<<20))
 	adm := kadm.NewClient(cl)
 	// The processed record must fit the topic's own limit, not Kafka's
 	// default.
@@ -641,9 +588,7 @@ func TestOversizedRecord(t *testing.T) {
 	over := strings.Repeat("x", limit)        // fits the raw topic, not the parsed one
 	huge := strings.Repeat("y", (1<<20)+4096) // more than the router decodes
 	for _, v := range []string{over, huge} {
-		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.raw.big", Key: []byte("c"), Value: []byte(v)}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+		kafkatest.Produce(t, cl, &kgo.Record{Topic: "logs.raw.big", Key: []byte("c"), Value: []byte(v)})
 	}
 	produceLines(t, cl, "big", 0, 3)
 	out, wait := consumeOutputs(t, brokers, "big")
@@ -674,20 +619,18 @@ func TestOversizedRecord(t *testing.T) {
 func TestStatus(t *testing.T) {
 	cluster := routerCluster(t, "shop")
 	brokers := cluster.ListenAddrs()
-	cl := newClient(t, brokers)
+	cl := kafkatest.ClientAt(t, brokers)
 	_, stop := runRouter(t, routerConfig(t, brokers, nil))
 	t.Cleanup(stop)
 	apply(t, cl, fmt.Sprintf(jsonPipeline, "shop", 1, 1))
 	broken := "tenant: shop\nversion: 2\nsteps:\n  - regex: {field: log, pattern: '(unclosed'}\n"
-	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.config.shop", Key: []byte(PipelineKey), Value: []byte(broken)}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	kafkatest.Produce(t, cl, &kgo.Record{Topic: "logs.config.shop", Key: []byte(PipelineKey), Value: []byte(broken)})
 	statuses := func() []RouterStatus {
-		snap, err := ReadStatus(context.Background(), newClient(t, brokers), "logs.status", "")
+		snap, err := ReadStatus(context.Background(), kafkatest.ClientAt(t, brokers), "logs.status", "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		own, err := ReadStatus(context.Background(), newClient(t, brokers), "logs.status.shop", "shop")
+		own, err := ReadStatus(context.Background(), kafkatest.ClientAt(t, brokers), "logs.status.shop", "shop")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -697,15 +640,10 @@ func TestStatus(t *testing.T) {
 		}
 		return snap.Statuses["shop"]
 	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	testwait.For(t, 20*time.Second, "the status to show version 1 applied and version 2 refused", func() (bool, string) {
 		st := statuses()
-		if len(st) == 1 && st[0].Router == "r1" && st[0].Applied == 1 && st[0].Stored == 2 && strings.Contains(st[0].Error, "not applied") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("status never showed version 1 applied and version 2 refused: %+v", st)
-		}
-	}
+		return len(st) == 1 && st[0].Router == "r1" && st[0].Applied == 1 && st[0].Stored == 2 && strings.Contains(st[0].Error, "not applied"), fmt.Sprintf("%+v", st)
+	})
 	stop()
 	if st := statuses(); len(st) != 0 {
 		t.Errorf("status records left after a clean stop: %+v", st)

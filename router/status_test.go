@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicelogs/sluice/internal/kafkatest"
+	"github.com/sluicelogs/sluice/internal/testwait"
 )
 
 // TestStatusScales: 10,000 tenants' statuses are published in a few
@@ -18,22 +20,14 @@ import (
 // publishes nothing; a change publishes that tenant only; stopping
 // tombstones every status record of the router.
 func TestStatusScales(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.Cluster(t)
 	var produceRequests atomic.Int64
 	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		produceRequests.Add(1)
 		return nil, nil, false
 	})
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	cl := kafkatest.Client(t, c)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	if err := EnsureCompactedTopic(ctx, kadm.NewClient(cl), testTopics.Status()); err != nil {
@@ -98,17 +92,9 @@ func TestStatusScales(t *testing.T) {
 // status records fail); another tenant's status still reaches its own
 // topic at once, and the missing one is reported.
 func TestStatusOfBrokenTenant(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, testTopics.TenantStatus("good")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.Cluster(t, kafkatest.Topics(1, testTopics.TenantStatus("good")))
 	// As Run makes it: a missing topic fails its records quickly.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.UnknownTopicRetries(2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	cl := kafkatest.Client(t, c, kgo.UnknownTopicRetries(2))
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	if err := EnsureCompactedTopic(ctx, kadm.NewClient(cl), testTopics.Status()); err != nil {
@@ -122,34 +108,21 @@ func TestStatusOfBrokenTenant(t *testing.T) {
 	pub := newStatusPublisher(cl, testTopics, "r1", reg, 10*time.Minute, func(tenant string, _ error) { failed.Store(tenant) })
 	start := time.Now()
 	pub.round(ctx, true)
-	reader, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(reader.Close)
-	for {
+	reader := kafkatest.Client(t, c)
+	testwait.For(t, 30*time.Second, "the good tenant's status to reach its topic", func() (bool, string) {
 		snap, err := ReadStatus(ctx, reader, testTopics.TenantStatus("good"), "good")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(snap.Statuses) == 1 {
-			break
-		}
-		if time.Since(start) > 30*time.Second {
-			t.Fatal("the good tenant's status never reached its topic")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(snap.Statuses) == 1, fmt.Sprintf("statuses %v", snap.Statuses)
+	})
 	t.Logf("the good tenant's status was readable after %s", time.Since(start))
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("the good tenant's status took %s beside a tenant without its status topic", d)
 	}
-	for failed.Load() == nil {
-		if ctx.Err() != nil {
-			t.Fatal("the broken tenant's failed status was never reported")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, 60*time.Second, "the broken tenant's failed status to be reported", func() (bool, string) {
+		return failed.Load() != nil, ""
+	})
 	if got := failed.Load(); got != "broken" {
 		t.Errorf("failure reported for %v, want broken", got)
 	}

@@ -2,8 +2,11 @@ package shipper
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/sluicelogs/sluice/internal/testwait"
 )
 
 // TestBudgetShares: a tenant alone may hold the budget less the reserve;
@@ -23,17 +26,11 @@ func TestBudgetShares(t *testing.T) {
 	// reserve at once, past the stuck one's waiter.
 	waited := make(chan error, 1)
 	go func() { waited <- stuck.acquire(context.Background(), 10) }()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+	testwait.For(t, 5*time.Second, "the stuck tenant's request to queue", func() (bool, string) {
 		b.mu.Lock()
-		queued := len(b.waiters) == 1
-		b.mu.Unlock()
-		if queued {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the stuck tenant's request did not queue")
-		}
-	}
+		defer b.mu.Unlock()
+		return len(b.waiters) == 1, fmt.Sprintf("%d waiting", len(b.waiters))
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := healthy.acquire(ctx, 25); err != nil {

@@ -25,26 +25,12 @@ import (
 
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/nodelog"
+	"github.com/sluicelogs/sluice/internal/testwait"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
 // Tests of the shipper's settings and failure handling, each against real
 // components: kfake through franz-go, real files written by nodelog.
-
-// eventually polls cond every 20ms until it holds or d has passed; it
-// reports a test error naming what was awaited when it does not hold.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) bool {
-	t.Helper()
-	for deadline := time.Now().Add(d); ; time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("timed out after %v waiting for %s", d, what)
-			return false
-		}
-	}
-}
 
 // drain lets a short while pass, then polls for about a second more and
 // returns everything collected: an extra copy of a record, or a record
@@ -90,8 +76,8 @@ func checkCounts(t *testing.T, got, want map[string]int, why string) {
 // starts at the end of its file takes that end when it opens the file.
 func waitOpen(t *testing.T, r *running, n int) {
 	t.Helper()
-	waitMetric(t, fmt.Sprintf("%d log files open", n), func() bool {
-		return testutil.ToFloat64(r.sh.m.filesOpen) >= float64(n)
+	testwait.For(t, 20*time.Second, fmt.Sprintf("%d log files open", n), func() (bool, string) {
+		return testutil.ToFloat64(r.sh.m.filesOpen) >= float64(n), ""
 	})
 }
 
@@ -248,9 +234,9 @@ func TestCheckpointSavedOnlyOnChange(t *testing.T) {
 	cons := newConsumer(t, brokers, "logs.raw.shop")
 	cons.waitFor(20*time.Second, "the first lines", atLeast(5))
 	var before checkpointState
-	eventually(t, 20*time.Second, "the checkpoint at the end of the file", func() bool {
+	testwait.Eventually(t, 20*time.Second, "the checkpoint at the end of the file", func() (bool, string) {
 		before = readCheckpointState(t, cfg.CheckpointDir)
-		return before.offsets[c.LinkPath()] == c.Size()
+		return before.offsets[c.LinkPath()] == c.Size(), ""
 	})
 
 	// Idle for ten intervals: nothing changed, nothing is written.
@@ -265,9 +251,9 @@ func TestCheckpointSavedOnlyOnChange(t *testing.T) {
 	_ = c.Write(time.Now(), "stdout", message("c", 5, 60))
 	cons.waitFor(20*time.Second, "the new line", atLeast(6))
 	var after checkpointState
-	eventually(t, 20*time.Second, "the checkpoint to move to the new end of the file", func() bool {
+	testwait.Eventually(t, 20*time.Second, "the checkpoint to move to the new end of the file", func() (bool, string) {
 		after = readCheckpointState(t, cfg.CheckpointDir)
-		return after.offsets[c.LinkPath()] == c.Size()
+		return after.offsets[c.LinkPath()] == c.Size(), ""
 	})
 	if !after.savedAt.After(before.savedAt) || after.mtime.Equal(before.mtime) {
 		t.Errorf("checkpoint not rewritten after a delivery: saved_at %v -> %v, mtime %v -> %v",
@@ -583,7 +569,7 @@ func TestRejectedRecordDeadLettered(t *testing.T) {
 	// The refused line alone in its batch, then more lines.
 	_ = c.Write(time.Now(), "stdout", bad)
 	lost := r.sh.m.lostLines.WithLabelValues("rej", reasonRejected)
-	eventually(t, 10*time.Second, `lost_lines_total{reason="rejected"}`, func() bool { return testutil.ToFloat64(lost) > 0 })
+	testwait.Eventually(t, 10*time.Second, `lost_lines_total{reason="rejected"}`, func() (bool, string) { return testutil.ToFloat64(lost) > 0, "" })
 	for n := 11; n < 21; n++ {
 		_ = c.Write(time.Now(), "stdout", message("c", n, 60))
 	}
@@ -772,8 +758,8 @@ func TestCloseInactive(t *testing.T) {
 		if round == 2 {
 			break
 		}
-		if !eventually(t, 10*time.Second, fmt.Sprintf("files_open to drop to 0 after idling (round %d)", round), func() bool {
-			return testutil.ToFloat64(r.sh.m.filesOpen) == 0
+		if !testwait.Eventually(t, 10*time.Second, fmt.Sprintf("files_open to drop to 0 after idling (round %d)", round), func() (bool, string) {
+			return testutil.ToFloat64(r.sh.m.filesOpen) == 0, ""
 		}) {
 			break
 		}
@@ -819,7 +805,7 @@ func TestBatchesShrinkWhenTopicLimitUnreadable(t *testing.T) {
 	dec := schemas.NewDecoder()
 	seen := map[string]bool{}
 	records := 0
-	for deadline := time.Now().Add(30 * time.Second); len(seen) < lines && time.Now().Before(deadline); {
+	testwait.Eventually(t, 30*time.Second, "every line delivered", func() (bool, string) {
 		for _, kr := range pollRaw(t, cl, time.Second, 1<<30) {
 			rec, _, err := dec.Decode(context.Background(), kr.Value)
 			if err != nil {
@@ -829,7 +815,8 @@ func TestBatchesShrinkWhenTopicLimitUnreadable(t *testing.T) {
 			seen[head] = true
 			records++
 		}
-	}
+		return len(seen) >= lines, fmt.Sprintf("%d of %d lines", len(seen), lines)
+	})
 	if len(seen) != lines {
 		t.Errorf("%d of %d lines delivered", len(seen), lines)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/nodelog"
 	"github.com/sluicelogs/sluice/schemas"
 )
@@ -413,11 +414,7 @@ const unansweredNode = 1
 func newSplitCluster(tb testing.TB) *kfake.Cluster {
 	tb.Helper()
 	const partitions = 3
-	c, err := kfake.NewCluster(kfake.NumBrokers(2), kfake.SeedTopics(partitions, goodTopic, stuckTopic))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(c.Close)
+	c := kafkatest.Cluster(tb, kafkatest.With(kfake.NumBrokers(2)), kafkatest.Topics(partitions, goodTopic, stuckTopic))
 	for p := range int32(partitions) {
 		if err := c.MoveTopicPartition(goodTopic, p, 1-unansweredNode); err != nil {
 			tb.Fatal(err)
@@ -434,14 +431,9 @@ func newSplitCluster(tb testing.TB) *kfake.Cluster {
 // claims.
 func checkTopicMissing(tb testing.TB, brokers []string, topic string) {
 	tb.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	topics, err := kadm.NewClient(cl).ListTopics(ctx)
+	topics, err := kadm.NewClient(kafkatest.ClientAt(tb, brokers)).ListTopics(ctx)
 	if err != nil {
 		tb.Errorf("list topics: %v", err)
 		return
@@ -459,14 +451,9 @@ func checkStuckHeldBack(tb testing.TB, brokers []string, refused int, written in
 	if refused == 0 {
 		tb.Errorf("no produce request to %s was refused or held: the stuck tenant was never tried (the test did not test)", stuckTopic)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, stuckTopic)
+	ends, err := kadm.NewClient(kafkatest.ClientAt(tb, brokers)).ListEndOffsets(ctx, stuckTopic)
 	if err != nil {
 		tb.Errorf("end offsets of %s: %v", stuckTopic, err)
 		return

@@ -3,6 +3,7 @@ package shipper
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/sluicelogs/sluice/internal/testwait"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
@@ -91,18 +93,12 @@ func startTestKube(t testing.TB, cs *fake.Clientset, cfg *Config) (*kubeMeta, *m
 func waitLookup(t *testing.T, k *kubeMeta, ns, uid, what string, cond func(*podMeta, *nsMeta, bool) bool) *podMeta {
 	t.Helper()
 	var pm *podMeta
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testwait.For(t, 10*time.Second, what, func() (bool, string) {
 		p, n, ready := k.lookup(PathMeta{Namespace: ns, PodUID: uid})
-		if cond(p, n, ready) {
-			return p
-		}
 		pm = p
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10s; last seen %+v", what, pm)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return cond(p, n, ready), fmt.Sprintf("pod %+v", p)
+	})
+	return pm
 }
 
 func found(p *podMeta, _ *nsMeta, ready bool) bool { return p != nil && ready }
@@ -316,13 +312,10 @@ func TestKubeMetaAPIDown(t *testing.T) {
 	if k.waitSynced(ctx, cfg.MetadataWait) {
 		t.Fatal("synced against an API server that fails")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for testutil.ToFloat64(m.kubeAPIErrors) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("API errors not counted within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, 10*time.Second, "two API errors counted", func() (bool, string) {
+		n := testutil.ToFloat64(m.kubeAPIErrors)
+		return n >= 2, fmt.Sprintf("%v counted", n)
+	})
 	if k.waitable() {
 		t.Error("streams still wait for a cache that never synced, past the wait")
 	}

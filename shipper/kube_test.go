@@ -3,6 +3,7 @@ package shipper
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/sluicelogs/sluice/internal/nodelog"
+	"github.com/sluicelogs/sluice/internal/testwait"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
@@ -65,16 +67,13 @@ func (s *recordSink) byLog() map[string]sent {
 // waitRecord waits for the record of msg and returns it.
 func (s *recordSink) waitRecord(t *testing.T, msg string) sent {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if r, ok := s.byLog()[msg]; ok {
-			return r
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("record %q not shipped within 10s", msg)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	var r sent
+	testwait.For(t, 10*time.Second, fmt.Sprintf("record %q to be shipped", msg), func() (bool, string) {
+		var ok bool
+		r, ok = s.byLog()[msg]
+		return ok, ""
+	})
+	return r
 }
 
 // startKubeShipper runs a shipper with the metadata cache over cs and a
@@ -191,19 +190,14 @@ func TestShipperPodAfterFirstLine(t *testing.T) {
 		pod("shop", "late", c.PodUID, "node-a", "StatefulSet", "late", map[string]string{"app": "late"}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for i := 0; ; i++ {
+	i := 0
+	testwait.For(t, 10*time.Second, "a line after the pod came to carry its metadata", func() (bool, string) {
 		msg := "next-" + string(rune('a'+i%26))
+		i++
 		writeLine(t, c, msg)
 		rec := sink.waitRecord(t, msg).rec
-		if rec.Metadata == "" && rec.Kubernetes.Labels["app"] == "late" && rec.Kubernetes.Workload.Name == "late" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lines after the pod came still partial: %+v", rec)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return rec.Metadata == "" && rec.Kubernetes.Labels["app"] == "late" && rec.Kubernetes.Workload.Name == "late", fmt.Sprintf("%+v", rec)
+	})
 	if n := testutil.ToFloat64(r.sh.m.metadataLookups.WithLabelValues("partial")); n != 1 {
 		t.Errorf("partial look-ups %v, want 1", n)
 	}
@@ -248,9 +242,9 @@ func TestShipperDeletedPodLateLines(t *testing.T) {
 	if err := cs.CoreV1().Pods("shop").Delete(context.Background(), "job-x", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitMetric(t, "the pod's deletion seen", func() bool {
+	testwait.For(t, 20*time.Second, "the pod's deletion seen", func() (bool, string) {
 		p, _, _ := r.sh.kube.lookup(PathMeta{Namespace: "shop", PodUID: c.PodUID})
-		return p != nil && !p.deleted.IsZero()
+		return p != nil && !p.deleted.IsZero(), ""
 	})
 	writeLine(t, c, "after")
 	rec := sink.waitRecord(t, "after").rec
@@ -305,14 +299,14 @@ func TestShipperNamespaceRelabelled(t *testing.T) {
 		t.Fatal(err)
 	}
 	var last sent
-	eventually(t, 10*time.Second, "lines to team-b", func() bool {
+	testwait.Eventually(t, 10*time.Second, "lines to team-b", func() (bool, string) {
 		for _, r := range sink.byLog() {
 			if r.topic == "logs.raw.team-b" {
 				last = r
-				return true
+				return true, ""
 			}
 		}
-		return false
+		return false, ""
 	})
 	close(stop)
 	n := <-written

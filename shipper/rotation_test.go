@@ -13,9 +13,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/nodelog"
+	"github.com/sluicelogs/sluice/internal/testwait"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
@@ -128,8 +129,8 @@ func rotate(t *testing.T, c *nodelog.Container) string {
 // each, and returns the rotated files' paths.
 func rotateWhileHeldBack(t *testing.T, r *running, c *nodelog.Container, w *numbered) []string {
 	t.Helper()
-	waitMetric(t, "the tenant to be held back", func() bool {
-		return testutil.ToFloat64(r.sh.m.produceErrors.WithLabelValues("late", reasonTopicMissing)) > 0
+	testwait.For(t, 20*time.Second, "the tenant to be held back", func() (bool, string) {
+		return testutil.ToFloat64(r.sh.m.produceErrors.WithLabelValues("late", reasonTopicMissing)) > 0, ""
 	})
 	var rotated []string
 	for range 3 {
@@ -274,7 +275,7 @@ func TestHeldFilesPolicy(t *testing.T) {
 			}
 			lostLines := r.sh.m.lostLines.WithLabelValues("late", "released")
 			if compressed {
-				waitMetric(t, "the held files to be swapped for their compressed copies", func() bool {
+				testwait.For(t, 20*time.Second, "the held files to be swapped for their compressed copies", func() (bool, string) {
 					gz := 0
 					for _, st := range r.sh.streamList() {
 						st.mu.Lock()
@@ -285,15 +286,13 @@ func TestHeldFilesPolicy(t *testing.T) {
 						}
 						st.mu.Unlock()
 					}
-					return gz == 2
+					return gz == 2, ""
 				})
 			} else {
-				waitMetric(t, "the released lines to be counted", func() bool { return testutil.ToFloat64(lostLines) >= 40 })
+				testwait.For(t, 20*time.Second, "the released lines to be counted", func() (bool, string) { return testutil.ToFloat64(lostLines) >= 40, "" })
 			}
 			cons := newConsumer(t, brokers, "logs.raw.late")
-			if _, err := kadm.NewClient(cons.cl).CreateTopic(context.Background(), 1, 1, nil, "logs.raw.late"); err != nil {
-				t.Fatal(err)
-			}
+			kafkatest.CreateTopics(t, cons.cl, 1, "logs.raw.late")
 			// The first file and the two rotations after it hold 60 lines;
 			// 20 of them are in the file the reader had open (held too).
 			want := w.n
@@ -567,13 +566,12 @@ func TestIdleStreamsHoldNoGoroutine(t *testing.T) {
 	}
 	before := runtime.NumGoroutine()
 	r := startShipper(t, testConfig(t, node, cluster.ListenAddrs(), nil), Options{})
-	waitMetric(t, "every line delivered", func() bool { return testutil.ToFloat64(r.sh.m.recordsProduced.WithLabelValues("shop")) >= 300 })
-	var n int
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		// The shipper's own: loops, watcher, Kafka client; none per stream.
-		if n = runtime.NumGoroutine() - before; n < 50 {
-			return
-		}
-	}
-	t.Errorf("%d goroutines more than before the shipper started, for 300 idle containers", n)
+	testwait.For(t, 20*time.Second, "every line delivered", func() (bool, string) {
+		return testutil.ToFloat64(r.sh.m.recordsProduced.WithLabelValues("shop")) >= 300, ""
+	})
+	// The shipper's own: loops, watcher, Kafka client; none per stream.
+	testwait.Eventually(t, 10*time.Second, "fewer than 50 goroutines more than before the shipper started, for 300 idle containers", func() (bool, string) {
+		n := runtime.NumGoroutine() - before
+		return n < 50, fmt.Sprintf("%d more", n)
+	})
 }

@@ -19,28 +19,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sethvargo/go-envconfig"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/config"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/nodelog"
+	"github.com/sluicelogs/sluice/internal/testwait"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
 // newCluster starts an in-process Kafka with the given topics.
 func newCluster(t testing.TB, topics ...string) *kfake.Cluster {
 	t.Helper()
-	opts := []kfake.Opt{kfake.NumBrokers(1)}
-	if len(topics) > 0 {
-		opts = append(opts, kfake.SeedTopics(3, topics...))
-	}
-	c, err := kfake.NewCluster(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return kafkatest.Cluster(t, kafkatest.Topics(3, topics...))
 }
 
 // testConfig is the default configuration (as loaded from an empty
@@ -172,24 +164,16 @@ func newConsumer(t testing.TB, brokers []string, topics ...string) *consumer {
 // the end of the test.
 func rawConsumer(t testing.TB, brokers []string, topics ...string) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
-		kgo.ConsumeTopics(topics...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(50*time.Millisecond),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
+	return kafkatest.ClientAt(t, brokers, kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(50*time.Millisecond))
 }
 
-// waitFor polls until cond holds for the lines collected so far.
+// waitFor polls until cond holds for the lines collected so far, and
+// returns them; on timeout it reports a test error and returns what came.
 func (c *consumer) waitFor(timeout time.Duration, what string, cond func([]line) bool) []line {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	var got []line
+	testwait.Eventually(c.t, timeout, what, func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		fs := c.cl.PollFetches(ctx)
 		cancel()
@@ -204,16 +188,11 @@ func (c *consumer) waitFor(timeout time.Duration, what string, cond func([]line)
 			c.mu.Unlock()
 		})
 		c.mu.Lock()
-		got := append([]line(nil), c.lines...)
+		got = append([]line(nil), c.lines...)
 		c.mu.Unlock()
-		if cond(got) {
-			return got
-		}
-		if time.Now().After(deadline) {
-			c.t.Errorf("timed out after %s waiting for %s (have %d records)", timeout, what, len(got))
-			return got
-		}
-	}
+		return cond(got), fmt.Sprintf("have %d records", len(got))
+	})
+	return got
 }
 
 func atLeast(n int) func([]line) bool { return func(l []line) bool { return len(l) >= n } }
@@ -498,22 +477,14 @@ func TestTenantIsolation(t *testing.T) {
 		_ = good.Write(time.Now(), "stdout", message("good", n, 50))
 	}
 	cons.waitFor(20*time.Second, "more of the good tenant's lines", atLeast(100))
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if testutil.ToFloat64(r.sh.m.produceErrors.WithLabelValues("bad", reasonTopicMissing)) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no produce error counted for the missing topic")
-		}
-	}
+	testwait.For(t, 20*time.Second, "a produce error counted for the missing topic", func() (bool, string) {
+		return testutil.ToFloat64(r.sh.m.produceErrors.WithLabelValues("bad", reasonTopicMissing)) > 0, ""
+	})
 	if got := cons.waitFor(time.Second, "", func([]line) bool { return true }); len(got) != 100 {
 		t.Errorf("got %d records while the bad tenant's topic was missing, want the good tenant's 100", len(got))
 	}
 
-	adm := kadm.NewClient(cons.cl)
-	if _, err := adm.CreateTopic(context.Background(), 1, 1, nil, "logs.raw.bad"); err != nil {
-		t.Fatal(err)
-	}
+	kafkatest.CreateTopics(t, cons.cl, 1, "logs.raw.bad")
 	got := cons.waitFor(30*time.Second, "the bad tenant's lines after its topic appeared", func(l []line) bool {
 		n := 0
 		for _, x := range l {
@@ -639,12 +610,7 @@ func restartableBroker(t *testing.T) func() *kfake.Cluster {
 	port := freePort(t)
 	dataDir := t.TempDir()
 	return func() *kfake.Cluster {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dataDir),
-			kfake.SeedTopics(1, "logs.raw.shop"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
+		return kafkatest.Cluster(t, kafkatest.With(kfake.Ports(port), kfake.DataDir(dataDir)), kafkatest.Topics(1, "logs.raw.shop"))
 	}
 }
 
@@ -786,8 +752,8 @@ func TestDeletedContainerIsDrained(t *testing.T) {
 		_ = c.Write(time.Now(), "stdout", message("c", n, 60))
 	}
 	r := startShipper(t, testConfig(t, node, brokers, nil), Options{})
-	waitMetric(t, "a produce error for the missing topic", func() bool {
-		return testutil.ToFloat64(r.sh.m.produceErrors.WithLabelValues("gone", reasonTopicMissing)) > 0
+	testwait.For(t, 20*time.Second, "a produce error for the missing topic", func() (bool, string) {
+		return testutil.ToFloat64(r.sh.m.produceErrors.WithLabelValues("gone", reasonTopicMissing)) > 0, ""
 	})
 	if err := os.Remove(c.LinkPath()); err != nil {
 		t.Fatal(err)
@@ -796,9 +762,7 @@ func TestDeletedContainerIsDrained(t *testing.T) {
 		t.Fatal(err)
 	}
 	cons := newConsumer(t, brokers, "logs.raw.gone")
-	if _, err := kadm.NewClient(cons.cl).CreateTopic(context.Background(), 1, 1, nil, "logs.raw.gone"); err != nil {
-		t.Fatal(err)
-	}
+	kafkatest.CreateTopics(t, cons.cl, 1, "logs.raw.gone")
 	got := cons.waitFor(30*time.Second, "the deleted container's lines", atLeast(100))
 	seen := map[int]bool{}
 	for _, l := range got {
@@ -810,8 +774,8 @@ func TestDeletedContainerIsDrained(t *testing.T) {
 			t.Errorf("c#%d missing", n)
 		}
 	}
-	waitMetric(t, "the deleted stream to be forgotten", func() bool {
-		return testutil.ToFloat64(r.sh.m.filesTracked) == 0
+	testwait.For(t, 20*time.Second, "the deleted stream to be forgotten", func() (bool, string) {
+		return testutil.ToFloat64(r.sh.m.filesTracked) == 0, ""
 	})
 }
 
@@ -901,15 +865,6 @@ func TestPartialAcrossLiveRotation(t *testing.T) {
 	}
 }
 
-func waitMetric(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 func mustOpen(t *testing.T, path string) *os.File {
 	t.Helper()
 	f, err := os.Open(path)
@@ -978,9 +933,7 @@ func TestRotationsFollowedUnderBackpressure(t *testing.T) {
 		}
 	}
 	cons := newConsumer(t, brokers, "logs.raw.late")
-	if _, err := kadm.NewClient(cons.cl).CreateTopic(context.Background(), 1, 1, nil, "logs.raw.late"); err != nil {
-		t.Fatal(err)
-	}
+	kafkatest.CreateTopics(t, cons.cl, 1, "logs.raw.late")
 	got := cons.waitFor(30*time.Second, "every line", func(l []line) bool {
 		seen := map[string]bool{}
 		for _, x := range l {
@@ -1046,8 +999,8 @@ func TestJoinedMessageHoldsCheckpoint(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sh.Run(ctx) }()
-	waitMetric(t, "the joined message delivered", func() bool {
-		return strings.Count(strings.Join(sink.records(), ","), "head-tail") == 2
+	testwait.For(t, 20*time.Second, "the joined message delivered", func() (bool, string) {
+		return strings.Count(strings.Join(sink.records(), ","), "head-tail") == 2, ""
 	})
 	cancel()
 	if err := <-done; err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/sluicelogs/sluice/internal/escompat/estest"
 	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/testwait"
 )
 
 // client returns a go-elasticsearch client for es without retries, so each
@@ -795,12 +796,7 @@ func TestCloseCutsLatencyShort(t *testing.T) {
 		res.Body.Close()
 		done <- res.StatusCode
 	}()
-	for deadline := time.Now().Add(5 * time.Second); es.Stats().Requests == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("request never arrived")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, 5*time.Second, "the request to arrive", func() (bool, string) { return es.Stats().Requests != 0, "" })
 	start := time.Now()
 	es.Close()
 	if d := time.Since(start); d > 5*time.Second {

@@ -2,6 +2,7 @@ package k8sfake_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sort"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/sluicelogs/sluice/internal/k8sfake"
+	"github.com/sluicelogs/sluice/internal/testwait"
 )
 
 const token = "shipper-token"
@@ -99,18 +101,6 @@ func cached(inf cache.SharedIndexInformer) []string {
 	return keys
 }
 
-// eventually polls cond every 10ms for up to 10s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func podLabel(inf cache.SharedIndexInformer, key, label string) string {
 	obj, ok, _ := inf.GetStore().GetByKey(key)
 	if !ok {
@@ -144,7 +134,7 @@ func TestPodInformerOneNode(t *testing.T) {
 			if n := api.Requests()[k8sfake.Request{Verb: "list", Resource: "pods"}]; n != tc.lists {
 				t.Errorf("%d pod lists, want %d: %v", n, tc.lists, api.Requests())
 			}
-			eventually(t, "an open watch", func() bool { return api.OpenWatches() == 1 })
+			testwait.For(t, 10*time.Second, "an open watch", func() (bool, string) { n := api.OpenWatches(); return n == 1, fmt.Sprintf("%d open", n) })
 
 			// A pod of another node stays out; one scheduled later onto
 			// node-a comes in (it starts matching the selector).
@@ -152,14 +142,14 @@ func TestPodInformerOneNode(t *testing.T) {
 			pending := api.AddPod(pod("shop", "batch-1", "", nil))
 			pending.Spec.NodeName = "node-a"
 			api.UpdatePod(pending)
-			eventually(t, "the pod scheduled onto node-a", func() bool { return rec.seen("add shop/batch-1") })
+			testwait.For(t, 10*time.Second, "the pod scheduled onto node-a", func() (bool, string) { return rec.seen("add shop/batch-1"), "" })
 
 			// An update is seen with its new labels, a delete removes it.
 			p := pod("shop", "web-1", "node-a", map[string]string{"app": "web", "version": "2"})
 			api.UpdatePod(p)
-			eventually(t, "the update", func() bool { return podLabel(inf, "shop/web-1", "version") == "2" })
+			testwait.For(t, 10*time.Second, "the update", func() (bool, string) { return podLabel(inf, "shop/web-1", "version") == "2", "" })
 			api.DeletePod("kube-system", "dns-1")
-			eventually(t, "the delete", func() bool { return rec.seen("delete kube-system/dns-1") })
+			testwait.For(t, 10*time.Second, "the delete", func() (bool, string) { return rec.seen("delete kube-system/dns-1"), "" })
 
 			if got, want := cached(inf), []string{"shop/batch-1", "shop/web-1"}; !slices.Equal(got, want) {
 				t.Errorf("cache %v, want %v", got, want)
@@ -176,7 +166,7 @@ func TestPodInformerRecoversFromDown(t *testing.T) {
 	api.AddPod(pod("shop", "web-1", "node-a", nil))
 	api.AddPod(pod("shop", "web-2", "node-a", nil))
 	inf, rec := nodeInformer(t, api, "node-a")
-	eventually(t, "an open watch", func() bool { return api.OpenWatches() == 1 })
+	testwait.For(t, 10*time.Second, "an open watch", func() (bool, string) { n := api.OpenWatches(); return n == 1, fmt.Sprintf("%d open", n) })
 	before := api.Requests()
 
 	// The API server goes away; meanwhile pods change, and the history is
@@ -190,31 +180,31 @@ func TestPodInformerRecoversFromDown(t *testing.T) {
 	api.AddPod(pod("shop", "web-3", "node-a", nil))
 	api.UpdatePod(pod("shop", "web-1", "node-a", map[string]string{"version": "2"}))
 	api.Compact()
-	eventually(t, "the informer to try while down", func() bool {
-		return api.Requests()[k8sfake.Request{Verb: "watch", Resource: "pods"}] > before[k8sfake.Request{Verb: "watch", Resource: "pods"}]
+	testwait.For(t, 10*time.Second, "the informer to try while down", func() (bool, string) {
+		return api.Requests()[k8sfake.Request{Verb: "watch", Resource: "pods"}] > before[k8sfake.Request{Verb: "watch", Resource: "pods"}], ""
 	})
 	if got := cached(inf); !slices.Equal(got, []string{"shop/web-1", "shop/web-2"}) {
 		t.Fatalf("cache changed while down: %v", got)
 	}
 	api.SetDown(false)
 
-	eventually(t, "the re-list", func() bool {
+	testwait.For(t, 10*time.Second, "the re-list", func() (bool, string) {
 		return slices.Equal(cached(inf), []string{"shop/web-1", "shop/web-3"}) &&
-			podLabel(inf, "shop/web-1", "version") == "2"
+			podLabel(inf, "shop/web-1", "version") == "2", ""
 	})
 	if !rec.seen("delete shop/web-2") {
 		t.Errorf("the pod deleted while down was not reported deleted: %v", rec.events)
 	}
-	eventually(t, "a watch again", func() bool { return api.OpenWatches() == 1 })
+	testwait.For(t, 10*time.Second, "a watch again", func() (bool, string) { n := api.OpenWatches(); return n == 1, fmt.Sprintf("%d open", n) })
 	api.AddPod(pod("shop", "web-4", "node-a", nil))
-	eventually(t, "a pod added after the recovery", func() bool { return rec.seen("add shop/web-4") })
+	testwait.For(t, 10*time.Second, "a pod added after the recovery", func() (bool, string) { return rec.seen("add shop/web-4"), "" })
 }
 
 func TestPodInformerRelistsAfterGone(t *testing.T) {
 	api := k8sfake.Start(t, k8sfake.RequireToken(token), k8sfake.WithoutWatchList())
 	api.AddPod(pod("shop", "web-1", "node-a", nil))
 	inf, rec := nodeInformer(t, api, "node-a")
-	eventually(t, "an open watch", func() bool { return api.OpenWatches() == 1 })
+	testwait.For(t, 10*time.Second, "an open watch", func() (bool, string) { n := api.OpenWatches(); return n == 1, fmt.Sprintf("%d open", n) })
 	list := k8sfake.Request{Verb: "list", Resource: "pods"}
 	lists := api.Requests()[list]
 
@@ -222,17 +212,17 @@ func TestPodInformerRelistsAfterGone(t *testing.T) {
 	// list.
 	api.EndWatches()
 	api.AddPod(pod("shop", "web-2", "node-a", nil))
-	eventually(t, "the pod added after the watch ended", func() bool { return rec.seen("add shop/web-2") })
+	testwait.For(t, 10*time.Second, "the pod added after the watch ended", func() (bool, string) { return rec.seen("add shop/web-2"), "" })
 	if n := api.Requests()[list]; n != lists {
 		t.Errorf("%d lists after a watch ended, want none", n-lists)
 	}
 
 	// 410 Gone makes it list again.
 	api.ExpireWatches()
-	eventually(t, "a list after 410 Gone", func() bool { return api.Requests()[list] > lists })
-	eventually(t, "a watch again", func() bool { return api.OpenWatches() == 1 })
+	testwait.For(t, 10*time.Second, "a list after 410 Gone", func() (bool, string) { return api.Requests()[list] > lists, "" })
+	testwait.For(t, 10*time.Second, "a watch again", func() (bool, string) { n := api.OpenWatches(); return n == 1, fmt.Sprintf("%d open", n) })
 	api.AddPod(pod("shop", "web-3", "node-a", nil))
-	eventually(t, "the pod added after the re-list", func() bool { return rec.seen("add shop/web-3") })
+	testwait.For(t, 10*time.Second, "the pod added after the re-list", func() (bool, string) { return rec.seen("add shop/web-3"), "" })
 	if got := cached(inf); !slices.Equal(got, []string{"shop/web-1", "shop/web-2", "shop/web-3"}) {
 		t.Errorf("cache %v", got)
 	}
@@ -257,12 +247,12 @@ func TestNamespaceInformerSeesLabelChange(t *testing.T) {
 
 	api.UpdateNamespace(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop",
 		Labels: map[string]string{"team": "b", "sluice.io/tenant": "acme"}}})
-	eventually(t, "the namespace's new labels", func() bool {
+	testwait.For(t, 10*time.Second, "the namespace's new labels", func() (bool, string) {
 		ns, err := lister.Get("shop")
-		return err == nil && ns.Labels["team"] == "b" && ns.Labels["sluice.io/tenant"] == "acme"
+		return err == nil && ns.Labels["team"] == "b" && ns.Labels["sluice.io/tenant"] == "acme", ""
 	})
 	api.AddNamespace(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "billing"}})
-	eventually(t, "a new namespace", func() bool { _, err := lister.Get("billing"); return err == nil })
+	testwait.For(t, 10*time.Second, "a new namespace", func() (bool, string) { _, err := lister.Get("billing"); return err == nil, "" })
 }
 
 // TestWorkloadOwners resolves a pod's owning Deployment and CronJob
@@ -295,9 +285,9 @@ func TestWorkloadOwners(t *testing.T) {
 
 	api.AddReplicaSet(&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-8f5c1",
 		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "web", UID: "d1", Controller: &ctrl}}}})
-	eventually(t, "a new replicaset", func() bool {
+	testwait.For(t, 10*time.Second, "a new replicaset", func() (bool, string) {
 		_, ok, _ := rsInf.GetStore().GetByKey("shop/web-8f5c1")
-		return ok
+		return ok, ""
 	})
 
 	// A direct get, as a lookup of an owner the cache has not seen yet.

@@ -6,6 +6,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 )
 
 // TestCaughtUpTransactional: a transactional partition ends with a commit
@@ -13,23 +15,19 @@ import (
 // must still say caught up once every visible record is committed, and not
 // before.
 func TestCaughtUpTransactional(t *testing.T) {
-	c := newCluster(t)
+	c := kafkatest.Cluster(t, kafkatest.Topics(1, testTopic))
 	ctx := context.Background()
-	admin := clientOf(t, c)
+	admin := kafkatest.Client(t, c)
 	adm := kadm.NewClient(admin)
-	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "tx"); err != nil {
-		t.Fatal(err)
-	}
-	producer := clientOf(t, c, kgo.TransactionalID("p"), kgo.DefaultProduceTopic("tx"))
+	kafkatest.CreateTopics(t, admin, 1, "tx")
+	producer := kafkatest.Client(t, c, kgo.TransactionalID("p"), kgo.DefaultProduceTopic("tx"))
 	txn := func(n int, commit kgo.TransactionEndTry) {
 		t.Helper()
 		if err := producer.BeginTransaction(); err != nil {
 			t.Fatal(err)
 		}
 		for range n {
-			if err := producer.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
+			kafkatest.Produce(t, producer, &kgo.Record{Value: []byte("v")})
 		}
 		if err := producer.EndTransaction(ctx, commit); err != nil {
 			t.Fatal(err)

@@ -17,6 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 )
 
 // testRec is a record to encode; nil key or value is null.
@@ -384,7 +386,7 @@ func checkBomb(t *testing.T, r *kgo.Record, offset int64) {
 // little memory; and a consumer of a group whose committed offset is the
 // bomb's, as after a restart, reads it and goes on.
 func TestBoundedFetchCutsBomb(t *testing.T) {
-	cluster := newCluster(t)
+	cluster := kafkatest.Cluster(t, kafkatest.Topics(1, testTopic))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	bombOffset := produceBomb(t, ctx, cluster.ListenAddrs())
@@ -421,14 +423,9 @@ func TestBoundedFetchCutsBomb(t *testing.T) {
 	}
 
 	// The restart: the group's committed offset is the bomb's.
-	adm, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
 	var offsets kadm.Offsets
 	offsets.Add(kadm.Offset{Topic: testTopic, Partition: 0, At: bombOffset, LeaderEpoch: -1})
-	if err := kadm.NewClient(adm).CommitAllOffsets(ctx, "restarted", offsets); err != nil {
+	if err := kafkatest.Admin(t, cluster).CommitAllOffsets(ctx, "restarted", offsets); err != nil {
 		t.Fatal(err)
 	}
 	cl, err := kgo.NewClient(append(BoundedFetchOpts(0, 0, 0),

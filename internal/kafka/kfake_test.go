@@ -25,33 +25,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/config"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 )
 
 const testTopic = "logs.raw.acme"
-
-// newCluster starts a one-broker kfake cluster with testTopic, closed at the
-// end of the test.
-func newCluster(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
-	t.Helper()
-	opts = append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(1, testTopic)}, opts...)
-	c, err := kfake.NewCluster(opts...)
-	if err != nil {
-		t.Fatalf("start kfake: %v", err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
-
-// clientOf is a client of c with opts, closed at the end of the test.
-func clientOf(t *testing.T, c *kfake.Cluster, opts ...kgo.Opt) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
-}
 
 // loadEnv loads a Config the way a stage does, from SLUICE_ variables.
 func loadEnv(t *testing.T, env map[string]string) Config {
@@ -117,7 +94,7 @@ func TestKfakeSASL(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.mechanism, func(t *testing.T) {
 			const user, pass = "sluice-shipper", "correct horse"
-			cluster := newCluster(t, kfake.EnableSASL(), kfake.Superuser(tt.kfakeMech, user, pass))
+			cluster := kafkatest.Cluster(t, kafkatest.Topics(1, testTopic), kafkatest.With(kfake.EnableSASL(), kfake.Superuser(tt.kfakeMech, user, pass)))
 			env := map[string]string{
 				"SLUICE_KAFKA_BROKERS":        strings.Join(cluster.ListenAddrs(), ","),
 				"SLUICE_KAFKA_CLIENT_ID":      "sluice-test",
@@ -139,7 +116,7 @@ func TestKfakeSASL(t *testing.T) {
 }
 
 func TestKfakeSASLWrongPassword(t *testing.T) {
-	cluster := newCluster(t, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "u", "right"))
+	cluster := kafkatest.Cluster(t, kafkatest.Topics(1, testTopic), kafkatest.Superuser("u", "right"))
 	c := loadEnv(t, map[string]string{
 		"SLUICE_KAFKA_BROKERS":        strings.Join(cluster.ListenAddrs(), ","),
 		"SLUICE_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
@@ -165,12 +142,12 @@ func TestKfakeSASLWrongPassword(t *testing.T) {
 
 func TestKfakeMutualTLS(t *testing.T) {
 	pki := newTestPKI(t)
-	cluster := newCluster(t, kfake.TLS(&tls.Config{
+	cluster := kafkatest.Cluster(t, kafkatest.Topics(1, testTopic), kafkatest.With(kfake.TLS(&tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{pki.server},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    pki.pool,
-	}))
+	})))
 	dir := t.TempDir()
 	files := map[string][]byte{"ca.pem": pki.caPEM, "client.pem": pki.clientCertPEM, "client-key.pem": pki.clientKeyPEM}
 	for name, b := range files {

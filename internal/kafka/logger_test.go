@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 )
 
 func TestLogger(t *testing.T) {
@@ -65,7 +67,7 @@ func TestLogger(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	cluster := newCluster(t)
+	cluster := kafkatest.Cluster(t, kafkatest.Topics(1, testTopic))
 	reg := prometheus.NewRegistry()
 	opts, err := Config{Brokers: cluster.ListenAddrs(), ClientID: "sluice-test", SASLMechanism: "none", TopicPrefix: "logs"}.Options()
 	if err != nil {

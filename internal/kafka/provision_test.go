@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -12,7 +13,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/sluicelogs/sluice/internal/kafkatest"
+	"github.com/sluicelogs/sluice/internal/testwait"
 )
 
 // TestProvisionTenant: with ACLs enforced, a tenant made by ProvisionTenant
@@ -20,23 +23,12 @@ import (
 // refused on another tenant's; provisioning twice changes nothing; a
 // deleted tenant is gone.
 func TestProvisionTenant(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.EnableACLs(),
-		kfake.Superuser("SCRAM-SHA-512", "admin", "admin-secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.Cluster(t, kafkatest.Superuser("admin", "admin-secret"), kafkatest.ACLs())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	as := func(user, pass string, opts ...kgo.Opt) *kgo.Client {
 		t.Helper()
-		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...),
-			kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()), kgo.UnknownTopicRetries(1)}, opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cl.Close)
-		return cl
+		return kafkatest.Client(t, c, append([]kgo.Opt{kafkatest.SCRAM(user, pass), kgo.UnknownTopicRetries(1)}, opts...)...)
 	}
 	adm := kadm.NewClient(as("admin", "admin-secret", kgo.MetadataMinAge(100*time.Millisecond)))
 	topics := Topics{Prefix: "logs"}
@@ -113,15 +105,10 @@ func TestProvisionTenant(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Listing reads metadata the client may have cached for a few seconds.
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		got, _ := ListTenants(ctx, adm, topics)
-		if slices.Equal(got, []string{"shop-web"}) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after delete: %v", got)
-		}
-	}
+	testwait.For(t, 15*time.Second, "the tenants after deleting shop to be shop-web alone", func() (bool, string) {
+		got, err := ListTenants(ctx, adm, topics)
+		return slices.Equal(got, []string{"shop-web"}), fmt.Sprintf("tenants %v, %v", got, err)
+	})
 	if err := DeleteTenant(ctx, adm, topics, "shop"); err != nil {
 		t.Fatalf("deleting twice: %v", err)
 	}
@@ -133,20 +120,11 @@ func TestProvisionTenant(t *testing.T) {
 // topics and reports that no ACL was set; deleting still removes the
 // tenant. Any other ACL error still fails.
 func TestProvisionTenantWithoutAuthorizer(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.Cluster(t)
 	noAuthorizer := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.CreateACLs, kmsg.DeleteACLs}, Err: kerr.SecurityDisabled, Count: -1})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.MetadataMinAge(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	adm := kadm.NewClient(cl)
+	adm := kafkatest.Admin(t, c, kgo.MetadataMinAge(100*time.Millisecond))
 	topics := Topics{Prefix: "logs"}
 	spec := TenantSpec{Partitions: 1, ReplicationFactor: -1}
 

@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 )
 
 // TestReadRecent: the records of a window are counted by their timestamps,
@@ -16,13 +17,11 @@ import (
 // partition; past the reading bound the count comes from the offsets; the
 // newest record is returned either way; a missing topic is ErrNoTopic.
 func TestReadRecent(t *testing.T) {
-	c := newCluster(t)
+	c := kafkatest.Cluster(t, kafkatest.Topics(1, testTopic))
 	ctx := context.Background()
-	admin := clientOf(t, c)
-	if _, err := kadm.NewClient(admin).CreateTopic(ctx, 2, 1, nil, "dlq"); err != nil {
-		t.Fatal(err)
-	}
-	producer := clientOf(t, c, kgo.TransactionalID("router-1"),
+	admin := kafkatest.Client(t, c)
+	kafkatest.CreateTopics(t, admin, 2, "dlq")
+	producer := kafkatest.Client(t, c, kgo.TransactionalID("router-1"),
 		kgo.DefaultProduceTopic("dlq"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	now := time.Now()
 	txn := func(end kgo.TransactionEndTry, recs ...*kgo.Record) {
@@ -30,9 +29,7 @@ func TestReadRecent(t *testing.T) {
 		if err := producer.BeginTransaction(); err != nil {
 			t.Fatal(err)
 		}
-		if err := producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+		kafkatest.Produce(t, producer, recs...)
 		if err := producer.EndTransaction(ctx, end); err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
@@ -25,15 +26,11 @@ import (
 // versions published after its last read, and republishing changes
 // nothing readers see.
 func TestSchemaTopic(t *testing.T) {
-	c := newCluster(t)
+	c := kafkatest.Cluster(t, kafkatest.Topics(1, testTopic))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := kafkatest.Client(t, c)
 	topics := Topics{Prefix: "logs"}
 	optsFn := func() ([]kgo.Opt, error) { return opts, nil }
 
@@ -70,7 +67,7 @@ func TestSchemaTopic(t *testing.T) {
 			t.Fatalf("v%d: %q, %v", v.Version, text, err)
 		}
 	}
-	records := readAll(t, ctx, opts, topics.Schemas())
+	records := kafkatest.ReadAll(t, c, 30*time.Second, topics.Schemas())
 	if len(records) != len(schemas.SchemaVersions()) {
 		t.Fatalf("%d records, want %d", len(records), len(schemas.SchemaVersions()))
 	}
@@ -106,9 +103,7 @@ func TestSchemaTopic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topics.Schemas(), Key: []byte(SchemaKey(codec.Rabin)), Value: []byte(newer)}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	kafkatest.Produce(t, cl, &kgo.Record{Topic: topics.Schemas(), Key: []byte(SchemaKey(codec.Rabin)), Value: []byte(newer)})
 	r := schemas.Record{ID: "x", Log: "hello", Partial: true}
 	current, _ := schemas.AppendAvro(nil, &r)
 	body := append(append([]byte{0xC3, 0x01}, fingerprintLE(codec.Rabin)...), 0) // node_pool ""
@@ -126,7 +121,7 @@ func TestSchemaTopic(t *testing.T) {
 	if err := PublishSchemas(ctx, cl, topics); err != nil {
 		t.Fatal(err)
 	}
-	again := readAll(t, ctx, opts, topics.Schemas())
+	again := kafkatest.ReadAll(t, c, 30*time.Second, topics.Schemas())
 	latest := map[string]string{}
 	for _, r := range again {
 		latest[string(r.Key)] = string(r.Value)
@@ -152,35 +147,11 @@ func fingerprintLE(fp uint64) []byte {
 	return b
 }
 
-// readAll reads topic from the start to its end.
-func readAll(t *testing.T, ctx context.Context, opts []kgo.Opt, topic string) []*kgo.Record {
-	t.Helper()
-	cl, err := kgo.NewClient(append(opts, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	end, _ := ends.Lookup(topic, 0)
-	var out []*kgo.Record
-	for int64(len(out)) < end.Offset {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %s: %v", topic, ctx.Err())
-		}
-		out = append(out, fs.Records()...)
-	}
-	return out
-}
-
 // TestPublishSchemasInBackground: the caller does not wait, and a refused
 // attempt (the topic cannot be created yet) is retried until the versions
 // are published.
 func TestPublishSchemasInBackground(t *testing.T) {
-	c := newCluster(t)
+	c := kafkatest.Cluster(t, kafkatest.Topics(1, testTopic))
 	var refused atomic.Int32
 	c.ControlKey(int16(kmsg.CreateTopics), func(kr kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
@@ -198,11 +169,7 @@ func TestPublishSchemasInBackground(t *testing.T) {
 		return resp, nil, true
 	})
 	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := kafkatest.Client(t, c)
 	topics := Topics{Prefix: "logs"}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -8,8 +8,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 )
 
 func days(n int) *int { return &n }
@@ -136,19 +137,10 @@ func FuzzTenantSettingsDecode(f *testing.F) {
 // tombstone; invalid settings and tenant ids are refused before anything
 // is written; deleting without the topic does nothing.
 func TestPublishTenantSettings(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.Cluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...), kgo.MetadataMinAge(50 * time.Millisecond)}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	cl := kafkatest.Client(t, c, kgo.MetadataMinAge(50*time.Millisecond))
 	topics := Topics{Prefix: "logs"}
 	if topics.Tenants() != "logs.tenants" {
 		t.Fatalf("Tenants() = %s", topics.Tenants())
@@ -201,7 +193,7 @@ func TestPublishTenantSettings(t *testing.T) {
 		t.Errorf("%s is not compacted: %+v", topics.Tenants(), cfg.Configs)
 	}
 
-	recs := readAll(t, ctx, opts, topics.Tenants())
+	recs := kafkatest.ReadAll(t, c, 60*time.Second, topics.Tenants())
 	if len(recs) != 3 {
 		t.Fatalf("%d records, want 3", len(recs))
 	}
