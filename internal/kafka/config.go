@@ -3,7 +3,8 @@
 // a kgo logger backed by slog, Prometheus client metrics, tenant id
 // validation, and the bounded decompression (BoundedFetchOpts) of consumers
 // of tenants' topics, which cuts oversize records (CutSize) rather than
-// stop a partition.
+// stop a partition. docs/architecture.md says which stage writes and reads
+// each topic.
 //
 // Stages build their own clients:
 //
