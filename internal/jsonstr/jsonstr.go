@@ -1,15 +1,18 @@
 // Package jsonstr reads JSON string literals (RFC 8259): it finds where one
 // ends, checks its syntax, and decodes its escapes. It is the one string
-// scanner of the JSON readers that do not use encoding/json on their hot
-// paths: the router's json step, the shipper's docker decoder, the
-// Elasticsearch-compatible document parser and the JSON record codec.
+// scanner of Sluice's hand-written JSON readers: the router's json step, the
+// shipper's docker decoder, the Elasticsearch emulation's document parser
+// (escompat) and document walker (devstack), and the string fields of the
+// JSON record codec (schemas).
 //
-// The readers differ only in what they do with bytes that are not valid
-// UTF-8, so that choice is left to them: Scan reports whether a string holds
-// any non-ASCII byte, Append copies such bytes unchanged, and Unquote and
-// ReplaceInvalid replace them as encoding/json does. Everything else (which
-// escapes exist, a lone surrogate becoming U+FFFD) is encoding/json's
-// behaviour, which FuzzUnquote checks.
+// The readers differ in what they do with invalid UTF-8 (the router and the
+// record codec replace it as encoding/json does, the shipper passes it on,
+// the Elasticsearch emulation refuses it) and in how they word errors, so
+// both are left to them: Scan reports whether a string holds any byte >=
+// 0x80 and returns errors as a Kind and an offset, Append copies such bytes
+// unchanged, and Unquote and ReplaceInvalid replace them as encoding/json
+// does. Everything else (which escapes exist, a lone surrogate becoming
+// U+FFFD) is encoding/json's behaviour, which FuzzUnquote checks.
 package jsonstr
 
 import (
