@@ -28,20 +28,31 @@ image-controller: ## docker build the image sluice-controller:<version>, the Doc
 run: build ## run the whole pipeline in one process (sluice dev): embedded Kafka and Elasticsearch, a demo workload
 	./$(BIN) dev
 
-test: ## vet, run every test with the race detector, the allocation tests without it, and the deployment tests
-	$(GO) vet ./...
-	$(GO) vet -tags nodev ./cmd/sluice
-	$(GO) test -race -timeout 10m ./...
-	$(GO) test -run 'Allocs$$' ./...
-	@# deploy/ is its own module (Helm, Kubernetes and Prometheus libraries stay out of the
-	@# pipeline's). Its tests render and decode files and run no goroutines of their own, so
-	@# they run without the race detector, which would add minutes of compiling those libraries.
-	cd deploy && $(GO) vet ./... && $(GO) test -timeout 5m ./...
-	@# controller/ is its own module too: controller-runtime links client-go's clientset,
-	@# which the pipeline's binary (the shipper on every node) must not pay for.
-	@# The API server test (make test-apiserver) is only vetted here: running it needs etcd and
-	@# kube-apiserver, minutes to build cold; vetting keeps it compiling as the code moves.
-	cd controller && $(GO) vet ./... && $(GO) vet -tags apiserver . && $(GO) test -race -timeout 5m ./...
+# phase runs the commands $(2) of the test phase $(1) between two lines, the
+# second with the time the phase took: go test says nothing about a package
+# until the package is done, and the race phase takes minutes.
+define phase
+start=$$(date +%s); echo "==> $$(date +%T) $(1)"; \
+if ( $(2) ); then echo "==> $$(date +%T) $(1): ok in $$(( $$(date +%s) - start ))s"; \
+else echo "==> $$(date +%T) $(1): FAILED after $$(( $$(date +%s) - start ))s"; exit 1; fi
+endef
+
+# The allocation tests run again without the race detector, under which allocation counts
+# mean nothing. deploy/ is its own module (Helm, Kubernetes and Prometheus libraries stay out
+# of the pipeline's). Its tests render and decode files and run no goroutines of their own,
+# so they run without the race detector, which would add minutes of compiling those
+# libraries. controller/ is its own module too: controller-runtime links client-go's
+# clientset, which the pipeline's binary (the shipper on every node) must not pay for. The
+# API server test (make test-apiserver) is only vetted here: running it needs etcd and
+# kube-apiserver, minutes to build cold; vetting keeps it compiling as the code moves.
+test: ## vet, run every test with the race detector, the allocation tests without it, and the deployment and controller tests; a line per phase with its time
+	@begin=$$(date +%s); \
+	$(call phase,vet,$(GO) vet ./... && $(GO) vet -tags nodev ./cmd/sluice); \
+	$(call phase,race tests of the main module,$(GO) test -race -timeout 10m ./...); \
+	$(call phase,allocation tests (no race detector),$(GO) test -run 'Allocs$$' ./...); \
+	$(call phase,deploy module: vet and tests,cd deploy && $(GO) vet ./... && $(GO) test -timeout 5m ./...); \
+	$(call phase,controller module: vet and race tests,cd controller && $(GO) vet ./... && $(GO) vet -tags apiserver . && $(GO) test -race -timeout 5m ./...); \
+	echo "==> $$(date +%T) make test: every phase ok in $$(( $$(date +%s) - begin ))s"
 
 test-apiserver: ## run sluice-controller against a real etcd and kube-apiserver with a fake Kafka (not in make test: the first build of the API server takes minutes)
 	@# build.sh prints the directory of the binaries: envtest finds them through KUBEBUILDER_ASSETS.

@@ -21,6 +21,8 @@ import (
 )
 
 // Options are the indexer's collaborators, set by the command.
+// Those left nil get telemetry.StageDefaults: a logger that discards, a
+// registry of the indexer's own, a Ready that does nothing.
 type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -56,15 +58,7 @@ func New(cfg Config, o Options) (*Indexer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("indexer config: %w", err)
 	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Registerer == nil {
-		o.Registerer = prometheus.NewRegistry()
-	}
-	if o.Ready == nil {
-		o.Ready = func(bool) {}
-	}
+	o.Logger, o.Registerer, o.Ready = telemetry.StageDefaults(o.Logger, o.Registerer, o.Ready)
 	loc, _ := time.LoadLocation(cfg.Timezone) // checked by Validate
 	overrides, _ := ParseRetentionOverrides(cfg.RetentionOverrides)
 	t := newTracker()

@@ -57,6 +57,21 @@ func BenchmarkJSONTwoRewrites(b *testing.B) {
 	benchmark(b, p, benchJSON)
 }
 
+// benchJSONEscaped is an error line as applications write them: quotes, a
+// stack trace's newlines and tabs, and a non-ASCII name escaped as \u.
+const benchJSONEscaped = `{"level":"error","ts":"2026-11-21T10:00:00.123Z","msg":"payment failed: \"card declined\"","error":"java.lang.IllegalStateException: declined\n\tat com.shop.Pay.charge(Pay.java:42)\n\tat com.shop.Api.post(Api.java:17)","user":"J\u00fcrgen","path":"/api/v1/pay","status":402}`
+
+// BenchmarkJSONEscaped is BenchmarkJSONTwoRewrites on a line whose strings
+// hold escapes, which cost a decoded copy each.
+func BenchmarkJSONEscaped(b *testing.B) {
+	p := mustPipeline(b,
+		StepSpec{Type: "json"},
+		StepSpec{Type: "rename", From: "msg", To: "message"},
+		StepSpec{Type: "remove", Fields: []string{"ts"}},
+	)
+	benchmark(b, p, benchJSONEscaped)
+}
+
 // BenchmarkJSONExpressions adds a set expression and a route condition.
 func BenchmarkJSONExpressions(b *testing.B) {
 	p := mustPipeline(b,

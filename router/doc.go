@@ -4,7 +4,8 @@
 // or <prefix>.dlq.<tenant>, inside Kafka transactions. The pipeline engine
 // (pipeline documents, steps, expressions) is described first; the stage
 // (Router, the config topic) after it. Pipeline authors have their own
-// reference, docs/pipelines.md, whose examples are run as tests.
+// reference, docs/pipelines.md, whose examples are run as tests; the
+// router's place between the other stages is in docs/architecture.md.
 //
 // # Pipeline documents
 //

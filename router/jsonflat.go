@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/sluicelogs/sluice/internal/jsonstr"
 )
 
 // maxJSONNesting bounds the nesting of skipped JSON values (kept as text);
@@ -271,141 +272,16 @@ func (sc *jsonScanner) num() (any, error) {
 	return text, nil
 }
 
-// str reads a string at sc.i (which is '"'). Without escapes or invalid
-// UTF-8 it returns a substring of the input, without allocating.
+// str reads a string at sc.i (which is '"'), invalid UTF-8 replaced as
+// encoding/json does. Without escapes or invalid UTF-8 it returns a
+// substring of the input, without allocating.
 func (sc *jsonScanner) str() (string, error) {
-	sc.i++
-	start := sc.i
-	ascii := true
-	for sc.i < len(sc.s) {
-		c := sc.s[sc.i]
-		switch {
-		case c == '"':
-			out := sc.s[start:sc.i]
-			sc.i++
-			if !ascii && !utf8.ValidString(out) {
-				return replaceInvalid(out), nil
-			}
-			return out, nil
-		case c == '\\':
-			return sc.strSlow(start)
-		case c < 0x20:
-			return "", sc.errorf("control character in string")
-		case c >= 0x80:
-			ascii = false
-		}
-		sc.i++
+	v, end, err := jsonstr.Unquote(sc.s, sc.i)
+	if err != nil {
+		return "", fmt.Errorf("decode json: offset %d: %w", err.Offset, err)
 	}
-	return "", sc.errorf("unterminated string")
-}
-
-// strSlow decodes a string with escapes, from start (after the quote).
-func (sc *jsonScanner) strSlow(start int) (string, error) {
-	var b strings.Builder
-	b.WriteString(replaceInvalid(sc.s[start:sc.i]))
-	for sc.i < len(sc.s) {
-		c := sc.s[sc.i]
-		switch {
-		case c == '"':
-			sc.i++
-			return b.String(), nil
-		case c < 0x20:
-			return "", sc.errorf("control character in string")
-		case c == '\\':
-			if sc.i+1 >= len(sc.s) {
-				return "", sc.errorf("unterminated string")
-			}
-			e := sc.s[sc.i+1]
-			sc.i += 2
-			switch e {
-			case '"', '\\', '/':
-				b.WriteByte(e)
-			case 'b':
-				b.WriteByte('\b')
-			case 'f':
-				b.WriteByte('\f')
-			case 'n':
-				b.WriteByte('\n')
-			case 'r':
-				b.WriteByte('\r')
-			case 't':
-				b.WriteByte('\t')
-			case 'u':
-				r, ok := sc.hex4()
-				if !ok {
-					return "", sc.errorf("bad \\u escape")
-				}
-				if utf16.IsSurrogate(r) {
-					r = sc.lowSurrogate(r)
-				}
-				b.WriteRune(r)
-			default:
-				return "", sc.errorf("bad escape \\%c", e)
-			}
-		case c < utf8.RuneSelf:
-			b.WriteByte(c)
-			sc.i++
-		default:
-			r, size := utf8.DecodeRuneInString(sc.s[sc.i:])
-			b.WriteRune(r) // RuneError for a bad byte, like encoding/json
-			sc.i += size
-		}
-	}
-	return "", sc.errorf("unterminated string")
-}
-
-// lowSurrogate combines high surrogate r with a following \uXXXX low
-// surrogate, consuming it; otherwise (a lone surrogate) it returns
-// U+FFFD and consumes nothing, like encoding/json.
-func (sc *jsonScanner) lowSurrogate(r rune) rune {
-	if !strings.HasPrefix(sc.s[sc.i:], `\u`) {
-		return utf8.RuneError
-	}
-	save := sc.i
-	sc.i += 2
-	if r2, ok := sc.hex4(); ok {
-		if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
-			return d
-		}
-	}
-	sc.i = save
-	return utf8.RuneError
-}
-
-func (sc *jsonScanner) hex4() (rune, bool) {
-	if sc.i+4 > len(sc.s) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range []byte(sc.s[sc.i : sc.i+4]) {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	sc.i += 4
-	return r, true
-}
-
-// replaceInvalid replaces each invalid UTF-8 byte with U+FFFD.
-func replaceInvalid(s string) string {
-	if utf8.ValidString(s) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		b.WriteRune(r)
-		i += size
-	}
-	return b.String()
+	sc.i = end
+	return v, nil
 }
 
 // skip validates and skips any value at sc.i.

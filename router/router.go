@@ -27,6 +27,8 @@ import (
 )
 
 // Options are the router's collaborators, set by the command.
+// Those left nil get telemetry.StageDefaults: a logger that discards, a
+// registry of the router's own, a Ready that does nothing.
 type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -58,15 +60,7 @@ func New(cfg Config, o Options) (*Router, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("router config: %w", err)
 	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Registerer == nil {
-		o.Registerer = prometheus.NewRegistry()
-	}
-	if o.Ready == nil {
-		o.Ready = func(bool) {}
-	}
+	o.Logger, o.Registerer, o.Ready = telemetry.StageDefaults(o.Logger, o.Registerer, o.Ready)
 	m := newMetrics(o.Registerer)
 	// Records of schema versions newer than this binary's (from upgraded
 	// shippers) are resolved through <prefix>.schemas.

@@ -9,17 +9,17 @@ import (
 )
 
 // DeadLetter is the JSON document written to <prefix>.dlq.<tenant> for a
-// record that a stage could not process (router) or store (indexer). Tenants
-// read their dead letters to see their own errors; every dead letter names
-// the stage, the reason, the error and where the record came from, and
-// carries the record itself so it can be replayed.
+// record that a stage could not send (shipper), process (router) or store
+// (indexer). Tenants read their dead letters to see their own errors; every
+// dead letter names the stage, the reason, the error and where the record
+// came from, and carries the record itself so it can be replayed.
 type DeadLetter struct {
 	// Reason is a short, bounded cause (also the metrics label): decode,
 	// parse, expr, too_large, rejected, ...
 	Reason string `json:"reason"`
 	// Error is the full error text.
 	Error string `json:"error"`
-	// Stage is "router" or "indexer"; Instance names the replica.
+	// Stage is "shipper", "router" or "indexer"; Instance names the replica.
 	Stage    string `json:"stage"`
 	Instance string `json:"instance"`
 

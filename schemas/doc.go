@@ -1,6 +1,6 @@
 // Package schemas is the record contract of Sluice: the Record type every
 // stage exchanges, its Avro schema, and the codecs that put it on and take it
-// off Kafka.
+// off Kafka. How the stages pass it along is in docs/architecture.md.
 //
 // # Wire formats
 //

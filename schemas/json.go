@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sluicelogs/sluice/internal/jsonstr"
 )
 
 // The JSON form of a Record is an object with the Record's json field names.
@@ -398,7 +400,7 @@ func (jt *jsonText) UnmarshalJSON(b []byte) error {
 		jt.s = compactJSON(b)
 		return nil
 	}
-	if s, ok := unquotePlain(b); ok {
+	if s, ok := unquote(b); ok {
 		jt.s = s
 		return nil
 	}
@@ -413,7 +415,7 @@ func (jt *jsonTime) UnmarshalJSON(b []byte) error {
 		jt.t = time.Time{}
 		return nil
 	}
-	s, ok := unquotePlain(b)
+	s, ok := unquote(b)
 	if !ok {
 		if err := json.Unmarshal(b, &s); err != nil {
 			return fmt.Errorf("timestamp: want an RFC 3339 string or null, got %.40s", b)
@@ -444,27 +446,22 @@ func (jl *jsonLog) UnmarshalJSON(b []byte) error {
 		jl.s = ""
 		return nil
 	}
-	if s, ok := unquotePlain(b); ok {
+	if s, ok := unquote(b); ok {
 		jl.s = s
 		return nil
 	}
 	return json.Unmarshal(b, &jl.s)
 }
 
-// unquotePlain decodes a JSON string token that is plain printable ASCII
-// without escapes, the common case, without a second pass of encoding/json
-// over it. It reports false for anything else.
-func unquotePlain(b []byte) (string, bool) {
-	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+// unquote decodes a JSON string token, which encoding/json has checked,
+// without a second pass of encoding/json over it (and its reflection). It
+// reports false when b is not one string token.
+func unquote(b []byte) (string, bool) {
+	if len(b) == 0 || b[0] != '"' {
 		return "", false
 	}
-	inner := b[1 : len(b)-1]
-	for _, c := range inner {
-		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
-			return "", false
-		}
-	}
-	return string(inner), true
+	s, end, err := jsonstr.Unquote(b, 0)
+	return s, err == nil && end == len(b)
 }
 
 // jsonValue reads one attribute value; see the top of json.go.
@@ -496,7 +493,7 @@ func jsonScalar(b []byte) (any, error) {
 	case 'f':
 		return false, nil
 	case '"':
-		s, ok := unquotePlain(b)
+		s, ok := unquote(b)
 		if !ok {
 			if err := json.Unmarshal(b, &s); err != nil {
 				return nil, err

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf16"
-	"unicode/utf8"
+
+	"github.com/sluicelogs/sluice/internal/jsonstr"
 )
 
 // Formats of a decoded line, stored in Line.Format.
@@ -337,72 +337,7 @@ func jsonValueEnd(b []byte, i int) int {
 // string that json.Valid accepted, into a new slice. Other bytes are copied
 // unchanged, so invalid UTF-8 survives; a lone surrogate becomes U+FFFD.
 func jsonUnescape(s []byte) []byte {
-	out := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '\\' || i+1 >= len(s) {
-			out = append(out, c)
-			continue
-		}
-		i++
-		switch s[i] {
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			r, ok := jsonHex4(s[i+1:])
-			if !ok {
-				out = append(out, '\\', 'u')
-				continue
-			}
-			i += 4
-			if utf16.IsSurrogate(r) {
-				r2, ok2 := rune(0), false
-				if i+2 < len(s) && s[i+1] == '\\' && s[i+2] == 'u' {
-					r2, ok2 = jsonHex4(s[i+3:])
-				}
-				if dec := utf16.DecodeRune(r, r2); ok2 && dec != utf8.RuneError {
-					r = dec
-					i += 6
-				} else {
-					r = utf8.RuneError
-				}
-			}
-			out = utf8.AppendRune(out, r)
-		default: // '"', '\\', '/'
-			out = append(out, s[i])
-		}
-	}
-	return out
-}
-
-// jsonHex4 parses the four hex digits at the start of s.
-func jsonHex4(s []byte) (rune, bool) {
-	if len(s) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range s[:4] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
+	return jsonstr.Append(make([]byte, 0, len(s)), s)
 }
 
 // DecodeLine decodes b as a CRI line, else as a docker json-file line, else

@@ -120,17 +120,9 @@ func New(cfg Config, o Options) (*Shipper, error) {
 	}
 	rules, _ := ParseTenantMap(cfg.TenantMap) // checked by Validate
 	excludes, _ := ParseExclude(cfg.Exclude)
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Registerer == nil {
-		o.Registerer = prometheus.NewRegistry()
-	}
+	o.Logger, o.Registerer, o.Ready = telemetry.StageDefaults(o.Logger, o.Registerer, o.Ready)
 	if o.Version == "" {
 		o.Version = "dev"
-	}
-	if o.Ready == nil {
-		o.Ready = func(bool) {}
 	}
 	return &Shipper{
 		cfg:       cfg,

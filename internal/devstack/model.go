@@ -64,6 +64,8 @@ import (
 	"github.com/blevesearch/bleve/v2/mapping"
 	"github.com/blevesearch/bleve/v2/numeric"
 	index "github.com/blevesearch/bleve_index_api"
+
+	"github.com/sluicelogs/sluice/internal/jsonstr"
 )
 
 const (
@@ -605,8 +607,7 @@ func (w *jsonWalker) strBytes() []byte {
 	if !escaped {
 		return w.data[start+1 : w.i-1 : w.i-1]
 	}
-	var s string
-	_ = json.Unmarshal(w.data[start:w.i], &s) // valid JSON: see buildValidDocument
+	s, _, _ := jsonstr.Unquote(w.data, start) // valid JSON: see buildValidDocument
 	return []byte(s)
 }
 

@@ -185,18 +185,7 @@ func readSecret(fileVar, value, file string, check func(string) error) (string, 
 // works on an unwrapped *http.Transport and reports an unusable file without
 // naming it.
 func (c Config) tlsConfig() (*tls.Config, error) {
-	tc := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		InsecureSkipVerify: c.TLSInsecureSkipVerify, // the operator's explicit choice
-	}
-	if c.CAFile != "" {
-		pool, err := config.ReadCertPool(varCAFile, c.CAFile)
-		if err != nil {
-			return nil, err
-		}
-		tc.RootCAs = pool
-	}
-	return tc, nil
+	return config.TLS{CAFile: c.CAFile, CAVar: varCAFile, InsecureSkipVerify: c.TLSInsecureSkipVerify}.Config()
 }
 
 // timeoutTransport limits each exchange, from sending the request to closing

@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
-	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/sluicelogs/sluice/internal/jsonstr"
 )
 
 // Document is a parsed JSON document source: an object whose members keep
@@ -424,95 +424,41 @@ func (p *jsonParser) number() (*node, *syntaxError) {
 	return &node{kind: kindNumber, off: start, text: string(p.src[start:i])}, nil
 }
 
-// str parses a string starting at the opening quote.
+// str parses a string starting at the opening quote. Unlike encoding/json,
+// Elasticsearch refuses invalid UTF-8 rather than replace it.
 func (p *jsonParser) str() (string, *syntaxError) {
 	start := p.pos
-	p.pos++ // opening quote
-	// Fast path: no escapes.
-	i := p.pos
-	for i < len(p.src) {
-		c := p.src[i]
-		if c == '"' {
-			s := p.src[p.pos:i]
-			if !utf8.Valid(s) {
-				return "", p.errorf(p.pos, "Invalid UTF-8 middle byte in string value")
-			}
-			p.pos = i + 1
-			return string(s), nil
-		}
-		if c == '\\' || c < 0x20 {
-			break
-		}
-		i++
-	}
-	buf := make([]byte, 0, i-p.pos+16)
-	buf = append(buf, p.src[p.pos:i]...)
-	for i < len(p.src) {
-		c := p.src[i]
-		switch {
-		case c == '"':
-			if !utf8.Valid(buf) {
-				return "", p.errorf(start, "Invalid UTF-8 middle byte in string value")
-			}
-			p.pos = i + 1
-			return string(buf), nil
-		case c < 0x20:
-			return "", p.errorf(i, "Illegal unquoted character (%s): has to be escaped using backslash to be included in string value", describeChar(c)[1:len(describeChar(c))-1])
-		case c == '\\':
-			i++
-			if i >= len(p.src) {
-				return "", p.errorf(i, "Unexpected end-of-input in character escape sequence")
-			}
-			e := p.src[i]
-			switch e {
-			case '"', '\\', '/':
-				buf = append(buf, e)
-			case 'b':
-				buf = append(buf, '\b')
-			case 'f':
-				buf = append(buf, '\f')
-			case 'n':
-				buf = append(buf, '\n')
-			case 'r':
-				buf = append(buf, '\r')
-			case 't':
-				buf = append(buf, '\t')
-			case 'u':
-				r, ok := hex4(p.src, i+1)
-				if !ok {
-					return "", p.errorf(i, "Unexpected character in character escape sequence: expected a hex-digit for character escape sequence")
-				}
-				i += 4
-				if utf16.IsSurrogate(r) {
-					if r2, ok := hex4(p.src, i+3); ok && i+2 < len(p.src) && p.src[i+1] == '\\' && p.src[i+2] == 'u' {
-						if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
-							r = d
-							i += 6
-						}
-					}
-				}
-				buf = utf8.AppendRune(buf, r)
-			default:
-				return "", p.errorf(i, "Unrecognized character escape %s", describeChar(e))
-			}
-			i++
-		default:
-			buf = append(buf, c)
-			i++
-		}
-	}
-	return "", p.errorf(len(p.src), "Unexpected end-of-input: was expecting closing quote for a string value")
-}
-
-func hex4(src []byte, at int) (rune, bool) {
-	if at+4 > len(src) {
-		return 0, false
-	}
-	v, err := strconv.ParseUint(string(src[at:at+4]), 16, 16)
+	end, f, err := jsonstr.Scan(p.src, start)
 	if err != nil {
-		return 0, false
+		switch err.Kind {
+		case jsonstr.Control:
+			d := describeChar(err.Byte)
+			return "", p.errorf(err.Offset, "Illegal unquoted character (%s): has to be escaped using backslash to be included in string value", d[1:len(d)-1])
+		case jsonstr.EndInEscape:
+			return "", p.errorf(err.Offset, "Unexpected end-of-input in character escape sequence")
+		case jsonstr.BadHex:
+			return "", p.errorf(err.Offset, "Unexpected character in character escape sequence: expected a hex-digit for character escape sequence")
+		case jsonstr.BadEscape:
+			return "", p.errorf(err.Offset, "Unrecognized character escape %s", describeChar(err.Byte))
+		}
+		return "", p.errorf(err.Offset, "Unexpected end-of-input: was expecting closing quote for a string value")
 	}
-	return rune(v), true
+	v := p.src[start+1 : end-1]
+	if f&jsonstr.Escaped != 0 {
+		v = jsonstr.Append(make([]byte, 0, len(v)), v)
+	}
+	if f&jsonstr.NonASCII != 0 && !utf8.Valid(v) {
+		// Jackson's position of the bad byte is not emulated: the error
+		// names the string's first byte, or its quote when it holds
+		// escapes.
+		at := start + 1
+		if f&jsonstr.Escaped != 0 {
+			at = start
+		}
+		return "", p.errorf(at, "Invalid UTF-8 middle byte in string value")
+	}
+	p.pos = end
+	return string(v), nil
 }
 
 func isIntegerLiteral(s string) bool {

@@ -422,6 +422,11 @@ func TestParseDocument(t *testing.T) {
 		{`{a:1}`, "[1:2] failed to parse: Unexpected character ('a' (code 97)): was expecting double-quote to start field name"},
 		{"{\"a\":\"x\ty\"}", "[1:8] failed to parse: Illegal unquoted character (CTRL-CHAR, code 9): has to be escaped using backslash to be included in string value"},
 		{"{\"a\":\"\xff\"}", "[1:7] failed to parse: Invalid UTF-8 middle byte in string value"},
+		{"{\"a\":\"\\n\xff\"}", "[1:6] failed to parse: Invalid UTF-8 middle byte in string value"},
+		{`{"a":"x\q"}`, "[1:9] failed to parse: Unrecognized character escape ('q' (code 113))"},
+		{`{"a":"\u12x4"}`, "[1:8] failed to parse: Unexpected character in character escape sequence: expected a hex-digit for character escape sequence"},
+		{`{"a":"x\`, "[1:9] failed to parse: Unexpected end-of-input in character escape sequence"},
+		{`{"a":"x`, "[1:8] failed to parse: Unexpected end-of-input: was expecting closing quote for a string value"},
 		{`{"a":` + strings.Repeat("[", 1001) + strings.Repeat("]", 1001) + `}`,
 			"[1:1005] failed to parse: Document nesting depth (1001) exceeds the maximum allowed (1000, from `StreamReadConstraints.getMaxNestingDepth()`)"},
 	}

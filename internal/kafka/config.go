@@ -3,7 +3,8 @@
 // a kgo logger backed by slog, Prometheus client metrics, tenant id
 // validation, and the bounded decompression (BoundedFetchOpts) of consumers
 // of tenants' topics, which cuts oversize records (CutSize) rather than
-// stop a partition.
+// stop a partition. docs/architecture.md says which stage writes and reads
+// each topic.
 //
 // Stages build their own clients:
 //
@@ -249,26 +250,16 @@ func (c Config) Options() ([]kgo.Opt, error) {
 }
 
 func (c Config) tlsConfig() (*tls.Config, error) {
-	tc := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         c.TLSServerName,         // empty: kgo uses each broker's host
-		InsecureSkipVerify: c.TLSInsecureSkipVerify, // the operator's explicit choice
-	}
-	if c.TLSCAFile != "" {
-		pool, err := config.ReadCertPool(varTLSCAFile, c.TLSCAFile)
-		if err != nil {
-			return nil, err
-		}
-		tc.RootCAs = pool
-	}
-	if c.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
-		if err != nil {
-			return nil, &config.Problem{Var: varTLSCertFile, Err: fmt.Errorf("load client certificate and key: %w", err)}
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
+	return config.TLS{
+		CAFile:   c.TLSCAFile,
+		CAVar:    varTLSCAFile,
+		CertFile: c.TLSCertFile,
+		KeyFile:  c.TLSKeyFile,
+		CertVar:  varTLSCertFile,
+		// Empty: kgo verifies each broker against its own host.
+		ServerName:         c.TLSServerName,
+		InsecureSkipVerify: c.TLSInsecureSkipVerify,
+	}.Config()
 }
 
 func (c Config) sasl(mechanism string) (sasl.Mechanism, error) {
