@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/nodelog"
 	"github.com/sluicelogs/sluice/internal/shipbench"
+	"github.com/sluicelogs/sluice/internal/testwait"
 	"github.com/sluicelogs/sluice/loadtest"
 )
 
@@ -38,12 +39,7 @@ func BenchmarkShipperBusyNode(b *testing.B) {
 	for i := range namespaces {
 		topics = append(topics, fmt.Sprintf("logs.raw.ns-%02d", i))
 	}
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics...))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cluster.Close()
-	brokers := cluster.ListenAddrs()
+	brokers := kafkatest.Cluster(b, kafkatest.Topics(1, topics...)).ListenAddrs()
 
 	node := &nodelog.Node{Root: b.TempDir()}
 	var containers []*nodelog.Container
@@ -104,12 +100,10 @@ func BenchmarkShipperBusyNode(b *testing.B) {
 	})
 	close(stopWriting)
 	wg.Wait()
-	for producedAll(b, brokers, topics) < want+int64(written) {
-		if time.Since(started) > 6*time.Minute {
-			b.Fatalf("busy lines not all shipped")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	testwait.For(b, time.Until(started.Add(6*time.Minute)), "the busy lines to be shipped", func() (bool, string) {
+		n := producedAll(b, brokers, topics)
+		return n >= want+int64(written), fmt.Sprintf("%d of %d lines", n, want+int64(written))
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	sc, err := loadtest.Scrape(ctx, fmt.Sprintf("127.0.0.1:%d", port))
 	cancel()

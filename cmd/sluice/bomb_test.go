@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/shipbench"
+	"github.com/sluicelogs/sluice/internal/testwait"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
@@ -32,11 +33,7 @@ func TestRouterDecompressionBomb(t *testing.T) {
 	for _, tn := range []string{"evil", "fresh", "good"} {
 		topics = append(topics, "logs.raw."+tn, "logs.parsed."+tn, "logs.dlq."+tn)
 	}
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
+	cluster := kafkatest.Cluster(t, kafkatest.Topics(1, topics...))
 	brokers := cluster.ListenAddrs()
 	env := []string{
 		"SLUICE_KAFKA_BROKERS=" + strings.Join(brokers, ","),
@@ -45,11 +42,7 @@ func TestRouterDecompressionBomb(t *testing.T) {
 		"SLUICE_TELEMETRY_ADDR=",
 		"SLUICE_LOG_LEVEL=info",
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := kafkatest.Client(t, cluster)
 
 	// The healthy tenant sends a record every 20ms throughout.
 	var stop atomic.Bool
@@ -70,18 +63,12 @@ func TestRouterDecompressionBomb(t *testing.T) {
 	})
 
 	router := startProcess(t, env, "router")
-	evil, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
+	evil := kafkatest.Client(t, cluster,
 		kgo.ProducerBatchCompression(kgo.ZstdCompression()),
 		kgo.ProducerBatchMaxBytes(400<<20), kgo.BrokerMaxWriteBytes(400<<20))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer evil.Close()
 	produceEvil := func(v []byte) {
 		t.Helper()
-		if err := evil.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.raw.evil", Value: v}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+		kafkatest.Produce(t, evil, &kgo.Record{Topic: "logs.raw.evil", Value: v})
 	}
 	// Once the record before the bomb is committed, the router is killed:
 	// the next one starts with its committed offset at the bomb, the case
@@ -95,11 +82,10 @@ func TestRouterDecompressionBomb(t *testing.T) {
 	produceEvil(make([]byte, 300<<20))
 	produceEvil([]byte("evil after"))
 	// Another tenant's very first record is a bomb: nothing of its
-	// partition was ever read or committed.
+	// partition was ever read or committed. Each is produced on its own:
+	// the bomb is a batch of its own.
 	for _, v := range [][]byte{make([]byte, 300<<20), []byte("fresh after")} {
-		if err := evil.ProduceSync(context.Background(), &kgo.Record{Topic: "logs.raw.fresh", Value: v}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+		kafkatest.Produce(t, evil, &kgo.Record{Topic: "logs.raw.fresh", Value: v})
 	}
 	router = startProcess(t, env, "router")
 	defer func() {
@@ -114,17 +100,13 @@ func TestRouterDecompressionBomb(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 
-	cons, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("logs.parsed.good", "logs.parsed.evil", "logs.parsed.fresh", "logs.dlq.good", "logs.dlq.evil", "logs.dlq.fresh"),
+	cons := kafkatest.Client(t, cluster, kgo.ConsumeTopics("logs.parsed.good", "logs.parsed.evil", "logs.parsed.fresh", "logs.dlq.good", "logs.dlq.evil", "logs.dlq.fresh"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Close()
 	dec := schemas.NewDecoder()
 	seen := map[string]int{}
 	var dead []schemas.DeadLetter
 	want := int(good.Load()) + 3
-	for deadline := time.Now().Add(30 * time.Second); (len(seen) < want || len(dead) < 2) && time.Now().Before(deadline); {
+	testwait.Eventually(t, 30*time.Second, fmt.Sprintf("%d distinct records and both bombs' dead letters", want), func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		fs := cons.PollFetches(ctx)
 		cancel()
@@ -144,7 +126,8 @@ func TestRouterDecompressionBomb(t *testing.T) {
 			}
 			seen[rec.Log]++
 		})
-	}
+		return len(seen) >= want && len(dead) >= 2, fmt.Sprintf("%d distinct records, %d dead letters", len(seen), len(dead))
+	})
 	peak = max(peak, peakRSS(t, router.cmd.Process.Pid))
 	router.terminate(t)
 
@@ -190,15 +173,13 @@ func waitCommitted(t *testing.T, brokers []string, topic string, n int) {
 	// A router killed mid-transaction holds its group's offsets (and so
 	// the next router's start) until its transaction is aborted: at the
 	// latest at the transaction timeout, 60s.
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	for got := 0; got < n; {
-		fs := cons.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("%s: %d committed records after 90s, want %d", topic, got, n)
-		}
-		got += fs.NumRecords()
-	}
+	got := 0
+	testwait.For(t, 90*time.Second, fmt.Sprintf("%d committed records in %s", n, topic), func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		got += cons.PollFetches(ctx).NumRecords()
+		cancel()
+		return got >= n, fmt.Sprintf("%d committed records", got)
+	})
 }
 
 // peakRSS is a process's peak resident set size (VmHWM), in bytes.

@@ -16,10 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/nodelog"
+	"github.com/sluicelogs/sluice/internal/testwait"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
@@ -70,12 +71,7 @@ var execCommand = exec.Command
 func crashSetup(t *testing.T) (brokers []string, node *nodelog.Node, env []string) {
 	t.Helper()
 	sluiceBinary(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "logs.raw.alpha", "logs.raw.beta"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	brokers = cluster.ListenAddrs()
+	brokers = kafkatest.Cluster(t, kafkatest.Topics(2, "logs.raw.alpha", "logs.raw.beta")).ListenAddrs()
 	node = &nodelog.Node{Root: t.TempDir()}
 	env = append(shipperEnv(node, brokers, "info"),
 		"SLUICE_SHIPPER_RESCAN_INTERVAL=200ms",
@@ -174,13 +170,11 @@ func TestShipperSurvivesKill9(t *testing.T) {
 	// rotate anything.
 	first := startProcess(t, env, "shipper")
 	cpFile := filepath.Join(root, "checkpoints", "checkpoints.json")
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(cpFile); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("first shipper did not start:\n%s", first.logs.String())
-		}
+	if !testwait.Eventually(t, 10*time.Second, "the first shipper to start (its checkpoints file)", func() (bool, string) {
+		_, err := os.Stat(cpFile)
+		return err == nil, fmt.Sprint(err)
+	}) {
+		t.Fatalf("first shipper's output:\n%s", first.logs.String())
 	}
 
 	// Writers: each container writes numbered messages and rotates every
@@ -242,17 +236,12 @@ func TestShipperSurvivesKill9(t *testing.T) {
 	}()
 
 	// Read everything back; stop when every line was seen.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("logs.raw.alpha", "logs.raw.beta"),
+	cl := kafkatest.ClientAt(t, brokers, kgo.ConsumeTopics("logs.raw.alpha", "logs.raw.beta"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	dec := schemas.NewDecoder()
 	firstID := make(map[string]string) // "pod#n" -> id of the first copy
 	records, dups := 0, 0
-	deadline := time.Now().Add(60 * time.Second)
-	for len(firstID) < total && time.Now().Before(deadline) {
+	testwait.Eventually(t, 60*time.Second, fmt.Sprintf("all %d lines in Kafka", total), func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		fs := cl.PollFetches(ctx)
 		cancel()
@@ -273,7 +262,8 @@ func TestShipperSurvivesKill9(t *testing.T) {
 			}
 			firstID[head] = rec.ID
 		})
-	}
+		return len(firstID) >= total, fmt.Sprintf("%d distinct lines read", len(firstID))
+	})
 
 	final.terminate(t)
 

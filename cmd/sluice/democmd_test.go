@@ -25,7 +25,9 @@ import (
 
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/telemetry"
+	"github.com/sluicelogs/sluice/internal/testwait"
 	"github.com/sluicelogs/sluice/router"
 )
 
@@ -80,17 +82,9 @@ func TestDemoCommand(t *testing.T) {
 		t.Fatalf("demo ended without Kafka: %v", err)
 	default:
 	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := kafkatest.Cluster(t, kafkatest.With(kfake.Ports(port)))
 	acls := noAuthorizer(c)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.MetadataMinAge(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := kafkatest.Client(t, c, kgo.MetadataMinAge(100*time.Millisecond))
 	adm := kadm.NewClient(cl)
 
 	want := []string{"logs.status", "logs.tenants", "logs.parsed.payments.audit"}
@@ -101,25 +95,23 @@ func TestDemoCommand(t *testing.T) {
 	var (
 		topics   []string
 		versions map[string]int
-		problem  string
 	)
-	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(250 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("demo not set up: topics %v, pipelines %v; %s", topics, versions, problem)
-		}
+	testwait.For(t, 90*time.Second, "the demo to be set up", func() (bool, string) {
 		select {
 		case err := <-done:
 			t.Fatalf("demo ended: %v", err)
 		default:
 		}
+		state := func(problem string) string {
+			return fmt.Sprintf("topics %v, pipelines %v; %s", topics, versions, problem)
+		}
 		qctx, qcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer qcancel()
 		listed, err := adm.ListTopics(qctx)
 		topics = listed.Names()
 		slices.Sort(topics)
 		if err != nil || !slices.Equal(topics, want) {
-			qcancel()
-			problem = fmt.Sprintf("list topics: %v", err)
-			continue
+			return false, state(fmt.Sprintf("list topics: %v", err))
 		}
 		versions = map[string]int{}
 		for _, tenant := range []string{"payments", "shop", "web"} {
@@ -130,19 +122,15 @@ func TestDemoCommand(t *testing.T) {
 				versions[tenant] = int(sp.Version)
 			}
 		}
-		qcancel()
 		if err != nil {
-			problem = fmt.Sprintf("read config: %v", err)
-			continue
+			return false, state(fmt.Sprintf("read config: %v", err))
 		}
 		if len(versions) != 3 || versions["shop"] != 1 || versions["payments"] != 1 || versions["web"] != 1 {
-			problem = "pipelines missing"
-			continue
+			return false, state("pipelines missing")
 		}
-		if problem = checkDemoTree(root, 4); problem == "" {
-			break
-		}
-	}
+		problem := checkDemoTree(root, 4)
+		return problem == "", state(problem)
+	})
 	if acls.Hits() == 0 {
 		t.Error("the demo set no ACL: the cluster without an authorizer was never asked")
 	}
@@ -250,11 +238,7 @@ func TestDemoFlags(t *testing.T) {
 // `sluice tenant create` makes the tenant and warns, in one line, that
 // its topics are not protected.
 func TestTenantCreateWithoutAuthorizer(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.Cluster(t)
 	noAuthorizer(c)
 	t.Setenv("SLUICE_KAFKA_BROKERS", strings.Join(c.ListenAddrs(), ","))
 	var out, errOut bytes.Buffer

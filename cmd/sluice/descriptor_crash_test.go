@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluicelogs/sluice/internal/nodelog"
+	"github.com/sluicelogs/sluice/internal/testwait"
 )
 
 // startLimitedProcess runs the binary like startProcess, under an
@@ -31,15 +32,10 @@ func startLimitedProcess(t *testing.T, env []string, nofile int, args ...string)
 	// Once the shell has exec'd the binary, its limit must be nofile.
 	want, _ := filepath.EvalSymlinks(bin)
 	proc := "/proc/" + strconv.Itoa(cmd.Process.Pid)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	testwait.For(t, 10*time.Second, bin+" to start", func() (bool, string) {
 		exe, _ := os.Readlink(proc + "/exe")
-		if exe == want {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not start (exe %q)", bin, exe)
-		}
-	}
+		return exe == want, fmt.Sprintf("exe %q", exe)
+	})
 	limits, err := os.ReadFile(proc + "/limits")
 	if err != nil {
 		t.Fatal(err)

@@ -17,14 +17,15 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/indexer"
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/devstack"
 	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/nodelog"
 	"github.com/sluicelogs/sluice/internal/telemetry"
+	"github.com/sluicelogs/sluice/internal/testwait"
 	"github.com/sluicelogs/sluice/router"
 	"github.com/sluicelogs/sluice/shipper"
 )
@@ -44,11 +45,7 @@ func TestDevStackEndToEnd(t *testing.T) {
 
 	// beta parses its lines with a regex (a line that does not match goes
 	// to its dead-letter topic) and routes some to a stream.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(ep.Brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := kafkatest.ClientAt(t, ep.Brokers)
 	// An operator makes tenant beta, then beta applies its pipeline.
 	topics := kafka.Topics{Prefix: "logs"}
 	if _, err := kafka.ProvisionTenant(ctx, kadm.NewClient(cl), topics, "beta", kafka.TenantSpec{Partitions: 3, ReplicationFactor: -1}); err != nil {
@@ -113,13 +110,10 @@ func TestDevStackEndToEnd(t *testing.T) {
 		}
 		return c.Count
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	for count(index("alpha"), `{}`) != 80 || count(index("beta"), `{}`) != 25 || count(late, `{}`) != 5 {
-		if time.Now().After(deadline) {
-			t.Fatalf("documents: alpha %d of 80, beta %d of 25, beta.late %d of 5", count(index("alpha"), `{}`), count(index("beta"), `{}`), count(late, `{}`))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	testwait.For(t, 90*time.Second, "every document indexed", func() (bool, string) {
+		alpha, beta, betaLate := count(index("alpha"), `{}`), count(index("beta"), `{}`), count(late, `{}`)
+		return alpha == 80 && beta == 25 && betaLate == 5, fmt.Sprintf("documents: alpha %d of 80, beta %d of 25, beta.late %d of 5", alpha, beta, betaLate)
+	})
 	// The failing record, written once the pipeline has surely been loaded.
 	write("beta", "worker-2", 1, -1, func(int) string { return "not a beta line" })
 

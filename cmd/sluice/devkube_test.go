@@ -23,6 +23,7 @@ import (
 	"github.com/sluicelogs/sluice/internal/demo"
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/internal/nodelog"
+	"github.com/sluicelogs/sluice/internal/testwait"
 )
 
 // TestDevKubeServesFile: the manifests of a pods file are served to
@@ -216,8 +217,8 @@ func TestDevPodMetadata(t *testing.T) {
 	}
 	kube := func(d map[string]any) map[string]any { k, _ := d["kubernetes"].(map[string]any); return k }
 
-	waitFor(t, 90*time.Second, "documents of cart's Deployment", func() bool {
-		return len(search("shop", "kubernetes.labels.app:cart AND kubernetes.workload.name:cart")) > 0
+	testwait.For(t, 90*time.Second, "documents of cart's Deployment", func() (bool, string) {
+		return len(search("shop", "kubernetes.labels.app:cart AND kubernetes.workload.name:cart")) > 0, ""
 	})
 	for _, d := range search("shop", "kubernetes.labels.app:cart") {
 		k := kube(d)
@@ -248,8 +249,8 @@ spec: {containers: [{name: app, image: registry.example.com/billing/invoicer:3.1
 	if err := os.WriteFile(ep.PodsFile, []byte(edited), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "documents of cart with the edited label", func() bool {
-		return len(search("shop", "kubernetes.labels.version:1.5.0 AND kubernetes.labels.app:cart")) > 0
+	testwait.For(t, 60*time.Second, "documents of cart with the edited label", func() (bool, string) {
+		return len(search("shop", "kubernetes.labels.version:1.5.0 AND kubernetes.labels.app:cart")) > 0, ""
 	})
 	// The metadata is served within a second; give the informer that long
 	// before the first line, as a pod starts after it is scheduled.
@@ -266,8 +267,9 @@ spec: {containers: [{name: app, image: registry.example.com/billing/invoicer:3.1
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 60*time.Second, "billing's lines in payments' indices", func() bool {
-		return len(search("payments", "kubernetes.namespace_name:billing")) == invoices
+	testwait.For(t, 60*time.Second, "billing's lines in payments' indices", func() (bool, string) {
+		n := len(search("payments", "kubernetes.namespace_name:billing"))
+		return n == invoices, fmt.Sprintf("%d of %d documents", n, invoices)
 	})
 	for _, d := range search("payments", "kubernetes.namespace_name:billing") {
 		k := kube(d)
@@ -279,17 +281,5 @@ spec: {containers: [{name: app, image: registry.example.com/billing/invoicer:3.1
 	}
 	if n := len(search("billing", "*")); n != 0 {
 		t.Errorf("%d documents in the namespace's own tenant; its label names payments", n)
-	}
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

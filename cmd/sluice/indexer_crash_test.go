@@ -14,13 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/indexer"
 	"github.com/sluicelogs/sluice/internal/esfake"
 	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
+	"github.com/sluicelogs/sluice/internal/testwait"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
@@ -53,17 +54,9 @@ func TestIndexerSurvivesKill9(t *testing.T) {
 	parsed := []string{targets[0].topic, targets[1].topic, targets[2].topic}
 	dlqTopics := []string{"logs.dlq.alpha", "logs.dlq.beta"}
 
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, append(parsed, dlqTopics...)...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
+	cluster := kafkatest.Cluster(t, kafkatest.Topics(3, append(parsed, dlqTopics...)...))
 	brokers := cluster.ListenAddrs()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	cl := kafkatest.Client(t, cluster)
 
 	// Faults keep retries in flight when the kills land.
 	es := esfake.Start(t, esfake.Seed(5))
@@ -207,13 +200,13 @@ func TestIndexerSurvivesKill9(t *testing.T) {
 			t.Logf("output of the last indexer:\n%s", final.logs.String())
 		}
 	}()
-	for deadline := time.Now().Add(45 * time.Second); !committedToEnd(cl, group, parsed); time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			_ = final.cmd.Process.Signal(syscall.SIGQUIT) // its goroutines, in the output
-			<-final.done
-			running = nil
-			t.Fatalf("the last indexer did not commit every offset within 45s; %d of %d ids stored", len(es.IDs()), produced)
-		}
+	if !testwait.Eventually(t, 45*time.Second, "the last indexer to commit every offset", func() (bool, string) {
+		return committedToEnd(cl, group, parsed), ""
+	}) {
+		_ = final.cmd.Process.Signal(syscall.SIGQUIT) // its goroutines, in the output
+		<-final.done
+		running = nil
+		t.Fatalf("%d of %d ids stored", len(es.IDs()), produced)
 	}
 	final.terminate(t)
 	running = nil
@@ -249,7 +242,7 @@ func TestIndexerSurvivesKill9(t *testing.T) {
 	// writing one and before committing past its record writes it again
 	// after the restart, so each kill may add a copy of the dead letters
 	// in flight, and no more.
-	dead := readIndexerDeadLetters(t, brokers, dlqTopics...)
+	dead := readIndexerDeadLetters(t, cluster, dlqTopics...)
 	copies := 0
 	for p, tg := range garbage {
 		letters := dead[p]
@@ -308,38 +301,17 @@ type indexerDeadLetter struct {
 
 // readIndexerDeadLetters reads every record of the dead-letter topics, to their
 // end, by the place of the record each carries.
-func readIndexerDeadLetters(t testing.TB, brokers []string, topics ...string) map[string][]indexerDeadLetter {
+func readIndexerDeadLetters(t testing.TB, c *kfake.Cluster, topics ...string) map[string][]indexerDeadLetter {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cons, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Close()
-	ends, err := kadm.NewClient(cons).ListEndOffsets(ctx, topics...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := int64(0)
-	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
 	out := map[string][]indexerDeadLetter{}
-	for got := int64(0); got < want; {
-		fs := cons.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d dead letters", got, want)
+	for _, r := range kafkatest.ReadAll(t, c, 20*time.Second, topics...) {
+		d := indexerDeadLetter{topic: r.Topic}
+		if err := json.Unmarshal(r.Value, &d.DeadLetter); err != nil {
+			t.Errorf("dead letter at %s/%d/%d is not JSON: %v", r.Topic, r.Partition, r.Offset, err)
+			continue
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			got++
-			d := indexerDeadLetter{topic: r.Topic}
-			if err := json.Unmarshal(r.Value, &d.DeadLetter); err != nil {
-				t.Errorf("dead letter at %s/%d/%d is not JSON: %v", r.Topic, r.Partition, r.Offset, err)
-				return
-			}
-			p := recordPlace(d.Topic, d.Partition, d.Offset)
-			out[p] = append(out[p], d)
-		})
+		p := recordPlace(d.Topic, d.Partition, d.Offset)
+		out[p] = append(out[p], d)
 	}
 	return out
 }

@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
@@ -112,12 +112,7 @@ func TestKafkaTimeout(t *testing.T) {
 // TestKafkaWrongPassword: a password Kafka refuses is reported as such,
 // naming the user and the settings to check, at once.
 func TestKafkaWrongPassword(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "admin", "admin-secret"),
-		kfake.SeedTopics(1, "logs.raw.shop", "logs.parsed.shop"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.Cluster(t, kafkatest.Superuser("admin", "admin-secret"), kafkatest.Topics(1, "logs.raw.shop", "logs.parsed.shop"))
 	t.Setenv("SLUICE_KAFKA_BROKERS", strings.Join(c.ListenAddrs(), ","))
 	t.Setenv("SLUICE_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
 	t.Setenv("SLUICE_KAFKA_SASL_USERNAME", "admin")
@@ -140,10 +135,7 @@ func TestKafkaWrongPassword(t *testing.T) {
 // makes the tenant too.
 func TestUnknownTenantAndStream(t *testing.T) {
 	_, cl := tenantCluster(t)
-	adm := kadm.NewClient(cl)
-	if _, err := adm.CreateTopics(t.Context(), 1, 1, nil, "logs.parsed.shop.audit", "logs.parsed.shop.errors"); err != nil {
-		t.Fatal(err)
-	}
+	kafkatest.CreateTopics(t, cl, 1, "logs.parsed.shop.audit", "logs.parsed.shop.errors")
 	setStdin(t, "a line\n")
 	for _, tt := range []struct {
 		args []string

@@ -10,14 +10,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/sluicelogs/sluice/internal/k8sfake"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/nodelog"
+	"github.com/sluicelogs/sluice/internal/testwait"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
@@ -29,12 +30,7 @@ import (
 // the next lines go to the new tenant, and every line is shipped once.
 func TestShipperKubernetesMetadata(t *testing.T) {
 	sluiceBinary(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "logs.raw.alpha", "logs.raw.beta", "logs.raw.shop"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	brokers := cluster.ListenAddrs()
+	brokers := kafkatest.Cluster(t, kafkatest.Topics(1, "logs.raw.alpha", "logs.raw.beta", "logs.raw.shop")).ListenAddrs()
 
 	api := k8sfake.Start(t, k8sfake.RequireToken("s3cret"))
 	tokenFile := filepath.Join(t.TempDir(), "token")
@@ -142,14 +138,11 @@ type records struct {
 func consumeRecords(t *testing.T, brokers []string, topics ...string) *records {
 	t.Helper()
 	rs := &records{byTopic: map[string][]schemas.Record{}}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics...),
+	cl := kafkatest.ClientAt(t, brokers, kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-done; cl.Close() })
+	t.Cleanup(func() { cancel(); <-done }) // before the client is closed
 	go func() {
 		defer close(done)
 		dec := schemas.NewDecoder()
@@ -178,20 +171,15 @@ func (rs *records) of(topic string) []schemas.Record {
 // waitFor waits until n records arrived, in all topics together.
 func (rs *records) waitFor(t *testing.T, within time.Duration, p *process, n int) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	if !testwait.Eventually(t, within, fmt.Sprintf("%d records", n), func() (bool, string) {
 		rs.mu.Lock()
+		defer rs.mu.Unlock()
 		got := 0
 		for _, recs := range rs.byTopic {
 			got += len(recs)
 		}
-		rs.mu.Unlock()
-		if got >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d records within %s; shipper log:\n%s", got, n, within, strings.TrimSpace(p.logs.String()))
-		}
-		time.Sleep(20 * time.Millisecond)
+		return got >= n, fmt.Sprintf("%d records", got)
+	}) {
+		t.Fatalf("shipper log:\n%s", strings.TrimSpace(p.logs.String()))
 	}
 }

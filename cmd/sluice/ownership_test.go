@@ -13,9 +13,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/router"
 )
 
@@ -26,13 +26,8 @@ import (
 // routers' status; a router principal with the router's ACLs loads every
 // tenant's pipeline and writes status the tenant can read.
 func TestPipelineOwnership(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.EnableACLs(),
-		kfake.Superuser("SCRAM-SHA-512", "admin", "admin-secret"),
-		kfake.User("SCRAM-SHA-512", "router", "router-secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.Cluster(t, kafkatest.Superuser("admin", "admin-secret"), kafkatest.ACLs(),
+		kafkatest.With(kfake.User("SCRAM-SHA-512", "router", "router-secret")))
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 	topics := kafka.Topics{Prefix: "logs"}
@@ -44,13 +39,7 @@ func TestPipelineOwnership(t *testing.T) {
 	}
 	client := func(user, pass string, opts ...kgo.Opt) *kgo.Client {
 		t.Helper()
-		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...),
-			kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()), kgo.UnknownTopicRetries(1)}, opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cl.Close)
-		return cl
+		return kafkatest.Client(t, c, append([]kgo.Opt{kafkatest.SCRAM(user, pass), kgo.UnknownTopicRetries(1)}, opts...)...)
 	}
 
 	// The operator makes the tenants, the routers' status topic and the
@@ -156,7 +145,7 @@ func TestPipelineOwnership(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- router.FollowConfig(fctx, []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...),
-			kgo.SASL(scram.Auth{User: "router", Pass: "router-secret"}.AsSha512Mechanism())}, topics,
+			kafkatest.SCRAM("router", "router-secret")}, topics,
 			func(ev router.ConfigEvent) {
 				if ev.Source == router.SourceTenant {
 					loaded[ev.Tenant] = string(ev.Src)

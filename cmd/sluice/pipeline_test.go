@@ -15,11 +15,11 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/router"
 	"github.com/sluicelogs/sluice/schemas"
 )
@@ -244,21 +244,13 @@ func TestPipelineTestPseudonym(t *testing.T) {
 	}
 }
 
-// startKafka starts a kfake cluster and points SLUICE_KAFKA_BROKERS at it.
+// startKafka starts a kfake cluster, points SLUICE_KAFKA_BROKERS at it and
+// returns a client of it.
 func startKafka(t *testing.T) *kgo.Client {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatalf("start kfake: %v", err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.Cluster(t)
 	t.Setenv(config.Var("KAFKA_BROKERS"), strings.Join(c.ListenAddrs(), ","))
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
+	return kafkatest.Client(t, c)
 }
 
 func TestPipelineApplyGetListDelete(t *testing.T) {

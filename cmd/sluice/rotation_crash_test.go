@@ -14,10 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/nodelog"
+	"github.com/sluicelogs/sluice/internal/testwait"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
@@ -45,17 +46,13 @@ func startTally(t *testing.T, brokers []string, pods []string, topics ...string)
 		ty.pods[p] = i
 		ty.maxSeen[i] = -1
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics...),
+	cl := kafkatest.ClientAt(t, brokers, kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	t.Cleanup(func() {
+	t.Cleanup(func() { // before the client is closed
 		cancel()
 		<-done
-		cl.Close()
 	})
 	go func() {
 		defer close(done)
@@ -347,12 +344,7 @@ func TestShipperSurvivesLongStopsWithKubeletRotation(t *testing.T) {
 		settle      = 2 * time.Second
 	)
 	sluiceBinary(t) // build before anything is written
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "logs.raw.alpha", "logs.raw.beta"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	brokers := cluster.ListenAddrs()
+	brokers := kafkatest.Cluster(t, kafkatest.Topics(2, "logs.raw.alpha", "logs.raw.beta")).ListenAddrs()
 
 	root := t.TempDir()
 	node := &nodelog.Node{Root: root}
@@ -389,15 +381,13 @@ func TestShipperSurvivesLongStopsWithKubeletRotation(t *testing.T) {
 	}
 	first := start()
 	cpFile := filepath.Join(root, "checkpoints", "checkpoints.json")
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(cpFile); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			_ = first.cmd.Process.Kill()
-			<-first.done
-			t.Fatalf("first shipper did not start:\n%s", first.logs.String())
-		}
+	if !testwait.Eventually(t, 10*time.Second, "the first shipper to start (its checkpoints file)", func() (bool, string) {
+		_, err := os.Stat(cpFile)
+		return err == nil, fmt.Sprint(err)
+	}) {
+		_ = first.cmd.Process.Kill()
+		<-first.done
+		t.Fatalf("first shipper's output:\n%s", first.logs.String())
 	}
 	var stopWriting atomic.Bool
 	var wg sync.WaitGroup

@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
+	"github.com/sluicelogs/sluice/internal/testwait"
 	"github.com/sluicelogs/sluice/router"
 	"github.com/sluicelogs/sluice/schemas"
 )
@@ -49,17 +50,9 @@ func routerSurvivesKill9(t *testing.T, extraEnv []string) {
 		topics = append(topics, "logs.raw."+tn, "logs.parsed."+tn, "logs.dlq."+tn)
 		state = append(state, "logs.config."+tn, "logs.status."+tn)
 	}
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topics...), kfake.SeedTopics(1, state...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
+	cluster := kafkatest.Cluster(t, kafkatest.Topics(3, topics...), kafkatest.Topics(1, state...))
 	brokers := cluster.ListenAddrs()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := kafkatest.Client(t, cluster)
 	if _, err := router.ApplyPipeline(context.Background(), cl, kafka.Topics{Prefix: "logs"},
 		[]byte("tenant: alpha\nversion: 1\nsteps:\n  - json: {field: log}\n  - set: {field: routed, value: yes}\n")); err != nil {
 		t.Fatal(err)
@@ -138,17 +131,12 @@ func routerSurvivesKill9(t *testing.T, extraEnv []string) {
 			t.Logf("last router's output:\n%s", final.logs.String())
 		}
 	}()
-	cons, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("logs.parsed.alpha", "logs.parsed.beta", "logs.dlq.alpha", "logs.dlq.beta"),
+	cons := kafkatest.Client(t, cluster, kgo.ConsumeTopics("logs.parsed.alpha", "logs.parsed.beta", "logs.dlq.alpha", "logs.dlq.beta"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Close()
 	dec := schemas.NewDecoder()
 	seen := make(map[int64]int)
 	dlq := 0
-	deadline := time.Now().Add(90 * time.Second)
-	for len(seen) < total && time.Now().Before(deadline) {
+	testwait.Eventually(t, 90*time.Second, fmt.Sprintf("all %d records in the parsed topics", total), func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		fs := cons.PollFetches(ctx)
 		cancel()
@@ -175,7 +163,8 @@ func routerSurvivesKill9(t *testing.T, extraEnv []string) {
 			}
 			seen[seq]++
 		})
-	}
+		return len(seen) >= total, fmt.Sprintf("%d distinct records read, %d dead letters", len(seen), dlq)
+	})
 	// Anything committed twice would be visible by now.
 	time.Sleep(time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)

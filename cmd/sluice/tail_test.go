@@ -10,27 +10,22 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
+// tenantCluster starts a kfake cluster with tenant shop's raw, parsed and
+// dead-letter topics, points SLUICE_KAFKA_BROKERS at it and returns it and
+// a client of it.
 func tenantCluster(t *testing.T) (*kfake.Cluster, *kgo.Client) {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "logs.raw.shop", "logs.parsed.shop", "logs.dlq.shop"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.Cluster(t, kafkatest.Topics(2, "logs.raw.shop", "logs.parsed.shop", "logs.dlq.shop"))
 	t.Setenv("SLUICE_KAFKA_BROKERS", strings.Join(c.ListenAddrs(), ","))
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return c, cl
+	return c, kafkatest.Client(t, c)
 }
 
 func TestProduce(t *testing.T) {
-	_, cl := tenantCluster(t)
+	c, _ := tenantCluster(t)
 	old := stdin
 	t.Cleanup(func() { stdin = old })
 	stdin = strings.NewReader("plain line\n\n{\"log\":\"a record\",\"stream\":\"stderr\"}\n{\"level\":\"info\"}\n")
@@ -41,17 +36,9 @@ func TestProduce(t *testing.T) {
 	if !strings.Contains(errOut.String(), "3 lines sent to logs.raw.shop, 3 acknowledged") {
 		t.Fatalf("report: %q", errOut.String())
 	}
-	cons, err := kgo.NewClient(kgo.SeedBrokers(cl.OptValue(kgo.SeedBrokers).([]string)...), kgo.ConsumeTopics("logs.raw.shop"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	var got []string
-	for len(got) < 3 && ctx.Err() == nil {
-		cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	for _, r := range kafkatest.ReadAll(t, c, 10*time.Second, "logs.raw.shop") {
+		got = append(got, string(r.Value))
 	}
 	if len(got) != 3 {
 		t.Fatalf("raw topic holds %q", got)
@@ -73,15 +60,11 @@ func TestTail(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "logs.parsed.shop", Value: v}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+		kafkatest.Produce(t, cl, &kgo.Record{Topic: "logs.parsed.shop", Value: v})
 	}
 	d := schemas.DeadLetter{Reason: "parse", Error: "step 0 (json): invalid character", Stage: "router", Topic: "logs.raw.shop", Offset: 7, Timestamp: at}
 	d.SetPayload([]byte("not json"))
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "logs.dlq.shop", Value: d.Marshal()}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	kafkatest.Produce(t, cl, &kgo.Record{Topic: "logs.dlq.shop", Value: d.Marshal()})
 
 	tail := func(args ...string) string {
 		t.Helper()

@@ -16,19 +16,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 )
 
 // TestTenantCommands: with ACLs enforced, `sluice tenant create` makes a
 // tenant whose printed credentials write its raw topic and nothing else;
 // list shows it; delete needs --yes and removes it.
 func TestTenantCommands(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.EnableACLs(),
-		kfake.Superuser("SCRAM-SHA-512", "admin", "admin-secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.Cluster(t, kafkatest.Superuser("admin", "admin-secret"), kafkatest.ACLs())
 	t.Setenv("SLUICE_KAFKA_BROKERS", strings.Join(c.ListenAddrs(), ","))
 	t.Setenv("SLUICE_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
 	t.Setenv("SLUICE_KAFKA_SASL_USERNAME", "admin")
@@ -74,12 +70,7 @@ func TestTenantCommands(t *testing.T) {
 		t.Fatal("another tenant got the same password")
 	}
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.SASL(scram.Auth{User: "shop", Pass: password}.AsSha512Mechanism()),
-		kgo.UnknownTopicRetries(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := kafkatest.Client(t, c, kafkatest.SCRAM("shop", password), kgo.UnknownTopicRetries(1))
 	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	if err := cl.ProduceSync(pctx, &kgo.Record{Topic: "logs.raw.shop", Value: []byte("hello")}).FirstErr(); err != nil {
@@ -127,12 +118,7 @@ func TestTenantCommands(t *testing.T) {
 // admin is a superuser client of c.
 func admin(t *testing.T, c *kfake.Cluster) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.SASL(scram.Auth{User: "admin", Pass: "admin-secret"}.AsSha512Mechanism()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
+	return kafkatest.Client(t, c, kafkatest.SCRAM("admin", "admin-secret"))
 }
 
 // TestOutputYAML: tenant create and pipeline apply with --output yaml
