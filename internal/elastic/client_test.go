@@ -3,18 +3,13 @@ package elastic
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluicelogs/sluice/internal/testcerts"
 
 	"github.com/elastic/go-elasticsearch/v8"
 
@@ -351,7 +348,7 @@ func TestClientTLS(t *testing.T) {
 	})
 	t.Run("another CA", func(t *testing.T) {
 		c := base
-		c.CAFile = writeFile(t, "other.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: newSelfSigned(t).Raw})))
+		c.CAFile = writeFile(t, "other.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: testcerts.SelfSigned(t, "sluice test CA").Cert.Raw})))
 		_, err := info(t, newClient(t, c))
 		var unknown x509.UnknownAuthorityError
 		if !errors.As(err, &unknown) {
@@ -365,35 +362,6 @@ func TestClientTLS(t *testing.T) {
 			t.Fatalf("Info() = %d, %v; want 200", code, err)
 		}
 	})
-}
-
-// newSelfSigned returns a fresh self-signed CA certificate for 127.0.0.1,
-// unrelated to the one httptest servers share.
-func newSelfSigned(t *testing.T) *x509.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "sluice test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
 }
 
 func TestClientFailover(t *testing.T) {
@@ -577,7 +545,7 @@ func TestIsConnectError(t *testing.T) {
 }
 
 func TestNewClientSettings(t *testing.T) {
-	caFile := writeFile(t, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: newSelfSigned(t).Raw})))
+	caFile := writeFile(t, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: testcerts.SelfSigned(t, "sluice test CA").Cert.Raw})))
 	tests := []struct {
 		name string
 		cfg  Config
