@@ -67,9 +67,12 @@ type PipelineReconciler struct {
 	DeadLetterWindow time.Duration
 }
 
-// maxDeadLettersRead bounds the dead letters read for one status: past it
-// they are counted from the topic's offsets.
-const maxDeadLettersRead = 10000
+// deadLettersRead bounds what is read of a tenant's dead letters for one
+// status, however many or large a tenant makes them: past it they are
+// counted from the topic's offsets. Pipelines are reconciled one at a
+// time, so this also bounds how long one tenant's dead letters hold up the
+// others' statuses.
+var deadLettersRead = kafka.ReadLimit{Records: 10000, Bytes: 8 << 20}
 
 // Reconcile validates and applies one Pipeline.
 func (r *PipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -158,7 +161,7 @@ func (r *PipelineReconciler) deadLetters(ctx context.Context, p *v1alpha1.Pipeli
 	if r.DeadLetterWindow <= 0 {
 		return nil
 	}
-	recent, err := kafka.ReadRecent(ctx, r.Kafka, r.Topics.DLQ(tenant), time.Now().Add(-r.DeadLetterWindow), maxDeadLettersRead)
+	recent, err := kafka.ReadRecent(ctx, r.Kafka, r.Topics.DLQ(tenant), time.Now().Add(-r.DeadLetterWindow), deadLettersRead)
 	if err != nil {
 		p.Status.DeadLetters = nil
 		return err

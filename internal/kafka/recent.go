@@ -30,17 +30,31 @@ type Recent struct {
 // ErrNoTopic is returned by ReadRecent for a topic that does not exist.
 var ErrNoTopic = errors.New("topic does not exist")
 
+// ReadLimit bounds what ReadRecent reads to count: a topic anyone can fill
+// with large records (a tenant's dead letters) must not make the reader
+// fetch gigabytes.
+type ReadLimit struct {
+	Records int64 // offsets in the window
+	Bytes   int64 // record values read
+}
+
+// tailRecords is how many of each partition's last offsets are read for
+// the newest record when the window is past the limit: a commit marker
+// or two may sit after it.
+const tailRecords = 4
+
 // ReadRecent counts the committed records topic received since since, and
-// returns the newest. Up to maxRead offsets are read, spread over the
-// partitions; past that the count comes from the offsets alone and only
-// each partition's last records are read, for Last.
+// returns the newest. The window is read whole while it holds at most
+// limit.Records offsets and limit.Bytes of values; past either, the count
+// comes from the offsets alone and only each partition's last few records
+// are read, for Last.
 //
 // The window is found by timestamp (ListOffsets), so it goes by the
 // records' timestamps, which producers set when they write. Reading stops
 // at the last stable offset: a transaction still open is not counted yet.
 // Records are read by a client of its own built from cl's options, with
 // read_committed; cl itself is only used for the listings.
-func ReadRecent(ctx context.Context, cl *kgo.Client, topic string, since time.Time, maxRead int64) (Recent, error) {
+func ReadRecent(ctx context.Context, cl *kgo.Client, topic string, since time.Time, limit ReadLimit) (Recent, error) {
 	adm := kadm.NewClient(cl)
 	ends, err := adm.ListCommittedOffsets(ctx, topic)
 	if err != nil {
@@ -73,20 +87,25 @@ func ReadRecent(ctx context.Context, cl *kgo.Client, topic string, since time.Ti
 	if len(from) == 0 {
 		return Recent{}, nil
 	}
-	res.Estimated = res.Records > maxRead
-	if res.Estimated {
-		// Only the tail of each partition, for the newest record.
-		tail := max(maxRead/int64(len(from)), 16)
-		for p := range from {
-			from[p] = kgo.NewOffset().At(max(end[p]-tail, 0))
+	if res.Records <= limit.Records {
+		count, last, whole, err := readCommitted(ctx, cl, topic, from, end, limit.Bytes)
+		if err != nil {
+			return Recent{}, err
+		}
+		if whole {
+			res.Records, res.Last = count, last
+			return res, nil
 		}
 	}
-	count, last, err := readCommitted(ctx, cl, topic, from, end)
+	// Past the limit: the offsets' count, and only the tail of each
+	// partition, for the newest record.
+	res.Estimated = true
+	for p := range from {
+		from[p] = kgo.NewOffset().At(max(end[p]-tailRecords, 0))
+	}
+	_, last, _, err := readCommitted(ctx, cl, topic, from, end, -1)
 	if err != nil {
 		return Recent{}, err
-	}
-	if !res.Estimated {
-		res.Records = count
 	}
 	res.Last = last
 	return res, nil
@@ -109,23 +128,27 @@ func listedErr(l kadm.ListedOffsets, topic string) error {
 // readCommitted reads topic's partitions from the given offsets to their
 // ends (last stable offsets) with read_committed, control records kept so
 // that a partition whose last offset is a commit marker is seen to end.
-// It returns the committed records read and the newest of them.
-func readCommitted(ctx context.Context, cl *kgo.Client, topic string, from map[int32]kgo.Offset, end map[int32]int64) (int64, *kgo.Record, error) {
+// It returns the committed records read and the newest of them; whole is
+// false when it stopped because their values passed maxBytes (-1: no
+// bound).
+func readCommitted(ctx context.Context, cl *kgo.Client, topic string, from map[int32]kgo.Offset, end map[int32]int64, maxBytes int64) (count int64, last *kgo.Record, whole bool, err error) {
 	reader, err := NewClient(append(cl.Opts(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())...)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, false, err
 	}
 	defer reader.Close()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	var count int64
-	var last *kgo.Record
+	var read int64
 	for len(end) > 0 {
+		if maxBytes >= 0 && read > maxBytes {
+			return count, last, false, nil
+		}
 		fetches := reader.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return 0, nil, fmt.Errorf("read %s: %w", topic, err)
+			return 0, nil, false, fmt.Errorf("read %s: %w", topic, err)
 		}
 		var fatal error
 		fetches.EachError(func(_ string, _ int32, err error) {
@@ -134,7 +157,7 @@ func readCommitted(ctx context.Context, cl *kgo.Client, topic string, from map[i
 			}
 		})
 		if fatal != nil {
-			return 0, nil, fmt.Errorf("read %s: %w", topic, fatal)
+			return 0, nil, false, fmt.Errorf("read %s: %w", topic, fatal)
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
 			e, ok := end[r.Partition]
@@ -143,6 +166,7 @@ func readCommitted(ctx context.Context, cl *kgo.Client, topic string, from map[i
 			}
 			if !r.Attrs.IsControl() {
 				count++
+				read += int64(len(r.Value))
 				if last == nil || !r.Timestamp.Before(last.Timestamp) {
 					last = r
 				}
@@ -152,5 +176,5 @@ func readCommitted(ctx context.Context, cl *kgo.Client, topic string, from map[i
 			}
 		})
 	}
-	return count, last, nil
+	return count, last, true, nil
 }

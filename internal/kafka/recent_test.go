@@ -44,7 +44,7 @@ func TestReadRecent(t *testing.T) {
 	txn(kgo.TryAbort, rec(0, time.Minute, "aborted"), rec(1, time.Minute, "aborted"))
 	txn(kgo.TryCommit, rec(1, 2*time.Minute, "d"), rec(0, 30*time.Second, "newest"))
 
-	got, err := ReadRecent(ctx, admin, "dlq", now.Add(-5*time.Minute), 1000)
+	got, err := ReadRecent(ctx, admin, "dlq", now.Add(-5*time.Minute), ReadLimit{Records: 1000, Bytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,23 +52,29 @@ func TestReadRecent(t *testing.T) {
 		t.Fatalf("ReadRecent = %+v (last %s), want 5 exact records, the newest last", got, lastValue(got))
 	}
 
-	// Bounded: 2 offsets may be read, more arrived; the count is the
-	// offsets' (records, aborted ones and markers), the newest still found.
-	got, err = ReadRecent(ctx, admin, "dlq", now.Add(-5*time.Minute), 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !got.Estimated || got.Records < 5 || got.Last == nil || string(got.Last.Value) != "newest" {
-		t.Fatalf("bounded ReadRecent = %+v (last %s), want an estimate of at least 5, the newest last", got, lastValue(got))
+	// Bounded by records or by bytes: more arrived than may be read; the
+	// count is the offsets' (records, aborted ones and markers), the
+	// newest still found.
+	// (Fetches of one batch each, so that the byte bound stops a read
+	// that one fetch would have finished.)
+	small := kafkatest.Client(t, c, kgo.FetchMaxBytes(1), kgo.FetchMaxPartitionBytes(1))
+	for _, limit := range []ReadLimit{{Records: 2, Bytes: 1 << 20}, {Records: 1000, Bytes: 2}} {
+		got, err = ReadRecent(ctx, small, "dlq", now.Add(-5*time.Minute), limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Estimated || got.Records < 5 || got.Last == nil || string(got.Last.Value) != "newest" {
+			t.Fatalf("ReadRecent within %+v = %+v (last %s), want an estimate of at least 5, the newest last", limit, got, lastValue(got))
+		}
 	}
 
 	// Nothing since: zero, no record.
-	got, err = ReadRecent(ctx, admin, "dlq", now.Add(time.Minute), 1000)
+	got, err = ReadRecent(ctx, admin, "dlq", now.Add(time.Minute), ReadLimit{Records: 1000, Bytes: 1 << 20})
 	if err != nil || got.Records != 0 || got.Last != nil {
 		t.Fatalf("ReadRecent of the future = %+v, %v; want nothing", got, err)
 	}
 
-	if _, err := ReadRecent(ctx, admin, "absent", now.Add(-time.Minute), 1000); !errors.Is(err, ErrNoTopic) {
+	if _, err := ReadRecent(ctx, admin, "absent", now.Add(-time.Minute), ReadLimit{Records: 1000, Bytes: 1 << 20}); !errors.Is(err, ErrNoTopic) {
 		t.Fatalf("ReadRecent of a missing topic: %v, want ErrNoTopic", err)
 	}
 }
