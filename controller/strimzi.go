@@ -2,17 +2,19 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/sluicelogs/sluice/internal/kafka"
@@ -216,7 +218,18 @@ func (s *Strimzi) passwordSecret(ctx context.Context, id, password string) error
 
 // object is a Strimzi resource of tenant id in the Strimzi namespace.
 func (s *Strimzi) object(kind, name, id string, spec map[string]any) *unstructured.Unstructured {
-	o := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
+	// Through JSON, as the API server stores it: integers become int64
+	// (apimachinery's JSON reader does that), so that a spec read back
+	// compares equal to the one written.
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		panic(err) // cannot fail: strings, numbers, maps and slices
+	}
+	var normal map[string]any
+	if err := utiljson.Unmarshal(raw, &normal); err != nil {
+		panic(err)
+	}
+	o := &unstructured.Unstructured{Object: map[string]any{"spec": normal}}
 	o.SetGroupVersionKind(s.gvk(kind))
 	o.SetNamespace(s.Namespace)
 	o.SetName(name)
@@ -263,7 +276,7 @@ func (s *Strimzi) apply(ctx context.Context, id string, want *unstructured.Unstr
 			wantSpec["replicas"] = curSpec["replicas"]
 		}
 	}
-	if !equalJSON(wantSpec, curSpec) {
+	if !equality.Semantic.DeepEqual(wantSpec, curSpec) {
 		cur.Object["spec"], changed = wantSpec, true
 	}
 	if changed {
@@ -284,44 +297,6 @@ func keepAtLeast(want, cur map[string]any, field string) {
 	if ok1 && (!ok2 || c > w) {
 		want[field] = c
 	}
-}
-
-// equalJSON compares two decoded JSON values, numbers by value.
-func equalJSON(a, b any) bool {
-	switch av := a.(type) {
-	case map[string]any:
-		bv, ok := b.(map[string]any)
-		if !ok || len(av) != len(bv) {
-			return false
-		}
-		for k, x := range av {
-			if y, ok := bv[k]; !ok || !equalJSON(x, y) {
-				return false
-			}
-		}
-		return true
-	case []any:
-		bv, ok := b.([]any)
-		return ok && slices.EqualFunc(av, bv, equalJSON)
-	case int64, int32, int, float64:
-		return toFloat(a) == toFloat(b)
-	default:
-		return a == b
-	}
-}
-
-func toFloat(v any) float64 {
-	switch n := v.(type) {
-	case int64:
-		return float64(n)
-	case int32:
-		return float64(n)
-	case int:
-		return float64(n)
-	case float64:
-		return n
-	}
-	return -1 // not a number: never equal to a count
 }
 
 // strimziReady says whether the operator reports o Ready for its current
