@@ -22,7 +22,7 @@ import (
 
 	"github.com/sluicelogs/sluice/internal/devstack"
 	"github.com/sluicelogs/sluice/internal/elastic"
-	"github.com/sluicelogs/sluice/internal/escompat"
+	"github.com/sluicelogs/sluice/internal/eslite"
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/router"
 )
@@ -73,8 +73,8 @@ type run struct {
 	kafka    *kfake.Cluster // the embedded Kafka, nil with o.Kafka
 	brokers  string
 	kafkaDir string
-	kopts    []kgo.Opt       // the harness's own clients
-	store    *devstack.Store // the embedded store, nil with o.Elasticsearch
+	kopts    []kgo.Opt     // the harness's own clients
+	store    *eslite.Store // the embedded store, nil with o.Elasticsearch
 	esServer *http.Server
 	esURL    string
 	es       *elasticsearch.Client
@@ -192,11 +192,11 @@ func (r *run) startServers() error {
 	}
 	esCfg := r.o.Elasticsearch
 	if esCfg == nil {
-		var faults escompat.Faults
+		var faults eslite.Faults
 		if f := r.s.Faults.Elasticsearch; f != nil {
-			faults = escompat.Faults{RequestStatus: f.Status, RequestFraction: f.Requests, ItemFraction: f.Items}.Normalized()
+			faults = eslite.Faults{RequestStatus: f.Status, RequestFraction: f.Requests, ItemFraction: f.Items}
 		}
-		st, err := devstack.Open(filepath.Join(r.o.Dir, "elasticsearch"), devstack.WithFaults(faults))
+		st, err := eslite.Open(filepath.Join(r.o.Dir, "elasticsearch"), eslite.WithFaults(faults))
 		if err != nil {
 			return err
 		}
@@ -431,7 +431,7 @@ func (r *run) endFaults() {
 		r.metrics.fail(err)
 	}
 	if r.store != nil {
-		r.store.SetFaults(escompat.Faults{})
+		r.store.SetFaults(eslite.Faults{})
 	}
 }
 

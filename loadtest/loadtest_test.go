@@ -15,6 +15,7 @@ import (
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/devstack"
 	"github.com/sluicelogs/sluice/internal/elastic"
+	"github.com/sluicelogs/sluice/internal/eslite"
 	"github.com/sluicelogs/sluice/internal/kafka"
 )
 
@@ -118,7 +119,7 @@ latency_sample_every: 10
 		t.Fatal(err)
 	}
 	defer c.Close()
-	st, err := devstack.Open(t.TempDir())
+	st, err := eslite.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/demo"
 	"github.com/sluicelogs/sluice/internal/devstack"
+	"github.com/sluicelogs/sluice/internal/eslite"
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/internal/nodelog"
 	"github.com/sluicelogs/sluice/internal/telemetry"
@@ -40,7 +41,7 @@ type devConfig struct {
 	Dir       string `env:"DEV_DIR, default=.sluice" help:"Directory of the dev stack: the node log tree (node/var/log/...), Kafka's and the store's data, checkpoints. Kept across runs."`
 	KafkaAddr string `env:"DEV_KAFKA_ADDR, default=127.0.0.1:9092" help:"Address of the embedded Kafka (ignored when SLUICE_KAFKA_BROKERS is set)."`
 	ESAddr    string `env:"DEV_ES_ADDR, default=127.0.0.1:9200" help:"Address of the embedded Elasticsearch-compatible store (ignored when SLUICE_ELASTICSEARCH_URLS is set)."`
-	Store     devstack.Config
+	Store     eslite.Config
 	Telemetry devTelemetry
 }
 
@@ -172,8 +173,8 @@ func runDevStack(ctx context.Context, cfg devConfig, opts devOptions, env envcon
 		if err != nil {
 			return fmt.Errorf("embedded Elasticsearch-compatible store: %s is not free (change it with --es-addr or SLUICE_DEV_ES_ADDR): %w", cfg.ESAddr, err)
 		}
-		store, err := devstack.Open(filepath.Join(dir, "elasticsearch"), devstack.WithLogger(log.With("component", "store")),
-			devstack.WithFaults(cfg.Store.Faults()))
+		store, err := eslite.Open(filepath.Join(dir, "elasticsearch"), eslite.WithLogger(log.With("component", "store")),
+			eslite.WithFaults(cfg.Store.Faults()))
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("embedded Elasticsearch-compatible store: %w", err)

@@ -20,7 +20,7 @@ import (
 
 	"github.com/sluicelogs/sluice/indexer"
 	"github.com/sluicelogs/sluice/internal/config"
-	"github.com/sluicelogs/sluice/internal/devstack"
+	"github.com/sluicelogs/sluice/internal/eslite"
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/nodelog"
@@ -38,7 +38,7 @@ import (
 // is visible through sluice tail --errors.
 func TestDevStackEndToEnd(t *testing.T) {
 	cfg := devConfig{Dir: t.TempDir(), KafkaAddr: "127.0.0.1:0", ESAddr: "127.0.0.1:0",
-		Store: devstack.Config{FaultStatus: 503}, Telemetry: devTelemetry{LogFormat: "text", LogLevel: "warn"}}
+		Store: eslite.Config{FaultStatus: 503}, Telemetry: devTelemetry{LogFormat: "text", LogLevel: "warn"}}
 	ep, out := startDevStack(t, cfg, devOptions{statusEach: time.Second})
 	ctx := t.Context()
 	t.Setenv("SLUICE_KAFKA_BROKERS", strings.Join(ep.Brokers, ","))

@@ -12,18 +12,14 @@ import (
 	"time"
 
 	"github.com/sluicelogs/sluice/indexer"
-	"github.com/sluicelogs/sluice/internal/devstack"
-	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/eslite"
 )
 
 // searchStore starts the embedded store with the indexer's templates and
 // points sluice search at it.
 func searchStore(t *testing.T) *httptest.Server {
 	t.Helper()
-	st, err := devstack.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := eslite.New()
 	srv := httptest.NewServer(st.Handler())
 	t.Cleanup(func() { srv.Close(); _ = st.Close() })
 	t.Setenv("SLUICE_ELASTICSEARCH_URLS", srv.URL)
@@ -211,7 +207,7 @@ func TestSearchHelpAndREADMEAgree(t *testing.T) {
 func TestSearchServerErrors(t *testing.T) {
 	closed := "http://" + closedAddr(t)
 	silent := "http://" + silentAddr(t)
-	es := esfake.Start(t, esfake.RequireAuth("Basic c2x1aWNlOnJpZ2h0"))
+	es := eslite.Start(t, eslite.RequireAuth("Basic c2x1aWNlOnJpZ2h0"))
 	for _, tt := range []struct {
 		url, user, want string
 	}{
