@@ -541,6 +541,9 @@ func (w *walker) literal(word string) *esError {
 // scalar reads a string, a number or a boolean.
 func (w *walker) scalar() (scalar, *esError) {
 	start := w.pos
+	if start >= len(w.src) {
+		return scalar{}, w.syntax(start, "Unexpected end-of-input: expected a value")
+	}
 	switch c := w.src[w.pos]; {
 	case c == '"':
 		s, e := w.str()

@@ -369,7 +369,7 @@ func (s *Store) parseQuery(v any) (query, *esError) {
 		case "match_phrase":
 			return &fieldQuery{sel, phraseTest(str("query"))}, nil
 		case "prefix":
-			return &fieldQuery{sel, patternTest(str("value"), strings.HasPrefix)}, nil
+			return &fieldQuery{sel, patternTest(str("value"), func(p, s string) bool { return strings.HasPrefix(s, p) })}, nil
 		case "wildcard":
 			return &fieldQuery{sel, patternTest(str("value"), func(p, s string) bool { return glob(p, s, true) })}, nil
 		case "range":

@@ -258,7 +258,7 @@ func (p *qsParser) add(g *qsGroup, conj int, mod occur, n qsNode) {
 // clause reads a term, phrase, range or group, with its field if it names
 // one.
 func (p *qsParser) clause(field string, depth int) (qsNode, *qsError) {
-	if !isTermStart(p.peek()) {
+	if c := p.peek(); !isTermStart(c) || c == '>' || c == '<' {
 		return p.value(field, depth)
 	}
 	start := p.pos
@@ -304,7 +304,7 @@ func (p *qsParser) value(field string, depth int) (qsNode, *qsError) {
 		if inc {
 			p.pos++
 		}
-		bound, err := p.bound(")")
+		bound, err := p.bound(")]}")
 		if err != nil {
 			return nil, err
 		}
@@ -381,8 +381,10 @@ func (p *qsParser) bound(stop string) (string, *qsError) {
 	}
 	start := p.pos
 	for p.pos < len(p.s) && !isSpace(p.s[p.pos]) && !strings.ContainsRune(stop, rune(p.s[p.pos])) {
-		if p.s[p.pos] == '\\' && p.pos+1 < len(p.s) {
-			p.pos++
+		if p.s[p.pos] == '\\' {
+			if p.pos++; p.pos == len(p.s) {
+				return "", p.fail("a backslash must escape a character")
+			}
 		}
 		p.pos++
 	}
