@@ -241,7 +241,10 @@ func (s *Store) put(idx *index, it *bulkItem, replay bool) {
 		s.stats.conflicts.Add(1)
 		return
 	}
-	w, e := walkDocument(&s.fields, idx.m, it.id, it.src)
+	if idx.intern == nil {
+		idx.intern = map[string]string{}
+	}
+	w, e := walkDocument(&s.fields, idx.m, it.id, it.src, idx.intern)
 	if e != nil {
 		it.err = e
 		if !replay {
@@ -250,7 +253,18 @@ func (s *Store) put(idx *index, it *bulkItem, replay bool) {
 		return
 	}
 	w.apply()
-	d := &doc{id: it.id, src: it.src, vals: w.vals, version: 1, seq: idx.seq}
+	// Documents and their values are allocated in chunks, so that a scan
+	// reads memory in order.
+	if len(idx.docSlab) == cap(idx.docSlab) {
+		idx.docSlab = make([]doc, 0, 4096)
+	}
+	if n := len(w.vals); cap(idx.valSlab)-len(idx.valSlab) < n {
+		idx.valSlab = make([]val, 0, max(n, 65536))
+	}
+	vals := append(idx.valSlab, w.vals...)
+	idx.valSlab = vals[:len(vals):cap(vals)]
+	idx.docSlab = append(idx.docSlab, doc{id: it.id, src: it.src, vals: vals[len(vals)-len(w.vals):], version: 1, seq: idx.seq})
+	d := &idx.docSlab[len(idx.docSlab)-1]
 	idx.seq++
 	it.status, it.result = http.StatusCreated, "created"
 	if exists {

@@ -32,6 +32,9 @@ type walker struct {
 	order []string
 	vals  []val
 	keys  []string // the keys of the objects being read, for duplicates
+	// intern holds an index's keyword values: a value that repeats from
+	// document to document is one string, so that scans compare in cache.
+	intern map[string]string
 }
 
 // scalar is a JSON string, number or boolean as written.
@@ -43,8 +46,8 @@ type scalar struct {
 const maxDepth = 200
 
 // walkDocument checks src, the source of document id, against m.
-func walkDocument(ft *fieldTable, m *mapping, id string, src []byte) (*walker, *esError) {
-	w := &walker{ft: ft, m: m, src: src, id: id, vals: make([]val, 0, 24)}
+func walkDocument(ft *fieldTable, m *mapping, id string, src []byte, intern map[string]string) (*walker, *esError) {
+	w := &walker{ft: ft, m: m, src: src, id: id, vals: make([]val, 0, 24), intern: intern}
 	w.ws()
 	if w.pos == len(src) {
 		return nil, newErr(http.StatusBadRequest, "document_parsing_exception", "failed to parse, document is empty")
@@ -348,6 +351,13 @@ func (w *walker) leaf(path string, fd *fieldDef, sc scalar, off int) *esError {
 		}
 		if fd.ignoreAbove > 0 && utf8.RuneCountInString(sc.text) > fd.ignoreAbove {
 			return nil // kept in _source, not indexed
+		}
+		if v.k == vKeyword && w.intern != nil {
+			if s, ok := w.intern[v.s]; ok {
+				v.s = s
+			} else if len(w.intern) < 1<<16 {
+				w.intern[v.s] = v.s
+			}
 		}
 	case vNum:
 		if sc.kind == 't' {

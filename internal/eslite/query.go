@@ -109,7 +109,7 @@ func equals(term, tok string) func(v *val) bool {
 	return func(v *val) bool {
 		switch v.k {
 		case vText:
-			return tok != "" && anyToken(v.s, func(t string) bool { return t == tok })
+			return tok != "" && containsFold(v.s, tok) && anyToken(v.s, func(t string) bool { return t == tok })
 		case vNum:
 			return numErr == nil && v.num == num
 		case vDate:
@@ -212,6 +212,26 @@ func tokens(text string, fn func(tok string) bool) {
 		}
 		i += size
 	}
+}
+
+// containsFold reports whether s may hold the lowercase tok, ignoring
+// the case of ASCII letters: a quick test before splitting s into tokens.
+func containsFold(s, tok string) bool {
+	for i := 0; i < len(tok); i++ {
+		if tok[i] >= utf8.RuneSelf {
+			return true // not tested
+		}
+	}
+	for i := 0; i+len(tok) <= len(s); i++ {
+		j := 0
+		for j < len(tok) && (s[i+j] == tok[j] || s[i+j]|0x20 == tok[j] && tok[j] >= 'a' && tok[j] <= 'z') {
+			j++
+		}
+		if j == len(tok) {
+			return true
+		}
+	}
+	return false
 }
 
 // analyze returns the tokens of a query text.

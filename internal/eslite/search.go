@@ -69,7 +69,10 @@ func (s *Store) search(rs *resp, expr string, count bool) {
 	}
 	shards := map[string]int{"total": len(idxs), "successful": len(idxs), "skipped": 0, "failed": 0}
 	want := req.from + req.size
-	var hits []hit
+	var (
+		hits        []hit
+		keys, worst []sortKey // the keys of a document; of the last hit kept
+	)
 	total := 0
 	// Without a sort, the scan ends once the hits are found and the total
 	// is as high as it is counted.
@@ -91,13 +94,16 @@ func (s *Store) search(rs *resp, expr string, count bool) {
 			}
 			h := hit{idx: idx, d: d, ord: pos}
 			if len(req.sort) > 0 {
-				h.keys = req.sortKeys(d, pos)
-				if req.after != nil && compareKeys(h.keys, req.after, req.sort) <= 0 {
+				keys = req.sortKeys(d, pos, keys[:0])
+				if req.after != nil && compareKeys(keys, req.after, req.sort) <= 0 ||
+					worst != nil && compareKeys(keys, worst, req.sort) >= 0 { // later documents lose ties
 					continue
 				}
+				h.keys = slices.Clone(keys)
 			}
 			if hits = append(hits, h); len(hits) >= 2*want+64 {
 				hits = req.top(hits, want)
+				worst = hits[len(hits)-1].keys
 			}
 		}
 		idx.mu.RUnlock()
@@ -175,8 +181,8 @@ func (req *searchRequest) top(hits []hit, n int) []hit {
 // sortKeys are a document's values for the sort: of an array, the
 // smallest ascending and the largest descending, as Elasticsearch's
 // default sort mode does.
-func (req *searchRequest) sortKeys(d *doc, pos int) []sortKey {
-	keys := make([]sortKey, len(req.sort))
+func (req *searchRequest) sortKeys(d *doc, pos int, keys []sortKey) []sortKey {
+	keys = append(keys, make([]sortKey, len(req.sort))...)
 	for i, sf := range req.sort {
 		if sf.field == "_doc" {
 			keys[i] = sortKey{num: float64(pos)}

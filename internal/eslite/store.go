@@ -73,6 +73,9 @@ type index struct {
 	dir     string   // on disk: its directory
 	log     *os.File // on disk: its operation log
 	pending []byte   // log entries applied but not yet written
+	docSlab []doc    // where new documents are allocated
+	valSlab []val    // where their values are
+	intern  map[string]string
 }
 
 // doc is one stored document: its source and the values it is searched by.
