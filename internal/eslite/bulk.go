@@ -150,9 +150,8 @@ func (s *Store) bulk(rs *resp, defIndex string) {
 		rs.err(e)
 		return
 	}
-	s.stats.bulkRequests.Add(1)
 	s.stats.items.Add(int64(len(items)))
-	itemFaults := s.Faults().ItemFraction
+	itemFaults := s.faultsNow().ItemFraction
 	touched := map[*index]bool{}
 	for i := range items {
 		it := &items[i]

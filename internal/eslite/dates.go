@@ -6,93 +6,21 @@ import (
 	"time"
 )
 
-// parseDate parses a strict_date_optional_time value,
-// yyyy[-MM[-dd[THH[:mm[:ss[.f]]][zone]]]], into milliseconds since the
-// epoch; a value without zone is UTC.
+// dateLayouts are the forms of strict_date_optional_time:
+// yyyy[-MM[-dd[THH[:mm[:ss[.f]]][zone]]]], the commonest first; time.Parse
+// takes a fraction after the seconds whatever the layout.
+var dateLayouts = []string{time.RFC3339, "2006-01-02T15:04:05", "2006-01-02", "2006-01-02T15:04:05-0700", "2006-01-02T15:04Z07:00",
+	"2006-01-02T15:04", "2006-01-02T15:04-0700", "2006-01-02T15Z07:00", "2006-01-02T15", "2006-01", "2006"}
+
+// parseDate parses a strict_date_optional_time value into milliseconds
+// since the epoch; a value without zone is UTC.
 func parseDate(s string) (float64, bool) {
-	num := func(width, lo, hi int) (int, bool) {
-		if len(s) < width {
-			return 0, false
-		}
-		v := 0
-		for i := range width {
-			if s[i] < '0' || s[i] > '9' {
-				return 0, false
-			}
-			v = v*10 + int(s[i]-'0')
-		}
-		s = s[width:]
-		return v, v >= lo && v <= hi
-	}
-	sep := func(c byte) bool {
-		if len(s) > 0 && s[0] == c {
-			s = s[1:]
-			return true
-		}
-		return false
-	}
-	var f [6]int // year, month, day, hour, minute, second
-	f[1], f[2] = 1, 1
-	var ok bool
-	if f[0], ok = num(4, 0, 9999); !ok {
-		return 0, false
-	}
-	nanos, zone := 0, 0
-	for i, step := range [][3]int{{'-', 1, 12}, {'-', 1, 31}, {'T', 0, 23}, {':', 0, 59}, {':', 0, 59}} {
-		if s == "" || i >= 3 && (s[0] == 'Z' || s[0] == '+' || s[0] == '-') {
-			break // a zone may follow the hour or the minutes
-		}
-		if !sep(byte(step[0])) {
-			return 0, false
-		}
-		if f[i+1], ok = num(2, step[1], step[2]); !ok {
-			return 0, false
-		}
-		if i == 4 && (sep('.') || sep(',')) {
-			d := 0
-			for d < len(s) && d < 9 && s[d] >= '0' && s[d] <= '9' {
-				nanos = nanos*10 + int(s[d]-'0')
-				d++
-			}
-			if d == 0 {
-				return 0, false
-			}
-			for range 9 - d {
-				nanos *= 10
-			}
-			s = s[d:]
+	for _, layout := range dateLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return float64(t.UnixMilli()), true
 		}
 	}
-	if s != "" {
-		switch {
-		case s == "Z":
-		case s[0] == '+' || s[0] == '-':
-			sign := 1
-			if s[0] == '-' {
-				sign = -1
-			}
-			s = s[1:]
-			h, ok := num(2, 0, 18)
-			if !ok {
-				return 0, false
-			}
-			m := 0
-			if s != "" {
-				sep(':')
-				if m, ok = num(2, 0, 59); !ok || s != "" {
-					return 0, false
-				}
-			}
-			zone = sign * (h*3600 + m*60)
-		default:
-			return 0, false
-		}
-	}
-	t := time.Date(f[0], time.Month(f[1]), f[2], f[3], f[4], f[5], nanos, time.UTC)
-	if t.Day() != f[2] {
-		return 0, false // February 30th
-	}
-	return float64(t.UnixNano()/1e6) - float64(zone)*1000, true
+	return 0, false
 }
 
 // dateMath evaluates a date or a date math expression: now, or a date

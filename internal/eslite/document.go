@@ -1,8 +1,9 @@
 package eslite
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"net/http"
 	"net/netip"
@@ -276,7 +277,7 @@ func (w *walker) value(parent, name, dyn string) *esError {
 		if e := w.skip(); e != nil {
 			return e
 		}
-		e := w.fieldErr(w.pos-1, path, fd, preview(w.src[start:w.pos]), "illegal_state_exception", "Can't get text on a START_OBJECT")
+		e := w.fieldErr(w.pos-1, path, fd, string(w.src[start:w.pos]), "illegal_state_exception", "Can't get text on a START_OBJECT")
 		return e
 	}
 	return w.leaf(path, fd, sc, start)
@@ -431,44 +432,6 @@ func isDecimal(s string) bool {
 	return s != ""
 }
 
-// preview renders a JSON value as Elasticsearch previews it in an error:
-// Java's toString of the parsed value, {b=1} for {"b":1}.
-func preview(raw []byte) string {
-	var v any
-	if decodeJSON(raw, &v) != nil {
-		return string(raw)
-	}
-	var b strings.Builder
-	var write func(v any)
-	write = func(v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			b.WriteByte('{')
-			for i, k := range sortedKeys(x) {
-				if i > 0 {
-					b.WriteString(", ")
-				}
-				b.WriteString(k + "=")
-				write(x[k])
-			}
-			b.WriteByte('}')
-		case []any:
-			b.WriteByte('[')
-			for i, e := range x {
-				if i > 0 {
-					b.WriteString(", ")
-				}
-				write(e)
-			}
-			b.WriteByte(']')
-		default:
-			fmt.Fprint(&b, x)
-		}
-	}
-	write(v)
-	return b.String()
-}
-
 // array reads the array at w.pos, calling elem for each element.
 func (w *walker) array(elem func() *esError) *esError {
 	if w.depth++; w.depth > maxDepth {
@@ -496,48 +459,13 @@ func (w *walker) array(elem func() *esError) *esError {
 
 // skip reads a value and keeps nothing of it.
 func (w *walker) skip() *esError {
-	if w.ws(); w.pos >= len(w.src) {
-		return w.syntax(w.pos, "Unexpected end-of-input: expected a value")
+	dec := json.NewDecoder(bytes.NewReader(w.src[w.pos:]))
+	var v json.RawMessage
+	if err := dec.Decode(&v); err != nil {
+		return w.syntax(w.pos, "%v", err)
 	}
-	switch w.src[w.pos] {
-	case '[':
-		return w.array(w.skip)
-	case 'n':
-		return w.literal("null")
-	case '{':
-		if w.depth++; w.depth > maxDepth {
-			return w.syntax(w.pos, "Document nesting depth exceeds the maximum allowed (%d)", maxDepth)
-		}
-		defer func() { w.depth-- }()
-		w.pos++
-		if w.ws(); w.pos < len(w.src) && w.src[w.pos] == '}' {
-			w.pos++
-			return nil
-		}
-		for {
-			if w.ws(); w.pos >= len(w.src) || w.src[w.pos] != '"' {
-				return w.expect('"', "a double-quote to start a field name")
-			}
-			if _, e := w.str(); e != nil {
-				return e
-			}
-			if e := w.expect(':', "a colon to separate field name and value"); e != nil {
-				return e
-			}
-			if e := w.skip(); e != nil {
-				return e
-			}
-			if w.ws(); w.pos < len(w.src) && w.src[w.pos] == '}' {
-				w.pos++
-				return nil
-			}
-			if e := w.expect(',', "a comma to separate Object entries"); e != nil {
-				return e
-			}
-		}
-	}
-	_, e := w.scalar()
-	return e
+	w.pos += int(dec.InputOffset())
+	return nil
 }
 
 func (w *walker) literal(word string) *esError {
@@ -565,35 +493,15 @@ func (w *walker) scalar() (scalar, *esError) {
 		}
 		return scalar{'t', word}, w.literal(word)
 	case c == '-' || c >= '0' && c <= '9':
-		i := w.pos
-		if w.src[i] == '-' {
-			i++
+		end := start
+		for end < len(w.src) && strings.IndexByte("0123456789+-.eE", w.src[end]) >= 0 {
+			end++
 		}
-		digits := func() int {
-			s := i
-			for i < len(w.src) && w.src[i] >= '0' && w.src[i] <= '9' {
-				i++
-			}
-			return i - s
-		}
-		intStart := i
-		n := digits()
-		ok := n > 0 && !(n > 1 && w.src[intStart] == '0')
-		if ok && i < len(w.src) && w.src[i] == '.' {
-			i++
-			ok = digits() > 0
-		}
-		if ok && i < len(w.src) && (w.src[i] == 'e' || w.src[i] == 'E') {
-			if i++; i < len(w.src) && (w.src[i] == '+' || w.src[i] == '-') {
-				i++
-			}
-			ok = digits() > 0
-		}
-		if !ok {
+		if !json.Valid(w.src[start:end]) {
 			return scalar{}, w.syntax(start, "Invalid numeric value")
 		}
-		w.pos = i
-		return scalar{'0', unsafe.String(&w.src[start], i-start)}, nil
+		w.pos = end
+		return scalar{'0', unsafe.String(&w.src[start], end-start)}, nil
 	}
 	return scalar{}, w.syntax(start, "Unexpected character (%q): expected a valid value (JSON String, Number, Array, Object or token 'null', 'true' or 'false')", w.src[start])
 }

@@ -145,30 +145,17 @@ func itemRejected(size int) *esError {
 // answers it per bulk item when the index's state refuses documents.
 type IndexFault int
 
-// The index faults.
+// The index faults. NoAutoCreate and ShardLimit refuse only to create an
+// index: one that exists is written.
 const (
-	// NoIndexFault writes normally.
-	NoIndexFault IndexFault = iota
-	// WriteBlock: index.blocks.write is set: 403 cluster_block_exception.
-	WriteBlock
-	// FloodStage: the read_only_allow_delete block of a node over the
-	// flood-stage disk watermark: 429 cluster_block_exception.
-	FloodStage
-	// Closed: the index is closed: 400 index_closed_exception.
-	Closed
-	// NoAutoCreate: action.auto_create_index refuses to create the index:
-	// 404 index_not_found_exception. An existing index is written.
-	NoAutoCreate
-	// ShardLimit: creating the index would exceed
-	// cluster.max_shards_per_node: 400 validation_exception. An existing
-	// index is written.
-	ShardLimit
-	// PipelineFails: the index's default pipeline fails every document (a
-	// fail processor): 500 naming the processor.
-	PipelineFails
-	// PipelineMissing: the index's default pipeline does not exist: 400
-	// illegal_argument_exception.
-	PipelineMissing
+	NoIndexFault    IndexFault = iota // writes normally
+	WriteBlock                        // index.blocks.write: 403 cluster_block_exception
+	FloodStage                        // over the flood-stage disk watermark: 429 cluster_block_exception
+	Closed                            // a closed index: 400 index_closed_exception
+	NoAutoCreate                      // action.auto_create_index refuses: 404 index_not_found_exception
+	ShardLimit                        // over cluster.max_shards_per_node: 400 validation_exception
+	PipelineFails                     // the default pipeline's fail processor: 500 fail_processor_exception
+	PipelineMissing                   // the default pipeline does not exist: 400 illegal_argument_exception
 )
 
 // error is the per-item error of a write to index under f, or nil.

@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -22,10 +21,9 @@ const (
 
 // resp writes the responses to one request.
 type resp struct {
-	w      http.ResponseWriter
-	r      *http.Request
-	ctype  string
-	pretty bool
+	w     http.ResponseWriter
+	r     *http.Request
+	ctype string
 }
 
 func (rs *resp) raw(status int, ctype string, body []byte) {
@@ -38,24 +36,16 @@ func (rs *resp) raw(status int, ctype string, body []byte) {
 	}
 }
 
-// json answers v encoded as JSON (HTML characters unescaped, as
-// Elasticsearch writes them), indented for ?pretty.
+// json answers v encoded as JSON, HTML characters unescaped as
+// Elasticsearch writes them.
 func (rs *resp) json(status int, v any) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	if rs.pretty {
-		enc.SetIndent("", "  ")
-	}
 	if err := enc.Encode(v); err != nil {
-		rs.raw(http.StatusInternalServerError, rs.ctype, []byte(`{"error":"encoding the response failed","status":500}`))
-		return
+		status, b = http.StatusInternalServerError, *bytes.NewBufferString(`{"error":"encoding the response failed","status":500}` + "\n")
 	}
-	body := b.Bytes()
-	if !rs.pretty {
-		body = body[:len(body)-1] // Encode's newline
-	}
-	rs.raw(status, rs.ctype, body)
+	rs.raw(status, rs.ctype, b.Bytes()[:b.Len()-1]) // without Encode's newline
 }
 
 func (rs *resp) err(e *esError) { rs.json(e.Status, e.response()) }
@@ -64,8 +54,7 @@ func (rs *resp) err(e *esError) { rs.json(e.Status, e.response()) }
 func (rs *resp) status(status int) { rs.raw(status, rs.ctype, nil) }
 
 func (s *Store) serve(w http.ResponseWriter, r *http.Request) {
-	s.stats.requests.Add(1)
-	f := s.Faults()
+	f := s.faultsNow()
 	if f.Latency > 0 {
 		t := time.NewTimer(f.Latency)
 		select {
@@ -77,7 +66,7 @@ func (s *Store) serve(w http.ResponseWriter, r *http.Request) {
 			t.Stop()
 		}
 	}
-	rs := &resp{w: w, r: r, ctype: "application/json", pretty: r.URL.Query().Has("pretty") && r.URL.Query().Get("pretty") != "false"}
+	rs := &resp{w: w, r: r, ctype: "application/json"}
 	if s.openSearch {
 		rs.ctype = osMediaType
 	} else {
@@ -91,7 +80,7 @@ func (s *Store) serve(w http.ResponseWriter, r *http.Request) {
 		rs.err(newErr(http.StatusServiceUnavailable, "cluster_block_exception", "blocked by: [SERVICE_UNAVAILABLE/2/no master];"))
 		return
 	}
-	if s.openSearch && s.refuseMediaType(rs) || s.refuseAuth(rs) {
+	if s.refuseAuth(rs) {
 		return
 	}
 	var path []string
@@ -115,27 +104,6 @@ func (s *Store) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.route(rs, path)
-}
-
-// refuseMediaType answers, as OpenSearch does, a request whose body has no
-// Content-Type or one OpenSearch does not read (Elastic's compatible-with=8
-// among them): 406.
-func (s *Store) refuseMediaType(rs *resp) bool {
-	r := rs.r
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return false
-	}
-	values := r.Header.Values("Content-Type")
-	msg := "Content-Type header is missing"
-	if len(values) > 0 {
-		mt, _, err := mime.ParseMediaType(values[0])
-		if len(values) == 1 && err == nil && (mt == "application/json" || mt == "application/x-ndjson") {
-			return false
-		}
-		msg = "Content-Type header [" + strings.Join(values, ",") + "] is not supported"
-	}
-	rs.json(http.StatusNotAcceptable, map[string]any{"error": msg, "status": http.StatusNotAcceptable})
-	return true
 }
 
 // refuseAuth answers a request without the Authorization RequireAuth asks
@@ -191,7 +159,7 @@ func (s *Store) route(rs *resp, p []string) {
 	case seg(0) == "_index_template" && n == 1:
 		allowed, h = []string{"GET"}, func() { s.getTemplates(rs, "*", false) }
 	case seg(0) == "_index_template" && n == 2:
-		allowed, h = []string{"GET", "HEAD", "PUT", "POST", "DELETE"}, func() { s.template(rs, seg(1)) }
+		allowed, h = []string{"GET", "PUT", "POST", "DELETE"}, func() { s.template(rs, seg(1)) }
 	case seg(0) == "_security" && seg(1) == "role" && n == 3:
 		allowed, h = []string{"GET", "PUT", "POST", "DELETE"}, func() { s.role(rs, seg(2)) }
 	case n == 1 && seg(0)[0] != '_':

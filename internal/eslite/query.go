@@ -17,10 +17,6 @@ type matchAll struct{}
 
 func (matchAll) match(*doc) bool { return true }
 
-type matchNone struct{}
-
-func (matchNone) match(*doc) bool { return false }
-
 // boolQuery is Elasticsearch's bool: every must (and filter), no must_not,
 // and at least minShould of should (1 when there is no must).
 type boolQuery struct {
@@ -334,8 +330,6 @@ func (s *Store) parseQuery(v any) (query, *esError) {
 		switch kind {
 		case "match_all":
 			return matchAll{}, nil
-		case "match_none":
-			return matchNone{}, nil
 		case "bool":
 			return s.parseBool(body)
 		case "exists":
@@ -422,7 +416,7 @@ var leafQueries = map[string][]string{
 func leafQuery(kind string, body any) (string, map[string]any, *esError) {
 	keys, ok := leafQueries[kind]
 	if !ok {
-		return "", nil, parsingErr("unknown query [%s]: eslite serves match_all, match_none, bool, term, terms, match, match_phrase, "+
+		return "", nil, parsingErr("unknown query [%s]: eslite serves match_all, bool, term, terms, match, match_phrase, "+
 			"prefix, wildcard, range, exists and query_string", kind)
 	}
 	b, ok := body.(map[string]any)

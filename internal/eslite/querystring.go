@@ -511,7 +511,7 @@ func (s *Store) parseQueryString(body any) (query, *esError) {
 		return nil, e
 	}
 	if len(g.clauses) == 0 {
-		return matchNone{}, nil
+		return &boolQuery{minShould: 1}, nil // nothing
 	}
 	return s.compileQS(g, &o), nil
 }

@@ -276,35 +276,26 @@ func (s *Store) parseSearch(body map[string]any, count bool) (*searchRequest, *e
 				return nil, parsingErr("[search_after] must be an array")
 			}
 			for _, x := range list {
-				switch y := x.(type) {
-				case json.Number:
-					f, _ := y.Float64()
-					req.after = append(req.after, sortKey{num: f})
-				case string:
-					req.after = append(req.after, sortKey{str: y, isStr: true})
-				case nil:
-					req.after = append(req.after, sortKey{missing: true})
-				default:
-					req.after = append(req.after, sortKey{str: fmt.Sprint(y), isStr: true})
+				k := sortKey{missing: x == nil}
+				if n, ok := x.(json.Number); ok {
+					k.num, _ = n.Float64()
+				} else if x != nil {
+					k.str, k.isStr = fmt.Sprint(x), true
 				}
+				req.after = append(req.after, k)
 			}
 		case "track_total_hits":
-			switch x := v.(type) {
-			case bool:
-				req.track = map[bool]int{true: math.MaxInt, false: -1}[x]
-			default:
-				n, ok := intValue(v)
-				if !ok {
-					return nil, parsingErr("[track_total_hits] must be a boolean or an integer")
-				}
-				req.track = n
+			var ok bool
+			if b, isBool := v.(bool); isBool {
+				req.track, ok = map[bool]int{true: math.MaxInt, false: -1}[b], true
+			} else if req.track, ok = intValue(v); !ok {
+				return nil, parsingErr("[track_total_hits] must be a boolean or an integer")
 			}
 		case "_source":
 			e = parseSourceFilter(req, v)
 		case "timeout", "track_scores", "version", "seq_no_primary_term", "explain", "min_score", "terminate_after":
 		default:
-			return nil, parsingErr("Unknown key for a %s in [%s]: eslite serves query, size, from, sort, search_after, _source and track_total_hits.",
-				map[bool]string{true: "START_OBJECT", false: "VALUE"}[isObject(v)], k)
+			return nil, parsingErr("Unknown key [%s] in the search body: eslite serves query, size, from, sort, search_after, _source and track_total_hits", k)
 		}
 		if e != nil {
 			return nil, e
@@ -322,8 +313,6 @@ func (s *Store) parseSearch(body map[string]any, count bool) (*searchRequest, *e
 	}
 	return req, nil
 }
-
-func isObject(v any) bool { _, ok := v.(map[string]any); return ok }
 
 func intValue(v any) (int, bool) {
 	n, ok := v.(json.Number)

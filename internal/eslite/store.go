@@ -52,7 +52,7 @@ type Store struct {
 	closed    bool
 
 	stats struct {
-		requests, bulkRequests, items, created, conflicts, itemRejected, itemInvalid, requestsFaulted atomic.Int64
+		items, created, conflicts, itemRejected, itemInvalid, requestsFaulted atomic.Int64
 	}
 }
 
@@ -101,18 +101,13 @@ func WithFaults(f Faults) Option { return func(s *Store) { s.SetFaults(f) } }
 // base64("elastic:changeme").
 func RequireAuth(header string) Option { return func(s *Store) { s.auth = header } }
 
-// OpenSearch makes the store answer as an OpenSearch 2.x node: no
+// OpenSearch makes the store answer as an OpenSearch 2.17.1 node: no
 // X-Elastic-Product header (go-elasticsearch v8 refuses the store unless
 // the client adds it, as SLUICE_ELASTICSEARCH_FLAVOR=opensearch does),
-// OpenSearch's GET / body, JSON typed application/json; charset=UTF-8,
-// 406 for a request body typed otherwise than JSON or NDJSON (Elastic's
-// compatible-with=8 included), the security plugin's text 401, and
-// document errors typed mapper_parsing_exception without a [line:column].
+// OpenSearch's GET / body, JSON typed application/json; charset=UTF-8, the
+// security plugin's text 401, and document errors typed
+// mapper_parsing_exception without a [line:column].
 func OpenSearch() Option { return func(s *Store) { s.openSearch = true } }
-
-// Version sets the version.number of GET / (default "8.15.0", or "2.17.1"
-// with OpenSearch).
-func Version(v string) Option { return func(s *Store) { s.version = v } }
 
 // Discard makes the store a sink for benchmarks: bulk items are answered
 // 201 created and counted in Stats, but neither parsed nor stored. Item
@@ -133,11 +128,9 @@ func New(opts ...Option) *Store {
 	for _, o := range opts {
 		o(s)
 	}
-	if s.version == "" {
-		s.version = "8.15.0"
-		if s.openSearch {
-			s.version = "2.17.1"
-		}
+	s.version = "8.15.0"
+	if s.openSearch {
+		s.version = "2.17.1"
 	}
 	s.rnd = rand.New(rand.NewPCG(s.seed, s.seed^0x9e3779b97f4a7c15))
 	s.uuid = s.randomID(22)
@@ -239,8 +232,7 @@ func (s *Store) SetFaults(f Faults) {
 	s.faults.Store(&f)
 }
 
-// Faults returns the injected faults.
-func (s *Store) Faults() Faults {
+func (s *Store) faultsNow() Faults {
 	if f := s.faults.Load(); f != nil {
 		return *f
 	}
@@ -310,9 +302,7 @@ func (s *Store) newID() string {
 
 // Stats counts what the store has seen since it started.
 type Stats struct {
-	Requests        int64 // every HTTP request
-	BulkRequests    int64 // bulk requests that parsed
-	Items           int64 // operations of those
+	Items           int64 // operations of the bulk requests that parsed
 	Created         int64 // items answered 201 created
 	Conflicts       int64 // items answered 409
 	ItemRejected    int64 // items refused by an injected fault (item or index)
@@ -323,8 +313,7 @@ type Stats struct {
 // Stats returns a snapshot of the counters.
 func (s *Store) Stats() Stats {
 	c := &s.stats
-	return Stats{c.requests.Load(), c.bulkRequests.Load(), c.items.Load(), c.created.Load(), c.conflicts.Load(),
-		c.itemRejected.Load(), c.itemInvalid.Load(), c.requestsFaulted.Load()}
+	return Stats{c.items.Load(), c.created.Load(), c.conflicts.Load(), c.itemRejected.Load(), c.itemInvalid.Load(), c.requestsFaulted.Load()}
 }
 
 func (s *Store) lookup(name string) *index {
