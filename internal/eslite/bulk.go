@@ -3,6 +3,7 @@ package eslite
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -169,7 +170,8 @@ func (s *Store) bulk(rs *resp, defIndex string) {
 			it.status, it.result, it.version = http.StatusCreated, "created", 1
 			s.stats.created.Add(1)
 		default:
-			if idx := s.write(it); idx != nil && idx.log != nil {
+			// A 409 says the document is stored: it waits for the log too.
+			if idx := s.write(it); idx != nil && idx.log != nil && (it.err == nil || it.err.Status == http.StatusConflict) {
 				touched[idx] = true
 			}
 		}
@@ -234,6 +236,10 @@ func (s *Store) write(it *bulkItem) *index {
 // index holds is a conflict; the source must fit the mapping, which it may
 // extend. Unless replaying the log, the write is logged.
 func (s *Store) put(idx *index, it *bulkItem, replay bool) {
+	if idx.broken != nil { // its documents may be in memory and not on disk: none is acknowledged
+		it.err = internalErr(fmt.Errorf("index [%s] cannot be written: %w", idx.name, idx.broken))
+		return
+	}
 	pos, exists := idx.ids[it.id]
 	if exists && it.action == "create" {
 		it.err = versionConflict(idx.name, idx.uuid, it.id, idx.docs[pos].version)

@@ -272,16 +272,15 @@ func (idx *index) flush() error {
 	if err == nil {
 		err = f.Sync()
 	}
-	if err != nil && idx.isDeleted() {
-		return nil // deleted meanwhile: nothing to keep
+	if err != nil {
+		idx.mu.Lock()
+		defer idx.mu.Unlock()
+		if idx.deleted {
+			return nil // deleted meanwhile: nothing to keep
+		}
+		idx.broken = err
 	}
 	return err
-}
-
-func (idx *index) isDeleted() bool {
-	idx.mu.RLock()
-	defer idx.mu.RUnlock()
-	return idx.deleted
 }
 
 // writeFileSync writes a file and syncs it; atomically replaces writes to a

@@ -74,7 +74,10 @@
 // index.json (UUID, creation, settings and mappings as created) and ops.log,
 // the index's writes in order, each entry its length, a CRC-32C, the _id and
 // the source. A bulk request is answered once its entries are written and
-// the log fsynced, so an acknowledged write survives a crash. Open replays
+// the log fsynced, so an acknowledged write survives a crash; a log write
+// that fails answers 500 and refuses the index's writes until the store is
+// reopened, so that no document held in memory only is acknowledged, not
+// even by a 409. Open replays
 // every log through the mapping, which so comes back as it was; a torn or
 // damaged entry ends the log, which is cut there. An index is created in a
 // temporary directory renamed into place and deleted by a rename before its

@@ -192,17 +192,20 @@ func readBody(r *http.Request) ([]byte, *esError) {
 		in = zr
 	}
 	var b []byte
+	var err error
 	if n := r.ContentLength; n > 0 && n <= maxContentLength && in == r.Body {
-		b = make([]byte, 0, n+1) // exactly sized: bulk documents keep referring to it
+		b = make([]byte, n) // exactly sized: stored documents keep referring to it
+		_, err = io.ReadFull(in, b)
+	} else {
+		b, err = io.ReadAll(io.LimitReader(in, maxContentLength+1))
 	}
-	buf := bytes.NewBuffer(b)
-	if _, err := buf.ReadFrom(io.LimitReader(in, maxContentLength+1)); err != nil {
+	switch {
+	case err != nil:
 		return nil, illegalArg("reading the request body: %v", err)
-	}
-	if buf.Len() > maxContentLength {
+	case len(b) > maxContentLength || r.ContentLength > maxContentLength:
 		return nil, newErr(http.StatusRequestEntityTooLarge, "content_too_long_exception", "request body is too large")
 	}
-	return buf.Bytes(), nil
+	return b, nil
 }
 
 // readJSON decodes a JSON request body into a generic value (numbers as

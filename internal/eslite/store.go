@@ -73,6 +73,7 @@ type index struct {
 	dir     string   // on disk: its directory
 	log     *os.File // on disk: its operation log
 	pending []byte   // log entries applied but not yet written
+	broken  error    // a write of the log failed: writes are refused until the store is reopened
 	docSlab []doc    // where new documents are allocated
 	valSlab []val    // where their values are
 	intern  map[string]string

@@ -470,3 +470,25 @@ func TestConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestLogWriteFails: a write the disk refuses is not acknowledged, and
+// neither is any later write to the index, a create included.
+func TestLogWriteFails(t *testing.T) {
+	st, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, _ := serve(t, st)
+	ts.bulk(t, `{"create":{"_index":"a","_id":"1"}}`, `{}`)
+	idx := st.lookup("a")
+	if idx.log, err = os.Open(filepath.Join(idx.dir, opsFile)); err != nil { // read-only: as a disk that fails
+		t.Fatal(err)
+	}
+	if status, _ := ts.call(t, "POST", "/_bulk", "{\"create\":{\"_index\":\"a\",\"_id\":\"2\"}}\n{}\n"); status != 500 {
+		t.Errorf("status %d, want 500", status)
+	}
+	it := ts.bulk(t, `{"create":{"_index":"a","_id":"2"}}`, `{}`)
+	if it[0]["status"].(float64) != 500 || !strings.Contains(jsonNum(it[0]["error"]), "index [a] cannot be written") {
+		t.Errorf("retried: %v", it[0])
+	}
+}
