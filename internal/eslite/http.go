@@ -150,7 +150,7 @@ func (s *Store) route(rs *resp, p []string) {
 		allowed, h = []string{"GET", "HEAD"}, func() { s.info(rs) }
 	case n <= 2 && seg(n-1) == "_bulk" && (n == 1 || seg(0)[0] != '_'):
 		allowed, h = []string{"POST", "PUT"}, func() { s.bulk(rs, seg(n-2)) }
-	case n <= 2 && (seg(n-1) == "_search" || seg(n-1) == "_count") && (n == 1 || seg(0)[0] != '_'):
+	case n <= 2 && (seg(n-1) == "_search" || seg(n-1) == "_count") && (n == 1 || seg(0)[0] != '_' || seg(0) == "_all"):
 		allowed, h = []string{"GET", "POST"}, func() { s.search(rs, seg(n-2), seg(n-1) == "_count") }
 	case seg(0) == "_cat" && seg(1) == "indices" && n <= 3:
 		allowed, h = []string{"GET"}, func() { s.catIndices(rs, seg(2)) }

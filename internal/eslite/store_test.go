@@ -237,6 +237,7 @@ func TestTemplatesAndIndices(t *testing.T) {
 	}
 	ts.must(t, 200, "DELETE", "/_index_template/low", "")
 	ts.must(t, 404, "DELETE", "/_index_template/low", "")
+	ts.must(t, 200, "GET", "/_all/_count", "")
 	if status, out := ts.call(t, "GET", "/_bulk", ""); status != 405 || !strings.Contains(out, "allowed: [POST, PUT]") {
 		t.Errorf("GET /_bulk: %d %s", status, out)
 	}
