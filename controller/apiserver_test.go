@@ -172,7 +172,7 @@ func TestAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range append(append(kafka.TenantTopics(topics, "shop"), kafka.TenantStateTopics(topics, "shop")...), topics.ParsedStream("shop", "audit")) {
+	for _, want := range append(append(kafka.TenantTopics(topics, "shop"), kafka.TenantStateTopics(topics, "shop")...), topics.ParsedDataset("shop", "audit")) {
 		d, ok := listed[want]
 		if !ok {
 			t.Fatalf("topic %s missing; have %v", want, listed.Names())

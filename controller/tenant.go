@@ -393,7 +393,7 @@ func tenantSpec(s *v1alpha1.TenantSpec) (kafka.TenantSpec, error) {
 	if q.PartitionMutationsPerSecond != nil {
 		spec.ControllerMutationRate = float64(*q.PartitionMutationsPerSecond)
 	}
-	spec.Streams = s.Streams
+	spec.Datasets = s.Streams
 	return spec, spec.Validate()
 }
 

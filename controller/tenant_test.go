@@ -137,7 +137,7 @@ func TestTenantReconcile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range append(kafka.TenantTopics(topics, "shop"), topics.ParsedStream("shop", "audit")) {
+	for _, want := range append(kafka.TenantTopics(topics, "shop"), topics.ParsedDataset("shop", "audit")) {
 		d, ok := listed[want]
 		if !ok {
 			t.Fatalf("topic %s missing; have %v", want, listed.Names())

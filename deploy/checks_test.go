@@ -522,7 +522,7 @@ func checkStrimzi(t *testing.T, objs []object, cfg chartConfig) {
 	for _, tenant := range cfg.Strimzi.Tenants {
 		want := []string{tp.Raw(tenant.Name), tp.Parsed(tenant.Name), tp.DLQ(tenant.Name)}
 		for _, s := range tenant.Streams {
-			want = append(want, tp.ParsedStream(tenant.Name, s))
+			want = append(want, tp.ParsedDataset(tenant.Name, s))
 		}
 		partitions := cmpOr(tenant.Partitions, cfg.Strimzi.TopicDefaults.Partitions)
 		for _, name := range want {

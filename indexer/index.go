@@ -151,7 +151,7 @@ func ParseIndexName(prefix, name string) (tenant, stream string, day time.Time, 
 		return "", "", time.Time{}, false
 	}
 	tenant, stream, hasStream := strings.Cut(rest[:cut-1], ".")
-	if (tenant != SharedName && kafka.ValidateTenant(tenant) != nil) || (hasStream && kafka.ValidateStream(stream) != nil) {
+	if (tenant != SharedName && kafka.ValidateTenant(tenant) != nil) || (hasStream && kafka.ValidateDataset(stream) != nil) {
 		return "", "", time.Time{}, false
 	}
 	return tenant, stream, day, true

@@ -154,7 +154,7 @@
 //     record goes to the main parsed topic. Each copy is a record of its
 //     own, counted and produced in the same transaction; a copy whose
 //     stream topic is missing is dead-lettered alone. Stream names follow
-//     kafka.ValidateStream.
+//     kafka.ValidateDataset.
 //
 // Joining lines:
 //

@@ -109,7 +109,7 @@ func TestSampleRateAndKey(t *testing.T) {
 		"  - sample: {rate: 1.5}\n":                "sample.rate must be above 0 and at most 1",
 		"  - sample: {rate: 0.5, key: 'nosuch'}\n": "sample.key",
 		"  - route: {stream: []}\n":                "must not be an empty list",
-		"  - route: {stream: [ok, Bad.Name]}\n":    "invalid stream",
+		"  - route: {stream: [ok, Bad.Name]}\n":    "invalid dataset",
 	} {
 		if _, err := Load([]byte("tenant: t\nversion: 1\nsteps:\n" + doc)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", doc, err, want)

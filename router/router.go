@@ -318,7 +318,7 @@ func (rt *Router) run(tenant string, pipe *Pipeline, raw *kgo.Record, rec schema
 	}
 	topic := rt.topics.Parsed(tenant)
 	if res.Stream != "" {
-		topic = rt.topics.ParsedStream(tenant, res.Stream)
+		topic = rt.topics.ParsedDataset(tenant, res.Stream)
 		// Kafka would refuse the record, and the transaction with it.
 		if !o.exists(topic) {
 			return []*kgo.Record{rt.dlq(tenant, pipe.Version, raw, last, &Failure{Step: -1, Reason: ReasonTopicMissing,
@@ -340,7 +340,7 @@ func (rt *Router) run(tenant string, pipe *Pipeline, raw *kgo.Record, rec schema
 	// that cannot be (its topic missing, too large for it) is dead-lettered
 	// alone, and the others go.
 	for _, c := range res.Copies {
-		ct := rt.topics.ParsedStream(tenant, c)
+		ct := rt.topics.ParsedDataset(tenant, c)
 		switch {
 		case !o.exists(ct):
 			out = append(out, rt.dlq(tenant, pipe.Version, raw, last, &Failure{Step: -1, Reason: ReasonTopicMissing,

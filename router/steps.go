@@ -775,7 +775,7 @@ func compileStep(ss *StepSpec, patterns map[string]string) (step, bool, error) {
 			return nil, false, fmt.Errorf("route: missing stream")
 		}
 		for _, st := range streams {
-			if err := kafka.ValidateStream(st); err != nil {
+			if err := kafka.ValidateDataset(st); err != nil {
 				return nil, false, fmt.Errorf("route.stream: %w", err)
 			}
 		}

@@ -335,10 +335,10 @@ func pipelineTest(ctx context.Context, flagFile string, args []string, stdout io
 		default:
 			o.Topic = topics.Parsed(p.Tenant)
 			if res.Stream != "" {
-				o.Topic = topics.ParsedStream(p.Tenant, res.Stream)
+				o.Topic = topics.ParsedDataset(p.Tenant, res.Stream)
 			}
 			for _, c := range res.Copies {
-				o.Copies = append(o.Copies, topics.ParsedStream(p.Tenant, c))
+				o.Copies = append(o.Copies, topics.ParsedDataset(p.Tenant, c))
 			}
 			b, err := schemas.AppendJSON(nil, &rec)
 			if err != nil {
@@ -491,7 +491,7 @@ func pipelineApply(ctx context.Context, o applyOptions, args []string, stdout, s
 			}
 		}
 		return k.bounded(ctx, func(ctx context.Context) error {
-			st, err := kafka.EnsureStreamTopics(ctx, k.adm, topics, p.Tenant, p.Streams())
+			st, err := kafka.EnsureDatasetTopics(ctx, k.adm, topics, p.Tenant, p.Streams())
 			if err != nil {
 				return fmt.Errorf("apply %s: stream topics: %w", file, denied(err, p.Tenant, topics))
 			}

@@ -74,7 +74,7 @@ func runTail(ctx context.Context, o tailOptions, stdout, stderr io.Writer) error
 		return cli.Usagef("--tenant: %v", err)
 	}
 	if o.stream != "" {
-		if err := kafka.ValidateStream(o.stream); err != nil {
+		if err := kafka.ValidateDataset(o.stream); err != nil {
 			return cli.Usagef("--stream: %v", err)
 		}
 		if o.errorsOnly {
@@ -104,7 +104,7 @@ func runTail(ctx context.Context, o tailOptions, stdout, stderr io.Writer) error
 	case o.errorsOnly:
 		topicOf = func(t kafka.Topics) string { return t.DLQ(o.tenant) }
 	case o.stream != "":
-		topicOf = func(t kafka.Topics) string { return t.ParsedStream(o.tenant, o.stream) }
+		topicOf = func(t kafka.Topics) string { return t.ParsedDataset(o.tenant, o.stream) }
 	default:
 		topicOf = func(t kafka.Topics) string { return t.Parsed(o.tenant) }
 	}

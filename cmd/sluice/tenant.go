@@ -194,7 +194,7 @@ func tenantCreate(ctx context.Context, o createOptions, tenant string, stdout, s
 	}
 	for _, s := range strings.Split(*o.streams, ",") {
 		if s = strings.TrimSpace(s); s != "" {
-			spec.Streams = append(spec.Streams, s)
+			spec.Datasets = append(spec.Datasets, s)
 		}
 	}
 	if err := spec.Validate(); err != nil {
@@ -209,7 +209,7 @@ func tenantCreate(ctx context.Context, o createOptions, tenant string, stdout, s
 			credentials = tenant
 		}
 		b, err := resources.TenantYAML(resources.Tenant{Name: tenant, Partitions: spec.Partitions, ReplicationFactor: spec.ReplicationFactor,
-			Retention: spec.Retention, Streams: spec.Streams, ProduceRate: spec.ProducerByteRate, FetchRate: spec.ConsumerByteRate,
+			Retention: spec.Retention, Streams: spec.Datasets, ProduceRate: spec.ProducerByteRate, FetchRate: spec.ConsumerByteRate,
 			MutationRate: spec.ControllerMutationRate, CredentialsNamespace: credentials})
 		if err != nil {
 			return err
