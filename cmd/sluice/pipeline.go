@@ -89,8 +89,8 @@ give other values.`, router.TestPseudonymKeyText)
 				Epilog: seeSettings,
 				Flags: func(fs *flag.FlagSet) cli.Action {
 					file := fileFlag(fs)
-					return func(_ context.Context, args []string, stdout, _ io.Writer) error {
-						return pipelineValidate(*file, args, stdout)
+					return func(_ context.Context, args []string, stdout, stderr io.Writer) error {
+						return pipelineValidate(*file, args, stdout, stderr)
 					}
 				},
 			}),
@@ -106,8 +106,8 @@ give other values.`, router.TestPseudonymKeyText)
 				Epilog: settings,
 				Flags: func(fs *flag.FlagSet) cli.Action {
 					file := fileFlag(fs)
-					return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
-						return pipelineTest(ctx, *file, args, stdout)
+					return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+						return pipelineTest(ctx, *file, args, stdout, stderr)
 					}
 				},
 			}),
@@ -253,7 +253,16 @@ type problemsError struct {
 func (e *problemsError) Error() string { return e.msg }
 func (e *problemsError) Unwrap() error { return e.err }
 
-func pipelineValidate(flagFile string, args []string, stdout io.Writer) error {
+// specWarnings writes what the document at file says that should change (a
+// deprecated key), one "warning:" line each with its line and column, as
+// specProblems writes problems.
+func specWarnings(w io.Writer, file string, warnings []router.Warning) {
+	for _, wn := range warnings {
+		fmt.Fprintf(w, "warning: %s: %s\n", file, wn)
+	}
+}
+
+func pipelineValidate(flagFile string, args []string, stdout, stderr io.Writer) error {
 	file, src, err := readPipelineFile(flagFile, args)
 	if err != nil {
 		return err
@@ -262,6 +271,7 @@ func pipelineValidate(flagFile string, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("validate %s: %w", file, specProblems(file, err))
 	}
+	specWarnings(stderr, file, p.Warnings())
 	_, err = fmt.Fprintf(stdout, "valid: tenant %s version %d, %d tests passed\n", p.Tenant, p.Version, len(p.Spec().Tests))
 	return err
 }
@@ -283,7 +293,7 @@ type testDLQ struct {
 	Error    string `json:"error"`
 }
 
-func pipelineTest(ctx context.Context, flagFile string, args []string, stdout io.Writer) error {
+func pipelineTest(ctx context.Context, flagFile string, args []string, stdout, stderr io.Writer) error {
 	if flagFile == "-" || (len(args) > 0 && args[0] == "-") {
 		return cli.Usagef("stdin carries the records; give the pipeline as a file")
 	}
@@ -307,6 +317,7 @@ func pipelineTest(ctx context.Context, flagFile string, args []string, stdout io
 	if err != nil {
 		return fmt.Errorf("test %s: %w", file, specProblems(file, err))
 	}
+	specWarnings(stderr, file, p.Warnings())
 
 	dec := schemas.NewDecoder()
 	out := bufio.NewWriter(stdout)
@@ -334,8 +345,8 @@ func pipelineTest(ctx context.Context, flagFile string, args []string, stdout io
 			o.Dropped = true
 		default:
 			o.Topic = topics.Parsed(p.Tenant)
-			if res.Stream != "" {
-				o.Topic = topics.ParsedDataset(p.Tenant, res.Stream)
+			if res.Dataset != "" {
+				o.Topic = topics.ParsedDataset(p.Tenant, res.Dataset)
 			}
 			for _, c := range res.Copies {
 				o.Copies = append(o.Copies, topics.ParsedDataset(p.Tenant, c))
@@ -442,6 +453,7 @@ func pipelineApply(ctx context.Context, o applyOptions, args []string, stdout, s
 	if err != nil {
 		return fmt.Errorf("apply %s: %w", file, specProblems(file, err))
 	}
+	specWarnings(stderr, file, p.Warnings())
 	switch *o.output {
 	case "":
 	case "yaml":
