@@ -73,7 +73,7 @@ give other values.`, router.TestPseudonymKeyText)
 		Examples: []string{
 			"sluice pipeline validate shop.yaml                 # schema, compile, its tests; offline",
 			"sluice pipeline test shop.yaml < lines.jsonl       # what the pipeline makes of sample records",
-			"sluice pipeline apply shop.yaml                    # show the diff, make its stream topics, store it",
+			"sluice pipeline apply shop.yaml                    # show the diff, make its dataset topics, store it",
 			"sluice pipeline get shop                           # stored version, what each router applies",
 		},
 		Epilog: settings,
@@ -113,9 +113,9 @@ give other values.`, router.TestPseudonymKeyText)
 			}),
 			fileArgs(&cli.Command{
 				Name:    "apply",
-				Summary: "show what changes, make the stream topics it routes to, then store the pipeline in the tenant's config topic",
+				Summary: "show what changes, make the topics of the datasets it routes to, then store the pipeline in the tenant's config topic",
 				Description: `Validates the pipeline, prints a unified diff of it against the version stored in the tenant's
-config topic, makes (or checks) the stream topics it routes to, then stores it. Its version must be
+config topic, makes (or checks) the topics of the datasets it routes to, then stores it. Its version must be
 greater than the stored one. A version that removes steps of the stored one is stored only once
 confirmed: on a terminal apply asks (y/N); elsewhere it needs --yes.`,
 				Examples: []string{
@@ -129,7 +129,8 @@ confirmed: on a terminal apply asks (y/N); elsewhere it needs --yes.`,
 					o.file = fileFlag(fs)
 					o.timeout = kafkaTimeoutFlag(fs)
 					o.yes = fs.Bool("yes", false, "store a version that removes steps of the stored one without asking")
-					o.allowMissing = fs.Bool("allow-missing-streams", false, "store the pipeline even when stream topics it routes to are missing and cannot be made (the router pauses the tenant until they exist)")
+					o.allowMissing = fs.Bool("allow-missing-datasets", false, "store the pipeline even when the topics of datasets it routes to are missing and cannot be made (the router pauses the tenant until they exist)")
+					cli.DeprecatedAlias(fs, "allow-missing-streams", "allow-missing-datasets")
 					o.output = fs.String("output", "", "yaml: validate, then print the Pipeline resource (sluice.io/v1alpha1) holding the document, in the namespace of the tenant's name, and do nothing else (for sluice-controller)")
 					return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 						return pipelineApply(ctx, o, args, stdout, stderr)
@@ -503,26 +504,26 @@ func pipelineApply(ctx context.Context, o applyOptions, args []string, stdout, s
 			}
 		}
 		return k.bounded(ctx, func(ctx context.Context) error {
-			st, err := kafka.EnsureDatasetTopics(ctx, k.adm, topics, p.Tenant, p.Streams())
+			st, err := kafka.EnsureDatasetTopics(ctx, k.adm, topics, p.Tenant, p.Datasets())
 			if err != nil {
-				return fmt.Errorf("apply %s: stream topics: %w", file, denied(err, p.Tenant, topics))
+				return fmt.Errorf("apply %s: dataset topics: %w", file, denied(err, p.Tenant, topics))
 			}
 			for _, topic := range st.Created {
-				fmt.Fprintf(stdout, "created stream topic %s\n", topic)
+				fmt.Fprintf(stdout, "created dataset topic %s\n", topic)
 			}
 			if len(st.Missing) > 0 {
 				var b strings.Builder
-				var streams []string
+				var datasets []string
 				for _, topic := range slices.Sorted(maps.Keys(st.Missing)) {
 					fmt.Fprintf(&b, "\n  %s: %v", topic, st.Missing[topic])
-					_, _, stream, _ := topics.TenantOf(topic)
-					streams = append(streams, stream)
+					_, _, dataset, _ := topics.TenantOf(topic)
+					datasets = append(datasets, dataset)
 				}
-				msg := fmt.Sprintf("the pipeline routes to stream topics that do not exist and could not be made:%s\n"+
-					"make them with administrator credentials: sluice tenant create --streams %s %s",
-					b.String(), strings.Join(streams, ","), p.Tenant)
+				msg := fmt.Sprintf("the pipeline routes to datasets whose topics do not exist and could not be made:%s\n"+
+					"make them with administrator credentials: sluice tenant create --datasets %s %s",
+					b.String(), strings.Join(datasets, ","), p.Tenant)
 				if !*o.allowMissing {
-					return fmt.Errorf("apply %s: %s\n(or apply with --allow-missing-streams: the router pauses the tenant until they exist)", file, msg)
+					return fmt.Errorf("apply %s: %s\n(or apply with --allow-missing-datasets: the router pauses the tenant until they exist)", file, msg)
 				}
 				fmt.Fprintf(stdout, "warning: %s\n", msg)
 			}

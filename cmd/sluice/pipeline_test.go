@@ -296,14 +296,14 @@ func TestPipelineApplyGetListDelete(t *testing.T) {
 		}
 	}
 
-	// The pipeline routes to stream errors: apply makes its topic.
+	// The pipeline routes to dataset errors: apply makes its topic.
 	out, _, err = runPipelineCmd(t, "apply", "-f", good)
 	if err != nil || !strings.HasPrefix(out, "--- logs.config.acme (nothing stored: pass-through)\n+++ "+good+" (version 3)\n@@ -0,0 +1,19 @@\n+tenant: acme\n") ||
-		!strings.HasSuffix(out, "+      dropped: true\ncreated stream topic logs.parsed.acme.errors\napplied: tenant acme version 3 to logs.config.acme\n") {
+		!strings.HasSuffix(out, "+      dropped: true\ncreated dataset topic logs.parsed.acme.errors\napplied: tenant acme version 3 to logs.config.acme\n") {
 		t.Fatalf("apply = %q, %v", out, err)
 	}
 	if d, err := kadm.NewClient(cl).ListTopics(ctx, "logs.parsed.acme.errors"); err != nil || len(d["logs.parsed.acme.errors"].Partitions) != 2 {
-		t.Errorf("stream topic: %+v %v, want 2 partitions like logs.parsed.acme", d, err)
+		t.Errorf("dataset topic: %+v %v, want 2 partitions like logs.parsed.acme", d, err)
 	}
 	// Same version again: refused.
 	if _, _, err := runPipelineCmd(t, "apply", "-f", good); !errors.Is(err, router.ErrVersionNotIncreasing) {
