@@ -20,7 +20,7 @@ func TestCLIResources(t *testing.T) {
 	want := kafka.TenantSpec{Partitions: 6, ReplicationFactor: 3, Retention: 72 * time.Hour, Datasets: []string{"audit"},
 		ProducerByteRate: 1 << 20, ConsumerByteRate: 2 << 20, ControllerMutationRate: 5}
 	b, err := resources.TenantYAML(resources.Tenant{Name: "shop", Partitions: want.Partitions, ReplicationFactor: want.ReplicationFactor,
-		Retention: want.Retention, Streams: want.Datasets, ProduceRate: want.ProducerByteRate, FetchRate: want.ConsumerByteRate,
+		Retention: want.Retention, Datasets: want.Datasets, ProduceRate: want.ProducerByteRate, FetchRate: want.ConsumerByteRate,
 		MutationRate: want.ControllerMutationRate, CredentialsNamespace: "shop"})
 	if err != nil {
 		t.Fatal(err)

@@ -210,7 +210,7 @@ func tenantCreate(ctx context.Context, o createOptions, tenant string, stdout, s
 			credentials = tenant
 		}
 		b, err := resources.TenantYAML(resources.Tenant{Name: tenant, Partitions: spec.Partitions, ReplicationFactor: spec.ReplicationFactor,
-			Retention: spec.Retention, Streams: spec.Datasets, ProduceRate: spec.ProducerByteRate, FetchRate: spec.ConsumerByteRate,
+			Retention: spec.Retention, Datasets: spec.Datasets, ProduceRate: spec.ProducerByteRate, FetchRate: spec.ConsumerByteRate,
 			MutationRate: spec.ControllerMutationRate, CredentialsNamespace: credentials})
 		if err != nil {
 			return err
