@@ -343,9 +343,6 @@ func freePort(t *testing.T) string {
 // a few seconds. Every line must print something (tail --errors aside:
 // web's dead letters come now and then).
 func TestDocsRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts sluice dev")
-	}
 	var lines []docLine
 	for _, path := range docFiles(t) {
 		for _, l := range docLines(t, path) {
