@@ -39,8 +39,8 @@ func noAuthorizer(c *kfake.Cluster) *kfake.FaultHandle {
 
 // TestDemoCommand: `sluice demo` started before Kafka retries its setup
 // until Kafka answers, on a cluster without an authorizer; then the demo
-// tenants' topics, their pipelines in the config topic and the route
-// stream topics exist, and container logs appear under --root behind
+// tenants' topics, their pipelines in the config topic and the dataset
+// topics exist, and container logs appear under --root behind
 // relative symlinks that resolve.
 func TestDemoCommand(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
