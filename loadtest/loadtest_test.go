@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicelogs/sluice/devstack"
 	"github.com/sluicelogs/sluice/internal/config"
-	"github.com/sluicelogs/sluice/internal/devstack"
 	"github.com/sluicelogs/sluice/internal/elastic"
 	"github.com/sluicelogs/sluice/internal/kafka"
 )
@@ -113,25 +112,20 @@ latency_sample_every: 10
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := devstack.StartKafka("127.0.0.1:0", t.TempDir())
+	k, err := devstack.StartKafka("127.0.0.1:0", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	st, err := devstack.Open(t.TempDir())
+	defer k.Close()
+	st, err := devstack.StartStore("127.0.0.1:0", t.TempDir(), nil, devstack.Faults{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Serve(ln).Close()
 	// The servers are named by settings, as the command's users name them;
 	// the stages read the same environment.
-	t.Setenv("SLUICE_KAFKA_BROKERS", strings.Join(c.ListenAddrs(), ","))
-	t.Setenv("SLUICE_ELASTICSEARCH_URLS", "http://"+ln.Addr().String())
+	t.Setenv("SLUICE_KAFKA_BROKERS", strings.Join(k.Brokers(), ","))
+	t.Setenv("SLUICE_ELASTICSEARCH_URLS", st.URL())
 	t.Setenv("SLUICE_INDEXER_REPLICAS", "0")
 	var kc kafka.Config
 	var ec elastic.Config

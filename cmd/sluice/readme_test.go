@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluicelogs/sluice/devstack"
 	"github.com/sluicelogs/sluice/indexer"
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/router"
@@ -25,7 +26,7 @@ func TestREADMESettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, cfg := range map[string]any{"shipper": &shipper.Config{}, "router": &router.Config{}, "indexer": &indexer.Config{}, "dev": &devConfig{}} {
+	for name, cfg := range map[string]any{"shipper": &shipper.Config{}, "router": &router.Config{}, "indexer": &indexer.Config{}, "dev": &devstack.Config{}} {
 		var want bytes.Buffer
 		if err := config.WriteMarkdown(&want, cfg); err != nil {
 			t.Fatal(err)
