@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -240,4 +241,34 @@ func TestTelemetryLoopback(t *testing.T) {
 	if sh.Telemetry.Addr != telemetry.DefaultAddr {
 		t.Errorf("the shipper listens on %q, want %q", sh.Telemetry.Addr, telemetry.DefaultAddr)
 	}
+}
+
+// TestStartAddressTaken: an address in use is an error that says how to
+// change it, and what was started before is released.
+func TestStartAddressTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Dir: dir, KafkaAddr: ln.Addr().String(), ESAddr: "127.0.0.1:0"}, "--kafka-addr or SLUICE_DEV_KAFKA_ADDR"},
+		{Config{Dir: dir, KafkaAddr: "127.0.0.1:0", ESAddr: ln.Addr().String()}, "is not free (change it with --es-addr or SLUICE_DEV_ES_ADDR)"},
+	} {
+		_, err := Start(t.Context(), tc.cfg, Options{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+	// The store of the second start was never opened, the Kafka of the
+	// first released: both start again on the same directory.
+	s, err := Start(t.Context(), Config{Dir: dir, KafkaAddr: "127.0.0.1:0", ESAddr: "127.0.0.1:0"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close() // stopped while starting: a stage may report the cancelled start
 }
