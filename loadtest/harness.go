@@ -151,7 +151,7 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 	stopMeasuring()
 	wg.Wait()
 	for _, p := range r.all() {
-		p.stop(30 * time.Second)
+		_ = p.Stop(30 * time.Second)
 	}
 	if err := errors.Join(writeErr, ctx.Err()); err != nil {
 		return nil, err
@@ -254,7 +254,7 @@ func (r *run) startStages(ctx context.Context) error {
 			return err
 		}
 		*list = append(*list, p)
-		return p.start()
+		return p.Start()
 	}
 	for i := range r.s.RouterReplicas {
 		if err := add(&r.routers, "router", i, "SLUICE_ROUTER_ID=router-"+strconv.Itoa(i)); err != nil {
@@ -271,7 +271,7 @@ func (r *run) startStages(ctx context.Context) error {
 		}
 	}
 	for _, p := range append(append([]*process{}, r.routers...), r.indexers...) {
-		if err := p.waitReady(ctx, time.Minute); err != nil {
+		if err := p.WaitReady(ctx, time.Minute); err != nil {
 			return err
 		}
 	}
@@ -285,7 +285,7 @@ func (r *run) startStages(ctx context.Context) error {
 		}
 	}
 	for _, p := range r.shippers {
-		if err := p.waitReady(ctx, time.Minute); err != nil {
+		if err := p.WaitReady(ctx, time.Minute); err != nil {
 			return err
 		}
 	}
@@ -359,8 +359,8 @@ func (r *run) startFaults(ctx context.Context, wg *sync.WaitGroup) {
 				case <-t.C:
 				}
 				p := procs[i%len(procs)]
-				r.mark("kill "+p.name, time.Since(r.start), 0)
-				if err := p.kill(); err != nil {
+				r.mark("kill "+p.Name(), time.Since(r.start), 0)
+				if err := p.Restart(); err != nil {
 					r.metrics.fail(err)
 				}
 			}
@@ -435,12 +435,12 @@ func (r *run) drain(ctx context.Context) (bool, error) {
 
 func (r *run) drained(ctx context.Context, cl *kgo.Client) (bool, error) {
 	for _, p := range r.shippers {
-		s, err := scrape(ctx, p.metrics)
+		s, err := scrape(ctx, p.MetricsAddr())
 		if err != nil {
 			return false, err
 		}
 		if sum(s["sluice_shipper_unshipped_bytes"]) > 0 || sum(s["sluice_shipper_buffered_bytes"]) > 0 {
-			return false, fmt.Errorf("%s has not shipped everything", p.name)
+			return false, fmt.Errorf("%s has not shipped everything", p.Name())
 		}
 	}
 	topics, err := kadm.NewClient(cl).ListTopics(ctx)
@@ -479,7 +479,7 @@ func sum(m map[string]float64) float64 {
 // close stops whatever still runs.
 func (r *run) close() {
 	for _, p := range r.all() {
-		p.stop(5 * time.Second)
+		_ = p.Stop(5 * time.Second)
 	}
 	for _, w := range r.writers {
 		_ = w.Close()
