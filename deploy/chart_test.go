@@ -83,7 +83,7 @@ func manifestsText(ms []releaseutil.Manifest) []byte {
 	b.WriteString("# Sluice: the Helm chart deploy/helm/sluice rendered with its default values (release\n")
 	b.WriteString("# \"sluice\", namespace \"sluice\") by `make manifests`. Do not edit: change the chart and run\n")
 	b.WriteString("# `make manifests`; a test fails when this file is stale. Before applying, make the Secrets\n")
-	b.WriteString("# the stages read (README, \"Kubernetes\"), then:\n")
+	b.WriteString("# the stages read (docs/operations.md, \"Kubernetes\"), then:\n")
 	b.WriteString("#   kubectl create namespace sluice && kubectl apply -f deploy/kubernetes/sluice.yaml\n")
 	for _, m := range ms {
 		fmt.Fprintf(&b, "---\n# Source: %s\n%s\n", m.Name, strings.TrimSpace(m.Content))

@@ -22,7 +22,7 @@ import (
 // Wildcard patterns cannot grant one tenant its indices alone (sluice-shop-*
 // also matches tenant shop-web's, sluice-shop-2* tenant shop-2fa's): an
 // Elasticsearch role for tenant shop uses the regular expression
-// /sluice-shop(\.[a-z0-9-]+)?-[0-9]{4}\.[0-9]{2}\.[0-9]{2}/ (see the README).
+// /sluice-shop(\.[a-z0-9-]+)?-[0-9]{4}\.[0-9]{2}\.[0-9]{2}/ (see docs/indexer.md).
 
 // ErrInvalidIndexPrefix is returned (wrapped) by ValidateIndexPrefix.
 var ErrInvalidIndexPrefix = errors.New("invalid index prefix")
