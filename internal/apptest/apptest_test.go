@@ -172,7 +172,7 @@ func TestWrapper(t *testing.T) {
 	}
 }
 
-// TestBinary builds the sluice binary once and runs it.
+// TestBinary builds the sluice binaries once and runs them.
 func TestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the sluice binary")
@@ -184,6 +184,14 @@ func TestBinary(t *testing.T) {
 	p := Sluice(t, nil, "version")
 	if err := p.Wait(); err != nil || !strings.HasPrefix(p.Output(), "sluice ") {
 		t.Errorf("sluice version: %v, %q", err, p.Output())
+	}
+	// The production build has no sluice dev; the full build has.
+	for bin, want := range map[string]string{bin: "Not in this build", DevBinary(t): "Runs the whole pipeline in one process"} {
+		p := Start(t, Config{Bin: bin, Args: []string{"dev", "--help"}, Dir: t.TempDir()})
+		_ = p.Wait()
+		if !strings.Contains(p.Output(), want) {
+			t.Errorf("%s dev --help: %q, want %q", bin, p.Output(), want)
+		}
 	}
 }
 

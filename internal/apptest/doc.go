@@ -4,7 +4,8 @@
 // test` too, as `sluice loadtest`): one harness for both.
 //
 // Build and Binary build the binary as the production image does (-tags
-// nodev), Binary once per test binary (Main removes it). A Process is a
+// nodev), Binary once per test binary (Main removes it); DevBinary is the
+// full build, for tests of sluice dev. A Process is a
 // binary started with arguments and environment, its output kept in memory
 // or appended to a log file; it can be killed with SIGKILL and started
 // again (its lives add up), stopped with SIGTERM and a timeout, waited for

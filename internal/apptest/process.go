@@ -31,6 +31,8 @@ type Config struct {
 	// whole environment.
 	Env     []string
 	OnlyEnv bool
+	// Dir is the working directory; "" is this process's.
+	Dir string
 	// Wrapper, when set, is the command line run instead, with the binary
 	// and its arguments appended: a shell that sets a limit and execs
 	// them, say ({"/bin/sh", "-c", `ulimit -n 64 && exec "$0" "$@"`}).
@@ -122,6 +124,7 @@ func (p *Process) Start() error {
 	}
 	argv := append(append(append([]string(nil), p.cfg.Wrapper...), p.cfg.Bin), p.cfg.Args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = p.cfg.Dir
 	cmd.Env = p.cfg.Env
 	if !p.cfg.OnlyEnv {
 		cmd.Env = append(os.Environ(), p.cfg.Env...)
