@@ -55,7 +55,7 @@ func TestDemoCommand(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, logs syncWriter
+	var out, logs syncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"demo", "--root", root, "--rate", "200", "--node", "test-node", "--setup-timeout", "90s"}, &out, &logs)
@@ -175,7 +175,7 @@ func checkDemoTree(root string, want int) string {
 func TestDemoNoSetup(t *testing.T) {
 	root := t.TempDir()
 	var ready atomic.Bool
-	var logs syncWriter
+	var logs syncBuffer
 	log, err := telemetry.NewLogger(&logs, "text", "info")
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package main
+package devstack
 
 import (
 	"context"
@@ -21,10 +21,12 @@ import (
 	"github.com/sluicelogs/sluice/router"
 )
 
-// tenantMaker makes tenants for the dev stack and `sluice demo`: topics
-// only (no user), with ACLs where the cluster has an authorizer. It makes
-// the demo's tenants, and in dev a tenant for every namespace that appears
-// in the node tree and every tenant a pipeline is applied for.
+// tenantMaker makes the dev stack's tenants: topics only (no user), with
+// ACLs where the cluster has an authorizer. It makes the demo's tenants, a
+// tenant for every namespace that appears in the node tree and every
+// tenant a pipeline is applied for. (sluice demo makes the demo's tenants
+// on a real cluster with code of its own, cmd/sluice/demo.go: the
+// production image carries that command, and no code of this package.)
 type tenantMaker struct {
 	adm    *kadm.Client
 	topics kafka.Topics
