@@ -321,7 +321,7 @@ func banner(w io.Writer, ep Endpoints, withDemo bool) {
 	}
 	fmt.Fprintf(w, "  Data           %s\n", ep.Dir)
 	if withDemo {
-		fmt.Fprintf(w, "  Demo tenants   shop (JSON, stack traces), payments (regex, audit stream), web (access logs, a failing line)\n")
+		fmt.Fprintf(w, "  Demo tenants   shop (JSON, stack traces), payments (regex, audit dataset), web (access logs, a failing line)\n")
 	}
 	fmt.Fprintf(w, "\nTry, in another terminal:\n")
 	fmt.Fprintf(w, "  bin/sluice tail --tenant shop\n")

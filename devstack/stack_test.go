@@ -43,21 +43,21 @@ func TestDevStackEndToEnd(t *testing.T) {
 	ctx := t.Context()
 
 	// beta parses its lines with a regex (a line that does not match goes
-	// to its dead-letter topic) and routes some to a stream.
+	// to its dead-letter topic) and routes some to a dataset.
 	cl := kafkatest.ClientAt(t, ep.Brokers)
 	// An operator makes tenant beta, then beta applies its pipeline.
 	topics := kafka.Topics{Prefix: "logs"}
 	if _, err := kafka.ProvisionTenant(ctx, kadm.NewClient(cl), topics, "beta", kafka.TenantSpec{Partitions: 3, ReplicationFactor: -1}); err != nil {
 		t.Fatal(err)
 	}
-	// As sluice pipeline apply does: the stream topics first, then the
+	// As sluice pipeline apply does: the dataset topics first, then the
 	// pipeline.
 	// Its records get an array attribute, which must arrive as a keyword
 	// array.
 	beta := []byte("tenant: beta\nversion: 1\nsteps:\n  - regex: {pattern: '^beta (?P<n>[0-9]+)'}\n" +
 		"  - set: {field: tags, expr: 'split(\"eu,blue\", \",\")'}\n" +
-		"  - route: {if: 'int(attributes[\"n\"]) >= 25', stream: late}\n")
-	if _, err := kafka.EnsureStreamTopics(ctx, kadm.NewClient(cl), topics, "beta", []string{"late"}); err != nil {
+		"  - route: {if: 'int(attributes[\"n\"]) >= 25', dataset: late}\n")
+	if _, err := kafka.EnsureDatasetTopics(ctx, kadm.NewClient(cl), topics, "beta", []string{"late"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := router.ApplyPipeline(ctx, cl, topics, beta); err != nil {

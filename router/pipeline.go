@@ -291,10 +291,6 @@ func (p *Pipeline) Datasets() []string {
 	return out
 }
 
-// Streams is Datasets under its former name.
-//
-// Deprecated: use Datasets; a route's output is called a dataset now.
-func (p *Pipeline) Streams() []string { return p.Datasets() }
 
 // Warnings are what the pipeline's document says that should change (a
 // deprecated key), from Spec.Warnings; none for PassThrough.

@@ -58,7 +58,7 @@ func demoCommand() *cli.Command {
 		Description: `Runs the demo workload of 'sluice dev' against real servers, for docker compose or for trying Sluice
 on a cluster. Unless --no-setup, it first makes the demo tenants in Kafka (shop, payments, web: their
 topics, no user; ACLs only where Kafka has an authorizer), applies their pipelines to the config
-topic (a stored version as high is kept) and creates their route stream topics, retrying until
+topic (a stored version as high is kept) and creates their dataset topics, retrying until
 Kafka answers or --setup-timeout passes. Then it writes the pods' container logs, kubelet-style
 (CRI lines, partial lines, rotation), under --root until SIGTERM. The symlinks in
 <root>/var/log/containers are relative, so a shipper may mount the tree at any path. /readyz
@@ -143,7 +143,7 @@ func runDemoWith(ctx context.Context, cfg demoConfig, opts demoOptions, st stage
 	return nil
 }
 
-// demoSetup makes the demo tenants, pipelines and route stream topics,
+// demoSetup makes the demo tenants, pipelines and dataset topics,
 // retrying until it succeeds or timeout passes: under docker compose, Kafka
 // may still be starting.
 func demoSetup(ctx context.Context, kcfg kafka.Config, timeout time.Duration, log *slog.Logger) error {
@@ -195,7 +195,7 @@ func demoSetup(ctx context.Context, kcfg kafka.Config, timeout time.Duration, lo
 
 // setupDemoTenants makes the compacted topics the stages follow (the
 // routers' status, the tenants' settings) and the demo's tenants: their
-// topics, route stream topics included (no user; ACLs where the cluster has
+// topics, dataset topics included (no user; ACLs where the cluster has
 // an authorizer), then their pipelines, as sluice tenant create --no-user
 // and sluice pipeline apply would. A stored pipeline version as high is
 // left alone. The dev stack does the same with code of its own (package
@@ -215,9 +215,9 @@ func setupDemoTenants(ctx context.Context, cl *kgo.Client, topics kafka.Topics, 
 		if err != nil {
 			return fmt.Errorf("demo pipeline %s: %w", tenant, err)
 		}
-		// The stream topics with the others, before the pipeline: no
+		// The dataset topics with the others, before the pipeline: no
 		// routed record finds its topic missing.
-		res, err := kafka.ProvisionTenant(ctx, adm, topics, tenant, kafka.TenantSpec{Partitions: 3, ReplicationFactor: -1, Streams: p.Streams()})
+		res, err := kafka.ProvisionTenant(ctx, adm, topics, tenant, kafka.TenantSpec{Partitions: 3, ReplicationFactor: -1, Datasets: p.Datasets()})
 		if err != nil {
 			return fmt.Errorf("tenant %s: %w", tenant, err)
 		}

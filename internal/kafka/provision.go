@@ -510,11 +510,3 @@ func EnsureDatasetTopics(ctx context.Context, adm *kadm.Client, t Topics, tenant
 	}
 	return res, nil
 }
-
-// EnsureStreamTopics is EnsureDatasetTopics under its former name.
-//
-// Deprecated: use EnsureDatasetTopics; a route's output is called a
-// dataset now.
-func EnsureStreamTopics(ctx context.Context, adm *kadm.Client, t Topics, tenant string, datasets []string) (DatasetTopics, error) {
-	return EnsureDatasetTopics(ctx, adm, t, tenant, datasets)
-}
