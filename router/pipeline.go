@@ -291,7 +291,6 @@ func (p *Pipeline) Datasets() []string {
 	return out
 }
 
-
 // Warnings are what the pipeline's document says that should change (a
 // deprecated key), from Spec.Warnings; none for PassThrough.
 func (p *Pipeline) Warnings() []Warning {
