@@ -54,7 +54,7 @@ func startLimitedProcess(t *testing.T, env []string, nofile int, args ...string)
 // once. Each container writes a few lines, a third of them at times half a
 // line without its newline, finished a round later; some lines are split
 // into partial lines. Every line must arrive, and since nothing is killed
-// and Kafka stays up, hardly any twice: a shipper that tears a stream down
+// and Kafka stays up, hardly any twice: a shipper that tears a follower down
 // on a descriptor error and reads it again sends its container's lines
 // again.
 func TestShipperUnderLowDescriptorLimit(t *testing.T) {
@@ -214,8 +214,8 @@ func testDescriptorLimit(t *testing.T, early int) {
 	// Nothing is killed and Kafka stays up: at least once gives no reason
 	// to send a line twice. A delivery that fails now and then on a
 	// descriptor error (a connection that cannot be dialled at the limit)
-	// rewinds its stream to its checkpoint and re-sends the line or two it
-	// had in flight; that is allowed for 1% of the lines. A stream torn
+	// rewinds its follower to its checkpoint and re-sends the line or two it
+	// had in flight; that is allowed for 1% of the lines. A follower torn
 	// down and read again re-sends all of its container's lines, and a line
 	// sent three times means that happened more than once.
 	if n := len(more); n > 0 {

@@ -42,12 +42,12 @@ func TestIndexerSurvivesKill9(t *testing.T) {
 	// The event time is noon yesterday: the index day never changes
 	// during the test.
 	eventTime := time.Now().UTC().Truncate(24 * time.Hour).Add(-12 * time.Hour)
-	type target struct{ topic, tenant, stream, dlq, index string }
+	type target struct{ topic, tenant, dataset, dlq, index string }
 	var targets []target
 	for _, tg := range []target{{"logs.parsed.alpha", "alpha", "", "logs.dlq.alpha", ""},
 		{"logs.parsed.alpha.audit", "alpha", "audit", "logs.dlq.alpha", ""},
 		{"logs.parsed.beta", "beta", "", "logs.dlq.beta", ""}} {
-		tg.index = indexer.IndexName("sluice", tg.tenant, tg.stream, eventTime, time.UTC)
+		tg.index = indexer.IndexName("sluice", tg.tenant, tg.dataset, eventTime, time.UTC)
 		targets = append(targets, tg)
 	}
 	parsed := []string{targets[0].topic, targets[1].topic, targets[2].topic}
