@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -32,6 +31,36 @@ func sluice(t *testing.T, ctx context.Context, args ...string) (string, string, 
 // command. Quotes are honoured; |, <, >, ;, &, ( and ) end a word and a
 // command; # starts a comment.
 func shellWords(line string) (args []string, ok bool) {
+	words := shellSplit(line)
+	isOp := func(w string) bool { return len(w) == 1 && strings.Contains("|<>;&()", w) }
+	first := true // at a command's first word
+	for i, word := range words {
+		switch {
+		case isOp(word):
+			first = true
+			continue
+		case first && strings.Contains(word, "=") && !strings.HasPrefix(word, "="):
+			continue // VAR=value before the command
+		case !first:
+			continue
+		}
+		first = false
+		if word == "sluice" || strings.HasSuffix(word, "/sluice") {
+			for _, a := range words[i+1:] {
+				if isOp(a) {
+					break
+				}
+				args = append(args, a)
+			}
+			return args, true
+		}
+	}
+	return nil, false
+}
+
+// shellSplit splits a shell command line into words: quotes are honoured;
+// each of |, <, >, ;, &, ( and ) is a word of its own; # starts a comment.
+func shellSplit(line string) []string {
 	var words []string
 	var w strings.Builder
 	inWord := false
@@ -74,30 +103,7 @@ func shellWords(line string) (args []string, ok bool) {
 		}
 	}
 	flush()
-	isOp := func(w string) bool { return len(w) == 1 && strings.Contains("|<>;&()", w) }
-	first := true // at a command's first word
-	for i, word := range words {
-		switch {
-		case isOp(word):
-			first = true
-			continue
-		case first && strings.Contains(word, "=") && !strings.HasPrefix(word, "="):
-			continue // VAR=value before the command
-		case !first:
-			continue
-		}
-		first = false
-		if word == "sluice" || strings.HasSuffix(word, "/sluice") {
-			for _, a := range words[i+1:] {
-				if isOp(a) {
-					break
-				}
-				args = append(args, a)
-			}
-			return args, true
-		}
-	}
-	return nil, false
+	return words
 }
 
 // TestEveryCommandHelp: every command and subcommand answers --help, -h
@@ -291,43 +297,5 @@ func TestCompletion(t *testing.T) {
 		if got := strings.TrimSpace(string(out)); got != want {
 			t.Errorf("completing %q: %q, want %q", line, got, want)
 		}
-	}
-}
-
-// TestREADMECommands: every sluice command line in the README's shell
-// blocks is one sluice accepts (commands, flags, arguments).
-func TestREADMECommands(t *testing.T) {
-	f, err := os.Open("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	prog := program()
-	sc := bufio.NewScanner(f)
-	inShell, n := false, 0
-	for line := 1; sc.Scan(); line++ {
-		text := sc.Text()
-		switch {
-		case strings.HasPrefix(text, "```sh"):
-			inShell = true
-			continue
-		case strings.HasPrefix(text, "```"):
-			inShell = false
-			continue
-		}
-		if !inShell {
-			continue
-		}
-		args, ok := shellWords(text)
-		if !ok {
-			continue
-		}
-		n++
-		if err := prog.Check(args); err != nil {
-			t.Errorf("README.md:%d: %q: %v", line, text, err)
-		}
-	}
-	if n < 10 {
-		t.Errorf("found %d sluice command lines in the README", n)
 	}
 }

@@ -9,43 +9,53 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluicelogs/sluice/devstack"
 	"github.com/sluicelogs/sluice/indexer"
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/router"
 	"github.com/sluicelogs/sluice/shipper"
 )
 
-var updateREADME = flag.Bool("update-readme", false, "rewrite the README's settings tables from the configuration structs")
+var updateREADME = flag.Bool("update-readme", false, "rewrite the settings tables of the README and the guides from the configuration structs")
 
-// TestREADMESettings keeps the README's settings tables true: each must be
-// exactly what the configuration structs describe. With -update-readme it
-// rewrites them.
+// settingsDocs are the files holding each settings table, between
+// <!-- settings:NAME --> and <!-- end settings:NAME -->.
+var settingsDocs = map[string]string{
+	"shipper": "../../docs/shipper.md",
+	"router":  "../../docs/router.md",
+	"indexer": "../../docs/indexer.md",
+	"dev":     "../../README.md",
+}
+
+// TestREADMESettings keeps the settings tables of the README and the guides
+// true: each must be exactly what the configuration structs describe. With
+// -update-readme it rewrites them.
 func TestREADMESettings(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, cfg := range map[string]any{"shipper": &shipper.Config{}, "router": &router.Config{}, "indexer": &indexer.Config{}, "dev": &devConfig{}} {
+	for name, cfg := range map[string]any{"shipper": &shipper.Config{}, "router": &router.Config{}, "indexer": &indexer.Config{}, "dev": &devstack.Config{}} {
+		path := settingsDocs[name]
+		doc, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
 		var want bytes.Buffer
 		if err := config.WriteMarkdown(&want, cfg); err != nil {
 			t.Fatal(err)
 		}
 		begin, end := "<!-- settings:"+name+" -->\n", "<!-- end settings:"+name+" -->"
-		_, rest, ok := strings.Cut(string(readme), begin)
+		_, rest, ok := strings.Cut(string(doc), begin)
 		got, _, ok2 := strings.Cut(rest, end)
 		if !ok || !ok2 {
-			t.Fatalf("README.md has no %q ... %q section", begin, end)
+			t.Fatalf("%s has no %q ... %q section", path, begin, end)
 		}
-		if got != want.String() {
-			if *updateREADME {
-				readme = []byte(strings.Replace(string(readme), begin+got+end, begin+want.String()+end, 1))
-				continue
-			}
-			t.Errorf("README.md settings for %s are out of date (go test ./cmd/sluice -run TestREADMESettings -update-readme); replace the section with:\n%s", name, want.String())
+		if got == want.String() {
+			continue
 		}
-	}
-	if *updateREADME {
-		if err := os.WriteFile("../../README.md", readme, 0o644); err != nil {
+		if !*updateREADME {
+			t.Errorf("%s: settings for %s are out of date (go test ./cmd/sluice -run TestREADMESettings -update-readme); replace the section with:\n%s", path, name, want.String())
+			continue
+		}
+		doc = []byte(strings.Replace(string(doc), begin+got+end, begin+want.String()+end, 1))
+		if err := os.WriteFile(path, doc, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
