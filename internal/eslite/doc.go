@@ -88,7 +88,8 @@
 // Documents are held in memory in either mode, with their values as
 // numbers, strings and dates: about 1.4 KB per 500-byte indexer document
 // (a heap of 715 MB for 500,000), plus the bulk bodies they were sent in.
-// Reopening replays 20,000 to 30,000 documents a second (500,000 in 28 s).
+// Reopening replays about 60,000 documents a second (500,000 in 8 s; 28 s
+// with the machine busy with other work).
 //
 // # Faults
 //
@@ -107,20 +108,21 @@
 // under its lock; searches read indices in parallel with each other. A
 // search evaluates its query on every document of its indices in turn: no
 // inverted index, a linear scan, which is fine for development data.
-// Measured on the 2-vCPU development machine (AMD EPYC, shared with other
-// work: load average 8) with
+// Measured on the 2-vCPU development machine (AMD EPYC, shared: the
+// figures in parentheses were taken with a load average of 8) with
 //
 //	go test -run '^$' -bench . -benchmem ./internal/eslite/
 //
 // BenchmarkBulk (go-elasticsearch's BulkIndexer, 5 MB requests of the
 // indexer's ~500-byte documents under its template, client and store in one
-// process): 24,000 to 34,000 documents a second in memory, 15,000 to 25,000
-// on disk, 37 allocations and 8.3 KB a document, the client's included.
-// BenchmarkSearch over 1,000,000 such documents of one day, through
-// go-elasticsearch: a keyword term sorted by @timestamp, size 20, 83 ms;
-// the query sluice search sends (query_string, tenant term, one-hour
-// range, sorted) 60 ms; a count over an hour's range 63 ms; match_all
-// sorted by @timestamp 285 ms; a text match of a word no document holds
-// 185 ms (one found early stops the scan: 9 ms). Building those
+// process): 45,000 to 63,000 documents a second in memory (24,000 to
+// 34,000), 41,000 to 57,000 on disk (15,000 to 25,000), 37 allocations and
+// 8.4 KB a document, the client's included. BenchmarkSearch over 1,000,000
+// such documents of one day, through go-elasticsearch: a keyword term
+// sorted by @timestamp, size 20, 48 ms (83 ms); the query sluice search
+// sends (query_string, tenant term, one-hour range, sorted) 57 ms (60 ms);
+// a count over an hour's range 45 ms (63 ms); match_all sorted by
+// @timestamp 169 ms (285 ms); a text match of a word no document holds
+// 126 ms (185 ms; one found early stops the scan: 4 ms). Building those
 // documents takes 1.5 GB of memory.
 package eslite
