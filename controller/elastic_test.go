@@ -17,7 +17,7 @@ import (
 	"github.com/sluicelogs/sluice/controller/v1alpha1"
 	"github.com/sluicelogs/sluice/indexer"
 	"github.com/sluicelogs/sluice/internal/elastic"
-	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/eslite"
 	"github.com/sluicelogs/sluice/internal/kafka"
 )
 
@@ -29,7 +29,7 @@ import (
 func TestTenantElasticsearchRole(t *testing.T) {
 	ctx := context.Background()
 	cluster, adm := testKafka(t)
-	es := esfake.Start(t, esfake.RequireAuth("Basic "+base64.StdEncoding.EncodeToString([]byte("sluice:es-secret"))))
+	es := eslite.Start(t, eslite.RequireAuth("Basic "+base64.StdEncoding.EncodeToString([]byte("sluice:es-secret"))))
 	esClient, err := (&elastic.Config{URLs: []string{es.URL()}, Username: "sluice", Password: "es-secret", RequestTimeout: 10 * time.Second}).NewClient()
 	if err != nil {
 		t.Fatal(err)
@@ -70,14 +70,14 @@ func TestTenantElasticsearchRole(t *testing.T) {
 	}
 
 	// Elasticsearch away: the Tenant is not Ready and tried again.
-	es.SetFaults(esfake.Faults{Down: true})
+	es.SetFaults(eslite.Faults{Down: true})
 	if res := reconcileTenant(t, r, "shop"); res.RequeueAfter != time.Second {
 		t.Errorf("with Elasticsearch down: requeue after %v, want the retry", res.RequeueAfter)
 	}
 	if c := readyOf(t, cl, "shop"); c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonElasticsearchError {
 		t.Fatalf("shop with Elasticsearch down: Ready %+v", c)
 	}
-	es.SetFaults(esfake.Faults{})
+	es.SetFaults(eslite.Faults{})
 
 	deleteTenant(t, cl, r, "web")
 	if _, ok := es.Role(indexer.RoleName("web")); ok {

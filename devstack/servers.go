@@ -13,14 +13,14 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	esstore "github.com/sluicelogs/sluice/internal/devstack"
-	"github.com/sluicelogs/sluice/internal/escompat"
+	kafkadev "github.com/sluicelogs/sluice/internal/devstack"
+	"github.com/sluicelogs/sluice/internal/eslite"
 )
 
 // StoreConfig is the settings of the embedded store (SLUICE_DEV_ES_*):
 // faults and latency, for watching the indexer retry without a real
 // cluster misbehaving.
-type StoreConfig = esstore.Config
+type StoreConfig = eslite.Config
 
 // Kafka is the embedded Kafka: one kfake broker keeping its log in a
 // directory, so that it can be stopped (a Kafka outage, for the load test)
@@ -38,7 +38,7 @@ type Kafka struct {
 // picks one) with its log under dir. Topics are made explicitly, with 3
 // partitions unless told otherwise.
 func StartKafka(addr, dir string) (*Kafka, error) {
-	c, err := esstore.StartKafka(addr, dir)
+	c, err := kafkadev.StartKafka(addr, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +73,7 @@ func (k *Kafka) Restart() error {
 	}
 	var err error
 	for range 50 {
-		if k.c, err = esstore.StartKafka(k.addr, k.dir); err == nil {
+		if k.c, err = kafkadev.StartKafka(k.addr, k.dir); err == nil {
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -101,8 +101,8 @@ type Faults struct {
 	Latency time.Duration
 }
 
-func (f Faults) store() escompat.Faults {
-	return escompat.Faults{RequestStatus: f.Status, RequestFraction: f.Requests, ItemFraction: f.Items, Latency: f.Latency}.Normalized()
+func (f Faults) store() eslite.Faults {
+	return eslite.Faults{RequestStatus: f.Status, RequestFraction: f.Requests, ItemFraction: f.Items, Latency: f.Latency}
 }
 
 // storeFaults are the faults c asks for.
@@ -112,7 +112,7 @@ func storeFaults(c StoreConfig) Faults {
 
 // Store is the embedded Elasticsearch-compatible store, served over HTTP.
 type Store struct {
-	st  *esstore.Store
+	st  *eslite.Store
 	srv *http.Server
 	url string
 }
@@ -124,11 +124,11 @@ func StartStore(addr, dir string, log *slog.Logger, faults Faults) (*Store, erro
 	if err != nil {
 		return nil, &addrError{addr: addr, err: err}
 	}
-	opts := []esstore.Option{esstore.WithFaults(faults.store())}
+	opts := []eslite.Option{eslite.WithFaults(faults.store())}
 	if log != nil {
-		opts = append(opts, esstore.WithLogger(log))
+		opts = append(opts, eslite.WithLogger(log))
 	}
-	st, err := esstore.Open(dir, opts...)
+	st, err := eslite.Open(dir, opts...)
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("embedded Elasticsearch-compatible store: %w", err)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/eslite"
 	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/schemas"
 )
@@ -83,7 +83,7 @@ func BenchmarkDocuments(b *testing.B) {
 func BenchmarkEndToEnd(b *testing.B) {
 	n := max(b.N, 20_000)
 	c := testCluster(b, "logs.parsed.shop", "logs.dlq.shop")
-	es := esfake.Start(b, esfake.Discard())
+	es := eslite.Start(b, eslite.Discard())
 	cl := kafkatest.Client(b, c, kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(100_000))
 	recs := benchRecords(b, n)
 	for _, r := range recs {

@@ -11,18 +11,18 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicelogs/sluice/internal/devstack"
+	"github.com/sluicelogs/sluice/internal/eslite"
 	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
 // TestIndexerIntoDevstack runs the indexer against the embedded
-// Elasticsearch-compatible store (bleve), as sluice dev does: the template
+// Elasticsearch-compatible store, on disk as sluice dev runs it: the template
 // applies, every record is one document in its daily index, and a keyword
 // query on a pod name matches exactly that pod's documents.
 func TestIndexerIntoDevstack(t *testing.T) {
 	c := testCluster(t, "logs.parsed.shop", "logs.dlq.shop")
-	st, err := devstack.Open(t.TempDir())
+	st, err := eslite.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/eslite"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
@@ -318,7 +318,7 @@ func TestAppendTime(t *testing.T) {
 // array under one mapping: strings and mixes as keyword, integers as long,
 // integers with fractions as double.
 func TestArrayAttributesMapping(t *testing.T) {
-	es := esfake.Start(t)
+	es := eslite.Start(t)
 	client, err := testES(t, es.URL()).NewClient()
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/eslite"
 	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/testwait"
 )
@@ -21,7 +21,7 @@ import (
 // tenant goes on. Once the topic exists, everything is written.
 func TestIndexerMissingDeadLetterTopic(t *testing.T) {
 	c := testCluster(t, "logs.parsed.shop", "logs.parsed.pay", "logs.dlq.pay")
-	es := esfake.Start(t)
+	es := eslite.Start(t)
 	cl := kafkatest.Client(t, c)
 	var s sent
 	s.produce(t, cl, "logs.parsed.shop", 600, 100, nil) // 6 records that are not records
@@ -55,7 +55,7 @@ func TestIndexerMissingDeadLetterTopic(t *testing.T) {
 // status.
 func TestIndexerSplitsRefusedRequests(t *testing.T) {
 	c := testCluster(t, "logs.parsed.shop", "logs.dlq.shop")
-	fake := esfake.New()
+	fake := eslite.New()
 	const limit = 6000
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/_bulk") {
@@ -104,7 +104,7 @@ func TestIndexerSplitsRefusedRequests(t *testing.T) {
 // refusals (seeded) come in the same order every run.
 func TestIndexerKeepsPaceUnderItemRefusals(t *testing.T) {
 	c := testCluster(t, "logs.parsed.shop", "logs.dlq.shop")
-	es := esfake.Start(t, esfake.Seed(11), esfake.WithFaults(esfake.Faults{ItemFraction: 0.4}))
+	es := eslite.Start(t, eslite.Seed(11), eslite.WithFaults(eslite.Faults{ItemFraction: 0.4}))
 	cl := kafkatest.Client(t, c)
 	var s sent
 	s.produce(t, cl, "logs.parsed.shop", 10000, 0, nil)

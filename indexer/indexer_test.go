@@ -22,7 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/config"
-	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/eslite"
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/testwait"
@@ -192,7 +192,7 @@ func readDeadLetters(t testing.TB, c *kfake.Cluster, topics ...string) map[strin
 // accountFor checks that every produced record is stored exactly once in
 // es or is in dead (exactly one of the two), and returns how many went
 // where.
-func (s *sent) accountFor(t testing.TB, es *esfake.Server, dead map[string]schemas.DeadLetter) (stored, dlq int) {
+func (s *sent) accountFor(t testing.TB, es *eslite.Store, dead map[string]schemas.DeadLetter) (stored, dlq int) {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -236,7 +236,7 @@ func committedAll(t testing.TB, cl *kgo.Client, group string, topics ...string) 
 // watchCommits checks, until the test ends, that no committed offset ever
 // passes a record that is neither stored nor expected in a dead-letter
 // topic (records a test sends there are checked at the end).
-func (s *sent) watchCommits(t *testing.T, adm *kadm.Client, es *esfake.Server, group string) {
+func (s *sent) watchCommits(t *testing.T, adm *kadm.Client, es *eslite.Store, group string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done })
@@ -272,7 +272,7 @@ func (s *sent) watchCommits(t *testing.T, adm *kadm.Client, es *esfake.Server, g
 func TestIndexerFaults(t *testing.T) {
 	topics := []string{"logs.parsed.shop", "logs.parsed.shop.audit", "logs.parsed.pay", "logs.dlq.shop", "logs.dlq.pay"}
 	c := testCluster(t, topics...)
-	es := esfake.Start(t, esfake.Seed(1))
+	es := eslite.Start(t, eslite.Seed(1))
 	cl := kafkatest.Client(t, c, kgo.DefaultProduceTopic("logs.parsed.shop"))
 	adm := kadm.NewClient(cl)
 
@@ -293,13 +293,13 @@ func TestIndexerFaults(t *testing.T) {
 		return map[string]any{"code": int64(i), "level": "info"}
 	}
 
-	es.SetFaults(esfake.Faults{RequestStatus: 429, RequestFraction: 0.15, ItemFraction: 0.15, Latency: 2 * time.Millisecond})
+	es.SetFaults(eslite.Faults{RequestStatus: 429, RequestFraction: 0.15, ItemFraction: 0.15, Latency: 2 * time.Millisecond})
 	var s sent
 	s.watchCommits(t, adm, es, "sluice-indexer")
 	s.produce(t, cl, "logs.parsed.shop", 1500, 0, code)
 	s.produce(t, cl, "logs.parsed.shop.audit", 300, 100, nil)
 	s.produce(t, cl, "logs.parsed.pay", 40, 0, nil)
-	es.SetFaults(esfake.Faults{RequestStatus: 503, RequestFraction: 0.15, ItemFraction: 0.15, Latency: 5 * time.Millisecond})
+	es.SetFaults(eslite.Faults{RequestStatus: 503, RequestFraction: 0.15, ItemFraction: 0.15, Latency: 5 * time.Millisecond})
 	s.produce(t, cl, "logs.parsed.shop", 500, 0, code)
 
 	waitCommitted(t, 60*time.Second, "every offset committed", cl, "sluice-indexer", topics[:3]...)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
-	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/eslite"
 	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/testwait"
 )
@@ -31,22 +31,22 @@ const healthyWithin = 5 * time.Second
 func TestIndexFailureIsolation(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		fault  esfake.IndexFault
+		fault  eslite.IndexFault
 		giveUp string // SLUICE_INDEXER_GIVE_UP; "" to clear the fault instead
 		reason string // of the dead letters, when given up
 	}{
-		{name: "write block, lifted", fault: esfake.WriteBlock},
-		{name: "flood stage, given up", fault: esfake.FloodStage, giveUp: "blocked=4s", reason: "blocked"},
-		{name: "auto-create refused, given up", fault: esfake.NoAutoCreate, giveUp: "index_missing=4s", reason: "index_missing"},
-		{name: "closed, given up", fault: esfake.Closed, giveUp: "index_closed=4s", reason: "index_closed"},
-		{name: "pipeline fails", fault: esfake.PipelineFails, giveUp: "-", reason: "pipeline"},
-		{name: "pipeline missing, created", fault: esfake.PipelineMissing},
-		{name: "shard limit, raised", fault: esfake.ShardLimit},
+		{name: "write block, lifted", fault: eslite.WriteBlock},
+		{name: "flood stage, given up", fault: eslite.FloodStage, giveUp: "blocked=4s", reason: "blocked"},
+		{name: "auto-create refused, given up", fault: eslite.NoAutoCreate, giveUp: "index_missing=4s", reason: "index_missing"},
+		{name: "closed, given up", fault: eslite.Closed, giveUp: "index_closed=4s", reason: "index_closed"},
+		{name: "pipeline fails", fault: eslite.PipelineFails, giveUp: "-", reason: "pipeline"},
+		{name: "pipeline missing, created", fault: eslite.PipelineMissing},
+		{name: "shard limit, raised", fault: eslite.ShardLimit},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c := testCluster(t, "logs.parsed.shop", "logs.parsed.pay", "logs.dlq.shop", "logs.dlq.pay")
-			es := esfake.Start(t)
+			es := eslite.Start(t)
 			es.SetIndexFault("sluice-pay-*", tc.fault)
 			cl := kafkatest.Client(t, c)
 			adm := kadm.NewClient(cl)
@@ -83,7 +83,7 @@ func TestIndexFailureIsolation(t *testing.T) {
 				if committedAll(t, cl, "sluice-indexer", "logs.parsed.pay") {
 					t.Fatal("pay committed while its index refused every document")
 				}
-				es.SetIndexFault("sluice-pay-*", esfake.NoIndexFault)
+				es.SetIndexFault("sluice-pay-*", eslite.NoIndexFault)
 			}
 			waitCommitted(t, 30*time.Second, "pay committed", cl, "sluice-indexer", "logs.parsed.pay")
 			wantDead, total := 0, 800
@@ -123,7 +123,7 @@ func TestIndexFailureIsolation(t *testing.T) {
 
 // storedCount counts the records of topic Elasticsearch holds (test ids
 // are <topic>-<n>).
-func storedCount(es *esfake.Server, topic string) int {
+func storedCount(es *eslite.Store, topic string) int {
 	n := 0
 	for id := range es.IDs() {
 		if rest, ok := strings.CutPrefix(id, topic+"-"); ok {
@@ -140,7 +140,7 @@ func storedCount(es *esfake.Server, topic string) int {
 // records committed, within a few seconds, even with a long retry wait.
 func TestDeadLetterIsolation(t *testing.T) {
 	c := testCluster(t, "logs.parsed.shop", "logs.parsed.pay", "logs.dlq.pay")
-	es := esfake.Start(t)
+	es := eslite.Start(t)
 	cl := kafkatest.Client(t, c)
 	var s sent
 	_, reg, _ := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), map[string]string{"SLUICE_INDEXER_RETRY_MAX": "20s"}))
@@ -176,8 +176,8 @@ func TestDeadLetterIsolation(t *testing.T) {
 // stored meanwhile, and everything is stored once the block is lifted.
 func TestParkingIsBounded(t *testing.T) {
 	c := testCluster(t, "logs.parsed.shop", "logs.parsed.pay", "logs.dlq.shop", "logs.dlq.pay")
-	es := esfake.Start(t)
-	es.SetIndexFault("sluice-pay-*", esfake.WriteBlock)
+	es := eslite.Start(t)
+	es.SetIndexFault("sluice-pay-*", eslite.WriteBlock)
 	cl := kafkatest.Client(t, c)
 	const parkMax = 256 << 10
 	_, reg, stop := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), map[string]string{"SLUICE_INDEXER_PARK_MAX_BYTES": strconv.Itoa(parkMax)}))
@@ -224,7 +224,7 @@ func TestParkingIsBounded(t *testing.T) {
 	t.Logf("%v records of pay consumed of %d, %v bytes parked (bound %d); the healthy tenant's 300 records stored within %s",
 		last, payRecords, metricValue(t, reg, "sluice_indexer_parked_bytes", nil), parkMax, took.Round(time.Millisecond))
 
-	es.SetIndexFault("sluice-pay-*", esfake.NoIndexFault)
+	es.SetIndexFault("sluice-pay-*", eslite.NoIndexFault)
 	waitCommitted(t, 60*time.Second, "pay committed", cl, "sluice-indexer", "logs.parsed.pay")
 	stop()
 	stored, dlq := s.accountFor(t, es, nil)
@@ -246,8 +246,8 @@ func TestParkingIsBounded(t *testing.T) {
 func TestRebalanceWithParkedDocuments(t *testing.T) {
 	topics := []string{"logs.parsed.shop", "logs.parsed.pay", "logs.dlq.shop", "logs.dlq.pay"}
 	c := testCluster(t, topics...)
-	es := esfake.Start(t)
-	es.SetIndexFault("sluice-pay-*", esfake.WriteBlock)
+	es := eslite.Start(t)
+	es.SetIndexFault("sluice-pay-*", eslite.WriteBlock)
 	cl := kafkatest.Client(t, c)
 	adm := kadm.NewClient(cl)
 	var s sent
@@ -274,7 +274,7 @@ func TestRebalanceWithParkedDocuments(t *testing.T) {
 		return metricValue(t, regB, "sluice_indexer_records_received_total", map[string]string{"tenant": "pay"})+
 			metricValue(t, regB, "sluice_indexer_records_received_total", map[string]string{"tenant": "shop"}) > 0, ""
 	})
-	es.SetIndexFault("sluice-pay-*", esfake.NoIndexFault)
+	es.SetIndexFault("sluice-pay-*", eslite.NoIndexFault)
 	s.produce(t, cl, "logs.parsed.pay", 300, 0, nil)
 	waitCommitted(t, 60*time.Second, "every offset committed", cl, "sluice-indexer", topics[:2]...)
 	stored, dlq := s.accountFor(t, es, nil)

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/eslite"
 	"github.com/sluicelogs/sluice/internal/kafkatest"
 )
 
@@ -132,7 +132,7 @@ func TestAddShared(t *testing.T) {
 // main one. (The fake is single-shard: the shard counts are in the golden
 // files.)
 func TestInstallTemplates(t *testing.T) {
-	es := esfake.Start(t)
+	es := eslite.Start(t)
 	client, err := testES(t, es.URL()).NewClient()
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +190,7 @@ func TestInstallTemplates(t *testing.T) {
 func TestIndexerSharedLayout(t *testing.T) {
 	topics := []string{"logs.parsed.shop", "logs.parsed.shop.audit", "logs.parsed.pay", "logs.parsed.big", "logs.dlq.shop", "logs.dlq.pay", "logs.dlq.big"}
 	c := testCluster(t, topics...)
-	es := esfake.Start(t)
+	es := eslite.Start(t)
 	cl := kafkatest.Client(t, c)
 	var s sent
 	s.produce(t, cl, "logs.parsed.shop", 200, 0, nil)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/eslite"
 	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/testwait"
 )
@@ -53,7 +53,7 @@ func startIndexer(t *testing.T, cfg Config) (ready *atomic.Bool, logs *logBuffer
 func TestIndexerOpenSearch(t *testing.T) {
 	topics := []string{"logs.parsed.shop", "logs.parsed.pay", "logs.dlq.shop", "logs.dlq.pay"}
 	c := testCluster(t, topics...)
-	es := esfake.Start(t, esfake.OpenSearch())
+	es := eslite.Start(t, eslite.OpenSearch())
 	cl := kafkatest.Client(t, c)
 
 	ready, logs, stop := startIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), map[string]string{"SLUICE_ELASTICSEARCH_FLAVOR": "opensearch"}))
@@ -102,7 +102,7 @@ func TestIndexerOpenSearch(t *testing.T) {
 func TestIndexerElasticsearchFlavorAgainstOpenSearch(t *testing.T) {
 	topics := []string{"logs.parsed.shop", "logs.dlq.shop"}
 	c := testCluster(t, topics...)
-	es := esfake.Start(t, esfake.OpenSearch())
+	es := eslite.Start(t, eslite.OpenSearch())
 	cl := kafkatest.Client(t, c, kgo.DefaultProduceTopic("logs.parsed.shop"))
 	var s sent
 	s.produce(t, cl, "logs.parsed.shop", 50, 0, nil)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/eslite"
 )
 
 // fakeClock is a clock whose sleeps return at once, moving it on.
@@ -34,7 +34,7 @@ func (c *fakeClock) sleep(ctx context.Context, d time.Duration) bool {
 // Elasticsearch is down, every index is tried three times, counted as
 // failed, and the precreator carries on.
 func TestPrecreate(t *testing.T) {
-	es := esfake.Start(t)
+	es := eslite.Start(t)
 	client, err := testES(t, es.URL()).NewClient()
 	if err != nil {
 		t.Fatal(err)
@@ -126,14 +126,14 @@ func TestPrecreate(t *testing.T) {
 	// the first write is left to create it.
 	fams.note(family{name: "tenant-00"})
 	fams.note(family{name: SharedName})
-	es.SetFaults(esfake.Faults{Down: true})
+	es.SetFaults(eslite.Faults{Down: true})
 	for clock.t.Before(midnight.Add(24*time.Hour + time.Minute)) {
 		p.step(ctx)
 	}
 	if got := metricValue(t, reg, "sluice_indexer_precreated_indices_total", map[string]string{"result": "failed"}); got != 6 {
 		t.Errorf("%v failures, want 6", got)
 	}
-	es.SetFaults(esfake.Faults{})
+	es.SetFaults(eslite.Faults{})
 	if got := len(es.Indices()); got != len(want) {
 		t.Errorf("%d indices after a day Elasticsearch was down, want %d", got, len(want))
 	}

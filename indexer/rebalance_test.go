@@ -10,7 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/eslite"
 	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/testwait"
 )
@@ -22,7 +22,7 @@ import (
 func TestIndexerRebalance(t *testing.T) {
 	topics := []string{"logs.parsed.shop", "logs.parsed.pay", "logs.dlq.shop", "logs.dlq.pay"}
 	c := testCluster(t, topics...)
-	es := esfake.Start(t, esfake.Seed(2), esfake.WithFaults(esfake.Faults{ItemFraction: 0.05, Latency: 2 * time.Millisecond}))
+	es := eslite.Start(t, eslite.Seed(2), eslite.WithFaults(eslite.Faults{ItemFraction: 0.05, Latency: 2 * time.Millisecond}))
 	cl := kafkatest.Client(t, c)
 	adm := kadm.NewClient(cl)
 	var s sent
@@ -63,13 +63,13 @@ func TestIndexerRebalance(t *testing.T) {
 func TestIndexerPausesWhileElasticsearchIsDown(t *testing.T) {
 	topics := []string{"logs.parsed.shop", "logs.dlq.shop"}
 	c := testCluster(t, topics...)
-	es := esfake.Start(t, esfake.Seed(3))
+	es := eslite.Start(t, eslite.Seed(3))
 	cl := kafkatest.Client(t, c, kgo.DefaultProduceTopic("logs.parsed.shop"))
 	adm := kadm.NewClient(cl)
 	_, reg, stop := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), map[string]string{"SLUICE_INDEXER_WORKERS": "2"}))
 	testwait.For(t, 10*time.Second, "the index template", func() (bool, string) { _, ok := es.Template("sluice"); return ok, "" })
 
-	es.SetFaults(esfake.Faults{Down: true})
+	es.SetFaults(eslite.Faults{Down: true})
 	var s sent
 	for range 20 {
 		s.produce(t, cl, "logs.parsed.shop", 500, 0, nil) // ~3.5 MiB of documents, far more than 3 batches of 16 KiB
@@ -97,7 +97,7 @@ func TestIndexerPausesWhileElasticsearchIsDown(t *testing.T) {
 		t.Errorf("documents stored while down")
 	}
 
-	es.SetFaults(esfake.Faults{})
+	es.SetFaults(eslite.Faults{})
 	waitCommitted(t, 60*time.Second, "every offset committed", cl, "sluice-indexer", "logs.parsed.shop")
 	stop()
 	if stored, _ := s.accountFor(t, es, nil); stored != s.total {

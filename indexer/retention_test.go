@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/sluicelogs/sluice/internal/elastic"
-	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/eslite"
 )
 
 func testES(t *testing.T, url string) *elastic.Config {
@@ -20,7 +20,7 @@ func testES(t *testing.T, url string) *elastic.Config {
 // TestRetentionRun deletes old indices of Sluice's own naming through the
 // Elasticsearch API, and only those; running it twice is harmless.
 func TestRetentionRun(t *testing.T) {
-	es := esfake.Start(t)
+	es := eslite.Start(t)
 	for _, name := range []string{
 		"sluice-shop-2026.11.21", "sluice-shop-2026.11.10", "sluice-shop.audit-2026.11.01",
 		"sluice-audit-2025.01.01", "sluice-notes", "other-shop-2020.01.01",
@@ -47,7 +47,7 @@ func TestRetentionRun(t *testing.T) {
 	if deleted, err := r.run(context.Background(), client, now); err != nil || len(deleted) != 0 {
 		t.Fatalf("second run: %v %v", deleted, err)
 	}
-	es.SetFaults(esfake.Faults{Down: true})
+	es.SetFaults(eslite.Faults{Down: true})
 	if _, err := r.run(context.Background(), client, now); err == nil {
 		t.Fatal("no error from a cluster that is down")
 	}
@@ -57,7 +57,7 @@ func TestRetentionRun(t *testing.T) {
 // wanted, reconciled (managed keys set back, an operator's settings and
 // aliases kept), and never replaced when it is of a newer version.
 func TestInstallTemplate(t *testing.T) {
-	es := esfake.Start(t)
+	es := eslite.Start(t)
 	client, err := testES(t, es.URL()).NewClient()
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/eslite"
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/testwait"
@@ -166,7 +166,7 @@ func TestRetentionEnabledByRecord(t *testing.T) {
 }
 
 // docsByIndex counts the documents of es by index and tenant.
-func docsByIndex(t *testing.T, es *esfake.Server) map[string]map[string]int {
+func docsByIndex(t *testing.T, es *eslite.Store) map[string]map[string]int {
 	t.Helper()
 	out := map[string]map[string]int{}
 	for _, idx := range es.Indices() {
@@ -196,7 +196,7 @@ func docsByIndex(t *testing.T, es *esfake.Server) map[string]map[string]int {
 func TestIndexerTenantSettings(t *testing.T) {
 	topics := []string{"logs.parsed.a", "logs.parsed.b", "logs.parsed.c", "logs.dlq.a", "logs.dlq.b", "logs.dlq.c"}
 	c := testCluster(t, topics...)
-	es := esfake.Start(t)
+	es := eslite.Start(t)
 	cl := kafkatest.Client(t, c, kgo.MetadataMinAge(50*time.Millisecond))
 	ctx := context.Background()
 	tp := kafka.Topics{Prefix: "logs"}
@@ -293,7 +293,7 @@ func TestIndexerTenantSettings(t *testing.T) {
 // apply from the next pass.
 func TestIndexerTenantRetention(t *testing.T) {
 	c := testCluster(t, "logs.parsed.a")
-	es := esfake.Start(t)
+	es := eslite.Start(t)
 	cl := kafkatest.Client(t, c, kgo.MetadataMinAge(50*time.Millisecond))
 	ctx := context.Background()
 	tp := kafka.Topics{Prefix: "logs"}
@@ -347,7 +347,7 @@ func TestIndexerTenantRetention(t *testing.T) {
 // moved to the shared layout during the day gets no index for tomorrow;
 // the others do.
 func TestPrecreateSkipsTenantsMadeShared(t *testing.T) {
-	es := esfake.Start(t)
+	es := eslite.Start(t)
 	client, err := testES(t, es.URL()).NewClient()
 	if err != nil {
 		t.Fatal(err)
@@ -385,7 +385,7 @@ func TestPrecreateSkipsTenantsMadeShared(t *testing.T) {
 // the settings are read, retention goes by them.
 func TestIndexerTenantSettingsUnread(t *testing.T) {
 	c := testCluster(t, "logs.parsed.e", "logs.dlq.e")
-	es := esfake.Start(t)
+	es := eslite.Start(t)
 	cl := kafkatest.Client(t, c, kgo.MetadataMinAge(50*time.Millisecond))
 	ctx := context.Background()
 	tp := kafka.Topics{Prefix: "logs"}

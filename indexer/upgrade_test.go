@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/eslite"
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/testwait"
@@ -27,7 +27,7 @@ import (
 // dead-lettering it.
 func TestIndexerReadsNewerSchemaVersion(t *testing.T) {
 	c := testCluster(t, "logs.parsed.shop", "logs.dlq.shop")
-	es := esfake.Start(t)
+	es := eslite.Start(t)
 	brokers := c.ListenAddrs()
 	cl := kafkatest.Client(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

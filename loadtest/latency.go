@@ -9,9 +9,10 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/elastic/go-elasticsearch/v8"
 	"sync"
 	"time"
+
+	"github.com/elastic/go-elasticsearch/v8"
 )
 
 // latencySampler measures end-to-end latency: from a sampled line being

@@ -17,7 +17,7 @@ import (
 
 	"github.com/sluicelogs/sluice/indexer"
 	"github.com/sluicelogs/sluice/internal/apptest"
-	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/eslite"
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/testwait"
@@ -58,8 +58,8 @@ func TestIndexerSurvivesKill9(t *testing.T) {
 	cl := kafkatest.Client(t, cluster)
 
 	// Faults keep retries in flight when the kills land.
-	es := esfake.Start(t, esfake.Seed(5))
-	es.SetFaults(esfake.Faults{RequestStatus: 429, RequestFraction: 0.05, ItemFraction: 0.1, Latency: 2 * time.Millisecond})
+	es := eslite.Start(t, eslite.Seed(5))
+	es.SetFaults(eslite.Faults{RequestStatus: 429, RequestFraction: 0.05, ItemFraction: 0.1, Latency: 2 * time.Millisecond})
 
 	// Every process runs under the same SLUICE_INDEXER_ID, as a
 	// StatefulSet pod does: static membership, so a restarted indexer

@@ -12,7 +12,7 @@ import (
 
 	"github.com/sluicelogs/sluice/devstack"
 	"github.com/sluicelogs/sluice/indexer"
-	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/eslite"
 )
 
 // searchStore starts the embedded store with the indexer's templates and
@@ -209,7 +209,7 @@ func TestSearchHelpAndREADMEAgree(t *testing.T) {
 func TestSearchServerErrors(t *testing.T) {
 	closed := "http://" + closedAddr(t)
 	silent := "http://" + silentAddr(t)
-	es := esfake.Start(t, esfake.RequireAuth("Basic c2x1aWNlOnJpZ2h0"))
+	es := eslite.Start(t, eslite.RequireAuth("Basic c2x1aWNlOnJpZ2h0"))
 	for _, tt := range []struct {
 		url, user, want string
 	}{

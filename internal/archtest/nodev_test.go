@@ -15,18 +15,14 @@ import (
 var devOnly = []string{
 	module + "/devstack",          // sluice dev's wiring
 	module + "/loadtest",          // sluice loadtest
-	module + "/internal/devstack", // the embedded Elasticsearch-compatible store
-	module + "/internal/eslite",
-	module + "/internal/escompat",
-	module + "/internal/esfake",
-	module + "/internal/k8sfake", // the dev stack's stand-in for the Kubernetes API
+	module + "/internal/devstack", // the embedded Kafka
+	module + "/internal/eslite",   // the embedded Elasticsearch-compatible store
+	module + "/internal/k8sfake",  // the dev stack's stand-in for the Kubernetes API
 	module + "/internal/apptest",
 	module + "/internal/kafkatest",
 	module + "/internal/testwait",
 	module + "/internal/shipbench",
 	"github.com/twmb/franz-go/pkg/kfake", // the embedded Kafka
-	"github.com/blevesearch",             // the store's search engine
-	"github.com/grindlemire/go-lucene",   // its query strings
 	"gonum.org/v1/plot",                  // the load test's charts
 	"testing",
 }
@@ -76,15 +72,15 @@ func devOnlyEntry(path string) string {
 // TestDevOnlyEntry checks the matching.
 func TestDevOnlyEntry(t *testing.T) {
 	for path, want := range map[string]string{
-		module + "/devstack":                   module + "/devstack",
-		module + "/devstackx":                  "",
-		module + "/internal/devstack":          module + "/internal/devstack",
-		"github.com/blevesearch/bleve/v2":      "github.com/blevesearch",
-		"github.com/twmb/franz-go/pkg/kgo":     "",
-		"testing":                              "testing",
-		"testing/fstest":                       "testing",
-		module + "/internal/demo":              "",
-		"github.com/grindlemire/go-lucene/pkg": "github.com/grindlemire/go-lucene",
+		module + "/devstack":                 module + "/devstack",
+		module + "/devstackx":                "",
+		module + "/internal/devstack":        module + "/internal/devstack",
+		"github.com/twmb/franz-go/pkg/kfake": "github.com/twmb/franz-go/pkg/kfake",
+		"github.com/twmb/franz-go/pkg/kgo":   "",
+		"testing":                            "testing",
+		"testing/fstest":                     "testing",
+		module + "/internal/demo":            "",
+		"gonum.org/v1/plot/vg":               "gonum.org/v1/plot",
 	} {
 		if got := devOnlyEntry(path); got != want {
 			t.Errorf("%s matches %q, want %q", path, got, want)

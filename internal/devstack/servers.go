@@ -3,9 +3,7 @@ package devstack
 import (
 	"fmt"
 	"net"
-	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -30,12 +28,4 @@ func StartKafka(addr, dir string, opts ...kfake.Opt) (*kfake.Cluster, error) {
 		return nil, fmt.Errorf("embedded kafka on port %s: %w", strconv.Itoa(port), err)
 	}
 	return c, nil
-}
-
-// Serve serves the store's Elasticsearch API on ln in the background; close
-// the returned server to stop.
-func (s *Store) Serve(ln net.Listener) *http.Server {
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	return srv
 }

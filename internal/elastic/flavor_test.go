@@ -14,7 +14,7 @@ import (
 
 	"github.com/elastic/go-elasticsearch/v8"
 
-	"github.com/sluicelogs/sluice/internal/esfake"
+	"github.com/sluicelogs/sluice/internal/eslite"
 )
 
 // headerLog records the request headers a server received.
@@ -64,7 +64,7 @@ func (l *headerLog) count() int {
 
 // exercise runs every kind of request Sluice sends through es, checking
 // each answer, and returns the fake's documents of the index written.
-func exercise(t *testing.T, es *elasticsearch.Client, fake *esfake.Server) {
+func exercise(t *testing.T, es *elasticsearch.Client, fake *eslite.Store) {
 	t.Helper()
 	check := func(what string, res interface {
 		IsError() bool
@@ -140,7 +140,7 @@ func TestOpenSearchFlavor(t *testing.T) {
 			if tc.compat {
 				t.Setenv("ELASTIC_CLIENT_APIVERSIONING", "true")
 			}
-			fake := esfake.New(esfake.OpenSearch(), esfake.RequireAuth(auth))
+			fake := eslite.New(eslite.OpenSearch(), eslite.RequireAuth(auth))
 			var log headerLog
 			url := log.serve(t, "", fake.Handler())
 			es := newClient(t, Config{URLs: []string{url}, RequestTimeout: 10 * time.Second, Flavor: "opensearch",
@@ -155,14 +155,14 @@ func TestOpenSearchFlavor(t *testing.T) {
 }
 
 func TestOpenSearchFlavorAgainstElasticsearch(t *testing.T) {
-	fake := esfake.Start(t)
+	fake := eslite.Start(t)
 	es := newClient(t, Config{URLs: []string{fake.URL()}, RequestTimeout: 10 * time.Second, Flavor: "opensearch"})
 	exercise(t, es, fake)
 }
 
 func TestElasticsearchFlavorAgainstOpenSearch(t *testing.T) {
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:"+secret))
-	fake := esfake.New(esfake.OpenSearch(), esfake.RequireAuth(auth))
+	fake := eslite.New(eslite.OpenSearch(), eslite.RequireAuth(auth))
 	var log headerLog
 	url := log.serve(t, "/os", fake.Handler())
 	for _, flavor := range []string{"", "elasticsearch"} {

@@ -1,9 +1,9 @@
 // Package jsonstr reads JSON string literals (RFC 8259): it finds where one
 // ends, checks its syntax, and decodes its escapes. It is the one string
 // scanner of Sluice's hand-written JSON readers: the router's json step, the
-// shipper's docker decoder, the Elasticsearch emulation's document parser
-// (escompat) and document walker (devstack), and the string fields of the
-// JSON record codec (schemas).
+// shipper's docker decoder, the document reader of the Elasticsearch
+// stand-in (eslite), and the string fields of the JSON record codec
+// (schemas).
 //
 // The readers differ in what they do with invalid UTF-8 (the router and the
 // record codec replace it as encoding/json does, the shipper passes it on,
