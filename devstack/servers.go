@@ -1,19 +1,19 @@
 package devstack
 
 // The embedded servers: Kafka (kfake) and the Elasticsearch-compatible
-// store. This file is the only one that names the store's package.
+// store. This file is the only one that names the store's package and kfake.
 
 import (
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	kafkadev "github.com/sluicelogs/sluice/internal/devstack"
 	"github.com/sluicelogs/sluice/internal/eslite"
 )
 
@@ -38,7 +38,7 @@ type Kafka struct {
 // picks one) with its log under dir. Topics are made explicitly, with 3
 // partitions unless told otherwise.
 func StartKafka(addr, dir string) (*Kafka, error) {
-	c, err := kafkadev.StartKafka(addr, dir)
+	c, err := startKfake(addr, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +73,7 @@ func (k *Kafka) Restart() error {
 	}
 	var err error
 	for range 50 {
-		if k.c, err = kafkadev.StartKafka(k.addr, k.dir); err == nil {
+		if k.c, err = startKfake(k.addr, k.dir); err == nil {
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -158,4 +158,23 @@ func (s *Store) SetFaults(f Faults) { s.st.SetFaults(f.store()) }
 func (s *Store) Close() error {
 	_ = s.srv.Close()
 	return s.st.Close()
+}
+
+// startKfake starts one kfake broker listening on addr (host:port; port 0
+// picks one) that keeps its log under dir, so that a restart on the same
+// dir continues where it stopped.
+func startKfake(addr, dir string) (*kfake.Cluster, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded kafka: %s is not free: %w", addr, err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	if err := ln.Close(); err != nil {
+		return nil, err
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir), kfake.DefaultNumPartitions(3))
+	if err != nil {
+		return nil, fmt.Errorf("embedded kafka on port %s: %w", strconv.Itoa(port), err)
+	}
+	return c, nil
 }

@@ -173,7 +173,7 @@ func TestViolation(t *testing.T) {
 		{"cmd/sluice", module + "/devstack", false},
 		{"loadtest", module + "/devstack", false},
 		{"devstack", module + "/router", false},
-		{"devstack", module + "/internal/devstack", false},
+		{"devstack", module + "/internal/eslite", false},
 		{"router", "github.com/sluicelogs/sluicex/shipper", false},
 		{"router", "encoding/json", false},
 	} {

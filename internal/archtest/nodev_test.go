@@ -13,11 +13,10 @@ import (
 // The demo workload (internal/demo, internal/nodelog) is not here: sluice
 // demo is a production command, run from the image by docker compose.
 var devOnly = []string{
-	module + "/devstack",          // sluice dev's wiring
-	module + "/loadtest",          // sluice loadtest
-	module + "/internal/devstack", // the embedded Kafka
-	module + "/internal/eslite",   // the embedded Elasticsearch-compatible store
-	module + "/internal/k8sfake",  // the dev stack's stand-in for the Kubernetes API
+	module + "/devstack",         // sluice dev's wiring
+	module + "/loadtest",         // sluice loadtest
+	module + "/internal/eslite",  // the embedded Elasticsearch-compatible store
+	module + "/internal/k8sfake", // the dev stack's stand-in for the Kubernetes API
 	module + "/internal/apptest",
 	module + "/internal/kafkatest",
 	module + "/internal/testwait",
@@ -74,7 +73,7 @@ func TestDevOnlyEntry(t *testing.T) {
 	for path, want := range map[string]string{
 		module + "/devstack":                 module + "/devstack",
 		module + "/devstackx":                "",
-		module + "/internal/devstack":        module + "/internal/devstack",
+		module + "/internal/eslite/x":        module + "/internal/eslite",
 		"github.com/twmb/franz-go/pkg/kfake": "github.com/twmb/franz-go/pkg/kfake",
 		"github.com/twmb/franz-go/pkg/kgo":   "",
 		"testing":                            "testing",
