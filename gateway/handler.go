@@ -92,6 +92,7 @@ func (g *Gateway) begin(ctx context.Context, endpoint string, creds credentials,
 	}
 	c.slot = true
 	if credErr != nil {
+		g.m.auth.WithLabelValues("denied").Inc()
 		return c, unauthorized
 	}
 	cl, err := g.pool.acquire(ctx, creds.user, creds.password)

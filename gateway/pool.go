@@ -7,8 +7,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -304,6 +307,8 @@ func (p *pool) connect(ctx context.Context, key, user, password string) (*client
 		kgo.UnknownTopicRetries(2),
 		kgo.DialTimeout(min(p.cfg.AckTimeout, 10*time.Second)),
 	)
+	closes := &handshakeCloses{refused: make(chan struct{})}
+	opts = append(opts, kgo.WithHooks(closes))
 	cl, err := kafka.NewClient(opts...)
 	if err != nil {
 		return nil, &kafkaUnavailable{err: err}
@@ -315,7 +320,19 @@ func (p *pool) connect(ctx context.Context, key, user, password string) (*client
 	rt := kmsg.NewMetadataRequestTopic()
 	rt.Topic = &raw
 	req.Topics = append(req.Topics, rt)
-	if _, err := req.RequestWith(vctx, cl); err != nil {
+	done := make(chan error, 1)
+	go func() {
+		_, err := req.RequestWith(vctx, cl)
+		done <- err
+	}()
+	select {
+	case err = <-done:
+	case <-closes.refused:
+		err = kerr.SaslAuthenticationFailed
+		cancel()
+		<-done
+	}
+	if err != nil {
 		cl.Close()
 		if errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.IllegalSaslState) {
 			p.m.auth.WithLabelValues("denied").Inc()
@@ -346,3 +363,31 @@ func (h throttleHook) OnBrokerThrottle(_ kgo.BrokerMetadata, d time.Duration, _ 
 }
 
 var _ kgo.HookBrokerThrottle = throttleHook{}
+
+// handshakeCloses is a kgo hook that tells credentials refused by a broker
+// that closes the connection rather than answering the SASL exchange with
+// an error (some do, and so does kfake): after closedLimit connections in
+// a row closed during their handshake, refused is closed.
+type handshakeCloses struct {
+	mu      sync.Mutex
+	run     int
+	refused chan struct{}
+}
+
+const closedLimit = 2
+
+func (h *handshakeCloses) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case err == nil:
+		h.run = 0
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET):
+		h.run++
+		if h.run == closedLimit {
+			close(h.refused)
+		}
+	}
+}
+
+var _ kgo.HookBrokerConnect = (*handshakeCloses)(nil)
