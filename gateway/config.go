@@ -40,7 +40,7 @@ type Config struct {
 	MaxLogBytes          int   `env:"GATEWAY_MAX_LOG_BYTES, default=262144" help:"Longest log message kept, in bytes; longer ones are truncated on a UTF-8 boundary and flagged truncated, as the shipper does."`
 	MaxRecordBytes       int   `env:"GATEWAY_MAX_RECORD_BYTES, default=921600" help:"Largest encoded record (message, attributes and metadata); a larger one is rejected alone (partial success). At most 900 KiB, below Kafka's default 1 MiB message limit."`
 
-	MaxInflightBytes       int64 `env:"GATEWAY_MAX_INFLIGHT_BYTES, default=268435456" help:"Bound on the bytes of requests being handled: decompressed bodies and their encoded records until Kafka acknowledged them. A request that would pass it is answered 429 with Retry-After."`
+	MaxInflightBytes       int64 `env:"GATEWAY_MAX_INFLIGHT_BYTES, default=268435456" help:"Bound on the bytes of requests being handled: a body counts twice its decompressed size while it is read and decoded (itself and its records to be), then its encoded records count until Kafka acknowledged them. A request that would pass it is answered 429 with Retry-After, as soon as it would."`
 	TenantMaxInflightBytes int64 `env:"GATEWAY_TENANT_MAX_INFLIGHT_BYTES" help:"Each tenant's bound within SLUICE_GATEWAY_MAX_INFLIGHT_BYTES; past it that tenant's requests are answered 429, and the rest of the budget stays for the others. Default: a quarter of SLUICE_GATEWAY_MAX_INFLIGHT_BYTES."`
 	MaxRequests            int   `env:"GATEWAY_MAX_CONCURRENT_REQUESTS, default=256" help:"Most requests handled at once; more are answered 429 with Retry-After."`
 	TenantMaxRequests      int   `env:"GATEWAY_TENANT_MAX_CONCURRENT_REQUESTS" help:"Most requests of one tenant handled at once; more are answered 429. Default: a quarter of SLUICE_GATEWAY_MAX_CONCURRENT_REQUESTS."`
@@ -109,12 +109,14 @@ func (c *Config) Validate() error {
 	if c.MaxLogBytes < 1 || c.MaxLogBytes > c.MaxRecordBytes {
 		add("GATEWAY_MAX_LOG_BYTES", "must be between 1 and SLUICE_GATEWAY_MAX_RECORD_BYTES (%d), got %d", c.MaxRecordBytes, c.MaxLogBytes)
 	}
-	if c.MaxInflightBytes < c.MaxDecompressedBytes {
-		add("GATEWAY_MAX_INFLIGHT_BYTES", "must be at least SLUICE_GATEWAY_MAX_DECOMPRESSED_BYTES (%d), got %d", c.MaxDecompressedBytes, c.MaxInflightBytes)
+	if c.MaxInflightBytes < 2*c.MaxDecompressedBytes {
+		add("GATEWAY_MAX_INFLIGHT_BYTES", "must be at least twice SLUICE_GATEWAY_MAX_DECOMPRESSED_BYTES (%d), got %d", 2*c.MaxDecompressedBytes, c.MaxInflightBytes)
 	}
 	if n := c.TenantMaxInflightBytes; n != 0 && (n < 64<<10 || n > c.MaxInflightBytes) {
 		add("GATEWAY_TENANT_MAX_INFLIGHT_BYTES", "must be 0 (a quarter of the budget) or between 65536 and SLUICE_GATEWAY_MAX_INFLIGHT_BYTES (%d), got %d", c.MaxInflightBytes, n)
 	}
+	// Below twice the largest body, the largest requests could never pass;
+	// allowed (a deliberately small share), but said in the settings' help.
 	if c.MaxRequests < 1 {
 		add("GATEWAY_MAX_CONCURRENT_REQUESTS", "must be at least 1, got %d", c.MaxRequests)
 	}
@@ -145,7 +147,7 @@ func (c *Config) tenantMaxInflight() int64 {
 	if c.TenantMaxInflightBytes > 0 {
 		return c.TenantMaxInflightBytes
 	}
-	return max(c.MaxInflightBytes/4, min(c.MaxDecompressedBytes, c.MaxInflightBytes))
+	return max(c.MaxInflightBytes/4, min(2*c.MaxDecompressedBytes, c.MaxInflightBytes))
 }
 
 // tenantMaxRequests is a tenant's share of the concurrent requests.

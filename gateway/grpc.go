@@ -82,10 +82,10 @@ func (s *grpcLogs) Export(ctx context.Context, req *collogs.ExportLogsServiceReq
 	if err != nil {
 		return nil, grpcFailure(c, &failure{status: http.StatusBadRequest, reason: reasonBadRequest, msg: err.Error()})
 	}
-	if !g.lim.take(c.tenant, int64(len(body))) {
+	if !g.lim.take(c.tenant, int64(len(body))*bodyCharge) {
 		return nil, grpcFailure(c, c.backpressure())
 	}
-	c.held += int64(len(body))
+	c.held += int64(len(body)) * bodyCharge
 	g.m.bytes.WithLabelValues(c.tenant.name).Add(float64(len(body)))
 	out, f := g.ingestOTLP(ctx, c, req, c.idBase(idem, body), received)
 	c.count(out)

@@ -71,6 +71,10 @@ type call struct {
 	tenant   *tenantState
 	tslot    bool
 	held     int64
+	// bodyRead: the request body was read to its end; an answer before
+	// closes the connection rather than reading what the client still
+	// sends.
+	bodyRead bool
 }
 
 // tenantName is the tenant label of the call's metrics ("" before
@@ -204,6 +208,7 @@ func (c *call) readBody(r *http.Request, w http.ResponseWriter) ([]byte, *failur
 		return nil, &failure{status: http.StatusRequestEntityTooLarge, reason: reasonDecompressed,
 			msg: fmt.Sprintf("the request body is larger than %d bytes decompressed (SLUICE_GATEWAY_MAX_DECOMPRESSED_BYTES)", g.cfg.MaxDecompressedBytes)}
 	}
+	c.bodyRead = true
 	g.m.bytes.WithLabelValues(c.tenant.name).Add(float64(buf.Len()))
 	return buf.Bytes(), nil
 }
@@ -357,22 +362,27 @@ func (e *encoder) reject(i int, reason, msg string) {
 var contentTypeHeaders = []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/vnd.sluice.record+avro")}}
 
 // produce sends the encoded records as the call's tenant and waits until
-// Kafka acknowledged or failed every one. The body's bytes are given back
-// and the values' taken first: a request whose values do not fit its
-// tenant's bound is refused whole (429). A record Kafka refuses for good
+// Kafka acknowledged or failed every one. What the call holds becomes the
+// values' size first: a request whose values do not fit its tenant's
+// bound is refused whole (429). A record Kafka refuses for good
 // (too large for the topic, invalid) is rejected alone; any other failure
 // fails the request: 401 (the credentials are no longer good), 403 (the
 // user may not write its raw topic), 404 (no raw topic) or 503.
 func (e *encoder) produce(ctx context.Context) (outcome, *failure) {
 	c := e.c
 	g := c.g
-	need := int64(len(e.buf))
-	g.lim.give(c.tenant, c.held)
-	c.held = 0
-	if !g.lim.take(c.tenant, need) {
-		return e.out, c.backpressure()
+	// From now on the records are held (the body's charge was for them
+	// and the body).
+	switch need := int64(len(e.buf)); {
+	case need > c.held:
+		if !g.lim.take(c.tenant, need-c.held) {
+			return e.out, c.backpressure()
+		}
+		c.held = need
+	case need < c.held:
+		g.lim.give(c.tenant, c.held-need)
+		c.held = need
 	}
-	c.held = need
 	n := len(e.ends)
 	if n == 0 {
 		return e.out, nil
@@ -481,9 +491,16 @@ func (c *call) finish(code int, f *failure) {
 	}
 }
 
-// retryAfter sets the Retry-After header of f, in whole seconds, at least
-// one.
-func retryAfter(h http.Header, f *failure) {
+// failureHeaders sets the headers of an answer refusing the call: a
+// connection whose body was not read to its end is closed, and
+// Retry-After says when to try again, in whole seconds, at least one.
+func (c *call) failureHeaders(h http.Header, f *failure) {
+	if !c.bodyRead {
+		h.Set("Connection", "close")
+	}
+	if f.status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", `Basic realm="sluice"`)
+	}
 	if f.retryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(max(f.retryAfter, time.Second).Seconds()))))
 	}

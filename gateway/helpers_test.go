@@ -86,6 +86,9 @@ func startEnv(t testing.TB, env map[string]string) *testEnv {
 	done := make(chan error, 1)
 	go func() { done <- g.Run(rctx) }()
 	t.Cleanup(func() {
+		// A connection the client opened but sent nothing on would hold
+		// the server's shutdown for 5 s (net/http's rule for new ones).
+		http.DefaultClient.CloseIdleConnections()
 		stop()
 		if err := <-done; err != nil {
 			t.Errorf("gateway: %v", err)

@@ -140,9 +140,15 @@ func (t *tenantState) throttle(now time.Time, d time.Duration) {
 // byte bound while being read.
 var errBudget = errors.New("in-flight byte bound reached")
 
-// budgetReader charges what it reads to a tenant, in steps of
-// budgetStep, and fails with errBudget when the bound is reached. held is
-// what it took, for the caller to give back.
+// bodyCharge is what a byte of a request body is charged while the body
+// is read and decoded: the byte itself, and as much again for the records
+// it becomes. Charging the records before they exist refuses a request
+// that cannot fit while its body is read, before any work is spent on it.
+const bodyCharge = 2
+
+// budgetReader charges what it reads to a tenant (bodyCharge per byte), in
+// steps of budgetStep, and fails with errBudget when the bound is reached.
+// held is what it took, for the caller to give back.
 type budgetReader struct {
 	r    io.Reader
 	l    *limits
@@ -154,8 +160,8 @@ type budgetReader struct {
 const budgetStep = 64 << 10
 
 func (b *budgetReader) Read(p []byte) (int, error) {
-	if b.read+int64(len(p)) > b.held {
-		step := max(int64(budgetStep), b.read+int64(len(p))-b.held)
+	if need := (b.read + int64(len(p))) * bodyCharge; need > b.held {
+		step := max(int64(budgetStep), need-b.held)
 		if !b.l.take(b.t, step) {
 			return 0, errBudget
 		}

@@ -143,10 +143,7 @@ func writeOTLP(w http.ResponseWriter, status int, m proto.Message, asJSON bool) 
 // writeOTLPFailure answers f as OTLP/HTTP says: its status, and a
 // google.rpc.Status in the request's encoding.
 func writeOTLPFailure(w http.ResponseWriter, c *call, f *failure, asJSON bool) {
-	retryAfter(w.Header(), f)
-	if f.status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Basic realm="sluice"`)
-	}
+	c.failureHeaders(w.Header(), f)
 	writeOTLP(w, f.status, &rpcstatus.Status{Code: int32(grpcCode(f.status)), Message: f.msg}, asJSON)
 	c.finish(f.status, f)
 }
@@ -297,10 +294,7 @@ func (g *Gateway) fillLine(rec *schemas.Record, tenant string, received time.Tim
 }
 
 func writeLinesFailure(w http.ResponseWriter, c *call, f *failure) {
-	retryAfter(w.Header(), f)
-	if f.status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Basic realm="sluice"`)
-	}
+	c.failureHeaders(w.Header(), f)
 	writeJSON(w, f.status, linesResponse{Error: f.msg})
 	c.finish(f.status, f)
 }
