@@ -359,14 +359,18 @@ func TestPartialSuccess(t *testing.T) {
 	recs := otlpLines(5, "ok")
 	recs[2].Attributes = append(recs[2].Attributes, kv("blob", str(strings.Repeat("b", 8000))))
 	recs[3].Body = str(strings.Repeat("long ", 1000)) // truncated, kept
+	for i := range maxAttributes {
+		recs[4].Attributes = append(recs[4].Attributes, kv(fmt.Sprint("a", i), str("v")))
+	}
 	r := e.postOTLP(t, "shop", otlpRequest(nil, recs...))
 	resp := exportResponse(t, r)
 	ps := resp.GetPartialSuccess()
-	if r.status != http.StatusOK || ps.GetRejectedLogRecords() != 1 || !strings.Contains(ps.GetErrorMessage(), "record 2") {
+	if r.status != http.StatusOK || ps.GetRejectedLogRecords() != 2 || !strings.Contains(ps.GetErrorMessage(), "record 2: ") ||
+		!strings.Contains(ps.GetErrorMessage(), "record 4: more than 1000 attributes") {
 		t.Fatalf("answer %d %v", r.status, resp)
 	}
 	got := e.readRaw(t, "shop")
-	if len(got) != 4 {
+	if len(got) != 3 {
 		t.Fatalf("%d records written", len(got))
 	}
 	for _, rec := range got {

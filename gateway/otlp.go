@@ -3,7 +3,6 @@ package gateway
 import (
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -83,8 +82,7 @@ func hexID(b []byte, n int) ([]byte, error) {
 	return nil, fmt.Errorf("want %d hex digits", 2*n)
 }
 
-// otlpRecords are the records of an OTLP request, in request order, each
-// with the index it has in the request (its id's input), or its rejection.
+// mapper maps the records of an OTLP request to Records.
 type mapper struct {
 	tenant      string
 	received    time.Time
@@ -233,8 +231,20 @@ func labelField(k *schemas.Kubernetes, key string) (*map[string]string, string) 
 	return nil, ""
 }
 
+// maxAttributes bounds the attributes of one record, its resource's and
+// scope's included (after key-value lists are flattened). The resource's
+// and scope's are copied into each of their records: without a bound, a
+// request of many attributes and many records would cost their product.
+const maxAttributes = 1000
+
+// errTooManyAttributes rejects a record over maxAttributes.
+var errTooManyAttributes = fmt.Errorf("more than %d attributes (resource, scope and record together)", maxAttributes)
+
 // record maps one OTLP log record of resource ri and scope sc to a Record.
-func (m *mapper) record(ri *resourceInfo, scopeAttrs map[string]any, lr *logs.LogRecord) schemas.Record {
+func (m *mapper) record(ri *resourceInfo, scopeAttrs map[string]any, lr *logs.LogRecord) (schemas.Record, error) {
+	if len(ri.attrs)+len(scopeAttrs)+len(lr.Attributes) > maxAttributes {
+		return schemas.Record{}, errTooManyAttributes
+	}
 	rec := schemas.Record{
 		Tenant:     m.tenant,
 		Stream:     ri.stream,
@@ -304,10 +314,13 @@ func (m *mapper) record(ri *resourceInfo, scopeAttrs map[string]any, lr *logs.Lo
 	if lr.EventName != "" {
 		attrs["event_name"] = lr.EventName
 	}
+	if len(attrs) > maxAttributes {
+		return schemas.Record{}, errTooManyAttributes
+	}
 	if len(attrs) > 0 {
 		rec.Attributes = attrs
 	}
-	return rec
+	return rec, nil
 }
 
 // scope returns the attributes a scope gives its records.
@@ -454,5 +467,19 @@ func appendAnyJSON(b []byte, v *common.AnyValue, depth int) []byte {
 	return append(b, "null"...)
 }
 
-// errNoRecords is a request without a log record.
-var errNoRecords = errors.New("no log records")
+// each calls fn with every record of req, in order, with its index, or
+// with the error that rejects it.
+func (m *mapper) each(req *collogs.ExportLogsServiceRequest, fn func(i int, rec *schemas.Record, err error)) {
+	i := 0
+	for _, rl := range req.ResourceLogs {
+		ri := m.resource(rl.GetResource().GetAttributes())
+		for _, sl := range rl.GetScopeLogs() {
+			sa := scopeAttributes(sl.GetScope())
+			for _, lr := range sl.GetLogRecords() {
+				rec, err := m.record(&ri, sa, lr)
+				fn(i, &rec, err)
+				i++
+			}
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -89,18 +90,13 @@ func (g *Gateway) ingestOTLP(ctx context.Context, c *call, req *collogs.ExportLo
 	}
 	m := mapper{tenant: c.tenant.name, received: received, maxLogBytes: g.cfg.MaxLogBytes, version: g.version}
 	e := c.newEncoder(base, n, received)
-	i := 0
-	for _, rl := range req.ResourceLogs {
-		ri := m.resource(rl.GetResource().GetAttributes())
-		for _, sl := range rl.GetScopeLogs() {
-			sa := scopeAttributes(sl.GetScope())
-			for _, lr := range sl.GetLogRecords() {
-				rec := m.record(&ri, sa, lr)
-				e.add(i, &rec)
-				i++
-			}
+	m.each(req, func(i int, rec *schemas.Record, err error) {
+		if err != nil {
+			e.reject(i, reasonRecordInvalid, fmt.Sprintf("record %d: %v", i, err))
+			return
 		}
-	}
+		e.add(i, rec)
+	})
 	return e.produce(ctx)
 }
 
@@ -234,11 +230,7 @@ func (g *Gateway) serveLines(w http.ResponseWriter, r *http.Request) {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		if ndjson && schemas.Sniff(line) != schemas.FormatJSON {
-			e.reject(i, reasonRecordInvalid, fmt.Sprintf("line %d: not a JSON object", i+1))
-			continue
-		}
-		rec, err := lineinput.Decode(line)
+		rec, err := decodeLine(line, ndjson)
 		if err != nil {
 			e.reject(i, reasonRecordInvalid, fmt.Sprintf("line %d: %v", i+1, err))
 			continue
@@ -267,6 +259,18 @@ func (g *Gateway) serveLines(w http.ResponseWriter, r *http.Request) {
 		rf = &failure{status: status, reason: reasonBadRequest}
 	}
 	c.finish(status, rf)
+}
+
+// errNotObject is an NDJSON line that is no JSON object.
+var errNotObject = errors.New("not a JSON object")
+
+// decodeLine decodes one line of /v1/lines: in NDJSON a JSON object, in
+// text anything, with the rules of lineinput.Decode.
+func decodeLine(line []byte, ndjson bool) (schemas.Record, error) {
+	if ndjson && schemas.Sniff(line) != schemas.FormatJSON {
+		return schemas.Record{}, errNotObject
+	}
+	return lineinput.Decode(line)
 }
 
 // fillLine completes the record of a line: the tenant is the
