@@ -65,7 +65,11 @@ func (c *Config) Validate() error {
 	var p config.Problems
 	add := func(name, format string, args ...any) { p.Add(config.Var(name), format, args...) }
 	// The credentials are each request's: check the rest as if some were set.
-	p.Merge(c.Kafka.ForUser("gateway", "gateway").Validate())
+	kc := c.Kafka
+	if kc.SASLEnabled() {
+		kc = kc.ForUser("gateway", "gateway")
+	}
+	p.Merge(kc.Validate())
 	if c.Kafka.SASLUsername != "" || c.Kafka.SASLPassword != "" || c.Kafka.SASLPasswordFile != "" {
 		add("KAFKA_SASL_USERNAME", "must not be set for the gateway: it produces as each request's tenant, with the request's credentials")
 	}

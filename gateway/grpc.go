@@ -87,7 +87,7 @@ func (s *grpcLogs) Export(ctx context.Context, req *collogs.ExportLogsServiceReq
 	}
 	c.held += int64(len(body)) * bodyCharge
 	g.m.bytes.WithLabelValues(c.tenant.name).Add(float64(len(body)))
-	out, f := g.ingestOTLP(ctx, c, req, c.idBase(idem, body), received)
+	out, f := g.ingestOTLP(ctx, c, req, c.idBase(idem, body), len(body), received)
 	c.count(out)
 	if f != nil {
 		return nil, grpcFailure(c, f)

@@ -75,6 +75,8 @@ type call struct {
 	// closes the connection rather than reading what the client still
 	// sends.
 	bodyRead bool
+	// bufs are the pooled buffers of the call (see buf).
+	bufs []*[]byte
 }
 
 // tenantName is the tenant label of the call's metrics ("" before
@@ -143,6 +145,7 @@ func (c *call) end() {
 	if c.slot {
 		g.lim.endRequest()
 	}
+	c.putBufs()
 }
 
 // credentials returns the credentials of an HTTP request: basic
@@ -194,11 +197,15 @@ func (c *call) readBody(r *http.Request, w http.ResponseWriter) ([]byte, *failur
 	}
 	br := &budgetReader{r: io.LimitReader(rd, g.cfg.MaxDecompressedBytes+1), l: g.lim, t: c.tenant}
 	defer func() { c.held += br.held }()
-	var buf bytes.Buffer
+	size := 64 << 10
 	if r.ContentLength > 0 {
-		buf.Grow(int(min(r.ContentLength+bytes.MinRead, g.cfg.MaxDecompressedBytes+1)))
+		size = int(min(r.ContentLength+bytes.MinRead, g.cfg.MaxDecompressedBytes+1))
 	}
-	if _, err := buf.ReadFrom(br); err != nil {
+	p := c.buf(size)
+	buf := bytes.NewBuffer(*p)
+	_, err := buf.ReadFrom(br)
+	*p = buf.Bytes()[:0] // keep what ReadFrom grew
+	if err != nil {
 		if errors.Is(err, errBudget) {
 			return nil, c.backpressure()
 		}
@@ -314,6 +321,7 @@ type encoder struct {
 	c        *call
 	base     [sha256.Size]byte
 	maxBytes int
+	bufp     *[]byte // the pooled buffer buf grows from, given the grown one back
 	buf      []byte
 	ends     []int // end of each encoded record in buf
 	keys     [][]byte
@@ -322,8 +330,11 @@ type encoder struct {
 	received time.Time
 }
 
-func (c *call) newEncoder(base [sha256.Size]byte, n int, received time.Time) *encoder {
-	return &encoder{c: c, base: base, maxBytes: c.g.cfg.MaxRecordBytes, received: received,
+// newEncoder returns an encoder of n records from a body of size bytes
+// (the encoding takes about as much as the body).
+func (c *call) newEncoder(base [sha256.Size]byte, n, size int, received time.Time) *encoder {
+	p := c.buf(size + size/4 + 4096)
+	return &encoder{c: c, base: base, maxBytes: c.g.cfg.MaxRecordBytes, received: received, bufp: p, buf: *p,
 		ends: make([]int, 0, n), keys: make([][]byte, 0, n), index: make([]int, 0, n)}
 }
 
@@ -369,6 +380,9 @@ var contentTypeHeaders = []kgo.RecordHeader{{Key: "content-type", Value: []byte(
 // fails the request: 401 (the credentials are no longer good), 403 (the
 // user may not write its raw topic), 404 (no raw topic) or 503.
 func (e *encoder) produce(ctx context.Context) (outcome, *failure) {
+	// Once every record is acknowledged or failed, Kafka's client holds
+	// none of buf: its grown capacity goes back to the pool with the call.
+	defer func() { *e.bufp = e.buf[:0] }()
 	c := e.c
 	g := c.g
 	// From now on the records are held (the body's charge was for them

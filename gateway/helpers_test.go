@@ -286,3 +286,8 @@ func writeTokens(t testing.TB, content string) string {
 	}
 	return path
 }
+
+// kafkaConfig is a valid gateway Kafka configuration.
+func kafkaConfig() kafka.Config {
+	return kafka.Config{Brokers: []string{"127.0.0.1:9092"}, SASLMechanism: "SCRAM-SHA-512", TopicPrefix: "logs", Compression: "snappy"}
+}

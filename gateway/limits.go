@@ -160,14 +160,19 @@ type budgetReader struct {
 const budgetStep = 64 << 10
 
 func (b *budgetReader) Read(p []byte) (int, error) {
-	if need := (b.read + int64(len(p))) * bodyCharge; need > b.held {
-		step := max(int64(budgetStep), need-b.held)
-		if !b.l.take(b.t, step) {
-			return 0, errBudget
-		}
-		b.held += step
+	// A caller's buffer may be far larger than the body: read a step at
+	// most, so that what is read and not charged stays below a step.
+	if len(p) > budgetStep {
+		p = p[:budgetStep]
 	}
 	n, err := b.r.Read(p)
 	b.read += int64(n)
+	if need := b.read * bodyCharge; need > b.held {
+		step := max(int64(budgetStep), need-b.held)
+		if !b.l.take(b.t, step) {
+			return n, errBudget
+		}
+		b.held += step
+	}
 	return n, err
 }

@@ -63,7 +63,7 @@ func (g *Gateway) serveOTLP(w http.ResponseWriter, r *http.Request) {
 		writeOTLPFailure(w, c, &failure{status: http.StatusBadRequest, reason: reasonBadRequest, msg: err.Error()}, asJSON)
 		return
 	}
-	out, f := g.ingestOTLP(r.Context(), c, req, c.idBase(idem, body), received)
+	out, f := g.ingestOTLP(r.Context(), c, req, c.idBase(idem, body), len(body), received)
 	c.count(out)
 	if f != nil {
 		writeOTLPFailure(w, c, f, asJSON)
@@ -78,7 +78,7 @@ func (g *Gateway) serveOTLP(w http.ResponseWriter, r *http.Request) {
 }
 
 // ingestOTLP produces the records of an OTLP request as c's tenant.
-func (g *Gateway) ingestOTLP(ctx context.Context, c *call, req *collogs.ExportLogsServiceRequest, base [sha256.Size]byte, received time.Time) (outcome, *failure) {
+func (g *Gateway) ingestOTLP(ctx context.Context, c *call, req *collogs.ExportLogsServiceRequest, base [sha256.Size]byte, size int, received time.Time) (outcome, *failure) {
 	n := 0
 	for _, rl := range req.ResourceLogs {
 		for _, sl := range rl.GetScopeLogs() {
@@ -89,7 +89,7 @@ func (g *Gateway) ingestOTLP(ctx context.Context, c *call, req *collogs.ExportLo
 		return outcome{}, tooManyRecords(n, g.cfg.MaxRecords)
 	}
 	m := mapper{tenant: c.tenant.name, received: received, maxLogBytes: g.cfg.MaxLogBytes, version: g.version}
-	e := c.newEncoder(base, n, received)
+	e := c.newEncoder(base, n, size, received)
 	m.each(req, func(i int, rec *schemas.Record, err error) {
 		if err != nil {
 			e.reject(i, reasonRecordInvalid, fmt.Sprintf("record %d: %v", i, err))
@@ -223,7 +223,7 @@ func (g *Gateway) serveLines(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	e := c.newEncoder(c.idBase(idem, body), n, received)
+	e := c.newEncoder(c.idBase(idem, body), n, len(body), received)
 	i := -1
 	for line := range bytes.Lines(body) {
 		i++
