@@ -58,7 +58,7 @@ func benchRequest(n int) []byte {
 // records/cpu-s counts the CPU time of the whole process: the clients,
 // the gateway and the in-process Kafka.
 func BenchmarkOTLPHTTP(b *testing.B) {
-	e := startEnv(b, map[string]string{"SLUICE_GATEWAY_KAFKA_LINGER": "5ms"})
+	e := startEnv(b, map[string]string{"SLUICE_GATEWAY_KAFKA_LINGER": "0s"})
 	body := benchRequest(100)
 	auth := basic("shop", "shop-secret")
 	tr := &http.Transport{MaxIdleConnsPerHost: 16}

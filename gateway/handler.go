@@ -328,6 +328,10 @@ type encoder struct {
 	index    []int // each encoded record's index in the request
 	out      outcome
 	received time.Time
+	// The key of the last record with a pod, for the next of the same
+	// container.
+	lastKey                []byte
+	lastPod, lastContainer string
 }
 
 // newEncoder returns an encoder of n records from a body of size bytes
@@ -358,9 +362,17 @@ func (e *encoder) add(i int, rec *schemas.Record) {
 	}
 	e.ends = append(e.ends, len(e.buf))
 	e.index = append(e.index, i)
+	// The key is the container's, as the shipper keys by container: a
+	// container's records stay in order in one partition. Records
+	// without a pod go where the producer batches best.
+	k := &rec.Kubernetes
+	if k.PodID != "" && (e.lastKey == nil || k.PodID != e.lastPod || k.ContainerName != e.lastContainer) {
+		e.lastKey = []byte(k.PodID + "/" + k.ContainerName)
+		e.lastPod, e.lastContainer = k.PodID, k.ContainerName
+	}
 	var key []byte
-	if rec.Kubernetes.PodID != "" {
-		key = []byte(rec.Kubernetes.PodID + "/" + rec.Kubernetes.ContainerName)
+	if k.PodID != "" {
+		key = e.lastKey
 	}
 	e.keys = append(e.keys, key)
 }

@@ -208,6 +208,9 @@ func (m *mapper) resource(attrs []*common.KeyValue) resourceInfo {
 	case tag != "":
 		ri.attrs[attrImageTag] = tag
 	}
+	// Every record of the resource carries the same metadata: encode it
+	// once.
+	ri.kube.CacheEncoding()
 	return ri
 }
 
