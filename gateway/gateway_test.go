@@ -26,12 +26,12 @@ import (
 	"github.com/sluicelogs/sluice/schemas"
 )
 
-// TestOTelSDKExporter: the OpenTelemetry Go SDK's OTLP/HTTP log exporter,
+// TestGatewayOTelSDKExporter: the OpenTelemetry Go SDK's OTLP/HTTP log exporter,
 // gzip on, sends through the gateway as tenant shop; the records land in
 // shop's raw topic in the shipper's format, with the body as log, the
 // Kubernetes resource attributes in the record's kubernetes fields, and the
 // rest as attributes.
-func TestOTelSDKExporter(t *testing.T) {
+func TestGatewayOTelSDKExporter(t *testing.T) {
 	e := startEnv(t, nil)
 	var (
 		mu      sync.Mutex
@@ -131,9 +131,9 @@ func TestOTelSDKExporter(t *testing.T) {
 	testutilCount(t, e, `sluice_gateway_records_total{outcome="accepted",tenant="shop"}`, n+1)
 }
 
-// TestOTLPJSON: OTLP's JSON encoding, with hex trace and span ids, is
+// TestGatewayOTLPJSON: OTLP's JSON encoding, with hex trace and span ids, is
 // answered in JSON, and the ids are kept.
-func TestOTLPJSON(t *testing.T) {
+func TestGatewayOTLPJSON(t *testing.T) {
 	e := startEnv(t, nil)
 	body := `{"resourceLogs":[{"resource":{"attributes":[{"key":"k8s.namespace.name","value":{"stringValue":"api"}}]},
 	"scopeLogs":[{"scope":{"name":"s"},"logRecords":[
@@ -174,10 +174,10 @@ func TestOTLPJSON(t *testing.T) {
 	}
 }
 
-// TestUnauthorized: a wrong password, an unknown user, a user name that
+// TestGatewayUnauthorized: a wrong password, an unknown user, a user name that
 // is no tenant id, a malformed header, an unknown token and no
 // credentials are all answered 401 with one body; nothing is written.
-func TestUnauthorized(t *testing.T) {
+func TestGatewayUnauthorized(t *testing.T) {
 	e := startEnv(t, map[string]string{"SLUICE_GATEWAY_TOKENS_FILE": writeTokens(t, "tok-0123456789abcdef shop shop-secret\n")})
 	req, _ := proto.Marshal(otlpRequest(nil, otlpLines(3, "x")...))
 	var first response
@@ -220,9 +220,9 @@ func TestUnauthorized(t *testing.T) {
 	testutilCount(t, e, `sluice_gateway_auth_total{result="verified"}`, 1)
 }
 
-// TestTenantFromCredentials: what a request says about its tenant changes
+// TestGatewayTenantFromCredentials: what a request says about its tenant changes
 // nothing; shop's credentials write shop's topic only.
-func TestTenantFromCredentials(t *testing.T) {
+func TestGatewayTenantFromCredentials(t *testing.T) {
 	e := startEnv(t, nil)
 	req := otlpRequest([]*common.KeyValue{kv("tenant", str("web")), kv("sluice.tenant", str("web"))}, otlpLines(2, "claims web")...)
 	if r := e.postOTLP(t, "shop", req); r.status != http.StatusOK {
@@ -246,10 +246,10 @@ func TestTenantFromCredentials(t *testing.T) {
 	}
 }
 
-// TestRetryKeepsIDs: sending a request again gives its records the ids
+// TestGatewayRetryKeepsIDs: sending a request again gives its records the ids
 // they had; an Idempotency-Key gives the same ids to a request whatever
 // its body's encoding; another request gets other ids.
-func TestRetryKeepsIDs(t *testing.T) {
+func TestGatewayRetryKeepsIDs(t *testing.T) {
 	e := startEnv(t, nil)
 	req := otlpRequest(nil, otlpLines(10, "retry")...)
 	for range 2 {
@@ -288,10 +288,10 @@ func TestRetryKeepsIDs(t *testing.T) {
 	}
 }
 
-// TestBounds: a body over the size bound, with or without a length, a gzip
+// TestGatewayBounds: a body over the size bound, with or without a length, a gzip
 // bomb, and too many records are answered 413 before anything is written;
 // an unknown encoding or media type 415; a gzip body that is not gzip 400.
-func TestBounds(t *testing.T) {
+func TestGatewayBounds(t *testing.T) {
 	e := startEnv(t, map[string]string{
 		"SLUICE_GATEWAY_MAX_BODY_BYTES":            "65536",
 		"SLUICE_GATEWAY_MAX_DECOMPRESSED_BYTES":    "1048576",
@@ -351,10 +351,10 @@ func TestBounds(t *testing.T) {
 	testutilCount(t, e, `sluice_gateway_rejections_total{reason="decompressed_too_large",tenant="shop"}`, 1)
 }
 
-// TestPartialSuccess: a record too large among good ones is rejected
+// TestGatewayPartialSuccess: a record too large among good ones is rejected
 // alone, and the answer says so (OTLP's partial_success); a malformed line
 // among good ones likewise.
-func TestPartialSuccess(t *testing.T) {
+func TestGatewayPartialSuccess(t *testing.T) {
 	e := startEnv(t, map[string]string{"SLUICE_GATEWAY_MAX_RECORD_BYTES": "4096", "SLUICE_GATEWAY_MAX_LOG_BYTES": "1024"})
 	recs := otlpLines(5, "ok")
 	recs[2].Attributes = append(recs[2].Attributes, kv("blob", str(strings.Repeat("b", 8000))))

@@ -27,12 +27,12 @@ import (
 // and a loaded machine.
 const healthyBound = 3 * time.Second
 
-// TestFloodingTenantBesideHealthy: tenant web floods the gateway with
+// TestGatewayFloodingTenantBesideHealthy: tenant web floods the gateway with
 // concurrent large requests, far past its in-flight bound; it is answered
 // 429 (with Retry-After) for what passes its bound, while every request of
 // tenant shop, sent meanwhile, is answered 200 within healthyBound with
 // all its records acknowledged.
-func TestFloodingTenantBesideHealthy(t *testing.T) {
+func TestGatewayFloodingTenantBesideHealthy(t *testing.T) {
 	e := startEnv(t, map[string]string{
 		"SLUICE_GATEWAY_MAX_BODY_BYTES":                 "1048576",
 		"SLUICE_GATEWAY_MAX_DECOMPRESSED_BYTES":         "1048576",
@@ -122,10 +122,10 @@ func TestFloodingTenantBesideHealthy(t *testing.T) {
 	}
 }
 
-// TestKafkaThrottle: when Kafka throttles a tenant's user (its produce
+// TestGatewayKafkaThrottle: when Kafka throttles a tenant's user (its produce
 // quota), the request Kafka acknowledged is answered 200, and the tenant's
 // next requests 429 with Kafka's delay as Retry-After until it passes.
-func TestKafkaThrottle(t *testing.T) {
+func TestGatewayKafkaThrottle(t *testing.T) {
 	e := startEnv(t, nil)
 	// Warm up: the client is made and its producer id taken.
 	if r := e.postOTLP(t, "shop", otlpRequest(nil, otlpLines(1, "warm")...)); r.status != http.StatusOK {
@@ -161,10 +161,10 @@ func TestKafkaThrottle(t *testing.T) {
 	}
 }
 
-// TestOTLPGRPC: OTLP/gRPC's Export, gzip-compressed, with the credentials
+// TestGatewayOTLPGRPC: OTLP/gRPC's Export, gzip-compressed, with the credentials
 // in the authorization metadata, lands as OTLP/HTTP does; bad credentials
 // are UNAUTHENTICATED; a retried call keeps its ids.
-func TestOTLPGRPC(t *testing.T) {
+func TestGatewayOTLPGRPC(t *testing.T) {
 	e := startEnv(t, map[string]string{"SLUICE_GATEWAY_GRPC_ADDR": "127.0.0.1:0"})
 	conn, err := grpc.NewClient(e.g.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

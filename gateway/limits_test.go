@@ -8,10 +8,10 @@ import (
 	"testing"
 )
 
-// TestBudgetReader: a body is charged bodyCharge times what is read, in
+// TestGatewayBudgetReader: a body is charged bodyCharge times what is read, in
 // steps, never for the caller's buffer; reading past the tenant's bound
 // fails with errBudget; what was taken is given back whole.
-func TestBudgetReader(t *testing.T) {
+func TestGatewayBudgetReader(t *testing.T) {
 	cfg := Config{MaxInflightBytes: 1 << 20, TenantMaxInflightBytes: 256 << 10, MaxRequests: 4}
 	l := newLimits(&cfg)
 	tn := l.tenant("shop")
@@ -39,7 +39,7 @@ func TestBudgetReader(t *testing.T) {
 	}
 }
 
-func TestConfigValidate(t *testing.T) {
+func TestGatewayConfigValidate(t *testing.T) {
 	valid := func() Config {
 		return Config{
 			Kafka: kafkaConfig(), Addr: ":4318", AuthTTL: 1, AuthFailureTTL: 1, MaxClients: 1, ClientIdle: 1,

@@ -21,10 +21,10 @@ import (
 	"github.com/sluicelogs/sluice/internal/testcerts"
 )
 
-// TestMutualTLS: with a client CA, the gateway serves HTTPS and takes
+// TestGatewayMutualTLS: with a client CA, the gateway serves HTTPS and takes
 // only clients presenting a certificate that CA signed, besides their
 // credentials.
-func TestMutualTLS(t *testing.T) {
+func TestGatewayMutualTLS(t *testing.T) {
 	dir := t.TempDir()
 	server, client := testcerts.SelfSigned(t, "gateway"), testcerts.SelfSigned(t, "client")
 	write := func(name string, b []byte) string {
@@ -70,10 +70,10 @@ func TestMutualTLS(t *testing.T) {
 	}
 }
 
-// TestInsecureTrustUsername: against a Kafka without authentication (a
+// TestGatewayInsecureTrustUsername: against a Kafka without authentication (a
 // development stack), SLUICE_GATEWAY_INSECURE_TRUST_USERNAME takes the
 // user name as the tenant and checks no password.
-func TestInsecureTrustUsername(t *testing.T) {
+func TestGatewayInsecureTrustUsername(t *testing.T) {
 	c := kafkatest.Cluster(t, kafkatest.Topics(1, "logs.raw.shop"))
 	var cfg Config
 	vars := map[string]string{
@@ -102,11 +102,11 @@ func TestInsecureTrustUsername(t *testing.T) {
 	}
 }
 
-// TestClientPool: credentials are checked again after
+// TestGatewayClientPool: credentials are checked again after
 // SLUICE_GATEWAY_AUTH_TTL (a new client, a new SASL handshake); with
 // SLUICE_GATEWAY_MAX_CLIENTS=1 the unused client of one tenant makes room
 // for another's.
-func TestClientPool(t *testing.T) {
+func TestGatewayClientPool(t *testing.T) {
 	e := startEnv(t, map[string]string{"SLUICE_GATEWAY_AUTH_TTL": "300ms", "SLUICE_GATEWAY_MAX_CLIENTS": "1"})
 	req := otlpRequest(nil, otlpLines(1, "pool")...)
 	for _, tenant := range []string{"shop", "shop", "web", "shop"} {
