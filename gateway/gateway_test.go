@@ -208,6 +208,12 @@ func TestGatewayUnauthorized(t *testing.T) {
 	if recs := e.readRaw(t, "shop"); len(recs) != 0 {
 		t.Errorf("%d records written", len(recs))
 	}
+	// Refused user names leave nothing behind.
+	e.g.lim.mu.Lock()
+	if n := len(e.g.lim.tenants); n != 0 {
+		t.Errorf("%d tenants known after refusals only", n)
+	}
+	e.g.lim.mu.Unlock()
 	// The token stands for shop's credentials.
 	if r := e.post(t, "/v1/logs", req, "Content-Type", "application/x-protobuf", "Authorization", "Bearer tok-0123456789abcdef"); r.status != http.StatusOK {
 		t.Errorf("bearer token: %d %q", r.status, r.body)

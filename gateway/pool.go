@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -289,13 +290,16 @@ func (p *pool) connect(ctx context.Context, key, user, password string) (*client
 	if err != nil {
 		return nil, &kafkaUnavailable{err: err}
 	}
-	t := p.lim.tenant(user)
+	// The tenant's state is made once Kafka accepted the credentials, so
+	// that made-up user names leave nothing behind; the throttle hook
+	// learns it then.
+	throttle := &throttleHook{now: p.now}
 	if p.cfg.Kafka.ClientID == "" {
 		opts = append(opts, kgo.ClientID("sluice-gateway"))
 	}
 	opts = append(opts,
 		kgo.WithLogger(kafka.NewLogger(p.log.With("tenant", user))),
-		kgo.WithHooks(throttleHook{t: t, now: p.now}),
+		kgo.WithHooks(throttle),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotent, and delivery depends on it
 		kgo.ProducerLinger(p.cfg.Linger),
 		// A request waits for its records' acknowledgements; past the
@@ -345,6 +349,8 @@ func (p *pool) connect(ctx context.Context, key, user, password string) (*client
 		return nil, &kafkaUnavailable{err: err}
 	}
 	p.m.auth.WithLabelValues("verified").Inc()
+	t := p.lim.tenant(user)
+	throttle.t.Store(t)
 	return &client{key: key, tenant: t, cl: cl, verified: p.now()}, nil
 }
 
@@ -352,17 +358,17 @@ func (p *pool) connect(ctx context.Context, key, user, password string) (*client
 // that the tenant's next requests are answered 429 with Retry-After until
 // it ends, rather than waiting on Kafka.
 type throttleHook struct {
-	t   *tenantState
+	t   atomic.Pointer[tenantState]
 	now func() time.Time
 }
 
-func (h throttleHook) OnBrokerThrottle(_ kgo.BrokerMetadata, d time.Duration, _ bool) {
-	if d > 0 {
-		h.t.throttle(h.now(), d)
+func (h *throttleHook) OnBrokerThrottle(_ kgo.BrokerMetadata, d time.Duration, _ bool) {
+	if t := h.t.Load(); t != nil && d > 0 {
+		t.throttle(h.now(), d)
 	}
 }
 
-var _ kgo.HookBrokerThrottle = throttleHook{}
+var _ kgo.HookBrokerThrottle = (*throttleHook)(nil)
 
 // handshakeCloses is a kgo hook that tells credentials refused by a broker
 // that closes the connection rather than answering the SASL exchange with
