@@ -88,6 +88,9 @@ type mapper struct {
 	received    time.Time
 	maxLogBytes int
 	version     string
+	// attrs is the attribute map of every record, cleared for each: a
+	// record is encoded before the next is made.
+	attrs map[string]any
 }
 
 // resourceInfo is what a resource's attributes give every record of it.
@@ -275,7 +278,13 @@ func (m *mapper) record(ri *resourceInfo, scopeAttrs map[string]any, lr *logs.Lo
 		rec.Log, rec.Truncated = truncateUTF8(rec.Log, m.maxLogBytes), true
 	}
 
-	attrs := make(map[string]any, len(ri.attrs)+len(scopeAttrs)+len(lr.Attributes)+4)
+	// One map serves every record of the request (see each).
+	attrs := m.attrs
+	if attrs == nil {
+		attrs = make(map[string]any, len(ri.attrs)+len(scopeAttrs)+len(lr.Attributes)+4)
+		m.attrs = attrs
+	}
+	clear(attrs)
 	for k, v := range ri.attrs {
 		attrs[k] = v
 	}
@@ -471,7 +480,8 @@ func appendAnyJSON(b []byte, v *common.AnyValue, depth int) []byte {
 }
 
 // each calls fn with every record of req, in order, with its index, or
-// with the error that rejects it.
+// with the error that rejects it. The records share one attribute map:
+// fn must be done with a record (encode it) before it returns.
 func (m *mapper) each(req *collogs.ExportLogsServiceRequest, fn func(i int, rec *schemas.Record, err error)) {
 	i := 0
 	for _, rl := range req.ResourceLogs {
