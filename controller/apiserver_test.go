@@ -139,7 +139,7 @@ func TestAPIServer(t *testing.T) {
 	shop := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "shop"}, Spec: v1alpha1.TenantSpec{
 		Namespaces:        []string{"shop", "shop-jobs"},
 		Topics:            v1alpha1.TopicsSpec{Partitions: &partitions},
-		Streams:           []string{"audit"},
+		Datasets:          []string{"audit"},
 		CredentialsSecret: &v1alpha1.SecretReference{Namespace: "shop", Name: "sluice-kafka"},
 		DeleteData:        true,
 	}}
@@ -172,7 +172,7 @@ func TestAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range append(append(kafka.TenantTopics(topics, "shop"), kafka.TenantStateTopics(topics, "shop")...), topics.ParsedStream("shop", "audit")) {
+	for _, want := range append(append(kafka.TenantTopics(topics, "shop"), kafka.TenantStateTopics(topics, "shop")...), topics.ParsedDataset("shop", "audit")) {
 		d, ok := listed[want]
 		if !ok {
 			t.Fatalf("topic %s missing; have %v", want, listed.Names())
@@ -225,6 +225,8 @@ func TestAPIServer(t *testing.T) {
 		Spec: v1alpha1.TenantSpec{Topics: v1alpha1.TopicsSpec{Partitions: &zero}}}), "spec.topics.partitions 0", "spec.topics.partitions")
 	wantInvalid(t, k8s.Create(ctx, &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "bad-id"},
 		Spec: v1alpha1.TenantSpec{ID: "Not_An_ID"}}), "spec.id Not_An_ID", "spec.id")
+	wantInvalid(t, k8s.Create(ctx, &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "both-names"},
+		Spec: v1alpha1.TenantSpec{Datasets: []string{"audit"}, Streams: []string{"audit"}}}), "spec.datasets and spec.streams", "give datasets only")
 	wantInvalid(t, k8s.Create(ctx, &v1alpha1.Pipeline{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "empty"}}),
 		"an empty spec.document", "spec.document")
 

@@ -76,6 +76,29 @@ func checkPipeline(ctx context.Context, c client.Reader, p *v1alpha1.Pipeline) (
 	return loaded, owner, nil
 }
 
+// documentWarnings are what a document that passes says that should change
+// (a deprecated key), one "spec.document: line L, column C: ..." each, as
+// sluice pipeline validate prints them: the webhook returns them as
+// admission warnings, and the reconciler puts them in the Validated
+// condition.
+func documentWarnings(p *router.Pipeline) []string {
+	var out []string
+	for _, w := range p.Warnings() {
+		out = append(out, "spec.document: "+w.String())
+	}
+	return out
+}
+
+// validMessage is the Validated condition's message of a document that
+// passes: its version, its tests and its warnings.
+func validMessage(p *router.Pipeline) string {
+	msg := fmt.Sprintf("version %d is valid and its %d tests pass", p.Version, len(p.Spec().Tests))
+	if w := documentWarnings(p); len(w) > 0 {
+		msg += fmt.Sprintf("; %d warning(s): %s", len(w), strings.Join(w, "; "))
+	}
+	return msg
+}
+
 // versionNotRaised is the rule of a change, sluice pipeline apply's: a
 // document replaces the stored one (of version storedVersion) only with a
 // greater version. It reports whether doc is the stored document already

@@ -98,7 +98,7 @@ func (r *PipelineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		}
 	}
 	p.Status.Tenant, p.Status.Problems = owner, nil
-	setCondition(&p, ConditionValidated, metav1.ConditionTrue, ReasonValid, fmt.Sprintf("version %d is valid and its %d tests pass", loaded.Version, len(loaded.Spec().Tests)))
+	setCondition(&p, ConditionValidated, metav1.ConditionTrue, ReasonValid, validMessage(loaded))
 
 	stored, err := router.ReadPipeline(ctx, r.Kafka, r.Topics, owner)
 	if err != nil {

@@ -17,10 +17,10 @@ import (
 // into the resource types, and a Tenant so printed is reconciled into the
 // very kafka.TenantSpec the command would have provisioned.
 func TestCLIResources(t *testing.T) {
-	want := kafka.TenantSpec{Partitions: 6, ReplicationFactor: 3, Retention: 72 * time.Hour, Streams: []string{"audit"},
+	want := kafka.TenantSpec{Partitions: 6, ReplicationFactor: 3, Retention: 72 * time.Hour, Datasets: []string{"audit"},
 		ProducerByteRate: 1 << 20, ConsumerByteRate: 2 << 20, ControllerMutationRate: 5}
 	b, err := resources.TenantYAML(resources.Tenant{Name: "shop", Partitions: want.Partitions, ReplicationFactor: want.ReplicationFactor,
-		Retention: want.Retention, Streams: want.Streams, ProduceRate: want.ProducerByteRate, FetchRate: want.ConsumerByteRate,
+		Retention: want.Retention, Datasets: want.Datasets, ProduceRate: want.ProducerByteRate, FetchRate: want.ConsumerByteRate,
 		MutationRate: want.ControllerMutationRate, CredentialsNamespace: "shop"})
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +38,7 @@ func TestCLIResources(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.Partitions != want.Partitions || got.ReplicationFactor != want.ReplicationFactor || got.Retention != want.Retention ||
-		strings.Join(got.Streams, ",") != "audit" || got.ProducerByteRate != want.ProducerByteRate ||
+		strings.Join(got.Datasets, ",") != "audit" || got.ProducerByteRate != want.ProducerByteRate ||
 		got.ConsumerByteRate != want.ConsumerByteRate || got.ControllerMutationRate != want.ControllerMutationRate {
 		t.Errorf("reconciled into %+v, want %+v", got, want)
 	}

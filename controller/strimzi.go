@@ -70,8 +70,8 @@ func passwordSecretName(id string) string { return "sluice-tenant-" + id }
 // returns those the Strimzi operators have not reported Ready yet.
 func (s *Strimzi) provision(ctx context.Context, topics kafka.Topics, id string, spec kafka.TenantSpec) (pending []string, err error) {
 	data := kafka.TenantTopics(topics, id)
-	for _, st := range spec.Streams {
-		data = append(data, topics.ParsedStream(id, st))
+	for _, ds := range spec.Datasets {
+		data = append(data, topics.ParsedDataset(id, ds))
 	}
 	var objs []*unstructured.Unstructured
 	for _, t := range data {

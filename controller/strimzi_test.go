@@ -69,7 +69,7 @@ func TestTenantStrimzi(t *testing.T) {
 	if c := readyOf(t, cl, "shop"); c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonStrimziPending || !strings.Contains(c.Message, "KafkaUser shop") {
 		t.Fatalf("shop before the operators: Ready %+v", c)
 	}
-	want := append(kafka.TenantTopics(topics, "shop"), topics.ParsedStream("shop", "audit"))
+	want := append(kafka.TenantTopics(topics, "shop"), topics.ParsedDataset("shop", "audit"))
 	want = append(want, kafka.TenantStateTopics(topics, "shop")...)
 	if got := ours(); len(got) != len(want) {
 		t.Fatalf("%d KafkaTopics, want %d (%v)", len(got), len(want), want)

@@ -156,6 +156,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if res.ACLsSkipped {
 		msg += " (the cluster has no authorizer: no ACLs were set)"
 	}
+	msg += deprecatedFields(&t.Spec)
 	if len(res.TopicsCreated) > 0 {
 		r.Log.Info("tenant topics created", "tenant", id, "topics", res.TopicsCreated)
 	}
@@ -393,8 +394,31 @@ func tenantSpec(s *v1alpha1.TenantSpec) (kafka.TenantSpec, error) {
 	if q.PartitionMutationsPerSecond != nil {
 		spec.ControllerMutationRate = float64(*q.PartitionMutationsPerSecond)
 	}
-	spec.Streams = s.Streams
+	spec.Datasets = datasets(s)
 	return spec, spec.Validate()
+}
+
+// datasets are the datasets of a Tenant's spec: datasets, and streams,
+// its deprecated name (the CRD refuses both at once; were both given all
+// the same, as by a cluster whose API server runs no CEL rules, both
+// count), each once.
+func datasets(s *v1alpha1.TenantSpec) []string {
+	var out []string
+	for _, ds := range slices.Concat(s.Datasets, s.Streams) {
+		if !slices.Contains(out, ds) {
+			out = append(out, ds)
+		}
+	}
+	return out
+}
+
+// deprecatedFields says which deprecated fields a Tenant's spec uses, for
+// its Ready condition: "" when none.
+func deprecatedFields(s *v1alpha1.TenantSpec) string {
+	if len(s.Streams) == 0 {
+		return ""
+	}
+	return "; spec.streams is deprecated: write spec.datasets (same meaning)"
 }
 
 // failed records a failure that may pass (Kafka away, a Secret not

@@ -103,11 +103,11 @@ func TestTenantReconcile(t *testing.T) {
 	shop := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "shop"}, Spec: v1alpha1.TenantSpec{
 		Namespaces:        []string{"shop", "shop-jobs", "not-yet"},
 		Topics:            v1alpha1.TopicsSpec{Partitions: &partitions},
-		Streams:           []string{"audit"},
+		Datasets:          []string{"audit"},
 		CredentialsSecret: &v1alpha1.SecretReference{Namespace: "shop", Name: "sluice-kafka"},
 	}}
 	broken := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "broken"}, Spec: v1alpha1.TenantSpec{
-		Streams: []string{"Not A Stream"},
+		Datasets: []string{"Not A Dataset"},
 	}}
 	cl := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(shop, broken,
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"team": "shop"}}},
@@ -125,19 +125,19 @@ func TestTenantReconcile(t *testing.T) {
 	r := newTenantReconciler(t, cl, cluster, adm)
 
 	reconcileTenant(t, r, "broken")
-	if c := readyOf(t, cl, "broken"); c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonInvalid || !strings.Contains(c.Message, "Not A Stream") {
+	if c := readyOf(t, cl, "broken"); c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonInvalid || !strings.Contains(c.Message, "Not A Dataset") {
 		t.Fatalf("broken tenant: Ready %+v", c)
 	}
 
 	reconcileTenant(t, r, "shop")
-	if c := readyOf(t, cl, "shop"); c == nil || c.Status != metav1.ConditionTrue || c.Reason != ReasonProvisioned {
+	if c := readyOf(t, cl, "shop"); c == nil || c.Status != metav1.ConditionTrue || c.Reason != ReasonProvisioned || strings.Contains(c.Message, "deprecated") {
 		t.Fatalf("shop: Ready %+v", c)
 	}
 	listed, err := adm.ListTopics(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range append(kafka.TenantTopics(topics, "shop"), topics.ParsedStream("shop", "audit")) {
+	for _, want := range append(kafka.TenantTopics(topics, "shop"), topics.ParsedDataset("shop", "audit")) {
 		d, ok := listed[want]
 		if !ok {
 			t.Fatalf("topic %s missing; have %v", want, listed.Names())
@@ -327,5 +327,34 @@ func TestTenantIndexSettings(t *testing.T) {
 	want = append(want, "shop dedicated default", "shop deleted", "shop deleted")
 	if got := records(); !slices.Equal(got, want) {
 		t.Fatalf("published %q, want %q", got, want)
+	}
+}
+
+// TestTenantDeprecatedStreams: spec.streams, the former name of
+// spec.datasets, still makes the datasets' topics, and the Ready condition
+// says to write datasets; were both given (the CRD refuses it), both
+// count.
+func TestTenantDeprecatedStreams(t *testing.T) {
+	ctx := context.Background()
+	cluster, adm := testKafka(t)
+	legacy := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "legacy"}, Spec: v1alpha1.TenantSpec{Streams: []string{"audit"}}}
+	cl := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(legacy).WithStatusSubresource(&v1alpha1.Tenant{}).Build()
+	r := newTenantReconciler(t, cl, cluster, adm)
+	reconcileTenant(t, r, "legacy")
+	if c := readyOf(t, cl, "legacy"); c == nil || c.Status != metav1.ConditionTrue ||
+		!strings.HasSuffix(c.Message, "; spec.streams is deprecated: write spec.datasets (same meaning)") {
+		t.Fatalf("legacy: Ready %+v", c)
+	}
+	listed, err := adm.ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := listed[kafka.Topics{Prefix: "logs"}.ParsedDataset("legacy", "audit")]; !ok {
+		t.Errorf("no topic of dataset audit; have %v", listed.Names())
+	}
+
+	spec, err := tenantSpec(&v1alpha1.TenantSpec{Datasets: []string{"a", "b"}, Streams: []string{"b", "c"}})
+	if err != nil || strings.Join(spec.Datasets, ",") != "a,b,c" {
+		t.Errorf("datasets and streams: %v, %v", spec.Datasets, err)
 	}
 }

@@ -191,7 +191,7 @@ func inForceNotRaised(old *v1alpha1.Pipeline, version int64, doc string) *refusa
 
 // warnings are what is worth saying of a Pipeline that passes.
 func (v *PipelineValidator) warnings(ctx context.Context, p *v1alpha1.Pipeline, loaded *router.Pipeline, owner string) admission.Warnings {
-	var w admission.Warnings
+	w := admission.Warnings(documentWarnings(loaded))
 	if len(loaded.Spec().Tests) == 0 {
 		w = append(w, "the document has no tests: a test of each kind of line the tenant logs lets a change that breaks them be refused before it is applied")
 	}

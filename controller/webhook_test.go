@@ -268,6 +268,19 @@ func TestWebhook(t *testing.T) {
 		t.Errorf("a Pipeline without tests: allowed %v, warnings %q", resp.Allowed, resp.Warnings)
 	}
 
+	// A deprecated key: allowed, and said where, as sluice pipeline
+	// validate says it; the reconciler says it in the Validated condition
+	// (validMessage).
+	oldKey := newPipeline("shop", "old-key", "tenant: shop\nversion: 3\nsteps:\n  - route: {if: 'true', stream: audit}\n"+
+		"tests:\n  - name: routed\n    line: x\n    expect: {dataset: audit}\n")
+	wantWarning := "spec.document: line 4, column 25: route.stream is deprecated: write route.dataset (same meaning)"
+	if resp := rv.review(admissionv1.Create, nil, oldKey); !resp.Allowed || len(resp.Warnings) != 2 || resp.Warnings[0] != wantWarning {
+		t.Errorf("a Pipeline with a deprecated key: allowed %v, warnings %q", resp.Allowed, resp.Warnings)
+	}
+	if loaded, err := router.Load([]byte(oldKey.Spec.Document)); err != nil || validMessage(loaded) != "version 3 is valid and its 1 tests pass; 1 warning(s): "+wantWarning {
+		t.Errorf("a Pipeline with a deprecated key: Validated says %q (%v)", validMessage(loaded), err)
+	}
+
 	// Validation fails: every problem with its line and column, as
 	// router.Load (sluice pipeline validate) words it.
 	badDoc := "tenant: shop\nversion: 1\nsteps:\n  - nope: {}\n  - drop:\n      if: 'attributes.x ==='\n"
@@ -347,7 +360,7 @@ func TestWebhook(t *testing.T) {
 		t.Errorf("a deletion: denied %+v", resp.Result)
 	}
 
-	for result, want := range map[string]float64{"allowed": 5, "denied": 5, "error": 0} {
+	for result, want := range map[string]float64{"allowed": 6, "denied": 5, "error": 0} {
 		if n := testutil.ToFloat64(m.admissions.WithLabelValues(result)); n != want {
 			t.Errorf("admissions %s: %v counted, want %v", result, n, want)
 		}

@@ -230,7 +230,8 @@ type chartConfig struct {
 		Tenants    []struct {
 			Name             string   `json:"name"`
 			Partitions       int32    `json:"partitions"`
-			Streams          []string `json:"streams"`
+			Datasets         []string `json:"datasets"`
+			Streams          []string `json:"streams"` // the deprecated name of datasets
 			ProducerByteRate *int64   `json:"producerByteRate"`
 			ConsumerByteRate *int64   `json:"consumerByteRate"`
 		} `json:"tenants"`
@@ -310,7 +311,9 @@ func TestChartRejects(t *testing.T) {
 	for name, tc := range map[string]struct{ values, want string }{
 		"bad tenant id":                         {"strimzi: {enabled: true, tenants: [{name: Shop_1}]}", `"Shop_1" is not a tenant id`},
 		"tenant named as a user":                {"strimzi: {enabled: true, tenants: [{name: sluice-router}]}", "has the name of the router's Kafka user"},
-		"bad stream":                            {"strimzi: {enabled: true, tenants: [{name: shop, streams: [a.b]}]}", `stream "a.b" of tenant shop`},
+		"bad dataset":                           {"strimzi: {enabled: true, tenants: [{name: shop, datasets: [a.b]}]}", `dataset "a.b" of tenant shop`},
+		"bad dataset under its old name":        {"strimzi: {enabled: true, tenants: [{name: shop, streams: [a.b]}]}", `dataset "a.b" of tenant shop`},
+		"datasets and streams":                  {"strimzi: {enabled: true, tenants: [{name: shop, datasets: [a], streams: [b]}]}", "give datasets only"},
 		"unknown es auth":                       {"elasticsearch: {auth: {type: oauth}}", `elasticsearch.auth.type "oauth"`},
 		"basic without user":                    {"elasticsearch: {auth: {type: basic, secretName: s, secretKey: k}}", "elasticsearch.auth.username is required"},
 		"api key without secret":                {"elasticsearch: {auth: {type: apiKey}}", "elasticsearch.auth.secretName is required"},

@@ -521,8 +521,8 @@ func checkStrimzi(t *testing.T, objs []object, cfg chartConfig) {
 	compacted(tp.Tenants())
 	for _, tenant := range cfg.Strimzi.Tenants {
 		want := []string{tp.Raw(tenant.Name), tp.Parsed(tenant.Name), tp.DLQ(tenant.Name)}
-		for _, s := range tenant.Streams {
-			want = append(want, tp.ParsedStream(tenant.Name, s))
+		for _, ds := range append(tenant.Datasets, tenant.Streams...) {
+			want = append(want, tp.ParsedDataset(tenant.Name, ds))
 		}
 		partitions := cmpOr(tenant.Partitions, cfg.Strimzi.TopicDefaults.Partitions)
 		for _, name := range want {

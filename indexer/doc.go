@@ -8,7 +8,7 @@
 //
 // New checks the configuration and starts nothing. Run installs the index
 // template (retrying until Elasticsearch answers), joins the group
-// SLUICE_INDEXER_GROUP reading <prefix>.parsed.<tenant>[.<stream>]
+// SLUICE_INDEXER_GROUP reading <prefix>.parsed.<tenant>[.<dataset>]
 // (read_committed, so aborted router transactions are never indexed), and
 // indexes until its context ends; then it stops consuming, sends what it has
 // batched, waits up to SLUICE_INDEXER_SHUTDOWN_TIMEOUT for requests in
@@ -101,12 +101,12 @@
 //
 // # Indices
 //
-// Documents go to <prefix>-<tenant>-YYYY.MM.DD, or <prefix>-<tenant>.<stream>-YYYY.MM.DD
-// for a route's stream topic (the dedicated layout; see index.go for why a
-// dot separates the stream), or, for tenants in the shared layout
+// Documents go to <prefix>-<tenant>-YYYY.MM.DD, or <prefix>-<tenant>.<dataset>-YYYY.MM.DD
+// for a route's dataset topic (the dedicated layout; see index.go for why a
+// dot separates the dataset), or, for tenants in the shared layout
 // (SLUICE_INDEXER_LAYOUT, SLUICE_INDEXER_LAYOUT_OVERRIDES, the tenant's
 // record in <prefix>.tenants), to
-// <prefix>-_shared[.<stream>]-YYYY.MM.DD with "routing": <tenant> in the
+// <prefix>-_shared[.<dataset>]-YYYY.MM.DD with "routing": <tenant> in the
 // action (see layout.go). Tomorrow's indices are created ahead of
 // midnight (precreate.go). The day is the event time's in SLUICE_INDEXER_TIMEZONE, unless the
 // event time lies outside [ingest - SLUICE_INDEXER_WINDOW_PAST, ingest +

@@ -10,14 +10,16 @@ import (
 	"github.com/sluicelogs/sluice/internal/kafka"
 )
 
-// Index names are <prefix>-<tenant>[.<stream>]-YYYY.MM.DD, and in the
-// shared layout <prefix>-_shared[.<stream>]-YYYY.MM.DD (see layout.go).
+// Index names are <prefix>-<tenant>[.<dataset>]-YYYY.MM.DD, and in the
+// shared layout <prefix>-_shared[.<dataset>]-YYYY.MM.DD (see layout.go).
+// The dataset is what a route names (the name Elasticsearch's data streams
+// give the part of an index name that says what the data is).
 //
-// The issue that asked for the indexer wrote <prefix>-<tenant>[-<stream>]-...;
-// with a dash, tenant "shop" with stream "web" and tenant "shop-web" would
-// write to the same index. Tenant ids and stream names never contain a
-// dot, so a dot between them keeps every tenant's indices apart, like the
-// topic names (<prefix>.parsed.<tenant>.<stream>) do.
+// With a dash, <prefix>-<tenant>[-<dataset>]-..., tenant "shop" with
+// dataset "web" and tenant "shop-web" would write to the same index.
+// Tenant ids and dataset names never contain a dot, so a dot between them
+// keeps every tenant's indices apart, like the topic names
+// (<prefix>.parsed.<tenant>.<dataset>) do.
 //
 // Wildcard patterns cannot grant one tenant its indices alone (sluice-shop-*
 // also matches tenant shop-web's, sluice-shop-2* tenant shop-2fa's): an
@@ -28,7 +30,7 @@ import (
 var ErrInvalidIndexPrefix = errors.New("invalid index prefix")
 
 // maxIndexPrefix keeps the longest index name, with a 63-character tenant
-// and stream, within Elasticsearch's 255 bytes.
+// and dataset, within Elasticsearch's 255 bytes.
 const maxIndexPrefix = 255 - len("-") - 63 - len(".") - 63 - len("-2006.01.02")
 
 var indexPrefixRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
@@ -98,15 +100,15 @@ func within(t, ref time.Time, past, ahead time.Duration) bool {
 }
 
 // appendIndex appends the name of the index for tenant (SharedName for
-// the shared indices) and route stream ("" for the main parsed topic) on
-// the day of t.
-func (n *namer) appendIndex(dst []byte, tenant, stream string, t time.Time) []byte {
+// the shared indices) and dataset ("" for the main parsed topic) on the
+// day of t.
+func (n *namer) appendIndex(dst []byte, tenant, dataset string, t time.Time) []byte {
 	dst = append(dst, n.prefix...)
 	dst = append(dst, '-')
 	dst = append(dst, tenant...)
-	if stream != "" {
+	if dataset != "" {
 		dst = append(dst, '.')
-		dst = append(dst, stream...)
+		dst = append(dst, dataset...)
 	}
 	dst = append(dst, '-')
 	year, month, day := t.In(n.loc).Date()
@@ -120,24 +122,24 @@ func (n *namer) appendIndex(dst []byte, tenant, stream string, t time.Time) []by
 	return appendDigits(dst, day, 2)
 }
 
-// IndexName returns the index name for tenant and stream ("" for none) on
-// the day of t in loc.
-func IndexName(prefix, tenant, stream string, t time.Time, loc *time.Location) string {
+// IndexName returns the index name for tenant and dataset ("" for none)
+// on the day of t in loc: <prefix>-<tenant>[.<dataset>]-YYYY.MM.DD.
+func IndexName(prefix, tenant, dataset string, t time.Time, loc *time.Location) string {
 	n := namer{prefix: prefix, loc: loc}
-	return string(n.appendIndex(nil, tenant, stream, t))
+	return string(n.appendIndex(nil, tenant, dataset, t))
 }
 
-// SharedIndexName returns the name of the shared index for route stream
-// ("" for none) on the day of t in loc: <prefix>-_shared[.<stream>]-YYYY.MM.DD.
-func SharedIndexName(prefix, stream string, t time.Time, loc *time.Location) string {
-	return IndexName(prefix, SharedName, stream, t, loc)
+// SharedIndexName returns the name of the shared index for dataset ("" for
+// none) on the day of t in loc: <prefix>-_shared[.<dataset>]-YYYY.MM.DD.
+func SharedIndexName(prefix, dataset string, t time.Time, loc *time.Location) string {
+	return IndexName(prefix, SharedName, dataset, t, loc)
 }
 
 // ParseIndexName reads an index name made by IndexName or SharedIndexName
 // under prefix; tenant is SharedName for a shared index. ok is false for
 // any other name, so that retention never touches an index Sluice did not
 // make.
-func ParseIndexName(prefix, name string) (tenant, stream string, day time.Time, ok bool) {
+func ParseIndexName(prefix, name string) (tenant, dataset string, day time.Time, ok bool) {
 	rest, ok := strings.CutPrefix(name, prefix+"-")
 	if !ok || len(rest) < len("-"+dayLayout)+1 {
 		return "", "", time.Time{}, false
@@ -150,9 +152,9 @@ func ParseIndexName(prefix, name string) (tenant, stream string, day time.Time, 
 	if err != nil {
 		return "", "", time.Time{}, false
 	}
-	tenant, stream, hasStream := strings.Cut(rest[:cut-1], ".")
-	if (tenant != SharedName && kafka.ValidateTenant(tenant) != nil) || (hasStream && kafka.ValidateStream(stream) != nil) {
+	tenant, dataset, hasDataset := strings.Cut(rest[:cut-1], ".")
+	if (tenant != SharedName && kafka.ValidateTenant(tenant) != nil) || (hasDataset && kafka.ValidateDataset(dataset) != nil) {
 		return "", "", time.Time{}, false
 	}
-	return tenant, stream, day, true
+	return tenant, dataset, day, true
 }

@@ -24,9 +24,9 @@ func mustLoc(t *testing.T, name string) *time.Location {
 func TestIndexName(t *testing.T) {
 	late := time.Date(2026, 11, 21, 23, 30, 0, 0, time.UTC)
 	for _, tc := range []struct {
-		tenant, stream, tz string
-		at                 time.Time
-		want               string
+		tenant, dataset, tz string
+		at                  time.Time
+		want                string
 	}{
 		{"shop", "", "UTC", late, "sluice-shop-2026.11.21"},
 		{"shop", "audit", "UTC", late, "sluice-shop.audit-2026.11.21"},
@@ -39,18 +39,18 @@ func TestIndexName(t *testing.T) {
 		// A time given in another zone is converted, not read as local.
 		{"shop", "", "UTC", time.Date(2026, 11, 22, 0, 30, 0, 0, time.FixedZone("+01", 3600)), "sluice-shop-2026.11.21"},
 	} {
-		got := IndexName("sluice", tc.tenant, tc.stream, tc.at, mustLoc(t, tc.tz))
+		got := IndexName("sluice", tc.tenant, tc.dataset, tc.at, mustLoc(t, tc.tz))
 		if got != tc.want {
-			t.Errorf("%s/%s in %s at %s: %s, want %s", tc.tenant, tc.stream, tc.tz, tc.at, got, tc.want)
+			t.Errorf("%s/%s in %s at %s: %s, want %s", tc.tenant, tc.dataset, tc.tz, tc.at, got, tc.want)
 		}
-		tenant, stream, day, ok := ParseIndexName("sluice", got)
-		if !ok || tenant != tc.tenant || stream != tc.stream || day.Format(dayLayout) != got[len(got)-10:] {
-			t.Errorf("ParseIndexName(%s) = %q %q %v %v", got, tenant, stream, day, ok)
+		tenant, dataset, day, ok := ParseIndexName("sluice", got)
+		if !ok || tenant != tc.tenant || dataset != tc.dataset || day.Format(dayLayout) != got[len(got)-10:] {
+			t.Errorf("ParseIndexName(%s) = %q %q %v %v", got, tenant, dataset, day, ok)
 		}
 	}
 }
 
-// TestIndexNamesKeepTenantsApart: tenant shop with stream web and tenant
+// TestIndexNamesKeepTenantsApart: tenant shop with dataset web and tenant
 // shop-web never share an index, and a tenant's index patterns never match
 // another tenant's indices.
 func TestIndexNamesKeepTenantsApart(t *testing.T) {
@@ -79,13 +79,13 @@ func TestIndexNamesKeepTenantsApart(t *testing.T) {
 // id never starts with '_'.
 func TestSharedIndexName(t *testing.T) {
 	at := time.Date(2026, 11, 21, 23, 30, 0, 0, time.UTC)
-	for stream, want := range map[string]string{"": "sluice-_shared-2026.11.21", "audit": "sluice-_shared.audit-2026.11.21"} {
-		got := SharedIndexName("sluice", stream, at, time.UTC)
+	for dataset, want := range map[string]string{"": "sluice-_shared-2026.11.21", "audit": "sluice-_shared.audit-2026.11.21"} {
+		got := SharedIndexName("sluice", dataset, at, time.UTC)
 		if got != want {
-			t.Errorf("SharedIndexName(%q) = %s, want %s", stream, got, want)
+			t.Errorf("SharedIndexName(%q) = %s, want %s", dataset, got, want)
 		}
 		tenant, s, day, ok := ParseIndexName("sluice", got)
-		if !ok || tenant != SharedName || s != stream || day.Format(dayLayout) != "2026.11.21" {
+		if !ok || tenant != SharedName || s != dataset || day.Format(dayLayout) != "2026.11.21" {
 			t.Errorf("ParseIndexName(%s) = %q %q %v %v", got, tenant, s, day, ok)
 		}
 	}
@@ -104,8 +104,8 @@ func TestParseIndexNameRejects(t *testing.T) {
 		"sluice-Shop-2026.11.21", "sluice-shop..web-2026.11.21", "sluice-shop.web.x-2026.11.21",
 		"sluice-shop_2026.11.21", "sluice-", ".sluice-shop-2026.11.21", "sluice-shop-2026-11-21",
 	} {
-		if tenant, stream, _, ok := ParseIndexName("sluice", name); ok {
-			t.Errorf("ParseIndexName(%q) accepted: %q %q", name, tenant, stream)
+		if tenant, dataset, _, ok := ParseIndexName("sluice", name); ok {
+			t.Errorf("ParseIndexName(%q) accepted: %q %q", name, tenant, dataset)
 		}
 	}
 }

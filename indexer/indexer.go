@@ -31,7 +31,7 @@ type Options struct {
 	Ready func(bool)
 }
 
-// Indexer consumes <prefix>.parsed.<tenant>[.<stream>] topics in a consumer
+// Indexer consumes <prefix>.parsed.<tenant>[.<dataset>] topics in a consumer
 // group and bulk-writes the records to Elasticsearch daily indices.
 type Indexer struct {
 	cfg       Config
@@ -355,20 +355,20 @@ func (ix *Indexer) awaitTenantSettings(ctx context.Context, since time.Time) {
 	}
 }
 
-// topicInfo is what a topic name says: the tenant and route stream, and
-// so the indices its documents go to.
+// topicInfo is what a topic name says: the tenant and dataset, and so the
+// indices its documents go to.
 type topicInfo struct {
-	tenant, stream string
-	ok             bool
-	route          *route // how its documents are indexed (set when ok)
+	tenant, dataset string
+	ok              bool
+	route           *route // how its documents are indexed (set when ok)
 }
 
 func (ix *Indexer) topicInfo(cache map[string]topicInfo, topic string) topicInfo {
 	if ti, ok := cache[topic]; ok {
 		return ti
 	}
-	tenant, kind, stream, ok := ix.topics.TenantOf(topic)
-	ti := topicInfo{tenant: tenant, stream: stream, ok: ok && kind == kafka.KindParsed}
+	tenant, kind, dataset, ok := ix.topics.TenantOf(topic)
+	ti := topicInfo{tenant: tenant, dataset: dataset, ok: ok && kind == kafka.KindParsed}
 	if ti.ok {
 		ti.route = ix.namer.routes.route(&ix.cfg, ti)
 	}
@@ -405,7 +405,7 @@ func (ix *Indexer) add(ctx context.Context, b *batch, w *docWriter, r *kgo.Recor
 	ix.namer.routes.note(rt)
 	it.start = len(b.buf)
 	b.buf = append(b.buf, `{"create":{"_index":"`...)
-	b.buf = ix.namer.appendIndex(b.buf, rt.fam.name, rt.fam.stream, t)
+	b.buf = ix.namer.appendIndex(b.buf, rt.fam.name, rt.fam.dataset, t)
 	if rt.shared {
 		b.buf = append(b.buf, `","routing":"`...)
 		b.buf = append(b.buf, rt.tenant...) // a tenant id needs no escaping

@@ -30,7 +30,7 @@ import (
 )
 
 // testCluster starts an in-process Kafka with the parsed (and the given
-// stream) and dead-letter topics of tenants, 3 partitions each.
+// dataset) and dead-letter topics of tenants, 3 partitions each.
 func testCluster(t testing.TB, topics ...string) *kfake.Cluster {
 	t.Helper()
 	return kafkatest.Cluster(t, kafkatest.Topics(3, topics...))

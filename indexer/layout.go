@@ -16,10 +16,10 @@ import (
 // A layout says which indices hold a tenant's documents.
 //
 //   - dedicated: the tenant's own daily indices,
-//     <prefix>-<tenant>[.<stream>]-YYYY.MM.DD. Isolation by index
+//     <prefix>-<tenant>[.<dataset>]-YYYY.MM.DD. Isolation by index
 //     privileges, retention per tenant; each tenant costs shards every day.
 //   - shared: one daily index for every tenant in this layout,
-//     <prefix>-_shared[.<stream>]-YYYY.MM.DD, each bulk action routed by
+//     <prefix>-_shared[.<dataset>]-YYYY.MM.DD, each bulk action routed by
 //     tenant ("routing":"<tenant>"): a tenant's documents sit on one shard,
 //     re-sends of an _id reach that shard (so create still answers 409 for
 //     a duplicate) and a tenant's searches, routed likewise, hit one shard.
@@ -28,11 +28,11 @@ import (
 //
 // Tenant ids are DNS labels ([a-z0-9-], starting with a letter or digit),
 // so no tenant's dedicated index can be named <prefix>-_shared-...: the
-// underscore keeps the two apart. A tenant's route streams follow its
-// layout: in the shared layout they go to <prefix>-_shared.<stream>-...,
-// one index a day per stream name, shared by the tenants routing to a
-// stream of that name (documents do not say their route stream; the index
-// name does, in both layouts).
+// underscore keeps the two apart. A tenant's datasets follow its layout:
+// in the shared layout they go to <prefix>-_shared.<dataset>-..., one
+// index a day per dataset name, shared by the tenants routing to a dataset
+// of that name (documents do not say their dataset; the index name does,
+// in both layouts).
 type Layout uint8
 
 const (
@@ -43,7 +43,7 @@ const (
 )
 
 // SharedName stands for the tenant in the names of the shared indices,
-// <prefix>-_shared[.<stream>]-YYYY.MM.DD. No tenant id can be it.
+// <prefix>-_shared[.<dataset>]-YYYY.MM.DD. No tenant id can be it.
 const SharedName = "_shared"
 
 func (l Layout) String() string {
@@ -118,10 +118,10 @@ func layoutsOf(cfg *Config) layouts {
 }
 
 // family is a series of daily indices: a tenant's (name is the tenant) or
-// the shared ones (name is SharedName), of the main parsed topic (stream
-// "") or of a route stream.
+// the shared ones (name is SharedName), of the main parsed topic (dataset
+// "") or of a dataset.
 type family struct {
-	name, stream string
+	name, dataset string
 }
 
 // route is how the documents of one parsed topic are indexed, worked out
@@ -160,10 +160,10 @@ func (rs *routes) init(cfg *Config) {
 }
 
 // route returns the route of the documents of a topic whose tenant and
-// stream are ti's.
+// dataset are ti's.
 func (rs *routes) route(cfg *Config, ti topicInfo) *route {
 	rs.init(cfg)
-	r := &route{tenant: ti.tenant, fam: family{name: ti.tenant, stream: ti.stream}}
+	r := &route{tenant: ti.tenant, fam: family{name: ti.tenant, dataset: ti.dataset}}
 	r.noted.Store(-1)
 	if rs.layouts.of(ti.tenant) == LayoutShared {
 		r.shared, r.fam.name = true, SharedName

@@ -111,7 +111,7 @@ func TestAddShared(t *testing.T) {
 		}
 	}
 	fams, _ := ix.namer.routes.fams.since(0)
-	slices.SortFunc(fams, func(a, b family) int { return strings.Compare(a.name+"."+a.stream, b.name+"."+b.stream) })
+	slices.SortFunc(fams, func(a, b family) int { return strings.Compare(a.name+"."+a.dataset, b.name+"."+b.dataset) })
 	want := []family{{SharedName, ""}, {SharedName, "audit"}, {"big", ""}, {"big", "audit"}}
 	if !slices.Equal(fams, want) {
 		t.Errorf("families %v, want %v", fams, want)
@@ -183,8 +183,8 @@ func TestInstallTemplates(t *testing.T) {
 
 // TestIndexerSharedLayout runs the indexer with tenants in the shared
 // layout and one kept dedicated: every record is stored once, the shared
-// tenants' in the shared indices (their route stream's in the shared index
-// of the stream) with their tenant field, the dedicated tenant's in its
+// tenants' in the shared indices (their datasets' in the shared index
+// of the dataset) with their tenant field, the dedicated tenant's in its
 // own; a second consumer group indexing everything again gets 409 for
 // every document (the same routing reaches the same shard).
 func TestIndexerSharedLayout(t *testing.T) {

@@ -121,7 +121,7 @@ func (p *precreator) step(ctx context.Context) {
 		// <prefix>.tenants changed): the family gets no more documents.
 		return
 	}
-	name := string(p.namer.appendIndex(nil, f.name, f.stream, midnight))
+	name := string(p.namer.appendIndex(nil, f.name, f.dataset, midnight))
 	result, err := p.create(ctx, name)
 	if ctx.Err() != nil {
 		return
@@ -192,7 +192,7 @@ func newPrecreateMetrics(reg prometheus.Registerer, fams *families) *precreateMe
 			Name: "precreate_pending_indices", Help: "Tomorrow's indices still to be created ahead of midnight, in the window."}),
 	}
 	families := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Subsystem: subsystem,
-		Name: "index_families", Help: "Index families (a dedicated tenant's main or stream indices, the shared indices of a stream) written to since local midnight, whose next day's index is created ahead."},
+		Name: "index_families", Help: "Index families (a dedicated tenant's main or dataset indices, the shared indices of a dataset) written to since local midnight, whose next day's index is created ahead."},
 		func() float64 { return float64(fams.count()) })
 	m.results = register(reg, m.results)
 	m.pending = register(reg, m.pending)

@@ -56,13 +56,13 @@ func TestPrecreate(t *testing.T) {
 		case 0:
 			f = family{name: SharedName}
 		case 1:
-			f = family{name: SharedName, stream: "audit"}
+			f = family{name: SharedName, dataset: "audit"}
 		case 2:
-			f.stream = "audit"
+			f.dataset = "audit"
 		}
 		fams.note(f)
 		fams.note(f) // noted twice, created once
-		want = append(want, IndexName("sluice", f.name, f.stream, time.Date(2026, 11, 22, 12, 0, 0, 0, paris), paris))
+		want = append(want, IndexName("sluice", f.name, f.dataset, time.Date(2026, 11, 22, 12, 0, 0, 0, paris), paris))
 	}
 	es.CreateIndex(want[5]) // another replica was quicker
 	windowStart := time.Date(2026, 11, 21, 22, 0, 0, 0, paris)

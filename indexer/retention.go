@@ -51,7 +51,7 @@ func (r retention) daysOf(tenant string, snap *tenantSnapshot) int {
 
 // expired returns, sorted, the names among indices that Sluice made and
 // whose day is more than their tenant's retention before today (in r.loc;
-// the shared indices, <prefix>-_shared[.<stream>]-..., go by the default
+// the shared indices, <prefix>-_shared[.<dataset>]-..., go by the default
 // retention, see daysOf):
 // with 7 days, on 2026.11.21 the indices of 2026.11.13 and before go, those
 // of 2026.11.14 to today stay. Any other name is left alone. One snapshot

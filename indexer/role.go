@@ -9,7 +9,7 @@ func RoleName(tenant string) string { return "sluice-" + tenant }
 // TenantRole is the body of the Elasticsearch role granting read on a
 // tenant's indices and no other tenant's: a regular expression, because a
 // wildcard such as sluice-shop-* would also match tenant shop-web's
-// indices. With shared, it also grants the shared indices (<prefix>-_shared[.<stream>]-...)
+// indices. With shared, it also grants the shared indices (<prefix>-_shared[.<dataset>]-...)
 // with document-level security: only the documents whose tenant field is
 // the tenant. The two entries never match the same index, so the one
 // without a query never lifts the other's.

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicelogs/sluice/internal/apptest"
 )
 
 func TestDocTenant(t *testing.T) {
@@ -32,7 +34,7 @@ func TestShortScenarioLayouts(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
-	rep, err := Run(ctx, s, Options{Bin: sluiceBinary(t), Dir: t.TempDir()})
+	rep, err := Run(ctx, s, Options{Bin: apptest.Binary(t), Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,12 +15,10 @@ import (
 
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicelogs/sluice/internal/devstack"
+	"github.com/sluicelogs/sluice/devstack"
 	"github.com/sluicelogs/sluice/internal/elastic"
-	"github.com/sluicelogs/sluice/internal/escompat"
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/router"
 )
@@ -69,15 +65,11 @@ type run struct {
 	o      Options
 	topics kafka.Topics
 
-	kafkaMu  sync.Mutex
-	kafka    *kfake.Cluster // the embedded Kafka, nil with o.Kafka
-	brokers  string
-	kafkaDir string
-	kopts    []kgo.Opt       // the harness's own clients
-	store    *devstack.Store // the embedded store, nil with o.Elasticsearch
-	esServer *http.Server
-	esURL    string
-	es       *elasticsearch.Client
+	kafka   *devstack.Kafka // the embedded Kafka, nil with o.Kafka
+	brokers string
+	kopts   []kgo.Opt       // the harness's own clients
+	store   *devstack.Store // the embedded store, nil with o.Elasticsearch
+	es      *elasticsearch.Client
 
 	writers  []*NodeWriter
 	shippers []*process
@@ -159,7 +151,7 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 	stopMeasuring()
 	wg.Wait()
 	for _, p := range r.all() {
-		p.stop(30 * time.Second)
+		_ = p.Stop(30 * time.Second)
 	}
 	if err := errors.Join(writeErr, ctx.Err()); err != nil {
 		return nil, err
@@ -182,32 +174,25 @@ func (r *run) startServers() error {
 		}
 		r.kopts, r.brokers = opts, strings.Join(r.o.Kafka.Brokers, ",")
 	} else {
-		r.kafkaDir = filepath.Join(r.o.Dir, "kafka")
-		c, err := devstack.StartKafka("127.0.0.1:0", r.kafkaDir)
+		k, err := devstack.StartKafka("127.0.0.1:0", filepath.Join(r.o.Dir, "kafka"))
 		if err != nil {
 			return err
 		}
-		r.kafka, r.brokers = c, strings.Join(c.ListenAddrs(), ",")
-		r.kopts = []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+		r.kafka, r.brokers = k, strings.Join(k.Brokers(), ",")
+		r.kopts = []kgo.Opt{kgo.SeedBrokers(k.Brokers()...)}
 	}
 	esCfg := r.o.Elasticsearch
 	if esCfg == nil {
-		var faults escompat.Faults
+		var faults devstack.Faults
 		if f := r.s.Faults.Elasticsearch; f != nil {
-			faults = escompat.Faults{RequestStatus: f.Status, RequestFraction: f.Requests, ItemFraction: f.Items}.Normalized()
+			faults = devstack.Faults{Status: f.Status, Requests: f.Requests, Items: f.Items}
 		}
-		st, err := devstack.Open(filepath.Join(r.o.Dir, "elasticsearch"), devstack.WithFaults(faults))
+		st, err := devstack.StartStore("127.0.0.1:0", filepath.Join(r.o.Dir, "elasticsearch"), nil, faults)
 		if err != nil {
 			return err
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			st.Close()
-			return err
-		}
-		r.store, r.esServer = st, st.Serve(ln)
-		r.esURL = "http://" + ln.Addr().String()
-		esCfg = &elastic.Config{URLs: []string{r.esURL}, RequestTimeout: time.Minute}
+		r.store = st
+		esCfg = &elastic.Config{URLs: []string{st.URL()}, RequestTimeout: time.Minute}
 	}
 	es, err := esCfg.NewClient()
 	if err != nil {
@@ -269,7 +254,7 @@ func (r *run) startStages(ctx context.Context) error {
 			return err
 		}
 		*list = append(*list, p)
-		return p.start()
+		return p.Start()
 	}
 	for i := range r.s.RouterReplicas {
 		if err := add(&r.routers, "router", i, "SLUICE_ROUTER_ID=router-"+strconv.Itoa(i)); err != nil {
@@ -279,14 +264,14 @@ func (r *run) startStages(ctx context.Context) error {
 	for i := range r.s.IndexerReplicas {
 		env := []string{"SLUICE_INDEXER_ID=indexer-" + strconv.Itoa(i), "SLUICE_INDEXER_INDEX_PREFIX=" + indexPrefix}
 		if r.store != nil {
-			env = append(env, "SLUICE_ELASTICSEARCH_URLS="+r.esURL, "SLUICE_INDEXER_REPLICAS=0")
+			env = append(env, "SLUICE_ELASTICSEARCH_URLS="+r.store.URL(), "SLUICE_INDEXER_REPLICAS=0")
 		}
 		if err := add(&r.indexers, "indexer", i, env...); err != nil {
 			return err
 		}
 	}
 	for _, p := range append(append([]*process{}, r.routers...), r.indexers...) {
-		if err := p.waitReady(ctx, time.Minute); err != nil {
+		if err := p.WaitReady(ctx, time.Minute); err != nil {
 			return err
 		}
 	}
@@ -300,7 +285,7 @@ func (r *run) startStages(ctx context.Context) error {
 		}
 	}
 	for _, p := range r.shippers {
-		if err := p.waitReady(ctx, time.Minute); err != nil {
+		if err := p.WaitReady(ctx, time.Minute); err != nil {
 			return err
 		}
 	}
@@ -374,8 +359,8 @@ func (r *run) startFaults(ctx context.Context, wg *sync.WaitGroup) {
 				case <-t.C:
 				}
 				p := procs[i%len(procs)]
-				r.mark("kill "+p.name, time.Since(r.start), 0)
-				if err := p.kill(); err != nil {
+				r.mark("kill "+p.Name(), time.Since(r.start), 0)
+				if err := p.Restart(); err != nil {
 					r.metrics.fail(err)
 				}
 			}
@@ -392,46 +377,28 @@ func (r *run) startFaults(ctx context.Context, wg *sync.WaitGroup) {
 			case <-time.After(time.Until(r.start.Add(w.At.D()))):
 			}
 			r.mark("Kafka down", time.Since(r.start), w.For.D())
-			r.kafkaMu.Lock()
-			r.kafka.Close()
-			r.kafka = nil
-			r.kafkaMu.Unlock()
+			r.kafka.Stop()
 			select {
 			case <-ctx.Done():
 			case <-time.After(w.For.D()):
 			}
-			if err := r.restartKafka(); err != nil {
+			if err := r.kafka.Restart(); err != nil {
 				r.metrics.fail(err)
 			}
 		})
 	}
 }
 
-// restartKafka starts the embedded Kafka again on its address and log.
-func (r *run) restartKafka() error {
-	r.kafkaMu.Lock()
-	defer r.kafkaMu.Unlock()
-	if r.kafka != nil || r.kafkaDir == "" {
-		return nil
-	}
-	var err error
-	for try := 0; try < 50; try++ { // the port may linger for a moment
-		if r.kafka, err = devstack.StartKafka(r.brokers, r.kafkaDir); err == nil {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("restart Kafka: %w", err)
-}
-
 // endFaults ends what faults outlast the writing: a Kafka outage and the
 // store's errors, so that the pipeline can drain.
 func (r *run) endFaults() {
-	if err := r.restartKafka(); err != nil {
-		r.metrics.fail(err)
+	if r.kafka != nil {
+		if err := r.kafka.Restart(); err != nil {
+			r.metrics.fail(err)
+		}
 	}
 	if r.store != nil {
-		r.store.SetFaults(escompat.Faults{})
+		r.store.SetFaults(devstack.Faults{})
 	}
 }
 
@@ -468,12 +435,12 @@ func (r *run) drain(ctx context.Context) (bool, error) {
 
 func (r *run) drained(ctx context.Context, cl *kgo.Client) (bool, error) {
 	for _, p := range r.shippers {
-		s, err := scrape(ctx, p.metrics)
+		s, err := scrape(ctx, p.MetricsAddr())
 		if err != nil {
 			return false, err
 		}
 		if sum(s["sluice_shipper_unshipped_bytes"]) > 0 || sum(s["sluice_shipper_buffered_bytes"]) > 0 {
-			return false, fmt.Errorf("%s has not shipped everything", p.name)
+			return false, fmt.Errorf("%s has not shipped everything", p.Name())
 		}
 	}
 	topics, err := kadm.NewClient(cl).ListTopics(ctx)
@@ -512,22 +479,17 @@ func sum(m map[string]float64) float64 {
 // close stops whatever still runs.
 func (r *run) close() {
 	for _, p := range r.all() {
-		p.stop(5 * time.Second)
+		_ = p.Stop(5 * time.Second)
 	}
 	for _, w := range r.writers {
 		_ = w.Close()
 	}
-	if r.esServer != nil {
-		r.esServer.Close()
-	}
 	if r.store != nil {
-		r.store.Close()
+		_ = r.store.Close()
 	}
-	r.kafkaMu.Lock()
 	if r.kafka != nil {
 		r.kafka.Close()
 	}
-	r.kafkaMu.Unlock()
 }
 
 // selfUsage is this process's CPU time so far and its peak RSS.

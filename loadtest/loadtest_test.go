@@ -4,30 +4,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sluicelogs/sluice/devstack"
+	"github.com/sluicelogs/sluice/internal/apptest"
 	"github.com/sluicelogs/sluice/internal/config"
-	"github.com/sluicelogs/sluice/internal/devstack"
 	"github.com/sluicelogs/sluice/internal/elastic"
 	"github.com/sluicelogs/sluice/internal/kafka"
 )
 
-// sluiceBinary builds the sluice binary the stages run as.
-func sluiceBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "sluice")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/sluice").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
+// TestMain removes the sluice binary the tests' stages run as
+// (apptest.Binary builds it once) when they are done.
+func TestMain(m *testing.M) { os.Exit(apptest.Main(m)) }
 
 // TestShortScenario runs loadtest/scenarios/short.yaml: two nodes, two
 // indexers, a router killed with SIGKILL every 4 seconds, every kind of
@@ -42,7 +34,7 @@ func TestShortScenario(t *testing.T) {
 	var progress bytes.Buffer
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
-	rep, err := Run(ctx, s, Options{Bin: sluiceBinary(t), Dir: dir, Progress: &progress, ProgressEvery: time.Second})
+	rep, err := Run(ctx, s, Options{Bin: apptest.Binary(t), Dir: dir, Progress: &progress, ProgressEvery: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,25 +105,20 @@ latency_sample_every: 10
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := devstack.StartKafka("127.0.0.1:0", t.TempDir())
+	k, err := devstack.StartKafka("127.0.0.1:0", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	st, err := devstack.Open(t.TempDir())
+	defer k.Close()
+	st, err := devstack.StartStore("127.0.0.1:0", t.TempDir(), nil, devstack.Faults{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Serve(ln).Close()
 	// The servers are named by settings, as the command's users name them;
 	// the stages read the same environment.
-	t.Setenv("SLUICE_KAFKA_BROKERS", strings.Join(c.ListenAddrs(), ","))
-	t.Setenv("SLUICE_ELASTICSEARCH_URLS", "http://"+ln.Addr().String())
+	t.Setenv("SLUICE_KAFKA_BROKERS", strings.Join(k.Brokers(), ","))
+	t.Setenv("SLUICE_ELASTICSEARCH_URLS", st.URL())
 	t.Setenv("SLUICE_INDEXER_REPLICAS", "0")
 	var kc kafka.Config
 	var ec elastic.Config
@@ -141,7 +128,7 @@ latency_sample_every: 10
 		}
 	}
 	dir := t.TempDir()
-	rep, err := Run(t.Context(), s, Options{Bin: sluiceBinary(t), Dir: dir, Kafka: &kc, Elasticsearch: &ec})
+	rep, err := Run(t.Context(), s, Options{Bin: apptest.Binary(t), Dir: dir, Kafka: &kc, Elasticsearch: &ec})
 	if err != nil {
 		t.Fatal(err)
 	}

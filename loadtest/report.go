@@ -114,10 +114,10 @@ func (r *run) report(acc *Accounting, writeEnd, drainEnd time.Duration, drained 
 		sr := StageReport{Stage: name, Processes: len(procs), Records: records, PeakPerSecond: peak(series),
 			PerSecond: records / busy(series)}
 		for _, p := range procs {
-			cpu, rss, starts, _ := p.usage()
-			sr.CPUSeconds += cpu.Seconds()
-			sr.PeakRSSBytes = max(sr.PeakRSSBytes, rss)
-			sr.Restarts += max(starts-1, 0)
+			u := p.Usage()
+			sr.CPUSeconds += u.CPU().Seconds()
+			sr.PeakRSSBytes = max(sr.PeakRSSBytes, u.MaxRSS)
+			sr.Restarts += max(u.Starts-1, 0)
 		}
 		if written > 0 {
 			sr.CPUPerMillion = sr.CPUSeconds / written * 1e6
@@ -136,8 +136,8 @@ func (r *run) report(acc *Accounting, writeEnd, drainEnd time.Duration, drained 
 		stage("indexer", "indexed", t.c.sum(mIndexed), r.indexers),
 	}
 	for _, p := range r.all() {
-		cpu, rss, starts, kills := p.usage()
-		rep.Processes = append(rep.Processes, ProcessReport{Name: p.name, CPUSeconds: cpu.Seconds(), PeakRSSBytes: rss, Starts: starts, Kills: kills})
+		u := p.Usage()
+		rep.Processes = append(rep.Processes, ProcessReport{Name: p.Name(), CPUSeconds: u.CPU().Seconds(), PeakRSSBytes: u.MaxRSS, Starts: u.Starts, Kills: u.Kills})
 	}
 	for _, tenant := range r.s.Tenants {
 		tr := TenantReport{
@@ -155,7 +155,7 @@ func (r *run) report(acc *Accounting, writeEnd, drainEnd time.Duration, drained 
 		rep.Failures = append(rep.Failures, err.Error())
 	}
 	for _, p := range r.all() {
-		for _, err := range p.failures() {
+		for _, err := range p.Failures() {
 			rep.Failures = append(rep.Failures, err.Error())
 		}
 	}

@@ -3,7 +3,6 @@ package loadtest
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -13,20 +12,6 @@ import (
 )
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
-
-func getOK(ctx context.Context, url string) (bool, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return false, err
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return false, err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK, nil
-}
 
 // sample is one scrape of a process: metric name → label value of tenant
 // (or "" without one) → value, summed over other labels.

@@ -80,8 +80,8 @@ func (t *timeline) sample(ctx context.Context) {
 	}
 	var got []scraped
 	for _, p := range t.r.all() {
-		p.samplePeak()
-		if s, err := scrape(ctx, p.metrics); err == nil {
+		p.SamplePeak()
+		if s, err := scrape(ctx, p.MetricsAddr()); err == nil {
 			got = append(got, scraped{p, s})
 		}
 	}
@@ -94,11 +94,11 @@ func (t *timeline) sample(ctx context.Context) {
 	for _, g := range got {
 		switch g.p.stage {
 		case "shipper":
-			t.c.add(g.p.name, g.s, mShipped)
+			t.c.add(g.p.Name(), g.s, mShipped)
 		case "router":
-			t.c.add(g.p.name, g.s, mRouterIn, mRouted, mRouterDLQ)
+			t.c.add(g.p.Name(), g.s, mRouterIn, mRouted, mRouterDLQ)
 		case "indexer":
-			t.c.add(g.p.name, g.s, mIndexed, mDuplicates, mIndexerDLQ)
+			t.c.add(g.p.Name(), g.s, mIndexed, mDuplicates, mIndexerDLQ)
 			lag += sum(g.s[mLag])
 		}
 	}

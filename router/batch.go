@@ -49,7 +49,7 @@ import (
 //
 // A record that would make Kafka refuse the transaction is dead-lettered
 // instead of produced: larger than its topic's max.message.bytes
-// (too_large) or routed to a stream topic that does not exist
+// (too_large) or routed to a dataset topic that does not exist
 // (topic_missing). So one tenant's output never aborts the others'
 // transaction; if a produce fails all the same, the transaction is aborted
 // and that tenant paused, and the next one goes through without it.

@@ -77,7 +77,7 @@ func BenchmarkJSONExpressions(b *testing.B) {
 	p := mustPipeline(b,
 		StepSpec{Type: "json"},
 		StepSpec{Type: "set", Field: "who", Expr: `string(attributes["user.id"]) + "@" + tenant`},
-		StepSpec{Type: "route", If: `attributes.status >= 500`, Stream: "errors"},
+		StepSpec{Type: "route", If: `attributes.status >= 500`, Dataset: "errors"},
 	)
 	benchmark(b, p, benchJSON)
 }

@@ -1,6 +1,6 @@
 // Package router is Sluice's router stage, where each tenant's own parse and
 // rewrite rules run, isolated from every other tenant's: it consumes every <prefix>.raw.<tenant> topic in a consumer group, applies
-// each tenant's pipeline and produces to <prefix>.parsed.<tenant>[.<stream>]
+// each tenant's pipeline and produces to <prefix>.parsed.<tenant>[.<dataset>]
 // or <prefix>.dlq.<tenant>, inside Kafka transactions. The pipeline engine
 // (pipeline documents, steps, expressions) is described first; the stage
 // (Router, the config topic) after it. Pipeline authors have their own
@@ -17,17 +17,19 @@
 //	  - json: {field: log, depth: 5}
 //	  - rename: {from: msg, to: message}
 //	  - drop: {if: 'attributes["level"] == "debug"'}
-//	  - route: {if: 'attributes["audit"] == true', stream: audit}
+//	  - route: {if: 'attributes["audit"] == true', dataset: audit}
 //	tests:                   # run by Load; at most MaxTests
 //	  - name: parses json
 //	    input: {log: '{"level":"info","msg":"hi"}', stream: stdout}
-//	    expect: {stream: "", attributes: {level: info, message: hi}}
+//	    expect: {dataset: "", attributes: {level: info, message: hi}}
 //
 // Decoding is strict: unknown keys and step types are errors, and so are
 // YAML anchors and aliases and more than one document. Parse reports every
 // problem at once as *SpecError values (line, column, message) joined with
 // errors.Join. Lines of YAML syntax errors are those yaml.v3 reports, which
-// can be one line early.
+// can be one line early. What is accepted but should change (a deprecated
+// key) is a Warning, in Spec.Warnings: sluice pipeline validate, test and
+// apply print them, and sluice-controller reports them.
 //
 // # Field references
 //
@@ -144,17 +146,22 @@
 //     fraction rate (0 < rate <= 1), deterministically by a hash of key: an
 //     expression (attributes.trace_id keeps or drops a trace's records
 //     together), by default the record id (its log when the id is empty).
-//   - route {if, stream, copy}: the first route whose condition is true
+//   - route {if, dataset, copy}: the first route whose condition is true
 //     (a route without if always is: put it last, as the default) sends
-//     the record to <prefix>.parsed.<tenant>.<stream>; stream may be a
-//     list, the first getting the record and the others copies. A route
-//     with copy: true sends copies to its streams and leaves the record's
+//     the record to its dataset, the topic
+//     <prefix>.parsed.<tenant>.<dataset> (indexed into
+//     <prefix>-<tenant>.<dataset>-YYYY.MM.DD); dataset may be a list, the
+//     first getting the record and the others copies. A route with
+//     copy: true sends copies to its datasets and leaves the record's
 //     own way to the other routes. Later routes do not change where a
 //     routed record goes, and other steps still run; with no match the
 //     record goes to the main parsed topic. Each copy is a record of its
 //     own, counted and produced in the same transaction; a copy whose
-//     stream topic is missing is dead-lettered alone. Stream names follow
-//     kafka.ValidateStream.
+//     dataset topic is missing is dead-lettered alone. Dataset names
+//     follow kafka.ValidateDataset. stream, the key's former name, is
+//     still accepted with a Warning (it is also the name of the record's
+//     stdout/stderr field, which it has nothing to do with); giving both
+//     is an error.
 //
 // Joining lines:
 //
@@ -278,7 +285,7 @@
 //
 // Compile, Load and PassThrough return an immutable *Pipeline, safe for
 // concurrent use. Process mutates the record in place and returns a
-// Result: the stream ("" = main topic), dropped, or a DLQ *Failure with a
+// Result: the dataset ("" = main topic), dropped, or a DLQ *Failure with a
 // bounded Reason (ReasonParse, ReasonTimestamp, ReasonExpr, ReasonField,
 // ReasonCostExceeded, ReasonPseudonymKeyMissing, ReasonPanic). Process
 // never panics. After the steps, attributes beyond
@@ -289,9 +296,11 @@
 // # Tests
 //
 // A test gives input (a partial record with schemas.Record's JSON field
-// names) or line (the log text), and expect: stream, dropped, dlq, log,
-// timestamp, attributes (a subset; numbers compare by value) and absent
-// (attribute keys that must not exist). Its id defaults to the test name.
+// names) or line (the log text), and expect: dataset ("" for the main
+// parsed topic; stream, its former name, is accepted with a Warning),
+// copies (the datasets that get copies), dropped, dlq, log, timestamp,
+// attributes (a subset; numbers compare by value) and absent (attribute
+// keys that must not exist). Its id defaults to the test name.
 //
 // # The stage
 //

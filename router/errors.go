@@ -80,7 +80,7 @@ const (
 	// ReasonTooLarge: a raw record or batch too large to decode, or a
 	// processed record larger than its topic takes.
 	ReasonTooLarge = "too_large"
-	// ReasonTopicMissing: the pipeline routes the record to a stream whose
+	// ReasonTopicMissing: the pipeline routes the record to a dataset whose
 	// topic does not exist.
 	ReasonTopicMissing = "topic_missing"
 	// ReasonCostExceeded: the record used up its budget (MaxRecordCost,

@@ -16,7 +16,7 @@ var updateGolden = flag.Bool("update-router", false, "rewrite router/testdata/go
 
 // goldenOutcome is one line of output.jsonl.
 type goldenOutcome struct {
-	Stream  string          `json:"stream,omitempty"`
+	Dataset string          `json:"dataset,omitempty"`
 	Dropped bool            `json:"dropped,omitempty"`
 	DLQ     *goldenFailure  `json:"dlq,omitempty"`
 	Record  *schemas.Record `json:"record,omitempty"`
@@ -59,7 +59,7 @@ func TestGolden(t *testing.T) {
 				}
 				r.Tenant = p.Tenant
 				res := p.Process(&r)
-				o := goldenOutcome{Stream: res.Stream, Dropped: res.Dropped}
+				o := goldenOutcome{Dataset: res.Dataset, Dropped: res.Dropped}
 				switch {
 				case res.DLQ != nil:
 					o.DLQ = &goldenFailure{res.DLQ.Step, res.DLQ.StepType, res.DLQ.Reason, res.DLQ.Err.Error()}

@@ -267,15 +267,15 @@ func TestMultilineWaitHoldsOnlyItsTenant(t *testing.T) {
 	}
 }
 
-// TestMissingStreamTopic: records routed to a stream whose topic does not
+// TestMissingDatasetTopic: records routed to a dataset whose topic does not
 // exist are dead-lettered with reason topic_missing; the tenant's other
 // records and the other tenants flow, and no transaction is aborted.
-func TestMissingStreamTopic(t *testing.T) {
+func TestMissingDatasetTopic(t *testing.T) {
 	cluster := routerCluster(t, "shop", "calm")
 	brokers := cluster.ListenAddrs()
 	cl := kafkatest.ClientAt(t, brokers)
 	rt := startRouter(t, routerConfig(t, brokers, nil))
-	apply(t, cl, "tenant: shop\nversion: 1\nsteps:\n  - route: {if: 'log contains \"audit\"', stream: audit}\n")
+	apply(t, cl, "tenant: shop\nversion: 1\nsteps:\n  - route: {if: 'log contains \"audit\"', dataset: audit}\n")
 	waitVersion(t, rt, "shop", 1)
 	out, wait := consumeOutputs(t, brokers, "shop", "calm")
 	var rs []*kgo.Record
@@ -301,11 +301,11 @@ func TestMissingStreamTopic(t *testing.T) {
 	kafkatest.CreateTopics(t, cl, 1, "logs.parsed.shop.audit")
 	time.Sleep(1500 * time.Millisecond) // the router's metadata is at most a rescan interval old
 	kafkatest.Produce(t, cl, &kgo.Record{Topic: "logs.raw.shop", Key: []byte("c"), Value: []byte("audit late")})
-	stream := kafkatest.ClientAt(t, brokers, kgo.ConsumeTopics("logs.parsed.shop.audit"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	audit := kafkatest.ClientAt(t, brokers, kgo.ConsumeTopics("logs.parsed.shop.audit"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if fs := stream.PollFetches(ctx); fs.NumRecords() != 1 {
-		t.Errorf("stream topic: %d records, errors %v", fs.NumRecords(), fs.Errors())
+	if fs := audit.PollFetches(ctx); fs.NumRecords() != 1 {
+		t.Errorf("dataset topic: %d records, errors %v", fs.NumRecords(), fs.Errors())
 	}
 }
 

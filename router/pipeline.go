@@ -73,17 +73,17 @@ func compileGuard(ss *StepSpec) (guard, error) {
 
 // Result is the outcome of processing one record.
 type Result struct {
-	// Stream is the route chosen: "" for the tenant's main parsed topic,
-	// else the stream of <prefix>.parsed.<tenant>.<stream>.
-	Stream string
-	// Copies are the streams that also get the record, each once (route
-	// steps with copy, and a route's streams after its first).
+	// Dataset is the route chosen: "" for the tenant's main parsed topic,
+	// else the dataset of <prefix>.parsed.<tenant>.<dataset>.
+	Dataset string
+	// Copies are the datasets that also get the record, each once (route
+	// steps with copy, and a route's datasets after its first).
 	Copies []string
 	// Dropped is set when a drop, keep or sample step filtered the record
 	// out; the record must not be written anywhere.
 	Dropped bool
 	// DLQ is set when a step failed: the record goes to the tenant's
-	// dead-letter topic. Stream and Dropped are then meaningless.
+	// dead-letter topic. Dataset and Dropped are then meaningless.
 	DLQ *Failure
 }
 
@@ -267,13 +267,13 @@ func (p *Pipeline) ProcessWithKey(r *schemas.Record, key PseudonymKey) (res Resu
 	i = -1
 	boundAttributes(r)
 	// A copy to where the record itself goes would be a duplicate.
-	copies := slices.DeleteFunc(st.copies, func(c string) bool { return c == st.stream })
-	return Result{Stream: st.stream, Copies: copies}
+	copies := slices.DeleteFunc(st.copies, func(c string) bool { return c == st.dataset })
+	return Result{Dataset: st.dataset, Copies: copies}
 }
 
-// Streams returns the route streams the pipeline sends records to, in step
-// order, each once: the topics <prefix>.parsed.<tenant>.<stream> it needs.
-func (p *Pipeline) Streams() []string {
+// Datasets returns the datasets the pipeline routes records to, in step
+// order, each once: the topics <prefix>.parsed.<tenant>.<dataset> it needs.
+func (p *Pipeline) Datasets() []string {
 	if p.spec == nil {
 		return nil
 	}
@@ -282,13 +282,22 @@ func (p *Pipeline) Streams() []string {
 		if s.Type != "route" {
 			continue
 		}
-		for _, st := range s.routeStreams() {
-			if !slices.Contains(out, st) {
-				out = append(out, st)
+		for _, ds := range s.routeDatasets() {
+			if !slices.Contains(out, ds) {
+				out = append(out, ds)
 			}
 		}
 	}
 	return out
+}
+
+// Warnings are what the pipeline's document says that should change (a
+// deprecated key), from Spec.Warnings; none for PassThrough.
+func (p *Pipeline) Warnings() []Warning {
+	if p.spec == nil {
+		return nil
+	}
+	return p.spec.Warnings
 }
 
 // noteError adds a step's error to the record's ErrorsKey attribute.

@@ -71,8 +71,8 @@ func (p *Pipeline) runTest(t *TestSpec) string {
 	case e.Dropped:
 		return ""
 	}
-	if e.Stream != nil && res.Stream != *e.Stream {
-		return fmt.Sprintf("stream is %q, want %q", res.Stream, *e.Stream)
+	if e.Dataset != nil && res.Dataset != *e.Dataset {
+		return fmt.Sprintf("dataset is %q, want %q", res.Dataset, *e.Dataset)
 	}
 	if e.Copies != nil {
 		got, want := slices.Sorted(slices.Values(res.Copies)), slices.Sorted(slices.Values(e.Copies))

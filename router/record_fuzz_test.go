@@ -54,7 +54,7 @@ func FuzzRouterRecord(f *testing.F) {
 		"  - csv: {columns: [a, b, c], types: {b: bytes, c: duration}, on_error: keep_going}\n"+
 		"  - timestamp: {field: a, layout: [ISO8601, unix_ms, '%d/%b/%Y:%H:%M:%S %z'], on_error: skip}\n"+
 		"  - set: {field: size, expr: 'len(log)'}\n"+
-		"  - route: {if: 'attributes.level == \"error\"', stream: errors}\n"), false)
+		"  - route: {if: 'attributes.level == \"error\"', dataset: errors}\n"), false)
 	if rt.pipes.get("parse").Version != 1 {
 		f.Fatal("fuzz pipeline did not load")
 	}

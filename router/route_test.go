@@ -2,6 +2,7 @@ package router
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,42 +12,42 @@ import (
 	"github.com/sluicelogs/sluice/schemas"
 )
 
-// TestRouteCopiesAndDefault: a route to several streams, copy routes, a
+// TestRouteCopiesAndDefault: a route to several datasets, copy routes, a
 // default route without if, and the tests: section checking copies.
 func TestRouteCopiesAndDefault(t *testing.T) {
 	src := `tenant: shop
 version: 1
 steps:
   - json: {}
-  - route: {if: 'attributes.audit == true', stream: audit, copy: true}
-  - route: {if: 'attributes.level == "error"', stream: [errors, oncall]}
-  - route: {if: 'attributes.level == "debug"', stream: debug}
-  - route: {stream: rest}
+  - route: {if: 'attributes.audit == true', dataset: audit, copy: true}
+  - route: {if: 'attributes.level == "error"', dataset: [errors, oncall]}
+  - route: {if: 'attributes.level == "debug"', dataset: debug}
+  - route: {dataset: rest}
 tests:
   - name: an audited error goes to errors, with copies to oncall and audit
     line: '{"level":"error","audit":true}'
-    expect: {stream: errors, copies: [audit, oncall]}
+    expect: {dataset: errors, copies: [audit, oncall]}
   - name: an audited info line goes to the default route, with a copy to audit
     line: '{"level":"info","audit":true}'
-    expect: {stream: rest, copies: [audit]}
+    expect: {dataset: rest, copies: [audit]}
   - name: a debug line goes to debug, and nowhere else
     line: '{"level":"debug"}'
-    expect: {stream: debug, copies: []}
+    expect: {dataset: debug, copies: []}
 `
 	p, err := Load([]byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(p.Streams(), ","); got != "audit,errors,oncall,debug,rest" {
-		t.Errorf("streams %s", got)
+	if got := strings.Join(p.Datasets(), ","); got != "audit,errors,oncall,debug,rest" {
+		t.Errorf("datasets %s", got)
 	}
 	// A copy to where the record goes anyway is not made twice.
-	p2, err := Load([]byte("tenant: shop\nversion: 1\nsteps:\n  - route: {stream: a, copy: true}\n  - route: {stream: a}\n"))
+	p2, err := Load([]byte("tenant: shop\nversion: 1\nsteps:\n  - route: {dataset: a, copy: true}\n  - route: {dataset: a}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := schemas.Record{Log: "x"}
-	if res := p2.Process(&r); res.Stream != "a" || len(res.Copies) != 0 {
+	if res := p2.Process(&r); res.Dataset != "a" || len(res.Copies) != 0 {
 		t.Errorf("%+v", res)
 	}
 	// A failing test names the copies.
@@ -108,8 +109,8 @@ func TestSampleRateAndKey(t *testing.T) {
 		"  - sample: {one_in: 2, rate: 0.5}\n":     "exactly one of one_in and rate",
 		"  - sample: {rate: 1.5}\n":                "sample.rate must be above 0 and at most 1",
 		"  - sample: {rate: 0.5, key: 'nosuch'}\n": "sample.key",
-		"  - route: {stream: []}\n":                "must not be an empty list",
-		"  - route: {stream: [ok, Bad.Name]}\n":    "invalid stream",
+		"  - route: {dataset: []}\n":               "must not be an empty list",
+		"  - route: {dataset: [ok, Bad.Name]}\n":   "invalid dataset",
 	} {
 		if _, err := Load([]byte("tenant: t\nversion: 1\nsteps:\n" + doc)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", doc, err, want)
@@ -118,7 +119,7 @@ func TestSampleRateAndKey(t *testing.T) {
 }
 
 // TestRouteCopiesProduced: a router produces each copy as a record of its
-// own, in the same transaction; a copy whose stream topic is missing is
+// own, in the same transaction; a copy whose dataset topic is missing is
 // dead-lettered alone while the record and its other copies go.
 func TestRouteCopiesProduced(t *testing.T) {
 	cluster := routerCluster(t, "shop")
@@ -129,8 +130,8 @@ func TestRouteCopiesProduced(t *testing.T) {
 version: 1
 steps:
   - json: {}
-  - route: {if: 'attributes.seq % 5 == 0', stream: audit, copy: true}
-  - route: {if: 'attributes.seq % 2 == 0', stream: [errors, oncall]}
+  - route: {if: 'attributes.seq % 5 == 0', dataset: audit, copy: true}
+  - route: {if: 'attributes.seq % 2 == 0', dataset: [errors, oncall]}
 `)
 	rt := startRouter(t, routerConfig(t, brokers, nil))
 	out, wait := consumeOutputs(t, brokers, "shop", "shop.errors", "shop.audit")
@@ -162,5 +163,65 @@ steps:
 	// errors, 4 copies to audit.
 	if n := testutil.ToFloat64(rt.m.tenant("shop").out); n != 24 {
 		t.Errorf("records_out_total %v, want 24", n)
+	}
+}
+
+// TestDeprecatedStreamKey: stream, the former name of a route's dataset
+// and of a test's expected dataset, is still accepted, as one name or a
+// list, with a warning each where it is written; both names at once are
+// an error.
+func TestDeprecatedStreamKey(t *testing.T) {
+	p, err := Load([]byte(`tenant: shop
+version: 1
+steps:
+  - route: {if: 'attributes.audit == true', stream: audit}
+  - route: {if: 'stream == "stderr"', stream: [errors, oncall]}
+tests:
+  - name: audit
+    input: {log: x, stream: stdout, attributes: {audit: true}}
+    expect: {stream: audit}
+  - name: stderr
+    input: {log: x, stream: stderr}
+    expect: {dataset: errors, copies: [oncall]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(p.Datasets(), ","); got != "audit,errors,oncall" {
+		t.Errorf("datasets %s", got)
+	}
+	var got []string
+	for _, w := range p.Warnings() {
+		got = append(got, w.String())
+	}
+	want := []string{
+		"line 4, column 45: route.stream is deprecated: write route.dataset (same meaning)",
+		"line 5, column 39: route.stream is deprecated: write route.dataset (same meaning)",
+		"line 9, column 14: expect.stream is deprecated: write expect.dataset (same meaning)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("warnings\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	p, err = Load([]byte("tenant: shop\nversion: 1\nsteps:\n  - route: {dataset: audit}\ntests:\n  - name: a\n    line: x\n    expect: {dataset: audit}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := p.Warnings(); len(w) != 0 {
+		t.Errorf("dataset: warnings %v", w)
+	}
+
+	for _, tt := range []struct{ doc, want string }{
+		{"steps:\n  - route: {dataset: a, stream: b}\n",
+			"line 4, column 25: route: give dataset only (stream is its deprecated name), not both"},
+		{"steps:\n  - route: {stream: a, dataset: a}\n",
+			"line 4, column 24: route: give dataset only (stream is its deprecated name), not both"},
+		{"steps:\n  - route: {dataset: a}\ntests:\n  - name: a\n    line: x\n    expect: {dataset: a, stream: a}\n",
+			"line 8, column 26: expect: give dataset only (stream is its deprecated name), not both"},
+	} {
+		_, err := Parse([]byte("tenant: shop\nversion: 1\n" + tt.doc))
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%q: %v, want %q", tt.doc, err, tt.want)
+		}
 	}
 }

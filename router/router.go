@@ -315,12 +315,12 @@ func (rt *Router) run(tenant string, pipe *Pipeline, raw *kgo.Record, rec schema
 		return []*kgo.Record{rt.dlq(tenant, pipe.Version, raw, last, res.DLQ)}
 	}
 	topic := rt.topics.Parsed(tenant)
-	if res.Stream != "" {
-		topic = rt.topics.ParsedStream(tenant, res.Stream)
+	if res.Dataset != "" {
+		topic = rt.topics.ParsedDataset(tenant, res.Dataset)
 		// Kafka would refuse the record, and the transaction with it.
 		if !o.exists(topic) {
 			return []*kgo.Record{rt.dlq(tenant, pipe.Version, raw, last, &Failure{Step: -1, Reason: ReasonTopicMissing,
-				Err: fmt.Errorf("the pipeline routes the record to stream %q, but topic %s does not exist (sluice tenant create %s --streams %s makes it)", res.Stream, topic, tenant, res.Stream)})}
+				Err: fmt.Errorf("the pipeline routes the record to dataset %q, but topic %s does not exist (sluice tenant create %s --datasets %s makes it)", res.Dataset, topic, tenant, res.Dataset)})}
 		}
 	}
 	v, err := schemas.AppendSingleObject(make([]byte, 0, 2*len(work.Log)+512), &work) // room for parsed attributes
@@ -338,11 +338,11 @@ func (rt *Router) run(tenant string, pipe *Pipeline, raw *kgo.Record, rec schema
 	// that cannot be (its topic missing, too large for it) is dead-lettered
 	// alone, and the others go.
 	for _, c := range res.Copies {
-		ct := rt.topics.ParsedStream(tenant, c)
+		ct := rt.topics.ParsedDataset(tenant, c)
 		switch {
 		case !o.exists(ct):
 			out = append(out, rt.dlq(tenant, pipe.Version, raw, last, &Failure{Step: -1, Reason: ReasonTopicMissing,
-				Err: fmt.Errorf("the pipeline copies the record to stream %q, but topic %s does not exist (sluice tenant create %s --streams %s makes it)", c, ct, tenant, c)}))
+				Err: fmt.Errorf("the pipeline copies the record to dataset %q, but topic %s does not exist (sluice tenant create %s --datasets %s makes it)", c, ct, tenant, c)}))
 		case len(v) > o.maxValue(ct):
 			out = append(out, rt.dlq(tenant, pipe.Version, raw, last, &Failure{Step: -1, Reason: ReasonTooLarge,
 				Err: fmt.Errorf("processed record is %d bytes encoded, more than %s takes (%d)", len(v), ct, o.maxValue(ct))}))
@@ -523,7 +523,7 @@ type topicLimit struct {
 }
 
 // missingAge is how old metadata may be to take a topic for missing: a
-// stream topic made just before its pipeline was applied must not be
+// dataset topic made just before its pipeline was applied must not be
 // taken for missing from metadata read just before it was made. Topics
 // that stay missing cost at most one metadata request per missingAge.
 const missingAge = 100 * time.Millisecond

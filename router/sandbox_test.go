@@ -117,11 +117,11 @@ func TestSandboxOrdinary(t *testing.T) {
 		StepSpec{Type: "set", Field: "n", Expr: `len(replace(attributes.msg, "word", "w")) + count(split(attributes.msg, " "), # == "word")`},
 		StepSpec{Type: "set", Field: "j", Expr: `toJSON({"a": [1, 2]}) + string(fromJSON("[1]")[0]) + string(1.5 + 1) + string(len(keys(attributes)))`},
 		StepSpec{Type: "set", Field: "re", Expr: `attributes.msg matches "^word (word )+" && attributes.level matches ("^" + "err")`},
-		StepSpec{Type: "route", If: `attributes.status >= 500 and attributes.level in ["error", "fatal"] and attributes.msg startsWith "word" and "ord" in split("w ord", " ")`, Stream: "errors"},
+		StepSpec{Type: "route", If: `attributes.status >= 500 and attributes.level in ["error", "fatal"] and attributes.msg startsWith "word" and "ord" in split("w ord", " ")`, Dataset: "errors"},
 	)
 	r := schemas.Record{ID: "x", Log: line}
 	res, alloc := processMeasured(p, &r)
-	if res.DLQ != nil || res.Stream != "errors" {
+	if res.DLQ != nil || res.Dataset != "errors" {
 		t.Fatalf("got %+v", res)
 	}
 	want := map[string]any{"who": "7@t", "short": "WORD WORD|abc|x|a;b", "j": "{\n  \"a\": [\n    1,\n    2\n  ]\n}12.57", "re": true}
@@ -154,10 +154,10 @@ func TestMissingAttributeComparisons(t *testing.T) {
 		`attributes.msg == "x"`,
 	} {
 		t.Run(cond, func(t *testing.T) {
-			p := mustPipeline(t, StepSpec{Type: "route", If: cond, Stream: "hit"})
+			p := mustPipeline(t, StepSpec{Type: "route", If: cond, Dataset: "hit"})
 			r := schemas.Record{ID: "x", Log: "x", Attributes: map[string]any{"other": 1}}
 			res := p.Process(&r)
-			if res.DLQ != nil || res.Stream != "" {
+			if res.DLQ != nil || res.Dataset != "" {
 				t.Fatalf("got %+v, want no route and no failure", res)
 			}
 			f, err := CompileFilter(cond)
@@ -170,9 +170,9 @@ func TestMissingAttributeComparisons(t *testing.T) {
 		})
 	}
 	// Present values still compare, and mismatched types are still errors.
-	p := mustPipeline(t, StepSpec{Type: "route", If: `attributes.status >= 500`, Stream: "hit"})
+	p := mustPipeline(t, StepSpec{Type: "route", If: `attributes.status >= 500`, Dataset: "hit"})
 	r := schemas.Record{Attributes: map[string]any{"status": int64(503)}}
-	if res := p.Process(&r); res.Stream != "hit" {
+	if res := p.Process(&r); res.Dataset != "hit" {
 		t.Errorf("status 503: %+v", res)
 	}
 	r = schemas.Record{Attributes: map[string]any{"status": "503"}}

@@ -67,6 +67,9 @@ type Spec struct {
 	// Patterns are the pipeline's own grok patterns, by name: they add to
 	// the built-in ones or replace them.
 	Patterns map[string]string
+	// Warnings are what the document says that Parse accepts but that
+	// should change (a deprecated key), in document order.
+	Warnings []Warning
 
 	// positions of tenant and version, for Compile's messages.
 	tenantLine, tenantCol, versionLine, versionCol int
@@ -112,10 +115,10 @@ type StepSpec struct {
 	OneIn    int64   // sample: keep one record in OneIn
 	Rate     float64 // sample: keep this fraction of records (0 < Rate <= 1)
 	Key      string  // sample: an expression; records with equal keys are kept or dropped together
-	Stream   string  // route: its stream (stream: given as one name)
-	// Streams are a route's streams when stream: is a list: the first gets
-	// the record, the others copies.
-	Streams []string
+	Dataset  string  // route: its dataset (dataset: given as one name)
+	// Datasets are a route's datasets when dataset: is a list: the first
+	// gets the record, the others copies.
+	Datasets []string
 	// Copy makes a route send a copy, and the record go on.
 	Copy bool
 	// If, on a step other than drop, keep and route (where it is the
@@ -153,8 +156,8 @@ type TestSpec struct {
 // checked; Attributes is a subset check; Absent lists attribute keys that
 // must not exist.
 type TestExpect struct {
-	Stream     *string
-	Copies     []string // the streams that get copies, in any order; nil: not checked
+	Dataset    *string  // the route's dataset, "" for the main parsed topic
+	Copies     []string // the datasets that get copies, in any order; nil: not checked
 	Records    *int     // with lines: how many records they make
 	Dropped    bool
 	DLQ        bool
@@ -181,7 +184,7 @@ var stepKeys = map[string][]string{
 	"drop":      {"if", "on_error"},
 	"keep":      {"if", "on_error"},
 	"sample":    {"one_in", "rate", "key", "if", "on_error"},
-	"route":     {"if", "stream", "copy", "on_error"},
+	"route":     {"if", "dataset", "stream", "copy", "on_error"}, // stream: dataset's deprecated name
 	"multiline": {"continuation", "max_lines", "max_bytes", "max_wait"},
 }
 
@@ -193,10 +196,25 @@ var ownIf = map[string]bool{"drop": true, "keep": true, "route": true}
 // rejected with a pointer to what to use instead.
 var unsupportedSteps = map[string]string{}
 
+// Warning is what a document says that Parse accepts but that should
+// change, such as a deprecated key, with where it is.
+type Warning struct {
+	Line, Column int
+	// Msg describes it, lower-case, without position.
+	Msg string
+}
+
+// String writes the warning as SpecError writes an error: "line L, column
+// C: msg".
+func (w Warning) String() string {
+	return fmt.Sprintf("line %d, column %d: %s", w.Line, w.Column, w.Msg)
+}
+
 // decoder collects problems while walking the YAML tree.
 type decoder struct {
 	lines    []string // the document's, for where a block's text starts
 	errs     []error
+	warns    []Warning
 	badSteps map[int]bool // steps with a decoding problem
 	badNames bool         // tenant or version with a decoding problem
 }
@@ -207,6 +225,26 @@ func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
 		line, col = n.Line, n.Column
 	}
 	d.errs = append(d.errs, &SpecError{Line: line, Column: col, Msg: fmt.Sprintf(format, args...), Err: ErrInvalidSpec})
+}
+
+func (d *decoder) warnf(n *yaml.Node, format string, args ...any) {
+	d.warns = append(d.warns, Warning{Line: max(n.Line, 1), Column: max(n.Column, 1), Msg: fmt.Sprintf(format, args...)})
+}
+
+// renamedKey decodes a key that has a deprecated former name: the second
+// of the two given (seen says whether one was) is an error, the former
+// name (key == old) a warning. It reports whether the value is to be
+// decoded.
+func (d *decoder) renamedKey(seen *bool, k *yaml.Node, what, key, old, now string) bool {
+	if *seen {
+		d.errorf(k, "%s: give %s only (%s is its deprecated name), not both", what, now, old)
+		return false
+	}
+	*seen = true
+	if key == old {
+		d.warnf(k, "%s.%s is deprecated: write %s.%s (same meaning)", what, old, what, now)
+	}
+	return true
 }
 
 var yamlLineRE = regexp.MustCompile(`line (\d+)`)
@@ -224,10 +262,11 @@ func yamlError(err error) error {
 }
 
 // Parse decodes and validates one pipeline document: structure (strict:
-// unknown keys are errors), tenant and stream names, limits, and that every
+// unknown keys are errors), tenant and dataset names, limits, and that every
 // regex, layout and expression compiles. It returns every problem at once,
-// joined with errors.Join, each a *SpecError with a line and column.
-// YAML anchors and aliases are rejected. Parse does not run the tests.
+// joined with errors.Join, each a *SpecError with a line and column, or the
+// spec with what it accepted but should change in its Warnings. YAML
+// anchors and aliases are rejected. Parse does not run the tests.
 func Parse(src []byte) (*Spec, error) {
 	if len(src) > MaxSpecBytes {
 		return nil, &SpecError{Line: 1, Column: 1, Msg: fmt.Sprintf("document is %d bytes, more than %d", len(src), MaxSpecBytes), Err: ErrSpecTooLarge}
@@ -271,6 +310,7 @@ func Parse(src []byte) (*Spec, error) {
 		sortErrors(errs)
 		return nil, errors.Join(errs...)
 	}
+	spec.Warnings = d.warns
 	return spec, nil
 }
 
@@ -485,6 +525,7 @@ func (d *decoder) step(n *yaml.Node) StepSpec {
 		d.errorf(k, "unknown step type %q", st.Type)
 		return st
 	}
+	var hasDataset bool
 	d.mapping(v, st.Type+" step", allowed, func(key string, k, v *yaml.Node) {
 		what := st.Type + "." + key
 		if st.Pos == nil {
@@ -528,12 +569,15 @@ func (d *decoder) step(n *yaml.Node) StepSpec {
 			st.If = d.str(v, what)
 		case "one_in":
 			st.OneIn = d.int(v, what)
-		case "stream":
-			if v.Kind == yaml.SequenceNode {
-				st.Streams = d.strOrList(v, what)
+		case "dataset", "stream":
+			if !d.renamedKey(&hasDataset, k, st.Type, key, "stream", "dataset") {
 				return
 			}
-			st.Stream = d.str(v, what)
+			if v.Kind == yaml.SequenceNode {
+				st.Datasets = d.strOrList(v, what)
+				return
+			}
+			st.Dataset = d.str(v, what)
 		case "copy":
 			st.Copy = d.bool(v, what)
 		case "columns":
@@ -581,13 +625,13 @@ func (d *decoder) step(n *yaml.Node) StepSpec {
 	return st
 }
 
-// routeStreams are a route step's streams, from stream: as one name or a
-// list.
-func (ss *StepSpec) routeStreams() []string {
-	if len(ss.Streams) > 0 || ss.Stream == "" {
-		return ss.Streams
+// routeDatasets are a route step's datasets, from dataset: as one name or
+// a list.
+func (ss *StepSpec) routeDatasets() []string {
+	if len(ss.Datasets) > 0 || ss.Dataset == "" {
+		return ss.Datasets
 	}
-	return []string{ss.Stream}
+	return []string{ss.Dataset}
 }
 
 // grokSources are a grok step's patterns, from pattern: as one or a list.
@@ -687,17 +731,22 @@ func (d *decoder) record(n *yaml.Node) schemas.Record {
 
 func (d *decoder) expect(n *yaml.Node) TestExpect {
 	var e TestExpect
-	d.mapping(n, "expect", []string{"records", "stream", "copies", "dropped", "dlq", "log", "timestamp", "attributes", "absent"}, func(key string, k, v *yaml.Node) {
+	var hasDataset bool
+	// stream: dataset's deprecated name.
+	d.mapping(n, "expect", []string{"records", "dataset", "stream", "copies", "dropped", "dlq", "log", "timestamp", "attributes", "absent"}, func(key string, k, v *yaml.Node) {
 		switch key {
-		case "stream":
-			s := d.str(v, "expect.stream")
-			e.Stream = &s
+		case "dataset", "stream":
+			if !d.renamedKey(&hasDataset, k, "expect", key, "stream", "dataset") {
+				return
+			}
+			s := d.str(v, "expect."+key)
+			e.Dataset = &s
 		case "records":
 			n := int(d.int(v, "expect.records"))
 			e.Records = &n
 		case "copies":
 			if v.Kind != yaml.SequenceNode {
-				d.errorf(v, "expect.copies must be a list of streams")
+				d.errorf(v, "expect.copies must be a list of datasets")
 				return
 			}
 			e.Copies = []string{}

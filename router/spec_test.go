@@ -50,7 +50,7 @@ func TestParseErrors(t *testing.T) {
 		{"missing layout", "tenant: a\nversion: 1\nsteps:\n  - timestamp: {field: ts}\n", []string{"4:missing layout"}},
 		{"bad timezone", "tenant: a\nversion: 1\nsteps:\n  - klog: {timezone: Mars/Olympus}\n", []string{"4:unknown time zone"}},
 		{"version 0 and bad tenant", "tenant: Bad_T\nversion: 0\n", []string{"1:invalid tenant", "2:version must be at least 1"}},
-		{"route stream", "tenant: a\nversion: 1\nsteps:\n  - route: {if: 'true', stream: Bad.Stream}\n", []string{"4:invalid stream"}},
+		{"route dataset", "tenant: a\nversion: 1\nsteps:\n  - route: {if: 'true', dataset: Bad.Dataset}\n", []string{"4:invalid dataset"}},
 		{"multiline without continuation", "tenant: a\nversion: 1\nsteps:\n  - multiline: {}\n", []string{"4:missing continuation"}},
 		{"multiline not first", "tenant: a\nversion: 1\nsteps:\n  - json: {}\n  - multiline: {continuation: '^\\s'}\n", []string{"5:must be the first step"}},
 		{"multiline bad wait", "tenant: a\nversion: 1\nsteps:\n  - multiline: {continuation: '^\\s', max_wait: 1h}\n", []string{"4:max_wait must be between"}},

@@ -19,9 +19,9 @@ type state struct {
 	tenant  string
 	key     PseudonymKey // the tenant's, for pseudonym(); zero: none
 	ev      *evaluator   // nil when the pipeline has no expressions
-	stream  string
+	dataset string
 	routed  bool
-	copies  []string // streams that get a copy of the record
+	copies  []string // datasets that get a copy of the record
 	dropped bool
 	// work and alloc are the record's budget left (see meter).
 	work, alloc int64
@@ -479,14 +479,14 @@ func fnv64a(s string) uint64 {
 	return h
 }
 
-// routeStep sends the record to its streams when its condition holds (nil:
-// always): the first route that does decides where the record goes (its
-// first stream; the others get copies); a copy route sends copies and
-// leaves that to the others.
+// routeStep sends the record to its datasets when its condition holds
+// (nil: always): the first route that does decides where the record goes
+// (its first dataset; the others get copies); a copy route sends copies
+// and leaves that to the others.
 type routeStep struct {
-	prog    *vm.Program
-	streams []string
-	copy    bool
+	prog     *vm.Program
+	datasets []string
+	copy     bool
 }
 
 func (s *routeStep) apply(r *schemas.Record, st *state) *stepError {
@@ -502,11 +502,11 @@ func (s *routeStep) apply(r *schemas.Record, st *state) *stepError {
 			return nil
 		}
 	}
-	copies := s.streams
+	copies := s.datasets
 	if !s.copy {
 		st.routed = true
-		st.stream = s.streams[0]
-		copies = s.streams[1:]
+		st.dataset = s.datasets[0]
+		copies = s.datasets[1:]
 	}
 	for _, c := range copies {
 		if !slices.Contains(st.copies, c) {
@@ -770,16 +770,16 @@ func compileStep(ss *StepSpec, patterns map[string]string) (step, bool, error) {
 		}
 		return s, s.key != nil, nil
 	case "route":
-		streams := ss.routeStreams()
-		if len(streams) == 0 {
-			return nil, false, fmt.Errorf("route: missing stream")
+		datasets := ss.routeDatasets()
+		if len(datasets) == 0 {
+			return nil, false, fmt.Errorf("route: missing dataset")
 		}
-		for _, st := range streams {
-			if err := kafka.ValidateStream(st); err != nil {
-				return nil, false, fmt.Errorf("route.stream: %w", err)
+		for _, ds := range datasets {
+			if err := kafka.ValidateDataset(ds); err != nil {
+				return nil, false, fmt.Errorf("route.dataset: %w", err)
 			}
 		}
-		s := &routeStep{streams: streams, copy: ss.Copy}
+		s := &routeStep{datasets: datasets, copy: ss.Copy}
 		if ss.If == "" {
 			return s, false, nil // always: a default route, put last
 		}

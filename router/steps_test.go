@@ -34,7 +34,7 @@ func TestSteps(t *testing.T) {
 		absent  []string
 		log     *string
 		ts      time.Time
-		stream  string
+		dataset string
 		dropped bool
 		reason  string // DLQ reason, "" for none
 	}{
@@ -129,9 +129,9 @@ func TestSteps(t *testing.T) {
 		{name: "keep", steps: []StepSpec{{Type: "keep", If: `stream == "stderr"`}}, in: schemas.Record{Stream: "stdout"}, dropped: true},
 		{name: "condition non-bool at run time", steps: []StepSpec{{Type: "drop", If: `attributes.flag`}}, in: schemas.Record{Attributes: map[string]any{"flag": "yes"}}, reason: ReasonExpr},
 		{name: "sample one_in 1 keeps", steps: []StepSpec{{Type: "sample", OneIn: 1}}, in: schemas.Record{ID: "x"}},
-		{name: "route first wins", steps: []StepSpec{{Type: "route", If: `true`, Stream: "a"}, {Type: "route", If: `true`, Stream: "b"}}, stream: "a"},
-		{name: "route none", steps: []StepSpec{{Type: "route", If: `false`, Stream: "a"}}, stream: ""},
-		{name: "route then drop", steps: []StepSpec{{Type: "route", If: `true`, Stream: "a"}, {Type: "drop", If: `true`}}, dropped: true},
+		{name: "route first wins", steps: []StepSpec{{Type: "route", If: `true`, Dataset: "a"}, {Type: "route", If: `true`, Dataset: "b"}}, dataset: "a"},
+		{name: "route none", steps: []StepSpec{{Type: "route", If: `false`, Dataset: "a"}}, dataset: ""},
+		{name: "route then drop", steps: []StepSpec{{Type: "route", If: `true`, Dataset: "a"}, {Type: "drop", If: `true`}}, dropped: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,8 +153,8 @@ func TestSteps(t *testing.T) {
 			if res.Dropped != tt.dropped {
 				t.Fatalf("dropped = %v, want %v", res.Dropped, tt.dropped)
 			}
-			if res.Stream != tt.stream {
-				t.Errorf("stream = %q, want %q", res.Stream, tt.stream)
+			if res.Dataset != tt.dataset {
+				t.Errorf("dataset = %q, want %q", res.Dataset, tt.dataset)
 			}
 			for k, v := range tt.want {
 				got, ok := r.Attributes[k]
@@ -238,7 +238,7 @@ func (panicStep) apply(*schemas.Record, *state) *stepError { panic("boom") }
 func TestPassThroughUnchanged(t *testing.T) {
 	p := PassThrough("t")
 	r := schemas.Record{Log: "x", Stream: "stdout", Attributes: map[string]any{"a": int64(1)}}
-	if res := p.Process(&r); res.DLQ != nil || res.Dropped || res.Stream != "" || res.Copies != nil {
+	if res := p.Process(&r); res.DLQ != nil || res.Dropped || res.Dataset != "" || res.Copies != nil {
 		t.Fatalf("got %+v", res)
 	}
 	if r.Log != "x" || r.Attributes["a"] != int64(1) {
@@ -258,7 +258,7 @@ func TestExpressionsKubernetes(t *testing.T) {
 		StepSpec{Type: "set", Field: "app", Expr: `kubernetes.labels["app"] + "@" + kubernetes.pod_name`},
 		StepSpec{Type: "set", Field: "labelled", Expr: `"team" in kubernetes.namespace_labels`},
 		StepSpec{Type: "set", Field: "json", Expr: `toJSON(kubernetes.workload)`},
-		StepSpec{Type: "route", If: `kubernetes.workload.kind == "Deployment" && kubernetes.namespace_labels.team == "shop"`, Stream: "deployments"},
+		StepSpec{Type: "route", If: `kubernetes.workload.kind == "Deployment" && kubernetes.namespace_labels.team == "shop"`, Dataset: "deployments"},
 	)
 	r := schemas.Record{Log: "x", Metadata: schemas.MetadataPartial, Kubernetes: schemas.Kubernetes{
 		PodName:         "cart-7d9f8b6c5-x2k4q",
@@ -268,8 +268,8 @@ func TestExpressionsKubernetes(t *testing.T) {
 		Workload:        schemas.Workload{Kind: "Deployment", Name: "cart"},
 	}}
 	res := p.Process(&r)
-	if res.DLQ != nil || res.Stream != "deployments" {
-		t.Fatalf("result %+v, want stream deployments", res)
+	if res.DLQ != nil || res.Dataset != "deployments" {
+		t.Fatalf("result %+v, want dataset deployments", res)
 	}
 	want := map[string]any{
 		"team": "shop", "owner": "Deployment/cart", "image": "registry.example.com/shop/cart:1.4.2",
@@ -287,7 +287,7 @@ func TestExpressionsKubernetes(t *testing.T) {
 
 	// Without the metadata: empty values, no failure, not routed.
 	r = schemas.Record{Log: "y"}
-	if res := p.Process(&r); res.DLQ != nil || res.Stream != "" {
+	if res := p.Process(&r); res.DLQ != nil || res.Dataset != "" {
 		t.Fatalf("record without metadata: %+v", res)
 	}
 	for k, v := range map[string]any{"team": "", "owner": "/", "image": "", "app": "@", "labelled": false} {
@@ -340,7 +340,7 @@ func TestExpressionsKubernetesCost(t *testing.T) {
 
 // TestConcurrentProcess exercises the evaluator pool under -race.
 func TestConcurrentProcess(t *testing.T) {
-	p := mustPipeline(t, StepSpec{Type: "json"}, StepSpec{Type: "set", Field: "x", Expr: `attributes.a + "-" + tenant`}, StepSpec{Type: "route", If: `attributes.a == "r"`, Stream: "r"})
+	p := mustPipeline(t, StepSpec{Type: "json"}, StepSpec{Type: "set", Field: "x", Expr: `attributes.a + "-" + tenant`}, StepSpec{Type: "route", If: `attributes.a == "r"`, Dataset: "r"})
 	done := make(chan bool)
 	for g := range 8 {
 		go func() {
@@ -352,7 +352,7 @@ func TestConcurrentProcess(t *testing.T) {
 				}
 				r := schemas.Record{Log: `{"a":"` + a + `"}`}
 				res := p.Process(&r)
-				ok = ok && r.Attributes["x"] == a+"-t" && (res.Stream == "r") == (a == "r")
+				ok = ok && r.Attributes["x"] == a+"-t" && (res.Dataset == "r") == (a == "r")
 			}
 			done <- ok
 		}()

@@ -31,7 +31,7 @@ import (
 //
 // Read buffers are not charged here: they belong to the reader slots, whose
 // number is fixed (see Shipper.slots), so their memory is bounded by
-// construction and a stream waiting for budget holds none.
+// construction and a follower waiting for budget holds none.
 type budget struct {
 	mu       sync.Mutex
 	total    int64 // B

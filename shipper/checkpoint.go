@@ -12,7 +12,7 @@ import (
 )
 
 // Checkpoint files. The shipper keeps one file per node with the position
-// of every container stream, replaced atomically (write a temporary file,
+// of every container log, replaced atomically (write a temporary file,
 // fsync it, rename it over the old one, fsync the directory). Before the
 // rename the previous generation is kept (hard-linked) as
 // checkpoints.json.prev, so a
@@ -29,17 +29,20 @@ var ErrCorruptCheckpoint = errors.New("corrupt checkpoint")
 
 // checkpoints is the on-disk document.
 type checkpoints struct {
-	Version int              `json:"version"`
-	Node    string           `json:"node"`
-	SavedAt time.Time        `json:"saved_at"`
-	Streams []streamPosition `json:"streams"`
-	byKey   map[string]streamPosition
+	Version int       `json:"version"`
+	Node    string    `json:"node"`
+	SavedAt time.Time `json:"saved_at"`
+	// Followers are the positions of the followers, under the key
+	// "streams" (their name before), so that a checkpoint file reads the
+	// same before and after an upgrade.
+	Followers []followerPosition `json:"streams"`
+	byKey     map[string]followerPosition
 }
 
-// streamPosition is the first byte of one container stream that Kafka has
+// followerPosition is the first byte of one container log that Kafka has
 // not yet acknowledged (everything before it is delivered).
-type streamPosition struct {
-	// Key is the matched path that names the stream (the
+type followerPosition struct {
+	// Key is the matched path that names the follower (the
 	// /var/log/containers symlink).
 	Key string `json:"key"`
 	// Path is where the file was when it was opened (for a rotated file,
@@ -48,7 +51,7 @@ type streamPosition struct {
 	fileIdentity
 	Offset int64 `json:"offset"`
 	// Size is the file's size when last seen (uncompressed): if the file
-	// is gone when the stream is reopened, Size - Offset bytes at least
+	// is gone when the follower is reopened, Size - Offset bytes at least
 	// were lost with it.
 	Size int64 `json:"size,omitempty"`
 }
@@ -65,7 +68,7 @@ func (s checkpointStore) path() string { return filepath.Join(s.dir, checkpointF
 // corrupt file is moved aside and the previous generation is tried; the
 // returned error (wrapping ErrCorruptCheckpoint) is for reporting only, the
 // returned positions are always usable.
-func (s checkpointStore) load() (map[string]streamPosition, error) {
+func (s checkpointStore) load() (map[string]followerPosition, error) {
 	cur, err := readCheckpointFile(s.path())
 	if err == nil {
 		return cur, nil
@@ -76,7 +79,7 @@ func (s checkpointStore) load() (map[string]streamPosition, error) {
 		if perr == nil || errors.Is(perr, fs.ErrNotExist) {
 			return prev, nil
 		}
-		return map[string]streamPosition{}, perr
+		return map[string]followerPosition{}, perr
 	}
 	// Keep the damaged file for a person to look at, out of the way of the
 	// next save.
@@ -84,15 +87,15 @@ func (s checkpointStore) load() (map[string]streamPosition, error) {
 	_ = os.Rename(s.path(), aside)
 	prev, perr := readCheckpointFile(s.path() + ".prev")
 	if perr != nil {
-		return map[string]streamPosition{}, fmt.Errorf("%w (moved to %s; no usable previous generation, reading every file from its start): %w", err, aside, perr)
+		return map[string]followerPosition{}, fmt.Errorf("%w (moved to %s; no usable previous generation, reading every file from its start): %w", err, aside, perr)
 	}
 	return prev, fmt.Errorf("%w (moved to %s; using the previous generation)", err, aside)
 }
 
-func readCheckpointFile(path string) (map[string]streamPosition, error) {
+func readCheckpointFile(path string) (map[string]followerPosition, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return map[string]streamPosition{}, err
+		return map[string]followerPosition{}, err
 	}
 	out, err := parseCheckpoints(b)
 	if err != nil {
@@ -103,18 +106,18 @@ func readCheckpointFile(path string) (map[string]streamPosition, error) {
 
 // parseCheckpoints decodes a checkpoint document. On error it returns an
 // empty set and an error wrapping ErrCorruptCheckpoint.
-func parseCheckpoints(b []byte) (map[string]streamPosition, error) {
+func parseCheckpoints(b []byte) (map[string]followerPosition, error) {
 	var doc checkpoints
 	if err := json.Unmarshal(b, &doc); err != nil {
-		return map[string]streamPosition{}, fmt.Errorf("%w: %w", ErrCorruptCheckpoint, err)
+		return map[string]followerPosition{}, fmt.Errorf("%w: %w", ErrCorruptCheckpoint, err)
 	}
 	if doc.Version != checkpointVersion {
-		return map[string]streamPosition{}, fmt.Errorf("%w: unknown version %d", ErrCorruptCheckpoint, doc.Version)
+		return map[string]followerPosition{}, fmt.Errorf("%w: unknown version %d", ErrCorruptCheckpoint, doc.Version)
 	}
-	out := make(map[string]streamPosition, len(doc.Streams))
-	for _, p := range doc.Streams {
+	out := make(map[string]followerPosition, len(doc.Followers))
+	for _, p := range doc.Followers {
 		if p.Key == "" || p.Offset < 0 || p.FPLen < 0 || p.FPLen > fingerprintMax {
-			return map[string]streamPosition{}, fmt.Errorf("%w: bad entry for %q", ErrCorruptCheckpoint, p.Key)
+			return map[string]followerPosition{}, fmt.Errorf("%w: bad entry for %q", ErrCorruptCheckpoint, p.Key)
 		}
 		out[p.Key] = p
 	}
@@ -122,13 +125,13 @@ func parseCheckpoints(b []byte) (map[string]streamPosition, error) {
 }
 
 // save writes positions atomically.
-func (s checkpointStore) save(node string, positions []streamPosition) error {
+func (s checkpointStore) save(node string, positions []followerPosition) error {
 	sort.Slice(positions, func(i, j int) bool { return positions[i].Key < positions[j].Key })
 	b, err := json.MarshalIndent(checkpoints{
-		Version: checkpointVersion,
-		Node:    node,
-		SavedAt: time.Now().UTC(),
-		Streams: positions,
+		Version:   checkpointVersion,
+		Node:      node,
+		SavedAt:   time.Now().UTC(),
+		Followers: positions,
 	}, "", " ")
 	if err != nil {
 		return fmt.Errorf("encode checkpoint: %w", err)

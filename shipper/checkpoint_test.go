@@ -14,12 +14,12 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	if err != nil || len(got) != 0 {
 		t.Fatalf("load of a missing checkpoint = %v, %v; want empty, nil", got, err)
 	}
-	want := []streamPosition{
+	want := []followerPosition{
 		{Key: "/var/log/containers/a.log", Path: "/var/log/pods/x/a/0.log", fileIdentity: fileIdentity{Dev: 1, Inode: 42, FPLen: 80, FP: 0xdeadbeef}, Offset: 1234},
 		{Key: "/var/log/containers/b.log", Path: "/var/log/pods/x/b/0.log.20261121-101500", fileIdentity: fileIdentity{Inode: 7}, Offset: 0},
 	}
 	for i := 0; i < 3; i++ { // several generations: .prev is kept
-		if err := store.save("node-1", append([]streamPosition(nil), want...)); err != nil {
+		if err := store.save("node-1", append([]followerPosition(nil), want...)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -42,7 +42,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 }
 
 func TestCheckpointCorrupt(t *testing.T) {
-	good := []streamPosition{{Key: "k", Path: "p", fileIdentity: fileIdentity{Inode: 1}, Offset: 10}}
+	good := []followerPosition{{Key: "k", Path: "p", fileIdentity: fileIdentity{Inode: 1}, Offset: 10}}
 	tests := []struct {
 		name       string
 		current    string // "" = missing
@@ -172,8 +172,8 @@ func TestAppendCapped(t *testing.T) {
 // generation before the current one.
 func TestCheckpointAlwaysPresent(t *testing.T) {
 	store := checkpointStore{dir: t.TempDir()}
-	pos := func(off int64) []streamPosition {
-		return []streamPosition{{Key: "k", Path: "p", fileIdentity: fileIdentity{Inode: 1}, Offset: off}}
+	pos := func(off int64) []followerPosition {
+		return []followerPosition{{Key: "k", Path: "p", fileIdentity: fileIdentity{Inode: 1}, Offset: off}}
 	}
 	if err := store.save("n", pos(0)); err != nil {
 		t.Fatal(err)

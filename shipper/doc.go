@@ -21,9 +21,9 @@
 // remembered while its pods are. Without that RBAC the Job is the workload.
 // A transform strips objects to those fields before the informers store
 // them, and gen moves only when one of them changed (not on status
-// updates), so streams look again only then: one atomic load per batch.
+// updates), so followers look again only then: one atomic load per batch.
 //
-// Shipping never waits on the API server. A stream whose pod is not cached
+// Shipping never waits on the API server. A follower whose pod is not cached
 // waits SLUICE_SHIPPER_METADATA_WAIT (the cache wakes it when the pod comes),
 // then ships with the path's metadata and Record.Metadata = partial, and
 // carries the full metadata from the batch after the pod is known. An API
@@ -33,7 +33,7 @@
 // lines.
 //
 // Tenants: the namespace's SLUICE_SHIPPER_TENANT_LABEL, else the first
-// SLUICE_SHIPPER_TENANT_MAP rule, else the namespace. A stream holds its
+// SLUICE_SHIPPER_TENANT_MAP rule, else the namespace. A follower holds its
 // tenant (budget share, gate, topic); when the label changes it switches
 // at a point where nothing read is left with the old tenant: no message
 // being joined, nothing in flight, no failure to recover from (it stops
@@ -56,13 +56,13 @@
 //
 // # Scheduling and idle cost
 //
-// A container's stream has no goroutine, timer or read buffer while it has
-// nothing to do. The watcher (inotify, through fsnotify) wakes a stream when
-// its directory sees a write, create or rename; a woken stream reads what
+// A container's follower has no goroutine, timer or read buffer while it has
+// nothing to do. The watcher (inotify, through fsnotify) wakes a follower when
+// its directory sees a write, create or rename; a woken follower reads what
 // there is with a buffer from a fixed pool of reader slots and goes idle
 // again. A busy file is read in batches at most every
 // min(SLUICE_SHIPPER_POLL_INTERVAL, 100ms), not once per write. Every idle
-// stream is also checked every 10s in case an event was missed (inotify
+// follower is also checked every 10s in case an event was missed (inotify
 // queue overflow wakes everything), and a directory that cannot be watched
 // (the node's watch limit) is polled every SLUICE_SHIPPER_POLL_INTERVAL,
 // backing off to 8x while idle. Files idle for SLUICE_SHIPPER_CLOSE_INACTIVE
@@ -136,12 +136,12 @@
 // tenants within theirs: a tenant alone keeps Kafka busy, and one whose
 // records Kafka does not acknowledge cannot hold the budget the others
 // need (see budget.go). A line's budget is taken before it is
-// read: a stream that must wait gives its reader slot and buffer back, and
+// read: a follower that must wait gives its reader slot and buffer back, and
 // read buffers are bounded by the number of slots. When Kafka is slow or
 // down, readers wait and stop reading: the log files are the buffer.
 //
 // A tenant whose topic is missing or denied is held back as a whole, and a
-// stream whose records are not acknowledged within
+// follower whose records are not acknowledged within
 // SLUICE_SHIPPER_DELIVERY_TIMEOUT (a partition without enough replicas, an
 // offline leader) is held back on its own. While held back, nothing is sent
 // until a backoff (doubling from 1s to SLUICE_SHIPPER_TENANT_RETRY_MAX) has
@@ -191,17 +191,17 @@
 //	checkpoint_errors_total{reason}           corrupt checkpoint files, failed saves
 //	checkpoint_misses_total{tenant}           checkpointed files deleted before they were read to their end
 //	damaged_files_total{tenant}               compressed rotations that ended early (their lines past the damage are lost)
-//	files_tracked                             streams being tailed
+//	files_tracked                             container logs being followed
 //	files_open                                log files held open
-//	files_polled                              streams polled because their directory cannot be watched
+//	files_polled                              container logs polled because their directory cannot be watched
 //	held_deleted_files, held_deleted_bytes    deleted files held open, and the disk they hold
 //	unshipped_bytes{tenant}                   file bytes after the checkpoints (alert when it grows)
-//	oldest_unshipped_age_seconds{tenant}      how long the tenant's longest-waiting stream has had bytes not yet delivered without Kafka acknowledging any of its records
+//	oldest_unshipped_age_seconds{tenant}      how long the tenant's longest-waiting container log has had bytes not yet delivered without Kafka acknowledging any of its records
 //	buffered_bytes{tenant}                    bytes read and not yet acknowledged
 //	checkpoint_age_seconds                    time since the checkpoints were last known saved
 //	checkpoint_saved_timestamp_seconds        time of the last successful checkpoint save
 //	tenants_paused                            tenants held back for a missing or denied topic
-//	metadata_lookups_total{result}            look-ups of a stream's pod in the metadata cache: hit, miss (waiting), partial (gave up waiting)
+//	metadata_lookups_total{result}            look-ups of a container's pod in the metadata cache: hit, miss (waiting), partial (gave up waiting)
 //	kubernetes_api_errors_total               failed lists, watches and Job reads
 //	kubernetes_cached_objects{kind}           pods (this node's, deleted ones within retention), namespaces, jobs cached
 //	kubernetes_synced                         1 once pods and namespaces were listed

@@ -72,7 +72,7 @@ func checkCounts(t *testing.T, got, want map[string]int, why string) {
 	}
 }
 
-// waitOpen waits until the shipper holds n log files open: a stream that
+// waitOpen waits until the shipper holds n log files open: a follower that
 // starts at the end of its file takes that end when it opens the file.
 func waitOpen(t *testing.T, r *running, n int) {
 	t.Helper()
@@ -100,7 +100,7 @@ func TestReadFromTail(t *testing.T) {
 				env["SLUICE_SHIPPER_READ_FROM"] = "tail"
 			}
 			r := startShipper(t, testConfig(t, node, brokers, env), Options{})
-			// Ready comes after the scan, but the stream takes the end of
+			// Ready comes after the scan, but the follower takes the end of
 			// the file when it opens it, in its own goroutine, possibly
 			// after Ready: a line written in between would be skipped.
 			waitOpen(t, r, 1)
@@ -211,7 +211,7 @@ func readCheckpointState(t *testing.T, dir string) checkpointState {
 		t.Fatalf("checkpoint file: %v", err)
 	}
 	st := checkpointState{savedAt: doc.SavedAt, mtime: fi.ModTime(), offsets: map[string]int64{}}
-	for _, p := range doc.Streams {
+	for _, p := range doc.Followers {
 		st.offsets[p.Key] = p.Offset
 	}
 	return st

@@ -15,12 +15,12 @@ import (
 	"github.com/klauspost/compress/gzip"
 )
 
-// tailFile is one open file of a stream: the current log file, or one of its
+// tailFile is one open file of a follower: the current log file, or one of its
 // rotations, plain or compressed. Positions in a compressed rotation are
 // offsets in its uncompressed data, so a position saved while the file was
 // plain stays valid once kubelet has compressed it.
 type tailFile struct {
-	seq      int // order within the stream
+	seq      int // order within the follower
 	path     string
 	opened   time.Time
 	f        *os.File
@@ -28,7 +28,7 @@ type tailFile struct {
 	id       fileIdentity
 	idPrefix []byte // hash input shared by every record id of this file; nil until the fingerprint is known
 
-	// Owned by the stream's reader.
+	// Owned by the follower's reader.
 	size      atomic.Int64 // size last seen (uncompressed; -1 for a compressed file not read to its end)
 	deletedAt time.Time    // when the file was first seen deleted while held open
 	released  bool         // given up by the held-files policy
@@ -134,7 +134,7 @@ func (g *gzSource) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// fail ends the data: cleanly at io.EOF; at anything else (a stream cut
+// fail ends the data: cleanly at io.EOF; at anything else (a follower cut
 // short ends in io.ErrUnexpectedEOF) the rest of the file is unreadable.
 func (g *gzSource) fail(err error) error {
 	if err != io.EOF {
@@ -253,7 +253,7 @@ func listRotations(target string) ([]rotation, error) {
 // olderThan cuts rots (oldest first) before cur's own rotation. cur is the
 // current file, opened before the rotations were listed; kubelet may have
 // rotated it in between, and then the listing holds it under its new name,
-// and maybe rotations newer still. Those are found when the stream follows
+// and maybe rotations newer still. Those are found when the follower follows
 // the rotation of cur; read before cur they would be read twice, or out of
 // order.
 func olderThan(rots []rotation, cur *tailFile) []rotation {

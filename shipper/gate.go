@@ -13,7 +13,7 @@ import (
 
 // backoffGate holds back whoever sends through it after failures, like a
 // circuit breaker: one per tenant, tripped when the tenant's topic is
-// missing or access to it is denied; and one per stream, tripped by its own
+// missing or access to it is denied; and one per follower, tripped by its own
 // records' failures (a partition that does not acknowledge within the
 // delivery timeout, an unexpected error).
 //
@@ -31,14 +31,14 @@ type backoffGate struct {
 	until   time.Time
 	backoff time.Duration
 	since   time.Time // when the current run of failures began
-	prober  *stream   // the stream sending the probe, nil when none
-	waiters map[*stream]struct{}
+	prober  *follower // the follower sending the probe, nil when none
+	waiters map[*follower]struct{}
 }
 
 // admit says whether s may send now. probe is true when s is the probe and
 // may send one record only. When not admitted, retryAt is when to ask again
 // (zero: s is woken when the probe's result is known).
-func (g *backoffGate) admit(s *stream) (ok, probe bool, retryAt time.Time) {
+func (g *backoffGate) admit(s *follower) (ok, probe bool, retryAt time.Time) {
 	if !g.failing.Load() {
 		return true, false, time.Time{}
 	}
@@ -62,9 +62,9 @@ func (g *backoffGate) admit(s *stream) (ok, probe bool, retryAt time.Time) {
 	return false, false, time.Time{}
 }
 
-func (g *backoffGate) wait(s *stream) {
+func (g *backoffGate) wait(s *follower) {
 	if g.waiters == nil {
-		g.waiters = make(map[*stream]struct{})
+		g.waiters = make(map[*follower]struct{})
 	}
 	g.waiters[s] = struct{}{}
 }
@@ -106,7 +106,7 @@ func (g *backoffGate) ok() {
 }
 
 // drop forgets s as a waiter and as the probe (s ended).
-func (g *backoffGate) drop(s *stream) {
+func (g *backoffGate) drop(s *follower) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	delete(g.waiters, s)
@@ -115,8 +115,8 @@ func (g *backoffGate) drop(s *stream) {
 	}
 }
 
-func (g *backoffGate) takeWaiters() []*stream {
-	out := make([]*stream, 0, len(g.waiters))
+func (g *backoffGate) takeWaiters() []*follower {
+	out := make([]*follower, 0, len(g.waiters))
 	for s := range g.waiters {
 		out = append(out, s)
 	}

@@ -27,9 +27,9 @@ import (
 // namespaces deleted are kept SLUICE_SHIPPER_METADATA_RETENTION for the late
 // lines of their containers.
 //
-// Readers (streams) never wait on it: lookups are map reads under a read
+// Readers (followers) never wait on it: lookups are map reads under a read
 // lock, and gen, which changes only when something a record carries
-// changed, tells a stream whether to look again.
+// changed, tells a follower whether to look again.
 type kubeMeta struct {
 	api         kubeAPI
 	node        string
@@ -60,7 +60,7 @@ type kubeMeta struct {
 }
 
 // podMeta is what records carry of a pod. It is never changed once stored:
-// a change stores a new one, so streams may hold it (and its maps) as they
+// a change stores a new one, so followers may hold it (and its maps) as they
 // are.
 type podMeta struct {
 	uid, namespace, name string
@@ -192,10 +192,10 @@ func (k *kubeMeta) waitSynced(ctx context.Context, d time.Duration) bool {
 	return true
 }
 
-// waitable reports whether a stream whose pod is missing should wait for
+// waitable reports whether a follower whose pod is missing should wait for
 // it: once the cache synced (the pod is on its way), or while the first
 // sync may still come. An API server away from the start does not make
-// every new stream wait.
+// every new follower wait.
 func (k *kubeMeta) waitable() bool {
 	return k.synced.Load() || time.Since(k.started) < k.wait
 }

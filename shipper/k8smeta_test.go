@@ -295,7 +295,7 @@ func TestKubeMetaJobsForbidden(t *testing.T) {
 }
 
 // TestKubeMetaAPIDown: an API server that fails every list leaves the
-// cache unsynced, counts the errors, and stops new streams from waiting
+// cache unsynced, counts the errors, and stops new followers from waiting
 // once the first wait passed.
 func TestKubeMetaAPIDown(t *testing.T) {
 	cs := fake.NewClientset()
@@ -317,7 +317,7 @@ func TestKubeMetaAPIDown(t *testing.T) {
 		return n >= 2, fmt.Sprintf("%v counted", n)
 	})
 	if k.waitable() {
-		t.Error("streams still wait for a cache that never synced, past the wait")
+		t.Error("followers still wait for a cache that never synced, past the wait")
 	}
 }
 

@@ -8,7 +8,7 @@ import (
 	"github.com/sluicelogs/sluice/schemas"
 )
 
-// metaState is where a stream stands with its Kubernetes metadata.
+// metaState is where a follower stands with its Kubernetes metadata.
 type metaState uint8
 
 const (
@@ -47,10 +47,10 @@ func (sh *Shipper) startKube(ctx context.Context) {
 	}
 }
 
-// kubeChanged wakes the streams waiting for their pod's metadata. Streams
+// kubeChanged wakes the followers waiting for their pod's metadata. Followers
 // already shipping look at the cache again at their next batch.
 func (sh *Shipper) kubeChanged() {
-	for _, s := range sh.streamList() {
+	for _, s := range sh.followerList() {
 		if s.metaWait.Load() {
 			s.wake()
 		}
@@ -79,12 +79,12 @@ func (sh *Shipper) tenantFor(namespace, pod string) (string, bool, error) {
 	return name, ok, err
 }
 
-// refreshMeta looks the stream's pod up again when the cache changed (one
-// atomic load otherwise), or while the stream waits for its pod. It returns
-// when to look again if the stream should wait (its pod is not known yet,
+// refreshMeta looks the follower's pod up again when the cache changed (one
+// atomic load otherwise), or while the follower waits for its pod. It returns
+// when to look again if the follower should wait (its pod is not known yet,
 // and SLUICE_SHIPPER_METADATA_WAIT has not passed), else zero. It also
 // notes the tenant the namespace's labels now say (switchTo).
-func (s *stream) refreshMeta() (waitUntil time.Time) {
+func (s *follower) refreshMeta() (waitUntil time.Time) {
 	k := s.sh.kube
 	g := k.gen.Load()
 	if g == s.metaGen && s.metaState != metaWaiting {
@@ -129,8 +129,8 @@ func (s *stream) refreshMeta() (waitUntil time.Time) {
 	return time.Time{}
 }
 
-// setMeta makes the stream's records carry its pod's metadata.
-func (s *stream) setMeta(pod *podMeta, ns *nsMeta) {
+// setMeta makes the follower's records carry its pod's metadata.
+func (s *follower) setMeta(pod *podMeta, ns *nsMeta) {
 	k := &s.k8s
 	k.Labels, k.Annotations = pod.labels, pod.annotations
 	k.ContainerImage = pod.images[s.meta.Container]
@@ -151,14 +151,14 @@ func (s *stream) setMeta(pod *podMeta, ns *nsMeta) {
 	s.overhead = s.costBeyondMessage()
 }
 
-// switchTenant moves the stream to the tenant its namespace's labels name
+// switchTenant moves the follower to the tenant its namespace's labels name
 // now, at a point where nothing read is left with the old one: no message
 // being joined, nothing in flight, no failure to recover from. Lines
 // already read went (or, after a failure, go again) to the old tenant's
 // topic; the lines read from here on go to the new one's, and the
 // checkpoint, which is per file, moves on as before. switched says it
-// happened; wait that the stream waits for its last acknowledgements.
-func (s *stream) switchTenant() (switched, wait bool) {
+// happened; wait that the follower waits for its last acknowledgements.
+func (s *follower) switchTenant() (switched, wait bool) {
 	if s.switchTo == s.t.name {
 		s.switchTo = ""
 		return false, false
@@ -183,10 +183,10 @@ func (s *stream) switchTenant() (switched, wait bool) {
 	return true, false
 }
 
-// costBeyondMessage is what a record of the stream costs beyond its
+// costBeyondMessage is what a record of the follower costs beyond its
 // message: the metadata it carries (the source path twice over: link and
 // target are of a size), the key, the fixed fields.
-func (s *stream) costBeyondMessage() int64 {
+func (s *follower) costBeyondMessage() int64 {
 	k := &s.k8s
 	n := recordOverhead + 2*len(s.key) + len(s.recKey) + len(s.t.name) + len(s.sh.node) + len(s.sh.version) +
 		len(k.NamespaceName) + len(k.PodName) + len(k.PodID) + len(k.ContainerName) + len(k.DockerID) +

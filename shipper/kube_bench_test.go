@@ -95,7 +95,7 @@ func heapInUse() uint64 {
 	return ms.HeapAlloc
 }
 
-// BenchmarkKubeLookup measures a stream's look-up of its pod in a cache
+// BenchmarkKubeLookup measures a follower's look-up of its pod in a cache
 // filled from a cluster of 5,000 pods of which 110 run on this node (the
 // field selector keeps the others out: the fake API server ignores field
 // selectors, the cache drops other nodes' pods all the same), and reports

@@ -211,7 +211,7 @@ func TestShipperPodWaitedFor(t *testing.T) {
 	_, sink := startKubeShipper(t, node, cs, map[string]string{"SLUICE_SHIPPER_METADATA_WAIT": "10s"})
 	c, _ := node.AddContainer("shop", "soon", "c", nodelog.CRI)
 	writeLine(t, c, "first")
-	time.Sleep(50 * time.Millisecond) // the stream starts, and waits
+	time.Sleep(50 * time.Millisecond) // the follower starts, and waits
 	if _, err := cs.CoreV1().Pods("shop").Create(context.Background(),
 		pod("shop", "soon", c.PodUID, "node-a", "DaemonSet", "agent", map[string]string{"app": "soon"}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -222,7 +222,7 @@ func TestShipperPodWaitedFor(t *testing.T) {
 		t.Errorf("first line: metadata %q, labels %v; want the pod's", rec.Metadata, rec.Kubernetes.Labels)
 	}
 	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("shipped %s after the pod came: the cache should wake the stream", d)
+		t.Errorf("shipped %s after the pod came: the cache should wake the follower", d)
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 
 // Kubelet rotates a container's log whenever it likes; these tests make it
 // rotate at the worst moments of the shipper's looks at a log's files (by
-// wrapping the listing of rotations, or while a new stream waits for its
+// wrapping the listing of rotations, or while a new follower waits for its
 // pod), and check that every line arrives once, in order.
 
 // rotateDuringListing makes the next listing of rotations, once armed, run
@@ -170,7 +170,7 @@ func TestRotationWhileOpening(t *testing.T) {
 }
 
 // TestFirstRunFileRotatedBeforeOpen: on a node's first run, a file found
-// by the first scan is rotated before its stream opens it (the stream
+// by the first scan is rotated before its follower opens it (the follower
 // waits for its pod's metadata). Its lines are read from the rotation: all
 // of them (SLUICE_SHIPPER_READ_FROM=head), or those written after the scan
 // (tail).
@@ -189,7 +189,7 @@ func TestFirstRunFileRotatedBeforeOpen(t *testing.T) {
 			cs := fake.NewClientset(namespace("shop", nil))
 			cfg := testConfig(t, node, brokers, map[string]string{
 				"SLUICE_SHIPPER_KUBERNETES_METADATA": "on",
-				"SLUICE_SHIPPER_METADATA_WAIT":       "1m", // the stream waits for its pod, which the test creates
+				"SLUICE_SHIPPER_METADATA_WAIT":       "1m", // the follower waits for its pod, which the test creates
 				"SLUICE_SHIPPER_READ_FROM":           from,
 			})
 			startShipperWith(t, cfg, Options{}, func(sh *Shipper) { sh.kcs = clientsetAPI{cs} })

@@ -229,7 +229,7 @@ func TestCompressedRotationKeepsRecordIDs(t *testing.T) {
 		// A node's very first run reads current files only.
 		t.Errorf("first run on a new node shipped %d records, want the current file's 5", len(first))
 	}
-	// Read the compressed copy for real: a stream without a checkpoint on a
+	// Read the compressed copy for real: a follower without a checkpoint on a
 	// node that has run before reads every rotation.
 	cfgC := cfg
 	cfgC.CheckpointDir = t.TempDir()
@@ -277,7 +277,7 @@ func TestHeldFilesPolicy(t *testing.T) {
 			if compressed {
 				testwait.For(t, 20*time.Second, "the held files to be swapped for their compressed copies", func() (bool, string) {
 					gz := 0
-					for _, st := range r.sh.streamList() {
+					for _, st := range r.sh.followerList() {
 						st.mu.Lock()
 						for _, f := range st.files {
 							if f.gz != nil {
@@ -418,10 +418,10 @@ func TestUnterminatedMessagesFlushed(t *testing.T) {
 	}
 }
 
-// TestDamagedAndDeletedRotations: of the files a stream had not read when
+// TestDamagedAndDeletedRotations: of the files a follower had not read when
 // the shipper came back, one was deleted and one compressed rotation is cut
 // short. What can be read is shipped, the rest is counted lost (bytes: the
-// lines cannot be counted), and nothing stops the stream.
+// lines cannot be counted), and nothing stops the follower.
 func TestDamagedAndDeletedRotations(t *testing.T) {
 	cfg, c, w := oneContainer(t, "shop")
 	write := w.write
@@ -502,7 +502,7 @@ func TestOldestUnshippedAge(t *testing.T) {
 
 // TestDescriptorsWithABrokenTenant: descriptors are short (room for 16
 // files on a node of 60 containers), and the tenant with most containers
-// has no topic. Its streams, held back, give their descriptors back, so the
+// has no topic. Its followers, held back, give their descriptors back, so the
 // healthy tenant's containers still get theirs and every healthy line is
 // delivered.
 func TestDescriptorsWithABrokenTenant(t *testing.T) {
@@ -555,9 +555,9 @@ func TestDescriptorsWithABrokenTenant(t *testing.T) {
 		testutil.ToFloat64(sh.m.openErrors.WithLabelValues("fd_limit")))
 }
 
-// TestIdleStreamsHoldNoGoroutine: once 300 containers have been read and
+// TestIdleFollowersHoldNoGoroutine: once 300 containers have been read and
 // delivered, the shipper runs no goroutine for any of them.
-func TestIdleStreamsHoldNoGoroutine(t *testing.T) {
+func TestIdleFollowersHoldNoGoroutine(t *testing.T) {
 	cluster := newCluster(t, "logs.raw.shop")
 	node := &nodelog.Node{Root: t.TempDir()}
 	for i := range 300 {
@@ -569,7 +569,7 @@ func TestIdleStreamsHoldNoGoroutine(t *testing.T) {
 	testwait.For(t, 20*time.Second, "every line delivered", func() (bool, string) {
 		return testutil.ToFloat64(r.sh.m.recordsProduced.WithLabelValues("shop")) >= 300, ""
 	})
-	// The shipper's own: loops, watcher, Kafka client; none per stream.
+	// The shipper's own: loops, watcher, Kafka client; none per follower.
 	testwait.Eventually(t, 10*time.Second, "fewer than 50 goroutines more than before the shipper started, for 300 idle containers", func() (bool, string) {
 		n := runtime.NumGoroutine() - before
 		return n < 50, fmt.Sprintf("%d more", n)

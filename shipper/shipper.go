@@ -76,7 +76,7 @@ type Shipper struct {
 	// test wraps to rotate the file in the middle of a look.
 	rotations func(target string) ([]rotation, error)
 
-	// Streams at work: a run goroutine each. stopping refuses new ones.
+	// Followers at work: a run goroutine each. stopping refuses new ones.
 	runMu    sync.Mutex
 	runs     sync.WaitGroup
 	stopping bool
@@ -85,9 +85,9 @@ type Shipper struct {
 	fdsOpen   atomic.Int64
 	fdLimit   int64
 	fdMu      sync.Mutex
-	fdWaiters []*stream // streams waiting for a descriptor, first come first served
+	fdWaiters []*follower // followers waiting for a descriptor, first come first served
 	idleMu    sync.Mutex
-	idleList  list.List // streams idle with files open, least recently active first
+	idleList  list.List // followers idle with files open, least recently active first
 
 	onceMu   sync.Mutex
 	onceErrs []error
@@ -95,21 +95,21 @@ type Shipper struct {
 	rescanNow   chan struct{}
 	rescanTimer atomic.Bool
 
-	mu      sync.Mutex
-	streams map[string]*stream
-	tenants map[string]*tenant
-	skipped map[string]bool
+	mu        sync.Mutex
+	followers map[string]*follower
+	tenants   map[string]*tenant
+	skipped   map[string]bool
 	// resolveFails counts failed resolutions of links not started yet.
 	resolveFails map[string]int
-	// pending are saved positions of streams not started yet; they are
-	// kept, and saved again, until their stream starts or their path is
+	// pending are saved positions of followers not started yet; they are
+	// kept, and saved again, until their follower starts or their path is
 	// confirmed gone.
-	pending map[string]streamPosition
+	pending map[string]followerPosition
 	// lastSaved is what the checkpoint file holds, to save only changes.
-	lastSaved map[string]streamPosition
+	lastSaved map[string]followerPosition
 }
 
-// idleEntry is a stream's place in the idle list.
+// idleEntry is a follower's place in the idle list.
 type idleEntry struct{ e *list.Element }
 
 // New checks cfg and prepares a shipper. It starts nothing and touches no
@@ -143,7 +143,7 @@ func New(cfg Config, o Options) (*Shipper, error) {
 		rotations: listRotations,
 		fdLimit:   fileLimit(),
 		rescanNow: make(chan struct{}, 1),
-		streams:   make(map[string]*stream),
+		followers: make(map[string]*follower),
 		tenants:   make(map[string]*tenant),
 		skipped:   make(map[string]bool),
 
@@ -259,7 +259,7 @@ func (sh *Shipper) Run(ctx context.Context) error {
 
 	var runErr error
 	if sh.once {
-		sh.waitStreams(readCtx)
+		sh.waitFollowers(readCtx)
 		stopReading()
 		if err := sh.onceErr(); err != nil {
 			runErr = fmt.Errorf("some records could not be delivered; the checkpoints stop before them, run again: %w", err)
@@ -282,14 +282,14 @@ func (sh *Shipper) Run(ctx context.Context) error {
 	if err := sh.saveCheckpoints(store, true); err != nil {
 		sh.log.Error("final checkpoint failed", "err", err)
 	}
-	sh.closeStreams()
+	sh.closeFollowers()
 	sh.log.Info("shipper stopped")
 	return runErr
 }
 
 // startRun accounts for a run goroutine about to start; it refuses once the
 // shipper is stopping.
-func (sh *Shipper) startRun(*stream) bool {
+func (sh *Shipper) startRun(*follower) bool {
 	sh.runMu.Lock()
 	defer sh.runMu.Unlock()
 	if sh.stopping {
@@ -358,14 +358,14 @@ func (sh *Shipper) requestRescan() {
 	}
 }
 
-// pollLoop wakes streams that are due for a poll: every stream now and then
-// (a safety net beside the watcher), and streams whose directory is not
+// pollLoop wakes followers that are due for a poll: every follower now and then
+// (a safety net beside the watcher), and followers whose directory is not
 // watched every SLUICE_SHIPPER_POLL_INTERVAL, backing off while idle.
 func (sh *Shipper) pollLoop(ctx context.Context) {
 	every(ctx, sh.cfg.PollInterval, func() {
 		now := time.Now().UnixNano()
 		polled := 0
-		for _, s := range sh.streamList() {
+		for _, s := range sh.followerList() {
 			if !s.watched.Load() {
 				polled++
 			}
@@ -382,20 +382,20 @@ func (sh *Shipper) pollLoop(ctx context.Context) {
 	})
 }
 
-func (sh *Shipper) streamList() []*stream {
+func (sh *Shipper) followerList() []*follower {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	out := make([]*stream, 0, len(sh.streams))
-	for _, s := range sh.streams {
+	out := make([]*follower, 0, len(sh.followers))
+	for _, s := range sh.followers {
 		out = append(out, s)
 	}
 	return out
 }
 
-// scan matches the globs and starts a stream for every new file. A stream
+// scan matches the globs and starts a follower for every new file. A follower
 // whose path is no longer matched is marked gone only once its path is
 // confirmed missing: a failed directory read (out of descriptors, say)
-// proves nothing. start says where a stream without a checkpoint starts.
+// proves nothing. start says where a follower without a checkpoint starts.
 func (sh *Shipper) scan(start startMode) {
 	seen := make(map[string]bool)
 	complete := true
@@ -412,7 +412,7 @@ func (sh *Shipper) scan(start startMode) {
 			}
 			seen[path] = true
 			sh.mu.Lock()
-			_, running := sh.streams[path]
+			_, running := sh.followers[path]
 			skipped := sh.skipped[path]
 			sh.mu.Unlock()
 			if running || skipped {
@@ -421,7 +421,7 @@ func (sh *Shipper) scan(start startMode) {
 			sh.start(path, start)
 		}
 	}
-	for _, s := range sh.streamList() {
+	for _, s := range sh.followerList() {
 		if !seen[s.key] && !s.gone.Load() && confirmedGone(s.key) {
 			s.gone.Store(true)
 			s.wake()
@@ -540,7 +540,7 @@ func (sh *Shipper) start(path string, start startMode) {
 		key = meta.PodUID + "/" + meta.Container
 	}
 	t := sh.tenant(tenantName)
-	s := &stream{
+	s := &follower{
 		sh:      sh,
 		key:     path,
 		meta:    meta,
@@ -575,30 +575,30 @@ func (sh *Shipper) start(path string, start startMode) {
 	if s.parked == nil {
 		s.markStart(target)
 	}
-	sh.streams[path] = s
-	sh.m.filesTracked.Set(float64(len(sh.streams)))
+	sh.followers[path] = s
+	sh.m.filesTracked.Set(float64(len(sh.followers)))
 	sh.mu.Unlock()
 	sh.log.Debug("tailing", "path", path, "tenant", tenantName, "topic", t.topic)
 	s.wake()
 }
 
-// streamEnded forgets a stream that ended.
-func (sh *Shipper) streamEnded(s *stream) {
+// followerEnded forgets a follower that ended.
+func (sh *Shipper) followerEnded(s *follower) {
 	if sh.once && !s.gone.Load() {
 		return // kept for the final checkpoint
 	}
-	sh.closeStream(s)
+	sh.closeFollower(s)
 }
 
-// closeStream forgets a stream that is gone and delivered.
-func (sh *Shipper) closeStream(s *stream) {
+// closeFollower forgets a follower that is gone and delivered.
+func (sh *Shipper) closeFollower(s *follower) {
 	sh.mu.Lock()
-	if sh.streams[s.key] != s {
+	if sh.followers[s.key] != s {
 		sh.mu.Unlock()
 		return
 	}
-	delete(sh.streams, s.key)
-	sh.m.filesTracked.Set(float64(len(sh.streams)))
+	delete(sh.followers, s.key)
+	sh.m.filesTracked.Set(float64(len(sh.followers)))
 	sh.mu.Unlock()
 	sh.notIdle(s)
 	if sh.watch != nil {
@@ -607,9 +607,9 @@ func (sh *Shipper) closeStream(s *stream) {
 	s.close()
 }
 
-// waitStreams waits until every stream ended (once mode).
-func (sh *Shipper) waitStreams(ctx context.Context) {
-	for _, s := range sh.streamList() {
+// waitFollowers waits until every follower ended (once mode).
+func (sh *Shipper) waitFollowers(ctx context.Context) {
+	for _, s := range sh.followerList() {
 		select {
 		case <-s.done:
 		case <-ctx.Done():
@@ -637,8 +637,8 @@ func (sh *Shipper) onceErr() error {
 	return errors.Join(sh.onceErrs...)
 }
 
-func (sh *Shipper) closeStreams() {
-	for _, s := range sh.streamList() {
+func (sh *Shipper) closeFollowers() {
+	for _, s := range sh.followerList() {
 		s.close()
 	}
 }
@@ -671,7 +671,7 @@ func (sh *Shipper) closeFiles(files ...*tailFile) {
 func (sh *Shipper) fileClosed() {
 	sh.m.filesOpen.Set(float64(sh.fdsOpen.Add(-1)))
 	sh.fdMu.Lock()
-	var next *stream
+	var next *follower
 	if len(sh.fdWaiters) > 0 {
 		next = sh.fdWaiters[0]
 		sh.fdWaiters = sh.fdWaiters[1:]
@@ -683,7 +683,7 @@ func (sh *Shipper) fileClosed() {
 }
 
 // waitForFD queues s to be woken when a descriptor is freed.
-func (sh *Shipper) waitForFD(s *stream) {
+func (sh *Shipper) waitForFD(s *follower) {
 	sh.fdMu.Lock()
 	defer sh.fdMu.Unlock()
 	if !slices.Contains(sh.fdWaiters, s) {
@@ -691,8 +691,8 @@ func (sh *Shipper) waitForFD(s *stream) {
 	}
 }
 
-// fdsShort reports whether descriptors are running short: streams waiting
-// for one, or three quarters in use. Idle streams then close their files
+// fdsShort reports whether descriptors are running short: followers waiting
+// for one, or three quarters in use. Idle followers then close their files
 // as soon as they are idle.
 func (sh *Shipper) fdsShort() bool {
 	sh.fdMu.Lock()
@@ -701,25 +701,25 @@ func (sh *Shipper) fdsShort() bool {
 	return waiting || sh.fdsOpen.Load() > sh.fdLimit*3/4
 }
 
-// idle records a stream that went idle with its files open; notIdle
+// idle records a follower that went idle with its files open; notIdle
 // removes it. The list is in order of going idle, so its front is the
-// stream idle the longest.
-func (sh *Shipper) idle(s *stream) {
+// follower idle the longest.
+func (sh *Shipper) idle(s *follower) {
 	sh.idleMu.Lock()
 	defer sh.idleMu.Unlock()
 	if s.idleElem.e != nil {
 		sh.idleList.MoveToBack(s.idleElem.e)
 		return
 	}
-	s.idleElem.e = sh.idleList.PushBack(idleStream{s, time.Now()})
+	s.idleElem.e = sh.idleList.PushBack(idleFollower{s, time.Now()})
 }
 
-type idleStream struct {
-	s     *stream
+type idleFollower struct {
+	s     *follower
 	since time.Time
 }
 
-func (sh *Shipper) notIdle(s *stream) {
+func (sh *Shipper) notIdle(s *follower) {
 	sh.idleMu.Lock()
 	defer sh.idleMu.Unlock()
 	if s.idleElem.e != nil {
@@ -728,12 +728,12 @@ func (sh *Shipper) notIdle(s *stream) {
 	}
 }
 
-// evictIdle asks the n streams idle the longest to close their files.
+// evictIdle asks the n followers idle the longest to close their files.
 func (sh *Shipper) evictIdle(n int) {
 	sh.evictWhere(func(int, time.Time) bool { return n > 0 }, &n)
 }
 
-// evictInactive asks streams idle for longer than SLUICE_SHIPPER_CLOSE_INACTIVE
+// evictInactive asks followers idle for longer than SLUICE_SHIPPER_CLOSE_INACTIVE
 // to close their files.
 func (sh *Shipper) evictInactive() {
 	cutoff := time.Now().Add(-sh.cfg.CloseInactive)
@@ -742,10 +742,10 @@ func (sh *Shipper) evictInactive() {
 }
 
 func (sh *Shipper) evictWhere(want func(int, time.Time) bool, n *int) {
-	var evict []*stream
+	var evict []*follower
 	sh.idleMu.Lock()
 	for e := sh.idleList.Front(); e != nil; {
-		is := e.Value.(idleStream)
+		is := e.Value.(idleFollower)
 		if !want(*n, is.since) {
 			break
 		}
@@ -764,7 +764,7 @@ func (sh *Shipper) evictWhere(want func(int, time.Time) bool, n *int) {
 }
 
 // watchDir watches dir for s (the directory of its log file).
-func (sh *Shipper) watchDir(dir string, s *stream) {
+func (sh *Shipper) watchDir(dir string, s *follower) {
 	if sh.watch == nil {
 		return
 	}
@@ -780,7 +780,7 @@ func (sh *Shipper) lost(t *tenant, reason string, lines, bytes int64) {
 }
 
 // fileUnreadable reports a compressed rotation that ended early.
-func (sh *Shipper) fileUnreadable(s *stream, f *tailFile, err error) {
+func (sh *Shipper) fileUnreadable(s *follower, f *tailFile, err error) {
 	// The lines past the damage cannot be counted; the compressed bytes
 	// left unread can.
 	sh.m.damagedFiles.WithLabelValues(s.t.name).Inc()
@@ -810,15 +810,15 @@ func (sh *Shipper) checkpointLoop(ctx context.Context, store checkpointStore) {
 	}
 }
 
-// saveCheckpoints writes the acknowledged position of every stream, when
+// saveCheckpoints writes the acknowledged position of every follower, when
 // one changed (or always, with force), and updates the per-tenant gauges.
 func (sh *Shipper) saveCheckpoints(store checkpointStore, force bool) error {
 	sh.mu.Lock()
-	streams := make([]*stream, 0, len(sh.streams))
-	for _, st := range sh.streams {
-		streams = append(streams, st)
+	followers := make([]*follower, 0, len(sh.followers))
+	for _, st := range sh.followers {
+		followers = append(followers, st)
 	}
-	positions := make(map[string]streamPosition, len(streams)+len(sh.pending))
+	positions := make(map[string]followerPosition, len(followers)+len(sh.pending))
 	for k, p := range sh.pending {
 		positions[k] = p
 	}
@@ -842,7 +842,7 @@ func (sh *Shipper) saveCheckpoints(store checkpointStore, force bool) error {
 		use[t] = &usage{}
 	}
 	now := time.Now()
-	for _, st := range streams {
+	for _, st := range followers {
 		p, t, unshipped, since, ok := st.position()
 		if !ok {
 			continue
@@ -884,9 +884,9 @@ func (sh *Shipper) saveCheckpoints(store checkpointStore, force bool) error {
 	return nil
 }
 
-// heldFile is a deleted file a stream still holds open.
+// heldFile is a deleted file a follower still holds open.
 type heldFile struct {
-	s     *stream
+	s     *follower
 	f     *tailFile
 	bytes int64
 	since time.Time
@@ -900,7 +900,7 @@ func (sh *Shipper) enforceHeldFiles() {
 	now := time.Now()
 	var held []heldFile
 	var total int64
-	for _, s := range sh.streamList() {
+	for _, s := range sh.followerList() {
 		for _, h := range s.heldFiles(now) {
 			held = append(held, h)
 			total += h.bytes

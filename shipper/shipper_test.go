@@ -742,7 +742,7 @@ func testutilCounter(r *running, tenant string) float64 {
 // TestDeletedContainerIsDrained: a pod is deleted (its symlink and log
 // directory removed) while its tenant is paused with lines unshipped. The
 // shipper still holds the file open: once the tenant's topic exists, every
-// line is delivered and the stream is forgotten.
+// line is delivered and the follower is forgotten.
 func TestDeletedContainerIsDrained(t *testing.T) {
 	cluster := newCluster(t)
 	brokers := cluster.ListenAddrs()
@@ -774,7 +774,7 @@ func TestDeletedContainerIsDrained(t *testing.T) {
 			t.Errorf("c#%d missing", n)
 		}
 	}
-	testwait.For(t, 20*time.Second, "the deleted stream to be forgotten", func() (bool, string) {
+	testwait.For(t, 20*time.Second, "the deleted file's follower to be forgotten", func() (bool, string) {
 		return testutil.ToFloat64(r.sh.m.filesTracked) == 0, ""
 	})
 }
@@ -797,8 +797,8 @@ func TestInodeReuse(t *testing.T) {
 	// The saved position: same path and inode, another file's fingerprint,
 	// an offset in the middle.
 	store := checkpointStore{dir: cfg.CheckpointDir}
-	stale := streamPosition{Key: c.LinkPath(), Path: c.FilePath(), fileIdentity: fileIdentity{Inode: ino, FPLen: 20, FP: 12345}, Offset: fi.Size() / 2}
-	if err := store.save("node-a", []streamPosition{stale}); err != nil {
+	stale := followerPosition{Key: c.LinkPath(), Path: c.FilePath(), fileIdentity: fileIdentity{Inode: ino, FPLen: 20, FP: 12345}, Offset: fi.Size() / 2}
+	if err := store.save("node-a", []followerPosition{stale}); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
@@ -817,8 +817,8 @@ func TestInodeReuse(t *testing.T) {
 	}
 	half := int64(bytes.Index(mustRead(t, c.FilePath()), []byte("c#5 ")))
 	half = int64(bytes.LastIndexByte(mustRead(t, c.FilePath())[:half], '\n') + 1)
-	good := streamPosition{Key: c.LinkPath(), Path: c.FilePath(), fileIdentity: fileIdentity{Inode: ino, FPLen: fpLen, FP: fp}, Offset: half}
-	if err := store.save("node-a", []streamPosition{good}); err != nil {
+	good := followerPosition{Key: c.LinkPath(), Path: c.FilePath(), fileIdentity: fileIdentity{Inode: ino, FPLen: fpLen, FP: fp}, Offset: half}
+	if err := store.save("node-a", []followerPosition{good}); err != nil {
 		t.Fatal(err)
 	}
 	out.Reset()

@@ -77,7 +77,7 @@ func newKafkaSink(cfg Config, log *slog.Logger, reg prometheus.Registerer, m *me
 		kgo.UnknownTopicRetries(3),
 		// A record Kafka has not acknowledged within the delivery timeout
 		// (a partition without enough replicas, an offline leader) fails;
-		// its stream rewinds and retries with backoff, sending one record
+		// its follower rewinds and retries with backoff, sending one record
 		// at a time until the partition answers. Without it the producer
 		// retries for ever and the tenant's share of the budget stays full.
 		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),

@@ -11,7 +11,7 @@ import (
 	"github.com/sluicelogs/sluice/internal/kafka"
 )
 
-// tenant is what the streams of one tenant on this node share: the topic
+// tenant is what the followers of one tenant on this node share: the topic
 // and what Kafka allows on it, a share of the byte budget, a gate that holds
 // them all back while the topic is missing or denied, and the metrics.
 type tenant struct {
@@ -152,7 +152,7 @@ func (t *tenant) markReady() {
 func (t *tenant) isReady() bool { return t.readyOK.Load() }
 
 // whenReady wakes s once the tenant is ready.
-func (t *tenant) whenReady(s *stream) {
+func (t *tenant) whenReady(s *follower) {
 	go func() {
 		select {
 		case <-t.ready:
@@ -162,7 +162,7 @@ func (t *tenant) whenReady(s *stream) {
 	}()
 }
 
-// maxContent is the longest message text a record of a stream with the
+// maxContent is the longest message text a record of a follower with the
 // given metadata overhead may carry on this tenant's topic.
 func (t *tenant) maxContent(overhead int64) int {
 	return int(max(t.maxRecord.Load()-overhead, 1024))
@@ -173,7 +173,7 @@ func (t *tenant) maxContent(overhead int64) int {
 // changed). Whether the record or the producer's batch was too large
 // cannot be told, so both are cut to a quarter: records are cut shorter,
 // and the producer forgets the topic's partitions so that it sizes their
-// batches anew (from 1 MB, three cuts reach the smallest). Several streams
+// batches anew (from 1 MB, three cuts reach the smallest). Several followers
 // of the tenant report the same refusal: one cut per two seconds.
 func (t *tenant) tooLarge(err error) {
 	t.mu.Lock()

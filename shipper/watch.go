@@ -9,20 +9,20 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// watcher turns inotify events into stream wakes, so that idle files cost
+// watcher turns inotify events into follower wakes, so that idle files cost
 // nothing: no timer, no stat, no goroutine. It watches the directory of each
-// stream's log file (writes, and the creates and renames of a rotation) and
+// follower's log file (writes, and the creates and renames of a rotation) and
 // the directories of the globs (containers coming and going). A directory
-// that cannot be watched (the node's inotify watch limit) leaves its streams
+// that cannot be watched (the node's inotify watch limit) leaves its followers
 // to the poller.
 type watcher struct {
 	sh *Shipper
 	w  *fsnotify.Watcher
 
-	mu       sync.Mutex
-	dirs     map[string]map[*stream]struct{}
-	streamIn map[*stream]string
-	globDirs map[string]bool
+	mu         sync.Mutex
+	dirs       map[string]map[*follower]struct{}
+	followerIn map[*follower]string
+	globDirs   map[string]bool
 }
 
 func newWatcher(sh *Shipper) (*watcher, error) {
@@ -30,7 +30,7 @@ func newWatcher(sh *Shipper) (*watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	wt := &watcher{sh: sh, w: w, dirs: map[string]map[*stream]struct{}{}, streamIn: map[*stream]string{}, globDirs: map[string]bool{}}
+	wt := &watcher{sh: sh, w: w, dirs: map[string]map[*follower]struct{}{}, followerIn: map[*follower]string{}, globDirs: map[string]bool{}}
 	for _, p := range sh.cfg.Paths {
 		dir := filepath.Dir(p)
 		if hasMeta(dir) {
@@ -46,10 +46,10 @@ func newWatcher(sh *Shipper) (*watcher, error) {
 }
 
 // add watches dir for s. It reports false when dir cannot be watched.
-func (w *watcher) add(dir string, s *stream) bool {
+func (w *watcher) add(dir string, s *follower) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if old, ok := w.streamIn[s]; ok {
+	if old, ok := w.followerIn[s]; ok {
 		if old == dir {
 			return true
 		}
@@ -61,27 +61,27 @@ func (w *watcher) add(dir string, s *stream) bool {
 			w.sh.logLimited("watch", "cannot watch a log directory; its files are polled instead", "dir", dir, "err", err)
 			return false
 		}
-		set = map[*stream]struct{}{}
+		set = map[*follower]struct{}{}
 		w.dirs[dir] = set
 	}
 	set[s] = struct{}{}
-	w.streamIn[s] = dir
+	w.followerIn[s] = dir
 	return true
 }
 
 // forget stops watching for s.
-func (w *watcher) forget(s *stream) {
+func (w *watcher) forget(s *follower) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.removeLocked(s)
 }
 
-func (w *watcher) removeLocked(s *stream) {
-	dir, ok := w.streamIn[s]
+func (w *watcher) removeLocked(s *follower) {
+	dir, ok := w.followerIn[s]
 	if !ok {
 		return
 	}
-	delete(w.streamIn, s)
+	delete(w.followerIn, s)
 	set := w.dirs[dir]
 	delete(set, s)
 	if len(set) == 0 {
@@ -94,7 +94,7 @@ func (w *watcher) removeLocked(s *stream) {
 
 // run dispatches events until ctx ends.
 func (w *watcher) run(ctx context.Context) {
-	var streams []*stream
+	var followers []*follower
 	for {
 		select {
 		case <-ctx.Done():
@@ -105,7 +105,7 @@ func (w *watcher) run(ctx context.Context) {
 			}
 			if errors.Is(err, fsnotify.ErrEventOverflow) {
 				// Events were lost: look at everything.
-				for _, s := range w.sh.streamList() {
+				for _, s := range w.sh.followerList() {
 					s.wake()
 				}
 				w.sh.requestRescan()
@@ -122,15 +122,15 @@ func (w *watcher) run(ctx context.Context) {
 			dir := filepath.Dir(ev.Name)
 			w.mu.Lock()
 			glob := w.globDirs[dir]
-			streams = streams[:0]
+			followers = followers[:0]
 			for s := range w.dirs[dir] {
-				streams = append(streams, s)
+				followers = append(followers, s)
 			}
 			w.mu.Unlock()
 			if glob && !ev.Has(fsnotify.Write) {
 				w.sh.requestRescan()
 			}
-			for _, s := range streams {
+			for _, s := range followers {
 				if ev.Has(fsnotify.Write) {
 					s.notify()
 					continue

@@ -12,9 +12,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicelogs/sluice/internal/apptest"
 	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/nodelog"
-	"github.com/sluicelogs/sluice/internal/shipbench"
 	"github.com/sluicelogs/sluice/internal/testwait"
 	"github.com/sluicelogs/sluice/loadtest"
 )
@@ -34,7 +34,7 @@ func BenchmarkShipperBusyNode(b *testing.B) {
 		busyRate   = 1000 // lines/s over the busy containers
 		phase      = 20 * time.Second
 	)
-	sluiceBinary(b)
+	apptest.Binary(b)
 	var topics []string
 	for i := range namespaces {
 		topics = append(topics, fmt.Sprintf("logs.raw.ns-%02d", i))
@@ -58,9 +58,9 @@ func BenchmarkShipperBusyNode(b *testing.B) {
 	port := freeTCPPort(b)
 	env := append(shipperEnv(node, brokers, "warn"), fmt.Sprintf("SLUICE_TELEMETRY_ADDR=127.0.0.1:%d", port))
 	b.ResetTimer()
-	p := startProcess(b, env, "shipper")
-	defer p.terminate(b)
-	pid := p.cmd.Process.Pid
+	p := apptest.Sluice(b, env, "shipper")
+	defer p.Terminate(b)
+	pid := p.Pid()
 	stopPeak := make(chan struct{})
 	peak := sampleProc(pid, time.Now(), 100*time.Millisecond, stopPeak)
 
@@ -68,7 +68,7 @@ func BenchmarkShipperBusyNode(b *testing.B) {
 	want := int64(len(containers) * 3)
 	for producedAll(b, brokers, topics) < want {
 		if time.Since(started) > 3*time.Minute {
-			b.Fatalf("only %d of %d startup lines shipped after 3m:\n%s", producedAll(b, brokers, topics), want, p.logs.String())
+			b.Fatalf("only %d of %d startup lines shipped after 3m", producedAll(b, brokers, topics), want)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -144,7 +144,7 @@ func producedAll(b *testing.B, brokers []string, topics []string) int64 {
 // cpuOver measures a process's CPU over d, as a fraction of one core;
 // during (when not nil) runs at the start.
 func cpuOver(b *testing.B, pid int, d time.Duration, during func()) float64 {
-	u0, err := shipbench.ReadProc(pid)
+	u0, err := apptest.ReadProc(pid)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func cpuOver(b *testing.B, pid int, d time.Duration, during func()) float64 {
 		during()
 	}
 	time.Sleep(d)
-	u1, err := shipbench.ReadProc(pid)
+	u1, err := apptest.ReadProc(pid)
 	if err != nil {
 		b.Fatal(err)
 	}

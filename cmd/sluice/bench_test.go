@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicelogs/sluice/internal/apptest"
 	"github.com/sluicelogs/sluice/internal/shipbench"
 	"github.com/sluicelogs/sluice/schemas"
 )
@@ -181,7 +182,7 @@ func benchShipperEnv(glob, checkpoints, brokers string) []string {
 // procSample is the shipper's usage at a moment, counted from its start.
 type procSample struct {
 	at time.Duration
-	shipbench.Usage
+	apptest.ProcStat
 }
 
 // sampleProc reads the usage of process pid every interval until stop is
@@ -193,7 +194,7 @@ func sampleProc(pid int, start time.Time, interval time.Duration, stop <-chan st
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
-			if u, err := shipbench.ReadProc(pid); err == nil {
+			if u, err := apptest.ReadProc(pid); err == nil {
 				samples = append(samples, procSample{time.Since(start), u})
 			}
 			select {
@@ -353,7 +354,7 @@ func BenchmarkShipperDrain(b *testing.B) {
 // drainWorkload writes the drain's workload (SLUICE_BENCH_LINES,
 // SLUICE_BENCH_DIR), untimed, and syncs it to disk.
 func drainWorkload(b *testing.B) (*shipbench.Generator, shipbench.Workload, shipbench.Stats) {
-	sluiceBinary(b) // built before anything is timed
+	apptest.Binary(b) // built before anything is timed
 	w := shipbench.Standard()
 	w.Lines = envInt(b, "SLUICE_BENCH_LINES", w.Lines)
 	root := os.Getenv("SLUICE_BENCH_DIR")
@@ -412,32 +413,32 @@ func drainOnce(b *testing.B, g *shipbench.Generator, w shipbench.Workload, each 
 	b.StartTimer()
 
 	start := time.Now()
-	p := startProcessEnv(b, env, "shipper", "--once")
-	b.Cleanup(func() { _ = p.cmd.Process.Kill() }) // after a failure; a no-op once it has exited
+	p := apptest.Start(b, apptest.Config{Args: []string{"shipper", "--once"}, Env: env, OnlyEnv: true})
 	stop := make(chan struct{})
-	samples := sampleProc(p.cmd.Process.Pid, start, 5*time.Millisecond, stop)
-	err := <-p.done
+	samples := sampleProc(p.Pid(), start, 5*time.Millisecond, stop)
+	err := p.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
 	close(stop)
 	if err != nil {
-		b.Fatalf("shipper: %v\n%s", err, tail(p.logs.String(), 40))
+		b.Fatalf("shipper: %v\n%s", err, tail(p.Output(), 40))
 	}
+	u := p.Usage()
 	r := drainResult{
-		cpu:  p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime(),
+		cpu:  u.CPU(),
 		wall: elapsed,
 		peak: peakHWM(<-samples),
 	}
-	r.gcs, r.allocMB = gcTrace(p.logs.Bytes())
+	r.gcs, r.allocMB = gcTrace([]byte(p.Output()))
 
 	check := shipbench.NewCheck(w.Lines)
 	readBack(b, br.addr, check, each)
 	res := check.Result()
 	if err := res.Err(); err != nil {
-		b.Fatalf("%v\nshipper output:\n%s", err, tail(p.logs.String(), 20))
+		b.Fatalf("%v\nshipper output:\n%s", err, tail(p.Output(), 20))
 	}
-	b.Logf("shipper: %s user, %s system, %s wall; delivered: %s", p.cmd.ProcessState.UserTime().Round(time.Millisecond),
-		p.cmd.ProcessState.SystemTime().Round(time.Millisecond), elapsed.Round(time.Millisecond), res)
+	b.Logf("shipper: %s user, %s system, %s wall; delivered: %s", u.User.Round(time.Millisecond),
+		u.System.Round(time.Millisecond), elapsed.Round(time.Millisecond), res)
 	b.StartTimer()
 	return r
 }
@@ -451,7 +452,7 @@ func drainOnce(b *testing.B, g *shipbench.Generator, w shipbench.Workload, each 
 // for 60 s), its peak resident set, and its CPU seconds per million lines
 // over the whole run.
 func BenchmarkShipperLive20k(b *testing.B) {
-	sluiceBinary(b)
+	apptest.Binary(b)
 	const rate = 20000
 	seconds := envInt(b, "SLUICE_BENCH_LIVE_SECONDS", 60)
 	lines := rate * seconds
@@ -476,13 +477,12 @@ func BenchmarkShipperLive20k(b *testing.B) {
 		b.StartTimer()
 
 		start := time.Now()
-		p := startProcessEnv(b, env, "shipper")
-		b.Cleanup(func() { _ = p.cmd.Process.Kill() })
+		p := apptest.Start(b, apptest.Config{Args: []string{"shipper"}, Env: env, OnlyEnv: true})
 		stop := make(chan struct{})
-		samples := sampleProc(p.cmd.Process.Pid, start, 100*time.Millisecond, stop)
+		samples := sampleProc(p.Pid(), start, 100*time.Millisecond, stop)
 		select {
-		case err := <-p.done:
-			b.Fatalf("shipper exited: %v\n%s", err, tail(p.logs.String(), 40))
+		case <-p.Done():
+			b.Fatalf("shipper exited: %v\n%s", p.Wait(), tail(p.Output(), 40))
 		case <-time.After(3 * time.Second):
 		}
 		writeFrom := time.Since(start)
@@ -499,19 +499,15 @@ func BenchmarkShipperLive20k(b *testing.B) {
 				break
 			}
 			if time.Now().After(deadline) {
-				_ = p.cmd.Process.Kill()
-				<-p.done
-				b.Fatalf("%d of %d lines in Kafka 2 minutes after the last was written (%v)\n%s", n, lines, err, tail(p.logs.String(), 20))
+				_ = p.Kill()
+				b.Fatalf("%d of %d lines in Kafka 2 minutes after the last was written (%v)\n%s", n, lines, err, tail(p.Output(), 20))
 			}
 		}
 		caughtUp := time.Since(start)
 		close(stop)
 		ss := <-samples
-		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			b.Fatal(err)
-		}
-		if err := <-p.done; err != nil {
-			b.Fatalf("shipper exit: %v\n%s", err, tail(p.logs.String(), 40))
+		if err := p.Stop(time.Minute); err != nil {
+			b.Fatalf("shipper exit: %v\n%s", err, tail(p.Output(), 40))
 		}
 		b.StopTimer()
 		cl.Close()
@@ -520,7 +516,7 @@ func BenchmarkShipperLive20k(b *testing.B) {
 		readBack(b, br.addr, check, nil)
 		res := check.Result()
 		if err := res.Err(); err != nil {
-			b.Fatalf("%v\nshipper output:\n%s", err, tail(p.logs.String(), 20))
+			b.Fatalf("%v\nshipper output:\n%s", err, tail(p.Output(), 20))
 		}
 		br.stop()
 
@@ -545,8 +541,8 @@ func BenchmarkShipperLive20k(b *testing.B) {
 		cpuPct += 100 * (last.CPU - first.CPU).Seconds() / (last.at - first.at).Seconds()
 		rssMB += rssSum / float64(n) / 1e6
 		peakMB = max(peakMB, float64(peakHWM(ss))/1e6)
-		cpuPerM += (p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()).Seconds() / (float64(lines) / 1e6)
-		gn, mb := gcTrace(p.logs.Bytes())
+		cpuPerM += p.Usage().CPU().Seconds() / (float64(lines) / 1e6)
+		gn, mb := gcTrace([]byte(p.Output()))
 		gcs += gn
 		allocMB += mb
 		b.Logf("%d lines written from %s to %s, all in Kafka at %s; steady window %s-%s (%d samples); delivered: %s",

@@ -7,14 +7,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicelogs/sluice/internal/apptest"
 	"github.com/sluicelogs/sluice/internal/kafkatest"
-	"github.com/sluicelogs/sluice/internal/shipbench"
 	"github.com/sluicelogs/sluice/internal/testwait"
 	"github.com/sluicelogs/sluice/schemas"
 )
@@ -28,7 +27,7 @@ import (
 // a router killed right after the bomb and restarted (its committed offset
 // then points at the bomb) gets past it too.
 func TestRouterDecompressionBomb(t *testing.T) {
-	sluiceBinary(t)
+	apptest.Binary(t)
 	var topics []string
 	for _, tn := range []string{"evil", "fresh", "good"} {
 		topics = append(topics, "logs.raw."+tn, "logs.parsed."+tn, "logs.dlq."+tn)
@@ -62,7 +61,7 @@ func TestRouterDecompressionBomb(t *testing.T) {
 		}
 	})
 
-	router := startProcess(t, env, "router")
+	router := apptest.Sluice(t, env, "router")
 	evil := kafkatest.Client(t, cluster,
 		kgo.ProducerBatchCompression(kgo.ZstdCompression()),
 		kgo.ProducerBatchMaxBytes(400<<20), kgo.BrokerMaxWriteBytes(400<<20))
@@ -75,10 +74,9 @@ func TestRouterDecompressionBomb(t *testing.T) {
 	// where a consumer cannot skip a batch it was never given.
 	produceEvil([]byte("evil before"))
 	waitCommitted(t, brokers, "logs.parsed.evil", 1)
-	if err := router.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := router.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	<-router.done
 	produceEvil(make([]byte, 300<<20))
 	produceEvil([]byte("evil after"))
 	// Another tenant's very first record is a bomb: nothing of its
@@ -87,15 +85,10 @@ func TestRouterDecompressionBomb(t *testing.T) {
 	for _, v := range [][]byte{make([]byte, 300<<20), []byte("fresh after")} {
 		kafkatest.Produce(t, evil, &kgo.Record{Topic: "logs.raw.fresh", Value: v})
 	}
-	router = startProcess(t, env, "router")
-	defer func() {
-		if t.Failed() {
-			t.Logf("router's output:\n%s", router.logs.String())
-		}
-	}()
+	router = apptest.Sluice(t, env, "router")
 	waitCommitted(t, brokers, "logs.parsed.evil", 2)
 	waitCommitted(t, brokers, "logs.parsed.fresh", 1)
-	peak := peakRSS(t, router.cmd.Process.Pid)
+	router.SamplePeak()
 	time.Sleep(2 * time.Second)
 	stop.Store(true)
 	wg.Wait()
@@ -128,8 +121,8 @@ func TestRouterDecompressionBomb(t *testing.T) {
 		})
 		return len(seen) >= want && len(dead) >= 2, fmt.Sprintf("%d distinct records, %d dead letters", len(seen), len(dead))
 	})
-	peak = max(peak, peakRSS(t, router.cmd.Process.Pid))
-	router.terminate(t)
+	router.Terminate(t) // which reads its peak resident set too
+	peak := router.Usage().MaxRSS
 
 	for n := range int(good.Load()) {
 		if c := seen[fmt.Sprintf("good %d", n)]; c != 1 {
@@ -180,14 +173,4 @@ func waitCommitted(t *testing.T, brokers []string, topic string, n int) {
 		cancel()
 		return got >= n, fmt.Sprintf("%d committed records", got)
 	})
-}
-
-// peakRSS is a process's peak resident set size (VmHWM), in bytes.
-func peakRSS(t *testing.T, pid int) int64 {
-	t.Helper()
-	u, err := shipbench.ReadProc(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.HWM
 }

@@ -1,68 +1,31 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicelogs/sluice/internal/apptest"
 	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/nodelog"
 	"github.com/sluicelogs/sluice/internal/testwait"
 	"github.com/sluicelogs/sluice/schemas"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
 func TestMain(m *testing.M) {
 	runBenchBroker() // exits here when this process is a benchmark's Kafka broker
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
+	os.Exit(apptest.Main(m))
 }
-
-// sluiceBinary builds the real binary once per test run.
-func sluiceBinary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "sluice-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "sluice")
-		// The production build (as the image is built): what the process
-		// tests and the benchmarks measure is what runs on the nodes.
-		out, err := exec.Command("go", "build", "-tags", "nodev", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-var execCommand = exec.Command
 
 // crashSetup builds the binary (before anything is written), starts a
 // Kafka with the topics of tenants alpha and beta, and returns its
@@ -70,7 +33,7 @@ var execCommand = exec.Command
 // fast timers.
 func crashSetup(t *testing.T) (brokers []string, node *nodelog.Node, env []string) {
 	t.Helper()
-	sluiceBinary(t)
+	apptest.Binary(t)
 	brokers = kafkatest.Cluster(t, kafkatest.Topics(2, "logs.raw.alpha", "logs.raw.beta")).ListenAddrs()
 	node = &nodelog.Node{Root: t.TempDir()}
 	env = append(shipperEnv(node, brokers, "info"),
@@ -91,58 +54,6 @@ func shipperEnv(node *nodelog.Node, brokers []string, logLevel string) []string 
 		"SLUICE_NODE_NAME=test-node",
 		"SLUICE_TELEMETRY_ADDR=",
 		"SLUICE_LOG_LEVEL=" + logLevel,
-	}
-}
-
-// process is the shipper binary running as a child process.
-type process struct {
-	name string // the stage, for messages
-	cmd  *exec.Cmd
-	logs *bytes.Buffer
-	done chan error
-}
-
-func startProcess(t testing.TB, env []string, args ...string) *process {
-	t.Helper()
-	return startProcessEnv(t, append(os.Environ(), env...), args...)
-}
-
-// startProcessEnv starts the binary with exactly the environment env.
-func startProcessEnv(t testing.TB, env []string, args ...string) *process {
-	t.Helper()
-	cmd := execCommand(sluiceBinary(t), args...)
-	cmd.Env = env
-	return startCmd(t, cmd, args[0])
-}
-
-// startCmd starts cmd, a stage of the binary named name, collecting its
-// output.
-func startCmd(t testing.TB, cmd *exec.Cmd, name string) *process {
-	t.Helper()
-	p := &process{name: name, cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
-	cmd.Stdout = p.logs
-	cmd.Stderr = p.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- cmd.Wait() }()
-	return p
-}
-
-// terminate sends SIGTERM and expects a clean exit (status 0) within 30s.
-func (p *process) terminate(t testing.TB) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Errorf("%s exited with %v after SIGTERM, want 0", p.name, err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Errorf("%s did not exit within 30s of SIGTERM", p.name)
-		_ = p.cmd.Process.Kill()
 	}
 }
 
@@ -168,14 +79,12 @@ func TestShipperSurvivesKill9(t *testing.T) {
 	// The first shipper starts on a node it has never seen: it reads the
 	// current files from their start, so it must be up before the writers
 	// rotate anything.
-	first := startProcess(t, env, "shipper")
+	first := apptest.Sluice(t, env, "shipper")
 	cpFile := filepath.Join(root, "checkpoints", "checkpoints.json")
-	if !testwait.Eventually(t, 10*time.Second, "the first shipper to start (its checkpoints file)", func() (bool, string) {
+	testwait.For(t, 10*time.Second, "the first shipper to start (its checkpoints file)", func() (bool, string) {
 		_, err := os.Stat(cpFile)
 		return err == nil, fmt.Sprint(err)
-	}) {
-		t.Fatalf("first shipper's output:\n%s", first.logs.String())
-	}
+	})
 
 	// Writers: each container writes numbered messages and rotates every
 	// 250 of them, until stopped.
@@ -212,14 +121,13 @@ func TestShipperSurvivesKill9(t *testing.T) {
 	for k := range kills {
 		p := first
 		if k > 0 {
-			p = startProcess(t, env, "shipper")
+			p = apptest.Sluice(t, env, "shipper")
 		}
 		time.Sleep(time.Duration(300+rng.IntN(900)) * time.Millisecond)
-		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		if err := p.Kill(); err != nil {
 			t.Fatal(err)
 		}
-		<-p.done
-		t.Logf("kill %d/%d after %d log bytes", k+1, kills, p.logs.Len())
+		t.Logf("kill %d/%d after %d log bytes", k+1, kills, len(p.Output()))
 	}
 	stopWriting.Store(true)
 	wg.Wait()
@@ -228,12 +136,7 @@ func TestShipperSurvivesKill9(t *testing.T) {
 		total += n
 	}
 
-	final := startProcess(t, env, "shipper")
-	defer func() {
-		if t.Failed() {
-			t.Logf("last shipper's output:\n%s", final.logs.String())
-		}
-	}()
+	final := apptest.Sluice(t, env, "shipper")
 
 	// Read everything back; stop when every line was seen.
 	cl := kafkatest.ClientAt(t, brokers, kgo.ConsumeTopics("logs.raw.alpha", "logs.raw.beta"),
@@ -265,7 +168,7 @@ func TestShipperSurvivesKill9(t *testing.T) {
 		return len(firstID) >= total, fmt.Sprintf("%d distinct lines read", len(firstID))
 	})
 
-	final.terminate(t)
+	final.Terminate(t)
 
 	missing := 0
 	for i, c := range containers {

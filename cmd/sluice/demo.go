@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/cli"
 	"github.com/sluicelogs/sluice/internal/config"
@@ -21,6 +23,7 @@ import (
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/internal/nodelog"
 	"github.com/sluicelogs/sluice/internal/telemetry"
+	"github.com/sluicelogs/sluice/router"
 )
 
 // demoConfig is the settings of `sluice demo`: the Kafka connection for
@@ -55,7 +58,7 @@ func demoCommand() *cli.Command {
 		Description: `Runs the demo workload of 'sluice dev' against real servers, for docker compose or for trying Sluice
 on a cluster. Unless --no-setup, it first makes the demo tenants in Kafka (shop, payments, web: their
 topics, no user; ACLs only where Kafka has an authorizer), applies their pipelines to the config
-topic (a stored version as high is kept) and creates their route stream topics, retrying until
+topic (a stored version as high is kept) and creates their dataset topics, retrying until
 Kafka answers or --setup-timeout passes. Then it writes the pods' container logs, kubelet-style
 (CRI lines, partial lines, rotation), under --root until SIGTERM. The symlinks in
 <root>/var/log/containers are relative, so a shipper may mount the tree at any path. /readyz
@@ -140,9 +143,9 @@ func runDemoWith(ctx context.Context, cfg demoConfig, opts demoOptions, st stage
 	return nil
 }
 
-// demoSetup makes the demo tenants, pipelines and route stream topics with
-// the code `sluice dev` uses, retrying until it succeeds or timeout passes:
-// under docker compose, Kafka may still be starting.
+// demoSetup makes the demo tenants, pipelines and dataset topics,
+// retrying until it succeeds or timeout passes: under docker compose, Kafka
+// may still be starting.
 func demoSetup(ctx context.Context, kcfg kafka.Config, timeout time.Duration, log *slog.Logger) error {
 	if kcfg.ClientID == "" {
 		kcfg.ClientID = "sluice-demo"
@@ -156,7 +159,7 @@ func demoSetup(ctx context.Context, kcfg kafka.Config, timeout time.Duration, lo
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	defer cl.Close()
-	tenants := newTenantMaker(kadm.NewClient(cl), kcfg.Topics(), log)
+	warned := false // about a cluster without an authorizer, once
 	deadline := time.Now().Add(timeout)
 	wait := time.Second
 	var last error
@@ -168,7 +171,7 @@ func demoSetup(ctx context.Context, kcfg kafka.Config, timeout time.Duration, lo
 		// One attempt is bounded too, so that failures are reported while
 		// the client keeps retrying.
 		actx, cancel := context.WithTimeout(ctx, min(time.Until(deadline), 30*time.Second))
-		err := tenants.setup(actx, cl, true)
+		err := setupDemoTenants(actx, cl, kcfg.Topics(), log, &warned)
 		cancel()
 		switch {
 		case err == nil:
@@ -188,4 +191,46 @@ func demoSetup(ctx context.Context, kcfg kafka.Config, timeout time.Duration, lo
 		}
 		wait = min(2*wait, 10*time.Second)
 	}
+}
+
+// setupDemoTenants makes the compacted topics the stages follow (the
+// routers' status, the tenants' settings) and the demo's tenants: their
+// topics, dataset topics included (no user; ACLs where the cluster has
+// an authorizer), then their pipelines, as sluice tenant create --no-user
+// and sluice pipeline apply would. A stored pipeline version as high is
+// left alone. The dev stack does the same with code of its own (package
+// devstack), which the production image, where this command runs under
+// docker compose, does not carry.
+func setupDemoTenants(ctx context.Context, cl *kgo.Client, topics kafka.Topics, log *slog.Logger, warned *bool) error {
+	adm := kadm.NewClient(cl)
+	if err := router.EnsureCompactedTopic(ctx, adm, topics.Status()); err != nil {
+		return fmt.Errorf("status topic: %w", err)
+	}
+	if err := router.EnsureCompactedTopic(ctx, adm, topics.Tenants()); err != nil {
+		return fmt.Errorf("tenant settings topic: %w", err)
+	}
+	for _, tenant := range slices.Sorted(maps.Keys(demo.Pipelines)) {
+		src := []byte(demo.Pipelines[tenant])
+		p, err := router.Load(src)
+		if err != nil {
+			return fmt.Errorf("demo pipeline %s: %w", tenant, err)
+		}
+		// The dataset topics with the others, before the pipeline: no
+		// routed record finds its topic missing.
+		res, err := kafka.ProvisionTenant(ctx, adm, topics, tenant, kafka.TenantSpec{Partitions: 3, ReplicationFactor: -1, Datasets: p.Datasets()})
+		if err != nil {
+			return fmt.Errorf("tenant %s: %w", tenant, err)
+		}
+		if len(res.TopicsCreated) > 0 {
+			log.Info("tenant created", "tenant", tenant, "topics", res.TopicsCreated)
+		}
+		if res.ACLsSkipped && !*warned {
+			log.Warn("the Kafka cluster has no authorizer (SECURITY_DISABLED): no ACLs were set, so tenants' topics are not protected from other clients")
+			*warned = true
+		}
+		if _, err := router.ApplyPipeline(ctx, cl, topics, src); err != nil && !errors.Is(err, router.ErrVersionNotIncreasing) {
+			return fmt.Errorf("demo pipeline %s: %w", tenant, err)
+		}
+	}
+	return nil
 }

@@ -39,8 +39,8 @@ func noAuthorizer(c *kfake.Cluster) *kfake.FaultHandle {
 
 // TestDemoCommand: `sluice demo` started before Kafka retries its setup
 // until Kafka answers, on a cluster without an authorizer; then the demo
-// tenants' topics, their pipelines in the config topic and the route
-// stream topics exist, and container logs appear under --root behind
+// tenants' topics, their pipelines in the config topic and the dataset
+// topics exist, and container logs appear under --root behind
 // relative symlinks that resolve.
 func TestDemoCommand(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -55,7 +55,7 @@ func TestDemoCommand(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, logs syncWriter
+	var out, logs syncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"demo", "--root", root, "--rate", "200", "--node", "test-node", "--setup-timeout", "90s"}, &out, &logs)
@@ -175,7 +175,7 @@ func checkDemoTree(root string, want int) string {
 func TestDemoNoSetup(t *testing.T) {
 	root := t.TempDir()
 	var ready atomic.Bool
-	var logs syncWriter
+	var logs syncBuffer
 	log, err := telemetry.NewLogger(&logs, "text", "info")
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -13,25 +12,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicelogs/sluice/internal/apptest"
 	"github.com/sluicelogs/sluice/internal/nodelog"
 	"github.com/sluicelogs/sluice/internal/testwait"
 )
 
-// startLimitedProcess runs the binary like startProcess, under an
+// startLimitedProcess runs the binary like apptest.Sluice, under an
 // open-file limit of nofile. The shell sets both the soft and the hard
 // limit: the Go runtime raises the soft limit to the hard one at start.
-func startLimitedProcess(t *testing.T, env []string, nofile int, args ...string) *process {
+func startLimitedProcess(t *testing.T, env []string, nofile int, args ...string) *apptest.Process {
 	t.Helper()
-	bin := sluiceBinary(t)
-	script := fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, nofile)
-	cmd := exec.Command("/bin/sh", append([]string{"-c", script, bin}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	p := startCmd(t, cmd, args[0])
-	t.Cleanup(func() { _ = cmd.Process.Kill() }) // after a failure; a no-op once it exited
+	bin := apptest.Binary(t)
+	p := apptest.Start(t, apptest.Config{Args: args, Env: env,
+		Wrapper: []string{"/bin/sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, nofile)}})
 
 	// Once the shell has exec'd the binary, its limit must be nofile.
 	want, _ := filepath.EvalSymlinks(bin)
-	proc := "/proc/" + strconv.Itoa(cmd.Process.Pid)
+	proc := "/proc/" + strconv.Itoa(p.Pid())
 	testwait.For(t, 10*time.Second, bin+" to start", func() (bool, string) {
 		exe, _ := os.Readlink(proc + "/exe")
 		return exe == want, fmt.Sprintf("exe %q", exe)
@@ -57,7 +54,7 @@ func startLimitedProcess(t *testing.T, env []string, nofile int, args ...string)
 // once. Each container writes a few lines, a third of them at times half a
 // line without its newline, finished a round later; some lines are split
 // into partial lines. Every line must arrive, and since nothing is killed
-// and Kafka stays up, hardly any twice: a shipper that tears a stream down
+// and Kafka stays up, hardly any twice: a shipper that tears a follower down
 // on a descriptor error and reads it again sends its container's lines
 // again.
 func TestShipperUnderLowDescriptorLimit(t *testing.T) {
@@ -116,7 +113,7 @@ func testDescriptorLimit(t *testing.T, early int) {
 	var sampling sync.WaitGroup
 	stopSampling := make(chan struct{})
 	sampling.Go(func() {
-		dir := "/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/fd"
+		dir := "/proc/" + strconv.Itoa(p.Pid()) + "/fd"
 		for {
 			if es, err := os.ReadDir(dir); err == nil && int64(len(es)) > peak.Load() {
 				peak.Store(int64(len(es)))
@@ -184,12 +181,7 @@ func testDescriptorLimit(t *testing.T, early int) {
 
 	ty.waitAll(total, 10*time.Second, time.Now().Add(40*time.Second))
 	time.Sleep(2 * time.Second) // late copies
-	p.terminate(t)
-	defer func() {
-		if t.Failed() {
-			t.Logf("shipper's output:\n%s", p.logs.String())
-		}
-	}()
+	p.Terminate(t)
 
 	ranges, missing := ty.missing(pods, written)
 	ty.mu.Lock()
@@ -210,7 +202,7 @@ func testDescriptorLimit(t *testing.T, early int) {
 		t.Error(e)
 	}
 	warns, nWarns := shipperWarnings(p, 5)
-	emfile := strings.Count(p.logs.String(), "too many open files")
+	emfile := strings.Count(p.Output(), "too many open files")
 	t.Logf("%d containers under an open-file limit of %d (peak %d descriptors): %d lines written, %d records read, %d duplicates (same id), %d missing; %d warnings and errors in the shipper's output, %d mention \"too many open files\"%s",
 		containers, nofile, peak.Load(), total, records, dups, missing, nWarns, emfile, strings.Join(append([]string{""}, warns...), "\n    "))
 	if missing > 0 {
@@ -222,8 +214,8 @@ func testDescriptorLimit(t *testing.T, early int) {
 	// Nothing is killed and Kafka stays up: at least once gives no reason
 	// to send a line twice. A delivery that fails now and then on a
 	// descriptor error (a connection that cannot be dialled at the limit)
-	// rewinds its stream to its checkpoint and re-sends the line or two it
-	// had in flight; that is allowed for 1% of the lines. A stream torn
+	// rewinds its follower to its checkpoint and re-sends the line or two it
+	// had in flight; that is allowed for 1% of the lines. A follower torn
 	// down and read again re-sends all of its container's lines, and a line
 	// sent three times means that happened more than once.
 	if n := len(more); n > 0 {

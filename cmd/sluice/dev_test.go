@@ -5,246 +5,121 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/sethvargo/go-envconfig"
-	"github.com/twmb/franz-go/pkg/kadm"
-
-	"github.com/sluicelogs/sluice/indexer"
-	"github.com/sluicelogs/sluice/internal/config"
-	"github.com/sluicelogs/sluice/internal/devstack"
-	"github.com/sluicelogs/sluice/internal/kafka"
-	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/nodelog"
-	"github.com/sluicelogs/sluice/internal/telemetry"
 	"github.com/sluicelogs/sluice/internal/testwait"
-	"github.com/sluicelogs/sluice/router"
-	"github.com/sluicelogs/sluice/shipper"
 )
 
-// TestDevStackEndToEnd starts the dev stack on free ports, writes CRI logs
-// for two namespaces into its node tree (a message long enough to be split
-// into partial lines, a rotation), and checks that every message becomes
-// exactly one document in its tenant's daily index, that a keyword query on
-// a pod name matches exactly, and that a record its pipeline cannot parse
-// is visible through sluice tail --errors.
-func TestDevStackEndToEnd(t *testing.T) {
-	cfg := devConfig{Dir: t.TempDir(), KafkaAddr: "127.0.0.1:0", ESAddr: "127.0.0.1:0",
-		Store: devstack.Config{FaultStatus: 503}, Telemetry: devTelemetry{LogFormat: "text", LogLevel: "warn"}}
-	ep, out := startDevStack(t, cfg, devOptions{statusEach: time.Second})
-	ctx := t.Context()
-	t.Setenv("SLUICE_KAFKA_BROKERS", strings.Join(ep.Brokers, ","))
-
-	// beta parses its lines with a regex (a line that does not match goes
-	// to its dead-letter topic) and routes some to a stream.
-	cl := kafkatest.ClientAt(t, ep.Brokers)
-	// An operator makes tenant beta, then beta applies its pipeline.
-	topics := kafka.Topics{Prefix: "logs"}
-	if _, err := kafka.ProvisionTenant(ctx, kadm.NewClient(cl), topics, "beta", kafka.TenantSpec{Partitions: 3, ReplicationFactor: -1}); err != nil {
-		t.Fatal(err)
+// TestDevCommand runs `sluice dev` as a user does (its wiring is tested in
+// package devstack): the flags choose the addresses and the directory, the
+// banner says where everything is, and the other commands work against it:
+// a line dropped into the node tree is found by sluice search and shown by
+// sluice tail.
+func TestDevCommand(t *testing.T) {
+	for _, k := range []string{"SLUICE_KAFKA_BROKERS", "SLUICE_ELASTICSEARCH_URLS"} { // the embedded servers
+		t.Setenv(k, "")
+		os.Unsetenv(k)
 	}
-	// As sluice pipeline apply does: the stream topics first, then the
-	// pipeline.
-	// Its records get an array attribute, which must arrive as a keyword
-	// array.
-	beta := []byte("tenant: beta\nversion: 1\nsteps:\n  - regex: {pattern: '^beta (?P<n>[0-9]+)'}\n" +
-		"  - set: {field: tags, expr: 'split(\"eu,blue\", \",\")'}\n" +
-		"  - route: {if: 'int(attributes[\"n\"]) >= 25', stream: late}\n")
-	if _, err := kafka.EnsureStreamTopics(ctx, kadm.NewClient(cl), topics, "beta", []string{"late"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := router.ApplyPipeline(ctx, cl, topics, beta); err != nil {
-		t.Fatal(err)
-	}
-
-	node := &nodelog.Node{Root: ep.NodeDir}
-	now := time.Now().UTC()
-	write := func(ns, pod string, n int, rotateAt int, msg func(i int) string) {
-		c, err := node.AddContainer(ns, pod, "app", nodelog.CRI)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		for i := range n {
-			if i == rotateAt {
-				if _, err := c.Rotate(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := c.Write(now.Add(time.Duration(i)*time.Millisecond), "stdout", msg(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	write("alpha", "api-1", 60, 30, func(i int) string {
-		if i == 10 {
-			return "alpha long " + strings.Repeat("x", 40_000) // three partial lines
-		}
-		return fmt.Sprintf("alpha line %d", i)
-	})
-	write("alpha", "api-10", 20, -1, func(i int) string { return fmt.Sprintf("alpha other %d", i) })
-	write("beta", "worker-1", 30, 15, func(i int) string { return fmt.Sprintf("beta %d done", i) })
-
-	index := func(tenant string) string { return indexer.IndexName("sluice", tenant, "", now, time.UTC) }
-	late := indexer.IndexName("sluice", "beta", "late", now, time.UTC)
-	count := func(target, query string) int {
-		res, err := http.Post(ep.ESURL+"/"+target+"/_count", "application/json", strings.NewReader(query))
-		if err != nil {
-			return -1
-		}
-		defer res.Body.Close()
-		body, _ := io.ReadAll(res.Body)
-		var c struct {
-			Count int `json:"count"`
-		}
-		if res.StatusCode != 200 || json.Unmarshal(body, &c) != nil {
-			return -1
-		}
-		return c.Count
-	}
-	testwait.For(t, 90*time.Second, "every document indexed", func() (bool, string) {
-		alpha, beta, betaLate := count(index("alpha"), `{}`), count(index("beta"), `{}`), count(late, `{}`)
-		return alpha == 80 && beta == 25 && betaLate == 5, fmt.Sprintf("documents: alpha %d of 80, beta %d of 25, beta.late %d of 5", alpha, beta, betaLate)
-	})
-	// The failing record, written once the pipeline has surely been loaded.
-	write("beta", "worker-2", 1, -1, func(int) string { return "not a beta line" })
-
-	for query, want := range map[string]int{
-		`{"query":{"term":{"kubernetes.pod_name":"api-1"}}}`:       60,
-		`{"query":{"term":{"kubernetes.pod_name":"api-10"}}}`:      20,
-		`{"query":{"match_phrase":{"log":"alpha line 7"}}}`:        1,
-		`{"query":{"prefix":{"log":"alpha"}}}`:                     80,
-		`{"query":{"query_string":{"query":"n:[0 TO 9999]"}}}`:     25,
-		`{"query":{"bool":{"must":{"match":{"log":"long"}}}}}`:     1,
-		`{"query":{"term":{"kubernetes.namespace_name":"alpha"}}}`: 80,
-		`{"query":{"term":{"tags":"blue"}}}`:                       25,
-	} {
-		target := index("alpha")
-		if strings.Contains(query, `"n:`) || strings.Contains(query, `"tags"`) {
-			target = index("beta")
-		}
-		if got := count(target, query); got != want {
-			t.Errorf("%s: %d documents, want %d", query, got, want)
-		}
-	}
-	// The long message is one document, whole.
-	res, err := http.Post(ep.ESURL+"/"+index("alpha")+"/_search", "application/json", strings.NewReader(`{"query":{"match":{"log":"long"}}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if !bytes.Contains(body, []byte(strings.Repeat("x", 40_000))) {
-		t.Error("the long message is not one whole document")
-	}
-
-	var tail bytes.Buffer
-	tctx, tcancel := context.WithTimeout(ctx, 60*time.Second)
-	defer tcancel()
-	if err := run(tctx, []string{"tail", "--tenant", "beta", "--errors", "--from-beginning", "-n", "1"}, &tail, &tail); err != nil {
-		t.Fatalf("tail --errors: %v\n%s", err, tail.String())
-	}
-	if !strings.Contains(tail.String(), "not a beta line") || !strings.Contains(tail.String(), "regex") {
-		t.Errorf("tail --errors: %q", tail.String())
-	}
-	if !strings.Contains(out.String(), "Sluice dev stack") {
-		t.Errorf("no banner:\n%s", out.String())
-	}
-}
-
-// startDevStack runs the dev stack until the test ends, and returns its
-// endpoints and its standard output; its logs are shown if the test fails.
-func startDevStack(t *testing.T, cfg devConfig, opts devOptions) (devEndpoints, *syncWriter) {
-	t.Helper()
-	started := make(chan devEndpoints, 1)
-	opts.started = func(ep devEndpoints) { started <- ep }
+	t.Setenv("SLUICE_TELEMETRY_ADDR", "127.0.0.1:0")
+	t.Setenv("SLUICE_LOG_LEVEL", "warn")
+	t.Setenv("GOGC", "100") // else the command raises this process's GC percent
+	dir := filepath.Join(t.TempDir(), "dev")
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out, logs := newSyncBuffer(), newSyncBuffer()
 	done := make(chan error, 1)
-	out, logs := &syncWriter{}, &syncWriter{}
 	go func() {
-		done <- runDevStack(ctx, cfg, opts, envconfig.MapLookuper(map[string]string{}), out, logs)
+		done <- run(ctx, []string{"dev", "--no-demo", "--dir", dir, "--kafka-addr", "127.0.0.1:0", "--es-addr", "127.0.0.1:0"}, out, logs)
 	}()
-	stopped := false
-	t.Cleanup(func() {
+	ended := false
+	defer func() {
 		cancel()
-		if !stopped {
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("dev stack: %v", err)
-				}
-			case <-time.After(60 * time.Second):
-				t.Error("dev stack did not stop")
+		if ended {
+			return
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("dev: %v", err)
 			}
+		case <-time.After(60 * time.Second):
+			t.Error("dev did not stop")
 		}
 		if t.Failed() {
 			t.Logf("output:\n%s\nlogs:\n%s", out.String(), logs.String())
 		}
-	})
-	select {
-	case ep := <-started:
-		return ep, out
-	case err := <-done:
-		stopped = true
-		t.Fatalf("dev stack: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("dev stack did not start")
-	}
-	return devEndpoints{}, nil
-}
-
-// syncWriter is a buffer written by several goroutines.
-type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// TestDevTelemetryLoopback: the dev stack serves its metrics on 127.0.0.1
-// unless SLUICE_TELEMETRY_ADDR says otherwise; the stages' own commands
-// keep listening on every interface, where Prometheus scrapes their pods.
-func TestDevTelemetryLoopback(t *testing.T) {
-	for env, want := range map[string]string{"": "127.0.0.1:9464", ":9464": ":9464", "0.0.0.0:9999": "0.0.0.0:9999"} {
-		vars := map[string]string{}
-		if env != "" {
-			vars["SLUICE_TELEMETRY_ADDR"] = env
-		}
-		var cfg devConfig
-		if err := config.LoadFrom(t.Context(), &cfg, envconfig.MapLookuper(vars)); err != nil {
-			t.Fatal(err)
-		}
-		if got := cfg.Telemetry.config().Addr; got != want {
-			t.Errorf("SLUICE_TELEMETRY_ADDR=%q: dev listens on %q, want %q", env, got, want)
+	}()
+	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer wcancel()
+	if !out.waitFor(wctx, "Ctrl-C stops everything.") {
+		select {
+		case err := <-done:
+			ended = true
+			t.Fatalf("dev ended: %v\n%s", err, logs.String())
+		default:
+			t.Fatal("no banner within 60s")
 		}
 	}
-	var sh shipper.Config
-	if err := config.LoadFrom(t.Context(), &sh, envconfig.MapLookuper(nil)); err != nil {
+	banner := out.String()
+	field := func(name string) string {
+		m := regexp.MustCompile(`(?m)^  ` + name + ` +(\S+)`).FindStringSubmatch(banner)
+		if m == nil {
+			t.Fatalf("the banner has no %s:\n%s", name, banner)
+		}
+		return m[1]
+	}
+	brokers, esURL := field("Kafka"), field("Elasticsearch")
+	if strings.HasSuffix(brokers, ":9092") || strings.HasSuffix(esURL, ":9200") || field("Data") != dir ||
+		field("Node log tree") != filepath.Join(dir, "node") || strings.Contains(banner, "Demo tenants") {
+		t.Fatalf("the flags were not applied:\n%s", banner)
+	}
+	t.Setenv("SLUICE_KAFKA_BROKERS", brokers)
+	t.Setenv("SLUICE_ELASTICSEARCH_URLS", esURL)
+
+	c, err := (&nodelog.Node{Root: filepath.Join(dir, "node")}).AddContainer("alpha", "api-1", "app", nodelog.CRI)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if sh.Telemetry.Addr != telemetry.DefaultAddr {
-		t.Errorf("the shipper listens on %q, want %q", sh.Telemetry.Addr, telemetry.DefaultAddr)
+	defer c.Close()
+	for i := range 3 {
+		if err := c.Write(time.Now(), "stdout", fmt.Sprintf("hello from alpha %d", i)); err != nil {
+			t.Fatal(err)
+		}
 	}
+	testwait.For(t, 90*time.Second, "sluice search to find alpha's lines", func() (bool, string) {
+		var b, e bytes.Buffer
+		err := run(ctx, []string{"search", "--tenant", "alpha", "--json", "hello"}, &b, &e)
+		return err == nil && strings.Count(b.String(), "hello from alpha") == 3, fmt.Sprintf("%v %s %s", err, b.String(), e.String())
+	})
+	var tail bytes.Buffer
+	tctx, tcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer tcancel()
+	if err := run(tctx, []string{"tail", "--tenant", "alpha", "--from-beginning", "-n", "3"}, &tail, io.Discard); err != nil {
+		t.Fatalf("tail: %v\n%s", err, tail.String())
+	}
+	if !strings.Contains(tail.String(), "hello from alpha 2") {
+		t.Errorf("tail: %q", tail.String())
+	}
+}
+
+// TestDevHelp: the dev stack's settings are in its help, with the
+// loopback default of its telemetry address.
+func TestDevHelp(t *testing.T) {
 	help, _, _ := sluice(t, t.Context(), "dev", "--help")
 	if !regexp.MustCompile(`\nSLUICE_TELEMETRY_ADDR +string +127\.0\.0\.1:9464 `).MatchString(help) {
 		t.Errorf("dev --help:\n%s", help)
+	}
+	for _, s := range []string{"SLUICE_DEV_DIR", "SLUICE_DEV_ES_FAULT_STATUS", "--no-demo", "--kafka-addr"} {
+		if !strings.Contains(help, s) {
+			t.Errorf("dev --help does not mention %s", s)
+		}
 	}
 }

@@ -17,10 +17,10 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluicelogs/sluice/internal/apptest"
 	"github.com/sluicelogs/sluice/internal/testwait"
 )
 
@@ -298,32 +298,6 @@ func checkKubectl(args []string, exists func(string) error, values string) error
 	return nil
 }
 
-var (
-	devBinOnce sync.Once
-	devBinPath string
-	devBinErr  error
-)
-
-// devBinary builds the full binary (with sluice dev) once per test run.
-func devBinary(t *testing.T) string {
-	t.Helper()
-	devBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "sluice-devbin-")
-		if err != nil {
-			devBinErr = err
-			return
-		}
-		devBinPath = filepath.Join(dir, "sluice")
-		if out, err := exec.Command("go", "build", "-o", devBinPath, ".").CombinedOutput(); err != nil {
-			devBinErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if devBinErr != nil {
-		t.Fatal(devBinErr)
-	}
-	return devBinPath
-}
-
 func freePort(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -354,7 +328,7 @@ func TestDocsRun(t *testing.T) {
 	if len(lines) < 10 {
 		t.Fatalf("%d lines marked to run; the tour alone has more", len(lines))
 	}
-	bin := devBinary(t)
+	bin := apptest.DevBinary(t)
 	work := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(work, "bin"), 0o755); err != nil {
 		t.Fatal(err)
@@ -368,25 +342,11 @@ func TestDocsRun(t *testing.T) {
 		"SLUICE_ELASTICSEARCH_URLS=http://"+esAddr,
 		"PATH="+filepath.Join(work, "bin")+":"+os.Getenv("PATH"),
 	)
-	ctx, stop := context.WithCancel(context.Background())
-	dev := exec.CommandContext(ctx, bin, "dev")
-	dev.Dir = work
-	dev.Env = append(os.Environ(), "SLUICE_DEV_DIR="+filepath.Join(work, ".sluice"),
-		"SLUICE_DEV_KAFKA_ADDR="+kafkaAddr, "SLUICE_DEV_ES_ADDR="+esAddr,
-		"SLUICE_TELEMETRY_ADDR="+telemetryAddr, "SLUICE_LOG_LEVEL=warn")
-	var devOut bytes.Buffer
-	dev.Stdout, dev.Stderr = &devOut, &devOut
-	dev.WaitDelay = 30 * time.Second
-	if err := dev.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stop()
-		_ = dev.Wait()
-		if t.Failed() {
-			t.Logf("sluice dev:\n%s", devOut.String())
-		}
-	})
+	// Killed at the end of the test, its output logged if the test failed.
+	apptest.Start(t, apptest.Config{Bin: bin, Args: []string{"dev"}, Dir: work, Env: []string{
+		"SLUICE_DEV_DIR=" + filepath.Join(work, ".sluice"),
+		"SLUICE_DEV_KAFKA_ADDR=" + kafkaAddr, "SLUICE_DEV_ES_ADDR=" + esAddr,
+		"SLUICE_TELEMETRY_ADDR=" + telemetryAddr, "SLUICE_LOG_LEVEL=warn"}})
 	// The demo's three tenants have documents, routed audit lines and
 	// dead letters included, before the tour starts.
 	testwait.For(t, 3*time.Minute, "the demo's documents indexed", func() (bool, string) {

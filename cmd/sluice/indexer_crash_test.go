@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/indexer"
+	"github.com/sluicelogs/sluice/internal/apptest"
 	"github.com/sluicelogs/sluice/internal/esfake"
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/internal/kafkatest"
@@ -33,7 +32,7 @@ import (
 // topic, and every record that is not a record is in its tenant's
 // dead-letter topic.
 func TestIndexerSurvivesKill9(t *testing.T) {
-	sluiceBinary(t)
+	apptest.Binary(t)
 	const (
 		group        = "sluice-indexer"
 		kills        = 6
@@ -43,12 +42,12 @@ func TestIndexerSurvivesKill9(t *testing.T) {
 	// The event time is noon yesterday: the index day never changes
 	// during the test.
 	eventTime := time.Now().UTC().Truncate(24 * time.Hour).Add(-12 * time.Hour)
-	type target struct{ topic, tenant, stream, dlq, index string }
+	type target struct{ topic, tenant, dataset, dlq, index string }
 	var targets []target
 	for _, tg := range []target{{"logs.parsed.alpha", "alpha", "", "logs.dlq.alpha", ""},
 		{"logs.parsed.alpha.audit", "alpha", "audit", "logs.dlq.alpha", ""},
 		{"logs.parsed.beta", "beta", "", "logs.dlq.beta", ""}} {
-		tg.index = indexer.IndexName("sluice", tg.tenant, tg.stream, eventTime, time.UTC)
+		tg.index = indexer.IndexName("sluice", tg.tenant, tg.dataset, eventTime, time.UTC)
 		targets = append(targets, tg)
 	}
 	parsed := []string{targets[0].topic, targets[1].topic, targets[2].topic}
@@ -148,43 +147,20 @@ func TestIndexerSurvivesKill9(t *testing.T) {
 	}
 	t.Cleanup(stopProducer)
 
-	// A process still running when the test ends is killed.
-	var running *process
-	t.Cleanup(func() {
-		if running != nil {
-			_ = running.cmd.Process.Kill()
-			<-running.done
-		}
-	})
-	var killedLogs []string
-	defer func() {
-		if t.Failed() {
-			for k, l := range killedLogs {
-				t.Logf("output of indexer %d (killed):\n%s", k, l)
-			}
-		}
-	}()
-
 	rng := rand.New(rand.NewPCG(9, 21))
 	for k := range kills {
 		id := fmt.Sprintf("indexer %d", k)
-		p := startProcess(t, env(), "indexer")
-		running = p
+		p := apptest.Sluice(t, env(), "indexer")
 		select {
-		case err := <-p.done:
-			running = nil
-			t.Fatalf("%s exited before it was killed: %v\n%s", id, err, p.logs.String())
+		case <-p.Done():
+			t.Fatalf("%s exited before it was killed: %v", id, p.Wait())
 		case <-time.After(time.Duration(200+rng.IntN(700)) * time.Millisecond):
 		}
-		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		if err := p.Kill(); err != nil {
 			t.Fatal(err)
 		}
-		err := <-p.done
-		running = nil
-		killedLogs = append(killedLogs, p.logs.String())
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-			t.Fatalf("%s: %v, want killed by SIGKILL\n%s", id, err, p.logs.String())
+		if err := p.Wait(); !apptest.Killed(err) {
+			t.Fatalf("%s: %v, want killed by SIGKILL", id, err)
 		}
 		t.Logf("kill %d/%d: %d ids stored, %d conflicts so far", k+1, kills, len(es.IDs()), es.Stats().Conflicts)
 	}
@@ -193,23 +169,15 @@ func TestIndexerSurvivesKill9(t *testing.T) {
 	produced, undecodable := len(sentIDs), len(garbage)
 	mu.Unlock()
 
-	final := startProcess(t, env(), "indexer")
-	running = final
-	defer func() {
-		if t.Failed() {
-			t.Logf("output of the last indexer:\n%s", final.logs.String())
-		}
-	}()
+	final := apptest.Sluice(t, env(), "indexer")
 	if !testwait.Eventually(t, 45*time.Second, "the last indexer to commit every offset", func() (bool, string) {
 		return committedToEnd(cl, group, parsed), ""
 	}) {
-		_ = final.cmd.Process.Signal(syscall.SIGQUIT) // its goroutines, in the output
-		<-final.done
-		running = nil
+		_ = final.Signal(syscall.SIGQUIT) // its goroutines, in the output
+		_ = final.Wait()
 		t.Fatalf("%d of %d ids stored", len(es.IDs()), produced)
 	}
-	final.terminate(t)
-	running = nil
+	final.Terminate(t)
 
 	// Every record is stored once, in the index of its topic; nothing else
 	// is stored.

@@ -288,15 +288,15 @@ func (k *kafkaSession) tenantTopic(ctx context.Context, tenant, topic string) er
 		return fmt.Errorf("tenant %s has no topic %s (%v)", tenant, topic, err)
 	}
 	raw := k.topics.Raw(tenant)
-	var tenants, streams []string
+	var tenants, datasets []string
 	for _, name := range all.Names() {
-		tn, kind, stream, ok := k.topics.TenantOf(name)
+		tn, kind, dataset, ok := k.topics.TenantOf(name)
 		switch {
 		case !ok:
 		case kind == kafka.KindRaw:
 			tenants = append(tenants, tn)
-		case tn == tenant && stream != "":
-			streams = append(streams, stream)
+		case tn == tenant && dataset != "":
+			datasets = append(datasets, dataset)
 		}
 	}
 	if _, tenantOK := all[raw]; !tenantOK {
@@ -306,19 +306,19 @@ func (k *kafkaSession) tenantTopic(ctx context.Context, tenant, topic string) er
 		}
 		return fmt.Errorf("%s; make it with: sluice tenant create %s", msg, tenant)
 	}
-	if _, _, stream, _ := k.topics.TenantOf(topic); stream != "" {
-		msg := fmt.Sprintf("tenant %s has no stream topic %s", tenant, topic)
-		if s := cli.Suggest(stream, streams); s != "" {
-			msg += fmt.Sprintf(" (did you mean --stream %s?)", s)
+	if _, _, dataset, _ := k.topics.TenantOf(topic); dataset != "" {
+		msg := fmt.Sprintf("tenant %s has no dataset topic %s", tenant, topic)
+		if s := cli.Suggest(dataset, datasets); s != "" {
+			msg += fmt.Sprintf(" (did you mean --dataset %s?)", s)
 		}
-		slices.Sort(streams)
-		if len(streams) > 0 {
-			msg += "; its streams: " + strings.Join(streams, ", ")
+		slices.Sort(datasets)
+		if len(datasets) > 0 {
+			msg += "; its datasets: " + strings.Join(datasets, ", ")
 		} else {
-			msg += "; it has no streams"
+			msg += "; it has no datasets"
 		}
-		return fmt.Errorf("%s; a pipeline that routes to stream %s makes it when applied, or make it with: sluice tenant create --streams %s %s",
-			msg, stream, stream, tenant)
+		return fmt.Errorf("%s; a pipeline that routes to dataset %s makes it when applied, or make it with: sluice tenant create --datasets %s %s",
+			msg, dataset, dataset, tenant)
 	}
 	return fmt.Errorf("tenant %s has no topic %s; make it with: sluice tenant create %s", tenant, topic, tenant)
 }

@@ -128,12 +128,12 @@ func TestKafkaWrongPassword(t *testing.T) {
 	}
 }
 
-// TestUnknownTenantAndStream: tail and produce check the topic first: a
-// tenant or stream that does not exist is an error naming the topic, the
+// TestUnknownTenantAndDataset: tail and produce check the topic first: a
+// tenant or dataset that does not exist is an error naming the topic, the
 // command that makes it, and a close name, instead of silence or Kafka's
 // UNKNOWN_TOPIC_OR_PARTITION. The pipeline commands name the command that
 // makes the tenant too.
-func TestUnknownTenantAndStream(t *testing.T) {
+func TestUnknownTenantAndDataset(t *testing.T) {
 	_, cl := tenantCluster(t)
 	kafkatest.CreateTopics(t, cl, 1, "logs.parsed.shop.audit", "logs.parsed.shop.errors")
 	setStdin(t, "a line\n")
@@ -146,8 +146,12 @@ func TestUnknownTenantAndStream(t *testing.T) {
 		{[]string{"produce", "--tenant", "shop-web"}, "sluice: produce: tenant shop-web has no topic logs.raw.shop-web; make it with: sluice tenant create shop-web\n"},
 		{[]string{"pipeline", "get", "shop-web"}, "sluice: get shop-web: no pipeline stored: tenant shop-web: the tenant's config topic does not exist (logs.config.shop-web); make it with: sluice tenant create shop-web\n"},
 		{[]string{"pipeline", "delete", "shop-web"}, "sluice: tenant shop-web: the tenant's config topic does not exist (logs.config.shop-web); make it with: sluice tenant create shop-web\n"},
-		{[]string{"tail", "--tenant", "shop", "--stream", "audti"}, "sluice: tail: tenant shop has no stream topic logs.parsed.shop.audti (did you mean --stream audit?); its streams: audit, errors; " +
-			"a pipeline that routes to stream audti makes it when applied, or make it with: sluice tenant create --streams audti shop\n"},
+		{[]string{"tail", "--tenant", "shop", "--dataset", "audti"}, "sluice: tail: tenant shop has no dataset topic logs.parsed.shop.audti (did you mean --dataset audit?); its datasets: audit, errors; " +
+			"a pipeline that routes to dataset audti makes it when applied, or make it with: sluice tenant create --datasets audti shop\n"},
+		// --stream, the deprecated name of --dataset, warns.
+		{[]string{"tail", "--tenant", "shop", "--stream", "audti"}, "warning: --stream is deprecated: use --dataset\n" +
+			"sluice: tail: tenant shop has no dataset topic logs.parsed.shop.audti (did you mean --dataset audit?); its datasets: audit, errors; " +
+			"a pipeline that routes to dataset audti makes it when applied, or make it with: sluice tenant create --datasets audti shop\n"},
 	} {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 		stdout, stderr, code := sluice(t, ctx, tt.args...)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/sluicelogs/sluice/internal/apptest"
 	"github.com/sluicelogs/sluice/internal/k8sfake"
 	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/nodelog"
@@ -29,7 +29,7 @@ import (
 // tenant the namespace's label names; once the namespace is relabelled,
 // the next lines go to the new tenant, and every line is shipped once.
 func TestShipperKubernetesMetadata(t *testing.T) {
-	sluiceBinary(t)
+	apptest.Binary(t)
 	brokers := kafkatest.Cluster(t, kafkatest.Topics(1, "logs.raw.alpha", "logs.raw.beta", "logs.raw.shop")).ListenAddrs()
 
 	api := k8sfake.Start(t, k8sfake.RequireToken("s3cret"))
@@ -67,8 +67,8 @@ func TestShipperKubernetesMetadata(t *testing.T) {
 		"SLUICE_SHIPPER_NAMESPACE_LABEL_PREFIXES=team",
 	)
 	started := time.Now()
-	sh := startProcess(t, env, "shipper")
-	t.Cleanup(func() { sh.terminate(t) })
+	sh := apptest.Sluice(t, env, "shipper")
+	t.Cleanup(func() { sh.Terminate(t) })
 
 	recs := consumeRecords(t, brokers, "logs.raw.alpha", "logs.raw.beta", "logs.raw.shop")
 	write := func(from, to int) {
@@ -79,7 +79,7 @@ func TestShipperKubernetesMetadata(t *testing.T) {
 		}
 	}
 	write(0, 50)
-	recs.waitFor(t, 30*time.Second, sh, 50)
+	recs.waitFor(t, 30*time.Second, 50)
 	for _, r := range recs.of("logs.raw.alpha") {
 		k := r.Kubernetes
 		if r.Metadata != "" || k.Labels["app"] != "cart" || k.ContainerImage != "registry.example/cart:1.2.3" ||
@@ -99,13 +99,13 @@ func TestShipperKubernetesMetadata(t *testing.T) {
 	next := 50
 	for len(recs.of("logs.raw.beta")) == 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("no line reached beta after the relabel:\n%s", sh.logs.String())
+			t.Fatal("no line reached beta after the relabel")
 		}
 		write(next, next+10)
 		next += 10
 		time.Sleep(100 * time.Millisecond)
 	}
-	recs.waitFor(t, 30*time.Second, sh, next)
+	recs.waitFor(t, 30*time.Second, next)
 	seen := map[string]int{}
 	for _, topic := range []string{"logs.raw.alpha", "logs.raw.beta", "logs.raw.shop"} {
 		for _, r := range recs.of(topic) {
@@ -169,9 +169,9 @@ func (rs *records) of(topic string) []schemas.Record {
 }
 
 // waitFor waits until n records arrived, in all topics together.
-func (rs *records) waitFor(t *testing.T, within time.Duration, p *process, n int) {
+func (rs *records) waitFor(t *testing.T, within time.Duration, n int) {
 	t.Helper()
-	if !testwait.Eventually(t, within, fmt.Sprintf("%d records", n), func() (bool, string) {
+	testwait.For(t, within, fmt.Sprintf("%d records", n), func() (bool, string) {
 		rs.mu.Lock()
 		defer rs.mu.Unlock()
 		got := 0
@@ -179,7 +179,5 @@ func (rs *records) waitFor(t *testing.T, within time.Duration, p *process, n int
 			got += len(recs)
 		}
 		return got >= n, fmt.Sprintf("%d records", got)
-	}) {
-		t.Fatalf("shipper log:\n%s", strings.TrimSpace(p.logs.String()))
-	}
+	})
 }

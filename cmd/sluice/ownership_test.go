@@ -21,7 +21,7 @@ import (
 
 // TestPipelineOwnership: with the ACLs sluice tenant create sets, enforced,
 // a tenant applies, gets and deletes its own pipeline with its own
-// credentials (apply making the stream topics it routes to), and cannot
+// credentials (apply making the dataset topics it routes to), and cannot
 // read, write or delete another tenant's pipeline or status, nor forge
 // routers' status; a router principal with the router's ACLs loads every
 // tenant's pipeline and writes status the tenant can read.
@@ -77,15 +77,15 @@ func TestPipelineOwnership(t *testing.T) {
 		}
 	}
 
-	const shopDoc = "tenant: shop\nversion: 1\nsteps:\n  - route: {if: 'log contains \"audit\"', stream: audit}\n"
+	const shopDoc = "tenant: shop\nversion: 1\nsteps:\n  - route: {if: 'log contains \"audit\"', dataset: audit}\n"
 	const webDoc = "tenant: shop-web\nversion: 1\nsteps:\n  - set: {field: env, value: prod}\n"
 
 	// shop applies, gets and re-applies its own pipeline; apply makes the
-	// stream topic through the tenant's prefixed CREATE ACL.
+	// dataset topic through the tenant's prefixed CREATE ACL.
 	as("shop", "shop-password")
 	out, _, err := runPipelineCmd(t, "apply", "-f", writePipeline(t, shopDoc))
 	if err != nil || !strings.HasSuffix(out, "\n+"+strings.ReplaceAll(strings.TrimSuffix(shopDoc, "\n"), "\n", "\n+")+
-		"\ncreated stream topic logs.parsed.shop.audit\napplied: tenant shop version 1 to logs.config.shop\n") {
+		"\ncreated dataset topic logs.parsed.shop.audit\napplied: tenant shop version 1 to logs.config.shop\n") {
 		t.Fatalf("shop applies its pipeline: %q %v", out, err)
 	}
 	if out, _, err := runPipelineCmd(t, "get", "shop"); err != nil || !strings.Contains(out, "# stored: version 1") || !strings.Contains(out, shopDoc) {
@@ -125,7 +125,7 @@ func TestPipelineOwnership(t *testing.T) {
 		}
 	}
 	if _, err := kadm.NewClient(shop).CreateTopic(ctx, 1, -1, nil, "logs.parsed.shop-web.x"); !errors.Is(err, kerr.TopicAuthorizationFailed) {
-		t.Errorf("shop creates a stream topic of shop-web: %v", err)
+		t.Errorf("shop creates a dataset topic of shop-web: %v", err)
 	}
 
 	// shop-web applies its own.
@@ -179,7 +179,7 @@ func TestPipelineOwnership(t *testing.T) {
 		t.Errorf("shop sees its status: %q %v", out, err)
 	}
 
-	// Where a tenant may not make stream topics, apply names those
+	// Where a tenant may not make dataset topics, apply names those
 	// missing and the command that makes them.
 	as("admin", "admin-secret")
 	if _, err := adm.DeleteACLs(ctx, kadm.NewACLs().Allow("User:shop").Operations(kadm.OpCreate).
@@ -187,13 +187,20 @@ func TestPipelineOwnership(t *testing.T) {
 		t.Fatal(err)
 	}
 	as("shop", "shop-password")
-	doc2 := strings.Replace(shopDoc, "version: 1", "version: 2", 1) + "  - route: {if: 'true', stream: billing}\n"
+	doc2 := strings.Replace(shopDoc, "version: 1", "version: 2", 1) + "  - route: {if: 'true', dataset: billing}\n"
 	if _, _, err := runPipelineCmd(t, "apply", "-f", writePipeline(t, doc2)); err == nil ||
-		!strings.Contains(err.Error(), "logs.parsed.shop.billing") || !strings.Contains(err.Error(), "sluice tenant create --streams billing shop") {
-		t.Errorf("apply with a stream topic the tenant cannot make: %v", err)
+		!strings.Contains(err.Error(), "logs.parsed.shop.billing") || !strings.Contains(err.Error(), "sluice tenant create --datasets billing shop") {
+		t.Errorf("apply with a dataset topic the tenant cannot make: %v", err)
 	}
 	if out, _, err := runPipelineCmd(t, "get", "shop"); err != nil || !strings.Contains(out, "# stored: version 1") {
 		t.Errorf("a refused apply changed the pipeline: %q %v", out, err)
+	}
+	// --allow-missing-streams, the former name of --allow-missing-datasets,
+	// stores it all the same, with a warning.
+	if out, errOut, err := runPipelineCmd(t, "apply", "--allow-missing-streams", "-f", writePipeline(t, doc2)); err != nil ||
+		!strings.Contains(out, "applied: tenant shop version 2") ||
+		!strings.HasPrefix(errOut, "warning: --allow-missing-streams is deprecated: use --allow-missing-datasets\n") {
+		t.Errorf("apply --allow-missing-streams: %q, %q, %v", out, errOut, err)
 	}
 
 	if out, _, err := runPipelineCmd(t, "delete", "shop"); err != nil || !strings.Contains(out, "deleted") {

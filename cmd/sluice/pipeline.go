@@ -73,7 +73,7 @@ give other values.`, router.TestPseudonymKeyText)
 		Examples: []string{
 			"sluice pipeline validate shop.yaml                 # schema, compile, its tests; offline",
 			"sluice pipeline test shop.yaml < lines.jsonl       # what the pipeline makes of sample records",
-			"sluice pipeline apply shop.yaml                    # show the diff, make its stream topics, store it",
+			"sluice pipeline apply shop.yaml                    # show the diff, make its dataset topics, store it",
 			"sluice pipeline get shop                           # stored version, what each router applies",
 		},
 		Epilog: settings,
@@ -89,8 +89,8 @@ give other values.`, router.TestPseudonymKeyText)
 				Epilog: seeSettings,
 				Flags: func(fs *flag.FlagSet) cli.Action {
 					file := fileFlag(fs)
-					return func(_ context.Context, args []string, stdout, _ io.Writer) error {
-						return pipelineValidate(*file, args, stdout)
+					return func(_ context.Context, args []string, stdout, stderr io.Writer) error {
+						return pipelineValidate(*file, args, stdout, stderr)
 					}
 				},
 			}),
@@ -106,16 +106,16 @@ give other values.`, router.TestPseudonymKeyText)
 				Epilog: settings,
 				Flags: func(fs *flag.FlagSet) cli.Action {
 					file := fileFlag(fs)
-					return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
-						return pipelineTest(ctx, *file, args, stdout)
+					return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+						return pipelineTest(ctx, *file, args, stdout, stderr)
 					}
 				},
 			}),
 			fileArgs(&cli.Command{
 				Name:    "apply",
-				Summary: "show what changes, make the stream topics it routes to, then store the pipeline in the tenant's config topic",
+				Summary: "show what changes, make the topics of the datasets it routes to, then store the pipeline in the tenant's config topic",
 				Description: `Validates the pipeline, prints a unified diff of it against the version stored in the tenant's
-config topic, makes (or checks) the stream topics it routes to, then stores it. Its version must be
+config topic, makes (or checks) the topics of the datasets it routes to, then stores it. Its version must be
 greater than the stored one. A version that removes steps of the stored one is stored only once
 confirmed: on a terminal apply asks (y/N); elsewhere it needs --yes.`,
 				Examples: []string{
@@ -129,7 +129,8 @@ confirmed: on a terminal apply asks (y/N); elsewhere it needs --yes.`,
 					o.file = fileFlag(fs)
 					o.timeout = kafkaTimeoutFlag(fs)
 					o.yes = fs.Bool("yes", false, "store a version that removes steps of the stored one without asking")
-					o.allowMissing = fs.Bool("allow-missing-streams", false, "store the pipeline even when stream topics it routes to are missing and cannot be made (the router pauses the tenant until they exist)")
+					o.allowMissing = fs.Bool("allow-missing-datasets", false, "store the pipeline even when the topics of datasets it routes to are missing and cannot be made (the router pauses the tenant until they exist)")
+					cli.DeprecatedAlias(fs, "allow-missing-streams", "allow-missing-datasets")
 					o.output = fs.String("output", "", "yaml: validate, then print the Pipeline resource (sluice.io/v1alpha1) holding the document, in the namespace of the tenant's name, and do nothing else (for sluice-controller)")
 					return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 						return pipelineApply(ctx, o, args, stdout, stderr)
@@ -253,7 +254,16 @@ type problemsError struct {
 func (e *problemsError) Error() string { return e.msg }
 func (e *problemsError) Unwrap() error { return e.err }
 
-func pipelineValidate(flagFile string, args []string, stdout io.Writer) error {
+// specWarnings writes what the document at file says that should change (a
+// deprecated key), one "warning:" line each with its line and column, as
+// specProblems writes problems.
+func specWarnings(w io.Writer, file string, warnings []router.Warning) {
+	for _, wn := range warnings {
+		fmt.Fprintf(w, "warning: %s: %s\n", file, wn)
+	}
+}
+
+func pipelineValidate(flagFile string, args []string, stdout, stderr io.Writer) error {
 	file, src, err := readPipelineFile(flagFile, args)
 	if err != nil {
 		return err
@@ -262,6 +272,7 @@ func pipelineValidate(flagFile string, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("validate %s: %w", file, specProblems(file, err))
 	}
+	specWarnings(stderr, file, p.Warnings())
 	_, err = fmt.Fprintf(stdout, "valid: tenant %s version %d, %d tests passed\n", p.Tenant, p.Version, len(p.Spec().Tests))
 	return err
 }
@@ -283,7 +294,7 @@ type testDLQ struct {
 	Error    string `json:"error"`
 }
 
-func pipelineTest(ctx context.Context, flagFile string, args []string, stdout io.Writer) error {
+func pipelineTest(ctx context.Context, flagFile string, args []string, stdout, stderr io.Writer) error {
 	if flagFile == "-" || (len(args) > 0 && args[0] == "-") {
 		return cli.Usagef("stdin carries the records; give the pipeline as a file")
 	}
@@ -307,6 +318,7 @@ func pipelineTest(ctx context.Context, flagFile string, args []string, stdout io
 	if err != nil {
 		return fmt.Errorf("test %s: %w", file, specProblems(file, err))
 	}
+	specWarnings(stderr, file, p.Warnings())
 
 	dec := schemas.NewDecoder()
 	out := bufio.NewWriter(stdout)
@@ -334,11 +346,11 @@ func pipelineTest(ctx context.Context, flagFile string, args []string, stdout io
 			o.Dropped = true
 		default:
 			o.Topic = topics.Parsed(p.Tenant)
-			if res.Stream != "" {
-				o.Topic = topics.ParsedStream(p.Tenant, res.Stream)
+			if res.Dataset != "" {
+				o.Topic = topics.ParsedDataset(p.Tenant, res.Dataset)
 			}
 			for _, c := range res.Copies {
-				o.Copies = append(o.Copies, topics.ParsedStream(p.Tenant, c))
+				o.Copies = append(o.Copies, topics.ParsedDataset(p.Tenant, c))
 			}
 			b, err := schemas.AppendJSON(nil, &rec)
 			if err != nil {
@@ -442,6 +454,7 @@ func pipelineApply(ctx context.Context, o applyOptions, args []string, stdout, s
 	if err != nil {
 		return fmt.Errorf("apply %s: %w", file, specProblems(file, err))
 	}
+	specWarnings(stderr, file, p.Warnings())
 	switch *o.output {
 	case "":
 	case "yaml":
@@ -491,26 +504,26 @@ func pipelineApply(ctx context.Context, o applyOptions, args []string, stdout, s
 			}
 		}
 		return k.bounded(ctx, func(ctx context.Context) error {
-			st, err := kafka.EnsureStreamTopics(ctx, k.adm, topics, p.Tenant, p.Streams())
+			st, err := kafka.EnsureDatasetTopics(ctx, k.adm, topics, p.Tenant, p.Datasets())
 			if err != nil {
-				return fmt.Errorf("apply %s: stream topics: %w", file, denied(err, p.Tenant, topics))
+				return fmt.Errorf("apply %s: dataset topics: %w", file, denied(err, p.Tenant, topics))
 			}
 			for _, topic := range st.Created {
-				fmt.Fprintf(stdout, "created stream topic %s\n", topic)
+				fmt.Fprintf(stdout, "created dataset topic %s\n", topic)
 			}
 			if len(st.Missing) > 0 {
 				var b strings.Builder
-				var streams []string
+				var datasets []string
 				for _, topic := range slices.Sorted(maps.Keys(st.Missing)) {
 					fmt.Fprintf(&b, "\n  %s: %v", topic, st.Missing[topic])
-					_, _, stream, _ := topics.TenantOf(topic)
-					streams = append(streams, stream)
+					_, _, dataset, _ := topics.TenantOf(topic)
+					datasets = append(datasets, dataset)
 				}
-				msg := fmt.Sprintf("the pipeline routes to stream topics that do not exist and could not be made:%s\n"+
-					"make them with administrator credentials: sluice tenant create --streams %s %s",
-					b.String(), strings.Join(streams, ","), p.Tenant)
+				msg := fmt.Sprintf("the pipeline routes to datasets whose topics do not exist and could not be made:%s\n"+
+					"make them with administrator credentials: sluice tenant create --datasets %s %s",
+					b.String(), strings.Join(datasets, ","), p.Tenant)
 				if !*o.allowMissing {
-					return fmt.Errorf("apply %s: %s\n(or apply with --allow-missing-streams: the router pauses the tenant until they exist)", file, msg)
+					return fmt.Errorf("apply %s: %s\n(or apply with --allow-missing-datasets: the router pauses the tenant until they exist)", file, msg)
 				}
 				fmt.Fprintf(stdout, "warning: %s\n", msg)
 			}

@@ -31,14 +31,14 @@ steps:
       field: log
   - route:
       if: 'attributes.level == "error"'
-      stream: errors
+      dataset: errors
   - drop:
       if: 'attributes.level == "debug"'
 tests:
   - name: routes errors
     line: '{"level":"error","msg":"x"}'
     expect:
-      stream: errors
+      dataset: errors
   - name: drops debug
     line: '{"level":"debug"}'
     expect:
@@ -101,15 +101,15 @@ func TestPipelineValidate(t *testing.T) {
 		{"good", goodPipeline, "valid: tenant acme version 3, 2 tests passed\n", nil},
 		{"unknown step", "tenant: acme\nversion: 1\nsteps:\n  - nope: {}\n", "", []string{"1 problem(s)", "line 4, column 5", `unknown step type "nope"`}},
 		{"bad expression and regex", "tenant: acme\nversion: 1\nsteps:\n  - drop:\n      if: 'attributes.x ==='\n  - regex:\n      field: log\n      pattern: '(?P<a'\n", "", []string{"2 problem(s)", "line 5", "line 8"}},
-		{"failing test", strings.Replace(goodPipeline, "stream: errors\n  - name", "stream: other\n  - name", 1), "", []string{"line 12", `test "routes errors"`}},
+		{"failing test", strings.Replace(goodPipeline, "dataset: errors\n  - name", "dataset: other\n  - name", 1), "", []string{"line 12", `test "routes errors"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := writePipeline(t, tt.doc)
-			out, _, err := runPipelineCmd(t, "validate", "-f", path)
+			out, errOut, err := runPipelineCmd(t, "validate", "-f", path)
 			if tt.wantErr == nil {
-				if err != nil || out != tt.wantOut {
-					t.Fatalf("validate = %q, %v; want %q", out, err, tt.wantOut)
+				if err != nil || out != tt.wantOut || errOut != "" {
+					t.Fatalf("validate = %q, %q, %v; want %q", out, errOut, err, tt.wantOut)
 				}
 				return
 			}
@@ -128,6 +128,25 @@ func TestPipelineValidate(t *testing.T) {
 	}
 	if _, _, err := runPipelineCmd(t, "validate", "-f", filepath.Join(t.TempDir(), "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// TestPipelineDeprecatedKeys: a document that still says stream for a
+// route's dataset is valid, and validate and test say, on stderr, where it
+// should say dataset.
+func TestPipelineDeprecatedKeys(t *testing.T) {
+	old := strings.ReplaceAll(goodPipeline, "dataset: errors", "stream: errors")
+	path := writePipeline(t, old)
+	want := "warning: " + path + ": line 8, column 7: route.stream is deprecated: write route.dataset (same meaning)\n" +
+		"warning: " + path + ": line 15, column 7: expect.stream is deprecated: write expect.dataset (same meaning)\n"
+	out, errOut, err := runPipelineCmd(t, "validate", path)
+	if err != nil || out != "valid: tenant acme version 3, 2 tests passed\n" || errOut != want {
+		t.Errorf("validate = %q, %q, %v; want the warnings\n%s", out, errOut, err, want)
+	}
+	setStdin(t, `{"log": "{\"level\":\"error\"}"}`+"\n")
+	out, errOut, err = runPipelineCmd(t, "test", path)
+	if err != nil || !strings.Contains(out, `"topic":"logs.parsed.acme.errors"`) || errOut != want {
+		t.Errorf("test = %q, %q, %v; want the warnings\n%s", out, errOut, err, want)
 	}
 }
 
@@ -277,14 +296,14 @@ func TestPipelineApplyGetListDelete(t *testing.T) {
 		}
 	}
 
-	// The pipeline routes to stream errors: apply makes its topic.
+	// The pipeline routes to dataset errors: apply makes its topic.
 	out, _, err = runPipelineCmd(t, "apply", "-f", good)
 	if err != nil || !strings.HasPrefix(out, "--- logs.config.acme (nothing stored: pass-through)\n+++ "+good+" (version 3)\n@@ -0,0 +1,19 @@\n+tenant: acme\n") ||
-		!strings.HasSuffix(out, "+      dropped: true\ncreated stream topic logs.parsed.acme.errors\napplied: tenant acme version 3 to logs.config.acme\n") {
+		!strings.HasSuffix(out, "+      dropped: true\ncreated dataset topic logs.parsed.acme.errors\napplied: tenant acme version 3 to logs.config.acme\n") {
 		t.Fatalf("apply = %q, %v", out, err)
 	}
 	if d, err := kadm.NewClient(cl).ListTopics(ctx, "logs.parsed.acme.errors"); err != nil || len(d["logs.parsed.acme.errors"].Partitions) != 2 {
-		t.Errorf("stream topic: %+v %v, want 2 partitions like logs.parsed.acme", d, err)
+		t.Errorf("dataset topic: %+v %v, want 2 partitions like logs.parsed.acme", d, err)
 	}
 	// Same version again: refused.
 	if _, _, err := runPipelineCmd(t, "apply", "-f", good); !errors.Is(err, router.ErrVersionNotIncreasing) {

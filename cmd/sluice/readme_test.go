@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluicelogs/sluice/devstack"
 	"github.com/sluicelogs/sluice/indexer"
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/router"
@@ -30,7 +31,7 @@ var settingsDocs = map[string]string{
 // true: each must be exactly what the configuration structs describe. With
 // -update-readme it rewrites them.
 func TestREADMESettings(t *testing.T) {
-	for name, cfg := range map[string]any{"shipper": &shipper.Config{}, "router": &router.Config{}, "indexer": &indexer.Config{}, "dev": &devConfig{}} {
+	for name, cfg := range map[string]any{"shipper": &shipper.Config{}, "router": &router.Config{}, "indexer": &indexer.Config{}, "dev": &devstack.Config{}} {
 		path := settingsDocs[name]
 		doc, err := os.ReadFile(path)
 		if err != nil {

@@ -10,12 +10,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicelogs/sluice/internal/apptest"
 	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/nodelog"
 	"github.com/sluicelogs/sluice/internal/testwait"
@@ -157,10 +157,10 @@ func (ty *tally) missing(pods []string, written []int) (ranges []string, total i
 
 // shipperWarnings returns the warning and error lines of a stopped
 // shipper's output, at most max of them, and how many there were.
-func shipperWarnings(p *process, max int) ([]string, int) {
+func shipperWarnings(p *apptest.Process, max int) ([]string, int) {
 	var out []string
 	n := 0
-	for _, l := range strings.Split(p.logs.String(), "\n") {
+	for _, l := range strings.Split(p.Output(), "\n") {
 		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") ||
 			strings.Contains(l, `"level":"WARN"`) || strings.Contains(l, `"level":"ERROR"`) {
 			n++
@@ -343,7 +343,7 @@ func TestShipperSurvivesLongStopsWithKubeletRotation(t *testing.T) {
 		minRun      = time.Second // before the caught-up check
 		settle      = 2 * time.Second
 	)
-	sluiceBinary(t) // build before anything is written
+	apptest.Binary(t) // build before anything is written
 	brokers := kafkatest.Cluster(t, kafkatest.Topics(2, "logs.raw.alpha", "logs.raw.beta")).ListenAddrs()
 
 	root := t.TempDir()
@@ -374,21 +374,13 @@ func TestShipperSurvivesLongStopsWithKubeletRotation(t *testing.T) {
 	// The first shipper finds a node it has never seen and reads the
 	// current files from their start: it must be up before anything is
 	// written.
-	start := func() *process {
-		p := startProcess(t, env, "shipper")
-		t.Cleanup(func() { _ = p.cmd.Process.Kill() }) // after a failure; a no-op once it exited
-		return p
-	}
+	start := func() *apptest.Process { return apptest.Sluice(t, env, "shipper") }
 	first := start()
 	cpFile := filepath.Join(root, "checkpoints", "checkpoints.json")
-	if !testwait.Eventually(t, 10*time.Second, "the first shipper to start (its checkpoints file)", func() (bool, string) {
+	testwait.For(t, 10*time.Second, "the first shipper to start (its checkpoints file)", func() (bool, string) {
 		_, err := os.Stat(cpFile)
 		return err == nil, fmt.Sprint(err)
-	}) {
-		_ = first.cmd.Process.Kill()
-		<-first.done
-		t.Fatalf("first shipper's output:\n%s", first.logs.String())
-	}
+	})
 	var stopWriting atomic.Bool
 	var wg sync.WaitGroup
 	for i, w := range writers {
@@ -426,10 +418,9 @@ func TestShipperSurvivesLongStopsWithKubeletRotation(t *testing.T) {
 		// (saved every 100ms): the checkpoint is after line acked[i].
 		acked := ty.highest()
 		time.Sleep(settle)
-		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		if err := p.Kill(); err != nil {
 			t.Fatal(err)
 		}
-		<-p.done
 		killedAt := time.Now()
 		warns, nWarns := shipperWarnings(p, 5)
 		t.Logf("stop %d/%d: shipper killed after %v, %d warnings and errors in its output%s",
@@ -464,11 +455,6 @@ func TestShipperSurvivesLongStopsWithKubeletRotation(t *testing.T) {
 		p = start()
 	}
 	final := p
-	defer func() {
-		if t.Failed() {
-			t.Logf("last shipper's output:\n%s", final.logs.String())
-		}
-	}()
 
 	written := make([]int, len(writers))
 	total := 0
@@ -480,7 +466,7 @@ func TestShipperSurvivesLongStopsWithKubeletRotation(t *testing.T) {
 		w.mu.Unlock()
 	}
 	ty.waitAll(total, 15*time.Second, time.Now().Add(60*time.Second))
-	final.terminate(t)
+	final.Terminate(t)
 
 	ranges, missing := ty.missing(pods, written)
 	ty.mu.Lock()

@@ -11,7 +11,7 @@ import (
 func routerCommand() *cli.Command {
 	return serviceCommand("router", "apply each tenant's pipeline between its raw and parsed topics, in Kafka transactions",
 		"Consumes <prefix>.raw.<tenant>, applies each tenant's pipeline from <prefix>.config and produces to\n"+
-			"<prefix>.parsed.<tenant>[.<stream>] or <prefix>.dlq.<tenant>, in Kafka transactions.",
+			"<prefix>.parsed.<tenant>[.<dataset>] or <prefix>.dlq.<tenant>, in Kafka transactions.",
 		func(c *router.Config) telemetry.Config { return c.Telemetry },
 		func(ctx context.Context, cfg router.Config, st stage) error {
 			r, err := router.New(cfg, router.Options{Logger: st.log, Registerer: st.reg, Ready: st.ready})

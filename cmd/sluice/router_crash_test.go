@@ -7,12 +7,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicelogs/sluice/internal/apptest"
 	"github.com/sluicelogs/sluice/internal/kafka"
 	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/testwait"
@@ -42,7 +42,7 @@ func TestRouterSurvivesKill9(t *testing.T) {
 }
 
 func routerSurvivesKill9(t *testing.T, extraEnv []string) {
-	sluiceBinary(t)
+	apptest.Binary(t)
 	tenants := []string{"alpha", "beta"}
 	var topics []string
 	var state []string
@@ -107,13 +107,12 @@ func routerSurvivesKill9(t *testing.T, extraEnv []string) {
 	rng := rand.New(rand.NewPCG(3, 9))
 	var killedLogs strings.Builder
 	for k := range 6 {
-		p := startProcess(t, env, "router")
+		p := apptest.Sluice(t, env, "router")
 		time.Sleep(time.Duration(700+rng.IntN(1500)) * time.Millisecond)
-		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		if err := p.Kill(); err != nil {
 			t.Fatal(err)
 		}
-		<-p.done
-		killedLogs.WriteString(p.logs.String())
+		killedLogs.WriteString(p.Output())
 		t.Logf("kill %d", k+1)
 	}
 	stop.Store(true)
@@ -125,12 +124,7 @@ func routerSurvivesKill9(t *testing.T, extraEnv []string) {
 	// tenant left out of every transaction, a backlog drains one
 	// background round at a time; on a machine loaded by the other tests
 	// that has outlasted the wait below.)
-	final := startProcess(t, env[:len(env)-len(extraEnv)], "router")
-	defer func() {
-		if t.Failed() {
-			t.Logf("last router's output:\n%s", final.logs.String())
-		}
-	}()
+	final := apptest.Sluice(t, env[:len(env)-len(extraEnv)], "router")
 	cons := kafkatest.Client(t, cluster, kgo.ConsumeTopics("logs.parsed.alpha", "logs.parsed.beta", "logs.dlq.alpha", "logs.dlq.beta"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(100*time.Millisecond))
 	dec := schemas.NewDecoder()
@@ -171,7 +165,7 @@ func routerSurvivesKill9(t *testing.T, extraEnv []string) {
 	cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) { t.Errorf("late record on %s at %d", r.Topic, r.Offset) })
 	cancel()
 
-	final.terminate(t)
+	final.Terminate(t)
 	if len(extraEnv) > 0 && !strings.Contains(killedLogs.String(), "finishing it in the background") {
 		t.Error("no tenant was left out of a transaction: the run did not exercise the background path")
 	}

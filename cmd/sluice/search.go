@@ -42,7 +42,7 @@ func searchCommand() *cli.Command {
 		Summary: "search a tenant's indices with a Lucene query string; prints the newest matches, newest last",
 		Usage:   "--tenant NAME [flags] [--] QUERY...",
 		Args:    "QUERY...", MaxArgs: -1,
-		Description: `Searches the tenant's documents, in its own indices (<prefix>-<tenant>-* and its route streams) and in
+		Description: `Searches the tenant's documents, in its own indices (<prefix>-<tenant>-* and its datasets', <prefix>-<tenant>.<dataset>-*) and in
 the shared ones (<prefix>-_shared-*, routed and filtered by tenant), with a Lucene query string
 (e.g. 'kubernetes.pod_name:cart-1 AND level:error'; '*' or nothing for everything). It prints the
 --size newest matching documents in time order, oldest first: the newest last, as in a log, just
@@ -390,7 +390,7 @@ func (s searcher) tenantsIndexed(ctx context.Context) []string {
 	var out []string
 	for _, r := range rows {
 		name := strings.TrimPrefix(r.Index, p)
-		// <tenant>[.<stream>]-YYYY.MM.DD
+		// <tenant>[.<dataset>]-YYYY.MM.DD
 		if i := strings.LastIndexByte(name, '-'); i > 0 {
 			name = name[:i]
 		}

@@ -5,28 +5,26 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sluicelogs/sluice/devstack"
 	"github.com/sluicelogs/sluice/indexer"
-	"github.com/sluicelogs/sluice/internal/devstack"
 	"github.com/sluicelogs/sluice/internal/esfake"
 )
 
 // searchStore starts the embedded store with the indexer's templates and
 // points sluice search at it.
-func searchStore(t *testing.T) *httptest.Server {
+func searchStore(t *testing.T) string {
 	t.Helper()
-	st, err := devstack.Open(t.TempDir())
+	st, err := devstack.StartStore("127.0.0.1:0", t.TempDir(), nil, devstack.Faults{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(st.Handler())
-	t.Cleanup(func() { srv.Close(); _ = st.Close() })
-	t.Setenv("SLUICE_ELASTICSEARCH_URLS", srv.URL)
+	t.Cleanup(func() { _ = st.Close() })
+	t.Setenv("SLUICE_ELASTICSEARCH_URLS", st.URL())
 
 	// The indexer's templates: log is text, the rest keyword.
 	for name, file := range map[string]string{"sluice": "template.json", "sluice-shared": "template-shared.json"} {
@@ -34,13 +32,13 @@ func searchStore(t *testing.T) *httptest.Server {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req, _ := http.NewRequest(http.MethodPut, srv.URL+"/_index_template/"+name, bytes.NewReader(tmpl))
+		req, _ := http.NewRequest(http.MethodPut, st.URL()+"/_index_template/"+name, bytes.NewReader(tmpl))
 		req.Header.Set("Content-Type", "application/json")
 		if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 200 {
 			t.Fatalf("template: %v %v", err, res)
 		}
 	}
-	return srv
+	return st.URL()
 }
 
 // TestSearch runs sluice search against the embedded store holding two
@@ -48,7 +46,7 @@ func searchStore(t *testing.T) *httptest.Server {
 // their own indices and in the shared ones (a layout change from dedicated
 // to shared): a tenant's are found in both, merged newest first.
 func TestSearch(t *testing.T) {
-	srv := searchStore(t)
+	url := searchStore(t)
 	now := time.Now().UTC()
 	var bulk strings.Builder
 	for i, d := range []struct {
@@ -76,7 +74,7 @@ func TestSearch(t *testing.T) {
 		fmt.Fprintf(&bulk, `{"@timestamp":%q,"tenant":%q,"log":%q,"kubernetes":{"namespace_name":"shop","pod_name":%q,"container_name":"app"}}`+"\n",
 			at.Format(time.RFC3339Nano), d.tenant, d.log, d.pod)
 	}
-	res, err := http.Post(srv.URL+"/_bulk?refresh=true", "application/x-ndjson", strings.NewReader(bulk.String()))
+	res, err := http.Post(url+"/_bulk?refresh=true", "application/x-ndjson", strings.NewReader(bulk.String()))
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("bulk: %v %v", err, res.Status)
 	}
@@ -121,7 +119,7 @@ func TestSearch(t *testing.T) {
 // says how many older documents match; flags may follow the query and --
 // lets a query start with a dash; a tenant without documents is an error.
 func TestSearchWindow(t *testing.T) {
-	srv := searchStore(t)
+	url := searchStore(t)
 	now := time.Now().UTC()
 	var bulk strings.Builder
 	for i, d := range []struct {
@@ -137,7 +135,7 @@ func TestSearchWindow(t *testing.T) {
 		fmt.Fprintf(&bulk, `{"create":{"_index":%q,"_id":"w%d"}}`+"\n", indexer.IndexName("sluice", d.tenant, "", at, time.UTC), i)
 		fmt.Fprintf(&bulk, `{"@timestamp":%q,"tenant":%q,"level":%q,"log":%q}`+"\n", at.Format(time.RFC3339Nano), d.tenant, d.level, d.log)
 	}
-	res, err := http.Post(srv.URL+"/_bulk?refresh=true", "application/x-ndjson", strings.NewReader(bulk.String()))
+	res, err := http.Post(url+"/_bulk?refresh=true", "application/x-ndjson", strings.NewReader(bulk.String()))
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("bulk: %v %v", err, res.Status)
 	}

@@ -30,13 +30,13 @@ func tailCommand() *cli.Command {
 and prints one readable line per record: time, namespace/pod/container, message. It starts at the
 end (new records only) unless --from-beginning, and runs until interrupted (Ctrl-C) or -n records
 are printed. Before it follows, it checks within --timeout that Kafka answers, takes the
-credentials, and has the topic: a missing tenant or stream is an error that says how to make it.`,
+credentials, and has the topic: a missing tenant or dataset is an error that says how to make it.`,
 		Examples: []string{
 			"sluice tail --tenant shop                                      # new records, as they come",
 			"sluice tail --tenant shop --from-beginning -n 20              # the 20 oldest records kept",
 			"sluice tail --tenant shop --filter 'attributes[\"level\"] == \"error\"'",
 			"sluice tail --tenant web --errors --from-beginning            # what web's pipeline could not handle, and why",
-			"sluice tail --tenant payments --stream audit --json           # a route stream, as JSON lines",
+			"sluice tail --tenant payments --dataset audit --json          # a dataset a route sends to, as JSON lines",
 		},
 		Epilog: func(w io.Writer) {
 			fmt.Fprintf(w, "Settings (environment variables): the SLUICE_KAFKA_* and SLUICE_TOPIC_PREFIX of 'sluice pipeline --help';\nuse the tenant's own credentials.\n")
@@ -44,7 +44,8 @@ credentials, and has the topic: a missing tenant or stream is an error that says
 		Flags: func(fs *flag.FlagSet) cli.Action {
 			var o tailOptions
 			fs.StringVar(&o.tenant, "tenant", "", "the tenant (`NAME`) whose records to follow (required)")
-			fs.StringVar(&o.stream, "stream", "", "follow the route stream (`NAME`) <prefix>.parsed.<tenant>.<stream> instead of the main parsed topic")
+			fs.StringVar(&o.dataset, "dataset", "", "follow the dataset (`NAME`) a route sends to, <prefix>.parsed.<tenant>.<dataset>, instead of the main parsed topic")
+			cli.DeprecatedAlias(fs, "stream", "dataset")
 			fs.BoolVar(&o.errorsOnly, "errors", false, "follow the tenant's dead-letter topic: records the router or the indexer could not handle, with the reason")
 			fs.BoolVar(&o.fromStart, "from-beginning", false, "start at the oldest record kept rather than at new ones")
 			fs.StringVar(&o.filter, "filter", "", "print only records matching this `CONDITION`, in the pipelines' expression language (e.g. pod == \"cart-1\" && attributes[\"level\"] == \"error\")")
@@ -60,10 +61,10 @@ credentials, and has the topic: a missing tenant or stream is an error that says
 }
 
 type tailOptions struct {
-	tenant, stream, filter, group string
-	errorsOnly, fromStart, asJSON bool
-	limit                         int
-	timeout                       *time.Duration
+	tenant, dataset, filter, group string
+	errorsOnly, fromStart, asJSON  bool
+	limit                          int
+	timeout                        *time.Duration
 }
 
 func runTail(ctx context.Context, o tailOptions, stdout, stderr io.Writer) error {
@@ -73,12 +74,12 @@ func runTail(ctx context.Context, o tailOptions, stdout, stderr io.Writer) error
 	if err := kafka.ValidateTenant(o.tenant); err != nil {
 		return cli.Usagef("--tenant: %v", err)
 	}
-	if o.stream != "" {
-		if err := kafka.ValidateStream(o.stream); err != nil {
-			return cli.Usagef("--stream: %v", err)
+	if o.dataset != "" {
+		if err := kafka.ValidateDataset(o.dataset); err != nil {
+			return cli.Usagef("--dataset: %v", err)
 		}
 		if o.errorsOnly {
-			return cli.Usagef("--stream and --errors exclude each other")
+			return cli.Usagef("--dataset and --errors exclude each other")
 		}
 	}
 	if o.group != "" && !strings.HasPrefix(o.group, o.tenant+".") {
@@ -103,8 +104,8 @@ func runTail(ctx context.Context, o tailOptions, stdout, stderr io.Writer) error
 	switch {
 	case o.errorsOnly:
 		topicOf = func(t kafka.Topics) string { return t.DLQ(o.tenant) }
-	case o.stream != "":
-		topicOf = func(t kafka.Topics) string { return t.ParsedStream(o.tenant, o.stream) }
+	case o.dataset != "":
+		topicOf = func(t kafka.Topics) string { return t.ParsedDataset(o.tenant, o.dataset) }
 	default:
 		topicOf = func(t kafka.Topics) string { return t.Parsed(o.tenant) }
 	}

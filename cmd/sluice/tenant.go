@@ -25,13 +25,13 @@ func tenantCommand() *cli.Command {
 	return &cli.Command{
 		Name:    "tenant",
 		Summary: "create, list and delete tenants: topics, Kafka user, ACLs, quotas",
-		Description: `Makes and removes tenants: their topics (<prefix>.raw, .parsed and .dlq.<tenant>, route streams
-<prefix>.parsed.<tenant>.<stream>, and the compacted <prefix>.config.<tenant> and
+		Description: `Makes and removes tenants: their topics (<prefix>.raw, .parsed and .dlq.<tenant>, the topics of
+the datasets routes send to, <prefix>.parsed.<tenant>.<dataset>, and the compacted <prefix>.config.<tenant> and
 <prefix>.status.<tenant>), a SCRAM-SHA-512 Kafka user named after the tenant, its ACLs and quotas.
 Run with administrator Kafka credentials.
 
-The tenant's user may: write its raw topic; read its parsed, stream and dead-letter topics; create
-its own stream topics (<prefix>.parsed.<tenant>.*, so that sluice pipeline apply makes those a
+The tenant's user may: write its raw topic; read its parsed, dataset and dead-letter topics; create
+its own dataset topics (<prefix>.parsed.<tenant>.*, so that sluice pipeline apply makes those a
 pipeline routes to; bounded by the controller mutation quota); read and write its pipeline
 (<prefix>.config.<tenant>); read the routers' status of it (<prefix>.status.<tenant>); use consumer
 groups <tenant>.*. Nothing of any other tenant. Quotas are set by default (produce 5 MiB/s, fetch
@@ -53,7 +53,7 @@ consumers need, the user's password once (unless --password-stdin or --no-user),
 Elasticsearch role for its indices.`,
 				Examples: []string{
 					"sluice tenant create shop",
-					"sluice tenant create --streams audit,errors --partitions 6 payments",
+					"sluice tenant create --datasets audit,errors --partitions 6 payments",
 					"sluice tenant create --no-user acme                 # no SASL: topics only",
 					"printf '%s\\n' \"$PASSWORD\" | sluice tenant create --password-stdin shop",
 					"sluice tenant create --output yaml shop             # the Tenant resource, for sluice-controller",
@@ -67,8 +67,9 @@ Elasticsearch role for its indices.`,
 					o.retention = fs.Duration("retention", def.Retention, "retention of each new topic; 0: the broker's default")
 					o.producerRate = fs.Float64("producer-byte-rate", def.ProducerByteRate, "produce quota of the tenant's user, bytes/s; 0: unlimited")
 					o.consumerRate = fs.Float64("consumer-byte-rate", def.ConsumerByteRate, "fetch quota of the tenant's user, bytes/s; 0: unlimited")
-					o.mutationRate = fs.Float64("controller-mutation-rate", def.ControllerMutationRate, "partitions the tenant's user may create or delete per second (its stream topics); 0: unlimited")
-					o.streams = fs.String("streams", "", "comma-separated route `STREAMS` to make topics for, <prefix>.parsed.<tenant>.<stream>, like the tenant's other topics")
+					o.mutationRate = fs.Float64("controller-mutation-rate", def.ControllerMutationRate, "partitions the tenant's user may create or delete per second (its dataset topics); 0: unlimited")
+					o.datasets = fs.String("datasets", "", "comma-separated `DATASETS` (what routes send to) to make topics for, <prefix>.parsed.<tenant>.<dataset>, like the tenant's other topics")
+					cli.DeprecatedAlias(fs, "streams", "datasets")
 					o.passwordStdin = fs.Bool("password-stdin", false, "read the user's password from the first line of stdin instead of generating one")
 					o.noUser = fs.Bool("no-user", false, "make no user and set no password (for clusters without SASL, or to keep an existing password)")
 					o.indexPrefix = fs.String("index-prefix", "sluice", "index prefix of the indexers, for the Elasticsearch role")
@@ -177,7 +178,7 @@ type createOptions struct {
 	partitions, replication                  *int
 	retention, timeout                       *time.Duration
 	producerRate, consumerRate, mutationRate *float64
-	streams, indexPrefix, output             *string
+	datasets, indexPrefix, output            *string
 	passwordStdin, noUser, sharedIndices     *bool
 }
 
@@ -192,9 +193,9 @@ func tenantCreate(ctx context.Context, o createOptions, tenant string, stdout, s
 		Partitions: int32(*o.partitions), ReplicationFactor: int16(*o.replication), Retention: *o.retention,
 		ProducerByteRate: *o.producerRate, ConsumerByteRate: *o.consumerRate, ControllerMutationRate: *o.mutationRate,
 	}
-	for _, s := range strings.Split(*o.streams, ",") {
+	for _, s := range strings.Split(*o.datasets, ",") {
 		if s = strings.TrimSpace(s); s != "" {
-			spec.Streams = append(spec.Streams, s)
+			spec.Datasets = append(spec.Datasets, s)
 		}
 	}
 	if err := spec.Validate(); err != nil {
@@ -209,7 +210,7 @@ func tenantCreate(ctx context.Context, o createOptions, tenant string, stdout, s
 			credentials = tenant
 		}
 		b, err := resources.TenantYAML(resources.Tenant{Name: tenant, Partitions: spec.Partitions, ReplicationFactor: spec.ReplicationFactor,
-			Retention: spec.Retention, Streams: spec.Streams, ProduceRate: spec.ProducerByteRate, FetchRate: spec.ConsumerByteRate,
+			Retention: spec.Retention, Datasets: spec.Datasets, ProduceRate: spec.ProducerByteRate, FetchRate: spec.ConsumerByteRate,
 			MutationRate: spec.ControllerMutationRate, CredentialsNamespace: credentials})
 		if err != nil {
 			return err

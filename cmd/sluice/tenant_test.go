@@ -128,13 +128,20 @@ func TestOutputYAML(t *testing.T) {
 	t.Setenv("SLUICE_KAFKA_BROKERS", "127.0.0.1:1")
 	ctx := context.Background()
 	var out, errOut bytes.Buffer
-	if err := run(ctx, []string{"tenant", "create", "--output", "yaml", "--streams", "audit", "--partitions", "6", "shop"}, &out, &errOut); err != nil {
+	if err := run(ctx, []string{"tenant", "create", "--output", "yaml", "--datasets", "audit", "--partitions", "6", "shop"}, &out, &errOut); err != nil {
 		t.Fatalf("%v\n%s", err, errOut.String())
 	}
 	for _, want := range []string{"apiVersion: sluice.io/v1alpha1", "kind: Tenant", "name: shop", "partitions: 6", "- audit", "name: sluice-kafka"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("tenant create --output yaml printed no %q:\n%s", want, out.String())
 		}
+	}
+	// --streams, the former name of --datasets, prints the same, with a
+	// warning.
+	var old, oldErr bytes.Buffer
+	if err := run(ctx, []string{"tenant", "create", "--output", "yaml", "--streams", "audit", "--partitions", "6", "shop"}, &old, &oldErr); err != nil ||
+		old.String() != out.String() || oldErr.String() != "warning: --streams is deprecated: use --datasets\n" {
+		t.Errorf("tenant create --streams: %v, stderr %q, printed:\n%s", err, oldErr.String(), old.String())
 	}
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")

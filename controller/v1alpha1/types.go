@@ -32,6 +32,8 @@ type Tenant struct {
 }
 
 // TenantSpec is what a tenant is given.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.datasets) || !has(self.streams)",message="give datasets only: streams is its deprecated name"
 type TenantSpec struct {
 	// ID names the tenant's topics (<prefix>.raw.<id>, ...) and Kafka user;
 	// the resource's name when empty. The id in force cannot change: not
@@ -57,8 +59,16 @@ type TenantSpec struct {
 	// Topics are the settings of the tenant's topics when they are made.
 	// +optional
 	Topics TopicsSpec `json:"topics,omitempty"`
-	// Streams are the route streams to make topics for,
-	// <prefix>.parsed.<id>.<stream>.
+	// Datasets are the datasets (what a pipeline's routes send records
+	// to) to make topics for, <prefix>.parsed.<id>.<dataset>; a pipeline
+	// applied with the tenant's credentials makes those it routes to
+	// anyway, where the tenant may create topics.
+	// +optional
+	Datasets []string `json:"datasets,omitempty"`
+	// Streams is the former name of datasets, still accepted, with a note
+	// in the Ready condition; giving both is refused.
+	//
+	// Deprecated: write datasets.
 	// +optional
 	Streams []string `json:"streams,omitempty"`
 	// Quotas of the tenant's Kafka user.
@@ -129,7 +139,7 @@ type QuotasSpec struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	FetchBytesPerSecond *int64 `json:"fetchBytesPerSecond,omitempty"`
-	// PartitionMutationsPerSecond bounds the stream topics the tenant makes
+	// PartitionMutationsPerSecond bounds the dataset topics the tenant makes
 	// itself; 10 when unset.
 	// +optional
 	// +kubebuilder:validation:Minimum=0

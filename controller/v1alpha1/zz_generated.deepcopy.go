@@ -314,6 +314,11 @@ func (in *TenantSpec) DeepCopyInto(out *TenantSpec) {
 		(*in).DeepCopyInto(*out)
 	}
 	in.Topics.DeepCopyInto(&out.Topics)
+	if in.Datasets != nil {
+		in, out := &in.Datasets, &out.Datasets
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.Streams != nil {
 		in, out := &in.Streams, &out.Streams
 		*out = make([]string, len(*in))

@@ -20,7 +20,7 @@ const module = "github.com/sluicelogs/sluice"
 const (
 	stage  = "stage"  // shipper/, router/, indexer/, gateway/: a pipeline stage, deployed on its own
 	shared = "shared" // internal/..., schemas/: what the stages share
-	tool   = "tool"   // cmd/, loadtest/: built on the stages, never under them
+	tool   = "tool"   // cmd/, loadtest/, devstack/: built on the stages, never under them
 )
 
 // kinds classifies a package by the first element of its path in the
@@ -35,6 +35,7 @@ var kinds = map[string]string{
 	"schemas":  shared,
 	"cmd":      tool,
 	"loadtest": tool,
+	"devstack": tool,
 }
 
 // otherModules are the repository's other modules. They build on this one
@@ -60,18 +61,21 @@ func violation(dir, path string) string {
 		case kinds[top] == stage && top != from:
 			return "a stage never imports another stage: what both need belongs in internal/ or schemas/"
 		case kinds[top] == tool:
-			return "a stage never imports a tool (cmd/, loadtest/)"
+			return "a stage never imports a tool (cmd/, loadtest/, devstack/)"
 		}
 	case shared:
 		switch kinds[top] {
 		case stage:
 			return "internal/ and schemas/ never import a stage: the stages import them"
 		case tool:
-			return "internal/ and schemas/ never import a tool (cmd/, loadtest/)"
+			return "internal/ and schemas/ never import a tool (cmd/, loadtest/, devstack/)"
 		}
 	case tool:
-		if from == "loadtest" && top == "cmd" {
+		switch {
+		case from == "loadtest" && top == "cmd":
 			return "loadtest/ runs the sluice binary; it never imports cmd/"
+		case from == "devstack" && kinds[top] == tool && top != from:
+			return "devstack/ is what cmd/ and loadtest/ build on; it never imports them"
 		}
 	}
 	return ""
@@ -130,7 +134,7 @@ func TestImportRule(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Guard against a walk that checked nothing.
-	for _, dir := range []string{"shipper", "router", "indexer", "schemas", "internal/kafka", "cmd/sluice", "loadtest"} {
+	for _, dir := range []string{"shipper", "router", "indexer", "schemas", "internal/kafka", "cmd/sluice", "loadtest", "devstack"} {
 		if !seen[dir] {
 			t.Errorf("no Go file found in %s/: the walk from %s missed the module", dir, root)
 		}
@@ -153,6 +157,13 @@ func TestViolation(t *testing.T) {
 		{"internal/devstack", module + "/loadtest", true},
 		{"loadtest", module + "/cmd/sluice", true},
 		{"cmd/sluice", module + "/controller/v1alpha1", true},
+		{"shipper", module + "/devstack", true},
+		{"indexer/sub", module + "/devstack", true},
+		{"internal/demo", module + "/devstack", true},
+		{"internal/apptest", module + "/devstack", true},
+		{"schemas", module + "/devstack", true},
+		{"devstack", module + "/cmd/sluice", true},
+		{"devstack", module + "/loadtest", true},
 		{"router", module + "/internal/kafka", false},
 		{"router", module + "/router/sub", false},
 		{"shipper", module + "/schemas", false},
@@ -160,6 +171,10 @@ func TestViolation(t *testing.T) {
 		{"internal/devstack", module + "/internal/escompat", false},
 		{"loadtest", module + "/router", false},
 		{"cmd/sluice", module + "/indexer", false},
+		{"cmd/sluice", module + "/devstack", false},
+		{"loadtest", module + "/devstack", false},
+		{"devstack", module + "/router", false},
+		{"devstack", module + "/internal/devstack", false},
 		{"router", "github.com/sluicelogs/sluicex/shipper", false},
 		{"router", "encoding/json", false},
 	} {

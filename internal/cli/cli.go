@@ -257,7 +257,11 @@ func (c *Command) run(ctx context.Context, path string, args []string, stdout, s
 		return &UsageError{Path: path, Err: err}
 	case len(pos) < c.MinArgs, c.MaxArgs >= 0 && len(pos) > c.MaxArgs:
 		return &UsageError{Path: path, Err: c.argCountError(pos)}
-	case checkOnly:
+	}
+	if err := deprecatedNames(fs, stderr); err != nil {
+		return &UsageError{Path: path, Err: err}
+	}
+	if checkOnly {
 		return nil
 	}
 	err = action(ctx, pos, stdout, stderr)

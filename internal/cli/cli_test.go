@@ -316,3 +316,64 @@ func TestUnavailable(t *testing.T) {
 		t.Errorf("dev --help: %v:\n%s", err, stdout.String())
 	}
 }
+
+// TestDeprecatedAlias: a flag's deprecated name sets the flag, with a
+// warning line on stderr; help, completion and suggestions do not show it;
+// both names at once are a usage error.
+func TestDeprecatedAlias(t *testing.T) {
+	var got []string
+	root := &Command{Name: "prog", Subcommands: []*Command{{
+		Name: "tail",
+		Flags: func(fs *flag.FlagSet) Action {
+			dataset := fs.String("dataset", "", "the `NAME`")
+			DeprecatedAlias(fs, "stream", "dataset")
+			all := fs.Bool("all", false, "all of it")
+			DeprecatedAlias(fs, "full", "all")
+			return func(context.Context, []string, io.Writer, io.Writer) error {
+				got = append(got, fmt.Sprintf("dataset=%s all=%t", *dataset, *all))
+				return nil
+			}
+		},
+	}}}
+	root.Subcommands = append(root.Subcommands, CompletionCommand("prog", func() *Command { return root }))
+	run := func(args ...string) (string, string, int) {
+		var stdout, stderr bytes.Buffer
+		code := Report(&stderr, "prog", root.Run(t.Context(), args, &stdout, &stderr))
+		return stdout.String(), stderr.String(), code
+	}
+	for _, tt := range []struct {
+		args        []string
+		ran, stderr string
+		code        int
+	}{
+		{[]string{"tail", "--dataset", "audit"}, "dataset=audit all=false", "", 0},
+		{[]string{"tail", "--stream", "audit", "--full"}, "dataset=audit all=true",
+			"warning: --full is deprecated: use --all\nwarning: --stream is deprecated: use --dataset\n", 0},
+		{[]string{"tail", "--stream=audit"}, "dataset=audit all=false", "warning: --stream is deprecated: use --dataset\n", 0},
+		{[]string{"tail", "--stream", "a", "--dataset", "b"}, "",
+			"prog: tail: --stream is the deprecated name of --dataset: give --dataset only\nrun 'prog tail --help' for usage\n", 2},
+		{[]string{"tail", "--strem", "a"}, "", "prog: tail: unknown flag --strem (an argument that starts with a dash goes after --)\nrun 'prog tail --help' for usage\n", 2},
+	} {
+		got = nil
+		_, stderr, code := run(tt.args...)
+		if code != tt.code || stderr != tt.stderr || strings.Join(got, "|") != tt.ran {
+			t.Errorf("%q: exit %d, ran %q, stderr:\n%s\nwant exit %d, ran %q, stderr:\n%s", tt.args, code, got, stderr, tt.code, tt.ran, tt.stderr)
+		}
+	}
+	if err := root.Check([]string{"tail", "--stream", "a", "--dataset", "b"}); err == nil {
+		t.Error("Check took both names")
+	}
+	help, _, _ := run("tail", "--help")
+	if strings.Contains(help, "stream") || strings.Contains(help, "full") || !strings.Contains(help, "--dataset NAME") {
+		t.Errorf("help:\n%s", help)
+	}
+	for _, shell := range Shells {
+		script, _, _ := run("completion", shell)
+		if strings.Contains(script, "full") {
+			t.Errorf("%s completion offers --full:\n%s", shell, script)
+		}
+		if shell == "bash" && !strings.Contains(script, "--stream") {
+			t.Errorf("bash completion does not skip the value of --stream")
+		}
+	}
+}

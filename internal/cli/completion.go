@@ -30,7 +30,11 @@ func (root *Command) completionEntries() []completionEntry {
 			subcommands: c.Subcommands, argWords: c.ArgWords}
 		if len(c.Subcommands) == 0 {
 			c.flagSet(path).VisitAll(func(f *flag.Flag) {
-				e.flags = append(e.flags, f)
+				// A deprecated name is not offered, but its value is
+				// skipped like any other flag's.
+				if !hidden(f) {
+					e.flags = append(e.flags, f)
+				}
 				if !isBool(f) {
 					e.valueFlags = append(e.valueFlags, Dashed(f.Name))
 				}

@@ -58,7 +58,11 @@ func ParseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func unknownFlag(fs *flag.FlagSet, arg, name string) error {
 	var names []string
-	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	fs.VisitAll(func(f *flag.Flag) {
+		if !hidden(f) {
+			names = append(names, f.Name)
+		}
+	})
 	msg := "unknown flag " + arg
 	if s := Suggest(name, names); s != "" {
 		msg += fmt.Sprintf(" (did you mean %s?)", Dashed(s))
@@ -78,15 +82,68 @@ func Dashed(name string) string {
 }
 
 // isBool reports whether f is a boolean flag (one that needs no value).
-func isBool(f *flag.Flag) bool {
-	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+func isBool(f *flag.Flag) bool { return isBoolValue(f.Value) }
+
+func isBoolValue(v flag.Value) bool {
+	b, ok := v.(interface{ IsBoolFlag() bool })
 	return ok && b.IsBoolFlag()
+}
+
+// DeprecatedAlias defines old on fs as the former name of the flag now,
+// defined before it: old sets now's value, help, completion and "did you
+// mean" leave it out, and a command that is given it runs after a one-line
+// warning on stderr naming now. Giving both names is a usage error.
+func DeprecatedAlias(fs *flag.FlagSet, old, now string) {
+	f := fs.Lookup(now)
+	if f == nil {
+		panic("cli: DeprecatedAlias of " + old + ": no flag " + now)
+	}
+	fs.Var(&aliasValue{Value: f.Value, now: now}, old, "deprecated: "+Dashed(now))
+}
+
+// aliasValue is the value of a flag's deprecated name: its flag's own.
+type aliasValue struct {
+	flag.Value
+	now string // the flag's name
+}
+
+func (a *aliasValue) IsBoolFlag() bool { return isBoolValue(a.Value) }
+
+// hidden reports whether f is a deprecated name (DeprecatedAlias), which
+// help and completion do not show.
+func hidden(f *flag.Flag) bool {
+	_, ok := f.Value.(*aliasValue)
+	return ok
+}
+
+// deprecatedNames checks the deprecated flag names set in fs: a usage
+// error (not wrapped) when one was given with its flag's name too, else a
+// warning line for each on w.
+func deprecatedNames(fs *flag.FlagSet, w io.Writer) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		a, ok := f.Value.(*aliasValue)
+		switch {
+		case !ok || err != nil:
+		case given[a.now]:
+			err = fmt.Errorf("%s is the deprecated name of %s: give %s only", Dashed(f.Name), Dashed(a.now), Dashed(a.now))
+		default:
+			fmt.Fprintf(w, "warning: %s is deprecated: use %s\n", Dashed(f.Name), Dashed(a.now))
+		}
+	})
+	return err
 }
 
 // WriteFlags writes the flags of fs, sorted, the way flag.PrintDefaults
 // does but with the dashes ParseFlags accepts and help shows (--name).
+// Deprecated names (DeprecatedAlias) are left out.
 func WriteFlags(w io.Writer, fs *flag.FlagSet) {
 	fs.VisitAll(func(f *flag.Flag) {
+		if hidden(f) {
+			return
+		}
 		valueName, usage := flag.UnquoteUsage(f)
 		line := "  " + Dashed(f.Name)
 		if valueName != "" && !isBool(f) {

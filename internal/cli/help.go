@@ -72,7 +72,11 @@ func (c *Command) flagSet(path string) *flag.FlagSet {
 
 func hasFlags(fs *flag.FlagSet) bool {
 	n := 0
-	fs.VisitAll(func(*flag.Flag) { n++ })
+	fs.VisitAll(func(f *flag.Flag) {
+		if !hidden(f) {
+			n++
+		}
+	})
 	return n > 0
 }
 

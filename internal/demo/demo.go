@@ -15,7 +15,7 @@ import (
 
 // Pipelines are the pipelines of the demo tenants, by tenant: shop
 // joins stack traces and parses JSON application logs; payments parses
-// text lines with a regex and routes audit lines to their own stream; web
+// text lines with a regex and routes audit lines to their own dataset; web
 // parses access logs with a regex, so that the malformed line the demo
 // writes now and then goes to its dead-letter topic.
 var Pipelines = map[string]string{
@@ -36,11 +36,11 @@ steps:
   - regex: {field: log, pattern: '^(?P<level>[A-Z]+) (?P<action>[a-z_]+) (?P<detail>.*)$'}
   - logfmt: {field: detail, on_error: skip}
   - remove: {fields: [detail]}
-  - route: {if: 'attributes["level"] == "AUDIT"', stream: audit}
+  - route: {if: 'attributes["level"] == "AUDIT"', dataset: audit}
 tests:
-  - name: audit lines go to their own stream
+  - name: audit lines go to their own dataset
     input: {log: 'AUDIT refund user=u-7 amount=12.50'}
-    expect: {stream: audit, attributes: {level: AUDIT, action: refund, user: u-7, amount: "12.50"}}
+    expect: {dataset: audit, attributes: {level: AUDIT, action: refund, user: u-7, amount: "12.50"}}
 `,
 	"web": `tenant: web
 version: 1

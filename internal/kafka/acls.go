@@ -20,13 +20,13 @@ type ACLRule struct {
 //
 //   - write its raw topic;
 //   - read and describe its parsed topic (and its configuration, so that
-//     sluice pipeline apply makes route streams like it) and its
+//     sluice pipeline apply makes dataset topics like it) and its
 //     dead-letter topic;
-//   - read, describe and create its route streams,
+//   - read, describe and create its dataset topics,
 //     <prefix>.parsed.<tenant>.*: a prefix ending at the dot, so that no
 //     other tenant's topic matches (shop's prefix is not a prefix of
 //     shop-web's topics). Creating lets sluice pipeline apply make the
-//     streams a pipeline routes to; the controller mutation quota set by
+//     topics of the datasets a pipeline routes to; the controller mutation quota set by
 //     ProvisionTenant bounds how fast partitions can be made that way;
 //   - read, write and describe its config topic <prefix>.config.<tenant>:
 //     the tenant owns its pipeline, and no other tenant's;
@@ -55,7 +55,7 @@ func TenantACLRules(t Topics, tenant string) []ACLRule {
 // RouterACLRules returns the rights of the routers' user, whose consumer
 // group is group:
 //
-//   - read every raw topic; write every parsed, route stream and dead-letter
+//   - read every raw topic; write every parsed, dataset and dead-letter
 //     topic; transactional ids <group>-*; the group;
 //   - read (never write) every tenant's config topic <prefix>.config.* and
 //     the legacy <prefix>.config;

@@ -34,12 +34,12 @@ type TenantSpec struct {
 	ProducerByteRate, ConsumerByteRate float64
 	// ControllerMutationRate is the tenant user's quota of partitions
 	// created or deleted per second (Kafka's controller_mutation_rate),
-	// which bounds the route stream topics the tenant can make itself; 0
+	// which bounds the dataset topics the tenant can make itself; 0
 	// removes the quota.
 	ControllerMutationRate float64
-	// Streams are route streams to make topics for,
-	// <prefix>.parsed.<tenant>.<stream>, like the tenant's other topics.
-	Streams []string
+	// Datasets are the datasets (what routes name) to make topics for,
+	// <prefix>.parsed.<tenant>.<dataset>, like the tenant's other topics.
+	Datasets []string
 }
 
 // Defaults of sluice tenant create: a tenant's user is never unlimited
@@ -63,7 +63,7 @@ func DefaultTenantSpec() TenantSpec {
 
 // Validate checks the spec's bounds: 1 to 10000 partitions, a replication
 // factor of -1 (the broker's default) or 1 to 32, quotas 0 (unlimited) or
-// positive, valid stream names.
+// positive, valid dataset names.
 func (s TenantSpec) Validate() error {
 	var errs []error
 	if s.Partitions < 1 || s.Partitions > 10_000 {
@@ -78,9 +78,9 @@ func (s TenantSpec) Validate() error {
 	if s.ProducerByteRate < 0 || s.ConsumerByteRate < 0 || s.ControllerMutationRate < 0 {
 		errs = append(errs, errors.New("quotas must be 0 (unlimited) or positive"))
 	}
-	for _, st := range s.Streams {
-		if err := ValidateStream(st); err != nil {
-			errs = append(errs, fmt.Errorf("streams: %w", err))
+	for _, ds := range s.Datasets {
+		if err := ValidateDataset(ds); err != nil {
+			errs = append(errs, fmt.Errorf("datasets: %w", err))
 		}
 	}
 	return errors.Join(errs...)
@@ -99,8 +99,8 @@ func TenantACLs(t Topics, tenant string) []*kadm.ACLBuilder {
 }
 
 // TenantTopics returns a tenant's data topics made by ProvisionTenant: raw,
-// parsed and dead-letter. Route streams (<prefix>.parsed.<tenant>.<stream>)
-// are made by ProvisionTenant when asked (TenantSpec.Streams) and by sluice
+// parsed and dead-letter. Dataset topics (<prefix>.parsed.<tenant>.<dataset>)
+// are made by ProvisionTenant when asked (TenantSpec.Datasets) and by sluice
 // pipeline apply when a pipeline routes to them. TenantStateTopics are the
 // tenant's other topics.
 func TenantTopics(t Topics, tenant string) []string {
@@ -131,8 +131,8 @@ type ProvisionResult struct {
 	ACLsSkipped bool
 }
 
-// ProvisionTenant makes a tenant: its topics (TenantTopics, the route streams
-// of spec.Streams, TenantStateTopics), SCRAM-SHA-512 user, ACLs and
+// ProvisionTenant makes a tenant: its topics (TenantTopics, the dataset
+// topics of spec.Datasets, TenantStateTopics), SCRAM-SHA-512 user, ACLs and
 // quotas. It is idempotent: what exists already is left (topics keep
 // their partitions), ACLs and quotas are set again. Errors name the step.
 //
@@ -145,11 +145,11 @@ func ProvisionTenant(ctx context.Context, adm *kadm.Client, t Topics, tenant str
 		return res, err
 	}
 	data := TenantTopics(t, tenant)
-	for _, s := range spec.Streams {
-		if err := ValidateStream(s); err != nil {
+	for _, ds := range spec.Datasets {
+		if err := ValidateDataset(ds); err != nil {
 			return res, err
 		}
-		data = append(data, t.ParsedStream(tenant, s))
+		data = append(data, t.ParsedDataset(tenant, ds))
 	}
 	var configs map[string]*string
 	if spec.Retention > 0 {
@@ -255,7 +255,7 @@ func setQuotas(ctx context.Context, adm *kadm.Client, tenant string, produce, co
 	return nil
 }
 
-// DeleteTenant removes a tenant: its topics (route streams, config and
+// DeleteTenant removes a tenant: its topics (dataset topics, config and
 // status topics included), user,
 // ACLs and quotas. What is already gone is skipped, and so are the ACLs on
 // a cluster without an authorizer (none can exist there). The tenant's
@@ -434,32 +434,32 @@ func noVisibleRecords(ctx context.Context, cl *kgo.Client, from map[string]map[i
 	return true, nil
 }
 
-// StreamTopics says what EnsureStreamTopics found.
-type StreamTopics struct {
+// DatasetTopics says what EnsureDatasetTopics found.
+type DatasetTopics struct {
 	Created []string // made now
 	// Missing are the topics that do not exist and could not be made,
 	// with why (for example TOPIC_AUTHORIZATION_FAILED).
 	Missing map[string]error
 }
 
-// EnsureStreamTopics makes sure the route stream topics of tenant exist,
-// <prefix>.parsed.<tenant>.<stream>: those missing are created like the
+// EnsureDatasetTopics makes sure the topics of the tenant's datasets exist,
+// <prefix>.parsed.<tenant>.<dataset>: those missing are created like the
 // tenant's parsed topic (its partition count and, when its configuration
 // can be read, its retention.ms). A principal allowed to create them (an
 // administrator, or the tenant through its prefixed CREATE ACL) makes
-// them; for any other, they are reported in Missing. Stream names are
+// them; for any other, they are reported in Missing. Dataset names are
 // validated first.
-func EnsureStreamTopics(ctx context.Context, adm *kadm.Client, t Topics, tenant string, streams []string) (StreamTopics, error) {
-	res := StreamTopics{Missing: map[string]error{}}
+func EnsureDatasetTopics(ctx context.Context, adm *kadm.Client, t Topics, tenant string, datasets []string) (DatasetTopics, error) {
+	res := DatasetTopics{Missing: map[string]error{}}
 	if err := ValidateTenant(tenant); err != nil {
 		return res, err
 	}
 	var want []string
-	for _, s := range streams {
-		if err := ValidateStream(s); err != nil {
+	for _, ds := range datasets {
+		if err := ValidateDataset(ds); err != nil {
 			return res, err
 		}
-		want = append(want, t.ParsedStream(tenant, s))
+		want = append(want, t.ParsedDataset(tenant, ds))
 	}
 	if len(want) == 0 {
 		return res, nil

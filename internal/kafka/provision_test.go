@@ -177,7 +177,7 @@ func TestTenantSpecValidate(t *testing.T) {
 		"replication 33":      func(s *TenantSpec) { s.ReplicationFactor = 33 },
 		"negative retention":  func(s *TenantSpec) { s.Retention = -1 },
 		"negative quota":      func(s *TenantSpec) { s.ConsumerByteRate = -1 },
-		"bad stream":          func(s *TenantSpec) { s.Streams = []string{"Not A Stream"} },
+		"bad dataset":         func(s *TenantSpec) { s.Datasets = []string{"Not A Dataset"} },
 	} {
 		s := DefaultTenantSpec()
 		mutate(&s)

@@ -10,7 +10,7 @@ import (
 // Kinds of per-tenant topics, the element after the prefix.
 const (
 	KindRaw    = "raw"    // <prefix>.raw.<tenant>: lines from shippers and external producers
-	KindParsed = "parsed" // <prefix>.parsed.<tenant>[.<stream>]: router output
+	KindParsed = "parsed" // <prefix>.parsed.<tenant>[.<dataset>]: router output
 	KindDLQ    = "dlq"    // <prefix>.dlq.<tenant>: records that could not be processed or indexed
 	KindConfig = "config" // <prefix>.config.<tenant>: the tenant's pipeline, written by the tenant
 	KindStatus = "status" // <prefix>.status.<tenant>: routers' status of the tenant, read by the tenant
@@ -25,16 +25,16 @@ const (
 // ErrInvalidPrefix is returned (wrapped) by ValidatePrefix.
 var ErrInvalidPrefix = errors.New("invalid topic prefix")
 
-// ErrInvalidStream is returned (wrapped) by ValidateStream.
-var ErrInvalidStream = errors.New("invalid stream name")
+// ErrInvalidDataset is returned (wrapped) by ValidateDataset.
+var ErrInvalidDataset = errors.New("invalid dataset name")
 
 const (
 	// maxTopicLen is Kafka's limit on topic name length.
 	maxTopicLen = 249
-	// maxIDLen is the longest tenant id or stream name.
+	// maxIDLen is the longest tenant id or dataset name.
 	maxIDLen = 63
 	// MaxPrefixLen is the longest prefix with which every Sluice topic name,
-	// the longest being <prefix>.parsed.<tenant>.<stream>, stays within
+	// the longest being <prefix>.parsed.<tenant>.<dataset>, stays within
 	// Kafka's 249 characters.
 	MaxPrefixLen = maxTopicLen - len(".parsed.") - maxIDLen - len(".") - maxIDLen
 )
@@ -43,7 +43,7 @@ const (
 // elements: no leading, trailing or doubled dot.
 var prefixRE = regexp.MustCompile(`^[a-zA-Z0-9_-]+(\.[a-zA-Z0-9_-]+)*$`)
 
-// idPattern is the tenant id and stream name syntax (see tenantRE), without
+// idPattern is the tenant id and dataset name syntax (see tenantRE), without
 // anchors, for building topic regexps.
 const idPattern = `[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?`
 
@@ -60,19 +60,21 @@ func ValidatePrefix(p string) error {
 	return nil
 }
 
-// ValidateStream reports whether s is a valid stream name (the route suffix of
-// a parsed topic). The rule is the tenant id rule, for the same reasons: no
-// dots, so that a topic name parses back unambiguously, and no underscores,
-// which Kafka treats as colliding with dots.
-func ValidateStream(s string) error {
+// ValidateDataset reports whether s is a valid dataset name: what a route
+// names, the suffix of its parsed topic <prefix>.parsed.<tenant>.<dataset>
+// and of its indices <prefix>-<tenant>.<dataset>-YYYY.MM.DD. The rule is
+// the tenant id rule, for the same reasons: no dots, so that a topic name
+// parses back unambiguously, and no underscores, which Kafka treats as
+// colliding with dots.
+func ValidateDataset(s string) error {
 	if !tenantRE.MatchString(s) {
-		return fmt.Errorf("%w %q: must be 1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit", ErrInvalidStream, s)
+		return fmt.Errorf("%w %q: must be 1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit", ErrInvalidDataset, s)
 	}
 	return nil
 }
 
 // Topics names Sluice's topics under one prefix: <prefix>.raw.<tenant> (what
-// shippers and external producers write), <prefix>.parsed.<tenant>[.<stream>]
+// shippers and external producers write), <prefix>.parsed.<tenant>[.<dataset>]
 // (what the router writes), <prefix>.dlq.<tenant> (dead letters),
 // <prefix>.config.<tenant> (the tenant's pipeline, written by the tenant),
 // <prefix>.status.<tenant> (routers' status of the tenant, for the tenant to
@@ -82,7 +84,7 @@ func ValidateStream(s string) error {
 // tenant's index settings, written by administrators, read by indexers) and
 // <prefix>.config (the legacy topic of every tenant's pipeline, read-only).
 // The name methods do not validate their arguments: validate the prefix once with
-// ValidatePrefix (Config.Validate does) and tenant ids and stream names where
+// ValidatePrefix (Config.Validate does) and tenant ids and dataset names where
 // they enter the system.
 type Topics struct {
 	Prefix string
@@ -95,10 +97,10 @@ func (t Topics) Raw(tenant string) string { return t.Prefix + "." + KindRaw + ".
 // Parsed returns <prefix>.parsed.<tenant>, the router's default output.
 func (t Topics) Parsed(tenant string) string { return t.Prefix + "." + KindParsed + "." + tenant }
 
-// ParsedStream returns <prefix>.parsed.<tenant>.<stream>, the output of a
-// tenant's route.
-func (t Topics) ParsedStream(tenant, stream string) string {
-	return t.Parsed(tenant) + "." + stream
+// ParsedDataset returns <prefix>.parsed.<tenant>.<dataset>, the output of
+// a tenant's route to dataset.
+func (t Topics) ParsedDataset(tenant, dataset string) string {
+	return t.Parsed(tenant) + "." + dataset
 }
 
 // DLQ returns <prefix>.dlq.<tenant>, the tenant's dead-letter topic.
@@ -142,11 +144,11 @@ func (t Topics) Schemas() string { return t.Prefix + "." + KindSchemas }
 func (t Topics) Tenants() string { return t.Prefix + "." + KindTenants }
 
 // TenantOf parses a per-tenant topic name under t.Prefix. kind is KindRaw,
-// KindParsed, KindDLQ, KindConfig or KindStatus; stream is set only for a
-// parsed stream topic. ok is false for any other topic, including Config(),
-// Status(), Schemas(), Tenants() and names whose tenant id or stream name is
-// invalid.
-func (t Topics) TenantOf(topic string) (tenant, kind, stream string, ok bool) {
+// KindParsed, KindDLQ, KindConfig or KindStatus; dataset is set only for a
+// dataset's parsed topic. ok is false for any other topic, including
+// Config(), Status(), Schemas(), Tenants() and names whose tenant id or
+// dataset name is invalid.
+func (t Topics) TenantOf(topic string) (tenant, kind, dataset string, ok bool) {
 	rest, ok := strings.CutPrefix(topic, t.Prefix+".")
 	if !ok || t.Prefix == "" {
 		return "", "", "", false
@@ -159,9 +161,9 @@ func (t Topics) TenantOf(topic string) (tenant, kind, stream string, ok bool) {
 	case KindRaw, KindDLQ, KindConfig, KindStatus:
 		tenant = rest
 	case KindParsed:
-		var hasStream bool
-		tenant, stream, hasStream = strings.Cut(rest, ".")
-		if hasStream && ValidateStream(stream) != nil {
+		var hasDataset bool
+		tenant, dataset, hasDataset = strings.Cut(rest, ".")
+		if hasDataset && ValidateDataset(dataset) != nil {
 			return "", "", "", false
 		}
 	default:
@@ -170,13 +172,13 @@ func (t Topics) TenantOf(topic string) (tenant, kind, stream string, ok bool) {
 	if ValidateTenant(tenant) != nil {
 		return "", "", "", false
 	}
-	return tenant, kind, stream, true
+	return tenant, kind, dataset, true
 }
 
 // Pattern returns an anchored regular expression matching every tenant's
 // topics of kind, for kgo.ConsumeRegex (KindConfig: every
 // <prefix>.config.<tenant>, not the legacy <prefix>.config): KindParsed matches both
-// <prefix>.parsed.<tenant> and <prefix>.parsed.<tenant>.<stream>. It returns
+// <prefix>.parsed.<tenant> and <prefix>.parsed.<tenant>.<dataset>. It returns
 // "" for an unknown kind.
 func (t Topics) Pattern(kind string) string {
 	p := `^` + regexp.QuoteMeta(t.Prefix) + `\.`

@@ -9,9 +9,9 @@ import (
 
 func TestTopicNames(t *testing.T) {
 	tests := []struct {
-		prefix                              string
-		raw, parsed, stream, dlq, configTop string
-		statusTop                           string
+		prefix                               string
+		raw, parsed, dataset, dlq, configTop string
+		statusTop                            string
 	}{
 		{"logs", "logs.raw.acme", "logs.parsed.acme", "logs.parsed.acme.audit", "logs.dlq.acme", "logs.config", "logs.status"},
 		{"prod.sluice", "prod.sluice.raw.acme", "prod.sluice.parsed.acme", "prod.sluice.parsed.acme.audit", "prod.sluice.dlq.acme", "prod.sluice.config", "prod.sluice.status"},
@@ -21,7 +21,7 @@ func TestTopicNames(t *testing.T) {
 		for _, c := range []struct{ got, want string }{
 			{tp.Raw("acme"), tt.raw},
 			{tp.Parsed("acme"), tt.parsed},
-			{tp.ParsedStream("acme", "audit"), tt.stream},
+			{tp.ParsedDataset("acme", "audit"), tt.dataset},
 			{tp.DLQ("acme"), tt.dlq},
 			{tp.Config(), tt.configTop},
 			{tp.TenantConfig("acme"), tt.configTop + ".acme"},
@@ -39,9 +39,9 @@ func TestTopicNames(t *testing.T) {
 func TestTenantOf(t *testing.T) {
 	tp := Topics{Prefix: "logs"}
 	tests := []struct {
-		topic                string
-		tenant, kind, stream string
-		ok                   bool
+		topic                 string
+		tenant, kind, dataset string
+		ok                    bool
 	}{
 		{"logs.raw.acme", "acme", KindRaw, "", true},
 		{"logs.parsed.acme", "acme", KindParsed, "", true},
@@ -57,7 +57,7 @@ func TestTenantOf(t *testing.T) {
 		{"logs.config.acme.x", "", "", "", false},
 		{"logs.raw.", "", "", "", false},
 		{"logs.raw", "", "", "", false},
-		{"logs.raw.acme.x", "", "", "", false}, // raw topics have no stream
+		{"logs.raw.acme.x", "", "", "", false}, // raw topics have no dataset
 		{"logs.dlq.acme.x", "", "", "", false},
 		{"logs.parsed.acme.", "", "", "", false},
 		{"logs.parsed.acme.a.b", "", "", "", false},
@@ -70,10 +70,10 @@ func TestTenantOf(t *testing.T) {
 		{"", "", "", "", false},
 	}
 	for _, tt := range tests {
-		tenant, kind, stream, ok := tp.TenantOf(tt.topic)
-		if tenant != tt.tenant || kind != tt.kind || stream != tt.stream || ok != tt.ok {
+		tenant, kind, dataset, ok := tp.TenantOf(tt.topic)
+		if tenant != tt.tenant || kind != tt.kind || dataset != tt.dataset || ok != tt.ok {
 			t.Errorf("TenantOf(%q) = %q, %q, %q, %v; want %q, %q, %q, %v",
-				tt.topic, tenant, kind, stream, ok, tt.tenant, tt.kind, tt.stream, tt.ok)
+				tt.topic, tenant, kind, dataset, ok, tt.tenant, tt.kind, tt.dataset, tt.ok)
 		}
 	}
 	if _, _, _, ok := (Topics{}).TenantOf(".raw.acme"); ok {
@@ -85,11 +85,11 @@ func TestTenantOfRoundTrip(t *testing.T) {
 	for _, prefix := range []string{"logs", "a.b-c_d", strings.Repeat("p", MaxPrefixLen)} {
 		tp := Topics{Prefix: prefix}
 		for _, tenant := range []string{"a", "acme", "team-7", strings.Repeat("t", 63)} {
-			for _, c := range []struct{ topic, kind, stream string }{
+			for _, c := range []struct{ topic, kind, dataset string }{
 				{tp.Raw(tenant), KindRaw, ""},
 				{tp.Parsed(tenant), KindParsed, ""},
-				{tp.ParsedStream(tenant, "s-1"), KindParsed, "s-1"},
-				{tp.ParsedStream(tenant, strings.Repeat("s", 63)), KindParsed, strings.Repeat("s", 63)},
+				{tp.ParsedDataset(tenant, "s-1"), KindParsed, "s-1"},
+				{tp.ParsedDataset(tenant, strings.Repeat("s", 63)), KindParsed, strings.Repeat("s", 63)},
 				{tp.DLQ(tenant), KindDLQ, ""},
 				{tp.TenantConfig(tenant), KindConfig, ""},
 				{tp.TenantStatus(tenant), KindStatus, ""},
@@ -97,9 +97,9 @@ func TestTenantOfRoundTrip(t *testing.T) {
 				if len(c.topic) > maxTopicLen {
 					t.Errorf("%q is longer than Kafka's %d", c.topic, maxTopicLen)
 				}
-				gotT, gotK, gotS, ok := tp.TenantOf(c.topic)
-				if !ok || gotT != tenant || gotK != c.kind || gotS != c.stream {
-					t.Errorf("TenantOf(%q) = %q, %q, %q, %v", c.topic, gotT, gotK, gotS, ok)
+				gotT, gotK, gotD, ok := tp.TenantOf(c.topic)
+				if !ok || gotT != tenant || gotK != c.kind || gotD != c.dataset {
+					t.Errorf("TenantOf(%q) = %q, %q, %q, %v", c.topic, gotT, gotK, gotD, ok)
 				}
 				if !regexp.MustCompile(tp.Pattern(c.kind)).MatchString(c.topic) {
 					t.Errorf("Pattern(%s) = %q does not match %q", c.kind, tp.Pattern(c.kind), c.topic)
@@ -174,15 +174,15 @@ func TestValidatePrefix(t *testing.T) {
 	}
 }
 
-func TestValidateStream(t *testing.T) {
+func TestValidateDataset(t *testing.T) {
 	for _, s := range []string{"audit", "a", "a-1", strings.Repeat("s", 63)} {
-		if err := ValidateStream(s); err != nil {
-			t.Errorf("ValidateStream(%q) = %v", s, err)
+		if err := ValidateDataset(s); err != nil {
+			t.Errorf("ValidateDataset(%q) = %v", s, err)
 		}
 	}
 	for _, s := range []string{"", "a.b", "a_b", "-a", "a-", "A", strings.Repeat("s", 64)} {
-		if err := ValidateStream(s); !errors.Is(err, ErrInvalidStream) {
-			t.Errorf("ValidateStream(%q) = %v, want ErrInvalidStream", s, err)
+		if err := ValidateDataset(s); !errors.Is(err, ErrInvalidDataset) {
+			t.Errorf("ValidateDataset(%q) = %v, want ErrInvalidDataset", s, err)
 		}
 	}
 }

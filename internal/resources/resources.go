@@ -24,7 +24,7 @@ type Tenant struct {
 	Partitions        int32
 	ReplicationFactor int16 // -1: the broker's default (left unset)
 	Retention         time.Duration
-	Streams           []string
+	Datasets          []string
 	ProduceRate       float64 // bytes/s; 0 unlimited
 	FetchRate         float64
 	MutationRate      float64 // partitions/s
@@ -51,8 +51,8 @@ func TenantYAML(t Tenant) ([]byte, error) {
 			"partitionMutationsPerSecond": int32(t.MutationRate),
 		},
 	}
-	if len(t.Streams) > 0 {
-		spec["streams"] = t.Streams
+	if len(t.Datasets) > 0 {
+		spec["datasets"] = t.Datasets
 	}
 	if t.CredentialsNamespace != "" {
 		spec["credentialsSecret"] = map[string]any{"namespace": t.CredentialsNamespace, "name": "sluice-kafka"}

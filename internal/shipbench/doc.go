@@ -39,6 +39,6 @@
 // RunBroker serves a one-broker kfake cluster on a loopback port; the
 // benchmarks run it in a process of its own (the test binary started again
 // in a helper mode), so that neither its CPU time nor its memory is counted
-// as the shipper's. ReadProc reads a process's CPU time and resident memory
-// from /proc.
+// as the shipper's (internal/apptest.ReadProc reads a process's CPU time and
+// resident memory from /proc).
 package shipbench

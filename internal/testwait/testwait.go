@@ -5,9 +5,14 @@
 // A timeout here is a bound on waiting, never an assertion about speed:
 // give it room (seconds, not milliseconds); a test that measures a delay
 // measures it itself.
+//
+// Until is the same wait for code that runs outside a test too (the load
+// test's harness, internal/apptest): it returns the failure as an error.
 package testwait
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 )
@@ -24,7 +29,7 @@ const interval = 20 * time.Millisecond
 // Like t.Fatal, For must be called from the goroutine running the test.
 func For(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	if failure := wait(timeout, what, cond); failure != "" {
+	if failure := wait(context.Background(), timeout, what, cond); failure != "" {
 		t.Fatal(failure)
 	}
 }
@@ -33,16 +38,26 @@ func For(t testing.TB, timeout time.Duration, what string, cond func() (bool, st
 // timeout it reports the failure with t.Error and returns false.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) bool {
 	t.Helper()
-	if failure := wait(timeout, what, cond); failure != "" {
+	if failure := wait(context.Background(), timeout, what, cond); failure != "" {
 		t.Error(failure)
 		return false
 	}
 	return true
 }
 
-// wait polls cond until it holds ("") or timeout has passed (the failure
-// message).
-func wait(timeout time.Duration, what string, cond func() (bool, string)) string {
+// Until is For for code that is not a test: it returns nil once cond
+// holds, and on timeout, or when ctx ends first, an error that says what
+// was awaited and the last state seen.
+func Until(ctx context.Context, timeout time.Duration, what string, cond func() (bool, string)) error {
+	if failure := wait(ctx, timeout, what, cond); failure != "" {
+		return errors.New(failure)
+	}
+	return nil
+}
+
+// wait polls cond until it holds ("") or timeout has passed or ctx has
+// ended (the failure message).
+func wait(ctx context.Context, timeout time.Duration, what string, cond func() (bool, string)) string {
 	deadline := time.Now().Add(timeout)
 	for {
 		expired := time.Now().After(deadline)
@@ -50,13 +65,19 @@ func wait(timeout time.Duration, what string, cond func() (bool, string)) string
 		if ok {
 			return ""
 		}
-		if expired {
+		if expired || ctx.Err() != nil {
 			failure := "timed out after " + timeout.String() + " waiting for " + what
+			if !expired {
+				failure = "gave up waiting for " + what + ": " + ctx.Err().Error()
+			}
 			if state != "" {
 				failure += "; last: " + state
 			}
 			return failure
 		}
-		time.Sleep(interval)
+		select {
+		case <-ctx.Done():
+		case <-time.After(interval):
+		}
 	}
 }

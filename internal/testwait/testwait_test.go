@@ -1,6 +1,7 @@
 package testwait
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"strings"
@@ -89,5 +90,26 @@ func TestEventually(t *testing.T) {
 	})
 	if !ok || len(r.errors) != 0 {
 		t.Errorf("Eventually of a condition that holds = %v, errors %q", ok, r.errors)
+	}
+}
+
+// TestUntil: outside a test, the wait returns nil once the condition holds,
+// an error naming what was awaited and the last state on timeout, and
+// gives up when its context ends.
+func TestUntil(t *testing.T) {
+	var n atomic.Int32
+	if err := Until(t.Context(), 10*time.Second, "three checks", func() (bool, string) { return n.Add(1) == 3, "" }); err != nil || n.Load() != 3 {
+		t.Fatalf("Until: %v after %d checks", err, n.Load())
+	}
+	err := Until(t.Context(), 50*time.Millisecond, "the door to open", func() (bool, string) { return false, "closed" })
+	if err == nil || err.Error() != "timed out after 50ms waiting for the door to open; last: closed" {
+		t.Errorf("on timeout: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	err = Until(ctx, time.Minute, "the door to open", func() (bool, string) { return false, "closed" })
+	if err == nil || !strings.Contains(err.Error(), "gave up waiting for the door to open: context canceled; last: closed") || time.Since(start) > 10*time.Second {
+		t.Errorf("when the context ends: %v after %s", err, time.Since(start))
 	}
 }

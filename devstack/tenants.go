@@ -1,4 +1,4 @@
-package main
+package devstack
 
 import (
 	"context"
@@ -21,10 +21,12 @@ import (
 	"github.com/sluicelogs/sluice/router"
 )
 
-// tenantMaker makes tenants for the dev stack and `sluice demo`: topics
-// only (no user), with ACLs where the cluster has an authorizer. It makes
-// the demo's tenants, and in dev a tenant for every namespace that appears
-// in the node tree and every tenant a pipeline is applied for.
+// tenantMaker makes the dev stack's tenants: topics only (no user), with
+// ACLs where the cluster has an authorizer. It makes the demo's tenants, a
+// tenant for every namespace that appears in the node tree and every
+// tenant a pipeline is applied for. (sluice demo makes the demo's tenants
+// on a real cluster with code of its own, cmd/sluice/demo.go: the
+// production image carries that command, and no code of this package.)
 type tenantMaker struct {
 	adm    *kadm.Client
 	topics kafka.Topics
@@ -63,7 +65,7 @@ func (d *tenantMaker) ensure(ctx context.Context, tenant string) error {
 // setup makes the shared compacted topics, the routers' status topic and
 // the tenants' index settings topic (which indexers follow), and, with
 // demo, the demo tenants, their pipelines (a stored version as high is
-// left alone) and their route stream topics.
+// left alone) and their dataset topics.
 func (d *tenantMaker) setup(ctx context.Context, cl *kgo.Client, withDemo bool) error {
 	if err := router.EnsureCompactedTopic(ctx, d.adm, d.topics.Status()); err != nil {
 		return fmt.Errorf("status topic: %w", err)
@@ -79,13 +81,13 @@ func (d *tenantMaker) setup(ctx context.Context, cl *kgo.Client, withDemo bool) 
 		if err := d.ensure(ctx, tenant); err != nil {
 			return err
 		}
-		// As sluice pipeline apply does: the stream topics first, so that
+		// As sluice pipeline apply does: the dataset topics first, so that
 		// no routed record finds its topic missing.
 		p, err := router.Load(src)
 		if err != nil {
 			return fmt.Errorf("demo pipeline %s: %w", tenant, err)
 		}
-		if err := d.ensureStreams(ctx, tenant, p); err != nil {
+		if err := d.ensureDatasets(ctx, tenant, p); err != nil {
 			return fmt.Errorf("demo pipeline %s: %w", tenant, err)
 		}
 		if _, err := router.ApplyPipeline(ctx, cl, d.topics, src); err != nil && !errors.Is(err, router.ErrVersionNotIncreasing) {
@@ -95,24 +97,24 @@ func (d *tenantMaker) setup(ctx context.Context, cl *kgo.Client, withDemo bool) 
 	return nil
 }
 
-// ensureStreams creates the route stream topics of a tenant's pipeline.
-func (d *tenantMaker) ensureStreams(ctx context.Context, tenant string, p *router.Pipeline) error {
-	st, err := kafka.EnsureStreamTopics(ctx, d.adm, d.topics, tenant, p.Streams())
+// ensureDatasets creates the dataset topics of a tenant's pipeline.
+func (d *tenantMaker) ensureDatasets(ctx context.Context, tenant string, p *router.Pipeline) error {
+	st, err := kafka.EnsureDatasetTopics(ctx, d.adm, d.topics, tenant, p.Datasets())
 	if err != nil {
 		return err
 	}
 	for _, topic := range st.Created {
-		d.log.Info("route stream topic created", "tenant", tenant, "topic", topic)
+		d.log.Info("dataset topic created", "tenant", tenant, "topic", topic)
 	}
 	var errs []error
 	for topic, err := range st.Missing {
-		errs = append(errs, fmt.Errorf("create route stream topic %s: %w", topic, err))
+		errs = append(errs, fmt.Errorf("create dataset topic %s: %w", topic, err))
 	}
 	return errors.Join(errs...)
 }
 
-// followRoutes creates the route stream topics of every pipeline applied
-// (the demo's and the user's, also those applied with --allow-missing-streams
+// followRoutes creates the dataset topics of every pipeline applied
+// (the demo's and the user's, also those applied with --allow-missing-datasets
 // or to the legacy config topic), so that routing works in dev without an
 // administrator.
 func (d *tenantMaker) followRoutes(ctx context.Context, opts []kgo.Opt) error {
@@ -131,8 +133,8 @@ func (d *tenantMaker) followRoutes(ctx context.Context, opts []kgo.Opt) error {
 			d.log.Warn("making a tenant for a pipeline failed", "tenant", tenant, "err", err)
 			return
 		}
-		if err := d.ensureStreams(ctx, tenant, p); err != nil && ctx.Err() == nil {
-			d.log.Warn("creating a route stream topic failed", "tenant", tenant, "err", err)
+		if err := d.ensureDatasets(ctx, tenant, p); err != nil && ctx.Err() == nil {
+			d.log.Warn("creating a dataset topic failed", "tenant", tenant, "err", err)
 		}
 	}, func() {})
 	if ctx.Err() != nil {

@@ -1,6 +1,4 @@
-//go:build !nodev
-
-package main
+package devstack
 
 import (
 	"bytes"
@@ -40,7 +38,7 @@ import (
 // is none) and SLUICE_SHIPPER_KUBERNETES_API is not set: with it set, the
 // shipper asks that API server (kubectl proxy, say) and the file is left
 // alone.
-const devPodsFile = "pods.yaml"
+const podsFileName = "pods.yaml"
 
 // devKube serves the manifests of a pods file.
 type devKube struct {

@@ -22,15 +22,15 @@ import (
 	"github.com/sluicelogs/sluice/schemas"
 )
 
-// A stream is the log of one container: the file a /var/log/containers
-// entry points at, and the files it was rotated to.
+// A follower follows the log of one container: the file a
+// /var/log/containers entry points at, and the files it was rotated to.
 //
-// Scheduling. A stream has no goroutine of its own while it has nothing to
+// Scheduling. A follower has no goroutine of its own while it has nothing to
 // do: wake starts one (run), which reads what there is and returns when the
-// stream is idle again. Wakes come from the file watcher (a write, create or
+// follower is idle again. Wakes come from the file watcher (a write, create or
 // rename in the file's directory), from the poller (a slow safety check, or
 // the only check where the directory cannot be watched), from timers the
-// stream sets for itself (a partial message's quiet period, a backoff), and
+// follower sets for itself (a partial message's quiet period, a backoff), and
 // from acknowledgements it waits for. So an idle container costs no
 // goroutine, no timer and no read buffer.
 //
@@ -39,10 +39,10 @@ import (
 // longest acknowledged prefix of the queue, so the watermark is the first
 // byte not yet delivered. The checkpoint is the watermark, or the start of a
 // partial message still being joined if that is earlier. When a record
-// fails, the stream waits for everything in flight, rewinds to its
+// fails, the follower waits for everything in flight, rewinds to its
 // checkpoint and reads again: lines may be sent twice (with the same record
 // id) but never skipped.
-type stream struct {
+type follower struct {
 	sh         *Shipper
 	key        string // the matched path
 	meta       PathMeta
@@ -50,8 +50,8 @@ type stream struct {
 	k8s        schemas.Kubernetes
 	recKey     []byte
 	overhead   int64       // what a record costs beyond its message: its metadata, encoded, and the output's per-record memory
-	retry      backoffGate // this stream's own delivery failures (timeouts, unexpected errors)
-	start      startMode   // where a stream without a checkpoint starts
+	retry      backoffGate // this follower's own delivery failures (timeouts, unexpected errors)
+	start      startMode   // where a follower without a checkpoint starts
 	startInode uint64      // without a checkpoint: the file the scan found (with startTail, tailAt is its end then)
 	tailAt     int64
 	done       chan struct{}
@@ -85,8 +85,8 @@ type stream struct {
 	probeSent   bool
 	lastData    time.Time     // when a read last found data
 	tailPending bool          // the newest file ends in a line without its newline
-	pollGap     time.Duration // between polls of a stream whose directory is not watched
-	foundData   bool          // a read found data since the stream last went idle
+	pollGap     time.Duration // between polls of a follower whose directory is not watched
+	foundData   bool          // a read found data since the follower last went idle
 	openFails   int
 	lineCap     int
 	rec         schemas.Record // reused for every record
@@ -94,7 +94,7 @@ type stream struct {
 
 	// Kubernetes metadata (see kube.go), owned by run.
 	metaState metaState
-	metaSince time.Time   // when the stream began waiting for its pod
+	metaSince time.Time   // when the follower began waiting for its pod
 	metaGen   uint64      // the cache's generation last looked at
 	metaFlag  string      // Record.Metadata: "" or schemas.MetadataPartial
 	switchTo  string      // the tenant the next lines go to, when not t's
@@ -105,7 +105,7 @@ type stream struct {
 
 	mu        sync.Mutex // guards what follows
 	files     []*tailFile
-	parked    *streamPosition // where to resume while files is nil
+	parked    *followerPosition // where to resume while files is nil
 	nextSeq   int
 	q         []ackEntry // records in flight, in produce order
 	qHead     int
@@ -116,7 +116,7 @@ type stream struct {
 	groupAt   [2]*position // start of each pending partial message
 	failed    error
 	wantAck   bool      // woken when nothing is in flight any more
-	behind    time.Time // since when the stream has had unshipped bytes (zero: none)
+	behind    time.Time // since when the follower has had unshipped bytes (zero: none)
 	lastAck   time.Time // when position() last saw acks grow
 	acks      uint64    // records acknowledged
 	acksSeen  uint64    // acks at lastAck
@@ -129,7 +129,7 @@ const (
 	runEnded
 )
 
-// startMode says where a stream without a checkpoint starts.
+// startMode says where a follower without a checkpoint starts.
 type startMode int
 
 const (
@@ -138,7 +138,7 @@ const (
 	startTail                       // the end of the current file
 )
 
-// position is a byte offset in one of a stream's files.
+// position is a byte offset in one of a follower's files.
 type position struct {
 	f   *tailFile
 	off int64
@@ -179,7 +179,7 @@ type overlongLine struct {
 
 const (
 	readBufSize = 64 << 10
-	batchLines  = 4096 // lines read in one turn before other streams get theirs
+	batchLines  = 4096 // lines read in one turn before other followers get theirs
 	// recordOverhead approximates what a record costs in memory beyond its
 	// message and metadata strings: the encoded fixed fields, the pooled
 	// kgo.Record, the queue entry.
@@ -198,13 +198,13 @@ var errNoFD = errors.New("no file descriptor available")
 
 // maxPhysLine is the longest physical line kept in the buffer; docker
 // json-file escaping can make a line several times longer than its message.
-func (s *stream) maxPhysLine() int { return maxPhysLine(s.sh.cfg.MaxLineBytes) }
+func (s *follower) maxPhysLine() int { return maxPhysLine(s.sh.cfg.MaxLineBytes) }
 
 func maxPhysLine(maxLine int) int { return max(2*maxLine, readBufSize) + 4096 }
 
-// wake makes the stream look at its files: it starts run unless it is
+// wake makes the follower look at its files: it starts run unless it is
 // running, in which case run goes round once more.
-func (s *stream) wake() {
+func (s *follower) wake() {
 	for {
 		switch st := s.state.Load(); st {
 		case runIdle:
@@ -229,7 +229,7 @@ func (s *stream) wake() {
 // notify is the watcher's wake: right after a read that found data, wakes
 // wait for the linger period, so that a busy file is read in batches rather
 // than once per write.
-func (s *stream) notify() {
+func (s *follower) notify() {
 	if until := s.lingerUntil.Load(); until != 0 {
 		if d := time.Duration(until - time.Now().UnixNano()); d > 0 {
 			if s.lingerArmed.CompareAndSwap(false, true) {
@@ -244,8 +244,8 @@ func (s *stream) notify() {
 	s.wake()
 }
 
-// wakeAt wakes the stream at t (or earlier, if already due sooner).
-func (s *stream) wakeAt(t time.Time) {
+// wakeAt wakes the follower at t (or earlier, if already due sooner).
+func (s *follower) wakeAt(t time.Time) {
 	if t.IsZero() {
 		return
 	}
@@ -267,16 +267,16 @@ func (s *stream) wakeAt(t time.Time) {
 	s.timer.Reset(d)
 }
 
-func (s *stream) timerFired() {
+func (s *follower) timerFired() {
 	s.timerMu.Lock()
 	s.timerAt = time.Time{}
 	s.timerMu.Unlock()
 	s.wake()
 }
 
-// run works until the stream is idle, then returns; a wake during the work
+// run works until the follower is idle, then returns; a wake during the work
 // makes it go round again.
-func (s *stream) run() {
+func (s *follower) run() {
 	defer s.sh.runDone()
 	s.sh.notIdle(s)
 	for {
@@ -285,7 +285,7 @@ func (s *stream) run() {
 			s.end()
 			return
 		}
-		// Done while still the stream's only goroutine: once the state is
+		// Done while still the follower's only goroutine: once the state is
 		// idle, a wake may start another.
 		s.wentIdle()
 		if s.state.CompareAndSwap(runRunning, runIdle) {
@@ -296,19 +296,19 @@ func (s *stream) run() {
 	}
 }
 
-// end marks the stream finished: gone and delivered, or, in once mode, read
+// end marks the follower finished: gone and delivered, or, in once mode, read
 // to its end and delivered.
-func (s *stream) end() {
+func (s *follower) end() {
 	s.state.Store(runEnded)
 	s.t.gate.drop(s)
 	s.releaseCredit(0)
-	s.sh.streamEnded(s)
+	s.sh.followerEnded(s)
 	close(s.done)
 }
 
-// wentIdle records an idle stream: its next poll, its place among idle
-// streams whose descriptors may be taken back, and its unused budget.
-func (s *stream) wentIdle() {
+// wentIdle records an idle follower: its next poll, its place among idle
+// followers whose descriptors may be taken back, and its unused budget.
+func (s *follower) wentIdle() {
 	keep := int64(0)
 	if s.overlong != nil {
 		keep = int64(len(s.overlong.head)) + s.overhead
@@ -341,19 +341,19 @@ func (s *stream) wentIdle() {
 	s.sh.idle(s)
 }
 
-func (s *stream) releaseCredit(keep int64) {
+func (s *follower) releaseCredit(keep int64) {
 	if s.credit > keep {
 		s.t.share.release(s.credit - keep)
 		s.credit = keep
 	}
 }
 
-// step does what there is to do. It reports true when the stream ended.
-func (s *stream) step(ctx context.Context) bool {
+// step does what there is to do. It reports true when the follower ended.
+func (s *follower) step(ctx context.Context) bool {
 	for ctx.Err() == nil {
 		if err := s.failure(); err != nil {
 			if !s.idleForAcks() {
-				return false // the last acknowledgement wakes the stream
+				return false // the last acknowledgement wakes the follower
 			}
 			s.recover(err)
 			continue
@@ -375,7 +375,7 @@ func (s *stream) step(ctx context.Context) bool {
 			}
 			if s.switchTo != "" {
 				if switched, wait := s.switchTenant(); wait {
-					return false // the last acknowledgement wakes the stream
+					return false // the last acknowledgement wakes the follower
 				} else if switched {
 					continue
 				}
@@ -489,9 +489,9 @@ func (s *stream) step(ctx context.Context) bool {
 }
 
 // atEnd handles the end of the newest file; n is how many lines the last
-// read found. It reports whether the stream ended, or is idle (woken by an
+// read found. It reports whether the follower ended, or is idle (woken by an
 // event, a timer or an acknowledgement); neither means more to do now.
-func (s *stream) atEnd(ctx context.Context, n int) (ended, idle bool) {
+func (s *follower) atEnd(ctx context.Context, n int) (ended, idle bool) {
 	if s.gone.Load() {
 		// The container is gone: ship what is left, wait for delivery.
 		if !s.finishFile() || !s.flushGroups(ctx) {
@@ -530,11 +530,11 @@ func (s *stream) atEnd(ctx context.Context, n int) (ended, idle bool) {
 	return false, true
 }
 
-// heldBack is called when the tenant's or the stream's gate held a line
-// back; the gate wakes the stream. In once mode, a tenant whose topic stays
+// heldBack is called when the tenant's or the follower's gate held a line
+// back; the gate wakes the follower. In once mode, a tenant whose topic stays
 // missing or denied ends the run with an error. It reports whether the
-// stream ended.
-func (s *stream) heldBack() bool {
+// follower ended.
+func (s *follower) heldBack() bool {
 	if s.sh.once {
 		if d := s.t.gate.failingFor(); d > s.sh.cfg.TenantRetryMax {
 			s.sh.onceGiveUp(fmt.Errorf("topic %s: %w", s.t.topic, s.t.lastErr()))
@@ -546,8 +546,8 @@ func (s *stream) heldBack() bool {
 }
 
 // idleForAcks reports whether nothing is in flight; when something is, the
-// last acknowledgement wakes the stream.
-func (s *stream) idleForAcks() bool {
+// last acknowledgement wakes the follower.
+func (s *follower) idleForAcks() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.inflight == 0 {
@@ -558,12 +558,12 @@ func (s *stream) idleForAcks() bool {
 	return false
 }
 
-func (s *stream) openFailed(err error) {
+func (s *follower) openFailed(err error) {
 	s.openFails++
 	reason := openErrorReason(err)
 	s.sh.m.openErrors.WithLabelValues(reason).Inc()
 	if reason == "fd_limit" {
-		// Out of descriptors: wait in line for one, and ask the stream
+		// Out of descriptors: wait in line for one, and ask the follower
 		// idle the longest to give its back. The timer is a safety net.
 		s.sh.logLimited("open:fd_limit", "out of file descriptors; idle files are closed to make room, waiting streams are served in turn",
 			"open", s.sh.fdsOpen.Load(), "limit", s.sh.fdLimit, "err", err)
@@ -592,15 +592,15 @@ func openErrorReason(err error) string {
 	}
 }
 
-func (s *stream) isOpen() bool {
+func (s *follower) isOpen() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.files != nil
 }
 
-// open opens the stream's files from its parked position (or, without one,
+// open opens the follower's files from its parked position (or, without one,
 // as its start mode says).
-func (s *stream) open() error {
+func (s *follower) open() error {
 	s.openMu.Lock()
 	defer s.openMu.Unlock()
 	s.mu.Lock()
@@ -629,7 +629,7 @@ func (s *stream) open() error {
 // locate finds the files to read from position cp on: the file cp names,
 // found by identity among the current file and its rotations (plain or
 // compressed), then every rotation after it and the current file.
-func (s *stream) locate(cp *streamPosition) ([]*tailFile, int64, error) {
+func (s *follower) locate(cp *followerPosition) ([]*tailFile, int64, error) {
 	target, err := filepath.EvalSymlinks(s.key)
 	if err != nil {
 		return nil, 0, fmt.Errorf("resolve %s: %w", s.key, err)
@@ -695,14 +695,14 @@ func (s *stream) locate(cp *streamPosition) ([]*tailFile, int64, error) {
 	return append(files, cur), 0, nil
 }
 
-// markStart fixes where a stream without a checkpoint starts, as the scan
+// markStart fixes where a follower without a checkpoint starts, as the scan
 // finds its file: the file itself, because kubelet may rotate it before the
-// stream opens it (a new stream first waits for its pod's metadata), and
-// then its lines are in the rotation; and, when the stream starts at the
+// follower opens it (a new follower first waits for its pod's metadata), and
+// then its lines are in the rotation; and, when the follower starts at the
 // end of its file (SLUICE_SHIPPER_READ_FROM=tail, or a file older than
 // SLUICE_SHIPPER_IGNORE_OLDER), that end, so that lines written between
 // the scan and the open are not skipped.
-func (s *stream) markStart(target string) {
+func (s *follower) markStart(target string) {
 	fi, err := os.Stat(target)
 	if err != nil {
 		return
@@ -715,8 +715,8 @@ func (s *stream) markStart(target string) {
 	s.tailAt = fi.Size()
 }
 
-// locateNew opens the files of a stream seen for the first time.
-func (s *stream) locateNew(target string, cur *tailFile) ([]*tailFile, int64, error) {
+// locateNew opens the files of a follower seen for the first time.
+func (s *follower) locateNew(target string, cur *tailFile) ([]*tailFile, int64, error) {
 	off := int64(0)
 	if s.start == startTail && s.startInode != 0 {
 		off = s.tailAt
@@ -757,7 +757,7 @@ func (s *stream) locateNew(target string, cur *tailFile) ([]*tailFile, int64, er
 
 // openAll opens rotations after first (which is already open, or nil). A
 // failure closes everything: the caller retries rather than skip a file.
-func (s *stream) openAll(rots []rotation, first *tailFile) ([]*tailFile, error) {
+func (s *follower) openAll(rots []rotation, first *tailFile) ([]*tailFile, error) {
 	var files []*tailFile
 	if first != nil {
 		files = append(files, first)
@@ -773,9 +773,9 @@ func (s *stream) openAll(rots []rotation, first *tailFile) ([]*tailFile, error) 
 	return files, nil
 }
 
-// park closes the files of an idle stream and keeps its position; the next
+// park closes the files of an idle follower and keeps its position; the next
 // wake opens them again. It reports whether it did.
-func (s *stream) park() bool {
+func (s *follower) park() bool {
 	if s.overlong != nil || s.groups[0] != nil || s.groups[1] != nil || s.tailPending || s.gone.Load() {
 		return false
 	}
@@ -791,7 +791,7 @@ func (s *stream) park() bool {
 		s.mu.Unlock()
 		return false // nothing identifies the file yet
 	}
-	pos := streamPosition{Key: s.key, Path: cp.f.path, fileIdentity: cp.f.id, Offset: cp.off, Size: max(cp.f.size.Load(), cp.off)}
+	pos := followerPosition{Key: s.key, Path: cp.f.path, fileIdentity: cp.f.id, Offset: cp.off, Size: max(cp.f.size.Load(), cp.off)}
 	files := s.files
 	s.files, s.parked = nil, &pos
 	s.watermark = position{}
@@ -803,7 +803,7 @@ func (s *stream) park() bool {
 // fingerprint computes t's fingerprint once its first line is complete. It
 // reports whether the fingerprint is known. It updates t.id under s.mu
 // because checkpoints read it.
-func (s *stream) fingerprint(t *tailFile) bool {
+func (s *follower) fingerprint(t *tailFile) bool {
 	if t.idPrefix != nil {
 		return true
 	}
@@ -819,7 +819,7 @@ func (s *stream) fingerprint(t *tailFile) bool {
 // hashes node, container, fingerprint and offset; not the inode, so that a
 // line read from a rotation after kubelet compressed it keeps the id it had
 // when read from the plain file.
-func (s *stream) setFingerprint(t *tailFile, n int, fp uint64) {
+func (s *follower) setFingerprint(t *tailFile, n int, fp uint64) {
 	node := s.sh.node
 	p := make([]byte, 0, len(node)+1+len(s.recKey)+1+8)
 	p = append(p, node...)
@@ -836,7 +836,7 @@ func (s *stream) setFingerprint(t *tailFile, n int, fp uint64) {
 // recordID is the deterministic id of the line starting at p: 128 bits of
 // SHA-256 over (node, container, fingerprint, offset), hex. The string
 // aliases s.idBuf and is valid until the next call.
-func (s *stream) recordID(p position) string {
+func (s *follower) recordID(p position) string {
 	var buf [512]byte // node names are at most 253 bytes, keys ~100: no allocation
 	in := append(append(buf[:0], p.f.idPrefix...), 0, 0, 0, 0, 0, 0, 0, 0)
 	binary.BigEndian.PutUint64(in[len(in)-8:], uint64(p.off))
@@ -846,7 +846,7 @@ func (s *stream) recordID(p position) string {
 }
 
 // curFile is the file being read.
-func (s *stream) curFile() *tailFile {
+func (s *follower) curFile() *tailFile {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.files[s.cur]
@@ -862,7 +862,7 @@ const (
 )
 
 // fileAfterCur is the file after the one being read, or nil.
-func (s *stream) fileAfterCur() *tailFile {
+func (s *follower) fileAfterCur() *tailFile {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cur < len(s.files)-1 {
@@ -873,7 +873,7 @@ func (s *stream) fileAfterCur() *tailFile {
 
 // newest is the newest open file. The follower may append files at any
 // time, so s.files is read under s.mu.
-func (s *stream) newest() *tailFile {
+func (s *follower) newest() *tailFile {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.files[len(s.files)-1]
@@ -881,7 +881,7 @@ func (s *stream) newest() *tailFile {
 
 // atNewestEnd reports whether the reader is at the last known size of the
 // newest file with nothing pending in between.
-func (s *stream) atNewestEnd() bool {
+func (s *follower) atNewestEnd() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	size := s.files[s.cur].size.Load()
@@ -889,9 +889,9 @@ func (s *stream) atNewestEnd() bool {
 }
 
 // quietCheck looks at the newest file without reading it. It reports true
-// when nothing changed (the stream is at the end), false when there is
+// when nothing changed (the follower is at the end), false when there is
 // something to read or a rotation or truncation to handle.
-func (s *stream) quietCheck() bool {
+func (s *follower) quietCheck() bool {
 	f := s.curFile()
 	fi, err := f.f.Stat()
 	if err != nil {
@@ -911,16 +911,16 @@ func (s *stream) quietCheck() bool {
 	return true
 }
 
-func (s *stream) setSize(f *tailFile, n int64) { f.size.Store(n) }
+func (s *follower) setSize(f *tailFile, n int64) { f.size.Store(n) }
 
 // follow opens the files kubelet rotated to since the last look, as soon as
 // they appear: held open, they stay readable when kubelet later compresses
 // or deletes them, however long a backlog takes to read. The watcher calls
-// it when a file is created or renamed in the stream's directory, also
+// it when a file is created or renamed in the follower's directory, also
 // while the reader is held back; the reader calls it at the end of its
 // newest file. It reports whether the file the path points at is open now
 // (false: the caller waits for the next wake).
-func (s *stream) follow() bool {
+func (s *follower) follow() bool {
 	s.openMu.Lock()
 	defer s.openMu.Unlock()
 	if s.closed {
@@ -935,7 +935,7 @@ func (s *stream) follow() bool {
 	s.mu.Unlock()
 	fi, err := os.Stat(s.key)
 	if err != nil {
-		return false // between rename and reopen: the create wakes the stream
+		return false // between rename and reopen: the create wakes the follower
 	}
 	if _, ino, _ := statIdentity(fi); ino == newest.id.Inode {
 		return true
@@ -947,9 +947,9 @@ func (s *stream) follow() bool {
 	return true
 }
 
-// check looks at the stream's path after the newest file was read to its
+// check looks at the follower's path after the newest file was read to its
 // end. Only the reader calls it.
-func (s *stream) check() fileState {
+func (s *follower) check() fileState {
 	cur := s.newest()
 	fi, err := os.Stat(s.key)
 	if err != nil {
@@ -971,13 +971,13 @@ func (s *stream) check() fileState {
 	return fileUnchanged
 }
 
-// openNext appends the file the stream's path now points at. After a
+// openNext appends the file the follower's path now points at. After a
 // rotation it first appends every rotation newer than the newest open file:
 // kubelet may have rotated more than once since the last look. A file that
 // cannot be opened stops the appending, so no file is skipped: the next look
 // tries again. It reports whether the file the path points at was appended.
 // s.openMu must be held.
-func (s *stream) openNext(rotated bool) bool {
+func (s *follower) openNext(rotated bool) bool {
 	target, err := filepath.EvalSymlinks(s.key)
 	if err != nil {
 		return false // gone between check and open; the next check sees it
@@ -1012,9 +1012,9 @@ func (s *stream) openNext(rotated bool) bool {
 	return s.appendFile(cur, rotated)
 }
 
-// openLater counts a file of the stream that could not be opened (or
+// openLater counts a file of the follower that could not be opened (or
 // listed) and looks again in a second.
-func (s *stream) openLater(path string, err error) {
+func (s *follower) openLater(path string, err error) {
 	s.sh.m.openErrors.WithLabelValues(openErrorReason(err)).Inc()
 	s.sh.logLimited("open:"+path, "cannot open a rotation yet; will retry", "stream", s.key, "file", path, "err", err)
 	if openErrorReason(err) == "fd_limit" {
@@ -1023,10 +1023,10 @@ func (s *stream) openLater(path string, err error) {
 	s.wakeAt(time.Now().Add(time.Second))
 }
 
-// appendFile appends f to the stream's files, unless, after a rotation, it
+// appendFile appends f to the follower's files, unless, after a rotation, it
 // is one of them already (the same inode; after a truncation the same inode
 // is a new file). It reports whether f was appended.
-func (s *stream) appendFile(f *tailFile, rotated bool) bool {
+func (s *follower) appendFile(f *tailFile, rotated bool) bool {
 	s.mu.Lock()
 	known := false
 	for _, g := range s.files {
@@ -1052,7 +1052,7 @@ func (s *stream) appendFile(f *tailFile, rotated bool) bool {
 // order: those after last itself (found by inode while plain, by
 // fingerprint once compressed), or, when last is gone, those modified after
 // it.
-func (s *stream) rotatedAfter(target string, last, cur *tailFile) ([]string, error) {
+func (s *follower) rotatedAfter(target string, last, cur *tailFile) ([]string, error) {
 	rots, err := s.sh.rotations(target)
 	if err != nil {
 		return nil, fmt.Errorf("list rotations of %s: %w", target, err)
@@ -1100,7 +1100,7 @@ func (s *stream) rotatedAfter(target string, last, cur *tailFile) ([]string, err
 // finishFile handles what is left at the end of a file that will not grow
 // any more: an unterminated last line is shipped as it is, flagged partial.
 // It reports false when the line waits for budget or the gate.
-func (s *stream) finishFile() bool {
+func (s *follower) finishFile() bool {
 	if !s.tailPending && s.overlong == nil {
 		return true
 	}
@@ -1120,7 +1120,7 @@ func (s *stream) finishFile() bool {
 // dropBuffer gives the read buffer back. Bytes read but not consumed (the
 // start of a line whose end has not been read) are read again next time.
 // A buffer grown for a long line is dropped.
-func (s *stream) dropBuffer() {
+func (s *follower) dropBuffer() {
 	if s.rb == nil {
 		return
 	}
@@ -1137,14 +1137,14 @@ const (
 	stopEOF    stopReason = iota // the end of the file
 	stopBatch                    // batchLines read: give the slot to others
 	stopBudget                   // the next line waits for budget
-	stopGate                     // the tenant or the stream is held back
+	stopGate                     // the tenant or the follower is held back
 	stopProbe                    // the probe record was sent
 )
 
 // readSome reads and ships up to batchLines lines of the current file. At
 // the end of the file it returns stopEOF. final means the file will not
 // grow: an unterminated last line is shipped too (flagged partial).
-func (s *stream) readSome(final bool) (int, stopReason, error) {
+func (s *follower) readSome(final bool) (int, stopReason, error) {
 	f := s.curFile()
 	if s.rb == nil {
 		s.rb = (*readBufPool.Get().(*[]byte))[:readBufSize]
@@ -1216,10 +1216,10 @@ func (s *stream) readSome(final bool) (int, stopReason, error) {
 	return lines, stopBatch, nil
 }
 
-// take makes sure the stream may handle a line costing need bytes: its
-// tenant and the stream itself are not held back, and the budget has the
+// take makes sure the follower may handle a line costing need bytes: its
+// tenant and the follower itself are not held back, and the budget has the
 // bytes. Otherwise it says why not, and the line is left unread.
-func (s *stream) take(need int64) (stopReason, bool) {
+func (s *follower) take(need int64) (stopReason, bool) {
 	if !s.probing {
 		ok, probe, retryAt := s.t.gate.admit(s)
 		if ok && !probe {
@@ -1240,7 +1240,7 @@ func (s *stream) take(need int64) (stopReason, bool) {
 		return 0, true
 	}
 	// Budget is taken a few lines' worth at a time (one lock for several
-	// lines); what is left over goes back when the stream is idle.
+	// lines); what is left over goes back when the follower is idle.
 	if s.t.share.tryAcquire(max(need-s.credit, creditChunk)) {
 		s.credit += max(need-s.credit, creditChunk)
 		return 0, true
@@ -1253,12 +1253,12 @@ func (s *stream) take(need int64) (stopReason, bool) {
 	return 0, true
 }
 
-// creditChunk is how much budget a reading stream takes at a time.
+// creditChunk is how much budget a reading follower takes at a time.
 const creditChunk = 8 << 10
 
 // fill reads more of f into the buffer, growing it for long lines up to
 // maxPhysLine. It returns 0 at the end of the file.
-func (s *stream) fill(f *tailFile) (int, error) {
+func (s *follower) fill(f *tailFile) (int, error) {
 	if s.rbStart > 0 {
 		n := copy(s.rb, s.rb[s.rbStart:s.rbEnd])
 		s.rbStart, s.rbEnd = 0, n
@@ -1292,7 +1292,7 @@ func (s *stream) fill(f *tailFile) (int, error) {
 // aliases the read buffer), starting at off, with the next line at next;
 // extra counts bytes of an overlong line that were skipped. partial says the
 // line's newline never came. The line's budget (s.lineNeed) is in s.credit.
-func (s *stream) line(f *tailFile, off, next int64, raw []byte, extra int64, partial bool) error {
+func (s *follower) line(f *tailFile, off, next int64, raw []byte, extra int64, partial bool) error {
 	s.t.c.lines.Inc()
 	s.t.c.bytes.Add(float64(next - off))
 	if !s.fingerprint(f) {
@@ -1341,7 +1341,7 @@ func (s *stream) line(f *tailFile, off, next int64, raw []byte, extra int64, par
 	g.parts++
 	if l.Partial && !partial {
 		// The group keeps what its content costs; the rest of the line's
-		// budget stays with the stream for the next line.
+		// budget stays with the follower for the next line.
 		charge := min(int64(len(g.buf)-before), s.lineNeed)
 		g.charge += charge
 		s.credit -= charge
@@ -1355,7 +1355,7 @@ func (s *stream) line(f *tailFile, off, next int64, raw []byte, extra int64, par
 }
 
 // emitGroup ships a joined message.
-func (s *stream) emitGroup(slot int, end position, partial bool, cost int64) {
+func (s *follower) emitGroup(slot int, end position, partial bool, cost int64) {
 	g := s.groups[slot]
 	s.emit(g.start, end, g.time, g.stream, g.format, g.buf, g.size, g.truncated, partial, g.parts, cost)
 	putBuf(g.buf) // emit keeps nothing of it
@@ -1368,7 +1368,7 @@ func (s *stream) emitGroup(slot int, end position, partial bool, cost int64) {
 // flushGroups ships partial messages that will not be completed, flagged
 // partial. It reports false when the budget for a record's overhead could
 // not be had (the shipper is stopping).
-func (s *stream) flushGroups(ctx context.Context) bool {
+func (s *follower) flushGroups(ctx context.Context) bool {
 	for slot, g := range s.groups {
 		if g == nil {
 			continue
@@ -1389,7 +1389,7 @@ func (s *stream) flushGroups(ctx context.Context) bool {
 
 // emit builds the record for one message and hands it to the output. It
 // never blocks: the budget (cost) was taken before the line was read.
-func (s *stream) emit(start, end position, ts time.Time, streamName, format string, content []byte, size int64, truncated, partial bool, parts int, cost int64) {
+func (s *follower) emit(start, end position, ts time.Time, streamName, format string, content []byte, size int64, truncated, partial bool, parts int, cost int64) {
 	m := s.sh.m
 	text, invalid := cleanText(content, truncated)
 	if limit := s.t.maxContent(s.overhead); len(text) > limit {
@@ -1401,7 +1401,7 @@ func (s *stream) emit(start, end position, ts time.Time, streamName, format stri
 	}
 	// The record, its id and (when it needed no repair) its text live only
 	// until produce returns: the output encodes them synchronously and keeps
-	// nothing (see sink.produce), so they reuse the stream's memory.
+	// nothing (see sink.produce), so they reuse the follower's memory.
 	rec := &s.rec
 	*rec = schemas.Record{
 		ID:                s.recordID(start),
@@ -1459,8 +1459,8 @@ func cutText(s string, n int) string {
 
 // ticket identifies a record in flight for its acknowledgement.
 type ticket struct {
-	s    *stream
-	t    *tenant // the stream's tenant when the record was read
+	s    *follower
+	t    *tenant // the follower's tenant when the record was read
 	seq  uint64
 	cost int64
 }
@@ -1470,9 +1470,9 @@ type ticket struct {
 // good).
 func (t ticket) done(err error) (deadLetter bool) { return t.s.ack(t.t, t.seq, t.cost, err) }
 
-// ack is called by the output once per record, in produce order per stream
-// (one stream is one key, so one partition), from any goroutine.
-func (s *stream) ack(t *tenant, seq uint64, cost int64, err error) (deadLetter bool) {
+// ack is called by the output once per record, in produce order per follower
+// (one follower is one key, so one partition), from any goroutine.
+func (s *follower) ack(t *tenant, seq uint64, cost int64, err error) (deadLetter bool) {
 	t.share.release(cost)
 	reason := ""
 	if err != nil {
@@ -1532,16 +1532,16 @@ func (s *stream) ack(t *tenant, seq uint64, cost int64, err error) (deadLetter b
 	return reason == reasonRejected
 }
 
-func (s *stream) failure() error {
+func (s *follower) failure() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.failed
 }
 
 // recover handles a failed delivery once nothing is in flight: hold back
-// the tenant or the stream as the cause says, then rewind to the
+// the tenant or the follower as the cause says, then rewind to the
 // checkpoint.
-func (s *stream) recover(cause error) {
+func (s *follower) recover(cause error) {
 	reason := errorReason(cause)
 	switch reason {
 	case reasonTopicMissing, reasonDenied:
@@ -1576,7 +1576,7 @@ func (s *stream) recover(cause error) {
 // giving their budget and buffers back (the reader rewinds to before them,
 // or their file is given up). The caller resets the groups' checkpoint
 // holds (groupAt).
-func (s *stream) dropPartial() {
+func (s *follower) dropPartial() {
 	for i, g := range s.groups {
 		if g != nil {
 			s.t.share.release(g.charge)
@@ -1592,7 +1592,7 @@ func (s *stream) dropPartial() {
 // still being joined. (A message joined from partial lines starts before
 // records of the other stream that were produced, and may be delivered,
 // ahead of it.) s.mu must be held and s.files set.
-func (s *stream) checkpointLocked() position {
+func (s *follower) checkpointLocked() position {
 	cp := s.watermark
 	for _, g := range s.groupAt {
 		if g != nil && g.before(cp) {
@@ -1608,7 +1608,7 @@ func (s *stream) checkpointLocked() position {
 }
 
 // compact closes files wholly before the checkpoint.
-func (s *stream) compact() {
+func (s *follower) compact() {
 	s.mu.Lock()
 	cp := s.checkpointLocked()
 	drop := 0
@@ -1626,22 +1626,22 @@ func (s *stream) compact() {
 }
 
 // position returns the checkpoint entry, the bytes not yet delivered (from
-// the sizes last seen: no file is touched), and since when the stream has
+// the sizes last seen: no file is touched), and since when the follower has
 // had them.
-func (s *stream) position() (p streamPosition, t *tenant, unshipped int64, since time.Time, ok bool) {
+func (s *follower) position() (p followerPosition, t *tenant, unshipped int64, since time.Time, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t = s.t
 	if s.files == nil {
 		if s.parked == nil {
-			return streamPosition{}, t, 0, time.Time{}, false
+			return followerPosition{}, t, 0, time.Time{}, false
 		}
 		return *s.parked, t, 0, time.Time{}, true
 	}
 	cp := s.checkpointLocked()
 	if newest := s.files[len(s.files)-1]; (!s.behind.IsZero() || s.inflight > 0) && newest.gz == nil {
 		// Behind: the reader may be held back and not see the file grow.
-		// (A caught-up stream is woken by every write and knows its size.)
+		// (A caught-up follower is woken by every write and knows its size.)
 		if fi, err := newest.f.Stat(); err == nil {
 			newest.size.Store(fi.Size())
 		}
@@ -1669,7 +1669,7 @@ func (s *stream) position() (p streamPosition, t *tenant, unshipped int64, since
 	}
 	// Waiting since it fell behind, or since Kafka last acknowledged one
 	// of its records if that is later (known to a checkpoint interval): a
-	// busy stream that delivers is never old.
+	// busy follower that delivers is never old.
 	if s.acks != s.acksSeen {
 		s.acksSeen, s.lastAck = s.acks, time.Now()
 	}
@@ -1677,13 +1677,13 @@ func (s *stream) position() (p streamPosition, t *tenant, unshipped int64, since
 	if ack := s.lastAck; !since.IsZero() && ack.After(since) {
 		since = ack
 	}
-	return streamPosition{Key: s.key, Path: cp.f.path, fileIdentity: cp.f.id, Offset: cp.off, Size: max(cp.f.size.Load(), cp.off)}, t, unshipped, since, true
+	return followerPosition{Key: s.key, Path: cp.f.path, fileIdentity: cp.f.id, Offset: cp.off, Size: max(cp.f.size.Load(), cp.off)}, t, unshipped, since, true
 }
 
-// heldFiles lists the stream's open files that were deleted from disk,
+// heldFiles lists the follower's open files that were deleted from disk,
 // except the newest (whose deletion means the container is gone), with
 // the bytes each holds.
-func (s *stream) heldFiles(now time.Time) []heldFile {
+func (s *follower) heldFiles(now time.Time) []heldFile {
 	s.mu.Lock()
 	if len(s.files) < 2 { // the usual case: nothing but the newest file
 		s.mu.Unlock()
@@ -1717,9 +1717,9 @@ func (s *stream) heldFiles(now time.Time) []heldFile {
 // releaseFiles gives up files the held-files policy released: unread lines
 // in them are counted as lost, unless kubelet's compressed copy of the file
 // is still there to be read instead. It waits until nothing is in flight
-// (the usual case: the stream is held back), so no position points into a
+// (the usual case: the follower is held back), so no position points into a
 // file it drops.
-func (s *stream) releaseFiles() {
+func (s *follower) releaseFiles() {
 	if !s.idleForAcks() {
 		s.release.Store(true) // again after the last acknowledgement
 		return
@@ -1788,7 +1788,7 @@ func (s *stream) releaseFiles() {
 
 // compressedCopy opens the compressed rotation holding f's data, if there
 // is one.
-func (s *stream) compressedCopy(f *tailFile) *tailFile {
+func (s *follower) compressedCopy(f *tailFile) *tailFile {
 	target, err := filepath.EvalSymlinks(s.key)
 	if err != nil {
 		return nil
@@ -1828,7 +1828,7 @@ func countLines(f *tailFile, off int64) (lines, n int64) {
 	return lines, n
 }
 
-func (s *stream) close() {
+func (s *follower) close() {
 	s.openMu.Lock()
 	defer s.openMu.Unlock()
 	s.closed = true

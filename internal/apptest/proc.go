@@ -1,4 +1,4 @@
-package shipbench
+package apptest
 
 import (
 	"bytes"
@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// Usage is a running process's resource use, from /proc.
-type Usage struct {
+// ProcStat is a running process's resource use, from /proc.
+type ProcStat struct {
 	CPU time.Duration // user plus system time so far
 	RSS int64         // resident set now (VmRSS), bytes
 	HWM int64         // peak resident set so far (VmHWM), bytes
@@ -22,8 +22,8 @@ const clockTick = 10 * time.Millisecond
 
 // ReadProc reads the usage of process pid from /proc/<pid>/stat and
 // /proc/<pid>/status (Linux only).
-func ReadProc(pid int) (Usage, error) {
-	var u Usage
+func ReadProc(pid int) (ProcStat, error) {
+	var u ProcStat
 	dir := "/proc/" + strconv.Itoa(pid)
 	stat, err := os.ReadFile(dir + "/stat")
 	if err != nil {
@@ -33,16 +33,16 @@ func ReadProc(pid int) (Usage, error) {
 	// counted from 3 (state) start after the last ')'.
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
-		return u, errors.New("shipbench: " + dir + "/stat: no command name")
+		return u, errors.New("apptest: " + dir + "/stat: no command name")
 	}
 	f := bytes.Fields(stat[i+1:])
 	if len(f) < 13 {
-		return u, errors.New("shipbench: " + dir + "/stat: too few fields")
+		return u, errors.New("apptest: " + dir + "/stat: too few fields")
 	}
 	user, err1 := strconv.ParseInt(string(f[11]), 10, 64) // field 14, utime
 	sys, err2 := strconv.ParseInt(string(f[12]), 10, 64)  // field 15, stime
 	if err := errors.Join(err1, err2); err != nil {
-		return u, fmt.Errorf("shipbench: %s/stat: %w", dir, err)
+		return u, fmt.Errorf("apptest: %s/stat: %w", dir, err)
 	}
 	u.CPU = time.Duration(user+sys) * clockTick
 	status, err := os.ReadFile(dir + "/status")
@@ -65,7 +65,7 @@ func ReadProc(pid int) (Usage, error) {
 		}
 		kb, err := strconv.ParseInt(string(bytes.TrimSuffix(bytes.TrimSpace(v), []byte(" kB"))), 10, 64)
 		if err != nil {
-			return u, fmt.Errorf("shipbench: %s/status: %s: %w", dir, k, err)
+			return u, fmt.Errorf("apptest: %s/status: %s: %w", dir, k, err)
 		}
 		*dst = kb << 10
 	}

@@ -1,6 +1,4 @@
-//go:build !nodev
-
-package main
+package devstack
 
 import (
 	"bytes"
@@ -8,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/sluicelogs/sluice/internal/demo"
 	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/kafkatest"
 	"github.com/sluicelogs/sluice/internal/nodelog"
 	"github.com/sluicelogs/sluice/internal/testwait"
 )
@@ -33,10 +33,10 @@ import (
 // a tenant label makes the tenant's topics; a broken edit leaves what was
 // served as it was.
 func TestDevKubeServesFile(t *testing.T) {
-	cl := startKafka(t)
+	cl := kafkatest.Client(t, kafkatest.Cluster(t))
 	ctx := t.Context()
 	dir := t.TempDir()
-	path := filepath.Join(dir, devPodsFile)
+	path := filepath.Join(dir, podsFileName)
 	write := func(s string) {
 		t.Helper()
 		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
@@ -185,33 +185,51 @@ func TestParseManifestsErrors(t *testing.T) {
 	}
 }
 
-// TestDevPodMetadata: with the demo, sluice dev serves the demo's pods,
-// and its documents carry their labels, image and Deployment, which
-// sluice search can filter on; an edit of pods.yaml while the stack runs
+// TestPodMetadata: with the demo, the dev stack serves the demo's pods,
+// and its documents carry their labels, image and Deployment, which a
+// query string can filter on; an edit of pods.yaml while the stack runs
 // reaches the next documents, and a namespace labelled with a tenant sends
 // its lines to that tenant's indices and to no other.
-func TestDevPodMetadata(t *testing.T) {
-	cfg := devConfig{Dir: t.TempDir(), KafkaAddr: "127.0.0.1:0", ESAddr: "127.0.0.1:0",
-		Telemetry: devTelemetry{LogFormat: "text", LogLevel: "warn"}}
-	ep, out := startDevStack(t, cfg, devOptions{demo: true, demoRate: 100})
+func TestPodMetadata(t *testing.T) {
+	cfg := Config{Dir: t.TempDir(), KafkaAddr: "127.0.0.1:0", ESAddr: "127.0.0.1:0",
+		Telemetry: Telemetry{LogFormat: "text", LogLevel: "warn"}}
+	ep, out := startStack(t, cfg, Options{Demo: true, DemoRate: 100})
 	ctx := t.Context()
-	if ep.PodsFile != filepath.Join(cfg.Dir, devPodsFile) || !strings.Contains(out.String(), "Pod metadata") {
+	if ep.PodsFile != filepath.Join(cfg.Dir, podsFileName) || !strings.Contains(out.String(), "Pod metadata") {
 		t.Fatalf("pods file %q; banner:\n%s", ep.PodsFile, out.String())
 	}
-	t.Setenv("SLUICE_ELASTICSEARCH_URLS", ep.ESURL)
+	// search returns the documents of tenant matching a query string, as
+	// sluice search finds them (in the tenant's dedicated indices).
 	search := func(tenant, query string) []map[string]any {
 		t.Helper()
-		var b bytes.Buffer
-		err := run(ctx, []string{"search", "--tenant", tenant, "--json", "--size", "10000", query}, &b, io.Discard)
-		if err != nil && !strings.Contains(err.Error(), "tenant "+tenant+" has no documents") { // none indexed yet
+		body, _ := json.Marshal(map[string]any{"size": 10000, "query": map[string]any{"bool": map[string]any{
+			"must":   []any{map[string]any{"query_string": map[string]any{"query": query, "default_operator": "AND"}}},
+			"filter": []any{map[string]any{"term": map[string]any{"tenant": tenant}}},
+		}}})
+		url := fmt.Sprintf("%s/sluice-%s-*,sluice-%s.*/_search?ignore_unavailable=true&allow_no_indices=true", ep.ESURL, tenant, tenant)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
 			t.Fatalf("search %s: %v", query, err)
 		}
+		defer res.Body.Close()
+		var r struct {
+			Hits struct {
+				Hits []struct {
+					Source map[string]any `json:"_source"`
+				} `json:"hits"`
+			} `json:"hits"`
+		}
+		if b, _ := io.ReadAll(res.Body); res.StatusCode != http.StatusOK || json.Unmarshal(b, &r) != nil {
+			t.Fatalf("search %s: %s\n%s", query, res.Status, b)
+		}
 		var docs []map[string]any
-		for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
-			var d map[string]any
-			if line != "" && json.Unmarshal([]byte(line), &d) == nil {
-				docs = append(docs, d)
-			}
+		for _, h := range r.Hits.Hits {
+			docs = append(docs, h.Source)
 		}
 		return docs
 	}
