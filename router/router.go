@@ -5,16 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/lineinput"
 	"github.com/sluicelogs/sluice/internal/telemetry"
 	"github.com/sluicelogs/sluice/schemas"
 )
@@ -447,31 +445,23 @@ var idBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &
 // text (invalid UTF-8 replaced and flagged). A value that claims to be
 // Avro or a record but is malformed is a Failure (reason "decode").
 func DecodeInput(ctx context.Context, dec *schemas.Decoder, value []byte) (schemas.Record, *Failure) {
-	rec, format, err := dec.Decode(ctx, value)
-	if err == nil && format == schemas.FormatJSON && rec.Log == "" && !hasLogKey(value) {
-		err = schemas.ErrUnknownFormat
-	}
-	switch {
-	case errors.Is(err, schemas.ErrUnknownFormat):
-		line := strings.TrimRight(string(value), "\r\n")
-		rec = schemas.Record{Log: line}
-		if !utf8.ValidString(line) {
-			rec.Log, rec.InvalidUTF8 = strings.ToValidUTF8(line, "\uFFFD"), true
+	var (
+		rec schemas.Record
+		err error
+	)
+	switch schemas.Sniff(value) {
+	case schemas.FormatSingleObject, schemas.FormatConfluent:
+		rec, _, err = dec.Decode(ctx, value)
+		if errors.Is(err, schemas.ErrUnknownFormat) {
+			rec, err = lineinput.Text(value), nil
 		}
-	case err != nil:
+	default:
+		rec, err = lineinput.Decode(value)
+	}
+	if err != nil {
 		return rec, &Failure{Step: -1, Reason: "decode", Err: err}
 	}
 	return rec, nil
-}
-
-// hasLogKey reports whether a JSON object has a top-level "log" key.
-func hasLogKey(b []byte) bool {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(b, &m) != nil {
-		return false
-	}
-	_, ok := m["log"]
-	return ok
 }
 
 func (rt *Router) dlq(tenant string, version int64, r *kgo.Record, last int64, f *Failure) *kgo.Record {

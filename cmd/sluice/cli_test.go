@@ -160,7 +160,7 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{[]string{"tial", "--tenant", "shop"}, "sluice: unknown command \"tial\" (did you mean tail?)\nrun 'sluice --help' for usage\n"},
 		{[]string{"serch"}, "sluice: unknown command \"serch\" (did you mean search?)\nrun 'sluice --help' for usage\n"},
-		{nil, "sluice: missing command: one of dev, demo, shipper, pipeline, router, indexer, tenant, produce, tail, search, loadtest, probe, version, completion\nrun 'sluice --help' for usage\n"},
+		{nil, "sluice: missing command: one of dev, demo, shipper, pipeline, router, indexer, gateway, tenant, produce, tail, search, loadtest, probe, version, completion\nrun 'sluice --help' for usage\n"},
 		{[]string{"tail", "--tenat", "shop"}, "sluice: tail: unknown flag --tenat (did you mean --tenant?)\nrun 'sluice tail --help' for usage\n"},
 		{[]string{"tail"}, "sluice: tail: --tenant is required\nrun 'sluice tail --help' for usage\n"},
 		{[]string{"tail", "shop"}, "sluice: tail: unexpected argument \"shop\": tail takes none (flags start with --)\nrun 'sluice tail --help' for usage\n"},

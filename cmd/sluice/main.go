@@ -81,6 +81,7 @@ func commands() []*cli.Command {
 		pipelineCommand(),
 		routerCommand(),
 		indexerCommand(),
+		gatewayCommand(),
 		tenantCommand(),
 		produceCommand(),
 		tailCommand(),

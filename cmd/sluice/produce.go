@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,11 +13,8 @@ import (
 
 	"github.com/sluicelogs/sluice/internal/cli"
 	"github.com/sluicelogs/sluice/internal/kafka"
+	"github.com/sluicelogs/sluice/internal/lineinput"
 )
-
-// maxProduceLine bounds one input line of sluice produce: the router's
-// output limit is 900 KiB, and Kafka's default message limit 1 MiB.
-const maxProduceLine = 900 << 10
 
 // produceCommand sends lines or JSON objects from stdin to a tenant's raw
 // topic: how a team sends logs from outside the cluster.
@@ -80,8 +75,7 @@ func runProduce(ctx context.Context, tenant string, timeout time.Duration, stder
 			}
 			acked.Add(1)
 		}
-		sc := bufio.NewScanner(stdin)
-		sc.Buffer(make([]byte, 64<<10), maxProduceLine)
+		sc := lineinput.NewScanner(stdin, lineinput.MaxLine)
 		for sc.Scan() {
 			line := sc.Bytes()
 			if len(line) == 0 {
@@ -90,10 +84,7 @@ func runProduce(ctx context.Context, tenant string, timeout time.Duration, stder
 			sent.Add(1)
 			k.cl.Produce(ctx, &kgo.Record{Topic: topic, Value: append([]byte(nil), line...)}, promise)
 		}
-		readErr := sc.Err()
-		if errors.Is(readErr, bufio.ErrTooLong) {
-			readErr = fmt.Errorf("a line is longer than %d bytes", maxProduceLine)
-		}
+		readErr := lineinput.TooLong(sc.Err(), lineinput.MaxLine)
 		// The timeout bounds waiting for Kafka, not reading stdin: it
 		// applies from the end of input.
 		flushCtx, cancel := context.WithTimeout(ctx, timeout)

@@ -18,7 +18,7 @@ const module = "github.com/sluicelogs/sluice"
 
 // Kinds of package, by where they live in the module.
 const (
-	stage  = "stage"  // shipper/, router/, indexer/: a pipeline stage, deployed on its own
+	stage  = "stage"  // shipper/, router/, indexer/, gateway/: a pipeline stage, deployed on its own
 	shared = "shared" // internal/..., schemas/: what the stages share
 	tool   = "tool"   // cmd/, loadtest/, devstack/: built on the stages, never under them
 )
@@ -30,6 +30,7 @@ var kinds = map[string]string{
 	"shipper":  stage,
 	"router":   stage,
 	"indexer":  stage,
+	"gateway":  stage,
 	"internal": shared,
 	"schemas":  shared,
 	"cmd":      tool,

@@ -283,6 +283,23 @@ func (c Config) sasl(mechanism string) (sasl.Mechanism, error) {
 	return nil, &config.Problem{Var: varSASLMechanism, Err: fmt.Errorf("unsupported mechanism %q", c.SASLMechanism)}
 }
 
+// ForUser returns c authenticating as user with password in place of its
+// own SASL credentials (and password file): the clients of a process that
+// acts for many Kafka users, such as the gateway, which produces as the
+// tenant whose credentials a request carries. Everything else (brokers,
+// TLS, mechanism, compression, topic prefix) stays c's.
+func (c Config) ForUser(user, password string) Config {
+	c.SASLUsername, c.SASLPassword, c.SASLPasswordFile = user, password, ""
+	return c
+}
+
+// SASLEnabled reports whether c authenticates with SASL (a mechanism other
+// than none).
+func (c Config) SASLEnabled() bool {
+	m := c.mechanism()
+	return m != "" && m != SASLNone
+}
+
 // Membership returns the consumer group options for a member named id: with
 // an explicit id (a StatefulSet's pod name), static membership, so that a
 // member restarted under its id takes its partitions back at once, without

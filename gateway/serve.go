@@ -1,0 +1,311 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluicelogs/sluice/internal/lineinput"
+	"github.com/sluicelogs/sluice/schemas"
+)
+
+// Media types of OTLP/HTTP.
+const (
+	mediaProtobuf = "application/x-protobuf"
+	mediaJSON     = "application/json"
+)
+
+// serveOTLP is POST /v1/logs: OTLP/HTTP, protobuf or JSON.
+func (g *Gateway) serveOTLP(w http.ResponseWriter, r *http.Request) {
+	received := g.now()
+	var asJSON bool
+	switch mediaType(r.Header.Get("Content-Type")) {
+	case mediaProtobuf, "application/protobuf":
+	case mediaJSON:
+		asJSON = true
+	default:
+		c := &call{g: g, endpoint: endpointOTLP}
+		f := &failure{status: http.StatusUnsupportedMediaType, reason: reasonUnsupported,
+			msg: fmt.Sprintf("Content-Type %q: OTLP/HTTP takes application/x-protobuf or application/json", r.Header.Get("Content-Type"))}
+		writeOTLPFailure(w, c, f, false)
+		return
+	}
+	creds, credErr := g.credentials(r.Header.Get("Authorization"))
+	c, f := g.begin(r.Context(), endpointOTLP, creds, credErr)
+	defer c.end()
+	if f != nil {
+		writeOTLPFailure(w, c, f, asJSON)
+		return
+	}
+	idem, f := idempotencyKey(r)
+	if f != nil {
+		writeOTLPFailure(w, c, f, asJSON)
+		return
+	}
+	body, f := c.readBody(r, w)
+	if f != nil {
+		writeOTLPFailure(w, c, f, asJSON)
+		return
+	}
+	req, err := decodeOTLP(body, asJSON)
+	if err != nil {
+		writeOTLPFailure(w, c, &failure{status: http.StatusBadRequest, reason: reasonBadRequest, msg: err.Error()}, asJSON)
+		return
+	}
+	out, f := g.ingestOTLP(r.Context(), c, req, c.idBase(idem, body), len(body), received)
+	c.count(out)
+	if f != nil {
+		writeOTLPFailure(w, c, f, asJSON)
+		return
+	}
+	resp := &collogs.ExportLogsServiceResponse{}
+	if len(out.rejected) > 0 {
+		resp.PartialSuccess = &collogs.ExportLogsPartialSuccess{RejectedLogRecords: int64(len(out.rejected)), ErrorMessage: out.message()}
+	}
+	writeOTLP(w, http.StatusOK, resp, asJSON)
+	c.finish(http.StatusOK, nil)
+}
+
+// ingestOTLP produces the records of an OTLP request as c's tenant.
+func (g *Gateway) ingestOTLP(ctx context.Context, c *call, req *collogs.ExportLogsServiceRequest, base [sha256.Size]byte, size int, received time.Time) (outcome, *failure) {
+	n := 0
+	for _, rl := range req.ResourceLogs {
+		for _, sl := range rl.GetScopeLogs() {
+			n += len(sl.GetLogRecords())
+		}
+	}
+	if n > g.cfg.MaxRecords {
+		return outcome{}, tooManyRecords(n, g.cfg.MaxRecords)
+	}
+	m := mapper{tenant: c.tenant.name, received: received, maxLogBytes: g.cfg.MaxLogBytes, version: g.version}
+	e := c.newEncoder(base, n, size, received)
+	m.each(req, func(i int, rec *schemas.Record, err error) {
+		if err != nil {
+			e.reject(i, reasonRecordInvalid, fmt.Sprintf("record %d: %v", i, err))
+			return
+		}
+		e.add(i, rec)
+	})
+	return e.produce(ctx)
+}
+
+func tooManyRecords(n, limit int) *failure {
+	return &failure{status: http.StatusRequestEntityTooLarge, reason: reasonTooManyRecords,
+		msg: fmt.Sprintf("the request has %d log records, more than %d (SLUICE_GATEWAY_MAX_RECORDS_PER_REQUEST): send fewer per request", n, limit)}
+}
+
+// idempotencyKey returns the request's Idempotency-Key header.
+func idempotencyKey(r *http.Request) (string, *failure) {
+	k := r.Header.Get("Idempotency-Key")
+	if len(k) > maxIdempotencyKey {
+		return "", &failure{status: http.StatusBadRequest, reason: reasonBadRequest,
+			msg: fmt.Sprintf("the Idempotency-Key header is longer than %d bytes", maxIdempotencyKey)}
+	}
+	return k, nil
+}
+
+// writeOTLP writes an OTLP message in the request's encoding.
+func writeOTLP(w http.ResponseWriter, status int, m proto.Message, asJSON bool) {
+	var (
+		b   []byte
+		err error
+	)
+	if asJSON {
+		w.Header().Set("Content-Type", mediaJSON)
+		b, err = protojson.Marshal(m)
+	} else {
+		w.Header().Set("Content-Type", mediaProtobuf)
+		b, err = proto.Marshal(m)
+	}
+	if err != nil { // a message of ours: never
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// writeOTLPFailure answers f as OTLP/HTTP says: its status, and a
+// google.rpc.Status in the request's encoding.
+func writeOTLPFailure(w http.ResponseWriter, c *call, f *failure, asJSON bool) {
+	c.failureHeaders(w.Header(), f)
+	writeOTLP(w, f.status, &rpcstatus.Status{Code: int32(grpcCode(f.status)), Message: f.msg}, asJSON)
+	c.finish(f.status, f)
+}
+
+// grpcCode is the gRPC status code of an HTTP status, as OTLP maps them.
+func grpcCode(status int) codes.Code {
+	switch status {
+	case http.StatusBadRequest, http.StatusUnsupportedMediaType:
+		return codes.InvalidArgument
+	case http.StatusRequestEntityTooLarge:
+		return codes.ResourceExhausted
+	case http.StatusUnauthorized:
+		return codes.Unauthenticated
+	case http.StatusForbidden:
+		return codes.PermissionDenied
+	case http.StatusNotFound:
+		return codes.NotFound
+	case http.StatusTooManyRequests:
+		return codes.ResourceExhausted
+	case http.StatusServiceUnavailable:
+		return codes.Unavailable
+	}
+	return codes.Internal
+}
+
+// linesResponse is the answer of /v1/lines.
+type linesResponse struct {
+	Accepted int      `json:"accepted"`
+	Rejected int      `json:"rejected"`
+	Errors   []string `json:"errors,omitempty"`
+	Error    string   `json:"error,omitempty"`
+}
+
+// maxLineErrors bounds the errors a /v1/lines answer lists.
+const maxLineErrors = 20
+
+// serveLines is POST /v1/lines: a JSON object per line
+// (application/x-ndjson) or a record per line of text (text/plain), as
+// sluice produce sends them.
+func (g *Gateway) serveLines(w http.ResponseWriter, r *http.Request) {
+	received := g.now()
+	var ndjson bool
+	switch mediaType(r.Header.Get("Content-Type")) {
+	case "application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-seq", mediaJSON:
+		ndjson = true
+	case "text/plain", "":
+	default:
+		c := &call{g: g, endpoint: endpointLines}
+		writeLinesFailure(w, c, &failure{status: http.StatusUnsupportedMediaType, reason: reasonUnsupported,
+			msg: fmt.Sprintf("Content-Type %q: /v1/lines takes application/x-ndjson (a JSON object per line) or text/plain (a record per line)", r.Header.Get("Content-Type"))})
+		return
+	}
+	creds, credErr := g.credentials(r.Header.Get("Authorization"))
+	c, f := g.begin(r.Context(), endpointLines, creds, credErr)
+	defer c.end()
+	if f != nil {
+		writeLinesFailure(w, c, f)
+		return
+	}
+	idem, f := idempotencyKey(r)
+	if f != nil {
+		writeLinesFailure(w, c, f)
+		return
+	}
+	body, f := c.readBody(r, w)
+	if f != nil {
+		writeLinesFailure(w, c, f)
+		return
+	}
+	n := bytes.Count(body, []byte{'\n'}) + 1
+	if n > g.cfg.MaxRecords {
+		// Blank lines count too: an upper bound before reading any.
+		lines := 0
+		for line := range bytes.Lines(body) {
+			if len(bytes.TrimSpace(line)) > 0 {
+				lines++
+			}
+		}
+		if lines > g.cfg.MaxRecords {
+			writeLinesFailure(w, c, tooManyRecords(lines, g.cfg.MaxRecords))
+			return
+		}
+	}
+	e := c.newEncoder(c.idBase(idem, body), n, len(body), received)
+	i := -1
+	for line := range bytes.Lines(body) {
+		i++
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		rec, err := decodeLine(line, ndjson)
+		if err != nil {
+			e.reject(i, reasonRecordInvalid, fmt.Sprintf("line %d: %v", i+1, err))
+			continue
+		}
+		g.fillLine(&rec, c.tenant.name, received, ndjson)
+		e.add(i, &rec)
+	}
+	out, f := e.produce(r.Context())
+	c.count(out)
+	if f != nil {
+		writeLinesFailure(w, c, f)
+		return
+	}
+	resp := linesResponse{Accepted: out.accepted, Rejected: len(out.rejected)}
+	for _, rj := range out.rejected[:min(len(out.rejected), maxLineErrors)] {
+		resp.Errors = append(resp.Errors, rj.msg)
+	}
+	status := http.StatusOK
+	if out.accepted == 0 && len(out.rejected) > 0 {
+		status = http.StatusBadRequest
+		resp.Error = "no line was accepted"
+	}
+	writeJSON(w, status, resp)
+	var rf *failure
+	if status != http.StatusOK {
+		rf = &failure{status: status, reason: reasonBadRequest}
+	}
+	c.finish(status, rf)
+}
+
+// errNotObject is an NDJSON line that is no JSON object.
+var errNotObject = errors.New("not a JSON object")
+
+// decodeLine decodes one line of /v1/lines: in NDJSON a JSON object, in
+// text anything, with the rules of lineinput.Decode.
+func decodeLine(line []byte, ndjson bool) (schemas.Record, error) {
+	if ndjson && schemas.Sniff(line) != schemas.FormatJSON {
+		return schemas.Record{}, errNotObject
+	}
+	return lineinput.Decode(line)
+}
+
+// fillLine completes the record of a line: the tenant is the
+// credentials', whatever the line says; what the line does not say is
+// when the gateway received it (the router takes the event time from
+// there too) and that the gateway read it.
+func (g *Gateway) fillLine(rec *schemas.Record, tenant string, received time.Time, ndjson bool) {
+	rec.Tenant = tenant
+	if rec.ObservedTimestamp.IsZero() {
+		rec.ObservedTimestamp = received
+	}
+	if rec.Source.Format == "" {
+		rec.Source.Format = "text"
+		if ndjson {
+			rec.Source.Format = "ndjson"
+		}
+	}
+	if rec.Source.Shipper == "" {
+		rec.Source.Shipper = g.version
+	}
+	if len(rec.Log) > g.cfg.MaxLogBytes {
+		rec.OriginalSize = int64(len(rec.Log))
+		rec.Log, rec.Truncated = truncateUTF8(rec.Log, g.cfg.MaxLogBytes), true
+	}
+}
+
+func writeLinesFailure(w http.ResponseWriter, c *call, f *failure) {
+	c.failureHeaders(w.Header(), f)
+	writeJSON(w, f.status, linesResponse{Error: f.msg})
+	c.finish(f.status, f)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
