@@ -17,6 +17,7 @@ import (
 	"helm.sh/helm/v4/pkg/getter"
 	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	sigsyaml "sigs.k8s.io/yaml"
 )
 
@@ -158,6 +159,10 @@ var valuesFiles = map[string][]string{
 	"controller-direct+strimzi": {"testdata/values-strimzi.yaml", "testdata/values-controller-direct.yaml"},
 	// A ServiceMonitor and its Services, beside the webhook's.
 	"service-monitor": {"testdata/values-service-monitor.yaml"},
+	// The ingest gateway with its defaults, and scraped by the
+	// ServiceMonitor beside Strimzi's users (of which it has none).
+	"gateway":                         {"testdata/values-gateway.yaml"},
+	"gateway+strimzi+service-monitor": {"testdata/values-gateway.yaml", "testdata/values-strimzi.yaml", "testdata/values-service-monitor.yaml"},
 	// Every stage's extension points; and with every option on.
 	"extend":     {"testdata/values-extend.yaml"},
 	"all+extend": {"testdata/values-all.yaml", "testdata/values-strimzi.yaml", "testdata/values-extend.yaml"},
@@ -208,6 +213,9 @@ type chartConfig struct {
 				ReflectFrom string `json:"reflectFrom"`
 			} `json:"caSecret"`
 		} `json:"tls"`
+		SASL struct {
+			Mechanism string `json:"mechanism"`
+		} `json:"sasl"`
 	} `json:"kafka"`
 	Elasticsearch struct {
 		URLs     []string `json:"urls"`
@@ -220,6 +228,8 @@ type chartConfig struct {
 	Shipper stageValues `json:"shipper"`
 	Router  stageValues `json:"router"`
 	Indexer stageValues `json:"indexer"`
+	// Gateway is the ingest gateway, checked like a stage.
+	Gateway stageValues `json:"gateway"`
 	// Controller is sluice-controller, not a stage of the pipeline, but
 	// checked like one.
 	Controller stageValues `json:"controller"`
@@ -276,6 +286,26 @@ type stageValues struct {
 	PriorityClassName         string                            `json:"priorityClassName"`
 	// The indexer's only.
 	IndexPrefix string `json:"indexPrefix"`
+	// The gateway's only.
+	GRPC struct {
+		Enabled bool `json:"enabled"`
+	} `json:"grpc"`
+	Ingress struct {
+		Enabled   bool                      `json:"enabled"`
+		ClassName string                    `json:"className"`
+		Hosts     []string                  `json:"hosts"`
+		TLS       []networkingv1.IngressTLS `json:"tls"`
+	} `json:"ingress"`
+	TokensSecret struct {
+		Name string `json:"name"`
+		Key  string `json:"key"`
+	} `json:"tokensSecret"`
+	TLSSecret struct {
+		Name        string `json:"name"`
+		CertKey     string `json:"certKey"`
+		KeyKey      string `json:"keyKey"`
+		ClientCAKey string `json:"clientCAKey"`
+	} `json:"tlsSecret"`
 	// The controller's only.
 	Webhook            webhookValues `json:"webhook"`
 	KafkaMode          string        `json:"kafkaMode"`
