@@ -17,6 +17,7 @@ import (
 	"helm.sh/helm/v4/pkg/getter"
 	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	sigsyaml "sigs.k8s.io/yaml"
 )
 
@@ -158,6 +159,10 @@ var valuesFiles = map[string][]string{
 	"controller-direct+strimzi": {"testdata/values-strimzi.yaml", "testdata/values-controller-direct.yaml"},
 	// A ServiceMonitor and its Services, beside the webhook's.
 	"service-monitor": {"testdata/values-service-monitor.yaml"},
+	// The ingest gateway with its defaults, and scraped by the
+	// ServiceMonitor beside Strimzi's users (of which it has none).
+	"gateway":                         {"testdata/values-gateway.yaml"},
+	"gateway+strimzi+service-monitor": {"testdata/values-gateway.yaml", "testdata/values-strimzi.yaml", "testdata/values-service-monitor.yaml"},
 	// Every stage's extension points; and with every option on.
 	"extend":     {"testdata/values-extend.yaml"},
 	"all+extend": {"testdata/values-all.yaml", "testdata/values-strimzi.yaml", "testdata/values-extend.yaml"},
@@ -208,6 +213,9 @@ type chartConfig struct {
 				ReflectFrom string `json:"reflectFrom"`
 			} `json:"caSecret"`
 		} `json:"tls"`
+		SASL struct {
+			Mechanism string `json:"mechanism"`
+		} `json:"sasl"`
 	} `json:"kafka"`
 	Elasticsearch struct {
 		URLs     []string `json:"urls"`
@@ -220,6 +228,8 @@ type chartConfig struct {
 	Shipper stageValues `json:"shipper"`
 	Router  stageValues `json:"router"`
 	Indexer stageValues `json:"indexer"`
+	// Gateway is the ingest gateway, checked like a stage.
+	Gateway stageValues `json:"gateway"`
 	// Controller is sluice-controller, not a stage of the pipeline, but
 	// checked like one.
 	Controller stageValues `json:"controller"`
@@ -276,6 +286,26 @@ type stageValues struct {
 	PriorityClassName         string                            `json:"priorityClassName"`
 	// The indexer's only.
 	IndexPrefix string `json:"indexPrefix"`
+	// The gateway's only.
+	GRPC struct {
+		Enabled bool `json:"enabled"`
+	} `json:"grpc"`
+	Ingress struct {
+		Enabled   bool                      `json:"enabled"`
+		ClassName string                    `json:"className"`
+		Hosts     []string                  `json:"hosts"`
+		TLS       []networkingv1.IngressTLS `json:"tls"`
+	} `json:"ingress"`
+	TokensSecret struct {
+		Name string `json:"name"`
+		Key  string `json:"key"`
+	} `json:"tokensSecret"`
+	TLSSecret struct {
+		Name        string `json:"name"`
+		CertKey     string `json:"certKey"`
+		KeyKey      string `json:"keyKey"`
+		ClientCAKey string `json:"clientCAKey"`
+	} `json:"tlsSecret"`
 	// The controller's only.
 	Webhook            webhookValues `json:"webhook"`
 	KafkaMode          string        `json:"kafkaMode"`
@@ -309,29 +339,32 @@ type metadataValues struct {
 func TestChartRejects(t *testing.T) {
 	dir := t.TempDir()
 	for name, tc := range map[string]struct{ values, want string }{
-		"bad tenant id":                         {"strimzi: {enabled: true, tenants: [{name: Shop_1}]}", `"Shop_1" is not a tenant id`},
-		"tenant named as a user":                {"strimzi: {enabled: true, tenants: [{name: sluice-router}]}", "has the name of the router's Kafka user"},
-		"bad dataset":                           {"strimzi: {enabled: true, tenants: [{name: shop, datasets: [a.b]}]}", `dataset "a.b" of tenant shop`},
-		"bad dataset under its old name":        {"strimzi: {enabled: true, tenants: [{name: shop, streams: [a.b]}]}", `dataset "a.b" of tenant shop`},
-		"datasets and streams":                  {"strimzi: {enabled: true, tenants: [{name: shop, datasets: [a], streams: [b]}]}", "give datasets only"},
-		"unknown es auth":                       {"elasticsearch: {auth: {type: oauth}}", `elasticsearch.auth.type "oauth"`},
-		"basic without user":                    {"elasticsearch: {auth: {type: basic, secretName: s, secretKey: k}}", "elasticsearch.auth.username is required"},
-		"api key without secret":                {"elasticsearch: {auth: {type: apiKey}}", "elasticsearch.auth.secretName is required"},
-		"strimzi with plain":                    {"kafka: {sasl: {mechanism: PLAIN}}\nstrimzi: {enabled: true}", "Strimzi users log in with SCRAM-SHA-512"},
-		"memory limit in G":                     {"shipper: {resources: {limits: {memory: 1G}}}", `shipper.resources.limits.memory "1G": give it in Ki, Mi, Gi or bytes`},
-		"cert-manager, no issuer":               {"controller: {enabled: true, webhook: {enabled: true, certManager: {enabled: true}}}", "controller.webhook.certManager.issuerRef.name is required"},
-		"tenant named as the controller's user": {"controller: {enabled: true}\nstrimzi: {enabled: true, tenants: [{name: sluice-admin}]}", "has the name of the controller's Kafka user"},
-		"roles, basic without user":             {"controller: {enabled: true, elasticsearchRoles: {enabled: true, auth: {secretName: s, secretKey: k}}}", "controller.elasticsearchRoles.auth.username is required"},
-		"roles without secret":                  {"controller: {enabled: true, elasticsearchRoles: {enabled: true, auth: {type: bearer}}}", "controller.elasticsearchRoles.auth.secretName is required"},
-		"CA reflected without TLS":              {"kafka: {tls: {enabled: false, caSecret: {reflectFrom: kafka/kafka-cluster-ca-cert}}}", "kafka.tls.caSecret.reflectFrom needs kafka.tls.enabled and kafka.tls.caSecret.name"},
-		"CA reflected into no Secret":           {"kafka: {tls: {caSecret: {name: \"\", reflectFrom: kafka/kafka-cluster-ca-cert}}}", "kafka.tls.caSecret.reflectFrom needs kafka.tls.enabled and kafka.tls.caSecret.name"},
-		"CA reflected from its own namespace":   {"kafka: {tls: {caSecret: {reflectFrom: sluice/kafka-cluster-ca-cert}}}", "kafka.tls.caSecret.reflectFrom sluice/kafka-cluster-ca-cert is in the release's namespace already"},
-		"pod and service monitors":              {"metrics: {podMonitor: {enabled: true}, serviceMonitor: {enabled: true}}", "choose one, both would scrape every pod twice"},
-		"a variable in env and extraEnv":        {"router: {env: {GOGC: 100}, extraEnv: [{name: GOGC, value: \"50\"}]}", "router.extraEnv: GOGC is also in router.env"},
-		"a variable twice in extraEnv":          {"indexer: {extraEnv: [{name: TZ, value: UTC}, {name: TZ, value: CET}]}", "indexer.extraEnv: TZ is also in indexer.extraEnv"},
-		"an extra volume named as the chart's":  {"router: {extraVolumes: [{name: kafka-ca, emptyDir: {}}]}", "router.extraVolumes: name kafka-ca is the chart's or given twice"},
-		"an extra volume twice":                 {"controller: {enabled: true, extraVolumes: [{name: tmp, emptyDir: {}}, {name: tmp, emptyDir: {}}]}", "controller.extraVolumes: name tmp is the chart's or given twice"},
-		"an extra mount at the chart's path":    {"shipper: {extraVolumeMounts: [{name: logs, mountPath: /var/log}]}", "shipper.extraVolumeMounts: mountPath /var/log is the chart's or given twice"},
+		"bad tenant id":                                {"strimzi: {enabled: true, tenants: [{name: Shop_1}]}", `"Shop_1" is not a tenant id`},
+		"tenant named as a user":                       {"strimzi: {enabled: true, tenants: [{name: sluice-router}]}", "has the name of the router's Kafka user"},
+		"bad dataset":                                  {"strimzi: {enabled: true, tenants: [{name: shop, datasets: [a.b]}]}", `dataset "a.b" of tenant shop`},
+		"bad dataset under its old name":               {"strimzi: {enabled: true, tenants: [{name: shop, streams: [a.b]}]}", `dataset "a.b" of tenant shop`},
+		"datasets and streams":                         {"strimzi: {enabled: true, tenants: [{name: shop, datasets: [a], streams: [b]}]}", "give datasets only"},
+		"unknown es auth":                              {"elasticsearch: {auth: {type: oauth}}", `elasticsearch.auth.type "oauth"`},
+		"basic without user":                           {"elasticsearch: {auth: {type: basic, secretName: s, secretKey: k}}", "elasticsearch.auth.username is required"},
+		"api key without secret":                       {"elasticsearch: {auth: {type: apiKey}}", "elasticsearch.auth.secretName is required"},
+		"strimzi with plain":                           {"kafka: {sasl: {mechanism: PLAIN}}\nstrimzi: {enabled: true}", "Strimzi users log in with SCRAM-SHA-512"},
+		"memory limit in G":                            {"shipper: {resources: {limits: {memory: 1G}}}", `shipper.resources.limits.memory "1G": give it in Ki, Mi, Gi or bytes`},
+		"cert-manager, no issuer":                      {"controller: {enabled: true, webhook: {enabled: true, certManager: {enabled: true}}}", "controller.webhook.certManager.issuerRef.name is required"},
+		"tenant named as the controller's user":        {"controller: {enabled: true}\nstrimzi: {enabled: true, tenants: [{name: sluice-admin}]}", "has the name of the controller's Kafka user"},
+		"roles, basic without user":                    {"controller: {enabled: true, elasticsearchRoles: {enabled: true, auth: {secretName: s, secretKey: k}}}", "controller.elasticsearchRoles.auth.username is required"},
+		"roles without secret":                         {"controller: {enabled: true, elasticsearchRoles: {enabled: true, auth: {type: bearer}}}", "controller.elasticsearchRoles.auth.secretName is required"},
+		"CA reflected without TLS":                     {"kafka: {tls: {enabled: false, caSecret: {reflectFrom: kafka/kafka-cluster-ca-cert}}}", "kafka.tls.caSecret.reflectFrom needs kafka.tls.enabled and kafka.tls.caSecret.name"},
+		"CA reflected into no Secret":                  {"kafka: {tls: {caSecret: {name: \"\", reflectFrom: kafka/kafka-cluster-ca-cert}}}", "kafka.tls.caSecret.reflectFrom needs kafka.tls.enabled and kafka.tls.caSecret.name"},
+		"CA reflected from its own namespace":          {"kafka: {tls: {caSecret: {reflectFrom: sluice/kafka-cluster-ca-cert}}}", "kafka.tls.caSecret.reflectFrom sluice/kafka-cluster-ca-cert is in the release's namespace already"},
+		"pod and service monitors":                     {"metrics: {podMonitor: {enabled: true}, serviceMonitor: {enabled: true}}", "choose one, both would scrape every pod twice"},
+		"a variable in env and extraEnv":               {"router: {env: {GOGC: 100}, extraEnv: [{name: GOGC, value: \"50\"}]}", "router.extraEnv: GOGC is also in router.env"},
+		"a variable twice in extraEnv":                 {"indexer: {extraEnv: [{name: TZ, value: UTC}, {name: TZ, value: CET}]}", "indexer.extraEnv: TZ is also in indexer.extraEnv"},
+		"an extra volume named as the chart's":         {"router: {extraVolumes: [{name: kafka-ca, emptyDir: {}}]}", "router.extraVolumes: name kafka-ca is the chart's or given twice"},
+		"an extra volume twice":                        {"controller: {enabled: true, extraVolumes: [{name: tmp, emptyDir: {}}, {name: tmp, emptyDir: {}}]}", "controller.extraVolumes: name tmp is the chart's or given twice"},
+		"gateway ingress without hosts":                {"gateway: {enabled: true, ingress: {enabled: true}}", "gateway.ingress.hosts: give at least one host"},
+		"an extra volume named as the gateway's":       {"gateway: {enabled: true, tokensSecret: {name: t}, extraVolumes: [{name: gateway-tokens, emptyDir: {}}]}", "gateway.extraVolumes: name gateway-tokens is the chart's or given twice"},
+		"a variable in the gateway's env and extraEnv": {"gateway: {enabled: true, env: {GOGC: 100}, extraEnv: [{name: GOGC, value: \"50\"}]}", "gateway.extraEnv: GOGC is also in gateway.env"},
+		"an extra mount at the chart's path":           {"shipper: {extraVolumeMounts: [{name: logs, mountPath: /var/log}]}", "shipper.extraVolumeMounts: mountPath /var/log is the chart's or given twice"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".yaml")

@@ -52,7 +52,7 @@ func checkObjects(t *testing.T, objs []object, cfg chartConfig) {
 		}
 	}
 	for _, stage := range workloadNames {
-		values := map[string]stageValues{"shipper": cfg.Shipper, "router": cfg.Router, "indexer": cfg.Indexer, "controller": cfg.Controller}[stage]
+		values := map[string]stageValues{"shipper": cfg.Shipper, "router": cfg.Router, "indexer": cfg.Indexer, "gateway": cfg.Gateway, "controller": cfg.Controller}[stage]
 		pod, ok := pods[stage]
 		if ok != values.Enabled {
 			t.Errorf("stage %s: rendered %v, enabled %v", stage, ok, values.Enabled)
@@ -92,6 +92,7 @@ func checkObjects(t *testing.T, objs []object, cfg chartConfig) {
 	}
 	checkServiceMonitor(t, objs, pods)
 	checkKafkaCA(t, objs, cfg, pods)
+	checkGateway(t, objs, cfg, pods)
 	checkStrimzi(t, objs, cfg)
 }
 

@@ -83,7 +83,7 @@ func renderPods(t *testing.T, files ...string) map[string]corev1.PodTemplateSpec
 // stages' env (a null value takes a key out of the values), so that every
 // variable rendered is the chart's.
 func envOverrideBase(t *testing.T) []string {
-	noEnv := writeValues(t, t.TempDir(), "no-env", "shipper: {env: null}\nrouter: {env: null}\nindexer: {env: null}\ncontroller: {env: null}\n")
+	noEnv := writeValues(t, t.TempDir(), "no-env", "shipper: {env: null}\nrouter: {env: null}\nindexer: {env: null}\ngateway: {env: null}\ncontroller: {env: null}\n")
 	return []string{"testdata/values-all.yaml", "testdata/values-strimzi.yaml", noEnv}
 }
 
@@ -112,6 +112,7 @@ func TestEnvOverrides(t *testing.T) {
 			"shipper":    "SLUICE_NODE_NAME",
 			"router":     "SLUICE_ROUTER_PSEUDONYM_KEYS_DIR",
 			"indexer":    "SLUICE_ELASTICSEARCH_API_KEY_FILE",
+			"gateway":    "SLUICE_GATEWAY_TLS_CLIENT_CA_FILE",
 			"controller": "SLUICE_CONTROLLER_WEBHOOK_PORT",
 		}[stage])
 		for _, name := range want {

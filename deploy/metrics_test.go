@@ -16,6 +16,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicelogs/sluice/gateway"
 	"github.com/sluicelogs/sluice/indexer"
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/kafka"
@@ -78,6 +79,13 @@ func registeredMetrics(t *testing.T) map[string]bool {
 	if _, err := indexer.New(ic, indexer.Options{Registerer: rec}); err != nil {
 		t.Fatal(err)
 	}
+	var gc gateway.Config
+	if err := config.LoadFrom(context.Background(), &gc, envconfig.MapLookuper(map[string]string{"SLUICE_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512"})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gateway.New(gc, gateway.Options{Registerer: rec}); err != nil {
+		t.Fatal(err)
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:1"), kgo.WithHooks(kafka.NewMetrics(rec)))
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +98,7 @@ func registeredMetrics(t *testing.T) map[string]bool {
 	for _, f := range families {
 		rec.names[f.GetName()] = true
 	}
-	for _, prefix := range []string{"sluice_shipper_", "sluice_router_", "sluice_indexer_", "sluice_kafka_", "process_", "go_"} {
+	for _, prefix := range []string{"sluice_shipper_", "sluice_router_", "sluice_indexer_", "sluice_gateway_", "sluice_kafka_", "process_", "go_"} {
 		if !slices.ContainsFunc(slices.Collect(maps.Keys(rec.names)), func(n string) bool { return strings.HasPrefix(n, prefix) }) {
 			t.Fatalf("no %s* metric registered: the recorder misses a collector", prefix)
 		}

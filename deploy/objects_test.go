@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
@@ -61,7 +62,9 @@ var kinds = map[string]func() any{
 	// Reflector fills.
 	"v1/Service": func() any { return new(corev1.Service) },
 	"admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration": func() any { return new(admissionregistrationv1.ValidatingWebhookConfiguration) },
-	"v1/Secret":                      func() any { return new(corev1.Secret) },
+	"v1/Secret": func() any { return new(corev1.Secret) },
+	// The ingest gateway's optional Ingress.
+	"networking.k8s.io/v1/Ingress":   func() any { return new(networkingv1.Ingress) },
 	"cert-manager.io/v1/Certificate": func() any { return new(certificate) },
 }
 

@@ -26,6 +26,8 @@ func writeValues(t *testing.T, dir, name, values string) string {
 func TestSchemaRejects(t *testing.T) {
 	dir := t.TempDir()
 	for name, tc := range map[string]struct{ values, want string }{
+		"misspelt gateway ingress key":   {"gateway: {ingress: {host: [a]}}", "at '/gateway/ingress': additional properties 'host' not allowed"},
+		"gateway has no kafkaUser":       {"gateway: {kafkaUser: sluice-gateway}", "at '/gateway': additional properties 'kafkaUser' not allowed"},
 		"misspelt stage":                 {"shiper: {enabled: true}", "additional properties 'shiper' not allowed"},
 		"misspelt stage key":             {"shipper: {resouces: {}}", "at '/shipper': additional properties 'resouces' not allowed"},
 		"misspelt tls key":               {"kafka: {tls: {enable: true}}", "at '/kafka/tls': additional properties 'enable' not allowed"},

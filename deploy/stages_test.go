@@ -14,6 +14,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/sluicelogs/sluice/controller"
+	"github.com/sluicelogs/sluice/gateway"
 	"github.com/sluicelogs/sluice/indexer"
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/router"
@@ -24,8 +25,13 @@ import (
 // subcommand that runs them.
 var stageNames = []string{"shipper", "router", "indexer"}
 
-// workloadNames are the stages and sluice-controller: what the chart runs.
-var workloadNames = append(slices.Clone(stageNames), "controller")
+// workloadNames are the stages, the ingest gateway and sluice-controller:
+// what the chart runs.
+var workloadNames = append(slices.Clone(stageNames), "gateway", "controller")
+
+// valuesSections are the sections of values.yaml that may give examples of
+// a container's env.
+var valuesSections = append(slices.Clone(stageNames), "gateway")
 
 // loadedStage is a stage's configuration loaded from a container's
 // environment.
@@ -54,6 +60,10 @@ func loadStage(stage string, env map[string]string) (loadedStage, error) {
 		return loadedStage{config.Describe(&c), c.ShutdownTimeout, "", c.Telemetry.Addr}, err
 	case "indexer":
 		var c indexer.Config
+		err := load(&c, env, c.Validate)
+		return loadedStage{config.Describe(&c), c.ShutdownTimeout, "", c.Telemetry.Addr}, err
+	case "gateway":
+		var c gateway.Config
 		err := load(&c, env, c.Validate)
 		return loadedStage{config.Describe(&c), c.ShutdownTimeout, "", c.Telemetry.Addr}, err
 	case "controller":
@@ -126,7 +136,7 @@ func TestValuesEnvExamples(t *testing.T) {
 			stage = m[1]
 		}
 		if m := example.FindStringSubmatch(l); m != nil {
-			if !slices.Contains(stageNames, stage) {
+			if !slices.Contains(valuesSections, stage) {
 				t.Errorf("values.yaml: example %s outside a stage's section", m[1])
 				continue
 			}
@@ -140,7 +150,11 @@ func TestValuesEnvExamples(t *testing.T) {
 		t.Fatal("values.yaml: no example of the shipper's env found")
 	}
 	for stage, env := range examples {
-		env["SLUICE_NODE_NAME"] = "node-a" // the chart sets it from spec.nodeName
+		if stage == "gateway" {
+			env["SLUICE_KAFKA_SASL_MECHANISM"] = "SCRAM-SHA-512" // the chart's default
+		} else {
+			env["SLUICE_NODE_NAME"] = "node-a" // the chart sets it from spec.nodeName
+		}
 		if _, err := loadStage(stage, env); err != nil {
 			t.Errorf("values.yaml: the %s env examples: %v", stage, err)
 		}

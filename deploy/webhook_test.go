@@ -56,7 +56,8 @@ func checkControllerWebhook(t *testing.T, objs []object, values stageValues, pod
 	configs := all[*admissionregistrationv1.ValidatingWebhookConfiguration](objs)
 	var services []*corev1.Service
 	for _, svc := range all[*corev1.Service](objs) {
-		if svc.Labels[metricsLabel] == "" { // not a ServiceMonitor's
+		// Not a ServiceMonitor's, nor the gateway's (checkGateway's).
+		if svc.Labels[metricsLabel] == "" && svc.Labels["app.kubernetes.io/component"] != "gateway" {
 			services = append(services, svc)
 		}
 	}

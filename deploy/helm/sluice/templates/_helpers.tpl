@@ -85,10 +85,13 @@ Containers take them through sluice.containerEnv, after their own settings.
 {{- if include "sluice.saslEnabled" $root }}
 - name: SLUICE_KAFKA_SASL_MECHANISM
   value: {{ $k.sasl.mechanism | quote }}
+{{- /* The gateway has no credentials of its own: it logs in as each request's tenant. */}}
+{{- if ne .stage "gateway" }}
 - name: SLUICE_KAFKA_SASL_USERNAME
   value: {{ $s.kafkaUser | quote }}
 - name: SLUICE_KAFKA_SASL_PASSWORD_FILE
   value: /etc/sluice/kafka-sasl/password
+{{- end }}
 {{- end }}
 - name: SLUICE_TELEMETRY_ADDR
   value: {{ printf ":%d" (int $root.Values.telemetryPort) | quote }}
@@ -199,7 +202,7 @@ an extra mount at one of the chart's paths, fails: the API server would refuse t
       - key: {{ $k.tls.caSecret.key }}
         path: ca.crt
 {{- end }}
-{{- if include "sluice.saslEnabled" $root }}
+{{- if and (include "sluice.saslEnabled" $root) (ne .stage "gateway") }}
 - name: kafka-sasl
   secret:
     secretName: {{ include "sluice.kafkaPasswordSecret" . }}
@@ -216,7 +219,7 @@ an extra mount at one of the chart's paths, fails: the API server would refuse t
   mountPath: /etc/sluice/kafka-ca
   readOnly: true
 {{- end }}
-{{- if include "sluice.saslEnabled" .root }}
+{{- if and (include "sluice.saslEnabled" .root) (ne .stage "gateway") }}
 - name: kafka-sasl
   mountPath: /etc/sluice/kafka-sasl
   readOnly: true
@@ -404,4 +407,74 @@ to limits.memory. */}}
 {{- end -}}
 {{- end -}}
 {{- toYaml $r -}}
+{{- end -}}
+
+{{/* The gateway's own settings, before sluice.env's: its address, gRPC, tokens and TLS files. */}}
+{{- define "sluice.gatewayEnv" -}}
+{{- $s := .Values.gateway -}}
+- name: SLUICE_GATEWAY_ADDR
+  value: ":4318"
+{{- if $s.grpc.enabled }}
+- name: SLUICE_GATEWAY_GRPC_ADDR
+  value: ":4317"
+{{- end }}
+{{- if $s.tokensSecret.name }}
+- name: SLUICE_GATEWAY_TOKENS_FILE
+  value: /etc/sluice/gateway-tokens/tokens
+{{- end }}
+{{- if $s.tlsSecret.name }}
+- name: SLUICE_GATEWAY_TLS_CERT_FILE
+  value: /etc/sluice/gateway-tls/tls.crt
+- name: SLUICE_GATEWAY_TLS_KEY_FILE
+  value: /etc/sluice/gateway-tls/tls.key
+{{- if $s.tlsSecret.clientCAKey }}
+- name: SLUICE_GATEWAY_TLS_CLIENT_CA_FILE
+  value: /etc/sluice/gateway-tls/client-ca.crt
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The gateway's volumes (Kafka CA, tokens, TLS) and their mounts. The directories, never a
+subPath: the kubelet updates them in place, and the gateway re-reads the tokens file when it
+changes. */}}
+{{- define "sluice.gatewayVolumes" -}}
+{{- $s := .Values.gateway -}}
+{{ include "sluice.kafkaVolumes" (dict "root" . "stage" "gateway") }}
+{{- with $s.tokensSecret.name }}
+- name: gateway-tokens
+  secret:
+    secretName: {{ . }}
+    items:
+      - key: {{ $s.tokensSecret.key }}
+        path: tokens
+{{- end }}
+{{- with $s.tlsSecret.name }}
+- name: gateway-tls
+  secret:
+    secretName: {{ . }}
+    items:
+      - key: {{ $s.tlsSecret.certKey }}
+        path: tls.crt
+      - key: {{ $s.tlsSecret.keyKey }}
+        path: tls.key
+      {{- with $s.tlsSecret.clientCAKey }}
+      - key: {{ . }}
+        path: client-ca.crt
+      {{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "sluice.gatewayVolumeMounts" -}}
+{{- $s := .Values.gateway -}}
+{{ include "sluice.kafkaVolumeMounts" (dict "root" . "stage" "gateway") }}
+{{- if $s.tokensSecret.name }}
+- name: gateway-tokens
+  mountPath: /etc/sluice/gateway-tokens
+  readOnly: true
+{{- end }}
+{{- if $s.tlsSecret.name }}
+- name: gateway-tls
+  mountPath: /etc/sluice/gateway-tls
+  readOnly: true
+{{- end }}
 {{- end -}}
