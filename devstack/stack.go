@@ -184,6 +184,33 @@ func Start(ctx context.Context, cfg Config, opts Options) (_ *Stack, err error) 
 		return prometheus.WrapRegistererWith(prometheus.Labels{"stage": name}, reg)
 	}
 
+	// The ingest gateway, listening before any Kafka client connects (a
+	// port given free stays so): against a Kafka without authentication (the
+	// embedded one), the basic-auth user name is the tenant and no password
+	// is checked; against one with SASL (SLUICE_KAFKA_*), requests
+	// authenticate as their tenant's Kafka user, as in production.
+	var gw *gateway.Gateway
+	if cfg.GatewayAddr != "" {
+		gwDefaults := map[string]string{}
+		if !rtCfg.Kafka.SASLEnabled() {
+			gwDefaults["SLUICE_GATEWAY_INSECURE_TRUST_USERNAME"] = "true"
+		}
+		var gwCfg gateway.Config
+		if err := config.LoadFrom(ctx, &gwCfg, envconfig.MultiLookuper(envconfig.MapLookuper(map[string]string{"SLUICE_GATEWAY_ADDR": cfg.GatewayAddr}), lookuper, envconfig.MapLookuper(gwDefaults))); err != nil {
+			return nil, err
+		}
+		// The stages' Kafka user is not the gateway's: it produces as each
+		// request's tenant.
+		gwCfg.Kafka.SASLUsername, gwCfg.Kafka.SASLPassword, gwCfg.Kafka.SASLPasswordFile = "", "", ""
+		gw, err = gateway.New(gwCfg, gateway.Options{Logger: log.With("stage", "gateway"), Registerer: stageReg("gateway"), Ready: func(bool) {}, Version: opts.Version})
+		if err != nil {
+			return nil, err
+		}
+		if err := gw.Listen(); err != nil {
+			return nil, fmt.Errorf("%w (change it with SLUICE_DEV_GATEWAY_ADDR; empty disables the gateway)", err)
+		}
+	}
+
 	// Tenants: the demo's pipelines, and a tenant for every namespace seen.
 	kopts, err := rtCfg.Kafka.Options()
 	if err != nil {
@@ -216,32 +243,6 @@ func Start(ctx context.Context, cfg Config, opts Options) (_ *Stack, err error) 
 			}
 			s.closers = append(s.closers, kube.close)
 			shipCfg.KubernetesAPI = kube.url
-		}
-	}
-
-	// The ingest gateway: against a Kafka without authentication (the
-	// embedded one), the basic-auth user name is the tenant and no password
-	// is checked; against one with SASL (SLUICE_KAFKA_*), requests
-	// authenticate as their tenant's Kafka user, as in production.
-	var gw *gateway.Gateway
-	if cfg.GatewayAddr != "" {
-		gwDefaults := map[string]string{}
-		if !rtCfg.Kafka.SASLEnabled() {
-			gwDefaults["SLUICE_GATEWAY_INSECURE_TRUST_USERNAME"] = "true"
-		}
-		var gwCfg gateway.Config
-		if err := config.LoadFrom(ctx, &gwCfg, envconfig.MultiLookuper(envconfig.MapLookuper(map[string]string{"SLUICE_GATEWAY_ADDR": cfg.GatewayAddr}), lookuper, envconfig.MapLookuper(gwDefaults))); err != nil {
-			return nil, err
-		}
-		// The stages' Kafka user is not the gateway's: it produces as each
-		// request's tenant.
-		gwCfg.Kafka.SASLUsername, gwCfg.Kafka.SASLPassword, gwCfg.Kafka.SASLPasswordFile = "", "", ""
-		gw, err = gateway.New(gwCfg, gateway.Options{Logger: log.With("stage", "gateway"), Registerer: stageReg("gateway"), Ready: func(bool) {}, Version: opts.Version})
-		if err != nil {
-			return nil, err
-		}
-		if err := gw.Listen(); err != nil {
-			return nil, fmt.Errorf("%w (change it with SLUICE_DEV_GATEWAY_ADDR; empty disables the gateway)", err)
 		}
 	}
 
