@@ -189,7 +189,10 @@ func Start(ctx context.Context, cfg Config, opts Options) (_ *Stack, err error) 
 	// embedded one), the basic-auth user name is the tenant and no password
 	// is checked; against one with SASL (SLUICE_KAFKA_*), requests
 	// authenticate as their tenant's Kafka user, as in production.
-	var gw *gateway.Gateway
+	var (
+		gw        *gateway.Gateway
+		gwRunning bool
+	)
 	if cfg.GatewayAddr != "" {
 		gwDefaults := map[string]string{}
 		if !rtCfg.Kafka.SASLEnabled() {
@@ -209,6 +212,15 @@ func Start(ctx context.Context, cfg Config, opts Options) (_ *Stack, err error) 
 		if err := gw.Listen(); err != nil {
 			return nil, fmt.Errorf("%w (change it with SLUICE_DEV_GATEWAY_ADDR; empty disables the gateway)", err)
 		}
+		// A start that fails before the gateway runs closes its listener:
+		// Run with an ended context does that and nothing else.
+		s.closers = append(s.closers, func() {
+			if !gwRunning {
+				ended, cancel := context.WithCancel(context.Background())
+				cancel()
+				_ = gw.Run(ended)
+			}
+		})
 	}
 
 	// Tenants: the demo's pipelines, and a tenant for every namespace seen.
@@ -283,6 +295,7 @@ func Start(ctx context.Context, cfg Config, opts Options) (_ *Stack, err error) 
 	goRun("router", rt.Run)
 	goRun("indexer", ix.Run)
 	if gw != nil {
+		gwRunning = true
 		goRun("gateway", gw.Run)
 	}
 	if opts.Demo {

@@ -258,6 +258,7 @@ func TestStartAddressTaken(t *testing.T) {
 	}{
 		{Config{Dir: dir, KafkaAddr: ln.Addr().String(), ESAddr: "127.0.0.1:0"}, "--kafka-addr or SLUICE_DEV_KAFKA_ADDR"},
 		{Config{Dir: dir, KafkaAddr: "127.0.0.1:0", ESAddr: ln.Addr().String()}, "is not free (change it with --es-addr or SLUICE_DEV_ES_ADDR)"},
+		{Config{Dir: dir, KafkaAddr: "127.0.0.1:0", ESAddr: "127.0.0.1:0", GatewayAddr: ln.Addr().String()}, "change it with SLUICE_DEV_GATEWAY_ADDR"},
 	} {
 		_, err := Start(t.Context(), tc.cfg, Options{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
