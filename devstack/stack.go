@@ -189,11 +189,13 @@ func Start(ctx context.Context, cfg Config, opts Options) (_ *Stack, err error) 
 	// embedded one), the basic-auth user name is the tenant and no password
 	// is checked; against one with SASL (SLUICE_KAFKA_*), requests
 	// authenticate as their tenant's Kafka user, as in production.
+	ready := &devReady{set: srv.SetReady, n: 3}
 	var (
 		gw        *gateway.Gateway
 		gwRunning bool
 	)
 	if cfg.GatewayAddr != "" {
+		ready.n++
 		gwDefaults := map[string]string{}
 		if !rtCfg.Kafka.SASLEnabled() {
 			gwDefaults["SLUICE_GATEWAY_INSECURE_TRUST_USERNAME"] = "true"
@@ -205,7 +207,7 @@ func Start(ctx context.Context, cfg Config, opts Options) (_ *Stack, err error) 
 		// The stages' Kafka user is not the gateway's: it produces as each
 		// request's tenant.
 		gwCfg.Kafka.SASLUsername, gwCfg.Kafka.SASLPassword, gwCfg.Kafka.SASLPasswordFile = "", "", ""
-		gw, err = gateway.New(gwCfg, gateway.Options{Logger: log.With("stage", "gateway"), Registerer: stageReg("gateway"), Ready: func(bool) {}, Version: opts.Version})
+		gw, err = gateway.New(gwCfg, gateway.Options{Logger: log.With("stage", "gateway"), Registerer: stageReg("gateway"), Ready: ready.stage("gateway"), Version: opts.Version})
 		if err != nil {
 			return nil, err
 		}
@@ -258,7 +260,6 @@ func Start(ctx context.Context, cfg Config, opts Options) (_ *Stack, err error) 
 		}
 	}
 
-	ready := &devReady{set: srv.SetReady, n: 3}
 	sh, err := shipper.New(shipCfg, shipper.Options{Logger: log.With("stage", "shipper"), Registerer: stageReg("shipper"), Version: opts.Version, Ready: ready.stage("shipper")})
 	if err != nil {
 		return nil, err
