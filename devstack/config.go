@@ -6,11 +6,12 @@ import "github.com/sluicelogs/sluice/internal/telemetry"
 // logging), loaded with config.Load; the stages read their own
 // (SLUICE_SHIPPER_*, ...) with dev defaults underneath.
 type Config struct {
-	Dir       string `env:"DEV_DIR, default=.sluice" help:"Directory of the dev stack: the node log tree (node/var/log/...), Kafka's and the store's data, checkpoints. Kept across runs."`
-	KafkaAddr string `env:"DEV_KAFKA_ADDR, default=127.0.0.1:9092" help:"Address of the embedded Kafka (ignored when SLUICE_KAFKA_BROKERS is set)."`
-	ESAddr    string `env:"DEV_ES_ADDR, default=127.0.0.1:9200" help:"Address of the embedded Elasticsearch-compatible store (ignored when SLUICE_ELASTICSEARCH_URLS is set)."`
-	Store     StoreConfig
-	Telemetry Telemetry
+	Dir         string `env:"DEV_DIR, default=.sluice" help:"Directory of the dev stack: the node log tree (node/var/log/...), Kafka's and the store's data, checkpoints. Kept across runs."`
+	KafkaAddr   string `env:"DEV_KAFKA_ADDR, default=127.0.0.1:9092" help:"Address of the embedded Kafka (ignored when SLUICE_KAFKA_BROKERS is set)."`
+	ESAddr      string `env:"DEV_ES_ADDR, default=127.0.0.1:9200" help:"Address of the embedded Elasticsearch-compatible store (ignored when SLUICE_ELASTICSEARCH_URLS is set)."`
+	GatewayAddr string `env:"DEV_GATEWAY_ADDR, default=127.0.0.1:4318" help:"Listen address of the ingest gateway (OTLP/HTTP on /v1/logs, lines on /v1/lines), host:port. Against the embedded Kafka it checks no password: the basic-auth user name is the tenant (curl -u shop: ...). Empty disables it."`
+	Store       StoreConfig
+	Telemetry   Telemetry
 }
 
 // Validate reports every problem, each naming the variable at fault.

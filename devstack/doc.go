@@ -7,7 +7,10 @@
 // SLUICE_KAFKA_BROKERS and SLUICE_ELASTICSEARCH_URLS name real servers;
 // the shipper tailing <dir>/node/var/log/containers, the router and the
 // indexer, each read from its own SLUICE_* settings with dev defaults
-// underneath; one telemetry server for all three (on 127.0.0.1 unless told
+// underneath; the ingest gateway on SLUICE_DEV_GATEWAY_ADDR (against a
+// Kafka without authentication, the embedded one, the basic-auth user name
+// is the tenant and no password is checked; against one with SASL, the
+// gateway's normal mode); one telemetry server for all three (on 127.0.0.1 unless told
 // otherwise); the tenants (a tenant for every namespace in the node tree
 // and every pipeline applied: tenants.go); the pod metadata of
 // <dir>/pods.yaml, served to the shipper by a stand-in for the Kubernetes

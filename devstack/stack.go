@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicelogs/sluice/gateway"
 	"github.com/sluicelogs/sluice/indexer"
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/internal/demo"
@@ -51,6 +52,7 @@ type Options struct {
 type Endpoints struct {
 	Brokers  []string
 	ESURL    string
+	Gateway  string // host:port of the ingest gateway (/v1/logs, /v1/lines); "" when disabled
 	Metrics  string // host:port of /metrics, /healthz and /readyz; "" when disabled
 	NodeDir  string // the node tree root: <dir>/node
 	PodsFile string // the pod metadata served, "" when none is
@@ -182,6 +184,47 @@ func Start(ctx context.Context, cfg Config, opts Options) (_ *Stack, err error) 
 		return prometheus.WrapRegistererWith(prometheus.Labels{"stage": name}, reg)
 	}
 
+	// The ingest gateway, listening before any Kafka client connects (a
+	// port given free stays so): against a Kafka without authentication (the
+	// embedded one), the basic-auth user name is the tenant and no password
+	// is checked; against one with SASL (SLUICE_KAFKA_*), requests
+	// authenticate as their tenant's Kafka user, as in production.
+	ready := &devReady{set: srv.SetReady, n: 3}
+	var (
+		gw        *gateway.Gateway
+		gwRunning bool
+	)
+	if cfg.GatewayAddr != "" {
+		ready.n++
+		gwDefaults := map[string]string{}
+		if !rtCfg.Kafka.SASLEnabled() {
+			gwDefaults["SLUICE_GATEWAY_INSECURE_TRUST_USERNAME"] = "true"
+		}
+		var gwCfg gateway.Config
+		if err := config.LoadFrom(ctx, &gwCfg, envconfig.MultiLookuper(envconfig.MapLookuper(map[string]string{"SLUICE_GATEWAY_ADDR": cfg.GatewayAddr}), lookuper, envconfig.MapLookuper(gwDefaults))); err != nil {
+			return nil, err
+		}
+		// The stages' Kafka user is not the gateway's: it produces as each
+		// request's tenant.
+		gwCfg.Kafka.SASLUsername, gwCfg.Kafka.SASLPassword, gwCfg.Kafka.SASLPasswordFile = "", "", ""
+		gw, err = gateway.New(gwCfg, gateway.Options{Logger: log.With("stage", "gateway"), Registerer: stageReg("gateway"), Ready: ready.stage("gateway"), Version: opts.Version})
+		if err != nil {
+			return nil, err
+		}
+		if err := gw.Listen(); err != nil {
+			return nil, fmt.Errorf("%w (change it with SLUICE_DEV_GATEWAY_ADDR; empty disables the gateway)", err)
+		}
+		// A start that fails before the gateway runs closes its listener:
+		// Run with an ended context does that and nothing else.
+		s.closers = append(s.closers, func() {
+			if !gwRunning {
+				ended, cancel := context.WithCancel(context.Background())
+				cancel()
+				_ = gw.Run(ended)
+			}
+		})
+	}
+
 	// Tenants: the demo's pipelines, and a tenant for every namespace seen.
 	kopts, err := rtCfg.Kafka.Options()
 	if err != nil {
@@ -217,7 +260,6 @@ func Start(ctx context.Context, cfg Config, opts Options) (_ *Stack, err error) 
 		}
 	}
 
-	ready := &devReady{set: srv.SetReady, n: 3}
 	sh, err := shipper.New(shipCfg, shipper.Options{Logger: log.With("stage", "shipper"), Registerer: stageReg("shipper"), Version: opts.Version, Ready: ready.stage("shipper")})
 	if err != nil {
 		return nil, err
@@ -253,6 +295,10 @@ func Start(ctx context.Context, cfg Config, opts Options) (_ *Stack, err error) 
 	goRun("shipper", sh.Run)
 	goRun("router", rt.Run)
 	goRun("indexer", ix.Run)
+	if gw != nil {
+		gwRunning = true
+		goRun("gateway", gw.Run)
+	}
 	if opts.Demo {
 		goRun("demo", (&demo.Workload{Node: node, Rate: opts.DemoRate}).Run)
 	}
@@ -260,6 +306,9 @@ func Start(ctx context.Context, cfg Config, opts Options) (_ *Stack, err error) 
 	s.ep = Endpoints{Brokers: strings.Split(brokers, ","), ESURL: esURL, Metrics: srv.Addr(), NodeDir: node.Root, Dir: dir}
 	if kube != nil {
 		s.ep.PodsFile = podsFile
+	}
+	if gw != nil {
+		s.ep.Gateway = gw.Addr()
 	}
 	banner(opts.Stdout, s.ep, opts.Demo)
 	if opts.StatusEvery > 0 {
@@ -312,6 +361,9 @@ func banner(w io.Writer, ep Endpoints, withDemo bool) {
 	fmt.Fprintf(w, "\nSluice dev stack (one process; for development only)\n")
 	fmt.Fprintf(w, "  Kafka          %s\n", strings.Join(ep.Brokers, ","))
 	fmt.Fprintf(w, "  Elasticsearch  %s   (embedded store unless SLUICE_ELASTICSEARCH_URLS is set)\n", ep.ESURL)
+	if ep.Gateway != "" {
+		fmt.Fprintf(w, "  Gateway        http://%s   (OTLP/HTTP /v1/logs, lines /v1/lines; the basic-auth user is the tenant)\n", ep.Gateway)
+	}
 	if ep.Metrics != "" {
 		fmt.Fprintf(w, "  Metrics        http://%s/metrics\n", ep.Metrics)
 	}
@@ -330,6 +382,9 @@ func banner(w io.Writer, ep Endpoints, withDemo bool) {
 		fmt.Fprintf(w, "  bin/sluice search --tenant shop 'kubernetes.labels.app:cart'\n")
 	}
 	fmt.Fprintf(w, "  bin/sluice tail --tenant web --errors --from-beginning\n")
+	if ep.Gateway != "" {
+		fmt.Fprintf(w, "  echo 'hello through the gateway' | curl -s -u shop: --data-binary @- %s/v1/lines\n", ep.Gateway)
+	}
 	fmt.Fprintf(w, "  curl '%s/_cat/indices?v'\n\nCtrl-C stops everything.\n\n", ep.ESURL)
 }
 

@@ -258,6 +258,7 @@ func TestStartAddressTaken(t *testing.T) {
 	}{
 		{Config{Dir: dir, KafkaAddr: ln.Addr().String(), ESAddr: "127.0.0.1:0"}, "--kafka-addr or SLUICE_DEV_KAFKA_ADDR"},
 		{Config{Dir: dir, KafkaAddr: "127.0.0.1:0", ESAddr: ln.Addr().String()}, "is not free (change it with --es-addr or SLUICE_DEV_ES_ADDR)"},
+		{Config{Dir: dir, KafkaAddr: "127.0.0.1:0", ESAddr: "127.0.0.1:0", GatewayAddr: ln.Addr().String()}, "change it with SLUICE_DEV_GATEWAY_ADDR"},
 	} {
 		_, err := Start(t.Context(), tc.cfg, Options{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -271,4 +272,62 @@ func TestStartAddressTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = s.Close() // stopped while starting: a stage may report the cancelled start
+}
+
+// TestDevGateway: the dev stack runs the ingest gateway against its
+// embedded Kafka, where the basic-auth user name is the tenant and no
+// password is checked; lines sent to /v1/lines are indexed in the tenant's
+// index, and the endpoints and the banner name the gateway.
+func TestDevGateway(t *testing.T) {
+	cfg := Config{Dir: t.TempDir(), KafkaAddr: "127.0.0.1:0", ESAddr: "127.0.0.1:0", GatewayAddr: "127.0.0.1:0",
+		Telemetry: Telemetry{LogFormat: "text", LogLevel: "warn"}}
+	ep, out := startStack(t, cfg, Options{})
+	if ep.Gateway == "" || !strings.Contains(out.String(), ep.Gateway+"/v1/lines") {
+		t.Fatalf("gateway %q not in the banner:\n%s", ep.Gateway, out.String())
+	}
+	ctx := t.Context()
+	cl := kafkatest.ClientAt(t, ep.Brokers)
+	if _, err := kafka.ProvisionTenant(ctx, kadm.NewClient(cl), kafka.Topics{Prefix: "logs"}, "gamma", kafka.TenantSpec{Partitions: 3, ReplicationFactor: -1}); err != nil {
+		t.Fatal(err)
+	}
+	send := func(user, contentType, body string) (int, string) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+ep.Gateway+"/v1/lines", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth(user, "")
+		req.Header.Set("Content-Type", contentType)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := send("gamma", "text/plain", "gateway one\ngateway two\n"); code != 200 || !strings.Contains(body, `"accepted":2`) {
+		t.Fatalf("text lines: %d %s", code, body)
+	}
+	if code, body := send("gamma", "application/x-ndjson", `{"msg":"gateway three","level":"info"}`+"\n"); code != 200 || !strings.Contains(body, `"accepted":1`) {
+		t.Fatalf("NDJSON line: %d %s", code, body)
+	}
+	// A tenant without topics has nowhere to send.
+	if code, body := send("nobody", "text/plain", "lost\n"); code != http.StatusNotFound {
+		t.Errorf("tenant without a raw topic: %d %s, want 404", code, body)
+	}
+
+	index := indexer.IndexName("sluice", "gamma", "", time.Now().UTC(), time.UTC)
+	testwait.For(t, 60*time.Second, "the gateway's lines indexed", func() (bool, string) {
+		res, err := http.Post(ep.ESURL+"/"+index+"/_count", "application/json", strings.NewReader(`{"query":{"prefix":{"log":"gateway"}}}`))
+		if err != nil {
+			return false, err.Error()
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		var c struct {
+			Count int `json:"count"`
+		}
+		_ = json.Unmarshal(b, &c)
+		return res.StatusCode == 200 && c.Count == 3, fmt.Sprintf("%d: %s", res.StatusCode, b)
+	})
 }

@@ -138,6 +138,9 @@ func simpleCommands(words []string) [][]string {
 // their lines.
 var shellUtilities = []string{"echo", "printf", "head", "base64", "grep", "export", "source", "hostname", "cat"}
 
+// curlValueOptions are the curl options the docs use that take a value.
+var curlValueOptions = []string{"-u", "--user", "-H", "--header", "-d", "--data", "--data-binary", "-X", "--request", "-o", "--output", "--oauth2-bearer"}
+
 // TestDocsCommands checks every command of every shell block of the README
 // and the guides.
 func TestDocsCommands(t *testing.T) {
@@ -183,7 +186,12 @@ func TestDocsCommands(t *testing.T) {
 			}
 			return exists("docker-compose.yml")
 		case name == "curl":
-			for _, a := range args {
+			for i := 0; i < len(args); i++ {
+				a := args[i]
+				if slices.Contains(curlValueOptions, a) {
+					i++ // the option's value, no URL
+					continue
+				}
 				if !strings.HasPrefix(a, "-") {
 					if _, err := url.Parse("http://" + strings.TrimPrefix(a, "http://")); err != nil {
 						return err
@@ -311,7 +319,7 @@ func freePort(t *testing.T) string {
 // TestDocsRun runs the blocks marked <!-- run: dev --> line by line with
 // bash in a directory where bin/sluice is the real binary, while that
 // binary runs `sluice dev` (with its demo) on free ports. localhost:9200 in
-// a line becomes the store's address; the commands find Kafka and the store
+// a line becomes the store's address, localhost:4318 the gateway's; the commands find Kafka and the store
 // through SLUICE_KAFKA_BROKERS and SLUICE_ELASTICSEARCH_URLS. A line must
 // exit 0; `tail`, which follows until stopped, must still be running after
 // a few seconds. Every line must print something (tail --errors aside:
@@ -336,7 +344,7 @@ func TestDocsRun(t *testing.T) {
 	if err := os.Symlink(bin, filepath.Join(work, "bin", "sluice")); err != nil {
 		t.Fatal(err)
 	}
-	kafkaAddr, esAddr, telemetryAddr := freePort(t), freePort(t), freePort(t)
+	kafkaAddr, esAddr, telemetryAddr, gatewayAddr := freePort(t), freePort(t), freePort(t), freePort(t)
 	env := append(os.Environ(),
 		"SLUICE_KAFKA_BROKERS="+kafkaAddr,
 		"SLUICE_ELASTICSEARCH_URLS=http://"+esAddr,
@@ -345,7 +353,7 @@ func TestDocsRun(t *testing.T) {
 	// Killed at the end of the test, its output logged if the test failed.
 	apptest.Start(t, apptest.Config{Bin: bin, Args: []string{"dev"}, Dir: work, Env: []string{
 		"SLUICE_DEV_DIR=" + filepath.Join(work, ".sluice"),
-		"SLUICE_DEV_KAFKA_ADDR=" + kafkaAddr, "SLUICE_DEV_ES_ADDR=" + esAddr,
+		"SLUICE_DEV_KAFKA_ADDR=" + kafkaAddr, "SLUICE_DEV_ES_ADDR=" + esAddr, "SLUICE_DEV_GATEWAY_ADDR=" + gatewayAddr,
 		"SLUICE_TELEMETRY_ADDR=" + telemetryAddr, "SLUICE_LOG_LEVEL=warn"}})
 	// The demo's three tenants have documents, routed audit lines and
 	// dead letters included, before the tour starts.
@@ -367,7 +375,7 @@ func TestDocsRun(t *testing.T) {
 	})
 
 	for _, l := range lines {
-		text := strings.ReplaceAll(l.text, "localhost:9200", esAddr)
+		text := strings.NewReplacer("localhost:9200", esAddr, "localhost:4318", gatewayAddr).Replace(l.text)
 		follows := strings.Contains(text, "sluice tail")
 		lctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 		if follows {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/sluicelogs/sluice/devstack"
+	"github.com/sluicelogs/sluice/gateway"
 	"github.com/sluicelogs/sluice/indexer"
 	"github.com/sluicelogs/sluice/internal/config"
 	"github.com/sluicelogs/sluice/router"
@@ -25,13 +26,14 @@ var settingsDocs = map[string]string{
 	"router":  "../../docs/router.md",
 	"indexer": "../../docs/indexer.md",
 	"dev":     "../../README.md",
+	"gateway": "../../docs/gateway.md",
 }
 
 // TestREADMESettings keeps the settings tables of the README and the guides
 // true: each must be exactly what the configuration structs describe. With
 // -update-readme it rewrites them.
 func TestREADMESettings(t *testing.T) {
-	for name, cfg := range map[string]any{"shipper": &shipper.Config{}, "router": &router.Config{}, "indexer": &indexer.Config{}, "dev": &devstack.Config{}} {
+	for name, cfg := range map[string]any{"shipper": &shipper.Config{}, "router": &router.Config{}, "indexer": &indexer.Config{}, "dev": &devstack.Config{}, "gateway": &gateway.Config{}} {
 		path := settingsDocs[name]
 		doc, err := os.ReadFile(path)
 		if err != nil {
