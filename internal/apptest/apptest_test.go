@@ -174,9 +174,6 @@ func TestWrapper(t *testing.T) {
 
 // TestBinary builds the sluice binaries once and runs them.
 func TestBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the sluice binary")
-	}
 	bin := Binary(t)
 	if Binary(t) != bin {
 		t.Error("built twice")
