@@ -135,15 +135,12 @@ func (g *Gateway) GRPCAddr() string {
 	return g.grpcLn.Addr().String()
 }
 
-// Run serves until ctx ends, then stops taking requests (readiness first),
-// lets those in progress finish within SLUICE_GATEWAY_SHUTDOWN_TIMEOUT,
-// and closes the Kafka clients.
-func (g *Gateway) Run(ctx context.Context) error {
-	if err := g.Listen(); err != nil {
-		return err
-	}
+// serve serves h on ln with the gateway's timeouts and TLS, over
+// protocols (nil: HTTP/1 and, with TLS, HTTP/2), sending the end of
+// Serve to errs.
+func (g *Gateway) serve(ln net.Listener, h http.Handler, protocols *http.Protocols, errs chan<- error) *http.Server {
 	srv := &http.Server{
-		Handler:           g.Handler(),
+		Handler:           h,
 		ReadHeaderTimeout: min(g.cfg.ReadTimeout, 10*time.Second),
 		ReadTimeout:       g.cfg.ReadTimeout,
 		// Writing an answer waits for Kafka: the acknowledgement timeout
@@ -152,24 +149,43 @@ func (g *Gateway) Run(ctx context.Context) error {
 		IdleTimeout:    g.cfg.IdleTimeout,
 		MaxHeaderBytes: 64 << 10,
 		TLSConfig:      g.tls,
+		Protocols:      protocols,
+		HTTP2:          &http.HTTP2Config{MaxConcurrentStreams: grpcStreamsPerConn},
 		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
-	errs := make(chan error, 2)
 	go func() {
 		var err error
 		if g.tls != nil {
-			err = srv.ServeTLS(g.ln, "", "")
+			err = srv.ServeTLS(ln, "", "")
 		} else {
-			err = srv.Serve(g.ln)
+			err = srv.Serve(ln)
 		}
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
 		errs <- err
 	}()
-	stopGRPC := func(context.Context) {}
+	return srv
+}
+
+// Run serves until ctx ends, then stops taking requests (readiness first),
+// lets those in progress finish within SLUICE_GATEWAY_SHUTDOWN_TIMEOUT,
+// and closes the Kafka clients.
+func (g *Gateway) Run(ctx context.Context) error {
+	if err := g.Listen(); err != nil {
+		return err
+	}
+	errs := make(chan error, 2)
+	srv := g.serve(g.ln, g.Handler(), nil, errs)
+	var grpcSrv *http.Server
 	if g.grpcLn != nil {
-		stopGRPC = g.serveGRPC(g.grpcLn, errs)
+		// gRPC needs HTTP/2: with TLS by ALPN, without by prior
+		// knowledge (what gRPC clients send on an insecure channel).
+		p := new(http.Protocols)
+		p.SetHTTP1(true) // answered 505, rather than a closed connection
+		p.SetHTTP2(true)
+		p.SetUnencryptedHTTP2(g.tls == nil)
+		grpcSrv = g.serve(g.grpcLn, g.grpcHandler(), p, errs)
 	}
 	sweep := time.NewTicker(min(g.cfg.ClientIdle, g.cfg.AuthTTL, 30*time.Second))
 	defer sweep.Stop()
@@ -199,7 +215,11 @@ loop:
 		g.log.Warn("requests still in progress at the shutdown timeout", "err", serr)
 		_ = srv.Close()
 	}
-	stopGRPC(sctx)
+	if grpcSrv != nil {
+		if serr := grpcSrv.Shutdown(sctx); serr != nil {
+			_ = grpcSrv.Close()
+		}
+	}
 	g.pool.close()
 	g.log.Info("gateway stopped")
 	return err

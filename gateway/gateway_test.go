@@ -15,6 +15,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
 	otellog "go.opentelemetry.io/otel/log"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
@@ -26,13 +27,42 @@ import (
 	"github.com/sluicelogs/sluice/schemas"
 )
 
-// TestGatewayOTelSDKExporter: the OpenTelemetry Go SDK's OTLP/HTTP log exporter,
-// gzip on, sends through the gateway as tenant shop; the records land in
-// shop's raw topic in the shipper's format, with the body as log, the
-// Kubernetes resource attributes in the record's kubernetes fields, and the
-// rest as attributes.
+// TestGatewayOTelSDKExporter: the OpenTelemetry Go SDK's OTLP log exporters,
+// OTLP/HTTP and OTLP/gRPC, gzip on, send through the gateway as tenant
+// shop; the records land in shop's raw topic in the shipper's format, with
+// the body as log, the Kubernetes resource attributes in the record's
+// kubernetes fields, and the rest as attributes.
 func TestGatewayOTelSDKExporter(t *testing.T) {
-	e := startEnv(t, nil)
+	auth := map[string]string{"Authorization": basic("shop", "shop-secret")}
+	exporters := map[string]func(e *testEnv) (sdklog.Exporter, error){
+		"http": func(e *testEnv) (sdklog.Exporter, error) {
+			return otlploghttp.New(context.Background(),
+				otlploghttp.WithEndpoint(e.g.Addr()), otlploghttp.WithInsecure(),
+				otlploghttp.WithHeaders(auth),
+				otlploghttp.WithCompression(otlploghttp.GzipCompression),
+				otlploghttp.WithRetry(otlploghttp.RetryConfig{Enabled: false}))
+		},
+		"grpc": func(e *testEnv) (sdklog.Exporter, error) {
+			return otlploggrpc.New(context.Background(),
+				otlploggrpc.WithEndpoint(e.g.GRPCAddr()), otlploggrpc.WithInsecure(),
+				otlploggrpc.WithHeaders(auth),
+				otlploggrpc.WithCompressor("gzip"),
+				otlploggrpc.WithRetry(otlploggrpc.RetryConfig{Enabled: false}))
+		},
+	}
+	for name, newExporter := range exporters {
+		t.Run(name, func(t *testing.T) {
+			e := startEnv(t, map[string]string{"SLUICE_GATEWAY_GRPC_ADDR": "127.0.0.1:0"})
+			exp, err := newExporter(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			testSDKExporter(t, e, exp, "otlp_"+name)
+		})
+	}
+}
+
+func testSDKExporter(t *testing.T, e *testEnv, exp sdklog.Exporter, endpoint string) {
 	var (
 		mu      sync.Mutex
 		errs    []error
@@ -40,14 +70,6 @@ func TestGatewayOTelSDKExporter(t *testing.T) {
 		started = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	)
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() }))
-	exp, err := otlploghttp.New(ctx,
-		otlploghttp.WithEndpoint(e.g.Addr()), otlploghttp.WithInsecure(),
-		otlploghttp.WithHeaders(map[string]string{"Authorization": basic("shop", "shop-secret")}),
-		otlploghttp.WithCompression(otlploghttp.GzipCompression),
-		otlploghttp.WithRetry(otlploghttp.RetryConfig{Enabled: false}))
-	if err != nil {
-		t.Fatal(err)
-	}
 	res := sdkresource.NewSchemaless(
 		attribute.String("k8s.namespace.name", "checkout"),
 		attribute.String("k8s.pod.name", "cart-7d9f-abcde"),
@@ -129,6 +151,9 @@ func TestGatewayOTelSDKExporter(t *testing.T) {
 		t.Errorf("structured body: log %q time %s", s.Log, s.Timestamp)
 	}
 	testutilCount(t, e, `sluice_gateway_records_total{outcome="accepted",tenant="shop"}`, n+1)
+	if metricValue(t, e.reg, `sluice_gateway_requests_total{code="200",endpoint="`+endpoint+`",tenant="shop"}`) == 0 {
+		t.Errorf("no request counted on endpoint %s", endpoint)
+	}
 }
 
 // TestGatewayOTLPJSON: OTLP's JSON encoding, with hex trace and span ids, is
@@ -369,7 +394,7 @@ func TestGatewayPartialSuccess(t *testing.T) {
 		recs[4].Attributes = append(recs[4].Attributes, kv(fmt.Sprint("a", i), str("v")))
 	}
 	r := e.postOTLP(t, "shop", otlpRequest(nil, recs...))
-	resp := exportResponse(t, r)
+	resp := decodeExportResponse(t, r)
 	ps := resp.GetPartialSuccess()
 	if r.status != http.StatusOK || ps.GetRejectedLogRecords() != 2 || !strings.Contains(ps.GetErrorMessage(), "record 2: ") ||
 		!strings.Contains(ps.GetErrorMessage(), "record 4: more than 1000 attributes") {

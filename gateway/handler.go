@@ -177,7 +177,8 @@ func (g *Gateway) credentials(auth string) (credentials, error) {
 // charging it to the call's tenant.
 func (c *call) readBody(r *http.Request, w http.ResponseWriter) ([]byte, *failure) {
 	g := c.g
-	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
+	switch enc {
 	case "", "identity", "gzip":
 	default:
 		return nil, &failure{status: http.StatusUnsupportedMediaType, reason: reasonUnsupported,
@@ -186,8 +187,16 @@ func (c *call) readBody(r *http.Request, w http.ResponseWriter) ([]byte, *failur
 	if r.ContentLength > g.cfg.MaxBodyBytes {
 		return nil, bodyTooLarge(g.cfg.MaxBodyBytes)
 	}
-	var rd io.Reader = http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes)
-	if strings.EqualFold(strings.TrimSpace(r.Header.Get("Content-Encoding")), "gzip") {
+	return c.readBounded(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes), enc == "gzip", r.ContentLength)
+}
+
+// readBounded reads rd to its end, gunzipped when gz, within
+// SLUICE_GATEWAY_MAX_DECOMPRESSED_BYTES and the tenant's and the
+// gateway's in-flight bytes, into a pooled buffer; size is rd's length
+// when known (else < 0). rd bounds the bytes on the wire itself.
+func (c *call) readBounded(rd io.Reader, gz bool, size int64) ([]byte, *failure) {
+	g := c.g
+	if gz {
 		zr, err := gzip.NewReader(rd)
 		if err != nil {
 			return nil, readFailure(err, g.cfg.MaxBodyBytes, "gzip")
@@ -197,11 +206,11 @@ func (c *call) readBody(r *http.Request, w http.ResponseWriter) ([]byte, *failur
 	}
 	br := &budgetReader{r: io.LimitReader(rd, g.cfg.MaxDecompressedBytes+1), l: g.lim, t: c.tenant}
 	defer func() { c.held += br.held }()
-	size := 64 << 10
-	if r.ContentLength > 0 {
-		size = int(min(r.ContentLength+bytes.MinRead, g.cfg.MaxDecompressedBytes+1))
+	hint := 64 << 10
+	if size > 0 {
+		hint = int(min(size+bytes.MinRead, g.cfg.MaxDecompressedBytes+1))
 	}
-	p := c.buf(size)
+	p := c.buf(hint)
 	buf := bytes.NewBuffer(*p)
 	_, err := buf.ReadFrom(br)
 	*p = buf.Bytes()[:0] // keep what ReadFrom grew

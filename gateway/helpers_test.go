@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	common "go.opentelemetry.io/proto/otlp/common/v1"
 	logs "go.opentelemetry.io/proto/otlp/logs/v1"
@@ -95,6 +96,28 @@ func startEnv(t testing.TB, env map[string]string) *testEnv {
 		}
 	})
 	return &testEnv{c: c, admin: admin, g: g, url: "http://" + g.Addr(), reg: reg}
+}
+
+// throttleProduce makes the cluster answer every produce request as
+// handled, with a throttle of ms milliseconds: Kafka's quota throttling.
+func (e *testEnv) throttleProduce(ms int32) {
+	e.c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		pr := req.(*kmsg.ProduceRequest)
+		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+		resp.ThrottleMillis = ms
+		for _, rt := range pr.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.BaseOffset = 1000
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
 }
 
 // basic is the Authorization header of user and password.
@@ -223,8 +246,8 @@ func otlpLines(n int, prefix string) []*logs.LogRecord {
 	return out
 }
 
-// exportResponse decodes an OTLP protobuf answer.
-func exportResponse(t testing.TB, r response) *collogs.ExportLogsServiceResponse {
+// decodeExportResponse decodes an OTLP protobuf answer.
+func decodeExportResponse(t testing.TB, r response) *collogs.ExportLogsServiceResponse {
 	t.Helper()
 	var resp collogs.ExportLogsServiceResponse
 	if err := proto.Unmarshal(r.body, &resp); err != nil {

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"net/http"
 	"slices"
 	"strconv"
@@ -10,15 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kmsg"
-	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/encoding/gzip"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 )
 
 // healthyBound is how long a healthy tenant's request may take, Kafka's
@@ -92,7 +82,7 @@ func TestGatewayFloodingTenantBesideHealthy(t *testing.T) {
 		r := e.postOTLP(t, "shop", otlpRequest(nil, otlpLines(per, "healthy "+strconv.Itoa(i))...))
 		d := time.Since(start)
 		lat = append(lat, d)
-		if r.status != http.StatusOK || exportResponse(t, r).GetPartialSuccess() != nil {
+		if r.status != http.StatusOK || decodeExportResponse(t, r).GetPartialSuccess() != nil {
 			t.Errorf("shop's request %d: %d %q", i, r.status, r.body)
 		}
 		if d > healthyBound {
@@ -131,23 +121,7 @@ func TestGatewayKafkaThrottle(t *testing.T) {
 	if r := e.postOTLP(t, "shop", otlpRequest(nil, otlpLines(1, "warm")...)); r.status != http.StatusOK {
 		t.Fatalf("answer %d", r.status)
 	}
-	e.c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		pr := req.(*kmsg.ProduceRequest)
-		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
-		resp.ThrottleMillis = 2500
-		for _, rt := range pr.Topics {
-			st := kmsg.NewProduceResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.BaseOffset = 1000
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
+	e.throttleProduce(2500)
 	if r := e.postOTLP(t, "shop", otlpRequest(nil, otlpLines(3, "throttled")...)); r.status != http.StatusOK {
 		t.Fatalf("throttled request: %d %q", r.status, r.body)
 	}
@@ -158,34 +132,5 @@ func TestGatewayKafkaThrottle(t *testing.T) {
 	// Another tenant is not held back.
 	if r := e.postOTLP(t, "web", otlpRequest(nil, otlpLines(3, "web")...)); r.status != http.StatusOK {
 		t.Fatalf("web: %d %q", r.status, r.body)
-	}
-}
-
-// TestGatewayOTLPGRPC: OTLP/gRPC's Export, gzip-compressed, with the credentials
-// in the authorization metadata, lands as OTLP/HTTP does; bad credentials
-// are UNAUTHENTICATED; a retried call keeps its ids.
-func TestGatewayOTLPGRPC(t *testing.T) {
-	e := startEnv(t, map[string]string{"SLUICE_GATEWAY_GRPC_ADDR": "127.0.0.1:0"})
-	conn, err := grpc.NewClient(e.g.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	cl := collogs.NewLogsServiceClient(conn)
-	req := otlpRequest(nil, otlpLines(5, "grpc")...)
-	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", basic("shop", "shop-secret"))
-	for range 2 {
-		resp, err := cl.Export(ctx, req, grpc.UseCompressor(gzip.Name))
-		if err != nil || resp.GetPartialSuccess() != nil {
-			t.Fatalf("export: %v %v", resp, err)
-		}
-	}
-	recs := e.readRaw(t, "shop")
-	if got := ids(recs); len(got) != 10 || len(slices.Compact(got)) != 5 {
-		t.Fatalf("%d records, ids %v", len(recs), got)
-	}
-	bad := metadata.AppendToOutgoingContext(context.Background(), "authorization", basic("shop", "nope"))
-	if _, err := cl.Export(bad, req); status.Code(err) != codes.Unauthenticated {
-		t.Fatalf("bad credentials: %v", err)
 	}
 }

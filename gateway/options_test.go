@@ -21,12 +21,12 @@ import (
 	"github.com/sluicelogs/sluice/internal/testcerts"
 )
 
-// TestGatewayMutualTLS: with a client CA, the gateway serves HTTPS and takes
-// only clients presenting a certificate that CA signed, besides their
-// credentials.
-func TestGatewayMutualTLS(t *testing.T) {
+// tlsFiles writes a server's and a client's certificates and returns them
+// with the settings of a gateway serving TLS to clients the client's
+// certificate (its own CA) signed.
+func tlsFiles(t *testing.T) (server, client testcerts.Pair, env map[string]string) {
 	dir := t.TempDir()
-	server, client := testcerts.SelfSigned(t, "gateway"), testcerts.SelfSigned(t, "client")
+	server, client = testcerts.SelfSigned(t, "gateway"), testcerts.SelfSigned(t, "client")
 	write := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, b, 0o600); err != nil {
@@ -34,11 +34,19 @@ func TestGatewayMutualTLS(t *testing.T) {
 		}
 		return p
 	}
-	e := startEnv(t, map[string]string{
+	return server, client, map[string]string{
 		"SLUICE_GATEWAY_TLS_CERT_FILE":      write("server.pem", server.CertPEM),
 		"SLUICE_GATEWAY_TLS_KEY_FILE":       write("server.key", server.KeyPEM),
 		"SLUICE_GATEWAY_TLS_CLIENT_CA_FILE": write("client-ca.pem", client.CertPEM),
-	})
+	}
+}
+
+// TestGatewayMutualTLS: with a client CA, the gateway serves HTTPS and takes
+// only clients presenting a certificate that CA signed, besides their
+// credentials.
+func TestGatewayMutualTLS(t *testing.T) {
+	server, client, env := tlsFiles(t)
+	e := startEnv(t, env)
 	roots := x509.NewCertPool()
 	roots.AddCert(server.Cert)
 	cert, err := tls.X509KeyPair(client.CertPEM, client.KeyPEM)

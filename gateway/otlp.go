@@ -10,7 +10,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	common "go.opentelemetry.io/proto/otlp/common/v1"
 	logs "go.opentelemetry.io/proto/otlp/logs/v1"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -34,8 +33,14 @@ var (
 // decodeOTLP decodes an ExportLogsServiceRequest in the protobuf or the
 // JSON encoding of OTLP/HTTP. Errors say what is wrong with the request,
 // for a 400 answer.
-func decodeOTLP(body []byte, asJSON bool) (*collogs.ExportLogsServiceRequest, error) {
-	req := &collogs.ExportLogsServiceRequest{}
+//
+// The request is decoded as the logs package's LogsData, which has the
+// same one field (repeated ResourceLogs resource_logs = 1) in both
+// encodings: the collector package that defines the request also holds
+// the gRPC service, and importing it links google.golang.org/grpc into
+// every process (see the package documentation).
+func decodeOTLP(body []byte, asJSON bool) (*logs.LogsData, error) {
+	req := &logs.LogsData{}
 	if !asJSON {
 		if err := protoOptions.Unmarshal(body, req); err != nil {
 			return nil, fmt.Errorf("not an OTLP ExportLogsServiceRequest in protobuf: %w", err)
@@ -482,7 +487,7 @@ func appendAnyJSON(b []byte, v *common.AnyValue, depth int) []byte {
 // each calls fn with every record of req, in order, with its index, or
 // with the error that rejects it. The records share one attribute map:
 // fn must be done with a record (encode it) before it returns.
-func (m *mapper) each(req *collogs.ExportLogsServiceRequest, fn func(i int, rec *schemas.Record, err error)) {
+func (m *mapper) each(req *logs.LogsData, fn func(i int, rec *schemas.Record, err error)) {
 	i := 0
 	for _, rl := range req.ResourceLogs {
 		ri := m.resource(rl.GetResource().GetAttributes())

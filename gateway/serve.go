@@ -10,10 +10,10 @@ import (
 	"net/http"
 	"time"
 
-	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	logs "go.opentelemetry.io/proto/otlp/logs/v1"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluicelogs/sluice/internal/lineinput"
@@ -69,16 +69,46 @@ func (g *Gateway) serveOTLP(w http.ResponseWriter, r *http.Request) {
 		writeOTLPFailure(w, c, f, asJSON)
 		return
 	}
-	resp := &collogs.ExportLogsServiceResponse{}
-	if len(out.rejected) > 0 {
-		resp.PartialSuccess = &collogs.ExportLogsPartialSuccess{RejectedLogRecords: int64(len(out.rejected)), ErrorMessage: out.message()}
-	}
-	writeOTLP(w, http.StatusOK, resp, asJSON)
+	writeOTLP(w, http.StatusOK, exportResponse(out, asJSON), asJSON)
 	c.finish(http.StatusOK, nil)
 }
 
+// exportResponse is OTLP's ExportLogsServiceResponse for out: empty when
+// every record was taken, else partial_success with rejected_log_records
+// and error_message. It is encoded here, two fields by hand, for the
+// reason decodeOTLP decodes LogsData: the message's own type lives in the
+// package that links gRPC. TestExportResponseEncoding holds it to that
+// type's encodings.
+func exportResponse(out outcome, asJSON bool) []byte {
+	rejected := int64(len(out.rejected))
+	if asJSON {
+		if rejected == 0 {
+			return []byte("{}")
+		}
+		type partialSuccess struct {
+			RejectedLogRecords int64  `json:"rejectedLogRecords,string"` // int64 is a string in OTLP/JSON
+			ErrorMessage       string `json:"errorMessage,omitempty"`
+		}
+		b, _ := json.Marshal(struct {
+			PartialSuccess partialSuccess `json:"partialSuccess"`
+		}{partialSuccess{rejected, out.message()}})
+		return b
+	}
+	if rejected == 0 {
+		return nil
+	}
+	ps := protowire.AppendTag(nil, 1, protowire.VarintType) // rejected_log_records
+	ps = protowire.AppendVarint(ps, uint64(rejected))
+	if msg := out.message(); msg != "" {
+		ps = protowire.AppendTag(ps, 2, protowire.BytesType) // error_message
+		ps = protowire.AppendString(ps, msg)
+	}
+	b := protowire.AppendTag(nil, 1, protowire.BytesType) // partial_success
+	return protowire.AppendBytes(b, ps)
+}
+
 // ingestOTLP produces the records of an OTLP request as c's tenant.
-func (g *Gateway) ingestOTLP(ctx context.Context, c *call, req *collogs.ExportLogsServiceRequest, base [sha256.Size]byte, size int, received time.Time) (outcome, *failure) {
+func (g *Gateway) ingestOTLP(ctx context.Context, c *call, req *logs.LogsData, base [sha256.Size]byte, size int, received time.Time) (outcome, *failure) {
 	n := 0
 	for _, rl := range req.ResourceLogs {
 		for _, sl := range rl.GetScopeLogs() {
@@ -115,22 +145,12 @@ func idempotencyKey(r *http.Request) (string, *failure) {
 	return k, nil
 }
 
-// writeOTLP writes an OTLP message in the request's encoding.
-func writeOTLP(w http.ResponseWriter, status int, m proto.Message, asJSON bool) {
-	var (
-		b   []byte
-		err error
-	)
+// writeOTLP writes an encoded OTLP message in the request's encoding.
+func writeOTLP(w http.ResponseWriter, status int, b []byte, asJSON bool) {
 	if asJSON {
 		w.Header().Set("Content-Type", mediaJSON)
-		b, err = protojson.Marshal(m)
 	} else {
 		w.Header().Set("Content-Type", mediaProtobuf)
-		b, err = proto.Marshal(m)
-	}
-	if err != nil { // a message of ours: never
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
@@ -140,29 +160,49 @@ func writeOTLP(w http.ResponseWriter, status int, m proto.Message, asJSON bool) 
 // google.rpc.Status in the request's encoding.
 func writeOTLPFailure(w http.ResponseWriter, c *call, f *failure, asJSON bool) {
 	c.failureHeaders(w.Header(), f)
-	writeOTLP(w, f.status, &rpcstatus.Status{Code: int32(grpcCode(f.status)), Message: f.msg}, asJSON)
+	st := &rpcstatus.Status{Code: int32(grpcCode(f.status)), Message: f.msg}
+	var b []byte
+	if asJSON {
+		b, _ = protojson.Marshal(st)
+	} else {
+		b, _ = proto.Marshal(st)
+	}
+	writeOTLP(w, f.status, b, asJSON)
 	c.finish(f.status, f)
 }
 
+// gRPC status codes (google.rpc.Code) the gateway answers with.
+const (
+	codeOK                = 0
+	codeInvalidArgument   = 3
+	codeNotFound          = 5
+	codePermissionDenied  = 7
+	codeResourceExhausted = 8
+	codeUnimplemented     = 12
+	codeInternal          = 13
+	codeUnavailable       = 14
+	codeUnauthenticated   = 16
+)
+
 // grpcCode is the gRPC status code of an HTTP status, as OTLP maps them.
-func grpcCode(status int) codes.Code {
+func grpcCode(status int) int {
 	switch status {
 	case http.StatusBadRequest, http.StatusUnsupportedMediaType:
-		return codes.InvalidArgument
+		return codeInvalidArgument
 	case http.StatusRequestEntityTooLarge:
-		return codes.ResourceExhausted
+		return codeResourceExhausted
 	case http.StatusUnauthorized:
-		return codes.Unauthenticated
+		return codeUnauthenticated
 	case http.StatusForbidden:
-		return codes.PermissionDenied
+		return codePermissionDenied
 	case http.StatusNotFound:
-		return codes.NotFound
+		return codeNotFound
 	case http.StatusTooManyRequests:
-		return codes.ResourceExhausted
+		return codeResourceExhausted
 	case http.StatusServiceUnavailable:
-		return codes.Unavailable
+		return codeUnavailable
 	}
-	return codes.Internal
+	return codeInternal
 }
 
 // linesResponse is the answer of /v1/lines.

@@ -227,8 +227,15 @@ func TestDocsCommands(t *testing.T) {
 // checkGoCommand checks go test [-run X] [-bench B] ./pkg/: the package
 // exists and holds a benchmark matching B.
 func checkGoCommand(args []string) error {
+	if len(args) > 1 && args[0] == "run" {
+		files, err := filepath.Glob(filepath.Join("../..", args[1], "main.go"))
+		if err != nil || len(files) == 0 || !strings.HasPrefix(args[1], "./") {
+			return fmt.Errorf("go run %s: no main.go in the repository there", args[1])
+		}
+		return nil
+	}
 	if len(args) == 0 || args[0] != "test" {
-		return fmt.Errorf("go: only go test is documented")
+		return fmt.Errorf("go: only go test and go run ./... are documented")
 	}
 	var bench string
 	var pkgs []string
@@ -378,11 +385,17 @@ func TestDocsRun(t *testing.T) {
 		text := strings.NewReplacer("localhost:9200", esAddr, "localhost:4318", gatewayAddr).Replace(l.text)
 		follows := strings.Contains(text, "sluice tail")
 		lctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+		if strings.Contains(text, "go run ") {
+			lctx, cancel = context.WithTimeout(t.Context(), 5*time.Minute) // the first build of the program
+		}
 		if follows {
 			lctx, cancel = context.WithTimeout(t.Context(), 8*time.Second)
 		}
 		cmd := exec.CommandContext(lctx, "bash", "-c", text)
 		cmd.Dir, cmd.Env = work, env
+		if strings.Contains(text, "go run ./") {
+			cmd.Dir = "../.." // a program of the repository, run from its root
+		}
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		cmd.WaitDelay = 5 * time.Second

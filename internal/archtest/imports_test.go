@@ -21,6 +21,9 @@ const (
 	stage  = "stage"  // shipper/, router/, indexer/, gateway/: a pipeline stage, deployed on its own
 	shared = "shared" // internal/..., schemas/: what the stages share
 	tool   = "tool"   // cmd/, loadtest/, devstack/: built on the stages, never under them
+	// docs/examples/...: programs a user would write (the README runs
+	// them), so they import only public libraries, nothing of Sluice.
+	example = "example"
 )
 
 // kinds classifies a package by the first element of its path in the
@@ -36,6 +39,7 @@ var kinds = map[string]string{
 	"cmd":      tool,
 	"loadtest": tool,
 	"devstack": tool,
+	"docs":     example,
 }
 
 // otherModules are the repository's other modules. They build on this one
@@ -70,6 +74,8 @@ func violation(dir, path string) string {
 		case tool:
 			return "internal/ and schemas/ never import a tool (cmd/, loadtest/, devstack/)"
 		}
+	case example:
+		return "an example in docs/ is what a user would write: it imports public libraries only"
 	case tool:
 		switch {
 		case from == "loadtest" && top == "cmd":

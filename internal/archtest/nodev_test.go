@@ -23,6 +23,10 @@ var devOnly = []string{
 	module + "/internal/shipbench",
 	"github.com/twmb/franz-go/pkg/kfake", // the embedded Kafka
 	"gonum.org/v1/plot",                  // the load test's charts
+	// gRPC's library: the tests' OTLP/gRPC client. The gateway serves
+	// OTLP/gRPC without it; linked, it costs every process ~4 MB at start.
+	"google.golang.org/grpc",
+	"go.opentelemetry.io/proto/otlp/collector", // its gRPC service links the library
 	"testing",
 }
 
