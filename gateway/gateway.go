@@ -148,7 +148,7 @@ func (g *Gateway) serve(ln net.Listener, h http.Handler, protocols *http.Protoco
 		WriteTimeout:   g.cfg.ReadTimeout + g.cfg.AckTimeout + 5*time.Second,
 		IdleTimeout:    g.cfg.IdleTimeout,
 		MaxHeaderBytes: 64 << 10,
-		TLSConfig:      g.tls,
+		TLSConfig:      g.tls.Clone(), // each server sets its own NextProtos
 		Protocols:      protocols,
 		HTTP2:          &http.HTTP2Config{MaxConcurrentStreams: grpcStreamsPerConn},
 		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
