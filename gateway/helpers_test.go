@@ -51,16 +51,7 @@ type testEnv struct {
 // (SLUICE_GATEWAY_*).
 func startEnv(t testing.TB, env map[string]string) *testEnv {
 	t.Helper()
-	c := kafkatest.Cluster(t, kafkatest.Superuser("admin", "admin-secret"), kafkatest.ACLs())
-	admin := kafkatest.Client(t, c, kafkatest.SCRAM("admin", "admin-secret"))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for _, tenant := range testTenants {
-		spec := kafka.TenantSpec{Partitions: 1, ReplicationFactor: -1, Password: tenant + "-secret"}
-		if _, err := kafka.ProvisionTenant(ctx, kadm.NewClient(admin), kafka.Topics{Prefix: "logs"}, tenant, spec); err != nil {
-			t.Fatalf("provision %s: %v", tenant, err)
-		}
-	}
+	c, admin := startCluster(t)
 	vars := map[string]string{
 		"SLUICE_KAFKA_BROKERS":        strings.Join(c.ListenAddrs(), ","),
 		"SLUICE_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
@@ -118,6 +109,24 @@ func (e *testEnv) throttleProduce(ms int32) {
 		}
 		return resp, nil, true
 	})
+}
+
+// startCluster starts a kfake cluster with SASL SCRAM and ACLs enforced,
+// and the test tenants provisioned as sluice tenant create does; it
+// returns it and its superuser's client.
+func startCluster(t testing.TB) (*kfake.Cluster, *kgo.Client) {
+	t.Helper()
+	c := kafkatest.Cluster(t, kafkatest.Superuser("admin", "admin-secret"), kafkatest.ACLs())
+	admin := kafkatest.Client(t, c, kafkatest.SCRAM("admin", "admin-secret"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, tenant := range testTenants {
+		spec := kafka.TenantSpec{Partitions: 1, ReplicationFactor: -1, Password: tenant + "-secret"}
+		if _, err := kafka.ProvisionTenant(ctx, kadm.NewClient(admin), kafka.Topics{Prefix: "logs"}, tenant, spec); err != nil {
+			t.Fatalf("provision %s: %v", tenant, err)
+		}
+	}
+	return c, admin
 }
 
 // basic is the Authorization header of user and password.

@@ -71,6 +71,6 @@ func run(ctx context.Context, messages []string) error {
 	if exportErr != nil {
 		return exportErr
 	}
-	fmt.Printf("sent %d log records\n", len(messages))
+	fmt.Printf("sent %d log record(s)\n", len(messages))
 	return nil
 }
