@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"runtime/debug"
 
 	"github.com/sluicelogs/sluice/gateway"
 	"github.com/sluicelogs/sluice/internal/cli"
@@ -18,6 +20,17 @@ func gatewayCommand() *cli.Command {
 			"every record of it. Stateless: scale by adding replicas.",
 		func(c *gateway.Config) telemetry.Config { return c.Telemetry },
 		func(ctx context.Context, cfg gateway.Config, st stage) error {
+			// The gateway's live heap is small (the requests in flight) and
+			// each request allocates its decoded message and records, so at
+			// GOGC=100 it collects very often: on BenchmarkOTLPHTTP GOGC=200
+			// costs 25-30% less CPU per record for about 13 MB more memory.
+			// The in-flight bytes stay bounded (SLUICE_GATEWAY_MAX_INFLIGHT_BYTES),
+			// and GOMEMLIMIT, which the chart sets from the memory limit,
+			// makes the collector work harder near the limit. An explicit
+			// GOGC wins. (The shipper keeps GOGC=100: it runs on every node.)
+			if os.Getenv("GOGC") == "" {
+				debug.SetGCPercent(200)
+			}
 			g, err := gateway.New(cfg, gateway.Options{Logger: st.log, Registerer: st.reg, Ready: st.ready, Version: version})
 			if err != nil {
 				return err
