@@ -285,37 +285,73 @@ func TestDevGateway(t *testing.T) {
 	if ep.Gateway == "" || !strings.Contains(out.String(), ep.Gateway+"/v1/lines") {
 		t.Fatalf("gateway %q not in the banner:\n%s", ep.Gateway, out.String())
 	}
-	ctx := t.Context()
 	cl := kafkatest.ClientAt(t, ep.Brokers)
-	if _, err := kafka.ProvisionTenant(ctx, kadm.NewClient(cl), kafka.Topics{Prefix: "logs"}, "gamma", kafka.TenantSpec{Partitions: 3, ReplicationFactor: -1}); err != nil {
+	if _, err := kafka.ProvisionTenant(t.Context(), kadm.NewClient(cl), kafka.Topics{Prefix: "logs"}, "gamma", kafka.TenantSpec{Partitions: 3, ReplicationFactor: -1}); err != nil {
 		t.Fatal(err)
 	}
-	send := func(user, contentType, body string) (int, string) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+ep.Gateway+"/v1/lines", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.SetBasicAuth(user, "")
-		req.Header.Set("Content-Type", contentType)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
-	}
-	if code, body := send("gamma", "text/plain", "gateway one\ngateway two\n"); code != 200 || !strings.Contains(body, `"accepted":2`) {
-		t.Fatalf("text lines: %d %s", code, body)
-	}
-	if code, body := send("gamma", "application/x-ndjson", `{"msg":"gateway three","level":"info"}`+"\n"); code != 200 || !strings.Contains(body, `"accepted":1`) {
-		t.Fatalf("NDJSON line: %d %s", code, body)
-	}
+	checkDevGateway(t, ep, "")
 	// A tenant without topics has nowhere to send.
-	if code, body := send("nobody", "text/plain", "lost\n"); code != http.StatusNotFound {
+	if code, body := sendLines(t, ep, "nobody", "", "text/plain", "lost\n"); code != http.StatusNotFound {
 		t.Errorf("tenant without a raw topic: %d %s, want 404", code, body)
 	}
+}
 
+// TestDevGatewaySASL: with SLUICE_KAFKA_* naming a Kafka with SASL SCRAM
+// and ACLs, the dev stack's stages use the given user, and the gateway
+// authenticates each request as its tenant's own Kafka user, as in
+// production: the tenant's password passes, a wrong one or an unknown
+// user is the same 401, and what passed is indexed.
+func TestDevGatewaySASL(t *testing.T) {
+	c := kafkatest.Cluster(t, kafkatest.Superuser("admin", "admin-secret"), kafkatest.ACLs())
+	admin := kafkatest.Client(t, c, kafkatest.SCRAM("admin", "admin-secret"))
+	if _, err := kafka.ProvisionTenant(t.Context(), kadm.NewClient(admin), kafka.Topics{Prefix: "logs"}, "gamma",
+		kafka.TenantSpec{Partitions: 3, ReplicationFactor: -1, Password: "gamma-secret"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Dir: t.TempDir(), ESAddr: "127.0.0.1:0", GatewayAddr: "127.0.0.1:0",
+		Telemetry: Telemetry{LogFormat: "text", LogLevel: "warn"}}
+	ep, _ := startStack(t, cfg, Options{Env: envconfig.MapLookuper(map[string]string{
+		"SLUICE_KAFKA_BROKERS":        strings.Join(c.ListenAddrs(), ","),
+		"SLUICE_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+		"SLUICE_KAFKA_SASL_USERNAME":  "admin",
+		"SLUICE_KAFKA_SASL_PASSWORD":  "admin-secret",
+	})})
+	code1, body1 := sendLines(t, ep, "gamma", "wrong", "text/plain", "refused\n")
+	code2, body2 := sendLines(t, ep, "nobody", "x", "text/plain", "refused\n")
+	if code1 != http.StatusUnauthorized || code2 != code1 || body1 != body2 {
+		t.Fatalf("wrong password: %d %s; unknown user: %d %s", code1, body1, code2, body2)
+	}
+	checkDevGateway(t, ep, "gamma-secret")
+}
+
+// sendLines posts body to the dev gateway's /v1/lines as user.
+func sendLines(t *testing.T, ep Endpoints, user, password, contentType, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+ep.Gateway+"/v1/lines", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(user, password)
+	req.Header.Set("Content-Type", contentType)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// checkDevGateway sends three lines as tenant gamma (with password) and
+// waits for them in gamma's index.
+func checkDevGateway(t *testing.T, ep Endpoints, password string) {
+	t.Helper()
+	if code, body := sendLines(t, ep, "gamma", password, "text/plain", "gateway one\ngateway two\n"); code != 200 || !strings.Contains(body, `"accepted":2`) {
+		t.Fatalf("text lines: %d %s", code, body)
+	}
+	if code, body := sendLines(t, ep, "gamma", password, "application/x-ndjson", `{"msg":"gateway three","level":"info"}`+"\n"); code != 200 || !strings.Contains(body, `"accepted":1`) {
+		t.Fatalf("NDJSON line: %d %s", code, body)
+	}
 	index := indexer.IndexName("sluice", "gamma", "", time.Now().UTC(), time.UTC)
 	testwait.For(t, 60*time.Second, "the gateway's lines indexed", func() (bool, string) {
 		res, err := http.Post(ep.ESURL+"/"+index+"/_count", "application/json", strings.NewReader(`{"query":{"prefix":{"log":"gateway"}}}`))
