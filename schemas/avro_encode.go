@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -247,7 +248,16 @@ type kvAny struct {
 type scratch struct {
 	strs []kvString
 	anys []kvAny
+	// order is the sorted key set of the last attribute map sortedAny
+	// sorted here, copied into memory of its own (see remember).
+	order []string
 }
+
+// Bounds on the key set a scratch remembers: one string holds its keys.
+const (
+	maxRememberedKeys     = 64
+	maxRememberedKeyBytes = 4096
+)
 
 // maxPooledScratch keeps one record with a huge map from pinning a huge
 // buffer in the pool.
@@ -279,15 +289,58 @@ func sortedStrings(sc *scratch, m map[string]string) []kvString {
 	return kvs
 }
 
-// sortedAny returns m's entries sorted by key, in sc's storage.
+// sortedAny returns m's entries sorted by key, in sc's storage. The
+// records of one source mostly have the same attribute keys (an
+// application's, a pipeline's, an OTLP resource's), so sc remembers the
+// last key set it sorted, and a map of the same keys is read in that
+// order: a lookup per key costs less than sorting again (on the gateway's
+// records of 15 attributes, the sort was half the cost of encoding).
 func sortedAny(sc *scratch, m map[string]any) []kvAny {
 	kvs := sc.anys[:0]
+	if len(m) == len(sc.order) {
+		for _, k := range sc.order {
+			v, ok := m[k]
+			if !ok {
+				break
+			}
+			kvs = append(kvs, kvAny{k, v})
+		}
+		if len(kvs) == len(m) { // every key of the order, and no other
+			sc.anys = kvs
+			return kvs
+		}
+		kvs = kvs[:0]
+	}
 	for k, v := range m {
 		kvs = append(kvs, kvAny{k, v})
 	}
 	slices.SortFunc(kvs, func(a, b kvAny) int { return cmp.Compare(a.k, b.k) })
 	sc.anys = kvs
+	sc.remember(kvs)
 	return kvs
+}
+
+// remember keeps the keys of kvs, in their order, for sortedAny: copied
+// into one string, so that the pool keeps no record's memory alive.
+func (sc *scratch) remember(kvs []kvAny) {
+	sc.order = sc.order[:0]
+	n := 0
+	for _, kv := range kvs {
+		n += len(kv.k)
+	}
+	if len(kvs) > maxRememberedKeys || n > maxRememberedKeyBytes {
+		return
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, kv := range kvs {
+		b.WriteString(kv.k)
+	}
+	all := b.String()
+	for _, kv := range kvs {
+		sc.order = append(sc.order, all[:len(kv.k)])
+		all = all[len(kv.k):]
+	}
 }
 
 // appendAvroKubernetes writes k as the kubernetes record of the current
