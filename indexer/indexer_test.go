@@ -71,6 +71,18 @@ func runIndexer(t testing.TB, cfg Config) (*Indexer, *prometheus.Registry, func(
 	return runIndexerWith(t, cfg, o)
 }
 
+// waitTemplates waits for the indexer's two index templates: it consumes
+// only once both are in place, so a fault set before then would hold it
+// in its start.
+func waitTemplates(t testing.TB, es *eslite.Store) {
+	t.Helper()
+	testwait.For(t, 10*time.Second, "the index templates", func() (bool, string) {
+		_, a := es.Template("sluice")
+		_, b := es.Template("sluice-shared")
+		return a && b, fmt.Sprintf("sluice %v, sluice-shared %v", a, b)
+	})
+}
+
 // runIndexerWith is runIndexer with the given options (a registry of its
 // own is set).
 func runIndexerWith(t testing.TB, cfg Config, o Options) (*Indexer, *prometheus.Registry, func()) {
@@ -282,7 +294,7 @@ func TestIndexerFaults(t *testing.T) {
 	putTemplate(t, es.URL(), "broken-pay", broken)
 
 	_, reg, stop := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), nil))
-	testwait.For(t, 10*time.Second, "the index template", func() (bool, string) { _, ok := es.Template("sluice"); return ok, "" })
+	waitTemplates(t, es)
 	// code is a number in the shop index (a document says so first) and
 	// a word in some records: those are rescued.
 	esBulk(t, es.URL(), `{"create":{"_index":"`+IndexName("sluice", "shop", "", eventDay, time.UTC)+`","_id":"seed"}}`+"\n"+`{"code":1}`+"\n")

@@ -2,12 +2,14 @@ package indexer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelogs/sluice/internal/eslite"
@@ -67,16 +69,27 @@ func TestIndexerPausesWhileElasticsearchIsDown(t *testing.T) {
 	cl := kafkatest.Client(t, c, kgo.DefaultProduceTopic("logs.parsed.shop"))
 	adm := kadm.NewClient(cl)
 	_, reg, stop := runIndexer(t, testConfig(t, c.ListenAddrs(), es.URL(), map[string]string{"SLUICE_INDEXER_WORKERS": "2"}))
-	testwait.For(t, 10*time.Second, "the index template", func() (bool, string) { _, ok := es.Template("sluice"); return ok, "" })
+	waitTemplates(t, es)
 
 	es.SetFaults(eslite.Faults{Down: true})
 	var s sent
 	for range 20 {
 		s.produce(t, cl, "logs.parsed.shop", 500, 0, nil) // ~3.5 MiB of documents, far more than 3 batches of 16 KiB
 	}
+	// The indexer has joined its group, read records and retried them
+	// (under the race detector joining can take seconds), and has then
+	// had a while to commit what it must not.
+	testwait.For(t, 30*time.Second, "records pending and retried", func() (bool, string) {
+		pending := metricValue(t, reg, "sluice_indexer_pending_records", map[string]string{"tenant": "shop"})
+		retried := metricValue(t, reg, "sluice_indexer_docs_retried_total", map[string]string{"tenant": "shop", "reason": "server_error"})
+		return pending > 0 && retried > 0, fmt.Sprintf("%v pending, %v retried", pending, retried)
+	})
 	time.Sleep(1500 * time.Millisecond)
 	committed, err := adm.FetchOffsets(context.Background(), "sluice-indexer")
-	if err != nil {
+	switch {
+	case errors.Is(err, kerr.GroupIDNotFound):
+		// kfake knows a group once an offset is committed: none was.
+	case err != nil:
 		t.Fatal(err)
 	}
 	committed.Each(func(o kadm.OffsetResponse) {
@@ -89,9 +102,6 @@ func TestIndexerPausesWhileElasticsearchIsDown(t *testing.T) {
 	pending := metricValue(t, reg, "sluice_indexer_pending_records", map[string]string{"tenant": "shop"})
 	if pending == 0 || pending > 10_000+3*100 {
 		t.Errorf("%v records pending while Elasticsearch is down", pending)
-	}
-	if got := metricValue(t, reg, "sluice_indexer_docs_retried_total", map[string]string{"tenant": "shop", "reason": "server_error"}); got == 0 {
-		t.Errorf("no retries counted")
 	}
 	if len(es.IDs()) != 0 {
 		t.Errorf("documents stored while down")
