@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -67,7 +66,7 @@ func benchRequest(n int) []byte {
 func BenchmarkOTLPHTTP(b *testing.B) {
 	apptest.Binary(b) // built before anything is timed
 	c, _ := startCluster(b)
-	addr := freeAddr(b)
+	addr := apptest.FreeAddr(b)
 	gw := apptest.Start(b, apptest.Config{Args: []string{"gateway"}, Telemetry: true, OnlyEnv: true, Env: []string{
 		"SLUICE_KAFKA_BROKERS=" + strings.Join(c.ListenAddrs(), ","),
 		"SLUICE_KAFKA_SASL_MECHANISM=SCRAM-SHA-512",
@@ -144,16 +143,6 @@ func BenchmarkOTLPHTTP(b *testing.B) {
 	b.ReportMetric(records/(after.CPU-before.CPU).Seconds(), "records/cpu-s")
 	b.ReportMetric(float64(after.HWM)/1e6, "peak-RSS-MB")
 	b.ReportMetric(0, "ns/op")
-}
-
-// freeAddr is a loopback address free now.
-func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func TestMain(m *testing.M) { os.Exit(apptest.Main(m)) }

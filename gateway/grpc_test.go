@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"fmt"
 	"net/http"
@@ -146,15 +145,9 @@ func mustFail(t *testing.T, cl collogs.LogsServiceClient, ctx context.Context, r
 // TestGatewayOTLPGRPCTLS: with TLS, gRPC is HTTP/2 by ALPN, and mutual TLS
 // holds for it as for HTTP.
 func TestGatewayOTLPGRPCTLS(t *testing.T) {
-	server, client, env := tlsFiles(t)
+	roots, cert, env := tlsFiles(t)
 	env["SLUICE_GATEWAY_GRPC_ADDR"] = "127.0.0.1:0"
 	e := startEnv(t, env)
-	roots := x509.NewCertPool()
-	roots.AddCert(server.Cert)
-	cert, err := tls.X509KeyPair(client.CertPEM, client.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
 	_, cl := grpcClient(t, e.g.GRPCAddr(), grpccreds.NewTLS(&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}}))
 	if _, err := cl.Export(withAuth("shop", "shop-secret"), otlpRequest(nil, otlpLines(2, "tls")...)); err != nil {
 		t.Fatalf("with a client certificate: %v", err)

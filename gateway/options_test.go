@@ -21,12 +21,13 @@ import (
 	"github.com/sluicelogs/sluice/internal/testcerts"
 )
 
-// tlsFiles writes a server's and a client's certificates and returns them
-// with the settings of a gateway serving TLS to clients the client's
-// certificate (its own CA) signed.
-func tlsFiles(t *testing.T) (server, client testcerts.Pair, env map[string]string) {
+// tlsFiles writes a server's and a client's certificates and returns the
+// settings of a gateway serving TLS to clients the client's certificate
+// (its own CA) signed, with what a client needs: the roots that trust the
+// server, and the client's certificate.
+func tlsFiles(t *testing.T) (roots *x509.CertPool, cert tls.Certificate, env map[string]string) {
 	dir := t.TempDir()
-	server, client = testcerts.SelfSigned(t, "gateway"), testcerts.SelfSigned(t, "client")
+	server, client := testcerts.SelfSigned(t, "gateway"), testcerts.SelfSigned(t, "client")
 	write := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, b, 0o600); err != nil {
@@ -34,7 +35,13 @@ func tlsFiles(t *testing.T) (server, client testcerts.Pair, env map[string]strin
 		}
 		return p
 	}
-	return server, client, map[string]string{
+	roots = x509.NewCertPool()
+	roots.AddCert(server.Cert)
+	cert, err := tls.X509KeyPair(client.CertPEM, client.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return roots, cert, map[string]string{
 		"SLUICE_GATEWAY_TLS_CERT_FILE":      write("server.pem", server.CertPEM),
 		"SLUICE_GATEWAY_TLS_KEY_FILE":       write("server.key", server.KeyPEM),
 		"SLUICE_GATEWAY_TLS_CLIENT_CA_FILE": write("client-ca.pem", client.CertPEM),
@@ -45,14 +52,8 @@ func tlsFiles(t *testing.T) (server, client testcerts.Pair, env map[string]strin
 // only clients presenting a certificate that CA signed, besides their
 // credentials.
 func TestGatewayMutualTLS(t *testing.T) {
-	server, client, env := tlsFiles(t)
+	roots, cert, env := tlsFiles(t)
 	e := startEnv(t, env)
-	roots := x509.NewCertPool()
-	roots.AddCert(server.Cert)
-	cert, err := tls.X509KeyPair(client.CertPEM, client.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
 	body, _ := proto.Marshal(otlpRequest(nil, otlpLines(2, "tls")...))
 	post := func(certs []tls.Certificate) (int, error) {
 		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: certs}}

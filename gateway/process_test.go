@@ -25,7 +25,7 @@ import (
 // wrote have the ids of the first, so the indexer stores each record once.
 func TestGatewaySurvivesKill9(t *testing.T) {
 	c, admin := startCluster(t)
-	addr := freeAddr(t)
+	addr := apptest.FreeAddr(t)
 	gw := apptest.Start(t, apptest.Config{Args: []string{"gateway"}, Telemetry: true, Env: []string{
 		"SLUICE_KAFKA_BROKERS=" + strings.Join(c.ListenAddrs(), ","),
 		"SLUICE_KAFKA_SASL_MECHANISM=SCRAM-SHA-512",

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -313,16 +312,6 @@ func checkKubectl(args []string, exists func(string) error, values string) error
 	return nil
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // TestDocsRun runs the blocks marked <!-- run: dev --> line by line with
 // bash in a directory where bin/sluice is the real binary, while that
 // binary runs `sluice dev` (with its demo) on free ports. localhost:9200 in
@@ -351,7 +340,7 @@ func TestDocsRun(t *testing.T) {
 	if err := os.Symlink(bin, filepath.Join(work, "bin", "sluice")); err != nil {
 		t.Fatal(err)
 	}
-	kafkaAddr, esAddr, telemetryAddr, gatewayAddr := freePort(t), freePort(t), freePort(t), freePort(t)
+	kafkaAddr, esAddr, telemetryAddr, gatewayAddr := apptest.FreeAddr(t), apptest.FreeAddr(t), apptest.FreeAddr(t), apptest.FreeAddr(t)
 	env := append(os.Environ(),
 		"SLUICE_KAFKA_BROKERS="+kafkaAddr,
 		"SLUICE_ELASTICSEARCH_URLS=http://"+esAddr,

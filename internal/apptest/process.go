@@ -97,6 +97,17 @@ func New(cfg Config) (*Process, error) {
 }
 
 // freeAddr returns a loopback address with a port free at the time.
+// FreeAddr returns a loopback address (127.0.0.1:port) free now, for a
+// process under test to listen on.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	addr, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
 func freeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
