@@ -185,7 +185,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		p.SetHTTP1(true) // answered 505, rather than a closed connection
 		p.SetHTTP2(true)
 		p.SetUnencryptedHTTP2(g.tls == nil)
-		grpcSrv = g.serve(g.grpcLn, g.grpcHandler(), p, errs)
+		grpcSrv = g.serve(g.grpcLn, http.HandlerFunc(g.serveGRPC), p, errs)
 	}
 	sweep := time.NewTicker(min(g.cfg.ClientIdle, g.cfg.AuthTTL, 30*time.Second))
 	defer sweep.Stop()

@@ -37,13 +37,9 @@ const grpcExportPath = "/opentelemetry.proto.collector.logs.v1.LogsService/Expor
 // the gRPC listener holds.
 const grpcStreamsPerConn = 16
 
-// grpcHandler serves LogsService.Export: what POST /v1/logs does in
+// serveGRPC serves LogsService.Export: what POST /v1/logs does in
 // protobuf, with the credentials in the authorization metadata (Basic or
 // Bearer, as the HTTP header) and the idempotency key in idempotency-key.
-func (g *Gateway) grpcHandler() http.Handler {
-	return http.HandlerFunc(g.serveGRPC)
-}
-
 func (g *Gateway) serveGRPC(w http.ResponseWriter, r *http.Request) {
 	received := g.now()
 	if r.ProtoMajor != 2 {

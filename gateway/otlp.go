@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"math"
 	"strconv"
 	"strings"
@@ -251,9 +252,10 @@ const maxAttributes = 1000
 // errTooManyAttributes rejects a record over maxAttributes.
 var errTooManyAttributes = fmt.Errorf("more than %d attributes (resource, scope and record together)", maxAttributes)
 
-// record maps one OTLP log record of resource ri and scope sc to a Record.
-func (m *mapper) record(ri *resourceInfo, scopeAttrs map[string]any, lr *logs.LogRecord) (schemas.Record, error) {
-	if len(ri.attrs)+len(scopeAttrs)+len(lr.Attributes) > maxAttributes {
+// record maps one OTLP log record of resource ri to a Record; base is
+// what its resource and scope give it (scopeAttributes).
+func (m *mapper) record(ri *resourceInfo, base map[string]any, lr *logs.LogRecord) (schemas.Record, error) {
+	if len(base)+len(lr.Attributes) > maxAttributes {
 		return schemas.Record{}, errTooManyAttributes
 	}
 	rec := schemas.Record{
@@ -286,16 +288,11 @@ func (m *mapper) record(ri *resourceInfo, scopeAttrs map[string]any, lr *logs.Lo
 	// One map serves every record of the request (see each).
 	attrs := m.attrs
 	if attrs == nil {
-		attrs = make(map[string]any, len(ri.attrs)+len(scopeAttrs)+len(lr.Attributes)+4)
+		attrs = make(map[string]any, len(base)+len(lr.Attributes)+4)
 		m.attrs = attrs
 	}
 	clear(attrs)
-	for k, v := range ri.attrs {
-		attrs[k] = v
-	}
-	for k, v := range scopeAttrs {
-		attrs[k] = v
-	}
+	maps.Copy(attrs, base)
 	for _, kv := range lr.Attributes {
 		key := kv.GetKey()
 		if key == "" {
@@ -340,12 +337,15 @@ func (m *mapper) record(ri *resourceInfo, scopeAttrs map[string]any, lr *logs.Lo
 	return rec, nil
 }
 
-// scope returns the attributes a scope gives its records.
-func scopeAttributes(sc *common.InstrumentationScope) map[string]any {
-	if sc == nil {
-		return nil
+// scopeAttributes returns the attributes every record of a scope starts
+// from: its resource's, then the scope's own, which win. They are merged
+// once for all the scope's records rather than for each.
+func scopeAttributes(resource map[string]any, sc *common.InstrumentationScope) map[string]any {
+	if sc == nil || (len(sc.Attributes) == 0 && sc.Name == "" && sc.Version == "") {
+		return resource
 	}
-	attrs := make(map[string]any, len(sc.Attributes)+2)
+	attrs := make(map[string]any, len(resource)+len(sc.Attributes)+2)
+	maps.Copy(attrs, resource)
 	for _, kv := range sc.Attributes {
 		if kv.GetKey() != "" {
 			addAttr(attrs, kv.GetKey(), kv.GetValue(), 0)
@@ -492,9 +492,9 @@ func (m *mapper) each(req *logs.LogsData, fn func(i int, rec *schemas.Record, er
 	for _, rl := range req.ResourceLogs {
 		ri := m.resource(rl.GetResource().GetAttributes())
 		for _, sl := range rl.GetScopeLogs() {
-			sa := scopeAttributes(sl.GetScope())
+			base := scopeAttributes(ri.attrs, sl.GetScope())
 			for _, lr := range sl.GetLogRecords() {
-				rec, err := m.record(&ri, sa, lr)
+				rec, err := m.record(&ri, base, lr)
 				fn(i, &rec, err)
 				i++
 			}

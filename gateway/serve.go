@@ -173,7 +173,6 @@ func writeOTLPFailure(w http.ResponseWriter, c *call, f *failure, asJSON bool) {
 
 // gRPC status codes (google.rpc.Code) the gateway answers with.
 const (
-	codeOK                = 0
 	codeInvalidArgument   = 3
 	codeNotFound          = 5
 	codePermissionDenied  = 7
