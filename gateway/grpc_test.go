@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -239,4 +241,87 @@ func FuzzGRPCMessage(f *testing.F) {
 			t.Fatalf("%d bytes still held", n)
 		}
 	})
+}
+
+// TestGatewayGRPCFloodingTenantBesideHealthy: on the gRPC listener, whose
+// connections, streams and byte bounds all tenants share, a tenant
+// flooding it with large calls from 16 goroutines is refused with
+// RESOURCE_EXHAUSTED and RetryInfo, while every call of a healthy tenant
+// beside it is acknowledged within the bound.
+func TestGatewayGRPCFloodingTenantBesideHealthy(t *testing.T) {
+	e := startEnv(t, map[string]string{
+		"SLUICE_GATEWAY_GRPC_ADDR":                      "127.0.0.1:0",
+		"SLUICE_GATEWAY_MAX_BODY_BYTES":                 "1048576",
+		"SLUICE_GATEWAY_MAX_DECOMPRESSED_BYTES":         "1048576",
+		"SLUICE_GATEWAY_MAX_INFLIGHT_BYTES":             "8388608",
+		"SLUICE_GATEWAY_TENANT_MAX_INFLIGHT_BYTES":      "2097152",
+		"SLUICE_GATEWAY_MAX_CONCURRENT_REQUESTS":        "64",
+		"SLUICE_GATEWAY_TENANT_MAX_CONCURRENT_REQUESTS": "8",
+		"SLUICE_GATEWAY_MAX_RECORDS_PER_REQUEST":        "20000",
+	})
+	_, flooder := grpcClient(t, e.g.GRPCAddr(), nil)
+	_, healthy := grpcClient(t, e.g.GRPCAddr(), nil)
+	webCtx, shopCtx := withAuth("web", "web-secret"), withAuth("shop", "shop-secret")
+	// Both tenants' clients are made first: the bound is on the steady
+	// state, not on a first SASL handshake.
+	for _, c := range []struct {
+		cl  collogs.LogsServiceClient
+		ctx context.Context
+	}{{flooder, webCtx}, {healthy, shopCtx}} {
+		if _, err := c.cl.Export(c.ctx, otlpRequest(nil, otlpLines(1, "warm up")...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flood := otlpRequest(nil, otlpLines(3000, "flooding line of about sixty bytes, sent over and over")...)
+	var (
+		stop                     atomic.Bool
+		accepted, refused, other atomic.Int64
+		wg                       sync.WaitGroup
+		noRetryInfo              atomic.Int64
+	)
+	for range 16 {
+		wg.Go(func() {
+			for !stop.Load() {
+				_, err := flooder.Export(webCtx, flood)
+				switch st := status.Convert(err); {
+				case err == nil:
+					accepted.Add(1)
+				case st.Code() == codes.ResourceExhausted:
+					refused.Add(1)
+					if !slices.ContainsFunc(st.Details(), func(d any) bool { _, ok := d.(*errdetails.RetryInfo); return ok }) {
+						noRetryInfo.Add(1)
+					}
+				default:
+					other.Add(1)
+				}
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond) // the flood builds up
+	const requests, per = 20, 100
+	var worst time.Duration
+	for i := range requests {
+		start := time.Now()
+		resp, err := healthy.Export(shopCtx, otlpRequest(nil, otlpLines(per, fmt.Sprint("healthy ", i))...))
+		d := time.Since(start)
+		worst = max(worst, d)
+		if err != nil || resp.GetPartialSuccess() != nil {
+			t.Errorf("shop's call %d: %v %v", i, resp, err)
+		}
+		if d > healthyBound {
+			t.Errorf("shop's call %d took %s, more than %s", i, d, healthyBound)
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	t.Logf("shop: %d calls of %d records, worst %s; web: %d accepted, %d refused, %d other", requests, per, worst, accepted.Load(), refused.Load(), other.Load())
+	if refused.Load() == 0 || other.Load() > 0 || noRetryInfo.Load() > 0 {
+		t.Errorf("the flooding tenant: %d refused (%d without RetryInfo), %d other answers", refused.Load(), noRetryInfo.Load(), other.Load())
+	}
+	if got := len(e.readRaw(t, "shop")); got != requests*per+1 {
+		t.Errorf("shop's topic has %d records, want %d", got, requests*per+1)
+	}
+	if got := e.g.lim.inflight(); got != 0 {
+		t.Errorf("%d bytes still held", got)
+	}
 }
